@@ -1,0 +1,53 @@
+// Private to engine/io: the storage behind TensorStore, shared by the safetensors and .pth readers.
+#pragma once
+
+#include "io/io.h"
+#include "io/mapped_file.h"
+
+#include <unordered_map>
+
+namespace wan::io {
+
+struct StoreEntry {
+    TensorInfo info;
+    std::shared_ptr<MappedFile> file;
+};
+
+struct TensorStore::Impl {
+    std::string source;
+    std::vector<std::string> names;
+    std::unordered_map<std::string, StoreEntry> entries;
+    std::map<std::string, std::string> metadata;
+
+    /// Adds an entry; throws on a duplicate name (naming both files).
+    void add(StoreEntry entry);
+};
+
+/// Bytes per element; throws for dtypes a checkpoint cannot hold.
+size_t element_size(at::ScalarType dtype);
+
+/// Fills `impl` from one safetensors file (used for single files and for every shard).
+void read_safetensors_into(TensorStore::Impl& impl, const std::string& path);
+/// Fills `impl` from a torch.save zip archive.
+void read_pth_into(TensorStore::Impl& impl, const std::string& path);
+
+/// Writes `bytes` to `path` through a temporary file in the same folder and an atomic rename.
+class AtomicFileWriter {
+public:
+    explicit AtomicFileWriter(const std::string& path);
+    ~AtomicFileWriter();  ///< removes the temporary file unless commit() succeeded
+    AtomicFileWriter(const AtomicFileWriter&) = delete;
+    AtomicFileWriter& operator=(const AtomicFileWriter&) = delete;
+    void write(const void* data, size_t n);
+    uint64_t position() const { return pos_; }
+    void commit();
+
+private:
+    std::string path_;
+    std::string tmp_path_;
+    int fd_ = -1;
+    uint64_t pos_ = 0;
+    bool committed_ = false;
+};
+
+}  // namespace wan::io

@@ -1,0 +1,173 @@
+#include "golden.h"
+
+#include "core/core.h"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <dirent.h>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+#include <unistd.h>
+
+namespace wan::test {
+
+std::string test_data_dir() { return std::string(WAN_SOURCE_DIR) + "/tests/data"; }
+
+std::string golden_dir() {
+    const char* env = std::getenv("WAN_GOLDEN_DIR");
+    if (env && *env) return env;
+    return test_data_dir() + "/golden";
+}
+
+std::string tiny_ckpt_dir() { return golden_dir() + "/tiny-ckpt"; }
+
+namespace {
+std::vector<std::string>& temp_dirs() {
+    static std::vector<std::string> dirs;
+    return dirs;
+}
+void remove_temp_dirs() {
+    for (const auto& d : temp_dirs()) {
+        std::string cmd = "rm -rf '" + d + "'";
+        if (std::system(cmd.c_str()) != 0) { /* best effort */ }
+    }
+}
+}  // namespace
+
+std::string make_temp_dir(const std::string& tag) {
+    static std::once_flag once;
+    std::call_once(once, [] {
+        temp_dirs();  // construct before registering, so it is destroyed after the handler runs
+        std::atexit(remove_temp_dirs);
+    });
+    const char* base = std::getenv("TMPDIR");
+    std::string templ = std::string(base && *base ? base : "/tmp") + "/wan-test-" + tag + "-XXXXXX";
+    std::vector<char> buf(templ.begin(), templ.end());
+    buf.push_back('\0');
+    char* d = ::mkdtemp(buf.data());
+    WAN_CHECK(d != nullptr, "cannot create a temporary directory from %s", templ.c_str());
+    temp_dirs().push_back(d);
+    return d;
+}
+
+at::Tensor GoldenCase::get(const std::string& tensor) const {
+    WAN_CHECK(tensors.contains(tensor), "golden case '%s' has no tensor '%s'", name.c_str(), tensor.c_str());
+    return tensors.load(tensor);
+}
+
+std::vector<std::string> list_cases(const std::string& prefix) {
+    const std::string dir = golden_dir() + "/cases";
+    std::vector<std::string> out;
+    if (DIR* d = ::opendir(dir.c_str())) {
+        while (dirent* e = ::readdir(d)) {
+            std::string n = e->d_name;
+            const std::string ext = ".safetensors";
+            if (n.size() > ext.size() && n.compare(n.size() - ext.size(), ext.size(), ext) == 0 &&
+                n.compare(0, prefix.size(), prefix) == 0) {
+                out.push_back(n.substr(0, n.size() - ext.size()));
+            }
+        }
+        ::closedir(d);
+    }
+    std::sort(out.begin(), out.end());
+    EXPECT_FALSE(out.empty()) << "no golden case with prefix '" << prefix << "' in " << dir
+                              << " (parity tests never skip: set WAN_GOLDEN_DIR to a directory of cases)";
+    return out;
+}
+
+GoldenCase load_case(const std::string& name) {
+    const std::string base = golden_dir() + "/cases/" + name;
+    GoldenCase c;
+    c.name = name;
+    std::ifstream js(base + ".json");
+    if (js) {
+        c.meta = nlohmann::json::parse(js);
+    }
+    c.tensors = io::TensorStore::open_safetensors(base + ".safetensors");
+    return c;
+}
+
+Tolerance tolerance(const std::string& key) {
+    static nlohmann::json tol = [] {
+        std::ifstream f(golden_dir() + "/tolerances.json");
+        WAN_CHECK(bool(f), "cannot read %s/tolerances.json", golden_dir().c_str());
+        return nlohmann::json::parse(f);
+    }();
+    const auto& rec = tol.at("recommended");
+    std::string k = key;
+    while (true) {
+        if (rec.contains(k)) return {rec[k].at("atol").get<double>(), rec[k].at("rtol").get<double>()};
+        auto dot = k.find_last_of('.');
+        if (dot == std::string::npos) break;
+        k = k.substr(0, dot);
+    }
+    WAN_THROW("no tolerance for '%s' in %s/tolerances.json", key.c_str(), golden_dir().c_str());
+}
+
+namespace {
+std::string index_string(int64_t flat, at::IntArrayRef sizes) {
+    std::vector<int64_t> idx(sizes.size());
+    for (int64_t d = static_cast<int64_t>(sizes.size()) - 1; d >= 0; --d) {
+        idx[d] = sizes[d] ? flat % sizes[d] : 0;
+        flat = sizes[d] ? flat / sizes[d] : 0;
+    }
+    std::ostringstream os;
+    os << "[";
+    for (size_t i = 0; i < idx.size(); ++i) os << (i ? "," : "") << idx[i];
+    os << "]";
+    return os.str();
+}
+}  // namespace
+
+::testing::AssertionResult all_close(const at::Tensor& actual, const at::Tensor& expected, Tolerance tol,
+                                     const std::string& label) {
+    if (actual.sizes() != expected.sizes()) {
+        std::ostringstream os;
+        os << label << ": shape " << actual.sizes() << " != expected " << expected.sizes();
+        return ::testing::AssertionFailure() << os.str();
+    }
+    at::Tensor a = actual.detach().to(at::kCPU).to(at::kDouble).contiguous();
+    at::Tensor e = expected.detach().to(at::kCPU).to(at::kDouble).contiguous();
+    if (a.numel() == 0) return ::testing::AssertionSuccess();
+    at::Tensor err = (a - e).abs();
+    at::Tensor allowed = tol.atol + tol.rtol * e.abs();
+    at::Tensor excess = err - allowed;
+    // NaN in either tensor counts as a failure unless both are NaN at that place.
+    at::Tensor nan_bad = at::logical_xor(a.isnan(), e.isnan());
+    excess = at::where(nan_bad, at::full_like(excess, INFINITY), at::nan_to_num(excess, -1.0));
+    int64_t worst = excess.flatten().argmax().item<int64_t>();
+    double worst_excess = excess.flatten()[worst].item<double>();
+    int64_t bad = (excess > 0).sum().item<int64_t>();
+    double max_abs = at::nan_to_num(err, INFINITY).max().item<double>();
+    if (bad == 0) return ::testing::AssertionSuccess();
+    std::ostringstream os;
+    os.precision(9);
+    os << label << ": " << bad << " of " << a.numel() << " elements out of tolerance (atol " << tol.atol << ", rtol "
+       << tol.rtol << "); worst at " << index_string(worst, a.sizes()) << ": got " << a.flatten()[worst].item<double>()
+       << ", expected " << e.flatten()[worst].item<double>() << ", |err| " << err.flatten()[worst].item<double>()
+       << " (excess " << worst_excess << "); max |err| " << max_abs;
+    return ::testing::AssertionFailure() << os.str();
+}
+
+::testing::AssertionResult all_equal(const at::Tensor& actual, const at::Tensor& expected, const std::string& label) {
+    if (actual.sizes() != expected.sizes()) {
+        std::ostringstream os;
+        os << label << ": shape " << actual.sizes() << " != expected " << expected.sizes();
+        return ::testing::AssertionFailure() << os.str();
+    }
+    at::Tensor a = actual.detach().to(at::kCPU).contiguous();
+    at::Tensor e = expected.detach().to(at::kCPU).to(a.scalar_type()).contiguous();
+    at::Tensor ne = (a != e).flatten();
+    int64_t bad = ne.sum().item<int64_t>();
+    if (bad == 0) return ::testing::AssertionSuccess();
+    int64_t first = ne.to(at::kByte).argmax().item<int64_t>();
+    std::ostringstream os;
+    os << label << ": " << bad << " of " << a.numel() << " elements differ; first at " << index_string(first, a.sizes())
+       << ": got " << a.flatten()[first].item<double>() << ", expected " << e.flatten()[first].item<double>();
+    return ::testing::AssertionFailure() << os.str();
+}
+
+}  // namespace wan::test

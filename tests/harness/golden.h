@@ -1,0 +1,56 @@
+// Golden test harness: finds the golden directory, lists cases of a kind, loads their tensors and JSON,
+// reads the tolerances, and compares tensors reporting the worst element.
+// The directory comes from WAN_GOLDEN_DIR (the caller's value wins), default tests/data/golden.
+#pragma once
+
+#include "io/io.h"
+
+#include <ATen/core/Tensor.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+namespace wan::test {
+
+/// The golden directory (WAN_GOLDEN_DIR, else <source>/tests/data/golden).
+std::string golden_dir();
+/// `<golden>/tiny-ckpt`.
+std::string tiny_ckpt_dir();
+/// The repository's tests/data directory.
+std::string test_data_dir();
+/// A fresh empty directory under the system temp dir, removed at process exit.
+std::string make_temp_dir(const std::string& tag);
+
+/// One golden case: `<name>.json` (what it is) and `<name>.safetensors` (its tensors).
+struct GoldenCase {
+    std::string name;
+    nlohmann::json meta;
+    io::TensorStore tensors;
+    bool has(const std::string& tensor) const { return tensors.contains(tensor); }
+    /// An owned CPU copy of the tensor, in its stored dtype.
+    at::Tensor get(const std::string& tensor) const;
+};
+
+/// Case names (file stems) in `<golden>/cases` whose name starts with `prefix`, sorted. Never empty:
+/// a kind with no case fails the calling test (parity tests never skip).
+std::vector<std::string> list_cases(const std::string& prefix);
+GoldenCase load_case(const std::string& name);
+
+struct Tolerance {
+    double atol = 0;
+    double rtol = 0;
+};
+/// From tolerances.json "recommended": `key` exactly (e.g. "pipeline.final_latent") or its group ("dit").
+Tolerance tolerance(const std::string& key);
+
+/// |actual - expected| <= atol + rtol*|expected| everywhere (both converted to float64 on the CPU).
+/// On failure the message names `label`, the shapes, the worst element (index, both values, error), the
+/// count of elements out of tolerance and the max abs error.
+::testing::AssertionResult all_close(const at::Tensor& actual, const at::Tensor& expected, Tolerance tol,
+                                     const std::string& label);
+/// Exact equality (integers, token ids, masks), with the first mismatch reported.
+::testing::AssertionResult all_equal(const at::Tensor& actual, const at::Tensor& expected, const std::string& label);
+
+}  // namespace wan::test
