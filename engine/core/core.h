@@ -5,6 +5,7 @@
 #include <functional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace wan {
 
@@ -42,6 +43,86 @@ void log_message(LogLevel level, const char* fmt, ...) __attribute__((format(pri
 
 /// Program version ("0.1.0").
 const char* version_string();
+
+// ---- requests, progress, results: shared by the engine, the protocol and the app ------------------------
+
+/// Stages of one generation, in order. Zero is never a valid value.
+enum class Stage { Queued = 1, Text = 2, Denoise = 3, Decode = 4, Encode = 5, Done = 6 };
+const char* stage_name(Stage stage);
+
+/// Per-job settings (load-time settings live in the engine's config). Defaults are upstream generate.py's
+/// for T2V; a width/height of 0 means "the loaded model's default size".
+struct GenerationRequest {
+    std::string prompt;
+    std::string negative_prompt;   ///< empty → upstream's default (Chinese) negative prompt
+    int width = 0;                 ///< multiple of 16; 0 → model default (1.3B: 832, 14B: 1280, demo: 64)
+    int height = 0;                ///< multiple of 16; 0 → model default (1.3B: 480, 14B: 720, demo: 64)
+    int frame_num = 0;             ///< 4n+1; 0 → model default (81; demo: 9)
+    int sample_steps = 0;          ///< ≥ 1; 0 → model default (50; demo: 4)
+    double sample_shift = -1;      ///< > 0; < 0 → model default (5.0)
+    double guide_scale = -1;       ///< ≥ 0; < 0 → model default (5.0)
+    std::string solver = "unipc";  ///< "unipc" | "dpm++"
+    int64_t seed = -1;             ///< -1 → random; the seed used is reported in the result
+    std::string output_dir;        ///< where the MP4, PNG poster and JSON go (empty → no files, tensors only)
+    std::string init_noise;        ///< optional safetensors file with tensor "noise" [16,T,h,w]
+    std::string save_latents;      ///< optional safetensors file for "latent" and "video" (float32)
+    bool use_prompt_extend = false;
+    std::string extend_target_lang = "zh";
+    std::string original_prompt;   ///< set when the prompt was extended: the user's text, for the metadata
+    int64_t job_id = 0;            ///< assigned by the head
+
+    /// Problems with the request as given (empty when fine); defaults (0 / negative) are not errors.
+    std::vector<std::string> validate() const;
+    std::string to_json() const;
+    /// Throws wan::Error naming the field when the JSON is malformed.
+    static GenerationRequest from_json(const std::string& json);
+};
+
+/// What the progress callback receives.
+struct ProgressInfo {
+    Stage stage = Stage::Queued;
+    int step = 0;
+    int total = 0;
+    double elapsed_s = 0;  ///< since the job started
+    double eta_s = -1;     ///< estimate for the whole job; < 0 when unknown
+};
+
+enum class JobStatus { Ok = 1, Cancelled = 2, Failed = 3 };
+const char* job_status_name(JobStatus status);
+
+struct GenerationResult {
+    JobStatus status = JobStatus::Failed;
+    std::string message;      ///< error text for Failed; notes (e.g. codec fallback) for Ok
+    int64_t seed_used = -1;
+    std::string prompt_used;  ///< the prompt actually generated (extended or not)
+    std::string video_path;   ///< MP4 (empty when no output_dir)
+    std::string poster_path;  ///< PNG poster frame
+    std::string json_path;    ///< parameters beside the video
+    double seconds = 0;
+    int64_t job_id = 0;
+    std::string to_json() const;
+    static GenerationResult from_json(const std::string& json);
+};
+
+/// What the status bar shows: the engine's world and model.
+struct EngineInfo {
+    int world_size = 1;
+    int ulysses_size = 1;
+    int ring_size = 1;
+    bool dit_fsdp = false;
+    bool t5_fsdp = false;
+    bool cfg_parallel = false;
+    std::string model_variant;  ///< "1.3B", "14B", "demo (tiny)"
+    std::string device;         ///< "cuda (NVIDIA H100 80GB HBM3)" or "cpu"
+    bool demo_checkpoint = false;
+    std::vector<double> gpu_memory_used_gb;   ///< per rank, empty on CPU
+    std::vector<double> gpu_memory_total_gb;  ///< per rank
+    int default_width = 832, default_height = 480, default_frames = 81, default_steps = 50;
+    double default_shift = 5.0, default_guide_scale = 5.0;
+    std::vector<std::string> sizes;  ///< "W*H" strings the model was trained for
+    std::string to_json() const;
+    static EngineInfo from_json(const std::string& json);
+};
 
 }  // namespace wan
 

@@ -1,0 +1,247 @@
+#include "cli/options.h"
+
+#include <cstdlib>
+#include <functional>
+#include <map>
+
+namespace wan::app {
+
+namespace {
+
+std::string canonical(std::string name) {
+    for (char& c : name) {
+        if (c == '-') c = '_';
+    }
+    return name;
+}
+
+int to_int(const std::string& opt, const std::string& v) {
+    try {
+        size_t pos = 0;
+        long long x = std::stoll(v, &pos);
+        if (pos == v.size() && x >= INT32_MIN && x <= INT32_MAX) return static_cast<int>(x);
+    } catch (const std::exception&) {
+    }
+    WAN_THROW("--%s '%s': expected an integer", opt.c_str(), v.c_str());
+}
+
+int64_t to_int64(const std::string& opt, const std::string& v) {
+    try {
+        size_t pos = 0;
+        long long x = std::stoll(v, &pos);
+        if (pos == v.size()) return x;
+    } catch (const std::exception&) {
+    }
+    WAN_THROW("--%s '%s': expected an integer", opt.c_str(), v.c_str());
+}
+
+double to_double(const std::string& opt, const std::string& v) {
+    try {
+        size_t pos = 0;
+        double x = std::stod(v, &pos);
+        if (pos == v.size()) return x;
+    } catch (const std::exception&) {
+    }
+    WAN_THROW("--%s '%s': expected a number", opt.c_str(), v.c_str());
+}
+
+bool to_bool(const std::string& opt, const std::string& v) {
+    // upstream str2bool spellings
+    std::string l;
+    for (char c : v) l.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+    if (l == "yes" || l == "true" || l == "t" || l == "y" || l == "1") return true;
+    if (l == "no" || l == "false" || l == "f" || l == "n" || l == "0") return false;
+    WAN_THROW("--%s '%s': expected a boolean (yes/no, true/false, 1/0)", opt.c_str(), v.c_str());
+}
+
+void parse_size(const std::string& v, GenerationRequest& r) {
+    auto star = v.find('*');
+    if (star == std::string::npos) star = v.find('x');
+    bool ok = star != std::string::npos && star > 0 && star + 1 < v.size();
+    if (ok) {
+        try {
+            size_t p1 = 0, p2 = 0;
+            r.width = std::stoi(v.substr(0, star), &p1);
+            r.height = std::stoi(v.substr(star + 1), &p2);
+            ok = p1 == star && p2 == v.size() - star - 1;
+        } catch (const std::exception&) {
+            ok = false;
+        }
+    }
+    WAN_CHECK(ok, "--size '%s': expected W*H such as 832*480 (width first, as upstream)", v.c_str());
+}
+
+}  // namespace
+
+AppOptions parse_options(int argc, char** argv) {
+    AppOptions o;
+    bool mode_set = false;
+    auto set_mode = [&](RunMode m, const std::string& opt) {
+        WAN_CHECK(!mode_set || o.mode == m || (o.mode == RunMode::Headless && m == RunMode::Headless),
+                  "--%s cannot be combined with the other action given", opt.c_str());
+        o.mode = m;
+        mode_set = true;
+    };
+    using Handler = std::function<void(const std::string& opt, const std::string& value)>;
+    struct Spec { bool takes_value; Handler fn; };
+    std::map<std::string, Spec> specs = {
+        {"ckpt_dir", {true, [&](auto&, auto& v) { o.ckpt_dir = v; }}},
+        {"t5_fsdp", {false, [&](auto&, auto&) { o.t5_fsdp = true; }}},
+        {"dit_fsdp", {false, [&](auto&, auto&) { o.dit_fsdp = true; }}},
+        {"ulysses_size", {true, [&](auto& n, auto& v) { o.ulysses_size = to_int(n, v); }}},
+        {"ring_size", {true, [&](auto& n, auto& v) { o.ring_size = to_int(n, v); }}},
+        {"cfg_parallel", {false, [&](auto&, auto&) { o.cfg_parallel = true; }}},
+        {"t5_cpu", {false, [&](auto&, auto&) { o.t5_cpu = true; }}},
+        {"offload_model", {true, [&](auto& n, auto& v) { o.offload_model = to_bool(n, v) ? 1 : 0; }}},
+        {"device", {true, [&](auto& n, auto& v) {
+             WAN_CHECK(v == "auto" || v == "cuda" || v == "cpu", "--%s '%s': expected auto, cuda or cpu", n.c_str(), v.c_str());
+             o.device = v; }}},
+        {"vae_dtype", {true, [&](auto& n, auto& v) {
+             WAN_CHECK(v == "auto" || v == "f32" || v == "bf16", "--%s '%s': expected auto, f32 or bf16", n.c_str(), v.c_str());
+             o.vae_dtype = v; }}},
+        {"vae_tile", {true, [&](auto& n, auto& v) { o.vae_tile = to_int(n, v); WAN_CHECK(o.vae_tile >= 0, "--vae-tile must be ≥ 0"); }}},
+        {"teacache", {true, [&](auto& n, auto& v) { o.teacache_threshold = to_double(n, v); WAN_CHECK(o.teacache_threshold >= 0, "--teacache must be ≥ 0"); }}},
+        {"fp8", {false, [&](auto&, auto&) { o.fp8 = true; }}},
+        {"prompt_extend_method", {true, [&](auto& n, auto& v) {
+             WAN_CHECK(v == "dashscope" || v == "local_qwen", "--%s '%s': expected dashscope or local_qwen", n.c_str(), v.c_str());
+             o.prompt_extend_method = v; }}},
+        {"prompt_extend_model", {true, [&](auto&, auto& v) { o.prompt_extend_model = v; }}},
+        {"prompt_extend_target_lang", {true, [&](auto& n, auto& v) {
+             WAN_CHECK(v == "zh" || v == "en", "--%s '%s': expected zh or en", n.c_str(), v.c_str());
+             o.prompt_extend_target_lang = v; o.request.extend_target_lang = v; }}},
+        {"use_prompt_extend", {false, [&](auto&, auto&) { o.use_prompt_extend = true; o.request.use_prompt_extend = true; }}},
+        {"size", {true, [&](auto&, auto& v) { parse_size(v, o.request); }}},
+        {"frame_num", {true, [&](auto& n, auto& v) { o.request.frame_num = to_int(n, v); }}},
+        {"sample_steps", {true, [&](auto& n, auto& v) { o.request.sample_steps = to_int(n, v);
+             WAN_CHECK(o.request.sample_steps >= 1, "--sample-steps %s: must be at least 1", v.c_str()); }}},
+        {"sample_shift", {true, [&](auto& n, auto& v) { o.request.sample_shift = to_double(n, v);
+             WAN_CHECK(o.request.sample_shift > 0, "--sample-shift %s: must be > 0", v.c_str()); }}},
+        {"sample_guide_scale", {true, [&](auto& n, auto& v) { o.request.guide_scale = to_double(n, v);
+             WAN_CHECK(o.request.guide_scale >= 0, "--sample-guide-scale %s: must be ≥ 0", v.c_str()); }}},
+        {"sample_solver", {true, [&](auto& n, auto& v) {
+             WAN_CHECK(v == "unipc" || v == "dpm++", "--%s '%s': expected unipc or dpm++", n.c_str(), v.c_str());
+             o.request.solver = v; }}},
+        {"base_seed", {true, [&](auto& n, auto& v) { o.request.seed = to_int64(n, v);
+             if (o.request.seed < 0) o.request.seed = -1; }}},
+        {"prompt", {true, [&](auto& n, auto& v) { o.request.prompt = v; set_mode(RunMode::Headless, n); }}},
+        {"negative_prompt", {true, [&](auto&, auto& v) { o.request.negative_prompt = v; }}},
+        {"output_dir", {true, [&](auto&, auto& v) { o.output_dir = v; }}},
+        {"init_noise", {true, [&](auto&, auto& v) { o.request.init_noise = v; }}},
+        {"save_latents", {true, [&](auto&, auto& v) { o.request.save_latents = v; }}},
+        {"batch", {true, [&](auto& n, auto& v) { o.batch_file = v; set_mode(RunMode::Headless, n); }}},
+        {"inspect", {true, [&](auto& n, auto& v) { o.inspect_dir = v; set_mode(RunMode::Inspect, n); }}},
+        {"check", {false, [&](auto& n, auto&) { set_mode(RunMode::Check, n); }}},
+        {"extend_prompt", {true, [&](auto& n, auto& v) { o.extend_text = v; set_mode(RunMode::ExtendPrompt, n); }}},
+        {"version", {false, [&](auto& n, auto&) { set_mode(RunMode::Version, n); }}},
+        {"help", {false, [&](auto& n, auto&) { set_mode(RunMode::Help, n); }}},
+    };
+    for (int i = 1; i < argc; ++i) {
+        std::string arg = argv[i];
+        if (arg == "-h") arg = "--help";
+        WAN_CHECK(arg.size() > 2 && arg[0] == '-' && arg[1] == '-',
+                  "unexpected argument '%s' (options start with --; see --help)", arg.c_str());
+        std::string name = arg.substr(2), value;
+        bool has_inline = false;
+        auto eq = name.find('=');
+        if (eq != std::string::npos) {
+            value = name.substr(eq + 1);
+            name = name.substr(0, eq);
+            has_inline = true;
+        }
+        const std::string key = canonical(name);
+        auto it = specs.find(key);
+        WAN_CHECK(it != specs.end(), "unknown option --%s (see --help)", name.c_str());
+        if (it->second.takes_value && !has_inline) {
+            WAN_CHECK(i + 1 < argc, "--%s needs a value", name.c_str());
+            value = argv[++i];
+        }
+        WAN_CHECK(it->second.takes_value || !has_inline, "--%s takes no value", name.c_str());
+        it->second.fn(name, value);
+    }
+    o.request.output_dir = o.output_dir;
+    auto errors = o.request.validate();
+    if (!errors.empty()) {
+        std::string msg = "invalid options:";
+        for (const auto& e : errors) msg += "\n  " + e;
+        throw Error(msg);
+    }
+    WAN_CHECK(o.ulysses_size >= 1 && o.ring_size >= 1, "--ulysses-size and --ring-size must be ≥ 1");
+    return o;
+}
+
+void validate_layout(const AppOptions& o, int world) {
+    const int sp = o.ulysses_size * o.ring_size;
+    if (world == 1) {
+        // Upstream rejects FSDP/USP flags in a single process; we accept FSDP as a no-op but a sequence-parallel
+        // degree above 1 cannot be honoured.
+        WAN_CHECK(sp == 1, "--ulysses-size %d × --ring-size %d = %d, but this is a single process; launch with "
+                  "mpirun -np %d (or drop the options)", o.ulysses_size, o.ring_size, sp, sp * (o.cfg_parallel ? 2 : 1));
+        WAN_CHECK(!o.cfg_parallel, "--cfg-parallel needs an even number of processes (got a single process)");
+        return;
+    }
+    const int groups = o.cfg_parallel ? 2 : 1;
+    WAN_CHECK(!o.cfg_parallel || world % 2 == 0, "--cfg-parallel needs an even world size, got %d processes", world);
+    if (sp > 1) {
+        WAN_CHECK(sp * groups == world,
+                  "--ulysses-size %d × --ring-size %d = %d must equal the number of processes %d%s", o.ulysses_size,
+                  o.ring_size, sp, world / groups, o.cfg_parallel ? " per CFG half (world / 2 with --cfg-parallel)" : "");
+    }
+}
+
+std::string help_text() {
+    return R"(wanstudio — text-to-video with the Wan2.1 models (T2V-1.3B, T2V-14B), on one GPU or many.
+
+Usage:
+  wanstudio [--ckpt-dir DIR] [options]                 desktop app (rank 0 shows the window)
+  wanstudio --prompt TEXT [options]                    generate headless, write MP4 + PNG + JSON
+  wanstudio --batch FILE [options]                     one prompt per line, or JSON lines with per-job options
+  wanstudio --inspect DIR                              print a checkpoint's layout, parameters and variant
+  wanstudio --check [options]                          distributed setup check (one line per check)
+  wanstudio --extend-prompt TEXT --prompt-extend-method M   print the extended prompt
+  mpirun -np N wanstudio --ckpt-dir DIR --ulysses-size U --ring-size R [--dit-fsdp --t5-fsdp]
+
+Every option is accepted with underscores (as upstream generate.py) or dashes: --sample_steps = --sample-steps.
+
+Model and placement:
+  --ckpt-dir DIR            Wan2.1-T2V checkpoint directory (default: the built-in tiny demo checkpoint)
+  --device auto|cuda|cpu    where to run (default auto: CUDA when available)
+  --t5-cpu                  run the T5 text encoder on the CPU (upstream option)
+  --offload-model BOOL      accepted for upstream compatibility; models stay resident
+  --vae-dtype auto|f32|bf16 VAE precision (default auto: bf16 on CUDA, f32 on CPU)
+  --vae-tile N              decode the VAE in spatial tiles of N latent pixels (0 = off; for small GPUs)
+Distributed (mpirun -np N):
+  --ulysses-size U          Ulysses sequence-parallel degree (heads % U == 0)       (default 1)
+  --ring-size R             Ring attention degree; U × R = number of processes      (default 1)
+  --dit-fsdp                shard the DiT parameters across ranks (gathered per block)
+  --t5-fsdp                 shard the T5 parameters across ranks
+  --cfg-parallel            run the two guidance branches on the two halves of the world
+Generation (defaults: the loaded model's; upstream T2V: 1280*720 for 14B, 832*480 for 1.3B, 81 frames,
+50 steps, shift 5.0, guide 5.0, unipc):
+  --prompt TEXT             the prompt (headless)
+  --negative-prompt TEXT    negative prompt (default: upstream's)
+  --size W*H                width*height, multiples of 16
+  --frame-num N             frames, 4n+1
+  --sample-steps N          denoising steps
+  --sample-shift X          sigma schedule shift (> 0)
+  --sample-guide-scale X    classifier-free guidance scale (≥ 0)
+  --sample-solver unipc|dpm++
+  --base-seed N             seed (-1 = random; the seed used is reported)
+  --output-dir DIR          where videos go (default: outputs)
+  --init-noise FILE         initial noise from a safetensors file (tensor "noise")
+  --save-latents FILE       write the final latent and the decoded video (float32) as safetensors
+  --batch FILE              headless batch file
+Prompt extension:
+  --prompt-extend-method dashscope|local_qwen
+  --prompt-extend-model NAME|DIR
+  --prompt-extend-target-lang zh|en   (default zh)
+  --use-prompt-extend       extend every prompt before generating
+  --extend-prompt TEXT      print the extended prompt and exit
+Beyond upstream (off by default; see README for measured trade-offs):
+  --teacache THRESHOLD      step caching: skip the block stack when the input barely changed
+  --fp8                     FP8 (e4m3) linear layers on Hopper GPUs
+Other:
+  --inspect DIR, --check, --version, --help
+)";
+}
+
+}  // namespace wan::app

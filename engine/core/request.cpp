@@ -1,0 +1,186 @@
+// GenerationRequest / GenerationResult / EngineInfo: validation and JSON (the wire format between ranks and
+// the file written beside each video).
+#include "core/core.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+
+namespace wan {
+
+const char* stage_name(Stage stage) {
+    switch (stage) {
+        case Stage::Queued: return "queued";
+        case Stage::Text: return "text";
+        case Stage::Denoise: return "denoise";
+        case Stage::Decode: return "decode";
+        case Stage::Encode: return "encode";
+        case Stage::Done: return "done";
+    }
+    return "?";
+}
+
+const char* job_status_name(JobStatus status) {
+    switch (status) {
+        case JobStatus::Ok: return "ok";
+        case JobStatus::Cancelled: return "cancelled";
+        case JobStatus::Failed: return "failed";
+    }
+    return "?";
+}
+
+std::vector<std::string> GenerationRequest::validate() const {
+    std::vector<std::string> errors;
+    if (width != 0 && (width < 16 || width % 16 != 0))
+        errors.push_back(strfmt("width %d: must be a positive multiple of 16 (VAE stride 8 × patch 2)", width));
+    if (height != 0 && (height < 16 || height % 16 != 0))
+        errors.push_back(strfmt("height %d: must be a positive multiple of 16 (VAE stride 8 × patch 2)", height));
+    if (frame_num != 0 && (frame_num < 1 || (frame_num - 1) % 4 != 0))
+        errors.push_back(strfmt("frame_num %d: must be 4n+1 (1, 5, 9, …, 81)", frame_num));
+    if (sample_steps < 0)
+        errors.push_back(strfmt("sample_steps %d: must be at least 1", sample_steps));
+    if (sample_steps > 1000) errors.push_back(strfmt("sample_steps %d: at most 1000", sample_steps));
+    if (sample_shift != -1 && !(sample_shift > 0))
+        errors.push_back(strfmt("sample_shift %g: must be > 0", sample_shift));
+    if (guide_scale != -1 && !(guide_scale >= 0))
+        errors.push_back(strfmt("sample_guide_scale %g: must be ≥ 0", guide_scale));
+    if (solver != "unipc" && solver != "dpm++")
+        errors.push_back("sample_solver '" + solver + "': expected 'unipc' or 'dpm++'");
+    if (seed < -1) errors.push_back(strfmt("base_seed %lld: must be ≥ 0, or -1 for random", static_cast<long long>(seed)));
+    if (extend_target_lang != "zh" && extend_target_lang != "en")
+        errors.push_back("prompt_extend_target_lang '" + extend_target_lang + "': expected 'zh' or 'en'");
+    return errors;
+}
+
+namespace {
+template <typename T>
+void get_field(const nlohmann::json& j, const char* key, T& out, const char* what) {
+    if (!j.contains(key)) return;
+    try {
+        out = j.at(key).get<T>();
+    } catch (const std::exception&) {
+        WAN_THROW("%s: field \"%s\" has the wrong type (%s)", what, key, j.at(key).dump().c_str());
+    }
+}
+nlohmann::json parse_object(const std::string& json, const char* what) {
+    nlohmann::json j;
+    try {
+        j = nlohmann::json::parse(json);
+    } catch (const std::exception& e) {
+        WAN_THROW("%s: not valid JSON: %s", what, e.what());
+    }
+    WAN_CHECK(j.is_object(), "%s: expected a JSON object", what);
+    return j;
+}
+}  // namespace
+
+std::string GenerationRequest::to_json() const {
+    nlohmann::json j = {{"prompt", prompt}, {"negative_prompt", negative_prompt}, {"width", width},
+                        {"height", height}, {"frame_num", frame_num}, {"sample_steps", sample_steps},
+                        {"sample_shift", sample_shift}, {"sample_guide_scale", guide_scale},
+                        {"sample_solver", solver}, {"base_seed", seed}, {"output_dir", output_dir},
+                        {"init_noise", init_noise}, {"save_latents", save_latents},
+                        {"use_prompt_extend", use_prompt_extend}, {"prompt_extend_target_lang", extend_target_lang},
+                        {"original_prompt", original_prompt}, {"job_id", job_id}};
+    return j.dump();
+}
+
+GenerationRequest GenerationRequest::from_json(const std::string& json) {
+    const char* what = "generation request";
+    nlohmann::json j = parse_object(json, what);
+    GenerationRequest r;
+    get_field(j, "prompt", r.prompt, what);
+    get_field(j, "negative_prompt", r.negative_prompt, what);
+    get_field(j, "width", r.width, what);
+    get_field(j, "height", r.height, what);
+    if (j.contains("size")) {
+        std::string size;
+        get_field(j, "size", size, what);
+        auto star = size.find_first_of("*x");
+        WAN_CHECK(star != std::string::npos, "%s: size '%s' must look like W*H", what, size.c_str());
+        try {
+            r.width = std::stoi(size.substr(0, star));
+            r.height = std::stoi(size.substr(star + 1));
+        } catch (const std::exception&) {
+            WAN_THROW("%s: size '%s' must look like W*H", what, size.c_str());
+        }
+    }
+    get_field(j, "frame_num", r.frame_num, what);
+    get_field(j, "sample_steps", r.sample_steps, what);
+    get_field(j, "sample_shift", r.sample_shift, what);
+    get_field(j, "sample_guide_scale", r.guide_scale, what);
+    get_field(j, "sample_solver", r.solver, what);
+    get_field(j, "base_seed", r.seed, what);
+    get_field(j, "output_dir", r.output_dir, what);
+    get_field(j, "init_noise", r.init_noise, what);
+    get_field(j, "save_latents", r.save_latents, what);
+    get_field(j, "use_prompt_extend", r.use_prompt_extend, what);
+    get_field(j, "prompt_extend_target_lang", r.extend_target_lang, what);
+    get_field(j, "original_prompt", r.original_prompt, what);
+    get_field(j, "job_id", r.job_id, what);
+    return r;
+}
+
+std::string GenerationResult::to_json() const {
+    nlohmann::json j = {{"status", job_status_name(status)}, {"message", message}, {"seed_used", seed_used},
+                        {"prompt_used", prompt_used}, {"video_path", video_path}, {"poster_path", poster_path},
+                        {"json_path", json_path}, {"seconds", seconds}, {"job_id", job_id}};
+    return j.dump();
+}
+
+GenerationResult GenerationResult::from_json(const std::string& json) {
+    const char* what = "generation result";
+    nlohmann::json j = parse_object(json, what);
+    GenerationResult r;
+    std::string status;
+    get_field(j, "status", status, what);
+    r.status = status == "ok" ? JobStatus::Ok : status == "cancelled" ? JobStatus::Cancelled : JobStatus::Failed;
+    get_field(j, "message", r.message, what);
+    get_field(j, "seed_used", r.seed_used, what);
+    get_field(j, "prompt_used", r.prompt_used, what);
+    get_field(j, "video_path", r.video_path, what);
+    get_field(j, "poster_path", r.poster_path, what);
+    get_field(j, "json_path", r.json_path, what);
+    get_field(j, "seconds", r.seconds, what);
+    get_field(j, "job_id", r.job_id, what);
+    return r;
+}
+
+std::string EngineInfo::to_json() const {
+    nlohmann::json j = {{"world_size", world_size}, {"ulysses_size", ulysses_size}, {"ring_size", ring_size},
+                        {"dit_fsdp", dit_fsdp}, {"t5_fsdp", t5_fsdp}, {"cfg_parallel", cfg_parallel},
+                        {"model_variant", model_variant}, {"device", device}, {"demo_checkpoint", demo_checkpoint},
+                        {"gpu_memory_used_gb", gpu_memory_used_gb}, {"gpu_memory_total_gb", gpu_memory_total_gb},
+                        {"default_width", default_width}, {"default_height", default_height},
+                        {"default_frames", default_frames}, {"default_steps", default_steps},
+                        {"default_shift", default_shift}, {"default_guide_scale", default_guide_scale},
+                        {"sizes", sizes}};
+    return j.dump();
+}
+
+EngineInfo EngineInfo::from_json(const std::string& json) {
+    const char* what = "engine info";
+    nlohmann::json j = parse_object(json, what);
+    EngineInfo e;
+    get_field(j, "world_size", e.world_size, what);
+    get_field(j, "ulysses_size", e.ulysses_size, what);
+    get_field(j, "ring_size", e.ring_size, what);
+    get_field(j, "dit_fsdp", e.dit_fsdp, what);
+    get_field(j, "t5_fsdp", e.t5_fsdp, what);
+    get_field(j, "cfg_parallel", e.cfg_parallel, what);
+    get_field(j, "model_variant", e.model_variant, what);
+    get_field(j, "device", e.device, what);
+    get_field(j, "demo_checkpoint", e.demo_checkpoint, what);
+    get_field(j, "gpu_memory_used_gb", e.gpu_memory_used_gb, what);
+    get_field(j, "gpu_memory_total_gb", e.gpu_memory_total_gb, what);
+    get_field(j, "default_width", e.default_width, what);
+    get_field(j, "default_height", e.default_height, what);
+    get_field(j, "default_frames", e.default_frames, what);
+    get_field(j, "default_steps", e.default_steps, what);
+    get_field(j, "default_shift", e.default_shift, what);
+    get_field(j, "default_guide_scale", e.default_guide_scale, what);
+    get_field(j, "sizes", e.sizes, what);
+    return e;
+}
+
+}  // namespace wan
