@@ -1,0 +1,102 @@
+#include "cli/inspect.h"
+
+#include "core/core.h"
+#include "io/io.h"
+
+#include <map>
+#include <sys/stat.h>
+
+namespace wan::app {
+
+namespace {
+
+std::string human_bytes(double b) {
+    const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    int u = 0;
+    while (b >= 1024 && u < 4) {
+        b /= 1024;
+        ++u;
+    }
+    return strfmt(u == 0 ? "%.0f %s" : "%.2f %s", b, units[u]);
+}
+
+uint64_t file_size(const std::string& p) {
+    struct stat st {};
+    return ::stat(p.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+}
+
+struct Summary {
+    int64_t params = 0;
+    uint64_t bytes = 0;
+    std::map<std::string, int64_t> by_dtype;  // dtype -> tensor count
+    size_t tensors = 0;
+};
+
+Summary summarise(const io::TensorStore& st) {
+    Summary s;
+    for (const auto& n : st.names()) {
+        const auto& info = st.info(n);
+        s.params += info.numel();
+        s.by_dtype[c10::toString(info.dtype)] += 1;
+        ++s.tensors;
+    }
+    s.bytes = st.total_bytes();
+    return s;
+}
+
+std::string with_commas(int64_t v) {
+    std::string s = std::to_string(v);
+    for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(static_cast<size_t>(i), ",");
+    return s;
+}
+
+void print_component(std::ostream& out, const char* label, const std::string& path, const Summary& s,
+                     const std::string& variant) {
+    std::string dtypes;
+    for (const auto& [d, n] : s.by_dtype) dtypes += (dtypes.empty() ? "" : ", ") + d + " ×" + std::to_string(n);
+    out << strfmt("  %-13s %s\n", label, path.c_str());
+    out << strfmt("  %-13s %s parameters in %zu tensors (%s), %s — %s\n", "", with_commas(s.params).c_str(), s.tensors,
+                  dtypes.c_str(), human_bytes(static_cast<double>(s.bytes)).c_str(), variant.c_str());
+}
+
+}  // namespace
+
+void inspect_checkpoint(const std::string& dir, std::ostream& out) {
+    io::CheckpointDir c = io::CheckpointDir::locate(dir);
+    io::WanConfig cfg = c.config();
+    out << "Checkpoint " << c.root << "\n";
+    out << "Layout:\n";
+    for (const auto& p : {c.config_json, c.dit_path, c.t5_path, c.vae_path, c.tokenizer_path}) {
+        out << strfmt("  %-60s %s\n", p.substr(c.root.size() + 1).c_str(), human_bytes(static_cast<double>(file_size(p))).c_str());
+    }
+    io::TensorStore dit = c.open_dit();
+    io::TensorStore t5 = c.open_t5();
+    io::TensorStore vae = c.open_vae();
+    Summary sd = summarise(dit), st = summarise(t5), sv = summarise(vae);
+    out << "Components:\n";
+    print_component(out, "DiT", c.dit_path, sd,
+                    strfmt("WanModel %s: dim %lld, %lld layers, %lld heads, ffn %lld, text_dim %lld", cfg.variant().c_str(),
+                           static_cast<long long>(cfg.dim), static_cast<long long>(cfg.num_layers),
+                           static_cast<long long>(cfg.num_heads), static_cast<long long>(cfg.ffn_dim),
+                           static_cast<long long>(cfg.text_dim)));
+    std::string t5_variant = st.params == 5680910336LL ? "UMT5-XXL encoder" : "UMT5 encoder (non-standard size)";
+    if (t5.contains("token_embedding.weight")) {
+        const auto& e = t5.info("token_embedding.weight");
+        if (e.shape.size() == 2)
+            t5_variant += strfmt(": vocab %lld, dim %lld", static_cast<long long>(e.shape[0]), static_cast<long long>(e.shape[1]));
+    }
+    print_component(out, "T5 encoder", c.t5_path, st, t5_variant);
+    std::string vae_variant = sv.params == 126892531LL ? "Wan2.1 VAE" : "Wan VAE (non-standard size)";
+    if (vae.contains("decoder.head.0.gamma"))
+        vae_variant += strfmt(": base dim %lld", static_cast<long long>(vae.info("decoder.head.0.gamma").shape[0]));
+    print_component(out, "VAE", c.vae_path, sv, vae_variant);
+    out << strfmt("  %-13s %s\n", "Tokenizer", c.tokenizer_path.c_str());
+    out << strfmt("Total: %s parameters, %s\n", with_commas(sd.params + st.params + sv.params).c_str(),
+                  human_bytes(static_cast<double>(sd.bytes + st.bytes + sv.bytes)).c_str());
+    out << "Detected variant: " << (cfg.variant() == "1.3B" ? "Wan2.1-T2V-1.3B"
+                                    : cfg.variant() == "14B" ? "Wan2.1-T2V-14B"
+                                                             : "custom " + cfg.variant().substr(7))
+        << "\n";
+}
+
+}  // namespace wan::app

@@ -1,0 +1,85 @@
+// Command-line options (upstream names, dashes and underscores) and --inspect.
+#include "golden.h"
+
+#include "cli/inspect.h"
+#include "cli/options.h"
+
+#include <sstream>
+
+namespace {
+
+wan::app::AppOptions parse(std::vector<std::string> args) {
+    args.insert(args.begin(), "wanstudio");
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    return wan::app::parse_options(static_cast<int>(argv.size()), argv.data());
+}
+
+std::string parse_error(std::vector<std::string> args) {
+    try {
+        parse(std::move(args));
+    } catch (const wan::Error& e) {
+        return e.what();
+    }
+    return "";
+}
+
+TEST(Options, UpstreamSpellingsAndDashes) {
+    auto a = parse({"--ckpt_dir", "/m", "--ulysses_size", "2", "--ring-size=2", "--size", "832*480", "--frame_num", "17",
+                    "--sample-steps", "8", "--sample_shift", "3.5", "--sample-guide-scale", "6", "--sample_solver", "dpm++",
+                    "--base-seed", "42", "--t5-fsdp", "--dit_fsdp", "--t5_cpu", "--prompt", "a fox"});
+    EXPECT_EQ(a.mode, wan::app::RunMode::Headless);
+    EXPECT_EQ(a.ckpt_dir, "/m");
+    EXPECT_EQ(a.ulysses_size, 2);
+    EXPECT_EQ(a.ring_size, 2);
+    EXPECT_EQ(a.request.width, 832);
+    EXPECT_EQ(a.request.height, 480);
+    EXPECT_EQ(a.request.frame_num, 17);
+    EXPECT_EQ(a.request.sample_steps, 8);
+    EXPECT_DOUBLE_EQ(a.request.sample_shift, 3.5);
+    EXPECT_DOUBLE_EQ(a.request.guide_scale, 6);
+    EXPECT_EQ(a.request.solver, "dpm++");
+    EXPECT_EQ(a.request.seed, 42);
+    EXPECT_TRUE(a.t5_fsdp && a.dit_fsdp && a.t5_cpu);
+    EXPECT_EQ(a.request.prompt, "a fox");
+}
+
+TEST(Options, ClearErrors) {
+    EXPECT_NE(parse_error({"--size", "832x"}).find("expected W*H"), std::string::npos);
+    EXPECT_NE(parse_error({"--size", "830*480"}).find("multiple of 16"), std::string::npos);
+    EXPECT_NE(parse_error({"--frame-num", "80"}).find("4n+1"), std::string::npos);
+    EXPECT_NE(parse_error({"--sample-steps", "0"}).find("at least 1"), std::string::npos);
+    EXPECT_NE(parse_error({"--sample-shift", "0"}).find("> 0"), std::string::npos);
+    EXPECT_NE(parse_error({"--sample-solver", "euler"}).find("unipc or dpm++"), std::string::npos);
+    EXPECT_NE(parse_error({"--ulysses-size", "two"}).find("expected an integer"), std::string::npos);
+    EXPECT_NE(parse_error({"--nonsense"}).find("unknown option --nonsense"), std::string::npos);
+    EXPECT_NE(parse_error({"--prompt"}).find("needs a value"), std::string::npos);
+}
+
+TEST(Options, LayoutValidation) {
+    auto a = parse({"--ulysses-size", "2", "--ring-size", "2"});
+    EXPECT_NO_THROW(wan::app::validate_layout(a, 4));
+    try {
+        wan::app::validate_layout(a, 2);
+        FAIL();
+    } catch (const wan::Error& e) {
+        EXPECT_NE(std::string(e.what()).find("must equal the number of processes 2"), std::string::npos) << e.what();
+    }
+    EXPECT_THROW(wan::app::validate_layout(a, 1), wan::Error);
+    auto c = parse({"--ulysses-size", "2", "--cfg-parallel"});
+    EXPECT_NO_THROW(wan::app::validate_layout(c, 4));
+    EXPECT_THROW(wan::app::validate_layout(c, 3), wan::Error);
+}
+
+TEST(Inspect, TinyCheckpointReport) {
+    std::ostringstream out;
+    wan::app::inspect_checkpoint(wan::test::tiny_ckpt_dir(), out);
+    const std::string s = out.str();
+    EXPECT_NE(s.find("589,248 parameters"), std::string::npos) << s;
+    EXPECT_NE(s.find("146,496 parameters"), std::string::npos) << s;
+    EXPECT_NE(s.find("2,044,087 parameters"), std::string::npos) << s;
+    EXPECT_NE(s.find("BFloat16"), std::string::npos) << s;
+    EXPECT_NE(s.find("Detected variant"), std::string::npos) << s;
+}
+
+}  // namespace
