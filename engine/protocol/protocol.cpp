@@ -1,0 +1,82 @@
+#include "protocol/protocol.h"
+
+#include "core/core.h"
+
+#include <cstring>
+
+namespace wan::protocol {
+
+namespace {
+constexpr size_t kHeaderBytes = 4 + 4 + 8 + 8;
+
+void mpi_check(int rc, const char* what) {
+    if (rc == MPI_SUCCESS) return;
+    char buf[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    MPI_Error_string(rc, buf, &len);
+    WAN_THROW("%s failed: %s", what, std::string(buf, static_cast<size_t>(len)).c_str());
+}
+}  // namespace
+
+const char* tag_name(Tag tag) {
+    switch (tag) {
+        case Tag::Generate: return "Generate";
+        case Tag::Extend: return "Extend";
+        case Tag::Info: return "Info";
+        case Tag::Shutdown: return "Shutdown";
+    }
+    return "?";
+}
+
+std::vector<uint8_t> encode(const Message& msg) {
+    std::vector<uint8_t> out(kHeaderBytes + msg.payload.size());
+    const uint32_t version = kProtocolVersion, tag = static_cast<uint32_t>(msg.tag);
+    const uint64_t n = msg.payload.size();
+    std::memcpy(out.data(), &version, 4);
+    std::memcpy(out.data() + 4, &tag, 4);
+    std::memcpy(out.data() + 8, &msg.job_id, 8);
+    std::memcpy(out.data() + 16, &n, 8);
+    if (n) std::memcpy(out.data() + kHeaderBytes, msg.payload.data(), n);
+    return out;
+}
+
+Message decode(const uint8_t* data, size_t size) {
+    WAN_CHECK(size >= kHeaderBytes, "protocol: message of %zu bytes is shorter than its %zu-byte header", size, kHeaderBytes);
+    uint32_t version = 0, tag = 0;
+    uint64_t n = 0;
+    Message m;
+    std::memcpy(&version, data, 4);
+    std::memcpy(&tag, data + 4, 4);
+    std::memcpy(&m.job_id, data + 8, 8);
+    std::memcpy(&n, data + 16, 8);
+    WAN_CHECK(version == kProtocolVersion,
+              "protocol: peer speaks version %u, this binary %u (every rank must run the same wanstudio build)", version,
+              kProtocolVersion);
+    WAN_CHECK(tag >= 1 && tag <= 4, "protocol: unknown message tag %u", tag);
+    WAN_CHECK(n == size - kHeaderBytes, "protocol: header says %llu payload bytes, %zu received",
+              static_cast<unsigned long long>(n), size - kHeaderBytes);
+    m.tag = static_cast<Tag>(tag);
+    m.payload.assign(reinterpret_cast<const char*>(data + kHeaderBytes), n);
+    return m;
+}
+
+void broadcast(MPI_Comm comm, int root, Message& msg, size_t chunk_bytes) {
+    int rank = 0;
+    mpi_check(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank");
+    WAN_CHECK(chunk_bytes > 0 && chunk_bytes < static_cast<size_t>(INT32_MAX), "protocol: bad chunk size");
+    std::vector<uint8_t> bytes;
+    uint64_t total = 0;
+    if (rank == root) {
+        bytes = encode(msg);
+        total = bytes.size();
+    }
+    mpi_check(MPI_Bcast(&total, 1, MPI_UINT64_T, root, comm), "MPI_Bcast (message size)");
+    if (rank != root) bytes.resize(total);
+    for (uint64_t off = 0; off < total; off += chunk_bytes) {
+        int count = static_cast<int>(std::min<uint64_t>(chunk_bytes, total - off));
+        mpi_check(MPI_Bcast(bytes.data() + off, count, MPI_BYTE, root, comm), "MPI_Bcast (message body)");
+    }
+    if (rank != root) msg = decode(bytes.data(), bytes.size());
+}
+
+}  // namespace wan::protocol
