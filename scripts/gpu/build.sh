@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Run ON the GPU machine (device tool), from the repository root, with .gpudeps carried:
+#   scripts/gpu/build.sh            configure + build engine, tests and wan-bench (no Qt, no FFmpeg)
+# Prints the LibTorch/CUDA/NCCL versions found. Build dir: build-gpu (kept between calls on a warm machine).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+if [ ! -f /usr/local/include/sentencepiece_processor.h ]; then
+  mkdir -p /tmp/deps
+  for f in .gpudeps/*.deb; do dpkg -x "$f" /tmp/deps; done
+  cp -a /tmp/deps/usr/include/* /usr/local/include/
+  cp -a /tmp/deps/usr/lib/x86_64-linux-gnu/libsentencepiece* /usr/local/lib/
+  mkdir -p /usr/local/lib/pkgconfig /usr/local/share/cmake
+  sed 's#^prefix=.*#prefix=/usr/local#; s#^libdir=.*#libdir=${prefix}/lib#' \
+    /tmp/deps/usr/lib/x86_64-linux-gnu/pkgconfig/sentencepiece.pc > /usr/local/lib/pkgconfig/sentencepiece.pc
+  cp -a /tmp/deps/usr/share/cmake/nlohmann_json /usr/local/share/cmake/
+  cmake -S /tmp/deps/usr/src/googletest -B /tmp/gtest-build -G Ninja -DCMAKE_BUILD_TYPE=Release \
+        -DCMAKE_POSITION_INDEPENDENT_CODE=ON >/dev/null
+  cmake --build /tmp/gtest-build >/dev/null
+  cmake --install /tmp/gtest-build --prefix /usr/local >/dev/null
+  ldconfig
+fi
+TORCH_PREFIX=$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')
+python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "gpus", torch.cuda.device_count(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else "")'
+cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DWAN_BUILD_APP=OFF -DWAN_WITH_FFMPEG=OFF \
+      -DCMAKE_PREFIX_PATH="$TORCH_PREFIX;/usr/local" -DCMAKE_CUDA_ARCHITECTURES=90a ${WAN_CMAKE_EXTRA:-} 2>&1 \
+      | grep -E "WanStudio|Error|error|NCCL|CUDA" || true
+cmake --build build-gpu -j "$(nproc)"
