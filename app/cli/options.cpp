@@ -1,5 +1,6 @@
 #include "cli/options.h"
 
+#include <cstdint>
 #include <cstdlib>
 #include <functional>
 #include <map>

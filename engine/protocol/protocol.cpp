@@ -2,6 +2,8 @@
 
 #include "core/core.h"
 
+#include <climits>
+#include <cstdint>
 #include <cstring>
 
 namespace wan::protocol {
