@@ -211,7 +211,7 @@ public:
     WanModel(const io::WanConfig& config, RootWeights root, std::shared_ptr<BlockWeightsProvider> blocks,
              ModelOptions options = {});
 
-    /// Random weights on `options.device`, no checkpoint (benchmarks). `num_layers_override` ≥ 0 replaces
+    /// Random weights on `options.device`, no checkpoint (benchmarks). `num_layers_override` > 0 replaces
     /// config.num_layers. Seeds the global generators with `seed` (at::manual_seed).
     static WanModel random(const io::WanConfig& config, ModelOptions options, uint64_t seed,
                            int64_t num_layers_override = -1);

@@ -250,7 +250,8 @@ std::vector<at::Tensor> WanModel::forward(const std::vector<at::Tensor>& xs, con
         {
             at::Tensor n1 = layer_norm(x, D, eps);
             if (x.scalar_type() != at::kFloat) n1 = n1.to(x.scalar_type()).to(at::kFloat);  // block 0 (mixed)
-            const at::Tensor a = n1 * (1 + mod(1)) + mod(0);  // [B, s, D] f32
+            // [B, s, D] f32, cast once for the three GEMMs (autocast casts it per Linear: same values).
+            const at::Tensor a = (n1 * (1 + mod(1)) + mod(0)).to(cd);
             const auto& sa = w.self_attn;
             at::Tensor q = rope_qk(rms_norm(linear(a, sa.q_weight, sa.q_bias), sa.norm_q_weight, eps));  // [B,s,H,d]
             at::Tensor k = rope_qk(rms_norm(linear(a, sa.k_weight, sa.k_bias), sa.norm_k_weight, eps));

@@ -231,6 +231,7 @@ namespace {
 
 std::shared_ptr<BlockWeightsProvider> load_all_blocks(const io::WanConfig& config, const io::TensorStore& store,
                                                       const ModelOptions& options) {
+    config.validate("WanModel config");
     validate_checkpoint(config, store);  // every problem reported before anything is loaded
     std::vector<BlockWeights> blocks;
     blocks.reserve(static_cast<size_t>(config.num_layers));
@@ -248,7 +249,7 @@ WanModel::WanModel(const io::WanConfig& config, const io::TensorStore& store, Mo
 WanModel WanModel::random(const io::WanConfig& config_in, ModelOptions options, uint64_t seed,
                           int64_t num_layers_override) {
     io::WanConfig config = config_in;
-    if (num_layers_override >= 0) config.num_layers = num_layers_override;
+    if (num_layers_override > 0) config.num_layers = num_layers_override;
     config.validate("WanModel::random config");
     const Precision prec = detail::resolve_precision(options);
     at::manual_seed(seed);

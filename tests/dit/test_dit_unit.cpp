@@ -363,3 +363,29 @@ TEST(DitSequence, SimulatedWorldsMatchOneRank) {
 }
 
 }  // namespace
+
+namespace {
+
+// The GPU precision path, run on the CPU: weights split bf16 / f32 islands, output close to f32, bf16 values.
+TEST(DitPrecision, MixedBf16PathRunsAndStaysClose) {
+    const WanConfig c = tiny_config();
+    auto store = tiny_store();
+    wan::dit::ModelOptions opt;
+    opt.precision = wan::dit::Precision::BF16Mixed;
+    WanModel mixed(c, store, opt);
+    EXPECT_EQ(mixed.precision(), wan::dit::Precision::BF16Mixed);
+    const auto specs = wan::dit::expected_parameter_shapes(c);
+    const auto named = mixed.named_parameters();
+    for (size_t i = 0; i < specs.size(); ++i)
+        EXPECT_EQ(named[i].second.scalar_type(), specs[i].keep_f32 ? at::kFloat : at::kBFloat16) << specs[i].name;
+    Inputs in = make_inputs(c, 2, 5, 6, 4, 21);
+    at::Tensor ref = tiny_model().forward(in.x, in.t, in.ctx, in.n + 3);
+    at::Tensor got = mixed.forward(in.x, in.t, in.ctx, in.n + 3);
+    EXPECT_EQ(got.scalar_type(), at::kFloat);
+    EXPECT_TRUE(got.equal(got.to(at::kBFloat16).to(at::kFloat)));  // rounded like upstream's einsum
+    const double rel = ((got - ref).abs().max() / ref.abs().max()).item<double>();
+    EXPECT_LT(rel, 0.05) << "bf16 mixed precision far from f32";
+    std::printf("  mixed bf16 vs f32: max |err| / max |ref| = %.3g\n", rel);
+}
+
+}  // namespace
