@@ -1,0 +1,255 @@
+// Wan2.1 diffusion transformer (`WanModel`, model_type t2v): parameters named after the checkpoint keys,
+// the single-GPU forward of upstream `wan/modules/model.py` with its dtype flow, and the hooks a later
+// module needs for sharded parameters (FSDP-like) and sequence-parallel attention (Ulysses / Ring).
+// Ref: wan21-reference.md §4 (forward, dtypes, attention, RoPE), §8.3 (the DiT's side of USP).
+//
+// Example:
+//   auto ckpt = wan::io::CheckpointDir::locate(dir);
+//   auto store = ckpt.open_dit();
+//   wan::dit::WanModel dit(ckpt.config(), store, {c10::Device(c10::kCUDA, 0)});
+//   wan::dit::CrossAttentionCache cond_cache;                         // one per prompt, reused each step
+//   at::Tensor v = dit.forward(latent, t, context, seq_len, &cond_cache);   // [16, F, H, W] f32
+#pragma once
+
+#include "io/io.h"
+
+#include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace wan::dit {
+
+// ---- parameters --------------------------------------------------------------------------------------
+
+/// One expected checkpoint tensor. Ref: wan21-reference.md §4.2.
+struct ParameterSpec {
+    std::string name;            ///< checkpoint key, e.g. "blocks.3.self_attn.q.weight"
+    std::vector<int64_t> shape;  ///< expected shape
+    /// True for the tensors that enter f32 arithmetic on the GPU and so stay f32 in mixed precision
+    /// (time_embedding.*, time_projection.*, head.head.*, head.modulation, blocks.N.modulation,
+    /// norm_q/norm_k weights, norm3 weight/bias). Ref: §1.4, §4.8.
+    bool keep_f32 = false;
+};
+
+/// Every tensor of the state dict in upstream order (12 + 27·num_layers + 3), sized from `config`.
+/// Nothing is allocated. Used by validation, loading, random init and the parameter count.
+std::vector<ParameterSpec> expected_parameter_shapes(const io::WanConfig& config);
+/// Sum of numel over expected_parameter_shapes (1,418,996,800 for 1.3B; 14,288,491,584 for 14B).
+int64_t expected_parameter_count(const io::WanConfig& config);
+
+/// One attention module's tensors (`self_attn` or `cross_attn`). Linear weights are [D, D], biases and
+/// norm weights [D].
+struct AttentionWeights {
+    at::Tensor q_weight, q_bias, k_weight, k_bias, v_weight, v_bias, o_weight, o_bias;
+    at::Tensor norm_q_weight, norm_k_weight;
+};
+
+/// All tensors of `blocks.{i}` (27 of them).
+struct BlockWeights {
+    AttentionWeights self_attn;
+    AttentionWeights cross_attn;
+    at::Tensor norm3_weight, norm3_bias;  ///< [D] LayerNorm affine before cross-attention
+    at::Tensor ffn0_weight, ffn0_bias;    ///< [ffn_dim, D], [ffn_dim]
+    at::Tensor ffn2_weight, ffn2_bias;    ///< [D, ffn_dim], [D]
+    at::Tensor modulation;                ///< [1, 6, D] f32
+};
+
+/// The tensors outside the blocks (embeddings and head; 15 of them).
+struct RootWeights {
+    at::Tensor patch_embedding_weight, patch_embedding_bias;   ///< [D, in_dim, 1, 2, 2], [D]
+    at::Tensor text_embedding0_weight, text_embedding0_bias;   ///< [D, text_dim], [D]
+    at::Tensor text_embedding2_weight, text_embedding2_bias;   ///< [D, D], [D]
+    at::Tensor time_embedding0_weight, time_embedding0_bias;   ///< [D, freq_dim], [D]
+    at::Tensor time_embedding2_weight, time_embedding2_bias;   ///< [D, D], [D]
+    at::Tensor time_projection1_weight, time_projection1_bias; ///< [6D, D], [6D]
+    at::Tensor head_weight, head_bias;                         ///< [64, D], [64] (head.head.*)
+    at::Tensor head_modulation;                                ///< [1, 2, D]
+};
+
+/// Weight precision / compute mode.
+enum class Precision {
+    Auto = 1,     ///< Float32 on the CPU, BF16Mixed on CUDA
+    Float32 = 2,  ///< every weight and every op in f32 (what the CPU golden data was computed with)
+    BF16Mixed = 3 ///< upstream's autocast(bf16): bf16 weights and GEMMs, f32 islands (§4.4, §4.8)
+};
+
+struct ModelOptions {
+    c10::Device device = c10::Device(c10::kCPU);  ///< where weights live and the forward runs
+    Precision precision = Precision::Auto;
+    /// BF16Mixed only: round the model output to bf16 values before returning it (f32 tensor), as the
+    /// upstream unpatchify `einsum` does under autocast (§4.4 f, Appendix A.1). Default on.
+    bool round_output_bf16 = true;
+};
+
+/// Source of the per-block weights. The forward calls acquire(i) right before block i and release(i)
+/// right after it, so a sharded implementation can all-gather one block at a time and free it again.
+class BlockWeightsProvider {
+public:
+    virtual ~BlockWeightsProvider() = default;
+    virtual int64_t num_blocks() const = 0;
+    /// Block i's tensors on the model's device, in the model's precision. Valid until release(i).
+    virtual BlockWeights acquire(int64_t i) = 0;
+    virtual void release(int64_t /*i*/) {}
+};
+
+/// Default provider: every block resident.
+class ResidentBlockWeights : public BlockWeightsProvider {
+public:
+    explicit ResidentBlockWeights(std::vector<BlockWeights> blocks) : blocks_(std::move(blocks)) {}
+    int64_t num_blocks() const override { return static_cast<int64_t>(blocks_.size()); }
+    BlockWeights acquire(int64_t i) override { return blocks_.at(static_cast<size_t>(i)); }
+
+private:
+    std::vector<BlockWeights> blocks_;
+};
+
+/// Loads block `i` (or the root tensors) from `store`, validating shapes, onto `options.device` in the
+/// resolved precision. Building blocks for custom providers (e.g. a sharded one).
+BlockWeights load_block_weights(const io::WanConfig& config, const io::TensorStore& store, int64_t i,
+                                const ModelOptions& options);
+RootWeights load_root_weights(const io::WanConfig& config, const io::TensorStore& store,
+                              const ModelOptions& options);
+
+/// Throws wan::Error when `store` lacks a tensor of `config` or has one with another shape; the message
+/// names the store, the key, the expected and the found shape (all problems, up to a few). Extra keys are
+/// logged as a warning (diffusers ignores them too).
+void validate_checkpoint(const io::WanConfig& config, const io::TensorStore& store);
+
+// ---- attention and sequence parallelism --------------------------------------------------------------
+
+/// Non-causal softmax(Q·Kᵀ/sqrt(d))·V on [B, S, H, d] tensors, keys/values limited to their first `k_len`
+/// rows (k_len < 0: all). Output [B, Sq, H, d] in q's dtype. LibTorch ≥ 2.0: at::scaled_dot_product_attention
+/// (backend chosen by PyTorch; bf16 on CUDA in mixed mode). LibTorch 1.13: exact f32 math, chunked over
+/// queries to bound memory. Ref: §4.5.
+at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t k_len = -1);
+
+/// The DiT's view of sequence parallelism (§8.3). The defaults are a world of one. With world() > 1 the
+/// forward pads the token sequence to a multiple of world(), keeps rank()'s contiguous chunk, applies
+/// RoPE for the chunk's global positions, runs the blocks and the head on the chunk and calls
+/// gather_sequence before unpatchifying.
+class SequenceParallel {
+public:
+    virtual ~SequenceParallel() = default;
+    virtual int world() const { return 1; }
+    virtual int rank() const { return 0; }
+    /// q, k, v: this rank's [B, s, H, d] chunk (bf16 in mixed mode, RoPE applied). `k_len` is the number
+    /// of real (unpadded) tokens in the GLOBAL sequence, the same for every sample of the call (the
+    /// forward calls once per sample when they differ). Returns [B, s, H, d]. Upstream USP attends padded
+    /// keys too (§8.3 PARITY); the single-rank default limits keys to k_len as the single-GPU path does.
+    virtual at::Tensor self_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                      int64_t k_len) {
+        return attention(q, k, v, k_len);
+    }
+    /// [B, S/world, C] local rows → [B, S, C], concatenated in rank order.
+    virtual at::Tensor gather_sequence(const at::Tensor& local) { return local; }
+};
+
+/// Token range of one rank: the sequence padded to a multiple of `world`, split into equal chunks.
+struct SequenceChunk {
+    int64_t padded_len = 0;  ///< ceil(seq_len / world) * world
+    int64_t chunk_len = 0;   ///< padded_len / world
+    int64_t begin = 0;       ///< rank * chunk_len
+};
+SequenceChunk sequence_chunk(int64_t seq_len, int world, int rank);
+/// [B, S, C] → zero-padded to chunk.padded_len rows → rows [begin, begin + chunk_len).
+at::Tensor split_sequence(const at::Tensor& x, const SequenceChunk& chunk);
+
+// ---- RoPE --------------------------------------------------------------------------------------------
+
+/// Latent-patch grid of one sample (F_p, H_p, W_p).
+struct Grid {
+    int64_t f = 0, h = 0, w = 0;
+    int64_t tokens() const { return f * h * w; }
+};
+
+/// Rotation tables for `rows` sequence rows starting at global row `row_offset`, one per sample:
+/// cos [B, rows, 1, d] and signed sin [B, rows, 1, d] with each pair's value duplicated and the sign
+/// pattern (−sin, +sin), so that rope(x) = x·cos + swap_pairs(x)·sin equals the complex product of §4.6.
+/// Rows at or past a sample's token count get the identity (cos 1, sin 0). Built in f64 on the CPU, then
+/// converted to `dtype` on `device`.
+struct RopeTables {
+    at::Tensor cos, sin;
+};
+RopeTables rope_tables(const std::vector<Grid>& grids, int64_t head_dim, int64_t rows, int64_t row_offset,
+                       at::ScalarType dtype, c10::Device device);
+/// Applies the tables to x [B, S, H, d]; computes in the tables' dtype, returns that dtype.
+at::Tensor apply_rope(const at::Tensor& x, const RopeTables& tables);
+
+// ---- the model ---------------------------------------------------------------------------------------
+
+/// Per-prompt cache of the text embedding and of every block's cross-attention K/V. Both depend only on
+/// the context (and the weights), so one cache per prompt can be reused across all solver steps without
+/// changing any value. The cache notices a different context tensor object (or shape) and recomputes;
+/// call clear() after modifying a context tensor in place.
+class CrossAttentionCache {
+public:
+    void clear();
+
+private:
+    friend class WanModel;
+    const void* owner_ = nullptr;          ///< the model that filled it
+    std::vector<at::Tensor> contexts_;     ///< the caller's tensors (identity check)
+    at::Tensor text_;                      ///< [B, text_len, D] text embedding
+    std::vector<at::Tensor> k_, v_;        ///< per block [B, text_len, H, d]
+};
+
+/// Names of the forward intermediates given to the hook: "patch_embedding.<b>" [1, D, F_p, H_p, W_p],
+/// "time_embedding" [B, D], "time_projection" [B, 6D], "text_embedding" [B, text_len, D],
+/// "block<i>" [B, s, D], "head" [B, s, 64] (s = local sequence rows; = seq_len on one rank).
+using IntermediateHook = std::function<void(const std::string& name, const at::Tensor& value)>;
+
+class WanModel {
+public:
+    /// Validates `store` against `config` (every key, every shape) and loads all weights onto the device.
+    WanModel(const io::WanConfig& config, const io::TensorStore& store, ModelOptions options = {});
+    /// From already built weights (custom block provider, e.g. sharded).
+    WanModel(const io::WanConfig& config, RootWeights root, std::shared_ptr<BlockWeightsProvider> blocks,
+             ModelOptions options = {});
+
+    /// Random weights on `options.device`, no checkpoint (benchmarks). `num_layers_override` > 0 replaces
+    /// config.num_layers. Seeds the global generators with `seed` (at::manual_seed).
+    static WanModel random(const io::WanConfig& config, ModelOptions options, uint64_t seed,
+                           int64_t num_layers_override = -1);
+
+    /// One sample. x: [in_dim, F, H, W] f32; t: 0-dim or [1]; context: [L, text_dim] (L ≤ text_len);
+    /// seq_len ≥ N = F·⌊H/2⌋·⌊W/2⌋. Returns [out_dim, F, 2⌊H/2⌋, 2⌊W/2⌋] f32.
+    at::Tensor forward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& context, int64_t seq_len,
+                       CrossAttentionCache* cache = nullptr) const;
+    /// A batch, run as one (upstream pads each sample to seq_len). t: [B] (or one value for all).
+    std::vector<at::Tensor> forward(const std::vector<at::Tensor>& x, const at::Tensor& t,
+                                    const std::vector<at::Tensor>& context, int64_t seq_len,
+                                    CrossAttentionCache* cache = nullptr) const;
+
+    const io::WanConfig& config() const { return config_; }
+    const ModelOptions& options() const { return options_; }
+    c10::Device device() const { return options_.device; }
+    Precision precision() const { return precision_; }  ///< resolved (never Auto)
+    const RootWeights& root_weights() const { return root_; }
+    BlockWeightsProvider& block_weights() const { return *blocks_; }
+
+    /// Every parameter under its checkpoint key. With the resident provider only (acquires each block).
+    std::vector<std::pair<std::string, at::Tensor>> named_parameters() const;
+
+    void set_block_weights_provider(std::shared_ptr<BlockWeightsProvider> provider);
+    void set_sequence_parallel(std::shared_ptr<SequenceParallel> sp);
+    /// Debug/test hook for intermediates (empty: none; costs nothing).
+    void set_intermediate_hook(IntermediateHook hook) { hook_ = std::move(hook); }
+
+private:
+    struct Impl;
+    io::WanConfig config_;
+    ModelOptions options_;
+    Precision precision_ = Precision::Float32;
+    RootWeights root_;
+    std::shared_ptr<BlockWeightsProvider> blocks_;
+    std::shared_ptr<SequenceParallel> sp_;
+    IntermediateHook hook_;
+    std::shared_ptr<Impl> impl_;  ///< caches (RoPE tables, base frequency table); thread-safe
+};
+
+}  // namespace wan::dit

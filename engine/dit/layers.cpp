@@ -1,0 +1,154 @@
+// Attention, RoPE tables and sequence splitting: the pieces of the DiT that sequence parallelism touches.
+// Ref: wan21-reference.md §4.5 (attention), §4.6 (RoPE), §8.3 (USP chunks).
+#include "dit/dit.h"
+
+#include "core/core.h"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <cmath>
+
+namespace wan::dit {
+
+// ---- attention ----------------------------------------------------------------------------------------
+
+namespace {
+
+#if WAN_TORCH_VERSION < 200
+// Exact softmax(Q·Kᵀ·scale)·V in f32, chunked over queries so that the score matrix stays ≤ 64 Mi floats.
+at::Tensor math_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+    const at::ScalarType out_dtype = q.scalar_type();
+    const at::Tensor qh = q.to(at::kFloat).transpose(1, 2);  // [B, H, Sq, d]
+    const at::Tensor kt = k.to(at::kFloat).permute({0, 2, 3, 1}); // [B, H, d, Sk]
+    const at::Tensor vh = v.to(at::kFloat).transpose(1, 2);  // [B, H, Sk, d]
+    const int64_t B = q.size(0), Sq = q.size(1), H = q.size(2), d = q.size(3), Sk = k.size(1);
+    const double scale = 1.0 / std::sqrt(static_cast<double>(d));
+    const int64_t budget = int64_t(1) << 26;
+    const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(Sq, budget / std::max<int64_t>(1, B * H * Sk)));
+    std::vector<at::Tensor> outs;
+    for (int64_t s0 = 0; s0 < Sq; s0 += chunk) {
+        const int64_t n = std::min(chunk, Sq - s0);
+        at::Tensor scores = at::matmul(qh.narrow(2, s0, n), kt).mul_(scale);  // [B, H, n, Sk]
+        at::Tensor p = at::softmax(scores, -1);
+        outs.push_back(at::matmul(p, vh));                                 // [B, H, n, d]
+    }
+    at::Tensor o = outs.size() == 1 ? outs[0] : at::cat(outs, 2);
+    return o.transpose(1, 2).to(out_dtype);  // [B, Sq, H, d]
+}
+#endif
+
+}  // namespace
+
+at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t k_len) {
+    WAN_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4,
+              "attention: q, k, v must be [B, S, H, d], got %s, %s, %s dims", std::to_string(q.dim()).c_str(),
+              std::to_string(k.dim()).c_str(), std::to_string(v.dim()).c_str());
+    WAN_CHECK(k.sizes() == v.sizes() && q.size(0) == k.size(0) && q.size(2) == k.size(2) && q.size(3) == k.size(3),
+              "attention: q/k/v shapes do not agree (batch, heads, head dim)");
+    at::Tensor kk = k, vv = v;
+    if (k_len >= 0 && k_len < k.size(1)) {
+        WAN_CHECK(k_len > 0, "attention: key length must be positive");
+        kk = k.narrow(1, 0, k_len);  // keys past k_len are padding (§4.5: k_lens = N)
+        vv = v.narrow(1, 0, k_len);
+    }
+#if WAN_TORCH_VERSION >= 200
+    // SDPA wants [B, H, S, d]; the transposes are views and match the layout its kernels use internally.
+    const at::ScalarType dt = q.scalar_type();
+    at::Tensor o = at::scaled_dot_product_attention(q.transpose(1, 2), kk.to(dt).transpose(1, 2),
+                                                    vv.to(dt).transpose(1, 2));
+    return o.transpose(1, 2);  // [B, Sq, H, d]
+#else
+    return math_attention(q, kk, vv);
+#endif
+}
+
+// ---- sequence chunks ----------------------------------------------------------------------------------
+
+SequenceChunk sequence_chunk(int64_t seq_len, int world, int rank) {
+    WAN_CHECK(world >= 1 && rank >= 0 && rank < world, "sequence parallel: rank %d is not in a world of %d", rank,
+              world);
+    WAN_CHECK(seq_len >= 1, "sequence parallel: seq_len must be positive (got %lld)", static_cast<long long>(seq_len));
+    SequenceChunk c;
+    c.padded_len = (seq_len + world - 1) / world * world;
+    c.chunk_len = c.padded_len / world;
+    c.begin = static_cast<int64_t>(rank) * c.chunk_len;
+    return c;
+}
+
+at::Tensor split_sequence(const at::Tensor& x, const SequenceChunk& chunk) {
+    WAN_CHECK(x.dim() == 3, "split_sequence: expected [B, S, C], got %lld dims", static_cast<long long>(x.dim()));
+    WAN_CHECK(x.size(1) <= chunk.padded_len, "split_sequence: %lld rows do not fit the padded length %lld",
+              static_cast<long long>(x.size(1)), static_cast<long long>(chunk.padded_len));
+    const int64_t end = chunk.begin + chunk.chunk_len;
+    const int64_t real_end = std::min(end, x.size(1));
+    if (real_end == end) return x.narrow(1, chunk.begin, chunk.chunk_len).contiguous();
+    at::Tensor out = at::zeros({x.size(0), chunk.chunk_len, x.size(2)}, x.options());
+    if (real_end > chunk.begin)
+        out.narrow(1, 0, real_end - chunk.begin).copy_(x.narrow(1, chunk.begin, real_end - chunk.begin));
+    return out;
+}
+
+// ---- RoPE ---------------------------------------------------------------------------------------------
+
+namespace {
+
+// Inverse frequencies of one axis with `dim` real dims: 1 / 10000^(2j/dim), j < dim/2, f64. Ref: §4.6.
+at::Tensor inv_freq(int64_t dim) {
+    at::Tensor j2 = at::arange(0, dim, 2, at::TensorOptions().dtype(at::kDouble));
+    return at::pow(10000.0, j2.div(static_cast<double>(dim))).reciprocal();
+}
+
+}  // namespace
+
+RopeTables rope_tables(const std::vector<Grid>& grids, int64_t head_dim, int64_t rows, int64_t row_offset,
+                       at::ScalarType dtype, c10::Device device) {
+    WAN_CHECK(head_dim >= 6 && head_dim % 2 == 0, "rope_tables: head dim %lld must be even and ≥ 6",
+              static_cast<long long>(head_dim));
+    WAN_CHECK(rows >= 0 && row_offset >= 0, "rope_tables: negative row range");
+    const int64_t d6 = head_dim / 6;
+    const int64_t dim_f = head_dim - 4 * d6, dim_hw = 2 * d6;  // real dims per axis (44/42/42 for d = 128)
+    const at::Tensor inv_f = inv_freq(dim_f), inv_h = inv_freq(dim_hw), inv_w = inv_freq(dim_hw);
+    const auto f64 = at::TensorOptions().dtype(at::kDouble);
+    const int64_t half = head_dim / 2;
+    std::vector<at::Tensor> cos_b, sin_b;
+    for (const Grid& g : grids) {
+        WAN_CHECK(g.f >= 1 && g.h >= 1 && g.w >= 1 && g.f <= 1024 && g.h <= 1024 && g.w <= 1024,
+                  "rope_tables: grid %lldx%lldx%lld outside the 1..1024 range of the rotary tables",
+                  static_cast<long long>(g.f), static_cast<long long>(g.h), static_cast<long long>(g.w));
+        // Angles θ = position · inverse frequency (f64, as torch.outer in upstream rope_params).
+        at::Tensor af = at::outer(at::arange(g.f, f64), inv_f).view({g.f, 1, 1, -1}).expand({g.f, g.h, g.w, -1});
+        at::Tensor ah = at::outer(at::arange(g.h, f64), inv_h).view({1, g.h, 1, -1}).expand({g.f, g.h, g.w, -1});
+        at::Tensor aw = at::outer(at::arange(g.w, f64), inv_w).view({1, 1, g.w, -1}).expand({g.f, g.h, g.w, -1});
+        at::Tensor ang = at::cat({af, ah, aw}, -1).reshape({g.tokens(), half});  // [N, d/2]
+        // Rows [row_offset, row_offset + rows): real tokens, then identity rotation for padding rows.
+        at::Tensor c = at::ones({rows, half}, f64), s = at::zeros({rows, half}, f64);
+        const int64_t real_end = std::min(g.tokens(), row_offset + rows);
+        if (real_end > row_offset) {
+            at::Tensor a = ang.narrow(0, row_offset, real_end - row_offset);
+            c.narrow(0, 0, real_end - row_offset).copy_(at::cos(a));
+            s.narrow(0, 0, real_end - row_offset).copy_(at::sin(a));
+        }
+        // Pair layout: cos duplicated, sin as (−sin, +sin) so that rope(x) = x·cos + swap_pairs(x)·sin.
+        cos_b.push_back(at::stack({c, c}, -1).reshape({rows, 1, head_dim}));
+        sin_b.push_back(at::stack({s.neg(), s}, -1).reshape({rows, 1, head_dim}));
+    }
+    RopeTables t;
+    t.cos = at::stack(cos_b, 0).to(device, dtype);  // [B, rows, 1, d]
+    t.sin = at::stack(sin_b, 0).to(device, dtype);
+    return t;
+}
+
+at::Tensor apply_rope(const at::Tensor& x, const RopeTables& tables) {
+    WAN_CHECK(x.dim() == 4 && x.size(-1) % 2 == 0, "apply_rope: expected [B, S, H, d] with even d");
+    WAN_CHECK(tables.cos.size(0) == x.size(0) && tables.cos.size(1) == x.size(1) && tables.cos.size(3) == x.size(3),
+              "apply_rope: tables %s do not fit x %s", std::to_string(tables.cos.size(1)).c_str(),
+              std::to_string(x.size(1)).c_str());
+    const at::Tensor xc = x.to(tables.cos.scalar_type());  // [B, S, H, d]
+    const auto sizes = xc.sizes().vec();
+    // (a + ib)(c + is) = (a·c − b·s) + i(b·c + a·s): products and sums identical to the complex multiply.
+    at::Tensor swapped = xc.reshape({sizes[0], sizes[1], sizes[2], sizes[3] / 2, 2}).flip({-1}).reshape(sizes);
+    return xc * tables.cos + swapped * tables.sin;
+}
+
+}  // namespace wan::dit

@@ -1,0 +1,329 @@
+// WanModel forward: patchify, time / text embeddings, blocks, head, unpatchify, with upstream's dtype flow.
+// Ref: wan21-reference.md §4.4 (forward and dtypes), §4.5 (attention), §4.8 (autocast), §8.3 (USP chunks).
+#include "dit/dit.h"
+#include "dit/internal.h"
+
+#include "core/core.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include <algorithm>
+#include <mutex>
+
+namespace wan::dit {
+
+void CrossAttentionCache::clear() {
+    owner_ = nullptr;
+    contexts_.clear();
+    text_ = at::Tensor();
+    k_.clear();
+    v_.clear();
+}
+
+struct WanModel::Impl {
+    std::mutex mu;
+    struct RopeEntry {
+        std::vector<Grid> grids;
+        int64_t rows = 0, offset = 0;
+        RopeTables tables;
+    };
+    std::vector<RopeEntry> rope_cache;  // most recent last; a handful of shapes per run (cond/uncond share)
+};
+
+WanModel::WanModel(const io::WanConfig& config, RootWeights root, std::shared_ptr<BlockWeightsProvider> blocks,
+                   ModelOptions options)
+    : config_(config),
+      options_(options),
+      precision_(detail::resolve_precision(options)),
+      root_(std::move(root)),
+      blocks_(std::move(blocks)),
+      sp_(std::make_shared<SequenceParallel>()),
+      impl_(std::make_shared<Impl>()) {
+    config_.validate("WanModel config");
+    WAN_CHECK(config_.patch_size[0] >= 1 && config_.patch_size[1] >= 1 && config_.patch_size[2] >= 1,
+              "WanModel: patch size must be positive");
+    WAN_CHECK(blocks_ != nullptr, "WanModel: no block weights provider");
+    WAN_CHECK(blocks_->num_blocks() == config_.num_layers, "WanModel: the block provider has %lld blocks, config has %lld",
+              static_cast<long long>(blocks_->num_blocks()), static_cast<long long>(config_.num_layers));
+}
+
+void WanModel::set_block_weights_provider(std::shared_ptr<BlockWeightsProvider> provider) {
+    WAN_CHECK(provider && provider->num_blocks() == config_.num_layers,
+              "WanModel: a block provider must have num_layers = %lld blocks", static_cast<long long>(config_.num_layers));
+    blocks_ = std::move(provider);
+}
+
+void WanModel::set_sequence_parallel(std::shared_ptr<SequenceParallel> sp) {
+    sp_ = sp ? std::move(sp) : std::make_shared<SequenceParallel>();
+}
+
+at::Tensor WanModel::forward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& context, int64_t seq_len,
+                             CrossAttentionCache* cache) const {
+    WAN_CHECK(t.defined() && t.numel() == 1 && t.dim() <= 1,
+              "DiT forward: timestep t must be a 0-dim or [1] tensor for one sample (got %lld elements)",
+              static_cast<long long>(t.defined() ? t.numel() : 0));
+    return forward(std::vector<at::Tensor>{x}, t, std::vector<at::Tensor>{context}, seq_len, cache)[0];
+}
+
+namespace {
+
+// y = x Wᵀ + b with x cast to the weight's dtype: bf16 GEMM for bf16 weights, f32 for the f32 islands,
+// exactly what autocast does in the regions upstream runs these Linears in (§4.8).
+at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
+    return at::linear(x.to(w.scalar_type()), w, b);
+}
+
+// WanRMSNorm: f32 normalisation, rounded to the input dtype, times the f32 weight → f32 (§4.5, §4.7).
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
+    const at::Tensor xf = x.to(at::kFloat);
+    at::Tensor n = xf * at::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps);
+    return n.to(x.scalar_type()) * weight;
+}
+
+at::Tensor layer_norm(const at::Tensor& x, int64_t dim, double eps) {
+    return at::layer_norm(x.to(at::kFloat), {dim}, {}, {}, eps);
+}
+
+std::string shape_of(const at::Tensor& t) { return detail::shape_string(t.sizes()); }
+
+}  // namespace
+
+std::vector<at::Tensor> WanModel::forward(const std::vector<at::Tensor>& xs, const at::Tensor& t_in,
+                                          const std::vector<at::Tensor>& contexts, int64_t seq_len,
+                                          CrossAttentionCache* cache) const {
+    c10::InferenceMode inference_guard;
+    const io::WanConfig& c = config_;
+    const int64_t B = static_cast<int64_t>(xs.size());
+    const int64_t D = c.dim, H = c.num_heads, d = c.head_dim();
+    const int64_t pt = c.patch_size[0], ph = c.patch_size[1], pw = c.patch_size[2];
+    const double eps = c.eps;
+    const c10::Device dev = options_.device;
+    const bool mixed = precision_ == Precision::BF16Mixed;
+    const at::ScalarType cd = mixed ? at::kBFloat16 : at::kFloat;  // GEMM / attention dtype
+    const auto copts = at::TensorOptions().device(dev).dtype(cd);
+
+    // ---- input checks ---------------------------------------------------------------------------------
+    WAN_CHECK(B >= 1, "DiT forward: empty batch");
+    WAN_CHECK(contexts.size() == xs.size(), "DiT forward: %lld latents but %zu contexts", static_cast<long long>(B),
+              contexts.size());
+    std::vector<Grid> grids;
+    std::vector<int64_t> tokens;
+    for (int64_t b = 0; b < B; ++b) {
+        const at::Tensor& x = xs[b];
+        WAN_CHECK(x.defined() && x.dim() == 4, "DiT forward: latent %lld must be [in_dim, F, H, W], got %s",
+                  static_cast<long long>(b), x.defined() ? shape_of(x).c_str() : "undefined");
+        WAN_CHECK(x.size(0) == c.in_dim, "DiT forward: latent %lld has %lld channels, the model expects in_dim = %lld",
+                  static_cast<long long>(b), static_cast<long long>(x.size(0)), static_cast<long long>(c.in_dim));
+        WAN_CHECK(x.size(1) >= pt && x.size(2) >= ph && x.size(3) >= pw,
+                  "DiT forward: latent %lld of size F=%lld H=%lld W=%lld is smaller than the %lldx%lldx%lld patch",
+                  static_cast<long long>(b), static_cast<long long>(x.size(1)), static_cast<long long>(x.size(2)),
+                  static_cast<long long>(x.size(3)), static_cast<long long>(pt), static_cast<long long>(ph),
+                  static_cast<long long>(pw));
+        // The stride-(1,2,2) conv drops a trailing odd row / column, as upstream does.
+        Grid g{x.size(1) / pt, x.size(2) / ph, x.size(3) / pw};
+        WAN_CHECK(g.f <= 1024 && g.h <= 1024 && g.w <= 1024,
+                  "DiT forward: latent %lld patch grid %lldx%lldx%lld exceeds the 1024 positions per axis of RoPE",
+                  static_cast<long long>(b), static_cast<long long>(g.f), static_cast<long long>(g.h),
+                  static_cast<long long>(g.w));
+        grids.push_back(g);
+        tokens.push_back(g.tokens());
+        const at::Tensor& ctx = contexts[b];
+        WAN_CHECK(ctx.defined() && ctx.dim() == 2, "DiT forward: context %lld must be [L, text_dim], got %s",
+                  static_cast<long long>(b), ctx.defined() ? shape_of(ctx).c_str() : "undefined");
+        WAN_CHECK(ctx.size(1) == c.text_dim,
+                  "DiT forward: context %lld is %lld wide, the model expects text_dim = %lld%s",
+                  static_cast<long long>(b), static_cast<long long>(ctx.size(1)), static_cast<long long>(c.text_dim),
+                  ctx.size(1) > c.text_dim ? " (context wider than text_dim)" : "");
+        WAN_CHECK(ctx.size(0) >= 1 && ctx.size(0) <= c.text_len,
+                  "DiT forward: context %lld has %lld rows, expected 1..text_len = %lld", static_cast<long long>(b),
+                  static_cast<long long>(ctx.size(0)), static_cast<long long>(c.text_len));
+        WAN_CHECK(seq_len >= g.tokens(),
+                  "DiT forward: seq_len %lld is smaller than the %lld tokens of latent %lld (grid %lldx%lldx%lld)",
+                  static_cast<long long>(seq_len), static_cast<long long>(g.tokens()), static_cast<long long>(b),
+                  static_cast<long long>(g.f), static_cast<long long>(g.h), static_cast<long long>(g.w));
+    }
+    WAN_CHECK(t_in.defined() && (t_in.numel() == B || t_in.numel() == 1),
+              "DiT forward: t has %lld elements, expected 1 or the batch size %lld",
+              static_cast<long long>(t_in.defined() ? t_in.numel() : 0), static_cast<long long>(B));
+
+    const int world = sp_->world(), rank = sp_->rank();
+    const SequenceChunk chunk = sequence_chunk(seq_len, world, rank);
+    const int64_t s_local = chunk.chunk_len;
+
+    // ---- (b) time embedding: f64 sinusoid on the CPU (cos first), f32 Linears ------------------------
+    at::Tensor e, e0;
+    {
+        at::Tensor tt = t_in.detach().to(at::kCPU, at::kDouble).reshape({-1});
+        if (tt.numel() != B) tt = tt.expand({B});
+        const int64_t half = c.freq_dim / 2;
+        at::Tensor omega = at::pow(10000.0, at::arange(half, at::TensorOptions().dtype(at::kDouble)).div(
+                                                static_cast<double>(half)).neg());
+        at::Tensor arg = at::outer(tt, omega);                                             // [B, half] f64
+        at::Tensor sinus = at::cat({at::cos(arg), at::sin(arg)}, 1).to(at::kFloat).to(dev); // [B, freq_dim]
+        e = linear(at::silu(linear(sinus, root_.time_embedding0_weight, root_.time_embedding0_bias)),
+                   root_.time_embedding2_weight, root_.time_embedding2_bias);            // [B, D] f32
+        e0 = linear(at::silu(e), root_.time_projection1_weight, root_.time_projection1_bias);  // [B, 6D] f32
+        if (hook_) {
+            hook_("time_embedding", e);
+            hook_("time_projection", e0);
+        }
+        e0 = e0.view({B, 6, D});
+    }
+
+    // ---- (c) text embedding, zero-padded to text_len, all rows attended (cached per prompt) ---------
+    bool cache_ok = cache && cache->owner_ == impl_.get() && cache->contexts_.size() == contexts.size() &&
+                    cache->text_.defined();
+    if (cache_ok)
+        for (size_t b = 0; b < contexts.size(); ++b)
+            cache_ok = cache_ok && cache->contexts_[b].is_same(contexts[b]);
+    at::Tensor text;  // [B, text_len, D] cd
+    if (cache_ok) {
+        text = cache->text_;
+    } else {
+        at::Tensor padded = at::zeros({B, c.text_len, c.text_dim}, copts);  // [B, text_len, text_dim]
+        for (int64_t b = 0; b < B; ++b) padded[b].narrow(0, 0, contexts[b].size(0)).copy_(contexts[b]);
+        text = linear(at::gelu(linear(padded, root_.text_embedding0_weight, root_.text_embedding0_bias), "tanh"),
+                      root_.text_embedding2_weight, root_.text_embedding2_bias);
+        if (cache) {
+            cache->clear();
+            cache->owner_ = impl_.get();
+            cache->contexts_ = contexts;
+            cache->text_ = text;
+            cache->k_.assign(static_cast<size_t>(c.num_layers), at::Tensor());
+            cache->v_.assign(static_cast<size_t>(c.num_layers), at::Tensor());
+        }
+    }
+    if (hook_) hook_("text_embedding", text);
+    const int64_t Lt = text.size(1);
+
+    // ---- (a) patchify: conv3d with stride = kernel, tokens in (f, h, w) order, zero rows up to S ------
+    at::Tensor x;  // [B, s_local, D] residual stream (cd until block 0's first add, then f32)
+    {
+        at::Tensor tok = at::zeros({B, chunk.padded_len, D}, copts);
+        for (int64_t b = 0; b < B; ++b) {
+            at::Tensor pe = at::conv3d(xs[b].to(dev, cd).unsqueeze(0), root_.patch_embedding_weight,
+                                       root_.patch_embedding_bias, {pt, ph, pw});  // [1, D, F_p, H_p, W_p]
+            if (hook_) hook_("patch_embedding." + std::to_string(b), pe);
+            tok[b].narrow(0, 0, tokens[b]).copy_(pe.flatten(2)[0].transpose(0, 1));
+        }
+        x = world == 1 ? tok : tok.narrow(1, chunk.begin, s_local).contiguous();
+    }
+
+    // ---- RoPE tables for this rank's rows (global positions), cached per shape ------------------------
+    // CPU: f64 as upstream; elsewhere f32 tables (no f64 on the GPU hot path).
+    const at::ScalarType rope_dtype = dev.is_cpu() ? at::kDouble : at::kFloat;
+    RopeTables rope;
+    {
+        std::lock_guard<std::mutex> lock(impl_->mu);
+        auto& rc = impl_->rope_cache;
+        auto same = [&](const Impl::RopeEntry& r) {
+            if (r.rows != s_local || r.offset != chunk.begin || r.grids.size() != grids.size()) return false;
+            for (size_t i = 0; i < grids.size(); ++i)
+                if (r.grids[i].f != grids[i].f || r.grids[i].h != grids[i].h || r.grids[i].w != grids[i].w)
+                    return false;
+            return r.tables.cos.scalar_type() == rope_dtype && r.tables.cos.device() == dev;
+        };
+        auto it = std::find_if(rc.begin(), rc.end(), same);
+        if (it != rc.end()) {
+            rope = it->tables;
+        } else {
+            rope = rope_tables(grids, d, s_local, chunk.begin, rope_dtype, dev);
+            rc.push_back({grids, s_local, chunk.begin, rope});
+            if (rc.size() > 4) rc.erase(rc.begin());
+        }
+    }
+    const bool same_len = std::all_of(tokens.begin(), tokens.end(), [&](int64_t n) { return n == tokens[0]; });
+
+    // q/k after RMS norm (f32) → RoPE → f32 → attention dtype, as upstream's rope_apply(...).float() (§4.5).
+    auto rope_qk = [&](const at::Tensor& n) {  // n: [B, s, D] f32
+        return apply_rope(n.view({B, s_local, H, d}), rope).to(at::kFloat).to(cd);
+    };
+
+    // ---- (d) blocks ------------------------------------------------------------------------------------
+    for (int64_t i = 0; i < c.num_layers; ++i) {
+        const BlockWeights w = blocks_->acquire(i);
+        const at::Tensor m = w.modulation + e0;  // [B, 6, D] f32
+        auto mod = [&](int64_t j) { return m.narrow(1, j, 1); };  // [B, 1, D]
+
+        // self-attention
+        {
+            at::Tensor n1 = layer_norm(x, D, eps);
+            if (x.scalar_type() != at::kFloat) n1 = n1.to(x.scalar_type()).to(at::kFloat);  // block 0 (mixed)
+            // [B, s, D] f32, cast once for the three GEMMs (autocast casts it per Linear: same values).
+            const at::Tensor a = (n1 * (1 + mod(1)) + mod(0)).to(cd);
+            const auto& sa = w.self_attn;
+            at::Tensor q = rope_qk(rms_norm(linear(a, sa.q_weight, sa.q_bias), sa.norm_q_weight, eps));  // [B,s,H,d]
+            at::Tensor k = rope_qk(rms_norm(linear(a, sa.k_weight, sa.k_bias), sa.norm_k_weight, eps));
+            at::Tensor v = linear(a, sa.v_weight, sa.v_bias).view({B, s_local, H, d});
+            at::Tensor o;
+            if (same_len) {
+                o = sp_->self_attention(q, k, v, tokens[0]);
+            } else {
+                std::vector<at::Tensor> os;
+                for (int64_t b = 0; b < B; ++b)
+                    os.push_back(sp_->self_attention(q.narrow(0, b, 1), k.narrow(0, b, 1), v.narrow(0, b, 1), tokens[b]));
+                o = at::cat(os, 0);
+            }
+            const at::Tensor y = linear(o.reshape({B, s_local, D}), sa.o_weight, sa.o_bias);  // cd
+            x = x + y * mod(2);  // f32 from here on
+        }
+        // cross-attention (no modulation, no gate), K/V of the text cached per prompt
+        {
+            const auto& ca = w.cross_attn;
+            const at::Tensor cin = at::layer_norm(x, {D}, w.norm3_weight, w.norm3_bias, eps);  // f32
+            at::Tensor q = rms_norm(linear(cin, ca.q_weight, ca.q_bias), ca.norm_q_weight, eps)
+                               .view({B, s_local, H, d}).to(cd);
+            at::Tensor k, v;
+            if (cache && cache->k_[i].defined()) {
+                k = cache->k_[i];
+                v = cache->v_[i];
+            } else {
+                k = rms_norm(linear(text, ca.k_weight, ca.k_bias), ca.norm_k_weight, eps).view({B, Lt, H, d}).to(cd);
+                v = linear(text, ca.v_weight, ca.v_bias).view({B, Lt, H, d});
+                if (cache) {
+                    cache->k_[i] = k;
+                    cache->v_[i] = v;
+                }
+            }
+            const at::Tensor o = attention(q, k, v);
+            x = x + linear(o.reshape({B, s_local, D}), ca.o_weight, ca.o_bias);
+        }
+        // FFN
+        {
+            const at::Tensor f = layer_norm(x, D, eps) * (1 + mod(4)) + mod(3);
+            const at::Tensor y = linear(at::gelu(linear(f, w.ffn0_weight, w.ffn0_bias), "tanh"), w.ffn2_weight,
+                                        w.ffn2_bias);
+            x = x + y * mod(5);
+        }
+        blocks_->release(i);
+        if (hook_) hook_("block" + std::to_string(i), x);
+    }
+
+    // ---- (e) head: uses e (not e0), f32 -----------------------------------------------------------------
+    const at::Tensor hm = root_.head_modulation + e.unsqueeze(1);  // [B, 2, D] f32
+    at::Tensor out = linear(layer_norm(x, D, eps) * (1 + hm.narrow(1, 1, 1)) + hm.narrow(1, 0, 1), root_.head_weight,
+                            root_.head_bias);  // [B, s, P] f32
+    if (hook_) hook_("head", out);
+    if (world > 1) {
+        out = sp_->gather_sequence(out);
+        WAN_CHECK(out.dim() == 3 && out.size(1) == chunk.padded_len,
+                  "DiT forward: gather_sequence returned %s, expected [B, %lld, P]", shape_of(out).c_str(),
+                  static_cast<long long>(chunk.padded_len));
+    }
+    // Upstream's unpatchify einsum runs under autocast(bf16) and rounds the output to bf16 (§4.4 f).
+    if (mixed && options_.round_output_bf16) out = out.to(at::kBFloat16).to(at::kFloat);
+
+    // ---- (f) unpatchify: row n = (f, h, w) holds (p, q, r, c) ------------------------------------------
+    std::vector<at::Tensor> result;
+    const int64_t C = c.out_dim;
+    for (int64_t b = 0; b < B; ++b) {
+        const Grid& g = grids[b];
+        at::Tensor u = out[b].narrow(0, 0, tokens[b]).view({g.f, g.h, g.w, pt, ph, pw, C});
+        u = u.permute({6, 0, 3, 1, 4, 2, 5}).reshape({C, g.f * pt, g.h * ph, g.w * pw});  // [C, F, H, W]
+        result.push_back(u.to(at::kFloat).contiguous());
+    }
+    return result;
+}
+
+}  // namespace wan::dit
