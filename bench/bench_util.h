@@ -1,0 +1,28 @@
+// Timing and memory helpers for wan-bench (private to bench/).
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <chrono>
+#include <functional>
+#include <string>
+
+namespace wan::bench {
+
+/// Waits for the device's queued work (no-op on the CPU).
+void sync(c10::Device device);
+/// Resets the peak-memory counter of `device` (CUDA only).
+void reset_peak(c10::Device device);
+/// Peak bytes allocated by LibTorch's caching allocator since the last reset (0 on the CPU).
+double peak_gb(c10::Device device);
+/// GPU name or "cpu".
+std::string device_name(c10::Device device);
+
+struct Timing {
+    double mean_s = 0, min_s = 0;
+    int runs = 0;
+};
+/// `warmup` untimed calls, then `runs` timed ones, each synchronised.
+Timing time_it(c10::Device device, int warmup, int runs, const std::function<void()>& fn);
+
+}  // namespace wan::bench
