@@ -96,7 +96,7 @@ at::Tensor RMSNorm::forward(const at::Tensor& x) const {
     const std::vector<int64_t> dims{1};
     if (x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble) {
         // F.normalize: x / max(‖x‖₂, eps) over channels.
-        at::Tensor n = at::linalg_vector_norm(x, 2, dims, true, c10::nullopt).clamp_min_(1e-12);  // [b,1,t,h,w]
+        at::Tensor n = at::linalg_vector_norm(x, 2, dims, true).clamp_min_(1e-12);  // [b,1,t,h,w]
         at::Tensor y = x / n;
         return y.mul_(gamma_scaled);
     }
