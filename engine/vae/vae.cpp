@@ -38,17 +38,15 @@ void check_cancel(const DecodeCallbacks& cb, const char* what, int64_t done, int
     }
 }
 
-/// Start offsets of tiles of `tile` covering [0, n) with at least `overlap` shared between neighbours.
+/// Start offsets of tiles of `tile` covering [0, n), neighbours sharing at least `overlap`: the fewest tiles
+/// that allow it, spread evenly (first flush with 0, last flush with n).
 std::vector<int64_t> tile_starts(int64_t n, int64_t tile, int64_t overlap) {
     if (n <= tile) return {0};
     const int64_t step = tile - overlap;
+    const int64_t count = 1 + (n - tile + step - 1) / step;  // ceil((n - tile) / step) + 1
     std::vector<int64_t> starts;
-    for (int64_t s = 0;; s += step) {
-        if (s + tile >= n) {
-            starts.push_back(n - tile);  // last tile flush with the border (overlaps more, never less)
-            break;
-        }
-        starts.push_back(s);
+    for (int64_t i = 0; i < count; ++i) {
+        starts.push_back((i * (n - tile) + (count - 1) / 2) / (count - 1));  // round(i·(n-tile)/(count-1))
     }
     return starts;
 }
