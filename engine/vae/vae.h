@@ -1,0 +1,123 @@
+// Wan2.1 causal 3-D VAE (z_dim 16): latent → video decoding frame by frame with the temporal feature cache,
+// and video → latent encoding in chunks of 1, 4, 4, … frames. ATen only (no torch::nn).
+// Ref: ../shared/docs/wan21-reference.md §5 and Appendix C.
+//
+// Example:
+//   auto store = wan::io::TensorStore::open_pth(ckpt + "/Wan2.1_VAE.pth");
+//   wan::vae::WanVAE vae(store, {});                     // CPU, float32
+//   at::Tensor video = vae.decode(latent);               // [16,T,h,w] → [3, 1+4(T-1), 8h, 8w] in [-1,1]
+#pragma once
+
+#include "core/core.h"
+#include "io/io.h"
+
+#include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
+#include <c10/core/ScalarType.h>
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace wan::vae {
+
+/// Thrown by decode/encode when the caller asked to stop (DecodeCallbacks). Distinct from other errors so that
+/// the pipeline can end the job as cancelled rather than failed.
+struct Cancelled : wan::Error {
+    explicit Cancelled(std::string message) : wan::Error(std::move(message)) {}
+};
+
+/// Optional spatial tiling of the decode (upstream has none). The latent is cut into overlapping tiles of
+/// `tile_size`×`tile_size` latent pixels; each tile is decoded through all frames with its own cache and the
+/// overlaps are blended linearly in pixel space. Results differ from the untiled decode near tile seams
+/// (the decoder's receptive field, including the global middle attention, is cut).
+struct TilingOptions {
+    bool enabled = false;   ///< default off: exact upstream behaviour
+    int64_t tile_size = 32; ///< tile edge in latent pixels (≥ 1); a side not larger than this is not split
+    int64_t overlap = 8;    ///< overlap between neighbouring tiles in latent pixels (0 ≤ overlap < tile_size)
+};
+
+/// Load-time options.
+struct VAEOptions {
+    c10::Device device = c10::Device(c10::kCPU);  ///< where weights live and compute runs
+    /// Weight and activation dtype: kFloat (default; upstream computes in f32 — on CUDA cuDNN convolutions use
+    /// TF32 by default, as upstream) or kBFloat16 (weights and activations; latent scaling and the output stay f32).
+    at::ScalarType dtype = at::kFloat;
+    c10::Device output_device = c10::Device(c10::kCPU);  ///< where decode/encode results are returned
+    bool load_encoder = true;  ///< false: encoder weights are validated but not loaded; encode() throws
+    TilingOptions tiling;
+};
+
+/// Hooks called between latent frames (decode) or frame chunks (encode), on the calling thread.
+struct DecodeCallbacks {
+    /// After each latent frame (decode) / chunk (encode): frames_done = 1..frames_total. With tiling the total
+    /// counts every (tile, frame) pair.
+    std::function<void(int64_t frames_done, int64_t frames_total)> progress;
+    /// Polled before each latent frame / chunk; returning true throws Cancelled.
+    std::function<bool()> should_cancel;
+    /// Alternative to should_cancel: a flag set from another thread (read before each frame / chunk).
+    const std::atomic<bool>* cancel_flag = nullptr;
+    /// Debugging/testing: receives the output of named modules ("conv2", "decoder.conv1", "decoder.middle",
+    /// "decoder.upsamples.<i>", "decoder.head", "encoder.conv1", "encoder.downsamples.<i>", "encoder.middle",
+    /// "encoder.head", "conv1") each time it runs, with the batch dimension of 1. Not called when tiling.
+    std::function<void(const std::string& module, const at::Tensor& output)> on_intermediate;
+};
+
+/// Architecture of the checkpoint. `dim` and `z_dim` are read off tensor shapes; the rest is the fixed
+/// WanVAE_ family (§5.1) and is checked key by key against the file.
+struct VAEConfig {
+    int64_t dim = 96;    ///< base channels (encoder.conv1.weight [dim,3,3,3,3])
+    int64_t z_dim = 16;  ///< latent channels (conv2.weight [z,z,1,1,1])
+    std::vector<int64_t> dim_mult{1, 2, 4, 4};
+    int64_t num_res_blocks = 2;
+    std::vector<bool> temporal_downsample{false, true, true};
+    int64_t time_stride() const;   ///< 4 for the Wan VAE (2 per temporal stage)
+    int64_t space_stride() const;  ///< 8 for the Wan VAE (2 per stage transition)
+};
+
+/// Per-channel latent statistics (§5.1), float32 [16].
+at::Tensor latent_mean();
+at::Tensor latent_std();
+/// f32(1 / std), as upstream computes it (decode divides by this, encode multiplies).
+at::Tensor latent_inv_std();
+
+class WanVAE {
+public:
+    /// Validates every key and shape of `store` (errors name the key, expected and found shape) and loads
+    /// the weights to `options.device` in `options.dtype`. The store may be closed afterwards.
+    WanVAE(const io::TensorStore& store, VAEOptions options = {});
+    ~WanVAE();
+    WanVAE(WanVAE&&) noexcept;
+    WanVAE& operator=(WanVAE&&) noexcept;
+    WanVAE(const WanVAE&) = delete;
+    WanVAE& operator=(const WanVAE&) = delete;
+
+    const VAEConfig& config() const;
+    const VAEOptions& options() const;
+
+    /// Normalised latent [z, T, h, w] (or [1, z, T, h, w]) → video [3, 1+4(T-1), 8h, 8w], float32, clamped to
+    /// [-1, 1], on options().output_device. Runs one latent frame at a time; only the 2-frame caches persist
+    /// between frames. Thread-safe for concurrent calls (no mutable state in the object).
+    at::Tensor decode(const at::Tensor& z, const DecodeCallbacks& callbacks = {}) const;
+    /// As decode(), without the final clamp (golden `video_unclamped`).
+    at::Tensor decode_unclamped(const at::Tensor& z, const DecodeCallbacks& callbacks = {}) const;
+
+    /// Video [3, F, H, W] (or [1, 3, F, H, W]) in [-1, 1], H and W multiples of 8 → normalised latent
+    /// [z, 1+(F-1)/4, H/8, W/8] float32 on options().output_device. Frames after the last full chunk of 4
+    /// are ignored, as upstream does (a warning is logged).
+    at::Tensor encode(const at::Tensor& video, const DecodeCallbacks& callbacks = {}) const;
+
+    /// 1 + 4(T-1) for T ≥ 1.
+    int64_t num_frames_video(int64_t num_frames_latent) const;
+
+    struct Impl;  ///< private (engine/vae)
+
+private:
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace wan::vae

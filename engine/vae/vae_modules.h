@@ -1,0 +1,170 @@
+// Private: the WanVAE_ module tree (encoder, decoder and their blocks) over plain ATen tensors, with the
+// chunked causal feature cache. Ref: wan21-reference.md §5.2–§5.4.
+#pragma once
+
+#include "io/io.h"
+#include "vae/vae.h"
+
+#include <ATen/ATen.h>
+
+#include <array>
+#include <functional>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace wan::vae::detail {
+
+/// One cache slot of §5.4: empty (upstream None), the "Rep" marker, or up to 2 cached frames.
+struct CacheSlot {
+    at::Tensor frames;  // [b, C, k<=2, h, w]
+    bool rep = false;
+    bool empty() const { return !frames.defined() && !rep; }
+};
+using Cache = std::vector<CacheSlot>;
+
+using Hook = std::function<void(const std::string&, const at::Tensor&)>;
+
+/// Reads and validates weights by key. Every key read is recorded so that the caller can reject
+/// unexpected keys afterwards (strict, like load_state_dict).
+class WeightReader {
+public:
+    WeightReader(const io::TensorStore& store, c10::Device device, at::ScalarType dtype)
+        : store_(store), device_(device), dtype_(dtype) {}
+    /// Checks presence and shape; returns the tensor on the device in the dtype, or an undefined tensor when
+    /// `load` is false (validation only).
+    at::Tensor take(const std::string& key, const std::vector<int64_t>& shape, bool load = true);
+    /// Shape of a key, with an error naming it when absent.
+    std::vector<int64_t> shape_of(const std::string& key) const;
+    /// Throws on the first key of the store that was never taken.
+    void check_all_used() const;
+    at::ScalarType dtype() const { return dtype_; }
+
+private:
+    const io::TensorStore& store_;
+    c10::Device device_;
+    at::ScalarType dtype_;
+    std::set<std::string> used_;
+};
+
+/// Assigns cache slots in execution order (the upstream feat_idx counter).
+struct SlotCounter {
+    int next = 0;
+    int take() { return next++; }
+};
+
+/// CausalConv3d(Ci, Co, k, stride, padding (pt, ph, pw)): explicit 2·pt zero frames in front of time (or the
+/// cache), symmetric ph/pw spatial zero padding (done by the convolution itself). §5.2.
+struct CausalConv3d {
+    at::Tensor weight;  // [Co, Ci, kt, kh, kw]
+    at::Tensor bias;    // [Co]
+    std::array<int64_t, 3> stride{1, 1, 1};
+    std::array<int64_t, 3> padding{0, 0, 0};
+    int slot = -1;  // cache slot when this is a cached site (temporal kernel 3)
+
+    void load(WeightReader& r, const std::string& prefix, int64_t ci, int64_t co, std::array<int64_t, 3> k,
+              bool load_values);
+    /// Plain causal conv; `cache` (k frames, may be undefined) replaces k of the 2·pt front zero frames.
+    at::Tensor forward(const at::Tensor& x, const at::Tensor& cache = {}) const;
+    /// The cached-site rule of §5.4: runs forward() with this site's slot, then stores the last 2 input frames.
+    at::Tensor forward_cached(const at::Tensor& x, Cache& cache) const;
+};
+
+/// RMS_norm over channels: x / max(‖x‖₂, 1e-12) · sqrt(C) · γ. §5.2.
+struct RMSNorm {
+    at::Tensor gamma_scaled;  // [C, 1, 1, 1] = γ · sqrt(C)
+    int64_t channels = 0;
+    void load(WeightReader& r, const std::string& key, int64_t c, bool images, bool load_values);
+    at::Tensor forward(const at::Tensor& x) const;  // [b, C, t, h, w]
+};
+
+/// A layer of the encoder/decoder stage lists.
+struct Layer {
+    virtual ~Layer() = default;
+    virtual at::Tensor forward(const at::Tensor& x, Cache& cache) const = 0;
+    virtual int64_t out_channels() const = 0;
+};
+
+struct ResidualBlock : Layer {
+    RMSNorm norm0, norm3;
+    CausalConv3d conv2, conv6;
+    bool has_shortcut = false;
+    CausalConv3d shortcut;  // 1×1×1 when Ci != Co
+    int64_t co = 0;
+    ResidualBlock(WeightReader& r, const std::string& prefix, int64_t ci, int64_t co, SlotCounter& slots,
+                  bool load_values);
+    at::Tensor forward(const at::Tensor& x, Cache& cache) const override;
+    int64_t out_channels() const override { return co; }
+};
+
+/// Single-head self-attention over the h·w pixels of each frame (no cache). §5.2.
+struct AttentionBlock : Layer {
+    RMSNorm norm;
+    at::Tensor qkv_weight;   // [3C, C]
+    at::Tensor qkv_bias;     // [3C, 1]
+    at::Tensor proj_weight;  // [C, C]
+    at::Tensor proj_bias;    // [C, 1]
+    int64_t c = 0;
+    AttentionBlock(WeightReader& r, const std::string& prefix, int64_t c, bool load_values);
+    at::Tensor forward(const at::Tensor& x, Cache& cache) const override;
+    int64_t out_channels() const override { return c; }
+};
+
+enum class ResampleMode { Upsample2d = 1, Upsample3d, Downsample2d, Downsample3d };
+
+struct Resample : Layer {
+    ResampleMode mode;
+    at::Tensor weight;  // [Co, C, 1, 3, 3]: the per-frame Conv2d as a conv3d with temporal kernel 1
+    at::Tensor bias;    // [Co]
+    CausalConv3d time_conv;
+    int slot = -1;
+    int64_t c = 0, co = 0;
+    Resample(WeightReader& r, const std::string& prefix, int64_t c, ResampleMode mode, SlotCounter& slots,
+             bool load_values);
+    at::Tensor forward(const at::Tensor& x, Cache& cache) const override;
+    int64_t out_channels() const override { return co; }
+
+private:
+    at::Tensor spatial(const at::Tensor& x) const;
+};
+
+/// Encoder3d: conv1, downsamples, middle, head. §5.3.
+class Encoder {
+public:
+    Encoder(WeightReader& r, const VAEConfig& cfg, bool load_values);
+    /// One chunk of frames [b, 3, t, H, W] → [b, 2z, t', H/8, W/8].
+    at::Tensor forward(const at::Tensor& x, Cache& cache, const Hook* hook) const;
+    int num_slots() const { return num_slots_; }
+
+private:
+    CausalConv3d conv1_;
+    std::vector<std::unique_ptr<Layer>> downsamples_;
+    std::unique_ptr<ResidualBlock> middle0_, middle2_;
+    std::unique_ptr<AttentionBlock> middle1_;
+    RMSNorm head0_;
+    CausalConv3d head2_;
+    int num_slots_ = 0;
+};
+
+/// Decoder3d: conv1, middle, upsamples, head. §5.3.
+class Decoder {
+public:
+    Decoder(WeightReader& r, const VAEConfig& cfg);
+    /// One latent frame [b, z, 1, h, w] → [b, 3, 1 or 4, 8h, 8w].
+    at::Tensor forward(const at::Tensor& x, Cache& cache, const Hook* hook) const;
+    int num_slots() const { return num_slots_; }
+
+private:
+    CausalConv3d conv1_;
+    std::unique_ptr<ResidualBlock> middle0_, middle2_;
+    std::unique_ptr<AttentionBlock> middle1_;
+    std::vector<std::unique_ptr<Layer>> upsamples_;
+    RMSNorm head0_;
+    CausalConv3d head2_;
+    int num_slots_ = 0;
+};
+
+std::string shape_str(const std::vector<int64_t>& shape);
+
+}  // namespace wan::vae::detail
