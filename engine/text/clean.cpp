@@ -1,7 +1,8 @@
 // Prompt cleaning: upstream `whitespace_clean(basic_clean(text))`. Ref: wan21-reference.md §2.1.
 //
 // ftfy.fix_text (ftfy 6 defaults, applied in ftfy's order) — what is done here:
-//   * unescape_html "auto": entities `&#?[0-9A-Za-z]{1,24};` unescaped once, only when the text has no '<'
+//   * unescape_html "auto": entities `&#?[0-9A-Za-z]{1,24};` unescaped once, in the lines before the first
+//     line that contains '<' (ftfy fixes line by line and turns this off at the first '<')
 //   * remove_terminal_escapes: ANSI `ESC [ digits/; letter` sequences removed
 //   * fix_c1_controls (the last part of fix_encoding): U+0080..U+009F decoded as sloppy Windows-1252
 //   * fix_latin_ligatures: ﬀ ﬁ ﬂ ﬃ ﬄ ﬅ ﬆ Ĳ ĳ ŉ Ǳ ǲ ǳ Ǆ ǅ ǆ Ǉ ǈ ǉ Ǌ ǋ ǌ expanded
@@ -289,7 +290,22 @@ bool is_removed_control(char32_t c) {
 }
 
 std::u32string ftfy_subset(std::u32string s) {
-    if (s.find(U'<') == std::u32string::npos) s = ftfy_unescape_html(s);
+    // fix_text works line by line (segments end after '\n'); "auto" HTML unescaping is switched off for
+    // good at the first line that contains '<', so earlier lines are still unescaped.
+    {
+        std::u32string un;
+        un.reserve(s.size());
+        bool unescape = true;
+        for (size_t pos = 0; pos < s.size();) {
+            size_t brk = s.find(U'\n', pos);
+            brk = brk == std::u32string::npos ? s.size() : brk + 1;
+            const std::u32string segment = s.substr(pos, brk - pos);
+            if (segment.find(U'<') != std::u32string::npos) unescape = false;
+            un += unescape ? ftfy_unescape_html(segment) : segment;
+            pos = brk;
+        }
+        s = std::move(un);
+    }
 
     std::u32string t;
     t.reserve(s.size());

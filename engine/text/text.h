@@ -39,7 +39,7 @@ constexpr int64_t kDefaultTextLen = 512;
 
 /// Upstream `whitespace_clean(basic_clean(text))` (§2.1). With `ftfy` true (what upstream does, and the
 /// default everywhere else in this module) it first applies the deterministic part of `ftfy.fix_text`:
-/// HTML unescape once when the text has no '<', ANSI terminal escapes removed, C1 controls decoded as
+/// HTML unescape once (lines before the first '<'), ANSI terminal escapes removed, C1 controls decoded as
 /// Windows-1252, Latin ligatures expanded, full/half-width forms and U+3000 mapped, curly quotes
 /// straightened, line breaks normalised, control characters removed. NOT done: mojibake repair and NFC
 /// (the tokenizer's NFKC subsumes NFC). Then html.unescape twice, strip, `\s+` → ' ', strip.

@@ -115,6 +115,7 @@ TEST(TextClean, FtfySubset) {
     // HTML: ftfy unescapes once (no '<' in the text), then html.unescape twice.
     EXPECT_EQ(clean_text("a &amp;amp;amp; b"), "a & b");
     EXPECT_EQ(clean_text("a <b> &amp;amp;amp; c"), "a <b> &amp; c");
+    EXPECT_EQ(clean_text("&amp;amp;amp;\n<b> &amp;amp;amp;"), "& <b> &amp;");  // ftfy stops at the first '<' line
     EXPECT_EQ(clean_text("caf&eacute; &#233; &#xE9; &eacute &notit; &#128;"), "caf\xC3\xA9 \xC3\xA9 \xC3\xA9 \xC3\xA9 \xC2\xACit; \xE2\x82\xAC");
     EXPECT_EQ(clean_text("  \t\n "), "");
     // Without ftfy (the golden environment) only unescape + whitespace apply.
