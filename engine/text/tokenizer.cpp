@@ -1,0 +1,64 @@
+// UMT5 tokenizer: cleaning + SentencePiece + EOS + truncation + padding. Ref: wan21-reference.md §2.2.
+#include "text/text.h"
+
+#include "core/core.h"
+
+#include <ATen/ATen.h>
+#include "text/spm.h"
+
+#include <sys/stat.h>
+
+namespace wan::text {
+
+// Upstream wan/configs/shared_config.py `sample_neg_prompt` (Appendix B.1); the commas are U+FF0C.
+const char* const kDefaultNegativePrompt =
+    "色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，低质量，"
+    "JPEG压缩残留，丑陋的，残缺的，多余的手指，画得不好的手部，画得不好的脸部，畸形的，毁容的，"
+    "形态畸形的肢体，手指融合，静止不动的画面，杂乱的背景，三条腿，背景人很多，倒着走";
+
+UMT5Tokenizer::UMT5Tokenizer(const std::string& spiece_model_path, int64_t text_len)
+    : path_(spiece_model_path), text_len_(text_len) {
+    WAN_CHECK(text_len >= 1, "tokenizer: text_len must be at least 1 (room for EOS), got %lld",
+              static_cast<long long>(text_len));
+    struct stat st {};
+    WAN_CHECK(::stat(path_.c_str(), &st) == 0 && S_ISREG(st.st_mode),
+              "tokenizer file not found: %s (expected the UMT5 SentencePiece model, google/umt5-xxl/spiece.model)",
+              path_.c_str());
+    sp_ = std::make_unique<spm::UnigramModel>(spm::UnigramModel::from_file(path_));
+    // The HF T5 conventions (pad 0, EOS 1) are hard-wired upstream; make sure this model agrees.
+    WAN_CHECK(sp_->piece_to_id("<pad>") == kPadId && sp_->piece_to_id("</s>") == kEosId,
+              "tokenizer %s: expected '<pad>' at id 0 and '</s>' at id 1 (UMT5), found %d and %d", path_.c_str(),
+              sp_->piece_to_id("<pad>"), sp_->piece_to_id("</s>"));
+}
+
+UMT5Tokenizer::~UMT5Tokenizer() = default;
+UMT5Tokenizer::UMT5Tokenizer(UMT5Tokenizer&&) noexcept = default;
+UMT5Tokenizer& UMT5Tokenizer::operator=(UMT5Tokenizer&&) noexcept = default;
+
+std::string UMT5Tokenizer::clean(const std::string& text) const { return clean_text(text, true); }
+
+int64_t UMT5Tokenizer::vocab_size() const { return sp_->piece_size(); }
+
+std::vector<int> UMT5Tokenizer::piece_ids(const std::string& cleaned) const { return sp_->encode(cleaned); }
+
+TokenizedBatch UMT5Tokenizer::encode(const std::vector<std::string>& prompts) const {
+    const auto batch = static_cast<int64_t>(prompts.size());
+    TokenizedBatch out;
+    out.ids = at::full({batch, text_len_}, kPadId, at::kLong);  // [B, text_len]
+    out.mask = at::zeros({batch, text_len_}, at::kLong);        // [B, text_len]
+    auto ids = out.ids.accessor<int64_t, 2>();
+    auto mask = out.mask.accessor<int64_t, 2>();
+    for (int64_t b = 0; b < batch; ++b) {
+        check_utf8(prompts[b], strfmt("prompt %lld", static_cast<long long>(b)));
+        std::vector<int> content = piece_ids(clean(prompts[b]));
+        // HF truncation keeps the first text_len-1 content ids so that EOS survives.
+        const int64_t n = std::min<int64_t>(static_cast<int64_t>(content.size()), text_len_ - 1);
+        for (int64_t t = 0; t < n; ++t) ids[b][t] = content[t];
+        ids[b][n] = kEosId;
+        for (int64_t t = 0; t <= n; ++t) mask[b][t] = 1;
+        out.lengths.push_back(n + 1);
+    }
+    return out;
+}
+
+}  // namespace wan::text
