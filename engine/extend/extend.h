@@ -57,8 +57,11 @@ struct ExtendOptions {
     std::string compute_dtype = "auto";
     /// Upstream generate(max_new_tokens=512).
     int max_new_tokens = 512;
-    /// Force greedy decoding, ignoring the sampling settings of generation_config.json.
-    bool greedy = false;
+    /// Token choice: as generation_config.json says (its do_sample; Qwen2.5-Instruct samples), always greedy,
+    /// or always sampled (with the file's temperature / top-p / top-k unless overridden below). Sampling is
+    /// seeded with the call's seed, so a given seed reproduces its result (upstream does not seed).
+    enum class Decoding { FromConfig = 1, Greedy, Sample };
+    Decoding decoding = Decoding::FromConfig;
     /// Overrides of generation_config.json (a negative value keeps the file's value, or the Hugging Face
     /// default when the file does not set it: temperature 1, top_p 1, top_k 50, repetition_penalty 1).
     double temperature = -1;

@@ -82,7 +82,11 @@ public:
 private:
     SamplingParams sampling_params(int64_t seed) const {
         SamplingParams sp;
-        sp.do_sample = gen_.do_sample && !options_.greedy;
+        switch (options_.decoding) {
+            case ExtendOptions::Decoding::Greedy: sp.do_sample = false; break;
+            case ExtendOptions::Decoding::Sample: sp.do_sample = true; break;
+            default: sp.do_sample = gen_.do_sample;
+        }
         sp.temperature = options_.temperature >= 0 ? options_.temperature : gen_.temperature;
         sp.top_p = options_.top_p >= 0 ? options_.top_p : gen_.top_p;
         sp.top_k = options_.top_k >= 0 ? options_.top_k : gen_.top_k;

@@ -10,6 +10,7 @@
 
 #include <fstream>
 #include <iostream>
+#include <iostream>
 
 namespace {
 
@@ -62,6 +63,7 @@ TEST(GoldenQwen, LogitsOfChatPrompts) {
         ASSERT_EQ(logits.sizes(), expected.sizes()) << name;
         const double max_err = (logits - expected).abs().max().item<double>();
         const double max_ref = expected.abs().max().item<double>();
+        std::cout << name << ": relative max error " << max_err / max_ref << "\n";
         EXPECT_LE(max_err / max_ref, 1e-4) << name << ": max abs err " << max_err << ", max |logit| " << max_ref;
         // The cached path (prefill, then one token at a time) gives the same logits.
         QwenModel::Cache cache = model.make_cache(static_cast<int64_t>(ids.size()));
