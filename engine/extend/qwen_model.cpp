@@ -257,9 +257,10 @@ at::Tensor QwenModel::forward(const std::vector<int64_t>& ids, Cache* cache, boo
     const at::Tensor sin = emb.sin().to(m.dtype).unsqueeze(0);            // [1, L, D]
 
     // Causal mask: query i (position pos0+i) sees keys 0 … pos0+i.
-    at::Tensor mask;  // [L, T] bool, true = hidden
+    at::Tensor mask;  // [rep*L, T] bool, true = hidden
     if (L > 1) {
-        mask = at::ones({L, T}, at::TensorOptions().dtype(at::kBool).device(m.device)).triu(pos0 + 1);
+        mask = at::ones({L, T}, at::TensorOptions().dtype(at::kBool).device(m.device)).triu(pos0 + 1)
+                   .repeat({rep, 1});  // [rep*L, T]: the rows of each query head of a group
     }
     const double scale = 1.0 / std::sqrt(static_cast<double>(D));
 
@@ -278,15 +279,16 @@ at::Tensor QwenModel::forward(const std::vector<int64_t>& ids, Cache* cache, boo
             k = cache->k[li].narrow(1, 0, T);  // [Hkv, T, D]
             v = cache->v[li].narrow(1, 0, T);  // [Hkv, T, D]
         }
-        // Grouped-query attention: key/value head j serves query heads j*rep … j*rep+rep-1.
-        if (rep > 1) {
-            k = k.repeat_interleave(rep, 0);  // [H, T, D]
-            v = v.repeat_interleave(rep, 0);  // [H, T, D]
-        }
-        at::Tensor s = at::matmul(q, k.transpose(1, 2)) * scale;  // [H, L, T]
+        // Grouped-query attention: key/value head j serves query heads j*rep … j*rep+rep-1 (Hugging Face
+        // repeat_kv). The query heads of a group are stacked along the rows instead of copying k and v.
+        const at::Tensor qg = q.reshape({Hkv, rep * L, D});               // [Hkv, rep*L, D]
+        at::Tensor s = at::matmul(qg, k.transpose(1, 2)) * scale;        // [Hkv, rep*L, T]
         if (mask.defined()) s = s.masked_fill(mask, -std::numeric_limits<float>::infinity());
-        const at::Tensor p = at::softmax(s, -1, at::kFloat).to(m.dtype);  // [H, L, T]
-        const at::Tensor o = at::matmul(p, v).transpose(0, 1).reshape({L, H * D});  // [L, H*D]
+        const at::Tensor p = at::softmax(s, -1, at::kFloat).to(m.dtype);  // [Hkv, rep*L, T]
+        const at::Tensor o = at::matmul(p, v)                              // [Hkv, rep*L, D]
+                                 .view({H, L, D})
+                                 .transpose(0, 1)
+                                 .reshape({L, H * D});  // [L, H*D]
         h = h + at::linear(o, w.o_w);
         const at::Tensor y = m.rms_norm(h, w.post_norm);
         h = h + at::linear(at::silu(at::linear(y, w.gate_w)) * at::linear(y, w.up_w), w.down_w);
@@ -336,7 +338,7 @@ std::vector<int64_t> qwen_generate(const QwenModel& model, const std::vector<int
                 const at::Tensor& sorted_idx = std::get<1>(sorted);
                 const at::Tensor cum = sorted_logits.softmax(0).cumsum(0);
                 at::Tensor remove_sorted = cum <= (1.0 - sp.top_p);
-                remove_sorted[-1] = false;  // keep at least one token
+                remove_sorted.narrow(0, remove_sorted.size(0) - 1, 1).fill_(false);  // keep at least one token
                 const at::Tensor remove = remove_sorted.scatter(0, sorted_idx, remove_sorted);
                 scores = scores.masked_fill(remove, ninf);
             }

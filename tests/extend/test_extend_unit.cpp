@@ -272,6 +272,21 @@ TEST(ExtendGenerate, SeededSamplingIsReproducible) {
     EXPECT_EQ(stopped.back(), greedy.stop_ids[0]);
 }
 
+TEST(ExtendGenerate, Bfloat16PathMatchesFloat32Loosely) {
+    // The dtype flow used on CUDA (bf16 weights and activations, float32 norms, softmax and logits), run
+    // on the CPU: close to the float32 logits at bf16 precision.
+    const QwenTokenizer tok = QwenTokenizer::from_file(qwen_dir() + "/tokenizer.json");
+    const QwenModel f32 = QwenModel::load(qwen_dir(), c10::Device(c10::kCPU), at::kFloat);
+    const QwenModel bf16 = QwenModel::load(qwen_dir(), c10::Device(c10::kCPU), at::kBFloat16);
+    EXPECT_EQ(bf16.dtype(), at::kBFloat16);
+    const auto ids = tok.encode(chatml_prompt("You are a prompt engineer.", "Two cats boxing."));
+    const at::Tensor a = f32.forward(ids, nullptr, false);
+    const at::Tensor b = bf16.forward(ids, nullptr, false);
+    EXPECT_EQ(b.scalar_type(), at::kFloat);
+    const double rel = (a - b).abs().max().item<double>() / a.abs().max().item<double>();
+    EXPECT_LT(rel, 5e-2) << "bf16 vs f32 relative max error";
+}
+
 TEST(ExtendLocalQwen, ExtendsWithTheTinyModel) {
     ExtendOptions opt;
     opt.max_new_tokens = 12;
