@@ -100,7 +100,8 @@ private:
         rgb->resize(offset + static_cast<size_t>(w) * static_cast<size_t>(h) * 3);
         uint8_t* dst[1] = {rgb->data() + offset};
         const int dst_stride[1] = {3 * w};
-        sws_scale(sws_.get(), frame_->data, frame_->linesize, 0, h, dst, dst_stride);
+        WAN_AV_CHECK(sws_scale(sws_.get(), frame_->data, frame_->linesize, 0, h, dst, dst_stride),
+                     "converting frame %lld of '%s' to rgb24", static_cast<long long>(info_.frames), path_.c_str());
     }
 
     std::string path_;

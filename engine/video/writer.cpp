@@ -9,6 +9,7 @@
 extern "C" {
 #include <libavutil/imgutils.h>
 #include <libavutil/opt.h>
+#include <libavutil/pixdesc.h>
 }
 
 #include <algorithm>
@@ -192,7 +193,9 @@ void Mp4Muxer::add_frame(const uint8_t* rgb) {
     WAN_AV_CHECK(av_frame_make_writable(frame_.get()), "making frame %lld writable", static_cast<long long>(next_pts_));
     const uint8_t* src[1] = {rgb};
     const int src_stride[1] = {3 * width_};
-    sws_scale(sws_.get(), src, src_stride, 0, height_, frame_->data, frame_->linesize);
+    WAN_AV_CHECK(sws_scale(sws_.get(), src, src_stride, 0, height_, frame_->data, frame_->linesize),
+                 "converting frame %lld from rgb24 to %s", static_cast<long long>(next_pts_),
+                 av_get_pix_fmt_name(enc_->pix_fmt));
     frame_->pts = next_pts_;
     WAN_AV_CHECK(avcodec_send_frame(enc_.get(), frame_.get()), "encoding frame %lld with %s",
                  static_cast<long long>(next_pts_), codec_.c_str());
