@@ -1,0 +1,337 @@
+#include "pipeline/pipeline.h"
+
+#include "dit/dit.h"
+#include "io/io.h"
+#include "sched/sched.h"
+#include "text/text.h"
+#include "vae/vae.h"
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#if WAN_HAVE_CUDA
+#include <ATen/cuda/CUDAContext.h>
+#include <ATen/cuda/CUDAGeneratorImpl.h>
+#endif
+
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <random>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace wan::pipeline {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) {
+    return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+bool is_dir(const std::string& p) {
+    struct stat st {};
+    return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+c10::Device resolve_device(const std::string& name) {
+    if (name == "cpu") return c10::Device(c10::kCPU);
+    const bool cuda = at::hasCUDA();
+    if (name == "cuda") {
+        WAN_CHECK(cuda, "--device cuda: no CUDA device is available in this build/machine");
+        return c10::Device(c10::kCUDA, 0);
+    }
+    WAN_CHECK(name == "auto", "device '%s': expected auto, cuda or cpu", name.c_str());
+    return cuda ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
+}
+
+void check_cancel(const std::atomic<bool>* cancel) {
+    if (cancel && cancel->load(std::memory_order_relaxed)) throw Cancelled();
+}
+
+}  // namespace
+
+int64_t sequence_length(int64_t latent_frames, int64_t latent_h, int64_t latent_w, int sp_size) {
+    // Upstream: math.ceil((h * w) / (p_h * p_w) * T / sp_size) * sp_size, in float arithmetic. Patching
+    // floors odd sizes, but the float formula does not; keep the formula (it only adds padding).
+    const double tokens = static_cast<double>(latent_h * latent_w) / 4.0 * static_cast<double>(latent_frames);
+    return static_cast<int64_t>(std::ceil(tokens / sp_size)) * sp_size;
+}
+
+at::Tensor video_to_uint8(const at::Tensor& video) {
+    WAN_CHECK(video.dim() == 4 && video.size(0) == 3, "video_to_uint8: expected [3, F, H, W], got %s",
+              c10::str(video.sizes()).c_str());
+    // Ref: §7.3 — clamp, (x + 1) / 2, × 255 in f32, truncation toward zero.
+    at::Tensor x = video.to(at::kFloat).clamp(-1, 1);
+    x = (x + 1.0) / 2.0;
+    x = (x * 255.0).to(at::kByte);  // float → uint8 conversion truncates
+    return x.permute({1, 2, 3, 0}).contiguous();  // [F, H, W, 3]
+}
+
+std::string demo_checkpoint_dir() {
+    if (const char* env = std::getenv("WAN_DEMO_CKPT")) {
+        WAN_CHECK(is_dir(env), "WAN_DEMO_CKPT='%s' is not a directory", env);
+        return env;
+    }
+    char exe[4096];
+    ssize_t n = ::readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        std::string dir(exe);
+        dir = dir.substr(0, dir.find_last_of('/'));
+        std::string installed = dir + "/../share/wanstudio/demo-ckpt";
+        if (is_dir(installed)) return installed;
+    }
+    std::string source = std::string(WAN_SOURCE_DIR) + "/tests/data/golden/tiny-ckpt";
+    WAN_CHECK(is_dir(source), "the built-in demo checkpoint was not found (looked in $WAN_DEMO_CKPT, "
+              "<exe>/../share/wanstudio/demo-ckpt and %s); pass --ckpt-dir", source.c_str());
+    return source;
+}
+
+struct T2VPipeline::Impl {
+    EngineConfig config;
+    io::CheckpointDir ckpt;
+    io::WanConfig wan_config;
+    c10::Device device{c10::kCPU};
+    std::unique_ptr<text::TextEncoder> text;
+    std::unique_ptr<dit::WanModel> dit;
+    std::unique_ptr<vae::WanVAE> vae;
+    EngineInfo info;
+    bool decode_here = true;
+};
+
+T2VPipeline::T2VPipeline(const EngineConfig& config) : impl_(std::make_unique<Impl>()) {
+    Impl& m = *impl_;
+    m.config = config;
+    const bool demo = config.ckpt_dir.empty();
+    const std::string dir = demo ? demo_checkpoint_dir() : config.ckpt_dir;
+    m.ckpt = io::CheckpointDir::locate(dir);
+    m.wan_config = m.ckpt.config();
+    m.device = resolve_device(config.device);
+
+    const auto t0 = Clock::now();
+    try {
+        text::UMT5Options topt;
+        topt.device = config.t5_cpu ? c10::Device(c10::kCPU) : m.device;
+        m.text = std::make_unique<text::TextEncoder>(m.ckpt, topt);
+    } catch (const Error& e) {
+        throw Error(std::string("loading the text encoder from ") + m.ckpt.t5_path + ": " + e.what(), e.where());
+    }
+    try {
+        dit::ModelOptions dopt;
+        dopt.device = m.device;
+        io::TensorStore store = m.ckpt.open_dit();
+        m.dit = std::make_unique<dit::WanModel>(m.wan_config, store, dopt);
+    } catch (const Error& e) {
+        throw Error(std::string("loading the DiT from ") + m.ckpt.dit_path + ": " + e.what(), e.where());
+    }
+    if (m.decode_here) {
+        try {
+            vae::VAEOptions vopt;
+            vopt.device = m.device;
+            vopt.dtype = (config.vae_dtype == "bf16") ? at::kBFloat16 : at::kFloat;
+            vopt.load_encoder = false;  // T2V only decodes
+            if (config.vae_tile > 0) {
+                vopt.tiling.enabled = true;
+                vopt.tiling.tile_size = config.vae_tile;
+                vopt.tiling.overlap = std::max<int64_t>(1, config.vae_tile / 4);
+            }
+            io::TensorStore store = m.ckpt.open_vae();
+            m.vae = std::make_unique<vae::WanVAE>(store, vopt);
+        } catch (const Error& e) {
+            throw Error(std::string("loading the VAE from ") + m.ckpt.vae_path + ": " + e.what(), e.where());
+        }
+    }
+    WAN_LOG_INFO("models loaded in %.1f s on %s", seconds_since(t0), m.device.str().c_str());
+
+    EngineInfo& info = m.info;
+    const std::string variant = m.wan_config.variant();
+    info.demo_checkpoint = demo;
+    info.model_variant = demo ? "demo (tiny, random weights)" : variant;
+    info.device = m.device.is_cuda() ? "cuda" : "cpu";
+#if WAN_HAVE_CUDA
+    if (m.device.is_cuda()) info.device += std::string(" (") + at::cuda::getDeviceProperties(m.device.index())->name + ")";
+#endif
+    if (variant == "14B") {
+        info.default_width = 1280;
+        info.default_height = 720;
+        info.sizes = {"1280*720", "720*1280", "832*480", "480*832"};
+    } else if (variant == "1.3B") {
+        info.default_width = 832;
+        info.default_height = 480;
+        info.sizes = {"832*480", "480*832"};
+    } else {
+        // The tiny demo model: small and few steps so that a laptop CPU finishes in seconds.
+        info.default_width = 128;
+        info.default_height = 128;
+        info.default_frames = 17;
+        info.default_steps = 8;
+        info.sizes = {"128*128", "192*128", "128*192", "256*256"};
+    }
+}
+
+T2VPipeline::~T2VPipeline() = default;
+
+const EngineInfo& T2VPipeline::info() const { return impl_->info; }
+c10::Device T2VPipeline::device() const { return impl_->device; }
+
+GenerationRequest T2VPipeline::resolve(const GenerationRequest& request) const {
+    const EngineInfo& info = impl_->info;
+    GenerationRequest r = request;
+    if (r.width == 0) r.width = info.default_width;
+    if (r.height == 0) r.height = info.default_height;
+    if (r.frame_num == 0) r.frame_num = info.default_frames;
+    if (r.sample_steps == 0) r.sample_steps = info.default_steps;
+    if (r.sample_shift == -1) r.sample_shift = info.default_shift;
+    if (r.guide_scale == -1) r.guide_scale = info.default_guide_scale;
+    if (r.negative_prompt.empty()) r.negative_prompt = text::kDefaultNegativePrompt;
+    std::vector<std::string> errors = r.validate();
+    if (r.sample_steps < 1) errors.push_back(strfmt("sample_steps %d: must be at least 1", r.sample_steps));
+    if (!errors.empty()) {
+        std::string msg = "invalid request:";
+        for (const auto& e : errors) msg += "\n  " + e;
+        throw Error(msg);
+    }
+    const std::string size = strfmt("%d*%d", r.width, r.height);
+    const bool known_variant = impl_->wan_config.variant() == "1.3B" || impl_->wan_config.variant() == "14B";
+    if (known_variant && std::find(info.sizes.begin(), info.sizes.end(), size) == info.sizes.end()) {
+        std::string known;
+        for (const auto& s : info.sizes) known += (known.empty() ? "" : ", ") + s;
+        WAN_LOG_WARN("size %s is not one the %s model was trained for (%s); generating anyway", size.c_str(),
+                     info.model_variant.c_str(), known.c_str());
+    }
+    return r;
+}
+
+PipelineOutput T2VPipeline::generate(const GenerationRequest& request, const ProgressFn& progress,
+                                     const std::atomic<bool>* cancel, const TraceFn& trace) {
+    Impl& m = *impl_;
+    const auto t_start = Clock::now();
+    PipelineOutput out;
+    out.resolved = resolve(request);
+    const GenerationRequest& r = out.resolved;
+    auto report = [&](Stage stage, int step, int total, double eta) {
+        if (!progress) return;
+        ProgressInfo p;
+        p.stage = stage;
+        p.step = step;
+        p.total = total;
+        p.elapsed_s = seconds_since(t_start);
+        p.eta_s = eta;
+        progress(p);
+    };
+    auto emit = [&](const std::string& name, const at::Tensor& t) {
+        if (trace) trace(name, t.detach().to(at::kCPU).to(at::kFloat));
+    };
+
+    const int64_t T = (r.frame_num - 1) / 4 + 1, h = r.height / 8, w = r.width / 8;
+    const int64_t z_dim = m.wan_config.in_dim;
+    const int sp = 1;
+    const int64_t seq_len = sequence_length(T, h, w, sp);
+
+    // 1. Text: prompt and negative prompt in one batched call. Ref: §7.2 step 4.
+    report(Stage::Text, 0, 1, -1);
+    check_cancel(cancel);
+    auto t_text = Clock::now();
+    std::vector<at::Tensor> ctx = m.text->encode({r.prompt, r.negative_prompt});
+    at::Tensor ctx_cond = ctx.at(0).to(m.device);
+    at::Tensor ctx_uncond = ctx.at(1).to(m.device);
+    emit("context", ctx_cond);
+    emit("context_null", ctx_uncond);
+    out.seconds_text = seconds_since(t_text);
+    report(Stage::Text, 1, 1, -1);
+
+    // 2. Noise: from a file (reproducible across machines) or the seed. Ref: §7.2 steps 3, 5.
+    at::Tensor z;
+    if (!r.init_noise.empty()) {
+        io::TensorStore st = io::TensorStore::open_safetensors(r.init_noise);
+        WAN_CHECK(st.contains("noise"), "--init-noise %s: no tensor named 'noise'", r.init_noise.c_str());
+        at::Tensor n = st.load("noise", c10::Device(c10::kCPU), at::kFloat);
+        if (n.dim() == 5 && n.size(0) == 1) n = n.squeeze(0);
+        WAN_CHECK(n.sizes() == at::IntArrayRef({z_dim, T, h, w}),
+                  "--init-noise %s: tensor 'noise' has shape %s, this request needs [%lld, %lld, %lld, %lld]",
+                  r.init_noise.c_str(), c10::str(n.sizes()).c_str(), static_cast<long long>(z_dim),
+                  static_cast<long long>(T), static_cast<long long>(h), static_cast<long long>(w));
+        z = n.to(m.device);
+        out.seed_used = r.seed;
+    } else {
+        int64_t seed = r.seed;
+        if (seed < 0) {
+            std::random_device rd;
+            std::uniform_int_distribution<int64_t> dist(0, INT64_MAX);
+            seed = dist(rd);
+        }
+        out.seed_used = seed;
+        auto opts = at::TensorOptions().dtype(at::kFloat).device(m.device);
+#if WAN_HAVE_CUDA
+        if (m.device.is_cuda()) {
+            // Same generator kind as upstream (CUDA Philox seeded with manual_seed, offset 0).
+            at::Generator gen = at::cuda::detail::createCUDAGenerator(m.device.index());
+            gen.set_current_seed(static_cast<uint64_t>(seed));
+            z = at::randn({z_dim, T, h, w}, gen, opts);
+        }
+#endif
+        if (!z.defined()) {
+            at::Generator gen = at::detail::createCPUGenerator(static_cast<uint64_t>(seed));
+            z = at::randn({z_dim, T, h, w}, gen, opts);
+        }
+    }
+    emit("noise", z);
+    emit("latents.0", z);
+
+    // 3. Denoising with classifier-free guidance. Ref: §7.2 step 6.
+    sched::SolverOptions sopt;
+    sopt.bf16_einsum = m.device.is_cuda();  // upstream runs step() under autocast(bf16) on CUDA (§6.3)
+    auto solver = sched::make_solver(sched::solver_from_string(r.solver), r.sample_steps, r.sample_shift, sopt);
+    dit::CrossAttentionCache cache_cond, cache_uncond;
+    const auto& timesteps = solver->timesteps();
+    const int steps = solver->num_steps();
+    auto t_denoise = Clock::now();
+    report(Stage::Denoise, 0, steps, -1);
+    for (int i = 0; i < steps; ++i) {
+        check_cancel(cancel);
+        at::Tensor t = at::scalar_tensor(static_cast<double>(timesteps[i]), at::kDouble);
+        at::Tensor v_cond = m.dit->forward(z, t, ctx_cond, seq_len, &cache_cond);
+        at::Tensor v_uncond = m.dit->forward(z, t, ctx_uncond, seq_len, &cache_uncond);
+        // uncond + g·(cond − uncond), f32, g an f32 scalar (§7.2).
+        at::Tensor v = v_uncond + (v_cond - v_uncond) * r.guide_scale;
+        z = solver->step(v, i, z);
+        emit("noise_pred_cond." + std::to_string(i), v_cond);
+        emit("noise_pred_uncond." + std::to_string(i), v_uncond);
+        emit("latents." + std::to_string(i + 1), z);
+        const double per_step = seconds_since(t_denoise) / (i + 1);
+        report(Stage::Denoise, i + 1, steps, seconds_since(t_start) + per_step * (steps - i - 1));
+    }
+    out.seconds_denoise = seconds_since(t_denoise);
+    out.latent = z.to(at::kCPU);
+    emit("final_latent", z);
+
+    // 4. Decode (rank 0 only upstream). Ref: §7.2 step 7, §5.4.
+    if (m.vae) {
+        check_cancel(cancel);
+        auto t_decode = Clock::now();
+        vae::DecodeCallbacks cb;
+        cb.cancel_flag = cancel;
+        cb.progress = [&](int64_t done, int64_t total) {
+            const double per = seconds_since(t_decode) / static_cast<double>(done);
+            report(Stage::Decode, static_cast<int>(done), static_cast<int>(total),
+                   seconds_since(t_start) + per * static_cast<double>(total - done));
+        };
+        report(Stage::Decode, 0, static_cast<int>(T), -1);
+        try {
+            out.video = m.vae->decode(z, cb).to(at::kCPU);
+        } catch (const vae::Cancelled&) {
+            throw Cancelled();
+        }
+        out.seconds_decode = seconds_since(t_decode);
+        emit("video", out.video);
+    }
+    if (!r.save_latents.empty() && out.video.defined()) {
+        io::save_safetensors(r.save_latents, {{"latent", out.latent.to(at::kFloat)}, {"video", out.video.to(at::kFloat)}},
+                             {{"request", r.to_json()}, {"seed_used", std::to_string(out.seed_used)}});
+    }
+    return out;
+}
+
+}  // namespace wan::pipeline

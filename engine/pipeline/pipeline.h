@@ -1,0 +1,100 @@
+// The text-to-video pipeline (upstream WanT2V.generate): prompt → UMT5 → CFG denoising with the DiT and a
+// flow-matching solver → VAE decode. Engine objects load once and serve many requests.
+// Ref: wan21-reference.md §7 (pipeline), §6 (solvers), §8 (distributed).
+//
+// Example:
+//   wan::pipeline::EngineConfig cfg;                 // empty ckpt_dir → the built-in tiny demo checkpoint
+//   wan::pipeline::T2VPipeline pipe(cfg);
+//   wan::GenerationRequest req;  req.prompt = "a red fox running through snow";
+//   auto out = pipe.generate(req, [](const wan::ProgressInfo& p) { ... }, &cancel_flag);
+//   // out.video: [3, F, H, W] f32 in [-1, 1] on the CPU
+#pragma once
+
+#include "core/core.h"
+
+#include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace wan::dist {
+class Mesh;
+}
+
+namespace wan::pipeline {
+
+/// Load-time settings (per-job ones are in wan::GenerationRequest).
+struct EngineConfig {
+    std::string ckpt_dir;              ///< empty → the built-in tiny demo checkpoint (demo_checkpoint_dir())
+    std::string device = "auto";       ///< auto (CUDA when available) | cuda | cpu
+    bool t5_cpu = false;               ///< run T5 on the CPU (upstream --t5_cpu)
+    std::string vae_dtype = "auto";    ///< auto (bf16 on CUDA, f32 on CPU) | f32 | bf16
+    int vae_tile = 0;                  ///< spatial VAE tiling in latent pixels (0 = off)
+    double teacache_threshold = 0;     ///< > 0: step caching (beyond upstream; see Note [Step caching])
+    bool dit_fsdp = false;             ///< shard DiT blocks across the world (needs `mesh`)
+    bool t5_fsdp = false;              ///< shard T5 blocks across the world (needs `mesh`)
+    /// Distributed layout and communicators, or null for a single process. Not owned.
+    dist::Mesh* mesh = nullptr;
+};
+
+/// Thrown when a job is cancelled (maps to JobStatus::Cancelled, not Failed).
+class Cancelled : public Error {
+public:
+    Cancelled() : Error("cancelled") {}
+};
+
+/// Named intermediate tensors for tests and debugging ("context", "context_null", "noise", "latents.<i>",
+/// "noise_pred_cond.<i>", "noise_pred_uncond.<i>", "final_latent", "video").
+using TraceFn = std::function<void(const std::string& name, const at::Tensor& value)>;
+using ProgressFn = std::function<void(const ProgressInfo&)>;
+
+struct PipelineOutput {
+    at::Tensor latent;           ///< [16, T, h, w] f32 CPU, the final latent (every rank)
+    at::Tensor video;            ///< [3, F, H, W] f32 CPU in [-1, 1] (decoding rank only; empty elsewhere)
+    int64_t seed_used = -1;
+    GenerationRequest resolved;  ///< the request with every default filled in
+    double seconds_text = 0, seconds_denoise = 0, seconds_decode = 0;
+};
+
+class T2VPipeline {
+public:
+    /// Loads tokenizer, T5, DiT and VAE. Throws wan::Error naming the file and problem.
+    explicit T2VPipeline(const EngineConfig& config);
+    ~T2VPipeline();
+    T2VPipeline(const T2VPipeline&) = delete;
+    T2VPipeline& operator=(const T2VPipeline&) = delete;
+
+    /// Variant, defaults, supported sizes, device; world fields from the mesh.
+    const EngineInfo& info() const;
+    c10::Device device() const;
+
+    /// The request with the model's defaults filled in, validated. Throws wan::Error listing every problem
+    /// (width/height multiples of 16, frames 4n+1, steps ≥ 1, guide ≥ 0, shift > 0); sizes the model was not
+    /// trained for only log a warning.
+    GenerationRequest resolve(const GenerationRequest& request) const;
+
+    /// Runs one job. `cancel` is polled between steps and between VAE frames (Cancelled is thrown). With a
+    /// mesh, every rank must call this with the same request; only the decoding rank fills `video`.
+    PipelineOutput generate(const GenerationRequest& request, const ProgressFn& progress = {},
+                            const std::atomic<bool>* cancel = nullptr, const TraceFn& trace = {});
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+/// The built-in tiny demo checkpoint: $WAN_DEMO_CKPT, else <exe>/../share/wanstudio/demo-ckpt, else the
+/// source tree's tests/data/golden/tiny-ckpt. Throws when none exists.
+std::string demo_checkpoint_dir();
+
+/// Upstream's conversion to 8-bit frames (§7.3): [3, F, H, W] in [-1, 1] → uint8 [F, H, W, 3] with
+/// trunc(255·(x+1)/2) (truncation, not rounding, as upstream).
+at::Tensor video_to_uint8(const at::Tensor& video);
+
+/// Upstream seq_len (§7.2): ceil(h·w/4 · T / sp) · sp for latent [16, T, h, w].
+int64_t sequence_length(int64_t latent_frames, int64_t latent_h, int64_t latent_w, int sp_size);
+
+}  // namespace wan::pipeline

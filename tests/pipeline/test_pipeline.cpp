@@ -1,0 +1,137 @@
+// Pipeline behaviour on the tiny checkpoint: validation, seeds, cancellation, progress, save-latents.
+#include "golden.h"
+
+#include "pipeline/pipeline.h"
+
+#include <ATen/ATen.h>
+
+namespace {
+
+wan::pipeline::T2VPipeline& tiny_pipeline() {
+    static wan::pipeline::T2VPipeline* pipe = [] {
+        wan::pipeline::EngineConfig cfg;
+        cfg.ckpt_dir = wan::test::tiny_ckpt_dir();
+        cfg.device = "cpu";
+        return new wan::pipeline::T2VPipeline(cfg);
+    }();
+    return *pipe;
+}
+
+wan::GenerationRequest small_request() {
+    wan::GenerationRequest r;
+    r.prompt = "a red fox running through snow";
+    r.width = 32;
+    r.height = 32;
+    r.frame_num = 5;
+    r.sample_steps = 2;
+    r.seed = 7;
+    return r;
+}
+
+std::string error_of(const wan::GenerationRequest& r) {
+    try {
+        tiny_pipeline().resolve(r);
+    } catch (const wan::Error& e) {
+        return e.what();
+    }
+    return "";
+}
+
+TEST(Pipeline, ValidationNamesTheProblem) {
+    auto r = small_request();
+    r.width = 40;
+    EXPECT_NE(error_of(r).find("width 40: must be a positive multiple of 16"), std::string::npos);
+    r = small_request();
+    r.frame_num = 6;
+    EXPECT_NE(error_of(r).find("4n+1"), std::string::npos);
+    r = small_request();
+    r.guide_scale = -2;
+    EXPECT_NE(error_of(r).find("guide_scale"), std::string::npos);
+    r = small_request();
+    r.sample_shift = 0;
+    EXPECT_NE(error_of(r).find("must be > 0"), std::string::npos);
+    r = small_request();
+    r.solver = "ddim";
+    EXPECT_NE(error_of(r).find("'unipc' or 'dpm++'"), std::string::npos);
+}
+
+TEST(Pipeline, DefaultsFilledFromTheModel) {
+    wan::GenerationRequest r;
+    r.prompt = "x";
+    auto res = tiny_pipeline().resolve(r);
+    EXPECT_EQ(res.width, tiny_pipeline().info().default_width);
+    EXPECT_EQ(res.sample_steps, tiny_pipeline().info().default_steps);
+    EXPECT_FALSE(res.negative_prompt.empty());
+}
+
+TEST(Pipeline, SameSeedSameVideoAndRandomSeedReported) {
+    auto a = tiny_pipeline().generate(small_request());
+    auto b = tiny_pipeline().generate(small_request());
+    EXPECT_EQ(a.seed_used, 7);
+    EXPECT_TRUE(a.latent.equal(b.latent));
+    EXPECT_EQ(a.video.sizes(), at::IntArrayRef({3, 5, 32, 32}));
+    auto r = small_request();
+    r.seed = -1;
+    auto c = tiny_pipeline().generate(r);
+    EXPECT_GE(c.seed_used, 0);
+    r.seed = c.seed_used;
+    auto d = tiny_pipeline().generate(r);
+    EXPECT_TRUE(c.latent.equal(d.latent));
+}
+
+TEST(Pipeline, ProgressStagesAndCancellation) {
+    std::vector<wan::ProgressInfo> seen;
+    tiny_pipeline().generate(small_request(), [&](const wan::ProgressInfo& p) { seen.push_back(p); });
+    ASSERT_FALSE(seen.empty());
+    EXPECT_EQ(seen.front().stage, wan::Stage::Text);
+    bool denoise_done = false, decode_seen = false;
+    for (const auto& p : seen) {
+        if (p.stage == wan::Stage::Denoise && p.step == p.total && p.total == 2) denoise_done = true;
+        if (p.stage == wan::Stage::Decode) decode_seen = true;
+    }
+    EXPECT_TRUE(denoise_done);
+    EXPECT_TRUE(decode_seen);
+
+    std::atomic<bool> cancel{false};
+    int denoise_steps = 0;
+    EXPECT_THROW(tiny_pipeline().generate(small_request(),
+                                          [&](const wan::ProgressInfo& p) {
+                                              if (p.stage == wan::Stage::Denoise && p.step == 1) cancel = true;
+                                              if (p.stage == wan::Stage::Denoise && p.step > 0) ++denoise_steps;
+                                          },
+                                          &cancel),
+                 wan::pipeline::Cancelled);
+    EXPECT_EQ(denoise_steps, 1);
+}
+
+TEST(Pipeline, SaveLatentsAndInitNoise) {
+    const std::string dir = wan::test::make_temp_dir("pipe");
+    auto r = small_request();
+    r.save_latents = dir + "/out.safetensors";
+    auto a = tiny_pipeline().generate(r);
+    auto st = wan::io::TensorStore::open(r.save_latents);
+    EXPECT_TRUE(st.get("latent").equal(a.latent));
+    EXPECT_TRUE(st.get("video").equal(a.video));
+
+    r = small_request();
+    r.init_noise = dir + "/bad_noise.safetensors";
+    wan::io::save_safetensors(r.init_noise, {{"noise", at::zeros({16, 1, 4, 4})}});
+    try {
+        tiny_pipeline().generate(r);
+        FAIL();
+    } catch (const wan::Error& e) {
+        EXPECT_NE(std::string(e.what()).find("needs [16, 2, 4, 4]"), std::string::npos) << e.what();
+    }
+}
+
+TEST(Pipeline, Uint8ConversionTruncates) {
+    at::Tensor v = at::tensor({-1.0f, 0.0f, 0.999f, 1.0f, 2.0f}).view({1, 5, 1, 1}).expand({3, 5, 1, 1});
+    at::Tensor u = wan::pipeline::video_to_uint8(v);
+    EXPECT_EQ(u.sizes(), at::IntArrayRef({5, 1, 1, 3}));
+    EXPECT_EQ(u[0][0][0][0].item<int>(), 0);
+    EXPECT_EQ(u[1][0][0][0].item<int>(), 127);  // 127.5 truncates
+    EXPECT_EQ(u[3][0][0][0].item<int>(), 255);
+    EXPECT_EQ(u[4][0][0][0].item<int>(), 255);
+}
+
+}  // namespace
