@@ -114,6 +114,15 @@ BlockWeights load_block_weights(const io::WanConfig& config, const io::TensorSto
                                 const ModelOptions& options);
 RootWeights load_root_weights(const io::WanConfig& config, const io::TensorStore& store,
                               const ModelOptions& options);
+/// Block i's tensor specs (names with the "blocks.i." prefix), in state-dict order.
+std::vector<ParameterSpec> block_parameter_specs(const io::WanConfig& config, int64_t i);
+/// The dtype a parameter is held in under `precision` (bf16 for GEMM weights in BF16Mixed, else f32).
+at::ScalarType parameter_dtype(const ParameterSpec& spec, Precision precision);
+/// Block i's weights from tensors looked up by checkpoint key (e.g. the result of an FSDP all-gather),
+/// converted to the model's precision on `options.device`. Throws naming a missing or misshapen tensor.
+BlockWeights block_weights_from(const io::WanConfig& config, int64_t i,
+                                const std::function<at::Tensor(const std::string&)>& tensor_of,
+                                const ModelOptions& options);
 
 /// Throws wan::Error when `store` lacks a tensor of `config` or has one with another shape; the message
 /// names the store, the key, the expected and the found shape (all problems, up to a few). Extra keys are

@@ -213,6 +213,28 @@ BlockWeights load_block_weights(const io::WanConfig& config, const io::TensorSto
     return w;
 }
 
+std::vector<ParameterSpec> block_parameter_specs(const io::WanConfig& config, int64_t i) {
+    return prefixed_block_specs(config, i);
+}
+
+at::ScalarType parameter_dtype(const ParameterSpec& spec, Precision precision) { return dtype_for(spec, precision); }
+
+BlockWeights block_weights_from(const io::WanConfig& config, int64_t i,
+                                const std::function<at::Tensor(const std::string&)>& tensor_of,
+                                const ModelOptions& options) {
+    const Precision prec = detail::resolve_precision(options);
+    const auto specs = prefixed_block_specs(config, i);
+    BlockWeights w;
+    auto fields = detail::block_fields(w);
+    for (size_t k = 0; k < specs.size(); ++k) {
+        at::Tensor t = tensor_of(specs[k].name);
+        WAN_CHECK(t.defined() && t.sizes().vec() == specs[k].shape, "block %lld: tensor '%s' missing or of shape %s",
+                  static_cast<long long>(i), specs[k].name.c_str(), t.defined() ? c10::str(t.sizes()).c_str() : "none");
+        *fields[k].second = t.to(options.device, dtype_for(specs[k], prec));
+    }
+    return w;
+}
+
 RootWeights load_root_weights(const io::WanConfig& config, const io::TensorStore& store,
                               const ModelOptions& options) {
     const Precision prec = detail::resolve_precision(options);

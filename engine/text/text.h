@@ -208,6 +208,8 @@ public:
     explicit TextEncoder(const io::CheckpointDir& ckpt, UMT5Options opts = {});
     TextEncoder(const std::string& t5_path, const std::string& spiece_model_path, UMT5Options opts = {},
                 int64_t text_len = kDefaultTextLen);
+    /// From parts (e.g. an encoder with a sharded weight provider).
+    TextEncoder(UMT5Tokenizer tokenizer, UMT5Encoder encoder);
 
     /// One `[L_i, dim]` context per prompt (compute dtype, encoder device), in one forward of batch B.
     std::vector<at::Tensor> encode(const std::vector<std::string>& prompts);

@@ -318,6 +318,9 @@ TextEncoder::TextEncoder(const std::string& t5_path, const std::string& spiece_m
                          int64_t text_len)
     : tokenizer_(spiece_model_path, text_len), encoder_(UMT5Encoder::from_file(t5_path, opts)) {}
 
+TextEncoder::TextEncoder(UMT5Tokenizer tokenizer, UMT5Encoder encoder)
+    : tokenizer_(std::move(tokenizer)), encoder_(std::move(encoder)) {}
+
 std::vector<at::Tensor> TextEncoder::encode(const std::vector<std::string>& prompts) {
     WAN_CHECK(!prompts.empty(), "TextEncoder::encode: no prompts");
     return encoder_.encode(tokenizer_.encode(prompts));
