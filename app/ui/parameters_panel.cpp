@@ -13,6 +13,7 @@
 #include <QPlainTextEdit>
 #include <QPushButton>
 #include <QSpinBox>
+#include <QTextCursor>
 #include <QToolButton>
 #include <QVBoxLayout>
 
@@ -214,6 +215,7 @@ GenerationRequest ParametersPanel::request() const {
 void ParametersPanel::setRequest(const GenerationRequest& r) {
     if (!haveInfo_) pending_ = r;
     prompt_->setPlainText(QString::fromStdString(r.prompt));
+    prompt_->moveCursor(QTextCursor::End);
     originalPrompt_ = QString::fromStdString(r.original_prompt);
     if (!originalPrompt_.isEmpty()) {
         extendStatus_->setText(tr("Enhanced from: %1").arg(originalPrompt_));
@@ -323,6 +325,7 @@ void ParametersPanel::onPromptExtended(const QString& original, const QString& e
     enhance_->setEnabled(ready_);
     if (originalPrompt_.isEmpty()) originalPrompt_ = original;  // enhancing twice keeps the user's text
     prompt_->setPlainText(extended);
+    prompt_->moveCursor(QTextCursor::End);  // ready to be edited further
     extendStatus_->setText(tr("Enhanced from: %1").arg(originalPrompt_));
     extendStatus_->setStyleSheet(QString());
     extendStatus_->setVisible(true);
