@@ -24,6 +24,7 @@
 #include <QPlainTextEdit>
 #include <QPushButton>
 #include <QScrollArea>
+#include <QScrollBar>
 #include <QShortcut>
 #include <QSplitter>
 #include <QStatusBar>
@@ -95,6 +96,8 @@ void MainWindow::buildUi() {
     scroll->setWidget(params_);
     scroll->setWidgetResizable(true);
     scroll->setFrameShape(QFrame::NoFrame);
+    scroll->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);  // the column is as wide as its fields
+    scroll->setMinimumWidth(params_->minimumSizeHint().width() + scroll->verticalScrollBar()->sizeHint().width());
     leftLayout->addWidget(scroll, 1);
     formError_ = new QLabel;
     formError_->setObjectName(QStringLiteral("formErrorLabel"));
@@ -203,6 +206,7 @@ void MainWindow::restoreSettings(const AppOptions& options) {
     if (!state.isEmpty()) restoreState(state);
     const QByteArray mainSplit = settings_->splitterState(QStringLiteral("main"));
     if (!mainSplit.isEmpty()) mainSplit_->restoreState(mainSplit);
+    else mainSplit_->setSizes({460, 820});
     const QByteArray rightSplit = settings_->splitterState(QStringLiteral("right"));
     if (!rightSplit.isEmpty()) rightSplit_->restoreState(rightSplit);
 }
