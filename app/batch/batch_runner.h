@@ -1,0 +1,67 @@
+// `--batch` / `--prompt` without a window: submits the jobs one after another to an EngineSession, draws a
+// terminal progress bar on stderr and prints each output path on stdout.
+#pragma once
+
+#include "session/engine_session.h"
+
+#include <QObject>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+namespace wan::app {
+
+class BatchRunner : public QObject {
+    Q_OBJECT
+public:
+    /// Exit codes of run_batch.
+    enum ExitCode { kExitOk = 0, kExitJobFailed = 1, kExitBadInput = 2, kExitEngineFailed = 3 };
+
+    BatchRunner(EngineSession* session, std::vector<GenerationRequest> jobs, QObject* parent = nullptr);
+
+    /// Where the progress goes (default stderr) and whether to redraw one line with '\r' (default: whether
+    /// that stream is a terminal). Without a terminal one line is printed per stage and per 10 %.
+    void setProgressStream(FILE* stream, bool isTerminal);
+    /// Where each output path goes (default stdout).
+    void setResultStream(FILE* stream);
+
+    /// Submits the first job once the session has started (call session->start() too). Emits done().
+    void start();
+
+    bool isDone() const { return done_; }
+    int exitCode() const { return exitCode_; }
+    int okCount() const { return ok_; }
+    int failedCount() const { return failed_; }
+    const std::vector<GenerationResult>& results() const { return results_; }
+
+signals:
+    void done(int exitCode);
+
+private:
+    void submitNext();
+    void onProgress(qint64 id, const wan::ProgressInfo& info);
+    void onFinished(qint64 id, const wan::GenerationResult& result);
+    void onFailed(qint64 id, const QString& message);
+    void finish(int code);
+    void clearLine();
+    std::string jobTag() const;
+
+    EngineSession* session_;
+    std::vector<GenerationRequest> jobs_;
+    std::vector<GenerationResult> results_;
+    size_t next_ = 0;
+    qint64 currentId_ = 0;
+    FILE* progress_ = stderr;
+    FILE* results_out_ = stdout;
+    bool tty_ = false;
+    bool lineDirty_ = false;
+    Stage lastStage_ = Stage::Queued;
+    int lastDecile_ = -1;
+    int ok_ = 0, failed_ = 0;
+    int exitCode_ = kExitOk;
+    bool started_ = false;
+    bool done_ = false;
+};
+
+}  // namespace wan::app

@@ -1,0 +1,23 @@
+// The two Qt front ends the lead's main.cpp calls on rank 0 (only when built with WAN_BUILD_APP).
+// Both take the (not yet started) backend; EngineSession starts it on its engine thread, and shuts it down
+// (backend->shutdown(), which releases the other ranks) before returning, on every path.
+#pragma once
+
+#include "cli/options.h"
+#include "session/engine_backend.h"
+
+#include <memory>
+
+namespace wan::app {
+
+/// The desktop window: QApplication + MainWindow + EngineSession. Returns the application's exit code.
+int run_gui(int argc, char** argv, const wan::app::AppOptions& options,
+            std::unique_ptr<wan::app::EngineBackend> backend);
+
+/// `--batch FILE` or `--prompt TEXT` without a window: QCoreApplication + EngineSession + BatchRunner.
+/// Returns 0 when every job succeeded, 1 when one failed or was cancelled, 2 for a bad batch file or
+/// request, 3 when the engine failed to start.
+int run_batch(int argc, char** argv, const wan::app::AppOptions& options,
+              std::unique_ptr<wan::app::EngineBackend> backend);
+
+}  // namespace wan::app

@@ -1,0 +1,189 @@
+#include "models/job_list_model.h"
+
+#include "models/progress_format.h"
+#include "session/engine_session.h"
+
+namespace wan::app {
+
+JobListModel::JobListModel(QObject* parent) : QAbstractListModel(parent) {}
+
+void JobListModel::attach(EngineSession* session) {
+    connect(session, &EngineSession::jobStarted, this, &JobListModel::onJobStarted);
+    connect(session, &EngineSession::progress, this, &JobListModel::onProgress);
+    connect(session, &EngineSession::finished, this, &JobListModel::onFinished);
+    connect(session, &EngineSession::failed, this, &JobListModel::onFailed);
+}
+
+void JobListModel::addJob(qint64 id, const GenerationRequest& request) {
+    const int row = static_cast<int>(jobs_.size());
+    beginInsertRows(QModelIndex(), row, row);
+    Job job;
+    job.id = id;
+    job.request = request;
+    job.request.job_id = id;
+    jobs_.push_back(std::move(job));
+    endInsertRows();
+}
+
+bool JobListModel::removeJob(qint64 id) {
+    const int row = rowOf(id);
+    if (row < 0) return false;
+    beginRemoveRows(QModelIndex(), row, row);
+    jobs_.erase(jobs_.begin() + row);
+    endRemoveRows();
+    return true;
+}
+
+void JobListModel::clearFinished() {
+    for (int row = static_cast<int>(jobs_.size()) - 1; row >= 0; --row) {
+        JobState s = jobs_[static_cast<size_t>(row)].state;
+        if (s == JobState::Done || s == JobState::Cancelled || s == JobState::Failed) {
+            beginRemoveRows(QModelIndex(), row, row);
+            jobs_.erase(jobs_.begin() + row);
+            endRemoveRows();
+        }
+    }
+}
+
+int JobListModel::rowOf(qint64 id) const {
+    for (size_t i = 0; i < jobs_.size(); ++i) {
+        if (jobs_[i].id == id) return static_cast<int>(i);
+    }
+    return -1;
+}
+
+const JobListModel::Job* JobListModel::job(qint64 id) const {
+    int row = rowOf(id);
+    return row < 0 ? nullptr : &jobs_[static_cast<size_t>(row)];
+}
+
+qint64 JobListModel::idAt(int row) const {
+    return row >= 0 && row < rowCount() ? jobs_[static_cast<size_t>(row)].id : 0;
+}
+
+int JobListModel::countInState(JobState state) const {
+    int n = 0;
+    for (const Job& j : jobs_) n += j.state == state ? 1 : 0;
+    return n;
+}
+
+int JobListModel::rowCount(const QModelIndex& parent) const {
+    return parent.isValid() ? 0 : static_cast<int>(jobs_.size());
+}
+
+QString JobListModel::stateText(const Job& job) const {
+    switch (job.state) {
+        case JobState::Queued: return tr("Queued");
+        case JobState::Running:
+            return QString::fromStdString(progressText(job.progress));
+        case JobState::Done: return tr("Done in %1").arg(QString::fromStdString(formatDuration(job.result.seconds)));
+        case JobState::Cancelled: return tr("Cancelled");
+        case JobState::Failed: return tr("Failed: %1").arg(job.message);
+    }
+    return {};
+}
+
+QVariant JobListModel::data(const QModelIndex& index, int role) const {
+    if (!checkIndex(index, CheckIndexOption::IndexIsValid | CheckIndexOption::ParentIsInvalid)) return {};
+    const Job& job = jobs_[static_cast<size_t>(index.row())];
+    const QString prompt = QString::fromStdString(job.request.prompt);
+    switch (role) {
+        case Qt::DisplayRole: {
+            QString shortPrompt = prompt.simplified();
+            if (shortPrompt.size() > 80) shortPrompt = shortPrompt.left(79) + QChar(0x2026);
+            return QStringLiteral("#%1  %2\n%3").arg(job.id).arg(shortPrompt, stateText(job));
+        }
+        case Qt::ToolTipRole: return prompt;
+        case IdRole: return job.id;
+        case PromptRole: return prompt;
+        case StateRole: return static_cast<int>(job.state);
+        case StateTextRole: return stateText(job);
+        case ProgressRole:
+            return job.state == JobState::Done ? 1.0 : job.state == JobState::Queued ? 0.0 : overallFraction(job.progress);
+        case StageRole: return static_cast<int>(job.progress.stage);
+        case StepRole: return job.progress.step;
+        case TotalRole: return job.progress.total;
+        case ElapsedRole: return job.progress.elapsed_s;
+        case EtaRole: return remainingSeconds(job.progress);
+        case ProgressTextRole: return QString::fromStdString(progressText(job.progress));
+        case ResultPathRole: return QString::fromStdString(job.result.video_path);
+        case PosterPathRole: return QString::fromStdString(job.result.poster_path);
+        case MessageRole: return job.message;
+        case SeedUsedRole: return static_cast<qlonglong>(job.result.seed_used);
+        default: return {};
+    }
+}
+
+QHash<int, QByteArray> JobListModel::roleNames() const {
+    QHash<int, QByteArray> names = QAbstractListModel::roleNames();
+    names.insert(IdRole, "jobId");
+    names.insert(PromptRole, "prompt");
+    names.insert(StateRole, "state");
+    names.insert(StateTextRole, "stateText");
+    names.insert(ProgressRole, "progress");
+    names.insert(StageRole, "stage");
+    names.insert(StepRole, "step");
+    names.insert(TotalRole, "total");
+    names.insert(ElapsedRole, "elapsed");
+    names.insert(EtaRole, "eta");
+    names.insert(ProgressTextRole, "progressText");
+    names.insert(ResultPathRole, "resultPath");
+    names.insert(PosterPathRole, "posterPath");
+    names.insert(MessageRole, "message");
+    names.insert(SeedUsedRole, "seedUsed");
+    return names;
+}
+
+void JobListModel::changed(int row) {
+    const QModelIndex i = index(row);
+    emit dataChanged(i, i);
+}
+
+void JobListModel::onJobStarted(qint64 id) {
+    const int row = rowOf(id);
+    if (row < 0) return;
+    Job& job = jobs_[static_cast<size_t>(row)];
+    job.state = JobState::Running;
+    job.progress = ProgressInfo{};
+    job.progress.stage = Stage::Text;
+    changed(row);
+}
+
+void JobListModel::onProgress(qint64 id, const ProgressInfo& info) {
+    const int row = rowOf(id);
+    if (row < 0) return;
+    Job& job = jobs_[static_cast<size_t>(row)];
+    job.state = JobState::Running;
+    job.progress = info;
+    changed(row);
+}
+
+void JobListModel::onFinished(qint64 id, const GenerationResult& result) {
+    const int row = rowOf(id);
+    if (row < 0) return;  // e.g. a queued job removed when it was cancelled
+    Job& job = jobs_[static_cast<size_t>(row)];
+    job.result = result;
+    job.message = QString::fromStdString(result.message);
+    if (result.status == JobStatus::Ok) {
+        job.state = JobState::Done;
+        job.progress.stage = Stage::Done;
+        job.progress.elapsed_s = result.seconds;
+        job.progress.eta_s = result.seconds;
+    } else {
+        job.state = JobState::Cancelled;
+    }
+    changed(row);
+}
+
+void JobListModel::onFailed(qint64 id, const QString& message) {
+    const int row = rowOf(id);
+    if (row < 0) return;
+    Job& job = jobs_[static_cast<size_t>(row)];
+    job.state = JobState::Failed;
+    job.message = message;
+    job.result.status = JobStatus::Failed;
+    job.result.message = message.toStdString();
+    changed(row);
+}
+
+}  // namespace wan::app

@@ -1,0 +1,71 @@
+// Private to EngineSession: the object living on the engine thread. Every EngineBackend call happens here.
+#pragma once
+
+#include "session/engine_backend.h"
+#include "session/metatypes.h"
+
+#include <QObject>
+#include <QString>
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <set>
+
+namespace wan::app {
+
+/// Shared by the session (any thread) and the worker (engine thread).
+struct EngineSharedState {
+    std::mutex mutex;                 // guards cancelled and running (held for a few instructions only)
+    std::set<int64_t> cancelled;      // ids cancelled while queued or running
+    int64_t running = 0;              // id of the job inside backend->run(), 0 when none
+    std::atomic<bool> cancel_running{false};  // polled by the backend
+    std::atomic<bool> shutting_down{false};
+    std::atomic<bool> info_pending{false};
+    std::atomic<int64_t> next_id{1};
+    static_assert(std::atomic<bool>::is_always_lock_free, "cancel flag must be lock-free");
+};
+
+class EngineWorker : public QObject {
+    Q_OBJECT
+public:
+    EngineWorker(std::unique_ptr<EngineBackend> backend, std::shared_ptr<EngineSharedState> shared);
+    ~EngineWorker() override;
+
+    // All called on the engine thread (queued from EngineSession).
+    void start();
+    void enqueue(const wan::GenerationRequest& request);
+    void extendPrompt(const QString& prompt, const QString& targetLang, qint64 seed);
+    void refreshInfo();
+    void shutdown();
+
+signals:
+    void started(const wan::EngineInfo& info);
+    void startFailed(const QString& message);
+    void jobStarted(qint64 jobId);
+    void progress(qint64 jobId, const wan::ProgressInfo& info);
+    void finished(qint64 jobId, const wan::GenerationResult& result);
+    void failed(qint64 jobId, const QString& message);
+    void infoUpdated(const wan::EngineInfo& info);
+    void promptExtended(const QString& original, const QString& extended);
+    void extendFailed(const QString& original, const QString& reason);
+
+private:
+    void scheduleNext();
+    void processNext();
+    void runJob(const wan::GenerationRequest& request);
+    void skipJob(const wan::GenerationRequest& request, const std::string& why, bool asFailure);
+
+    std::unique_ptr<EngineBackend> backend_;
+    std::shared_ptr<EngineSharedState> shared_;
+    std::deque<wan::GenerationRequest> queue_;
+    bool started_ = false;
+    bool startFailed_ = false;
+    std::string startError_;
+    bool scheduled_ = false;
+    bool stopped_ = false;
+};
+
+}  // namespace wan::app

@@ -1,0 +1,83 @@
+#include "settings/settings.h"
+
+namespace wan::app {
+
+namespace {
+// Every key, in one place.
+const QString kOutputFolder = QStringLiteral("output/folder");
+const QString kParamsSaved = QStringLiteral("params/saved");
+const QString kPrompt = QStringLiteral("params/prompt");
+const QString kNegativePrompt = QStringLiteral("params/negativePrompt");
+const QString kWidth = QStringLiteral("params/width");
+const QString kHeight = QStringLiteral("params/height");
+const QString kFrames = QStringLiteral("params/frames");
+const QString kSteps = QStringLiteral("params/steps");
+const QString kGuide = QStringLiteral("params/guideScale");
+const QString kShift = QStringLiteral("params/shift");
+const QString kSeed = QStringLiteral("params/seed");
+const QString kSolver = QStringLiteral("params/solver");
+const QString kExtendLang = QStringLiteral("params/extendTargetLang");
+const QString kGeometry = QStringLiteral("window/geometry");
+const QString kState = QStringLiteral("window/state");
+const QString kSplitterPrefix = QStringLiteral("window/splitter/");
+}  // namespace
+
+Settings::Settings() : settings_(std::make_unique<QSettings>()) {}
+
+Settings::Settings(const QString& iniPath) : settings_(std::make_unique<QSettings>(iniPath, QSettings::IniFormat)) {}
+
+Settings::~Settings() = default;
+
+QString Settings::outputFolder() const { return settings_->value(kOutputFolder).toString(); }
+void Settings::setOutputFolder(const QString& folder) { settings_->setValue(kOutputFolder, folder); }
+
+bool Settings::hasLastRequest() const { return settings_->value(kParamsSaved, false).toBool(); }
+
+GenerationRequest Settings::lastRequest() const {
+    GenerationRequest r;
+    r.prompt = settings_->value(kPrompt).toString().toStdString();
+    r.negative_prompt = settings_->value(kNegativePrompt).toString().toStdString();
+    r.width = settings_->value(kWidth, 0).toInt();
+    r.height = settings_->value(kHeight, 0).toInt();
+    r.frame_num = settings_->value(kFrames, 0).toInt();
+    r.sample_steps = settings_->value(kSteps, 0).toInt();
+    r.guide_scale = settings_->value(kGuide, -1.0).toDouble();
+    r.sample_shift = settings_->value(kShift, -1.0).toDouble();
+    r.seed = settings_->value(kSeed, -1).toLongLong();
+    const QString solver = settings_->value(kSolver, QStringLiteral("unipc")).toString();
+    r.solver = solver == QStringLiteral("dpm++") ? "dpm++" : "unipc";
+    const QString lang = settings_->value(kExtendLang, QStringLiteral("zh")).toString();
+    r.extend_target_lang = lang == QStringLiteral("en") ? "en" : "zh";
+    return r;
+}
+
+void Settings::setLastRequest(const GenerationRequest& r) {
+    settings_->setValue(kParamsSaved, true);
+    settings_->setValue(kPrompt, QString::fromStdString(r.prompt));
+    settings_->setValue(kNegativePrompt, QString::fromStdString(r.negative_prompt));
+    settings_->setValue(kWidth, r.width);
+    settings_->setValue(kHeight, r.height);
+    settings_->setValue(kFrames, r.frame_num);
+    settings_->setValue(kSteps, r.sample_steps);
+    settings_->setValue(kGuide, r.guide_scale);
+    settings_->setValue(kShift, r.sample_shift);
+    settings_->setValue(kSeed, static_cast<qlonglong>(r.seed));
+    settings_->setValue(kSolver, QString::fromStdString(r.solver));
+    settings_->setValue(kExtendLang, QString::fromStdString(r.extend_target_lang));
+}
+
+QByteArray Settings::windowGeometry() const { return settings_->value(kGeometry).toByteArray(); }
+void Settings::setWindowGeometry(const QByteArray& geometry) { settings_->setValue(kGeometry, geometry); }
+QByteArray Settings::windowState() const { return settings_->value(kState).toByteArray(); }
+void Settings::setWindowState(const QByteArray& state) { settings_->setValue(kState, state); }
+QByteArray Settings::splitterState(const QString& name) const {
+    return settings_->value(kSplitterPrefix + name).toByteArray();
+}
+void Settings::setSplitterState(const QString& name, const QByteArray& state) {
+    settings_->setValue(kSplitterPrefix + name, state);
+}
+
+void Settings::sync() { settings_->sync(); }
+QString Settings::fileName() const { return settings_->fileName(); }
+
+}  // namespace wan::app

@@ -1,0 +1,49 @@
+// The one place that knows QSettings keys (style.md §3.4). Everything else asks this class.
+// Uses the application's default QSettings (organisation/application names set by run_gui), or an ini file.
+#pragma once
+
+#include "core/core.h"
+
+#include <QByteArray>
+#include <QSettings>
+#include <QString>
+
+#include <memory>
+
+namespace wan::app {
+
+class Settings {
+public:
+    /// The default QSettings of the application (QCoreApplication organisation and application names).
+    Settings();
+    /// An explicit ini file (tests, portable installs).
+    explicit Settings(const QString& iniPath);
+    ~Settings();
+    Settings(const Settings&) = delete;
+    Settings& operator=(const Settings&) = delete;
+
+    /// Where generations are written and the history is read; empty when never set.
+    QString outputFolder() const;
+    void setOutputFolder(const QString& folder);
+
+    /// The last parameters used for Generate (prompt, negative prompt, size, frames, steps, guide, shift,
+    /// seed, solver, prompt-extension language). `hasLastRequest()` is false before the first save.
+    bool hasLastRequest() const;
+    GenerationRequest lastRequest() const;
+    void setLastRequest(const GenerationRequest& request);
+
+    QByteArray windowGeometry() const;
+    void setWindowGeometry(const QByteArray& geometry);
+    QByteArray windowState() const;
+    void setWindowState(const QByteArray& state);
+    QByteArray splitterState(const QString& name) const;
+    void setSplitterState(const QString& name, const QByteArray& state);
+
+    void sync();
+    QString fileName() const;
+
+private:
+    std::unique_ptr<QSettings> settings_;
+};
+
+}  // namespace wan::app

@@ -1,0 +1,144 @@
+#include "ui/job_queue_widget.h"
+
+#include "models/job_list_model.h"
+#include "session/engine_session.h"
+
+#include <QHBoxLayout>
+#include <QLabel>
+#include <QListView>
+#include <QProgressBar>
+#include <QPushButton>
+#include <QVBoxLayout>
+
+#include <cmath>
+
+namespace wan::app {
+
+JobQueueWidget::JobQueueWidget(JobListModel* model, EngineSession* session, QWidget* parent)
+    : QWidget(parent), model_(model), session_(session) {
+    auto* layout = new QVBoxLayout(this);
+    layout->setContentsMargins(0, 0, 0, 0);
+    auto* row = new QHBoxLayout;
+    progress_ = new QProgressBar(this);
+    progress_->setObjectName(QStringLiteral("jobProgressBar"));
+    progress_->setRange(0, 1000);
+    progress_->setValue(0);
+    progress_->setTextVisible(true);
+    cancel_ = new QPushButton(tr("Cancel"), this);
+    cancel_->setObjectName(QStringLiteral("cancelButton"));
+    cancel_->setToolTip(tr("Cancel the selected job (or the running one)"));
+    clear_ = new QPushButton(tr("Clear finished"), this);
+    row->addWidget(progress_, 1);
+    row->addWidget(cancel_);
+    row->addWidget(clear_);
+    layout->addLayout(row);
+    error_ = new QLabel(this);
+    error_->setObjectName(QStringLiteral("jobErrorLabel"));
+    error_->setWordWrap(true);
+    error_->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    error_->setStyleSheet(QStringLiteral("color: #c0392b;"));
+    error_->setVisible(false);
+    layout->addWidget(error_);
+    view_ = new QListView(this);
+    view_->setObjectName(QStringLiteral("jobView"));
+    view_->setModel(model_);
+    view_->setSelectionMode(QAbstractItemView::SingleSelection);
+    view_->setEditTriggers(QAbstractItemView::NoEditTriggers);
+    view_->setWordWrap(true);
+    view_->setAlternatingRowColors(true);
+    layout->addWidget(view_, 1);
+
+    connect(cancel_, &QPushButton::clicked, this, &JobQueueWidget::cancelSelected);
+    connect(clear_, &QPushButton::clicked, this, &JobQueueWidget::clearFinished);
+    connect(model_, &QAbstractItemModel::dataChanged, this, &JobQueueWidget::updateProgress);
+    connect(model_, &QAbstractItemModel::rowsInserted, this, &JobQueueWidget::updateProgress);
+    connect(model_, &QAbstractItemModel::rowsRemoved, this, &JobQueueWidget::updateProgress);
+    connect(model_, &QAbstractItemModel::modelReset, this, &JobQueueWidget::updateProgress);
+    connect(view_->selectionModel(), &QItemSelectionModel::currentChanged, this, &JobQueueWidget::updateButtons);
+    updateProgress();
+}
+
+void JobQueueWidget::setIdleText(const QString& text) {
+    idleText_ = text;
+    updateProgress();
+}
+
+void JobQueueWidget::updateProgress() {
+    int running = -1;
+    for (int r = 0; r < model_->rowCount(); ++r) {
+        if (model_->jobAt(r).state == JobListModel::JobState::Running) {
+            running = r;
+            break;
+        }
+    }
+    const int queued = model_->countInState(JobListModel::JobState::Queued);
+    if (running >= 0) {
+        const QModelIndex i = model_->index(running);
+        const double fraction = i.data(JobListModel::ProgressRole).toDouble();
+        progress_->setValue(static_cast<int>(std::lround(fraction * 1000.0)));
+        QString text = QStringLiteral("#%1 %2").arg(model_->idAt(running)).arg(i.data(JobListModel::ProgressTextRole).toString());
+        if (queued > 0) text += tr(" · %n queued", nullptr, queued);
+        progress_->setFormat(text);
+    } else {
+        progress_->setValue(0);
+        progress_->setFormat(queued > 0 ? tr("%n queued", nullptr, queued)
+                                        : (idleText_.isEmpty() ? tr("Idle") : idleText_));
+    }
+    updateButtons();
+}
+
+void JobQueueWidget::updateButtons() {
+    const QModelIndex current = view_->currentIndex();
+    bool cancellable = false;
+    if (current.isValid()) {
+        const auto s = static_cast<JobListModel::JobState>(current.data(JobListModel::StateRole).toInt());
+        cancellable = s == JobListModel::JobState::Queued || s == JobListModel::JobState::Running;
+    } else {
+        cancellable = model_->countInState(JobListModel::JobState::Running) > 0;
+    }
+    cancel_->setEnabled(cancellable);
+    clear_->setEnabled(model_->countInState(JobListModel::JobState::Done) +
+                           model_->countInState(JobListModel::JobState::Cancelled) +
+                           model_->countInState(JobListModel::JobState::Failed) >
+                       0);
+}
+
+void JobQueueWidget::cancelSelected() {
+    const QModelIndex current = view_->currentIndex();
+    if (current.isValid()) {
+        cancelJob(model_->idAt(current.row()));
+        return;
+    }
+    for (int r = 0; r < model_->rowCount(); ++r) {
+        if (model_->jobAt(r).state == JobListModel::JobState::Running) {
+            cancelJob(model_->idAt(r));
+            return;
+        }
+    }
+}
+
+void JobQueueWidget::cancelJob(qint64 id) {
+    const JobListModel::Job* job = model_->job(id);
+    if (!job) return;
+    if (job->state == JobListModel::JobState::Queued) {
+        session_->cancel(id);  // the worker skips it when it gets there
+        model_->removeJob(id);
+    } else if (job->state == JobListModel::JobState::Running) {
+        session_->cancel(id);  // an atomic: the engine stops at the next step boundary
+        progress_->setFormat(tr("#%1 cancelling…").arg(id));
+    }
+}
+
+void JobQueueWidget::clearFinished() { model_->clearFinished(); }
+
+void JobQueueWidget::showError(const QString& text) {
+    error_->setText(text);
+    error_->setVisible(true);
+}
+
+void JobQueueWidget::clearError() {
+    error_->clear();
+    error_->setVisible(false);
+}
+
+}  // namespace wan::app

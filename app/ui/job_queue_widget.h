@@ -1,0 +1,51 @@
+// The job queue under the preview: the list of jobs, the running job's progress bar (stage, step/total,
+// elapsed, ETA), cancel and clear buttons, and the last error.
+#pragma once
+
+#include <QWidget>
+
+class QLabel;
+class QListView;
+class QProgressBar;
+class QPushButton;
+
+namespace wan::app {
+
+class EngineSession;
+class JobListModel;
+
+class JobQueueWidget : public QWidget {
+    Q_OBJECT
+public:
+    JobQueueWidget(JobListModel* model, EngineSession* session, QWidget* parent = nullptr);
+
+    QListView* view() const { return view_; }
+    QProgressBar* progressBar() const { return progress_; }
+    QPushButton* cancelButton() const { return cancel_; }
+    QLabel* errorLabel() const { return error_; }
+
+public slots:
+    /// Cancels the selected job, or the running one when nothing is selected.
+    void cancelSelected();
+    /// A queued job is removed from the list; the running one is stopped at its next step.
+    void cancelJob(qint64 id);
+    void clearFinished();
+    void showError(const QString& text);
+    void clearError();
+    void setIdleText(const QString& text);
+
+private:
+    void updateProgress();
+    void updateButtons();
+
+    JobListModel* model_;
+    EngineSession* session_;
+    QListView* view_ = nullptr;
+    QProgressBar* progress_ = nullptr;
+    QPushButton* cancel_ = nullptr;
+    QPushButton* clear_ = nullptr;
+    QLabel* error_ = nullptr;
+    QString idleText_;
+};
+
+}  // namespace wan::app

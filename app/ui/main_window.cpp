@@ -1,0 +1,402 @@
+#include "ui/main_window.h"
+
+#include "models/history_model.h"
+#include "models/job_list_model.h"
+#include "session/engine_session.h"
+#include "settings/settings.h"
+#include "ui/history_panel.h"
+#include "ui/icons.h"
+#include "ui/job_queue_widget.h"
+#include "ui/parameters_panel.h"
+#include "ui/preview_widget.h"
+
+#include <QAction>
+#include <QApplication>
+#include <QCloseEvent>
+#include <QDesktopServices>
+#include <QDir>
+#include <QDockWidget>
+#include <QFileInfo>
+#include <QLabel>
+#include <QLineEdit>
+#include <QMenuBar>
+#include <QMessageBox>
+#include <QPlainTextEdit>
+#include <QPushButton>
+#include <QScrollArea>
+#include <QScrollBar>
+#include <QShortcut>
+#include <QSplitter>
+#include <QStatusBar>
+#include <QTabWidget>
+#include <QTimer>
+#include <QUrl>
+#include <QVBoxLayout>
+
+namespace wan::app {
+
+namespace {
+constexpr int kInfoRefreshMs = 5000;  // GPU memory in the status bar
+}
+
+MainWindow::MainWindow(EngineSession* session, Settings* settings, const AppOptions& options, QWidget* parent)
+    : QMainWindow(parent), session_(session), settings_(settings) {
+    setWindowTitle(tr("WanStudio"));
+    setWindowIcon(appIcon());
+    jobs_ = new JobListModel(this);
+    jobs_->attach(session_);
+    history_ = new HistoryModel(this);
+    buildUi();
+    buildMenus();
+    restoreSettings(options);
+
+    connect(session_, &EngineSession::started, this, &MainWindow::onStarted);
+    connect(session_, &EngineSession::startFailed, this, &MainWindow::onStartFailed);
+    connect(session_, &EngineSession::infoUpdated, this, &MainWindow::onInfo);
+    connect(session_, &EngineSession::finished, this, &MainWindow::onFinished);
+    connect(session_, &EngineSession::failed, this, &MainWindow::onFailed);
+    connect(session_, &EngineSession::promptExtended, params_, &ParametersPanel::onPromptExtended);
+    connect(session_, &EngineSession::extendFailed, params_, &ParametersPanel::onExtendFailed);
+    connect(params_, &ParametersPanel::enhanceRequested, session_, &EngineSession::extendPrompt);
+    connect(session_, &EngineSession::stopped, this, [this] {
+        engineState_->setText(tr("Engine stopped"));
+        updateGenerateEnabled();
+        if (shuttingDown_) {
+            closeAccepted_ = true;
+            close();
+        }
+    });
+
+    infoTimer_ = new QTimer(this);
+    infoTimer_->setInterval(kInfoRefreshMs);
+    connect(infoTimer_, &QTimer::timeout, this, [this] {
+        if (session_->isReady()) session_->refreshInfo();
+    });
+
+    // Whatever state the session is already in (the window may be created after start()).
+    switch (session_->state()) {
+        case EngineSession::State::Ready: onStarted(session_->engineInfo()); break;
+        case EngineSession::State::StartFailed: onStartFailed(session_->startError()); break;
+        default:
+            engineState_->setText(tr("Loading model…"));
+            queue_->setIdleText(tr("Loading model…"));
+            break;
+    }
+    updateGenerateEnabled();
+}
+
+MainWindow::~MainWindow() = default;
+
+void MainWindow::buildUi() {
+    // left: parameters (scrollable) + Generate
+    params_ = new ParametersPanel;
+    auto* left = new QWidget;
+    auto* leftLayout = new QVBoxLayout(left);
+    auto* scroll = new QScrollArea;
+    scroll->setWidget(params_);
+    scroll->setWidgetResizable(true);
+    scroll->setFrameShape(QFrame::NoFrame);
+    scroll->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);  // the column is as wide as its fields
+    scroll->setMinimumWidth(params_->minimumSizeHint().width() + scroll->verticalScrollBar()->sizeHint().width());
+    leftLayout->addWidget(scroll, 1);
+    formError_ = new QLabel;
+    formError_->setObjectName(QStringLiteral("formErrorLabel"));
+    formError_->setWordWrap(true);
+    formError_->setStyleSheet(QStringLiteral("color: #c0392b;"));
+    formError_->setVisible(false);
+    leftLayout->addWidget(formError_);
+    generate_ = new QPushButton(generateIcon(), tr("Generate"));
+    generate_->setObjectName(QStringLiteral("generateButton"));
+    generate_->setToolTip(tr("Add a job with these parameters to the queue (Ctrl+Return)"));
+    generate_->setMinimumHeight(36);
+    generate_->setDefault(true);
+    leftLayout->addWidget(generate_);
+
+    // right: preview | history tabs, job queue below
+    preview_ = new PreviewWidget;
+    historyPanel_ = new HistoryPanel(history_);
+    tabs_ = new QTabWidget;
+    tabs_->setObjectName(QStringLiteral("rightTabs"));
+    tabs_->addTab(preview_, tr("Preview"));
+    tabs_->addTab(historyPanel_, tr("History"));
+    queue_ = new JobQueueWidget(jobs_, session_);
+    rightSplit_ = new QSplitter(Qt::Vertical);
+    rightSplit_->addWidget(tabs_);
+    rightSplit_->addWidget(queue_);
+    rightSplit_->setStretchFactor(0, 3);
+    rightSplit_->setStretchFactor(1, 1);
+
+    mainSplit_ = new QSplitter(Qt::Horizontal);
+    mainSplit_->addWidget(left);
+    mainSplit_->addWidget(rightSplit_);
+    mainSplit_->setStretchFactor(0, 2);
+    mainSplit_->setStretchFactor(1, 3);
+    setCentralWidget(mainSplit_);
+
+    // status bar: engine state, layout, model, memory
+    engineState_ = new QLabel;
+    engineState_->setObjectName(QStringLiteral("engineStateLabel"));
+    layout_ = new QLabel;
+    layout_->setObjectName(QStringLiteral("layoutLabel"));
+    model_ = new QLabel;
+    model_->setObjectName(QStringLiteral("modelLabel"));
+    memory_ = new QLabel;
+    memory_->setObjectName(QStringLiteral("memoryLabel"));
+    statusBar()->addWidget(engineState_, 1);
+    statusBar()->addPermanentWidget(layout_);
+    statusBar()->addPermanentWidget(model_);
+    statusBar()->addPermanentWidget(memory_);
+
+    // log dock (hidden by default)
+    auto* dock = new QDockWidget(tr("Log"), this);
+    dock->setObjectName(QStringLiteral("logDock"));
+    log_ = new QPlainTextEdit(dock);
+    log_->setReadOnly(true);
+    log_->setMaximumBlockCount(5000);
+    dock->setWidget(log_);
+    addDockWidget(Qt::BottomDockWidgetArea, dock);
+    dock->hide();
+
+    connect(generate_, &QPushButton::clicked, this, &MainWindow::generate);
+    for (const QKeySequence& keys : {QKeySequence(Qt::CTRL | Qt::Key_Return), QKeySequence(Qt::CTRL | Qt::Key_Enter)}) {
+        auto* shortcut = new QShortcut(keys, this);
+        shortcut->setContext(Qt::WindowShortcut);
+        connect(shortcut, &QShortcut::activated, this, &MainWindow::generate);
+    }
+    connect(preview_, &PreviewWidget::loaded, this, &MainWindow::previewLoaded);
+    connect(preview_, &PreviewWidget::failed, this, &MainWindow::previewFailed);
+    connect(historyPanel_, &HistoryPanel::playRequested, this, &MainWindow::playVideo);
+    connect(historyPanel_, &HistoryPanel::reuseRequested, this, &MainWindow::reuseHistoryEntry);
+    connect(historyPanel_, &HistoryPanel::message, this, [this](const QString& m) { statusBar()->showMessage(m, 8000); });
+    connect(params_, &ParametersPanel::outputFolderChanged, this, &MainWindow::setOutputFolder);
+}
+
+void MainWindow::buildMenus() {
+    QMenu* file = menuBar()->addMenu(tr("&File"));
+    QAction* gen = file->addAction(tr("&Generate"), this, &MainWindow::generate);
+    gen->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_Return));
+    gen->setShortcutContext(Qt::WidgetShortcut);  // the window-wide QShortcut triggers it; this shows the keys
+    file->addAction(tr("Open output &folder"), historyPanel_, &HistoryPanel::openFolder);
+    file->addSeparator();
+    QAction* quit = file->addAction(tr("&Quit"), this, &QWidget::close);
+    quit->setShortcut(QKeySequence::Quit);
+    QMenu* view = menuBar()->addMenu(tr("&View"));
+    view->addAction(findChild<QDockWidget*>(QStringLiteral("logDock"))->toggleViewAction());
+    QMenu* help = menuBar()->addMenu(tr("&Help"));
+    help->addAction(tr("&About WanStudio"), this, [this] {
+        QMessageBox::about(this, tr("About WanStudio"),
+                           tr("<b>WanStudio</b> %1<br>Native text-to-video studio for the Wan2.1 models.")
+                               .arg(QString::fromUtf8(wan::version_string())));
+    });
+}
+
+void MainWindow::restoreSettings(const AppOptions& options) {
+    QString folder = settings_->outputFolder();
+    if (folder.isEmpty()) folder = QDir::current().absoluteFilePath(QString::fromStdString(options.output_dir));
+    setOutputFolder(folder);
+    if (settings_->hasLastRequest()) {
+        params_->setRequest(settings_->lastRequest());
+    } else {
+        params_->setRequest(options.request);
+    }
+    const QByteArray geometry = settings_->windowGeometry();
+    if (!geometry.isEmpty()) restoreGeometry(geometry);
+    else resize(1280, 800);
+    const QByteArray state = settings_->windowState();
+    if (!state.isEmpty()) restoreState(state);
+    const QByteArray mainSplit = settings_->splitterState(QStringLiteral("main"));
+    if (!mainSplit.isEmpty()) mainSplit_->restoreState(mainSplit);
+    else mainSplit_->setSizes({460, 820});
+    const QByteArray rightSplit = settings_->splitterState(QStringLiteral("right"));
+    if (!rightSplit.isEmpty()) rightSplit_->restoreState(rightSplit);
+}
+
+void MainWindow::saveSettings() {
+    settings_->setOutputFolder(outputFolder_);
+    GenerationRequest r = params_->request();
+    settings_->setLastRequest(r);
+    settings_->setWindowGeometry(saveGeometry());
+    settings_->setWindowState(saveState());
+    settings_->setSplitterState(QStringLiteral("main"), mainSplit_->saveState());
+    settings_->setSplitterState(QStringLiteral("right"), rightSplit_->saveState());
+    settings_->sync();
+}
+
+QString MainWindow::outputFolder() const { return outputFolder_; }
+
+void MainWindow::setOutputFolder(const QString& folder) {
+    const QString absolute = folder.isEmpty() ? QString() : QDir(folder).absolutePath();
+    if (params_->outputFolder() != absolute) params_->setOutputFolder(absolute);
+    if (absolute == outputFolder_) return;
+    outputFolder_ = absolute;
+    settings_->setOutputFolder(absolute);
+    history_->setWatching(true);
+    history_->setFolder(absolute);
+}
+
+QString MainWindow::layoutText(const EngineInfo& info) {
+    QString text = tr("World %1 · Ulysses %2 × Ring %3").arg(info.world_size).arg(info.ulysses_size).arg(info.ring_size);
+    QStringList fsdp;
+    if (info.dit_fsdp) fsdp << QStringLiteral("DiT");
+    if (info.t5_fsdp) fsdp << QStringLiteral("T5");
+    if (!fsdp.isEmpty()) text += tr(" · FSDP %1").arg(fsdp.join(QLatin1Char('+')));
+    if (info.cfg_parallel) text += tr(" · CFG-parallel");
+    return text;
+}
+
+QString MainWindow::modelText(const EngineInfo& info) {
+    QString text = tr("Model %1").arg(QString::fromStdString(info.model_variant.empty() ? "?" : info.model_variant));
+    if (!info.device.empty()) text += tr(" on %1").arg(QString::fromStdString(info.device));
+    return text;
+}
+
+QString MainWindow::memoryText(const EngineInfo& info) {
+    if (info.gpu_memory_used_gb.empty()) return QString();
+    QStringList parts;
+    for (size_t r = 0; r < info.gpu_memory_used_gb.size(); ++r) {
+        QString part = QStringLiteral("r%1 %2").arg(r).arg(info.gpu_memory_used_gb[r], 0, 'f', 1);
+        if (r < info.gpu_memory_total_gb.size()) part += QStringLiteral("/%1").arg(info.gpu_memory_total_gb[r], 0, 'f', 0);
+        parts << part + QStringLiteral(" GB");
+    }
+    return tr("GPU memory: %1").arg(parts.join(QStringLiteral(" · ")));
+}
+
+void MainWindow::onStarted(const EngineInfo& info) {
+    params_->setEngineInfo(info);
+    params_->setEngineReady(true);
+    engineState_->setText(tr("Ready"));
+    queue_->setIdleText(tr("Idle"));
+    onInfo(info);
+    infoTimer_->start();
+    updateGenerateEnabled();
+}
+
+void MainWindow::onStartFailed(const QString& message) {
+    engineState_->setText(tr("Engine failed to start"));
+    engineState_->setToolTip(message);
+    queue_->setIdleText(tr("Engine not available"));
+    queue_->showError(tr("The engine failed to start: %1\nThe history stays available.").arg(message));
+    params_->setEngineReady(false);
+    updateGenerateEnabled();
+}
+
+void MainWindow::onInfo(const EngineInfo& info) {
+    layout_->setText(layoutText(info));
+    model_->setText(modelText(info));
+    const QString memory = memoryText(info);
+    memory_->setText(memory);
+    memory_->setVisible(!memory.isEmpty());
+}
+
+void MainWindow::updateGenerateEnabled() {
+    generate_->setEnabled(session_->isReady() && !shuttingDown_);
+}
+
+qint64 MainWindow::generate() {
+    if (!generate_->isEnabled()) return 0;
+    GenerationRequest r = params_->request();
+    if (r.prompt.empty()) {
+        formError_->setText(tr("Enter a prompt first."));
+        formError_->setVisible(true);
+        params_->promptEdit()->setFocus();
+        return 0;
+    }
+    const std::vector<std::string> problems = r.validate();
+    if (!problems.empty()) {
+        QStringList lines;
+        for (const std::string& p : problems) lines << QString::fromStdString(p);
+        formError_->setText(lines.join(QLatin1Char('\n')));
+        formError_->setVisible(true);
+        return 0;
+    }
+    if (!outputFolder_.isEmpty() && !QDir().mkpath(outputFolder_)) {
+        formError_->setText(tr("Cannot create the output folder %1").arg(outputFolder_));
+        formError_->setVisible(true);
+        return 0;
+    }
+    formError_->setVisible(false);
+    r.output_dir = outputFolder_.toStdString();
+    settings_->setLastRequest(r);
+    const qint64 id = session_->submit(r);
+    jobs_->addJob(id, r);
+    queue_->clearError();
+    emit jobSubmitted(id);
+    return id;
+}
+
+void MainWindow::onFinished(qint64 id, const GenerationResult& result) {
+    if (result.status != JobStatus::Ok) {
+        statusBar()->showMessage(tr("Job #%1 cancelled").arg(id), 5000);
+        return;
+    }
+    params_->setLastSeed(result.seed_used);
+    statusBar()->showMessage(tr("Job #%1 done (seed %2)").arg(id).arg(result.seed_used), 8000);
+    history_->refresh();
+    const QString video = QString::fromStdString(result.video_path);
+    if (!video.isEmpty()) {
+        playVideo(video, QString::fromStdString(result.poster_path));
+        historyPanel_->selectRow(history_->rowOfVideo(video));
+    }
+}
+
+void MainWindow::onFailed(qint64 id, const QString& message) {
+    queue_->showError(tr("Job #%1 failed: %2").arg(id).arg(message));
+    statusBar()->showMessage(tr("Job #%1 failed").arg(id), 8000);
+}
+
+void MainWindow::playVideo(const QString& videoPath, const QString& posterPath) {
+    tabs_->setCurrentWidget(preview_);
+    preview_->showVideo(videoPath, posterPath);
+}
+
+void MainWindow::reuseHistoryEntry(int row) {
+    if (row < 0 || row >= history_->rowCount()) return;
+    const HistoryEntry& e = history_->entryAt(row);
+    GenerationRequest r = e.meta.request;
+    const std::string& used = e.meta.result.prompt_used;
+    if (!used.empty() && used != r.prompt) {  // extended by the engine: keep the user's text as the original
+        if (r.original_prompt.empty()) r.original_prompt = r.prompt;
+        r.prompt = used;
+    }
+    if (e.meta.result.seed_used >= 0) r.seed = e.meta.result.seed_used;
+    r.use_prompt_extend = false;
+    params_->setRequest(r);
+    statusBar()->showMessage(tr("Parameters loaded from %1").arg(QFileInfo(e.videoPath).fileName()), 5000);
+}
+
+void MainWindow::appendLog(int level, const QString& line) {
+    static const char* letters = "?DIWE";
+    const QChar letter = QLatin1Char(level >= 1 && level <= 4 ? letters[level] : '?');
+    log_->appendPlainText(QStringLiteral("%1 %2").arg(letter, line));
+}
+
+void MainWindow::closeEvent(QCloseEvent* event) {
+    if (closeAccepted_ || session_->state() == EngineSession::State::Stopped) {
+        if (!shuttingDown_) saveSettings();
+        event->accept();
+        return;
+    }
+    if (shuttingDown_) {  // asked again while the engine winds down: keep waiting
+        event->ignore();
+        return;
+    }
+    if (confirmOnClose_ && session_->pendingJobs() > 0) {
+        const auto answer = QMessageBox::question(
+            this, tr("Quit WanStudio"),
+            tr("%n job(s) are queued or running. Cancel them and quit?", nullptr, session_->pendingJobs()),
+            QMessageBox::Yes | QMessageBox::No, QMessageBox::No);
+        if (answer != QMessageBox::Yes) {
+            event->ignore();
+            return;
+        }
+    }
+    saveSettings();
+    shuttingDown_ = true;
+    infoTimer_->stop();
+    updateGenerateEnabled();
+    engineState_->setText(tr("Shutting down…"));
+    event->ignore();
+    session_->shutdown();  // cancels, backend->shutdown() on the engine thread; stopped() closes the window
+}
+
+}  // namespace wan::app

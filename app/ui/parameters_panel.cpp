@@ -1,0 +1,355 @@
+#include "ui/parameters_panel.h"
+
+#include "settings/defaults.h"
+
+#include <QComboBox>
+#include <QDoubleSpinBox>
+#include <QFileDialog>
+#include <QFormLayout>
+#include <QGroupBox>
+#include <QHBoxLayout>
+#include <QLabel>
+#include <QLineEdit>
+#include <QPlainTextEdit>
+#include <QPushButton>
+#include <QSpinBox>
+#include <QTextCursor>
+#include <QToolButton>
+#include <QVBoxLayout>
+
+#include <limits>
+
+namespace wan::app {
+
+namespace {
+QString sizeText(int w, int h) { return QStringLiteral("%1*%2").arg(w).arg(h); }
+}  // namespace
+
+ParametersPanel::ParametersPanel(QWidget* parent) : QWidget(parent) {
+    auto* column = new QVBoxLayout(this);
+    column->setContentsMargins(0, 0, 0, 0);
+
+    // -- prompt ---------------------------------------------------------------------------------------------
+    auto* promptBox = new QGroupBox(tr("Prompt"), this);
+    auto* promptLayout = new QVBoxLayout(promptBox);
+    prompt_ = new QPlainTextEdit(promptBox);
+    prompt_->setObjectName(QStringLiteral("promptEdit"));
+    prompt_->setPlaceholderText(tr("Describe the video you want to generate"));
+    prompt_->setTabChangesFocus(true);
+    prompt_->setMinimumHeight(90);
+    promptLayout->addWidget(prompt_, 1);
+    auto* enhanceRow = new QHBoxLayout;
+    enhance_ = new QPushButton(tr("Enhance prompt"), promptBox);
+    enhance_->setObjectName(QStringLiteral("enhanceButton"));
+    enhance_->setToolTip(tr("Rewrite the prompt with the configured prompt-extension model; "
+                            "you can edit the result before generating"));
+    extendLang_ = new QComboBox(promptBox);
+    extendLang_->setObjectName(QStringLiteral("extendLanguageCombo"));
+    extendLang_->addItem(tr("中文 (zh)"), QStringLiteral("zh"));
+    extendLang_->addItem(tr("English (en)"), QStringLiteral("en"));
+    extendLang_->setToolTip(tr("Target language of the enhanced prompt"));
+    enhanceRow->addWidget(enhance_);
+    enhanceRow->addWidget(extendLang_);
+    enhanceRow->addStretch(1);
+    promptLayout->addLayout(enhanceRow);
+    auto* extendRow = new QHBoxLayout;
+    extendStatus_ = new QLabel(promptBox);
+    extendStatus_->setObjectName(QStringLiteral("extendStatusLabel"));
+    extendStatus_->setWordWrap(true);
+    extendStatus_->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    extendStatus_->setVisible(false);
+    restore_ = new QToolButton(promptBox);
+    restore_->setText(tr("Restore original"));
+    restore_->setVisible(false);
+    extendRow->addWidget(extendStatus_, 1);
+    extendRow->addWidget(restore_, 0, Qt::AlignTop);
+    promptLayout->addLayout(extendRow);
+    column->addWidget(promptBox, 3);
+
+    // -- negative prompt ------------------------------------------------------------------------------------
+    auto* negBox = new QGroupBox(tr("Negative prompt"), this);
+    auto* negLayout = new QVBoxLayout(negBox);
+    negative_ = new QPlainTextEdit(negBox);
+    negative_->setObjectName(QStringLiteral("negativePromptEdit"));
+    negative_->setPlaceholderText(tr("Describe what the video should avoid"));
+    negative_->setTabChangesFocus(true);
+    negative_->setPlainText(QString::fromUtf8(kDefaultNegativePrompt));
+    negative_->setMinimumHeight(54);
+    negLayout->addWidget(negative_, 1);
+    auto* resetNeg = new QToolButton(negBox);
+    resetNeg->setObjectName(QStringLiteral("resetNegativeButton"));
+    resetNeg->setText(tr("Reset to default"));
+    negLayout->addWidget(resetNeg, 0, Qt::AlignRight);
+    column->addWidget(negBox, 2);
+
+    // -- parameters -----------------------------------------------------------------------------------------
+    auto* paramBox = new QGroupBox(tr("Parameters"), this);
+    auto* form = new QFormLayout(paramBox);
+    form->setFieldGrowthPolicy(QFormLayout::AllNonFixedFieldsGrow);
+    size_ = new QComboBox(paramBox);
+    size_->setObjectName(QStringLiteral("sizeCombo"));
+    size_->setToolTip(tr("Width*Height; the list holds the sizes the loaded model was trained for"));
+    form->addRow(tr("Resolution (W*H)"), size_);
+    frames_ = new QSpinBox(paramBox);
+    frames_->setObjectName(QStringLiteral("framesSpin"));
+    frames_->setRange(1, 1001);
+    frames_->setSingleStep(4);
+    frames_->setValue(81);
+    frames_->setToolTip(tr("Number of frames, 4n+1 (81 frames = 5 s at 16 fps)"));
+    form->addRow(tr("Frames"), frames_);
+    steps_ = new QSpinBox(paramBox);
+    steps_->setObjectName(QStringLiteral("stepsSpin"));
+    steps_->setRange(1, 1000);
+    steps_->setValue(50);
+    form->addRow(tr("Diffusion steps"), steps_);
+    guide_ = new QDoubleSpinBox(paramBox);
+    guide_->setObjectName(QStringLiteral("guideSpin"));
+    guide_->setRange(0.0, 20.0);
+    guide_->setSingleStep(0.5);
+    guide_->setDecimals(2);
+    guide_->setValue(5.0);
+    form->addRow(tr("Guide scale"), guide_);
+    shift_ = new QDoubleSpinBox(paramBox);
+    shift_->setObjectName(QStringLiteral("shiftSpin"));
+    shift_->setRange(0.01, 20.0);
+    shift_->setSingleStep(0.5);
+    shift_->setDecimals(2);
+    shift_->setValue(5.0);
+    form->addRow(tr("Shift"), shift_);
+    auto* seedRow = new QHBoxLayout;
+    seed_ = new QSpinBox(paramBox);
+    seed_->setObjectName(QStringLiteral("seedSpin"));
+    seed_->setRange(-1, std::numeric_limits<int>::max());
+    seed_->setSpecialValueText(tr("random (-1)"));
+    seed_->setValue(-1);
+    seedRow->addWidget(seed_, 1);
+    lastSeedLabel_ = new QLabel(paramBox);
+    lastSeedLabel_->setObjectName(QStringLiteral("lastSeedLabel"));
+    lastSeedLabel_->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    useSeed_ = new QPushButton(tr("Reuse"), paramBox);
+    useSeed_->setObjectName(QStringLiteral("useSeedButton"));
+    useSeed_->setToolTip(tr("Copy the seed of the last generation into the seed field"));
+    useSeed_->setEnabled(false);
+    seedRow->addWidget(lastSeedLabel_);
+    seedRow->addWidget(useSeed_);
+    form->addRow(tr("Seed"), seedRow);
+    solver_ = new QComboBox(paramBox);
+    solver_->setObjectName(QStringLiteral("solverCombo"));
+    solver_->addItem(QStringLiteral("UniPC"), QStringLiteral("unipc"));
+    solver_->addItem(QStringLiteral("DPM++"), QStringLiteral("dpm++"));
+    form->addRow(tr("Solver"), solver_);
+    auto* defaults = new QToolButton(paramBox);
+    defaults->setObjectName(QStringLiteral("modelDefaultsButton"));
+    defaults->setText(tr("Model defaults"));
+    form->addRow(QString(), defaults);
+    column->addWidget(paramBox);
+
+    // -- output folder --------------------------------------------------------------------------------------
+    auto* outBox = new QGroupBox(tr("Output folder"), this);
+    auto* outRow = new QHBoxLayout(outBox);
+    output_ = new QLineEdit(outBox);
+    output_->setObjectName(QStringLiteral("outputFolderEdit"));
+    auto* browse = new QToolButton(outBox);
+    browse->setText(tr("Browse…"));
+    outRow->addWidget(output_, 1);
+    outRow->addWidget(browse);
+    column->addWidget(outBox);
+
+    connect(resetNeg, &QToolButton::clicked, this, &ParametersPanel::resetNegativePrompt);
+    connect(restore_, &QToolButton::clicked, this, &ParametersPanel::restoreOriginalPrompt);
+    connect(defaults, &QToolButton::clicked, this, &ParametersPanel::resetToModelDefaults);
+    connect(useSeed_, &QPushButton::clicked, this, [this] {
+        if (lastSeed_ >= 0 && lastSeed_ <= seed_->maximum()) seed_->setValue(static_cast<int>(lastSeed_));
+    });
+    connect(frames_, &QSpinBox::editingFinished, this, [this] {
+        const int v = frames_->value();  // snap to 4n+1
+        frames_->setValue(((v - 1 + 2) / 4) * 4 + 1);
+    });
+    connect(enhance_, &QPushButton::clicked, this, [this] {
+        const QString text = prompt_->toPlainText().trimmed();
+        if (text.isEmpty()) {
+            extendStatus_->setText(tr("Enter a prompt to enhance."));
+            extendStatus_->setVisible(true);
+            return;
+        }
+        extending_ = true;
+        enhance_->setEnabled(false);
+        enhance_->setText(tr("Enhancing…"));
+        extendStatus_->setText(tr("Enhancing the prompt (after the running job, if any)…"));
+        extendStatus_->setVisible(true);
+        emit enhanceRequested(text, extendLang_->currentData().toString(), seed_->value());
+    });
+    connect(prompt_, &QPlainTextEdit::textChanged, this, [this] {
+        if (!originalPrompt_.isEmpty() && prompt_->toPlainText().trimmed().isEmpty()) {
+            originalPrompt_.clear();  // a new prompt: the old original no longer applies
+            restore_->setVisible(false);
+            extendStatus_->setVisible(false);
+        }
+    });
+    connect(browse, &QToolButton::clicked, this, &ParametersPanel::browseOutputFolder);
+    connect(output_, &QLineEdit::editingFinished, this, [this] { emit outputFolderChanged(outputFolder()); });
+    setEngineReady(false);
+}
+
+GenerationRequest ParametersPanel::request() const {
+    GenerationRequest r;
+    r.prompt = prompt_->toPlainText().trimmed().toStdString();
+    r.negative_prompt = negative_->toPlainText().trimmed().toStdString();
+    const QStringList wh = size_->currentData().toString().split(QLatin1Char('*'));
+    if (wh.size() == 2) {
+        r.width = wh[0].toInt();
+        r.height = wh[1].toInt();
+    }
+    r.frame_num = frames_->value();
+    r.sample_steps = steps_->value();
+    r.guide_scale = guide_->value();
+    r.sample_shift = shift_->value();
+    r.seed = seed_->value();
+    r.solver = solver_->currentData().toString().toStdString();
+    r.extend_target_lang = extendLang_->currentData().toString().toStdString();
+    if (!originalPrompt_.isEmpty() && originalPrompt_.trimmed().toStdString() != r.prompt)
+        r.original_prompt = originalPrompt_.toStdString();
+    return r;
+}
+
+void ParametersPanel::setRequest(const GenerationRequest& r) {
+    if (!haveInfo_) pending_ = r;
+    prompt_->setPlainText(QString::fromStdString(r.prompt));
+    prompt_->moveCursor(QTextCursor::End);
+    originalPrompt_ = QString::fromStdString(r.original_prompt);
+    if (!originalPrompt_.isEmpty()) {
+        extendStatus_->setText(tr("Enhanced from: %1").arg(originalPrompt_));
+        extendStatus_->setVisible(true);
+        restore_->setVisible(true);
+    } else {
+        extendStatus_->setVisible(false);
+        restore_->setVisible(false);
+    }
+    negative_->setPlainText(r.negative_prompt.empty() ? QString::fromUtf8(kDefaultNegativePrompt)
+                                                      : QString::fromStdString(r.negative_prompt));
+    const bool d = haveInfo_;
+    if (r.width > 0 && r.height > 0) selectSize(r.width, r.height);
+    else if (d) selectSize(info_.default_width, info_.default_height);
+    if (r.frame_num > 0) frames_->setValue(r.frame_num);
+    else if (d) frames_->setValue(info_.default_frames);
+    if (r.sample_steps > 0) steps_->setValue(r.sample_steps);
+    else if (d) steps_->setValue(info_.default_steps);
+    if (r.guide_scale >= 0) guide_->setValue(r.guide_scale);
+    else if (d) guide_->setValue(info_.default_guide_scale);
+    if (r.sample_shift > 0) shift_->setValue(r.sample_shift);
+    else if (d) shift_->setValue(info_.default_shift);
+    seed_->setValue(r.seed >= 0 && r.seed <= seed_->maximum() ? static_cast<int>(r.seed) : -1);
+    const int solverIndex = solver_->findData(QString::fromStdString(r.solver));
+    solver_->setCurrentIndex(solverIndex >= 0 ? solverIndex : 0);
+    const int langIndex = extendLang_->findData(QString::fromStdString(r.extend_target_lang));
+    if (langIndex >= 0) extendLang_->setCurrentIndex(langIndex);
+}
+
+void ParametersPanel::selectSize(int width, int height) {
+    const QString text = sizeText(width, height);
+    int index = size_->findData(text);
+    if (index < 0) {
+        if (haveInfo_ && !info_.sizes.empty()) {
+            // Not a size of this model: fall back to its default.
+            index = size_->findData(sizeText(info_.default_width, info_.default_height));
+            if (index < 0) index = 0;
+        } else {
+            size_->addItem(text, text);  // before the model is known: keep what was asked
+            index = size_->count() - 1;
+        }
+    }
+    size_->setCurrentIndex(index);
+}
+
+void ParametersPanel::setEngineInfo(const EngineInfo& info) {
+    const GenerationRequest current = request();
+    const bool first = !haveInfo_;
+    info_ = info;
+    haveInfo_ = true;
+    size_->clear();
+    std::vector<std::string> sizes = info.sizes;
+    if (sizes.empty()) sizes.push_back(sizeText(info.default_width, info.default_height).toStdString());
+    for (const std::string& s : sizes) {
+        const QString q = QString::fromStdString(s);
+        size_->addItem(q, q);
+    }
+    if (current.width > 0 && current.height > 0) selectSize(current.width, current.height);
+    else selectSize(info.default_width, info.default_height);
+    if (first) {
+        // Fields the pre-start request left unset take this model's defaults; the others keep their value.
+        const GenerationRequest& p = pending_;
+        if (p.frame_num <= 0) frames_->setValue(info.default_frames);
+        if (p.sample_steps <= 0) steps_->setValue(info.default_steps);
+        if (p.guide_scale < 0) guide_->setValue(info.default_guide_scale);
+        if (p.sample_shift <= 0) shift_->setValue(info.default_shift);
+    }
+}
+
+void ParametersPanel::resetToModelDefaults() {
+    if (!haveInfo_) return;
+    selectSize(info_.default_width, info_.default_height);
+    frames_->setValue(info_.default_frames);
+    steps_->setValue(info_.default_steps);
+    guide_->setValue(info_.default_guide_scale);
+    shift_->setValue(info_.default_shift);
+    seed_->setValue(-1);
+    solver_->setCurrentIndex(0);
+    resetNegativePrompt();
+}
+
+QString ParametersPanel::outputFolder() const { return output_->text().trimmed(); }
+
+void ParametersPanel::setOutputFolder(const QString& folder) { output_->setText(folder); }
+
+void ParametersPanel::browseOutputFolder() {
+    const QString folder = QFileDialog::getExistingDirectory(this, tr("Output folder"), outputFolder());
+    if (folder.isEmpty()) return;
+    output_->setText(folder);
+    emit outputFolderChanged(folder);
+}
+
+void ParametersPanel::setLastSeed(qint64 seed) {
+    lastSeed_ = seed;
+    lastSeedLabel_->setText(seed >= 0 ? tr("last: %1").arg(seed) : QString());
+    useSeed_->setEnabled(seed >= 0 && seed <= seed_->maximum());
+}
+
+void ParametersPanel::setEngineReady(bool ready) {
+    ready_ = ready;
+    enhance_->setEnabled(ready && !extending_);
+}
+
+void ParametersPanel::onPromptExtended(const QString& original, const QString& extended) {
+    extending_ = false;
+    enhance_->setText(tr("Enhance prompt"));
+    enhance_->setEnabled(ready_);
+    if (originalPrompt_.isEmpty()) originalPrompt_ = original;  // enhancing twice keeps the user's text
+    prompt_->setPlainText(extended);
+    prompt_->moveCursor(QTextCursor::End);  // ready to be edited further
+    extendStatus_->setText(tr("Enhanced from: %1").arg(originalPrompt_));
+    extendStatus_->setStyleSheet(QString());
+    extendStatus_->setVisible(true);
+    restore_->setVisible(true);
+}
+
+void ParametersPanel::onExtendFailed(const QString&, const QString& reason) {
+    extending_ = false;
+    enhance_->setText(tr("Enhance prompt"));
+    enhance_->setEnabled(ready_);
+    extendStatus_->setText(tr("Prompt enhancement failed: %1").arg(reason));
+    extendStatus_->setStyleSheet(QStringLiteral("color: #c0392b;"));
+    extendStatus_->setVisible(true);
+}
+
+void ParametersPanel::resetNegativePrompt() { negative_->setPlainText(QString::fromUtf8(kDefaultNegativePrompt)); }
+
+void ParametersPanel::restoreOriginalPrompt() {
+    if (originalPrompt_.isEmpty()) return;
+    const QString original = originalPrompt_;
+    originalPrompt_.clear();
+    prompt_->setPlainText(original);
+    extendStatus_->setVisible(false);
+    restore_->setVisible(false);
+}
+
+}  // namespace wan::app

@@ -1,0 +1,102 @@
+// The left column: prompt (with "Enhance prompt"), negative prompt, size, frames, steps, guide scale, shift,
+// seed, solver, output folder. Ref: wan21-reference.md §10.2 (the Gradio fields this replaces).
+#pragma once
+
+#include "core/core.h"
+
+#include <QString>
+#include <QWidget>
+
+class QComboBox;
+class QDoubleSpinBox;
+class QLabel;
+class QLineEdit;
+class QPlainTextEdit;
+class QPushButton;
+class QSpinBox;
+class QToolButton;
+
+namespace wan::app {
+
+class ParametersPanel : public QWidget {
+    Q_OBJECT
+public:
+    explicit ParametersPanel(QWidget* parent = nullptr);
+
+    /// The request the fields describe (output_dir not set; the window adds it).
+    GenerationRequest request() const;
+    /// Fills every field from a request (a 0 / negative field keeps the model default).
+    void setRequest(const GenerationRequest& request);
+    /// The loaded model: the size list (EngineInfo.sizes) and defaults for fields that are unset.
+    void setEngineInfo(const EngineInfo& info);
+    /// Every parameter back to the loaded model's defaults (the prompt stays).
+    void resetToModelDefaults();
+
+    QString outputFolder() const;
+    void setOutputFolder(const QString& folder);
+
+    /// The seed of the last finished job, offered to be copied back into the seed field.
+    void setLastSeed(qint64 seed);
+    qint64 lastSeed() const { return lastSeed_; }
+    /// The user's text before "Enhance prompt" (empty when the prompt was not extended).
+    QString originalPrompt() const { return originalPrompt_; }
+
+    // Widgets, for the window's focus handling and for tests.
+    QPlainTextEdit* promptEdit() const { return prompt_; }
+    QPlainTextEdit* negativePromptEdit() const { return negative_; }
+    QComboBox* sizeCombo() const { return size_; }
+    QSpinBox* framesSpin() const { return frames_; }
+    QSpinBox* stepsSpin() const { return steps_; }
+    QDoubleSpinBox* guideSpin() const { return guide_; }
+    QDoubleSpinBox* shiftSpin() const { return shift_; }
+    QSpinBox* seedSpin() const { return seed_; }
+    QComboBox* solverCombo() const { return solver_; }
+    QComboBox* extendLanguageCombo() const { return extendLang_; }
+    QPushButton* enhanceButton() const { return enhance_; }
+    QPushButton* useSeedButton() const { return useSeed_; }
+    QLabel* extendStatusLabel() const { return extendStatus_; }
+    QLineEdit* outputFolderEdit() const { return output_; }
+
+public slots:
+    void setEngineReady(bool ready);
+    void onPromptExtended(const QString& original, const QString& extended);
+    void onExtendFailed(const QString& original, const QString& reason);
+    void resetNegativePrompt();
+    void restoreOriginalPrompt();
+
+signals:
+    /// "Enhance prompt" pressed: the window forwards it to EngineSession::extendPrompt.
+    void enhanceRequested(const QString& prompt, const QString& targetLang, qint64 seed);
+    void outputFolderChanged(const QString& folder);
+
+private:
+    void selectSize(int width, int height);
+    void browseOutputFolder();
+
+    QPlainTextEdit* prompt_ = nullptr;
+    QComboBox* extendLang_ = nullptr;
+    QPushButton* enhance_ = nullptr;
+    QLabel* extendStatus_ = nullptr;
+    QToolButton* restore_ = nullptr;
+    QPlainTextEdit* negative_ = nullptr;
+    QComboBox* size_ = nullptr;
+    QSpinBox* frames_ = nullptr;
+    QSpinBox* steps_ = nullptr;
+    QDoubleSpinBox* guide_ = nullptr;
+    QDoubleSpinBox* shift_ = nullptr;
+    QSpinBox* seed_ = nullptr;
+    QLabel* lastSeedLabel_ = nullptr;
+    QPushButton* useSeed_ = nullptr;
+    QComboBox* solver_ = nullptr;
+    QLineEdit* output_ = nullptr;
+
+    EngineInfo info_;
+    GenerationRequest pending_;  // the last setRequest() before the model was known
+    bool haveInfo_ = false;
+    bool ready_ = false;
+    bool extending_ = false;
+    QString originalPrompt_;
+    qint64 lastSeed_ = -1;
+};
+
+}  // namespace wan::app

@@ -1,0 +1,218 @@
+// --batch: file parsing (plain lines, JSON lines, errors naming the line) and BatchRunner exit codes.
+#include "app_test_support.h"
+#include "batch/batch_file.h"
+#include "batch/batch_runner.h"
+
+#include <QFile>
+#include <QFileInfo>
+#include <QSignalSpy>
+#include <QTemporaryDir>
+#include <QTest>
+
+#include <cstdio>
+
+using namespace wan;
+using namespace wan::app;
+using namespace wan::app::test;
+
+namespace {
+/// Runs `body` and returns the wan::Error message it throws ("" when it does not throw).
+template <typename F>
+QString errorOf(F&& body) {
+    try {
+        body();
+    } catch (const Error& e) {
+        return QString::fromStdString(e.what());
+    }
+    return {};
+}
+
+/// A FILE* in memory-ish: a temporary file read back as text.
+struct CapturedStream {
+    FILE* file = std::tmpfile();
+    ~CapturedStream() { std::fclose(file); }
+    QString text() {
+        std::fflush(file);
+        std::rewind(file);
+        QByteArray bytes;
+        char buf[4096];
+        size_t n;
+        while ((n = std::fread(buf, 1, sizeof buf, file)) > 0) bytes.append(buf, static_cast<qsizetype>(n));
+        return QString::fromUtf8(bytes);
+    }
+};
+}  // namespace
+
+class TestAppBatch : public QObject {
+    Q_OBJECT
+private slots:
+    void parsesPlainLines();
+    void parsesJsonLines();
+    void reportsBadJsonWithLineNumber();
+    void reportsUnknownKeyAndBadValues();
+    void reportsUnreadableAndEmptyFiles();
+    void exitsZeroWhenAllJobsSucceed();
+    void exitsNonZeroWhenOneJobFails();
+    void exitsWhenEngineFailsToStart();
+    void drawsTerminalBarWithCarriageReturns();
+};
+
+void TestAppBatch::parsesPlainLines() {
+    GenerationRequest defaults;
+    defaults.sample_steps = 7;
+    defaults.output_dir = "outs";
+    const auto jobs = parseBatchText("a cat surfing\n\n# a comment\n  two dogs dancing  \r\nlast line without newline",
+                                     defaults);
+    QCOMPARE(jobs.size(), size_t(3));
+    QCOMPARE(jobs[0].prompt, std::string("a cat surfing"));
+    QCOMPARE(jobs[1].prompt, std::string("two dogs dancing"));
+    QCOMPARE(jobs[2].prompt, std::string("last line without newline"));
+    for (const auto& j : jobs) {
+        QCOMPARE(j.sample_steps, 7);
+        QCOMPARE(j.output_dir, std::string("outs"));
+    }
+}
+
+void TestAppBatch::parsesJsonLines() {
+    GenerationRequest defaults;
+    defaults.width = 832;
+    defaults.height = 480;
+    defaults.sample_steps = 50;
+    defaults.output_dir = "outs";
+    const std::string text =
+        "{\"prompt\": \"a fox\", \"size\": \"480*832\", \"sample_steps\": 10, \"base_seed\": 42}\n"
+        "plain prompt\n"
+        "{\"prompt\": \"an owl\", \"sample_solver\": \"dpm++\", \"sample_guide_scale\": 6.0, \"frame_num\": 17,"
+        " \"negative_prompt\": \"dark\", \"output_dir\": \"elsewhere\"}\n";
+    const auto jobs = parseBatchText(text, defaults);
+    QCOMPARE(jobs.size(), size_t(3));
+    QCOMPARE(jobs[0].prompt, std::string("a fox"));
+    QCOMPARE(jobs[0].width, 480);
+    QCOMPARE(jobs[0].height, 832);
+    QCOMPARE(jobs[0].sample_steps, 10);
+    QCOMPARE(jobs[0].seed, int64_t(42));
+    QCOMPARE(jobs[0].output_dir, std::string("outs"));
+    QCOMPARE(jobs[1].prompt, std::string("plain prompt"));
+    QCOMPARE(jobs[1].width, 832);
+    QCOMPARE(jobs[2].solver, std::string("dpm++"));
+    QCOMPARE(jobs[2].guide_scale, 6.0);
+    QCOMPARE(jobs[2].frame_num, 17);
+    QCOMPARE(jobs[2].negative_prompt, std::string("dark"));
+    QCOMPARE(jobs[2].output_dir, std::string("elsewhere"));
+    QCOMPARE(jobs[2].sample_steps, 50);  // from the defaults
+}
+
+void TestAppBatch::reportsBadJsonWithLineNumber() {
+    const QString message = errorOf([] {
+        parseBatchText("fine prompt\n# comment\n{\"prompt\": \"broken\", }\n", GenerationRequest{}, "--batch jobs.txt");
+    });
+    QVERIFY2(message.contains(QStringLiteral("--batch jobs.txt, line 3")), qPrintable(message));
+    QVERIFY2(message.contains(QStringLiteral("not valid JSON")), qPrintable(message));
+    const QString notObject = errorOf([] { parseBatchText("{\"prompt\": [1,2]}", GenerationRequest{}); });
+    QVERIFY2(notObject.contains(QStringLiteral("line 1")), qPrintable(notObject));
+    QVERIFY2(notObject.contains(QStringLiteral("prompt")), qPrintable(notObject));
+}
+
+void TestAppBatch::reportsUnknownKeyAndBadValues() {
+    const QString unknown = errorOf([] { parseBatchText("ok\n{\"prompt\": \"x\", \"sample_step\": 3}", GenerationRequest{}); });
+    QVERIFY2(unknown.contains(QStringLiteral("line 2")) && unknown.contains(QStringLiteral("sample_step")), qPrintable(unknown));
+    const QString frames = errorOf([] { parseBatchText("{\"prompt\": \"x\", \"frame_num\": 10}", GenerationRequest{}); });
+    QVERIFY2(frames.contains(QStringLiteral("line 1")) && frames.contains(QStringLiteral("4n+1")), qPrintable(frames));
+    const QString size = errorOf([] { parseBatchText("\n{\"prompt\": \"x\", \"size\": \"big\"}", GenerationRequest{}); });
+    QVERIFY2(size.contains(QStringLiteral("line 2")) && size.contains(QStringLiteral("W*H")), qPrintable(size));
+    const QString empty = errorOf([] { parseBatchText("{\"size\": \"832*480\"}", GenerationRequest{}); });
+    QVERIFY2(empty.contains(QStringLiteral("line 1")) && empty.contains(QStringLiteral("prompt is empty")), qPrintable(empty));
+}
+
+void TestAppBatch::reportsUnreadableAndEmptyFiles() {
+    const QString missing = errorOf([] { parseBatchFile("/nonexistent/jobs.txt", GenerationRequest{}); });
+    QVERIFY2(missing.contains(QStringLiteral("/nonexistent/jobs.txt")), qPrintable(missing));
+    QTemporaryDir dir;
+    const QString path = dir.filePath(QStringLiteral("empty.txt"));
+    QFile f(path);
+    QVERIFY(f.open(QIODevice::WriteOnly));
+    f.write("# only a comment\n\n");
+    f.close();
+    const QString empty = errorOf([&] { parseBatchFile(path.toStdString(), GenerationRequest{}); });
+    QVERIFY2(empty.contains(QStringLiteral("no prompts")), qPrintable(empty));
+}
+
+void TestAppBatch::exitsZeroWhenAllJobsSucceed() {
+    QTemporaryDir out;
+    auto session = makeSession(fastFake());
+    std::vector<GenerationRequest> jobs = {requestFor("one", out.path()), requestFor("two", out.path()),
+                                           requestFor("three", out.path())};
+    BatchRunner runner(session.get(), jobs);
+    CapturedStream progress, results;
+    runner.setProgressStream(progress.file, false);
+    runner.setResultStream(results.file);
+    QSignalSpy done(&runner, &BatchRunner::done);
+    session->start();
+    runner.start();
+    QVERIFY(done.wait(10000));
+    QCOMPARE(done.at(0).at(0).toInt(), 0);
+    QCOMPARE(runner.exitCode(), 0);
+    QCOMPARE(runner.okCount(), 3);
+    const QStringList paths = results.text().split(QLatin1Char('\n'), Qt::SkipEmptyParts);
+    QCOMPARE(paths.size(), 3);
+    for (const QString& p : paths) QVERIFY2(QFileInfo::exists(p) && p.endsWith(QStringLiteral(".mp4")), qPrintable(p));
+    const QString log = progress.text();
+    QVERIFY2(log.contains(QStringLiteral("[job 1/3]")) && log.contains(QStringLiteral("[job 3/3]")), qPrintable(log));
+    QVERIFY2(log.contains(QStringLiteral("Denoising")), qPrintable(log));
+    QVERIFY2(!log.contains(QLatin1Char('\r')), "no carriage returns without a terminal");
+}
+
+void TestAppBatch::exitsNonZeroWhenOneJobFails() {
+    QTemporaryDir out;
+    auto session = makeSession(fastFake());
+    std::vector<GenerationRequest> jobs = {requestFor("one", out.path()), requestFor("FAIL two", out.path()),
+                                           requestFor("three", out.path())};
+    BatchRunner runner(session.get(), jobs);
+    CapturedStream progress, results;
+    runner.setProgressStream(progress.file, false);
+    runner.setResultStream(results.file);
+    QSignalSpy done(&runner, &BatchRunner::done);
+    session->start();
+    runner.start();
+    QVERIFY(done.wait(10000));
+    QCOMPARE(runner.exitCode(), int(BatchRunner::kExitJobFailed));
+    QCOMPARE(runner.okCount(), 2);  // the others still ran
+    QCOMPARE(runner.failedCount(), 1);
+    QCOMPARE(results.text().split(QLatin1Char('\n'), Qt::SkipEmptyParts).size(), 2);
+    QVERIFY(progress.text().contains(QStringLiteral("[job 2/3] failed: simulated failure")));
+}
+
+void TestAppBatch::exitsWhenEngineFailsToStart() {
+    FakeBackendConfig config = fastFake();
+    config.start_error = "no checkpoint";
+    auto session = makeSession(config);
+    BatchRunner runner(session.get(), {requestFor("one")});
+    CapturedStream progress;
+    runner.setProgressStream(progress.file, false);
+    QSignalSpy done(&runner, &BatchRunner::done);
+    session->start();
+    runner.start();
+    QVERIFY(done.wait(5000));
+    QCOMPARE(runner.exitCode(), int(BatchRunner::kExitEngineFailed));
+    QVERIFY(progress.text().contains(QStringLiteral("no checkpoint")));
+}
+
+void TestAppBatch::drawsTerminalBarWithCarriageReturns() {
+    auto session = makeSession(fastFake(20));
+    BatchRunner runner(session.get(), {requestFor("one", QString(), 8)});
+    CapturedStream progress, results;
+    runner.setProgressStream(progress.file, true);
+    runner.setResultStream(results.file);
+    QSignalSpy done(&runner, &BatchRunner::done);
+    session->start();
+    runner.start();
+    QVERIFY(done.wait(10000));
+    QCOMPARE(runner.exitCode(), 0);
+    const QString log = progress.text();
+    QVERIFY2(log.contains(QStringLiteral("\r\x1b[K[job 1/1] [")), qPrintable(log));
+    QVERIFY2(log.contains(QStringLiteral("ETA")), qPrintable(log));
+    QVERIFY(log.contains(QStringLiteral("1 of 1 jobs ok")));
+}
+
+QTEST_GUILESS_MAIN(TestAppBatch)
+#include "test_app_batch.moc"

@@ -1,0 +1,215 @@
+// JobListModel fed by a session, HistoryModel over a folder of sample outputs (QAbstractItemModelTester on
+// both), progress formatting and the metadata JSON.
+#include "app_test_support.h"
+#include "models/history_model.h"
+#include "models/job_list_model.h"
+#include "models/progress_format.h"
+
+#include <QAbstractItemModelTester>
+#include <QFileInfo>
+#include <QIcon>
+#include <QSignalSpy>
+#include <QTemporaryDir>
+#include <QTest>
+
+using namespace wan;
+using namespace wan::app;
+using namespace wan::app::test;
+
+class TestAppModels : public QObject {
+    Q_OBJECT
+private slots:
+    void formatsProgress();
+    void metadataRoundTrip();
+    void jobModelFollowsSession();
+    void jobModelRemovesAndClears();
+    void historyLoadsSampleFolder();
+    void historyDeletesAllThreeFiles();
+    void historyWatchesFolder();
+};
+
+void TestAppModels::formatsProgress() {
+    QCOMPARE(formatDuration(0), std::string("00:00"));
+    QCOMPARE(formatDuration(65.4), std::string("01:05"));
+    QCOMPARE(formatDuration(3725), std::string("1:02:05"));
+    QCOMPARE(formatDuration(-1), std::string("--:--"));
+    ProgressInfo p;
+    p.stage = Stage::Denoise;
+    p.step = 12;
+    p.total = 50;
+    p.elapsed_s = 42;
+    p.eta_s = 112;
+    QCOMPARE(progressText(p), std::string("Denoising 12/50 · 00:42 elapsed · ETA 01:10"));
+    QCOMPARE(remainingSeconds(p), 70.0);
+    p.eta_s = -1;
+    QCOMPARE(progressText(p), std::string("Denoising 12/50 · 00:42 elapsed"));
+    // monotonic over the stages
+    double last = -1;
+    for (Stage s : {Stage::Queued, Stage::Text, Stage::Denoise, Stage::Decode, Stage::Encode, Stage::Done}) {
+        for (int step = 0; step <= 4; ++step) {
+            ProgressInfo q;
+            q.stage = s;
+            q.step = step;
+            q.total = 4;
+            const double f = overallFraction(q);
+            QVERIFY(f >= last - 1e-12 && f >= 0 && f <= 1);
+            last = f;
+        }
+    }
+    QCOMPARE(last, 1.0);
+}
+
+void TestAppModels::metadataRoundTrip() {
+    GenerationRequest r;
+    r.prompt = "extended prompt";
+    r.original_prompt = "short";
+    r.width = 480;
+    r.height = 832;
+    r.seed = -1;
+    GenerationResult res;
+    res.status = JobStatus::Ok;
+    res.seed_used = 1234;
+    res.video_path = "/x/a.mp4";
+    res.seconds = 3.5;
+    const GenerationMetadata m = parseMetadata(metadataJson(r, res), QStringLiteral("a.json"));
+    QCOMPARE(m.request.prompt, r.prompt);
+    QCOMPARE(m.request.original_prompt, r.original_prompt);
+    QCOMPARE(m.request.width, 480);
+    QCOMPARE(m.result.seed_used, int64_t(1234));
+    QCOMPARE(m.result.video_path, res.video_path);
+    QVERIFY(m.hasResult);
+    bool threw = false;
+    try {
+        parseMetadata("{\"not\": \"a record\"}", QStringLiteral("other.json"));
+    } catch (const Error& e) {
+        threw = QString::fromStdString(e.what()).contains(QStringLiteral("other.json"));
+    }
+    QVERIFY(threw);
+}
+
+void TestAppModels::jobModelFollowsSession() {
+    QTemporaryDir out;
+    auto session = makeSession(fastFake(20));
+    JobListModel model;
+    QAbstractItemModelTester tester(&model, QAbstractItemModelTester::FailureReportingMode::QtTest);
+    model.attach(session.get());
+    QStringList stageTexts;
+    QList<double> fractions;
+    connect(&model, &QAbstractItemModel::dataChanged, this, [&](const QModelIndex& from, const QModelIndex&) {
+        stageTexts << from.data(JobListModel::ProgressTextRole).toString();
+        fractions << from.data(JobListModel::ProgressRole).toDouble();
+    });
+    QSignalSpy finished(session.get(), &EngineSession::finished);
+    session->start();
+    for (const char* prompt : {"a", "b"}) {
+        const GenerationRequest r = requestFor(QString::fromLatin1(prompt), out.path(), 6);
+        model.addJob(session->submit(r), r);
+    }
+    QCOMPARE(model.rowCount(), 2);
+    QCOMPARE(model.index(1).data(JobListModel::StateRole).toInt(), int(JobListModel::JobState::Queued));
+    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 2, 10000);
+    bool sawDenoise = false;
+    for (const QString& t : stageTexts) sawDenoise |= t.startsWith(QStringLiteral("Denoising"));
+    QVERIFY2(sawDenoise, qPrintable(stageTexts.join(QLatin1Char('|'))));
+    QVERIFY(std::any_of(fractions.begin(), fractions.end(), [](double f) { return f > 0.05 && f < 1.0; }));
+    for (int row = 0; row < 2; ++row) {
+        const QModelIndex i = model.index(row);
+        QCOMPARE(i.data(JobListModel::StateRole).toInt(), int(JobListModel::JobState::Done));
+        QCOMPARE(i.data(JobListModel::ProgressRole).toDouble(), 1.0);
+        QVERIFY(QFileInfo::exists(i.data(JobListModel::ResultPathRole).toString()));
+        QVERIFY(i.data(JobListModel::SeedUsedRole).toLongLong() >= 0);
+        QVERIFY(i.data(Qt::DisplayRole).toString().contains(QStringLiteral("Done")));
+    }
+}
+
+void TestAppModels::jobModelRemovesAndClears() {
+    JobListModel model;
+    QAbstractItemModelTester tester(&model, QAbstractItemModelTester::FailureReportingMode::QtTest);
+    for (int i = 1; i <= 4; ++i) model.addJob(i, requestFor(QStringLiteral("job %1").arg(i)));
+    QVERIFY(model.removeJob(2));
+    QVERIFY(!model.removeJob(2));
+    QCOMPARE(model.rowCount(), 3);
+    GenerationResult ok;
+    ok.status = JobStatus::Ok;
+    model.onJobStarted(1);
+    QCOMPARE(model.job(1)->state, JobListModel::JobState::Running);
+    model.onFinished(1, ok);
+    model.onFailed(3, QStringLiteral("out of memory"));
+    QCOMPARE(model.index(model.rowOf(3)).data(JobListModel::StateTextRole).toString(),
+             QStringLiteral("Failed: out of memory"));
+    model.onFinished(99, ok);  // unknown ids are ignored
+    model.clearFinished();
+    QCOMPARE(model.rowCount(), 1);
+    QCOMPARE(model.idAt(0), qint64(4));
+}
+
+void TestAppModels::historyLoadsSampleFolder() {
+    QTemporaryDir dir;
+    const QDateTime now = QDateTime::currentDateTime();
+    writeSampleOutput(dir.path(), QStringLiteral("older"), QStringLiteral("an old fox"), 11, now.addSecs(-300));
+    writeSampleOutput(dir.path(), QStringLiteral("newest"), QStringLiteral("a new owl"), 33, now.addSecs(-10));
+    writeSampleOutput(dir.path(), QStringLiteral("middle"), QStringLiteral("a cat"), 22, now.addSecs(-100));
+    // not generations: a broken JSON, a record without a video, an unrelated JSON
+    QFile bad(dir.filePath(QStringLiteral("broken.json")));
+    QVERIFY(bad.open(QIODevice::WriteOnly));
+    bad.write("{ not json");
+    bad.close();
+    writeSampleOutput(dir.path(), QStringLiteral("novideo"), QStringLiteral("gone"), 1, now);
+    QFile::remove(dir.filePath(QStringLiteral("novideo.mp4")));
+    QFile other(dir.filePath(QStringLiteral("config.json")));
+    QVERIFY(other.open(QIODevice::WriteOnly));
+    other.write("{\"dim\": 1536}");
+    other.close();
+
+    HistoryModel model;
+    QAbstractItemModelTester tester(&model, QAbstractItemModelTester::FailureReportingMode::QtTest);
+    QSignalSpy scanned(&model, &HistoryModel::scanned);
+    model.setFolder(dir.path());
+    QCOMPARE(scanned.count(), 1);
+    QCOMPARE(model.rowCount(), 3);
+    QCOMPARE(model.scanErrors().size(), 3);
+    QCOMPARE(model.index(0).data(HistoryModel::PromptRole).toString(), QStringLiteral("a new owl"));
+    QCOMPARE(model.index(1).data(HistoryModel::PromptRole).toString(), QStringLiteral("a cat"));
+    QCOMPARE(model.index(2).data(HistoryModel::PromptRole).toString(), QStringLiteral("an old fox"));
+    const QModelIndex first = model.index(0);
+    QCOMPARE(first.data(HistoryModel::SeedUsedRole).toLongLong(), 33);
+    QCOMPARE(first.data(HistoryModel::SizeRole).toString(), QStringLiteral("832*480"));
+    QVERIFY(first.data(HistoryModel::VideoPathRole).toString().endsWith(QStringLiteral("newest.mp4")));
+    QVERIFY(first.data(HistoryModel::PosterPathRole).toString().endsWith(QStringLiteral("newest.png")));
+    QVERIFY(!first.data(Qt::DecorationRole).value<QIcon>().isNull());
+    const QString params = first.data(HistoryModel::ParametersTextRole).toString();
+    QVERIFY2(params.contains(QStringLiteral("Seed 33")) && params.contains(QStringLiteral("steps 50")), qPrintable(params));
+    QCOMPARE(model.rowOfVideo(dir.filePath(QStringLiteral("middle.mp4"))), 1);
+    model.setFolder(dir.filePath(QStringLiteral("missing")));
+    QCOMPARE(model.rowCount(), 0);
+}
+
+void TestAppModels::historyDeletesAllThreeFiles() {
+    QTemporaryDir dir;
+    writeSampleOutput(dir.path(), QStringLiteral("a"), QStringLiteral("one"), 1, QDateTime::currentDateTime());
+    writeSampleOutput(dir.path(), QStringLiteral("b"), QStringLiteral("two"), 2, QDateTime::currentDateTime().addSecs(-5));
+    HistoryModel model;
+    QAbstractItemModelTester tester(&model, QAbstractItemModelTester::FailureReportingMode::QtTest);
+    model.setFolder(dir.path());
+    QCOMPARE(model.rowCount(), 2);
+    QString error;
+    QVERIFY2(model.removeEntry(0, &error), qPrintable(error));
+    QCOMPARE(model.rowCount(), 1);
+    for (const char* f : {"a.mp4", "a.png", "a.json"}) QVERIFY(!QFileInfo::exists(dir.filePath(QString::fromLatin1(f))));
+    QVERIFY(QFileInfo::exists(dir.filePath(QStringLiteral("b.mp4"))));
+    QVERIFY(!model.removeEntry(5, &error));
+}
+
+void TestAppModels::historyWatchesFolder() {
+    QTemporaryDir dir;
+    HistoryModel model;
+    QAbstractItemModelTester tester(&model, QAbstractItemModelTester::FailureReportingMode::QtTest);
+    model.setWatching(true);
+    model.setFolder(dir.path());
+    QCOMPARE(model.rowCount(), 0);
+    writeSampleOutput(dir.path(), QStringLiteral("late"), QStringLiteral("arrives later"), 5, QDateTime::currentDateTime());
+    QTRY_COMPARE_WITH_TIMEOUT(model.rowCount(), 1, 5000);
+}
+
+QTEST_MAIN(TestAppModels)
+#include "test_app_models.moc"

@@ -1,0 +1,99 @@
+// Settings round trip through QSettings (a temporary ini file, a test organisation name).
+#include "app_test_support.h"
+#include "settings/settings.h"
+
+#include <QFileInfo>
+#include <QTemporaryDir>
+#include <QTest>
+
+using namespace wan;
+using namespace wan::app;
+
+class TestAppSettings : public QObject {
+    Q_OBJECT
+private slots:
+    void initTestCase();
+    void defaultsBeforeFirstSave();
+    void roundTripThroughDefaultSettings();
+    void roundTripThroughIniFile();
+
+private:
+    QTemporaryDir dir_;
+};
+
+void TestAppSettings::initTestCase() {
+    QVERIFY(dir_.isValid());
+    test::useTemporarySettings(dir_.path());
+}
+
+void TestAppSettings::defaultsBeforeFirstSave() {
+    Settings settings;
+    QVERIFY(settings.fileName().startsWith(dir_.path()));
+    QVERIFY(!settings.hasLastRequest());
+    QVERIFY(settings.outputFolder().isEmpty());
+    QVERIFY(settings.windowGeometry().isEmpty());
+    const GenerationRequest r = settings.lastRequest();
+    QCOMPARE(r.width, 0);
+    QCOMPARE(r.seed, int64_t(-1));
+    QCOMPARE(r.solver, std::string("unipc"));
+}
+
+void TestAppSettings::roundTripThroughDefaultSettings() {
+    GenerationRequest r;
+    r.prompt = "两只猫在舞台上打拳击 — boxing cats";
+    r.negative_prompt = "blurry";
+    r.width = 832;
+    r.height = 480;
+    r.frame_num = 33;
+    r.sample_steps = 25;
+    r.guide_scale = 6.5;
+    r.sample_shift = 8.0;
+    r.seed = 2147483647LL;
+    r.solver = "dpm++";
+    r.extend_target_lang = "en";
+    {
+        Settings settings;
+        settings.setOutputFolder(QStringLiteral("/tmp/wan outputs"));
+        settings.setLastRequest(r);
+        settings.setWindowGeometry(QByteArray("geometry\x01\x02", 10));
+        settings.setWindowState(QByteArray("state"));
+        settings.setSplitterState(QStringLiteral("main"), QByteArray("split"));
+        settings.sync();
+        QVERIFY(QFileInfo::exists(settings.fileName()));
+    }
+    Settings again;
+    QVERIFY(again.hasLastRequest());
+    QCOMPARE(again.outputFolder(), QStringLiteral("/tmp/wan outputs"));
+    const GenerationRequest back = again.lastRequest();
+    QCOMPARE(back.prompt, r.prompt);
+    QCOMPARE(back.negative_prompt, r.negative_prompt);
+    QCOMPARE(back.width, 832);
+    QCOMPARE(back.height, 480);
+    QCOMPARE(back.frame_num, 33);
+    QCOMPARE(back.sample_steps, 25);
+    QCOMPARE(back.guide_scale, 6.5);
+    QCOMPARE(back.sample_shift, 8.0);
+    QCOMPARE(back.seed, int64_t(2147483647LL));
+    QCOMPARE(back.solver, std::string("dpm++"));
+    QCOMPARE(back.extend_target_lang, std::string("en"));
+    QCOMPARE(again.windowGeometry(), QByteArray("geometry\x01\x02", 10));
+    QCOMPARE(again.windowState(), QByteArray("state"));
+    QCOMPARE(again.splitterState(QStringLiteral("main")), QByteArray("split"));
+    QVERIFY(again.splitterState(QStringLiteral("other")).isEmpty());
+}
+
+void TestAppSettings::roundTripThroughIniFile() {
+    const QString ini = dir_.filePath(QStringLiteral("portable.ini"));
+    {
+        Settings settings(ini);
+        settings.setOutputFolder(QStringLiteral("out"));
+        settings.sync();
+    }
+    QVERIFY(QFileInfo::exists(ini));
+    Settings again(ini);
+    QCOMPARE(again.outputFolder(), QStringLiteral("out"));
+    QVERIFY(!again.hasLastRequest());
+}
+
+QTEST_GUILESS_MAIN(TestAppSettings)
+#include "test_app_settings.moc"
