@@ -21,7 +21,7 @@ bool try_flash_block(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
     auto out = at::_scaled_dot_product_flash_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
                                                        0.0, false, false, scale);
     o = std::get<0>(out).transpose(1, 2).to(at::kFloat);  // [B, Lq, H, D]
-    lse = std::get<1>(out).to(at::kFloat);                // [B, H, Lq]
+    lse = std::get<1>(out).narrow(2, 0, q.size(1)).to(at::kFloat);  // [B, H, Lq] (defensive: never padded)
     return true;
 #else
     (void)q, (void)k, (void)v, (void)scale, (void)o, (void)lse;
