@@ -1,0 +1,349 @@
+// Distributed runtime: MPI session, communicators (MPI for CPU tensors, NCCL for CUDA tensors), the
+// Ulysses × Ring × CFG rank layout, sequence-parallel (USP) attention, FSDP-style parameter sharding and
+// the step-boundary status agreement.
+// Ref: ../shared/docs/wan21-reference.md §8; style.md §3.1, §3.2, §3.6.
+//
+// Every function documented as "collective" must be called by all ranks of the communicator in the same
+// order, with arguments of the same shapes; otherwise ranks disagree on the next message and hang.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
+#include <c10/core/ScalarType.h>
+#include <mpi.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace wan::io {
+class TensorStore;
+}
+
+namespace wan::dist {
+
+// ---- errors -----------------------------------------------------------------------------------------
+
+/// Throws wan::Error "<what> failed: <MPI error string> (code N)" when `code` is not MPI_SUCCESS.
+void mpi_check(int code, const char* what, const char* file, int line);
+
+}  // namespace wan::dist
+
+/// Turns an MPI return code into a wan::Error carrying MPI's own error string and the failing call.
+/// Communicators created here use MPI_ERRORS_RETURN, so codes do come back instead of aborting the job.
+#define MPI_CHECK(call) ::wan::dist::mpi_check((call), #call, __FILE__, __LINE__)
+
+namespace wan::dist {
+
+// ---- MPI session ------------------------------------------------------------------------------------
+
+/// RAII owner of MPI_Init_thread / MPI_Finalize; lives in main(). Requests MPI_THREAD_SERIALIZED
+/// because on rank 0 MPI is called from the engine thread, not the thread that initialised MPI
+/// (style.md §3.5). Works when the program is started plainly (a world of one). If MPI was already
+/// initialised by someone else, the session neither initialises nor finalises it.
+class MpiSession {
+public:
+    /// Throws wan::Error when the library provides less than `required` thread support.
+    explicit MpiSession(int* argc = nullptr, char*** argv = nullptr, int required = MPI_THREAD_SERIALIZED);
+    ~MpiSession();
+    MpiSession(const MpiSession&) = delete;
+    MpiSession& operator=(const MpiSession&) = delete;
+
+    int world_rank() const { return world_rank_; }
+    int world_size() const { return world_size_; }
+    int local_rank() const { return local_rank_; }  ///< rank among the processes of this node (GPU index)
+    int local_size() const { return local_size_; }
+    int thread_level() const { return provided_; }  ///< the MPI_THREAD_* level obtained
+    MPI_Comm world() const { return MPI_COMM_WORLD; }
+
+private:
+    bool owns_ = false;
+    int provided_ = 0;
+    int world_rank_ = 0;
+    int world_size_ = 1;
+    int local_rank_ = 0;
+    int local_size_ = 1;
+};
+
+// ---- communicators ----------------------------------------------------------------------------------
+
+enum class ReduceOp { Sum = 1, Max = 2 };
+
+/// An in-flight point-to-point exchange (ring shift). `wait()` completes it: after it returns the
+/// receive tensor holds the data (on CUDA: work queued on the caller's current stream sees it). The
+/// destructor waits too, so an exchange never outlives its buffers.
+class PendingExchange {
+public:
+    virtual ~PendingExchange() = default;
+    virtual void wait() = 0;
+};
+
+/// A group of ranks with tensor collectives. Tensors must live on the backend's device kind (MPI: CPU;
+/// a CUDA tensor given to the MPI backend is staged through host memory). Non-contiguous inputs are
+/// accepted and handled through contiguous copies. Every operation is collective over the group.
+/// Control data (bytes, status) always travels over MPI, whatever the tensor backend.
+class Communicator {
+public:
+    virtual ~Communicator();
+    Communicator(const Communicator&) = delete;
+    Communicator& operator=(const Communicator&) = delete;
+
+    int rank() const { return rank_; }
+    int size() const { return size_; }
+    MPI_Comm mpi_comm() const { return comm_; }  ///< the (duplicated) MPI communicator of the group
+    virtual const char* backend() const = 0;     ///< "mpi" or "nccl"
+
+    /// Host-side barrier (NCCL: after synchronising the current stream).
+    virtual void barrier() = 0;
+    /// In place: `tensor` takes `root`'s values on every rank (same shape and dtype everywhere).
+    virtual void broadcast(at::Tensor& tensor, int root) = 0;
+    /// In place element-wise reduction. bf16/f16 are reduced in f32 by the MPI backend.
+    virtual void all_reduce(at::Tensor& tensor, ReduceOp op) = 0;
+    /// Concatenation of every rank's `local` along `dim`, in rank order (shapes must be equal).
+    at::Tensor all_gather(const at::Tensor& local, int64_t dim = 0);
+    /// Equal splits along dim 0: block j of `input` goes to rank j; block i of the result came from
+    /// rank i. `input.size(0)` must be divisible by size().
+    at::Tensor all_to_all(const at::Tensor& input);
+    /// Ulysses form: `input` is cut into size() equal chunks along `scatter_dim`; chunk j goes to rank j;
+    /// the chunks received are concatenated along `gather_dim` in rank order. E.g. [B, s, H, D] with
+    /// (scatter 2, gather 1) → [B, P·s, H/P, D]; (scatter 1, gather 2) reverses it.
+    at::Tensor all_to_all(const at::Tensor& input, int64_t scatter_dim, int64_t gather_dim);
+    /// Ring shift, started: sends `send` to rank+offset and receives into `recv` from rank−offset
+    /// (mod size). Both must be contiguous and keep the same shape on every rank; they must stay alive
+    /// and untouched until wait(). Nonblocking, so the caller can compute while data moves.
+    virtual std::unique_ptr<PendingExchange> start_shift(const at::Tensor& send, at::Tensor& recv,
+                                                         int offset = 1) = 0;
+    /// Blocking ring shift: returns the tensor received from rank−offset.
+    at::Tensor shift(const at::Tensor& send, int offset = 1);
+    /// Sub-communicator of the ranks that pass the same `color` (≥ 0), ordered by (`key`, rank); ranks
+    /// passing a negative color get nullptr. Same backend and device as this one. Collective.
+    virtual std::unique_ptr<Communicator> split(int color, int key) = 0;
+    /// Broadcast of a byte vector (control messages); resized on receivers. Sent in chunks of at most
+    /// `bytes_chunk_limit()` bytes so that no MPI count exceeds INT_MAX.
+    void broadcast_bytes(std::vector<uint8_t>& bytes, int root);
+    /// Chunk size of broadcast_bytes (default 1 GiB); tests lower it to exercise several chunks.
+    void set_bytes_chunk_limit(size_t bytes);
+    size_t bytes_chunk_limit() const { return bytes_chunk_limit_; }
+    /// Stops the group after an unrecoverable error so that peers blocked in a collective return
+    /// (NCCL: ncclCommAbort). The MPI backend can only log: MPI has no per-communicator abort; the
+    /// caller decides whether MPI_Abort is needed (last resort, style.md §3.2).
+    virtual void abort(const std::string& reason) = 0;
+
+protected:
+    /// Duplicates `comm` (so our messages never mix with others') and sets MPI_ERRORS_RETURN on it.
+    explicit Communicator(MPI_Comm comm);
+    /// Dim-0 all-gather of a contiguous tensor: result [size·local.size(0), ...] (or [size] for 0-d).
+    virtual at::Tensor all_gather_flat(const at::Tensor& local) = 0;
+    /// Dim-0 all-to-all of a contiguous tensor with size(0) % size() == 0.
+    virtual at::Tensor all_to_all_flat(const at::Tensor& input) = 0;
+    /// MPI_Comm_split of the group's MPI communicator; MPI_COMM_NULL for negative colors. The caller owns it.
+    MPI_Comm split_mpi(int color, int key) const;
+
+    MPI_Comm comm_ = MPI_COMM_NULL;
+    int rank_ = 0;
+    int size_ = 1;
+
+private:
+    size_t bytes_chunk_limit_ = size_t(1) << 30;
+};
+
+/// MPI backend: CPU tensors (CUDA tensors are staged through host memory). Works everywhere.
+class MpiCommunicator final : public Communicator {
+public:
+    explicit MpiCommunicator(MPI_Comm comm);
+    const char* backend() const override { return "mpi"; }
+    void barrier() override;
+    void broadcast(at::Tensor& tensor, int root) override;
+    void all_reduce(at::Tensor& tensor, ReduceOp op) override;
+    std::unique_ptr<PendingExchange> start_shift(const at::Tensor& send, at::Tensor& recv, int offset = 1) override;
+    std::unique_ptr<Communicator> split(int color, int key) override;
+    void abort(const std::string& reason) override;
+
+protected:
+    at::Tensor all_gather_flat(const at::Tensor& local) override;
+    at::Tensor all_to_all_flat(const at::Tensor& input) override;
+};
+
+/// The backend for tensors on `device`: NCCL for CUDA devices when built with NCCL (WAN_HAVE_NCCL; it
+/// calls cudaSetDevice(device.index()) and creates the NCCL communicator, id made on the group's rank 0
+/// and broadcast over MPI), otherwise MPI. Collective over `comm`.
+std::unique_ptr<Communicator> make_communicator(MPI_Comm comm, c10::Device device = c10::Device(c10::kCPU));
+
+// ---- rank layout ------------------------------------------------------------------------------------
+
+/// How the world is split. Ref: §8.3, §8.4.
+///   - ulysses · ring ranks form one sequence-parallel (SP) group; with cfg_parallel the world is cut into
+///     two halves (conditional: ranks [0, W/2), unconditional: [W/2, W)), each its own SP group.
+///   - ulysses = ring = 1 with world > 1 is allowed: every rank (of a half) runs the full sequence
+///     (useful with FSDP alone, §8.2).
+///   - dit_fsdp / t5_fsdp / cfg_parallel with world 1 are accepted as no-ops with a warning (upstream
+///     rejects FSDP/USP flags in a single process, §8.1; a world of one simply has nothing to shard, and
+///     refusing the same settings the GUI saved for a multi-GPU run would be unfriendly).
+struct ParallelLayout {
+    int world = 1;
+    int ulysses = 1;
+    int ring = 1;
+    bool cfg_parallel = false;
+    bool dit_fsdp = false;
+    bool t5_fsdp = false;
+
+    /// Every problem, one sentence each (empty when valid). `num_heads` of the DiT (12 or 40).
+    std::vector<std::string> errors(int64_t num_heads) const;
+    /// Settings that are accepted but have no effect (world of one).
+    std::vector<std::string> warnings() const;
+    /// Throws wan::Error listing all errors; logs the warnings.
+    void validate(int64_t num_heads) const;
+    /// Number of ranks of one SP group (ulysses · ring).
+    int sp_size() const { return ulysses * ring; }
+    /// cfg_parallel as actually used (off in a world of one).
+    bool cfg_split() const { return cfg_parallel && world > 1; }
+    /// Sequence length rounded up to a multiple of sp_size() (§7.2: the padded token count S).
+    int64_t padded_seq_len(int64_t tokens) const;
+};
+
+/// Divisors of `num_heads`: the Ulysses degrees it allows (12 → 1 2 3 4 6 12).
+std::vector<int> valid_ulysses_sizes(int64_t num_heads);
+
+/// The sub-communicators of a layout. Built collectively over the world. Inside each cfg half of H
+/// ranks, half-rank i belongs to SP replica i / (U·R); with j = i % (U·R), its Ulysses group is the U
+/// consecutive ranks j / U (member order = j % U) and its Ring group the strided ranks {j % U + U·m}
+/// (member order m) (§8.3, yunchang use_ulysses_low). Hence the SP rank is j = ring.rank()·U +
+/// ulysses.rank(): the token chunk this rank owns, and what usp_attention() assumes.
+class Mesh {
+public:
+    /// Validates `layout` against the world size of `world` (layout.world must equal it) and `num_heads`.
+    Mesh(Communicator& world, const ParallelLayout& layout, int64_t num_heads);
+    ~Mesh();
+    Mesh(const Mesh&) = delete;
+    Mesh& operator=(const Mesh&) = delete;
+
+    const ParallelLayout& layout() const { return layout_; }
+    Communicator& world() { return world_; }
+    Communicator& cfg_half() { return *cfg_half_; }  ///< the ranks of my cfg half (all ranks without CFG split)
+    Communicator& sp() { return *sp_; }              ///< my SP group (U·R ranks); rank = token chunk index
+    Communicator& ulysses() { return *ulysses_; }
+    Communicator& ring() { return *ring_; }
+    /// The pair {rank i of half 0, rank i of half 1} (exchange of cond/uncond predictions); nullptr
+    /// without CFG split.
+    Communicator* cfg_pair() { return cfg_pair_.get(); }
+    /// 0 = conditional half (or no split), 1 = unconditional half.
+    int cfg_index() const { return cfg_index_; }
+
+private:
+    Communicator& world_;
+    ParallelLayout layout_;
+    int cfg_index_ = 0;
+    std::unique_ptr<Communicator> cfg_half_, sp_, ulysses_, ring_, cfg_pair_;
+};
+
+// ---- sequence-parallel attention --------------------------------------------------------------------
+
+/// Options of usp_attention().
+struct UspOptions {
+    /// Valid tokens N of the GLOBAL sequence; keys at positions ≥ N (padding at the end) are excluded,
+    /// as the single-GPU path does (§4.5 k_lens). -1: every key is valid.
+    int64_t valid_len = -1;
+    /// true: attend padded keys like upstream USP does (§8.3 PARITY), ignoring valid_len for keys.
+    bool attend_padded_keys = false;
+    /// Softmax scale; ≤ 0 means 1/sqrt(head_dim).
+    double scale = 0.0;
+    /// Upper bound of f32 score elements materialised at once by the math path (queries are chunked).
+    int64_t score_budget = int64_t(1) << 26;
+    /// On CUDA with LibTorch ≥ 2.1, use at::_scaled_dot_product_flash_attention (which returns the
+    /// log-sum-exp) for bf16/f16 blocks without masked keys; the exact f32 math path otherwise.
+    bool allow_flash = true;
+};
+
+/// Attention of this rank's query chunk against the whole (global) sequence, with the sequence split
+/// over `ulysses` × `ring` (a Mesh's groups). q, k, v: [B, s, H, D], this rank's contiguous token chunk
+/// number ring.rank()·U + ulysses.rank() of the global sequence (S = s·U·R tokens). H % U == 0.
+/// Returns [B, s, H, D] in q's dtype. Steps (§8.3): Ulysses all-to-all (heads ↔ sequence), ring
+/// attention with the online log-sum-exp merge in f32 (next K/V transfer overlapping the current
+/// block's compute), reverse all-to-all. With one rank in both groups this is plain exact attention.
+at::Tensor usp_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, Communicator& ulysses,
+                         Communicator& ring, const UspOptions& options = {});
+
+/// Exact attention of one block, for tests and the single-rank path: returns O [B, Lq, H, D] (f32) and
+/// the log-sum-exp [B, H, Lq] (f32) of q [B, Lq, H, D] against the first `valid_keys` (−1: all) of
+/// k, v [B, Lk, H, D]. Computed in f32 with queries chunked to `score_budget` score elements.
+std::pair<at::Tensor, at::Tensor> attention_with_lse(const at::Tensor& q, const at::Tensor& k,
+                                                     const at::Tensor& v, int64_t valid_keys, double scale,
+                                                     int64_t score_budget = int64_t(1) << 26);
+
+// ---- FSDP-style parameter sharding ------------------------------------------------------------------
+
+/// Returns a CPU view of the named checkpoint tensor (e.g. TensorStore::get: an mmap view). Only the
+/// byte range a rank owns is ever copied out of it.
+using TensorViewFn = std::function<at::Tensor(const std::string& name)>;
+/// The dtype a parameter is kept in; default: the file's dtype (f32 DiT parameters stay f32).
+using DtypeFn = std::function<at::ScalarType(const std::string& name, at::ScalarType file_dtype)>;
+
+struct ShardOptions {
+    c10::Device device = c10::Device(c10::kCPU);  ///< where shards live and full tensors are gathered
+    DtypeFn dtype_for;                            ///< empty: keep each tensor's file dtype
+};
+
+/// Parameters of a sequence of units (DiT / T5 blocks, plus a root unit), sharded FSDP-style over `comm`
+/// (Ref: §8.2). Per unit and per dtype the unit's tensors are flattened in the given order into one
+/// buffer padded to a multiple of N ranks; rank r keeps elements [r·c, (r+1)·c), c = padded/N, and reads
+/// only those elements from the checkpoint, so no rank ever holds (or touches the pages of) a whole model.
+/// gather(u) all-gathers unit u's full tensors; release(u) drops them.
+///
+/// Unlike upstream FSDP (which all-gathers in bf16 and so rounds f32 parameters, §8.2 PARITY), tensors
+/// keep their dtype (or the one dtype_for picks): an f32 norm weight gathered here is bit-identical to the
+/// file, so an FSDP run equals a non-FSDP run exactly. Mirror upstream's rounding with dtype_for → bf16
+/// if FSDP-to-FSDP parity is wanted.
+///
+/// gather/prefetch are collective over `comm` and must be called in the same unit order on all ranks.
+/// On CUDA (WAN_HAVE_CUDA) gathers run on a side stream: prefetch(u+1) overlaps the transfer of the next
+/// unit with the compute of the current one; gather(u) then only makes the current stream wait for it.
+/// On the CPU prefetch is a no-op and gather is synchronous.
+class ShardedParameters {
+public:
+    /// `units[u]` = ordered tensor names of unit u. Collective only in that it needs comm's size/rank.
+    ShardedParameters(const TensorViewFn& view_of, const std::vector<std::vector<std::string>>& units,
+                      Communicator& comm, ShardOptions options = {});
+    /// Reads from a checkpoint through its zero-copy views.
+    ShardedParameters(const io::TensorStore& store, const std::vector<std::vector<std::string>>& units,
+                      Communicator& comm, ShardOptions options = {});
+    ~ShardedParameters();
+    ShardedParameters(const ShardedParameters&) = delete;
+    ShardedParameters& operator=(const ShardedParameters&) = delete;
+
+    int64_t num_units() const;
+    /// Full tensors of `unit` (name → tensor, shapes as in the file). Held until release(unit).
+    std::map<std::string, at::Tensor> gather(int64_t unit);
+    /// Starts gathering `unit` ahead of time (CUDA); no-op on the CPU or when already gathered.
+    void prefetch(int64_t unit);
+    /// Drops this object's references to unit's gathered tensors (callers must drop theirs).
+    void release(int64_t unit);
+
+    /// Elements of this rank's shard of `unit`, per dtype group in order of first appearance.
+    std::vector<int64_t> shard_numel(int64_t unit) const;
+    /// Bytes of all shards this rank holds.
+    int64_t local_bytes() const;
+    /// Bytes this rank copied out of the checkpoint views (its own elements only).
+    int64_t bytes_read() const;
+    /// Bytes of the unpadded full parameters of all units.
+    int64_t total_bytes() const;
+
+    struct Impl;
+
+private:
+    std::unique_ptr<Impl> impl_;
+};
+
+// ---- step-boundary agreement ------------------------------------------------------------------------
+
+/// A rank's view of the current step; the agreed status is the maximum (Failed beats Cancel beats
+/// Continue). Ref: style.md §3.6.
+enum class StepStatus { Continue = 1, Cancel = 2, Failed = 3 };
+
+/// One tiny all-reduce (max) over `world` so that every rank leaves the loop at the same step. Call at
+/// every step boundary; a rank that caught an exception passes Failed instead of skipping the call.
+StepStatus agree(Communicator& world, StepStatus mine);
+
+}  // namespace wan::dist

@@ -1,0 +1,219 @@
+// NCCL backend for CUDA tensors. Compiled only with WAN_HAVE_NCCL (CUDA LibTorch + NCCL found).
+// Bootstrap as nccl-tests does: the group's rank 0 creates the unique id and broadcasts it over MPI.
+// Every operation is enqueued on LibTorch's current CUDA stream of the communicator's device, except the
+// ring shift, which runs on a side stream so that it overlaps the caller's compute (joined in wait()).
+// Ref: style.md §3.1 (abort apart from destroy, c10d NCCLComm), §3.2 (NCCL_CHECK).
+#if defined(WAN_HAVE_NCCL) && WAN_HAVE_NCCL
+
+#include "dist/dist.h"
+
+#include "core/core.h"
+#include "dist/internal.h"
+
+#include <ATen/ATen.h>
+#include <ATen/cuda/CUDAEvent.h>
+#include <c10/cuda/CUDAStream.h>
+#include <cuda_runtime.h>
+#include <nccl.h>
+
+#define NCCL_CHECK(call)                                                                        \
+    do {                                                                                        \
+        ncclResult_t wan_nccl_rc_ = (call);                                                     \
+        if (wan_nccl_rc_ != ncclSuccess)                                                        \
+            WAN_THROW("%s failed: %s (code %d)", #call, ncclGetErrorString(wan_nccl_rc_),       \
+                      static_cast<int>(wan_nccl_rc_));                                          \
+    } while (0)
+
+#define CUDA_RT_CHECK(call)                                                                     \
+    do {                                                                                        \
+        cudaError_t wan_cuda_rc_ = (call);                                                      \
+        if (wan_cuda_rc_ != cudaSuccess) WAN_THROW("%s failed: %s", #call, cudaGetErrorString(wan_cuda_rc_)); \
+    } while (0)
+
+namespace wan::dist {
+namespace {
+
+ncclDataType_t nccl_reduce_type(at::ScalarType dtype) {
+    switch (dtype) {
+        case at::kFloat: return ncclFloat32;
+        case at::kDouble: return ncclFloat64;
+        case at::kHalf: return ncclFloat16;
+        case at::kBFloat16: return ncclBfloat16;
+        case at::kInt: return ncclInt32;
+        case at::kLong: return ncclInt64;
+        case at::kChar: return ncclInt8;
+        case at::kByte: return ncclUint8;
+        default: WAN_THROW("all_reduce: dtype %s is not supported by the NCCL backend", c10::toString(dtype));
+    }
+}
+
+size_t nbytes(const at::Tensor& t) { return static_cast<size_t>(t.numel()) * t.element_size(); }
+
+class NcclPendingExchange final : public PendingExchange {
+public:
+    NcclPendingExchange(at::Tensor send, at::Tensor recv, int device) : send_(std::move(send)), recv_(std::move(recv)), device_(device) {}
+    ~NcclPendingExchange() override {
+        try {
+            wait();
+        } catch (const std::exception& e) {
+            WAN_LOG_ERROR("ring shift failed while being discarded: %s", e.what());
+        }
+    }
+    void wait() override {
+        if (waited_) return;
+        waited_ = true;
+        // The caller's stream waits for the transfer; the buffers are held until now, so the caching
+        // allocator cannot hand them out while the side stream still uses them.
+        done_.block(c10::cuda::getCurrentCUDAStream(device_));
+        send_ = at::Tensor();
+        recv_ = at::Tensor();
+    }
+    at::cuda::CUDAEvent done_;
+
+private:
+    at::Tensor send_, recv_;
+    int device_;
+    bool waited_ = false;
+};
+
+class NcclCommunicator final : public Communicator {
+public:
+    NcclCommunicator(MPI_Comm comm, int device) : Communicator(comm), device_(device) {
+        CUDA_RT_CHECK(cudaSetDevice(device_));
+        ncclUniqueId id;
+        if (rank_ == 0) NCCL_CHECK(ncclGetUniqueId(&id));
+        MPI_CHECK(MPI_Bcast(&id, static_cast<int>(sizeof id), MPI_BYTE, 0, comm_));
+        NCCL_CHECK(ncclCommInitRank(&nccl_, size_, id, rank_));
+    }
+    ~NcclCommunicator() override { destroy(); }
+
+    const char* backend() const override { return "nccl"; }
+
+    /// Normal teardown (all work finished).
+    void destroy() noexcept {
+        if (nccl_ == nullptr) return;
+        ncclResult_t rc = ncclCommDestroy(nccl_);
+        if (rc != ncclSuccess) WAN_LOG_WARN("ncclCommDestroy failed: %s", ncclGetErrorString(rc));
+        nccl_ = nullptr;
+    }
+
+    void abort(const std::string& reason) override {
+        if (nccl_ == nullptr) return;
+        WAN_LOG_ERROR("aborting NCCL communicator (rank %d of %d): %s", rank_, size_, reason.c_str());
+        ncclResult_t rc = ncclCommAbort(nccl_);
+        if (rc != ncclSuccess) WAN_LOG_WARN("ncclCommAbort failed: %s", ncclGetErrorString(rc));
+        nccl_ = nullptr;
+    }
+
+    void barrier() override {
+        c10::cuda::getCurrentCUDAStream(device_).synchronize();
+        MPI_CHECK(MPI_Barrier(comm_));
+    }
+
+    void broadcast(at::Tensor& tensor, int root) override {
+        WAN_CHECK(root >= 0 && root < size_, "broadcast: root %d outside the group of %d", root, size_);
+        check_tensor(tensor, "broadcast");
+        if (size_ == 1) return;
+        at::Tensor t = tensor.contiguous();
+        NCCL_CHECK(ncclBroadcast(t.data_ptr(), t.data_ptr(), nbytes(t), ncclUint8, root, live(), stream()));
+        if (!t.is_same(tensor)) tensor.copy_(t);
+    }
+
+    void all_reduce(at::Tensor& tensor, ReduceOp op) override {
+        check_tensor(tensor, "all_reduce");
+        if (size_ == 1) return;
+        at::Tensor t = tensor.contiguous();
+        NCCL_CHECK(ncclAllReduce(t.data_ptr(), t.data_ptr(), static_cast<size_t>(t.numel()),
+                                 nccl_reduce_type(t.scalar_type()), op == ReduceOp::Sum ? ncclSum : ncclMax, live(),
+                                 stream()));
+        if (!t.is_same(tensor)) tensor.copy_(t);
+    }
+
+    std::unique_ptr<PendingExchange> start_shift(const at::Tensor& send, at::Tensor& recv, int offset) override {
+        check_tensor(send, "ring shift");
+        check_tensor(recv, "ring shift");
+        WAN_CHECK(send.is_contiguous() && recv.is_contiguous(), "ring shift: send and recv must be contiguous");
+        WAN_CHECK(nbytes(send) == nbytes(recv), "ring shift: send (%zu bytes) and recv (%zu bytes) differ",
+                  nbytes(send), nbytes(recv));
+        auto pending = std::make_unique<NcclPendingExchange>(send, recv, device_);
+        if (!side_) side_ = std::make_unique<c10::cuda::CUDAStream>(c10::cuda::getStreamFromPool(false, device_));
+        // The side stream starts after everything the caller queued so far (producers of send/recv).
+        at::cuda::CUDAEvent ready;
+        ready.record(c10::cuda::getCurrentCUDAStream(device_));
+        ready.block(*side_);
+        const int to = ((rank_ + offset) % size_ + size_) % size_;
+        const int from = ((rank_ - offset) % size_ + size_) % size_;
+        NCCL_CHECK(ncclGroupStart());
+        NCCL_CHECK(ncclSend(send.data_ptr(), nbytes(send), ncclUint8, to, live(), side_->stream()));
+        NCCL_CHECK(ncclRecv(recv.data_ptr(), nbytes(recv), ncclUint8, from, live(), side_->stream()));
+        NCCL_CHECK(ncclGroupEnd());
+        pending->done_.record(*side_);
+        return pending;
+    }
+
+    std::unique_ptr<Communicator> split(int color, int key) override {
+        MPI_Comm sub = split_mpi(color, key);
+        if (sub == MPI_COMM_NULL) return nullptr;
+        std::unique_ptr<Communicator> out;
+        try {
+            out = std::make_unique<NcclCommunicator>(sub, device_);
+        } catch (...) {
+            MPI_Comm_free(&sub);
+            throw;
+        }
+        MPI_Comm_free(&sub);
+        return out;
+    }
+
+protected:
+    at::Tensor all_gather_flat(const at::Tensor& local) override {
+        check_tensor(local, "all_gather");
+        std::vector<int64_t> shape = local.sizes().vec();
+        shape[0] *= size_;
+        at::Tensor out = at::empty(shape, local.options());
+        NCCL_CHECK(ncclAllGather(local.data_ptr(), out.data_ptr(), nbytes(local), ncclUint8, live(), stream()));
+        return out;
+    }
+
+    at::Tensor all_to_all_flat(const at::Tensor& input) override {
+        check_tensor(input, "all_to_all");
+        at::Tensor out = at::empty_like(input);
+        const size_t block = nbytes(input) / size_;
+        auto* src = static_cast<uint8_t*>(input.data_ptr());
+        auto* dst = static_cast<uint8_t*>(out.data_ptr());
+        NCCL_CHECK(ncclGroupStart());
+        for (int peer = 0; peer < size_; ++peer) {
+            NCCL_CHECK(ncclSend(src + peer * block, block, ncclUint8, peer, live(), stream()));
+            NCCL_CHECK(ncclRecv(dst + peer * block, block, ncclUint8, peer, live(), stream()));
+        }
+        NCCL_CHECK(ncclGroupEnd());
+        return out;
+    }
+
+private:
+    cudaStream_t stream() const { return c10::cuda::getCurrentCUDAStream(device_).stream(); }
+    ncclComm_t live() const {
+        WAN_CHECK(nccl_ != nullptr, "NCCL communicator (rank %d of %d) used after abort/destroy", rank_, size_);
+        return nccl_;
+    }
+    void check_tensor(const at::Tensor& t, const char* what) const {
+        WAN_CHECK(t.is_cuda() && t.get_device() == device_, "%s: the NCCL communicator of cuda:%d got a tensor on %s",
+                  what, device_, t.device().str().c_str());
+    }
+
+    int device_ = 0;
+    ncclComm_t nccl_ = nullptr;
+    std::unique_ptr<c10::cuda::CUDAStream> side_;
+};
+
+}  // namespace
+
+namespace detail {
+std::unique_ptr<Communicator> make_nccl_communicator(MPI_Comm comm, int device_index) {
+    return std::make_unique<NcclCommunicator>(comm, device_index);
+}
+}  // namespace detail
+
+}  // namespace wan::dist
+
+#endif  // WAN_HAVE_NCCL

@@ -1,0 +1,23 @@
+# Runs a command that must fail: non-zero exit within TIMEOUT seconds and, for every rank 0..NP-1,
+# "[rank r] error: " followed by EXPECT in its output. Arguments (-D): CMD (list, '|' separated), NP,
+# EXPECT, TIMEOUT.
+string(REPLACE "|" ";" cmd "${CMD}")
+execute_process(COMMAND ${cmd} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err TIMEOUT ${TIMEOUT})
+message("${out}${err}")
+if(rc STREQUAL "0")
+  message(FATAL_ERROR "expected a failure, but the command succeeded")
+endif()
+if(NOT rc MATCHES "^[0-9]+$")
+  message(FATAL_ERROR "the command did not exit normally: ${rc}")
+endif()
+math(EXPR last "${NP} - 1")
+foreach(r RANGE 0 ${last})
+  string(FIND "${out}${err}" "[rank ${r}] error: " pos)
+  if(pos EQUAL -1)
+    message(FATAL_ERROR "rank ${r} did not report the error")
+  endif()
+endforeach()
+string(FIND "${out}${err}" "${EXPECT}" pos)
+if(pos EQUAL -1)
+  message(FATAL_ERROR "the error message lacks '${EXPECT}'")
+endif()

@@ -1,0 +1,122 @@
+// Parallel layout validation (messages) and the Mesh's sub-communicators. Ref: wan21-reference.md §8.3, §8.4.
+#include "test_util.h"
+
+#include "core/core.h"
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+using namespace wan::dist;
+using wan::dist::test::world;
+
+namespace {
+
+::testing::AssertionResult throws_with(const ParallelLayout& l, int64_t heads, const std::string& needle) {
+    try {
+        l.validate(heads);
+    } catch (const wan::Error& e) {
+        if (std::string(e.what()).find(needle) != std::string::npos) return ::testing::AssertionSuccess();
+        return ::testing::AssertionFailure() << "message '" << e.what() << "' lacks '" << needle << "'";
+    }
+    return ::testing::AssertionFailure() << "no error thrown";
+}
+
+std::vector<int> members_of(Communicator& c) {
+    at::Tensor g = c.all_gather(at::scalar_tensor(world().rank(), at::kInt));
+    return std::vector<int>(g.data_ptr<int>(), g.data_ptr<int>() + g.numel());
+}
+
+}  // namespace
+
+TEST(ParallelLayout, ValidLayouts) {
+    EXPECT_TRUE((ParallelLayout{1, 1, 1}).errors(12).empty());
+    EXPECT_TRUE((ParallelLayout{8, 4, 2}).errors(12).empty());
+    EXPECT_TRUE((ParallelLayout{8, 8, 1}).errors(40).empty());
+    EXPECT_TRUE((ParallelLayout{4, 1, 1, false, true}).errors(12).empty());  // FSDP only: full sequence per rank
+    EXPECT_TRUE((ParallelLayout{8, 2, 2, true}).errors(12).empty());         // CFG halves of 4
+    EXPECT_EQ((ParallelLayout{4, 2, 2}).padded_seq_len(10), 12);
+    EXPECT_EQ((ParallelLayout{4, 2, 2}).padded_seq_len(12), 12);
+}
+
+TEST(ParallelLayout, ErrorMessages) {
+    EXPECT_TRUE(throws_with({4, 3, 1}, 12, "ulysses size (3) x ring size (1) = 3 must equal the world size (4)"));
+    EXPECT_TRUE(throws_with({2, 1, 4}, 12, "must equal the world size (2)"));
+    EXPECT_TRUE(throws_with({5, 5, 1}, 12, "valid Ulysses sizes for 12 heads: 1, 2, 3, 4, 6, 12"));
+    EXPECT_TRUE(throws_with({8, 8, 1}, 12, "ulysses size 8 does not divide the 12 attention heads"));
+    EXPECT_TRUE(throws_with({3, 3, 1}, 40, "valid Ulysses sizes for 40 heads: 1, 2, 4, 5, 8, 10, 20, 40"));
+    EXPECT_TRUE(throws_with({3, 1, 1, true}, 12, "cfg_parallel needs an even number of ranks"));
+    EXPECT_TRUE(throws_with({4, 4, 1, true}, 12, "must equal half the world size with cfg_parallel (4 / 2 = 2)"));
+    EXPECT_TRUE(throws_with({4, 0, 1}, 12, "ulysses size must be at least 1"));
+    // Both problems in one message.
+    ParallelLayout both{6, 5, 2};
+    EXPECT_EQ(both.errors(12).size(), 2u);
+}
+
+TEST(ParallelLayout, SingleProcessFlagsAreNoOps) {
+    ParallelLayout l{1, 1, 1, true, true, true};
+    EXPECT_TRUE(l.errors(12).empty());
+    EXPECT_EQ(l.warnings().size(), 3u);
+    EXPECT_FALSE(l.cfg_split());
+    EXPECT_NO_THROW(l.validate(12));
+    EXPECT_TRUE(throws_with({1, 2, 1}, 12, "must equal the world size (1)"));
+}
+
+TEST(Mesh, RejectsWrongWorld) {
+    ParallelLayout l{world().size() + 1, 1, 1};
+    EXPECT_THROW(Mesh(world(), l, 12), wan::Error);
+}
+
+struct MeshCase {
+    int ulysses, ring;
+    bool cfg;
+};
+
+class MeshGroups : public ::testing::TestWithParam<MeshCase> {};
+
+TEST_P(MeshGroups, UlyssesConsecutiveRingStrided) {
+    const MeshCase c = GetParam();
+    Communicator& w = world();
+    const int P = w.size(), r = w.rank();
+    const int half = c.cfg ? P / 2 : P;
+    if ((c.cfg && P < 2) || c.ulysses * c.ring != half)
+        GTEST_SKIP() << "needs a world of " << c.ulysses * c.ring * (c.cfg ? 2 : 1) << " ranks";
+    Mesh mesh(w, ParallelLayout{P, c.ulysses, c.ring, c.cfg}, 12);
+    const int U = c.ulysses, R = c.ring;
+    const int cfg_index = r / half, base = cfg_index * half, j = r % half;
+    EXPECT_EQ(mesh.cfg_index(), cfg_index);
+
+    std::vector<int> ulysses, ring, sp, halfm;
+    for (int u = 0; u < U; ++u) ulysses.push_back(base + j / U * U + u);  // §8.3: U consecutive ranks
+    for (int m = 0; m < R; ++m) ring.push_back(base + j % U + m * U);     // strided {u, u+U, ...}
+    for (int i = 0; i < half; ++i) sp.push_back(base + i);
+    EXPECT_EQ(members_of(mesh.ulysses()), ulysses);
+    EXPECT_EQ(members_of(mesh.ring()), ring);
+    EXPECT_EQ(members_of(mesh.sp()), sp);
+    EXPECT_EQ(members_of(mesh.cfg_half()), sp);
+    EXPECT_EQ(mesh.sp().rank(), mesh.ring().rank() * U + mesh.ulysses().rank());  // token chunk index
+    if (c.cfg) {
+        ASSERT_NE(mesh.cfg_pair(), nullptr);
+        EXPECT_EQ(members_of(*mesh.cfg_pair()), (std::vector<int>{j, j + half}));
+    } else {
+        EXPECT_EQ(mesh.cfg_pair(), nullptr);
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Layouts, MeshGroups,
+                         ::testing::Values(MeshCase{1, 1, false}, MeshCase{2, 1, false}, MeshCase{1, 2, false},
+                                           MeshCase{2, 2, false}, MeshCase{4, 1, false}, MeshCase{1, 4, false},
+                                           MeshCase{1, 1, true}, MeshCase{2, 1, true}, MeshCase{1, 2, true}),
+                         [](const auto& info) {
+                             return "U" + std::to_string(info.param.ulysses) + "R" + std::to_string(info.param.ring) +
+                                    (info.param.cfg ? "cfg" : "");
+                         });
+
+TEST(Mesh, ReplicasWithoutSequenceParallelism) {
+    // U = R = 1 on several ranks: every rank is its own SP group (FSDP-only runs).
+    Communicator& w = world();
+    Mesh mesh(w, ParallelLayout{w.size(), 1, 1}, 12);
+    EXPECT_EQ(mesh.sp().size(), 1);
+    EXPECT_EQ(mesh.ulysses().size(), 1);
+    EXPECT_EQ(mesh.ring().size(), 1);
+    EXPECT_EQ(mesh.cfg_half().size(), w.size());
+}

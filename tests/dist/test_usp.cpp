@@ -1,0 +1,100 @@
+// usp_attention against exact single-process attention on the full sequence (the test-backend-ops idea):
+// every rank draws the same q/k/v, keeps its own chunk, and compares its output rows. Ref: §8.3, §4.5.
+#include "test_util.h"
+
+#include "core/core.h"
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+#include "golden.h"
+
+#include <cmath>
+
+using namespace wan::dist;
+using wan::dist::test::world;
+
+namespace {
+
+/// Exact attention in f64 of q against the first `valid` keys: [B, S, H, D].
+at::Tensor reference_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t valid) {
+    at::Tensor qd = q.to(at::kDouble).transpose(1, 2);                          // [B, H, S, D]
+    at::Tensor kd = k.to(at::kDouble).narrow(1, 0, valid).transpose(1, 2);       // [B, H, N, D]
+    at::Tensor vd = v.to(at::kDouble).narrow(1, 0, valid).transpose(1, 2);
+    at::Tensor p = at::softmax(at::matmul(qd, kd.transpose(-1, -2)) / std::sqrt(double(q.size(3))), -1);
+    return at::matmul(p, vd).transpose(1, 2);                                    // [B, S, H, D]
+}
+
+/// All (U, R) with U·R = P.
+std::vector<std::pair<int, int>> factorizations(int P) {
+    std::vector<std::pair<int, int>> out;
+    for (int u = 1; u <= P; ++u)
+        if (P % u == 0) out.emplace_back(u, P / u);
+    return out;
+}
+
+void check_usp(at::ScalarType dtype, double tol, int64_t score_budget) {
+    Communicator& w = world();
+    const int P = w.size();
+    const int64_t B = 2, s = 5, H = 4, D = 8, S = s * P;
+    at::manual_seed(1234);  // same draw on every rank
+    at::Tensor q = at::randn({B, S, H, D}).mul(2), k = at::randn({B, S, H, D}).mul(2), v = at::randn({B, S, H, D});
+    q = q.to(dtype), k = k.to(dtype), v = v.to(dtype);
+
+    for (auto [U, R] : factorizations(P)) {
+        Mesh mesh(w, ParallelLayout{P, U, R}, H);
+        const int64_t chunk = mesh.sp().rank();
+        at::Tensor ql = q.narrow(1, chunk * s, s), kl = k.narrow(1, chunk * s, s), vl = v.narrow(1, chunk * s, s);
+        // valid_len: no padding; padding inside the last chunk; padding spanning more than one chunk (so
+        // whole ring blocks hold no valid key when R > 1).
+        for (int64_t valid : {S, S - 3, std::max<int64_t>(1, S - s - 2)}) {
+            UspOptions opt;
+            opt.valid_len = valid;
+            opt.score_budget = score_budget;
+            at::Tensor out = usp_attention(ql, kl, vl, mesh.ulysses(), mesh.ring(), opt);
+            ASSERT_EQ(out.sizes(), ql.sizes());
+            EXPECT_EQ(out.scalar_type(), dtype);
+            at::Tensor expect = reference_attention(q, k, v, valid).narrow(1, chunk * s, s);
+            EXPECT_TRUE(wan::test::all_close(out, expect, {tol, 0},
+                                             "U" + std::to_string(U) + " R" + std::to_string(R) + " valid " +
+                                                 std::to_string(valid) + " " + c10::toString(dtype)));
+        }
+        // Upstream USP behaviour: padded keys attended (§8.3 PARITY) = attention over all S keys.
+        UspOptions up;
+        up.valid_len = S - 3;
+        up.attend_padded_keys = true;
+        at::Tensor out = usp_attention(ql, kl, vl, mesh.ulysses(), mesh.ring(), up);
+        EXPECT_TRUE(wan::test::all_close(out, reference_attention(q, k, v, S).narrow(1, chunk * s, s), {tol, 0},
+                                         "attend_padded_keys U" + std::to_string(U) + " R" + std::to_string(R)));
+    }
+}
+
+}  // namespace
+
+TEST(UspAttention, MatchesSingleProcessF32) { check_usp(at::kFloat, 1e-5, int64_t(1) << 26); }
+
+TEST(UspAttention, MatchesWithQueryChunking) { check_usp(at::kFloat, 1e-5, 64); }
+
+TEST(UspAttention, Bf16InputsReturnBf16) { check_usp(at::kBFloat16, 2e-2, int64_t(1) << 26); }
+
+TEST(UspAttention, AttentionWithLseIsExact) {
+    at::manual_seed(7);
+    at::Tensor q = at::randn({1, 6, 2, 4}), k = at::randn({1, 9, 2, 4}), v = at::randn({1, 9, 2, 4});
+    auto [o, lse] = attention_with_lse(q, k, v, 7, 0.0, 5);
+    EXPECT_TRUE(wan::test::all_close(o, reference_attention(q, k, v, 7).narrow(1, 0, 6), {1e-6, 0}, "O"));
+    at::Tensor s = at::matmul(q.to(at::kDouble).transpose(1, 2),
+                              k.to(at::kDouble).narrow(1, 0, 7).transpose(1, 2).transpose(-1, -2)) / 2.0;
+    EXPECT_TRUE(wan::test::all_close(lse, at::logsumexp(s, -1), {1e-6, 0}, "lse"));
+    auto [o0, l0] = attention_with_lse(q, k, v, 0, 0.0);
+    EXPECT_TRUE(at::equal(o0, at::zeros_like(o0)));
+    EXPECT_TRUE(at::isinf(l0).all().item<bool>());
+}
+
+TEST(UspAttention, RejectsBadShapes) {
+    Communicator& w = world();
+    Mesh mesh(w, ParallelLayout{w.size(), w.size(), 1}, 4 * w.size());
+    at::Tensor q = at::zeros({1, 2, 4 * w.size(), 8});
+    EXPECT_THROW(usp_attention(q, q, at::zeros({1, 3, 4 * w.size(), 8}), mesh.ulysses(), mesh.ring()), wan::Error);
+    UspOptions opt;
+    opt.valid_len = 0;
+    EXPECT_THROW(usp_attention(q, q, q, mesh.ulysses(), mesh.ring(), opt), wan::Error);
+}
