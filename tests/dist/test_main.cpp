@@ -9,6 +9,7 @@
 
 #include <cstdio>
 #include <memory>
+#include <string>
 
 namespace wan::dist::test {
 
@@ -27,19 +28,23 @@ void reset_world() { g_world.reset(); }
 
 namespace {
 
-/// Quiet printer for ranks > 0: only failed assertions, with the rank.
+/// Quiet printer for ranks > 0: only failed assertions, with the rank. The test name is remembered in
+/// OnTestStart: gtest holds its own mutex while reporting a result, so current_test_info() would deadlock.
 class RankFailurePrinter : public ::testing::EmptyTestEventListener {
 public:
     explicit RankFailurePrinter(int rank) : rank_(rank) {}
+    void OnTestStart(const ::testing::TestInfo& info) override {
+        test_ = std::string(info.test_suite_name()) + "." + info.name();
+    }
     void OnTestPartResult(const ::testing::TestPartResult& r) override {
         if (!r.failed()) return;
-        const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-        std::fprintf(stderr, "[rank %d] FAILED %s.%s at %s:%d\n%s\n", rank_, info ? info->test_suite_name() : "?",
-                     info ? info->name() : "?", r.file_name() ? r.file_name() : "?", r.line_number(), r.message());
+        std::fprintf(stderr, "[rank %d] FAILED %s at %s:%d\n%s\n", rank_, test_.c_str(),
+                     r.file_name() ? r.file_name() : "?", r.line_number(), r.message());
     }
 
 private:
     int rank_;
+    std::string test_;
 };
 
 }  // namespace
