@@ -1,37 +1,152 @@
 // wanstudio: every rank runs this binary (as upstream under torchrun). World rank 0 is the head (GUI or
-// headless); ranks 1..N-1 loop on requests until shutdown and never touch Qt.
+// headless); ranks 1..N-1 serve requests until shutdown and never touch Qt.
+#include "cli/headless.h"
 #include "cli/inspect.h"
 #include "cli/options.h"
 #include "core/core.h"
+#include "dist/dist.h"
+#include "server/server.h"
+#include "session/engine_backend.h"
+#if WAN_HAVE_QT
+#include "gui_entry.h"
+#endif
+#if WAN_HAVE_EXTEND
+#include "extend/extend.h"
+#endif
 
 #include <cstdio>
 #include <iostream>
 
+namespace wan::app {
+server::ServerConfig server_config(const AppOptions& o);  // engine_backend_mpi.cpp
+}
+
+namespace {
+
+void print_version() {
+    std::cout << "wanstudio " << wan::version_string() << "\n";
+    std::cout << "  LibTorch " << WAN_TORCH_VERSION / 100 << "." << WAN_TORCH_VERSION % 100
+#if WAN_HAVE_CUDA
+              << " with CUDA"
+#else
+              << " (CPU only)"
+#endif
+              << "\n";
+#if WAN_HAVE_NCCL
+    std::cout << "  NCCL backend: yes\n";
+#else
+    std::cout << "  NCCL backend: no (CPU collectives over MPI)\n";
+#endif
+    char mpi[MPI_MAX_LIBRARY_VERSION_STRING];
+    int len = 0;
+    MPI_Get_library_version(mpi, &len);
+    std::string m(mpi, static_cast<size_t>(len));
+    std::cout << "  MPI: " << m.substr(0, m.find_first_of(",\n")) << "\n";
+#if WAN_HAVE_FFMPEG
+    std::cout << "  FFmpeg video writer: yes\n";
+#else
+    std::cout << "  FFmpeg video writer: no\n";
+#endif
+#if WAN_HAVE_QT
+    std::cout << "  GUI: Qt6\n";
+#else
+    std::cout << "  GUI: not built (headless only)\n";
+#endif
+}
+
+int extend_only(const wan::app::AppOptions& o) {
+#if WAN_HAVE_EXTEND
+    const std::string method = o.prompt_extend_method.empty() ? "local_qwen" : o.prompt_extend_method;
+    try {
+        auto ext = wan::extend::make_prompt_extender(method, o.prompt_extend_model, {});
+        auto r = ext->extend(o.extend_text, o.prompt_extend_target_lang, o.request.seed);
+        std::cout << r.prompt << "\n";
+        if (!r.ok) {
+            std::fprintf(stderr, "wanstudio: prompt extension failed: %s\n", r.message.c_str());
+            return 1;
+        }
+        return 0;
+    } catch (const std::exception& e) {
+        std::cout << o.extend_text << "\n";
+        std::fprintf(stderr, "wanstudio: prompt extension failed: %s\n", e.what());
+        return 1;
+    }
+#else
+    std::cout << o.extend_text << "\n";
+    std::fprintf(stderr, "wanstudio: prompt extension is not available in this build\n");
+    return 1;
+#endif
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
+    std::unique_ptr<wan::dist::MpiSession> mpi;
+    try {
+        mpi = std::make_unique<wan::dist::MpiSession>(&argc, &argv);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "wanstudio: %s\n", e.what());
+        return 1;
+    }
+    const int rank = mpi->world_rank();
+    wan::set_log_rank(rank);
     wan::app::AppOptions options;
     try {
         options = wan::app::parse_options(argc, argv);
+        options.world_size = mpi->world_size();
+        options.rank = rank;
+        if (options.mode == wan::app::RunMode::Gui || options.mode == wan::app::RunMode::Headless ||
+            options.mode == wan::app::RunMode::Check)
+            wan::app::validate_layout(options, mpi->world_size());
     } catch (const wan::Error& e) {
-        std::fprintf(stderr, "wanstudio: %s\n", e.what());
+        // Every rank reaches the same verdict, prints it with its rank, and exits: no rank waits for another.
+        std::fprintf(stderr, "wanstudio [rank %d]: %s\n", rank, e.what());
         return 2;
     }
     try {
         switch (options.mode) {
             case wan::app::RunMode::Help:
-                std::cout << wan::app::help_text();
+                if (rank == 0) std::cout << wan::app::help_text();
                 return 0;
             case wan::app::RunMode::Version:
-                std::cout << "wanstudio " << wan::version_string() << "\n";
+                if (rank == 0) print_version();
                 return 0;
             case wan::app::RunMode::Inspect:
-                wan::app::inspect_checkpoint(options.inspect_dir, std::cout);
+                if (rank == 0) wan::app::inspect_checkpoint(options.inspect_dir, std::cout);
                 return 0;
-            default:
-                std::fprintf(stderr, "wanstudio: this mode is not available yet in this build\n");
-                return 2;
+            case wan::app::RunMode::ExtendPrompt:
+                return rank == 0 ? extend_only(options) : 0;
+            case wan::app::RunMode::Check:
+                return wan::server::run_setup_check(MPI_COMM_WORLD, wan::app::server_config(options), std::cout);
+            case wan::app::RunMode::Gui:
+            case wan::app::RunMode::Headless:
+                break;
         }
-    } catch (const wan::Error& e) {
-        std::fprintf(stderr, "wanstudio: %s\n", e.what());
+        if (rank != 0) {
+            // Note [Engine start]: rank 0 first says whether the engine will be loaded at all (its front end
+            // may stop before starting it, e.g. on a bad batch file); then every rank builds its share of the
+            // model collectively with rank 0's engine thread, serves requests, and exits on Shutdown.
+            int start = 0;
+            MPI_Bcast(&start, 1, MPI_INT, 0, MPI_COMM_WORLD);
+            if (!start) return 0;
+            wan::server::EngineServer server(MPI_COMM_WORLD, wan::app::server_config(options));
+            server.serve();
+            return 0;
+        }
+        auto backend = wan::app::make_engine_backend(options);
+#if WAN_HAVE_QT
+        if (options.mode == wan::app::RunMode::Gui) return wan::app::run_gui(argc, argv, options, std::move(backend));
+        return wan::app::run_batch(argc, argv, options, std::move(backend));
+#else
+        if (options.mode == wan::app::RunMode::Gui) {
+            std::fprintf(stderr, "wanstudio: this build has no GUI (built with WAN_BUILD_APP=OFF); use --prompt or --batch\n");
+            backend->shutdown();
+            return 2;
+        }
+        return wan::app::run_headless(options, std::move(backend));
+#endif
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "wanstudio [rank %d]: %s\n", rank, e.what());
         return 1;
     }
 }

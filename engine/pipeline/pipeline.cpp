@@ -1,12 +1,15 @@
 #include "pipeline/pipeline.h"
 
+#include "dist/dist.h"
 #include "dit/dit.h"
+#include "pipeline/parallel.h"
 #include "io/io.h"
 #include "sched/sched.h"
 #include "text/text.h"
 #include "vae/vae.h"
 
 #include <ATen/ATen.h>
+#include <mpi.h>
 #include <ATen/CPUGeneratorImpl.h>
 #if WAN_HAVE_CUDA
 #include <ATen/cuda/CUDAContext.h>
@@ -19,6 +22,18 @@
 #include <random>
 #include <sys/stat.h>
 #include <unistd.h>
+
+// Note [Distributed pipeline]
+// Every rank runs generate() with the same request (rank 0 broadcast it, seed resolved). Every rank encodes
+// the text itself (identical results, as upstream), draws the same noise, and runs every solver step:
+//  - sequence parallel (U·R > 1): the DiT splits its tokens over the SP group (UspSequenceParallel), so
+//    each rank holds the full latent but computes only its chunk of every block;
+//  - cfg-parallel: half 0 computes the conditional prediction, half 1 the unconditional one, exchanged
+//    each step over the cfg pair; each half is its own SP group;
+//  - FSDP: blocks are sharded over the ranks of a cfg half (both halves run different branches, so their
+//    per-block gathers cannot be matched across halves) and gathered one block at a time.
+// At every step boundary all ranks agree on continue / cancel / failed in one tiny all-reduce, so that all
+// leave the loop at the same step and no rank is left waiting in a collective. Only world rank 0 decodes.
 
 namespace wan::pipeline {
 
@@ -48,6 +63,19 @@ c10::Device resolve_device(const std::string& name) {
 
 void check_cancel(const std::atomic<bool>* cancel) {
     if (cancel && cancel->load(std::memory_order_relaxed)) throw Cancelled();
+}
+
+// Test hook: WAN_TEST_FAIL_RANK=r and WAN_TEST_FAIL_STEP=s make rank r throw at step s of its first job
+// only, so a test can check that a failing rank fails the job cleanly and the next job succeeds.
+void maybe_fail_for_test(int step) {
+    static int jobs_failed = 0;
+    const char* r = std::getenv("WAN_TEST_FAIL_RANK");
+    const char* s = std::getenv("WAN_TEST_FAIL_STEP");
+    if (!r || !s || jobs_failed > 0) return;
+    if (std::atoi(r) == log_rank() && std::atoi(s) == step) {
+        ++jobs_failed;
+        WAN_THROW("injected failure at step %d (WAN_TEST_FAIL_RANK)", step);
+    }
 }
 
 }  // namespace
@@ -109,12 +137,26 @@ T2VPipeline::T2VPipeline(const EngineConfig& config) : impl_(std::make_unique<Im
     m.ckpt = io::CheckpointDir::locate(dir);
     m.wan_config = m.ckpt.config();
     m.device = resolve_device(config.device);
+    if (m.device.is_cuda()) m.device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(config.device_index));
 
+    dist::Mesh* mesh = config.mesh;
+    if (mesh) {
+        mesh->layout().validate(m.wan_config.num_heads);
+        m.decode_here = mesh->world().rank() == 0;
+    }
     const auto t0 = Clock::now();
     try {
         text::UMT5Options topt;
         topt.device = config.t5_cpu ? c10::Device(c10::kCPU) : m.device;
-        m.text = std::make_unique<text::TextEncoder>(m.ckpt, topt);
+        if (mesh && config.t5_fsdp && mesh->world().size() > 1 && !config.t5_cpu) {
+            io::TensorStore store = m.ckpt.open_t5();
+            text::UMT5Config tcfg = text::UMT5Config::from_store(store);
+            auto provider = std::make_shared<ShardedT5Weights>(store, tcfg, mesh->world(), topt.device, topt.resolved_dtype());
+            m.text = std::make_unique<text::TextEncoder>(text::UMT5Tokenizer(m.ckpt.tokenizer_path, m.wan_config.text_len),
+                                                         text::UMT5Encoder(tcfg, provider, topt));
+        } else {
+            m.text = std::make_unique<text::TextEncoder>(m.ckpt, topt);
+        }
     } catch (const Error& e) {
         throw Error(std::string("loading the text encoder from ") + m.ckpt.t5_path + ": " + e.what(), e.where());
     }
@@ -122,7 +164,15 @@ T2VPipeline::T2VPipeline(const EngineConfig& config) : impl_(std::make_unique<Im
         dit::ModelOptions dopt;
         dopt.device = m.device;
         io::TensorStore store = m.ckpt.open_dit();
-        m.dit = std::make_unique<dit::WanModel>(m.wan_config, store, dopt);
+        if (mesh && config.dit_fsdp && mesh->cfg_half().size() > 1) {
+            dit::validate_checkpoint(m.wan_config, store);
+            auto blocks = std::make_shared<ShardedDitBlocks>(m.wan_config, store, mesh->cfg_half(), dopt);
+            m.dit = std::make_unique<dit::WanModel>(m.wan_config, dit::load_root_weights(m.wan_config, store, dopt),
+                                                    blocks, dopt);
+        } else {
+            m.dit = std::make_unique<dit::WanModel>(m.wan_config, store, dopt);
+        }
+        if (mesh && mesh->layout().sp_size() > 1) m.dit->set_sequence_parallel(std::make_shared<UspSequenceParallel>(*mesh));
     } catch (const Error& e) {
         throw Error(std::string("loading the DiT from ") + m.ckpt.dit_path + ": " + e.what(), e.where());
     }
@@ -150,6 +200,15 @@ T2VPipeline::T2VPipeline(const EngineConfig& config) : impl_(std::make_unique<Im
     info.demo_checkpoint = demo;
     info.model_variant = demo ? "demo (tiny, random weights)" : variant;
     info.device = m.device.is_cuda() ? "cuda" : "cpu";
+    if (mesh) {
+        const auto& l = mesh->layout();
+        info.world_size = l.world;
+        info.ulysses_size = l.ulysses;
+        info.ring_size = l.ring;
+        info.cfg_parallel = l.cfg_split();
+        info.dit_fsdp = config.dit_fsdp;
+        info.t5_fsdp = config.t5_fsdp;
+    }
 #if WAN_HAVE_CUDA
     if (m.device.is_cuda()) info.device += std::string(" (") + at::cuda::getDeviceProperties(m.device.index())->name + ")";
 #endif
@@ -227,7 +286,8 @@ PipelineOutput T2VPipeline::generate(const GenerationRequest& request, const Pro
 
     const int64_t T = (r.frame_num - 1) / 4 + 1, h = r.height / 8, w = r.width / 8;
     const int64_t z_dim = m.wan_config.in_dim;
-    const int sp = 1;
+    dist::Mesh* mesh = m.config.mesh;
+    const int sp = mesh ? mesh->layout().sp_size() : 1;
     const int64_t seq_len = sequence_length(T, h, w, sp);
 
     // 1. Text: prompt and negative prompt in one batched call. Ref: §7.2 step 4.
@@ -259,8 +319,15 @@ PipelineOutput T2VPipeline::generate(const GenerationRequest& request, const Pro
         int64_t seed = r.seed;
         if (seed < 0) {
             std::random_device rd;
-            std::uniform_int_distribution<int64_t> dist(0, INT64_MAX);
-            seed = dist(rd);
+            std::uniform_int_distribution<int64_t> pick(0, INT64_MAX);
+            seed = pick(rd);
+        }
+        if (mesh) {
+            // Every rank must draw the same noise: rank 0's seed wins (upstream broadcasts base_seed, §8.1).
+            // Host data: straight over MPI, whatever the tensor backend (NCCL only takes device tensors).
+            long long s = seed;
+            MPI_Bcast(&s, 1, MPI_LONG_LONG, 0, mesh->world().mpi_comm());
+            seed = s;
         }
         out.seed_used = seed;
         auto opts = at::TensorOptions().dtype(at::kFloat).device(m.device);
@@ -289,14 +356,46 @@ PipelineOutput T2VPipeline::generate(const GenerationRequest& request, const Pro
     const int steps = solver->num_steps();
     auto t_denoise = Clock::now();
     report(Stage::Denoise, 0, steps, -1);
+    const bool cfg_split = mesh && mesh->layout().cfg_split();
     for (int i = 0; i < steps; ++i) {
-        check_cancel(cancel);
-        at::Tensor t = at::scalar_tensor(static_cast<double>(timesteps[i]), at::kDouble);
-        at::Tensor v_cond = m.dit->forward(z, t, ctx_cond, seq_len, &cache_cond);
-        at::Tensor v_uncond = m.dit->forward(z, t, ctx_uncond, seq_len, &cache_uncond);
-        // uncond + g·(cond − uncond), f32, g an f32 scalar (§7.2).
-        at::Tensor v = v_uncond + (v_cond - v_uncond) * r.guide_scale;
-        z = solver->step(v, i, z);
+        if (!mesh) check_cancel(cancel);
+        at::Tensor v_cond, v_uncond;
+        dist::StepStatus mine = dist::StepStatus::Continue;
+        std::string failure;
+        try {
+            at::Tensor t = at::scalar_tensor(static_cast<double>(timesteps[i]), at::kDouble);
+            if (cfg_split) {
+                // Each half computes one branch; the pair exchange gives both to everyone (§ Note above).
+                const bool cond_half = mesh->cfg_index() == 0;
+                at::Tensor mine_v = cond_half ? m.dit->forward(z, t, ctx_cond, seq_len, &cache_cond)
+                                              : m.dit->forward(z, t, ctx_uncond, seq_len, &cache_uncond);
+                at::Tensor both = mesh->cfg_pair()->all_gather(mine_v.unsqueeze(0), 0);  // [2, 16, T, h, w]
+                v_cond = both[0];
+                v_uncond = both[1];
+            } else {
+                v_cond = m.dit->forward(z, t, ctx_cond, seq_len, &cache_cond);
+                v_uncond = m.dit->forward(z, t, ctx_uncond, seq_len, &cache_uncond);
+            }
+            // uncond + g·(cond − uncond), f32, g an f32 scalar (§7.2).
+            at::Tensor v = v_uncond + (v_cond - v_uncond) * r.guide_scale;
+            z = solver->step(v, i, z);
+            // After the step's collectives: a failure here (or in the solver) leaves no peer inside one.
+            maybe_fail_for_test(i);
+        } catch (const std::exception& e) {
+            if (!mesh) throw;
+            mine = dist::StepStatus::Failed;
+            failure = e.what();
+            WAN_LOG_ERROR("step %d failed: %s", i, e.what());
+        }
+        if (mesh) {
+            if (mine == dist::StepStatus::Continue && cancel && cancel->load()) mine = dist::StepStatus::Cancel;
+            const dist::StepStatus agreed = dist::agree(mesh->world(), mine);
+            if (agreed == dist::StepStatus::Cancel) throw Cancelled();
+            if (agreed == dist::StepStatus::Failed) {
+                WAN_THROW("%s", failure.empty() ? strfmt("step %d failed on another rank (see its log)", i).c_str()
+                                                : failure.c_str());
+            }
+        }
         emit("noise_pred_cond." + std::to_string(i), v_cond);
         emit("noise_pred_uncond." + std::to_string(i), v_uncond);
         emit("latents." + std::to_string(i + 1), z);
@@ -328,7 +427,9 @@ PipelineOutput T2VPipeline::generate(const GenerationRequest& request, const Pro
         emit("video", out.video);
     }
     if (!r.save_latents.empty() && out.video.defined()) {
-        io::save_safetensors(r.save_latents, {{"latent", out.latent.to(at::kFloat)}, {"video", out.video.to(at::kFloat)}},
+        io::save_safetensors(r.save_latents, {{"latent", out.latent.to(at::kFloat)}, {"video", out.video.to(at::kFloat)},
+                                              {"context", ctx_cond.to(at::kCPU).to(at::kFloat)},
+                                              {"context_null", ctx_uncond.to(at::kCPU).to(at::kFloat)}},
                              {{"request", r.to_json()}, {"seed_used", std::to_string(out.seed_used)}});
     }
     return out;

@@ -30,6 +30,7 @@ namespace wan::pipeline {
 struct EngineConfig {
     std::string ckpt_dir;              ///< empty → the built-in tiny demo checkpoint (demo_checkpoint_dir())
     std::string device = "auto";       ///< auto (CUDA when available) | cuda | cpu
+    int device_index = 0;              ///< CUDA device (the rank's local rank)
     bool t5_cpu = false;               ///< run T5 on the CPU (upstream --t5_cpu)
     std::string vae_dtype = "auto";    ///< auto (bf16 on CUDA, f32 on CPU) | f32 | bf16
     int vae_tile = 0;                  ///< spatial VAE tiling in latent pixels (0 = off)

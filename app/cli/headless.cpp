@@ -1,0 +1,122 @@
+#include "cli/headless.h"
+
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <cstdio>
+#include <fstream>
+#include <unistd.h>
+
+namespace wan::app {
+
+std::vector<GenerationRequest> read_batch_requests(const std::string& path, const GenerationRequest& defaults) {
+    std::ifstream f(path);
+    WAN_CHECK(bool(f), "--batch %s: cannot open the file", path.c_str());
+    std::vector<GenerationRequest> jobs;
+    std::string line;
+    int number = 0;
+    while (std::getline(f, line)) {
+        ++number;
+        while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) line.pop_back();
+        size_t start = line.find_first_not_of(" \t");
+        if (start == std::string::npos || line[start] == '#') continue;
+        line = line.substr(start);
+        if (line[0] != '{') {
+            GenerationRequest r = defaults;
+            r.prompt = line;
+            jobs.push_back(r);
+            continue;
+        }
+        nlohmann::json j;
+        try {
+            j = nlohmann::json::parse(line);
+        } catch (const std::exception& e) {
+            WAN_THROW("--batch %s, line %d: not valid JSON: %s", path.c_str(), number, e.what());
+        }
+        // Start from the command line's request and apply the line's keys over it.
+        nlohmann::json base = nlohmann::json::parse(defaults.to_json());
+        for (auto it = j.begin(); it != j.end(); ++it) base[it.key()] = it.value();
+        GenerationRequest r;
+        try {
+            r = GenerationRequest::from_json(base.dump());
+        } catch (const Error& e) {
+            WAN_THROW("--batch %s, line %d: %s", path.c_str(), number, e.what());
+        }
+        WAN_CHECK(!r.prompt.empty(), "--batch %s, line %d: no \"prompt\"", path.c_str(), number);
+        auto errors = r.validate();
+        WAN_CHECK(errors.empty(), "--batch %s, line %d: %s", path.c_str(), number, errors.front().c_str());
+        jobs.push_back(r);
+    }
+    WAN_CHECK(!jobs.empty(), "--batch %s: no prompts in the file", path.c_str());
+    return jobs;
+}
+
+namespace {
+void print_bar(const ProgressInfo& p, int job, int jobs, bool tty) {
+    static Stage last_stage = Stage::Queued;
+    static int last_decile = -1;
+    const double frac = p.total > 0 ? static_cast<double>(p.step) / p.total : 0.0;
+    if (tty) {
+        const int width = 30;
+        const int filled = static_cast<int>(frac * width);
+        std::string bar(static_cast<size_t>(filled), '#');
+        bar.resize(width, '.');
+        std::string eta = p.eta_s >= 0 ? strfmt("ETA %.0fs", std::max(0.0, p.eta_s - p.elapsed_s)) : "ETA --";
+        std::fprintf(stderr, "\r[%d/%d] %-7s [%s] %d/%d  %.1fs  %s   ", job, jobs, stage_name(p.stage), bar.c_str(),
+                     p.step, p.total, p.elapsed_s, eta.c_str());
+    } else {
+        const int decile = static_cast<int>(frac * 10);
+        if (p.stage != last_stage || decile != last_decile) {
+            std::fprintf(stderr, "[%d/%d] %s %d/%d (%.1fs)\n", job, jobs, stage_name(p.stage), p.step, p.total, p.elapsed_s);
+        }
+        last_decile = decile;
+    }
+    last_stage = p.stage;
+    std::fflush(stderr);
+}
+}  // namespace
+
+int run_headless(const AppOptions& options, std::unique_ptr<EngineBackend> backend) {
+    std::vector<GenerationRequest> jobs;
+    GenerationRequest defaults = options.request;
+    defaults.output_dir = options.output_dir;
+    try {
+        if (!options.batch_file.empty()) jobs = read_batch_requests(options.batch_file, defaults);
+        else jobs.push_back(defaults);
+    } catch (const Error& e) {
+        std::fprintf(stderr, "wanstudio: %s\n", e.what());
+        backend->shutdown();
+        return 2;
+    }
+    EngineInfo info;
+    try {
+        info = backend->start();
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "wanstudio: the engine failed to start: %s\n", e.what());
+        backend->shutdown();
+        return 3;
+    }
+    std::fprintf(stderr, "wanstudio: %s on %s, %d rank(s)%s\n", info.model_variant.c_str(), info.device.c_str(),
+                 info.world_size, info.demo_checkpoint ? " — built-in demo checkpoint (tiny, random weights: noise-like output)" : "");
+    const bool tty = ::isatty(2);
+    int failures = 0;
+    std::atomic<bool> cancel{false};
+    for (size_t i = 0; i < jobs.size(); ++i) {
+        jobs[i].job_id = static_cast<int64_t>(i + 1);
+        GenerationResult r = backend->run(jobs[i], [&](const ProgressInfo& p) { print_bar(p, static_cast<int>(i + 1), static_cast<int>(jobs.size()), tty); }, cancel);
+        if (tty) std::fprintf(stderr, "\n");
+        if (r.status == JobStatus::Ok) {
+            std::fprintf(stderr, "[%zu/%zu] done in %.1fs, seed %lld%s%s\n", i + 1, jobs.size(), r.seconds,
+                         static_cast<long long>(r.seed_used), r.message.empty() ? "" : " — ", r.message.c_str());
+            if (!r.video_path.empty()) std::printf("%s\n", r.video_path.c_str());
+        } else {
+            ++failures;
+            std::fprintf(stderr, "[%zu/%zu] %s: %s\n", i + 1, jobs.size(), job_status_name(r.status), r.message.c_str());
+        }
+        std::fflush(stdout);
+    }
+    backend->shutdown();
+    return failures ? 1 : 0;
+}
+
+}  // namespace wan::app

@@ -1,0 +1,101 @@
+#include "pipeline/parallel.h"
+
+#include "core/core.h"
+
+#include <ATen/ATen.h>
+
+namespace wan::pipeline {
+
+at::Tensor UspSequenceParallel::self_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                               int64_t k_len) {
+    dist::UspOptions opt;
+    // Keys past the real token count are padding: excluded, as on one GPU, so that every layout gives the
+    // single-process result (upstream USP attends them, §8.3 PARITY; moot for the standard 81-frame sizes).
+    opt.valid_len = k_len;
+    return dist::usp_attention(q, k, v, mesh_.ulysses(), mesh_.ring(), opt);
+}
+
+at::Tensor UspSequenceParallel::gather_sequence(const at::Tensor& local) {
+    // SP rank j owns token chunk j (Mesh: j = ring.rank()·U + ulysses.rank()), so rank order = sequence order.
+    return mesh_.sp().all_gather(local, 1);
+}
+
+ShardedDitBlocks::ShardedDitBlocks(const io::WanConfig& config, const io::TensorStore& store,
+                                   dist::Communicator& comm, const dit::ModelOptions& options)
+    : config_(config), options_(options) {
+    std::vector<std::vector<std::string>> units;
+    std::map<std::string, at::ScalarType> dtypes;
+    const dit::Precision prec = options.precision == dit::Precision::Auto
+                                    ? (options.device.is_cuda() ? dit::Precision::BF16Mixed : dit::Precision::Float32)
+                                    : options.precision;
+    for (int64_t i = 0; i < config.num_layers; ++i) {
+        std::vector<std::string> names;
+        for (const auto& spec : dit::block_parameter_specs(config, i)) {
+            WAN_CHECK(store.contains(spec.name) && store.info(spec.name).shape == spec.shape,
+                      "%s: tensor '%s' missing or misshapen", store.source().c_str(), spec.name.c_str());
+            names.push_back(spec.name);
+            dtypes[spec.name] = dit::parameter_dtype(spec, prec);
+        }
+        units.push_back(std::move(names));
+    }
+    dist::ShardOptions so;
+    so.device = options.device;
+    // Shards are kept in the precision the forward uses (bf16 GEMM weights on the GPU, f32 islands), so a
+    // gathered block needs no conversion and FSDP equals the resident model bit for bit.
+    so.dtype_for = [dtypes](const std::string& name, at::ScalarType) { return dtypes.at(name); };
+    // A communicator of its own: on the GPU its gathers run on a side stream, which must not interleave
+    // with the attention collectives of the same NCCL communicator.
+    comm_ = comm.split(0, comm.rank());
+    params_ = std::make_unique<dist::ShardedParameters>(store, units, *comm_, so);
+}
+
+dit::BlockWeights ShardedDitBlocks::acquire(int64_t i) {
+    std::map<std::string, at::Tensor> full = params_->gather(i);
+    if (i + 1 < config_.num_layers) params_->prefetch(i + 1);  // overlaps the next gather with this block (GPU)
+    return dit::block_weights_from(config_, i, [&](const std::string& n) { return full.at(n); }, options_);
+}
+
+void ShardedDitBlocks::release(int64_t i) { params_->release(i); }
+
+ShardedT5Weights::ShardedT5Weights(const io::TensorStore& store, const text::UMT5Config& cfg,
+                                   dist::Communicator& comm, c10::Device device, at::ScalarType dtype)
+    : num_blocks_(cfg.num_layers), device_(device), dtype_(dtype) {
+    std::vector<std::vector<std::string>> units;
+    for (int64_t i = 0; i < cfg.num_layers; ++i) {
+        const std::string p = "blocks." + std::to_string(i) + ".";
+        units.push_back({p + "norm1.weight", p + "attn.q.weight", p + "attn.k.weight", p + "attn.v.weight",
+                         p + "attn.o.weight", p + "norm2.weight", p + "ffn.gate.0.weight", p + "ffn.fc1.weight",
+                         p + "ffn.fc2.weight", p + "pos_embedding.embedding.weight"});
+    }
+    dist::ShardOptions so;
+    so.device = device;
+    so.dtype_for = [dtype](const std::string&, at::ScalarType) { return dtype; };
+    comm_ = comm.split(0, comm.rank());
+    params_ = std::make_unique<dist::ShardedParameters>(store, units, *comm_, so);
+    token_embedding_ = store.load("token_embedding.weight", device, dtype);
+    norm_ = store.load("norm.weight", device, dtype);
+}
+
+const text::T5BlockWeights& ShardedT5Weights::acquire(int64_t i) {
+    std::map<std::string, at::Tensor> full = params_->gather(i);
+    if (i + 1 < num_blocks_) params_->prefetch(i + 1);
+    const std::string p = "blocks." + std::to_string(i) + ".";
+    current_.norm1 = full.at(p + "norm1.weight");
+    current_.q = full.at(p + "attn.q.weight");
+    current_.k = full.at(p + "attn.k.weight");
+    current_.v = full.at(p + "attn.v.weight");
+    current_.o = full.at(p + "attn.o.weight");
+    current_.norm2 = full.at(p + "norm2.weight");
+    current_.gate = full.at(p + "ffn.gate.0.weight");
+    current_.fc1 = full.at(p + "ffn.fc1.weight");
+    current_.fc2 = full.at(p + "ffn.fc2.weight");
+    current_.pos_embedding = full.at(p + "pos_embedding.embedding.weight");
+    return current_;
+}
+
+void ShardedT5Weights::release(int64_t i) {
+    current_ = text::T5BlockWeights{};
+    params_->release(i);
+}
+
+}  // namespace wan::pipeline

@@ -1,0 +1,66 @@
+// Private to engine/pipeline: adapters that plug engine/dist into the DiT's and T5's small interfaces.
+// See Note [Distributed pipeline] in pipeline.cpp.
+#pragma once
+
+#include "dist/dist.h"
+#include "dit/dit.h"
+#include "text/text.h"
+
+#include <map>
+#include <memory>
+
+namespace wan::pipeline {
+
+/// The DiT's sequence-parallel hook backed by Ulysses × Ring attention over a Mesh's SP group.
+class UspSequenceParallel : public dit::SequenceParallel {
+public:
+    explicit UspSequenceParallel(dist::Mesh& mesh) : mesh_(mesh) {}
+    int world() const override { return mesh_.layout().sp_size(); }
+    int rank() const override { return mesh_.sp().rank(); }
+    at::Tensor self_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t k_len) override;
+    at::Tensor gather_sequence(const at::Tensor& local) override;
+
+private:
+    dist::Mesh& mesh_;
+};
+
+/// DiT blocks sharded FSDP-style: each rank of `comm` keeps 1/N of every block, read straight from the
+/// checkpoint; acquire(i) all-gathers block i (prefetching i+1 on the GPU), release(i) frees it.
+class ShardedDitBlocks : public dit::BlockWeightsProvider {
+public:
+    ShardedDitBlocks(const io::WanConfig& config, const io::TensorStore& store, dist::Communicator& comm,
+                     const dit::ModelOptions& options);
+    int64_t num_blocks() const override { return config_.num_layers; }
+    dit::BlockWeights acquire(int64_t i) override;
+    void release(int64_t i) override;
+    const dist::ShardedParameters& params() const { return *params_; }
+
+private:
+    io::WanConfig config_;
+    dit::ModelOptions options_;
+    std::unique_ptr<dist::Communicator> comm_;  ///< own group: gathers run on a side stream on the GPU
+    std::unique_ptr<dist::ShardedParameters> params_;
+};
+
+/// T5 blocks sharded the same way; the token embedding and final norm stay resident.
+class ShardedT5Weights : public text::T5WeightProvider {
+public:
+    ShardedT5Weights(const io::TensorStore& store, const text::UMT5Config& cfg, dist::Communicator& comm,
+                     c10::Device device, at::ScalarType dtype);
+    int64_t num_blocks() const override { return num_blocks_; }
+    const text::T5BlockWeights& acquire(int64_t i) override;
+    void release(int64_t i) override;
+    const at::Tensor& token_embedding() override { return token_embedding_; }
+    const at::Tensor& final_norm() override { return norm_; }
+
+private:
+    int64_t num_blocks_ = 0;
+    c10::Device device_;
+    at::ScalarType dtype_;
+    std::unique_ptr<dist::Communicator> comm_;
+    std::unique_ptr<dist::ShardedParameters> params_;
+    text::T5BlockWeights current_;
+    at::Tensor token_embedding_, norm_;
+};
+
+}  // namespace wan::pipeline

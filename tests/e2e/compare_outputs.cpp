@@ -1,0 +1,47 @@
+// wan-compare A B [atol] [rtol]: compares two --save-latents files tensor by tensor (latent, video, context,
+// context_null) and prints the worst element; exit 0 when every tensor is within tolerance.
+#include "core/core.h"
+#include "io/io.h"
+
+#include <ATen/ATen.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+int main(int argc, char** argv) {
+    if (argc < 3) {
+        std::fprintf(stderr, "usage: wan-compare A.safetensors B.safetensors [atol=1e-4] [rtol=1e-3]\n");
+        return 2;
+    }
+    const double atol = argc > 3 ? std::atof(argv[3]) : 1e-4, rtol = argc > 4 ? std::atof(argv[4]) : 1e-3;
+    try {
+        auto a = wan::io::TensorStore::open(argv[1]);
+        auto b = wan::io::TensorStore::open(argv[2]);
+        bool ok = true;
+        for (const char* name : {"latent", "video", "context", "context_null"}) {
+            if (!a.contains(name) || !b.contains(name)) {
+                std::printf("%-13s missing in %s\n", name, a.contains(name) ? argv[2] : argv[1]);
+                ok = false;
+                continue;
+            }
+            at::Tensor x = a.get(name).to(at::kDouble), y = b.get(name).to(at::kDouble);
+            if (x.sizes() != y.sizes()) {
+                std::printf("%-13s shapes differ\n", name);
+                ok = false;
+                continue;
+            }
+            at::Tensor err = (x - y).abs();
+            at::Tensor bad = err > (atol + rtol * y.abs());
+            const double max_err = err.max().item<double>();
+            const int64_t nbad = bad.sum().item<int64_t>();
+            std::printf("%-13s max |diff| %.3g, %lld of %lld out of tolerance (atol %g, rtol %g)\n", name, max_err,
+                        static_cast<long long>(nbad), static_cast<long long>(x.numel()), atol, rtol);
+            ok = ok && nbad == 0;
+        }
+        std::printf(ok ? "outputs match\n" : "outputs DIFFER\n");
+        return ok ? 0 : 1;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "wan-compare: %s\n", e.what());
+        return 2;
+    }
+}
