@@ -10,11 +10,16 @@
 #include "core/core.h"
 #include "dit/dit.h"
 #include "io/io.h"
+#include "pipeline/pipeline.h"
+#include "text/text.h"
+#include "vae/vae.h"
 
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 #include <nlohmann/json.hpp>
 
+#include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -101,6 +106,166 @@ void bench_dit(const Args& a, c10::Device device) {
             {"peak_gb", wan::bench::peak_gb(device)}, {"device", wan::bench::device_name(device)}});
 }
 
+// ---- VAE ----------------------------------------------------------------------------------------------
+
+/// A random-weight VAE of the real size, written once to a safetensors file: the tiny checkpoint's key set
+/// with every width scaled to the real base dim 96 (12→96, 24→192, 48→384, 96→768, 144→1152; kernel sizes,
+/// z channels and RGB stay), so the tree is exactly the Wan2.1 VAE's.
+std::string random_vae_file(const std::string& tiny_vae, const std::string& out_path) {
+    auto tiny = wan::io::TensorStore::open(tiny_vae);
+    const std::map<int64_t, int64_t> scale = {{12, 96}, {24, 192}, {48, 384}, {96, 768}, {144, 1152}};
+    wan::io::NamedTensors tensors;
+    at::manual_seed(0);
+    for (const auto& name : tiny.names()) {
+        auto shape = tiny.info(name).shape;
+        for (size_t d = 0; d < shape.size() && d < 2; ++d) {  // only the two channel dims scale
+            auto it = scale.find(shape[d]);
+            if (it != scale.end()) shape[d] = it->second;
+        }
+        int64_t fan_in = 1;
+        for (size_t d = 1; d < shape.size(); ++d) fan_in *= shape[d];
+        at::Tensor t = at::randn(shape) * (name.find("gamma") != std::string::npos ? 0.1 : 1.0 / std::sqrt(double(std::max<int64_t>(fan_in, 1))));
+        if (name.find("gamma") != std::string::npos) t = t + 1.0;
+        tensors.emplace_back(name, t);
+    }
+    wan::io::save_safetensors(out_path, tensors);
+    return out_path;
+}
+
+std::unique_ptr<wan::vae::WanVAE> random_vae(const Args& a, c10::Device device, at::ScalarType dtype) {
+    const std::string path = a.get("vae_file", "/tmp/wan_bench_vae.safetensors");
+    std::ifstream exists(path);
+    if (!exists) random_vae_file(std::string(WAN_SOURCE_DIR) + "/tests/data/golden/tiny-ckpt/Wan2.1_VAE.pth", path);
+    wan::vae::VAEOptions o;
+    o.device = device;
+    o.dtype = dtype;
+    o.load_encoder = false;
+    o.output_device = device;
+    auto store = wan::io::TensorStore::open(path);
+    return std::make_unique<wan::vae::WanVAE>(store, o);
+}
+
+void bench_vae(const Args& a, c10::Device device) {
+    int w = 0, h = 0;
+    parse_size(a.get("size", "832*480"), w, h);
+    const int frames = a.get_int("frames", 81);
+    const std::string dt = a.get("dtype", "f32");
+    const int runs = a.get_int("runs", 2);
+    auto vae = random_vae(a, device, dt == "bf16" ? at::kBFloat16 : at::kFloat);
+    at::Tensor z = at::randn({16, (frames - 1) / 4 + 1, h / 8, w / 8}, at::TensorOptions().device(device));
+    wan::bench::reset_peak(device);
+    at::Tensor video;
+    auto timing = wan::bench::time_it(device, 1, runs, [&] { video = vae->decode(z); });
+    double err = -1;
+    if (dt == "bf16" && a.get("compare", "1") == "1") {
+        // quality of bf16 against the f32 decode of the same latent (same weights)
+        auto ref = random_vae(a, device, at::kFloat);
+        at::Tensor v32 = ref->decode(z);
+        err = (video.to(at::kFloat) - v32).abs().max().item<double>();
+        const double mse = (video.to(at::kFloat) - v32).pow(2).mean().item<double>();
+        record({{"bench", "vae_bf16_vs_f32"}, {"size", strfmt("%d*%d", w, h)}, {"max_abs", err},
+                {"psnr_db", 10 * std::log10(4.0 / std::max(mse, 1e-20))}});
+    }
+    record({{"bench", "vae_decode"}, {"dtype", dt}, {"size", strfmt("%d*%d", w, h)}, {"frames", frames},
+            {"seconds", timing.mean_s}, {"min_seconds", timing.min_s}, {"runs", runs},
+            {"peak_gb", wan::bench::peak_gb(device)}, {"device", wan::bench::device_name(device)}});
+}
+
+// ---- T5 -----------------------------------------------------------------------------------------------
+
+/// Random UMT5-XXL weights (5.7 B parameters) resident on the device, in the encoder's dtype.
+class RandomT5Weights : public wan::text::T5WeightProvider {
+public:
+    RandomT5Weights(const wan::text::UMT5Config& c, c10::Device device, at::ScalarType dtype) {
+        auto o = at::TensorOptions().device(device).dtype(dtype);
+        auto lin = [&](int64_t out, int64_t in) { return (at::randn({out, in}, o) * (1.0 / std::sqrt(double(in)))).to(dtype); };
+        emb_ = at::randn({c.vocab, c.dim}, o);
+        norm_ = at::ones({c.dim}, o);
+        for (int64_t i = 0; i < c.num_layers; ++i) {
+            wan::text::T5BlockWeights b;
+            b.norm1 = at::ones({c.dim}, o);
+            b.q = lin(c.dim_attn, c.dim);
+            b.k = lin(c.dim_attn, c.dim);
+            b.v = lin(c.dim_attn, c.dim);
+            b.o = lin(c.dim, c.dim_attn);
+            b.norm2 = at::ones({c.dim}, o);
+            b.gate = lin(c.dim_ffn, c.dim);
+            b.fc1 = lin(c.dim_ffn, c.dim);
+            b.fc2 = lin(c.dim, c.dim_ffn);
+            b.pos_embedding = at::randn({c.num_buckets, c.num_heads}, o);
+            blocks_.push_back(b);
+        }
+    }
+    int64_t num_blocks() const override { return static_cast<int64_t>(blocks_.size()); }
+    const wan::text::T5BlockWeights& acquire(int64_t i) override { return blocks_.at(static_cast<size_t>(i)); }
+    const at::Tensor& token_embedding() override { return emb_; }
+    const at::Tensor& final_norm() override { return norm_; }
+
+private:
+    at::Tensor emb_, norm_;
+    std::vector<wan::text::T5BlockWeights> blocks_;
+};
+
+std::unique_ptr<wan::text::TextEncoder> random_text_encoder(c10::Device device) {
+    wan::text::UMT5Config c;  // defaults = UMT5-XXL
+    wan::text::UMT5Options o;
+    o.device = device;
+    auto weights = std::make_shared<RandomT5Weights>(c, device, o.resolved_dtype());
+    // The tokenizer only turns text into ids; the tiny checkpoint's spiece.model (ids < 1000) serves.
+    return std::make_unique<wan::text::TextEncoder>(
+        wan::text::UMT5Tokenizer(std::string(WAN_SOURCE_DIR) + "/tests/data/golden/tiny-ckpt/google/umt5-xxl/spiece.model"),
+        wan::text::UMT5Encoder(c, weights, o));
+}
+
+void bench_t5(const Args& a, c10::Device device) {
+    wan::bench::reset_peak(device);
+    auto te = random_text_encoder(device);
+    const double weights_gb = wan::bench::peak_gb(device);
+    const std::string prompt = "Two anthropomorphic cats in comfy boxing gear and bright gloves fight intensely on a spotlighted stage.";
+    wan::bench::reset_peak(device);
+    auto timing = wan::bench::time_it(device, 1, a.get_int("runs", 3), [&] { (void)te->encode({prompt, wan::text::kDefaultNegativePrompt}); });
+    record({{"bench", "t5_encode"}, {"what", "prompt + negative prompt, one batched call (B=2, 512 tokens)"},
+            {"seconds", timing.mean_s}, {"min_seconds", timing.min_s}, {"weights_gb", weights_gb},
+            {"peak_gb", wan::bench::peak_gb(device)}, {"device", wan::bench::device_name(device)}});
+}
+
+// ---- full generation ------------------------------------------------------------------------------------
+
+void bench_gen(const Args& a, c10::Device device) {
+    const std::string model = a.get("model", "1.3B");
+    wan::io::WanConfig cfg = model_config(model);
+    int w = 0, h = 0;
+    parse_size(a.get("size", model == "14B" ? "1280*720" : "832*480"), w, h);
+    wan::bench::reset_peak(device);
+    wan::pipeline::PipelineParts parts;
+    parts.text = random_text_encoder(device);
+    wan::dit::ModelOptions opt;
+    opt.device = device;
+    parts.dit = std::make_unique<wan::dit::WanModel>(wan::dit::WanModel::random(cfg, opt, 0, a.get_int("layers", -1)));
+    parts.vae = random_vae(a, device, a.get("vae_dtype", "f32") == "bf16" ? at::kBFloat16 : at::kFloat);
+    parts.variant = model;
+    wan::pipeline::EngineConfig ec;
+    wan::pipeline::T2VPipeline pipe(std::move(parts), ec);
+    wan::GenerationRequest r;
+    r.prompt = "Two anthropomorphic cats in comfy boxing gear and bright gloves fight intensely on a spotlighted stage.";
+    r.width = w;
+    r.height = h;
+    r.frame_num = a.get_int("frames", 81);
+    r.sample_steps = a.get_int("steps", 50);
+    r.seed = 42;
+    const double load_gb = wan::bench::peak_gb(device);
+    wan::bench::reset_peak(device);
+    auto t0 = std::chrono::steady_clock::now();
+    auto out = pipe.generate(r);
+    wan::bench::sync(device);
+    const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    record({{"bench", "generate"}, {"model", model}, {"size", strfmt("%d*%d", w, h)}, {"frames", r.frame_num},
+            {"steps", r.sample_steps}, {"seconds", total}, {"text_s", out.seconds_text},
+            {"denoise_s", out.seconds_denoise}, {"per_step_s", out.seconds_denoise / r.sample_steps},
+            {"decode_s", out.seconds_decode}, {"weights_gb", load_gb}, {"peak_gb", wan::bench::peak_gb(device)},
+            {"device", wan::bench::device_name(device)}});
+}
+
 void bench_all(const Args& a, c10::Device device) {
     Args d = a;
     d.opts = {{"model", "1.3B"}, {"size", "832*480"}};
@@ -109,6 +274,16 @@ void bench_all(const Args& a, c10::Device device) {
     bench_dit(d, device);
     d.opts = {{"model", "14B"}, {"layers", "4"}, {"size", "832*480"}};
     bench_dit(d, device);
+    d.opts = {{"size", "832*480"}, {"dtype", "f32"}};
+    bench_vae(d, device);
+    d.opts = {{"size", "832*480"}, {"dtype", "bf16"}};
+    bench_vae(d, device);
+    d.opts = {{"size", "1280*720"}, {"dtype", "f32"}};
+    bench_vae(d, device);
+    d.opts = {{"size", "1280*720"}, {"dtype", "bf16"}, {"compare", "0"}};
+    bench_vae(d, device);
+    d.opts = {};
+    bench_t5(d, device);
 }
 
 }  // namespace
@@ -116,7 +291,7 @@ void bench_all(const Args& a, c10::Device device) {
 int main(int argc, char** argv) {
     Args a;
     if (argc < 2) {
-        std::fprintf(stderr, "usage: wan-bench dit|all [--model 1.3B|14B] [--size W*H] [--frames N] [--layers N] "
+        std::fprintf(stderr, "usage: wan-bench dit|vae|t5|gen|all [--model 1.3B|14B] [--size W*H] [--frames N] [--layers N] "
                              "[--runs N] [--device cuda|cpu] [--json FILE]\n");
         return 2;
     }
@@ -131,6 +306,9 @@ int main(int argc, char** argv) {
         const std::string dev = a.get("device", at::hasCUDA() ? "cuda" : "cpu");
         c10::Device device = dev == "cuda" ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
         if (a.command == "dit") bench_dit(a, device);
+        else if (a.command == "vae") bench_vae(a, device);
+        else if (a.command == "t5") bench_t5(a, device);
+        else if (a.command == "gen") bench_gen(a, device);
         else if (a.command == "all") bench_all(a, device);
         else WAN_THROW("unknown benchmark '%s'", a.command.c_str());
         if (a.opts.count("json")) {

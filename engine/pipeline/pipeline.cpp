@@ -129,6 +129,44 @@ struct T2VPipeline::Impl {
     bool decode_here = true;
 };
 
+namespace {
+void fill_info(T2VPipeline::Impl& m, bool demo, dist::Mesh* mesh, const std::string& variant_in = "") {
+    EngineInfo& info = m.info;
+    const std::string variant = variant_in.empty() ? m.wan_config.variant() : variant_in;
+    info.demo_checkpoint = demo;
+    info.model_variant = demo ? "demo (tiny, random weights)" : variant;
+    info.device = m.device.is_cuda() ? "cuda" : "cpu";
+    if (mesh) {
+        const auto& l = mesh->layout();
+        info.world_size = l.world;
+        info.ulysses_size = l.ulysses;
+        info.ring_size = l.ring;
+        info.cfg_parallel = l.cfg_split();
+        info.dit_fsdp = m.config.dit_fsdp;
+        info.t5_fsdp = m.config.t5_fsdp;
+    }
+#if WAN_HAVE_CUDA
+    if (m.device.is_cuda()) info.device += std::string(" (") + at::cuda::getDeviceProperties(m.device.index())->name + ")";
+#endif
+    if (variant == "14B") {
+        info.default_width = 1280;
+        info.default_height = 720;
+        info.sizes = {"1280*720", "720*1280", "832*480", "480*832"};
+    } else if (variant == "1.3B") {
+        info.default_width = 832;
+        info.default_height = 480;
+        info.sizes = {"832*480", "480*832"};
+    } else {
+        // The tiny demo model: small and few steps so that a laptop CPU finishes in seconds.
+        info.default_width = 128;
+        info.default_height = 128;
+        info.default_frames = 17;
+        info.default_steps = 8;
+        info.sizes = {"128*128", "192*128", "128*192", "256*256"};
+    }
+}
+}  // namespace
+
 T2VPipeline::T2VPipeline(const EngineConfig& config) : impl_(std::make_unique<Impl>()) {
     Impl& m = *impl_;
     m.config = config;
@@ -195,39 +233,21 @@ T2VPipeline::T2VPipeline(const EngineConfig& config) : impl_(std::make_unique<Im
     }
     WAN_LOG_INFO("models loaded in %.1f s on %s", seconds_since(t0), m.device.str().c_str());
 
-    EngineInfo& info = m.info;
-    const std::string variant = m.wan_config.variant();
-    info.demo_checkpoint = demo;
-    info.model_variant = demo ? "demo (tiny, random weights)" : variant;
-    info.device = m.device.is_cuda() ? "cuda" : "cpu";
-    if (mesh) {
-        const auto& l = mesh->layout();
-        info.world_size = l.world;
-        info.ulysses_size = l.ulysses;
-        info.ring_size = l.ring;
-        info.cfg_parallel = l.cfg_split();
-        info.dit_fsdp = config.dit_fsdp;
-        info.t5_fsdp = config.t5_fsdp;
-    }
-#if WAN_HAVE_CUDA
-    if (m.device.is_cuda()) info.device += std::string(" (") + at::cuda::getDeviceProperties(m.device.index())->name + ")";
-#endif
-    if (variant == "14B") {
-        info.default_width = 1280;
-        info.default_height = 720;
-        info.sizes = {"1280*720", "720*1280", "832*480", "480*832"};
-    } else if (variant == "1.3B") {
-        info.default_width = 832;
-        info.default_height = 480;
-        info.sizes = {"832*480", "480*832"};
-    } else {
-        // The tiny demo model: small and few steps so that a laptop CPU finishes in seconds.
-        info.default_width = 128;
-        info.default_height = 128;
-        info.default_frames = 17;
-        info.default_steps = 8;
-        info.sizes = {"128*128", "192*128", "128*192", "256*256"};
-    }
+    fill_info(m, demo, mesh);
+}
+
+T2VPipeline::T2VPipeline(PipelineParts parts, const EngineConfig& config) : impl_(std::make_unique<Impl>()) {
+    Impl& m = *impl_;
+    WAN_CHECK(parts.text && parts.dit, "T2VPipeline: the text encoder and the DiT are required");
+    m.config = config;
+    m.wan_config = parts.dit->config();
+    m.device = parts.dit->device();
+    m.text = std::move(parts.text);
+    m.dit = std::move(parts.dit);
+    m.vae = std::move(parts.vae);
+    m.decode_here = m.vae != nullptr;
+    if (config.mesh) config.mesh->layout().validate(m.wan_config.num_heads);
+    fill_info(m, false, config.mesh, parts.variant);
 }
 
 T2VPipeline::~T2VPipeline() = default;

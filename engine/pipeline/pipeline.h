@@ -23,6 +23,15 @@
 namespace wan::dist {
 class Mesh;
 }
+namespace wan::text {
+class TextEncoder;
+}
+namespace wan::dit {
+class WanModel;
+}
+namespace wan::vae {
+class WanVAE;
+}
 
 namespace wan::pipeline {
 
@@ -60,10 +69,21 @@ struct PipelineOutput {
     double seconds_text = 0, seconds_denoise = 0, seconds_decode = 0;
 };
 
+/// Already built models (benchmarks with random weights, custom loading). `vae` may be null on ranks
+/// that never decode.
+struct PipelineParts {
+    std::unique_ptr<text::TextEncoder> text;
+    std::unique_ptr<dit::WanModel> dit;
+    std::unique_ptr<vae::WanVAE> vae;
+    std::string variant;  ///< "1.3B", "14B", … for defaults and the info
+};
+
 class T2VPipeline {
 public:
     /// Loads tokenizer, T5, DiT and VAE. Throws wan::Error naming the file and problem.
     explicit T2VPipeline(const EngineConfig& config);
+    /// From built parts; `config.ckpt_dir` is ignored.
+    T2VPipeline(PipelineParts parts, const EngineConfig& config);
     ~T2VPipeline();
     T2VPipeline(const T2VPipeline&) = delete;
     T2VPipeline& operator=(const T2VPipeline&) = delete;
@@ -82,8 +102,9 @@ public:
     PipelineOutput generate(const GenerationRequest& request, const ProgressFn& progress = {},
                             const std::atomic<bool>* cancel = nullptr, const TraceFn& trace = {});
 
+    struct Impl;  ///< private
+
 private:
-    struct Impl;
     std::unique_ptr<Impl> impl_;
 };
 
