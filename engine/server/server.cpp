@@ -18,6 +18,7 @@
 #if WAN_HAVE_CUDA
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAGuard.h>
 #endif
 #include <nlohmann/json.hpp>
 
