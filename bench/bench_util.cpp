@@ -19,7 +19,10 @@ void sync(c10::Device device) {
 
 void reset_peak(c10::Device device) {
 #if WAN_HAVE_CUDA
-    if (device.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(device.index());
+    if (device.is_cuda()) {
+        (void)at::empty({1}, at::TensorOptions().device(device));  // the allocator exists only after a first use
+        c10::cuda::CUDACachingAllocator::resetPeakStats(device.index());
+    }
 #else
     (void)device;
 #endif
@@ -28,6 +31,7 @@ void reset_peak(c10::Device device) {
 double peak_gb(c10::Device device) {
 #if WAN_HAVE_CUDA
     if (device.is_cuda()) {
+        (void)at::empty({1}, at::TensorOptions().device(device));
         auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index());
         return static_cast<double>(stats.allocated_bytes[0].peak) / 1e9;
     }

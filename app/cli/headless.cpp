@@ -116,6 +116,7 @@ int run_headless(const AppOptions& options, std::unique_ptr<EngineBackend> backe
         std::fflush(stdout);
     }
     backend->shutdown();
+    std::fprintf(stderr, "%zu of %zu jobs ok\n", jobs.size() - static_cast<size_t>(failures), jobs.size());
     return failures ? 1 : 0;
 }
 

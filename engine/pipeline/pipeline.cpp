@@ -50,6 +50,17 @@ bool is_dir(const std::string& p) {
     return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+/// mkdir -p of the folder that will hold `file` (what the user asked for is a file path).
+void make_parent_dirs(const std::string& file) {
+    std::string dir = file.substr(0, file.find_last_of('/') == std::string::npos ? 0 : file.find_last_of('/'));
+    for (size_t pos = 1; !dir.empty() && pos <= dir.size(); ++pos) {
+        if (pos == dir.size() || dir[pos] == '/') {
+            const std::string part = dir.substr(0, pos);
+            if (!is_dir(part)) WAN_CHECK(::mkdir(part.c_str(), 0755) == 0 || is_dir(part), "cannot create folder %s", part.c_str());
+        }
+    }
+}
+
 c10::Device resolve_device(const std::string& name) {
     if (name == "cpu") return c10::Device(c10::kCPU);
     const bool cuda = at::hasCUDA();
@@ -447,6 +458,7 @@ PipelineOutput T2VPipeline::generate(const GenerationRequest& request, const Pro
         emit("video", out.video);
     }
     if (!r.save_latents.empty() && out.video.defined()) {
+        make_parent_dirs(r.save_latents);
         io::save_safetensors(r.save_latents, {{"latent", out.latent.to(at::kFloat)}, {"video", out.video.to(at::kFloat)},
                                               {"context", ctx_cond.to(at::kCPU).to(at::kFloat)},
                                               {"context_null", ctx_uncond.to(at::kCPU).to(at::kFloat)}},

@@ -211,6 +211,7 @@ int EngineServer::world_size() const { return impl_->size; }
 
 EngineInfo EngineServer::Impl::info_with_memory() {
     EngineInfo info = pipe->info();
+    if (device.is_cuda()) (void)at::empty({1}, at::TensorOptions().device(device));  // allocator initialised
     auto [used, total] = memory_gb(device);
     double mine[2] = {used, total};
     std::vector<double> all(static_cast<size_t>(2 * size));
