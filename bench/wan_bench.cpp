@@ -206,11 +206,46 @@ private:
     std::vector<wan::text::T5BlockWeights> blocks_;
 };
 
-std::unique_ptr<wan::text::TextEncoder> random_text_encoder(c10::Device device) {
+/// Random weights kept on the host and streamed block by block, as the pipeline does with offload_model.
+class RandomStreamingT5Weights : public wan::text::T5WeightProvider {
+public:
+    RandomStreamingT5Weights(const wan::text::UMT5Config& c, c10::Device device, at::ScalarType dtype)
+        : device_(device), host_(c, c10::Device(c10::kCPU), dtype) {
+        norm_ = host_.final_norm().to(device);
+        for (int64_t i = 0; i < host_.num_blocks(); ++i) {
+            wan::text::T5BlockWeights b = host_.acquire(i);
+            for (at::Tensor* t : fields(b)) *t = t->pin_memory();
+            pinned_.push_back(b);
+        }
+    }
+    int64_t num_blocks() const override { return host_.num_blocks(); }
+    const wan::text::T5BlockWeights& acquire(int64_t i) override {
+        cur_ = pinned_.at(static_cast<size_t>(i));
+        for (at::Tensor* t : fields(cur_)) *t = t->to(device_, true);
+        return cur_;
+    }
+    static std::vector<at::Tensor*> fields(wan::text::T5BlockWeights& b) {
+        return {&b.norm1, &b.q, &b.k, &b.v, &b.o, &b.norm2, &b.gate, &b.fc1, &b.fc2, &b.pos_embedding};
+    }
+    void release(int64_t) override { cur_ = {}; }
+    const at::Tensor& token_embedding() override { return host_.token_embedding(); }
+    const at::Tensor& final_norm() override { return norm_; }
+
+private:
+    c10::Device device_;
+    RandomT5Weights host_;
+    std::vector<wan::text::T5BlockWeights> pinned_;
+    wan::text::T5BlockWeights cur_;
+    at::Tensor norm_;
+};
+
+std::unique_ptr<wan::text::TextEncoder> random_text_encoder(c10::Device device, bool stream = false) {
     wan::text::UMT5Config c;  // defaults = UMT5-XXL
     wan::text::UMT5Options o;
     o.device = device;
-    auto weights = std::make_shared<RandomT5Weights>(c, device, o.resolved_dtype());
+    std::shared_ptr<wan::text::T5WeightProvider> weights;
+    if (stream) weights = std::make_shared<RandomStreamingT5Weights>(c, device, o.resolved_dtype());
+    else weights = std::make_shared<RandomT5Weights>(c, device, o.resolved_dtype());
     // The tokenizer only turns text into ids; the tiny checkpoint's spiece.model (ids < 1000) serves.
     return std::make_unique<wan::text::TextEncoder>(
         wan::text::UMT5Tokenizer(std::string(WAN_SOURCE_DIR) + "/tests/data/golden/tiny-ckpt/google/umt5-xxl/spiece.model"),
@@ -238,7 +273,7 @@ void bench_gen(const Args& a, c10::Device device) {
     parse_size(a.get("size", model == "14B" ? "1280*720" : "832*480"), w, h);
     wan::bench::reset_peak(device);
     wan::pipeline::PipelineParts parts;
-    parts.text = random_text_encoder(device);
+    parts.text = random_text_encoder(device, a.get("t5_stream", "1") == "1");
     wan::dit::ModelOptions opt;
     opt.device = device;
     parts.dit = std::make_unique<wan::dit::WanModel>(wan::dit::WanModel::random(cfg, opt, 0, a.get_int("layers", -1)));
@@ -303,6 +338,8 @@ int main(int argc, char** argv) {
     }
     try {
         c10::InferenceMode guard;
+        const char* cudnn_bench = std::getenv("WAN_CUDNN_BENCHMARK");
+        at::globalContext().setBenchmarkCuDNN(!cudnn_bench || std::string(cudnn_bench) != "0");
         const std::string dev = a.get("device", at::hasCUDA() ? "cuda" : "cpu");
         c10::Device device = dev == "cuda" ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
         if (a.command == "dit") bench_dit(a, device);

@@ -14,6 +14,7 @@ server::ServerConfig server_config(const AppOptions& o) {
     c.ckpt_dir = o.ckpt_dir;
     c.device = o.device;
     c.t5_cpu = o.t5_cpu;
+    c.offload_model = o.offload_model;
     c.t5_fsdp = o.t5_fsdp;
     c.dit_fsdp = o.dit_fsdp;
     c.ulysses_size = o.ulysses_size;

@@ -186,7 +186,12 @@ T2VPipeline::T2VPipeline(const EngineConfig& config) : impl_(std::make_unique<Im
     m.ckpt = io::CheckpointDir::locate(dir);
     m.wan_config = m.ckpt.config();
     m.device = resolve_device(config.device);
-    if (m.device.is_cuda()) m.device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(config.device_index));
+    if (m.device.is_cuda()) {
+        m.device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(config.device_index));
+        // The VAE's many 3D convolutions gain from cuDNN's autotuning (shapes repeat every latent frame).
+        const char* bench = std::getenv("WAN_CUDNN_BENCHMARK");
+        at::globalContext().setBenchmarkCuDNN(!bench || std::string(bench) != "0");
+    }
 
     dist::Mesh* mesh = config.mesh;
     if (mesh) {
@@ -197,6 +202,9 @@ T2VPipeline::T2VPipeline(const EngineConfig& config) : impl_(std::make_unique<Im
     try {
         text::UMT5Options topt;
         topt.device = config.t5_cpu ? c10::Device(c10::kCPU) : m.device;
+        const bool offload = config.offload_model < 0 ? (mesh == nullptr || mesh->world().size() == 1)
+                                                      : config.offload_model == 1;
+        topt.stream_weights = offload && !(mesh && config.t5_fsdp);
         if (mesh && config.t5_fsdp && mesh->world().size() > 1 && !config.t5_cpu) {
             io::TensorStore store = m.ckpt.open_t5();
             text::UMT5Config tcfg = text::UMT5Config::from_store(store);

@@ -178,6 +178,7 @@ EngineServer::EngineServer(MPI_Comm world, const ServerConfig& config) : impl_(s
         ec.device = m.device.is_cuda() ? "cuda" : "cpu";
         ec.device_index = m.device.is_cuda() ? m.device.index() : 0;
         ec.t5_cpu = config.t5_cpu;
+        ec.offload_model = config.offload_model;
         ec.vae_dtype = config.vae_dtype;
         ec.vae_tile = config.vae_tile;
         ec.teacache_threshold = config.teacache_threshold;

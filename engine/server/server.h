@@ -20,6 +20,7 @@ struct ServerConfig {
     std::string ckpt_dir;            ///< empty → built-in demo checkpoint
     std::string device = "auto";     ///< auto | cuda | cpu
     bool t5_cpu = false;
+    int offload_model = -1;  ///< upstream --offload_model (-1: on for one process, off distributed)
     bool t5_fsdp = false;
     bool dit_fsdp = false;
     int ulysses_size = 1;

@@ -155,10 +155,32 @@ private:
     at::Tensor norm_;
 };
 
+/// Weights in host memory, copied to `device` one block at a time (acquire) and dropped after (release).
+class StreamingT5Weights : public T5WeightProvider {
+public:
+    StreamingT5Weights(const io::TensorStore& store, const UMT5Config& cfg, c10::Device device, at::ScalarType dtype);
+    int64_t num_blocks() const override { return static_cast<int64_t>(host_.size()); }
+    const T5BlockWeights& acquire(int64_t i) override;
+    void release(int64_t i) override;
+    const at::Tensor& token_embedding() override { return embedding_; }  ///< on the host
+    const at::Tensor& final_norm() override { return norm_; }
+
+private:
+    c10::Device device_;
+    at::Tensor embedding_, norm_;
+    std::vector<T5BlockWeights> host_;
+    T5BlockWeights current_;
+};
+
 /// Encoder options. `--t5_cpu` upstream = device CPU.
 struct UMT5Options {
     /// Device to run on (CPU default).
     c10::Device device = c10::Device(c10::kCPU);
+    /// CUDA only: keep the weights in (pinned) host memory and copy one block at a time to the device while
+    /// encoding; the token embedding is looked up on the host. The GPU then holds ~1/24 of the encoder instead
+    /// of 11.4 GB, at the cost of one host→device pass over the weights per encode (upstream's offload_model
+    /// moves the whole encoder instead). See StreamingT5Weights.
+    bool stream_weights = false;
     /// Compute dtype; default float32 on the CPU (what the golden data holds: bf16 weights upcast) and
     /// bfloat16 elsewhere (upstream default: bf16 tensors, f32 rsqrt in the norm, f32 softmax, §3.3).
     c10::optional<at::ScalarType> dtype;

@@ -208,6 +208,31 @@ ResidentT5Weights::ResidentT5Weights(const io::TensorStore& store, const UMT5Con
     norm_ = store.load("norm.weight", device, dtype);
 }
 
+StreamingT5Weights::StreamingT5Weights(const io::TensorStore& store, const UMT5Config& cfg, c10::Device device,
+                                       at::ScalarType dtype)
+    : device_(device) {
+    const c10::Device cpu(c10::kCPU);
+    // Pinned host memory makes the per-encode block copies fast and asynchronous.
+    auto host = [&](const std::string& key) {
+        at::Tensor t = store.load(key, cpu, dtype);
+        return device.is_cuda() ? t.pin_memory() : t;
+    };
+    embedding_ = store.load("token_embedding.weight", cpu, dtype);  // looked up on the host, never copied whole
+    host_.resize(cfg.num_layers);
+    for (int64_t i = 0; i < cfg.num_layers; ++i) {
+        for (const auto& bk : kBlockKeys) host_[i].*(bk.member) = host(block_key(i, bk.leaf));
+    }
+    norm_ = store.load("norm.weight", device, dtype);
+}
+
+const T5BlockWeights& StreamingT5Weights::acquire(int64_t i) {
+    WAN_CHECK(i >= 0 && i < num_blocks(), "UMT5 weights: block %lld out of range", static_cast<long long>(i));
+    for (const auto& bk : kBlockKeys) current_.*(bk.member) = (host_[i].*(bk.member)).to(device_, /*non_blocking=*/true);
+    return current_;
+}
+
+void StreamingT5Weights::release(int64_t /*i*/) { current_ = T5BlockWeights{}; }
+
 const T5BlockWeights& ResidentT5Weights::acquire(int64_t i) {
     WAN_CHECK(i >= 0 && i < num_blocks(), "UMT5 weights: block %lld out of range [0, %lld)", static_cast<long long>(i),
               static_cast<long long>(num_blocks()));
@@ -223,7 +248,10 @@ at::ScalarType UMT5Options::resolved_dtype() const {
 
 UMT5Encoder::UMT5Encoder(const io::TensorStore& store, UMT5Options opts)
     : cfg_(UMT5Config::from_store(store)), opts_(opts), dtype_(opts.resolved_dtype()) {
-    weights_ = std::make_shared<ResidentT5Weights>(store, cfg_, opts_.device, dtype_);
+    if (opts_.stream_weights && opts_.device.is_cuda())
+        weights_ = std::make_shared<StreamingT5Weights>(store, cfg_, opts_.device, dtype_);
+    else
+        weights_ = std::make_shared<ResidentT5Weights>(store, cfg_, opts_.device, dtype_);
 }
 
 UMT5Encoder UMT5Encoder::from_file(const std::string& t5_path, UMT5Options opts) {
@@ -282,7 +310,10 @@ at::Tensor UMT5Encoder::forward(const at::Tensor& ids_in, const at::Tensor& mask
     const at::Tensor key_valid = mask_in.to(opts_.device).ne(0).view({B, 1, 1, S});  // [B, 1, 1, S] bool
     const at::Tensor buckets = bucket_table(S);                                        // [S, S]
 
-    at::Tensor x = at::embedding(weights_->token_embedding(), ids);  // [B, S, dim]
+    const at::Tensor& table = weights_->token_embedding();
+    // A host-resident table (streamed weights) is looked up on the host: only [B, S, dim] crosses the bus.
+    at::Tensor x = table.device() == ids.device() ? at::embedding(table, ids)
+                                                  : at::embedding(table, ids.to(table.device())).to(opts_.device);  // [B, S, dim]
     if (intermediates) intermediates->push_back(x);
     for (int64_t i = 0; i < cfg_.num_layers; ++i) {
         const T5BlockWeights& w = weights_->acquire(i);
