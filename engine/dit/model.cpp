@@ -1,6 +1,7 @@
 // WanModel forward: patchify, time / text embeddings, blocks, head, unpatchify, with upstream's dtype flow.
 // Ref: wan21-reference.md §4.4 (forward and dtypes), §4.5 (attention), §4.8 (autocast), §8.3 (USP chunks).
 #include "dit/dit.h"
+#include "dit/fused.h"
 #include "dit/internal.h"
 
 #include "core/core.h"
@@ -241,20 +242,35 @@ std::vector<at::Tensor> WanModel::forward(const std::vector<at::Tensor>& xs, con
     };
 
     // ---- (d) blocks ------------------------------------------------------------------------------------
+    const bool use_fused = fused::enabled_for(x) && cd == at::kBFloat16 && rope.cos.defined() &&
+                           rope.cos.scalar_type() == at::kFloat && d % 2 == 0;
     for (int64_t i = 0; i < c.num_layers; ++i) {
         const BlockWeights w = blocks_->acquire(i);
         const at::Tensor m = w.modulation + e0;  // [B, 6, D] f32
         auto mod = [&](int64_t j) { return m.narrow(1, j, 1); };  // [B, 1, D]
 
+        // See Note [Fused block kernels] (dit/fused.h): same arithmetic, fewer passes over memory.
+        const bool fuse = use_fused && x.scalar_type() == at::kFloat && x.is_contiguous();
         // self-attention
         {
-            at::Tensor n1 = layer_norm(x, D, eps);
-            if (x.scalar_type() != at::kFloat) n1 = n1.to(x.scalar_type()).to(at::kFloat);  // block 0 (mixed)
-            // [B, s, D] f32, cast once for the three GEMMs (autocast casts it per Linear: same values).
-            const at::Tensor a = (n1 * (1 + mod(1)) + mod(0)).to(cd);
+            at::Tensor a;
+            if (fuse) {
+                a = fused::layernorm_modulate(x, mod(1), mod(0), eps);  // [B, s, D] bf16
+            } else {
+                at::Tensor n1 = layer_norm(x, D, eps);
+                if (x.scalar_type() != at::kFloat) n1 = n1.to(x.scalar_type()).to(at::kFloat);  // block 0 (mixed)
+                // [B, s, D] f32, cast once for the three GEMMs (autocast casts it per Linear: same values).
+                a = (n1 * (1 + mod(1)) + mod(0)).to(cd);
+            }
             const auto& sa = w.self_attn;
-            at::Tensor q = rope_qk(rms_norm(linear(a, sa.q_weight, sa.q_bias), sa.norm_q_weight, eps));  // [B,s,H,d]
-            at::Tensor k = rope_qk(rms_norm(linear(a, sa.k_weight, sa.k_bias), sa.norm_k_weight, eps));
+            at::Tensor q, k;
+            if (use_fused) {
+                q = fused::rmsnorm_rope(linear(a, sa.q_weight, sa.q_bias), sa.norm_q_weight, &rope, H, eps);  // [B,s,H,d]
+                k = fused::rmsnorm_rope(linear(a, sa.k_weight, sa.k_bias), sa.norm_k_weight, &rope, H, eps);
+            } else {
+                q = rope_qk(rms_norm(linear(a, sa.q_weight, sa.q_bias), sa.norm_q_weight, eps));  // [B,s,H,d]
+                k = rope_qk(rms_norm(linear(a, sa.k_weight, sa.k_bias), sa.norm_k_weight, eps));
+            }
             at::Tensor v = linear(a, sa.v_weight, sa.v_bias).view({B, s_local, H, d});
             at::Tensor o;
             if (same_len) {
@@ -266,14 +282,16 @@ std::vector<at::Tensor> WanModel::forward(const std::vector<at::Tensor>& xs, con
                 o = at::cat(os, 0);
             }
             const at::Tensor y = linear(o.reshape({B, s_local, D}), sa.o_weight, sa.o_bias);  // cd
-            x = x + y * mod(2);  // f32 from here on
+            if (fuse) fused::gated_residual_(x, y, mod(2));
+            else x = x + y * mod(2);  // f32 from here on
         }
         // cross-attention (no modulation, no gate), K/V of the text cached per prompt
         {
             const auto& ca = w.cross_attn;
             const at::Tensor cin = at::layer_norm(x, {D}, w.norm3_weight, w.norm3_bias, eps);  // f32
-            at::Tensor q = rms_norm(linear(cin, ca.q_weight, ca.q_bias), ca.norm_q_weight, eps)
-                               .view({B, s_local, H, d}).to(cd);
+            at::Tensor q = use_fused ? fused::rmsnorm_rope(linear(cin, ca.q_weight, ca.q_bias), ca.norm_q_weight, nullptr, H, eps)
+                                     : rms_norm(linear(cin, ca.q_weight, ca.q_bias), ca.norm_q_weight, eps)
+                                           .view({B, s_local, H, d}).to(cd);
             at::Tensor k, v;
             if (cache && cache->k_[i].defined()) {
                 k = cache->k_[i];
@@ -287,14 +305,18 @@ std::vector<at::Tensor> WanModel::forward(const std::vector<at::Tensor>& xs, con
                 }
             }
             const at::Tensor o = attention(q, k, v);
-            x = x + linear(o.reshape({B, s_local, D}), ca.o_weight, ca.o_bias);
+            if (fuse) x.add_(linear(o.reshape({B, s_local, D}), ca.o_weight, ca.o_bias));
+            else x = x + linear(o.reshape({B, s_local, D}), ca.o_weight, ca.o_bias);
         }
         // FFN
         {
-            const at::Tensor f = layer_norm(x, D, eps) * (1 + mod(4)) + mod(3);
-            const at::Tensor y = linear(at::gelu(linear(f, w.ffn0_weight, w.ffn0_bias), "tanh"), w.ffn2_weight,
-                                        w.ffn2_bias);
-            x = x + y * mod(5);
+            const at::Tensor f = fuse ? fused::layernorm_modulate(x, mod(4), mod(3), eps)
+                                      : layer_norm(x, D, eps) * (1 + mod(4)) + mod(3);
+            at::Tensor h = linear(f, w.ffn0_weight, w.ffn0_bias);
+            h = fuse ? at::gelu_(h, "tanh") : at::gelu(h, "tanh");
+            const at::Tensor y = linear(h, w.ffn2_weight, w.ffn2_bias);
+            if (fuse) fused::gated_residual_(x, y, mod(5));
+            else x = x + y * mod(5);
         }
         blocks_->release(i);
         if (hook_) hook_("block" + std::to_string(i), x);

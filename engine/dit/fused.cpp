@@ -1,0 +1,84 @@
+#include "dit/fused.h"
+
+#include "core/core.h"
+
+#include <ATen/ATen.h>
+#if WAN_HAVE_FUSED_KERNELS
+#include "dit/cuda/fused_kernels.h"
+
+#include <ATen/cuda/CUDAContext.h>
+#endif
+
+#include <cstdlib>
+#include <string>
+
+namespace wan::dit::fused {
+
+bool enabled_for(const at::Tensor& x) {
+#if WAN_HAVE_FUSED_KERNELS
+    static const bool on = [] {
+        const char* env = std::getenv("WAN_FUSED");
+        return !env || std::string(env) != "0";
+    }();
+    return on && x.is_cuda();
+#else
+    (void)x;
+    return false;
+#endif
+}
+
+#if WAN_HAVE_FUSED_KERNELS
+at::Tensor rmsnorm_rope(const at::Tensor& x_in, const at::Tensor& w, const RopeTables* rope, int64_t heads, double eps) {
+    const at::Tensor x = x_in.contiguous();
+    WAN_CHECK(x.scalar_type() == at::kBFloat16 && w.scalar_type() == at::kFloat && x.dim() == 3,
+              "fused rmsnorm_rope: expected bf16 [B, S, D] and an f32 weight");
+    const int64_t B = x.size(0), S = x.size(1), D = x.size(2), d = D / heads;
+    at::Tensor out = at::empty({B, S, heads, d}, x.options());
+    at::Tensor cos_t, sin_t;
+    if (rope) {
+        cos_t = rope->cos.contiguous();
+        sin_t = rope->sin.contiguous();
+        WAN_CHECK(cos_t.scalar_type() == at::kFloat && cos_t.numel() == B * S * d, "fused rmsnorm_rope: rope tables must be f32 [B, S, 1, d]");
+    }
+    const at::Tensor wc = w.contiguous();
+    cuda::rmsnorm_rope(x.data_ptr(), wc.data_ptr<float>(), rope ? cos_t.data_ptr<float>() : nullptr,
+                       rope ? sin_t.data_ptr<float>() : nullptr, out.data_ptr(), static_cast<long>(B * S),
+                       static_cast<int>(D), static_cast<int>(d), static_cast<float>(eps),
+                       at::cuda::getCurrentCUDAStream(x.device().index()));
+    return out;
+}
+
+at::Tensor layernorm_modulate(const at::Tensor& x_in, const at::Tensor& scale, const at::Tensor& shift, double eps) {
+    const at::Tensor x = x_in.contiguous();
+    WAN_CHECK(x.scalar_type() == at::kFloat && x.dim() == 3, "fused layernorm_modulate: expected f32 [B, S, D]");
+    const int64_t B = x.size(0), S = x.size(1), D = x.size(2);
+    const at::Tensor sc = scale.reshape({B, D}).contiguous(), sh = shift.reshape({B, D}).contiguous();
+    at::Tensor out = at::empty({B, S, D}, x.options().dtype(at::kBFloat16));
+    cuda::layernorm_modulate(x.data_ptr<float>(), sc.data_ptr<float>(), sh.data_ptr<float>(), out.data_ptr(),
+                             static_cast<long>(B * S), static_cast<int>(D), static_cast<long>(S),
+                             static_cast<float>(eps), at::cuda::getCurrentCUDAStream(x.device().index()));
+    return out;
+}
+
+void gated_residual_(at::Tensor& x, const at::Tensor& y_in, const at::Tensor& gate) {
+    WAN_CHECK(x.scalar_type() == at::kFloat && x.is_contiguous() && x.dim() == 3,
+              "fused gated_residual_: x must be contiguous f32 [B, S, D]");
+    const at::Tensor y = y_in.to(at::kBFloat16).contiguous();
+    const int64_t B = x.size(0), S = x.size(1), D = x.size(2);
+    const at::Tensor g = gate.reshape({B, D}).contiguous();
+    cuda::gated_residual(x.data_ptr<float>(), y.data_ptr(), g.data_ptr<float>(), static_cast<long>(B * S),
+                         static_cast<int>(D), static_cast<long>(S), at::cuda::getCurrentCUDAStream(x.device().index()));
+}
+#else
+at::Tensor rmsnorm_rope(const at::Tensor&, const at::Tensor&, const RopeTables*, int64_t, double) {
+    WAN_THROW("fused kernels are not built (CUDA only)");
+}
+at::Tensor layernorm_modulate(const at::Tensor&, const at::Tensor&, const at::Tensor&, double) {
+    WAN_THROW("fused kernels are not built (CUDA only)");
+}
+void gated_residual_(at::Tensor&, const at::Tensor&, const at::Tensor&) {
+    WAN_THROW("fused kernels are not built (CUDA only)");
+}
+#endif
+
+}  // namespace wan::dit::fused
