@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# ON the GPU machine: one performance round. Builds, runs the GPU parity test, then the DiT benchmark with each
+# attention backend and with/without the fused kernels, the VAE with and without cuDNN autotuning, and a
+# full 1.3B 480p generation. Everything lands in $OUT/bench.jsonl (+ logs).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+scripts/gpu/build.sh > "$OUT/build.log" 2>&1 || { grep -E "error" "$OUT/build.log" | head -20; exit 1; }
+B=build-gpu/bench/wan-bench
+J="--json $OUT/bench.jsonl"
+build-gpu/tests/gpu/test_gpu_parity 2>&1 | grep -E "^\[gpu\]|OK|FAIL" | tee "$OUT/gpu_parity.log"
+for spec in "${@:-dit-variants vae-variants gen13}"; do :; done
+run() { echo "## $*" >&2; "$@" $J 2>&1 | tail -1; }
+case " ${WAN_ROUND:-dit vae gen} " in *" dit "*)
+  for attn in sdpa cudnn; do for fused in 0 1; do
+    WAN_ATTENTION=$attn WAN_FUSED=$fused run $B dit --model 1.3B --size 832*480 | sed "s/^/attn=$attn fused=$fused /"
+    WAN_ATTENTION=$attn WAN_FUSED=$fused run $B dit --model 14B --layers 4 --size 1280*720 | sed "s/^/attn=$attn fused=$fused /"
+  done; done ;; esac
+case " ${WAN_ROUND:-dit vae gen} " in *" vae "*)
+  for cb in 0 1; do for dt in f32 bf16; do
+    WAN_CUDNN_BENCHMARK=$cb run $B vae --size 832*480 --dtype $dt --compare 0 | sed "s/^/cudnn_benchmark=$cb /"
+  done; done ;; esac
+case " ${WAN_ROUND:-dit vae gen} " in *" gen "*)
+  run $B gen --model 1.3B --size 832*480 --steps 50 ;; esac
+case " ${WAN_ROUND:-} " in *" gen14 "*)
+  run $B gen --model 14B --size 1280*720 --steps ${WAN_GEN14_STEPS:-2} --vae_dtype ${WAN_GEN14_VAE:-bf16} ;; esac
