@@ -6,11 +6,16 @@
 #include "settings/settings.h"
 #include "ui/icons.h"
 #include "ui/main_window.h"
+#include "ui/parameters_panel.h"
 
 #include <QApplication>
 #include <QCoreApplication>
 #include <QIcon>
+#include <QPixmap>
+#include <QPlainTextEdit>
+#include <QScreen>
 #include <QPointer>
+#include <QTimer>
 
 #include <cstdio>
 
@@ -31,6 +36,44 @@ char levelLetter(wan::LogLevel level) {
         case wan::LogLevel::Error: return 'E';
     }
     return '?';
+}
+
+/// Screenshot hook, for the picture in docs/ (docs/screenshot.md says how it is made); does nothing unless
+/// WAN_SCREENSHOT=FILE is set. The window then generates one video with its parameters as soon as the engine
+/// is ready (WAN_SCREENSHOT_PROMPT, when set, replaces the prompt), saves itself to FILE a second after the
+/// preview has loaded (or failed to), and closes, which quits. A job that fails closes it without a picture.
+void installScreenshotHook(MainWindow* window, EngineSession* session) {
+    const QString path = qEnvironmentVariable("WAN_SCREENSHOT");
+    if (path.isEmpty()) return;
+    const QString prompt = qEnvironmentVariable("WAN_SCREENSHOT_PROMPT");
+    const auto single = static_cast<Qt::ConnectionType>(Qt::QueuedConnection | Qt::SingleShotConnection);
+    QObject::connect(session, &EngineSession::started, window, [window, prompt] {  // after onStarted
+        if (!prompt.isEmpty()) window->parametersPanel()->promptEdit()->setPlainText(prompt);
+        if (window->generate() == 0) {
+            std::fprintf(stderr, "WAN_SCREENSHOT: nothing to generate (no prompt?)\n");
+            window->close();
+        }
+    }, single);
+    auto shoot = [window, path] {
+        QTimer::singleShot(1000, window, [window, path] {
+            // The screen's pixels (the video frame is drawn by the video sink, not by QWidget::render),
+            // or the widgets' own rendering where there is no screen to read (offscreen).
+            QPixmap shot;
+            if (QGuiApplication::platformName() != QLatin1String("offscreen") && window->screen())
+                shot = window->screen()->grabWindow(window->winId());
+            if (shot.isNull()) shot = window->grab();
+            const bool saved = shot.save(path);
+            std::fprintf(stderr, "WAN_SCREENSHOT: %s %s\n", saved ? "saved" : "could not save", qPrintable(path));
+            window->close();
+        });
+    };
+    QObject::connect(window, &MainWindow::previewLoaded, window, shoot, single);
+    QObject::connect(window, &MainWindow::previewFailed, window, shoot, single);
+    QObject::connect(session, &EngineSession::failed, window, [window](qint64, const QString& message) {
+        std::fprintf(stderr, "WAN_SCREENSHOT: the job failed: %s\n", qPrintable(message));
+        window->close();
+    });
+    QObject::connect(session, &EngineSession::startFailed, window, [window] { window->close(); });
 }
 
 /// Restores the default log sink however run_gui returns.
@@ -64,6 +107,7 @@ int run_gui(int argc, char** argv, const AppOptions& options, std::unique_ptr<En
     });
 
     window.show();
+    installScreenshotHook(&window, &session);
     session.start();  // backend->start() on the engine thread; the window shows "Loading model…" meanwhile
     const int code = app.exec();
     wan::set_log_sink(nullptr);
