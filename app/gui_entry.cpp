@@ -17,6 +17,7 @@
 #include <QPointer>
 #include <QTimer>
 
+#include <csignal>
 #include <cstdio>
 
 namespace wan::app {
@@ -74,6 +75,14 @@ void installScreenshotHook(MainWindow* window, EngineSession* session) {
         window->close();
     });
     QObject::connect(session, &EngineSession::startFailed, window, [window] { window->close(); });
+}
+
+/// Ctrl+C in --batch / --prompt: counted here, acted on by a timer in run_batch (nothing else is safe in a
+/// signal handler). The first one cancels the running job and skips the rest; a second one kills at once.
+volatile std::sig_atomic_t g_interrupts = 0;
+extern "C" void onInterrupt(int) {
+    g_interrupts = 1;
+    std::signal(SIGINT, SIG_DFL);
 }
 
 /// Restores the default log sink however run_gui returns.
@@ -141,9 +150,21 @@ int run_batch(int argc, char** argv, const AppOptions& options, std::unique_ptr<
 
     BatchRunner runner(&session, std::move(jobs));
     QObject::connect(&runner, &BatchRunner::done, &app, [&app](int code) { app.exit(code); }, Qt::QueuedConnection);
+    // Ctrl+C → runner.interrupt() (exit code 130). Under mpirun the launcher takes Ctrl+C itself and ends
+    // every rank; this serves single-process runs.
+    g_interrupts = 0;
+    const auto previousHandler = std::signal(SIGINT, onInterrupt);
+    QTimer interruptPoll;
+    interruptPoll.setInterval(100);
+    QObject::connect(&interruptPoll, &QTimer::timeout, &runner, [&runner] {
+        if (g_interrupts) runner.interrupt();
+    });
+    interruptPoll.start();
     session.start();
     runner.start();
     const int code = runner.isDone() ? runner.exitCode() : app.exec();
+    interruptPoll.stop();
+    std::signal(SIGINT, previousHandler == SIG_ERR ? SIG_DFL : previousHandler);
     session.shutdown();
     session.waitForStopped();
     return code;
