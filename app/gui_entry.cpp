@@ -6,12 +6,18 @@
 #include "settings/settings.h"
 #include "ui/icons.h"
 #include "ui/main_window.h"
+#include "ui/parameters_panel.h"
 
 #include <QApplication>
 #include <QCoreApplication>
 #include <QIcon>
+#include <QPixmap>
+#include <QPlainTextEdit>
+#include <QScreen>
 #include <QPointer>
+#include <QTimer>
 
+#include <csignal>
 #include <cstdio>
 
 namespace wan::app {
@@ -31,6 +37,52 @@ char levelLetter(wan::LogLevel level) {
         case wan::LogLevel::Error: return 'E';
     }
     return '?';
+}
+
+/// Screenshot hook, for the picture in docs/ (docs/screenshot.md says how it is made); does nothing unless
+/// WAN_SCREENSHOT=FILE is set. The window then generates one video with its parameters as soon as the engine
+/// is ready (WAN_SCREENSHOT_PROMPT, when set, replaces the prompt), saves itself to FILE a second after the
+/// preview has loaded (or failed to), and closes, which quits. A job that fails closes it without a picture.
+void installScreenshotHook(MainWindow* window, EngineSession* session) {
+    const QString path = qEnvironmentVariable("WAN_SCREENSHOT");
+    if (path.isEmpty()) return;
+    const QString prompt = qEnvironmentVariable("WAN_SCREENSHOT_PROMPT");
+    const auto single = static_cast<Qt::ConnectionType>(Qt::QueuedConnection | Qt::SingleShotConnection);
+    QObject::connect(session, &EngineSession::started, window, [window, prompt] {  // after onStarted
+        if (!prompt.isEmpty()) window->parametersPanel()->promptEdit()->setPlainText(prompt);
+        if (window->generate() == 0) {
+            std::fprintf(stderr, "WAN_SCREENSHOT: nothing to generate (no prompt?)\n");
+            window->close();
+        }
+    }, single);
+    auto shoot = [window, path] {
+        QTimer::singleShot(1000, window, [window, path] {
+            // The screen's pixels (the video frame is drawn by the video sink, not by QWidget::render),
+            // or the widgets' own rendering where there is no screen to read (offscreen).
+            QPixmap shot;
+            if (QGuiApplication::platformName() != QLatin1String("offscreen") && window->screen())
+                shot = window->screen()->grabWindow(window->winId());
+            if (shot.isNull()) shot = window->grab();
+            const bool saved = shot.save(path);
+            std::fprintf(stderr, "WAN_SCREENSHOT: %s %s\n", saved ? "saved" : "could not save", qPrintable(path));
+            window->close();
+        });
+    };
+    QObject::connect(window, &MainWindow::previewLoaded, window, shoot, single);
+    QObject::connect(window, &MainWindow::previewFailed, window, shoot, single);
+    QObject::connect(session, &EngineSession::failed, window, [window](qint64, const QString& message) {
+        std::fprintf(stderr, "WAN_SCREENSHOT: the job failed: %s\n", qPrintable(message));
+        window->close();
+    });
+    QObject::connect(session, &EngineSession::startFailed, window, [window] { window->close(); });
+}
+
+/// Ctrl+C in --batch / --prompt: counted here, acted on by a timer in run_batch (nothing else is safe in a
+/// signal handler). The first one cancels the running job and skips the rest; a second one kills at once.
+volatile std::sig_atomic_t g_interrupts = 0;
+extern "C" void onInterrupt(int) {
+    g_interrupts = 1;
+    std::signal(SIGINT, SIG_DFL);
 }
 
 /// Restores the default log sink however run_gui returns.
@@ -64,6 +116,7 @@ int run_gui(int argc, char** argv, const AppOptions& options, std::unique_ptr<En
     });
 
     window.show();
+    installScreenshotHook(&window, &session);
     session.start();  // backend->start() on the engine thread; the window shows "Loading model…" meanwhile
     const int code = app.exec();
     wan::set_log_sink(nullptr);
@@ -97,9 +150,21 @@ int run_batch(int argc, char** argv, const AppOptions& options, std::unique_ptr<
 
     BatchRunner runner(&session, std::move(jobs));
     QObject::connect(&runner, &BatchRunner::done, &app, [&app](int code) { app.exit(code); }, Qt::QueuedConnection);
+    // Ctrl+C → runner.interrupt() (exit code 130). Under mpirun the launcher takes Ctrl+C itself and ends
+    // every rank; this serves single-process runs.
+    g_interrupts = 0;
+    const auto previousHandler = std::signal(SIGINT, onInterrupt);
+    QTimer interruptPoll;
+    interruptPoll.setInterval(100);
+    QObject::connect(&interruptPoll, &QTimer::timeout, &runner, [&runner] {
+        if (g_interrupts) runner.interrupt();
+    });
+    interruptPoll.start();
     session.start();
     runner.start();
     const int code = runner.isDone() ? runner.exitCode() : app.exec();
+    interruptPoll.stop();
+    std::signal(SIGINT, previousHandler == SIG_ERR ? SIG_DFL : previousHandler);
     session.shutdown();
     session.waitForStopped();
     return code;

@@ -16,7 +16,7 @@ int run_gui(int argc, char** argv, const wan::app::AppOptions& options,
 
 /// `--batch FILE` or `--prompt TEXT` without a window: QCoreApplication + EngineSession + BatchRunner.
 /// Returns 0 when every job succeeded, 1 when one failed or was cancelled, 2 for a bad batch file or
-/// request, 3 when the engine failed to start.
+/// request, 3 when the engine failed to start, 130 after Ctrl+C (the running job cancelled, the rest skipped).
 int run_batch(int argc, char** argv, const wan::app::AppOptions& options,
               std::unique_ptr<wan::app::EngineBackend> backend);
 

@@ -60,11 +60,14 @@ int extend_only(const wan::app::AppOptions& o) {
     try {
         auto ext = wan::extend::make_prompt_extender(method, o.prompt_extend_model, {});
         auto r = ext->extend(o.extend_text, o.prompt_extend_target_lang, o.request.seed);
-        std::cout << r.prompt << "\n";
-        if (!r.ok) {
-            std::fprintf(stderr, "wanstudio: prompt extension failed: %s\n", r.message.c_str());
+        const std::string text = r.ok ? wan::server::clean_model_text(r.prompt) : std::string();  // as the engine
+        if (!r.ok || text.empty()) {
+            std::cout << o.extend_text << "\n";
+            std::fprintf(stderr, "wanstudio: prompt extension failed: %s\n",
+                         r.ok ? "the model returned no text" : r.message.c_str());
             return 1;
         }
+        std::cout << text << "\n";
         return 0;
     } catch (const std::exception& e) {
         std::cout << o.extend_text << "\n";

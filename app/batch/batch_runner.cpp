@@ -52,8 +52,25 @@ std::string BatchRunner::jobTag() const {
     return strfmt("[job %zu/%zu]", next_, jobs_.size());
 }
 
+void BatchRunner::interrupt() {
+    if (done_ || interrupted_) return;
+    interrupted_ = true;
+    clearLine();
+    const size_t skipped = jobs_.size() - next_;
+    std::fprintf(progress_, "interrupted: %s%s\n", currentId_ ? "cancelling the running job" : "stopping",
+                 skipped ? strfmt(", %zu queued job(s) skipped", skipped).c_str() : "");
+    std::fflush(progress_);
+    if (currentId_) session_->cancel(currentId_);  // onFinished/onFailed then ends the run
+    else finish(kExitInterrupted);                  // nothing running (e.g. the model still loading)
+}
+
 void BatchRunner::submitNext() {
     if (done_) return;
+    if (interrupted_) {
+        std::fprintf(progress_, "%d of %zu jobs ok, interrupted\n", ok_, jobs_.size());
+        finish(kExitInterrupted);
+        return;
+    }
     if (next_ >= jobs_.size()) {
         clearLine();
         std::fprintf(progress_, "%d of %zu jobs ok%s\n", ok_, jobs_.size(),

@@ -16,7 +16,8 @@ class BatchRunner : public QObject {
     Q_OBJECT
 public:
     /// Exit codes of run_batch.
-    enum ExitCode { kExitOk = 0, kExitJobFailed = 1, kExitBadInput = 2, kExitEngineFailed = 3 };
+    enum ExitCode { kExitOk = 0, kExitJobFailed = 1, kExitBadInput = 2, kExitEngineFailed = 3,
+                    kExitInterrupted = 130 /* 128 + SIGINT, as shells report */ };
 
     BatchRunner(EngineSession* session, std::vector<GenerationRequest> jobs, QObject* parent = nullptr);
 
@@ -34,6 +35,11 @@ public:
     int okCount() const { return ok_; }
     int failedCount() const { return failed_; }
     const std::vector<GenerationResult>& results() const { return results_; }
+
+public slots:
+    /// Ctrl+C: cancels the running job (at its next step), skips the rest, and ends with kExitInterrupted
+    /// once the engine has given the job back. Idempotent.
+    void interrupt();
 
 signals:
     void done(int exitCode);
@@ -62,6 +68,7 @@ private:
     int exitCode_ = kExitOk;
     bool started_ = false;
     bool done_ = false;
+    bool interrupted_ = false;
 };
 
 }  // namespace wan::app

@@ -1,6 +1,7 @@
 #include "ui/parameters_panel.h"
 
 #include "settings/defaults.h"
+#include "ui/seed_spin_box.h"
 
 #include <QComboBox>
 #include <QDoubleSpinBox>
@@ -116,22 +117,26 @@ ParametersPanel::ParametersPanel(QWidget* parent) : QWidget(parent) {
     shift_->setDecimals(2);
     shift_->setValue(5.0);
     form->addRow(tr("Shift"), shift_);
-    auto* seedRow = new QHBoxLayout;
-    seed_ = new QSpinBox(paramBox);
+    // The seed field and "Reuse" on one line, the last seed used under them (19 digits would otherwise widen
+    // the column past the window's left pane after the first random seed).
+    auto* seedRow = new QVBoxLayout;
+    seedRow->setSpacing(2);
+    auto* seedLine = new QHBoxLayout;
+    seed_ = new SeedSpinBox(paramBox);
     seed_->setObjectName(QStringLiteral("seedSpin"));
-    seed_->setRange(-1, std::numeric_limits<int>::max());
-    seed_->setSpecialValueText(tr("random (-1)"));
     seed_->setValue(-1);
-    seedRow->addWidget(seed_, 1);
-    lastSeedLabel_ = new QLabel(paramBox);
-    lastSeedLabel_->setObjectName(QStringLiteral("lastSeedLabel"));
-    lastSeedLabel_->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    seedLine->addWidget(seed_, 1);
     useSeed_ = new QPushButton(tr("Reuse"), paramBox);
     useSeed_->setObjectName(QStringLiteral("useSeedButton"));
     useSeed_->setToolTip(tr("Copy the seed of the last generation into the seed field"));
     useSeed_->setEnabled(false);
+    seedLine->addWidget(useSeed_);
+    seedRow->addLayout(seedLine);
+    lastSeedLabel_ = new QLabel(paramBox);
+    lastSeedLabel_->setObjectName(QStringLiteral("lastSeedLabel"));
+    lastSeedLabel_->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    lastSeedLabel_->setVisible(false);
     seedRow->addWidget(lastSeedLabel_);
-    seedRow->addWidget(useSeed_);
     form->addRow(tr("Seed"), seedRow);
     solver_ = new QComboBox(paramBox);
     solver_->setObjectName(QStringLiteral("solverCombo"));
@@ -159,7 +164,7 @@ ParametersPanel::ParametersPanel(QWidget* parent) : QWidget(parent) {
     connect(restore_, &QToolButton::clicked, this, &ParametersPanel::restoreOriginalPrompt);
     connect(defaults, &QToolButton::clicked, this, &ParametersPanel::resetToModelDefaults);
     connect(useSeed_, &QPushButton::clicked, this, [this] {
-        if (lastSeed_ >= 0 && lastSeed_ <= seed_->maximum()) seed_->setValue(static_cast<int>(lastSeed_));
+        if (lastSeed_ >= 0) seed_->setValue(lastSeed_);
     });
     connect(frames_, &QSpinBox::editingFinished, this, [this] {
         const int v = frames_->value();  // snap to 4n+1
@@ -238,7 +243,7 @@ void ParametersPanel::setRequest(const GenerationRequest& r) {
     else if (d) guide_->setValue(info_.default_guide_scale);
     if (r.sample_shift > 0) shift_->setValue(r.sample_shift);
     else if (d) shift_->setValue(info_.default_shift);
-    seed_->setValue(r.seed >= 0 && r.seed <= seed_->maximum() ? static_cast<int>(r.seed) : -1);
+    seed_->setValue(r.seed >= 0 ? r.seed : -1);
     const int solverIndex = solver_->findData(QString::fromStdString(r.solver));
     solver_->setCurrentIndex(solverIndex >= 0 ? solverIndex : 0);
     const int langIndex = extendLang_->findData(QString::fromStdString(r.extend_target_lang));
@@ -311,7 +316,8 @@ void ParametersPanel::browseOutputFolder() {
 void ParametersPanel::setLastSeed(qint64 seed) {
     lastSeed_ = seed;
     lastSeedLabel_->setText(seed >= 0 ? tr("last: %1").arg(seed) : QString());
-    useSeed_->setEnabled(seed >= 0 && seed <= seed_->maximum());
+    lastSeedLabel_->setVisible(seed >= 0);
+    useSeed_->setEnabled(seed >= 0);
 }
 
 void ParametersPanel::setEngineReady(bool ready) {

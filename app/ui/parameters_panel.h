@@ -3,6 +3,7 @@
 #pragma once
 
 #include "core/core.h"
+#include "ui/seed_spin_box.h"
 
 #include <QString>
 #include <QWidget>
@@ -49,11 +50,12 @@ public:
     QSpinBox* stepsSpin() const { return steps_; }
     QDoubleSpinBox* guideSpin() const { return guide_; }
     QDoubleSpinBox* shiftSpin() const { return shift_; }
-    QSpinBox* seedSpin() const { return seed_; }
+    SeedSpinBox* seedSpin() const { return seed_; }
     QComboBox* solverCombo() const { return solver_; }
     QComboBox* extendLanguageCombo() const { return extendLang_; }
     QPushButton* enhanceButton() const { return enhance_; }
     QPushButton* useSeedButton() const { return useSeed_; }
+    QLabel* lastSeedLabel() const { return lastSeedLabel_; }
     QLabel* extendStatusLabel() const { return extendStatus_; }
     QLineEdit* outputFolderEdit() const { return output_; }
 
@@ -84,7 +86,7 @@ private:
     QSpinBox* steps_ = nullptr;
     QDoubleSpinBox* guide_ = nullptr;
     QDoubleSpinBox* shift_ = nullptr;
-    QSpinBox* seed_ = nullptr;
+    SeedSpinBox* seed_ = nullptr;
     QLabel* lastSeedLabel_ = nullptr;
     QPushButton* useSeed_ = nullptr;
     QComboBox* solver_ = nullptr;

@@ -74,6 +74,11 @@ private:
 /// if every check passed on every rank.
 int run_setup_check(MPI_Comm world, const ServerConfig& config, std::ostream& out);
 
+/// A model's text made fit for a prompt box, a JSON file and MP4 tags (C strings): invalid UTF-8 becomes
+/// U+FFFD, control characters other than tab and newline (NUL included) are dropped, ends are trimmed.
+/// Applied to every extended prompt: a sampled model may emit any token, e.g. the tiny random test model.
+std::string clean_model_text(const std::string& text);
+
 /// The JSON written beside each video: the resolved request's keys, the result's keys, the model and the
 /// program version (flat object; the GUI's history reads it).
 std::string sidecar_json(const GenerationRequest& resolved, const GenerationResult& result, const EngineInfo& info,

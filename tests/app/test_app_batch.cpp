@@ -55,6 +55,7 @@ private slots:
     void exitsNonZeroWhenOneJobFails();
     void exitsWhenEngineFailsToStart();
     void drawsTerminalBarWithCarriageReturns();
+    void interruptCancelsRunningJobAndSkipsTheRest();
 };
 
 void TestAppBatch::parsesPlainLines() {
@@ -195,6 +196,32 @@ void TestAppBatch::exitsWhenEngineFailsToStart() {
     QVERIFY(done.wait(5000));
     QCOMPARE(runner.exitCode(), int(BatchRunner::kExitEngineFailed));
     QVERIFY(progress.text().contains(QStringLiteral("no checkpoint")));
+}
+
+void TestAppBatch::interruptCancelsRunningJobAndSkipsTheRest() {
+    QTemporaryDir out;
+    auto session = makeSession(fastFake(200));  // 4 steps of 200 ms: time to interrupt the first job
+    BatchRunner runner(session.get(), {requestFor("one", out.path()), requestFor("two", out.path()),
+                                       requestFor("three", out.path())});
+    CapturedStream progress, results;
+    runner.setProgressStream(progress.file, false);
+    runner.setResultStream(results.file);
+    QSignalSpy done(&runner, &BatchRunner::done);
+    QSignalSpy started(session.get(), &EngineSession::jobStarted);
+    session->start();
+    runner.start();
+    QVERIFY(started.wait(5000));
+    runner.interrupt();  // what Ctrl+C does in run_batch
+    runner.interrupt();  // idempotent
+    QVERIFY(done.wait(5000));
+    QCOMPARE(runner.exitCode(), int(BatchRunner::kExitInterrupted));
+    QCOMPARE(runner.okCount(), 0);
+    QCOMPARE(started.count(), 1);  // the queued jobs never started
+    QVERIFY(results.text().isEmpty());
+    const QString log = progress.text();
+    QVERIFY2(log.contains(QStringLiteral("interrupted: cancelling the running job, 2 queued job(s) skipped")), qPrintable(log));
+    QVERIFY2(log.contains(QStringLiteral("[job 1/3] cancelled")), qPrintable(log));
+    QVERIFY2(log.contains(QStringLiteral("0 of 3 jobs ok, interrupted")), qPrintable(log));
 }
 
 void TestAppBatch::drawsTerminalBarWithCarriageReturns() {

@@ -23,6 +23,8 @@
 #include <QTemporaryDir>
 #include <QTest>
 
+#include <limits>
+
 using namespace wan;
 using namespace wan::app;
 using namespace wan::app::test;
@@ -75,6 +77,7 @@ private slots:
     void closingDuringJobShutsEngineDown();
     void restoresLastParameters();
     void previewPlaysRealVideo();
+    void seedFieldTakesAnySeed();
 
 private:
     QTemporaryDir settingsDir_;
@@ -271,8 +274,9 @@ void TestAppMainWindow::keepsHistoryWhenEngineFailsToStart() {
 
 void TestAppMainWindow::reusesAndDeletesHistory() {
     Fixture f;
-    writeSampleOutput(f.out.path(), QStringLiteral("s1"), QStringLiteral("a lighthouse at night"), 4242,
-                      QDateTime::currentDateTime());
+    // a seed drawn at random by the engine: anywhere in 0 .. 2^63-1
+    writeSampleOutput(f.out.path(), QStringLiteral("s1"), QStringLiteral("a lighthouse at night"),
+                      Q_INT64_C(4846932155794350076), QDateTime::currentDateTime());
     f.window->historyModel()->refresh();
     QVERIFY(f.waitReady());
     QCOMPARE(f.window->historyModel()->rowCount(), 1);
@@ -281,7 +285,8 @@ void TestAppMainWindow::reusesAndDeletesHistory() {
     QVERIFY(panel->detailsView()->toPlainText().contains(QStringLiteral("a lighthouse at night")));
     QTest::mouseClick(panel->findChild<QPushButton*>(QStringLiteral("reuseButton")), Qt::LeftButton);
     QCOMPARE(f.params()->promptEdit()->toPlainText(), QStringLiteral("a lighthouse at night"));
-    QCOMPARE(f.params()->seedSpin()->value(), 4242);
+    QCOMPARE(f.params()->seedSpin()->value(), Q_INT64_C(4846932155794350076));
+    QCOMPARE(f.params()->request().seed, int64_t(4846932155794350076));
     QCOMPARE(f.params()->stepsSpin()->value(), 50);
     QCOMPARE(f.params()->guideSpin()->value(), 6.0);
     // 832*480 is not a size of the fake model: the model default is selected instead
@@ -353,6 +358,43 @@ void TestAppMainWindow::previewPlaysRealVideo() {
     QCOMPARE(loaded.at(0).at(0).toString(), QFileInfo(video).absoluteFilePath());
     QVERIFY(preview.isVideoLoaded());
     QVERIFY(!preview.isShowingPoster());
+}
+
+void TestAppMainWindow::seedFieldTakesAnySeed() {
+    ParametersPanel panel;
+    panel.show();
+    SeedSpinBox* seed = panel.seedSpin();
+    QCOMPARE(seed->value(), qint64(-1));
+    QCOMPARE(seed->text(), seed->randomText());
+    QCOMPARE(panel.request().seed, int64_t(-1));
+    // the largest seed the engine draws, typed by the user
+    seed->setFocus();
+    seed->selectAll();
+    QTest::keyClicks(seed, QStringLiteral("9223372036854775807"));
+    QCOMPARE(seed->value(), SeedSpinBox::kMaximum);
+    QTest::keyClick(seed, Qt::Key_Return);
+    QCOMPARE(seed->text(), QStringLiteral("9223372036854775807"));
+    QCOMPARE(panel.request().seed, std::numeric_limits<int64_t>::max());
+    // out of range or not a number: refused, the value stays
+    seed->selectAll();
+    QTest::keyClicks(seed, QStringLiteral("x"));
+    QCOMPARE(seed->value(), SeedSpinBox::kMaximum);
+    panel.promptEdit()->setFocus();  // focus out corrects the text back to the value
+    QCOMPARE(seed->text(), QStringLiteral("9223372036854775807"));
+    // arrows step, and stop at -1 (random)
+    seed->setValue(1);
+    seed->stepBy(-1);
+    QCOMPARE(seed->value(), qint64(0));
+    seed->stepBy(-5);
+    QCOMPARE(seed->value(), qint64(-1));
+    QCOMPARE(seed->text(), seed->randomText());
+    // "Reuse" takes the last seed used, however large
+    panel.setLastSeed(Q_INT64_C(4846932155794350076));
+    QVERIFY(panel.lastSeedLabel()->text().contains(QStringLiteral("4846932155794350076")));
+    QVERIFY(panel.useSeedButton()->isEnabled());
+    QTest::mouseClick(panel.useSeedButton(), Qt::LeftButton);
+    QCOMPARE(seed->value(), Q_INT64_C(4846932155794350076));
+    QCOMPARE(panel.request().seed, int64_t(4846932155794350076));
 }
 
 QTEST_MAIN(TestAppMainWindow)
