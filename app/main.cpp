@@ -14,8 +14,27 @@
 #include "extend/extend.h"
 #endif
 
+#if WAN_HAVE_FFMPEG
+#include "video/video.h"
+#endif
+
+#include <ATen/Context.h>
+#include <torch/version.h>
+#if WAN_HAVE_CUDA
+#include <cuda_runtime_api.h>
+#endif
+#if WAN_HAVE_QT
+#include <QtGlobal>
+#endif
+
 #include <cstdio>
 #include <iostream>
+
+#if WAN_HAVE_NCCL
+// nccl.h's include directory is private to wan_dist; libnccl itself reaches our link line through it.
+// ncclResult_t is a C enum (int-sized); the result is not needed here.
+extern "C" int ncclGetVersion(int* version);
+#endif
 
 namespace wan::app {
 server::ServerConfig server_config(const AppOptions& o);  // engine_backend_mpi.cpp
@@ -23,32 +42,43 @@ server::ServerConfig server_config(const AppOptions& o);  // engine_backend_mpi.
 
 namespace {
 
+// `--version`: what this binary was built with and what it finds at run time (one line per component).
 void print_version() {
     std::cout << "wanstudio " << wan::version_string() << "\n";
-    std::cout << "  LibTorch " << WAN_TORCH_VERSION / 100 << "." << WAN_TORCH_VERSION % 100
+    std::cout << "  LibTorch " << TORCH_VERSION;
 #if WAN_HAVE_CUDA
-              << " with CUDA"
+    int rt = 0, drv = 0;
+    cudaRuntimeGetVersion(&rt);
+    cudaDriverGetVersion(&drv);  // 0 when no driver is installed
+    std::cout << " with CUDA " << CUDART_VERSION / 1000 << "." << CUDART_VERSION % 1000 / 10 << " (runtime "
+              << rt / 1000 << "." << rt % 1000 / 10 << ", driver supports " << drv / 1000 << "." << drv % 1000 / 10
+              << "; " << (at::hasCUDA() ? at::getNumGPUs() : 0) << " GPU(s) visible)\n";
 #else
-              << " (CPU only)"
+    std::cout << " (CPU only, no CUDA)\n";
 #endif
-              << "\n";
 #if WAN_HAVE_NCCL
-    std::cout << "  NCCL backend: yes\n";
+    int nccl = 0;
+    ncclGetVersion(&nccl);  // NCCL >= 2.9 encodes major*10000 + minor*100 + patch, older major*1000 + ...
+    const int nccl_major = nccl >= 10000 ? nccl / 10000 : nccl / 1000;
+    const int nccl_minor = nccl >= 10000 ? nccl / 100 % 100 : nccl / 100 % 10;
+    std::cout << "  NCCL " << nccl_major << "." << nccl_minor << "." << nccl % 100 << " (GPU collectives)\n";
 #else
-    std::cout << "  NCCL backend: no (CPU collectives over MPI)\n";
+    std::cout << "  NCCL: not built (collectives over MPI)\n";
 #endif
     char mpi[MPI_MAX_LIBRARY_VERSION_STRING];
-    int len = 0;
+    int len = 0, mpi_major = 0, mpi_minor = 0;
     MPI_Get_library_version(mpi, &len);
+    MPI_Get_version(&mpi_major, &mpi_minor);
     std::string m(mpi, static_cast<size_t>(len));
-    std::cout << "  MPI: " << m.substr(0, m.find_first_of(",\n")) << "\n";
+    std::cout << "  MPI: " << m.substr(0, m.find_first_of(",\n")) << " (MPI standard " << mpi_major << "."
+              << mpi_minor << ")\n";
 #if WAN_HAVE_FFMPEG
-    std::cout << "  FFmpeg video writer: yes\n";
+    std::cout << "  " << wan::video::ffmpeg_version_info() << "\n";
 #else
-    std::cout << "  FFmpeg video writer: no\n";
+    std::cout << "  FFmpeg: not built (no video files; --save-latents still works)\n";
 #endif
 #if WAN_HAVE_QT
-    std::cout << "  GUI: Qt6\n";
+    std::cout << "  GUI: Qt " << qVersion() << "\n";
 #else
     std::cout << "  GUI: not built (headless only)\n";
 #endif

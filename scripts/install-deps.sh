@@ -5,6 +5,7 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential cmake ninja-build pkg-config git
+  dpkg-dev                                       # dpkg-shlibdeps for the .deb's Depends (cpack)
   libtorch-dev                                   # LibTorch 1.13.1 (CPU)
   libopenmpi-dev openmpi-bin                     # MPI (control plane; CPU collectives)
   libsentencepiece-dev nlohmann-json3-dev        # tokenizer, JSON

@@ -112,6 +112,13 @@ struct SavedOutputs {
 /// the JSON. If a later file fails the earlier ones are removed, so a generation is saved whole or not at all.
 SavedOutputs save_outputs(const SaveOptions& opts, const RgbFrames& frames);
 
+// ---- version -----------------------------------------------------------------------------------------
+
+/// One line for `wanstudio --version`: the FFmpeg release (av_version_info()), the runtime libavcodec and
+/// libavformat versions, and the encoder write_mp4() will pick first from VideoWriteOptions{}.encoders, e.g.
+/// "FFmpeg 5.1.6 (libavcodec 59.37.100, libavformat 59.27.100); H.264 encoder: libx264".
+std::string ffmpeg_version_info();
+
 // ---- reading (tests, previews) -----------------------------------------------------------------------
 
 struct VideoInfo {
