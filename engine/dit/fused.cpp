@@ -29,7 +29,10 @@ bool enabled_for(const at::Tensor& x) {
 
 #if WAN_HAVE_FUSED_KERNELS
 at::Tensor rmsnorm_rope(const at::Tensor& x_in, const at::Tensor& w, const RopeTables* rope, int64_t heads, double eps) {
-    const at::Tensor x = x_in.contiguous();
+    // Rows may be strided (a narrow of [B, S, 3D]) as long as each row is contiguous and rows are evenly spaced.
+    const bool rows_ok = x_in.dim() == 3 && x_in.stride(2) == 1 && x_in.stride(0) == x_in.size(1) * x_in.stride(1);
+    const at::Tensor x = rows_ok ? x_in : x_in.contiguous();
+    const long row_stride = static_cast<long>(x.stride(1));
     WAN_CHECK(x.scalar_type() == at::kBFloat16 && w.scalar_type() == at::kFloat && x.dim() == 3,
               "fused rmsnorm_rope: expected bf16 [B, S, D] and an f32 weight");
     const int64_t B = x.size(0), S = x.size(1), D = x.size(2), d = D / heads;
@@ -41,7 +44,7 @@ at::Tensor rmsnorm_rope(const at::Tensor& x_in, const at::Tensor& w, const RopeT
         WAN_CHECK(cos_t.scalar_type() == at::kFloat && cos_t.numel() == B * S * d, "fused rmsnorm_rope: rope tables must be f32 [B, S, 1, d]");
     }
     const at::Tensor wc = w.contiguous();
-    cuda::rmsnorm_rope(x.data_ptr(), wc.data_ptr<float>(), rope ? cos_t.data_ptr<float>() : nullptr,
+    cuda::rmsnorm_rope(x.data_ptr(), row_stride, wc.data_ptr<float>(), rope ? cos_t.data_ptr<float>() : nullptr,
                        rope ? sin_t.data_ptr<float>() : nullptr, out.data_ptr(), static_cast<long>(B * S),
                        static_cast<int>(D), static_cast<int>(d), static_cast<float>(eps),
                        at::cuda::getCurrentCUDAStream(x.device().index()));
@@ -60,6 +63,19 @@ at::Tensor layernorm_modulate(const at::Tensor& x_in, const at::Tensor& scale, c
     return out;
 }
 
+at::Tensor layernorm_affine(const at::Tensor& x_in, const at::Tensor& w, const at::Tensor& b, double eps) {
+    const at::Tensor x = x_in.contiguous();
+    WAN_CHECK(x.scalar_type() == at::kFloat && w.scalar_type() == at::kFloat && b.scalar_type() == at::kFloat,
+              "fused layernorm_affine: expected f32 input and affine");
+    const int64_t D = x.size(-1), rows = x.numel() / D;
+    at::Tensor out = at::empty(x.sizes(), x.options().dtype(at::kBFloat16));
+    const at::Tensor wc = w.contiguous(), bc = b.contiguous();
+    cuda::layernorm_affine(x.data_ptr<float>(), wc.data_ptr<float>(), bc.data_ptr<float>(), out.data_ptr(),
+                           static_cast<long>(rows), static_cast<int>(D), static_cast<float>(eps),
+                           at::cuda::getCurrentCUDAStream(x.device().index()));
+    return out;
+}
+
 void gated_residual_(at::Tensor& x, const at::Tensor& y_in, const at::Tensor& gate) {
     WAN_CHECK(x.scalar_type() == at::kFloat && x.is_contiguous() && x.dim() == 3,
               "fused gated_residual_: x must be contiguous f32 [B, S, D]");
@@ -74,6 +90,9 @@ at::Tensor rmsnorm_rope(const at::Tensor&, const at::Tensor&, const RopeTables*,
     WAN_THROW("fused kernels are not built (CUDA only)");
 }
 at::Tensor layernorm_modulate(const at::Tensor&, const at::Tensor&, const at::Tensor&, double) {
+    WAN_THROW("fused kernels are not built (CUDA only)");
+}
+at::Tensor layernorm_affine(const at::Tensor&, const at::Tensor&, const at::Tensor&, double) {
     WAN_THROW("fused kernels are not built (CUDA only)");
 }
 void gated_residual_(at::Tensor&, const at::Tensor&, const at::Tensor&) {

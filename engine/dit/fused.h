@@ -19,10 +19,13 @@ namespace wan::dit::fused {
 
 /// True when the kernels were built (CUDA) and `x` is a CUDA tensor (and WAN_FUSED is not 0).
 bool enabled_for(const at::Tensor& x);
-/// x [B, S, D] bf16, w [D] f32, rope tables f32 [B, S, 1, d] or null → [B, S, H, d] bf16.
+/// x [B, S, D] bf16 (rows may be strided, e.g. a narrow of a fused QKV output), w [D] f32, rope tables
+/// f32 [B, S, 1, d] or null → [B, S, H, d] bf16.
 at::Tensor rmsnorm_rope(const at::Tensor& x, const at::Tensor& w, const RopeTables* rope, int64_t heads, double eps);
 /// x [B, S, D] f32, scale/shift [B, 1, D] f32 → [B, S, D] bf16.
 at::Tensor layernorm_modulate(const at::Tensor& x, const at::Tensor& scale, const at::Tensor& shift, double eps);
+/// x [B, S, D] f32 → bf16(LN(x)·w + b) (norm3, the cross-attention input).
+at::Tensor layernorm_affine(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, double eps);
 /// x [B, S, D] f32 (contiguous, modified in place) += y [B, S, D] bf16 · gate [B, 1, D] f32.
 void gated_residual_(at::Tensor& x, const at::Tensor& y, const at::Tensor& gate);
 

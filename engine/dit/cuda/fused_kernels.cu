@@ -32,12 +32,12 @@ __device__ __forceinline__ float round_bf16(float v) { return __bfloat162float(_
 // One block per row. out = bf16(rope(bf16(x·rsqrt(mean(x²)+eps)) · w)), rope optional. The order of
 // roundings is upstream's (RMS in f32, rounded to the input dtype, times the f32 weight, RoPE in f32).
 template <bool Rope>
-__global__ void rmsnorm_rope_kernel(const __nv_bfloat16* __restrict__ x, const float* __restrict__ w,
+__global__ void rmsnorm_rope_kernel(const __nv_bfloat16* __restrict__ x, long x_row_stride, const float* __restrict__ w,
                                     const float* __restrict__ cos_t, const float* __restrict__ sin_t,
                                     __nv_bfloat16* __restrict__ out, int D, int head_dim, float eps) {
     __shared__ float shared[32];
     const long row = blockIdx.x;
-    const __nv_bfloat162* xr = reinterpret_cast<const __nv_bfloat162*>(x + row * D);
+    const __nv_bfloat162* xr = reinterpret_cast<const __nv_bfloat162*>(x + row * x_row_stride);
     __nv_bfloat162* orow = reinterpret_cast<__nv_bfloat162*>(out + row * D);
     const int pairs = D / 2;
     float ss = 0.f;
@@ -93,6 +93,27 @@ __global__ void layernorm_modulate_kernel(const float* __restrict__ x, const flo
     }
 }
 
+// One block per row: out = bf16(LN(x)·w + b), LN with affine (norm3 before cross-attention), f32 arithmetic.
+__global__ void layernorm_affine_kernel(const float* __restrict__ x, const float* __restrict__ w,
+                                        const float* __restrict__ bias, __nv_bfloat16* __restrict__ out, int D,
+                                        float eps) {
+    __shared__ float shared[32];
+    const long row = blockIdx.x;
+    const float* xr = x + row * D;
+    float s = 0.f;
+    for (int i = threadIdx.x; i < D; i += kThreads) s += xr[i];
+    const float mean = block_sum(s, shared) / static_cast<float>(D);
+    float v = 0.f;
+    for (int i = threadIdx.x; i < D; i += kThreads) {
+        const float dlt = xr[i] - mean;
+        v += dlt * dlt;
+    }
+    const float rstd = rsqrtf(block_sum(v, shared) / static_cast<float>(D) + eps);
+    __nv_bfloat16* orow = out + row * D;
+    for (int i = threadIdx.x; i < D; i += kThreads)
+        orow[i] = __float2bfloat16(__fadd_rn(__fmul_rn(__fmul_rn(__fsub_rn(xr[i], mean), rstd), w[i]), bias[i]));
+}
+
 // x[row, i] += f32(y[row, i]) · gate[b, i]  (gated residual, in place)
 __global__ void gated_residual_kernel(float* __restrict__ x, const __nv_bfloat16* __restrict__ y,
                                       const float* __restrict__ gate, long n, int D, long rows_per_batch) {
@@ -106,14 +127,19 @@ __global__ void gated_residual_kernel(float* __restrict__ x, const __nv_bfloat16
 
 }  // namespace
 
-void rmsnorm_rope(const void* x, const float* w, const float* cos_t, const float* sin_t, void* out, long rows, int D,
-                  int head_dim, float eps, cudaStream_t stream) {
+void rmsnorm_rope(const void* x, long x_row_stride, const float* w, const float* cos_t, const float* sin_t, void* out,
+                  long rows, int D, int head_dim, float eps, cudaStream_t stream) {
     const auto* xb = static_cast<const __nv_bfloat16*>(x);
     auto* ob = static_cast<__nv_bfloat16*>(out);
     if (cos_t)
-        rmsnorm_rope_kernel<true><<<rows, kThreads, 0, stream>>>(xb, w, cos_t, sin_t, ob, D, head_dim, eps);
+        rmsnorm_rope_kernel<true><<<rows, kThreads, 0, stream>>>(xb, x_row_stride, w, cos_t, sin_t, ob, D, head_dim, eps);
     else
-        rmsnorm_rope_kernel<false><<<rows, kThreads, 0, stream>>>(xb, w, nullptr, nullptr, ob, D, head_dim, eps);
+        rmsnorm_rope_kernel<false><<<rows, kThreads, 0, stream>>>(xb, x_row_stride, w, nullptr, nullptr, ob, D, head_dim, eps);
+}
+
+void layernorm_affine(const float* x, const float* w, const float* b, void* out, long rows, int D, float eps,
+                      cudaStream_t stream) {
+    layernorm_affine_kernel<<<rows, kThreads, 0, stream>>>(x, w, b, static_cast<__nv_bfloat16*>(out), D, eps);
 }
 
 void layernorm_modulate(const float* x, const float* scale, const float* shift, void* out, long rows, int D,

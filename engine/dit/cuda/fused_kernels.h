@@ -6,11 +6,14 @@
 namespace wan::dit::cuda {
 
 /// out[rows, D] bf16 = rope(bf16(RMS(x)) · w) (rope skipped when cos_t is null); tables [rows, head_dim] f32.
-void rmsnorm_rope(const void* x, const float* w, const float* cos_t, const float* sin_t, void* out, long rows, int D,
+void rmsnorm_rope(const void* x, long x_row_stride, const float* w, const float* cos_t, const float* sin_t, void* out, long rows, int D,
                   int head_dim, float eps, cudaStream_t stream);
 /// out[rows, D] bf16 = LN(x)·(1 + scale[b]) + shift[b], b = row / rows_per_batch; scale/shift [B, D] f32.
 void layernorm_modulate(const float* x, const float* scale, const float* shift, void* out, long rows, int D,
                         long rows_per_batch, float eps, cudaStream_t stream);
+/// out[rows, D] bf16 = LN(x)·w + b (f32 w, b [D]).
+void layernorm_affine(const float* x, const float* w, const float* b, void* out, long rows, int D, float eps,
+                      cudaStream_t stream);
 /// x[rows, D] f32 += y (bf16) · gate[b] (f32 [B, D]).
 void gated_residual(float* x, const void* y, const float* gate, long rows, int D, long rows_per_batch,
                     cudaStream_t stream);
