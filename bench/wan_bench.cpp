@@ -277,7 +277,7 @@ void bench_gen(const Args& a, c10::Device device) {
     wan::dit::ModelOptions opt;
     opt.device = device;
     parts.dit = std::make_unique<wan::dit::WanModel>(wan::dit::WanModel::random(cfg, opt, 0, a.get_int("layers", -1)));
-    parts.vae = random_vae(a, device, a.get("vae_dtype", "f32") == "bf16" ? at::kBFloat16 : at::kFloat);
+    parts.vae = random_vae(a, device, a.get("vae_dtype", "bf16") == "bf16" ? at::kBFloat16 : at::kFloat);
     parts.variant = model;
     wan::pipeline::EngineConfig ec;
     wan::pipeline::T2VPipeline pipe(std::move(parts), ec);
