@@ -100,6 +100,20 @@ void bench_dit(const Args& a, c10::Device device) {
     wan::bench::reset_peak(device);
     auto timing = wan::bench::time_it(device, 1, runs, [&] { (void)m.forward(x, t, ctx, n, &cache); });
     const double flops = dit_flops(cfg, layers, n);
+    if (a.get("fp8", "0") == "1") {
+        // FP8 linears against bf16 on the same weights and input: speed and error (Note [FP8 linears]).
+        at::Tensor ref = m.forward(x, t, ctx, n, &cache);
+        m.set_fp8(true);
+        at::Tensor got = m.forward(x, t, ctx, n, &cache);
+        auto t8 = wan::bench::time_it(device, 1, runs, [&] { (void)m.forward(x, t, ctx, n, &cache); });
+        m.set_fp8(false);
+        const double rel = ((got - ref).abs().max() / ref.abs().max()).item<double>();
+        const double mse = (got - ref).pow(2).mean().item<double>(), pw = ref.pow(2).mean().item<double>();
+        record({{"bench", "dit_fp8"}, {"model", model}, {"layers", layers}, {"size", strfmt("%d*%d", w, h)},
+                {"seconds_fp8", t8.mean_s}, {"seconds_bf16", timing.mean_s}, {"speedup", timing.mean_s / t8.mean_s},
+                {"max_rel_err", rel}, {"snr_db", 10 * std::log10(pw / std::max(mse, 1e-30))},
+                {"device", wan::bench::device_name(device)}});
+    }
     record({{"bench", "dit"}, {"model", model}, {"layers", layers}, {"size", strfmt("%d*%d", w, h)}, {"frames", frames},
             {"tokens", n}, {"seconds", timing.mean_s}, {"min_seconds", timing.min_s}, {"runs", runs},
             {"tflops", flops / timing.mean_s / 1e12}, {"weights_gb", weights_gb},

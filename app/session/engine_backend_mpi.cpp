@@ -23,6 +23,7 @@ server::ServerConfig server_config(const AppOptions& o) {
     c.vae_dtype = o.vae_dtype;
     c.vae_tile = o.vae_tile;
     c.teacache_threshold = o.teacache_threshold;
+    c.fp8 = o.fp8;
     c.prompt_extend_method = o.prompt_extend_method;
     c.prompt_extend_model = o.prompt_extend_model;
     c.output_dir = o.output_dir;

@@ -84,6 +84,11 @@ struct ModelOptions {
     /// BF16Mixed only: round the model output to bf16 values before returning it (f32 tensor), as the
     /// upstream unpatchify `einsum` does under autocast (§4.4 f, Appendix A.1). Default on.
     bool round_output_bf16 = true;
+    /// CUDA (Hopper, LibTorch ≥ 2.5) with BF16Mixed only: the block GEMMs (q/k/v/o, cross-attention q/o, FFN)
+    /// in FP8 e4m3 with per-output-channel weight scales (computed once, at first use) and per-token
+    /// activation scales (computed per call), through at::_scaled_mm. Off by default; speed and error against
+    /// bf16 are in docs/PERFORMANCE.md. Resident weights only (not with FSDP). Env WAN_FP8=1 also enables it.
+    bool fp8 = false;
 };
 
 /// Source of the per-block weights. The forward calls acquire(i) right before block i and release(i)
@@ -245,6 +250,8 @@ public:
     std::vector<std::pair<std::string, at::Tensor>> named_parameters() const;
 
     void set_block_weights_provider(std::shared_ptr<BlockWeightsProvider> provider);
+    /// Switches the FP8 linears (ModelOptions::fp8) on or off between forwards.
+    void set_fp8(bool on) { options_.fp8 = on; }
     void set_sequence_parallel(std::shared_ptr<SequenceParallel> sp);
     /// Debug/test hook for intermediates (empty: none; costs nothing).
     void set_intermediate_hook(IntermediateHook hook) { hook_ = std::move(hook); }

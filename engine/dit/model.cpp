@@ -2,6 +2,8 @@
 // Ref: wan21-reference.md §4.4 (forward and dtypes), §4.5 (attention), §4.8 (autocast), §8.3 (USP chunks).
 #include "dit/dit.h"
 #include "dit/fused.h"
+
+#include <unordered_map>
 #include "dit/internal.h"
 
 #include "core/core.h"
@@ -10,7 +12,10 @@
 #include <c10/core/InferenceMode.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <functional>
 #include <mutex>
+#include <string>
 
 namespace wan::dit {
 
@@ -30,6 +35,15 @@ struct WanModel::Impl {
         RopeTables tables;
     };
     std::vector<RopeEntry> rope_cache;  // most recent last; a handful of shapes per run (cond/uncond share)
+    // Per-weight derived tensors of resident blocks, keyed by the source weight's storage (stable while
+    // resident): the concatenated QKV weight/bias and FP8 copies. See Note [FP8 linears].
+    std::unordered_map<const void*, at::Tensor> derived;
+    struct Fp8Weight {
+        at::Tensor w8;     ///< [N, K] float8_e4m3fn
+        at::Tensor scale;  ///< [1, N] f32
+    };
+    std::unordered_map<const void*, Fp8Weight> fp8;
+    bool fp8_broken = false;
 };
 
 WanModel::WanModel(const io::WanConfig& config, RootWeights root, std::shared_ptr<BlockWeightsProvider> blocks,
@@ -242,6 +256,52 @@ std::vector<at::Tensor> WanModel::forward(const std::vector<at::Tensor>& xs, con
     };
 
     // ---- (d) blocks ------------------------------------------------------------------------------------
+    // Note [FP8 linears]: with ModelOptions::fp8 the big block GEMMs run on Hopper's FP8 tensor cores:
+    // weights quantised once per output channel (scale = amax/448), activations per token at each call,
+    // bf16 output with the bias added by cuBLASLt. Derived tensors are cached only for resident weights.
+    const bool resident = dynamic_cast<ResidentBlockWeights*>(blocks_.get()) != nullptr;
+    static const bool fp8_env = [] { const char* e = std::getenv("WAN_FP8"); return e && std::string(e) == "1"; }();
+    const bool want_fp8 = (options_.fp8 || fp8_env) && resident && x.is_cuda() && cd == at::kBFloat16 && !impl_->fp8_broken;
+    auto derived = [&](const at::Tensor& key, const std::function<at::Tensor()>& make) -> at::Tensor {
+        if (!resident) return make();
+        std::lock_guard<std::mutex> lock(impl_->mu);
+        auto it = impl_->derived.find(key.data_ptr());
+        if (it == impl_->derived.end()) it = impl_->derived.emplace(key.data_ptr(), make()).first;
+        return it->second;
+    };
+    auto gemm = [&](const at::Tensor& in, const at::Tensor& wt, const at::Tensor& b) -> at::Tensor {
+#if WAN_TORCH_VERSION >= 205
+        if (want_fp8 && !impl_->fp8_broken) {
+            try {
+                Impl::Fp8Weight* fw;
+                {
+                    std::lock_guard<std::mutex> lock(impl_->mu);
+                    auto it = impl_->fp8.find(wt.data_ptr());
+                    if (it == impl_->fp8.end()) {
+                        at::Tensor wf = wt.to(at::kFloat);
+                        at::Tensor sc = wf.abs().amax(1, true).clamp_min(1e-12) / 448.0;  // [N, 1]
+                        it = impl_->fp8.emplace(wt.data_ptr(), Impl::Fp8Weight{(wf / sc).to(at::kFloat8_e4m3fn),
+                                                                               sc.t().contiguous()}).first;
+                    }
+                    fw = &it->second;
+                }
+                const int64_t K = in.size(-1);
+                at::Tensor x2 = in.reshape({-1, K});
+                at::Tensor xs = x2.abs().amax(1, true).to(at::kFloat).clamp_min(1e-12) / 448.0;  // [M, 1]
+                at::Tensor x8 = (x2 / xs).to(at::kFloat8_e4m3fn);
+                at::Tensor y = at::_scaled_mm(x8, fw->w8.t(), xs, fw->scale, b.to(at::kBFloat16), c10::nullopt,
+                                              at::kBFloat16, /*use_fast_accum=*/true);
+                auto shape = in.sizes().vec();
+                shape.back() = wt.size(0);
+                return y.view(shape);
+            } catch (const std::exception& e) {
+                impl_->fp8_broken = true;
+                WAN_LOG_WARN("FP8 linears are not available here (%s); using bf16", std::string(e.what()).substr(0, 200).c_str());
+            }
+        }
+#endif
+        return linear(in, wt, b);
+    };
     const bool use_fused = fused::enabled_for(x) && cd == at::kBFloat16 && rope.cos.defined() &&
                            rope.cos.scalar_type() == at::kFloat && d % 2 == 0;
     for (int64_t i = 0; i < c.num_layers; ++i) {
@@ -267,8 +327,9 @@ std::vector<at::Tensor> WanModel::forward(const std::vector<at::Tensor>& xs, con
             if (use_fused) {
                 // One GEMM for q, k and v (better use of the GPU at D = 1536); the weights are concatenated per
                 // forward, a copy of a few MB that costs microseconds.
-                const at::Tensor qkv = at::linear(a, at::cat({sa.q_weight, sa.k_weight, sa.v_weight}, 0),
-                                                  at::cat({sa.q_bias, sa.k_bias, sa.v_bias}, 0));  // [B, s, 3D]
+                const at::Tensor wqkv = derived(sa.q_weight, [&] { return at::cat({sa.q_weight, sa.k_weight, sa.v_weight}, 0); });
+                const at::Tensor bqkv = derived(sa.q_bias, [&] { return at::cat({sa.q_bias, sa.k_bias, sa.v_bias}, 0); });
+                const at::Tensor qkv = gemm(a, wqkv, bqkv);  // [B, s, 3D]
                 q = fused::rmsnorm_rope(qkv.narrow(2, 0, D), sa.norm_q_weight, &rope, H, eps);  // [B,s,H,d]
                 k = fused::rmsnorm_rope(qkv.narrow(2, D, D), sa.norm_k_weight, &rope, H, eps);
                 v = qkv.narrow(2, 2 * D, D).view({B, s_local, H, d});
@@ -286,7 +347,7 @@ std::vector<at::Tensor> WanModel::forward(const std::vector<at::Tensor>& xs, con
                     os.push_back(sp_->self_attention(q.narrow(0, b, 1), k.narrow(0, b, 1), v.narrow(0, b, 1), tokens[b]));
                 o = at::cat(os, 0);
             }
-            const at::Tensor y = linear(o.reshape({B, s_local, D}), sa.o_weight, sa.o_bias);  // cd
+            const at::Tensor y = gemm(o.reshape({B, s_local, D}), sa.o_weight, sa.o_bias);  // cd
             if (fuse) fused::gated_residual_(x, y, mod(2));
             else x = x + y * mod(2);  // f32 from here on
         }
@@ -295,7 +356,7 @@ std::vector<at::Tensor> WanModel::forward(const std::vector<at::Tensor>& xs, con
             const auto& ca = w.cross_attn;
             const at::Tensor cin = fuse ? fused::layernorm_affine(x, w.norm3_weight, w.norm3_bias, eps)  // bf16
                                         : at::layer_norm(x, {D}, w.norm3_weight, w.norm3_bias, eps);     // f32
-            at::Tensor q = use_fused ? fused::rmsnorm_rope(linear(cin, ca.q_weight, ca.q_bias), ca.norm_q_weight, nullptr, H, eps)
+            at::Tensor q = use_fused ? fused::rmsnorm_rope(gemm(cin, ca.q_weight, ca.q_bias), ca.norm_q_weight, nullptr, H, eps)
                                      : rms_norm(linear(cin, ca.q_weight, ca.q_bias), ca.norm_q_weight, eps)
                                            .view({B, s_local, H, d}).to(cd);
             at::Tensor k, v;
@@ -311,16 +372,16 @@ std::vector<at::Tensor> WanModel::forward(const std::vector<at::Tensor>& xs, con
                 }
             }
             const at::Tensor o = attention(q, k, v);
-            if (fuse) x.add_(linear(o.reshape({B, s_local, D}), ca.o_weight, ca.o_bias));
+            if (fuse) x.add_(gemm(o.reshape({B, s_local, D}), ca.o_weight, ca.o_bias));
             else x = x + linear(o.reshape({B, s_local, D}), ca.o_weight, ca.o_bias);
         }
         // FFN
         {
             const at::Tensor f = fuse ? fused::layernorm_modulate(x, mod(4), mod(3), eps)
                                       : layer_norm(x, D, eps) * (1 + mod(4)) + mod(3);
-            at::Tensor h = linear(f, w.ffn0_weight, w.ffn0_bias);
+            at::Tensor h = gemm(f, w.ffn0_weight, w.ffn0_bias);
             h = fuse ? at::gelu_(h, "tanh") : at::gelu(h, "tanh");
-            const at::Tensor y = linear(h, w.ffn2_weight, w.ffn2_bias);
+            const at::Tensor y = gemm(h, w.ffn2_weight, w.ffn2_bias);
             if (fuse) fused::gated_residual_(x, y, mod(5));
             else x = x + y * mod(5);
         }

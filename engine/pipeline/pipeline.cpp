@@ -220,6 +220,7 @@ T2VPipeline::T2VPipeline(const EngineConfig& config) : impl_(std::make_unique<Im
     try {
         dit::ModelOptions dopt;
         dopt.device = m.device;
+        dopt.fp8 = config.fp8;
         io::TensorStore store = m.ckpt.open_dit();
         if (mesh && config.dit_fsdp && mesh->cfg_half().size() > 1) {
             dit::validate_checkpoint(m.wan_config, store);

@@ -48,6 +48,7 @@ struct EngineConfig {
     std::string vae_dtype = "auto";    ///< auto (bf16 on CUDA, f32 on CPU) | f32 | bf16
     int vae_tile = 0;                  ///< spatial VAE tiling in latent pixels (0 = off)
     double teacache_threshold = 0;     ///< > 0: step caching (beyond upstream; see Note [Step caching])
+    bool fp8 = false;                  ///< FP8 block GEMMs on Hopper (beyond upstream; dit::ModelOptions::fp8)
     bool dit_fsdp = false;             ///< shard DiT blocks across the world (needs `mesh`)
     bool t5_fsdp = false;              ///< shard T5 blocks across the world (needs `mesh`)
     /// Distributed layout and communicators, or null for a single process. Not owned.

@@ -221,6 +221,7 @@ EngineServer::EngineServer(MPI_Comm world, const ServerConfig& config) : impl_(s
         ec.vae_dtype = config.vae_dtype;
         ec.vae_tile = config.vae_tile;
         ec.teacache_threshold = config.teacache_threshold;
+        ec.fp8 = config.fp8;
         ec.dit_fsdp = config.dit_fsdp;
         ec.t5_fsdp = config.t5_fsdp;
         if (m.size > 1) {

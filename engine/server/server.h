@@ -29,6 +29,7 @@ struct ServerConfig {
     std::string vae_dtype = "auto";
     int vae_tile = 0;
     double teacache_threshold = 0;
+    bool fp8 = false;
     std::string prompt_extend_method;  ///< dashscope | local_qwen | "" (not configured)
     std::string prompt_extend_model;
     std::string output_dir = "outputs";  ///< used when a request has none
