@@ -207,8 +207,9 @@ Model and placement:
   --ckpt-dir DIR            Wan2.1-T2V checkpoint directory (default: the built-in tiny demo checkpoint)
   --device auto|cuda|cpu    where to run (default auto: CUDA when available)
   --t5-cpu                  run the T5 text encoder on the CPU (upstream option)
-  --offload-model BOOL      accepted for upstream compatibility; models stay resident
-  --vae-dtype auto|f32|bf16 VAE precision (default auto: bf16 on CUDA, f32 on CPU)
+  --offload-model BOOL      upstream's option (default: on for one process, off under mpirun); on CUDA it keeps
+                            the T5 weights in host memory and streams them block by block while encoding
+  --vae-dtype auto|f32|bf16 VAE precision (default auto: bf16 on CUDA, f32 on CPU; f32 = upstream's)
   --vae-tile N              decode the VAE in spatial tiles of N latent pixels (0 = off; for small GPUs)
 Distributed (mpirun -np N):
   --ulysses-size U          Ulysses sequence-parallel degree (heads % U == 0)       (default 1)
