@@ -285,6 +285,11 @@ T2VPipeline::~T2VPipeline() = default;
 const EngineInfo& T2VPipeline::info() const { return impl_->info; }
 c10::Device T2VPipeline::device() const { return impl_->device; }
 
+void T2VPipeline::set_teacache_threshold(double threshold) {
+    WAN_CHECK(threshold >= 0, "teacache threshold %g: must be ≥ 0 (0 = off)", threshold);
+    impl_->config.teacache_threshold = threshold;
+}
+
 GenerationRequest T2VPipeline::resolve(const GenerationRequest& request) const {
     const EngineInfo& info = impl_->info;
     GenerationRequest r = request;

@@ -109,6 +109,9 @@ public:
     PipelineOutput generate(const GenerationRequest& request, const ProgressFn& progress = {},
                             const std::atomic<bool>* cancel = nullptr, const TraceFn& trace = {});
 
+    /// Step caching for the following jobs (EngineConfig::teacache_threshold; 0 = off). Not during a job.
+    void set_teacache_threshold(double threshold);
+
     struct Impl;  ///< private
 
 private:
