@@ -4,6 +4,8 @@
 //
 //   wan-bench dit --model 1.3B --size 832*480 --frames 81 [--layers N] [--runs 3]
 //   wan-bench dit --model 14B --layers 4 --size 1280*720 --frames 81
+//   wan-bench teacache --model 1.3B --size 832*480 --steps 50 --threshold 0.2   (step caching: speed, PSNR, SSIM)
+//   wan-bench teacache --model tiny --steps 8 --threshold 0.3 --device cpu        (CPU smoke test)
 //   wan-bench all --json results.jsonl
 #include "bench_util.h"
 
@@ -18,6 +20,7 @@
 #include <c10/core/InferenceMode.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -280,12 +283,17 @@ void bench_t5(const Args& a, c10::Device device) {
 
 // ---- full generation ------------------------------------------------------------------------------------
 
-void bench_gen(const Args& a, c10::Device device) {
+/// The random-weight pipeline of `--model 1.3B|14B` (text encoder, DiT with optional --layers, VAE), or with
+/// `--model tiny` the tiny test checkpoint (a CPU smoke test of the benchmark's own code).
+std::unique_ptr<wan::pipeline::T2VPipeline> random_pipeline(const Args& a, c10::Device device) {
     const std::string model = a.get("model", "1.3B");
+    wan::pipeline::EngineConfig ec;
+    if (model == "tiny") {
+        ec.ckpt_dir = std::string(WAN_SOURCE_DIR) + "/tests/data/golden/tiny-ckpt";
+        ec.device = device.is_cuda() ? "cuda" : "cpu";
+        return std::make_unique<wan::pipeline::T2VPipeline>(ec);
+    }
     wan::io::WanConfig cfg = model_config(model);
-    int w = 0, h = 0;
-    parse_size(a.get("size", model == "14B" ? "1280*720" : "832*480"), w, h);
-    wan::bench::reset_peak(device);
     wan::pipeline::PipelineParts parts;
     parts.text = random_text_encoder(device, a.get("t5_stream", "1") == "1");
     wan::dit::ModelOptions opt;
@@ -293,8 +301,16 @@ void bench_gen(const Args& a, c10::Device device) {
     parts.dit = std::make_unique<wan::dit::WanModel>(wan::dit::WanModel::random(cfg, opt, 0, a.get_int("layers", -1)));
     parts.vae = random_vae(a, device, a.get("vae_dtype", "bf16") == "bf16" ? at::kBFloat16 : at::kFloat);
     parts.variant = model;
-    wan::pipeline::EngineConfig ec;
-    wan::pipeline::T2VPipeline pipe(std::move(parts), ec);
+    return std::make_unique<wan::pipeline::T2VPipeline>(std::move(parts), ec);
+}
+
+void bench_gen(const Args& a, c10::Device device) {
+    const std::string model = a.get("model", "1.3B");
+    int w = 0, h = 0;
+    parse_size(a.get("size", model == "14B" ? "1280*720" : "832*480"), w, h);
+    wan::bench::reset_peak(device);
+    auto pipe_ptr = random_pipeline(a, device);
+    wan::pipeline::T2VPipeline& pipe = *pipe_ptr;
     wan::GenerationRequest r;
     r.prompt = "Two anthropomorphic cats in comfy boxing gear and bright gloves fight intensely on a spotlighted stage.";
     r.width = w;
@@ -312,6 +328,93 @@ void bench_gen(const Args& a, c10::Device device) {
             {"steps", r.sample_steps}, {"seconds", total}, {"text_s", out.seconds_text},
             {"denoise_s", out.seconds_denoise}, {"per_step_s", out.seconds_denoise / r.sample_steps},
             {"decode_s", out.seconds_decode}, {"weights_gb", load_gb}, {"peak_gb", wan::bench::peak_gb(device)},
+            {"device", wan::bench::device_name(device)}});
+}
+
+// ---- step caching: same seed without and with --teacache ------------------------------------------------
+
+/// PSNR in dB of two uint8 videos [F, H, W, 3] (255² / MSE over every sample; inf when equal).
+double psnr_u8(const at::Tensor& a, const at::Tensor& b) {
+    const double mse = (a.to(at::kDouble) - b.to(at::kDouble)).pow(2).mean().item<double>();
+    return mse == 0 ? INFINITY : 10.0 * std::log10(255.0 * 255.0 / mse);
+}
+
+/// Mean SSIM (Wang et al. 2004) of the luma of two uint8 videos [F, H, W, 3]: BT.601 luma in [0, 255],
+/// 11×11 Gaussian window (σ 1.5, separable, valid region only), C1 = (0.01·255)², C2 = (0.03·255)²,
+/// averaged over pixels and frames.
+double ssim_luma_u8(const at::Tensor& a, const at::Tensor& b) {
+    auto luma = [](const at::Tensor& v) {  // [F, H, W, 3] → [F, 1, H, W] f64
+        const at::Tensor f = v.to(at::kDouble);
+        return (f.select(3, 0) * 0.299 + f.select(3, 1) * 0.587 + f.select(3, 2) * 0.114).unsqueeze(1);
+    };
+    const at::Tensor x = luma(a), y = luma(b);
+    const int64_t k = std::min<int64_t>({11, x.size(2), x.size(3)});
+    at::Tensor g = at::arange(k, at::TensorOptions().dtype(at::kDouble)) - static_cast<double>(k - 1) / 2;
+    g = at::exp(-g.pow(2) / (2 * 1.5 * 1.5));
+    g = g / g.sum();
+    const at::Tensor gh = g.view({1, 1, 1, k}), gv = g.view({1, 1, k, 1});
+    auto blur = [&](const at::Tensor& t) { return at::conv2d(at::conv2d(t, gh), gv); };
+    const at::Tensor mx = blur(x), my = blur(y);
+    const at::Tensor sxx = blur(x * x) - mx * mx, syy = blur(y * y) - my * my, sxy = blur(x * y) - mx * my;
+    const double c1 = std::pow(0.01 * 255, 2), c2 = std::pow(0.03 * 255, 2);
+    const at::Tensor s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2));
+    return s.mean().item<double>();
+}
+
+/// `wan-bench teacache --model 1.3B --size 832*480 --steps 50 --threshold X [--layers N] [--frames N]`:
+/// one warm-up job (2 steps, same shapes: CUDA/cuDNN set-up out of the timings), then the same seed without
+/// and with step caching. Prints both times, the speed-up, the DiT steps computed and PSNR / SSIM of the
+/// cached video against the uncached one (8-bit frames). Random weights: the quality numbers only say how
+/// far the cached trajectory drifts, not how a real model's video looks.
+void bench_teacache(const Args& a, c10::Device device) {
+    const std::string model = a.get("model", "1.3B");
+    const double threshold = std::stod(a.get("threshold", "0.2"));
+    WAN_CHECK(threshold > 0, "--threshold %g: must be > 0", threshold);
+    int w = 0, h = 0;
+    parse_size(a.get("size", model == "14B" ? "1280*720" : model == "tiny" ? "64*64" : "832*480"), w, h);
+    auto pipe = random_pipeline(a, device);
+    wan::GenerationRequest r;
+    r.prompt = "Two anthropomorphic cats in comfy boxing gear and bright gloves fight intensely on a spotlighted stage.";
+    r.width = w;
+    r.height = h;
+    r.frame_num = a.get_int("frames", model == "tiny" ? 5 : 81);
+    r.sample_steps = a.get_int("steps", 50);
+    r.seed = 42;
+    auto run = [&](double th, int steps) {
+        pipe->set_teacache_threshold(th);
+        wan::GenerationRequest req = r;
+        req.sample_steps = steps;
+        auto t0 = std::chrono::steady_clock::now();
+        auto out = pipe->generate(req);
+        wan::bench::sync(device);
+        return std::make_pair(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), out);
+    };
+    if (a.get("warmup", "1") == "1") run(0, std::min(2, r.sample_steps));
+    wan::bench::reset_peak(device);
+    const auto base = run(0, r.sample_steps);
+    const double base_peak = wan::bench::peak_gb(device);
+    wan::bench::reset_peak(device);
+    const auto cached = run(threshold, r.sample_steps);
+    const double cached_peak = wan::bench::peak_gb(device);
+    const at::Tensor u0 = wan::pipeline::video_to_uint8(base.second.video);
+    const at::Tensor u1 = wan::pipeline::video_to_uint8(cached.second.video);
+    const double psnr = psnr_u8(u1, u0), ssim = ssim_luma_u8(u1, u0);
+    const double latent_rel = (cached.second.latent - base.second.latent).norm().item<double>() /
+                              base.second.latent.norm().item<double>();
+    std::printf("teacache %g: %d of %d DiT steps computed; total %.2f s -> %.2f s (x%.2f), denoise %.2f s -> %.2f s "
+                "(x%.2f); video PSNR %.2f dB, SSIM %.4f (cached vs uncached)\n",
+                threshold, cached.second.steps_computed, r.sample_steps, base.first, cached.first,
+                base.first / cached.first, base.second.seconds_denoise, cached.second.seconds_denoise,
+                base.second.seconds_denoise / cached.second.seconds_denoise, psnr, ssim);
+    record({{"bench", "teacache"}, {"model", model}, {"layers", a.get_int("layers", -1)},
+            {"size", strfmt("%d*%d", w, h)}, {"frames", r.frame_num}, {"steps", r.sample_steps},
+            {"threshold", threshold}, {"steps_computed", cached.second.steps_computed},
+            {"seconds_uncached", base.first}, {"seconds_cached", cached.first},
+            {"speedup", base.first / cached.first}, {"denoise_s_uncached", base.second.seconds_denoise},
+            {"denoise_s_cached", cached.second.seconds_denoise},
+            {"denoise_speedup", base.second.seconds_denoise / cached.second.seconds_denoise},
+            {"psnr_db", std::isfinite(psnr) ? nlohmann::json(psnr) : nlohmann::json("inf")}, {"ssim", ssim},
+            {"latent_rel_l2", latent_rel}, {"peak_gb_uncached", base_peak}, {"peak_gb_cached", cached_peak},
             {"device", wan::bench::device_name(device)}});
 }
 
@@ -340,8 +443,8 @@ void bench_all(const Args& a, c10::Device device) {
 int main(int argc, char** argv) {
     Args a;
     if (argc < 2) {
-        std::fprintf(stderr, "usage: wan-bench dit|vae|t5|gen|all [--model 1.3B|14B] [--size W*H] [--frames N] [--layers N] "
-                             "[--runs N] [--device cuda|cpu] [--json FILE]\n");
+        std::fprintf(stderr, "usage: wan-bench dit|vae|t5|gen|teacache|all [--model 1.3B|14B|tiny] [--size W*H] [--frames N] "
+                             "[--layers N] [--steps N] [--threshold X] [--runs N] [--device cuda|cpu] [--json FILE]\n");
         return 2;
     }
     a.command = argv[1];
@@ -360,6 +463,7 @@ int main(int argc, char** argv) {
         else if (a.command == "vae") bench_vae(a, device);
         else if (a.command == "t5") bench_t5(a, device);
         else if (a.command == "gen") bench_gen(a, device);
+        else if (a.command == "teacache") bench_teacache(a, device);
         else if (a.command == "all") bench_all(a, device);
         else WAN_THROW("unknown benchmark '%s'", a.command.c_str());
         if (a.opts.count("json")) {

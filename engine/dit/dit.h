@@ -161,6 +161,9 @@ public:
     }
     /// [B, S/world, C] local rows → [B, S, C], concatenated in rank order.
     virtual at::Tensor gather_sequence(const at::Tensor& local) { return local; }
+    /// In-place element-wise sum over the SP group (step caching's change measure, which must be the same
+    /// on every rank). Default: a world of one, nothing to do.
+    virtual void all_reduce_sum(at::Tensor& /*t*/) {}
 };
 
 /// Token range of one rank: the sequence padded to a multiple of `world`, split into equal chunks.
@@ -212,6 +215,54 @@ private:
     std::vector<at::Tensor> k_, v_;        ///< per block [B, text_len, H, d]
 };
 
+/// Step caching (TeaCache, Liu et al. 2024; beyond upstream). See Note [Step caching] in model.cpp.
+struct StepCacheOptions {
+    /// Accumulated (rescaled) relative change below which the block stack is skipped. 0: never skip.
+    double threshold = 0;
+    /// Steps always computed at the start (≥ 1: step 0 has nothing to reuse). The last step of a job
+    /// (StepCache::begin's num_steps) is always computed too.
+    int warmup_steps = 1;
+    /// What the change is measured on.
+    enum class Indicator {
+        /// Block 0's modulated self-attention input LN(x)·(1 + scale) + shift (the TeaCache paper's
+        /// choice); depends on the latent and t. Costs one LayerNorm and keeps one f32 copy of it.
+        ModulatedInput = 1,
+        /// The time-embedding modulation e0 [B, 6D] (what TeaCache4Wan2.1 measures); depends on t only,
+        /// so the skip schedule is fixed by the timesteps.
+        TimeModulation = 2,
+    };
+    Indicator indicator = Indicator::ModulatedInput;
+    /// Polynomial applied to each step's relative change before accumulating, highest degree first
+    /// (numpy.poly1d order). Default identity. TeaCache fits these per model on real weights; ours must be
+    /// fitted the same way before the threshold means the same as TeaCache's.
+    std::vector<double> rescale = {1.0, 0.0};
+};
+
+/// One denoising branch's step cache (one for the conditional, one for the unconditional pass: their
+/// residuals differ). Owned by the caller, passed to WanModel::forward for every step of one job.
+class StepCache {
+public:
+    explicit StepCache(StepCacheOptions options = {});
+    /// Starts a job of `num_steps` forward calls (clears the residual, the accumulator and the counters).
+    /// num_steps ≤ 0: the last step is not known and not forced.
+    void begin(int num_steps);
+    const StepCacheOptions& options() const { return options_; }
+    int steps_seen() const { return step_; }        ///< forward calls since begin()
+    int steps_computed() const { return computed_; }  ///< of those, how many ran the block stack
+    int steps_skipped() const { return step_ - computed_; }
+    double last_change() const { return last_change_; }  ///< rescaled relative change of the last call
+
+private:
+    friend class WanModel;
+    StepCacheOptions options_;
+    int num_steps_ = 0, step_ = 0, computed_ = 0;
+    double accumulated_ = 0, last_change_ = 0;
+    const void* owner_ = nullptr;  ///< the model that filled it
+    at::Tensor previous_;          ///< the indicator at the previous call (f32)
+    at::Tensor residual_;          ///< [B, s, D] f32: x after the blocks − x before, at the last computed step
+    at::Tensor block0_modulation_; ///< [1, 6, D] f32 (ModulatedInput), fetched once
+};
+
 /// Names of the forward intermediates given to the hook: "patch_embedding.<b>" [1, D, F_p, H_p, W_p],
 /// "time_embedding" [B, D], "time_projection" [B, 6D], "text_embedding" [B, text_len, D],
 /// "block<i>" [B, s, D], "head" [B, s, 64] (s = local sequence rows; = seq_len on one rank).
@@ -232,12 +283,13 @@ public:
 
     /// One sample. x: [in_dim, F, H, W] f32; t: 0-dim or [1]; context: [L, text_dim] (L ≤ text_len);
     /// seq_len ≥ N = F·⌊H/2⌋·⌊W/2⌋. Returns [out_dim, F, 2⌊H/2⌋, 2⌊W/2⌋] f32.
+    /// `step_cache` (optional): may skip the block stack, reusing its cached residual (Note [Step caching]).
     at::Tensor forward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& context, int64_t seq_len,
-                       CrossAttentionCache* cache = nullptr) const;
+                       CrossAttentionCache* cache = nullptr, StepCache* step_cache = nullptr) const;
     /// A batch, run as one (upstream pads each sample to seq_len). t: [B] (or one value for all).
     std::vector<at::Tensor> forward(const std::vector<at::Tensor>& x, const at::Tensor& t,
                                     const std::vector<at::Tensor>& context, int64_t seq_len,
-                                    CrossAttentionCache* cache = nullptr) const;
+                                    CrossAttentionCache* cache = nullptr, StepCache* step_cache = nullptr) const;
 
     const io::WanConfig& config() const { return config_; }
     const ModelOptions& options() const { return options_; }

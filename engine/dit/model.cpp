@@ -27,6 +27,37 @@ void CrossAttentionCache::clear() {
     v_.clear();
 }
 
+// Note [Step caching]
+// TeaCache (Liu et al. 2024, "Timestep Embedding Tells: It's Time to Cache for Video Diffusion Model"):
+// consecutive denoising steps change the DiT's input only a little, and the block stack's residual
+// (x after the blocks − x before) changes roughly as much. Each forward with a StepCache measures the
+// relative L1 change of an indicator since the previous call, rel = Σ|ind_t − ind_{t−1}| / Σ|ind_{t−1}|,
+// maps it through the rescale polynomial and adds it to an accumulator. While the accumulator stays below
+// the threshold the blocks are skipped and the residual cached at the last computed step is added to the
+// patch embedding instead; once it reaches the threshold the blocks run, the residual is refreshed and the
+// accumulator resets. Warm-up steps and the last step always run. Embeddings and the head always run.
+// As in TeaCache4Wan2.1 the indicator's previous value is updated at every call (consecutive changes are
+// accumulated), and each CFG branch has its own cache. The indicator is block 0's modulated input by
+// default (the paper's); TeaCache4Wan2.1 uses the time modulation e0 with a polynomial fitted on the real
+// weights. Padded token rows are left out of the sums and, with sequence parallelism, the two sums are
+// added over the SP group, so that every rank (and every layout) takes the same decision.
+// Beyond upstream: off unless the caller passes a cache with a threshold > 0.
+
+StepCache::StepCache(StepCacheOptions options) : options_(std::move(options)) {
+    WAN_CHECK(options_.threshold >= 0, "step cache: threshold %g must be ≥ 0", options_.threshold);
+    WAN_CHECK(options_.warmup_steps >= 1, "step cache: warmup_steps %d must be ≥ 1 (step 0 has nothing to reuse)",
+              options_.warmup_steps);
+    WAN_CHECK(!options_.rescale.empty(), "step cache: the rescale polynomial needs at least one coefficient");
+}
+
+void StepCache::begin(int num_steps) {
+    num_steps_ = num_steps;
+    step_ = computed_ = 0;
+    accumulated_ = last_change_ = 0;
+    previous_ = at::Tensor();
+    residual_ = at::Tensor();
+}
+
 struct WanModel::Impl {
     std::mutex mu;
     struct RopeEntry {
@@ -74,11 +105,11 @@ void WanModel::set_sequence_parallel(std::shared_ptr<SequenceParallel> sp) {
 }
 
 at::Tensor WanModel::forward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& context, int64_t seq_len,
-                             CrossAttentionCache* cache) const {
+                             CrossAttentionCache* cache, StepCache* step_cache) const {
     WAN_CHECK(t.defined() && t.numel() == 1 && t.dim() <= 1,
               "DiT forward: timestep t must be a 0-dim or [1] tensor for one sample (got %lld elements)",
               static_cast<long long>(t.defined() ? t.numel() : 0));
-    return forward(std::vector<at::Tensor>{x}, t, std::vector<at::Tensor>{context}, seq_len, cache)[0];
+    return forward(std::vector<at::Tensor>{x}, t, std::vector<at::Tensor>{context}, seq_len, cache, step_cache)[0];
 }
 
 namespace {
@@ -106,7 +137,7 @@ std::string shape_of(const at::Tensor& t) { return detail::shape_string(t.sizes(
 
 std::vector<at::Tensor> WanModel::forward(const std::vector<at::Tensor>& xs, const at::Tensor& t_in,
                                           const std::vector<at::Tensor>& contexts, int64_t seq_len,
-                                          CrossAttentionCache* cache) const {
+                                          CrossAttentionCache* cache, StepCache* step_cache) const {
     c10::InferenceMode inference_guard;
     const io::WanConfig& c = config_;
     const int64_t B = static_cast<int64_t>(xs.size());
@@ -255,6 +286,59 @@ std::vector<at::Tensor> WanModel::forward(const std::vector<at::Tensor>& xs, con
         return apply_rope(n.view({B, s_local, H, d}), rope).to(at::kFloat).to(cd);
     };
 
+    // ---- step caching: skip the block stack or remember x before it (Note [Step caching]) --------------
+    bool skip_blocks = false;
+    at::Tensor x_before;  // [B, s, D] cd
+    if (step_cache && step_cache->options_.threshold > 0) {
+        StepCache& sc = *step_cache;
+        const StepCacheOptions& so = sc.options_;
+        if (sc.owner_ != impl_.get()) {
+            sc.owner_ = impl_.get();
+            sc.previous_ = sc.residual_ = sc.block0_modulation_ = at::Tensor();
+        }
+        const int step = sc.step_++;
+        at::Tensor ind;  // f32 indicator
+        if (so.indicator == StepCacheOptions::Indicator::TimeModulation) {
+            ind = e0;  // [B, 6, D], the same on every rank
+        } else {
+            if (!sc.block0_modulation_.defined()) {  // small and constant: fetched once (one gather with FSDP)
+                sc.block0_modulation_ = blocks_->acquire(0).modulation.to(at::kFloat).clone();  // [1, 6, D]
+                blocks_->release(0);
+            }
+            const at::Tensor m0 = sc.block0_modulation_ + e0;  // [B, 6, D]
+            at::Tensor rows = at::arange(s_local, at::TensorOptions().dtype(at::kLong).device(dev)) + chunk.begin;
+            at::Tensor lim = at::from_blob(tokens.data(), {B}, at::TensorOptions().dtype(at::kLong)).clone().to(dev);
+            const at::Tensor real = (rows.unsqueeze(0) < lim.unsqueeze(1)).unsqueeze(2).to(at::kFloat);  // [B, s, 1]
+            ind = (layer_norm(x, D, eps) * (1 + m0.narrow(1, 1, 1)) + m0.narrow(1, 0, 1)) * real;  // [B, s, D]
+        }
+        double change = 0;
+        const bool comparable = sc.previous_.defined() && sc.previous_.sizes() == ind.sizes();
+        if (comparable) {
+            at::Tensor sums = at::stack({(ind - sc.previous_).abs().sum(at::kDouble), sc.previous_.abs().sum(at::kDouble)});
+            if (so.indicator == StepCacheOptions::Indicator::ModulatedInput) sp_->all_reduce_sum(sums);
+            sums = sums.to(at::kCPU);
+            const double num = sums[0].item<double>(), den = sums[1].item<double>();
+            const double rel = den > 0 ? num / den : 1e30;
+            for (double coef : so.rescale) change = change * rel + coef;  // Horner, highest degree first
+        }
+        const bool forced = step < so.warmup_steps || (sc.num_steps_ > 0 && step >= sc.num_steps_ - 1) ||
+                            !comparable || !sc.residual_.defined() ||
+                            sc.residual_.sizes() != at::IntArrayRef({B, s_local, D});
+        if (!forced) sc.accumulated_ += change;
+        skip_blocks = !forced && sc.accumulated_ < so.threshold;
+        if (!skip_blocks) {
+            sc.accumulated_ = 0;
+            ++sc.computed_;
+            x_before = x.clone();  // the loop may update x in place
+        }
+        sc.previous_ = ind;
+        sc.last_change_ = change;
+        if (skip_blocks) x = x.to(at::kFloat) + sc.residual_;  // [B, s, D] f32, as after the blocks
+    } else if (step_cache) {
+        ++step_cache->step_;
+        ++step_cache->computed_;
+    }
+
     // ---- (d) blocks ------------------------------------------------------------------------------------
     // Note [FP8 linears]: with ModelOptions::fp8 the big block GEMMs run on Hopper's FP8 tensor cores:
     // weights quantised once per output channel (scale = amax/448), activations per token at each call,
@@ -304,7 +388,8 @@ std::vector<at::Tensor> WanModel::forward(const std::vector<at::Tensor>& xs, con
     };
     const bool use_fused = fused::enabled_for(x) && cd == at::kBFloat16 && rope.cos.defined() &&
                            rope.cos.scalar_type() == at::kFloat && d % 2 == 0;
-    for (int64_t i = 0; i < c.num_layers; ++i) {
+    const int64_t layers_to_run = skip_blocks ? 0 : c.num_layers;
+    for (int64_t i = 0; i < layers_to_run; ++i) {
         const BlockWeights w = blocks_->acquire(i);
         const at::Tensor m = w.modulation + e0;  // [B, 6, D] f32
         auto mod = [&](int64_t j) { return m.narrow(1, j, 1); };  // [B, 1, D]
@@ -388,6 +473,8 @@ std::vector<at::Tensor> WanModel::forward(const std::vector<at::Tensor>& xs, con
         blocks_->release(i);
         if (hook_) hook_("block" + std::to_string(i), x);
     }
+
+    if (x_before.defined()) step_cache->residual_ = x - x_before.to(at::kFloat);  // [B, s, D] f32
 
     // ---- (e) head: uses e (not e0), f32 -----------------------------------------------------------------
     const at::Tensor hm = root_.head_modulation + e.unsqueeze(1);  // [B, 2, D] f32

@@ -20,6 +20,11 @@ at::Tensor UspSequenceParallel::gather_sequence(const at::Tensor& local) {
     return mesh_.sp().all_gather(local, 1);
 }
 
+void UspSequenceParallel::all_reduce_sum(at::Tensor& t) {
+    // The step cache's two change sums: every SP rank must take the same skip decision.
+    mesh_.sp().all_reduce(t, dist::ReduceOp::Sum);
+}
+
 ShardedDitBlocks::ShardedDitBlocks(const io::WanConfig& config, const io::TensorStore& store,
                                    dist::Communicator& comm, const dit::ModelOptions& options)
     : config_(config), options_(options) {

@@ -19,6 +19,7 @@ public:
     int rank() const override { return mesh_.sp().rank(); }
     at::Tensor self_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t k_len) override;
     at::Tensor gather_sequence(const at::Tensor& local) override;
+    void all_reduce_sum(at::Tensor& t) override;
 
 private:
     dist::Mesh& mesh_;

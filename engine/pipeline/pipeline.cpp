@@ -16,6 +16,7 @@
 #include <ATen/cuda/CUDAGeneratorImpl.h>
 #endif
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -34,6 +35,13 @@
 //    per-block gathers cannot be matched across halves) and gathered one block at a time.
 // At every step boundary all ranks agree on continue / cancel / failed in one tiny all-reduce, so that all
 // leave the loop at the same step and no rank is left waiting in a collective. Only world rank 0 decodes.
+
+// Note [Step caching]
+// EngineConfig::teacache_threshold > 0 gives each CFG branch a dit::StepCache (TeaCache-style; see the
+// Note of the same name in engine/dit/model.cpp): the DiT skips its block stack on steps where its input
+// barely changed and reuses the branch's last residual. Beyond upstream, off by default (0 passes no
+// cache: bit-identical to upstream's arithmetic). The decision is taken identically on every SP rank (the
+// change sums are all-reduced over the SP group); with cfg-parallel each half owns its branch's cache.
 
 namespace wan::pipeline {
 
@@ -278,6 +286,11 @@ T2VPipeline::~T2VPipeline() = default;
 const EngineInfo& T2VPipeline::info() const { return impl_->info; }
 c10::Device T2VPipeline::device() const { return impl_->device; }
 
+void T2VPipeline::set_teacache_threshold(double threshold) {
+    WAN_CHECK(threshold >= 0, "teacache threshold %g: must be ≥ 0 (0 = off)", threshold);
+    impl_->config.teacache_threshold = threshold;
+}
+
 GenerationRequest T2VPipeline::resolve(const GenerationRequest& request) const {
     const EngineInfo& info = impl_->info;
     GenerationRequest r = request;
@@ -395,11 +408,19 @@ PipelineOutput T2VPipeline::generate(const GenerationRequest& request, const Pro
     sopt.bf16_einsum = m.device.is_cuda();  // upstream runs step() under autocast(bf16) on CUDA (§6.3)
     auto solver = sched::make_solver(sched::solver_from_string(r.solver), r.sample_steps, r.sample_shift, sopt);
     dit::CrossAttentionCache cache_cond, cache_uncond;
+    const bool step_caching = m.config.teacache_threshold > 0;
+    dit::StepCacheOptions scopt;
+    scopt.threshold = m.config.teacache_threshold;
+    dit::StepCache step_cond(scopt), step_uncond(scopt);
+    dit::StepCache* sc_cond = step_caching ? &step_cond : nullptr;
+    dit::StepCache* sc_uncond = step_caching ? &step_uncond : nullptr;
     const auto& timesteps = solver->timesteps();
     const int steps = solver->num_steps();
     auto t_denoise = Clock::now();
     report(Stage::Denoise, 0, steps, -1);
     const bool cfg_split = mesh && mesh->layout().cfg_split();
+    step_cond.begin(steps);
+    step_uncond.begin(steps);
     for (int i = 0; i < steps; ++i) {
         if (!mesh) check_cancel(cancel);
         at::Tensor v_cond, v_uncond;
@@ -410,14 +431,14 @@ PipelineOutput T2VPipeline::generate(const GenerationRequest& request, const Pro
             if (cfg_split) {
                 // Each half computes one branch; the pair exchange gives both to everyone (§ Note above).
                 const bool cond_half = mesh->cfg_index() == 0;
-                at::Tensor mine_v = cond_half ? m.dit->forward(z, t, ctx_cond, seq_len, &cache_cond)
-                                              : m.dit->forward(z, t, ctx_uncond, seq_len, &cache_uncond);
+                at::Tensor mine_v = cond_half ? m.dit->forward(z, t, ctx_cond, seq_len, &cache_cond, sc_cond)
+                                              : m.dit->forward(z, t, ctx_uncond, seq_len, &cache_uncond, sc_uncond);
                 at::Tensor both = mesh->cfg_pair()->all_gather(mine_v.unsqueeze(0), 0);  // [2, 16, T, h, w]
                 v_cond = both[0];
                 v_uncond = both[1];
             } else {
-                v_cond = m.dit->forward(z, t, ctx_cond, seq_len, &cache_cond);
-                v_uncond = m.dit->forward(z, t, ctx_uncond, seq_len, &cache_uncond);
+                v_cond = m.dit->forward(z, t, ctx_cond, seq_len, &cache_cond, sc_cond);
+                v_uncond = m.dit->forward(z, t, ctx_uncond, seq_len, &cache_uncond, sc_uncond);
             }
             // uncond + g·(cond − uncond), f32, g an f32 scalar (§7.2).
             at::Tensor v = v_uncond + (v_cond - v_uncond) * r.guide_scale;
@@ -446,6 +467,15 @@ PipelineOutput T2VPipeline::generate(const GenerationRequest& request, const Pro
         report(Stage::Denoise, i + 1, steps, seconds_since(t_start) + per_step * (steps - i - 1));
     }
     out.seconds_denoise = seconds_since(t_denoise);
+    if (step_caching) {
+        // With cfg-parallel this rank ran one branch only; the other cache saw no calls.
+        out.steps_computed = std::max(step_cond.steps_computed(), step_uncond.steps_computed());
+        WAN_LOG_INFO("step caching (threshold %g): the DiT block stack ran %d of %d steps (cond %d, uncond %d)",
+                     scopt.threshold, out.steps_computed, steps, step_cond.steps_computed(),
+                     step_uncond.steps_computed());
+    } else {
+        out.steps_computed = steps;
+    }
     out.latent = z.to(at::kCPU);
     emit("final_latent", z);
 

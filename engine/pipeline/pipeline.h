@@ -72,6 +72,9 @@ struct PipelineOutput {
     int64_t seed_used = -1;
     GenerationRequest resolved;  ///< the request with every default filled in
     double seconds_text = 0, seconds_denoise = 0, seconds_decode = 0;
+    /// DiT block-stack passes that ran, per CFG branch (= steps without step caching; with
+    /// EngineConfig::teacache_threshold > 0, steps minus the skipped ones; the max of both branches).
+    int steps_computed = 0;
 };
 
 /// Already built models (benchmarks with random weights, custom loading). `vae` may be null on ranks
@@ -106,6 +109,9 @@ public:
     /// mesh, every rank must call this with the same request; only the decoding rank fills `video`.
     PipelineOutput generate(const GenerationRequest& request, const ProgressFn& progress = {},
                             const std::atomic<bool>* cancel = nullptr, const TraceFn& trace = {});
+
+    /// Step caching for the following jobs (EngineConfig::teacache_threshold; 0 = off). Not during a job.
+    void set_teacache_threshold(double threshold);
 
     struct Impl;  ///< private
 

@@ -151,7 +151,7 @@ std::string clean_model_text(const std::string& text) {
 }
 
 std::string sidecar_json(const GenerationRequest& resolved, const GenerationResult& result, const EngineInfo& info,
-                         const std::string& codec) {
+                         const std::string& codec, double teacache_threshold, int dit_steps_computed) {
     nlohmann::json j = nlohmann::json::parse(resolved.to_json());
     nlohmann::json r = nlohmann::json::parse(result.to_json());
     for (auto it = r.begin(); it != r.end(); ++it) {
@@ -167,6 +167,8 @@ std::string sidecar_json(const GenerationRequest& resolved, const GenerationResu
     j["codec"] = codec;
     j["program"] = std::string("WanStudio ") + version_string();
     j["fps"] = 16;
+    j["teacache_threshold"] = teacache_threshold;
+    if (dit_steps_computed >= 0) j["dit_steps_computed"] = dit_steps_computed;
     return j.dump(2);
 }
 
@@ -362,7 +364,8 @@ GenerationResult EngineServer::run(const GenerationRequest& request,
             md["model"] = m.pipe->info().model_variant;
             md["encoder"] = std::string("WanStudio ") + version_string();
             result.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-            so.json_text = sidecar_json(resolved, result, m.pipe->info(), "libx264");
+            so.json_text = sidecar_json(resolved, result, m.pipe->info(), "libx264", m.config.teacache_threshold,
+                                        out.steps_computed);
             video::SavedOutputs saved = video::save_outputs(so, {u8.data_ptr<uint8_t>(), static_cast<int>(u8.size(0)),
                                                                  static_cast<int>(u8.size(1)), static_cast<int>(u8.size(2))});
             if (saved.codec != "libx264") notes.push_back("libx264 is not available; encoded with " + saved.codec);

@@ -81,8 +81,9 @@ int run_setup_check(MPI_Comm world, const ServerConfig& config, std::ostream& ou
 std::string clean_model_text(const std::string& text);
 
 /// The JSON written beside each video: the resolved request's keys, the result's keys, the model and the
-/// program version (flat object; the GUI's history reads it).
+/// program version (flat object; the GUI's history reads it). Also "teacache_threshold" (0: step caching
+/// off) and, when `dit_steps_computed` ≥ 0, "dit_steps_computed" (steps whose DiT block stack ran).
 std::string sidecar_json(const GenerationRequest& resolved, const GenerationResult& result, const EngineInfo& info,
-                         const std::string& codec);
+                         const std::string& codec, double teacache_threshold = 0, int dit_steps_computed = -1);
 
 }  // namespace wan::server

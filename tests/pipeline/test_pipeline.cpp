@@ -5,6 +5,8 @@
 
 #include <ATen/ATen.h>
 
+#include <cstdio>
+
 namespace {
 
 wan::pipeline::T2VPipeline& tiny_pipeline() {
@@ -121,6 +123,34 @@ TEST(Pipeline, SaveLatentsAndInitNoise) {
         FAIL();
     } catch (const wan::Error& e) {
         EXPECT_NE(std::string(e.what()).find("needs [16, 2, 4, 4]"), std::string::npos) << e.what();
+    }
+}
+
+// Step caching (EngineConfig::teacache_threshold, Note [Step caching]): off computes every step, on skips
+// some (first and last always run) and stays close to the uncached latent. The request is the e2e test's.
+TEST(Pipeline, StepCachingSkipsStepsAndStaysClose) {
+    auto r = small_request();
+    r.width = 64;
+    r.height = 64;
+    r.sample_steps = 8;
+    r.seed = 1234;
+    const auto ref = tiny_pipeline().generate(r);
+    EXPECT_EQ(ref.steps_computed, 8);
+    for (double th : {0.1, 0.3, 0.5}) {
+        wan::pipeline::EngineConfig cfg;
+        cfg.ckpt_dir = wan::test::tiny_ckpt_dir();
+        cfg.device = "cpu";
+        cfg.teacache_threshold = th;
+        wan::pipeline::T2VPipeline cached(cfg);
+        const auto out = cached.generate(r);
+        ASSERT_TRUE(at::isfinite(out.latent).all().item<bool>());
+        const double err = (out.latent - ref.latent).norm().item<double>() / ref.latent.norm().item<double>();
+        const double video_err = (out.video - ref.video).abs().max().item<double>();
+        std::printf("teacache %.2f: %d of 8 steps computed, final latent rel L2 %.4f, video max |diff| %.4f\n", th,
+                    out.steps_computed, err, video_err);
+        EXPECT_GE(out.steps_computed, 2);
+        EXPECT_LT(err, 0.5);
+        if (th >= 0.3) EXPECT_LT(out.steps_computed, 8) << "threshold " << th << " skipped nothing";
     }
 }
 
