@@ -418,6 +418,47 @@ void bench_teacache(const Args& a, c10::Device device) {
             {"device", wan::bench::device_name(device)}});
 }
 
+// ---- checkpoint loading: peak extra host memory ------------------------------------------------------------
+
+long status_kb(const char* key) {
+    std::ifstream f("/proc/self/status");
+    std::string line;
+    while (std::getline(f, line))
+        if (line.rfind(key, 0) == 0) return std::stol(line.substr(std::string(key).size()));
+    return -1;
+}
+
+/// `wan-bench load --file F [--dtype bf16|f32] [--device cpu|cuda]`: loads every tensor of F one after the
+/// other (as the models do) and reports the process's peak resident memory growth against the file size and
+/// the largest tensor. With --make N a file of N tensors of 100 MB each is written first.
+void bench_load(const Args& a, c10::Device device) {
+    const std::string path = a.get("file", "/tmp/wan_bench_load.safetensors");
+    if (a.opts.count("make")) {
+        const int n = a.get_int("make", 12);
+        wan::io::NamedTensors t;
+        for (int i = 0; i < n; ++i) t.emplace_back("t" + std::to_string(i), at::randn({25 * 1024 * 1024}));
+        wan::io::save_safetensors(path, t);
+    }
+    const at::ScalarType dt = a.get("dtype", "bf16") == "f32" ? at::kFloat : at::kBFloat16;
+    // Anonymous memory (what the process allocates) sampled while each loaded tensor is alive; the mapped file
+    // pages the reader touches are page cache (file-backed, reclaimable) and reported separately.
+    const long anon_before = status_kb("RssAnon:"), file_before = status_kb("RssFile:");
+    long anon_peak = anon_before, file_peak = file_before;
+    auto store = wan::io::TensorStore::open(path);
+    int64_t largest = 0;
+    for (const auto& n : store.names()) {
+        const auto& info = store.info(n);
+        largest = std::max<int64_t>(largest, info.numel() * 4);
+        at::Tensor t = store.load(n, device, dt);  // dropped at once: the models keep theirs on the device
+        anon_peak = std::max(anon_peak, status_kb("RssAnon:"));
+        file_peak = std::max(file_peak, status_kb("RssFile:"));
+    }
+    record({{"bench", "load"}, {"file_gb", store.total_bytes() / 1e9}, {"largest_tensor_gb", largest / 1e9},
+            {"peak_anon_growth_gb", (anon_peak - anon_before) * 1024.0 / 1e9},
+            {"peak_file_pages_gb", (file_peak - file_before) * 1024.0 / 1e9}, {"dtype", c10::toString(dt)},
+            {"device", wan::bench::device_name(device)}});
+}
+
 void bench_all(const Args& a, c10::Device device) {
     Args d = a;
     d.opts = {{"model", "1.3B"}, {"size", "832*480"}};
@@ -463,6 +504,7 @@ int main(int argc, char** argv) {
         else if (a.command == "vae") bench_vae(a, device);
         else if (a.command == "t5") bench_t5(a, device);
         else if (a.command == "gen") bench_gen(a, device);
+        else if (a.command == "load") bench_load(a, device);
         else if (a.command == "teacache") bench_teacache(a, device);
         else if (a.command == "all") bench_all(a, device);
         else WAN_THROW("unknown benchmark '%s'", a.command.c_str());

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 namespace wan::io {
@@ -212,6 +213,13 @@ at::Tensor TensorStore::load(const std::string& name, c10::Device device, c10::o
     // One copy straight from the mapping to the target: at most one tensor of extra host memory.
     at::Tensor out = at::empty(view.sizes(), at::TensorOptions().dtype(target).device(device));
     out.copy_(view);
+    // The copy is done: let the kernel drop the file pages we touched from this process, so that loading an
+    // 11 GB file never keeps 11 GB resident (they stay in the page cache; a later read maps them again).
+    const auto& e = impl_->entries.at(name);
+    const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+    const uint64_t begin = (e.info.data_offset / page) * page;
+    const uint64_t end = e.info.data_offset + e.info.data_bytes;
+    ::madvise(const_cast<uint8_t*>(e.file->data()) + begin, end - begin, MADV_DONTNEED);
     return out;
 }
 
