@@ -44,6 +44,11 @@ void log_message(LogLevel level, const char* fmt, ...) __attribute__((format(pri
 /// Program version ("0.1.0").
 const char* version_string();
 
+/// Appends the UTF-8 encoding of code point `cp` (callers pass valid scalar values).
+void append_utf8(std::string& out, char32_t cp);
+/// UTF-32 → UTF-8.
+std::string utf8_from_u32(const std::u32string& s);
+
 // ---- requests, progress, results: shared by the engine, the protocol and the app ------------------------
 
 /// Stages of one generation, in order. Zero is never a valid value.

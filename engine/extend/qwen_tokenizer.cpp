@@ -67,30 +67,6 @@ std::u32string utf8_to_u32(const std::string& s) {
     return out;
 }
 
-void append_utf8(std::string& out, char32_t cp) {
-    if (cp < 0x80) {
-        out.push_back(static_cast<char>(cp));
-    } else if (cp < 0x800) {
-        out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-        out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    } else if (cp < 0x10000) {
-        out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-        out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-        out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    } else {
-        out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
-        out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-        out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-        out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    }
-}
-
-std::string u32_to_utf8(const std::u32string& s) {
-    std::string out;
-    out.reserve(s.size());
-    for (char32_t cp : s) append_utf8(out, cp);
-    return out;
-}
 
 // ---- NFC (UAX #15) ---------------------------------------------------------------------------------------
 
@@ -192,7 +168,7 @@ std::string nfc_normalize(const std::string& utf8) {
         last_class = ch_class;
         out.push_back(ch);
     }
-    return u32_to_utf8(out);
+    return wan::utf8_from_u32(out);
 }
 
 // ---- tokenizer ------------------------------------------------------------------------------------------
@@ -216,7 +192,7 @@ std::array<std::string, 256> byte_level_table() {
     int n = 0;
     for (int b = 0; b < 256; ++b) cp[b] = direct[b] ? b : 256 + n++;
     std::array<std::string, 256> out;
-    for (int b = 0; b < 256; ++b) append_utf8(out[b], static_cast<char32_t>(cp[b]));
+    for (int b = 0; b < 256; ++b) wan::append_utf8(out[b], static_cast<char32_t>(cp[b]));
     return out;
 }
 
@@ -515,7 +491,7 @@ std::string QwenTokenizer::decode(const std::vector<int64_t>& ids, bool skip_spe
         }
         bytes += all_mapped ? tb : tok;
     }
-    return u32_to_utf8(utf8_to_u32(bytes));  // lossy: invalid UTF-8 → U+FFFD
+    return wan::utf8_from_u32(utf8_to_u32(bytes));  // lossy: invalid UTF-8 → U+FFFD
 }
 
 int64_t QwenTokenizer::token_to_id(const std::string& token) const {

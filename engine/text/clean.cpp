@@ -74,30 +74,6 @@ std::u32string decode_utf8(const std::string& s, const std::string& what) {
     return out;
 }
 
-void append_utf8(std::string& out, char32_t cp) {
-    if (cp < 0x80) {
-        out.push_back(static_cast<char>(cp));
-    } else if (cp < 0x800) {
-        out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-        out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    } else if (cp < 0x10000) {
-        out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-        out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-        out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    } else {
-        out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
-        out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-        out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-        out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    }
-}
-
-std::string encode_utf8(const std::u32string& s) {
-    std::string out;
-    out.reserve(s.size());
-    for (char32_t c : s) append_utf8(out, c);
-    return out;
-}
 
 std::u32string u32(const char* utf8) { return decode_utf8(utf8, "table entry"); }
 
@@ -181,7 +157,7 @@ std::u32string html_unescape(const std::u32string& s) {
             continue;
         }
         const bool semi = e < s.size() && s[e] == ';';
-        const std::string name = encode_utf8(s.substr(j, e - j)) + (semi ? ";" : "");
+        const std::string name = wan::utf8_from_u32(s.substr(j, e - j)) + (semi ? ";" : "");
         const size_t consumed_end = semi ? e + 1 : e;
         if (const char* v = find_entity(name)) {
             out += u32(v);
@@ -190,7 +166,7 @@ std::u32string html_unescape(const std::u32string& s) {
             const std::u32string body = s.substr(j, consumed_end - j);
             bool found = false;
             for (size_t x = body.size() - 1; x > 1; --x) {
-                if (const char* v2 = find_entity(encode_utf8(body.substr(0, x)))) {
+                if (const char* v2 = find_entity(wan::utf8_from_u32(body.substr(0, x)))) {
                     out += u32(v2);
                     out += body.substr(x);
                     found = true;
@@ -223,7 +199,7 @@ std::u32string ftfy_unescape_html(const std::u32string& s) {
             if (e > j && e < s.size() && s[e] == ';') {
                 const std::u32string ref = s.substr(i, e + 1 - i);
                 if (!numeric) {
-                    if (const char* v = find_entity(encode_utf8(s.substr(j, e + 1 - j)))) {
+                    if (const char* v = find_entity(wan::utf8_from_u32(s.substr(j, e + 1 - j)))) {
                         out += u32(v);
                         i = e + 1;
                         continue;
@@ -396,7 +372,7 @@ std::string clean_text(const std::string& text, bool ftfy) {
             collapsed.push_back(s[i++]);
         }
     }
-    return encode_utf8(py_strip(collapsed));
+    return wan::utf8_from_u32(py_strip(collapsed));
 }
 
 }  // namespace wan::text
