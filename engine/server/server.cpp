@@ -364,7 +364,7 @@ GenerationResult EngineServer::run(const GenerationRequest& request,
             md["model"] = m.pipe->info().model_variant;
             md["encoder"] = std::string("WanStudio ") + version_string();
             result.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-            so.json_text = sidecar_json(resolved, result, m.pipe->info(), "libx264", m.config.teacache_threshold,
+            so.json_text = sidecar_json(resolved, result, m.pipe->info(), video::default_encoder(), m.config.teacache_threshold,
                                         out.steps_computed);
             video::SavedOutputs saved = video::save_outputs(so, {u8.data_ptr<uint8_t>(), static_cast<int>(u8.size(0)),
                                                                  static_cast<int>(u8.size(1)), static_cast<int>(u8.size(2))});

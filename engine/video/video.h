@@ -118,6 +118,8 @@ SavedOutputs save_outputs(const SaveOptions& opts, const RgbFrames& frames);
 /// libavformat versions, and the encoder write_mp4() will pick first from VideoWriteOptions{}.encoders, e.g.
 /// "FFmpeg 5.1.6 (libavcodec 59.37.100, libavformat 59.27.100); H.264 encoder: libx264".
 std::string ffmpeg_version_info();
+/// The encoder write_mp4() uses with default options ("libx264", or a fallback), "" when none exists.
+std::string default_encoder();
 
 // ---- reading (tests, previews) -----------------------------------------------------------------------
 

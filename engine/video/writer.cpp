@@ -297,22 +297,23 @@ void write_png(const std::string& path, const uint8_t* rgb, int height, int widt
 
 namespace wan::video {
 
+std::string default_encoder() {
+    // The same order as write_mp4(): the first encoder of the default list that this FFmpeg has.
+    for (const auto& name : VideoWriteOptions{}.encoders) {
+        const AVCodec* c = avcodec_find_encoder_by_name(name.c_str());
+        if (c != nullptr && c->type == AVMEDIA_TYPE_VIDEO) return name;
+    }
+    return {};
+}
+
 std::string ffmpeg_version_info() {
     auto triple = [](unsigned v) {
         return strfmt("%u.%u.%u", AV_VERSION_MAJOR(v), AV_VERSION_MINOR(v), AV_VERSION_MICRO(v));
     };
     std::string s = strfmt("FFmpeg %s (libavcodec %s, libavformat %s)", av_version_info(),
                            triple(avcodec_version()).c_str(), triple(avformat_version()).c_str());
-    // The same order as write_mp4(): the first encoder of the default list that this FFmpeg has.
     const std::vector<std::string> order = VideoWriteOptions{}.encoders;
-    std::string chosen;
-    for (const auto& name : order) {
-        const AVCodec* c = avcodec_find_encoder_by_name(name.c_str());
-        if (c != nullptr && c->type == AVMEDIA_TYPE_VIDEO) {
-            chosen = name;
-            break;
-        }
-    }
+    const std::string chosen = default_encoder();
     if (chosen.empty()) {
         std::string names;
         for (const auto& n : order) names += (names.empty() ? "" : ", ") + n;
