@@ -212,7 +212,8 @@ T2VPipeline::T2VPipeline(const EngineConfig& config) : impl_(std::make_unique<Im
         topt.device = config.t5_cpu ? c10::Device(c10::kCPU) : m.device;
         const bool offload = config.offload_model < 0 ? (mesh == nullptr || mesh->world().size() == 1)
                                                       : config.offload_model == 1;
-        topt.stream_weights = offload && !(mesh && config.t5_fsdp);
+        // --t5-cpu streams too: bf16 host weights converted per block (half the RAM of resident f32).
+        topt.stream_weights = (offload || config.t5_cpu) && !(mesh && config.t5_fsdp && !config.t5_cpu);
         if (mesh && config.t5_fsdp && mesh->world().size() > 1 && !config.t5_cpu) {
             io::TensorStore store = m.ckpt.open_t5();
             text::UMT5Config tcfg = text::UMT5Config::from_store(store);

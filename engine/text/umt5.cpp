@@ -210,14 +210,15 @@ ResidentT5Weights::ResidentT5Weights(const io::TensorStore& store, const UMT5Con
 
 StreamingT5Weights::StreamingT5Weights(const io::TensorStore& store, const UMT5Config& cfg, c10::Device device,
                                        at::ScalarType dtype)
-    : device_(device) {
+    : device_(device), dtype_(dtype) {
     const c10::Device cpu(c10::kCPU);
-    // Pinned host memory makes the per-encode block copies fast and asynchronous.
+    // On the CPU the host copy keeps the file's dtype (bf16: half of f32) and each block is converted when it
+    // runs; for CUDA it is the compute dtype in pinned memory, so the per-encode copies are fast and async.
     auto host = [&](const std::string& key) {
-        at::Tensor t = store.load(key, cpu, dtype);
+        at::Tensor t = store.load(key, cpu, device.is_cuda() ? dtype : store.info(key).dtype);
         return device.is_cuda() ? t.pin_memory() : t;
     };
-    embedding_ = store.load("token_embedding.weight", cpu, dtype);  // looked up on the host, never copied whole
+    embedding_ = host("token_embedding.weight");  // looked up on the host, never copied whole
     host_.resize(cfg.num_layers);
     for (int64_t i = 0; i < cfg.num_layers; ++i) {
         for (const auto& bk : kBlockKeys) host_[i].*(bk.member) = host(block_key(i, bk.leaf));
@@ -227,7 +228,8 @@ StreamingT5Weights::StreamingT5Weights(const io::TensorStore& store, const UMT5C
 
 const T5BlockWeights& StreamingT5Weights::acquire(int64_t i) {
     WAN_CHECK(i >= 0 && i < num_blocks(), "UMT5 weights: block %lld out of range", static_cast<long long>(i));
-    for (const auto& bk : kBlockKeys) current_.*(bk.member) = (host_[i].*(bk.member)).to(device_, /*non_blocking=*/true);
+    for (const auto& bk : kBlockKeys)
+        current_.*(bk.member) = (host_[i].*(bk.member)).to(device_, dtype_, /*non_blocking=*/true);
     return current_;
 }
 
@@ -248,7 +250,7 @@ at::ScalarType UMT5Options::resolved_dtype() const {
 
 UMT5Encoder::UMT5Encoder(const io::TensorStore& store, UMT5Options opts)
     : cfg_(UMT5Config::from_store(store)), opts_(opts), dtype_(opts.resolved_dtype()) {
-    if (opts_.stream_weights && opts_.device.is_cuda())
+    if (opts_.stream_weights)
         weights_ = std::make_shared<StreamingT5Weights>(store, cfg_, opts_.device, dtype_);
     else
         weights_ = std::make_shared<ResidentT5Weights>(store, cfg_, opts_.device, dtype_);
@@ -314,6 +316,7 @@ at::Tensor UMT5Encoder::forward(const at::Tensor& ids_in, const at::Tensor& mask
     // A host-resident table (streamed weights) is looked up on the host: only [B, S, dim] crosses the bus.
     at::Tensor x = table.device() == ids.device() ? at::embedding(table, ids)
                                                   : at::embedding(table, ids.to(table.device())).to(opts_.device);  // [B, S, dim]
+    if (x.scalar_type() != dtype_) x = x.to(dtype_);  // a host table kept in the file's dtype (streamed weights)
     if (intermediates) intermediates->push_back(x);
     for (int64_t i = 0; i < cfg_.num_layers; ++i) {
         const T5BlockWeights& w = weights_->acquire(i);
