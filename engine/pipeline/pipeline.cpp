@@ -348,31 +348,52 @@ PipelineOutput T2VPipeline::generate(const GenerationRequest& request, const Pro
     const int64_t seq_len = sequence_length(T, h, w, sp);
 
     // 1. Text: prompt and negative prompt in one batched call. Ref: §7.2 step 4.
+    // 2. Noise: from a file (reproducible across machines) or the seed. Ref: §7.2 steps 3, 5.
+    // With a mesh the preparation's local failures (a missing --init-noise file on one host, say) are agreed on
+    // before the first collective of the noise and the loop, so that no rank is left waiting.
     report(Stage::Text, 0, 1, -1);
     check_cancel(cancel);
-    auto t_text = Clock::now();
-    std::vector<at::Tensor> ctx = m.text->encode({r.prompt, r.negative_prompt});
-    at::Tensor ctx_cond = ctx.at(0).to(m.device);
-    at::Tensor ctx_uncond = ctx.at(1).to(m.device);
+    at::Tensor ctx_cond, ctx_uncond, z;
+    {
+        dist::StepStatus prep = dist::StepStatus::Continue;
+        std::string prep_error;
+        try {
+            auto t_text = Clock::now();
+            std::vector<at::Tensor> ctx = m.text->encode({r.prompt, r.negative_prompt});
+            ctx_cond = ctx.at(0).to(m.device);
+            ctx_uncond = ctx.at(1).to(m.device);
+            out.seconds_text = seconds_since(t_text);
+            if (!r.init_noise.empty()) {
+                io::TensorStore st = io::TensorStore::open_safetensors(r.init_noise);
+                WAN_CHECK(st.contains("noise"), "--init-noise %s: no tensor named 'noise'", r.init_noise.c_str());
+                at::Tensor n = st.load("noise", c10::Device(c10::kCPU), at::kFloat);
+                if (n.dim() == 5 && n.size(0) == 1) n = n.squeeze(0);
+                WAN_CHECK(n.sizes() == at::IntArrayRef({z_dim, T, h, w}),
+                          "--init-noise %s: tensor 'noise' has shape %s, this request needs [%lld, %lld, %lld, %lld]",
+                          r.init_noise.c_str(), c10::str(n.sizes()).c_str(), static_cast<long long>(z_dim),
+                          static_cast<long long>(T), static_cast<long long>(h), static_cast<long long>(w));
+                z = n.to(m.device);
+                out.seed_used = r.seed;
+            }
+        } catch (const std::exception& e) {
+            if (!mesh) throw;
+            prep = dist::StepStatus::Failed;
+            prep_error = e.what();
+            WAN_LOG_ERROR("preparing the job failed: %s", e.what());
+        }
+        if (mesh) {
+            if (prep == dist::StepStatus::Continue && cancel && cancel->load()) prep = dist::StepStatus::Cancel;
+            const dist::StepStatus agreed = dist::agree(mesh->world(), prep);
+            if (agreed == dist::StepStatus::Cancel) throw Cancelled();
+            if (agreed == dist::StepStatus::Failed)
+                WAN_THROW("%s", prep_error.empty() ? "another rank failed while preparing the job (see its log)"
+                                                   : prep_error.c_str());
+        }
+    }
     emit("context", ctx_cond);
     emit("context_null", ctx_uncond);
-    out.seconds_text = seconds_since(t_text);
     report(Stage::Text, 1, 1, -1);
-
-    // 2. Noise: from a file (reproducible across machines) or the seed. Ref: §7.2 steps 3, 5.
-    at::Tensor z;
-    if (!r.init_noise.empty()) {
-        io::TensorStore st = io::TensorStore::open_safetensors(r.init_noise);
-        WAN_CHECK(st.contains("noise"), "--init-noise %s: no tensor named 'noise'", r.init_noise.c_str());
-        at::Tensor n = st.load("noise", c10::Device(c10::kCPU), at::kFloat);
-        if (n.dim() == 5 && n.size(0) == 1) n = n.squeeze(0);
-        WAN_CHECK(n.sizes() == at::IntArrayRef({z_dim, T, h, w}),
-                  "--init-noise %s: tensor 'noise' has shape %s, this request needs [%lld, %lld, %lld, %lld]",
-                  r.init_noise.c_str(), c10::str(n.sizes()).c_str(), static_cast<long long>(z_dim),
-                  static_cast<long long>(T), static_cast<long long>(h), static_cast<long long>(w));
-        z = n.to(m.device);
-        out.seed_used = r.seed;
-    } else {
+    if (!z.defined()) {
         int64_t seed = r.seed;
         if (seed < 0) {
             std::random_device rd;
