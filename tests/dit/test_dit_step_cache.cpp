@@ -5,6 +5,7 @@
 
 #include "core/core.h"
 #include "dit/dit.h"
+#include "fake_sequence_parallel.h"
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
@@ -231,56 +232,8 @@ TEST(DitStepCache, RescalePolynomialIsApplied) {
     EXPECT_EQ(c2.steps_computed(), 2);
 }
 
-// ---- a sequence-parallel world simulated with threads ---------------------------------------------------
-
-class FakeComm {
-public:
-    explicit FakeComm(int world) : world_(world), slots_(world) {}
-    std::vector<at::Tensor> all_gather(int rank, const at::Tensor& t) {
-        std::unique_lock<std::mutex> lock(mu_);
-        slots_[rank] = t;
-        const int64_t gen = gen_;
-        if (++arrived_ == world_) {
-            arrived_ = 0;
-            result_ = slots_;
-            ++gen_;
-            cv_.notify_all();
-        } else {
-            cv_.wait(lock, [&] { return gen_ != gen; });
-        }
-        return result_;
-    }
-
-private:
-    int world_;
-    std::mutex mu_;
-    std::condition_variable cv_;
-    std::vector<at::Tensor> slots_, result_;
-    int arrived_ = 0;
-    int64_t gen_ = 0;
-};
-
-class FakeSequenceParallel : public wan::dit::SequenceParallel {
-public:
-    FakeSequenceParallel(FakeComm& comm, int world, int rank) : comm_(comm), world_(world), rank_(rank) {}
-    int world() const override { return world_; }
-    int rank() const override { return rank_; }
-    at::Tensor self_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t k_len) override {
-        at::Tensor kf = at::cat(comm_.all_gather(rank_, k), 1);
-        at::Tensor vf = at::cat(comm_.all_gather(rank_, v), 1);
-        return wan::dit::attention(q, kf, vf, k_len);
-    }
-    at::Tensor gather_sequence(const at::Tensor& local) override { return at::cat(comm_.all_gather(rank_, local), 1); }
-    void all_reduce_sum(at::Tensor& t) override {
-        ++reduces;
-        t = at::stack(comm_.all_gather(rank_, t)).sum(0);
-    }
-    int reduces = 0;
-
-private:
-    FakeComm& comm_;
-    int world_, rank_;
-};
+using wan::test::FakeComm;
+using wan::test::FakeSequenceParallel;
 
 TEST(DitStepCache, SimulatedSequenceParallelDecidesLikeOneRank) {
     const WanConfig c = tiny_config();
