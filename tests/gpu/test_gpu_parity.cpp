@@ -103,19 +103,7 @@ TEST_F(Gpu, PipelineAgainstGolden) {
     wan::pipeline::T2VPipeline pipe(cfg);
     for (const auto& name : wan::test::list_cases("pipeline_")) {
         auto c = wan::test::load_case(name);
-        const auto& p = c.meta.at("params");
-        wan::GenerationRequest req;
-        req.prompt = p.at("prompt").get<std::string>();
-        req.width = p.at("size").at(0).get<int>();
-        req.height = p.at("size").at(1).get<int>();
-        req.frame_num = p.at("frame_num").get<int>();
-        req.sample_shift = p.at("shift").get<double>();
-        req.solver = p.at("sample_solver").get<std::string>();
-        req.sample_steps = p.at("sampling_steps").get<int>();
-        req.guide_scale = p.at("guide_scale").get<double>();
-        const std::string dir = wan::test::make_temp_dir("gpu");
-        req.init_noise = dir + "/noise.safetensors";
-        wan::io::save_safetensors(req.init_noise, {{"noise", c.get("noise")}});
+        const wan::GenerationRequest req = wan::test::pipeline_request(c, wan::test::make_temp_dir("gpu"));
         auto out = pipe.generate(req);
         const double el = rel_err(out.latent, c.get("final_latent")), ev = rel_err(out.video, c.get("video"));
         std::printf("[gpu] %s: final latent %.3g, video %.3g (max|err|/max|ref|, bf16 GPU vs f32 CPU golden)\n",

@@ -58,6 +58,23 @@ at::Tensor GoldenCase::get(const std::string& tensor) const {
     return tensors.load(tensor);
 }
 
+GenerationRequest pipeline_request(const GoldenCase& c, const std::string& temp_dir) {
+    const auto& p = c.meta.at("params");
+    GenerationRequest req;
+    req.prompt = p.at("prompt").get<std::string>();
+    req.negative_prompt = p.at("n_prompt").get<std::string>();  // "" → the default, as upstream
+    req.width = p.at("size").at(0).get<int>();
+    req.height = p.at("size").at(1).get<int>();
+    req.frame_num = p.at("frame_num").get<int>();
+    req.sample_shift = p.at("shift").get<double>();
+    req.solver = p.at("sample_solver").get<std::string>();
+    req.sample_steps = p.at("sampling_steps").get<int>();
+    req.guide_scale = p.at("guide_scale").get<double>();
+    req.init_noise = temp_dir + "/noise.safetensors";
+    io::save_safetensors(req.init_noise, {{"noise", c.get("noise")}});
+    return req;
+}
+
 std::vector<std::string> list_cases(const std::string& prefix) {
     const std::string dir = golden_dir() + "/cases";
     std::vector<std::string> out;

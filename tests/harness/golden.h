@@ -3,6 +3,7 @@
 // The directory comes from WAN_GOLDEN_DIR (the caller's value wins), default tests/data/golden.
 #pragma once
 
+#include "core/core.h"
 #include "io/io.h"
 
 #include <ATen/core/Tensor.h>
@@ -44,6 +45,10 @@ struct Tolerance {
 };
 /// From tolerances.json "recommended": `key` exactly (e.g. "pipeline.final_latent") or its group ("dit").
 Tolerance tolerance(const std::string& key);
+
+/// The GenerationRequest of a `pipeline_` case (its "params"), with the case's noise written to
+/// `temp_dir`/noise.safetensors and passed as init_noise (upstream draws it on a CUDA generator).
+GenerationRequest pipeline_request(const GoldenCase& c, const std::string& temp_dir);
 
 /// |actual - expected| <= atol + rtol*|expected| everywhere (both converted to float64 on the CPU).
 /// On failure the message names `label`, the shapes, the worst element (index, both values, error), the

@@ -18,20 +18,7 @@ TEST(GoldenPipeline, EveryCase) {
     for (const std::string& name : wan::test::list_cases("pipeline_")) {
         SCOPED_TRACE(name);
         wan::test::GoldenCase c = wan::test::load_case(name);
-        const auto& p = c.meta.at("params");
-        wan::GenerationRequest req;
-        req.prompt = p.at("prompt").get<std::string>();
-        req.negative_prompt = p.at("n_prompt").get<std::string>();  // "" → the default, as upstream
-        req.width = p.at("size").at(0).get<int>();
-        req.height = p.at("size").at(1).get<int>();
-        req.frame_num = p.at("frame_num").get<int>();
-        req.sample_shift = p.at("shift").get<double>();
-        req.solver = p.at("sample_solver").get<std::string>();
-        req.sample_steps = p.at("sampling_steps").get<int>();
-        req.guide_scale = p.at("guide_scale").get<double>();
-        const std::string dir = wan::test::make_temp_dir("pipe");
-        req.init_noise = dir + "/noise.safetensors";
-        wan::io::save_safetensors(req.init_noise, {{"noise", c.get("noise")}});
+        const wan::GenerationRequest req = wan::test::pipeline_request(c, wan::test::make_temp_dir("pipe"));
 
         std::map<std::string, at::Tensor> got;
         auto out = pipe.generate(req, {}, nullptr, [&](const std::string& n, const at::Tensor& t) { got[n] = t; });
