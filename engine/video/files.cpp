@@ -193,7 +193,25 @@ std::string unique_output_stem(const std::string& dir, const std::string& stem, 
 SavedOutputs save_outputs(const SaveOptions& opts, const RgbFrames& frames) {
     check_output_dir(opts.dir);
     const std::time_t when = opts.when != 0 ? opts.when : std::time(nullptr);
-    const std::string stem = unique_output_stem(opts.dir, make_output_stem(when, opts.prompt), {".mp4", ".png", ".json"});
+    // Claim the stem with an O_EXCL marker before writing: two processes saving the same prompt in the same
+    // second (a batch on two hosts sharing a folder, parallel tests) would otherwise pick the same free stem,
+    // and the second would fail on publishing its video. The marker counts as taken for unique_output_stem().
+    std::string stem, marker;
+    for (int attempt = 0;; ++attempt) {
+        stem = unique_output_stem(opts.dir, make_output_stem(when, opts.prompt), {".mp4", ".png", ".json", ".reserved"});
+        marker = (fs::path(opts.dir) / (stem + ".reserved")).string();
+        const int fd = ::open(marker.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (fd >= 0) {
+            ::close(fd);
+            break;
+        }
+        WAN_CHECK(errno == EEXIST && attempt < 1000, "%s: cannot reserve an output name: %s", marker.c_str(),
+                  std::strerror(errno));
+    }
+    struct MarkerRemover {
+        std::string path;
+        ~MarkerRemover() { std::remove(path.c_str()); }
+    } remove_marker{marker};
     const fs::path base = fs::path(opts.dir) / stem;
 
     SavedOutputs out;

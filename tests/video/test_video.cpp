@@ -1,6 +1,8 @@
 // Video writer round trips (MP4 + metadata, poster PNG, JSON), encoder fallback, output naming, never
 // overwriting, and output-directory checks.
 #include "golden.h"  // make_temp_dir
+#include <set>
+#include <thread>
 #include "core/core.h"
 #include "video/video.h"
 
@@ -246,6 +248,38 @@ TEST(Video, SaveOutputsNeverOverwrites) {
     msg = error_of([&] { write_text_file(a.json_path, "x"); });
     EXPECT_NE(msg.find("already exists"), std::string::npos) << msg;
     EXPECT_EQ(slurp(a.video_path), first_video);
+}
+
+TEST(Video, ConcurrentSavesOfTheSameNameBothSucceed) {
+    // Same prompt, same second, same folder, at the same time: each save claims its own stem.
+    const int F = 5, H = 32, W = 32;
+    const auto rgb = gradient(F, H, W);
+    const std::string dir = wan::test::make_temp_dir("video_race");
+    SaveOptions so;
+    so.dir = dir;
+    so.prompt = "two at once";
+    so.when = 1700000000;
+    std::vector<SavedOutputs> results(4);
+    std::vector<std::string> errors(4);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 4; ++i) {
+        threads.emplace_back([&, i] {
+            try {
+                results[i] = save_outputs(so, {rgb.data(), F, H, W});
+            } catch (const std::exception& e) {
+                errors[i] = e.what();
+            }
+        });
+    }
+    for (auto& t : threads) t.join();
+    std::set<std::string> paths;
+    for (int i = 0; i < 4; ++i) {
+        EXPECT_TRUE(errors[i].empty()) << errors[i];
+        paths.insert(results[i].video_path);
+    }
+    EXPECT_EQ(paths.size(), 4u);
+    for (const auto& entry : std::filesystem::directory_iterator(dir))
+        EXPECT_EQ(entry.path().string().find(".reserved"), std::string::npos) << "marker left: " << entry.path();
 }
 
 TEST(Video, OutputDirChecks) {
