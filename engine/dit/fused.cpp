@@ -9,6 +9,7 @@
 #include <ATen/cuda/CUDAContext.h>
 #endif
 
+#include <cstdint>
 #include <cstdlib>
 #include <string>
 
@@ -76,6 +77,61 @@ at::Tensor layernorm_affine(const at::Tensor& x_in, const at::Tensor& w, const a
     return out;
 }
 
+namespace {
+// x += y (· gate), then the LayerNorm of the new x: one pass (Note [Row kernels in registers]).
+at::Tensor residual_layernorm(at::Tensor& x, const at::Tensor& y_in, const at::Tensor& gate, const at::Tensor& p0_in,
+                              const at::Tensor& p1_in, bool affine, double eps) {
+    WAN_CHECK(x.scalar_type() == at::kFloat && x.is_contiguous() && x.dim() == 3,
+              "fused residual_layernorm: x must be contiguous f32 [B, S, D]");
+    const int64_t B = x.size(0), S = x.size(1), D = x.size(2);
+    const at::Tensor y = y_in.to(at::kBFloat16).contiguous();
+    WAN_CHECK(y.sizes() == x.sizes(), "fused residual_layernorm: y must match x");
+    const at::Tensor g = gate.defined() ? gate.reshape({B, D}).contiguous() : at::Tensor();
+    const at::Tensor p0 = affine ? p0_in.contiguous() : p0_in.reshape({B, D}).contiguous();
+    const at::Tensor p1 = affine ? p1_in.contiguous() : p1_in.reshape({B, D}).contiguous();
+    WAN_CHECK(p0.scalar_type() == at::kFloat && p1.scalar_type() == at::kFloat && (!g.defined() || g.scalar_type() == at::kFloat),
+              "fused residual_layernorm: gate and norm parameters must be f32");
+    at::Tensor out = at::empty({B, S, D}, x.options().dtype(at::kBFloat16));
+    const auto aligned = [](const void* p, uintptr_t n) { return (reinterpret_cast<uintptr_t>(p) % n) == 0; };
+    if (!cuda::residual_norm_supported(static_cast<int>(D)) || !aligned(x.data_ptr(), 16) || !aligned(y.data_ptr(), 8) ||
+        (g.defined() && !aligned(g.data_ptr(), 16)) || !aligned(p0.data_ptr(), 16) || !aligned(p1.data_ptr(), 16) ||
+        !aligned(out.data_ptr(), 8)) {
+        // Odd widths or views: the two-kernel path (same arithmetic).
+        if (g.defined()) gated_residual_(x, y, gate);
+        else x.add_(y);
+        return affine ? layernorm_affine(x, p0_in, p1_in, eps) : layernorm_modulate(x, p0_in, p1_in, eps);
+    }
+    cuda::residual_layernorm(x.data_ptr<float>(), y.data_ptr(), g.defined() ? g.data_ptr<float>() : nullptr,
+                             p0.data_ptr<float>(), p1.data_ptr<float>(), affine, out.data_ptr(), static_cast<long>(B * S),
+                             static_cast<int>(D), static_cast<long>(S), static_cast<float>(eps),
+                             at::cuda::getCurrentCUDAStream(x.device().index()));
+    return out;
+}
+}  // namespace
+
+at::Tensor add_layernorm_modulate_(at::Tensor& x, const at::Tensor& y, const at::Tensor& gate, const at::Tensor& scale,
+                                   const at::Tensor& shift, double eps) {
+    return residual_layernorm(x, y, gate, scale, shift, /*affine=*/false, eps);
+}
+
+at::Tensor add_layernorm_affine_(at::Tensor& x, const at::Tensor& y, const at::Tensor& gate, const at::Tensor& w,
+                                 const at::Tensor& b, double eps) {
+    return residual_layernorm(x, y, gate, w, b, /*affine=*/true, eps);
+}
+
+at::Tensor linear_gelu(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
+#if WAN_TORCH_VERSION >= 200
+    const int64_t K = x.size(-1);
+    const at::Tensor x2 = x.reshape({-1, K});
+    at::Tensor h = at::_addmm_activation(b.to(w.scalar_type()), x2.to(w.scalar_type()), w.t(), 1, 1, /*use_gelu=*/true);
+    auto shape = x.sizes().vec();
+    shape.back() = w.size(0);
+    return h.view(shape);
+#else
+    return at::gelu_(at::linear(x.to(w.scalar_type()), w, b), "tanh");
+#endif
+}
+
 void gated_residual_(at::Tensor& x, const at::Tensor& y_in, const at::Tensor& gate) {
     WAN_CHECK(x.scalar_type() == at::kFloat && x.is_contiguous() && x.dim() == 3,
               "fused gated_residual_: x must be contiguous f32 [B, S, D]");
@@ -96,6 +152,17 @@ at::Tensor layernorm_affine(const at::Tensor&, const at::Tensor&, const at::Tens
     WAN_THROW("fused kernels are not built (CUDA only)");
 }
 void gated_residual_(at::Tensor&, const at::Tensor&, const at::Tensor&) {
+    WAN_THROW("fused kernels are not built (CUDA only)");
+}
+at::Tensor add_layernorm_modulate_(at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                                   const at::Tensor&, double) {
+    WAN_THROW("fused kernels are not built (CUDA only)");
+}
+at::Tensor add_layernorm_affine_(at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                                 const at::Tensor&, double) {
+    WAN_THROW("fused kernels are not built (CUDA only)");
+}
+at::Tensor linear_gelu(const at::Tensor&, const at::Tensor&, const at::Tensor&) {
     WAN_THROW("fused kernels are not built (CUDA only)");
 }
 #endif

@@ -8,6 +8,13 @@
 //   layernorm_modulate: bf16(LN(x)·(1+scale)+shift)                   (self-attention and FFN inputs)
 //   rmsnorm_rope:       bf16(rope(bf16(RMS(q))·w)) per head            (q and k; no rope for cross-attn q)
 //   gated_residual_:    x += f32(y)·gate                                (both gated residuals)
+// and, to save a pass over x each, the residual update folded into the norm that follows it:
+//   add_layernorm_affine_:   x += f32(y)·gate, then norm3 (self-attention residual → cross-attention input)
+//   add_layernorm_modulate_: x += f32(y)(·gate), then LN·(1+scale)+shift (cross-attention residual → FFN
+//                            input; the FFN residual → the next block's self-attention input)
+// The FFN's first GEMM takes the GELU in its cuBLASLt epilogue (linear_gelu): the f32 pre-activation goes
+// through the tanh GELU before the one rounding to bf16, where upstream rounds twice (measured closer to the
+// exact f32 result, docs/PERFORMANCE.md).
 // Block 0 (bf16 residual stream, §4.4 d) keeps the ATen path. WAN_FUSED=0 disables the kernels.
 #pragma once
 
@@ -28,5 +35,14 @@ at::Tensor layernorm_modulate(const at::Tensor& x, const at::Tensor& scale, cons
 at::Tensor layernorm_affine(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, double eps);
 /// x [B, S, D] f32 (contiguous, modified in place) += y [B, S, D] bf16 · gate [B, 1, D] f32.
 void gated_residual_(at::Tensor& x, const at::Tensor& y, const at::Tensor& gate);
+/// x [B, S, D] f32 (contiguous, in place) += y [B, S, D] (· gate [B, 1, D] f32 when defined), then returns
+/// bf16(LN(x)·(1 + scale) + shift), scale/shift [B, 1, D] f32.
+at::Tensor add_layernorm_modulate_(at::Tensor& x, const at::Tensor& y, const at::Tensor& gate, const at::Tensor& scale,
+                                   const at::Tensor& shift, double eps);
+/// As add_layernorm_modulate_ with the affine LayerNorm: bf16(LN(x)·w + b), w/b [D] f32.
+at::Tensor add_layernorm_affine_(at::Tensor& x, const at::Tensor& y, const at::Tensor& gate, const at::Tensor& w,
+                                 const at::Tensor& b, double eps);
+/// gelu_tanh(x·wᵀ + b) with the GELU in the GEMM epilogue (torch ≥ 2.0; else GEMM then GELU). x [..., K].
+at::Tensor linear_gelu(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b);
 
 }  // namespace wan::dit::fused

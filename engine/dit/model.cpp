@@ -2,6 +2,7 @@
 // Ref: wan21-reference.md §4.4 (forward and dtypes), §4.5 (attention), §4.8 (autocast), §8.3 (USP chunks).
 #include "dit/dit.h"
 #include "dit/fused.h"
+#include "dit/stage_clock.h"
 
 #include <unordered_map>
 #include "dit/internal.h"
@@ -193,6 +194,7 @@ std::vector<at::Tensor> WanModel::forward(const std::vector<at::Tensor>& xs, con
               "DiT forward: t has %lld elements, expected 1 or the batch size %lld",
               static_cast<long long>(t_in.defined() ? t_in.numel() : 0), static_cast<long long>(B));
 
+    StageClock clock(dev);  // Note [Stage clock]: off unless WAN_DIT_STAGES=1
     const int world = sp_->world(), rank = sp_->rank();
     const SequenceChunk chunk = sequence_chunk(seq_len, world, rank);
     const int64_t s_local = chunk.chunk_len;
@@ -216,6 +218,7 @@ std::vector<at::Tensor> WanModel::forward(const std::vector<at::Tensor>& xs, con
         }
         e0 = e0.view({B, 6, D});
     }
+    clock.mark("time_embedding");
 
     // ---- (c) text embedding, zero-padded to text_len, all rows attended (cached per prompt) ---------
     bool cache_ok = cache && cache->owner_ == impl_.get() && cache->contexts_.size() == contexts.size() &&
@@ -242,6 +245,7 @@ std::vector<at::Tensor> WanModel::forward(const std::vector<at::Tensor>& xs, con
     }
     if (hook_) hook_("text_embedding", text);
     const int64_t Lt = text.size(1);
+    clock.mark("text_embedding");
 
     // ---- (a) patchify: conv3d with stride = kernel, tokens in (f, h, w) order, zero rows up to S ------
     at::Tensor x;  // [B, s_local, D] residual stream (cd until block 0's first add, then f32)
@@ -255,6 +259,7 @@ std::vector<at::Tensor> WanModel::forward(const std::vector<at::Tensor>& xs, con
         }
         x = world == 1 ? tok : tok.narrow(1, chunk.begin, s_local).contiguous();
     }
+    clock.mark("patchify");
 
     // ---- RoPE tables for this rank's rows (global positions), cached per shape ------------------------
     // CPU: f64 as upstream; elsewhere f32 tables (no f64 on the GPU hot path).
@@ -280,6 +285,7 @@ std::vector<at::Tensor> WanModel::forward(const std::vector<at::Tensor>& xs, con
         }
     }
     const bool same_len = std::all_of(tokens.begin(), tokens.end(), [&](int64_t n) { return n == tokens[0]; });
+    clock.mark("rope_tables");
 
     // q/k after RMS norm (f32) → RoPE → f32 → attention dtype, as upstream's rope_apply(...).float() (§4.5).
     auto rope_qk = [&](const at::Tensor& n) {  // n: [B, s, D] f32
@@ -389,6 +395,15 @@ std::vector<at::Tensor> WanModel::forward(const std::vector<at::Tensor>& xs, con
     const bool use_fused = fused::enabled_for(x) && cd == at::kBFloat16 && rope.cos.defined() &&
                            rope.cos.scalar_type() == at::kFloat && d % 2 == 0;
     const int64_t layers_to_run = skip_blocks ? 0 : c.num_layers;
+    // Fused path: the FFN's gated residual of block i is applied by block i+1's first norm (one pass over x,
+    // Note [Row kernels in registers]); it stays pending here until then, or until something needs x.
+    at::Tensor pending_y, pending_gate;
+    auto flush_pending = [&] {
+        if (!pending_y.defined()) return;
+        fused::gated_residual_(x, pending_y, pending_gate);
+        pending_y = pending_gate = at::Tensor();
+    };
+    clock.mark("step_cache");
     for (int64_t i = 0; i < layers_to_run; ++i) {
         const BlockWeights w = blocks_->acquire(i);
         const at::Tensor m = w.modulation + e0;  // [B, 6, D] f32
@@ -396,17 +411,22 @@ std::vector<at::Tensor> WanModel::forward(const std::vector<at::Tensor>& xs, con
 
         // See Note [Fused block kernels] (dit/fused.h): same arithmetic, fewer passes over memory.
         const bool fuse = use_fused && x.scalar_type() == at::kFloat && x.is_contiguous();
+        if (!fuse) flush_pending();
+        clock.mark("block_setup");
         // self-attention
         {
             at::Tensor a;
             if (fuse) {
-                a = fused::layernorm_modulate(x, mod(1), mod(0), eps);  // [B, s, D] bf16
+                a = pending_y.defined() ? fused::add_layernorm_modulate_(x, pending_y, pending_gate, mod(1), mod(0), eps)
+                                        : fused::layernorm_modulate(x, mod(1), mod(0), eps);  // [B, s, D] bf16
+                pending_y = pending_gate = at::Tensor();
             } else {
                 at::Tensor n1 = layer_norm(x, D, eps);
                 if (x.scalar_type() != at::kFloat) n1 = n1.to(x.scalar_type()).to(at::kFloat);  // block 0 (mixed)
                 // [B, s, D] f32, cast once for the three GEMMs (autocast casts it per Linear: same values).
                 a = (n1 * (1 + mod(1)) + mod(0)).to(cd);
             }
+            clock.mark("norm1");
             const auto& sa = w.self_attn;
             at::Tensor q, k, v;
             if (use_fused) {
@@ -415,9 +435,11 @@ std::vector<at::Tensor> WanModel::forward(const std::vector<at::Tensor>& xs, con
                 const at::Tensor wqkv = derived(sa.q_weight, [&] { return at::cat({sa.q_weight, sa.k_weight, sa.v_weight}, 0); });
                 const at::Tensor bqkv = derived(sa.q_bias, [&] { return at::cat({sa.q_bias, sa.k_bias, sa.v_bias}, 0); });
                 const at::Tensor qkv = gemm(a, wqkv, bqkv);  // [B, s, 3D]
+                clock.mark("qkv_gemm");
                 q = fused::rmsnorm_rope(qkv.narrow(2, 0, D), sa.norm_q_weight, &rope, H, eps);  // [B,s,H,d]
                 k = fused::rmsnorm_rope(qkv.narrow(2, D, D), sa.norm_k_weight, &rope, H, eps);
                 v = qkv.narrow(2, 2 * D, D).view({B, s_local, H, d});
+                clock.mark("qk_norm_rope");
             } else {
                 q = rope_qk(rms_norm(linear(a, sa.q_weight, sa.q_bias), sa.norm_q_weight, eps));  // [B,s,H,d]
                 k = rope_qk(rms_norm(linear(a, sa.k_weight, sa.k_bias), sa.norm_k_weight, eps));
@@ -432,15 +454,27 @@ std::vector<at::Tensor> WanModel::forward(const std::vector<at::Tensor>& xs, con
                     os.push_back(sp_->self_attention(q.narrow(0, b, 1), k.narrow(0, b, 1), v.narrow(0, b, 1), tokens[b]));
                 o = at::cat(os, 0);
             }
+            clock.mark("self_attention");
             const at::Tensor y = gemm(o.reshape({B, s_local, D}), sa.o_weight, sa.o_bias);  // cd
-            if (fuse) fused::gated_residual_(x, y, mod(2));
-            else x = x + y * mod(2);  // f32 from here on
+            clock.mark("o_gemm");
+            if (fuse) {  // applied with norm3 below
+                pending_y = y;
+                pending_gate = mod(2);
+            } else {
+                x = x + y * mod(2);  // f32 from here on
+            }
         }
         // cross-attention (no modulation, no gate), K/V of the text cached per prompt
         {
             const auto& ca = w.cross_attn;
-            const at::Tensor cin = fuse ? fused::layernorm_affine(x, w.norm3_weight, w.norm3_bias, eps)  // bf16
-                                        : at::layer_norm(x, {D}, w.norm3_weight, w.norm3_bias, eps);     // f32
+            at::Tensor cin;
+            if (fuse) {
+                cin = fused::add_layernorm_affine_(x, pending_y, pending_gate, w.norm3_weight, w.norm3_bias, eps);  // bf16
+                pending_y = pending_gate = at::Tensor();
+            } else {
+                cin = at::layer_norm(x, {D}, w.norm3_weight, w.norm3_bias, eps);  // f32
+            }
+            clock.mark("norm3");
             at::Tensor q = use_fused ? fused::rmsnorm_rope(gemm(cin, ca.q_weight, ca.q_bias), ca.norm_q_weight, nullptr, H, eps)
                                      : rms_norm(linear(cin, ca.q_weight, ca.q_bias), ca.norm_q_weight, eps)
                                            .view({B, s_local, H, d}).to(cd);
@@ -456,23 +490,50 @@ std::vector<at::Tensor> WanModel::forward(const std::vector<at::Tensor>& xs, con
                     cache->v_[i] = v;
                 }
             }
+            clock.mark("cross_q_kv");
             const at::Tensor o = attention(q, k, v);
-            if (fuse) x.add_(gemm(o.reshape({B, s_local, D}), ca.o_weight, ca.o_bias));
+            clock.mark("cross_attention");
+            if (fuse) pending_y = gemm(o.reshape({B, s_local, D}), ca.o_weight, ca.o_bias);  // applied with the FFN norm
             else x = x + linear(o.reshape({B, s_local, D}), ca.o_weight, ca.o_bias);
+            clock.mark("cross_o_gemm");
         }
         // FFN
         {
-            const at::Tensor f = fuse ? fused::layernorm_modulate(x, mod(4), mod(3), eps)
-                                      : layer_norm(x, D, eps) * (1 + mod(4)) + mod(3);
-            at::Tensor h = gemm(f, w.ffn0_weight, w.ffn0_bias);
-            h = fuse ? at::gelu_(h, "tanh") : at::gelu(h, "tanh");
+            at::Tensor f;
+            if (fuse) {
+                f = fused::add_layernorm_modulate_(x, pending_y, at::Tensor(), mod(4), mod(3), eps);
+                pending_y = at::Tensor();
+            } else {
+                f = layer_norm(x, D, eps) * (1 + mod(4)) + mod(3);
+            }
+            clock.mark("norm2");
+            // FP8 keeps its own GEMM; the bf16 fused path takes the GELU in the GEMM epilogue (fused.h).
+            at::Tensor h;
+            if (fuse && !want_fp8) h = fused::linear_gelu(f, w.ffn0_weight, w.ffn0_bias);
+            else if (fuse) {
+                h = gemm(f, w.ffn0_weight, w.ffn0_bias);
+                at::gelu_(h, "tanh");  // its own buffer: in place
+            } else {
+                h = at::gelu(gemm(f, w.ffn0_weight, w.ffn0_bias), "tanh");
+            }
+            clock.mark("ffn0_gemm_gelu");
             const at::Tensor y = gemm(h, w.ffn2_weight, w.ffn2_bias);
-            if (fuse) fused::gated_residual_(x, y, mod(5));
-            else x = x + y * mod(5);
+            clock.mark("ffn2_gemm");
+            if (fuse) {  // applied with the next block's first norm
+                pending_y = y;
+                pending_gate = mod(5);
+            } else {
+                x = x + y * mod(5);
+            }
         }
         blocks_->release(i);
-        if (hook_) hook_("block" + std::to_string(i), x);
+        if (hook_) {
+            flush_pending();
+            hook_("block" + std::to_string(i), x);
+        }
     }
+    flush_pending();
+    clock.mark("last_residual");
 
     if (x_before.defined()) step_cache->residual_ = x - x_before.to(at::kFloat);  // [B, s, D] f32
 
@@ -480,6 +541,7 @@ std::vector<at::Tensor> WanModel::forward(const std::vector<at::Tensor>& xs, con
     const at::Tensor hm = root_.head_modulation + e.unsqueeze(1);  // [B, 2, D] f32
     at::Tensor out = linear(layer_norm(x, D, eps) * (1 + hm.narrow(1, 1, 1)) + hm.narrow(1, 0, 1), root_.head_weight,
                             root_.head_bias);  // [B, s, P] f32
+    clock.mark("head");
     if (hook_) hook_("head", out);
     if (world > 1) {
         out = sp_->gather_sequence(out);
@@ -499,6 +561,7 @@ std::vector<at::Tensor> WanModel::forward(const std::vector<at::Tensor>& xs, con
         u = u.permute({6, 0, 3, 1, 4, 2, 5}).reshape({C, g.f * pt, g.h * ph, g.w * pw});  // [C, F, H, W]
         result.push_back(u.to(at::kFloat).contiguous());
     }
+    clock.mark("unpatchify");
     return result;
 }
 

@@ -5,6 +5,7 @@
 #include <cuda_bf16.h>
 
 #include <algorithm>
+#include <cstdint>
 
 namespace wan::dit::cuda {
 namespace {
@@ -17,7 +18,7 @@ __device__ __forceinline__ float block_sum(float v, float* shared) {
     if (lane == 0) shared[warp] = v;
     __syncthreads();
     if (warp == 0) {
-        v = lane < (kThreads / 32) ? shared[lane] : 0.f;
+        v = lane < static_cast<int>((blockDim.x + 31) / 32) ? shared[lane] : 0.f;
         for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
         if (lane == 0) shared[0] = v;
     }
@@ -125,32 +126,289 @@ __global__ void gated_residual_kernel(float* __restrict__ x, const __nv_bfloat16
     }
 }
 
+
+// ---- vectorised row kernels -----------------------------------------------------------------------------
+// Note [Row kernels in registers]
+// The rows of the residual stream are 1536 (1.3B) or 5120 (14B) floats: one thread block per row holds the
+// whole row in registers as float4s (up to kMaxItems per thread), so x is read from memory once, the
+// mean and the variance come from registers (still two passes, as at::layer_norm), and the loads and stores
+// are 16 bytes wide. The residual update that precedes each norm in a block is folded in: the kernel adds
+// y (·gate) to x, writes x back and normalises the new row, one pass instead of two.
+constexpr int kMaxItems = 8;
+
+struct Bf16x4 {
+    __nv_bfloat162 lo, hi;
+};
+
+__device__ __forceinline__ float4 load_bf16x4(const __nv_bfloat16* p) {
+    const Bf16x4 v = *reinterpret_cast<const Bf16x4*>(p);
+    const float2 a = __bfloat1622float2(v.lo), b = __bfloat1622float2(v.hi);
+    return make_float4(a.x, a.y, b.x, b.y);
+}
+
+__device__ __forceinline__ void store_bf16x4(__nv_bfloat16* p, float a, float b, float c, float d) {
+    Bf16x4 v;
+    v.lo = __floats2bfloat162_rn(a, b);
+    v.hi = __floats2bfloat162_rn(c, d);
+    *reinterpret_cast<Bf16x4*>(p) = v;
+}
+
+enum class NormKind { Modulate, Affine };
+
+// x[row] (+= f32(y[row]) · gate[b] when Residual; gate null: += f32(y)), written back when Residual;
+// out[row] = bf16(LN(x)·(1 + p0[b]) + p1[b]) (Modulate, p0/p1 = scale/shift [B, D]) or bf16(LN(x)·p0 + p1)
+// (Affine, p0/p1 = weight/bias [D]). items = float4s per thread, ≤ kMaxItems.
+template <bool Residual, NormKind Kind>
+__global__ void residual_norm_kernel(float* __restrict__ x, const __nv_bfloat16* __restrict__ y,
+                                     const float* __restrict__ gate, const float* __restrict__ p0,
+                                     const float* __restrict__ p1, __nv_bfloat16* __restrict__ out, int D,
+                                     long rows_per_batch, int items, float eps) {
+    __shared__ float shared[32];
+    const long row = blockIdx.x;
+    const long b = row / rows_per_batch;
+    const int n4 = D / 4;
+    float4* xr = reinterpret_cast<float4*>(x + row * D);
+    float4 v[kMaxItems];
+    float s = 0.f;
+#pragma unroll
+    for (int k = 0; k < kMaxItems; ++k) {
+        const int i = threadIdx.x + k * blockDim.x;
+        if (k < items && i < n4) {
+            float4 t = xr[i];
+            if (Residual) {
+                const float4 yy = load_bf16x4(y + row * D + 4 * i);
+                if (gate) {
+                    const float4 g = reinterpret_cast<const float4*>(gate + b * D)[i];
+                    t.x = __fadd_rn(t.x, __fmul_rn(yy.x, g.x));
+                    t.y = __fadd_rn(t.y, __fmul_rn(yy.y, g.y));
+                    t.z = __fadd_rn(t.z, __fmul_rn(yy.z, g.z));
+                    t.w = __fadd_rn(t.w, __fmul_rn(yy.w, g.w));
+                } else {
+                    t.x = __fadd_rn(t.x, yy.x);
+                    t.y = __fadd_rn(t.y, yy.y);
+                    t.z = __fadd_rn(t.z, yy.z);
+                    t.w = __fadd_rn(t.w, yy.w);
+                }
+                xr[i] = t;
+            }
+            v[k] = t;
+            s += (t.x + t.y) + (t.z + t.w);
+        }
+    }
+    const float mean = block_sum(s, shared) / static_cast<float>(D);
+    float q = 0.f;
+#pragma unroll
+    for (int k = 0; k < kMaxItems; ++k) {
+        const int i = threadIdx.x + k * blockDim.x;
+        if (k < items && i < n4) {
+            const float a = v[k].x - mean, bb = v[k].y - mean, c = v[k].z - mean, d = v[k].w - mean;
+            q += (a * a + bb * bb) + (c * c + d * d);
+        }
+    }
+    const float rstd = rsqrtf(block_sum(q, shared) / static_cast<float>(D) + eps);
+    const float4* a4 = reinterpret_cast<const float4*>(Kind == NormKind::Modulate ? p0 + b * D : p0);
+    const float4* b4 = reinterpret_cast<const float4*>(Kind == NormKind::Modulate ? p1 + b * D : p1);
+    __nv_bfloat16* orow = out + row * D;
+#pragma unroll
+    for (int k = 0; k < kMaxItems; ++k) {
+        const int i = threadIdx.x + k * blockDim.x;
+        if (k < items && i < n4) {
+            const float4 t = v[k], pa = a4[i], pb = b4[i];
+            float r[4] = {t.x, t.y, t.z, t.w};
+            const float ma[4] = {pa.x, pa.y, pa.z, pa.w}, mb[4] = {pb.x, pb.y, pb.z, pb.w};
+#pragma unroll
+            for (int j = 0; j < 4; ++j) {
+                const float n = __fmul_rn(__fsub_rn(r[j], mean), rstd);
+                r[j] = Kind == NormKind::Modulate ? __fadd_rn(__fmul_rn(n, __fadd_rn(1.f, ma[j])), mb[j])
+                                                  : __fadd_rn(__fmul_rn(n, ma[j]), mb[j]);
+            }
+            store_bf16x4(orow + 4 * i, r[0], r[1], r[2], r[3]);
+        }
+    }
+}
+
+// x += f32(y) · gate[b], four elements per thread (the last gated residual of the stack, when it is not
+// folded into the next block's first norm).
+__global__ void gated_residual_vec_kernel(float* __restrict__ x, const __nv_bfloat16* __restrict__ y,
+                                          const float* __restrict__ gate, long n4, int D4, long rows_per_batch) {
+    for (long i = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x; i < n4;
+         i += static_cast<long>(gridDim.x) * blockDim.x) {
+        const long row = i / D4;
+        const int c = static_cast<int>(i - row * D4);
+        const long b = row / rows_per_batch;
+        float4 t = reinterpret_cast<float4*>(x)[i];
+        const float4 yy = load_bf16x4(y + 4 * i);
+        const float4 g = reinterpret_cast<const float4*>(gate + b * 4 * D4)[c];
+        t.x = __fadd_rn(t.x, __fmul_rn(yy.x, g.x));
+        t.y = __fadd_rn(t.y, __fmul_rn(yy.y, g.y));
+        t.z = __fadd_rn(t.z, __fmul_rn(yy.z, g.z));
+        t.w = __fadd_rn(t.w, __fmul_rn(yy.w, g.w));
+        reinterpret_cast<float4*>(x)[i] = t;
+    }
+}
+
+// Eight bf16 per 16-byte load: the q/k RMS norm + RoPE with the row in registers (items uint4s per thread).
+struct Bf16x8 {
+    __nv_bfloat162 h[4];
+};
+
+template <bool Rope>
+__global__ void rmsnorm_rope_vec_kernel(const __nv_bfloat16* __restrict__ x, long x_row_stride,
+                                        const float* __restrict__ w, const float* __restrict__ cos_t,
+                                        const float* __restrict__ sin_t, __nv_bfloat16* __restrict__ out, int D,
+                                        int head_dim, int items, float eps) {
+    __shared__ float shared[32];
+    const long row = blockIdx.x;
+    const int n8 = D / 8;
+    const Bf16x8* xr = reinterpret_cast<const Bf16x8*>(x + row * x_row_stride);
+    Bf16x8 v[kMaxItems];
+    float ss = 0.f;
+#pragma unroll
+    for (int k = 0; k < kMaxItems; ++k) {
+        const int i = threadIdx.x + k * blockDim.x;
+        if (k < items && i < n8) {
+            v[k] = xr[i];
+#pragma unroll
+            for (int j = 0; j < 4; ++j) {
+                const float2 f = __bfloat1622float2(v[k].h[j]);
+                ss = __fadd_rn(ss, __fmul_rn(f.x, f.x));
+                ss = __fadd_rn(ss, __fmul_rn(f.y, f.y));
+            }
+        }
+    }
+    const float total = block_sum(ss, shared);
+    const float r = rsqrtf(__fadd_rn(__fdiv_rn(total, static_cast<float>(D)), eps));
+    Bf16x8* orow = reinterpret_cast<Bf16x8*>(out + row * D);
+#pragma unroll
+    for (int k = 0; k < kMaxItems; ++k) {
+        const int i = threadIdx.x + k * blockDim.x;
+        if (k < items && i < n8) {
+            Bf16x8 o;
+            const int c0 = 8 * i;
+            const float4* w4 = reinterpret_cast<const float4*>(w + c0);
+            const float4 wa = w4[0], wb = w4[1];
+            const float wv[8] = {wa.x, wa.y, wa.z, wa.w, wb.x, wb.y, wb.z, wb.w};
+            float cv[8], sv[8];
+            if (Rope) {
+                const long t = row * head_dim + c0 % head_dim;  // eight entries of one head (head_dim % 8 == 0)
+                const float4* c4 = reinterpret_cast<const float4*>(cos_t + t);
+                const float4* s4 = reinterpret_cast<const float4*>(sin_t + t);
+                const float4 ca = c4[0], cb = c4[1], sa = s4[0], sb = s4[1];
+                const float cc[8] = {ca.x, ca.y, ca.z, ca.w, cb.x, cb.y, cb.z, cb.w};
+                const float sc[8] = {sa.x, sa.y, sa.z, sa.w, sb.x, sb.y, sb.z, sb.w};
+#pragma unroll
+                for (int j = 0; j < 8; ++j) {
+                    cv[j] = cc[j];
+                    sv[j] = sc[j];
+                }
+            }
+#pragma unroll
+            for (int j = 0; j < 4; ++j) {
+                const float2 f = __bfloat1622float2(v[k].h[j]);
+                const float na = __fmul_rn(round_bf16(__fmul_rn(f.x, r)), wv[2 * j]);
+                const float nb = __fmul_rn(round_bf16(__fmul_rn(f.y, r)), wv[2 * j + 1]);
+                float oa = na, ob = nb;
+                if (Rope) {
+                    oa = __fadd_rn(__fmul_rn(na, cv[2 * j]), __fmul_rn(nb, sv[2 * j]));
+                    ob = __fadd_rn(__fmul_rn(nb, cv[2 * j + 1]), __fmul_rn(na, sv[2 * j + 1]));
+                }
+                o.h[j] = __floats2bfloat162_rn(oa, ob);
+            }
+            orow[i] = o;
+        }
+    }
+}
+
+// Threads and items per thread for a row of n vectors: ≤ 256 threads, as few idle lanes as possible.
+struct RowLaunch {
+    int threads = 0, items = 0;
+};
+RowLaunch row_launch(int n) {
+    RowLaunch l;
+    l.items = (n + 255) / 256;
+    const int per = (n + l.items - 1) / l.items;
+    l.threads = std::max(32, (per + 31) / 32 * 32);
+    return l;
+}
+
+bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+bool aligned8(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 7u) == 0; }
+
 }  // namespace
 
 void rmsnorm_rope(const void* x, long x_row_stride, const float* w, const float* cos_t, const float* sin_t, void* out,
                   long rows, int D, int head_dim, float eps, cudaStream_t stream) {
     const auto* xb = static_cast<const __nv_bfloat16*>(x);
     auto* ob = static_cast<__nv_bfloat16*>(out);
-    if (cos_t)
+    const RowLaunch l = row_launch(D / 8);
+    const bool vec = D % 8 == 0 && head_dim % 8 == 0 && x_row_stride % 8 == 0 && l.items <= kMaxItems && aligned16(x) &&
+                     aligned16(w) && aligned16(out) && (!cos_t || (aligned16(cos_t) && aligned16(sin_t)));
+    if (vec && cos_t)
+        rmsnorm_rope_vec_kernel<true><<<rows, l.threads, 0, stream>>>(xb, x_row_stride, w, cos_t, sin_t, ob, D, head_dim, l.items, eps);
+    else if (vec)
+        rmsnorm_rope_vec_kernel<false><<<rows, l.threads, 0, stream>>>(xb, x_row_stride, w, nullptr, nullptr, ob, D, head_dim, l.items, eps);
+    else if (cos_t)
         rmsnorm_rope_kernel<true><<<rows, kThreads, 0, stream>>>(xb, x_row_stride, w, cos_t, sin_t, ob, D, head_dim, eps);
     else
         rmsnorm_rope_kernel<false><<<rows, kThreads, 0, stream>>>(xb, x_row_stride, w, nullptr, nullptr, ob, D, head_dim, eps);
 }
 
+namespace {
+// The vectorised path wants whole float4s in registers and 16-byte aligned rows.
+bool row_kernel_fits(int D, const void* a, const void* b, const void* c, const void* d) {
+    return D % 4 == 0 && row_launch(D / 4).items <= kMaxItems && aligned16(a) && aligned16(b) && aligned16(c) &&
+           aligned8(d);
+}
+}  // namespace
+
+bool residual_norm_supported(int D) { return D % 4 == 0 && row_launch(D / 4).items <= kMaxItems; }
+
+void residual_layernorm(float* x, const void* y, const float* gate, const float* p0, const float* p1, bool affine,
+                        void* out, long rows, int D, long rows_per_batch, float eps, cudaStream_t stream) {
+    const auto* yb = static_cast<const __nv_bfloat16*>(y);
+    auto* ob = static_cast<__nv_bfloat16*>(out);
+    const RowLaunch l = row_launch(D / 4);
+    if (y) {
+        if (affine)
+            residual_norm_kernel<true, NormKind::Affine><<<rows, l.threads, 0, stream>>>(x, yb, gate, p0, p1, ob, D, rows_per_batch, l.items, eps);
+        else
+            residual_norm_kernel<true, NormKind::Modulate><<<rows, l.threads, 0, stream>>>(x, yb, gate, p0, p1, ob, D, rows_per_batch, l.items, eps);
+    } else {
+        if (affine)
+            residual_norm_kernel<false, NormKind::Affine><<<rows, l.threads, 0, stream>>>(x, nullptr, nullptr, p0, p1, ob, D, rows_per_batch, l.items, eps);
+        else
+            residual_norm_kernel<false, NormKind::Modulate><<<rows, l.threads, 0, stream>>>(x, nullptr, nullptr, p0, p1, ob, D, rows_per_batch, l.items, eps);
+    }
+}
+
 void layernorm_affine(const float* x, const float* w, const float* b, void* out, long rows, int D, float eps,
                       cudaStream_t stream) {
-    layernorm_affine_kernel<<<rows, kThreads, 0, stream>>>(x, w, b, static_cast<__nv_bfloat16*>(out), D, eps);
+    if (row_kernel_fits(D, x, w, b, out))
+        residual_layernorm(const_cast<float*>(x), nullptr, nullptr, w, b, true, out, rows, D, rows, eps, stream);
+    else
+        layernorm_affine_kernel<<<rows, kThreads, 0, stream>>>(x, w, b, static_cast<__nv_bfloat16*>(out), D, eps);
 }
 
 void layernorm_modulate(const float* x, const float* scale, const float* shift, void* out, long rows, int D,
                         long rows_per_batch, float eps, cudaStream_t stream) {
-    layernorm_modulate_kernel<<<rows, kThreads, 0, stream>>>(x, scale, shift, static_cast<__nv_bfloat16*>(out), D,
-                                                             rows_per_batch, eps);
+    if (row_kernel_fits(D, x, scale, shift, out))
+        residual_layernorm(const_cast<float*>(x), nullptr, nullptr, scale, shift, false, out, rows, D, rows_per_batch,
+                           eps, stream);
+    else
+        layernorm_modulate_kernel<<<rows, kThreads, 0, stream>>>(x, scale, shift, static_cast<__nv_bfloat16*>(out), D,
+                                                                 rows_per_batch, eps);
 }
 
 void gated_residual(float* x, const void* y, const float* gate, long rows, int D, long rows_per_batch,
                     cudaStream_t stream) {
     const long n = rows * D;
+    if (D % 4 == 0 && aligned16(x) && aligned8(y) && aligned16(gate)) {
+        const long n4 = n / 4;
+        const int blocks = static_cast<int>(std::min<long>((n4 + kThreads - 1) / kThreads, 132L * 16));
+        gated_residual_vec_kernel<<<blocks, kThreads, 0, stream>>>(x, static_cast<const __nv_bfloat16*>(y), gate, n4,
+                                                                   D / 4, rows_per_batch);
+        return;
+    }
     const int blocks = static_cast<int>(std::min<long>((n + kThreads - 1) / kThreads, 65535L * 8));
     gated_residual_kernel<<<blocks, kThreads, 0, stream>>>(x, static_cast<const __nv_bfloat16*>(y), gate, n, D,
                                                            rows_per_batch);

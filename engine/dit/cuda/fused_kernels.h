@@ -14,6 +14,13 @@ void layernorm_modulate(const float* x, const float* scale, const float* shift, 
 /// out[rows, D] bf16 = LN(x)·w + b (f32 w, b [D]).
 void layernorm_affine(const float* x, const float* w, const float* b, void* out, long rows, int D, float eps,
                       cudaStream_t stream);
+/// True when residual_layernorm handles rows of D floats (D % 4 == 0, D ≤ 8192).
+bool residual_norm_supported(int D);
+/// x[rows, D] f32 += y (bf16; · gate[b] when gate is not null), then out = bf16(LN(x)·(1 + p0[b]) + p1[b])
+/// (modulate: p0/p1 = scale/shift [B, D]) or bf16(LN(x)·p0 + p1) (affine: weight/bias [D]). y null: no update.
+/// Pointers 16-byte aligned (y, out 8-byte); see residual_norm_supported.
+void residual_layernorm(float* x, const void* y, const float* gate, const float* p0, const float* p1, bool affine,
+                        void* out, long rows, int D, long rows_per_batch, float eps, cudaStream_t stream);
 /// x[rows, D] f32 += y (bf16) · gate[b] (f32 [B, D]).
 void gated_residual(float* x, const void* y, const float* gate, long rows, int D, long rows_per_batch,
                     cudaStream_t stream);

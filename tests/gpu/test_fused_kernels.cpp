@@ -1,0 +1,118 @@
+// The fused DiT kernels (dit/fused.h) at the real model widths (1.3B: D 1536, 12 heads; 14B: D 5120, 40 heads)
+// against the same arithmetic in ATen ops, on CUDA. The kernels round to bf16 once where ATen does, so the
+// outputs agree to one bf16 rounding step (f32 sums taken in another order); the residual stream x, kept in
+// f32, agrees to f32 rounding. Label gpu: built only where CUDA is built in.
+#include "dit/dit.h"
+#include "dit/fused.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+
+namespace {
+
+c10::TensorOptions f32() { return at::TensorOptions().device(at::kCUDA).dtype(at::kFloat); }
+
+/// max |a - b| / max |b|
+double rel_err(const at::Tensor& a, const at::Tensor& b) {
+    const at::Tensor x = a.to(at::kDouble), y = b.to(at::kDouble);
+    return ((x - y).abs().max() / y.abs().max().clamp_min(1e-12)).item<double>();
+}
+
+/// Fraction of elements whose bf16 values differ (one rounding step apart at most, checked separately).
+double mismatch(const at::Tensor& a, const at::Tensor& b) { return a.ne(b).to(at::kDouble).mean().item<double>(); }
+
+class FusedKernels : public ::testing::TestWithParam<int64_t> {
+protected:
+    void SetUp() override {
+        if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
+        at::manual_seed(7);
+    }
+    c10::InferenceMode guard;
+    const int64_t B = 2, S = 999;  // odd row count: partial tails everywhere
+};
+
+TEST_P(FusedKernels, AddLayerNormModulateMatchesATen) {
+    const int64_t D = GetParam();
+    const at::Tensor x0 = at::randn({B, S, D}, f32()) * 3;
+    const at::Tensor y = at::randn({B, S, D}, f32()).to(at::kBFloat16);
+    const at::Tensor gate = at::randn({B, 1, D}, f32()), scale = at::randn({B, 1, D}, f32()) * 0.1,
+                     shift = at::randn({B, 1, D}, f32()) * 0.1;
+    for (bool gated : {true, false}) {
+        at::Tensor x = x0.clone();
+        const at::Tensor out = wan::dit::fused::add_layernorm_modulate_(x, y, gated ? gate : at::Tensor(), scale, shift, 1e-6);
+        const at::Tensor xr = gated ? x0 + y.to(at::kFloat) * gate : x0 + y.to(at::kFloat);
+        const at::Tensor ref = (at::layer_norm(xr, {D}, {}, {}, 1e-6) * (1 + scale) + shift).to(at::kBFloat16);
+        EXPECT_TRUE(at::equal(x, xr)) << "residual stream, gated " << gated;
+        EXPECT_LT(rel_err(out, ref), 1e-2) << "gated " << gated;
+        EXPECT_LT(mismatch(out, ref), 2e-2) << "gated " << gated;
+        std::printf("[fused] D %lld add_layernorm_modulate gated %d: rel err %.3g, bf16 mismatches %.3g\n",
+                    static_cast<long long>(D), gated, rel_err(out, ref), mismatch(out, ref));
+    }
+    // Without a residual (the first block's input): the plain kernel.
+    const at::Tensor out = wan::dit::fused::layernorm_modulate(x0, scale, shift, 1e-6);
+    const at::Tensor ref = (at::layer_norm(x0, {D}, {}, {}, 1e-6) * (1 + scale) + shift).to(at::kBFloat16);
+    EXPECT_LT(mismatch(out, ref), 2e-2);
+}
+
+TEST_P(FusedKernels, AddLayerNormAffineMatchesATen) {
+    const int64_t D = GetParam();
+    at::Tensor x = at::randn({B, S, D}, f32());
+    const at::Tensor x0 = x.clone();
+    const at::Tensor y = at::randn({B, S, D}, f32()).to(at::kBFloat16);
+    const at::Tensor gate = at::randn({B, 1, D}, f32()), w = at::randn({D}, f32()), b = at::randn({D}, f32());
+    const at::Tensor out = wan::dit::fused::add_layernorm_affine_(x, y, gate, w, b, 1e-6);
+    const at::Tensor xr = x0 + y.to(at::kFloat) * gate;
+    const at::Tensor ref = at::layer_norm(xr, {D}, w, b, 1e-6).to(at::kBFloat16);
+    EXPECT_TRUE(at::equal(x, xr));
+    EXPECT_LT(rel_err(out, ref), 1e-2);
+    EXPECT_LT(mismatch(out, ref), 2e-2);
+}
+
+TEST_P(FusedKernels, GatedResidualMatchesATen) {
+    const int64_t D = GetParam();
+    at::Tensor x = at::randn({B, S, D}, f32());
+    const at::Tensor x0 = x.clone();
+    const at::Tensor y = at::randn({B, S, D}, f32()).to(at::kBFloat16), gate = at::randn({B, 1, D}, f32());
+    wan::dit::fused::gated_residual_(x, y, gate);
+    EXPECT_TRUE(at::equal(x, x0 + y.to(at::kFloat) * gate));
+}
+
+TEST_P(FusedKernels, RmsNormRopeMatchesATen) {
+    const int64_t D = GetParam(), d = 128, H = D / d;
+    const wan::dit::Grid g{3, 9, 37};  // 999 tokens
+    const auto rope = wan::dit::rope_tables({g, g}, d, S, 0, at::kFloat, c10::Device(at::kCUDA));
+    // q as a view of a fused [B, S, 3D] QKV output, as the block hands it over.
+    const at::Tensor qkv = at::randn({B, S, 3 * D}, f32()).to(at::kBFloat16);
+    const at::Tensor q = qkv.narrow(2, D, D), w = at::rand({D}, f32()) + 0.5;
+    const at::Tensor out = wan::dit::fused::rmsnorm_rope(q, w, &rope, H, 1e-6);
+    const at::Tensor qf = q.to(at::kFloat);
+    const at::Tensor n = (qf * at::rsqrt(qf.pow(2).mean(-1, true) + 1e-6)).to(at::kBFloat16) * w;  // f32
+    const at::Tensor ref = wan::dit::apply_rope(n.view({B, S, H, d}), rope).to(at::kBFloat16);
+    EXPECT_LT(rel_err(out, ref), 1e-2);
+    EXPECT_LT(mismatch(out, ref), 2e-2);
+    const at::Tensor plain = wan::dit::fused::rmsnorm_rope(q, w, nullptr, H, 1e-6);
+    EXPECT_LT(mismatch(plain, n.to(at::kBFloat16).view({B, S, H, d})), 2e-2);
+}
+
+TEST_P(FusedKernels, LinearGeluMatchesGemmThenGelu) {
+    const int64_t D = GetParam();
+    const at::Tensor x = at::randn({B, 257, D}, f32()).to(at::kBFloat16);
+    const at::Tensor w = (at::randn({4 * D, D}, f32()) / std::sqrt(static_cast<double>(D))).to(at::kBFloat16);
+    const at::Tensor b = (at::randn({4 * D}, f32()) * 0.1).to(at::kBFloat16);
+    const at::Tensor out = wan::dit::fused::linear_gelu(x, w, b);
+    const at::Tensor exact = at::gelu(at::linear(x.to(at::kFloat), w.to(at::kFloat), b.to(at::kFloat)), "tanh");
+    const at::Tensor twice = at::gelu(at::linear(x, w, b), "tanh");  // upstream: rounds before and after the GELU
+    ASSERT_EQ(out.sizes(), twice.sizes());
+    std::printf("[fused] D %lld linear_gelu: epilogue rel err %.3g, GEMM-then-GELU rel err %.3g (vs f32)\n",
+                static_cast<long long>(D), rel_err(out, exact), rel_err(twice, exact));
+    EXPECT_LT(rel_err(out, exact), 1e-2);
+    EXPECT_LE(rel_err(out, exact), rel_err(twice, exact) * 1.5);
+}
+
+INSTANTIATE_TEST_SUITE_P(ModelWidths, FusedKernels, ::testing::Values(1536, 5120));
+
+}  // namespace
