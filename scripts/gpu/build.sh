@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run ON the GPU machine (device tool), from the repository root, with .gpudeps carried:
 #   scripts/gpu/build.sh            configure + build engine, tests and wan-bench (no Qt, no FFmpeg)
+#   WAN_BUILD_TARGETS="wan-bench test_gpu_parity" scripts/gpu/build.sh   only those targets (a quicker round)
 # Prints the LibTorch/CUDA/NCCL versions found. Build dir: build-gpu (kept between calls on a warm machine).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -25,4 +26,5 @@ python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.versio
 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DWAN_BUILD_APP=OFF -DWAN_WITH_FFMPEG=OFF \
       -DCMAKE_PREFIX_PATH="$TORCH_PREFIX;/usr/local" -DCMAKE_CUDA_ARCHITECTURES=90a ${WAN_CMAKE_EXTRA:-} 2>&1 \
       | grep -E "WanStudio|Error|error|NCCL|CUDA" || true
-cmake --build build-gpu -j "$(nproc)"
+# shellcheck disable=SC2086
+cmake --build build-gpu -j "$(nproc)" ${WAN_BUILD_TARGETS:+--target $WAN_BUILD_TARGETS}

@@ -10,6 +10,8 @@ scripts/gpu/build.sh > "$OUT/build.log" 2>&1 || { grep -E "error" "$OUT/build.lo
 B=build-gpu/bench/wan-bench
 J="--json $OUT/bench.jsonl"
 build-gpu/tests/gpu/test_gpu_parity 2>&1 | grep -E "^\[gpu\]|OK|FAIL" | tee "$OUT/gpu_parity.log"
+[ -x build-gpu/tests/gpu/test_fused_kernels ] &&
+  build-gpu/tests/gpu/test_fused_kernels 2>&1 | grep -E "^\[fused\]|OK|FAIL|Failure|Expected|Which is|error" | tee "$OUT/fused_kernels.log"
 for spec in "${@:-dit-variants vae-variants gen13}"; do :; done
 run() { echo "## $*" >&2; "$@" $J 2>&1 | tail -1; }
 case " ${WAN_ROUND:-dit vae gen} " in *" dit "*)
@@ -17,6 +19,15 @@ case " ${WAN_ROUND:-dit vae gen} " in *" dit "*)
     WAN_ATTENTION=$attn WAN_FUSED=$fused run $B dit --model 1.3B --size 832*480 | sed "s/^/attn=$attn fused=$fused /"
     WAN_ATTENTION=$attn WAN_FUSED=$fused run $B dit --model 14B --layers 4 --size 1280*720 | sed "s/^/attn=$attn fused=$fused /"
   done; done ;; esac
+# Where a forward's GPU time goes, stage by stage (Note [Stage clock] in engine/dit/stage_clock.h).
+case " ${WAN_ROUND:-} " in *" stages "*)
+  for cfg in "--model 1.3B --size 832*480" "--model 14B --layers 4 --size 1280*720"; do
+    # shellcheck disable=SC2086
+    WAN_DIT_STAGES=1 $B dit $cfg --runs 1 2>&1 | grep -E "^\[dit stages\]" | tail -1 | sed "s/^/$cfg /" | tee -a "$OUT/stages.log"
+  done ;; esac
+case " ${WAN_ROUND:-dit vae gen} " in *" ditfast "*)
+  run $B dit --model 1.3B --size 832*480
+  run $B dit --model 14B --layers 4 --size 1280*720 ;; esac
 case " ${WAN_ROUND:-dit vae gen} " in *" vae "*)
   for cb in 0 1; do for dt in f32 bf16; do
     WAN_CUDNN_BENCHMARK=$cb run $B vae --size 832*480 --dtype $dt --compare 0 | sed "s/^/cudnn_benchmark=$cb /"
