@@ -15,15 +15,15 @@
 
 namespace wan::dit::fused {
 
-bool enabled_for(const at::Tensor& x) {
+bool enabled_for(c10::Device device) {
 #if WAN_HAVE_FUSED_KERNELS
     static const bool on = [] {
         const char* env = std::getenv("WAN_FUSED");
         return !env || std::string(env) != "0";
     }();
-    return on && x.is_cuda();
+    return on && device.is_cuda();
 #else
-    (void)x;
+    (void)device;
     return false;
 #endif
 }
@@ -52,71 +52,71 @@ at::Tensor rmsnorm_rope(const at::Tensor& x_in, const at::Tensor& w, const RopeT
     return out;
 }
 
-at::Tensor layernorm_modulate(const at::Tensor& x_in, const at::Tensor& scale, const at::Tensor& shift, double eps) {
-    const at::Tensor x = x_in.contiguous();
-    WAN_CHECK(x.scalar_type() == at::kFloat && x.dim() == 3, "fused layernorm_modulate: expected f32 [B, S, D]");
-    const int64_t B = x.size(0), S = x.size(1), D = x.size(2);
-    const at::Tensor sc = scale.reshape({B, D}).contiguous(), sh = shift.reshape({B, D}).contiguous();
-    at::Tensor out = at::empty({B, S, D}, x.options().dtype(at::kBFloat16));
-    cuda::layernorm_modulate(x.data_ptr<float>(), sc.data_ptr<float>(), sh.data_ptr<float>(), out.data_ptr(),
-                             static_cast<long>(B * S), static_cast<int>(D), static_cast<long>(S),
-                             static_cast<float>(eps), at::cuda::getCurrentCUDAStream(x.device().index()));
-    return out;
-}
-
-at::Tensor layernorm_affine(const at::Tensor& x_in, const at::Tensor& w, const at::Tensor& b, double eps) {
-    const at::Tensor x = x_in.contiguous();
-    WAN_CHECK(x.scalar_type() == at::kFloat && w.scalar_type() == at::kFloat && b.scalar_type() == at::kFloat,
-              "fused layernorm_affine: expected f32 input and affine");
-    const int64_t D = x.size(-1), rows = x.numel() / D;
-    at::Tensor out = at::empty(x.sizes(), x.options().dtype(at::kBFloat16));
-    const at::Tensor wc = w.contiguous(), bc = b.contiguous();
-    cuda::layernorm_affine(x.data_ptr<float>(), wc.data_ptr<float>(), bc.data_ptr<float>(), out.data_ptr(),
-                           static_cast<long>(rows), static_cast<int>(D), static_cast<float>(eps),
-                           at::cuda::getCurrentCUDAStream(x.device().index()));
-    return out;
-}
-
 namespace {
-// x += y (· gate), then the LayerNorm of the new x: one pass (Note [Row kernels in registers]).
+bool aligned(const at::Tensor& t, uintptr_t n) {
+    return !t.defined() || (reinterpret_cast<uintptr_t>(t.data_ptr()) % n) == 0;
+}
+
+// x += y (· gate) when y is defined, then the LayerNorm of the new x, modulated or affine: one pass
+// (Note [Row kernels in registers]). Odd widths or misaligned views take ATen ops with the same arithmetic.
 at::Tensor residual_layernorm(at::Tensor& x, const at::Tensor& y_in, const at::Tensor& gate, const at::Tensor& p0_in,
-                              const at::Tensor& p1_in, bool affine, double eps) {
+                              const at::Tensor& p1_in, bool affine, cuda::RowNormOut out_kind, double eps) {
     WAN_CHECK(x.scalar_type() == at::kFloat && x.is_contiguous() && x.dim() == 3,
-              "fused residual_layernorm: x must be contiguous f32 [B, S, D]");
+              "fused layernorm: x must be contiguous f32 [B, S, D]");
     const int64_t B = x.size(0), S = x.size(1), D = x.size(2);
-    const at::Tensor y = y_in.to(at::kBFloat16).contiguous();
-    WAN_CHECK(y.sizes() == x.sizes(), "fused residual_layernorm: y must match x");
-    const at::Tensor g = gate.defined() ? gate.reshape({B, D}).contiguous() : at::Tensor();
+    const at::Tensor y = y_in.defined() ? y_in.to(at::kBFloat16).contiguous() : at::Tensor();
+    WAN_CHECK(!y.defined() || y.sizes() == x.sizes(), "fused layernorm: the residual update must match x");
+    const at::Tensor g = y.defined() && gate.defined() ? gate.reshape({B, D}).contiguous() : at::Tensor();
     const at::Tensor p0 = affine ? p0_in.contiguous() : p0_in.reshape({B, D}).contiguous();
     const at::Tensor p1 = affine ? p1_in.contiguous() : p1_in.reshape({B, D}).contiguous();
     WAN_CHECK(p0.scalar_type() == at::kFloat && p1.scalar_type() == at::kFloat && (!g.defined() || g.scalar_type() == at::kFloat),
-              "fused residual_layernorm: gate and norm parameters must be f32");
-    at::Tensor out = at::empty({B, S, D}, x.options().dtype(at::kBFloat16));
-    const auto aligned = [](const void* p, uintptr_t n) { return (reinterpret_cast<uintptr_t>(p) % n) == 0; };
-    if (!cuda::residual_norm_supported(static_cast<int>(D)) || !aligned(x.data_ptr(), 16) || !aligned(y.data_ptr(), 8) ||
-        (g.defined() && !aligned(g.data_ptr(), 16)) || !aligned(p0.data_ptr(), 16) || !aligned(p1.data_ptr(), 16) ||
-        !aligned(out.data_ptr(), 8)) {
-        // Odd widths or views: the two-kernel path (same arithmetic).
-        if (g.defined()) gated_residual_(x, y, gate);
-        else x.add_(y);
-        return affine ? layernorm_affine(x, p0_in, p1_in, eps) : layernorm_modulate(x, p0_in, p1_in, eps);
+              "fused layernorm: gate and norm parameters must be f32");
+    const bool f32_out = out_kind == cuda::RowNormOut::F32;
+    at::Tensor out = at::empty({B, S, D}, x.options().dtype(f32_out ? at::kFloat : at::kBFloat16));
+    if (!cuda::residual_norm_supported(static_cast<int>(D)) || !aligned(x, 16) || !aligned(y, 8) || !aligned(g, 16) ||
+        !aligned(p0, 16) || !aligned(p1, 16) || !aligned(out, 16)) {
+        if (g.defined()) x.add_(y.to(at::kFloat) * g.view({B, 1, D}));
+        else if (y.defined()) x.add_(y);
+        at::Tensor n = affine ? at::layer_norm(x, {D}, p0, p1, eps) : at::layer_norm(x, {D}, {}, {}, eps);
+        if (out_kind == cuda::RowNormOut::BF16RoundedNorm) n = n.to(at::kBFloat16).to(at::kFloat);
+        if (!affine) n = n * (1 + p0.view({B, 1, D})) + p1.view({B, 1, D});
+        return n.to(out.scalar_type());
     }
-    cuda::residual_layernorm(x.data_ptr<float>(), y.data_ptr(), g.defined() ? g.data_ptr<float>() : nullptr,
-                             p0.data_ptr<float>(), p1.data_ptr<float>(), affine, out.data_ptr(), static_cast<long>(B * S),
-                             static_cast<int>(D), static_cast<long>(S), static_cast<float>(eps),
+    cuda::residual_layernorm(x.data_ptr<float>(), y.defined() ? y.data_ptr() : nullptr,
+                             g.defined() ? g.data_ptr<float>() : nullptr, p0.data_ptr<float>(), p1.data_ptr<float>(),
+                             affine, out_kind, out.data_ptr(), static_cast<long>(B * S), static_cast<int>(D),
+                             static_cast<long>(S), static_cast<float>(eps),
                              at::cuda::getCurrentCUDAStream(x.device().index()));
     return out;
 }
 }  // namespace
 
+at::Tensor layernorm_modulate(const at::Tensor& x_in, const at::Tensor& scale, const at::Tensor& shift, double eps,
+                              bool round_norm_bf16) {
+    at::Tensor x = x_in.contiguous();
+    return residual_layernorm(x, at::Tensor(), at::Tensor(), scale, shift, /*affine=*/false,
+                              round_norm_bf16 ? cuda::RowNormOut::BF16RoundedNorm : cuda::RowNormOut::BF16, eps);
+}
+
+at::Tensor layernorm_affine(const at::Tensor& x_in, const at::Tensor& w, const at::Tensor& b, double eps) {
+    WAN_CHECK(x_in.dim() == 3, "fused layernorm_affine: expected [B, S, D]");
+    at::Tensor x = x_in.contiguous();
+    return residual_layernorm(x, at::Tensor(), at::Tensor(), w, b, /*affine=*/true, cuda::RowNormOut::BF16, eps);
+}
+
 at::Tensor add_layernorm_modulate_(at::Tensor& x, const at::Tensor& y, const at::Tensor& gate, const at::Tensor& scale,
                                    const at::Tensor& shift, double eps) {
-    return residual_layernorm(x, y, gate, scale, shift, /*affine=*/false, eps);
+    return residual_layernorm(x, y, gate, scale, shift, /*affine=*/false, cuda::RowNormOut::BF16, eps);
 }
 
 at::Tensor add_layernorm_affine_(at::Tensor& x, const at::Tensor& y, const at::Tensor& gate, const at::Tensor& w,
                                  const at::Tensor& b, double eps) {
-    return residual_layernorm(x, y, gate, w, b, /*affine=*/true, eps);
+    return residual_layernorm(x, y, gate, w, b, /*affine=*/true, cuda::RowNormOut::BF16, eps);
+}
+
+at::Tensor add_layernorm_modulate_f32_(at::Tensor& x, const at::Tensor& y, const at::Tensor& gate,
+                                       const at::Tensor& scale, const at::Tensor& shift, double eps) {
+    return residual_layernorm(x, y, gate, scale, shift, /*affine=*/false, cuda::RowNormOut::F32, eps);
 }
 
 at::Tensor linear_gelu(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
@@ -145,7 +145,7 @@ void gated_residual_(at::Tensor& x, const at::Tensor& y_in, const at::Tensor& ga
 at::Tensor rmsnorm_rope(const at::Tensor&, const at::Tensor&, const RopeTables*, int64_t, double) {
     WAN_THROW("fused kernels are not built (CUDA only)");
 }
-at::Tensor layernorm_modulate(const at::Tensor&, const at::Tensor&, const at::Tensor&, double) {
+at::Tensor layernorm_modulate(const at::Tensor&, const at::Tensor&, const at::Tensor&, double, bool) {
     WAN_THROW("fused kernels are not built (CUDA only)");
 }
 at::Tensor layernorm_affine(const at::Tensor&, const at::Tensor&, const at::Tensor&, double) {
@@ -160,6 +160,10 @@ at::Tensor add_layernorm_modulate_(at::Tensor&, const at::Tensor&, const at::Ten
 }
 at::Tensor add_layernorm_affine_(at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
                                  const at::Tensor&, double) {
+    WAN_THROW("fused kernels are not built (CUDA only)");
+}
+at::Tensor add_layernorm_modulate_f32_(at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                                       const at::Tensor&, double) {
     WAN_THROW("fused kernels are not built (CUDA only)");
 }
 at::Tensor linear_gelu(const at::Tensor&, const at::Tensor&, const at::Tensor&) {

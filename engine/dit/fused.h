@@ -24,13 +24,15 @@
 
 namespace wan::dit::fused {
 
-/// True when the kernels were built (CUDA) and `x` is a CUDA tensor (and WAN_FUSED is not 0).
-bool enabled_for(const at::Tensor& x);
+/// True when the kernels were built (CUDA), `device` is a CUDA device and WAN_FUSED is not 0.
+bool enabled_for(c10::Device device);
 /// x [B, S, D] bf16 (rows may be strided, e.g. a narrow of a fused QKV output), w [D] f32, rope tables
 /// f32 [B, S, 1, d] or null → [B, S, H, d] bf16.
 at::Tensor rmsnorm_rope(const at::Tensor& x, const at::Tensor& w, const RopeTables* rope, int64_t heads, double eps);
-/// x [B, S, D] f32, scale/shift [B, 1, D] f32 → [B, S, D] bf16.
-at::Tensor layernorm_modulate(const at::Tensor& x, const at::Tensor& scale, const at::Tensor& shift, double eps);
+/// x [B, S, D] f32, scale/shift [B, 1, D] f32 → bf16(LN(x)·(1 + scale) + shift) [B, S, D]. round_norm_bf16:
+/// LN(x) rounded to bf16 first (block 0's norm1: upstream's LayerNorm returns the bf16 input dtype there).
+at::Tensor layernorm_modulate(const at::Tensor& x, const at::Tensor& scale, const at::Tensor& shift, double eps,
+                              bool round_norm_bf16 = false);
 /// x [B, S, D] f32 → bf16(LN(x)·w + b) (norm3, the cross-attention input).
 at::Tensor layernorm_affine(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, double eps);
 /// x [B, S, D] f32 (contiguous, modified in place) += y [B, S, D] bf16 · gate [B, 1, D] f32.
@@ -39,6 +41,9 @@ void gated_residual_(at::Tensor& x, const at::Tensor& y, const at::Tensor& gate)
 /// bf16(LN(x)·(1 + scale) + shift), scale/shift [B, 1, D] f32.
 at::Tensor add_layernorm_modulate_(at::Tensor& x, const at::Tensor& y, const at::Tensor& gate, const at::Tensor& scale,
                                    const at::Tensor& shift, double eps);
+/// As add_layernorm_modulate_ (y may be undefined: no update) with an f32 result: the head's input.
+at::Tensor add_layernorm_modulate_f32_(at::Tensor& x, const at::Tensor& y, const at::Tensor& gate,
+                                       const at::Tensor& scale, const at::Tensor& shift, double eps);
 /// As add_layernorm_modulate_ with the affine LayerNorm: bf16(LN(x)·w + b), w/b [D] f32.
 at::Tensor add_layernorm_affine_(at::Tensor& x, const at::Tensor& y, const at::Tensor& gate, const at::Tensor& w,
                                  const at::Tensor& b, double eps);

@@ -248,14 +248,32 @@ std::vector<at::Tensor> WanModel::forward(const std::vector<at::Tensor>& xs, con
     clock.mark("text_embedding");
 
     // ---- (a) patchify: conv3d with stride = kernel, tokens in (f, h, w) order, zero rows up to S ------
-    at::Tensor x;  // [B, s_local, D] residual stream (cd until block 0's first add, then f32)
+    // The fused CUDA path (Note [Fused block kernels]) runs the patch embedding as one GEMM over the unfolded
+    // patches (cuDNN's conv3d took ~6 ms at 14B 720p for 50 GFLOP) and keeps the residual stream in f32 from
+    // here: the values are the same bf16 values, which is what makes every block's norms fusable.
+    const bool use_fused = fused::enabled_for(dev) && cd == at::kBFloat16 && !dev.is_cpu() && d % 2 == 0;
+    at::Tensor x;  // [B, s_local, D] residual stream (bf16 values until block 0's first add, then f32)
     {
-        at::Tensor tok = at::zeros({B, chunk.padded_len, D}, copts);
+        at::Tensor tok = at::zeros({B, chunk.padded_len, D}, use_fused ? copts.dtype(at::kFloat) : copts);
         for (int64_t b = 0; b < B; ++b) {
-            at::Tensor pe = at::conv3d(xs[b].to(dev, cd).unsqueeze(0), root_.patch_embedding_weight,
-                                       root_.patch_embedding_bias, {pt, ph, pw});  // [1, D, F_p, H_p, W_p]
-            if (hook_) hook_("patch_embedding." + std::to_string(b), pe);
-            tok[b].narrow(0, 0, tokens[b]).copy_(pe.flatten(2)[0].transpose(0, 1));
+            const Grid& g = grids[b];
+            if (use_fused) {
+                const at::Tensor lat = xs[b].to(dev, cd);
+                const int64_t C = lat.size(0);
+                const at::Tensor patches = lat.narrow(1, 0, g.f * pt).narrow(2, 0, g.h * ph).narrow(3, 0, g.w * pw)
+                                               .reshape({C, g.f, pt, g.h, ph, g.w, pw})
+                                               .permute({1, 3, 5, 0, 2, 4, 6})
+                                               .reshape({g.tokens(), C * pt * ph * pw});  // rows in (f, h, w) order
+                const at::Tensor pe = at::linear(patches, root_.patch_embedding_weight.reshape({D, -1}),
+                                                 root_.patch_embedding_bias);  // [N, D] cd
+                if (hook_) hook_("patch_embedding." + std::to_string(b), pe.t().reshape({1, D, g.f, g.h, g.w}));
+                tok[b].narrow(0, 0, tokens[b]).copy_(pe);
+            } else {
+                at::Tensor pe = at::conv3d(xs[b].to(dev, cd).unsqueeze(0), root_.patch_embedding_weight,
+                                           root_.patch_embedding_bias, {pt, ph, pw});  // [1, D, F_p, H_p, W_p]
+                if (hook_) hook_("patch_embedding." + std::to_string(b), pe);
+                tok[b].narrow(0, 0, tokens[b]).copy_(pe.flatten(2)[0].transpose(0, 1));
+            }
         }
         x = world == 1 ? tok : tok.narrow(1, chunk.begin, s_local).contiguous();
     }
@@ -392,12 +410,15 @@ std::vector<at::Tensor> WanModel::forward(const std::vector<at::Tensor>& xs, con
 #endif
         return linear(in, wt, b);
     };
-    const bool use_fused = fused::enabled_for(x) && cd == at::kBFloat16 && rope.cos.defined() &&
-                           rope.cos.scalar_type() == at::kFloat && d % 2 == 0;
+    WAN_CHECK(!use_fused || (rope.cos.defined() && rope.cos.scalar_type() == at::kFloat),
+              "DiT forward: the fused path needs f32 RoPE tables");
     const int64_t layers_to_run = skip_blocks ? 0 : c.num_layers;
     // Fused path: the FFN's gated residual of block i is applied by block i+1's first norm (one pass over x,
     // Note [Row kernels in registers]); it stays pending here until then, or until something needs x.
     at::Tensor pending_y, pending_gate;
+    // Upstream's residual stream is bf16 until block 0's first residual add, and its LayerNorm returns the input
+    // dtype: norm1 of block 0 rounds LN(x) to bf16 before the modulation (§4.4 d). Here x is f32 throughout.
+    bool stream_is_bf16 = mixed;
     auto flush_pending = [&] {
         if (!pending_y.defined()) return;
         fused::gated_residual_(x, pending_y, pending_gate);
@@ -418,7 +439,7 @@ std::vector<at::Tensor> WanModel::forward(const std::vector<at::Tensor>& xs, con
             at::Tensor a;
             if (fuse) {
                 a = pending_y.defined() ? fused::add_layernorm_modulate_(x, pending_y, pending_gate, mod(1), mod(0), eps)
-                                        : fused::layernorm_modulate(x, mod(1), mod(0), eps);  // [B, s, D] bf16
+                                        : fused::layernorm_modulate(x, mod(1), mod(0), eps, stream_is_bf16);  // bf16
                 pending_y = pending_gate = at::Tensor();
             } else {
                 at::Tensor n1 = layer_norm(x, D, eps);
@@ -463,6 +484,7 @@ std::vector<at::Tensor> WanModel::forward(const std::vector<at::Tensor>& xs, con
             } else {
                 x = x + y * mod(2);  // f32 from here on
             }
+            stream_is_bf16 = false;
         }
         // cross-attention (no modulation, no gate), K/V of the text cached per prompt
         {
@@ -532,15 +554,23 @@ std::vector<at::Tensor> WanModel::forward(const std::vector<at::Tensor>& xs, con
             hook_("block" + std::to_string(i), x);
         }
     }
-    flush_pending();
+    if (x_before.defined()) flush_pending();  // the step cache keeps the residual of the whole stack
     clock.mark("last_residual");
 
     if (x_before.defined()) step_cache->residual_ = x - x_before.to(at::kFloat);  // [B, s, D] f32
 
     // ---- (e) head: uses e (not e0), f32 -----------------------------------------------------------------
     const at::Tensor hm = root_.head_modulation + e.unsqueeze(1);  // [B, 2, D] f32
-    at::Tensor out = linear(layer_norm(x, D, eps) * (1 + hm.narrow(1, 1, 1)) + hm.narrow(1, 0, 1), root_.head_weight,
-                            root_.head_bias);  // [B, s, P] f32
+    at::Tensor head_in;  // [B, s, D] f32
+    if (use_fused && x.scalar_type() == at::kFloat && x.is_contiguous()) {
+        // The last block's FFN residual and the head's norm in one pass (f32 out: the head is f32 upstream).
+        head_in = fused::add_layernorm_modulate_f32_(x, pending_y, pending_gate, hm.narrow(1, 1, 1), hm.narrow(1, 0, 1), eps);
+        pending_y = pending_gate = at::Tensor();
+    } else {
+        flush_pending();
+        head_in = layer_norm(x, D, eps) * (1 + hm.narrow(1, 1, 1)) + hm.narrow(1, 0, 1);
+    }
+    at::Tensor out = linear(head_in, root_.head_weight, root_.head_bias);  // [B, s, P] f32
     clock.mark("head");
     if (hook_) hook_("head", out);
     if (world > 1) {

@@ -52,10 +52,24 @@ TEST_P(FusedKernels, AddLayerNormModulateMatchesATen) {
         std::printf("[fused] D %lld add_layernorm_modulate gated %d: rel err %.3g, bf16 mismatches %.3g\n",
                     static_cast<long long>(D), gated, rel_err(out, ref), mismatch(out, ref));
     }
-    // Without a residual (the first block's input): the plain kernel.
+    // Without a residual; then block 0's norm1, whose LayerNorm output upstream rounds to bf16 first.
+    const at::Tensor ln = at::layer_norm(x0, {D}, {}, {}, 1e-6);
     const at::Tensor out = wan::dit::fused::layernorm_modulate(x0, scale, shift, 1e-6);
-    const at::Tensor ref = (at::layer_norm(x0, {D}, {}, {}, 1e-6) * (1 + scale) + shift).to(at::kBFloat16);
-    EXPECT_LT(mismatch(out, ref), 2e-2);
+    EXPECT_LT(mismatch(out, (ln * (1 + scale) + shift).to(at::kBFloat16)), 2e-2);
+    const at::Tensor out0 = wan::dit::fused::layernorm_modulate(x0, scale, shift, 1e-6, /*round_norm_bf16=*/true);
+    const at::Tensor ref0 = (ln.to(at::kBFloat16).to(at::kFloat) * (1 + scale) + shift).to(at::kBFloat16);
+    EXPECT_LT(mismatch(out0, ref0), 2e-2);
+    EXPECT_GT(mismatch(out0, (ln * (1 + scale) + shift).to(at::kBFloat16)), mismatch(out0, ref0));
+    // The head: f32 out, with and without the last residual update.
+    for (bool with_residual : {true, false}) {
+        at::Tensor x = x0.clone();
+        const at::Tensor h = wan::dit::fused::add_layernorm_modulate_f32_(x, with_residual ? y : at::Tensor(), gate, scale, shift, 1e-6);
+        const at::Tensor xr = with_residual ? x0 + y.to(at::kFloat) * gate : x0;
+        ASSERT_EQ(h.scalar_type(), at::kFloat);
+        EXPECT_TRUE(at::equal(x, xr));
+        const double e = rel_err(h, at::layer_norm(xr, {D}, {}, {}, 1e-6) * (1 + scale) + shift);
+        EXPECT_LT(e, 1e-5) << "head, residual " << with_residual;
+    }
 }
 
 TEST_P(FusedKernels, AddLayerNormAffineMatchesATen) {

@@ -66,55 +66,6 @@ __global__ void rmsnorm_rope_kernel(const __nv_bfloat16* __restrict__ x, long x_
     }
 }
 
-// One block per row: out = bf16(LN(x)·(1 + scale) + shift), LN without affine, f32 throughout (two-pass
-// variance, as at::layer_norm's result up to rounding).
-__global__ void layernorm_modulate_kernel(const float* __restrict__ x, const float* __restrict__ scale,
-                                          const float* __restrict__ shift, __nv_bfloat16* __restrict__ out, int D,
-                                          long rows_per_batch, float eps) {
-    __shared__ float shared[32];
-    const long row = blockIdx.x;
-    const long b = row / rows_per_batch;
-    const float* xr = x + row * D;
-    float s = 0.f;
-    for (int i = threadIdx.x; i < D; i += kThreads) s += xr[i];
-    const float mean = block_sum(s, shared) / static_cast<float>(D);
-    float v = 0.f;
-    for (int i = threadIdx.x; i < D; i += kThreads) {
-        const float dlt = xr[i] - mean;
-        v += dlt * dlt;
-    }
-    const float rstd = rsqrtf(block_sum(v, shared) / static_cast<float>(D) + eps);
-    const float* sc = scale + b * D;
-    const float* sh = shift + b * D;
-    __nv_bfloat16* orow = out + row * D;
-    for (int i = threadIdx.x; i < D; i += kThreads) {
-        const float n = __fmul_rn(__fsub_rn(xr[i], mean), rstd);
-        const float t = __fadd_rn(1.f, sc[i]);
-        orow[i] = __float2bfloat16(__fadd_rn(__fmul_rn(n, t), sh[i]));
-    }
-}
-
-// One block per row: out = bf16(LN(x)·w + b), LN with affine (norm3 before cross-attention), f32 arithmetic.
-__global__ void layernorm_affine_kernel(const float* __restrict__ x, const float* __restrict__ w,
-                                        const float* __restrict__ bias, __nv_bfloat16* __restrict__ out, int D,
-                                        float eps) {
-    __shared__ float shared[32];
-    const long row = blockIdx.x;
-    const float* xr = x + row * D;
-    float s = 0.f;
-    for (int i = threadIdx.x; i < D; i += kThreads) s += xr[i];
-    const float mean = block_sum(s, shared) / static_cast<float>(D);
-    float v = 0.f;
-    for (int i = threadIdx.x; i < D; i += kThreads) {
-        const float dlt = xr[i] - mean;
-        v += dlt * dlt;
-    }
-    const float rstd = rsqrtf(block_sum(v, shared) / static_cast<float>(D) + eps);
-    __nv_bfloat16* orow = out + row * D;
-    for (int i = threadIdx.x; i < D; i += kThreads)
-        orow[i] = __float2bfloat16(__fadd_rn(__fmul_rn(__fmul_rn(__fsub_rn(xr[i], mean), rstd), w[i]), bias[i]));
-}
-
 // x[row, i] += f32(y[row, i]) · gate[b, i]  (gated residual, in place)
 __global__ void gated_residual_kernel(float* __restrict__ x, const __nv_bfloat16* __restrict__ y,
                                       const float* __restrict__ gate, long n, int D, long rows_per_batch) {
@@ -155,13 +106,20 @@ __device__ __forceinline__ void store_bf16x4(__nv_bfloat16* p, float a, float b,
 
 enum class NormKind { Modulate, Affine };
 
+__device__ __forceinline__ void store4(__nv_bfloat16* p, const float (&r)[4]) { store_bf16x4(p, r[0], r[1], r[2], r[3]); }
+__device__ __forceinline__ void store4(float* p, const float (&r)[4]) {
+    *reinterpret_cast<float4*>(p) = make_float4(r[0], r[1], r[2], r[3]);
+}
+
 // x[row] (+= f32(y[row]) · gate[b] when Residual; gate null: += f32(y)), written back when Residual;
-// out[row] = bf16(LN(x)·(1 + p0[b]) + p1[b]) (Modulate, p0/p1 = scale/shift [B, D]) or bf16(LN(x)·p0 + p1)
-// (Affine, p0/p1 = weight/bias [D]). items = float4s per thread, ≤ kMaxItems.
-template <bool Residual, NormKind Kind>
+// out[row] = LN(x)·(1 + p0[b]) + p1[b] (Modulate, p0/p1 = scale/shift [B, D]) or LN(x)·p0 + p1 (Affine,
+// p0/p1 = weight/bias [D]), stored as TOut (bf16, or f32 for the head). RoundNorm rounds LN(x) to bf16
+// before the modulation: block 0's norm1, where upstream's residual stream is still bf16 and its LayerNorm
+// returns the input dtype. items = float4s per thread, ≤ kMaxItems.
+template <bool Residual, NormKind Kind, typename TOut, bool RoundNorm>
 __global__ void residual_norm_kernel(float* __restrict__ x, const __nv_bfloat16* __restrict__ y,
                                      const float* __restrict__ gate, const float* __restrict__ p0,
-                                     const float* __restrict__ p1, __nv_bfloat16* __restrict__ out, int D,
+                                     const float* __restrict__ p1, TOut* __restrict__ out, int D,
                                      long rows_per_batch, int items, float eps) {
     __shared__ float shared[32];
     const long row = blockIdx.x;
@@ -208,7 +166,7 @@ __global__ void residual_norm_kernel(float* __restrict__ x, const __nv_bfloat16*
     const float rstd = rsqrtf(block_sum(q, shared) / static_cast<float>(D) + eps);
     const float4* a4 = reinterpret_cast<const float4*>(Kind == NormKind::Modulate ? p0 + b * D : p0);
     const float4* b4 = reinterpret_cast<const float4*>(Kind == NormKind::Modulate ? p1 + b * D : p1);
-    __nv_bfloat16* orow = out + row * D;
+    TOut* orow = out + row * D;
 #pragma unroll
     for (int k = 0; k < kMaxItems; ++k) {
         const int i = threadIdx.x + k * blockDim.x;
@@ -218,11 +176,12 @@ __global__ void residual_norm_kernel(float* __restrict__ x, const __nv_bfloat16*
             const float ma[4] = {pa.x, pa.y, pa.z, pa.w}, mb[4] = {pb.x, pb.y, pb.z, pb.w};
 #pragma unroll
             for (int j = 0; j < 4; ++j) {
-                const float n = __fmul_rn(__fsub_rn(r[j], mean), rstd);
+                float n = __fmul_rn(__fsub_rn(r[j], mean), rstd);
+                if (RoundNorm) n = round_bf16(n);
                 r[j] = Kind == NormKind::Modulate ? __fadd_rn(__fmul_rn(n, __fadd_rn(1.f, ma[j])), mb[j])
                                                   : __fadd_rn(__fmul_rn(n, ma[j]), mb[j]);
             }
-            store_bf16x4(orow + 4 * i, r[0], r[1], r[2], r[3]);
+            store4(orow + 4 * i, r);
         }
     }
 }
@@ -252,21 +211,37 @@ struct Bf16x8 {
     __nv_bfloat162 h[4];
 };
 
-template <bool Rope>
-__global__ void rmsnorm_rope_vec_kernel(const __nv_bfloat16* __restrict__ x, long x_row_stride,
-                                        const float* __restrict__ w, const float* __restrict__ cos_t,
-                                        const float* __restrict__ sin_t, __nv_bfloat16* __restrict__ out, int D,
-                                        int head_dim, int items, float eps) {
-    __shared__ float shared[32];
-    const long row = blockIdx.x;
+// Q/K rows are short (1536 or 5120 bf16): a block of 256 threads per row spent its time in block-wide
+// barriers and scheduling rather than memory traffic, and one warp per row needed ~190 registers at 5120
+// (one block per SM). So WarpsPerRow warps share a row, each lane holding Items 16-byte vectors; a block of
+// 8 warps serves 8 / WarpsPerRow rows; the sum of squares is reduced by shuffles, then across the row's
+// warps through shared memory.
+constexpr int kWarpsPerBlock = 8;
+
+__device__ __forceinline__ float warp_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+template <int Items, int WarpsPerRow, bool Rope>
+__global__ void __launch_bounds__(32 * kWarpsPerBlock)
+rmsnorm_rope_rows_kernel(const __nv_bfloat16* __restrict__ x, long x_row_stride, const float* __restrict__ w,
+                         const float* __restrict__ cos_t, const float* __restrict__ sin_t,
+                         __nv_bfloat16* __restrict__ out, long rows, int D, int head_dim, float eps) {
+    constexpr int kRowsPerBlock = kWarpsPerBlock / WarpsPerRow;
+    __shared__ float partial[kWarpsPerBlock];
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const long row = static_cast<long>(blockIdx.x) * kRowsPerBlock + warp / WarpsPerRow;
+    const bool live = row < rows;  // no early return: the block meets at a barrier below
+    const int t = (warp % WarpsPerRow) * 32 + lane;  // this thread's slot in the row
     const int n8 = D / 8;
-    const Bf16x8* xr = reinterpret_cast<const Bf16x8*>(x + row * x_row_stride);
-    Bf16x8 v[kMaxItems];
+    const Bf16x8* xr = reinterpret_cast<const Bf16x8*>(x + (live ? row : 0) * x_row_stride);
+    Bf16x8 v[Items];
     float ss = 0.f;
 #pragma unroll
-    for (int k = 0; k < kMaxItems; ++k) {
-        const int i = threadIdx.x + k * blockDim.x;
-        if (k < items && i < n8) {
+    for (int k = 0; k < Items; ++k) {
+        const int i = t + 32 * WarpsPerRow * k;
+        if (live && i < n8) {
             v[k] = xr[i];
 #pragma unroll
             for (int j = 0; j < 4; ++j) {
@@ -276,32 +251,36 @@ __global__ void rmsnorm_rope_vec_kernel(const __nv_bfloat16* __restrict__ x, lon
             }
         }
     }
-    const float total = block_sum(ss, shared);
+    float total = warp_sum(ss);
+    if (WarpsPerRow > 1) {
+        if (lane == 0) partial[warp] = total;
+        __syncthreads();
+        const int first = warp - warp % WarpsPerRow;
+        total = 0.f;
+#pragma unroll
+        for (int j = 0; j < WarpsPerRow; ++j) total += partial[first + j];
+    }
+    if (!live) return;
     const float r = rsqrtf(__fadd_rn(__fdiv_rn(total, static_cast<float>(D)), eps));
     Bf16x8* orow = reinterpret_cast<Bf16x8*>(out + row * D);
 #pragma unroll
-    for (int k = 0; k < kMaxItems; ++k) {
-        const int i = threadIdx.x + k * blockDim.x;
-        if (k < items && i < n8) {
-            Bf16x8 o;
+    for (int k = 0; k < Items; ++k) {
+        const int i = t + 32 * WarpsPerRow * k;
+        if (i < n8) {
             const int c0 = 8 * i;
             const float4* w4 = reinterpret_cast<const float4*>(w + c0);
             const float4 wa = w4[0], wb = w4[1];
             const float wv[8] = {wa.x, wa.y, wa.z, wa.w, wb.x, wb.y, wb.z, wb.w};
-            float cv[8], sv[8];
+            float cv[8] = {}, sv[8] = {};
             if (Rope) {
-                const long t = row * head_dim + c0 % head_dim;  // eight entries of one head (head_dim % 8 == 0)
-                const float4* c4 = reinterpret_cast<const float4*>(cos_t + t);
-                const float4* s4 = reinterpret_cast<const float4*>(sin_t + t);
+                const long tt = row * head_dim + c0 % head_dim;  // eight entries of one head (head_dim % 8 == 0)
+                const float4* c4 = reinterpret_cast<const float4*>(cos_t + tt);
+                const float4* s4 = reinterpret_cast<const float4*>(sin_t + tt);
                 const float4 ca = c4[0], cb = c4[1], sa = s4[0], sb = s4[1];
-                const float cc[8] = {ca.x, ca.y, ca.z, ca.w, cb.x, cb.y, cb.z, cb.w};
-                const float sc[8] = {sa.x, sa.y, sa.z, sa.w, sb.x, sb.y, sb.z, sb.w};
-#pragma unroll
-                for (int j = 0; j < 8; ++j) {
-                    cv[j] = cc[j];
-                    sv[j] = sc[j];
-                }
+                cv[0] = ca.x; cv[1] = ca.y; cv[2] = ca.z; cv[3] = ca.w; cv[4] = cb.x; cv[5] = cb.y; cv[6] = cb.z; cv[7] = cb.w;
+                sv[0] = sa.x; sv[1] = sa.y; sv[2] = sa.z; sv[3] = sa.w; sv[4] = sb.x; sv[5] = sb.y; sv[6] = sb.z; sv[7] = sb.w;
             }
+            Bf16x8 o;
 #pragma unroll
             for (int j = 0; j < 4; ++j) {
                 const float2 f = __bfloat1622float2(v[k].h[j]);
@@ -316,6 +295,41 @@ __global__ void rmsnorm_rope_vec_kernel(const __nv_bfloat16* __restrict__ x, lon
             }
             orow[i] = o;
         }
+    }
+}
+
+template <int Items, int WarpsPerRow>
+void launch_rmsnorm_rope_rows(const __nv_bfloat16* x, long x_row_stride, const float* w, const float* cos_t,
+                              const float* sin_t, __nv_bfloat16* out, long rows, int D, int head_dim, float eps,
+                              cudaStream_t stream) {
+    constexpr int kRowsPerBlock = kWarpsPerBlock / WarpsPerRow;
+    const unsigned blocks = static_cast<unsigned>((rows + kRowsPerBlock - 1) / kRowsPerBlock);
+    if (cos_t)
+        rmsnorm_rope_rows_kernel<Items, WarpsPerRow, true><<<blocks, 32 * kWarpsPerBlock, 0, stream>>>(
+            x, x_row_stride, w, cos_t, sin_t, out, rows, D, head_dim, eps);
+    else
+        rmsnorm_rope_rows_kernel<Items, WarpsPerRow, false><<<blocks, 32 * kWarpsPerBlock, 0, stream>>>(
+            x, x_row_stride, w, nullptr, nullptr, out, rows, D, head_dim, eps);
+}
+
+// Few warps per row while a lane holds at most four vectors; up to six with four warps (D ≤ 6144).
+// Returns false when the row is too wide (the block-per-row kernel takes it).
+template <int WarpsPerRow>
+bool dispatch_rmsnorm_rope_rows(int items, const __nv_bfloat16* x, long x_row_stride, const float* w,
+                                const float* cos_t, const float* sin_t, __nv_bfloat16* out, long rows, int D,
+                                int head_dim, float eps, cudaStream_t stream) {
+    const auto go = [&](auto launch) {
+        launch(x, x_row_stride, w, cos_t, sin_t, out, rows, D, head_dim, eps, stream);
+        return true;
+    };
+    switch (items) {
+        case 1: return go(launch_rmsnorm_rope_rows<1, WarpsPerRow>);
+        case 2: return go(launch_rmsnorm_rope_rows<2, WarpsPerRow>);
+        case 3: return go(launch_rmsnorm_rope_rows<3, WarpsPerRow>);  // 1.3B: D 1536, two warps
+        case 4: return go(launch_rmsnorm_rope_rows<4, WarpsPerRow>);
+        case 5: return go(launch_rmsnorm_rope_rows<5, WarpsPerRow>);  // 14B: D 5120, four warps
+        case 6: return go(launch_rmsnorm_rope_rows<6, WarpsPerRow>);
+        default: return false;
     }
 }
 
@@ -340,63 +354,60 @@ void rmsnorm_rope(const void* x, long x_row_stride, const float* w, const float*
                   long rows, int D, int head_dim, float eps, cudaStream_t stream) {
     const auto* xb = static_cast<const __nv_bfloat16*>(x);
     auto* ob = static_cast<__nv_bfloat16*>(out);
-    const RowLaunch l = row_launch(D / 8);
-    const bool vec = D % 8 == 0 && head_dim % 8 == 0 && x_row_stride % 8 == 0 && l.items <= kMaxItems && aligned16(x) &&
-                     aligned16(w) && aligned16(out) && (!cos_t || (aligned16(cos_t) && aligned16(sin_t)));
-    if (vec && cos_t)
-        rmsnorm_rope_vec_kernel<true><<<rows, l.threads, 0, stream>>>(xb, x_row_stride, w, cos_t, sin_t, ob, D, head_dim, l.items, eps);
+    const int n8 = D / 8;
+    const bool vec = D % 8 == 0 && head_dim % 8 == 0 && x_row_stride % 8 == 0 && aligned16(x) && aligned16(w) &&
+                     aligned16(out) && (!cos_t || (aligned16(cos_t) && aligned16(sin_t)));
+    const auto items = [&](int warps) { return (n8 + 32 * warps - 1) / (32 * warps); };
+    bool done = false;
+    if (vec && items(1) <= 4)
+        done = dispatch_rmsnorm_rope_rows<1>(items(1), xb, x_row_stride, w, cos_t, sin_t, ob, rows, D, head_dim, eps, stream);
+    else if (vec && items(2) <= 4)
+        done = dispatch_rmsnorm_rope_rows<2>(items(2), xb, x_row_stride, w, cos_t, sin_t, ob, rows, D, head_dim, eps, stream);
     else if (vec)
-        rmsnorm_rope_vec_kernel<false><<<rows, l.threads, 0, stream>>>(xb, x_row_stride, w, nullptr, nullptr, ob, D, head_dim, l.items, eps);
-    else if (cos_t)
+        done = dispatch_rmsnorm_rope_rows<4>(items(4), xb, x_row_stride, w, cos_t, sin_t, ob, rows, D, head_dim, eps, stream);
+    if (done) return;
+    if (cos_t)  // odd widths or strides: a block per row, scalar loads
         rmsnorm_rope_kernel<true><<<rows, kThreads, 0, stream>>>(xb, x_row_stride, w, cos_t, sin_t, ob, D, head_dim, eps);
     else
         rmsnorm_rope_kernel<false><<<rows, kThreads, 0, stream>>>(xb, x_row_stride, w, nullptr, nullptr, ob, D, head_dim, eps);
 }
 
+bool residual_norm_supported(int D) { return D % 4 == 0 && row_launch(D / 4).items <= kMaxItems; }
+
 namespace {
-// The vectorised path wants whole float4s in registers and 16-byte aligned rows.
-bool row_kernel_fits(int D, const void* a, const void* b, const void* c, const void* d) {
-    return D % 4 == 0 && row_launch(D / 4).items <= kMaxItems && aligned16(a) && aligned16(b) && aligned16(c) &&
-           aligned8(d);
+template <bool Residual, NormKind Kind, typename TOut, bool RoundNorm>
+void launch_residual_norm(float* x, const void* y, const float* gate, const float* p0, const float* p1, void* out,
+                          long rows, int D, long rows_per_batch, float eps, cudaStream_t stream) {
+    const RowLaunch l = row_launch(D / 4);
+    residual_norm_kernel<Residual, Kind, TOut, RoundNorm><<<rows, l.threads, 0, stream>>>(
+        x, static_cast<const __nv_bfloat16*>(y), gate, p0, p1, static_cast<TOut*>(out), D, rows_per_batch, l.items, eps);
 }
 }  // namespace
 
-bool residual_norm_supported(int D) { return D % 4 == 0 && row_launch(D / 4).items <= kMaxItems; }
-
 void residual_layernorm(float* x, const void* y, const float* gate, const float* p0, const float* p1, bool affine,
-                        void* out, long rows, int D, long rows_per_batch, float eps, cudaStream_t stream) {
-    const auto* yb = static_cast<const __nv_bfloat16*>(y);
-    auto* ob = static_cast<__nv_bfloat16*>(out);
-    const RowLaunch l = row_launch(D / 4);
-    if (y) {
-        if (affine)
-            residual_norm_kernel<true, NormKind::Affine><<<rows, l.threads, 0, stream>>>(x, yb, gate, p0, p1, ob, D, rows_per_batch, l.items, eps);
-        else
-            residual_norm_kernel<true, NormKind::Modulate><<<rows, l.threads, 0, stream>>>(x, yb, gate, p0, p1, ob, D, rows_per_batch, l.items, eps);
-    } else {
-        if (affine)
-            residual_norm_kernel<false, NormKind::Affine><<<rows, l.threads, 0, stream>>>(x, nullptr, nullptr, p0, p1, ob, D, rows_per_batch, l.items, eps);
-        else
-            residual_norm_kernel<false, NormKind::Modulate><<<rows, l.threads, 0, stream>>>(x, nullptr, nullptr, p0, p1, ob, D, rows_per_batch, l.items, eps);
+                        RowNormOut out_kind, void* out, long rows, int D, long rows_per_batch, float eps,
+                        cudaStream_t stream) {
+    using bf16 = __nv_bfloat16;
+    const auto args = [&](auto launch) { launch(x, y, gate, p0, p1, out, rows, D, rows_per_batch, eps, stream); };
+    if (affine) {  // norm3: bf16 out, always after a residual update (or none)
+        if (y) args(launch_residual_norm<true, NormKind::Affine, bf16, false>);
+        else args(launch_residual_norm<false, NormKind::Affine, bf16, false>);
+        return;
     }
-}
-
-void layernorm_affine(const float* x, const float* w, const float* b, void* out, long rows, int D, float eps,
-                      cudaStream_t stream) {
-    if (row_kernel_fits(D, x, w, b, out))
-        residual_layernorm(const_cast<float*>(x), nullptr, nullptr, w, b, true, out, rows, D, rows, eps, stream);
-    else
-        layernorm_affine_kernel<<<rows, kThreads, 0, stream>>>(x, w, b, static_cast<__nv_bfloat16*>(out), D, eps);
-}
-
-void layernorm_modulate(const float* x, const float* scale, const float* shift, void* out, long rows, int D,
-                        long rows_per_batch, float eps, cudaStream_t stream) {
-    if (row_kernel_fits(D, x, scale, shift, out))
-        residual_layernorm(const_cast<float*>(x), nullptr, nullptr, scale, shift, false, out, rows, D, rows_per_batch,
-                           eps, stream);
-    else
-        layernorm_modulate_kernel<<<rows, kThreads, 0, stream>>>(x, scale, shift, static_cast<__nv_bfloat16*>(out), D,
-                                                                 rows_per_batch, eps);
+    switch (out_kind) {
+        case RowNormOut::BF16:
+            if (y) args(launch_residual_norm<true, NormKind::Modulate, bf16, false>);
+            else args(launch_residual_norm<false, NormKind::Modulate, bf16, false>);
+            break;
+        case RowNormOut::BF16RoundedNorm:
+            if (y) args(launch_residual_norm<true, NormKind::Modulate, bf16, true>);
+            else args(launch_residual_norm<false, NormKind::Modulate, bf16, true>);
+            break;
+        case RowNormOut::F32:
+            if (y) args(launch_residual_norm<true, NormKind::Modulate, float, false>);
+            else args(launch_residual_norm<false, NormKind::Modulate, float, false>);
+            break;
+    }
 }
 
 void gated_residual(float* x, const void* y, const float* gate, long rows, int D, long rows_per_batch,

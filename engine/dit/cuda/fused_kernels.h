@@ -8,19 +8,17 @@ namespace wan::dit::cuda {
 /// out[rows, D] bf16 = rope(bf16(RMS(x)) · w) (rope skipped when cos_t is null); tables [rows, head_dim] f32.
 void rmsnorm_rope(const void* x, long x_row_stride, const float* w, const float* cos_t, const float* sin_t, void* out, long rows, int D,
                   int head_dim, float eps, cudaStream_t stream);
-/// out[rows, D] bf16 = LN(x)·(1 + scale[b]) + shift[b], b = row / rows_per_batch; scale/shift [B, D] f32.
-void layernorm_modulate(const float* x, const float* scale, const float* shift, void* out, long rows, int D,
-                        long rows_per_batch, float eps, cudaStream_t stream);
-/// out[rows, D] bf16 = LN(x)·w + b (f32 w, b [D]).
-void layernorm_affine(const float* x, const float* w, const float* b, void* out, long rows, int D, float eps,
-                      cudaStream_t stream);
 /// True when residual_layernorm handles rows of D floats (D % 4 == 0, D ≤ 8192).
 bool residual_norm_supported(int D);
-/// x[rows, D] f32 += y (bf16; · gate[b] when gate is not null), then out = bf16(LN(x)·(1 + p0[b]) + p1[b])
-/// (modulate: p0/p1 = scale/shift [B, D]) or bf16(LN(x)·p0 + p1) (affine: weight/bias [D]). y null: no update.
-/// Pointers 16-byte aligned (y, out 8-byte); see residual_norm_supported.
+/// What residual_layernorm stores: bf16; bf16 with LN(x) rounded to bf16 before the modulation (block 0's
+/// norm1); f32 (the head).
+enum class RowNormOut { BF16, BF16RoundedNorm, F32 };
+/// x[rows, D] f32 += y (bf16; · gate[b] when gate is not null), then out = LN(x)·(1 + p0[b]) + p1[b]
+/// (modulate: p0/p1 = scale/shift [B, D]) or LN(x)·p0 + p1 (affine: weight/bias [D], bf16 out only).
+/// y null: no update. Pointers 16-byte aligned (y and a bf16 out 8-byte); see residual_norm_supported.
 void residual_layernorm(float* x, const void* y, const float* gate, const float* p0, const float* p1, bool affine,
-                        void* out, long rows, int D, long rows_per_batch, float eps, cudaStream_t stream);
+                        RowNormOut out_kind, void* out, long rows, int D, long rows_per_batch, float eps,
+                        cudaStream_t stream);
 /// x[rows, D] f32 += y (bf16) · gate[b] (f32 [B, D]).
 void gated_residual(float* x, const void* y, const float* gate, long rows, int D, long rows_per_batch,
                     cudaStream_t stream);
