@@ -84,7 +84,7 @@ at::Tensor residual_layernorm(at::Tensor& x, const at::Tensor& y_in, const at::T
     }
     cuda::residual_layernorm(x.data_ptr<float>(), y.defined() ? y.data_ptr() : nullptr,
                              g.defined() ? g.data_ptr<float>() : nullptr, p0.data_ptr<float>(), p1.data_ptr<float>(),
-                             affine, out_kind, out.data_ptr(), static_cast<long>(B * S), static_cast<int>(D),
+                             affine, out_kind, out.data_ptr(), nullptr, static_cast<long>(B * S), static_cast<int>(D),
                              static_cast<long>(S), static_cast<float>(eps),
                              at::cuda::getCurrentCUDAStream(x.device().index()));
     return out;
@@ -119,6 +119,51 @@ at::Tensor add_layernorm_modulate_f32_(at::Tensor& x, const at::Tensor& y, const
     return residual_layernorm(x, y, gate, scale, shift, /*affine=*/false, cuda::RowNormOut::F32, eps);
 }
 
+#if WAN_TORCH_VERSION >= 201
+Fp8Rows layernorm_fp8_(at::Tensor& x, const at::Tensor& y_in, const at::Tensor& gate, const at::Tensor& p0_in,
+                       const at::Tensor& p1_in, bool affine, bool round_norm_bf16, double eps) {
+    WAN_CHECK(x.scalar_type() == at::kFloat && x.is_contiguous() && x.dim() == 3,
+              "fused layernorm_fp8_: x must be contiguous f32 [B, S, D]");
+    const int64_t B = x.size(0), S = x.size(1), D = x.size(2);
+    const at::Tensor y = y_in.defined() ? y_in.to(at::kBFloat16).contiguous() : at::Tensor();
+    const at::Tensor g = y.defined() && gate.defined() ? gate.reshape({B, D}).contiguous() : at::Tensor();
+    const at::Tensor p0 = affine ? p0_in.contiguous() : p0_in.reshape({B, D}).contiguous();
+    const at::Tensor p1 = affine ? p1_in.contiguous() : p1_in.reshape({B, D}).contiguous();
+    Fp8Rows r;
+    r.q = at::empty({B * S, D}, x.options().dtype(at::kFloat8_e4m3fn));
+    r.scale = at::empty({B * S, 1}, x.options());
+    WAN_CHECK(cuda::residual_norm_supported(static_cast<int>(D)) && aligned(x, 16) && aligned(y, 8) && aligned(g, 16) &&
+                  aligned(p0, 16) && aligned(p1, 16) && (!y.defined() || y.sizes() == x.sizes()),
+              "fused layernorm_fp8_: unsupported width %lld or misaligned inputs", static_cast<long long>(D));
+    const auto kind = round_norm_bf16 ? cuda::RowNormOut::FP8RoundedNorm : cuda::RowNormOut::FP8;
+    cuda::residual_layernorm(x.data_ptr<float>(), y.defined() ? y.data_ptr() : nullptr,
+                             g.defined() ? g.data_ptr<float>() : nullptr, p0.data_ptr<float>(), p1.data_ptr<float>(),
+                             affine, kind, r.q.data_ptr(), r.scale.data_ptr<float>(), static_cast<long>(B * S),
+                             static_cast<int>(D), static_cast<long>(S), static_cast<float>(eps),
+                             at::cuda::getCurrentCUDAStream(x.device().index()));
+    return r;
+}
+
+Fp8Rows quantize_rows_fp8(const at::Tensor& a_in, bool gelu) {
+    const int64_t K = a_in.size(-1);
+    const at::Tensor a = a_in.to(at::kBFloat16).reshape({-1, K}).contiguous();
+    WAN_CHECK(K % 8 == 0 && aligned(a, 16), "fused quantize_rows_fp8: rows of %lld (need a multiple of 8)",
+              static_cast<long long>(K));
+    Fp8Rows r;
+    r.q = at::empty({a.size(0), K}, a.options().dtype(at::kFloat8_e4m3fn));
+    r.scale = at::empty({a.size(0), 1}, a.options().dtype(at::kFloat));
+    cuda::quantize_rows_fp8(a.data_ptr(), r.q.data_ptr(), r.scale.data_ptr<float>(), static_cast<long>(a.size(0)),
+                            static_cast<int>(K), gelu, at::cuda::getCurrentCUDAStream(a.device().index()));
+    return r;
+}
+#else
+Fp8Rows layernorm_fp8_(at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&, bool,
+                       bool, double) {
+    WAN_THROW("FP8 activations need LibTorch >= 2.1");
+}
+Fp8Rows quantize_rows_fp8(const at::Tensor&, bool) { WAN_THROW("FP8 activations need LibTorch >= 2.1"); }
+#endif
+
 at::Tensor linear_gelu(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
 #if WAN_TORCH_VERSION >= 200
     const int64_t K = x.size(-1);
@@ -128,7 +173,9 @@ at::Tensor linear_gelu(const at::Tensor& x, const at::Tensor& w, const at::Tenso
     shape.back() = w.size(0);
     return h.view(shape);
 #else
-    return at::gelu_(at::linear(x.to(w.scalar_type()), w, b), "tanh");
+    at::Tensor h = at::linear(x.to(w.scalar_type()), w, b);
+    at::gelu_(h, "tanh");
+    return h;
 #endif
 }
 
@@ -169,6 +216,11 @@ at::Tensor add_layernorm_modulate_f32_(at::Tensor&, const at::Tensor&, const at:
 at::Tensor linear_gelu(const at::Tensor&, const at::Tensor&, const at::Tensor&) {
     WAN_THROW("fused kernels are not built (CUDA only)");
 }
+Fp8Rows layernorm_fp8_(at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&, bool,
+                       bool, double) {
+    WAN_THROW("fused kernels are not built (CUDA only)");
+}
+Fp8Rows quantize_rows_fp8(const at::Tensor&, bool) { WAN_THROW("fused kernels are not built (CUDA only)"); }
 #endif
 
 }  // namespace wan::dit::fused

@@ -47,6 +47,18 @@ at::Tensor add_layernorm_modulate_f32_(at::Tensor& x, const at::Tensor& y, const
 /// As add_layernorm_modulate_ with the affine LayerNorm: bf16(LN(x)·w + b), w/b [D] f32.
 at::Tensor add_layernorm_affine_(at::Tensor& x, const at::Tensor& y, const at::Tensor& gate, const at::Tensor& w,
                                  const at::Tensor& b, double eps);
+/// Rows quantised to FP8 e4m3 with one f32 scale per row: row r ≈ q[r] · scale[r] (Note [FP8 linears]).
+struct Fp8Rows {
+    at::Tensor q;      ///< [M, K] Float8_e4m3fn
+    at::Tensor scale;  ///< [M, 1] f32 (amax/448)
+};
+/// As add_layernorm_modulate_ (affine = false; p0/p1 = scale/shift) or add_layernorm_affine_ (affine = true;
+/// p0/p1 = weight/bias), y may be undefined, with the result quantised per row to FP8 in the same pass:
+/// the input of an FP8 GEMM without a bf16 round trip.
+Fp8Rows layernorm_fp8_(at::Tensor& x, const at::Tensor& y, const at::Tensor& gate, const at::Tensor& p0,
+                       const at::Tensor& p1, bool affine, bool round_norm_bf16, double eps);
+/// a [..., K] bf16 (K % 8 == 0) → FP8 rows [M, K]; gelu: quantises gelu_tanh(a) (the FFN hidden layer).
+Fp8Rows quantize_rows_fp8(const at::Tensor& a, bool gelu);
 /// gelu_tanh(x·wᵀ + b) with the GELU in the GEMM epilogue (torch ≥ 2.0; else GEMM then GELU). x [..., K].
 at::Tensor linear_gelu(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b);
 

@@ -377,9 +377,13 @@ std::vector<at::Tensor> WanModel::forward(const std::vector<at::Tensor>& xs, con
         if (it == impl_->derived.end()) it = impl_->derived.emplace(key.data_ptr(), make()).first;
         return it->second;
     };
-    auto gemm = [&](const at::Tensor& in, const at::Tensor& wt, const at::Tensor& b) -> at::Tensor {
+    // FP8 GEMM on rows already quantised (a.q [M, K] e4m3, a.scale [M, 1]): bf16 [lead..., N]. Falls back to
+    // the dequantised bf16 GEMM (and FP8 off from then on) where cuBLASLt refuses.
+    auto gemm_fp8 = [&](const fused::Fp8Rows& a, const at::Tensor& wt, const at::Tensor& b,
+                        std::vector<int64_t> shape) -> at::Tensor {
+        shape.push_back(wt.size(0));
 #if WAN_TORCH_VERSION >= 205
-        if (want_fp8 && !impl_->fp8_broken) {
+        if (!impl_->fp8_broken) {
             try {
                 Impl::Fp8Weight* fw;
                 {
@@ -393,19 +397,29 @@ std::vector<at::Tensor> WanModel::forward(const std::vector<at::Tensor>& xs, con
                     }
                     fw = &it->second;
                 }
-                const int64_t K = in.size(-1);
-                at::Tensor x2 = in.reshape({-1, K});
-                at::Tensor xs = x2.abs().amax(1, true).to(at::kFloat).clamp_min(1e-12) / 448.0;  // [M, 1]
-                at::Tensor x8 = (x2 / xs).to(at::kFloat8_e4m3fn);
-                at::Tensor y = at::_scaled_mm(x8, fw->w8.t(), xs, fw->scale, b.to(at::kBFloat16), c10::nullopt,
-                                              at::kBFloat16, /*use_fast_accum=*/true);
-                auto shape = in.sizes().vec();
-                shape.back() = wt.size(0);
+                const at::Tensor y = at::_scaled_mm(a.q, fw->w8.t(), a.scale, fw->scale, b.to(at::kBFloat16),
+                                                    c10::nullopt, at::kBFloat16, /*use_fast_accum=*/true);
                 return y.view(shape);
             } catch (const std::exception& e) {
                 impl_->fp8_broken = true;
                 WAN_LOG_WARN("FP8 linears are not available here (%s); using bf16", std::string(e.what()).substr(0, 200).c_str());
             }
+        }
+#endif
+        return linear((a.q.to(at::kFloat) * a.scale).to(cd), wt, b).view(shape);
+    };
+    auto gemm = [&](const at::Tensor& in, const at::Tensor& wt, const at::Tensor& b) -> at::Tensor {
+#if WAN_TORCH_VERSION >= 205
+        if (want_fp8 && !impl_->fp8_broken) {
+            std::vector<int64_t> lead = in.sizes().vec();
+            lead.pop_back();
+            if (fused::enabled_for(in.device()) && in.size(-1) % 8 == 0)  // one pass: amax, scale, cast
+                return gemm_fp8(fused::quantize_rows_fp8(in, /*gelu=*/false), wt, b, lead);
+            const at::Tensor x2 = in.reshape({-1, in.size(-1)});
+            fused::Fp8Rows a;
+            a.scale = x2.abs().amax(1, true).to(at::kFloat).clamp_min(1e-12) / 448.0;  // [M, 1]
+            a.q = (x2 / a.scale).to(at::kFloat8_e4m3fn);
+            return gemm_fp8(a, wt, b, lead);
         }
 #endif
         return linear(in, wt, b);
@@ -432,12 +446,19 @@ std::vector<at::Tensor> WanModel::forward(const std::vector<at::Tensor>& xs, con
 
         // See Note [Fused block kernels] (dit/fused.h): same arithmetic, fewer passes over memory.
         const bool fuse = use_fused && x.scalar_type() == at::kFloat && x.is_contiguous();
+        // FP8 with the fused kernels: the norms write FP8 rows for the GEMMs directly (Note [FP8 linears]).
+        const bool fp8_rows = fuse && want_fp8 && !impl_->fp8_broken && WAN_TORCH_VERSION >= 205;
+        const std::vector<int64_t> lead{B, s_local};
         if (!fuse) flush_pending();
         clock.mark("block_setup");
         // self-attention
         {
             at::Tensor a;
-            if (fuse) {
+            fused::Fp8Rows a8;
+            if (fp8_rows) {
+                a8 = fused::layernorm_fp8_(x, pending_y, pending_gate, mod(1), mod(0), /*affine=*/false, stream_is_bf16, eps);
+                pending_y = pending_gate = at::Tensor();
+            } else if (fuse) {
                 a = pending_y.defined() ? fused::add_layernorm_modulate_(x, pending_y, pending_gate, mod(1), mod(0), eps)
                                         : fused::layernorm_modulate(x, mod(1), mod(0), eps, stream_is_bf16);  // bf16
                 pending_y = pending_gate = at::Tensor();
@@ -455,7 +476,7 @@ std::vector<at::Tensor> WanModel::forward(const std::vector<at::Tensor>& xs, con
                 // forward, a copy of a few MB that costs microseconds.
                 const at::Tensor wqkv = derived(sa.q_weight, [&] { return at::cat({sa.q_weight, sa.k_weight, sa.v_weight}, 0); });
                 const at::Tensor bqkv = derived(sa.q_bias, [&] { return at::cat({sa.q_bias, sa.k_bias, sa.v_bias}, 0); });
-                const at::Tensor qkv = gemm(a, wqkv, bqkv);  // [B, s, 3D]
+                const at::Tensor qkv = fp8_rows ? gemm_fp8(a8, wqkv, bqkv, lead) : gemm(a, wqkv, bqkv);  // [B, s, 3D]
                 clock.mark("qkv_gemm");
                 q = fused::rmsnorm_rope(qkv.narrow(2, 0, D), sa.norm_q_weight, &rope, H, eps);  // [B,s,H,d]
                 k = fused::rmsnorm_rope(qkv.narrow(2, D, D), sa.norm_k_weight, &rope, H, eps);
@@ -490,16 +511,25 @@ std::vector<at::Tensor> WanModel::forward(const std::vector<at::Tensor>& xs, con
         {
             const auto& ca = w.cross_attn;
             at::Tensor cin;
-            if (fuse) {
+            fused::Fp8Rows cin8;
+            if (fp8_rows) {
+                cin8 = fused::layernorm_fp8_(x, pending_y, pending_gate, w.norm3_weight, w.norm3_bias, /*affine=*/true,
+                                             false, eps);
+                pending_y = pending_gate = at::Tensor();
+            } else if (fuse) {
                 cin = fused::add_layernorm_affine_(x, pending_y, pending_gate, w.norm3_weight, w.norm3_bias, eps);  // bf16
                 pending_y = pending_gate = at::Tensor();
             } else {
                 cin = at::layer_norm(x, {D}, w.norm3_weight, w.norm3_bias, eps);  // f32
             }
             clock.mark("norm3");
-            at::Tensor q = use_fused ? fused::rmsnorm_rope(gemm(cin, ca.q_weight, ca.q_bias), ca.norm_q_weight, nullptr, H, eps)
-                                     : rms_norm(linear(cin, ca.q_weight, ca.q_bias), ca.norm_q_weight, eps)
-                                           .view({B, s_local, H, d}).to(cd);
+            at::Tensor q;
+            if (fp8_rows)
+                q = fused::rmsnorm_rope(gemm_fp8(cin8, ca.q_weight, ca.q_bias, lead), ca.norm_q_weight, nullptr, H, eps);
+            else if (use_fused)
+                q = fused::rmsnorm_rope(gemm(cin, ca.q_weight, ca.q_bias), ca.norm_q_weight, nullptr, H, eps);
+            else
+                q = rms_norm(linear(cin, ca.q_weight, ca.q_bias), ca.norm_q_weight, eps).view({B, s_local, H, d}).to(cd);
             at::Tensor k, v;
             if (cache && cache->k_[i].defined()) {
                 k = cache->k_[i];
@@ -522,24 +552,36 @@ std::vector<at::Tensor> WanModel::forward(const std::vector<at::Tensor>& xs, con
         // FFN
         {
             at::Tensor f;
-            if (fuse) {
+            fused::Fp8Rows f8;
+            if (fp8_rows) {
+                f8 = fused::layernorm_fp8_(x, pending_y, at::Tensor(), mod(4), mod(3), /*affine=*/false, false, eps);
+                pending_y = at::Tensor();
+            } else if (fuse) {
                 f = fused::add_layernorm_modulate_(x, pending_y, at::Tensor(), mod(4), mod(3), eps);
                 pending_y = at::Tensor();
             } else {
                 f = layer_norm(x, D, eps) * (1 + mod(4)) + mod(3);
             }
             clock.mark("norm2");
-            // FP8 keeps its own GEMM; the bf16 fused path takes the GELU in the GEMM epilogue (fused.h).
-            at::Tensor h;
-            if (fuse && !want_fp8) h = fused::linear_gelu(f, w.ffn0_weight, w.ffn0_bias);
-            else if (fuse) {
-                h = gemm(f, w.ffn0_weight, w.ffn0_bias);
-                at::gelu_(h, "tanh");  // its own buffer: in place
+            // The bf16 fused path takes the GELU in the GEMM epilogue (fused.h); FP8 rows take it in the
+            // quantisation of the hidden layer.
+            at::Tensor h, y;
+            if (fp8_rows) {
+                h = gemm_fp8(f8, w.ffn0_weight, w.ffn0_bias, lead);  // pre-activation, bf16
+                clock.mark("ffn0_gemm_gelu");
+                y = gemm_fp8(fused::quantize_rows_fp8(h, /*gelu=*/true), w.ffn2_weight, w.ffn2_bias, lead);
             } else {
-                h = at::gelu(gemm(f, w.ffn0_weight, w.ffn0_bias), "tanh");
+                if (fuse && !want_fp8) {
+                    h = fused::linear_gelu(f, w.ffn0_weight, w.ffn0_bias);
+                } else if (fuse) {
+                    h = gemm(f, w.ffn0_weight, w.ffn0_bias);
+                    at::gelu_(h, "tanh");  // its own buffer: in place
+                } else {
+                    h = at::gelu(gemm(f, w.ffn0_weight, w.ffn0_bias), "tanh");
+                }
+                clock.mark("ffn0_gemm_gelu");
+                y = gemm(h, w.ffn2_weight, w.ffn2_bias);
             }
-            clock.mark("ffn0_gemm_gelu");
-            const at::Tensor y = gemm(h, w.ffn2_weight, w.ffn2_bias);
             clock.mark("ffn2_gemm");
             if (fuse) {  // applied with the next block's first norm
                 pending_y = y;

@@ -25,6 +25,14 @@ case " ${WAN_ROUND:-} " in *" stages "*)
     # shellcheck disable=SC2086
     WAN_DIT_STAGES=1 $B dit $cfg --runs 1 2>&1 | grep -E "^\[dit stages\]" | tail -1 | sed "s/^/$cfg /" | tee -a "$OUT/stages.log"
   done ;; esac
+# FP8 block GEMMs against bf16 on the same weights (speed-up and error), then where the FP8 forward's time goes.
+case " ${WAN_ROUND:-} " in *" fp8 "*)
+  for cfg in "--model 1.3B --size 832*480" "--model 14B --layers 4 --size 1280*720"; do
+    # shellcheck disable=SC2086
+    run $B dit $cfg --fp8 1
+    # shellcheck disable=SC2086
+    WAN_FP8=1 WAN_DIT_STAGES=1 $B dit $cfg --runs 1 2>&1 | grep -E "^\[dit stages\]" | tail -1 | sed "s/^/fp8 $cfg /" | tee -a "$OUT/stages.log"
+  done ;; esac
 case " ${WAN_ROUND:-dit vae gen} " in *" ditfast "*)
   run $B dit --model 1.3B --size 832*480
   run $B dit --model 14B --layers 4 --size 1280*720 ;; esac

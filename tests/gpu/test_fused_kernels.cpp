@@ -127,6 +127,43 @@ TEST_P(FusedKernels, LinearGeluMatchesGemmThenGelu) {
     EXPECT_LE(rel_err(out, exact), rel_err(twice, exact) * 1.5);
 }
 
+#if WAN_TORCH_VERSION >= 205
+// FP8 rows for the FP8 GEMMs: e4m3 keeps 3 mantissa bits, so each value is within 1/16 of itself (relative)
+// or of the row's smallest step; the scale is the row's amax / 448.
+TEST_P(FusedKernels, Fp8RowsDequantiseToTheNormOutput) {
+    const int64_t D = GetParam();
+    at::Tensor x = at::randn({B, S, D}, f32());
+    const at::Tensor x0 = x.clone();
+    const at::Tensor y = at::randn({B, S, D}, f32()).to(at::kBFloat16);
+    const at::Tensor gate = at::randn({B, 1, D}, f32()), scale = at::randn({B, 1, D}, f32()) * 0.1,
+                     shift = at::randn({B, 1, D}, f32()) * 0.1;
+    const auto r = wan::dit::fused::layernorm_fp8_(x, y, gate, scale, shift, /*affine=*/false, false, 1e-6);
+    const at::Tensor xr = x0 + y.to(at::kFloat) * gate;
+    EXPECT_TRUE(at::equal(x, xr));
+    const at::Tensor ref = (at::layer_norm(xr, {D}, {}, {}, 1e-6) * (1 + scale) + shift).reshape({B * S, D});
+    ASSERT_EQ(r.q.scalar_type(), at::kFloat8_e4m3fn);
+    ASSERT_EQ(r.q.sizes(), ref.sizes());
+    const at::Tensor deq = r.q.to(at::kFloat) * r.scale;
+    EXPECT_LT(rel_err(deq, ref), 0.07);
+    EXPECT_LT(rel_err(r.scale, ref.abs().amax(1, true) / 448.0), 1e-5);
+    const double snr = 10 * std::log10(ref.pow(2).mean().item<double>() / (deq - ref).pow(2).mean().item<double>());
+    std::printf("[fused] D %lld layernorm_fp8_: max rel err %.3g, SNR %.1f dB\n", static_cast<long long>(D),
+                rel_err(deq, ref), snr);
+    EXPECT_GT(snr, 25.0);
+}
+
+TEST_P(FusedKernels, Fp8RowsOfTheGeluHiddenLayer) {
+    const int64_t F = GetParam() * 4;
+    const at::Tensor h = (at::randn({S, F}, f32()) * 2).to(at::kBFloat16);
+    const auto r = wan::dit::fused::quantize_rows_fp8(h, /*gelu=*/true);
+    const at::Tensor ref = at::gelu(h.to(at::kFloat), "tanh");
+    const at::Tensor deq = r.q.to(at::kFloat) * r.scale;
+    EXPECT_LT(rel_err(deq, ref), 0.07);
+    const auto plain = wan::dit::fused::quantize_rows_fp8(h, /*gelu=*/false);
+    EXPECT_LT(rel_err(plain.q.to(at::kFloat) * plain.scale, h.to(at::kFloat)), 0.07);
+}
+#endif
+
 INSTANTIATE_TEST_SUITE_P(ModelWidths, FusedKernels, ::testing::Values(1536, 5120));
 
 }  // namespace

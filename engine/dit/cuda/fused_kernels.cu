@@ -3,9 +3,11 @@
 #include "fused_kernels.h"
 
 #include <cuda_bf16.h>
+#include <cuda_fp8.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 namespace wan::dit::cuda {
 namespace {
@@ -27,6 +29,29 @@ __device__ __forceinline__ float block_sum(float v, float* shared) {
     __syncthreads();
     return total;
 }
+
+__device__ __forceinline__ float block_max(float v, float* shared) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (lane == 0) shared[warp] = v;
+    __syncthreads();
+    if (warp == 0) {
+        v = lane < static_cast<int>((blockDim.x + 31) / 32) ? shared[lane] : 0.f;
+        for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+        if (lane == 0) shared[0] = v;
+    }
+    __syncthreads();
+    const float total = shared[0];
+    __syncthreads();
+    return total;
+}
+
+// FP8 e4m3 (finite, saturating) of four floats, packed as stored in memory.
+__device__ __forceinline__ uint32_t fp8x4(float a, float b, float c, float d) {
+    const __nv_fp8x4_e4m3 q(make_float4(a, b, c, d));
+    return *reinterpret_cast<const uint32_t*>(&q);
+}
+constexpr float kFp8Max = 448.f;  // largest finite e4m3
 
 __device__ __forceinline__ float round_bf16(float v) { return __bfloat162float(__float2bfloat16(v)); }
 
@@ -104,6 +129,10 @@ __device__ __forceinline__ void store_bf16x4(__nv_bfloat16* p, float a, float b,
     *reinterpret_cast<Bf16x4*>(p) = v;
 }
 
+struct Bf16x8_ {
+    __nv_bfloat162 h[4];
+};
+
 enum class NormKind { Modulate, Affine };
 
 __device__ __forceinline__ void store4(__nv_bfloat16* p, const float (&r)[4]) { store_bf16x4(p, r[0], r[1], r[2], r[3]); }
@@ -119,8 +148,9 @@ __device__ __forceinline__ void store4(float* p, const float (&r)[4]) {
 template <bool Residual, NormKind Kind, typename TOut, bool RoundNorm>
 __global__ void residual_norm_kernel(float* __restrict__ x, const __nv_bfloat16* __restrict__ y,
                                      const float* __restrict__ gate, const float* __restrict__ p0,
-                                     const float* __restrict__ p1, TOut* __restrict__ out, int D,
-                                     long rows_per_batch, int items, float eps) {
+                                     const float* __restrict__ p1, TOut* __restrict__ out,
+                                     float* __restrict__ row_scale, int D, long rows_per_batch, int items, float eps) {
+    constexpr bool kFp8 = std::is_same<TOut, __nv_fp8_e4m3>::value;
     __shared__ float shared[32];
     const long row = blockIdx.x;
     const long b = row / rows_per_batch;
@@ -167,6 +197,7 @@ __global__ void residual_norm_kernel(float* __restrict__ x, const __nv_bfloat16*
     const float4* a4 = reinterpret_cast<const float4*>(Kind == NormKind::Modulate ? p0 + b * D : p0);
     const float4* b4 = reinterpret_cast<const float4*>(Kind == NormKind::Modulate ? p1 + b * D : p1);
     TOut* orow = out + row * D;
+    float amax = 0.f;
 #pragma unroll
     for (int k = 0; k < kMaxItems; ++k) {
         const int i = threadIdx.x + k * blockDim.x;
@@ -181,8 +212,67 @@ __global__ void residual_norm_kernel(float* __restrict__ x, const __nv_bfloat16*
                 r[j] = Kind == NormKind::Modulate ? __fadd_rn(__fmul_rn(n, __fadd_rn(1.f, ma[j])), mb[j])
                                                   : __fadd_rn(__fmul_rn(n, ma[j]), mb[j]);
             }
-            store4(orow + 4 * i, r);
+            if constexpr (kFp8) {  // keep the row until its scale is known
+                v[k] = make_float4(r[0], r[1], r[2], r[3]);
+                amax = fmaxf(amax, fmaxf(fmaxf(fabsf(r[0]), fabsf(r[1])), fmaxf(fabsf(r[2]), fabsf(r[3]))));
+            } else {
+                store4(orow + 4 * i, r);
+            }
         }
+    }
+    if constexpr (kFp8) {
+        // Per-row scale amax/448, as the FP8 GEMM's per-token activation scale (Note [FP8 linears]).
+        const float sc = fmaxf(block_max(amax, shared), 1e-12f) / kFp8Max;
+        if (threadIdx.x == 0) row_scale[row] = sc;
+        uint32_t* o32 = reinterpret_cast<uint32_t*>(orow);
+#pragma unroll
+        for (int k = 0; k < kMaxItems; ++k) {
+            const int i = threadIdx.x + k * blockDim.x;
+            if (k < items && i < n4)
+                o32[i] = fp8x4(__fdiv_rn(v[k].x, sc), __fdiv_rn(v[k].y, sc), __fdiv_rn(v[k].z, sc), __fdiv_rn(v[k].w, sc));
+        }
+    }
+}
+
+// Per-row FP8 quantisation of a bf16 matrix [rows, K] (K % 8 == 0), optionally through the tanh GELU first
+// (the FFN's hidden layer): two passes over the row (amax, then scale and store; the second read mostly hits
+// L2), one block per row.
+template <bool Gelu>
+__device__ __forceinline__ float maybe_gelu(float v) {
+    if (!Gelu) return v;
+    const float inner = 0.7978845608028654f * (v + 0.044715f * v * v * v);  // sqrt(2/pi)
+    return 0.5f * v * (1.f + tanhf(inner));
+}
+
+template <bool Gelu>
+__global__ void quantize_rows_fp8_kernel(const __nv_bfloat16* __restrict__ a, uint8_t* __restrict__ q,
+                                         float* __restrict__ row_scale, int K) {
+    __shared__ float shared[32];
+    const long row = blockIdx.x;
+    const int n8 = K / 8;
+    const Bf16x8_* ar = reinterpret_cast<const Bf16x8_*>(a + row * K);
+    float amax = 0.f;
+    for (int i = threadIdx.x; i < n8; i += blockDim.x) {
+        const Bf16x8_ v = ar[i];
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+            const float2 f = __bfloat1622float2(v.h[j]);
+            amax = fmaxf(amax, fmaxf(fabsf(maybe_gelu<Gelu>(f.x)), fabsf(maybe_gelu<Gelu>(f.y))));
+        }
+    }
+    const float sc = fmaxf(block_max(amax, shared), 1e-12f) / kFp8Max;
+    if (threadIdx.x == 0) row_scale[row] = sc;
+    uint2* qr = reinterpret_cast<uint2*>(q + row * K);
+    for (int i = threadIdx.x; i < n8; i += blockDim.x) {
+        const Bf16x8_ v = ar[i];
+        float f[8];
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+            const float2 p = __bfloat1622float2(v.h[j]);
+            f[2 * j] = __fdiv_rn(maybe_gelu<Gelu>(p.x), sc);
+            f[2 * j + 1] = __fdiv_rn(maybe_gelu<Gelu>(p.y), sc);
+        }
+        qr[i] = make_uint2(fp8x4(f[0], f[1], f[2], f[3]), fp8x4(f[4], f[5], f[6], f[7]));
     }
 }
 
@@ -377,21 +467,30 @@ bool residual_norm_supported(int D) { return D % 4 == 0 && row_launch(D / 4).ite
 namespace {
 template <bool Residual, NormKind Kind, typename TOut, bool RoundNorm>
 void launch_residual_norm(float* x, const void* y, const float* gate, const float* p0, const float* p1, void* out,
-                          long rows, int D, long rows_per_batch, float eps, cudaStream_t stream) {
+                          float* row_scale, long rows, int D, long rows_per_batch, float eps, cudaStream_t stream) {
     const RowLaunch l = row_launch(D / 4);
     residual_norm_kernel<Residual, Kind, TOut, RoundNorm><<<rows, l.threads, 0, stream>>>(
-        x, static_cast<const __nv_bfloat16*>(y), gate, p0, p1, static_cast<TOut*>(out), D, rows_per_batch, l.items, eps);
+        x, static_cast<const __nv_bfloat16*>(y), gate, p0, p1, static_cast<TOut*>(out), row_scale, D, rows_per_batch,
+        l.items, eps);
 }
 }  // namespace
 
 void residual_layernorm(float* x, const void* y, const float* gate, const float* p0, const float* p1, bool affine,
-                        RowNormOut out_kind, void* out, long rows, int D, long rows_per_batch, float eps,
-                        cudaStream_t stream) {
+                        RowNormOut out_kind, void* out, float* row_scale, long rows, int D, long rows_per_batch,
+                        float eps, cudaStream_t stream) {
     using bf16 = __nv_bfloat16;
-    const auto args = [&](auto launch) { launch(x, y, gate, p0, p1, out, rows, D, rows_per_batch, eps, stream); };
-    if (affine) {  // norm3: bf16 out, always after a residual update (or none)
-        if (y) args(launch_residual_norm<true, NormKind::Affine, bf16, false>);
-        else args(launch_residual_norm<false, NormKind::Affine, bf16, false>);
+    using fp8 = __nv_fp8_e4m3;
+    const auto args = [&](auto launch) {
+        launch(x, y, gate, p0, p1, out, row_scale, rows, D, rows_per_batch, eps, stream);
+    };
+    if (affine) {  // norm3 (the cross-attention input): bf16, or FP8 for the FP8 GEMM
+        if (out_kind == RowNormOut::FP8) {
+            if (y) args(launch_residual_norm<true, NormKind::Affine, fp8, false>);
+            else args(launch_residual_norm<false, NormKind::Affine, fp8, false>);
+        } else {
+            if (y) args(launch_residual_norm<true, NormKind::Affine, bf16, false>);
+            else args(launch_residual_norm<false, NormKind::Affine, bf16, false>);
+        }
         return;
     }
     switch (out_kind) {
@@ -407,7 +506,22 @@ void residual_layernorm(float* x, const void* y, const float* gate, const float*
             if (y) args(launch_residual_norm<true, NormKind::Modulate, float, false>);
             else args(launch_residual_norm<false, NormKind::Modulate, float, false>);
             break;
+        case RowNormOut::FP8:
+            if (y) args(launch_residual_norm<true, NormKind::Modulate, fp8, false>);
+            else args(launch_residual_norm<false, NormKind::Modulate, fp8, false>);
+            break;
+        case RowNormOut::FP8RoundedNorm:
+            if (y) args(launch_residual_norm<true, NormKind::Modulate, fp8, true>);
+            else args(launch_residual_norm<false, NormKind::Modulate, fp8, true>);
+            break;
     }
+}
+
+void quantize_rows_fp8(const void* a, void* q, float* row_scale, long rows, int K, bool gelu, cudaStream_t stream) {
+    const auto* ab = static_cast<const __nv_bfloat16*>(a);
+    auto* qb = static_cast<uint8_t*>(q);
+    if (gelu) quantize_rows_fp8_kernel<true><<<rows, kThreads, 0, stream>>>(ab, qb, row_scale, K);
+    else quantize_rows_fp8_kernel<false><<<rows, kThreads, 0, stream>>>(ab, qb, row_scale, K);
 }
 
 void gated_residual(float* x, const void* y, const float* gate, long rows, int D, long rows_per_batch,

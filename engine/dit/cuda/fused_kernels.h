@@ -11,14 +11,19 @@ void rmsnorm_rope(const void* x, long x_row_stride, const float* w, const float*
 /// True when residual_layernorm handles rows of D floats (D % 4 == 0, D ≤ 8192).
 bool residual_norm_supported(int D);
 /// What residual_layernorm stores: bf16; bf16 with LN(x) rounded to bf16 before the modulation (block 0's
-/// norm1); f32 (the head).
-enum class RowNormOut { BF16, BF16RoundedNorm, F32 };
+/// norm1); f32 (the head); FP8 e4m3 rows with one f32 scale per row (amax/448) for the FP8 GEMMs, likewise
+/// with the rounded norm.
+enum class RowNormOut { BF16, BF16RoundedNorm, F32, FP8, FP8RoundedNorm };
 /// x[rows, D] f32 += y (bf16; · gate[b] when gate is not null), then out = LN(x)·(1 + p0[b]) + p1[b]
-/// (modulate: p0/p1 = scale/shift [B, D]) or LN(x)·p0 + p1 (affine: weight/bias [D], bf16 out only).
-/// y null: no update. Pointers 16-byte aligned (y and a bf16 out 8-byte); see residual_norm_supported.
+/// (modulate: p0/p1 = scale/shift [B, D]) or LN(x)·p0 + p1 (affine: weight/bias [D]; bf16 or FP8 out).
+/// y null: no update. row_scale [rows] f32 for the FP8 outputs, else null. Pointers 16-byte aligned (y and
+/// bf16/FP8 outputs 8/4-byte); see residual_norm_supported.
 void residual_layernorm(float* x, const void* y, const float* gate, const float* p0, const float* p1, bool affine,
-                        RowNormOut out_kind, void* out, long rows, int D, long rows_per_batch, float eps,
-                        cudaStream_t stream);
+                        RowNormOut out_kind, void* out, float* row_scale, long rows, int D, long rows_per_batch,
+                        float eps, cudaStream_t stream);
+/// q[rows, K] FP8 e4m3 = a / row_scale with row_scale[r] = amax(row r)/448; a bf16 [rows, K], K % 8 == 0,
+/// 16-byte aligned; gelu: the tanh GELU of a is quantised instead.
+void quantize_rows_fp8(const void* a, void* q, float* row_scale, long rows, int K, bool gelu, cudaStream_t stream);
 /// x[rows, D] f32 += y (bf16) · gate[b] (f32 [B, D]).
 void gated_residual(float* x, const void* y, const float* gate, long rows, int D, long rows_per_batch,
                     cudaStream_t stream);
