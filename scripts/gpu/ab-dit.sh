@@ -5,7 +5,7 @@
 # Make the tarball here with: git archive -o build-baseline/src.tar <commit>   (build-* is git-ignored; carry it)
 # Writes $OUT/ab.jsonl (one line per run, "variant" = base|new) and prints mean seconds per variant.
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
 TAR=$1; ROUNDS=${2:-2}
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1

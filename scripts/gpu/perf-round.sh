@@ -3,17 +3,16 @@
 # attention backend and with/without the fused kernels, the VAE with and without cuDNN autotuning, and a
 # full 1.3B 480p generation. Everything lands in $OUT/bench.jsonl (+ logs).
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 OUT=${OUT:-$PWD/out}; mkdir -p "$OUT"
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 scripts/gpu/build.sh > "$OUT/build.log" 2>&1 || { grep -E "error" "$OUT/build.log" | head -20; exit 1; }
 B=build-gpu/bench/wan-bench
-J="--json $OUT/bench.jsonl"
+J=(--json "$OUT/bench.jsonl")
 build-gpu/tests/gpu/test_gpu_parity 2>&1 | grep -E "^\[gpu\]|OK|FAIL" | tee "$OUT/gpu_parity.log"
 [ -x build-gpu/tests/gpu/test_fused_kernels ] &&
   build-gpu/tests/gpu/test_fused_kernels 2>&1 | grep -E "^\[fused\]|OK|FAIL|Failure|Expected|Which is|error" | tee "$OUT/fused_kernels.log"
-for spec in "${@:-dit-variants vae-variants gen13}"; do :; done
-run() { echo "## $*" >&2; "$@" $J 2>&1 | tail -1; }
+run() { echo "## $*" >&2; "$@" "${J[@]}" 2>&1 | tail -1; }
 case " ${WAN_ROUND:-dit vae gen} " in *" dit "*)
   for attn in sdpa cudnn; do for fused in 0 1; do
     WAN_ATTENTION=$attn WAN_FUSED=$fused run $B dit --model 1.3B --size 832*480 | sed "s/^/attn=$attn fused=$fused /"
@@ -43,4 +42,4 @@ case " ${WAN_ROUND:-dit vae gen} " in *" vae "*)
 case " ${WAN_ROUND:-dit vae gen} " in *" gen "*)
   run $B gen --model 1.3B --size 832*480 --steps 50 ;; esac
 case " ${WAN_ROUND:-} " in *" gen14 "*)
-  run $B gen --model 14B --size 1280*720 --steps ${WAN_GEN14_STEPS:-2} --vae_dtype ${WAN_GEN14_VAE:-bf16} ;; esac
+  run $B gen --model 14B --size 1280*720 --steps "${WAN_GEN14_STEPS:-2}" --vae_dtype "${WAN_GEN14_VAE:-bf16}" ;; esac
