@@ -57,36 +57,57 @@ bool aligned(const at::Tensor& t, uintptr_t n) {
     return !t.defined() || (reinterpret_cast<uintptr_t>(t.data_ptr()) % n) == 0;
 }
 
+// The operands of one row-norm launch, checked and laid out as the kernel reads them.
+struct RowNormArgs {
+    int64_t B = 0, S = 0, D = 0;
+    at::Tensor y, g, p0, p1;  // y and g undefined when there is no residual update / no gate
+    bool vectorisable = false;  // width and alignment fit the register-row kernel
+};
+
+RowNormArgs row_norm_args(const at::Tensor& x, const at::Tensor& y_in, const at::Tensor& gate, const at::Tensor& p0_in,
+                          const at::Tensor& p1_in, bool affine) {
+    WAN_CHECK(x.scalar_type() == at::kFloat && x.is_contiguous() && x.dim() == 3,
+              "fused layernorm: x must be contiguous f32 [B, S, D]");
+    RowNormArgs r;
+    r.B = x.size(0), r.S = x.size(1), r.D = x.size(2);
+    r.y = y_in.defined() ? y_in.to(at::kBFloat16).contiguous() : at::Tensor();
+    WAN_CHECK(!r.y.defined() || r.y.sizes() == x.sizes(), "fused layernorm: the residual update must match x");
+    r.g = r.y.defined() && gate.defined() ? gate.reshape({r.B, r.D}).contiguous() : at::Tensor();
+    r.p0 = affine ? p0_in.contiguous() : p0_in.reshape({r.B, r.D}).contiguous();
+    r.p1 = affine ? p1_in.contiguous() : p1_in.reshape({r.B, r.D}).contiguous();
+    WAN_CHECK(r.p0.scalar_type() == at::kFloat && r.p1.scalar_type() == at::kFloat &&
+                  (!r.g.defined() || r.g.scalar_type() == at::kFloat),
+              "fused layernorm: gate and norm parameters must be f32");
+    r.vectorisable = cuda::residual_norm_supported(static_cast<int>(r.D)) && aligned(x, 16) && aligned(r.y, 8) &&
+                     aligned(r.g, 16) && aligned(r.p0, 16) && aligned(r.p1, 16);
+    return r;
+}
+
+void launch_row_norm(at::Tensor& x, const RowNormArgs& r, bool affine, cuda::RowNormOut kind, void* out,
+                     float* row_scale, double eps) {
+    cuda::residual_layernorm(x.data_ptr<float>(), r.y.defined() ? r.y.data_ptr() : nullptr,
+                             r.g.defined() ? r.g.data_ptr<float>() : nullptr, r.p0.data_ptr<float>(),
+                             r.p1.data_ptr<float>(), affine, kind, out, row_scale, static_cast<long>(r.B * r.S),
+                             static_cast<int>(r.D), static_cast<long>(r.S), static_cast<float>(eps),
+                             at::cuda::getCurrentCUDAStream(x.device().index()));
+}
+
 // x += y (· gate) when y is defined, then the LayerNorm of the new x, modulated or affine: one pass
 // (Note [Row kernels in registers]). Odd widths or misaligned views take ATen ops with the same arithmetic.
 at::Tensor residual_layernorm(at::Tensor& x, const at::Tensor& y_in, const at::Tensor& gate, const at::Tensor& p0_in,
                               const at::Tensor& p1_in, bool affine, cuda::RowNormOut out_kind, double eps) {
-    WAN_CHECK(x.scalar_type() == at::kFloat && x.is_contiguous() && x.dim() == 3,
-              "fused layernorm: x must be contiguous f32 [B, S, D]");
-    const int64_t B = x.size(0), S = x.size(1), D = x.size(2);
-    const at::Tensor y = y_in.defined() ? y_in.to(at::kBFloat16).contiguous() : at::Tensor();
-    WAN_CHECK(!y.defined() || y.sizes() == x.sizes(), "fused layernorm: the residual update must match x");
-    const at::Tensor g = y.defined() && gate.defined() ? gate.reshape({B, D}).contiguous() : at::Tensor();
-    const at::Tensor p0 = affine ? p0_in.contiguous() : p0_in.reshape({B, D}).contiguous();
-    const at::Tensor p1 = affine ? p1_in.contiguous() : p1_in.reshape({B, D}).contiguous();
-    WAN_CHECK(p0.scalar_type() == at::kFloat && p1.scalar_type() == at::kFloat && (!g.defined() || g.scalar_type() == at::kFloat),
-              "fused layernorm: gate and norm parameters must be f32");
+    const RowNormArgs r = row_norm_args(x, y_in, gate, p0_in, p1_in, affine);
     const bool f32_out = out_kind == cuda::RowNormOut::F32;
-    at::Tensor out = at::empty({B, S, D}, x.options().dtype(f32_out ? at::kFloat : at::kBFloat16));
-    if (!cuda::residual_norm_supported(static_cast<int>(D)) || !aligned(x, 16) || !aligned(y, 8) || !aligned(g, 16) ||
-        !aligned(p0, 16) || !aligned(p1, 16) || !aligned(out, 16)) {
-        if (g.defined()) x.add_(y.to(at::kFloat) * g.view({B, 1, D}));
-        else if (y.defined()) x.add_(y);
-        at::Tensor n = affine ? at::layer_norm(x, {D}, p0, p1, eps) : at::layer_norm(x, {D}, {}, {}, eps);
+    at::Tensor out = at::empty({r.B, r.S, r.D}, x.options().dtype(f32_out ? at::kFloat : at::kBFloat16));
+    if (!r.vectorisable || !aligned(out, 16)) {
+        if (r.g.defined()) x.add_(r.y.to(at::kFloat) * r.g.view({r.B, 1, r.D}));
+        else if (r.y.defined()) x.add_(r.y);
+        at::Tensor n = affine ? at::layer_norm(x, {r.D}, r.p0, r.p1, eps) : at::layer_norm(x, {r.D}, {}, {}, eps);
         if (out_kind == cuda::RowNormOut::BF16RoundedNorm) n = n.to(at::kBFloat16).to(at::kFloat);
-        if (!affine) n = n * (1 + p0.view({B, 1, D})) + p1.view({B, 1, D});
+        if (!affine) n = n * (1 + r.p0.view({r.B, 1, r.D})) + r.p1.view({r.B, 1, r.D});
         return n.to(out.scalar_type());
     }
-    cuda::residual_layernorm(x.data_ptr<float>(), y.defined() ? y.data_ptr() : nullptr,
-                             g.defined() ? g.data_ptr<float>() : nullptr, p0.data_ptr<float>(), p1.data_ptr<float>(),
-                             affine, out_kind, out.data_ptr(), nullptr, static_cast<long>(B * S), static_cast<int>(D),
-                             static_cast<long>(S), static_cast<float>(eps),
-                             at::cuda::getCurrentCUDAStream(x.device().index()));
+    launch_row_norm(x, r, affine, out_kind, out.data_ptr(), nullptr, eps);
     return out;
 }
 }  // namespace
@@ -120,28 +141,17 @@ at::Tensor add_layernorm_modulate_f32_(at::Tensor& x, const at::Tensor& y, const
 }
 
 #if WAN_TORCH_VERSION >= 201
-Fp8Rows layernorm_fp8_(at::Tensor& x, const at::Tensor& y_in, const at::Tensor& gate, const at::Tensor& p0_in,
-                       const at::Tensor& p1_in, bool affine, bool round_norm_bf16, double eps) {
-    WAN_CHECK(x.scalar_type() == at::kFloat && x.is_contiguous() && x.dim() == 3,
-              "fused layernorm_fp8_: x must be contiguous f32 [B, S, D]");
-    const int64_t B = x.size(0), S = x.size(1), D = x.size(2);
-    const at::Tensor y = y_in.defined() ? y_in.to(at::kBFloat16).contiguous() : at::Tensor();
-    const at::Tensor g = y.defined() && gate.defined() ? gate.reshape({B, D}).contiguous() : at::Tensor();
-    const at::Tensor p0 = affine ? p0_in.contiguous() : p0_in.reshape({B, D}).contiguous();
-    const at::Tensor p1 = affine ? p1_in.contiguous() : p1_in.reshape({B, D}).contiguous();
-    Fp8Rows r;
-    r.q = at::empty({B * S, D}, x.options().dtype(at::kFloat8_e4m3fn));
-    r.scale = at::empty({B * S, 1}, x.options());
-    WAN_CHECK(cuda::residual_norm_supported(static_cast<int>(D)) && aligned(x, 16) && aligned(y, 8) && aligned(g, 16) &&
-                  aligned(p0, 16) && aligned(p1, 16) && (!y.defined() || y.sizes() == x.sizes()),
-              "fused layernorm_fp8_: unsupported width %lld or misaligned inputs", static_cast<long long>(D));
-    const auto kind = round_norm_bf16 ? cuda::RowNormOut::FP8RoundedNorm : cuda::RowNormOut::FP8;
-    cuda::residual_layernorm(x.data_ptr<float>(), y.defined() ? y.data_ptr() : nullptr,
-                             g.defined() ? g.data_ptr<float>() : nullptr, p0.data_ptr<float>(), p1.data_ptr<float>(),
-                             affine, kind, r.q.data_ptr(), r.scale.data_ptr<float>(), static_cast<long>(B * S),
-                             static_cast<int>(D), static_cast<long>(S), static_cast<float>(eps),
-                             at::cuda::getCurrentCUDAStream(x.device().index()));
-    return r;
+Fp8Rows layernorm_fp8_(at::Tensor& x, const at::Tensor& y, const at::Tensor& gate, const at::Tensor& p0,
+                       const at::Tensor& p1, bool affine, bool round_norm_bf16, double eps) {
+    const RowNormArgs r = row_norm_args(x, y, gate, p0, p1, affine);
+    WAN_CHECK(r.vectorisable, "fused layernorm_fp8_: unsupported width %lld or misaligned inputs",
+              static_cast<long long>(r.D));
+    Fp8Rows q;
+    q.q = at::empty({r.B * r.S, r.D}, x.options().dtype(at::kFloat8_e4m3fn));
+    q.scale = at::empty({r.B * r.S, 1}, x.options());
+    launch_row_norm(x, r, affine, round_norm_bf16 ? cuda::RowNormOut::FP8RoundedNorm : cuda::RowNormOut::FP8,
+                    q.q.data_ptr(), q.scale.data_ptr<float>(), eps);
+    return q;
 }
 
 Fp8Rows quantize_rows_fp8(const at::Tensor& a_in, bool gelu) {

@@ -413,7 +413,7 @@ std::vector<at::Tensor> WanModel::forward(const std::vector<at::Tensor>& xs, con
         if (want_fp8 && !impl_->fp8_broken) {
             std::vector<int64_t> lead = in.sizes().vec();
             lead.pop_back();
-            if (fused::enabled_for(in.device()) && in.size(-1) % 8 == 0)  // one pass: amax, scale, cast
+            if (use_fused && in.size(-1) % 8 == 0)  // one pass: amax, scale, cast
                 return gemm_fp8(fused::quantize_rows_fp8(in, /*gelu=*/false), wt, b, lead);
             const at::Tensor x2 = in.reshape({-1, in.size(-1)});
             fused::Fp8Rows a;

@@ -129,7 +129,8 @@ __device__ __forceinline__ void store_bf16x4(__nv_bfloat16* p, float a, float b,
     *reinterpret_cast<Bf16x4*>(p) = v;
 }
 
-struct Bf16x8_ {
+// Eight bf16: one 16-byte load or store.
+struct Bf16x8 {
     __nv_bfloat162 h[4];
 };
 
@@ -250,10 +251,10 @@ __global__ void quantize_rows_fp8_kernel(const __nv_bfloat16* __restrict__ a, ui
     __shared__ float shared[32];
     const long row = blockIdx.x;
     const int n8 = K / 8;
-    const Bf16x8_* ar = reinterpret_cast<const Bf16x8_*>(a + row * K);
+    const Bf16x8* ar = reinterpret_cast<const Bf16x8*>(a + row * K);
     float amax = 0.f;
     for (int i = threadIdx.x; i < n8; i += blockDim.x) {
-        const Bf16x8_ v = ar[i];
+        const Bf16x8 v = ar[i];
 #pragma unroll
         for (int j = 0; j < 4; ++j) {
             const float2 f = __bfloat1622float2(v.h[j]);
@@ -264,7 +265,7 @@ __global__ void quantize_rows_fp8_kernel(const __nv_bfloat16* __restrict__ a, ui
     if (threadIdx.x == 0) row_scale[row] = sc;
     uint2* qr = reinterpret_cast<uint2*>(q + row * K);
     for (int i = threadIdx.x; i < n8; i += blockDim.x) {
-        const Bf16x8_ v = ar[i];
+        const Bf16x8 v = ar[i];
         float f[8];
 #pragma unroll
         for (int j = 0; j < 4; ++j) {
@@ -296,10 +297,6 @@ __global__ void gated_residual_vec_kernel(float* __restrict__ x, const __nv_bflo
     }
 }
 
-// Eight bf16 per 16-byte load: the q/k RMS norm + RoPE with the row in registers (items uint4s per thread).
-struct Bf16x8 {
-    __nv_bfloat162 h[4];
-};
 
 // Q/K rows are short (1536 or 5120 bf16): a block of 256 threads per row spent its time in block-wide
 // barriers and scheduling rather than memory traffic, and one warp per row needed ~190 registers at 5120
@@ -480,40 +477,24 @@ void residual_layernorm(float* x, const void* y, const float* gate, const float*
                         float eps, cudaStream_t stream) {
     using bf16 = __nv_bfloat16;
     using fp8 = __nv_fp8_e4m3;
-    const auto args = [&](auto launch) {
-        launch(x, y, gate, p0, p1, out, row_scale, rows, D, rows_per_batch, eps, stream);
+    // One instantiation per (kind, output, rounding), each with and without the residual update.
+    const auto go = [&](auto with_residual, auto without_residual) {
+        (y ? with_residual : without_residual)(x, y, gate, p0, p1, out, row_scale, rows, D, rows_per_batch, eps, stream);
     };
     if (affine) {  // norm3 (the cross-attention input): bf16, or FP8 for the FP8 GEMM
-        if (out_kind == RowNormOut::FP8) {
-            if (y) args(launch_residual_norm<true, NormKind::Affine, fp8, false>);
-            else args(launch_residual_norm<false, NormKind::Affine, fp8, false>);
-        } else {
-            if (y) args(launch_residual_norm<true, NormKind::Affine, bf16, false>);
-            else args(launch_residual_norm<false, NormKind::Affine, bf16, false>);
-        }
+        if (out_kind == RowNormOut::FP8)
+            go(launch_residual_norm<true, NormKind::Affine, fp8, false>, launch_residual_norm<false, NormKind::Affine, fp8, false>);
+        else
+            go(launch_residual_norm<true, NormKind::Affine, bf16, false>, launch_residual_norm<false, NormKind::Affine, bf16, false>);
         return;
     }
+    constexpr NormKind M = NormKind::Modulate;
     switch (out_kind) {
-        case RowNormOut::BF16:
-            if (y) args(launch_residual_norm<true, NormKind::Modulate, bf16, false>);
-            else args(launch_residual_norm<false, NormKind::Modulate, bf16, false>);
-            break;
-        case RowNormOut::BF16RoundedNorm:
-            if (y) args(launch_residual_norm<true, NormKind::Modulate, bf16, true>);
-            else args(launch_residual_norm<false, NormKind::Modulate, bf16, true>);
-            break;
-        case RowNormOut::F32:
-            if (y) args(launch_residual_norm<true, NormKind::Modulate, float, false>);
-            else args(launch_residual_norm<false, NormKind::Modulate, float, false>);
-            break;
-        case RowNormOut::FP8:
-            if (y) args(launch_residual_norm<true, NormKind::Modulate, fp8, false>);
-            else args(launch_residual_norm<false, NormKind::Modulate, fp8, false>);
-            break;
-        case RowNormOut::FP8RoundedNorm:
-            if (y) args(launch_residual_norm<true, NormKind::Modulate, fp8, true>);
-            else args(launch_residual_norm<false, NormKind::Modulate, fp8, true>);
-            break;
+        case RowNormOut::BF16: go(launch_residual_norm<true, M, bf16, false>, launch_residual_norm<false, M, bf16, false>); break;
+        case RowNormOut::BF16RoundedNorm: go(launch_residual_norm<true, M, bf16, true>, launch_residual_norm<false, M, bf16, true>); break;
+        case RowNormOut::F32: go(launch_residual_norm<true, M, float, false>, launch_residual_norm<false, M, float, false>); break;
+        case RowNormOut::FP8: go(launch_residual_norm<true, M, fp8, false>, launch_residual_norm<false, M, fp8, false>); break;
+        case RowNormOut::FP8RoundedNorm: go(launch_residual_norm<true, M, fp8, true>, launch_residual_norm<false, M, fp8, true>); break;
     }
 }
 
