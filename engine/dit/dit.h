@@ -136,11 +136,22 @@ void validate_checkpoint(const io::WanConfig& config, const io::TensorStore& sto
 
 // ---- attention and sequence parallelism --------------------------------------------------------------
 
+/// Which kernel computes attention on CUDA (Note [Attention backend] in layers.cpp). Auto: FlashAttention-3
+/// where the build has it and the call fits it (Hopper, bf16, head dim 128), else cuDNN's fused attention,
+/// else PyTorch's SDPA choice; the environment variable WAN_ATTENTION=auto|fa3|cudnn|flash|sdpa replaces
+/// Auto for measurements. CPU calls ignore the choice.
+enum class AttentionBackend { Auto, FlashAttention3, CuDNN, Flash, Sdpa };
+
 /// Non-causal softmax(Q·Kᵀ/sqrt(d))·V on [B, S, H, d] tensors, keys/values limited to their first `k_len`
-/// rows (k_len < 0: all). Output [B, Sq, H, d] in q's dtype. LibTorch ≥ 2.0: at::scaled_dot_product_attention
-/// (backend chosen by PyTorch; bf16 on CUDA in mixed mode). LibTorch 1.13: exact f32 math, chunked over
-/// queries to bound memory. Ref: §4.5.
-at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t k_len = -1);
+/// rows (k_len < 0: all). Output [B, Sq, H, d] in q's dtype. LibTorch ≥ 2.0: fused attention kernels (see
+/// AttentionBackend; bf16 on CUDA in mixed mode). LibTorch 1.13: exact f32 math, chunked over queries to
+/// bound memory. Asking for FlashAttention3 where it cannot run throws wan::Error saying why. Ref: §4.5.
+at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t k_len = -1,
+                     AttentionBackend backend = AttentionBackend::Auto);
+
+/// Empty when FlashAttention-3 can run attention on these q, k, v ([B, S, H, d]); else why not (not built
+/// in, not a Hopper GPU, dtype, head dim, alignment).
+std::string flash_attention3_misfit(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
 
 /// The DiT's view of sequence parallelism (§8.3). The defaults are a world of one. With world() > 1 the
 /// forward pads the token sequence to a multiple of world(), keeps rank()'s contiguous chunk, applies

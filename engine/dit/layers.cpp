@@ -6,11 +6,20 @@
 
 #include <ATen/ATen.h>
 
+#if WAN_HAVE_FLASH3
+#include "dit/cuda/flash3_attention.h"
+
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+#endif
+
 #include <algorithm>
 #include <atomic>
-#include <cstdlib>
-#include <string>
 #include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <limits>
+#include <string>
 
 namespace wan::dit {
 
@@ -20,23 +29,59 @@ namespace wan::dit {
 // Self-attention is ~70% of a DiT forward at 480p/720p. On the H100 the cuDNN fused attention ran the 14B
 // 720p shape (75,600 tokens, head dim 128, bf16) markedly faster than the flash backend PyTorch's SDPA picks
 // by default (measured in docs/PERFORMANCE.md), so on CUDA with bf16/f16 and head dim ≤ 128 we call it
-// directly and fall back to SDPA's own choice if cuDNN refuses (old cuDNN, odd shapes). WAN_ATTENTION=
-// cudnn|flash|sdpa forces a backend for measurements.
+// directly and fall back to SDPA's own choice if cuDNN refuses (old cuDNN, odd shapes). Builds configured
+// with FlashAttention-3 try that first (Note [FlashAttention-3]). WAN_ATTENTION=fa3|cudnn|flash|sdpa forces
+// a backend for measurements.
+//
+// Note [FlashAttention-3]
+// FlashAttention-3 is the Hopper attention kernel written for this problem: warp-specialised, with the
+// softmax of one tile overlapping the tensor-core GEMMs of the next, and K/V tiles multicast to pairs of
+// CTAs. It is also what upstream Wan2.1 runs when the flash_attn_3 package is installed. We build only its
+// bf16, head-dim-128, non-causal forward (engine/dit/cuda/flash3_*), from flash-attention's own sources
+// (CMake: WAN_FLASH_ATTN3_DIR, WAN_CUTLASS_DIR), and call it where it fits: a Hopper GPU, bf16 q/k/v, head
+// dim 128, 16-byte aligned rows (its tiles move by TMA). Everything else goes to cuDNN as before.
 
 namespace {
-
-enum class AttentionBackend { Auto = 1, CuDNN = 2, Flash = 3, Sdpa = 4 };
 
 AttentionBackend attention_backend_from_env() {
     const char* env = std::getenv("WAN_ATTENTION");
     if (!env || !*env || std::string(env) == "auto") return AttentionBackend::Auto;
     const std::string v = env;
+    if (v == "fa3") return AttentionBackend::FlashAttention3;
     if (v == "cudnn") return AttentionBackend::CuDNN;
     if (v == "flash") return AttentionBackend::Flash;
     if (v == "sdpa") return AttentionBackend::Sdpa;
-    WAN_LOG_WARN("WAN_ATTENTION=%s not understood (auto|cudnn|flash|sdpa); using auto", env);
+    WAN_LOG_WARN("WAN_ATTENTION=%s not understood (auto|fa3|cudnn|flash|sdpa); using auto", env);
     return AttentionBackend::Auto;
 }
+
+#if WAN_HAVE_FLASH3
+/// FlashAttention-3 on q, k, v that flash_attention3_misfit accepted.
+at::Tensor flash3_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+    const c10::cuda::CUDAGuard device_guard(q.device());  // the kernel reads the current device's properties
+    at::Tensor out = at::empty(q.sizes(), q.options());
+    at::Tensor lse = at::empty({q.size(0), q.size(2), q.size(1)}, q.options().dtype(at::kFloat));
+    cuda::Flash3Problem p;
+    p.q = q.data_ptr();
+    p.k = k.data_ptr();
+    p.v = v.data_ptr();
+    p.out = out.data_ptr();
+    p.lse = lse.data_ptr<float>();
+    p.q_batch_stride = q.stride(0), p.q_row_stride = q.stride(1), p.q_head_stride = q.stride(2);
+    p.k_batch_stride = k.stride(0), p.k_row_stride = k.stride(1), p.k_head_stride = k.stride(2);
+    p.v_batch_stride = v.stride(0), p.v_row_stride = v.stride(1), p.v_head_stride = v.stride(2);
+    p.out_batch_stride = out.stride(0), p.out_row_stride = out.stride(1), p.out_head_stride = out.stride(2);
+    p.batch = static_cast<int>(q.size(0));
+    p.seq_q = static_cast<int>(q.size(1));
+    p.seq_k = static_cast<int>(k.size(1));
+    p.heads = static_cast<int>(q.size(2));
+    p.softmax_scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(q.size(3))));
+    p.num_sms = at::cuda::getDeviceProperties(q.get_device())->multiProcessorCount;
+    p.stream = at::cuda::getCurrentCUDAStream(q.get_device()).stream();
+    cuda::flash3_bf16_forward(p);
+    return out;
+}
+#endif
 
 #if WAN_TORCH_VERSION < 200
 // Exact softmax(Q·Kᵀ·scale)·V in f32, chunked over queries so that the score matrix stays ≤ 64 Mi floats.
@@ -63,7 +108,33 @@ at::Tensor math_attention(const at::Tensor& q, const at::Tensor& k, const at::Te
 
 }  // namespace
 
-at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t k_len) {
+std::string flash_attention3_misfit(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+#if WAN_HAVE_FLASH3
+    if (!q.is_cuda() || !k.is_cuda() || !v.is_cuda()) return "q, k and v must be CUDA tensors";
+    if (q.get_device() != k.get_device() || q.get_device() != v.get_device()) return "q, k and v are on different GPUs";
+    const auto* props = at::cuda::getDeviceProperties(q.get_device());
+    if (props->major != 9) return "the kernel is built for Hopper (compute capability 9.0), not " + std::to_string(props->major) + "." + std::to_string(props->minor);
+    if (q.scalar_type() != at::kBFloat16 || k.scalar_type() != at::kBFloat16 || v.scalar_type() != at::kBFloat16)
+        return "q, k and v must be bf16";
+    if (q.dim() != 4 || k.dim() != 4 || v.dim() != 4) return "q, k and v must be [B, S, H, d]";
+    if (q.size(3) != cuda::kFlash3HeadDim) return "head dim " + std::to_string(q.size(3)) + " (the built kernel has 128)";
+    const int64_t int_max = std::numeric_limits<int>::max();
+    if (q.size(1) > int_max || k.size(1) > int_max || q.size(0) * q.size(2) > int_max) return "sequence too long";
+    for (const at::Tensor* t : {&q, &k, &v}) {
+        if (t->stride(3) != 1) return "the head dim must be contiguous";
+        if (reinterpret_cast<uintptr_t>(t->data_ptr()) % 16 != 0) return "data not 16-byte aligned";
+        for (int d = 0; d < 3; ++d)
+            if (t->size(d) > 1 && t->stride(d) % 8 != 0) return "strides must be multiples of 8 elements";
+    }
+    return {};
+#else
+    (void)q, (void)k, (void)v;
+    return "this build has no FlashAttention-3 (configure a CUDA build with WAN_FLASH_ATTN3_DIR and WAN_CUTLASS_DIR)";
+#endif
+}
+
+at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t k_len,
+                     AttentionBackend backend) {
     WAN_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4,
               "attention: q, k, v must be [B, S, H, d], got %s, %s, %s dims", std::to_string(q.dim()).c_str(),
               std::to_string(k.dim()).c_str(), std::to_string(v.dim()).c_str());
@@ -75,16 +146,28 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
         kk = k.narrow(1, 0, k_len);  // keys past k_len are padding (§4.5: k_lens = N)
         vv = v.narrow(1, 0, k_len);
     }
+    if (backend == AttentionBackend::FlashAttention3) {
+        const std::string why = flash_attention3_misfit(q, kk, vv);
+        WAN_CHECK(why.empty(), "attention: FlashAttention-3 cannot run this call: %s", why.c_str());
+    }
 #if WAN_TORCH_VERSION >= 200
     // SDPA wants [B, H, S, d]; the transposes are views and match the layout its kernels use internally.
     const at::ScalarType dt = q.scalar_type();
     const at::Tensor qt = q.transpose(1, 2), kt = kk.to(dt).transpose(1, 2), vt = vv.to(dt).transpose(1, 2);
 #if WAN_TORCH_VERSION >= 205
     // See Note [Attention backend].
-    static const AttentionBackend chosen = attention_backend_from_env();
+    static const AttentionBackend from_env = attention_backend_from_env();
+    const AttentionBackend chosen = backend == AttentionBackend::Auto ? from_env : backend;
+#if WAN_HAVE_FLASH3
+    if ((chosen == AttentionBackend::Auto || chosen == AttentionBackend::FlashAttention3) && q.is_cuda() &&
+        flash_attention3_misfit(q, kk, vv).empty())
+        return flash3_attention(q, kk, vv);
+#endif
     static std::atomic<bool> cudnn_broken{false};
     if (q.is_cuda() && (dt == at::kBFloat16 || dt == at::kHalf) && q.size(3) <= 128 &&
-        (chosen == AttentionBackend::Auto || chosen == AttentionBackend::CuDNN) && !cudnn_broken.load()) {
+        (chosen == AttentionBackend::Auto || chosen == AttentionBackend::FlashAttention3 ||
+         chosen == AttentionBackend::CuDNN) &&
+        !cudnn_broken.load()) {
         try {
             auto r = at::_scaled_dot_product_cudnn_attention(qt, kt, vt, c10::nullopt, /*compute_log_sumexp=*/false);
             return std::get<0>(r).transpose(1, 2);  // [B, Sq, H, d]

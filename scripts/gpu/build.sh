@@ -2,6 +2,7 @@
 # Run ON the GPU machine (device tool), from the repository root, with .gpudeps carried:
 #   scripts/gpu/build.sh            configure + build engine, tests and wan-bench (no Qt, no FFmpeg)
 #   WAN_BUILD_TARGETS="wan-bench test_gpu_parity" scripts/gpu/build.sh   only those targets (a quicker round)
+#   WAN_FA3=0 scripts/gpu/build.sh   without FlashAttention-3 even when .gpudeps has its sources
 # Prints the LibTorch/CUDA/NCCL versions found. Build dir: build-gpu (kept between calls on a warm machine).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -21,10 +22,21 @@ if [ ! -f /usr/local/include/sentencepiece_processor.h ]; then
   cmake --install /tmp/gtest-build --prefix /usr/local >/dev/null
   ldconfig
 fi
+# FlashAttention-3 sources (scripts/gpu/fetch-deps.sh): unpacked once, passed to CMake when present.
+FA3_ARGS=()
+if [ -f .gpudeps/flash-attention-hopper.tar.gz ] && [ -f .gpudeps/cutlass-include.tar.gz ] && [ "${WAN_FA3:-1}" != 0 ]; then
+  mkdir -p build-gpu/_deps
+  [ -d build-gpu/_deps/flash-attention ] || tar -xzf .gpudeps/flash-attention-hopper.tar.gz -C build-gpu/_deps
+  [ -d build-gpu/_deps/cutlass ] || tar -xzf .gpudeps/cutlass-include.tar.gz -C build-gpu/_deps
+  FA3_ARGS=(-DWAN_FLASH_ATTN3_DIR="$PWD/build-gpu/_deps/flash-attention/hopper" -DWAN_CUTLASS_DIR="$PWD/build-gpu/_deps/cutlass")
+else
+  FA3_ARGS=(-DWAN_FLASH_ATTN3_DIR= -DWAN_CUTLASS_DIR=)
+fi
 TORCH_PREFIX=$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')
 python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "gpus", torch.cuda.device_count(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else "")'
+# shellcheck disable=SC2086
 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DWAN_BUILD_APP=OFF -DWAN_WITH_FFMPEG=OFF \
-      -DCMAKE_PREFIX_PATH="$TORCH_PREFIX;/usr/local" -DCMAKE_CUDA_ARCHITECTURES=90a ${WAN_CMAKE_EXTRA:-} 2>&1 \
+      -DCMAKE_PREFIX_PATH="$TORCH_PREFIX;/usr/local" -DCMAKE_CUDA_ARCHITECTURES=90a "${FA3_ARGS[@]}" ${WAN_CMAKE_EXTRA:-} 2>&1 \
       | grep -E "WanStudio|Error|error|NCCL|CUDA" || true
 # shellcheck disable=SC2086
 cmake --build build-gpu -j "$(nproc)" ${WAN_BUILD_TARGETS:+--target $WAN_BUILD_TARGETS}

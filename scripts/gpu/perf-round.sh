@@ -12,7 +12,18 @@ J=(--json "$OUT/bench.jsonl")
 build-gpu/tests/gpu/test_gpu_parity 2>&1 | grep -E "^\[gpu\]|OK|FAIL" | tee "$OUT/gpu_parity.log"
 [ -x build-gpu/tests/gpu/test_fused_kernels ] &&
   build-gpu/tests/gpu/test_fused_kernels 2>&1 | grep -E "^\[fused\]|OK|FAIL|Failure|Expected|Which is|error" | tee "$OUT/fused_kernels.log"
+[ -x build-gpu/tests/gpu/test_attention_backends ] &&
+  build-gpu/tests/gpu/test_attention_backends 2>&1 | grep -E "^\[attention\]|OK|FAIL|Failure|Expected|Which is|error" | tee "$OUT/attention_backends.log"
 run() { echo "## $*" >&2; "$@" "${J[@]}" 2>&1 | tail -1; }
+# Attention backends head to head inside the whole forward, interleaved (A B A B) so that clock drift falls
+# on both alike: cuDNN against FlashAttention-3.
+case " ${WAN_ROUND:-} " in *" attn "*)
+  for r in 1 2; do for cfg in "--model 1.3B --size 832*480" "--model 14B --layers 4 --size 1280*720"; do
+    for attn in cudnn fa3; do
+      # shellcheck disable=SC2086
+      WAN_ATTENTION=$attn run $B dit $cfg | sed "s/^/round=$r attn=$attn /"
+    done
+  done; done ;; esac
 case " ${WAN_ROUND:-dit vae gen} " in *" dit "*)
   for attn in sdpa cudnn; do for fused in 0 1; do
     WAN_ATTENTION=$attn WAN_FUSED=$fused run $B dit --model 1.3B --size 832*480 | sed "s/^/attn=$attn fused=$fused /"
