@@ -330,14 +330,31 @@ void bench_gen(const Args& a, c10::Device device) {
     r.seed = 42;
     const double load_gb = wan::bench::peak_gb(device);
     wan::bench::reset_peak(device);
+    // Peak memory per stage: read (and reset) when the next stage reports its first progress.
+    std::map<std::string, double> stage_peak;
+    wan::Stage current = wan::Stage::Queued;
+    auto on_progress = [&](const wan::ProgressInfo& p) {
+        if (p.stage == current) return;
+        if (current != wan::Stage::Queued) stage_peak[wan::stage_name(current)] = wan::bench::peak_gb(device);
+        wan::bench::reset_peak(device);
+        current = p.stage;
+    };
     auto t0 = std::chrono::steady_clock::now();
-    auto out = pipe.generate(r);
+    auto out = pipe.generate(r, on_progress);
     wan::bench::sync(device);
+    if (current != wan::Stage::Queued) stage_peak[wan::stage_name(current)] = wan::bench::peak_gb(device);
+    double peak = 0;
+    nlohmann::json stage_json = nlohmann::json::object();
+    for (const auto& [stage, gb] : stage_peak) {
+        stage_json[stage] = gb;
+        peak = std::max(peak, gb);
+    }
     const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     record({{"bench", "generate"}, {"model", model}, {"size", strfmt("%d*%d", w, h)}, {"frames", r.frame_num},
             {"steps", r.sample_steps}, {"seconds", total}, {"text_s", out.seconds_text},
             {"denoise_s", out.seconds_denoise}, {"per_step_s", out.seconds_denoise / r.sample_steps},
-            {"decode_s", out.seconds_decode}, {"weights_gb", load_gb}, {"peak_gb", wan::bench::peak_gb(device)},
+            {"decode_s", out.seconds_decode}, {"weights_gb", load_gb},
+            {"peak_gb", std::max(peak, wan::bench::peak_gb(device))}, {"stage_peak_gb", stage_json},
             {"device", wan::bench::device_name(device)}});
 }
 

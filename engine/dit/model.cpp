@@ -377,6 +377,22 @@ std::vector<at::Tensor> WanModel::forward(const std::vector<at::Tensor>& xs, con
         if (it == impl_->derived.end()) it = impl_->derived.emplace(key.data_ptr(), make()).first;
         return it->second;
     };
+    // q/k/v weights (or biases) as one [3N, ...] tensor: a view where they are consecutive thirds of one buffer
+    // (Note [Packed QKV weights] in params.cpp), else their concatenation, cached for resident blocks.
+    auto packed_qkv = [&](const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) -> at::Tensor {
+        const int64_t bytes = static_cast<int64_t>(q.nbytes());
+        const auto* base = static_cast<const char*>(q.data_ptr());
+        if (q.is_contiguous() && k.is_contiguous() && v.is_contiguous() && k.sizes() == q.sizes() &&
+            v.sizes() == q.sizes() && k.scalar_type() == q.scalar_type() && v.scalar_type() == q.scalar_type() &&
+            q.storage().is_alias_of(k.storage()) && q.storage().is_alias_of(v.storage()) &&
+            static_cast<const char*>(k.data_ptr()) == base + bytes &&
+            static_cast<const char*>(v.data_ptr()) == base + 2 * bytes) {
+            std::vector<int64_t> sizes = q.sizes().vec();
+            sizes[0] *= 3;
+            return q.as_strided(sizes, q.strides());
+        }
+        return derived(q, [&] { return at::cat({q, k, v}, 0); });
+    };
     // FP8 GEMM on rows already quantised (a.q [M, K] e4m3, a.scale [M, 1]): bf16 [lead..., N]. Falls back to
     // the dequantised bf16 GEMM (and FP8 off from then on) where cuBLASLt refuses.
     auto gemm_fp8 = [&](const fused::Fp8Rows& a, const at::Tensor& wt, const at::Tensor& b,
@@ -472,10 +488,9 @@ std::vector<at::Tensor> WanModel::forward(const std::vector<at::Tensor>& xs, con
             const auto& sa = w.self_attn;
             at::Tensor q, k, v;
             if (use_fused) {
-                // One GEMM for q, k and v (better use of the GPU at D = 1536); the weights are concatenated per
-                // forward, a copy of a few MB that costs microseconds.
-                const at::Tensor wqkv = derived(sa.q_weight, [&] { return at::cat({sa.q_weight, sa.k_weight, sa.v_weight}, 0); });
-                const at::Tensor bqkv = derived(sa.q_bias, [&] { return at::cat({sa.q_bias, sa.k_bias, sa.v_bias}, 0); });
+                // One GEMM for q, k and v (better use of the GPU at D = 1536) against their packed weights.
+                const at::Tensor wqkv = packed_qkv(sa.q_weight, sa.k_weight, sa.v_weight);
+                const at::Tensor bqkv = packed_qkv(sa.q_bias, sa.k_bias, sa.v_bias);
                 const at::Tensor qkv = fp8_rows ? gemm_fp8(a8, wqkv, bqkv, lead) : gemm(a, wqkv, bqkv);  // [B, s, 3D]
                 clock.mark("qkv_gemm");
                 q = fused::rmsnorm_rope(qkv.narrow(2, 0, D), sa.norm_q_weight, &rope, H, eps);  // [B,s,H,d]

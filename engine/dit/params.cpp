@@ -251,13 +251,38 @@ RootWeights load_root_weights(const io::WanConfig& config, const io::TensorStore
 
 namespace {
 
+// Note [Packed QKV weights]
+// The fused forward runs q, k and v as one GEMM against the [3D, D] concatenation of their weights. On the GPU
+// the resident blocks keep q/k/v in one such buffer from the start, each a view of its third, so that the
+// forward takes the concatenation as a view instead of caching a copy: a copy is 3·D² bf16 per block, 6.3 GB
+// for the 14B model's 40 blocks. Sharded and CPU weights stay as loaded (the CPU path uses three GEMMs).
+void pack_qkv(AttentionWeights& a) {
+    if (!a.q_weight.is_cuda()) return;
+    for (at::Tensor AttentionWeights::*part : {&AttentionWeights::q_weight, &AttentionWeights::q_bias}) {
+        at::Tensor& q = a.*part;
+        at::Tensor& k = part == &AttentionWeights::q_weight ? a.k_weight : a.k_bias;
+        at::Tensor& v = part == &AttentionWeights::q_weight ? a.v_weight : a.v_bias;
+        if (k.sizes() != q.sizes() || v.sizes() != q.sizes() || k.scalar_type() != q.scalar_type() ||
+            v.scalar_type() != q.scalar_type())
+            return;
+        const at::Tensor packed = at::cat({q, k, v}, 0);
+        const int64_t n = q.size(0);
+        q = packed.narrow(0, 0, n);
+        k = packed.narrow(0, n, n);
+        v = packed.narrow(0, 2 * n, n);
+    }
+}
+
 std::shared_ptr<BlockWeightsProvider> load_all_blocks(const io::WanConfig& config, const io::TensorStore& store,
                                                       const ModelOptions& options) {
     config.validate("WanModel config");
     validate_checkpoint(config, store);  // every problem reported before anything is loaded
     std::vector<BlockWeights> blocks;
     blocks.reserve(static_cast<size_t>(config.num_layers));
-    for (int64_t i = 0; i < config.num_layers; ++i) blocks.push_back(load_block_weights(config, store, i, options));
+    for (int64_t i = 0; i < config.num_layers; ++i) {
+        blocks.push_back(load_block_weights(config, store, i, options));
+        pack_qkv(blocks.back().self_attn);
+    }
     return std::make_shared<ResidentBlockWeights>(std::move(blocks));
 }
 
@@ -303,6 +328,7 @@ WanModel WanModel::random(const io::WanConfig& config_in, ModelOptions options, 
         auto specs = prefixed_block_specs(config, i);
         auto fields = detail::block_fields(b);
         for (size_t k = 0; k < specs.size(); ++k) *fields[k].second = make(specs[k]);
+        pack_qkv(b.self_attn);
         blocks.push_back(std::move(b));
     }
     return WanModel(config, std::move(root), std::make_shared<ResidentBlockWeights>(std::move(blocks)), options);
