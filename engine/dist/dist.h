@@ -255,6 +255,18 @@ struct UspOptions {
     /// On CUDA with LibTorch ≥ 2.1, use at::_scaled_dot_product_flash_attention (which returns the
     /// log-sum-exp) for bf16/f16 blocks without masked keys; the exact f32 math path otherwise.
     bool allow_flash = true;
+    /// Plain attention of q [B, L, h, D] against the first `valid_keys` rows of k, v [B, L, h, D], returning
+    /// [B, L, h, D] in q's dtype. When set and the ring has one member (Ulysses only, softmax scale left at
+    /// its default), the attention after the all-to-all is this call instead of the log-sum-exp path,
+    /// which only a ring needs: the pipeline passes the DiT's own attention (FlashAttention-3 / cuDNN).
+    std::function<at::Tensor(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t valid_keys)>
+        local_attention;
+    /// Attention of one ring block with its log-sum-exp: q [B, L, h, D] against k, v [B, n, h, D] (the block's
+    /// valid keys) → {O [B, L, h, D] in any float dtype, lse [B, h, L] f32}. Tried first for every block when
+    /// the softmax scale is left at its default; two undefined tensors send the block to the built-in path.
+    /// The pipeline passes FlashAttention-3 here.
+    std::function<std::pair<at::Tensor, at::Tensor>(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v)>
+        block_attention;
 };
 
 /// Attention of this rank's query chunk against the whole (global) sequence, with the sequence split

@@ -92,6 +92,19 @@ at::Tensor usp_attention(const at::Tensor& q, const at::Tensor& k, const at::Ten
 
     // (i) Ulysses: [B, s, H, D] → [B, U·s, H/U, D]; q, k, v in one exchange.
     at::Tensor ql, kv;
+    if (R == 1 && options.local_attention && options.scale <= 0) {
+        // No ring: one attention over the whole sequence, no log-sum-exp needed (UspOptions::local_attention).
+        at::Tensor out;
+        if (U > 1) {
+            const at::Tensor qkv = ulysses.all_to_all(at::stack({q, k, v}, 0), 3, 2);  // [3, B, L, H/U, D]
+            out = ulysses.all_to_all(options.local_attention(qkv[0], qkv[1], qkv[2], valid).contiguous(), 1, 2);
+        } else {
+            out = options.local_attention(q, k, v, valid);
+        }
+        WAN_CHECK(out.sizes() == q.sizes(), "usp_attention: local attention returned %s for q %s",
+                  c10::str(out.sizes()).c_str(), c10::str(q.sizes()).c_str());
+        return out.to(q.scalar_type());
+    }
     if (U > 1) {
         at::Tensor qkv = ulysses.all_to_all(at::stack({q, k, v}, 0), 3, 2);  // [3, B, L, H/U, D]
         ql = qkv[0];
@@ -116,7 +129,12 @@ at::Tensor usp_attention(const at::Tensor& q, const at::Tensor& k, const at::Ten
         }
         const int64_t nvalid = std::max<int64_t>(0, std::min<int64_t>(L, valid - b * L));
         if (nvalid > 0) {
-            auto [oj, lj] = attention_with_lse(ql, kv[0], kv[1], nvalid, scale, options.score_budget);
+            std::pair<at::Tensor, at::Tensor> block;
+            if (options.block_attention && options.scale <= 0)
+                block = options.block_attention(ql, kv[0].narrow(1, 0, nvalid), kv[1].narrow(1, 0, nvalid));
+            if (!block.first.defined())
+                block = attention_with_lse(ql, kv[0], kv[1], nvalid, scale, options.score_budget);
+            const at::Tensor oj = block.first.to(at::kFloat), lj = block.second.to(at::kFloat);
             if (!have) {
                 o = oj;
                 lse = lj;

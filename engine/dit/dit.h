@@ -20,6 +20,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace wan::dit {
@@ -152,6 +153,12 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
 /// Empty when FlashAttention-3 can run attention on these q, k, v ([B, S, H, d]); else why not (not built
 /// in, not a Hopper GPU, dtype, head dim, alignment).
 std::string flash_attention3_misfit(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
+
+/// FlashAttention-3 on q, k, v ([B, S, H, d], all keys) with the log-sum-exp of each query row: returns
+/// {O [B, Sq, H, d] bf16, lse [B, H, Sq] f32}, what ring attention merges blocks with; two undefined tensors
+/// where it cannot run (flash_attention3_misfit says why).
+std::pair<at::Tensor, at::Tensor> flash_attention3_with_lse(const at::Tensor& q, const at::Tensor& k,
+                                                            const at::Tensor& v);
 
 /// The DiT's view of sequence parallelism (§8.3). The defaults are a world of one. With world() > 1 the
 /// forward pads the token sequence to a multiple of world(), keeps rank()'s contiguous chunk, applies

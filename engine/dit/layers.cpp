@@ -56,8 +56,8 @@ AttentionBackend attention_backend_from_env() {
 }
 
 #if WAN_HAVE_FLASH3
-/// FlashAttention-3 on q, k, v that flash_attention3_misfit accepted.
-at::Tensor flash3_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+/// FlashAttention-3 on q, k, v that flash_attention3_misfit accepted: {O, lse}.
+std::pair<at::Tensor, at::Tensor> flash3_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
     const c10::cuda::CUDAGuard device_guard(q.device());  // the kernel reads the current device's properties
     at::Tensor out = at::empty(q.sizes(), q.options());
     at::Tensor lse = at::empty({q.size(0), q.size(2), q.size(1)}, q.options().dtype(at::kFloat));
@@ -79,7 +79,7 @@ at::Tensor flash3_attention(const at::Tensor& q, const at::Tensor& k, const at::
     p.num_sms = at::cuda::getDeviceProperties(q.get_device())->multiProcessorCount;
     p.stream = at::cuda::getCurrentCUDAStream(q.get_device()).stream();
     cuda::flash3_bf16_forward(p);
-    return out;
+    return {out, lse};
 }
 #endif
 
@@ -133,6 +133,18 @@ std::string flash_attention3_misfit(const at::Tensor& q, const at::Tensor& k, co
 #endif
 }
 
+std::pair<at::Tensor, at::Tensor> flash_attention3_with_lse(const at::Tensor& q, const at::Tensor& k,
+                                                            const at::Tensor& v) {
+#if WAN_HAVE_FLASH3
+    if (flash_attention3_misfit(q, k, v).empty() && k.sizes() == v.sizes() && q.size(0) == k.size(0) &&
+        q.size(2) == k.size(2))
+        return flash3_attention(q, k, v);
+#else
+    (void)q, (void)k, (void)v;
+#endif
+    return {};
+}
+
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t k_len,
                      AttentionBackend backend) {
     WAN_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4,
@@ -161,7 +173,7 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
 #if WAN_HAVE_FLASH3
     if ((chosen == AttentionBackend::Auto || chosen == AttentionBackend::FlashAttention3) && q.is_cuda() &&
         flash_attention3_misfit(q, kk, vv).empty())
-        return flash3_attention(q, kk, vv);
+        return flash3_attention(q, kk, vv).first;
 #endif
     static std::atomic<bool> cudnn_broken{false};
     if (q.is_cuda() && (dt == at::kBFloat16 || dt == at::kHalf) && q.size(3) <= 128 &&

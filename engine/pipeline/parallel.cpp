@@ -12,6 +12,14 @@ at::Tensor UspSequenceParallel::self_attention(const at::Tensor& q, const at::Te
     // Keys past the real token count are padding: excluded, as on one GPU, so that every layout gives the
     // single-process result (upstream USP attends them, §8.3 PARITY; moot for the standard 81-frame sizes).
     opt.valid_len = k_len;
+    // Without a ring the local attention needs no log-sum-exp: the DiT's fastest kernel does it.
+    opt.local_attention = [](const at::Tensor& ql, const at::Tensor& kl, const at::Tensor& vl, int64_t valid) {
+        return dit::attention(ql, kl, vl, valid);
+    };
+    // With a ring, each block's attention and log-sum-exp from FlashAttention-3 where it runs.
+    opt.block_attention = [](const at::Tensor& ql, const at::Tensor& kl, const at::Tensor& vl) {
+        return dit::flash_attention3_with_lse(ql, kl, vl);
+    };
     return dist::usp_attention(q, k, v, mesh_.ulysses(), mesh_.ring(), opt);
 }
 

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include "golden.h"
 
+#include <algorithm>
 #include <cmath>
 
 using namespace wan::dist;
@@ -75,6 +76,72 @@ TEST(UspAttention, MatchesSingleProcessF32) { check_usp(at::kFloat, 1e-5, int64_
 TEST(UspAttention, MatchesWithQueryChunking) { check_usp(at::kFloat, 1e-5, 64); }
 
 TEST(UspAttention, Bf16InputsReturnBf16) { check_usp(at::kBFloat16, 2e-2, int64_t(1) << 26); }
+
+// UspOptions::local_attention: without a ring it replaces the log-sum-exp path (the pipeline plugs in the
+// DiT's attention there); with a ring it is not called. Same results as the reference either way.
+TEST(UspAttention, LocalAttentionHookServesLayoutsWithoutARing) {
+    Communicator& w = world();
+    const int P = w.size();
+    const int64_t B = 1, s = 4, H = 4, D = 8, S = s * P;
+    at::manual_seed(99);
+    const at::Tensor q = at::randn({B, S, H, D}), k = at::randn({B, S, H, D}), v = at::randn({B, S, H, D});
+    for (auto [U, R] : factorizations(P)) {
+        if (H % U != 0) continue;
+        Mesh mesh(w, ParallelLayout{P, U, R}, H);
+        const int64_t chunk = mesh.sp().rank();
+        const at::Tensor ql = q.narrow(1, chunk * s, s), kl = k.narrow(1, chunk * s, s), vl = v.narrow(1, chunk * s, s);
+        int calls = 0;
+        int64_t seen_valid = -1;
+        UspOptions opt;
+        opt.valid_len = S - 1;
+        opt.local_attention = [&](const at::Tensor& a, const at::Tensor& b, const at::Tensor& c, int64_t valid) {
+            ++calls;
+            seen_valid = valid;
+            EXPECT_EQ(a.size(1), S) << "the hook sees the whole sequence";
+            EXPECT_EQ(a.size(2), H / U) << "and this rank's heads";
+            return reference_attention(a, b, c, valid).to(a.scalar_type());
+        };
+        const at::Tensor out = usp_attention(ql, kl, vl, mesh.ulysses(), mesh.ring(), opt);
+        const std::string what = "U" + std::to_string(U) + " R" + std::to_string(R);
+        EXPECT_EQ(calls, R == 1 ? 1 : 0) << what;
+        if (R == 1) EXPECT_EQ(seen_valid, S - 1) << what;
+        EXPECT_TRUE(wan::test::all_close(out, reference_attention(q, k, v, S - 1).narrow(1, chunk * s, s), {1e-5, 0}, what));
+    }
+}
+
+// UspOptions::block_attention: with a ring, every block with valid keys goes to it first (the pipeline plugs
+// in FlashAttention-3); undefined results fall back to the built-in path. Same results either way.
+TEST(UspAttention, BlockAttentionHookServesEveryRingBlock) {
+    Communicator& w = world();
+    const int P = w.size();
+    const int64_t B = 1, s = 4, H = 4, D = 8, S = s * P;
+    at::manual_seed(7);
+    const at::Tensor q = at::randn({B, S, H, D}), k = at::randn({B, S, H, D}), v = at::randn({B, S, H, D});
+    for (auto [U, R] : factorizations(P)) {
+        if (H % U != 0) continue;
+        Mesh mesh(w, ParallelLayout{P, U, R}, H);
+        const int64_t chunk = mesh.sp().rank();
+        const at::Tensor ql = q.narrow(1, chunk * s, s), kl = k.narrow(1, chunk * s, s), vl = v.narrow(1, chunk * s, s);
+        const int64_t L = s * U;
+        const int64_t valid = std::max<int64_t>(1, S - s - 1);  // the last ring block (if any) holds no valid key
+        for (bool decline : {false, true}) {
+            int calls = 0;
+            UspOptions opt;
+            opt.valid_len = valid;
+            opt.block_attention = [&](const at::Tensor& a, const at::Tensor& b, const at::Tensor& c) {
+                ++calls;
+                if (decline) return std::pair<at::Tensor, at::Tensor>{};
+                return attention_with_lse(a, b, c, -1, 1.0 / std::sqrt(double(D)));
+            };
+            const at::Tensor out = usp_attention(ql, kl, vl, mesh.ulysses(), mesh.ring(), opt);
+            int64_t blocks_with_keys = 0;
+            for (int64_t b = 0; b < R; ++b) blocks_with_keys += (valid - b * L > 0);
+            const std::string what = "U" + std::to_string(U) + " R" + std::to_string(R) + (decline ? " declined" : "");
+            EXPECT_EQ(calls, blocks_with_keys) << what;
+            EXPECT_TRUE(wan::test::all_close(out, reference_attention(q, k, v, valid).narrow(1, chunk * s, s), {1e-5, 0}, what));
+        }
+    }
+}
 
 TEST(UspAttention, AttentionWithLseIsExact) {
     at::manual_seed(7);

@@ -102,6 +102,24 @@ TEST_F(AttentionBackends, FlashAttention3MatchesExactAttentionAsCloselyAsCuDNN) 
     }
 }
 
+// The log-sum-exp ring attention merges blocks with: natural log of Σ exp(q·k/√d) per query row.
+TEST_F(AttentionBackends, FlashAttention3LogSumExpIsExact) {
+    for (const Shape& s : kShapes) {
+        make(s);
+        const at::Tensor kk = k.narrow(1, 0, s.k_len), vv = v.narrow(1, 0, s.k_len);
+        const auto [o, lse] = wan::dit::flash_attention3_with_lse(q, kk, vv);
+        ASSERT_TRUE(o.defined() && lse.defined()) << s.what;
+        ASSERT_EQ(lse.sizes(), (std::vector<int64_t>{s.B, s.H, s.Sq}));
+        const at::Tensor scores = at::matmul(q.to(at::kFloat).transpose(1, 2), kk.to(at::kFloat).permute({0, 2, 3, 1})) /
+                                  std::sqrt(128.0);
+        const at::Tensor ref = at::logsumexp(scores, -1);  // [B, H, Sq]
+        const double err = (lse - ref).abs().max().item<double>();
+        std::printf("[attention] fa3   %-24s lse max abs err %.3g\n", s.what, err);
+        EXPECT_LT(err, 1e-3) << s.what;
+        EXPECT_TRUE(at::equal(o, wan::dit::attention(q, k, v, s.k_len, AttentionBackend::FlashAttention3))) << s.what;
+    }
+}
+
 TEST_F(AttentionBackends, AutoPicksFlashAttention3WhereItFits) {
     if (std::getenv("WAN_ATTENTION")) GTEST_SKIP() << "WAN_ATTENTION overrides the automatic choice";
     make(kShapes[0]);
