@@ -1,6 +1,7 @@
 #include "server/server.h"
 
 #include "dist/dist.h"
+#include "dit/dit.h"
 #include "io/io.h"
 #include "pipeline/pipeline.h"
 #include "protocol/protocol.h"
@@ -23,6 +24,7 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <cstdlib>
 #include <ctime>
 #include <random>
 #include <thread>
@@ -532,6 +534,15 @@ int run_setup_check(MPI_Comm world, const ServerConfig& config, std::ostream& ou
         EngineServer server(world, c);
         EngineInfo info = server.info();
         line(true, strfmt("model built: %s on %s", info.model_variant.c_str(), info.device.c_str()));
+        if (device.is_cuda()) {
+            // Which kernel the DiT's attention gets here (Note [Attention backend] in engine/dit/layers.cpp).
+            const at::Tensor probe = at::zeros({1, 128, 1, 128}, at::TensorOptions().device(device).dtype(at::kBFloat16));
+            const std::string why = dit::flash_attention3_misfit(probe, probe, probe);
+            const char* forced = std::getenv("WAN_ATTENTION");
+            line(true, forced && *forced ? strfmt("attention: WAN_ATTENTION=%s", forced)
+                       : why.empty()     ? std::string("attention: FlashAttention-3 (bf16, head dim 128)")
+                                         : "attention: cuDNN fused attention (no FlashAttention-3: " + why + ")");
+        }
         line(true, strfmt("DiT parameters: %s (%s)", std::to_string(static_cast<long long>(
                                                           [&] { int64_t n = 0; auto st = io::CheckpointDir::locate(dir).open_dit();
                                                                 for (const auto& k : st.names()) n += st.info(k).numel(); return n; }())).c_str(),
