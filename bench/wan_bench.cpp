@@ -80,15 +80,6 @@ void record(nlohmann::json j) {
     g_results.push_back(std::move(j));
 }
 
-/// The self-attention kernel a bf16 head-dim-128 forward gets on `device` (Note [Attention backend]).
-std::string attention_label(c10::Device device) {
-    const char* env = std::getenv("WAN_ATTENTION");
-    if (env && *env && std::string(env) != "auto") return env;
-    if (!device.is_cuda()) return "cpu";
-    const at::Tensor probe = at::zeros({1, 128, 1, 128}, at::TensorOptions().device(device).dtype(at::kBFloat16));
-    return wan::dit::flash_attention3_misfit(probe, probe, probe).empty() ? "fa3" : "cudnn";
-}
-
 void bench_dit(const Args& a, c10::Device device) {
     const std::string model = a.get("model", "1.3B");
     wan::io::WanConfig cfg = model_config(model);
@@ -124,12 +115,12 @@ void bench_dit(const Args& a, c10::Device device) {
         record({{"bench", "dit_fp8"}, {"model", model}, {"layers", layers}, {"size", strfmt("%d*%d", w, h)},
                 {"seconds_fp8", t8.mean_s}, {"seconds_bf16", timing.mean_s}, {"speedup", timing.mean_s / t8.mean_s},
                 {"max_rel_err", rel}, {"snr_db", 10 * std::log10(pw / std::max(mse, 1e-30))},
-                {"attention", attention_label(device)}, {"device", wan::bench::device_name(device)}});
+                {"attention", wan::dit::attention_kernel_name(device)}, {"device", wan::bench::device_name(device)}});
     }
     record({{"bench", "dit"}, {"model", model}, {"layers", layers}, {"size", strfmt("%d*%d", w, h)}, {"frames", frames},
             {"tokens", n}, {"seconds", timing.mean_s}, {"min_seconds", timing.min_s}, {"runs", runs},
             {"tflops", flops / timing.mean_s / 1e12}, {"weights_gb", weights_gb},
-            {"peak_gb", wan::bench::peak_gb(device)}, {"attention", attention_label(device)},
+            {"peak_gb", wan::bench::peak_gb(device)}, {"attention", wan::dit::attention_kernel_name(device)},
             {"device", wan::bench::device_name(device)}});
 }
 

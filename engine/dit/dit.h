@@ -154,6 +154,10 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
 /// in, not a Hopper GPU, dtype, head dim, alignment).
 std::string flash_attention3_misfit(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
 
+/// What a bf16, head-dim-128 attention call on `device` runs with the automatic choice: "fa3", "cudnn",
+/// "cpu", or the value of WAN_ATTENTION when that forces one. For reports (--check, wan-bench).
+std::string attention_kernel_name(c10::Device device);
+
 /// FlashAttention-3 on q, k, v ([B, S, H, d], all keys) with the log-sum-exp of each query row: returns
 /// {O [B, Sq, H, d] bf16, lse [B, H, Sq] f32}, what ring attention merges blocks with; two undefined tensors
 /// where it cannot run (flash_attention3_misfit says why).

@@ -133,6 +133,14 @@ std::string flash_attention3_misfit(const at::Tensor& q, const at::Tensor& k, co
 #endif
 }
 
+std::string attention_kernel_name(c10::Device device) {
+    const char* env = std::getenv("WAN_ATTENTION");
+    if (env && *env && std::string(env) != "auto") return env;
+    if (!device.is_cuda()) return "cpu";
+    const at::Tensor probe = at::zeros({1, 128, 1, 128}, at::TensorOptions().device(device).dtype(at::kBFloat16));
+    return flash_attention3_misfit(probe, probe, probe).empty() ? "fa3" : "cudnn";
+}
+
 std::pair<at::Tensor, at::Tensor> flash_attention3_with_lse(const at::Tensor& q, const at::Tensor& k,
                                                             const at::Tensor& v) {
 #if WAN_HAVE_FLASH3

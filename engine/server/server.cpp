@@ -24,7 +24,6 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
-#include <cstdlib>
 #include <ctime>
 #include <random>
 #include <thread>
@@ -536,12 +535,10 @@ int run_setup_check(MPI_Comm world, const ServerConfig& config, std::ostream& ou
         line(true, strfmt("model built: %s on %s", info.model_variant.c_str(), info.device.c_str()));
         if (device.is_cuda()) {
             // Which kernel the DiT's attention gets here (Note [Attention backend] in engine/dit/layers.cpp).
-            const at::Tensor probe = at::zeros({1, 128, 1, 128}, at::TensorOptions().device(device).dtype(at::kBFloat16));
-            const std::string why = dit::flash_attention3_misfit(probe, probe, probe);
-            const char* forced = std::getenv("WAN_ATTENTION");
-            line(true, forced && *forced ? strfmt("attention: WAN_ATTENTION=%s", forced)
-                       : why.empty()     ? std::string("attention: FlashAttention-3 (bf16, head dim 128)")
-                                         : "attention: cuDNN fused attention (no FlashAttention-3: " + why + ")");
+            const std::string kernel = dit::attention_kernel_name(device);
+            line(true, kernel == "fa3"     ? std::string("attention: FlashAttention-3 (bf16, head dim 128)")
+                       : kernel == "cudnn" ? std::string("attention: cuDNN fused attention")
+                                           : "attention: WAN_ATTENTION=" + kernel);
         }
         line(true, strfmt("DiT parameters: %s (%s)", std::to_string(static_cast<long long>(
                                                           [&] { int64_t n = 0; auto st = io::CheckpointDir::locate(dir).open_dit();

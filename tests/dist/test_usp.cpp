@@ -77,70 +77,87 @@ TEST(UspAttention, MatchesWithQueryChunking) { check_usp(at::kFloat, 1e-5, 64); 
 
 TEST(UspAttention, Bf16InputsReturnBf16) { check_usp(at::kBFloat16, 2e-2, int64_t(1) << 26); }
 
+namespace {
+
+// The hook tests' setup: one q/k/v draw of S = 4·P tokens (B 1, H 4, D 8), then for each layout U × R = P
+// with H % U == 0, this rank's chunk of it.
+struct HookCase {
+    static constexpr int64_t s = 4, H = 4, D = 8;
+    int64_t S = 0;
+    at::Tensor q, k, v;
+};
+
+template <typename Fn>  // fn(const HookCase&, Mesh&, int U, int R, ql, kl, vl, chunk)
+void for_each_layout(uint64_t seed, Fn fn) {
+    Communicator& w = world();
+    const int P = w.size();
+    HookCase c;
+    c.S = HookCase::s * P;
+    at::manual_seed(seed);
+    c.q = at::randn({1, c.S, HookCase::H, HookCase::D});
+    c.k = at::randn({1, c.S, HookCase::H, HookCase::D});
+    c.v = at::randn({1, c.S, HookCase::H, HookCase::D});
+    for (auto [U, R] : factorizations(P)) {
+        if (HookCase::H % U != 0) continue;
+        Mesh mesh(w, ParallelLayout{P, U, R}, HookCase::H);
+        const int64_t chunk = mesh.sp().rank(), s = HookCase::s;
+        fn(c, mesh, U, R, c.q.narrow(1, chunk * s, s), c.k.narrow(1, chunk * s, s), c.v.narrow(1, chunk * s, s), chunk);
+    }
+}
+
+}  // namespace
+
 // UspOptions::local_attention: without a ring it replaces the log-sum-exp path (the pipeline plugs in the
 // DiT's attention there); with a ring it is not called. Same results as the reference either way.
 TEST(UspAttention, LocalAttentionHookServesLayoutsWithoutARing) {
-    Communicator& w = world();
-    const int P = w.size();
-    const int64_t B = 1, s = 4, H = 4, D = 8, S = s * P;
-    at::manual_seed(99);
-    const at::Tensor q = at::randn({B, S, H, D}), k = at::randn({B, S, H, D}), v = at::randn({B, S, H, D});
-    for (auto [U, R] : factorizations(P)) {
-        if (H % U != 0) continue;
-        Mesh mesh(w, ParallelLayout{P, U, R}, H);
-        const int64_t chunk = mesh.sp().rank();
-        const at::Tensor ql = q.narrow(1, chunk * s, s), kl = k.narrow(1, chunk * s, s), vl = v.narrow(1, chunk * s, s);
+    for_each_layout(99, [](const HookCase& c, Mesh& mesh, int U, int R, const at::Tensor& ql, const at::Tensor& kl,
+                           const at::Tensor& vl, int64_t chunk) {
+        const int64_t S = c.S, s = HookCase::s;
         int calls = 0;
         int64_t seen_valid = -1;
         UspOptions opt;
         opt.valid_len = S - 1;
-        opt.local_attention = [&](const at::Tensor& a, const at::Tensor& b, const at::Tensor& c, int64_t valid) {
+        opt.local_attention = [&](const at::Tensor& a, const at::Tensor& b, const at::Tensor& cc, int64_t valid) {
             ++calls;
             seen_valid = valid;
             EXPECT_EQ(a.size(1), S) << "the hook sees the whole sequence";
-            EXPECT_EQ(a.size(2), H / U) << "and this rank's heads";
-            return reference_attention(a, b, c, valid).to(a.scalar_type());
+            EXPECT_EQ(a.size(2), HookCase::H / U) << "and this rank's heads";
+            return reference_attention(a, b, cc, valid).to(a.scalar_type());
         };
         const at::Tensor out = usp_attention(ql, kl, vl, mesh.ulysses(), mesh.ring(), opt);
         const std::string what = "U" + std::to_string(U) + " R" + std::to_string(R);
         EXPECT_EQ(calls, R == 1 ? 1 : 0) << what;
         if (R == 1) EXPECT_EQ(seen_valid, S - 1) << what;
-        EXPECT_TRUE(wan::test::all_close(out, reference_attention(q, k, v, S - 1).narrow(1, chunk * s, s), {1e-5, 0}, what));
-    }
+        EXPECT_TRUE(wan::test::all_close(out, reference_attention(c.q, c.k, c.v, S - 1).narrow(1, chunk * s, s),
+                                         {1e-5, 0}, what));
+    });
 }
 
 // UspOptions::block_attention: with a ring, every block with valid keys goes to it first (the pipeline plugs
 // in FlashAttention-3); undefined results fall back to the built-in path. Same results either way.
 TEST(UspAttention, BlockAttentionHookServesEveryRingBlock) {
-    Communicator& w = world();
-    const int P = w.size();
-    const int64_t B = 1, s = 4, H = 4, D = 8, S = s * P;
-    at::manual_seed(7);
-    const at::Tensor q = at::randn({B, S, H, D}), k = at::randn({B, S, H, D}), v = at::randn({B, S, H, D});
-    for (auto [U, R] : factorizations(P)) {
-        if (H % U != 0) continue;
-        Mesh mesh(w, ParallelLayout{P, U, R}, H);
-        const int64_t chunk = mesh.sp().rank();
-        const at::Tensor ql = q.narrow(1, chunk * s, s), kl = k.narrow(1, chunk * s, s), vl = v.narrow(1, chunk * s, s);
-        const int64_t L = s * U;
+    for_each_layout(7, [](const HookCase& c, Mesh& mesh, int U, int R, const at::Tensor& ql, const at::Tensor& kl,
+                          const at::Tensor& vl, int64_t chunk) {
+        const int64_t S = c.S, s = HookCase::s, L = s * U;
         const int64_t valid = std::max<int64_t>(1, S - s - 1);  // the last ring block (if any) holds no valid key
         for (bool decline : {false, true}) {
             int calls = 0;
             UspOptions opt;
             opt.valid_len = valid;
-            opt.block_attention = [&](const at::Tensor& a, const at::Tensor& b, const at::Tensor& c) {
+            opt.block_attention = [&](const at::Tensor& a, const at::Tensor& b, const at::Tensor& cc) {
                 ++calls;
                 if (decline) return std::pair<at::Tensor, at::Tensor>{};
-                return attention_with_lse(a, b, c, -1, 1.0 / std::sqrt(double(D)));
+                return attention_with_lse(a, b, cc, -1, 1.0 / std::sqrt(double(HookCase::D)));
             };
             const at::Tensor out = usp_attention(ql, kl, vl, mesh.ulysses(), mesh.ring(), opt);
             int64_t blocks_with_keys = 0;
             for (int64_t b = 0; b < R; ++b) blocks_with_keys += (valid - b * L > 0);
             const std::string what = "U" + std::to_string(U) + " R" + std::to_string(R) + (decline ? " declined" : "");
             EXPECT_EQ(calls, blocks_with_keys) << what;
-            EXPECT_TRUE(wan::test::all_close(out, reference_attention(q, k, v, valid).narrow(1, chunk * s, s), {1e-5, 0}, what));
+            EXPECT_TRUE(wan::test::all_close(out, reference_attention(c.q, c.k, c.v, valid).narrow(1, chunk * s, s),
+                                             {1e-5, 0}, what));
         }
-    }
+    });
 }
 
 TEST(UspAttention, AttentionWithLseIsExact) {
