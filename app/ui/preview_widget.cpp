@@ -1,5 +1,7 @@
 #include "ui/preview_widget.h"
 
+#include "ui/live_preview_view.h"
+
 #include <QFileInfo>
 #include <QLabel>
 #include <QMediaPlayer>
@@ -26,6 +28,8 @@ PreviewWidget::PreviewWidget(QWidget* parent) : QWidget(parent) {
     videoWidget_->setAspectRatioMode(Qt::KeepAspectRatio);
     stack_->addWidget(poster_);
     stack_->addWidget(videoWidget_);
+    live_ = new LivePreviewView(area);
+    stack_->addWidget(live_);
     area->setStyleSheet(QStringLiteral("background: #101218; color: #9aa3b5;"));
     layout->addWidget(area, 1);
     caption_ = new QLabel(this);
@@ -49,10 +53,36 @@ PreviewWidget::~PreviewWidget() {
 
 bool PreviewWidget::isShowingPoster() const { return stack_->currentWidget() == poster_; }
 
+bool PreviewWidget::isShowingLive() const { return stack_->currentWidget() == live_; }
+
+void PreviewWidget::showLiveFrames(const wan::PreviewFrames& frames, int totalSteps) {
+    if (!liveEnabled_ || frames.empty()) return;
+    if (!isShowingLive()) {
+        player_->stop();
+        video_.clear();
+        loaded_ = false;
+        stack_->setCurrentWidget(live_);
+    }
+    live_->setFrames(frames, totalSteps);
+    caption_->setText(tr("Sampling: step %1 of %2 (a rough preview; the video is decoded at the end)")
+                          .arg(frames.step)
+                          .arg(totalSteps));
+}
+
+void PreviewWidget::endLive() {
+    if (isShowingLive()) clear();
+}
+
+void PreviewWidget::setLiveEnabled(bool enabled) {
+    liveEnabled_ = enabled;
+    if (!enabled) endLive();
+}
+
 QString PreviewWidget::captionText() const { return caption_->text(); }
 
 void PreviewWidget::showVideo(const QString& videoPath, const QString& posterPath) {
     player_->stop();
+    live_->clear();
     video_ = QFileInfo(videoPath).absoluteFilePath();
     loaded_ = false;
     reported_ = false;
@@ -64,6 +94,7 @@ void PreviewWidget::showVideo(const QString& videoPath, const QString& posterPat
 
 void PreviewWidget::clear() {
     player_->stop();
+    live_->clear();
     player_->setSource(QUrl());
     video_.clear();
     loaded_ = false;

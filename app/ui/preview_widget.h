@@ -2,6 +2,8 @@
 // video loads, and stays when it cannot be played.
 #pragma once
 
+#include "core/preview_frames.h"
+
 #include <QPixmap>
 #include <QString>
 #include <QWidget>
@@ -10,6 +12,10 @@ class QLabel;
 class QMediaPlayer;
 class QStackedLayout;
 class QVideoWidget;
+
+namespace wan::app {
+class LivePreviewView;
+}
 
 namespace wan::app {
 
@@ -24,12 +30,21 @@ public:
     bool isVideoLoaded() const { return loaded_; }
     /// True while the poster (not the video) is on screen.
     bool isShowingPoster() const;
+    /// True while the live preview of a running job is on screen.
+    bool isShowingLive() const;
+    LivePreviewView* liveView() const { return live_; }
     QString captionText() const;
 
 public slots:
     /// Shows the poster at once, then loads and loops the video.
     void showVideo(const QString& videoPath, const QString& posterPath);
     void clear();
+    /// Shows the video forming: the latest step's preview frames, looping (replaces the finished video until
+    /// the next showVideo()). Ignored while live previews are switched off.
+    void showLiveFrames(const wan::PreviewFrames& frames, int totalSteps);
+    /// Leaves the live preview (the job ended without a video: failed or cancelled).
+    void endLive();
+    void setLiveEnabled(bool enabled);
 
 signals:
     void loaded(const QString& videoPath);
@@ -48,6 +63,8 @@ private:
     QVideoWidget* videoWidget_ = nullptr;
     QMediaPlayer* player_ = nullptr;
     QLabel* caption_ = nullptr;
+    LivePreviewView* live_ = nullptr;
+    bool liveEnabled_ = true;
     QPixmap posterPixmap_;
     QString video_;
     bool loaded_ = false;
