@@ -10,6 +10,9 @@
 #if WAN_HAVE_QT
 #include "gui_entry.h"
 #endif
+#if WAN_HAVE_REMOTE
+#include "remote/listen_entry.h"
+#endif
 #if WAN_HAVE_EXTEND
 #include "extend/extend.h"
 #endif
@@ -129,8 +132,10 @@ int main(int argc, char** argv) {
         options.world_size = mpi->world_size();
         options.rank = rank;
         if (options.mode == wan::app::RunMode::Gui || options.mode == wan::app::RunMode::Headless ||
-            options.mode == wan::app::RunMode::Check)
+            options.mode == wan::app::RunMode::Check || options.mode == wan::app::RunMode::Listen)
             wan::app::validate_layout(options, mpi->world_size());
+        WAN_CHECK(options.connect_address.empty() || mpi->world_size() == 1,
+                  "--connect uses the engine of another machine: run it as one process, without mpirun");
     } catch (const wan::Error& e) {
         // Every rank reaches the same verdict, prints it with its rank, and exits: no rank waits for another.
         std::fprintf(stderr, "wanstudio [rank %d]: %s\n", rank, e.what());
@@ -153,6 +158,7 @@ int main(int argc, char** argv) {
                 return wan::server::run_setup_check(MPI_COMM_WORLD, wan::app::server_config(options), std::cout);
             case wan::app::RunMode::Gui:
             case wan::app::RunMode::Headless:
+            case wan::app::RunMode::Listen:
                 break;
         }
         if (rank != 0) {
@@ -166,7 +172,23 @@ int main(int argc, char** argv) {
             server.serve();
             return 0;
         }
+#if WAN_HAVE_REMOTE
+        auto backend = options.connect_address.empty() ? wan::app::make_engine_backend(options)
+                                                       : wan::app::make_connect_backend(options);  // app/remote
+#else
+        WAN_CHECK(options.connect_address.empty(), "--connect is not available in this build (no Qt6 HttpServer)");
         auto backend = wan::app::make_engine_backend(options);
+#endif
+        if (options.mode == wan::app::RunMode::Listen) {  // app/remote: the HTTP API instead of a window
+#if WAN_HAVE_REMOTE
+            return wan::app::run_listen(argc, argv, options, std::move(backend));
+#else
+            std::fprintf(stderr, "wanstudio: --listen is not available in this build (it needs Qt6 HttpServer and "
+                                 "WebSockets: qt6-httpserver-dev, qt6-websockets-dev)\n");
+            backend->shutdown();
+            return 2;
+#endif
+        }
 #if WAN_HAVE_QT
         if (options.mode == wan::app::RunMode::Gui) return wan::app::run_gui(argc, argv, options, std::move(backend));
         return wan::app::run_batch(argc, argv, options, std::move(backend));

@@ -133,6 +133,9 @@ AppOptions parse_options(int argc, char** argv) {
         {"inspect", {true, [&](auto& n, auto& v) { o.inspect_dir = v; set_mode(RunMode::Inspect, n); }}},
         {"check", {false, [&](auto& n, auto&) { set_mode(RunMode::Check, n); }}},
         {"extend_prompt", {true, [&](auto& n, auto& v) { o.extend_text = v; set_mode(RunMode::ExtendPrompt, n); }}},
+        {"listen", {true, [&](auto& n, auto& v) { o.listen_address = v; set_mode(RunMode::Listen, n); }}},
+        {"api_token", {true, [&](auto&, auto& v) { o.api_token = v; }}},
+        {"connect", {true, [&](auto&, auto& v) { o.connect_address = v; }}},
         {"version", {false, [&](auto& n, auto&) { set_mode(RunMode::Version, n); }}},
         {"help", {false, [&](auto& n, auto&) { set_mode(RunMode::Help, n); }}},
     };
@@ -200,6 +203,8 @@ Usage:
   wanstudio --check [options]                          distributed setup check (one line per check)
   wanstudio --extend-prompt TEXT --prompt-extend-method M   print the extended prompt
   mpirun -np N wanstudio --ckpt-dir DIR --ulysses-size U --ring-size R [--dit-fsdp --t5-fsdp]
+  [mpirun -np N] wanstudio --listen [ADDR:]PORT [options]   serve the HTTP API headless (remote GPU server)
+  wanstudio --connect HOST:PORT [--api-token T]        the window (or --batch) on a remote --listen engine
 
 Every option is accepted with underscores (as upstream generate.py) or dashes: --sample_steps = --sample-steps.
 
@@ -241,6 +246,13 @@ Prompt extension:
 Beyond upstream (off by default; see README for measured trade-offs):
   --teacache THRESHOLD      step caching: skip the block stack when the input barely changed
   --fp8                     FP8 (e4m3) linear layers on Hopper GPUs
+Remote engine (README: "Remote GPU server"):
+  --listen [ADDR:]PORT      run headless and serve the HTTP API (jobs, files, /api/events WebSocket) on
+                            ADDR:PORT (default address 127.0.0.1; reach it through ssh -L 7860:localhost:7860)
+  --api-token TOKEN         require "Authorization: Bearer TOKEN" on every request (or set WANSTUDIO_API_TOKEN);
+                            required when ADDR is not a loopback address; with --connect: the token to send
+  --connect HOST:PORT       use the engine of a `wanstudio --listen` server (e.g. localhost:7860 through an
+                            SSH tunnel) instead of loading one here; videos are fetched into --output-dir
 Other:
   --inspect DIR, --check, --version, --help
 )";

@@ -18,6 +18,7 @@ enum class RunMode {
     ExtendPrompt = 5,  ///< --extend-prompt TEXT: print the extended prompt and exit
     Version = 6,
     Help = 7,
+    Listen = 8,     ///< --listen [ADDR:]PORT: serve the HTTP API headless (app/remote)
 };
 
 struct AppOptions {
@@ -50,6 +51,11 @@ struct AppOptions {
     std::string inspect_dir;
     std::string extend_text;
     std::string output_dir = "outputs";
+
+    // remote engine (app/remote)
+    std::string listen_address;  ///< --listen [ADDR:]PORT
+    std::string api_token;       ///< --api-token (else WANSTUDIO_API_TOKEN)
+    std::string connect_address; ///< --connect HOST:PORT: the window (or --batch) drives a remote engine
 
     int world_size = 1;  ///< filled by main from MPI
     int rank = 0;

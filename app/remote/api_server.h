@@ -1,0 +1,95 @@
+// `wanstudio --listen`: the engine's HTTP + WebSocket API, served on rank 0 next to EngineSession (the same
+// session the window and --batch use). Built on QtHttpServer's QAbstractHttpServer with our own routing:
+//   GET /api/info · POST/GET /api/jobs · GET/DELETE /api/jobs/N · GET /api/files/NAME · GET /api/events (WS)
+// Security: an optional bearer token (compared in constant time), request bodies capped before they are read,
+// file access limited to plain names of regular files in the output folder, nothing reaches a shell.
+// A client disconnecting never cancels its jobs: jobs belong to the server's one queue, not to connections.
+#pragma once
+
+#include "core/core.h"
+#include "remote/job_table.h"
+
+#include <QAbstractHttpServer>
+#include <QHostAddress>
+#include <QHttpServerResponder>
+#include <QList>
+#include <QString>
+
+#include <memory>
+#include <string>
+
+QT_BEGIN_NAMESPACE
+class QWebSocket;
+QT_END_NAMESPACE
+
+namespace wan::app {
+
+class EngineSession;
+
+struct ListenAddress {
+    QHostAddress address = QHostAddress(QHostAddress::LocalHost);
+    quint16 port = 7860;  ///< upstream's default Gradio port; 0 = any free port (tests)
+    bool isLoopback() const { return address.isLoopback(); }
+};
+
+/// Parses `--listen [ADDR:]PORT` ("7860", "0.0.0.0:7860", "localhost:7860", "[::1]:7860"). Throws wan::Error
+/// naming the option and what was expected.
+ListenAddress parseListenAddress(const std::string& text);
+
+/// True when `name` may name a file of the output folder: not empty, no '/' or '\', not "." or "..", no NUL.
+bool isPlainFileName(const QString& name);
+
+/// Equal strings, in a time that depends only on `expected`'s length (for tokens).
+bool constantTimeEquals(const QByteArray& given, const QByteArray& expected);
+
+struct ApiConfig {
+    ListenAddress listen;
+    QByteArray token;               ///< empty = no Authorization required (loopback only)
+    QString outputDir;              ///< where jobs write; the only folder /api/files serves
+    GenerationRequest defaults;     ///< the command line's job options, under every POSTed job
+    qint64 maxBodyBytes = 64 * 1024;
+};
+
+/// Turns a POSTed body (a --batch JSON line, possibly spread over lines) into a job, or sets `error` to the
+/// message the CLI would print. Output paths stay in `outputDir`: "output_dir" is refused, "save_latents" and
+/// "init_noise" must be plain file names, resolved in that folder.
+bool parseJobRequest(const QByteArray& body, const ApiConfig& config, GenerationRequest* request, QString* error);
+
+class ApiServer : public QAbstractHttpServer {
+    Q_OBJECT
+public:
+    ApiServer(EngineSession* session, ApiConfig config, QObject* parent = nullptr);
+    ~ApiServer() override;
+
+    /// Starts listening; on failure returns false and sets `error` ("127.0.0.1:7860: address in use").
+    bool start(QString* error);
+    quint16 port() const { return port_; }
+    const JobTable& jobs() const { return jobs_; }
+
+protected:
+    bool handleRequest(const QHttpServerRequest& request, QTcpSocket* socket) override;
+    void missingHandler(const QHttpServerRequest& request, QTcpSocket* socket) override;
+
+private:
+    static void reply(const QHttpServerRequest& request, QTcpSocket* socket, const QJsonObject& json,
+                      QHttpServerResponder::StatusCode status);
+    static void replyError(const QHttpServerRequest& request, QTcpSocket* socket, const QString& message,
+                           QHttpServerResponder::StatusCode status);
+    bool authorized(const QHttpServerRequest& request) const;
+    void handleInfo(const QHttpServerRequest& request, QTcpSocket* socket);
+    void handleSubmit(const QHttpServerRequest& request, QTcpSocket* socket);
+    void handleListJobs(const QHttpServerRequest& request, QTcpSocket* socket);
+    void handleJob(const QHttpServerRequest& request, QTcpSocket* socket, const QString& idText);
+    void handleFile(const QHttpServerRequest& request, QTcpSocket* socket, const QString& name);
+    void acceptWebSockets();
+    void broadcast(const char* type, const RemoteJob* job);
+    void connectSession();
+
+    EngineSession* session_;
+    ApiConfig config_;
+    JobTable jobs_;
+    quint16 port_ = 0;
+    QList<QWebSocket*> sockets_;  // owned (parented to this)
+};
+
+}  // namespace wan::app

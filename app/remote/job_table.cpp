@@ -1,0 +1,114 @@
+#include "remote/job_table.h"
+
+#include "models/progress_format.h"
+
+#include <QFileInfo>
+#include <QJsonValue>
+
+#include <algorithm>
+
+namespace wan::app {
+
+namespace {
+QString fileName(const std::string& path) {
+    return path.empty() ? QString() : QFileInfo(QString::fromStdString(path)).fileName();
+}
+}  // namespace
+
+void JobTable::add(int64_t id, const std::string& prompt) {
+    RemoteJob job;
+    job.id = id;
+    job.prompt = QString::fromStdString(prompt);
+    jobs_.push_back(std::move(job));
+    forgetOldFinished();
+}
+
+RemoteJob* JobTable::findMutable(int64_t id) {
+    auto it = std::find_if(jobs_.begin(), jobs_.end(), [id](const RemoteJob& j) { return j.id == id; });
+    return it == jobs_.end() ? nullptr : &*it;
+}
+
+const RemoteJob* JobTable::find(int64_t id) const {
+    return const_cast<JobTable*>(this)->findMutable(id);
+}
+
+const RemoteJob* JobTable::markRunning(int64_t id) {
+    RemoteJob* job = findMutable(id);
+    if (job && !isFinal(*job)) job->state = QStringLiteral("running");
+    return job;
+}
+
+const RemoteJob* JobTable::update(int64_t id, const ProgressInfo& info) {
+    RemoteJob* job = findMutable(id);
+    if (!job || isFinal(*job)) return job;
+    job->state = QStringLiteral("running");
+    job->stage = info.stage;
+    job->step = info.step;
+    job->steps = info.total;
+    job->progress = overallFraction(info);
+    job->eta_s = remainingSeconds(info);
+    return job;
+}
+
+const RemoteJob* JobTable::finish(int64_t id, const GenerationResult& result) {
+    RemoteJob* job = findMutable(id);
+    if (!job) return nullptr;
+    const bool ok = result.status == JobStatus::Ok;
+    job->state = ok ? QStringLiteral("done") : QStringLiteral("cancelled");
+    if (ok) {
+        job->stage = Stage::Done;
+        job->progress = 1.0;
+        job->step = job->steps;
+    }
+    job->eta_s = ok ? 0 : -1;
+    job->error = ok ? QString() : QString::fromStdString(result.message);
+    job->video = fileName(result.video_path);
+    job->poster = fileName(result.poster_path);
+    job->metadata = fileName(result.json_path);
+    return job;
+}
+
+const RemoteJob* JobTable::fail(int64_t id, const QString& message) {
+    RemoteJob* job = findMutable(id);
+    if (!job) return nullptr;
+    job->state = QStringLiteral("failed");
+    job->error = message;
+    job->eta_s = -1;
+    return job;
+}
+
+bool JobTable::isFinal(const RemoteJob& job) {
+    return job.state == QLatin1String("done") || job.state == QLatin1String("failed") ||
+           job.state == QLatin1String("cancelled");
+}
+
+void JobTable::forgetOldFinished() {
+    size_t finished = static_cast<size_t>(std::count_if(jobs_.begin(), jobs_.end(), isFinal));
+    for (auto it = jobs_.begin(); finished > kMaxFinished && it != jobs_.end();) {
+        if (isFinal(*it)) {
+            it = jobs_.erase(it);
+            --finished;
+        } else {
+            ++it;
+        }
+    }
+}
+
+QJsonObject JobTable::toJson(const RemoteJob& job) {
+    auto orNull = [](const QString& s) { return s.isEmpty() ? QJsonValue() : QJsonValue(s); };
+    QJsonObject outputs{{QStringLiteral("video"), orNull(job.video)},
+                        {QStringLiteral("poster"), orNull(job.poster)},
+                        {QStringLiteral("metadata"), orNull(job.metadata)}};
+    return QJsonObject{{QStringLiteral("id"), static_cast<qint64>(job.id)},
+                       {QStringLiteral("state"), job.state},
+                       {QStringLiteral("prompt"), job.prompt},
+                       {QStringLiteral("stage"), QString::fromUtf8(stage_name(job.stage))},
+                       {QStringLiteral("step"), job.step},
+                       {QStringLiteral("steps"), job.steps},
+                       {QStringLiteral("progress"), job.progress},
+                       {QStringLiteral("eta_s"), job.eta_s < 0 ? QJsonValue() : QJsonValue(job.eta_s)},
+                       {QStringLiteral("error"), orNull(job.error)},
+                       {QStringLiteral("outputs"), outputs}};
+}
+
+}  // namespace wan::app

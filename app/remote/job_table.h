@@ -1,0 +1,54 @@
+// The remote engine's view of its jobs: what GET /api/jobs and /api/events report. Fed from EngineSession's
+// signals on the server's thread; the session stays the only owner of the queue (ids are the session's).
+#pragma once
+
+#include "core/core.h"
+
+#include <QJsonObject>
+#include <QString>
+
+#include <cstdint>
+#include <deque>
+
+namespace wan::app {
+
+struct RemoteJob {
+    int64_t id = 0;
+    QString state = QStringLiteral("queued");  ///< queued | running | done | failed | cancelled
+    QString prompt;
+    Stage stage = Stage::Queued;
+    int step = 0;
+    int steps = 0;
+    double progress = 0;  ///< 0..1 over the whole job (models/progress_format.h weights)
+    double eta_s = -1;    ///< seconds left, < 0 when unknown
+    QString error;
+    QString video, poster, metadata;  ///< plain file names in the output folder, empty until done
+};
+
+class JobTable {
+public:
+    /// Finished jobs kept for GET /api/jobs (the oldest are forgotten first; running/queued ones never).
+    static constexpr size_t kMaxFinished = 200;
+
+    void add(int64_t id, const std::string& prompt);
+    // Each returns the job after the change, or nullptr when the id is unknown.
+    const RemoteJob* markRunning(int64_t id);
+    const RemoteJob* update(int64_t id, const ProgressInfo& info);
+    const RemoteJob* finish(int64_t id, const GenerationResult& result);
+    const RemoteJob* fail(int64_t id, const QString& message);
+
+    const RemoteJob* find(int64_t id) const;
+    /// Every job known, oldest first.
+    const std::deque<RemoteJob>& jobs() const { return jobs_; }
+
+    static QJsonObject toJson(const RemoteJob& job);
+    static bool isFinal(const RemoteJob& job);
+
+private:
+    RemoteJob* findMutable(int64_t id);
+    void forgetOldFinished();
+
+    std::deque<RemoteJob> jobs_;
+};
+
+}  // namespace wan::app

@@ -1,0 +1,104 @@
+#include "remote/listen_entry.h"
+
+#include "remote/api_server.h"
+#include "remote/remote_backend.h"
+#include "session/engine_session.h"
+
+#include <QCoreApplication>
+#include <QDir>
+#include <QTimer>
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+
+namespace wan::app {
+
+namespace {
+// SIGINT/SIGTERM: noted here, acted on by a timer (nothing else is safe in a signal handler).
+volatile std::sig_atomic_t g_stop = 0;
+extern "C" void onStopSignal(int) { g_stop = 1; }
+
+std::string apiToken(const AppOptions& options) {
+    if (!options.api_token.empty()) return options.api_token;
+    const char* env = std::getenv("WANSTUDIO_API_TOKEN");
+    return env ? env : "";
+}
+
+/// The API configuration from the options; throws wan::Error for a bad address or a missing token.
+ApiConfig apiConfig(const AppOptions& options) {
+    ApiConfig config;
+    config.listen = parseListenAddress(options.listen_address);
+    const std::string token = apiToken(options);
+    WAN_CHECK(!token.empty() || config.listen.isLoopback(),
+              "--listen %s is not a loopback address: set --api-token TOKEN (or WANSTUDIO_API_TOKEN) so that only "
+              "clients with the token are served, or listen on 127.0.0.1 and connect through an SSH tunnel",
+              options.listen_address.c_str());
+    config.token = QByteArray::fromStdString(token);
+    config.outputDir = QDir(QString::fromStdString(options.output_dir)).absolutePath();
+    config.defaults = options.request;
+    return config;
+}
+}  // namespace
+
+int run_listen(int argc, char** argv, const AppOptions& options, std::unique_ptr<EngineBackend> backend) {
+    QCoreApplication app(argc, argv);
+    QCoreApplication::setOrganizationName(QStringLiteral("WanStudio"));
+    QCoreApplication::setApplicationName(QStringLiteral("WanStudio"));
+    QCoreApplication::setApplicationVersion(QString::fromUtf8(wan::version_string()));
+    ApiConfig config;
+    try {
+        config = apiConfig(options);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "error: %s\n", e.what());
+        backend->shutdown();  // never started: releases the engine ranks
+        return 2;
+    }
+    EngineSession session(std::move(backend));  // its destructor shuts the backend down on every path
+    ApiServer server(&session, config);
+    QString error;
+    if (!server.start(&error)) {
+        std::fprintf(stderr, "error: --listen %s\n", error.toStdString().c_str());
+        return 2;
+    }
+    // The first stdout line says where to connect (tests read the port from it when --listen asked for 0).
+    std::printf("wanstudio: listening on http://%s:%u (output folder %s)%s\n",
+                config.listen.address.toString().toStdString().c_str(), server.port(),
+                config.outputDir.toStdString().c_str(), config.token.isEmpty() ? "" : ", API token required");
+    std::fflush(stdout);
+    QObject::connect(&session, &EngineSession::started, &app, [](const wan::EngineInfo& info) {
+        std::printf("wanstudio: engine ready (%s, %d rank(s))\n", info.model_variant.c_str(), info.world_size);
+        std::fflush(stdout);
+    });
+    QObject::connect(&session, &EngineSession::startFailed, &app, [](const QString& message) {
+        std::fprintf(stderr, "error: the engine failed to start: %s (the API stays up and reports it)\n",
+                     message.toStdString().c_str());
+    });
+
+    g_stop = 0;
+    const auto previousInt = std::signal(SIGINT, onStopSignal);
+    const auto previousTerm = std::signal(SIGTERM, onStopSignal);
+    QTimer stopPoll;
+    stopPoll.setInterval(100);
+    QObject::connect(&stopPoll, &QTimer::timeout, &app, [&app] {
+        if (g_stop) app.quit();
+    });
+    stopPoll.start();
+    session.start();
+    app.exec();
+    stopPoll.stop();
+    std::signal(SIGINT, previousInt == SIG_ERR ? SIG_DFL : previousInt);
+    std::signal(SIGTERM, previousTerm == SIG_ERR ? SIG_DFL : previousTerm);
+    std::fprintf(stderr, "wanstudio: stopping the server (queued and running jobs are cancelled)\n");
+    session.shutdown();
+    session.waitForStopped();
+    return 0;
+}
+
+std::unique_ptr<EngineBackend> make_connect_backend(const AppOptions& options) {
+    RemoteEndpoint endpoint = parseRemoteEndpoint(options.connect_address);
+    endpoint.token = QByteArray::fromStdString(apiToken(options));
+    return make_remote_backend(endpoint);
+}
+
+}  // namespace wan::app

@@ -1,0 +1,224 @@
+#include "remote/remote_backend.h"
+
+#include <QDir>
+#include <QElapsedTimer>
+#include <QEventLoop>
+#include <QFile>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QNetworkAccessManager>
+#include <QNetworkReply>
+#include <QNetworkRequest>
+#include <QThread>
+#include <QTimer>
+#include <QUrl>
+
+namespace wan::app {
+
+namespace {
+
+constexpr int kRequestTimeoutMs = 30000;
+constexpr int kPollIntervalMs = 250;
+constexpr int kReconnectForMs = 30 * 60 * 1000;  // a job outlives a lost connection this long before it fails
+
+struct Reply {
+    int status = 0;  ///< 0: no answer (connection refused, timed out, ...)
+    QByteArray body;
+    QString networkError;
+    QJsonObject json() const { return QJsonDocument::fromJson(body).object(); }
+    QString describe() const {
+        if (status == 0) return networkError;
+        const QString e = json().value(QStringLiteral("error")).toString();
+        return QStringLiteral("HTTP %1%2").arg(status).arg(e.isEmpty() ? QString() : QStringLiteral(": ") + e);
+    }
+};
+
+Stage stageFromName(const QString& name) {
+    for (Stage s : {Stage::Queued, Stage::Text, Stage::Denoise, Stage::Decode, Stage::Encode, Stage::Done})
+        if (name == QLatin1String(stage_name(s))) return s;
+    return Stage::Queued;
+}
+
+class RemoteEngineBackend final : public EngineBackend {
+public:
+    explicit RemoteEngineBackend(RemoteEndpoint endpoint) : endpoint_(std::move(endpoint)) {}
+
+    EngineInfo start() override {
+        nam_ = std::make_unique<QNetworkAccessManager>();  // on the engine thread, which makes every call
+        QElapsedTimer timer;
+        timer.start();
+        for (;;) {  // the server may still be loading its model
+            const Reply r = call("GET", QStringLiteral("/api/info"));
+            const QString state = r.json().value(QStringLiteral("engine_state")).toString();
+            if (r.status == 200 && state == QLatin1String("ready")) return infoFrom(r);
+            WAN_CHECK(r.status != 401, "%s refused the API token (--api-token or WANSTUDIO_API_TOKEN)",
+                      qPrintable(endpoint_.label()));
+            WAN_CHECK(state != QLatin1String("failed"), "the engine at %s failed to start: %s",
+                      qPrintable(endpoint_.label()), qPrintable(r.json().value(QStringLiteral("error")).toString()));
+            WAN_CHECK(r.status == 200 || timer.elapsed() < kRequestTimeoutMs, "cannot reach the engine at %s: %s",
+                      qPrintable(endpoint_.label()), qPrintable(r.describe()));
+            QThread::msleep(500);
+        }
+    }
+
+    GenerationResult run(const GenerationRequest& request, const std::function<void(const ProgressInfo&)>& progress,
+                         const std::atomic<bool>& cancel) override {
+        GenerationResult result;
+        result.job_id = request.job_id;
+        result.status = JobStatus::Failed;
+        const Reply posted = call("POST", QStringLiteral("/api/jobs"), jobBody(request));
+        if (posted.status != 202) {
+            result.message = QStringLiteral("the engine at %1 refused the job: %2")
+                                 .arg(endpoint_.label(), posted.describe()).toStdString();
+            return result;
+        }
+        const qint64 id = posted.json().value(QStringLiteral("id")).toInteger();
+        const QJsonObject job = followJob(id, progress, cancel);
+        const QString state = job.value(QStringLiteral("state")).toString();
+        result.message = job.value(QStringLiteral("error")).toString().toStdString();
+        result.prompt_used = request.prompt;
+        if (state == QLatin1String("cancelled")) result.status = JobStatus::Cancelled;
+        if (state != QLatin1String("done")) {
+            if (result.message.empty()) result.message = "lost the job on the engine at " + endpoint_.label().toStdString();
+            return result;
+        }
+        result.status = JobStatus::Ok;
+        const QJsonObject outputs = job.value(QStringLiteral("outputs")).toObject();
+        result.video_path = fetch(outputs.value(QStringLiteral("video")).toString(), request.output_dir);
+        result.poster_path = fetch(outputs.value(QStringLiteral("poster")).toString(), request.output_dir);
+        result.json_path = fetch(outputs.value(QStringLiteral("metadata")).toString(), request.output_dir);
+        if (result.video_path.empty()) {
+            result.status = JobStatus::Failed;
+            result.message = "the video could not be fetched from " + endpoint_.label().toStdString();
+        }
+        return result;
+    }
+
+    std::string extend_prompt(const std::string&, const std::string&, int64_t) override {
+        WAN_THROW("prompt extension is not offered by the remote API (engine at %s)", qPrintable(endpoint_.label()));
+    }
+
+    EngineInfo info() override {
+        const Reply r = call("GET", QStringLiteral("/api/info"));
+        WAN_CHECK(r.status == 200, "engine at %s: %s", qPrintable(endpoint_.label()), qPrintable(r.describe()));
+        return infoFrom(r);
+    }
+
+    void shutdown() override { nam_.reset(); }  // the server keeps serving its other clients
+
+private:
+    EngineInfo infoFrom(const Reply& r) const {
+        EngineInfo info = EngineInfo::from_json(r.body.toStdString());
+        info.device += " on " + endpoint_.label().toStdString();  // the status bar says where the engine runs
+        return info;
+    }
+
+    /// The request as a --batch JSON line: local paths (output folder, latents, noise) stay on this side.
+    static QByteArray jobBody(const GenerationRequest& request) {
+        QJsonObject obj = QJsonDocument::fromJson(QByteArray::fromStdString(request.to_json())).object();
+        for (const char* key : {"output_dir", "init_noise", "save_latents", "job_id"}) obj.remove(QLatin1String(key));
+        return QJsonDocument(obj).toJson(QJsonDocument::Compact);
+    }
+
+    /// Polls the job until it ends; reports progress, forwards a cancel once, rides out lost connections.
+    QJsonObject followJob(qint64 id, const std::function<void(const ProgressInfo&)>& progress,
+                          const std::atomic<bool>& cancel) {
+        const QString path = QStringLiteral("/api/jobs/%1").arg(id);
+        QElapsedTimer elapsed, lost;
+        elapsed.start();
+        bool cancelSent = false;
+        QJsonObject job;
+        for (;;) {
+            if (cancel && !cancelSent) cancelSent = call("DELETE", path).status == 202;
+            const Reply r = call("GET", path);
+            if (r.status == 200) {
+                if (lost.isValid()) log_message(LogLevel::Info, "reconnected to the engine at %s", qPrintable(endpoint_.label()));
+                lost.invalidate();
+                job = r.json();
+                const QString state = job.value(QStringLiteral("state")).toString();
+                if (state != QLatin1String("queued") && state != QLatin1String("running")) return job;
+                progress(progressFrom(job, elapsed.elapsed() / 1000.0));
+            } else if (r.status == 0 || r.status >= 500) {
+                if (!lost.isValid()) {
+                    lost.start();
+                    log_message(LogLevel::Warn, "lost the connection to the engine at %s (%s); retrying",
+                                qPrintable(endpoint_.label()), qPrintable(r.describe()));
+                }
+                if (lost.elapsed() > kReconnectForMs) return job;
+                QThread::msleep(1000);
+            } else {
+                return job;  // 404: the server restarted and forgot the job
+            }
+            QThread::msleep(kPollIntervalMs);
+        }
+    }
+
+    static ProgressInfo progressFrom(const QJsonObject& job, double elapsedS) {
+        ProgressInfo p;
+        p.stage = stageFromName(job.value(QStringLiteral("stage")).toString());
+        p.step = job.value(QStringLiteral("step")).toInt();
+        p.total = job.value(QStringLiteral("steps")).toInt();
+        p.elapsed_s = elapsedS;
+        const QJsonValue left = job.value(QStringLiteral("eta_s"));
+        p.eta_s = left.isDouble() ? elapsedS + left.toDouble() : -1;  // ProgressInfo's is for the whole job
+        return p;
+    }
+
+    /// Downloads an output file into `dir`; returns its local path, or "" when there is none.
+    std::string fetch(const QString& name, const std::string& dir) {
+        if (name.isEmpty() || name.contains(u'/') || name.contains(u'\\') || name.startsWith(u'.')) return {};
+        const Reply r = call("GET", QStringLiteral("/api/files/") + QString::fromUtf8(QUrl::toPercentEncoding(name)));
+        if (r.status != 200) return {};
+        const QString folder = QString::fromStdString(dir.empty() ? std::string("outputs") : dir);
+        QDir().mkpath(folder);
+        QFile out(QDir(folder).filePath(name));
+        if (!out.open(QIODevice::WriteOnly) || out.write(r.body) != r.body.size()) return {};
+        return out.fileName().toStdString();
+    }
+
+    Reply call(const QByteArray& verb, const QString& path, const QByteArray& body = {}) {
+        QNetworkRequest request(QUrl(QStringLiteral("http://%1%2").arg(endpoint_.label(), path)));
+        if (!body.isEmpty()) request.setHeader(QNetworkRequest::ContentTypeHeader, QByteArrayLiteral("application/json"));
+        if (!endpoint_.token.isEmpty()) request.setRawHeader("Authorization", "Bearer " + endpoint_.token);
+        request.setTransferTimeout(kRequestTimeoutMs);
+        QNetworkReply* reply = nam_->sendCustomRequest(request, verb, body);
+        QEventLoop loop;
+        QObject::connect(reply, &QNetworkReply::finished, &loop, &QEventLoop::quit);
+        if (!reply->isFinished()) loop.exec();
+        Reply r;
+        r.status = reply->attribute(QNetworkRequest::HttpStatusCodeAttribute).toInt();
+        r.body = reply->readAll();
+        r.networkError = reply->errorString();
+        reply->deleteLater();
+        return r;
+    }
+
+    RemoteEndpoint endpoint_;
+    std::unique_ptr<QNetworkAccessManager> nam_;
+};
+
+}  // namespace
+
+RemoteEndpoint parseRemoteEndpoint(const std::string& text) {
+    const QString t = QString::fromStdString(text).trimmed();
+    RemoteEndpoint e;
+    const qsizetype colon = t.lastIndexOf(u':');
+    e.host = colon < 0 ? t : t.left(colon);
+    if (e.host.startsWith(u'[') && e.host.endsWith(u']')) e.host = e.host.mid(1, e.host.size() - 2);
+    bool ok = colon < 0;
+    if (colon >= 0) {
+        const uint port = t.mid(colon + 1).toUInt(&ok);
+        ok = ok && port > 0 && port <= 65535;
+        e.port = static_cast<quint16>(port);
+    }
+    WAN_CHECK(ok && !e.host.isEmpty() && !e.host.contains(u'/'),
+              "--connect '%s': expected HOST:PORT such as localhost:7860", text.c_str());
+    if (e.host.contains(u':')) e.host = QStringLiteral("[%1]").arg(e.host);  // IPv6 in a URL
+    return e;
+}
+
+std::unique_ptr<EngineBackend> make_remote_backend(const RemoteEndpoint& endpoint) {
+    return std::make_unique<RemoteEngineBackend>(endpoint);
+}
+
+}  // namespace wan::app

@@ -1,0 +1,30 @@
+// `wanstudio --connect HOST:PORT`: an EngineBackend whose engine runs on another machine behind
+// `wanstudio --listen`. The window and EngineSession are unchanged; every call still comes from the session's
+// engine thread, which blocks on HTTP here exactly as it blocks on MPI in the local backend.
+#pragma once
+
+#include "session/engine_backend.h"
+
+#include <QByteArray>
+#include <QString>
+
+#include <memory>
+
+namespace wan::app {
+
+struct RemoteEndpoint {
+    QString host = QStringLiteral("127.0.0.1");
+    quint16 port = 7860;
+    QByteArray token;  ///< sent as "Authorization: Bearer TOKEN" when not empty
+    QString label() const { return QStringLiteral("%1:%2").arg(host).arg(port); }
+};
+
+/// Parses `--connect HOST:PORT` (PORT defaults to 7860). Throws wan::Error naming the option.
+RemoteEndpoint parseRemoteEndpoint(const std::string& text);
+
+/// The backend for --connect: jobs are POSTed, polled (progress, ETA; a lost connection is logged and
+/// retried, the job keeps running on the server), cancelled with DELETE, and their files fetched into the
+/// request's local output folder so that the window plays them from disk as usual.
+std::unique_ptr<EngineBackend> make_remote_backend(const RemoteEndpoint& endpoint);
+
+}  // namespace wan::app
