@@ -14,7 +14,10 @@
 #include <QTcpServer>
 #include <QTcpSocket>
 #include <QUrl>
+#include <QTimer>
 #include <QWebSocket>
+
+#include <sys/socket.h>
 
 namespace wan::app {
 
@@ -44,7 +47,11 @@ protected:
     }
 
 private:
-    void checkDeclaredBody(QTcpSocket* socket) const {
+    void checkDeclaredBody(QTcpSocket* socket) {
+        if (socket->property(kRefused).toBool()) {
+            socket->readAll();  // drained, so that closing sends no reset that could swallow our reply
+            return;
+        }
         if (socket->isTransactionStarted() || socket->state() != QAbstractSocket::ConnectedState) return;
         const QByteArray head = socket->peek(kMaxHeaderBytes);
         const qsizetype end = head.indexOf("\r\n\r\n");
@@ -58,15 +65,26 @@ private:
             if (key == "content-length") tooLarge |= value.toLongLong() > maxBody_ || value.startsWith('-');
             if (key == "transfer-encoding" && value.contains("chunked")) tooLarge = true;
         }
-        if (!tooLarge) return;
+        if (tooLarge) refuse(socket);
+    }
+
+    /// 413, then the HTTP server no longer sees this connection: we send the reply, close our side for
+    /// writing, and drop whatever the client still sends until it closes (10 s at most).
+    void refuse(QTcpSocket* socket) {
+        QObject::disconnect(socket, &QTcpSocket::readyRead, parent(), nullptr);
+        socket->setProperty(kRefused, true);
         const QByteArray body = QJsonDocument(QJsonObject{{QStringLiteral("error"),
             QStringLiteral("request body too large: at most %1 bytes, with a Content-Length").arg(maxBody_)}})
             .toJson(QJsonDocument::Compact);
         socket->write("HTTP/1.1 413 Payload Too Large\r\nContent-Type: application/json\r\nConnection: close\r\n"
                       "Content-Length: " + QByteArray::number(body.size()) + "\r\n\r\n" + body);
-        socket->disconnectFromHost();
+        socket->flush();
+        ::shutdown(static_cast<int>(socket->socketDescriptor()), SHUT_WR);
+        socket->readAll();
+        QTimer::singleShot(10000, socket, [socket] { socket->abort(); });
     }
 
+    static constexpr const char* kRefused = "wanRefusedBody";
     qint64 maxBody_;
 };
 

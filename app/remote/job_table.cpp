@@ -43,8 +43,10 @@ const RemoteJob* JobTable::update(int64_t id, const ProgressInfo& info) {
     if (!job || isFinal(*job)) return job;
     job->state = QStringLiteral("running");
     job->stage = info.stage;
-    job->step = info.step;
-    job->steps = info.total;
+    if (info.stage == Stage::Denoise) {  // step/steps count denoising steps; the other stages are short
+        job->step = info.step;
+        job->steps = info.total;
+    }
     job->progress = overallFraction(info);
     job->eta_s = remainingSeconds(info);
     return job;
@@ -61,6 +63,8 @@ const RemoteJob* JobTable::finish(int64_t id, const GenerationResult& result) {
         job->step = job->steps;
     }
     job->eta_s = ok ? 0 : -1;
+    job->seed = ok ? result.seed_used : -1;
+    job->seconds = result.seconds;
     job->error = ok ? QString() : QString::fromStdString(result.message);
     job->video = fileName(result.video_path);
     job->poster = fileName(result.poster_path);
@@ -108,6 +112,8 @@ QJsonObject JobTable::toJson(const RemoteJob& job) {
                        {QStringLiteral("progress"), job.progress},
                        {QStringLiteral("eta_s"), job.eta_s < 0 ? QJsonValue() : QJsonValue(job.eta_s)},
                        {QStringLiteral("error"), orNull(job.error)},
+                       {QStringLiteral("seed"), job.seed < 0 ? QJsonValue() : QJsonValue(static_cast<qint64>(job.seed))},
+                       {QStringLiteral("seconds"), job.seconds},
                        {QStringLiteral("outputs"), outputs}};
 }
 

@@ -22,6 +22,8 @@ struct RemoteJob {
     double progress = 0;  ///< 0..1 over the whole job (models/progress_format.h weights)
     double eta_s = -1;    ///< seconds left, < 0 when unknown
     QString error;
+    int64_t seed = -1;    ///< the seed used, once done
+    double seconds = 0;   ///< run time, once done
     QString video, poster, metadata;  ///< plain file names in the output folder, empty until done
 };
 

@@ -19,6 +19,7 @@ namespace {
 
 constexpr int kRequestTimeoutMs = 30000;
 constexpr int kPollIntervalMs = 250;
+constexpr int kReachForMs = 15000;        // start(): how long an engine that does not answer is retried
 constexpr int kReconnectForMs = 30 * 60 * 1000;  // a job outlives a lost connection this long before it fails
 
 struct Reply {
@@ -42,9 +43,10 @@ Stage stageFromName(const QString& name) {
 class RemoteEngineBackend final : public EngineBackend {
 public:
     explicit RemoteEngineBackend(RemoteEndpoint endpoint) : endpoint_(std::move(endpoint)) {}
+    ~RemoteEngineBackend() override { stopNetwork(); }
 
     EngineInfo start() override {
-        nam_ = std::make_unique<QNetworkAccessManager>();  // on the engine thread, which makes every call
+        startNetwork();
         QElapsedTimer timer;
         timer.start();
         for (;;) {  // the server may still be loading its model
@@ -55,7 +57,7 @@ public:
                       qPrintable(endpoint_.label()));
             WAN_CHECK(state != QLatin1String("failed"), "the engine at %s failed to start: %s",
                       qPrintable(endpoint_.label()), qPrintable(r.json().value(QStringLiteral("error")).toString()));
-            WAN_CHECK(r.status == 200 || timer.elapsed() < kRequestTimeoutMs, "cannot reach the engine at %s: %s",
+            WAN_CHECK(r.status == 200 || timer.elapsed() < kReachForMs, "cannot reach the engine at %s: %s",
                       qPrintable(endpoint_.label()), qPrintable(r.describe()));
             QThread::msleep(500);
         }
@@ -83,6 +85,8 @@ public:
             return result;
         }
         result.status = JobStatus::Ok;
+        result.seed_used = job.value(QStringLiteral("seed")).toInteger(-1);
+        result.seconds = job.value(QStringLiteral("seconds")).toDouble();
         const QJsonObject outputs = job.value(QStringLiteral("outputs")).toObject();
         result.video_path = fetch(outputs.value(QStringLiteral("video")).toString(), request.output_dir);
         result.poster_path = fetch(outputs.value(QStringLiteral("poster")).toString(), request.output_dir);
@@ -104,7 +108,7 @@ public:
         return infoFrom(r);
     }
 
-    void shutdown() override { nam_.reset(); }  // the server keeps serving its other clients
+    void shutdown() override { stopNetwork(); }  // the server keeps serving its other clients
 
 private:
     EngineInfo infoFrom(const Reply& r) const {
@@ -176,25 +180,57 @@ private:
         return out.fileName().toStdString();
     }
 
+    // Note [No nested event loop on the engine thread]: waiting for a reply with a QEventLoop on the engine
+    // thread would run the session's queued calls (shutdown, the next job) inside run(). The network lives
+    // on a thread of its own instead, and the engine thread blocks on it as it would on MPI.
+    void startNetwork() {
+        network_ = std::make_unique<QThread>();
+        network_->setObjectName(QStringLiteral("wan-remote-http"));
+        context_ = new QObject;
+        nam_ = new QNetworkAccessManager(context_);
+        context_->moveToThread(network_.get());
+        network_->start();
+    }
+
+    void stopNetwork() {
+        if (!network_) return;
+        QObject* context = context_;
+        QMetaObject::invokeMethod(context, [context] { delete context; }, Qt::BlockingQueuedConnection);
+        context_ = nullptr;
+        nam_ = nullptr;
+        network_->quit();
+        network_->wait();
+        network_.reset();
+    }
+
     Reply call(const QByteArray& verb, const QString& path, const QByteArray& body = {}) {
+        Reply r{0, {}, QStringLiteral("not connected (the session has shut down)")};
+        if (!network_) return r;
+        QMetaObject::invokeMethod(context_, [&] { r = callOnNetworkThread(verb, path, body); },
+                                  Qt::BlockingQueuedConnection);
+        return r;
+    }
+
+    Reply callOnNetworkThread(const QByteArray& verb, const QString& path, const QByteArray& body) {
         QNetworkRequest request(QUrl(QStringLiteral("http://%1%2").arg(endpoint_.label(), path)));
         if (!body.isEmpty()) request.setHeader(QNetworkRequest::ContentTypeHeader, QByteArrayLiteral("application/json"));
         if (!endpoint_.token.isEmpty()) request.setRawHeader("Authorization", "Bearer " + endpoint_.token);
         request.setTransferTimeout(kRequestTimeoutMs);
-        QNetworkReply* reply = nam_->sendCustomRequest(request, verb, body);
-        QEventLoop loop;
-        QObject::connect(reply, &QNetworkReply::finished, &loop, &QEventLoop::quit);
+        std::unique_ptr<QNetworkReply> reply(nam_->sendCustomRequest(request, verb, body));
+        QEventLoop loop;  // only this backend's network objects live on this thread
+        QObject::connect(reply.get(), &QNetworkReply::finished, &loop, &QEventLoop::quit);
         if (!reply->isFinished()) loop.exec();
         Reply r;
         r.status = reply->attribute(QNetworkRequest::HttpStatusCodeAttribute).toInt();
         r.body = reply->readAll();
         r.networkError = reply->errorString();
-        reply->deleteLater();
         return r;
     }
 
     RemoteEndpoint endpoint_;
-    std::unique_ptr<QNetworkAccessManager> nam_;
+    std::unique_ptr<QThread> network_;
+    QObject* context_ = nullptr;             // lives on network_; owns nam_
+    QNetworkAccessManager* nam_ = nullptr;
 };
 
 }  // namespace
