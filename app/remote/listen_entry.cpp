@@ -62,9 +62,11 @@ int run_listen(int argc, char** argv, const AppOptions& options, std::unique_ptr
         return 2;
     }
     // The first stdout line says where to connect (tests read the port from it when --listen asked for 0).
-    std::printf("wanstudio: listening on http://%s:%u (output folder %s)%s\n",
+    // Its pid is the head rank's: SIGTERM there stops every rank cleanly (mpirun's own SIGTERM kills them).
+    std::printf("wanstudio: listening on http://%s:%u (pid %lld, output folder %s)%s\n",
                 config.listen.address.toString().toStdString().c_str(), server.port(),
-                config.outputDir.toStdString().c_str(), config.token.isEmpty() ? "" : ", API token required");
+                static_cast<long long>(QCoreApplication::applicationPid()), config.outputDir.toStdString().c_str(),
+                config.token.isEmpty() ? "" : ", API token required");
     std::fflush(stdout);
     QObject::connect(&session, &EngineSession::started, &app, [](const wan::EngineInfo& info) {
         std::printf("wanstudio: engine ready (%s, %d rank(s))\n", info.model_variant.c_str(), info.world_size);

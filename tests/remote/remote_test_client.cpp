@@ -8,6 +8,9 @@
 #include <QTcpSocket>
 #include <QTest>
 
+#include <signal.h>
+#include <sys/types.h>
+
 QJsonObject HttpReply::json() const { return QJsonDocument::fromJson(body).object(); }
 
 HttpReply httpRequest(QNetworkAccessManager& nam, const QByteArray& verb, const QString& url, const QByteArray& body,
@@ -69,7 +72,7 @@ bool EngineProcess::start(const QStringList& launcher, const QStringList& args, 
     command << exe << args;
     const QString program = command.takeFirst();
     process_->start(program, command);
-    const QRegularExpression listening(QStringLiteral("listening on http://[^\\s]*:(\\d+)"));
+    const QRegularExpression listening(QStringLiteral("listening on http://[^\\s]*:(\\d+) \\(pid (\\d+)"));
     QElapsedTimer timer;
     timer.start();
     while (timer.elapsed() < 60000) {
@@ -78,6 +81,7 @@ bool EngineProcess::start(const QStringList& launcher, const QStringList& args, 
         const auto m = listening.match(QString::fromUtf8(out_));
         if (m.hasMatch()) {
             port_ = static_cast<quint16>(m.captured(1).toUInt());
+            headPid_ = m.captured(2).toLongLong();
             return true;
         }
         if (process_->state() == QProcess::NotRunning) break;
@@ -101,7 +105,8 @@ bool EngineProcess::waitReady(int timeoutMs, const QByteArray& token) {
 
 int EngineProcess::stop() {
     if (!process_) return -1;
-    process_->terminate();
+    if (headPid_ > 0) ::kill(static_cast<pid_t>(headPid_), SIGTERM);
+    else process_->terminate();
     if (!process_->waitForFinished(60000)) {
         process_->kill();
         process_->waitForFinished(10000);

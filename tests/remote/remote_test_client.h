@@ -33,7 +33,7 @@ public:
                const QStringList& extraEnv = {});
     /// Polls GET /api/info until engine_state is "ready" (false on "failed" or after the timeout).
     bool waitReady(int timeoutMs, const QByteArray& token = {});
-    /// SIGTERM, then waits; returns the exit code (-1 when it had to be killed).
+    /// SIGTERM to the head rank (the pid its "listening on" line names), then waits for the launcher; returns the exit code (-1 when it had to be killed).
     int stop();
     quint16 port() const { return port_; }
     QString url(const QString& path) const;
@@ -43,5 +43,6 @@ private:
     std::unique_ptr<QProcess> process_;
     QNetworkAccessManager nam_;
     quint16 port_ = 0;
+    qint64 headPid_ = 0;
     mutable QByteArray out_;
 };
