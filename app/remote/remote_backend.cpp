@@ -75,7 +75,7 @@ public:
             return result;
         }
         const qint64 id = posted.json().value(QStringLiteral("id")).toInteger();
-        const QJsonObject job = followJob(id, progress, cancel);
+        const QJsonObject job = followJob(id, QString::fromStdString(request.prompt), progress, cancel);
         const QString state = job.value(QStringLiteral("state")).toString();
         result.message = job.value(QStringLiteral("error")).toString().toStdString();
         result.prompt_used = request.prompt;
@@ -125,7 +125,8 @@ private:
     }
 
     /// Polls the job until it ends; reports progress, forwards a cancel once, rides out lost connections.
-    QJsonObject followJob(qint64 id, const std::function<void(const ProgressInfo&)>& progress,
+    /// A job that comes back with another prompt is another job (the server restarted and reused the id).
+    QJsonObject followJob(qint64 id, const QString& prompt, const std::function<void(const ProgressInfo&)>& progress,
                           const std::atomic<bool>& cancel) {
         const QString path = QStringLiteral("/api/jobs/%1").arg(id);
         QElapsedTimer elapsed, lost;
@@ -138,6 +139,7 @@ private:
             if (r.status == 200) {
                 if (lost.isValid()) log_message(LogLevel::Info, "reconnected to the engine at %s", qPrintable(endpoint_.label()));
                 lost.invalidate();
+                if (r.json().value(QStringLiteral("prompt")).toString() != prompt) return job;
                 job = r.json();
                 const QString state = job.value(QStringLiteral("state")).toString();
                 if (state != QLatin1String("queued") && state != QLatin1String("running")) return job;

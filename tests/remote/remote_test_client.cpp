@@ -116,6 +116,12 @@ int EngineProcess::stop() {
     return process_->exitStatus() == QProcess::NormalExit ? process_->exitCode() : -1;
 }
 
+void EngineProcess::kill() {
+    if (!process_) return;
+    process_->kill();
+    process_->waitForFinished(30000);
+}
+
 QString EngineProcess::url(const QString& path) const {
     return QStringLiteral("http://127.0.0.1:%1%2").arg(port_).arg(path);
 }

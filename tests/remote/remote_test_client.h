@@ -35,6 +35,8 @@ public:
     bool waitReady(int timeoutMs, const QByteArray& token = {});
     /// SIGTERM to the head rank (the pid its "listening on" line names), then waits for the launcher; returns the exit code (-1 when it had to be killed).
     int stop();
+    /// SIGKILL (a crash or a lost machine, as the clients see it).
+    void kill();
     quint16 port() const { return port_; }
     QString url(const QString& path) const;
     QString output() const;  ///< stdout + stderr so far (for failure messages)

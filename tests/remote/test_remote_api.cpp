@@ -43,6 +43,7 @@ private slots:
     void tokenIsRequiredAndChecked();
     void nonLoopbackAddressNeedsAToken();
     void connectedBatchFetchesTheVideo();
+    void connectionLossIsReportedAndRetried();
     void mpiServesTheSingleProcessLatent();
     void cleanupTestCase();
 
@@ -348,6 +349,41 @@ void TestRemoteApi::connectedBatchFetchesTheVideo() {
     QVERIFY(p.waitForFinished(120000));
     QCOMPARE(p.exitCode(), 3);
     QVERIFY(QString::fromUtf8(p.readAllStandardError()).contains(QLatin1String("cannot reach the engine at 127.0.0.1:1")));
+}
+
+void TestRemoteApi::connectionLossIsReportedAndRetried() {
+    auto engine = std::make_unique<EngineProcess>();
+    QString error;
+    const QStringList serverArgs = QStringList{QStringLiteral("--output-dir"), tmp_.filePath(QStringLiteral("lossy"))}
+                                   + kJobDefaults;
+    QVERIFY2(engine->start({}, QStringList{QStringLiteral("--listen"), QStringLiteral("127.0.0.1:0")} + serverArgs,
+                           &error), qPrintable(error));
+    const QString address = QStringLiteral("127.0.0.1:%1").arg(engine->port());
+    QProcess client;
+    client.setProcessChannelMode(QProcess::MergedChannels);
+    client.start(qEnvironmentVariable("WANSTUDIO"),
+                 QStringList{QStringLiteral("--connect"), address, QStringLiteral("--prompt"), QStringLiteral("a long job"),
+                             QStringLiteral("--output-dir"), tmp_.filePath(QStringLiteral("lossy-local"))}
+                     + kJobDefaults + QStringList{QStringLiteral("--sample-steps"), QStringLiteral("1000")});
+    QByteArray log;
+    auto logContains = [&](const char* text) {
+        client.waitForReadyRead(200);
+        log += client.readAll();
+        return log.contains(text);
+    };
+    QVERIFY2(QTest::qWaitFor([&] { return logContains("Denoising"); }, kJobTimeoutMs), log.constData());
+    engine->kill();  // the machine goes away mid-job
+    QVERIFY2(QTest::qWaitFor([&] { return logContains("lost the connection to the engine at"); }, 60000),
+             log.constData());
+    QVERIFY(client.state() == QProcess::Running);  // retrying, not failed
+    // An engine comes back on the same address without the job: the client says so and ends.
+    engine = std::make_unique<EngineProcess>();
+    QVERIFY2(engine->start({}, QStringList{QStringLiteral("--listen"), address} + serverArgs, &error),
+             qPrintable(error));
+    QVERIFY2(QTest::qWaitFor([&] { return logContains("lost the job on the engine at"); }, 60000), log.constData());
+    QVERIFY(client.waitForFinished(60000));
+    QCOMPARE(client.exitCode(), 1);
+    QCOMPARE(engine->stop(), 0);
 }
 
 void TestRemoteApi::mpiServesTheSingleProcessLatent() {
