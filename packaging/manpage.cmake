@@ -193,6 +193,13 @@ while(NOT rest STREQUAL "")
     emit_heading()
     set(state "options")
   endif()
+  if(state STREQUAL "options" AND line MATCHES "^          +[^ ]")
+    # A wrapped description (indented to the description column) continues the previous option's.
+    string(STRIP "${line}" cont)
+    roff_escape(cont_roff "${cont}")
+    string(APPEND roff "${cont_roff}\n")
+    continue()
+  endif()
   split_term(term desc "${line}")
   format_term(term_roff "${term}")
   string(APPEND roff ".TP\n${term_roff}\n")
@@ -220,6 +227,9 @@ run the same line without \fB\-\-check\fR to start the window on rank 0.
 The example launchers \fIrun_fsdp_example.sh\fR and \fIrun_sequence_parallel_example.sh\fR in
 \fI/usr/share/wanstudio/examples\fR run the check and then the window with a valid layout.
 .SH ENVIRONMENT
+.TP
+\fBWANSTUDIO_API_TOKEN\fR
+The API token of \fB\-\-listen\fR and \fB\-\-connect\fR when \fB\-\-api\-token\fR is not given (it stays out of \fBps\fR).
 .TP
 \fBWAN_LOG\fR
 Log level: \fBdebug\fR, \fBwarn\fR or \fBerror\fR (default info).
