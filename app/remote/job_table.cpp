@@ -20,7 +20,6 @@ void JobTable::add(int64_t id, const std::string& prompt) {
     job.id = id;
     job.prompt = QString::fromStdString(prompt);
     jobs_.push_back(std::move(job));
-    forgetOldFinished();
 }
 
 RemoteJob* JobTable::findMutable(int64_t id) {
@@ -53,6 +52,7 @@ const RemoteJob* JobTable::update(int64_t id, const ProgressInfo& info) {
 }
 
 const RemoteJob* JobTable::finish(int64_t id, const GenerationResult& result) {
+    forgetOldFinished(kMaxFinished - 1);
     RemoteJob* job = findMutable(id);
     if (!job) return nullptr;
     const bool ok = result.status == JobStatus::Ok;
@@ -73,6 +73,7 @@ const RemoteJob* JobTable::finish(int64_t id, const GenerationResult& result) {
 }
 
 const RemoteJob* JobTable::fail(int64_t id, const QString& message) {
+    forgetOldFinished(kMaxFinished - 1);
     RemoteJob* job = findMutable(id);
     if (!job) return nullptr;
     job->state = QStringLiteral("failed");
@@ -86,9 +87,9 @@ bool JobTable::isFinal(const RemoteJob& job) {
            job.state == QLatin1String("cancelled");
 }
 
-void JobTable::forgetOldFinished() {
+void JobTable::forgetOldFinished(size_t keep) {
     size_t finished = static_cast<size_t>(std::count_if(jobs_.begin(), jobs_.end(), isFinal));
-    for (auto it = jobs_.begin(); finished > kMaxFinished && it != jobs_.end();) {
+    for (auto it = jobs_.begin(); finished > keep && it != jobs_.end();) {
         if (isFinal(*it)) {
             it = jobs_.erase(it);
             --finished;

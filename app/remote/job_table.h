@@ -48,7 +48,8 @@ public:
 
 private:
     RemoteJob* findMutable(int64_t id);
-    void forgetOldFinished();
+    /// Forgets the oldest finished jobs until at most `keep` remain (called before a job becomes final).
+    void forgetOldFinished(size_t keep);
 
     std::deque<RemoteJob> jobs_;
 };

@@ -1,0 +1,153 @@
+// The remote engine's pieces without a server: address parsing, file-name and token checks, the job-request
+// parser (same messages as --batch, paths kept in the output folder), the job table, and the options.
+#include "cli/options.h"
+#include "remote/api_server.h"
+#include "remote/job_table.h"
+#include "remote/remote_backend.h"
+
+#include <QJsonObject>
+#include <QTest>
+
+using namespace wan;
+using namespace wan::app;
+
+class TestRemoteUnit : public QObject {
+    Q_OBJECT
+private slots:
+    void listenAddresses();
+    void connectAddresses();
+    void plainFileNames();
+    void tokensCompare();
+    void jobRequests();
+    void jobTableFollowsTheSession();
+    void options();
+};
+
+void TestRemoteUnit::listenAddresses() {
+    ListenAddress a = parseListenAddress("7860");
+    QCOMPARE(a.port, quint16(7860));
+    QVERIFY(a.isLoopback());
+    a = parseListenAddress("0.0.0.0:8000");
+    QCOMPARE(a.port, quint16(8000));
+    QVERIFY(!a.isLoopback());
+    QVERIFY(parseListenAddress("localhost:1").isLoopback());
+    QVERIFY(parseListenAddress("[::1]:7860").isLoopback());
+    QVERIFY(!parseListenAddress("[::]:7860").isLoopback());
+    for (const char* bad : {"", "abc", "127.0.0.1:", "1.2.3.4:70000", "host.example:80", "[::1]"}) {
+        try {
+            parseListenAddress(bad);
+            QFAIL(bad);
+        } catch (const Error& e) {
+            QVERIFY2(QString::fromUtf8(e.what()).startsWith(QStringLiteral("--listen '%1'").arg(bad)), e.what());
+        }
+    }
+}
+
+void TestRemoteUnit::connectAddresses() {
+    RemoteEndpoint e = parseRemoteEndpoint("gpu-box:9000");
+    QCOMPARE(e.host, QStringLiteral("gpu-box"));
+    QCOMPARE(e.port, quint16(9000));
+    QCOMPARE(parseRemoteEndpoint("localhost").port, quint16(7860));
+    QCOMPARE(parseRemoteEndpoint("[::1]:7860").label(), QStringLiteral("[::1]:7860"));
+    QVERIFY_THROWS_EXCEPTION(Error, parseRemoteEndpoint("host:0"));
+    QVERIFY_THROWS_EXCEPTION(Error, parseRemoteEndpoint(":7860"));
+    QVERIFY_THROWS_EXCEPTION(Error, parseRemoteEndpoint("http://host/x"));
+}
+
+void TestRemoteUnit::plainFileNames() {
+    for (const char* ok : {"a.mp4", "t2v_1_seed42.png", "..hidden", "x y.json"}) QVERIFY2(isPlainFileName(ok), ok);
+    for (const char* bad : {"", ".", "..", "../x", "a/b", "/etc/passwd", "a\\b"}) QVERIFY2(!isPlainFileName(bad), bad);
+    QVERIFY(!isPlainFileName(QStringLiteral("a") + QChar(0) + QStringLiteral("b")));
+}
+
+void TestRemoteUnit::tokensCompare() {
+    QVERIFY(constantTimeEquals("s3cret", "s3cret"));
+    QVERIFY(!constantTimeEquals("s3cre", "s3cret"));
+    QVERIFY(!constantTimeEquals("s3crett", "s3cret"));
+    QVERIFY(!constantTimeEquals("S3cret", "s3cret"));
+    QVERIFY(!constantTimeEquals("", "s3cret"));
+}
+
+void TestRemoteUnit::jobRequests() {
+    ApiConfig config;
+    config.outputDir = QStringLiteral("/srv/out");
+    config.defaults.sample_steps = 7;
+    GenerationRequest r;
+    QString error;
+    // Spread over several lines (a pretty-printed body) is fine; the defaults fill what is left out.
+    QVERIFY2(parseJobRequest("{\n  \"prompt\": \"a fox\",\n  \"size\": \"64*48\",\n  \"save_latents\": \"l.safetensors\"\n}",
+                             config, &r, &error), qPrintable(error));
+    QCOMPARE(r.prompt, std::string("a fox"));
+    QCOMPARE(r.width, 64);
+    QCOMPARE(r.height, 48);
+    QCOMPARE(r.sample_steps, 7);
+    QCOMPARE(r.output_dir, std::string("/srv/out"));
+    QCOMPARE(r.save_latents, std::string("/srv/out/l.safetensors"));
+    QVERIFY(!parseJobRequest("[1]", config, &r, &error));
+    QVERIFY2(error.contains(QLatin1String("not an object")), qPrintable(error));
+    QVERIFY(!parseJobRequest(R"({"prompt": "x", "init_noise": "/etc/passwd"})", config, &r, &error));
+    QVERIFY2(error.contains(QLatin1String("\"init_noise\": expected a plain file name")), qPrintable(error));
+    QVERIFY(!parseJobRequest(R"({"prompt": "x", "output_dir": "out"})", config, &r, &error));
+    QVERIFY(!parseJobRequest(R"({"prompt": "x", "sample_steps": "many"})", config, &r, &error));
+    QVERIFY2(error.startsWith(QLatin1String("request: ")), qPrintable(error));
+}
+
+void TestRemoteUnit::jobTableFollowsTheSession() {
+    JobTable t;
+    t.add(1, "a fox");
+    t.add(2, "a cat");
+    QCOMPARE(JobTable::toJson(*t.find(2)).value(QStringLiteral("state")).toString(), QStringLiteral("queued"));
+    QVERIFY(t.markRunning(1));
+    ProgressInfo p;
+    p.stage = Stage::Denoise;
+    p.step = 5;
+    p.total = 10;
+    p.elapsed_s = 2;
+    p.eta_s = 6;
+    QJsonObject j = JobTable::toJson(*t.update(1, p));
+    QCOMPARE(j.value(QStringLiteral("stage")).toString(), QStringLiteral("denoise"));
+    QCOMPARE(j.value(QStringLiteral("step")).toInt(), 5);
+    QCOMPARE(j.value(QStringLiteral("steps")).toInt(), 10);
+    QCOMPARE(j.value(QStringLiteral("eta_s")).toDouble(), 4.0);  // seconds left
+    QVERIFY(j.value(QStringLiteral("progress")).toDouble() > 0.4 && j.value(QStringLiteral("progress")).toDouble() < 0.5);
+    GenerationResult done;
+    done.status = JobStatus::Ok;
+    done.video_path = "/srv/out/fox.mp4";
+    done.seed_used = 42;
+    j = JobTable::toJson(*t.finish(1, done));
+    QCOMPARE(j.value(QStringLiteral("state")).toString(), QStringLiteral("done"));
+    QCOMPARE(j.value(QStringLiteral("progress")).toDouble(), 1.0);
+    QCOMPARE(j.value(QStringLiteral("outputs")).toObject().value(QStringLiteral("video")).toString(),
+             QStringLiteral("fox.mp4"));  // a name for /api/files, never the server's path
+    QCOMPARE(j.value(QStringLiteral("seed")).toInteger(), 42);
+    j = JobTable::toJson(*t.fail(2, QStringLiteral("out of memory")));
+    QCOMPARE(j.value(QStringLiteral("state")).toString(), QStringLiteral("failed"));
+    QCOMPARE(j.value(QStringLiteral("error")).toString(), QStringLiteral("out of memory"));
+    QVERIFY(!t.update(3, p));
+    // Finished jobs are forgotten oldest first; unfinished ones never.
+    for (int64_t id = 10; id < 10 + static_cast<int64_t>(JobTable::kMaxFinished) + 5; ++id) {
+        t.add(id, "x");
+        t.finish(id, done);
+    }
+    QVERIFY(t.find(1) == nullptr);
+    QCOMPARE(t.jobs().size(), JobTable::kMaxFinished);
+}
+
+void TestRemoteUnit::options() {
+    const char* argv[] = {"wanstudio", "--listen", "0.0.0.0:7860", "--api-token", "t"};
+    AppOptions o = parse_options(5, const_cast<char**>(argv));
+    QCOMPARE(o.mode, RunMode::Listen);
+    QCOMPARE(o.listen_address, std::string("0.0.0.0:7860"));
+    QCOMPARE(o.api_token, std::string("t"));
+    const char* argv2[] = {"wanstudio", "--connect", "localhost:7860", "--batch", "jobs.txt"};
+    o = parse_options(5, const_cast<char**>(argv2));
+    QCOMPARE(o.mode, RunMode::Headless);
+    QCOMPARE(o.connect_address, std::string("localhost:7860"));
+    const char* argv3[] = {"wanstudio", "--listen", "7860", "--batch", "jobs.txt"};
+    QVERIFY_THROWS_EXCEPTION(Error, parse_options(5, const_cast<char**>(argv3)));
+    QVERIFY(help_text().find("--listen [ADDR:]PORT") != std::string::npos);
+    QVERIFY(help_text().find("--connect HOST:PORT") != std::string::npos);
+}
+
+QTEST_GUILESS_MAIN(TestRemoteUnit)
+#include "test_remote_unit.moc"
