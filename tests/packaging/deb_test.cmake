@@ -94,6 +94,7 @@ else()
 endif()
 expect("${man_text}" ".TH WANSTUDIO 1" "man page")
 expect("${man_text}" "\\fB\\-\\-ulysses\\-size\\fR" "man page")
+expect("${man_text}" "\\fB\\-\\-listen\\fR" "man page")  # the remote engine's options (app/remote)
 expect("${man_text}" ".SH OPTIONS" "man page")
 
 # The installed binary finds the installed demo checkpoint (single process, CPU).
