@@ -227,9 +227,9 @@ T2VPipeline::T2VPipeline(const EngineConfig& config) : impl_(std::make_unique<Im
         throw Error(std::string("loading the text encoder from ") + m.ckpt.t5_path + ": " + e.what(), e.where());
     }
     try {
-        dit::ModelOptions dopt;
+        dit::ModelOptions dopt = dit::ModelOptions::from_environment();  // WAN_FP8, WAN_FUSED, WAN_ATTENTION, ...
         dopt.device = m.device;
-        dopt.fp8 = config.fp8;
+        dopt.fp8 = dopt.fp8 || config.fp8;
         io::TensorStore store = m.ckpt.open_dit();
         if (mesh && config.dit_fsdp && mesh->cfg_half().size() > 1) {
             dit::validate_checkpoint(m.wan_config, store);
