@@ -38,7 +38,7 @@
 
 // Note [Step caching]
 // EngineConfig::teacache_threshold > 0 gives each CFG branch a dit::StepCache (TeaCache-style; see the
-// Note of the same name in engine/dit/model.cpp): the DiT skips its block stack on steps where its input
+// Note of the same name in engine/dit/step_cache.cpp): the DiT skips its block stack on steps where its input
 // barely changed and reuses the branch's last residual. Beyond upstream, off by default (0 passes no
 // cache: bit-identical to upstream's arithmetic). The decision is taken identically on every SP rank (the
 // change sums are all-reduced over the SP group); with cfg-parallel each half owns its branch's cache.
