@@ -92,7 +92,7 @@ void bench_dit(const Args& a, c10::Device device) {
     const int64_t n = T * (lh / 2) * (lw / 2);
 
     wan::bench::reset_peak(device);
-    wan::dit::ModelOptions opt;
+    auto opt = wan::dit::ModelOptions::from_environment();  // WAN_FUSED, WAN_ATTENTION, WAN_DIT_STAGES, WAN_FP8
     opt.device = device;
     auto m = wan::dit::WanModel::random(cfg, opt, 0, layers);
     const double weights_gb = wan::bench::peak_gb(device);
@@ -115,12 +115,12 @@ void bench_dit(const Args& a, c10::Device device) {
         record({{"bench", "dit_fp8"}, {"model", model}, {"layers", layers}, {"size", strfmt("%d*%d", w, h)},
                 {"seconds_fp8", t8.mean_s}, {"seconds_bf16", timing.mean_s}, {"speedup", timing.mean_s / t8.mean_s},
                 {"max_rel_err", rel}, {"snr_db", 10 * std::log10(pw / std::max(mse, 1e-30))},
-                {"attention", wan::dit::attention_kernel_name(device)}, {"device", wan::bench::device_name(device)}});
+                {"attention", wan::dit::attention_kernel_name(device, opt.attention)}, {"device", wan::bench::device_name(device)}});
     }
     record({{"bench", "dit"}, {"model", model}, {"layers", layers}, {"size", strfmt("%d*%d", w, h)}, {"frames", frames},
             {"tokens", n}, {"seconds", timing.mean_s}, {"min_seconds", timing.min_s}, {"runs", runs},
             {"tflops", flops / timing.mean_s / 1e12}, {"weights_gb", weights_gb},
-            {"peak_gb", wan::bench::peak_gb(device)}, {"attention", wan::dit::attention_kernel_name(device)},
+            {"peak_gb", wan::bench::peak_gb(device)}, {"attention", wan::dit::attention_kernel_name(device, opt.attention)},
             {"device", wan::bench::device_name(device)}});
 }
 
@@ -297,7 +297,7 @@ std::unique_ptr<wan::pipeline::T2VPipeline> random_pipeline(const Args& a, c10::
     wan::io::WanConfig cfg = model_config(model);
     wan::pipeline::PipelineParts parts;
     parts.text = random_text_encoder(device, a.get("t5_stream", "1") == "1");
-    wan::dit::ModelOptions opt;
+    auto opt = wan::dit::ModelOptions::from_environment();
     opt.device = device;
     parts.dit = std::make_unique<wan::dit::WanModel>(wan::dit::WanModel::random(cfg, opt, 0, a.get_int("layers", -1)));
     parts.vae = random_vae(a, device, a.get("vae_dtype", "bf16") == "bf16" ? at::kBFloat16 : at::kFloat);

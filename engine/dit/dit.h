@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -79,6 +80,12 @@ enum class Precision {
     BF16Mixed = 3 ///< upstream's autocast(bf16): bf16 weights and GEMMs, f32 islands (§4.4, §4.8)
 };
 
+/// Which kernel computes attention on CUDA (Note [Attention backend] in layers.cpp). Auto: FlashAttention-3
+/// where the build has it and the call fits it (Hopper, bf16, head dim 128), else cuDNN's fused attention,
+/// else PyTorch's SDPA choice. The others force one backend, for measurements (ModelOptions::attention,
+/// environment variable WAN_ATTENTION=auto|fa3|cudnn|flash|sdpa). CPU calls ignore the choice.
+enum class AttentionBackend { Auto, FlashAttention3, CuDNN, Flash, Sdpa };
+
 struct ModelOptions {
     c10::Device device = c10::Device(c10::kCPU);  ///< where weights live and the forward runs
     Precision precision = Precision::Auto;
@@ -88,8 +95,22 @@ struct ModelOptions {
     /// CUDA (Hopper, LibTorch ≥ 2.5) with BF16Mixed only: the block GEMMs (q/k/v/o, cross-attention q/o, FFN)
     /// in FP8 e4m3 with per-output-channel weight scales (computed once, at first use) and per-token
     /// activation scales (computed per call), through at::_scaled_mm. Off by default; speed and error against
-    /// bf16 are in docs/PERFORMANCE.md. Resident weights only (not with FSDP). Env WAN_FP8=1 also enables it.
+    /// bf16 are in docs/PERFORMANCE.md. Resident weights only (not with FSDP). Env: WAN_FP8=1.
     bool fp8 = false;
+    /// CUDA with BF16Mixed only: the fused elementwise kernels of the block (Note [Fused block kernels] in
+    /// fused.h) where the build has them; false runs the op-by-op ATen path. Default on. Env: WAN_FUSED=0.
+    bool fused_kernels = true;
+    /// The attention kernel of self- and cross-attention on CUDA (also what sequence-parallel attention runs
+    /// locally). Default Auto. Env: WAN_ATTENTION=auto|fa3|cudnn|flash|sdpa.
+    AttentionBackend attention = AttentionBackend::Auto;
+    /// CUDA builds: print the GPU milliseconds of each stage of every forward to stderr (Note [Stage clock]
+    /// in stage_clock.h). Default off. Env: WAN_DIT_STAGES=1.
+    bool stage_clock = false;
+
+    /// The defaults with the switches above taken from the environment variables named there (for the
+    /// program edges: pipeline construction, wan-bench, tests). An unknown WAN_ATTENTION value is
+    /// logged as a warning and means Auto.
+    static ModelOptions from_environment();
 };
 
 /// Source of the per-block weights. The forward calls acquire(i) right before block i and release(i)
@@ -101,6 +122,10 @@ public:
     /// Block i's tensors on the model's device, in the model's precision. Valid until release(i).
     virtual BlockWeights acquire(int64_t i) = 0;
     virtual void release(int64_t /*i*/) {}
+    /// True when acquire(i) returns the same tensors (same storage) for the model's lifetime, so that
+    /// tensors derived from them (the packed QKV weight, FP8 copies; Note [FP8 linears]) may be cached by
+    /// storage address. Default false (e.g. weights gathered per call).
+    virtual bool resident() const { return false; }
 };
 
 /// Default provider: every block resident.
@@ -109,6 +134,7 @@ public:
     explicit ResidentBlockWeights(std::vector<BlockWeights> blocks) : blocks_(std::move(blocks)) {}
     int64_t num_blocks() const override { return static_cast<int64_t>(blocks_.size()); }
     BlockWeights acquire(int64_t i) override { return blocks_.at(static_cast<size_t>(i)); }
+    bool resident() const override { return true; }
 
 private:
     std::vector<BlockWeights> blocks_;
@@ -137,12 +163,6 @@ void validate_checkpoint(const io::WanConfig& config, const io::TensorStore& sto
 
 // ---- attention and sequence parallelism --------------------------------------------------------------
 
-/// Which kernel computes attention on CUDA (Note [Attention backend] in layers.cpp). Auto: FlashAttention-3
-/// where the build has it and the call fits it (Hopper, bf16, head dim 128), else cuDNN's fused attention,
-/// else PyTorch's SDPA choice; the environment variable WAN_ATTENTION=auto|fa3|cudnn|flash|sdpa replaces
-/// Auto for measurements. CPU calls ignore the choice.
-enum class AttentionBackend { Auto, FlashAttention3, CuDNN, Flash, Sdpa };
-
 /// Non-causal softmax(Q·Kᵀ/sqrt(d))·V on [B, S, H, d] tensors, keys/values limited to their first `k_len`
 /// rows (k_len < 0: all). Output [B, Sq, H, d] in q's dtype. LibTorch ≥ 2.0: fused attention kernels (see
 /// AttentionBackend; bf16 on CUDA in mixed mode). LibTorch 1.13: exact f32 math, chunked over queries to
@@ -154,9 +174,11 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
 /// in, not a Hopper GPU, dtype, head dim, alignment).
 std::string flash_attention3_misfit(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
 
-/// What a bf16, head-dim-128 attention call on `device` runs with the automatic choice: "fa3", "cudnn",
-/// "cpu", or the value of WAN_ATTENTION when that forces one. For reports (--check, wan-bench).
-std::string attention_kernel_name(c10::Device device);
+/// What a bf16, head-dim-128 attention call on `device` runs with `backend`: "fa3" or "cudnn" (Auto),
+/// "cpu", or the forced backend's name ("fa3", "cudnn", "flash", "sdpa"). For reports (--check, wan-bench).
+std::string attention_kernel_name(c10::Device device, AttentionBackend backend = AttentionBackend::Auto);
+/// "auto", "fa3", "cudnn", "flash", "sdpa" → the backend; anything else → nullopt.
+std::optional<AttentionBackend> parse_attention_backend(const std::string& name);
 
 /// FlashAttention-3 on q, k, v ([B, S, H, d], all keys) with the log-sum-exp of each query row: returns
 /// {O [B, Sq, H, d] bf16, lse [B, H, Sq] f32}, what ring attention merges blocks with; two undefined tensors
@@ -179,13 +201,19 @@ public:
     /// keys too (§8.3 PARITY); the single-rank default limits keys to k_len as the single-GPU path does.
     virtual at::Tensor self_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                       int64_t k_len) {
-        return attention(q, k, v, k_len);
+        return attention(q, k, v, k_len, attention_backend());
     }
     /// [B, S/world, C] local rows → [B, S, C], concatenated in rank order.
     virtual at::Tensor gather_sequence(const at::Tensor& local) { return local; }
     /// In-place element-wise sum over the SP group (step caching's change measure, which must be the same
     /// on every rank). Default: a world of one, nothing to do.
     virtual void all_reduce_sum(at::Tensor& /*t*/) {}
+    /// The attention kernel to run locally: the model's ModelOptions::attention (WanModel sets it).
+    AttentionBackend attention_backend() const { return attention_backend_; }
+    void set_attention_backend(AttentionBackend backend) { attention_backend_ = backend; }
+
+private:
+    AttentionBackend attention_backend_ = AttentionBackend::Auto;
 };
 
 /// Token range of one rank: the sequence padded to a multiple of `world`, split into equal chunks.
@@ -221,6 +249,11 @@ at::Tensor apply_rope(const at::Tensor& x, const RopeTables& tables);
 
 // ---- the model ---------------------------------------------------------------------------------------
 
+namespace detail {
+struct CacheAccess;   // the forward's parts that fill a CrossAttentionCache (dit/forward.h)
+class StepCacheRun;   // one forward's use of a StepCache (dit/step_cache.h)
+}  // namespace detail
+
 /// Per-prompt cache of the text embedding and of every block's cross-attention K/V. Both depend only on
 /// the context (and the weights), so one cache per prompt can be reused across all solver steps without
 /// changing any value. The cache notices a different context tensor object (or shape) and recomputes;
@@ -230,14 +263,14 @@ public:
     void clear();
 
 private:
-    friend class WanModel;
+    friend struct detail::CacheAccess;
     const void* owner_ = nullptr;          ///< the model that filled it
     std::vector<at::Tensor> contexts_;     ///< the caller's tensors (identity check)
     at::Tensor text_;                      ///< [B, text_len, D] text embedding
     std::vector<at::Tensor> k_, v_;        ///< per block [B, text_len, H, d]
 };
 
-/// Step caching (TeaCache, Liu et al. 2024; beyond upstream). See Note [Step caching] in model.cpp.
+/// Step caching (TeaCache, Liu et al. 2024; beyond upstream). See Note [Step caching] in step_cache.cpp.
 struct StepCacheOptions {
     /// Accumulated (rescaled) relative change below which the block stack is skipped. 0: never skip.
     double threshold = 0;
@@ -275,7 +308,7 @@ public:
     double last_change() const { return last_change_; }  ///< rescaled relative change of the last call
 
 private:
-    friend class WanModel;
+    friend class detail::StepCacheRun;
     StepCacheOptions options_;
     int num_steps_ = 0, step_ = 0, computed_ = 0;
     double accumulated_ = 0, last_change_ = 0;

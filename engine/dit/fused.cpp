@@ -10,18 +10,13 @@
 #endif
 
 #include <cstdint>
-#include <cstdlib>
 #include <string>
 
 namespace wan::dit::fused {
 
-bool enabled_for(c10::Device device) {
+bool available(c10::Device device) {
 #if WAN_HAVE_FUSED_KERNELS
-    static const bool on = [] {
-        const char* env = std::getenv("WAN_FUSED");
-        return !env || std::string(env) != "0";
-    }();
-    return on && device.is_cuda();
+    return device.is_cuda();
 #else
     (void)device;
     return false;

@@ -15,7 +15,7 @@
 // The FFN's first GEMM takes the GELU in its cuBLASLt epilogue (linear_gelu): the f32 pre-activation goes
 // through the tanh GELU before the one rounding to bf16, where upstream rounds twice (measured closer to the
 // exact f32 result, docs/PERFORMANCE.md).
-// Block 0 (bf16 residual stream, §4.4 d) keeps the ATen path. WAN_FUSED=0 disables the kernels.
+// The paths that use them are in kernels.cpp. ModelOptions::fused_kernels = false (env WAN_FUSED=0) disables them.
 #pragma once
 
 #include "dit/dit.h"
@@ -24,8 +24,8 @@
 
 namespace wan::dit::fused {
 
-/// True when the kernels were built (CUDA), `device` is a CUDA device and WAN_FUSED is not 0.
-bool enabled_for(c10::Device device);
+/// True when the kernels were built (CUDA) and `device` is a CUDA device.
+bool available(c10::Device device);
 /// x [B, S, D] bf16 (rows may be strided, e.g. a narrow of a fused QKV output), w [D] f32, rope tables
 /// f32 [B, S, 1, d] or null → [B, S, H, d] bf16.
 at::Tensor rmsnorm_rope(const at::Tensor& x, const at::Tensor& w, const RopeTables* rope, int64_t heads, double eps);

@@ -17,7 +17,6 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
-#include <cstdlib>
 #include <limits>
 #include <string>
 
@@ -31,7 +30,7 @@ namespace wan::dit {
 // by default (measured in docs/PERFORMANCE.md), so on CUDA with bf16/f16 and head dim ≤ 128 we call it
 // directly and fall back to SDPA's own choice if cuDNN refuses (old cuDNN, odd shapes). Builds configured
 // with FlashAttention-3 try that first (Note [FlashAttention-3]). WAN_ATTENTION=fa3|cudnn|flash|sdpa forces
-// a backend for measurements.
+// a backend for measurements (ModelOptions::attention).
 //
 // Note [FlashAttention-3]
 // FlashAttention-3 is the Hopper attention kernel written for this problem: warp-specialised, with the
@@ -42,18 +41,6 @@ namespace wan::dit {
 // dim 128, 16-byte aligned rows (its tiles move by TMA). Everything else goes to cuDNN as before.
 
 namespace {
-
-AttentionBackend attention_backend_from_env() {
-    const char* env = std::getenv("WAN_ATTENTION");
-    if (!env || !*env || std::string(env) == "auto") return AttentionBackend::Auto;
-    const std::string v = env;
-    if (v == "fa3") return AttentionBackend::FlashAttention3;
-    if (v == "cudnn") return AttentionBackend::CuDNN;
-    if (v == "flash") return AttentionBackend::Flash;
-    if (v == "sdpa") return AttentionBackend::Sdpa;
-    WAN_LOG_WARN("WAN_ATTENTION=%s not understood (auto|fa3|cudnn|flash|sdpa); using auto", env);
-    return AttentionBackend::Auto;
-}
 
 #if WAN_HAVE_FLASH3
 /// FlashAttention-3 on q, k, v that flash_attention3_misfit accepted: {O, lse}.
@@ -133,9 +120,23 @@ std::string flash_attention3_misfit(const at::Tensor& q, const at::Tensor& k, co
 #endif
 }
 
-std::string attention_kernel_name(c10::Device device) {
-    const char* env = std::getenv("WAN_ATTENTION");
-    if (env && *env && std::string(env) != "auto") return env;
+std::optional<AttentionBackend> parse_attention_backend(const std::string& name) {
+    if (name == "auto") return AttentionBackend::Auto;
+    if (name == "fa3") return AttentionBackend::FlashAttention3;
+    if (name == "cudnn") return AttentionBackend::CuDNN;
+    if (name == "flash") return AttentionBackend::Flash;
+    if (name == "sdpa") return AttentionBackend::Sdpa;
+    return std::nullopt;
+}
+
+std::string attention_kernel_name(c10::Device device, AttentionBackend backend) {
+    switch (backend) {
+        case AttentionBackend::FlashAttention3: return "fa3";
+        case AttentionBackend::CuDNN: return "cudnn";
+        case AttentionBackend::Flash: return "flash";
+        case AttentionBackend::Sdpa: return "sdpa";
+        case AttentionBackend::Auto: break;
+    }
     if (!device.is_cuda()) return "cpu";
     const at::Tensor probe = at::zeros({1, 128, 1, 128}, at::TensorOptions().device(device).dtype(at::kBFloat16));
     return flash_attention3_misfit(probe, probe, probe).empty() ? "fa3" : "cudnn";
@@ -176,8 +177,7 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
     const at::Tensor qt = q.transpose(1, 2), kt = kk.to(dt).transpose(1, 2), vt = vv.to(dt).transpose(1, 2);
 #if WAN_TORCH_VERSION >= 205
     // See Note [Attention backend].
-    static const AttentionBackend from_env = attention_backend_from_env();
-    const AttentionBackend chosen = backend == AttentionBackend::Auto ? from_env : backend;
+    const AttentionBackend chosen = backend;
 #if WAN_HAVE_FLASH3
     if ((chosen == AttentionBackend::Auto || chosen == AttentionBackend::FlashAttention3) && q.is_cuda() &&
         flash_attention3_misfit(q, kk, vv).empty())

@@ -6,7 +6,6 @@
 #endif
 
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -20,12 +19,8 @@ struct StageClock::Impl {
     std::vector<const char*> stages;
 };
 
-StageClock::StageClock(c10::Device device) {
-    static const bool on = [] {
-        const char* e = std::getenv("WAN_DIT_STAGES");
-        return e && std::string(e) == "1";
-    }();
-    if (!on || !device.is_cuda()) return;
+StageClock::StageClock(c10::Device device, bool enabled) {
+    if (!enabled || !device.is_cuda()) return;
     impl_ = std::make_unique<Impl>();
     impl_->stream = at::cuda::getCurrentCUDAStream(device.index());
     cudaEvent_t start;
@@ -63,7 +58,7 @@ StageClock::~StageClock() {
 }
 #else
 struct StageClock::Impl {};
-StageClock::StageClock(c10::Device) {}
+StageClock::StageClock(c10::Device, bool) {}
 StageClock::~StageClock() = default;
 void StageClock::record(const char*) {}
 #endif

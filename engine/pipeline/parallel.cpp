@@ -13,8 +13,9 @@ at::Tensor UspSequenceParallel::self_attention(const at::Tensor& q, const at::Te
     // single-process result (upstream USP attends them, §8.3 PARITY; moot for the standard 81-frame sizes).
     opt.valid_len = k_len;
     // Without a ring the local attention needs no log-sum-exp: the DiT's fastest kernel does it.
-    opt.local_attention = [](const at::Tensor& ql, const at::Tensor& kl, const at::Tensor& vl, int64_t valid) {
-        return dit::attention(ql, kl, vl, valid);
+    opt.local_attention = [backend = attention_backend()](const at::Tensor& ql, const at::Tensor& kl,
+                                                          const at::Tensor& vl, int64_t valid) {
+        return dit::attention(ql, kl, vl, valid, backend);
     };
     // With a ring, each block's attention and log-sum-exp from FlashAttention-3 where it runs.
     opt.block_attention = [](const at::Tensor& ql, const at::Tensor& kl, const at::Tensor& vl) {

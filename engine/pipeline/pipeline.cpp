@@ -38,7 +38,7 @@
 
 // Note [Step caching]
 // EngineConfig::teacache_threshold > 0 gives each CFG branch a dit::StepCache (TeaCache-style; see the
-// Note of the same name in engine/dit/model.cpp): the DiT skips its block stack on steps where its input
+// Note of the same name in engine/dit/step_cache.cpp): the DiT skips its block stack on steps where its input
 // barely changed and reuses the branch's last residual. Beyond upstream, off by default (0 passes no
 // cache: bit-identical to upstream's arithmetic). The decision is taken identically on every SP rank (the
 // change sums are all-reduced over the SP group); with cfg-parallel each half owns its branch's cache.
@@ -227,9 +227,9 @@ T2VPipeline::T2VPipeline(const EngineConfig& config) : impl_(std::make_unique<Im
         throw Error(std::string("loading the text encoder from ") + m.ckpt.t5_path + ": " + e.what(), e.where());
     }
     try {
-        dit::ModelOptions dopt;
+        dit::ModelOptions dopt = dit::ModelOptions::from_environment();  // WAN_FP8, WAN_FUSED, WAN_ATTENTION, ...
         dopt.device = m.device;
-        dopt.fp8 = config.fp8;
+        dopt.fp8 = dopt.fp8 || config.fp8;
         io::TensorStore store = m.ckpt.open_dit();
         if (mesh && config.dit_fsdp && mesh->cfg_half().size() > 1) {
             dit::validate_checkpoint(m.wan_config, store);

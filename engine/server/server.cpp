@@ -535,7 +535,8 @@ int run_setup_check(MPI_Comm world, const ServerConfig& config, std::ostream& ou
         line(true, strfmt("model built: %s on %s", info.model_variant.c_str(), info.device.c_str()));
         if (device.is_cuda()) {
             // Which kernel the DiT's attention gets here (Note [Attention backend] in engine/dit/layers.cpp).
-            const std::string kernel = dit::attention_kernel_name(device);
+            const std::string kernel =
+                dit::attention_kernel_name(device, dit::ModelOptions::from_environment().attention);
             line(true, kernel == "fa3"     ? std::string("attention: FlashAttention-3 (bf16, head dim 128)")
                        : kernel == "cudnn" ? std::string("attention: cuDNN fused attention")
                                            : "attention: WAN_ATTENTION=" + kernel);

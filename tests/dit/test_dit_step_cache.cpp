@@ -1,4 +1,4 @@
-// Step caching (TeaCache-style, Note [Step caching] in engine/dit/model.cpp) on the tiny checkpoint: off is
+// Step caching (TeaCache-style, Note [Step caching] in engine/dit/step_cache.cpp) on the tiny checkpoint: off is
 // bit-identical, a large threshold skips every step it may, results stay close, the conditional and
 // unconditional caches do not interfere, and a simulated sequence-parallel world decides like one rank.
 #include "golden.h"

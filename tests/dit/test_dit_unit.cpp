@@ -11,6 +11,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cmath>
 #include <condition_variable>
 #include <exception>
@@ -347,3 +348,107 @@ TEST(DitPrecision, MixedBf16PathRunsAndStaysClose) {
 }
 
 }  // namespace
+
+namespace {
+
+/// Sets (value non-null) or clears an environment variable for the scope.
+class ScopedEnv {
+public:
+    ScopedEnv(const char* name, const char* value) : name_(name) {
+        if (const char* old = std::getenv(name)) old_ = old, had_ = true;
+        if (value) ::setenv(name, value, 1);
+        else ::unsetenv(name);
+    }
+    ~ScopedEnv() {
+        if (had_) ::setenv(name_, old_.c_str(), 1);
+        else ::unsetenv(name_);
+    }
+
+private:
+    const char* name_;
+    std::string old_;
+    bool had_ = false;
+};
+
+}  // namespace
+
+TEST(DitOptions, FromEnvironmentReadsTheMeasurementSwitches) {
+    using wan::dit::AttentionBackend;
+    using wan::dit::ModelOptions;
+    {
+        ScopedEnv a("WAN_FP8", nullptr), b("WAN_FUSED", nullptr), c("WAN_ATTENTION", nullptr), d("WAN_DIT_STAGES", nullptr);
+        const ModelOptions o = ModelOptions::from_environment();
+        EXPECT_FALSE(o.fp8);
+        EXPECT_TRUE(o.fused_kernels);
+        EXPECT_EQ(o.attention, AttentionBackend::Auto);
+        EXPECT_FALSE(o.stage_clock);
+    }
+    {
+        ScopedEnv a("WAN_FP8", "1"), b("WAN_FUSED", "0"), c("WAN_ATTENTION", "cudnn"), d("WAN_DIT_STAGES", "1");
+        const ModelOptions o = ModelOptions::from_environment();
+        EXPECT_TRUE(o.fp8);
+        EXPECT_FALSE(o.fused_kernels);
+        EXPECT_EQ(o.attention, AttentionBackend::CuDNN);
+        EXPECT_TRUE(o.stage_clock);
+    }
+    {
+        // As before the switches moved: only "1" turns WAN_FP8 / WAN_DIT_STAGES on, only "0" turns
+        // WAN_FUSED off; an unknown backend means auto.
+        ScopedEnv a("WAN_FP8", "yes"), b("WAN_FUSED", "no"), c("WAN_ATTENTION", "fast"), d("WAN_DIT_STAGES", "");
+        const ModelOptions o = ModelOptions::from_environment();
+        EXPECT_FALSE(o.fp8);
+        EXPECT_TRUE(o.fused_kernels);
+        EXPECT_EQ(o.attention, AttentionBackend::Auto);
+        EXPECT_FALSE(o.stage_clock);
+    }
+    for (const auto& [name, backend] : std::vector<std::pair<const char*, AttentionBackend>>{
+             {"auto", AttentionBackend::Auto}, {"fa3", AttentionBackend::FlashAttention3},
+             {"flash", AttentionBackend::Flash}, {"sdpa", AttentionBackend::Sdpa}}) {
+        ScopedEnv c("WAN_ATTENTION", name);
+        EXPECT_EQ(ModelOptions::from_environment().attention, backend) << name;
+    }
+}
+
+TEST(DitOptions, AttentionKernelNameReportsAForcedBackend) {
+    const c10::Device cpu(c10::kCPU);
+    EXPECT_EQ(wan::dit::attention_kernel_name(cpu), "cpu");
+    EXPECT_EQ(wan::dit::attention_kernel_name(cpu, wan::dit::AttentionBackend::CuDNN), "cudnn");
+    EXPECT_EQ(wan::dit::attention_kernel_name(cpu, wan::dit::AttentionBackend::Sdpa), "sdpa");
+    EXPECT_FALSE(wan::dit::parse_attention_backend("FA3").has_value());
+}
+
+TEST(DitOptions, SequenceParallelRunsTheModelsAttentionBackend) {
+    wan::dit::ModelOptions opt;
+    opt.attention = wan::dit::AttentionBackend::Sdpa;
+    auto store = tiny_store();
+    WanModel m(tiny_config(), store, opt);
+    wan::test::FakeComm comm(1);
+    auto sp = std::make_shared<wan::test::FakeSequenceParallel>(comm, 1, 0);
+    m.set_sequence_parallel(sp);
+    EXPECT_EQ(sp->attention_backend(), wan::dit::AttentionBackend::Sdpa);
+}
+
+TEST(DitOptions, ANonResidentProviderGivesTheSameForward) {
+    // Residency is asked of the provider (it decides whether derived weights may be cached); a provider that
+    // does not claim it must compute the same values.
+    class Gathered : public wan::dit::BlockWeightsProvider {
+    public:
+        explicit Gathered(wan::dit::BlockWeightsProvider& inner) : inner_(inner) {}
+        int64_t num_blocks() const override { return inner_.num_blocks(); }
+        wan::dit::BlockWeights acquire(int64_t i) override { return inner_.acquire(i); }
+    private:
+        wan::dit::BlockWeightsProvider& inner_;
+    };
+    auto store = tiny_store();
+    WanModel m(tiny_config(), store);
+    EXPECT_TRUE(m.block_weights().resident());
+    const WanConfig c = tiny_config();
+    at::manual_seed(5);
+    const at::Tensor x = at::randn({c.in_dim, 2, 6, 8}), ctx = at::randn({4, c.text_dim});
+    const at::Tensor t = at::scalar_tensor(600.0);
+    const at::Tensor a = m.forward(x, t, ctx, 2 * 3 * 4);
+    auto gathered = std::make_shared<Gathered>(m.block_weights());
+    EXPECT_FALSE(gathered->resident());
+    WanModel g(c, m.root_weights(), gathered, m.options());
+    EXPECT_TRUE(at::equal(g.forward(x, t, ctx, 2 * 3 * 4), a));
+}

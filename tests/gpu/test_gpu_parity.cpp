@@ -35,7 +35,7 @@ protected:
 TEST_F(Gpu, DitBf16MixedAgainstGolden) {
     auto ckpt = wan::io::CheckpointDir::locate(wan::test::tiny_ckpt_dir());
     auto store = ckpt.open_dit();
-    wan::dit::ModelOptions opt;
+    auto opt = wan::dit::ModelOptions::from_environment();  // WAN_FUSED=0 etc. still select the paths here
     opt.device = cuda();
     wan::dit::WanModel model(ckpt.config(), store, opt);
     for (const auto& name : wan::test::list_cases("dit_")) {
