@@ -78,6 +78,12 @@ struct WanModel::Impl {
     bool fp8_broken = false;
 };
 
+void WanModel::weights_changed() {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->derived.clear();
+    impl_->fp8.clear();
+}
+
 WanModel::WanModel(const io::WanConfig& config, RootWeights root, std::shared_ptr<BlockWeightsProvider> blocks,
                    ModelOptions options)
     : config_(config),
