@@ -5,6 +5,10 @@
 
 #include "core/core.h"
 
+#include <cctype>
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -42,6 +46,30 @@ inline const SamplingPreset& find_sampling_preset(const std::string& name, const
         known += (known.empty() ? "'" : ", '") + p.name + "'";
     }
     throw Error(strfmt("%s '%s': unknown preset (known: %s)", what, name.c_str(), known.c_str()));
+}
+
+/// "1000,750,500,250" -> {1000, 750, 500, 250} (spaces around the commas allowed), for `--denoising-steps`
+/// and the batch/settings fields. Throws wan::Error naming `what` and the bad element; the range and order
+/// checks are the scheduler's (sched::euler_schedule), which names `--denoising-steps` too.
+inline std::vector<int> parse_step_list(const std::string& text, const char* what = "--denoising-steps") {
+    std::vector<int> out;
+    size_t pos = 0;
+    while (true) {
+        const size_t comma = text.find(',', pos);
+        std::string item = text.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+        while (!item.empty() && std::isspace(static_cast<unsigned char>(item.front()))) item.erase(item.begin());
+        while (!item.empty() && std::isspace(static_cast<unsigned char>(item.back()))) item.pop_back();
+        char* end = nullptr;
+        errno = 0;
+        const long v = item.empty() ? 0 : std::strtol(item.c_str(), &end, 10);
+        if (item.empty() || !end || *end != '\0' || errno != 0 || v < INT_MIN || v > INT_MAX)
+            throw Error(strfmt("%s: '%s' is not a comma-separated list of integers (bad element '%s')", what,
+                               text.c_str(), item.c_str()));
+        out.push_back(static_cast<int>(v));
+        if (comma == std::string::npos) break;
+        pos = comma + 1;
+    }
+    return out;
 }
 
 }  // namespace wan

@@ -29,13 +29,13 @@ struct LoraSet::CachedFile {
 
 namespace {
 
-// Size and modification time: a changed file is read (and hashed) again.
+// Inode, size and modification time: a changed (or replaced) file is read and hashed again.
 std::string file_identity(const std::string& path) {
     struct stat st {};
     WAN_CHECK(::stat(path.c_str(), &st) == 0, "LoRA file '%s' cannot be read: %s", path.c_str(), std::strerror(errno));
     WAN_CHECK(S_ISREG(st.st_mode), "LoRA file '%s' is not a regular file", path.c_str());
-    return strfmt("%lld:%lld.%09ld", static_cast<long long>(st.st_size), static_cast<long long>(st.st_mtim.tv_sec),
-                  static_cast<long>(st.st_mtim.tv_nsec));
+    return strfmt("%llu:%lld:%lld.%09ld", static_cast<unsigned long long>(st.st_ino), static_cast<long long>(st.st_size),
+                  static_cast<long long>(st.st_mtim.tv_sec), static_cast<long>(st.st_mtim.tv_nsec));
 }
 
 std::string base_name(const std::string& path) {
@@ -75,7 +75,12 @@ const LoraSet::CachedFile& LoraSet::load(const std::string& path, const KeyMappe
 
 std::vector<AppliedLora> LoraSet::apply(const NamedParameters& params, const std::vector<LoraSpec>& specs) {
     std::vector<std::string> identities;
-    for (const auto& s : specs) identities.push_back(file_identity(s.path));
+    try {
+        for (const auto& s : specs) identities.push_back(file_identity(s.path));
+    } catch (...) {
+        restore(params);  // as for any other error: base weights, no LoRAs
+        throw;
+    }
     if (specs == current_ && identities == current_identity_) return applied_;
 
     const auto t0 = std::chrono::steady_clock::now();

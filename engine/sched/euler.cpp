@@ -3,10 +3,7 @@
 #include "core/core.h"
 #include "sched/solvers.h"
 
-#include <cctype>
-#include <cerrno>
 #include <cmath>
-#include <cstdlib>
 
 namespace wan::sched {
 
@@ -61,27 +58,6 @@ Schedule euler_schedule(const std::vector<int>& denoising_steps, double shift) {
     }
     s.sigmas.push_back(0.0f);
     return s;
-}
-
-std::vector<int> parse_step_list(const std::string& text, const std::string& what) {
-    std::vector<int> out;
-    size_t pos = 0;
-    while (true) {
-        const size_t comma = text.find(',', pos);
-        std::string item = text.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
-        while (!item.empty() && std::isspace(static_cast<unsigned char>(item.front()))) item.erase(item.begin());
-        while (!item.empty() && std::isspace(static_cast<unsigned char>(item.back()))) item.pop_back();
-        char* end = nullptr;
-        errno = 0;
-        const long v = item.empty() ? 0 : std::strtol(item.c_str(), &end, 10);
-        WAN_CHECK(!item.empty() && end && *end == '\0' && errno == 0 && v >= INT32_MIN && v <= INT32_MAX,
-                  "%s: '%s' is not a comma-separated list of integers (bad element '%s')", what.c_str(), text.c_str(),
-                  item.c_str());
-        out.push_back(static_cast<int>(v));
-        if (comma == std::string::npos) break;
-        pos = comma + 1;
-    }
-    return out;
 }
 
 EulerSolver::EulerSolver(Schedule schedule)

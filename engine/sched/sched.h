@@ -114,16 +114,13 @@ Schedule dpmpp_schedule(int steps, double shift);
 /// picks grid index 1000 - k; the list must be strictly decreasing (no index twice, time runs forward).
 /// Shift 5 and steps 1000,750,500,250 give t = 1000, 937.5, 833.333, 625. `sigmas` has the picked sigmas
 /// and a final 0 (the Euler step after the last one lands on sigma 0). Throws wan::Error naming
-/// `--denoising-steps` and the offending value otherwise.
+/// `--denoising-steps` and the offending value otherwise. (Parsing the option's text: wan::parse_step_list in
+/// core/presets.h.)
 Schedule euler_schedule(const std::vector<int>& denoising_steps, double shift);
 /// `steps` (1..1000) evenly spaced steps on the same grid: step j (j = 0..steps-1) is
 /// k_j = 1000 - floor(1000*j / steps) (integer arithmetic), i.e. grid index floor(1000*j / steps).
 /// 4 -> 1000, 750, 500, 250; 3 -> 1000, 667, 334; 1000 -> 1000, 999, ..., 1.
 std::vector<int> euler_step_list(int steps);
-/// "1000,750,500,250" -> {1000, 750, 500, 250} (spaces around the commas allowed). Throws wan::Error
-/// naming `what` (e.g. "--denoising-steps") and the bad element; the range and order checks are
-/// euler_schedule's.
-std::vector<int> parse_step_list(const std::string& text, const std::string& what = "--denoising-steps");
 
 /// Solves the 2x2 system a x = y in f32 the way torch.linalg.solve does on a contiguous matrix: LU of a^T with
 /// partial pivoting (LAPACK sgetrf2 order, pivot column scaled by the f32 reciprocal) and the transposed

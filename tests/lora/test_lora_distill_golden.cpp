@@ -48,8 +48,9 @@ TEST(DistillGolden, LightX2VFourStepWithMergedLora) {
     const at::Tensor want = ref.load("latent");
     const double err = (z - want).abs().max().item<double>();
     std::printf("distill latent: max |err| %.3g (max |ref| %.3g)\n", err, want.abs().max().item<double>());
-    // Measured on Debian's LibTorch (CPU, f32): see the tolerance note in tests/data/accel/README.md.
-    EXPECT_TRUE(wan::test::all_close(z, want, {1e-4, 1e-4}, "distill latent"));
+    // Measured 1.7e-6 max |err| on Debian's LibTorch 1.13 (CPU, f32); 30x margin for other BLAS / threading
+    // (tests/data/accel/README.md).
+    EXPECT_TRUE(wan::test::all_close(z, want, {5e-5, 5e-5}, "distill latent"));
 
     // Without the LoRA the same sampler lands elsewhere: the merge is what the reference measures.
     loras.apply(dit, {});

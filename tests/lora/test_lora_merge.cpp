@@ -221,9 +221,12 @@ TEST(LoraMerge, BadKeyNamesFileAndKeyAndLeavesBaseWeights) {
     EXPECT_NE(msg.find("matches no module"), std::string::npos) << msg;
     for (const auto& [name, t] : model.named_parameters()) EXPECT_TRUE(at::equal(t, base.at(name))) << name;
     EXPECT_TRUE(set.applied().empty());
-    // A missing file names the file.
+    // A missing file names the file, and also leaves the base weights.
+    set.apply(model, {{accel("lora_kohya"), 1.0}});
     const std::string missing = error_of([&] { set.apply(model, {{"/nonexistent/l.safetensors", 1.0}}); });
     EXPECT_NE(missing.find("LoRA file '/nonexistent/l.safetensors' cannot be read"), std::string::npos) << missing;
+    for (const auto& [name, t] : model.named_parameters()) EXPECT_TRUE(at::equal(t, base.at(name))) << name;
+    EXPECT_EQ(set.backup_bytes(), 0);
 }
 
 std::string write_lora(const std::string& name, const wan::io::NamedTensors& tensors) {
@@ -262,6 +265,19 @@ TEST(LoraMerge, IncompletePairsAreErrors) {
     const std::string alpha_only = write_lora("alpha", {{"diffusion_model.blocks.0.self_attn.k.alpha", at::scalar_tensor(4.0)}});
     msg = error_of([&] { set.apply(model, {{alpha_only, 1.0}}); });
     EXPECT_NE(msg.find("is an alpha without lora_down/lora_up"), std::string::npos) << msg;
+}
+
+TEST(LoraMerge, FileReplacedOnDiskIsReadAgain) {
+    at::Tensor w = at::zeros({128});
+    const wan::lora::NamedParameters params{{"blocks.0.ffn.2.bias", w}};
+    const std::string path = write_lora("changing", {{"blocks.0.ffn.2.diff_b", at::full({128}, 1.0)}});
+    wan::lora::LoraSet set;
+    const std::string sha1 = set.apply(params, {{path, 2.0}}).at(0).sha256;
+    EXPECT_TRUE(at::equal(w, at::full({128}, 2.0)));
+    wan::io::save_safetensors(path, {{"blocks.0.ffn.2.diff_b", at::full({128}, 3.0)}});  // new file, same name
+    const std::string sha2 = set.apply(params, {{path, 2.0}}).at(0).sha256;
+    EXPECT_TRUE(at::equal(w, at::full({128}, 6.0)));
+    EXPECT_NE(sha1, sha2);
 }
 
 TEST(LoraMerge, Bf16WeightsGetOneRoundingOfTheF32Sum) {

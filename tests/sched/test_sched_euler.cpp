@@ -87,13 +87,13 @@ TEST(Euler, BadArguments) {
 }
 
 TEST(Euler, ParseStepList) {
-    EXPECT_EQ(wan::sched::parse_step_list("1000,750,500,250"), (std::vector<int>{1000, 750, 500, 250}));
-    EXPECT_EQ(wan::sched::parse_step_list(" 1000 , 500 "), (std::vector<int>{1000, 500}));
-    const std::string msg = error_of([] { wan::sched::parse_step_list("1000,,500"); });
+    EXPECT_EQ(wan::parse_step_list("1000,750,500,250"), (std::vector<int>{1000, 750, 500, 250}));
+    EXPECT_EQ(wan::parse_step_list(" 1000 , 500 "), (std::vector<int>{1000, 500}));
+    const std::string msg = error_of([] { wan::parse_step_list("1000,,500"); });
     EXPECT_NE(msg.find("--denoising-steps: '1000,,500' is not a comma-separated list of integers"), std::string::npos) << msg;
-    EXPECT_NE(error_of([] { wan::sched::parse_step_list("1000,7.5", "denoising_steps"); }).find("denoising_steps: ") ,
+    EXPECT_NE(error_of([] { wan::parse_step_list("1000,7.5", "denoising_steps"); }).find("denoising_steps: ") ,
               std::string::npos);
-    EXPECT_NE(error_of([] { wan::sched::parse_step_list(""); }).find("bad element ''"), std::string::npos);
+    EXPECT_NE(error_of([] { wan::parse_step_list(""); }).find("bad element ''"), std::string::npos);
 }
 
 TEST(Euler, StepArithmetic) {
