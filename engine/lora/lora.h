@@ -123,7 +123,8 @@ struct AppliedLora {
 ///
 /// Seam for sharded weights (FSDP) and FP8: apply() takes any NamedParameters, full tensors by upstream name;
 /// what a provider exposes is what gets merged (each FSDP rank would pass its own full-shape resident tensors;
-/// a flat-shard provider needs a variant that slices each whole delta, see merge.cpp). FP8 copies are derived
+/// a flat-shard provider needs a variant that slices each whole delta: Note [Sharded weights] in
+/// merge.cpp). FP8 copies are derived
 /// from the merged weights: apply(WanModel&) calls WanModel::weights_changed() so they are rebuilt.
 class LoraSet {
 public:

@@ -21,6 +21,14 @@ namespace wan::lora {
 // from the checkpoint would cost a disk read per job. The copies sit in pageable host memory: the restore is
 // a host-to-device copy of the touched weights (14B, every Linear: ~28 GB, a few seconds on PCIe 5).
 
+// Note [Sharded weights]
+// The merge is by name over whatever full-shape tensors NamedParameters holds; nothing here knows about
+// providers. Resident weights on every rank (USP, cfg-parallel without FSDP): each rank applies the same list
+// to its own copy. FSDP keeps each block as flat shards that only become whole inside acquire(), so merging
+// into what named_parameters() returns would change temporaries: apply(WanModel&) refuses a non-resident
+// provider. The FSDP variant computes the same whole delta per parameter (delta_tensor) and adds to each rank
+// only its slice of the flattened parameter, keeping a host copy of that slice only.
+
 struct LoraSet::CachedFile {
     LoraFile file;
     std::string identity;
