@@ -355,6 +355,9 @@ public:
 
     /// Every parameter under its checkpoint key. With the resident provider only (acquires each block).
     std::vector<std::pair<std::string, at::Tensor>> named_parameters() const;
+    /// Forgets what the forward derived from the weights (FP8 copies, concatenated QKV); they are rebuilt
+    /// from the current values at next use. Call after changing parameters in place (a LoRA merge).
+    void weights_changed();
 
     void set_block_weights_provider(std::shared_ptr<BlockWeightsProvider> provider);
     /// Switches the FP8 linears (ModelOptions::fp8) on or off between forwards.

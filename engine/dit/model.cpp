@@ -65,6 +65,13 @@ RopeTables WanModel::Impl::rope(const std::vector<Grid>& grids, int64_t head_dim
     return tables;
 }
 
+void WanModel::weights_changed() {
+    // LoRA merges write into the resident weights in place: copies derived from them are stale now.
+    std::lock_guard<std::mutex> lock(impl_->derived.mu);
+    impl_->derived.packed.clear();
+    impl_->derived.fp8.clear();
+}
+
 WanModel::WanModel(const io::WanConfig& config, RootWeights root, std::shared_ptr<BlockWeightsProvider> blocks,
                    ModelOptions options)
     : config_(config),

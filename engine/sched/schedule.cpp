@@ -47,7 +47,7 @@ Schedule finish_schedule(const std::vector<double>& sigma_unshifted, double shif
         const double num = shift * sigma;
         const double den = 1.0 + (shift - 1.0) * sigma;
         const double shifted = num / den;
-        s.timesteps.push_back(static_cast<int64_t>(shifted * static_cast<double>(kNumTrainTimesteps)));
+        s.timesteps.push_back(static_cast<double>(static_cast<int64_t>(shifted * static_cast<double>(kNumTrainTimesteps))));
         s.sigmas.push_back(static_cast<float>(shifted));
     }
     s.sigmas.push_back(0.0f);
@@ -59,13 +59,15 @@ Schedule finish_schedule(const std::vector<double>& sigma_unshifted, double shif
 SolverKind solver_from_string(const std::string& name) {
     if (name == "unipc") return SolverKind::UniPC;
     if (name == "dpm++") return SolverKind::DPMpp;
-    WAN_THROW("unknown sample solver '%s': expected 'unipc' or 'dpm++'", name.c_str());
+    if (name == "euler") return SolverKind::Euler;
+    WAN_THROW("unknown sample solver '%s': expected 'unipc', 'dpm++' or 'euler'", name.c_str());
 }
 
 const char* solver_name(SolverKind kind) {
     switch (kind) {
         case SolverKind::UniPC: return "unipc";
         case SolverKind::DPMpp: return "dpm++";
+        case SolverKind::Euler: return "euler";
     }
     WAN_THROW("invalid SolverKind value %d", static_cast<int>(kind));
 }
@@ -125,7 +127,7 @@ void solve_2x2_lu(const float a[2][2], const float y[2], float x[2]) {
     x[q] = w1;
 }
 
-FlowSolver::FlowSolver(SolverKind kind, std::vector<int64_t> timesteps, std::vector<float> sigmas)
+FlowSolver::FlowSolver(SolverKind kind, std::vector<double> timesteps, std::vector<float> sigmas)
     : kind_(kind), timesteps_(std::move(timesteps)), sigmas_(std::move(sigmas)) {}
 
 void FlowSolver::reset() { next_index_ = 0; }
@@ -151,19 +153,26 @@ void FlowSolver::check_step_args(const at::Tensor& model_output, int64_t step_in
 }
 
 std::unique_ptr<FlowSolver> make_solver(SolverKind kind, int steps, double shift, SolverOptions opts) {
+    WAN_CHECK(kind == SolverKind::Euler || opts.denoising_steps.empty(),
+              "denoising steps (--denoising-steps) apply to the 'euler' solver only, not to '%s'",
+              kind == SolverKind::UniPC || kind == SolverKind::DPMpp ? solver_name(kind) : "?");
     switch (kind) {
         case SolverKind::UniPC: {
             Schedule s = unipc_schedule(steps, shift);
             auto solver = std::make_unique<UniPCSolver>(std::move(s), opts);
             if (solver->duplicate_first_timestep()) {
                 // See the FlowSolver class comment: upstream would start at index 1 and fail at the end.
-                WAN_LOG_WARN("UniPC with %d steps and shift %g repeats the first timestep %lld; upstream would "
+                WAN_LOG_WARN("UniPC with %d steps and shift %g repeats the first timestep %g; upstream would "
                              "skip step 0 and fail at the last step, WanStudio steps by index from 0",
-                             steps, shift, static_cast<long long>(solver->timesteps()[0]));
+                             steps, shift, solver->timesteps()[0]);
             }
             return solver;
         }
         case SolverKind::DPMpp: return std::make_unique<DPMppSolver>(dpmpp_schedule(steps, shift));
+        case SolverKind::Euler: {
+            const std::vector<int> list = opts.denoising_steps.empty() ? euler_step_list(steps) : opts.denoising_steps;
+            return std::make_unique<EulerSolver>(euler_schedule(list, shift));
+        }
     }
     WAN_THROW("invalid SolverKind value %d", static_cast<int>(kind));
 }

@@ -50,4 +50,13 @@ private:
     int lower_order_nums_ = 0;
 };
 
+/// Deterministic flow-matching Euler step (LightX2V's step-distill sampler): x <- x - sigma_i*v, then, except
+/// after the last step, x <- x + sigma_{i+1}*v, each in f32 as written (two roundings, not one update by
+/// (sigma_{i+1} - sigma_i)). Stateless apart from the step index. Ref: Note [Step-distill schedule] in sched.h.
+class EulerSolver final : public FlowSolver {
+public:
+    explicit EulerSolver(Schedule schedule);
+    at::Tensor step(const at::Tensor& model_output, int64_t step_index, const at::Tensor& sample) override;
+};
+
 }  // namespace wan::sched

@@ -26,15 +26,18 @@ const KindInfo kKinds[] = {
     {SolverKind::DPMpp, "sched_dpmpp_", "sched_dpmpp"},
 };
 
+// Upstream's timesteps are whole numbers (int64 in the golden data); ours are doubles with those values.
 at::Tensor timesteps_tensor(const FlowSolver& s) {
-    return at::tensor(at::ArrayRef<int64_t>(s.timesteps()), at::kLong);
+    at::Tensor t = at::tensor(at::ArrayRef<double>(s.timesteps()), at::kDouble);
+    EXPECT_TRUE(at::equal(t, t.trunc())) << "UniPC/DPM++ timesteps must be whole numbers";
+    return t.to(at::kLong);
 }
 at::Tensor sigmas_tensor(const FlowSolver& s) { return at::tensor(at::ArrayRef<float>(s.sigmas()), at::kFloat); }
 
 // The generator's fake model: 0.5*tanh(x) + 0.1*(float(t)/1000.0), the Python float rounded to f32 when
 // it meets the f32 tensor.
-at::Tensor fake_model(const at::Tensor& x, int64_t t) {
-    const double bias = 0.1 * (static_cast<double>(t) / 1000.0);
+at::Tensor fake_model(const at::Tensor& x, double t) {
+    const double bias = 0.1 * (t / 1000.0);
     return at::tanh(x) * 0.5 + bias;
 }
 

@@ -30,9 +30,11 @@ TEST(Sched, SolverFromString) {
     EXPECT_EQ(wan::sched::solver_from_string("dpm++"), SolverKind::DPMpp);
     EXPECT_STREQ(wan::sched::solver_name(SolverKind::UniPC), "unipc");
     EXPECT_STREQ(wan::sched::solver_name(SolverKind::DPMpp), "dpm++");
-    const std::string msg = error_of([] { wan::sched::solver_from_string("euler"); });
-    EXPECT_NE(msg.find("'euler'"), std::string::npos) << msg;
-    EXPECT_NE(msg.find("'unipc' or 'dpm++'"), std::string::npos) << msg;
+    EXPECT_EQ(wan::sched::solver_from_string("euler"), SolverKind::Euler);
+    EXPECT_STREQ(wan::sched::solver_name(SolverKind::Euler), "euler");
+    const std::string msg = error_of([] { wan::sched::solver_from_string("heun"); });
+    EXPECT_NE(msg.find("'heun'"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("'unipc', 'dpm++' or 'euler'"), std::string::npos) << msg;
     EXPECT_NE(error_of([] { wan::sched::solver_from_string(""); }).find("unknown sample solver"), std::string::npos);
 }
 
@@ -66,7 +68,7 @@ TEST(Sched, StepOrderAndShapesChecked) {
 TEST(Sched, UniPCWorkedNumbers) {
     // §6.2, steps 50, shift 5.
     auto s = make_solver(SolverKind::UniPC, 50, 5.0);
-    const std::vector<int64_t> expected = {999, 995, 991, 987, 982, 978, 973, 968, 963, 957, 952, 946, 940,
+    const std::vector<double> expected = {999, 995, 991, 987, 982, 978, 973, 968, 963, 957, 952, 946, 940,
                                            934, 927, 920, 913, 906, 898, 890, 882, 873, 863, 854, 843, 833,
                                            821, 809, 796, 783, 768, 753, 737, 720, 701, 681, 660, 636, 611,
                                            584, 555, 522, 487, 448, 405, 356, 302, 241, 172, 92};
@@ -84,23 +86,23 @@ TEST(Sched, UniPCWorkedNumbers) {
     EXPECT_EQ(sg[50], 0.0f);
 
     auto s8 = make_solver(SolverKind::UniPC, 50, 8.0);
-    EXPECT_EQ(std::vector<int64_t>(s8->timesteps().begin(), s8->timesteps().begin() + 5),
-              (std::vector<int64_t>{999, 997, 994, 991, 989}));
-    EXPECT_EQ(std::vector<int64_t>(s8->timesteps().end() - 3, s8->timesteps().end()),
-              (std::vector<int64_t>{337, 249, 140}));
+    EXPECT_EQ(std::vector<double>(s8->timesteps().begin(), s8->timesteps().begin() + 5),
+              (std::vector<double>{999, 997, 994, 991, 989}));
+    EXPECT_EQ(std::vector<double>(s8->timesteps().end() - 3, s8->timesteps().end()),
+              (std::vector<double>{337, 249, 140}));
     auto s40 = make_solver(SolverKind::UniPC, 40, 5.0);
-    EXPECT_EQ(std::vector<int64_t>(s40->timesteps().begin(), s40->timesteps().begin() + 5),
-              (std::vector<int64_t>{999, 994, 989, 983, 978}));
-    EXPECT_EQ(std::vector<int64_t>(s40->timesteps().end() - 3, s40->timesteps().end()),
-              (std::vector<int64_t>{288, 208, 113}));
+    EXPECT_EQ(std::vector<double>(s40->timesteps().begin(), s40->timesteps().begin() + 5),
+              (std::vector<double>{999, 994, 989, 983, 978}));
+    EXPECT_EQ(std::vector<double>(s40->timesteps().end() - 3, s40->timesteps().end()),
+              (std::vector<double>{288, 208, 113}));
 }
 
 TEST(Sched, DPMppWorkedNumbers) {
     // §6.4, steps 50, shift 5.
     auto s = make_solver(SolverKind::DPMpp, 50, 5.0);
     const auto& t = s->timesteps();
-    EXPECT_EQ(std::vector<int64_t>(t.begin(), t.begin() + 5), (std::vector<int64_t>{1000, 995, 991, 987, 982}));
-    EXPECT_EQ(std::vector<int64_t>(t.end() - 3, t.end()), (std::vector<int64_t>{241, 172, 92}));
+    EXPECT_EQ(std::vector<double>(t.begin(), t.begin() + 5), (std::vector<double>{1000, 995, 991, 987, 982}));
+    EXPECT_EQ(std::vector<double>(t.end() - 3, t.end()), (std::vector<double>{241, 172, 92}));
     const auto& sg = s->sigmas();
     EXPECT_EQ(sg[0], 1.0f);
     EXPECT_EQ(sg[1], 0.9959349632263184f);
