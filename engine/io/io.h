@@ -23,7 +23,7 @@ class MappedFile;  // read-only mmap (RAII); shared by every tensor that views i
 /// Where one tensor's bytes live. Offsets are absolute file offsets.
 struct TensorInfo {
     std::string name;
-    at::ScalarType dtype = at::ScalarType::Float;
+    at::ScalarType dtype = at::ScalarType::Float;  ///< 8-bit floats (F8_E4M3/F8_E5M2): kByte, see component_files.h
     std::vector<int64_t> shape;
     std::vector<int64_t> strides;  ///< in elements; contiguous for safetensors
     int64_t storage_offset = 0;    ///< in elements from `data_offset` (pth views into a storage)
@@ -76,6 +76,9 @@ public:
     uint64_t total_bytes() const;
 
     struct Impl;  ///< opaque; defined privately in engine/io
+    /// Used inside engine/io to build views (io/component_files.h).
+    explicit TensorStore(std::unique_ptr<Impl> impl);
+    const Impl& impl() const { return *impl_; }
 
 private:
     std::unique_ptr<Impl> impl_;

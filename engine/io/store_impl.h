@@ -1,6 +1,7 @@
 // Private to engine/io: the storage behind TensorStore, shared by the safetensors and .pth readers.
 #pragma once
 
+#include "io/float8.h"
 #include "io/io.h"
 #include "io/mapped_file.h"
 
@@ -11,6 +12,12 @@ namespace wan::io {
 struct StoreEntry {
     TensorInfo info;
     std::shared_ptr<MappedFile> file;
+    /// 8-bit float tensors (safetensors F8_E4M3 / F8_E5M2) have `info.dtype` kByte (their raw bytes, readable
+    /// on any LibTorch) and this set; load() to a floating dtype decodes them, get() gives the bytes.
+    Float8Format float8 = Float8Format::None;
+    /// Set on the entries of a component view (io/component_files.h) whose values are decoded from the
+    /// stored bytes (fp8 widened, times a scale); get() and load() then return decoded copies.
+    std::shared_ptr<const EntryDecoding> decoding;
 };
 
 struct TensorStore::Impl {

@@ -94,6 +94,7 @@ void TensorStore::Impl::add(StoreEntry entry) {
 }
 
 TensorStore::TensorStore() : impl_(std::make_unique<Impl>()) {}
+TensorStore::TensorStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 TensorStore::~TensorStore() = default;
 TensorStore::TensorStore(TensorStore&&) noexcept = default;
 TensorStore& TensorStore::operator=(TensorStore&&) noexcept = default;
@@ -196,6 +197,7 @@ at::Tensor TensorStore::get(const std::string& name) const {
     auto it = impl_->entries.find(name);
     WAN_CHECK(it != impl_->entries.end(), "%s: no tensor named '%s'", impl_->source.c_str(), name.c_str());
     const StoreEntry& e = it->second;
+    if (e.decoding) return decode_entry(e, *e.decoding, c10::Device(c10::kCPU), e.info.dtype);
     std::shared_ptr<MappedFile> keep = e.file;
     void* base = const_cast<uint8_t*>(e.file->data() + e.info.data_offset);
     auto options = at::TensorOptions().dtype(e.info.dtype).device(at::kCPU);
@@ -208,6 +210,13 @@ at::Tensor TensorStore::get(const std::string& name) const {
 }
 
 at::Tensor TensorStore::load(const std::string& name, c10::Device device, c10::optional<at::ScalarType> dtype) const {
+    {
+        const StoreEntry& e = impl_->entries.at(info(name).name);
+        const at::ScalarType want = dtype.has_value() ? *dtype : e.info.dtype;
+        if (e.decoding) return decode_entry(e, *e.decoding, device, want);
+        if (e.float8 != Float8Format::None && at::isFloatingType(want))  // fp8 without a scale: scale 1
+            return decode_entry(e, EntryDecoding{e.float8, {}}, device, want);
+    }
     at::Tensor view = get(name);
     at::ScalarType target = dtype.has_value() ? *dtype : view.scalar_type();
     // One copy straight from the mapping to the target: at most one tensor of extra host memory.
@@ -274,7 +283,10 @@ void read_safetensors_into(TensorStore::Impl& impl, const std::string& path) {
         TensorInfo info;
         info.name = name;
         info.file = path;
-        info.dtype = dtype_from_safetensors(v["dtype"].get<std::string>(), path + ": tensor '" + name + "'");
+        const std::string dtype_name = v["dtype"].get<std::string>();
+        const Float8Format float8 = float8_format_from_safetensors(dtype_name);
+        info.dtype = float8 != Float8Format::None ? at::kByte
+                                                  : dtype_from_safetensors(dtype_name, path + ": tensor '" + name + "'");
         WAN_CHECK(v["shape"].is_array(), "%s: tensor '%s': shape is not an array", path.c_str(), name.c_str());
         for (const auto& d : v["shape"]) {
             WAN_CHECK(d.is_number_integer() && d.get<int64_t>() >= 0, "%s: tensor '%s': bad shape %s",
@@ -303,8 +315,8 @@ void read_safetensors_into(TensorStore::Impl& impl, const std::string& path) {
             info.strides[k] = stride;
             stride *= std::max<int64_t>(info.shape[k], 1);
         }
-        ranges.push_back({begin, end, name});
-        impl.add(StoreEntry{std::move(info), file});
+        if (end > begin) ranges.push_back({begin, end, name});  // empty tensors (markers) overlap nothing
+        impl.add(StoreEntry{std::move(info), file, float8, nullptr});
     }
     std::sort(ranges.begin(), ranges.end(), [](const Range& a, const Range& b) { return a.begin < b.begin; });
     for (size_t i = 1; i < ranges.size(); ++i) {

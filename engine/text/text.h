@@ -21,6 +21,10 @@
 #include <string>
 #include <vector>
 
+namespace wan::io {
+struct ModelComponents;  // io/component_files.h
+}
+
 namespace wan::text {
 
 namespace spm {
@@ -70,6 +74,10 @@ class UMT5Tokenizer {
 public:
     /// Throws when the file is missing ("tokenizer file not found: <path>") or not a SentencePiece model.
     explicit UMT5Tokenizer(const std::string& spiece_model_path, int64_t text_len = kDefaultTextLen);
+    /// From the bytes of a SentencePiece model (e.g. the `spiece_model` tensor inside a T5 file); `source`
+    /// names them in messages and is what path() returns.
+    static UMT5Tokenizer from_bytes(const std::string& model_bytes, const std::string& source,
+                                    int64_t text_len = kDefaultTextLen);
     ~UMT5Tokenizer();
     UMT5Tokenizer(UMT5Tokenizer&&) noexcept;
     UMT5Tokenizer& operator=(UMT5Tokenizer&&) noexcept;
@@ -87,6 +95,9 @@ public:
     const std::string& path() const { return path_; }
 
 private:
+    UMT5Tokenizer() = default;
+    void check_special_ids() const;
+
     std::unique_ptr<spm::UnigramModel> sp_;
     std::string path_;
     int64_t text_len_ = kDefaultTextLen;
@@ -230,6 +241,9 @@ class TextEncoder {
 public:
     /// From a checkpoint directory: its T5 file and tokenizer; text_len from its config.json.
     explicit TextEncoder(const io::CheckpointDir& ckpt, UMT5Options opts = {});
+    /// From resolved components (a folder and/or single files, io/component_files.h): the T5 file in upstream
+    /// or Hugging Face names, the tokenizer file or the one inside the T5 file; text_len from the DiT config.
+    explicit TextEncoder(const io::ModelComponents& components, UMT5Options opts = {});
     TextEncoder(const std::string& t5_path, const std::string& spiece_model_path, UMT5Options opts = {},
                 int64_t text_len = kDefaultTextLen);
     /// From parts (e.g. an encoder with a sharded weight provider).

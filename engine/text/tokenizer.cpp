@@ -25,6 +25,21 @@ UMT5Tokenizer::UMT5Tokenizer(const std::string& spiece_model_path, int64_t text_
               "tokenizer file not found: %s (expected the UMT5 SentencePiece model, google/umt5-xxl/spiece.model)",
               path_.c_str());
     sp_ = std::make_unique<spm::UnigramModel>(spm::UnigramModel::from_file(path_));
+    check_special_ids();
+}
+
+UMT5Tokenizer UMT5Tokenizer::from_bytes(const std::string& model_bytes, const std::string& source, int64_t text_len) {
+    WAN_CHECK(text_len >= 1, "tokenizer: text_len must be at least 1 (room for EOS), got %lld",
+              static_cast<long long>(text_len));
+    UMT5Tokenizer t;
+    t.path_ = source;
+    t.text_len_ = text_len;
+    t.sp_ = std::make_unique<spm::UnigramModel>(spm::UnigramModel::from_bytes(model_bytes, source));
+    t.check_special_ids();
+    return t;
+}
+
+void UMT5Tokenizer::check_special_ids() const {
     // The HF T5 conventions (pad 0, EOS 1) are hard-wired upstream; make sure this model agrees.
     WAN_CHECK(sp_->piece_to_id("<pad>") == kPadId && sp_->piece_to_id("</s>") == kEosId,
               "tokenizer %s: expected '<pad>' at id 0 and '</s>' at id 1 (UMT5), found %d and %d", path_.c_str(),

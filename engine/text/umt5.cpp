@@ -4,6 +4,7 @@
 #include "text/text.h"
 
 #include "core/core.h"
+#include "io/component_files.h"
 
 #include <ATen/ATen.h>
 #include <c10/util/BFloat16.h>
@@ -347,6 +348,11 @@ std::vector<at::Tensor> UMT5Encoder::encode(const TokenizedBatch& batch) {
 
 TextEncoder::TextEncoder(const io::CheckpointDir& ckpt, UMT5Options opts)
     : tokenizer_(ckpt.tokenizer_path, ckpt.config().text_len), encoder_(ckpt.open_t5(), opts) {}
+
+TextEncoder::TextEncoder(const io::ModelComponents& components, UMT5Options opts)
+    : tokenizer_(UMT5Tokenizer::from_bytes(components.tokenizer_bytes(), components.tokenizer_source(),
+                                           components.dit_config().text_len)),
+      encoder_(components.open_t5(), opts) {}
 
 TextEncoder::TextEncoder(const std::string& t5_path, const std::string& spiece_model_path, UMT5Options opts,
                          int64_t text_len)
