@@ -1,6 +1,7 @@
 #include "cli/inspect.h"
 
 #include "core/core.h"
+#include "io/component_files.h"
 #include "io/io.h"
 
 #include <map>
@@ -61,7 +62,34 @@ void print_component(std::ostream& out, const char* label, const std::string& pa
 
 }  // namespace
 
+void inspect_file(const std::string& path, std::ostream& out) {
+    const io::FileReport r = io::inspect_file(path);
+    std::string dtypes;
+    for (const auto& [d, n] : r.dtypes) dtypes += (dtypes.empty() ? "" : ", ") + d + " ×" + std::to_string(n);
+    out << "File " << r.path << "\n";
+    out << strfmt("  %-13s %s, %s\n", "Format", r.format.c_str(), human_bytes(static_cast<double>(r.bytes)).c_str());
+    out << strfmt("  %-13s %zu (%s), %s parameters\n", "Tensors", r.tensors, dtypes.c_str(),
+                  with_commas(r.parameters).c_str());
+    out << strfmt("  %-13s %s\n", "Detected", r.description.c_str());
+    if (!r.naming.empty()) out << strfmt("  %-13s %s\n", "Names", r.naming.c_str());
+    if (!r.key_prefix.empty()) out << strfmt("  %-13s '%s' (stripped when loading)\n", "Key prefix", r.key_prefix.c_str());
+    if (r.weight_scales > 0)
+        out << strfmt("  %-13s scaled fp8: %zu weight scales (weight = fp8 · scale; widened at load)\n", "Quantisation",
+                      r.weight_scales);
+    else if (r.dtypes.count("F8_E4M3") || r.dtypes.count("F8_E5M2"))
+        out << strfmt("  %-13s fp8 without scales (scale 1; widened at load)\n", "Quantisation");
+    if (r.has_tokenizer) out << strfmt("  %-13s inside the file (spiece_model)\n", "Tokenizer");
+    for (const auto& n : r.notes) out << strfmt("  %-13s %s\n", "Note", n.c_str());
+    const char* use = r.kind == io::ComponentKind::WanDiT        ? "--dit FILE"
+                      : r.kind == io::ComponentKind::UMT5Encoder ? "--t5 FILE"
+                      : r.kind == io::ComponentKind::WanVAE21    ? "--vae FILE"
+                                                                 : "not usable by WanStudio (text-to-video Wan2.1)";
+    out << strfmt("  %-13s %s\n", "Use as", use);
+}
+
 void inspect_checkpoint(const std::string& dir, std::ostream& out) {
+    struct stat path_stat {};
+    if (::stat(dir.c_str(), &path_stat) == 0 && S_ISREG(path_stat.st_mode)) return inspect_file(dir, out);
     io::CheckpointDir c = io::CheckpointDir::locate(dir);
     io::WanConfig cfg = c.config();
     out << "Checkpoint " << c.root << "\n";

@@ -3,6 +3,7 @@
 #include "dist/dist.h"
 #include "dit/dit.h"
 #include "pipeline/parallel.h"
+#include "io/component_files.h"
 #include "io/io.h"
 #include "sched/sched.h"
 #include "text/text.h"
@@ -138,7 +139,7 @@ std::string demo_checkpoint_dir() {
 
 struct T2VPipeline::Impl {
     EngineConfig config;
-    io::CheckpointDir ckpt;
+    io::ModelComponents ckpt;
     io::WanConfig wan_config;
     c10::Device device{c10::kCPU};
     std::unique_ptr<text::TextEncoder> text;
@@ -189,10 +190,10 @@ void fill_info(T2VPipeline::Impl& m, bool demo, dist::Mesh* mesh, const std::str
 T2VPipeline::T2VPipeline(const EngineConfig& config) : impl_(std::make_unique<Impl>()) {
     Impl& m = *impl_;
     m.config = config;
-    const bool demo = config.ckpt_dir.empty();
+    const bool demo = config.ckpt_dir.empty() && config.components.empty();
     const std::string dir = demo ? demo_checkpoint_dir() : config.ckpt_dir;
-    m.ckpt = io::CheckpointDir::locate(dir);
-    m.wan_config = m.ckpt.config();
+    m.ckpt = io::ModelComponents::locate(dir, config.components);
+    m.wan_config = m.ckpt.dit_config();
     m.device = resolve_device(config.device);
     if (m.device.is_cuda()) {
         m.device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(config.device_index));
@@ -218,7 +219,8 @@ T2VPipeline::T2VPipeline(const EngineConfig& config) : impl_(std::make_unique<Im
             io::TensorStore store = m.ckpt.open_t5();
             text::UMT5Config tcfg = text::UMT5Config::from_store(store);
             auto provider = std::make_shared<ShardedT5Weights>(store, tcfg, mesh->world(), topt.device, topt.resolved_dtype());
-            m.text = std::make_unique<text::TextEncoder>(text::UMT5Tokenizer(m.ckpt.tokenizer_path, m.wan_config.text_len),
+            m.text = std::make_unique<text::TextEncoder>(text::UMT5Tokenizer::from_bytes(m.ckpt.tokenizer_bytes(), m.ckpt.tokenizer_source(),
+                                                                                         m.wan_config.text_len),
                                                          text::UMT5Encoder(tcfg, provider, topt));
         } else {
             m.text = std::make_unique<text::TextEncoder>(m.ckpt, topt);

@@ -10,6 +10,7 @@
 //   // out.video: [3, F, H, W] f32 in [-1, 1] on the CPU
 #pragma once
 
+#include "core/component_paths.h"
 #include "core/core.h"
 
 #include <ATen/core/Tensor.h>
@@ -38,6 +39,9 @@ namespace wan::pipeline {
 /// Load-time settings (per-job ones are in wan::GenerationRequest).
 struct EngineConfig {
     std::string ckpt_dir;              ///< empty → the built-in tiny demo checkpoint (demo_checkpoint_dir())
+    /// Files replacing single components (--dit, --t5, --vae, --tokenizer, --dit-config), with or without
+    /// ckpt_dir; with any of them and no ckpt_dir there is no demo fallback (io::ModelComponents::locate).
+    ComponentPaths components;
     std::string device = "auto";       ///< auto (CUDA when available) | cuda | cpu
     int device_index = 0;              ///< CUDA device (the rank's local rank)
     bool t5_cpu = false;               ///< run T5 on the CPU (upstream --t5_cpu)

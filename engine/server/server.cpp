@@ -2,6 +2,7 @@
 
 #include "dist/dist.h"
 #include "dit/dit.h"
+#include "io/component_files.h"
 #include "io/io.h"
 #include "pipeline/pipeline.h"
 #include "protocol/protocol.h"
@@ -205,8 +206,9 @@ EngineServer::EngineServer(MPI_Comm world, const ServerConfig& config) : impl_(s
     try {
         c10::InferenceMode guard;
         m.device = pick_device(config.device, m.local_rank, m.local_size);
-        const std::string dir = config.ckpt_dir.empty() ? pipeline::demo_checkpoint_dir() : config.ckpt_dir;
-        const io::WanConfig wan_config = io::CheckpointDir::locate(dir).config();
+        const bool demo = config.ckpt_dir.empty() && config.components.empty();
+        const std::string dir = demo ? pipeline::demo_checkpoint_dir() : config.ckpt_dir;
+        const io::WanConfig wan_config = io::ModelComponents::locate(dir, config.components).dit_config();
         dist::ParallelLayout layout;
         layout.world = m.size;
         layout.ulysses = config.ulysses_size;
@@ -217,6 +219,7 @@ EngineServer::EngineServer(MPI_Comm world, const ServerConfig& config) : impl_(s
         layout.validate(wan_config.num_heads);  // the same verdict on every rank: all leave together
         pipeline::EngineConfig ec;
         ec.ckpt_dir = config.ckpt_dir;
+        ec.components = config.components;
         ec.device = m.device.is_cuda() ? "cuda" : "cpu";
         ec.device_index = m.device.is_cuda() ? m.device.index() : 0;
         ec.t5_cpu = config.t5_cpu;
@@ -478,9 +481,9 @@ int run_setup_check(MPI_Comm world, const ServerConfig& config, std::ostream& ou
     std::string ckpt_err;
     std::string dir;
     try {
-        dir = config.ckpt_dir.empty() ? pipeline::demo_checkpoint_dir() : config.ckpt_dir;
-        io::CheckpointDir::locate(dir);
-        wan_config = io::CheckpointDir::locate(dir).config();
+        const bool demo = config.ckpt_dir.empty() && config.components.empty();
+        dir = demo ? pipeline::demo_checkpoint_dir() : config.ckpt_dir;
+        wan_config = io::ModelComponents::locate(dir, config.components).dit_config();
     } catch (const std::exception& e) {
         ckpt_err = e.what();
     }
@@ -542,7 +545,7 @@ int run_setup_check(MPI_Comm world, const ServerConfig& config, std::ostream& ou
                                            : "attention: WAN_ATTENTION=" + kernel);
         }
         line(true, strfmt("DiT parameters: %s (%s)", std::to_string(static_cast<long long>(
-                                                          [&] { int64_t n = 0; auto st = io::CheckpointDir::locate(dir).open_dit();
+                                                          [&] { int64_t n = 0; auto st = io::ModelComponents::locate(dir, config.components).open_dit();
                                                                 for (const auto& k : st.names()) n += st.info(k).numel(); return n; }())).c_str(),
                           config.dit_fsdp && size > 1 ? "sharded over the ranks" : "every rank holds all"));
         for (size_t r = 0; r < info.gpu_memory_used_gb.size(); ++r)

@@ -3,6 +3,7 @@
 // Also the distributed setup check (`--check`). Qt-free. See Note [Distributed pipeline] in engine/pipeline.
 #pragma once
 
+#include "core/component_paths.h"
 #include "core/core.h"
 
 #include <mpi.h>
@@ -17,7 +18,8 @@ namespace wan::server {
 
 /// Everything the engine needs at load time (what the command line says).
 struct ServerConfig {
-    std::string ckpt_dir;            ///< empty → built-in demo checkpoint
+    std::string ckpt_dir;            ///< empty → built-in demo checkpoint (unless `components` names files)
+    ComponentPaths components;       ///< --dit, --t5, --vae, --tokenizer, --dit-config (pipeline::EngineConfig)
     std::string device = "auto";     ///< auto | cuda | cpu
     bool t5_cpu = false;
     int offload_model = -1;  ///< upstream --offload_model (-1: on for one process, off distributed)

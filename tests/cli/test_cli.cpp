@@ -82,4 +82,19 @@ TEST(Inspect, TinyCheckpointReport) {
     EXPECT_NE(s.find("Detected variant"), std::string::npos) << s;
 }
 
+// --inspect FILE: one component file, its format, dtypes and what it is.
+TEST(Inspect, SingleFileReport) {
+    std::ostringstream out;
+    wan::app::inspect_checkpoint(wan::test::tiny_ckpt_dir() + "/models_t5_umt5-xxl-enc-bf16.pth", out);
+    const std::string s = out.str();
+    EXPECT_NE(s.find("torch .pth (zip)"), std::string::npos) << s;
+    EXPECT_NE(s.find("BF16 ×"), std::string::npos) << s;
+    EXPECT_NE(s.find("UMT5"), std::string::npos) << s;
+    EXPECT_NE(s.find("--t5 FILE"), std::string::npos) << s;
+    out.str("");
+    wan::app::inspect_checkpoint(wan::test::tiny_ckpt_dir() + "/diffusion_pytorch_model.safetensors", out);
+    EXPECT_NE(out.str().find("Wan2.1 T2V DiT custom (dim 128, 2 layers)"), std::string::npos) << out.str();
+    EXPECT_NE(out.str().find("--dit FILE"), std::string::npos) << out.str();
+}
+
 }  // namespace

@@ -7,6 +7,7 @@
 #include "dit/dit.h"
 #include "io/component_files.h"
 #include "io/float8.h"
+#include "pipeline/pipeline.h"
 #include "text/text.h"
 #include "vae/vae.h"
 
@@ -14,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 
 namespace {
@@ -254,8 +256,8 @@ std::string hf_name(const std::string& n) {
     return "encoder.block." + i + "." + m.at(leaf);
 }
 
-TEST(ComponentFiles, HuggingFaceT5WithEmbeddedTokenizerEqualsUpstream) {
-    const std::string dir = wan::test::make_temp_dir("t5_hf");
+// The tiny upstream T5 in Hugging Face names (as umt5_xxl_fp16.safetensors), tokenizer inside.
+void write_hf_t5(const std::string& path) {
     const TensorStore up = TensorStore::open(tiny(wan::io::CheckpointDir::kT5Name));
     wan::io::NamedTensors hf;
     for (auto& [n, t] : all_tensors(up)) hf.emplace_back(hf_name(n), t);
@@ -263,7 +265,12 @@ TEST(ComponentFiles, HuggingFaceT5WithEmbeddedTokenizerEqualsUpstream) {
     const std::string spm((std::istreambuf_iterator<char>(sp)), std::istreambuf_iterator<char>());
     hf.emplace_back("spiece_model", at::from_blob(const_cast<char*>(spm.data()), {static_cast<int64_t>(spm.size())},
                                                   at::kByte).clone());
-    wan::io::save_safetensors(dir + "/umt5.safetensors", hf);
+    wan::io::save_safetensors(path, hf);
+}
+
+TEST(ComponentFiles, HuggingFaceT5WithEmbeddedTokenizerEqualsUpstream) {
+    const std::string dir = wan::test::make_temp_dir("t5_hf");
+    write_hf_t5(dir + "/umt5.safetensors");
 
     wan::ComponentPaths files;
     files.t5 = dir + "/umt5.safetensors";
@@ -298,6 +305,56 @@ TEST(ComponentFiles, SafetensorsVaeEqualsPth) {
     auto gen = at::detail::createCPUGenerator(3);
     const at::Tensor z = at::randn({16, 2, 4, 4}, gen);
     EXPECT_EQ(max_abs_diff(got.decode(z), want.decode(z)), 0.0);
+}
+
+// ---- the whole pipeline ----------------------------------------------------------------------------------
+
+// Only single files (no folder: bf16 DiT with a prefix, HF T5 with its tokenizer, safetensors VAE) against the
+// upstream folder layout holding the same values: the same final latent and video.
+TEST(ComponentFiles, PipelineFromSingleFilesEqualsUpstreamFolder) {
+    const std::string files_dir = wan::test::make_temp_dir("pipe_files");
+    const std::string folder = wan::test::make_temp_dir("pipe_folder");
+    const TensorStore dit = TensorStore::open(tiny(wan::io::CheckpointDir::kDitName));
+    wan::io::NamedTensors prefixed, bf16;
+    for (auto& [n, t] : all_tensors(dit)) {
+        prefixed.emplace_back("model.diffusion_model." + n, t.to(at::kBFloat16));
+        bf16.emplace_back(n, t.to(at::kBFloat16));
+    }
+    wan::io::save_safetensors(files_dir + "/dit.safetensors", prefixed);
+    write_hf_t5(files_dir + "/umt5.safetensors");
+    wan::io::save_safetensors(files_dir + "/vae.safetensors",
+                              all_tensors(TensorStore::open(tiny(wan::io::CheckpointDir::kVaeName))));
+    // The upstream layout: the same DiT values (bf16), the tiny folder's other files.
+    wan::io::save_safetensors(folder + "/" + wan::io::CheckpointDir::kDitName, bf16);
+    for (const char* f : {wan::io::CheckpointDir::kConfigName, wan::io::CheckpointDir::kT5Name,
+                          wan::io::CheckpointDir::kVaeName, "google"}) {
+        ASSERT_EQ(std::system(("cp -r '" + tiny(f) + "' '" + folder + "/'").c_str()), 0);
+    }
+
+    wan::GenerationRequest r;
+    r.prompt = "a red fox running through snow";
+    r.width = 32;
+    r.height = 32;
+    r.frame_num = 5;
+    r.sample_steps = 2;
+    r.seed = 7;
+    auto run = [&](const std::string& ckpt_dir, const wan::ComponentPaths& components) {
+        wan::pipeline::EngineConfig cfg;
+        cfg.ckpt_dir = ckpt_dir;
+        cfg.components = components;
+        cfg.device = "cpu";
+        wan::pipeline::T2VPipeline pipe(cfg);
+        return pipe.generate(r);
+    };
+    wan::ComponentPaths files;
+    files.dit = files_dir + "/dit.safetensors";
+    files.dit_config = tiny(wan::io::CheckpointDir::kConfigName);
+    files.t5 = files_dir + "/umt5.safetensors";
+    files.vae = files_dir + "/vae.safetensors";
+    const auto got = run("", files);
+    const auto want = run(folder, {});
+    EXPECT_EQ(max_abs_diff(got.latent, want.latent), 0.0);
+    EXPECT_EQ(max_abs_diff(got.video, want.video), 0.0);
 }
 
 // ---- bad files --------------------------------------------------------------------------------------------
