@@ -13,18 +13,18 @@ namespace {
 
 using namespace wan::test::hostile;
 
-struct Run {
+struct InspectRun {
     int wait_status = 0;
     std::string output;
 };
 
-Run inspect(const std::string& dir) {
+InspectRun inspect(const std::string& dir) {
     const char* bin = std::getenv("WANSTUDIO");
     EXPECT_TRUE(bin && *bin) << "WANSTUDIO is not set";
     const std::string log = dir + "/inspect.log";
     // `exec` keeps the shell out of the way, so a signal reaches the wait status as a signal.
     const std::string cmd = std::string("exec '") + (bin ? bin : "wanstudio") + "' --inspect '" + dir + "' >'" + log + "' 2>&1";
-    Run r;
+    InspectRun r;
     r.wait_status = std::system(cmd.c_str());
     r.output = read_all(log);
     return r;
@@ -33,7 +33,7 @@ Run inspect(const std::string& dir) {
 void expect_clean_failure(const std::string& name, const std::string& bytes, const std::string& fragment) {
     const std::string dir = tiny_ckpt_with(name, bytes);
     ASSERT_FALSE(dir.empty());
-    Run r = inspect(dir);
+    InspectRun r = inspect(dir);
     ASSERT_FALSE(WIFSIGNALED(r.wait_status)) << "killed by signal " << WTERMSIG(r.wait_status) << "\n" << r.output;
     ASSERT_TRUE(WIFEXITED(r.wait_status));
     EXPECT_EQ(WEXITSTATUS(r.wait_status), 1) << r.output;
@@ -44,7 +44,7 @@ void expect_clean_failure(const std::string& name, const std::string& bytes, con
 TEST(HostileInspect, TinyCheckpointItselfIsFine) {
     // The harness: the same folder of links with an unchanged copy passes, so the failures below are the files'.
     const std::string dir = tiny_ckpt_with("config.json", read_all(wan::test::tiny_ckpt_dir() + "/config.json"));
-    Run r = inspect(dir);
+    InspectRun r = inspect(dir);
     ASSERT_TRUE(WIFEXITED(r.wait_status)) << r.output;
     EXPECT_EQ(WEXITSTATUS(r.wait_status), 0) << r.output;
 }
