@@ -29,14 +29,37 @@ const char* job_status_name(JobStatus status) {
     return "?";
 }
 
+namespace {
+// Size limits, checked here so that a request fails before any model work instead of deep inside a step.
+// A pixel is one of 8×8 per VAE latent cell (stride 4×8×8, wan21-reference.md §5) and a latent cell one of 2×2 per
+// DiT token (patch 1×2×2): a side of W pixels is W / 16 token positions, and F frames are (F - 1) / 4 + 1.
+// The DiT's rotary tables hold 1024 positions per axis (engine/dit/layers.cpp rope_tables, as upstream's
+// rope_params(1024, …)), so a side is at most 1024 × 16 = 16384 pixels (also the largest frame the video
+// writer takes, engine/video/writer.cpp check_frames) and a video at most 4 × 1023 + 1 = 4093 frames.
+constexpr int kRopePositions = 1024;
+constexpr int kPixelsPerToken = 16;
+constexpr int kMaxSide = kRopePositions * kPixelsPerToken;
+constexpr int kMaxFrames = 4 * (kRopePositions - 1) + 1;
+static_assert(kMaxSide == 16384 && kMaxFrames == 4093, "limits of the rotary tables");
+}  // namespace
+
 std::vector<std::string> GenerationRequest::validate() const {
     std::vector<std::string> errors;
     if (width != 0 && (width < 16 || width % 16 != 0))
         errors.push_back(strfmt("width %d: must be a positive multiple of 16 (VAE stride 8 × patch 2)", width));
+    else if (width > kMaxSide)
+        errors.push_back(strfmt("width %d: at most %d (the DiT's rotary tables hold %d positions of 16 pixels)", width,
+                                kMaxSide, kRopePositions));
     if (height != 0 && (height < 16 || height % 16 != 0))
         errors.push_back(strfmt("height %d: must be a positive multiple of 16 (VAE stride 8 × patch 2)", height));
+    else if (height > kMaxSide)
+        errors.push_back(strfmt("height %d: at most %d (the DiT's rotary tables hold %d positions of 16 pixels)",
+                                height, kMaxSide, kRopePositions));
     if (frame_num != 0 && (frame_num < 1 || (frame_num - 1) % 4 != 0))
         errors.push_back(strfmt("frame_num %d: must be 4n+1 (1, 5, 9, …, 81)", frame_num));
+    else if (frame_num > kMaxFrames)
+        errors.push_back(strfmt("frame_num %d: at most %d (the DiT's rotary tables hold %d latent frames of 4)",
+                                frame_num, kMaxFrames, kRopePositions));
     if (sample_steps < 0)
         errors.push_back(strfmt("sample_steps %d: must be at least 1", sample_steps));
     if (sample_steps > 1000) errors.push_back(strfmt("sample_steps %d: at most 1000", sample_steps));
@@ -59,7 +82,11 @@ void get_field(const nlohmann::json& j, const char* key, T& out, const char* wha
     try {
         out = j.at(key).get<T>();
     } catch (const std::exception&) {
-        WAN_THROW("%s: field \"%s\" has the wrong type (%s)", what, key, j.at(key).dump().c_str());
+        // Scalars are shown; a structured value only by its type (dumping it could recurse as deep as it nests).
+        const auto& v = j.at(key);
+        std::string value = v.is_structured() ? std::string("an ") + v.type_name() : v.dump();
+        if (value.size() > 80) value = value.substr(0, 80) + "…";
+        WAN_THROW("%s: field \"%s\" has the wrong type (%s)", what, key, value.c_str());
     }
 }
 nlohmann::json parse_object(const std::string& json, const char* what) {

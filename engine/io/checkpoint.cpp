@@ -3,6 +3,7 @@
 
 #include "core/core.h"
 #include "io/mapped_file.h"
+#include "io/untrusted.h"
 
 #include <nlohmann/json.hpp>
 
@@ -47,6 +48,7 @@ void WanConfig::validate(const std::string& source) const {
 }
 
 WanConfig WanConfig::from_json_string(const std::string& text, const std::string& source) {
+    check_json_depth(text.data(), text.size(), source);
     nlohmann::json j;
     try {
         j = nlohmann::json::parse(text);
@@ -61,7 +63,7 @@ WanConfig WanConfig::from_json_string(const std::string& text, const std::string
             return;
         }
         WAN_CHECK(j[key].is_number_integer(), "%s: field \"%s\" must be an integer, got %s", source.c_str(), key,
-                  j[key].dump().c_str());
+                  json_excerpt(j[key]).c_str());
         out = j[key].get<int64_t>();
     };
     if (j.contains("model_type")) {

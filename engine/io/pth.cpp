@@ -4,6 +4,7 @@
 #include "io/store_impl.h"
 
 #include "core/core.h"
+#include "io/untrusted.h"
 
 #include <ATen/ATen.h>
 
@@ -29,6 +30,45 @@ T read_le(const uint8_t* p) {
     return v;
 }
 
+// The zip64 end-of-central-directory record that the classic end record defers to (0xFFFF count or
+// 0xFFFFFFFF size/offset). Every offset it names is bounded by the file before it is read.
+void read_zip64_end(const MappedFile& f, uint64_t eocd, uint64_t* count, uint64_t* cd_size, uint64_t* cd_offset) {
+    const std::string& path = f.path();
+    const uint8_t* d = f.data();
+    WAN_CHECK(eocd >= 20 && read_le<uint32_t>(d + eocd - 20) == 0x07064b50u,
+              "%s: zip end record defers to a zip64 record, but the zip64 locator is missing", path.c_str());
+    const uint64_t z64 = read_le<uint64_t>(d + eocd - 20 + 8);
+    WAN_CHECK(range_in_file(z64, 56, eocd - 20) && read_le<uint32_t>(d + z64) == 0x06064b50u,
+              "%s: zip64 locator points at offset %llu, where no zip64 end record is (file has %llu bytes): corrupt",
+              path.c_str(), static_cast<unsigned long long>(z64), static_cast<unsigned long long>(f.size()));
+    *count = read_le<uint64_t>(d + z64 + 32);
+    *cd_size = read_le<uint64_t>(d + z64 + 40);
+    *cd_offset = read_le<uint64_t>(d + z64 + 48);
+}
+
+// The zip64 "extended information" extra field (id 1): the 0xFFFFFFFF fields of the central entry follow in
+// this order. Each read stays inside the extra field, and the field inside the entry's extra area.
+void read_zip64_extra(const std::string& path, const std::string& name, const uint8_t* e, const uint8_t* e_end,
+                      uint64_t* uncomp, uint64_t* comp, uint64_t* local) {
+    while (e_end - e >= 4) {
+        const uint16_t id = read_le<uint16_t>(e), len = read_le<uint16_t>(e + 2);
+        WAN_CHECK(len <= e_end - e - 4, "%s: zip entry '%s': extra field of %u bytes runs past its entry",
+                  path.c_str(), name.c_str(), len);
+        if (id == 0x0001) {
+            const uint8_t* q = e + 4;
+            const uint8_t* q_end = q + len;
+            for (uint64_t* field : {uncomp, comp, local}) {
+                if (*field != 0xFFFFFFFFu) continue;
+                WAN_CHECK(q_end - q >= 8, "%s: zip entry '%s': zip64 extra field too short", path.c_str(),
+                          name.c_str());
+                *field = read_le<uint64_t>(q);
+                q += 8;
+            }
+        }
+        e += 4 + len;
+    }
+}
+
 std::vector<ZipEntry> read_zip_directory(const MappedFile& f) {
     const std::string& path = f.path();
     const uint8_t* d = f.data();
@@ -36,66 +76,56 @@ std::vector<ZipEntry> read_zip_directory(const MappedFile& f) {
     WAN_CHECK(size >= 22, "%s: too small to be a zip archive (%llu bytes)", path.c_str(),
               static_cast<unsigned long long>(size));
     // End of central directory: scan back over at most the 64 KiB comment.
-    int64_t eocd = -1;
+    uint64_t eocd = 0;
+    bool found = false;
     const uint64_t lowest = size > 22 + 65535 ? size - 22 - 65535 : 0;
     for (uint64_t p = size - 22 + 1; p-- > lowest;) {
         if (read_le<uint32_t>(d + p) == 0x06054b50u) {
-            eocd = static_cast<int64_t>(p);
+            eocd = p;
+            found = true;
             break;
         }
     }
-    WAN_CHECK(eocd >= 0, "%s: no zip end-of-central-directory record: the file is truncated or not a zip", path.c_str());
+    WAN_CHECK(found, "%s: no zip end-of-central-directory record: the file is truncated or not a zip", path.c_str());
     uint64_t count = read_le<uint16_t>(d + eocd + 10);
     uint64_t cd_size = read_le<uint32_t>(d + eocd + 12);
     uint64_t cd_offset = read_le<uint32_t>(d + eocd + 16);
-    if (count == 0xFFFF || cd_offset == 0xFFFFFFFFu || cd_size == 0xFFFFFFFFu) {
-        WAN_CHECK(eocd >= 20 && read_le<uint32_t>(d + eocd - 20) == 0x07064b50u,
-                  "%s: zip64 locator missing", path.c_str());
-        uint64_t z64 = read_le<uint64_t>(d + eocd - 20 + 8);
-        WAN_CHECK(z64 + 56 <= size && read_le<uint32_t>(d + z64) == 0x06064b50u, "%s: zip64 record corrupt",
-                  path.c_str());
-        count = read_le<uint64_t>(d + z64 + 32);
-        cd_size = read_le<uint64_t>(d + z64 + 40);
-        cd_offset = read_le<uint64_t>(d + z64 + 48);
-    }
-    WAN_CHECK(cd_offset <= size && cd_size <= size - cd_offset, "%s: zip central directory out of range", path.c_str());
+    if (count == 0xFFFF || cd_offset == 0xFFFFFFFFu || cd_size == 0xFFFFFFFFu)
+        read_zip64_end(f, eocd, &count, &cd_size, &cd_offset);
+    WAN_CHECK(range_in_file(cd_offset, cd_size, size), "%s: zip central directory [%llu, +%llu) out of range",
+              path.c_str(), static_cast<unsigned long long>(cd_offset), static_cast<unsigned long long>(cd_size));
+    // Each central entry takes at least 46 bytes: a count the directory cannot hold is corrupt.
+    WAN_CHECK(count <= cd_size / 46, "%s: zip claims %llu entries in a central directory of %llu bytes",
+              path.c_str(), static_cast<unsigned long long>(count), static_cast<unsigned long long>(cd_size));
+    const uint64_t cd_end = cd_offset + cd_size;
     std::vector<ZipEntry> entries;
     uint64_t p = cd_offset;
     for (uint64_t i = 0; i < count; ++i) {
-        WAN_CHECK(p + 46 <= size && read_le<uint32_t>(d + p) == 0x02014b50u, "%s: zip central directory entry %llu corrupt",
-                  path.c_str(), static_cast<unsigned long long>(i));
-        uint16_t method = read_le<uint16_t>(d + p + 10);
+        WAN_CHECK(range_in_file(p, 46, cd_end) && read_le<uint32_t>(d + p) == 0x02014b50u,
+                  "%s: zip central directory entry %llu corrupt", path.c_str(), static_cast<unsigned long long>(i));
+        const uint16_t method = read_le<uint16_t>(d + p + 10);
         uint64_t comp = read_le<uint32_t>(d + p + 20);
         uint64_t uncomp = read_le<uint32_t>(d + p + 24);
-        uint16_t name_len = read_le<uint16_t>(d + p + 28);
-        uint16_t extra_len = read_le<uint16_t>(d + p + 30);
-        uint16_t comment_len = read_le<uint16_t>(d + p + 32);
+        const uint16_t name_len = read_le<uint16_t>(d + p + 28);
+        const uint16_t extra_len = read_le<uint16_t>(d + p + 30);
+        const uint16_t comment_len = read_le<uint16_t>(d + p + 32);
         uint64_t local = read_le<uint32_t>(d + p + 42);
-        WAN_CHECK(p + 46 + name_len + extra_len + comment_len <= size, "%s: zip central directory truncated", path.c_str());
+        const uint64_t entry_len = 46ull + name_len + extra_len + comment_len;  // ≤ 46 + 3 × 65535: no wrap
+        WAN_CHECK(range_in_file(p, entry_len, cd_end), "%s: zip central directory truncated", path.c_str());
         std::string name(reinterpret_cast<const char*>(d + p + 46), name_len);
-        // zip64 extended information: the 0xFFFFFFFF fields follow in this order.
-        const uint8_t* e = d + p + 46 + name_len;
-        const uint8_t* e_end = e + extra_len;
-        while (e + 4 <= e_end) {
-            uint16_t id = read_le<uint16_t>(e), len = read_le<uint16_t>(e + 2);
-            if (id == 0x0001) {
-                const uint8_t* q = e + 4;
-                if (uncomp == 0xFFFFFFFFu && q + 8 <= e + 4 + len) { uncomp = read_le<uint64_t>(q); q += 8; }
-                if (comp == 0xFFFFFFFFu && q + 8 <= e + 4 + len) { comp = read_le<uint64_t>(q); q += 8; }
-                if (local == 0xFFFFFFFFu && q + 8 <= e + 4 + len) { local = read_le<uint64_t>(q); q += 8; }
-            }
-            e += 4 + len;
-        }
+        const uint8_t* extra = d + p + 46 + name_len;
+        read_zip64_extra(path, name, extra, extra + extra_len, &uncomp, &comp, &local);
         WAN_CHECK(method == 0, "%s: zip entry '%s' is compressed (method %u); torch.save stores entries uncompressed",
                   path.c_str(), name.c_str(), method);
-        WAN_CHECK(local + 30 <= size && read_le<uint32_t>(d + local) == 0x04034b50u,
-                  "%s: zip local header of '%s' corrupt", path.c_str(), name.c_str());
-        uint64_t data = local + 30 + read_le<uint16_t>(d + local + 26) + read_le<uint16_t>(d + local + 28);
-        WAN_CHECK(data <= size && uncomp <= size - data,
+        WAN_CHECK(range_in_file(local, 30, size) && read_le<uint32_t>(d + local) == 0x04034b50u,
+                  "%s: zip local header of '%s' corrupt (offset %llu)", path.c_str(), name.c_str(),
+                  static_cast<unsigned long long>(local));
+        const uint64_t data = local + 30 + read_le<uint16_t>(d + local + 26) + read_le<uint16_t>(d + local + 28);
+        WAN_CHECK(range_in_file(data, uncomp, size),
                   "%s: zip entry '%s' (%llu bytes) runs past the end of the file: truncated", path.c_str(),
                   name.c_str(), static_cast<unsigned long long>(uncomp));
         entries.push_back({name, data, uncomp});
-        p += 46 + name_len + extra_len + comment_len;
+        p += entry_len;
     }
     return entries;
 }
@@ -103,9 +133,20 @@ std::vector<ZipEntry> read_zip_directory(const MappedFile& f) {
 // ---- restricted unpickler ----------------------------------------------------------------------------
 // Only the objects a state dict is made of. Globals are looked up in a whitelist and turned into tags;
 // nothing is ever "called" except the three whitelisted constructors, interpreted here.
+//
+// The structure is untrusted: objects live in one arena owned by the Unpickler and refer to each other by
+// plain pointers, so nothing ever recurses over it (a list nested 200,000 deep used to overflow the stack in
+// the recursive destructor of shared pointers) and memo cycles cannot leak. The object count and nesting
+// depth are capped far above what a state dict uses.
 
 struct Obj;
-using ObjPtr = std::shared_ptr<Obj>;
+using ObjPtr = Obj*;
+
+/// A state dict needs ~15 objects per tensor; a million objects is ~60,000 tensors (Wan's largest .pth,
+/// the UMT5-XXL encoder, has 242) and bounds memory at ~150 MB whatever the file claims.
+constexpr size_t kMaxPickleObjects = 1000000;
+/// A state dict nests 5 levels (dict → tensor → rebuild args → storage id tuple → string).
+constexpr int kMaxPickleDepth = 100;
 
 enum class Global { OrderedDict, RebuildTensorV2, RebuildParameter, Storage };
 
@@ -131,13 +172,8 @@ struct Obj {
     at::ScalarType storage_dtype = at::kFloat;      // Global::Storage
     std::shared_ptr<StorageRef> storage;
     std::shared_ptr<TensorRef> tensor;
+    int depth = 1;  // levels of containers below and including this one, as far as seen when items were added
 };
-
-ObjPtr make(Obj::Kind k) {
-    auto o = std::make_shared<Obj>();
-    o->kind = k;
-    return o;
-}
 
 bool storage_dtype_from_name(const std::string& name, at::ScalarType* out) {
     static const std::pair<const char*, at::ScalarType> table[] = {
@@ -197,17 +233,17 @@ public:
                 case 0x8d: push_str(read_le<uint64_t>(take(8))); break;  // BINUNICODE8
                 case 'U': push_str(byte()); break;                       // SHORT_BINSTRING
                 case 'T': push_str(read_le<uint32_t>(take(4))); break;   // BINSTRING
-                case 'q': memo_[byte()] = top(); break;                  // BINPUT
-                case 'r': memo_[read_le<uint32_t>(take(4))] = top(); break;  // LONG_BINPUT
-                case 0x94: memo_[memo_.size()] = top(); break;           // MEMOIZE
+                case 'q': memo_put(byte()); break;                  // BINPUT
+                case 'r': memo_put(read_le<uint32_t>(take(4))); break;  // LONG_BINPUT
+                case 0x94: memo_put(memo_.size()); break;           // MEMOIZE
                 case 'h': push(memo_get(byte())); break;                 // BINGET
                 case 'j': push(memo_get(read_le<uint32_t>(take(4)))); break;  // LONG_BINGET
-                case 't': { auto o = make(Obj::Kind::Tuple); o->items = pop_to_mark(); push(o); break; }
+                case 't': { auto o = make(Obj::Kind::Tuple); o->items = pop_to_mark(); for (auto x : o->items) nest(o, x); push(o); break; }
                 case 0x85: case 0x86: case 0x87: {                       // TUPLE1..3
                     size_t n = op - 0x84u;
                     auto o = make(Obj::Kind::Tuple);
                     o->items.resize(n);
-                    for (size_t k = n; k-- > 0;) o->items[k] = pop();
+                    for (size_t k = n; k-- > 0;) { o->items[k] = pop(); nest(o, o->items[k]); }
                     push(o);
                     break;
                 }
@@ -226,16 +262,16 @@ public:
                 case 'Q': push(persistent_load(pop())); break;           // BINPERSID
                 case 'R': { ObjPtr args = pop(); ObjPtr fn = pop(); push(reduce(fn, args)); break; }
                 case 'b': { pop(); break; }                              // BUILD: state (_metadata) is ignored
-                case 's': { ObjPtr v = pop(), k = pop(); dict_of(top())->dict.emplace_back(k, v); break; }
+                case 's': { ObjPtr v = pop(), k = pop(); add_item(dict_of(top()), k, v); break; }
                 case 'u': {                                              // SETITEMS
                     auto items = pop_to_mark();
                     WAN_CHECK(items.size() % 2 == 0, "%s: SETITEMS with an odd item count", ctx_.c_str());
                     auto d = dict_of(top());
-                    for (size_t k = 0; k < items.size(); k += 2) d->dict.emplace_back(items[k], items[k + 1]);
+                    for (size_t k = 0; k < items.size(); k += 2) add_item(d, items[k], items[k + 1]);
                     break;
                 }
-                case 'a': { ObjPtr v = pop(); list_of(top())->items.push_back(v); break; }
-                case 'e': { auto items = pop_to_mark(); auto l = list_of(top()); for (auto& v : items) l->items.push_back(v); break; }
+                case 'a': { ObjPtr v = pop(); auto l = list_of(top()); l->items.push_back(v); nest(l, v); break; }
+                case 'e': { auto items = pop_to_mark(); auto l = list_of(top()); for (auto& v : items) { l->items.push_back(v); nest(l, v); } break; }
                 default:
                     WAN_THROW("%s: unsupported pickle opcode 0x%02x at byte %lld (only state-dict pickles are read)",
                               ctx_.c_str(), op, static_cast<long long>(p_ - 1 - begin_));
@@ -259,7 +295,32 @@ private:
         ++p_;
         return r;
     }
-    void push(ObjPtr o) { stack_.push_back(std::move(o)); }
+    ObjPtr make(Obj::Kind k) {
+        WAN_CHECK(arena_.size() < kMaxPickleObjects,
+                  "%s: pickle builds more than %zu objects: not a state dict we read (corrupt or hostile file)",
+                  ctx_.c_str(), kMaxPickleObjects);
+        arena_.push_back(std::make_unique<Obj>());
+        arena_.back()->kind = k;
+        return arena_.back().get();
+    }
+    // Records that `child` is now inside `parent` and enforces the depth cap.
+    void nest(const ObjPtr& parent, const ObjPtr& child) {
+        parent->depth = std::max(parent->depth, child->depth + 1);
+        WAN_CHECK(parent->depth <= kMaxPickleDepth,
+                  "%s: pickle nests objects deeper than %d levels: not a state dict we read (corrupt or hostile file)",
+                  ctx_.c_str(), kMaxPickleDepth);
+    }
+    void push(ObjPtr o) {
+        // References to memoised objects are pushed without a new object: the stack gets its own cap.
+        WAN_CHECK(stack_.size() < kMaxPickleObjects, "%s: pickle stack holds more than %zu items: not a state dict",
+                  ctx_.c_str(), kMaxPickleObjects);
+        stack_.push_back(o);
+    }
+    void memo_put(uint64_t key) {
+        WAN_CHECK(memo_.size() < kMaxPickleObjects || memo_.count(key) != 0,
+                  "%s: pickle memo holds more than %zu items: not a state dict", ctx_.c_str(), kMaxPickleObjects);
+        memo_[key] = top();
+    }
     void push_int(int64_t v) { auto o = make(Obj::Kind::Int); o->i = v; push(o); }
     void push_str(uint64_t n) { auto o = make(Obj::Kind::Str); const uint8_t* b = take(n); o->s.assign(reinterpret_cast<const char*>(b), n); push(o); }
     ObjPtr pop() {
@@ -292,6 +353,11 @@ private:
     ObjPtr dict_of(const ObjPtr& o) {
         WAN_CHECK(o->kind == Obj::Kind::Dict, "%s: SETITEM on a non-dict", ctx_.c_str());
         return o;
+    }
+    void add_item(const ObjPtr& d, const ObjPtr& k, const ObjPtr& v) {
+        d->dict.emplace_back(k, v);
+        nest(d, k);
+        nest(d, v);
     }
     ObjPtr list_of(const ObjPtr& o) {
         WAN_CHECK(o->kind == Obj::Kind::List, "%s: APPEND on a non-list", ctx_.c_str());
@@ -361,9 +427,43 @@ private:
     const uint8_t* p_;
     const uint8_t* end_;
     std::string ctx_;
+    std::vector<std::unique_ptr<Obj>> arena_;  // owns every object; freed flat, in one loop
     std::vector<ObjPtr> stack_;
     std::unordered_map<uint64_t, ObjPtr> memo_;
 };
+
+// Bytes of a storage of `numel` elements, checked: both numbers come from the pickle.
+uint64_t checked_storage_bytes(const std::string& path, const std::string& tensor, const StorageRef& s) {
+    uint64_t bytes = 0;
+    WAN_CHECK(s.numel >= 0 && checked_mul(static_cast<uint64_t>(s.numel), element_size(s.dtype), &bytes),
+              "%s: tensor '%s': storage of %lld elements of %s has no valid byte size", path.c_str(), tensor.c_str(),
+              static_cast<long long>(s.numel), c10::toString(s.dtype));
+    return bytes;
+}
+
+// The view (offset, sizes, strides) must stay inside its storage, and its element count must fit in 64 bits;
+// every product and sum is checked since all of them come from the file.
+void check_view_in_storage(const std::string& path, const std::string& tensor, const TensorRef& t) {
+    WAN_CHECK(t.offset >= 0, "%s: tensor '%s': negative storage offset %lld", path.c_str(), tensor.c_str(),
+              static_cast<long long>(t.offset));
+    bool empty = false;
+    for (size_t d = 0; d < t.size.size(); ++d) {
+        WAN_CHECK(t.size[d] >= 0 && t.stride[d] >= 0, "%s: tensor '%s': negative size or stride", path.c_str(),
+                  tensor.c_str());
+        empty = empty || t.size[d] == 0;
+    }
+    if (empty) return;
+    int64_t last = t.offset, numel = 1;
+    bool fits = true;
+    for (size_t d = 0; d < t.size.size(); ++d) {
+        int64_t reach = 0;
+        fits = fits && checked_mul(t.size[d] - 1, t.stride[d], &reach) && checked_add(last, reach, &last) &&
+               checked_mul(numel, t.size[d], &numel);
+    }
+    WAN_CHECK(fits && last < t.storage.numel,
+              "%s: tensor '%s': view (offset %lld, shape/stride) reaches past its storage of %lld elements",
+              path.c_str(), tensor.c_str(), static_cast<long long>(t.offset), static_cast<long long>(t.storage.numel));
+}
 
 }  // namespace
 
@@ -396,23 +496,13 @@ void read_pth_into(TensorStore::Impl& impl, const std::string& path) {
         auto it = by_name.find(entry_name);
         WAN_CHECK(it != by_name.end(), "%s: tensor '%s': zip entry '%s' missing", path.c_str(), k->s.c_str(),
                   entry_name.c_str());
-        const size_t es = element_size(t.storage.dtype);
-        WAN_CHECK(it->second->size >= static_cast<uint64_t>(t.storage.numel) * es,
+        const uint64_t storage_bytes = checked_storage_bytes(path, k->s, t.storage);
+        WAN_CHECK(it->second->size >= storage_bytes,
                   "%s: tensor '%s': storage '%s' has %llu bytes, %lld elements of %s need %llu", path.c_str(),
                   k->s.c_str(), entry_name.c_str(), static_cast<unsigned long long>(it->second->size),
                   static_cast<long long>(t.storage.numel), c10::toString(t.storage.dtype),
-                  static_cast<unsigned long long>(t.storage.numel * es));
-        // The view must stay inside its storage.
-        int64_t last = t.offset;
-        bool empty = false;
-        for (size_t d = 0; d < t.size.size(); ++d) {
-            WAN_CHECK(t.size[d] >= 0 && t.stride[d] >= 0, "%s: tensor '%s': negative size or stride", path.c_str(), k->s.c_str());
-            if (t.size[d] == 0) empty = true;
-            else last += (t.size[d] - 1) * t.stride[d];
-        }
-        WAN_CHECK(t.offset >= 0 && (empty || last < t.storage.numel),
-                  "%s: tensor '%s': view (offset %lld, shape/stride) reaches past its storage of %lld elements",
-                  path.c_str(), k->s.c_str(), static_cast<long long>(t.offset), static_cast<long long>(t.storage.numel));
+                  static_cast<unsigned long long>(storage_bytes));
+        check_view_in_storage(path, k->s, t);
         TensorInfo info;
         info.name = k->s;
         info.dtype = t.storage.dtype;
@@ -420,7 +510,7 @@ void read_pth_into(TensorStore::Impl& impl, const std::string& path) {
         info.strides = t.stride;
         info.storage_offset = t.offset;
         info.data_offset = it->second->data_offset;
-        info.data_bytes = static_cast<uint64_t>(t.storage.numel) * es;
+        info.data_bytes = storage_bytes;
         info.file = path;
         impl.add(StoreEntry{std::move(info), file});
     }

@@ -2,6 +2,7 @@
 #include "io/store_impl.h"
 
 #include "core/core.h"
+#include "io/untrusted.h"
 
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
@@ -16,7 +17,13 @@ namespace wan::io {
 
 int64_t TensorInfo::numel() const {
     int64_t n = 1;
-    for (int64_t d : shape) n *= d;
+    for (int64_t d : shape) {
+        if (d == 0) return 0;
+    }
+    for (int64_t d : shape) {
+        WAN_CHECK(d >= 0 && checked_mul(n, d, &n), "%s: tensor '%s': element count overflows 64 bits", file.c_str(),
+                  name.c_str());
+    }
     return n;
 }
 
@@ -131,6 +138,7 @@ TensorStore TensorStore::open_safetensors_index(const std::string& index_path) {
     TensorStore st;
     st.impl_->source = index_path;
     MappedFile f(index_path);
+    check_json_depth(reinterpret_cast<const char*>(f.data()), f.size(), index_path);
     nlohmann::json j;
     try {
         j = nlohmann::json::parse(f.data(), f.data() + f.size());
@@ -168,7 +176,7 @@ TensorStore TensorStore::open_safetensors_index(const std::string& index_path) {
     }
     if (j.contains("metadata") && j["metadata"].is_object()) {
         for (auto it = j["metadata"].begin(); it != j["metadata"].end(); ++it) {
-            st.impl_->metadata[it.key()] = it.value().is_string() ? it.value().get<std::string>() : it.value().dump();
+            st.impl_->metadata[it.key()] = it.value().is_string() ? it.value().get<std::string>() : json_excerpt(it.value());
         }
     }
     return st;
@@ -234,7 +242,12 @@ at::Tensor TensorStore::load(const std::string& name, c10::Device device, c10::o
 
 uint64_t TensorStore::total_bytes() const {
     uint64_t total = 0;
-    for (const auto& [name, e] : impl_->entries) total += e.info.numel() * element_size(e.info.dtype);
+    for (const auto& [name, e] : impl_->entries) {
+        uint64_t bytes = 0;
+        WAN_CHECK(checked_mul(static_cast<uint64_t>(e.info.numel()), element_size(e.info.dtype), &bytes) &&
+                      checked_add(total, bytes, &total),
+                  "%s: total tensor size overflows 64 bits", impl_->source.c_str());
+    }
     return total;
 }
 
@@ -255,6 +268,7 @@ void read_safetensors_into(TensorStore::Impl& impl, const std::string& path) {
     const uint64_t data_start = 8 + header_len;
     const uint64_t data_size = size - data_start;
 
+    check_json_depth(reinterpret_cast<const char*>(file->data()) + 8, header_len, path + ": safetensors header");
     nlohmann::ordered_json header;  // ordered: names() keeps the file's order
     try {
         header = nlohmann::ordered_json::parse(file->data() + 8, file->data() + 8 + header_len);
@@ -288,11 +302,22 @@ void read_safetensors_into(TensorStore::Impl& impl, const std::string& path) {
         info.dtype = float8 != Float8Format::None ? at::kByte
                                                   : dtype_from_safetensors(dtype_name, path + ": tensor '" + name + "'");
         WAN_CHECK(v["shape"].is_array(), "%s: tensor '%s': shape is not an array", path.c_str(), name.c_str());
+        // Element count and byte count are products of numbers from the file: checked, never wrapped.
+        uint64_t expect = element_size(info.dtype);
+        bool fits = true;
         for (const auto& d : v["shape"]) {
             WAN_CHECK(d.is_number_integer() && d.get<int64_t>() >= 0, "%s: tensor '%s': bad shape %s",
-                      path.c_str(), name.c_str(), v["shape"].dump().c_str());
+                      path.c_str(), name.c_str(), json_excerpt(v["shape"]).c_str());
             info.shape.push_back(d.get<int64_t>());
+            fits = fits && checked_mul(expect, static_cast<uint64_t>(info.shape.back()), &expect);
         }
+        if (std::find(info.shape.begin(), info.shape.end(), 0) != info.shape.end()) {
+            fits = true;
+            expect = 0;
+        }
+        WAN_CHECK(fits && expect <= static_cast<uint64_t>(INT64_MAX),
+                  "%s: tensor '%s': shape %s of %s has more bytes than 64 bits can count: corrupt header",
+                  path.c_str(), name.c_str(), json_excerpt(v["shape"]).c_str(), v["dtype"].get<std::string>().c_str());
         const auto& off = v["data_offsets"];
         WAN_CHECK(off.is_array() && off.size() == 2 && off[0].is_number_unsigned() && off[1].is_number_unsigned(),
                   "%s: tensor '%s': data_offsets must be two non-negative integers", path.c_str(), name.c_str());
@@ -302,18 +327,20 @@ void read_safetensors_into(TensorStore::Impl& impl, const std::string& path) {
                   "file truncated or corrupt",
                   path.c_str(), name.c_str(), static_cast<unsigned long long>(begin),
                   static_cast<unsigned long long>(end), static_cast<unsigned long long>(data_size));
-        uint64_t expect = static_cast<uint64_t>(info.numel()) * element_size(info.dtype);
         WAN_CHECK(end - begin == expect,
                   "%s: tensor '%s': %llu bytes stored but dtype %s × shape %s needs %llu", path.c_str(), name.c_str(),
                   static_cast<unsigned long long>(end - begin), v["dtype"].get<std::string>().c_str(),
-                  v["shape"].dump().c_str(), static_cast<unsigned long long>(expect));
+                  json_excerpt(v["shape"]).c_str(), static_cast<unsigned long long>(expect));
         info.data_offset = data_start + begin;
         info.data_bytes = end - begin;
         info.strides.resize(info.shape.size());
         int64_t stride = 1;
         for (int64_t k = static_cast<int64_t>(info.shape.size()) - 1; k >= 0; --k) {
             info.strides[k] = stride;
-            stride *= std::max<int64_t>(info.shape[k], 1);
+            // Only an empty tensor can get here with an overflowing product (its other sizes are unchecked).
+            WAN_CHECK(checked_mul(stride, std::max<int64_t>(info.shape[k], 1), &stride),
+                      "%s: tensor '%s': shape %s is too large for 64-bit strides", path.c_str(), name.c_str(),
+                      json_excerpt(v["shape"]).c_str());
         }
         if (end > begin) ranges.push_back({begin, end, name});  // empty tensors (markers) overlap nothing
         impl.add(StoreEntry{std::move(info), file, float8, nullptr});

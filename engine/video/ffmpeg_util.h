@@ -25,8 +25,14 @@ int av_check(int ret, const std::string& what, const char* file, int line);
 /// statistics) is dropped.
 void install_log_bridge();
 
+/// Closes the output file (when the muxer opened it: not AVFMT_NOFILE, not custom I/O) and frees the muxer,
+/// on every path: an error anywhere after avio_open (e.g. in avformat_write_header) used to leak the file.
 struct OutputFormatDeleter {
-    void operator()(AVFormatContext* p) const { avformat_free_context(p); }
+    void operator()(AVFormatContext* p) const {
+        if (p->pb != nullptr && !(p->oformat->flags & AVFMT_NOFILE) && !(p->flags & AVFMT_FLAG_CUSTOM_IO))
+            avio_closep(&p->pb);
+        avformat_free_context(p);
+    }
 };
 struct InputFormatDeleter {
     void operator()(AVFormatContext* p) const { avformat_close_input(&p); }
@@ -72,6 +78,9 @@ private:
 // ---- files (files.cpp) ----
 /// A temporary file name in the directory of `final_path` (hidden, unique per process and call).
 std::string temp_path_for(const std::string& final_path);
+/// Creates an empty temporary file for `final_path` exclusively (O_EXCL: never an existing file, never through
+/// a planted link) and returns its name; the caller writes it by that name and removes it on failure.
+std::string create_temp_file(const std::string& final_path);
 /// Moves the finished `tmp` to `final_path` without ever replacing an existing file (link + unlink; rename
 /// after an existence check where the file system has no hard links). Removes `tmp` on failure.
 void publish_file(const std::string& tmp, const std::string& final_path);

@@ -30,6 +30,28 @@ std::string temp_path_for(const std::string& final_path) {
     return (p.parent_path() / name).string();
 }
 
+namespace {
+// Opens a new temporary file for `final_path` exclusively (O_EXCL, no link followed); returns its descriptor, or
+// -1 with errno set. The name is unique per process and call; O_EXCL still guards against a leftover or planted
+// file of that name (then the next name is tried).
+int open_exclusive_temp(const std::string& final_path, std::string* tmp) {
+    for (int attempt = 0; attempt < 100; ++attempt) {
+        *tmp = temp_path_for(final_path);
+        const int fd = open(tmp->c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (fd >= 0 || errno != EEXIST) return fd;
+    }
+    return -1;
+}
+}  // namespace
+
+std::string create_temp_file(const std::string& final_path) {
+    std::string tmp;
+    const int fd = open_exclusive_temp(final_path, &tmp);
+    WAN_CHECK(fd >= 0, "cannot create '%s': %s", tmp.c_str(), std::strerror(errno));
+    close(fd);
+    return tmp;
+}
+
 void check_not_exists(const std::string& path) {
     struct stat st;
     WAN_CHECK(lstat(path.c_str(), &st) != 0, "output file '%s' already exists; WanStudio never overwrites outputs",
@@ -67,8 +89,8 @@ void sync_file(const std::string& path) {
 
 void write_file_atomic(const std::string& path, const void* data, size_t size) {
     check_not_exists(path);
-    const std::string tmp = temp_path_for(path);
-    const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    std::string tmp;
+    const int fd = open_exclusive_temp(path, &tmp);
     WAN_CHECK(fd >= 0, "cannot create '%s': %s", tmp.c_str(), std::strerror(errno));
     const char* p = static_cast<const char*>(data);
     size_t done = 0;
@@ -124,10 +146,10 @@ void check_output_dir(const std::string& dir, bool create) {
     WAN_CHECK(stat(dir.c_str(), &st) == 0, "output directory '%s' does not exist: %s", dir.c_str(),
               std::strerror(errno));
     WAN_CHECK(S_ISDIR(st.st_mode), "output directory '%s' is not a directory", dir.c_str());
-    // access(W_OK) misses read-only mounts and ACLs in some setups; creating a file is the real test.
-    const std::string probe = (fs::path(dir) / strfmt(".wanstudio-write-test.%ld", static_cast<long>(getpid())))
-                                  .string();
-    const int fd = open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    // access(W_OK) misses read-only mounts and ACLs in some setups; creating a file is the real test. It is
+    // created exclusively under a temporary name: an existing file is never truncated or removed.
+    std::string probe;
+    const int fd = detail::open_exclusive_temp((fs::path(dir) / ".wanstudio-write-test").string(), &probe);
     WAN_CHECK(fd >= 0, "output directory '%s' is not writable: %s", dir.c_str(), std::strerror(errno));
     close(fd);
     unlink(probe.c_str());

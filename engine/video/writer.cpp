@@ -78,7 +78,6 @@ private:
     AVStream* stream_ = nullptr;  // owned by fmt_
     std::string codec_;
     int64_t next_pts_ = 0;
-    bool io_open_ = false;
 };
 
 Mp4Muxer::Mp4Muxer(const std::string& path, int width, int height, const VideoWriteOptions& opts)
@@ -120,8 +119,8 @@ Mp4Muxer::Mp4Muxer(const std::string& path, int width, int height, const VideoWr
     }
 
     if (!(fmt_->oformat->flags & AVFMT_NOFILE)) {
+        // Closed by fmt_'s deleter on every path, also when a later step of this constructor throws.
         WAN_AV_CHECK(avio_open(&fmt_->pb, path.c_str(), AVIO_FLAG_WRITE), "opening '%s' for writing", path.c_str());
-        io_open_ = true;
     }
     Dict mux_opts;
     // use_metadata_tags: write every key as an mdta item (custom keys such as "seed" survive);
@@ -220,17 +219,15 @@ void Mp4Muxer::finish() {
     WAN_AV_CHECK(avcodec_send_frame(enc_.get(), nullptr), "flushing the %s encoder", codec_.c_str());
     drain(true);
     WAN_AV_CHECK(av_write_trailer(fmt_.get()), "writing the MP4 trailer of '%s'", path_.c_str());
-    if (io_open_) {
-        io_open_ = false;
+    if (fmt_->pb != nullptr && !(fmt_->oformat->flags & AVFMT_NOFILE)) {
+        // Closed here rather than by the deleter so that a failing close (full disk) is reported.
         WAN_AV_CHECK(avio_closep(&fmt_->pb), "closing '%s'", path_.c_str());
     }
 }
 
-Mp4Muxer::~Mp4Muxer() {
-    // Only frees: an unfinished file is abandoned without a trailer (its temporary name is removed by the
-    // caller). The unique_ptrs then free the converter, packet, frame, encoder and muxer in that order.
-    if (io_open_) avio_closep(&fmt_->pb);
-}
+// Only frees: an unfinished file is abandoned without a trailer (its temporary name is removed by the caller).
+// The unique_ptrs free the converter, packet, frame, encoder and muxer (closing its file) in that order.
+Mp4Muxer::~Mp4Muxer() = default;
 
 }  // namespace
 
@@ -238,7 +235,7 @@ VideoWriteResult write_mp4(const std::string& path, const RgbFrames& frames, con
     check_frames(frames, /*need_even=*/true);
     check_not_exists(path);
     const size_t frame_bytes = static_cast<size_t>(frames.height) * static_cast<size_t>(frames.width) * 3;
-    TempFile tmp(temp_path_for(path));
+    TempFile tmp(create_temp_file(path));
     VideoWriteResult result;
     {
         Mp4Muxer mux(tmp.path(), frames.width, frames.height, opts);

@@ -56,6 +56,16 @@ TEST(Options, ClearErrors) {
     EXPECT_NE(parse_error({"--prompt"}).find("needs a value"), std::string::npos);
 }
 
+TEST(Options, SizeAndFrameLimitsOfTheRotaryTables) {
+    // 1024 positions per axis of 16 pixels / 4 frames: the largest accepted values pass, one step more fails.
+    EXPECT_EQ(parse({"--size", "16384*16"}).request.width, 16384);
+    EXPECT_EQ(parse({"--size", "16*16384"}).request.height, 16384);
+    EXPECT_EQ(parse({"--frame-num", "4093"}).request.frame_num, 4093);
+    EXPECT_NE(parse_error({"--size", "16400*16"}).find("width 16400: at most 16384"), std::string::npos);
+    EXPECT_NE(parse_error({"--size", "16*16400"}).find("height 16400: at most 16384"), std::string::npos);
+    EXPECT_NE(parse_error({"--frame-num", "4097"}).find("frame_num 4097: at most 4093"), std::string::npos);
+}
+
 TEST(Options, LayoutValidation) {
     auto a = parse({"--ulysses-size", "2", "--ring-size", "2"});
     EXPECT_NO_THROW(wan::app::validate_layout(a, 4));

@@ -1,5 +1,5 @@
 // wan-compare A B [atol] [rtol]: compares two --save-latents files tensor by tensor (latent, video, context,
-// context_null) and prints the worst element; exit 0 when every tensor is within tolerance.
+// context_null) and prints the worst element; exit 0 when every tensor is finite and within tolerance.
 #include "core/core.h"
 #include "io/io.h"
 
@@ -30,9 +30,19 @@ int main(int argc, char** argv) {
                 ok = false;
                 continue;
             }
+            // A non-finite value anywhere is a failure by itself: `err > tol` is false for NaN, so a broken
+            // run that writes NaN everywhere would otherwise "match" any reference.
+            const int64_t nonfinite_x = x.numel() - x.isfinite().sum().item<int64_t>();
+            const int64_t nonfinite_y = y.numel() - y.isfinite().sum().item<int64_t>();
+            if (nonfinite_x > 0 || nonfinite_y > 0) {
+                std::printf("%-13s %lld non-finite values in %s, %lld in %s\n", name,
+                            static_cast<long long>(nonfinite_x), argv[1], static_cast<long long>(nonfinite_y), argv[2]);
+                ok = false;
+                continue;
+            }
             at::Tensor err = (x - y).abs();
             at::Tensor bad = err > (atol + rtol * y.abs());
-            const double max_err = err.max().item<double>();
+            const double max_err = x.numel() ? err.max().item<double>() : 0.0;
             const int64_t nbad = bad.sum().item<int64_t>();
             std::printf("%-13s max |diff| %.3g, %lld of %lld out of tolerance (atol %g, rtol %g)\n", name, max_err,
                         static_cast<long long>(nbad), static_cast<long long>(x.numel()), atol, rtol);

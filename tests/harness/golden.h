@@ -43,14 +43,17 @@ struct Tolerance {
     double atol = 0;
     double rtol = 0;
 };
-/// From tolerances.json "recommended": `key` exactly (e.g. "pipeline.final_latent") or its group ("dit").
+/// `key` exactly (e.g. "pipeline.final_latent") or its group ("dit"): for the repository's golden cases from
+/// tests/harness/measured_tolerances.json (set from the error measured with WAN_TEST_REPORT_ERRORS=1, see there),
+/// for another WAN_GOLDEN_DIR from its tolerances.json "recommended".
 Tolerance tolerance(const std::string& key);
 
 /// The GenerationRequest of a `pipeline_` case (its "params"), with the case's noise written to
 /// `temp_dir`/noise.safetensors and passed as init_noise (upstream draws it on a CUDA generator).
 GenerationRequest pipeline_request(const GoldenCase& c, const std::string& temp_dir);
 
-/// |actual - expected| <= atol + rtol*|expected| everywhere (both converted to float64 on the CPU).
+/// |actual - expected| <= atol + rtol*|expected| everywhere (both converted to float64 on the CPU). With
+/// WAN_TEST_REPORT_ERRORS=1 it prints "[measured] <label>: max |err| …" for every comparison.
 /// On failure the message names `label`, the shapes, the worst element (index, both values, error), the
 /// count of elements out of tolerance and the max abs error.
 ::testing::AssertionResult all_close(const at::Tensor& actual, const at::Tensor& expected, Tolerance tol,

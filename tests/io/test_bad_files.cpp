@@ -1,6 +1,7 @@
 // Handcrafted broken checkpoint files: each gives a clear error naming the file and the problem
 // (in the spirit of llama.cpp's test-gguf HANDCRAFTED_* cases).
 #include "golden.h"
+#include "hostile_files.h"
 
 #include "core/core.h"
 
@@ -12,25 +13,7 @@ namespace {
 
 using wan::io::TensorStore;
 
-std::string write_file(const std::string& path, const std::string& bytes) {
-    std::ofstream f(path, std::ios::binary);
-    f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    return path;
-}
-
-std::string safetensors_bytes(const std::string& header_json, size_t data_bytes, int64_t header_len_override = -1) {
-    std::string out;
-    uint64_t len = header_len_override >= 0 ? static_cast<uint64_t>(header_len_override) : header_json.size();
-    out.append(reinterpret_cast<const char*>(&len), 8);
-    out += header_json;
-    out.append(data_bytes, '\0');
-    return out;
-}
-
-std::string read_all(const std::string& path) {
-    std::ifstream f(path, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(f), {});
-}
+using namespace wan::test::hostile;
 
 // Expects opening `path` to throw a wan::Error whose message contains every fragment.
 void expect_error(const std::string& path, std::initializer_list<const char*> fragments) {
@@ -152,6 +135,140 @@ TEST_F(BadFiles, PickleGlobalNotWhitelisted) {
 
 TEST_F(BadFiles, MissingFileNamed) {
     expect_error(dir + "/nope.safetensors", {"cannot open"});
+}
+
+// ---- hostile files: sizes that wrap, structures that nest, offsets past the end -------------------------
+
+TEST_F(BadFiles, SafetensorsShapeWhoseByteCountWraps) {
+    auto p = write_file(dir + "/wrap.safetensors", safetensors_wrapping_shape());
+    expect_error(p, {"'w'", "more bytes than 64 bits can count"});
+}
+
+TEST_F(BadFiles, SafetensorsEmptyShapeWithHugeSizes) {
+    // Zero elements, so no bytes; but the contiguous strides of the other sizes overflow.
+    auto p = write_file(dir + "/empty.safetensors",
+                        safetensors_bytes(R"({"w":{"dtype":"F32","shape":[0,4611686018427387904,4],"data_offsets":[0,0]}})", 0));
+    expect_error(p, {"'w'", "too large for 64-bit strides"});
+}
+
+TEST_F(BadFiles, PthStorageByteCountWraps) {
+    // 2^62 float elements = 2^64 bytes.
+    auto p = write_file(dir + "/storage.pth", pth_with_pickle(state_dict_pickle(int64_t(1) << 62, {4}, {1}), {std::string(16, '\0')}));
+    expect_error(p, {"'w'", "no valid byte size"});
+}
+
+TEST_F(BadFiles, PthStridesThatWrap) {
+    // (2-1) × 2^62 + (2-1) × 2^62 = 2^63: the last element's index wraps negative and would pass "< numel".
+    auto p = write_file(dir + "/stride.pth",
+                        pth_with_pickle(state_dict_pickle(4, {2, 2}, {int64_t(1) << 62, int64_t(1) << 62}),
+                                        {std::string(16, '\0')}));
+    expect_error(p, {"'w'", "reaches past its storage"});
+}
+
+TEST_F(BadFiles, PthNegativeStorageSize) {
+    auto p = write_file(dir + "/neg.pth", pth_with_pickle(state_dict_pickle(-4, {4}, {1}), {std::string(16, '\0')}));
+    expect_error(p, {"'w'", "no valid byte size"});
+}
+
+TEST_F(BadFiles, PthValidHandcraftedStateDictStillReads) {
+    // The builders above make files the reader accepts when the numbers are sane.
+    std::string data(16, '\0');
+    const float v[4] = {1, 2, 3, 4};
+    std::memcpy(&data[0], v, 16);
+    auto p = write_file(dir + "/ok.pth", pth_with_pickle(state_dict_pickle(4, {2, 2}, {1, 2}), {data}));
+    auto st = wan::io::TensorStore::open(p);
+    EXPECT_EQ(st.get("w")[0][1].item<float>(), 3.0f);  // stride (1, 2): element [0][1] is storage[2]
+}
+
+TEST_F(BadFiles, PickleNestedTwoHundredThousandLists) {
+    // Used to crash (stack overflow in the recursive destructor), so the error must come back at all.
+    auto p = write_file(dir + "/deep.pth", pth_with_pickle(nested_lists_pickle(200000)));
+    expect_error(p, {"nests objects deeper than 100 levels"});
+}
+
+TEST_F(BadFiles, PickleFiveMillionEmptyLists) {
+    // A 5 MB file that used to build 5,000,000 objects (1.1 GB) before failing: capped at a million.
+    auto p = write_file(dir + "/many.pth", pth_with_pickle(many_lists_pickle(5000000)));
+    expect_error(p, {"more than 1000000 objects"});
+}
+
+TEST_F(BadFiles, PickleSelfContainingListIsNoCrash) {
+    // A list appended into itself through the memo (a cycle): refused for its depth, nothing leaks or loops.
+    std::string pk = std::string("\x80\x02]q\0", 5);  // EMPTY_LIST, BINPUT 0
+    for (int k = 0; k < 200; ++k) pk += std::string("h\0a", 3);  // BINGET 0, APPEND
+    pk += ".";
+    auto p = write_file(dir + "/cycle.pth", pth_with_pickle(pk));
+    expect_error(p, {"deeper than"});
+}
+
+TEST_F(BadFiles, Zip64LocatorPastTheEnd) {
+    wan::io::save_pth(dir + "/good.pth", {{"w", at::arange(4, at::kFloat)}});
+    auto p = write_file(dir + "/z64.pth", zip64_locator_past_end(read_all(dir + "/good.pth")));
+    expect_error(p, {"zip64 locator points at offset 18446744073709551608"});
+}
+
+TEST_F(BadFiles, Zip64ExtraFieldTooShort) {
+    // The central record defers both sizes to the zip64 field (0xFFFFFFFF) but the field holds no bytes.
+    std::string extra;
+    put<uint16_t>(extra, 1);
+    put<uint16_t>(extra, 0);
+    auto p = write_file(dir + "/extra.pth", zip_stored({{"archive/data.pkl", "\x80\x02}.", extra}}));
+    expect_error(p, {"'archive/data.pkl'", "zip64 extra field too short"});
+}
+
+TEST_F(BadFiles, ZipExtraFieldLongerThanItsEntry) {
+    std::string extra;
+    put<uint16_t>(extra, 0x4246);
+    put<uint16_t>(extra, 1000);  // but the entry's extra area is only these 4 bytes
+    auto p = write_file(dir + "/extra2.pth", zip_stored({{"archive/data.pkl", "\x80\x02}.", extra}}));
+    expect_error(p, {"extra field of 1000 bytes runs past its entry"});
+}
+
+TEST_F(BadFiles, ZipEntryCountLargerThanDirectory) {
+    std::string bytes = zip_stored({{"archive/data.pkl", "\x80\x02}.", ""}});
+    const size_t eocd = bytes.size() - 22;
+    std::memcpy(&bytes[eocd + 8], "\xfe\xff\xfe\xff", 4);  // 65534 entries in a 54-byte directory
+    auto p = write_file(dir + "/count.pth", bytes);
+    expect_error(p, {"claims 65534 entries"});
+}
+
+TEST(WanConfig, NestedThreeHundredThousandDeep) {
+    // Valid JSON; used to crash while the error message dumped the value recursively.
+    try {
+        wan::io::WanConfig::from_json_string(nested_json_config(300000), "deep/config.json");
+        FAIL() << "accepted";
+    } catch (const wan::Error& e) {
+        std::string msg = e.what();
+        EXPECT_NE(msg.find("deep/config.json: JSON nests deeper than 64 levels"), std::string::npos) << msg;
+    }
+}
+
+TEST(WanConfig, BadValueIsShownBriefly) {
+    // A wrong field type is reported with a bounded excerpt of the value, never the whole value.
+    std::string big = "[1";
+    for (int k = 0; k < 100000; ++k) big += ",1";
+    big += "]";
+    try {
+        wan::io::WanConfig::from_json_string(R"({"dim":)" + big + R"(,"ffn_dim":8,"num_heads":3,"num_layers":1})",
+                                             "cfg.json");
+        FAIL();
+    } catch (const wan::Error& e) {
+        std::string msg = e.what();
+        EXPECT_NE(msg.find("\"dim\" must be an integer"), std::string::npos) << msg.substr(0, 300);
+        EXPECT_LT(msg.size(), 400u) << msg.substr(0, 300);
+    }
+    try {
+        wan::io::WanConfig::from_json_string(R"({"dim":[[1],[2]],"ffn_dim":8,"num_heads":3,"num_layers":1})", "cfg.json");
+        FAIL();
+    } catch (const wan::Error& e) {
+        EXPECT_NE(std::string(e.what()).find("got an array of 2 items"), std::string::npos) << e.what();
+    }
+}
+
+TEST_F(BadFiles, SafetensorsHeaderNestedDeep) {
+    std::string h = R"({"__metadata__":{"x":)" + std::string(1000, '[') + std::string(1000, ']') + "}}";
+    auto p = write_file(dir + "/deep.safetensors", safetensors_bytes(h, 0));
+    expect_error(p, {"JSON nests deeper than 64 levels"});
 }
 
 TEST(CheckpointDir, ListsEveryMissingFile) {

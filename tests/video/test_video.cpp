@@ -21,6 +21,11 @@
 namespace fs = std::filesystem;
 using namespace wan::video;
 
+namespace wan::video::detail {  // private to engine/video (ffmpeg_util.h), declared here for the test
+std::string temp_path_for(const std::string& final_path);
+std::string create_temp_file(const std::string& final_path);
+}  // namespace wan::video::detail
+
 namespace {
 
 template <typename F>
@@ -154,6 +159,48 @@ TEST(Video, EncoderFallbackAndErrors) {
     msg = error_of([&] { probe_video(dir + "/missing.mp4"); });
     EXPECT_NE(msg.find("opening '" + dir + "/missing.mp4' for reading"), std::string::npos) << msg;
     EXPECT_NE(msg.find("No such file"), std::string::npos) << msg;
+}
+
+size_t open_file_count() {
+    size_t n = 0;
+    for (const auto& e : fs::directory_iterator("/proc/self/fd")) n += e.is_symlink() ? 1 : 0;
+    return n;
+}
+
+TEST(Video, HeaderFailureClosesTheFile) {
+    // rawvideo opens as an encoder but the MP4 muxer has no tag for it: avformat_write_header fails after
+    // the output file was opened. The file must be closed (it used to leak) and its temporary name removed.
+    const int F = 1, H = 16, W = 16;
+    const auto rgb = gradient(F, H, W);
+    const std::string dir = wan::test::make_temp_dir("video_hdr");
+    VideoWriteOptions opts;
+    opts.encoders = {"rawvideo"};
+    const size_t before = open_file_count();
+    for (int k = 0; k < 3; ++k) {
+        std::string msg = error_of([&] { write_mp4(dir + "/raw.mp4", {rgb.data(), F, H, W}, opts); });
+        EXPECT_NE(msg.find("writing the MP4 header"), std::string::npos) << msg;
+    }
+    EXPECT_EQ(open_file_count(), before) << "write_mp4 left files open after a failed header";
+    EXPECT_TRUE(list_dir(dir).empty());
+}
+
+TEST(Video, TemporaryFilesAreCreatedExclusively) {
+    // A link planted at the next temporary name is never followed: create_temp_file takes another name and the
+    // file the link points at keeps its contents. Names are ".<final>.<pid>.<counter>.part".
+    const std::string dir = wan::test::make_temp_dir("video_tmp");
+    const std::string victim = dir + "/victim.txt";
+    { std::ofstream(victim) << "keep me"; }
+    const std::string seen = wan::video::detail::temp_path_for(dir + "/x.mp4");
+    const size_t end = seen.rfind(".part"), start = seen.rfind('.', end - 1) + 1;
+    const unsigned counter = static_cast<unsigned>(std::stoul(seen.substr(start, end - start)));
+    const std::string planted = seen.substr(0, start) + std::to_string(counter + 1) + ".part";
+    ASSERT_EQ(::symlink(victim.c_str(), planted.c_str()), 0);
+    const std::string made = wan::video::detail::create_temp_file(dir + "/x.mp4");
+    EXPECT_NE(made, planted);
+    EXPECT_TRUE(fs::is_regular_file(fs::symlink_status(made)));
+    EXPECT_TRUE(fs::is_symlink(fs::symlink_status(planted)));
+    std::ifstream in(victim);
+    EXPECT_EQ(std::string((std::istreambuf_iterator<char>(in)), {}), "keep me");
 }
 
 TEST(Video, SanitizeNames) {
