@@ -1,10 +1,10 @@
 #include "cli/inspect.h"
 
 #include "core/core.h"
+#include "core/fs.h"
 #include "io/io.h"
 
 #include <map>
-#include <sys/stat.h>
 
 namespace wan::app {
 
@@ -18,11 +18,6 @@ std::string human_bytes(double b) {
         ++u;
     }
     return strfmt(u == 0 ? "%.0f %s" : "%.2f %s", b, units[u]);
-}
-
-uint64_t file_size(const std::string& p) {
-    struct stat st {};
-    return ::stat(p.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
 }
 
 struct Summary {
@@ -67,7 +62,7 @@ void inspect_checkpoint(const std::string& dir, std::ostream& out) {
     out << "Checkpoint " << c.root << "\n";
     out << "Layout:\n";
     for (const auto& p : {c.config_json, c.dit_path, c.t5_path, c.vae_path, c.tokenizer_path}) {
-        out << strfmt("  %-60s %s\n", p.substr(c.root.size() + 1).c_str(), human_bytes(static_cast<double>(file_size(p))).c_str());
+        out << strfmt("  %-60s %s\n", p.substr(c.root.size() + 1).c_str(), human_bytes(static_cast<double>(fs::file_size_or_zero(p))).c_str());
     }
     io::TensorStore dit = c.open_dit();
     io::TensorStore t5 = c.open_t5();

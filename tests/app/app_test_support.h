@@ -1,7 +1,7 @@
 // Helpers shared by the app tests: the fake backend, temporary settings, sample outputs.
 #pragma once
 
-#include "models/metadata.h"
+#include "core/sidecar.h"
 #include "session/engine_session.h"
 #include "session/fake_engine_backend.h"
 
@@ -81,7 +81,8 @@ inline void writeSampleOutput(const QString& dir, const QString& stem, const QSt
     {
         QFile f(json);
         f.open(QIODevice::WriteOnly);
-        f.write(metadataJson(r, res));
+        const std::string record = make_sidecar(r, res, EngineInfo{}, "test").to_json();
+        f.write(record.data(), static_cast<qint64>(record.size()));
     }
     for (const QString& path : {video, poster, json}) {
         QFile f(path);
