@@ -19,12 +19,10 @@ inline constexpr const char* kDefaultNegativePrompt =
 /// What a request's 0 / negative fields become for one model variant.
 struct ModelDefaults {
     std::string variant;  ///< "1.3B", "14B", "demo"
-    int width = 0;
-    int height = 0;
-    int frames = 0;
-    int steps = 0;
-    double shift = 0;
-    double guide_scale = 0;
+    int width = 0, height = 0;  ///< the default size; a multiple of 16
+    int frames = 0;             ///< 4n+1
+    int steps = 0;              ///< sampling steps
+    double shift = 0, guide_scale = 0;
     std::vector<std::string> sizes;  ///< "W*H" sizes the model was trained for; the default size first
 };
 

@@ -1,20 +1,8 @@
 #include "core/sidecar.h"
 
-#include <nlohmann/json.hpp>
+#include "core/json_fields.h"
 
 namespace wan {
-
-namespace {
-template <typename T>
-void read_optional(const nlohmann::json& j, const char* key, T& out, const std::string& what) {
-    if (!j.contains(key)) return;
-    try {
-        out = j.at(key).get<T>();
-    } catch (const std::exception&) {
-        WAN_THROW("%s: field \"%s\" has the wrong type (%s)", what.c_str(), key, j.at(key).dump().c_str());
-    }
-}
-}  // namespace
 
 std::string layout_text(const EngineInfo& info) {
     return strfmt("world %d, ulysses %d × ring %d%s%s%s", info.world_size, info.ulysses_size, info.ring_size,
@@ -59,13 +47,7 @@ std::string GenerationSidecar::to_json() const {
 }
 
 GenerationSidecar GenerationSidecar::from_json(const std::string& json, const std::string& what) {
-    nlohmann::json j;
-    try {
-        j = nlohmann::json::parse(json);
-    } catch (const std::exception& e) {
-        WAN_THROW("%s: not valid JSON (%s)", what.c_str(), e.what());
-    }
-    WAN_CHECK(j.is_object(), "%s: expected a JSON object", what.c_str());
+    const nlohmann::json j = json_fields::parse_object(json, what);
     WAN_CHECK(j.contains("prompt"), "%s: no \"prompt\" field (not a generation record)", what.c_str());
     GenerationSidecar s;
     try {
@@ -76,14 +58,9 @@ GenerationSidecar GenerationSidecar::from_json(const std::string& json, const st
     }
     s.has_result = j.contains("status");
     if (!s.has_result) s.result.status = JobStatus::Ok;
-    read_optional(j, "model", s.model, what);
-    read_optional(j, "device", s.device, what);
-    read_optional(j, "layout", s.layout, what);
-    read_optional(j, "codec", s.codec, what);
-    read_optional(j, "program", s.program, what);
-    read_optional(j, "fps", s.fps, what);
-    read_optional(j, "teacache_threshold", s.teacache_threshold, what);
-    read_optional(j, "dit_steps_computed", s.dit_steps_computed, what);
+    json_fields::get_fields(j, what, "model", s.model, "device", s.device, "layout", s.layout,  //
+                            "codec", s.codec, "program", s.program, "fps", s.fps,            //
+                            "teacache_threshold", s.teacache_threshold, "dit_steps_computed", s.dit_steps_computed);
     return s;
 }
 

@@ -388,7 +388,8 @@ QwenTokenizer QwenTokenizer::from_file(const std::string& path) {
     pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);  // a speed-up only; the interpreter is used if JIT fails
 
     impl->byte_to_char = byte_level_table();
-    for (int b = 0; b < 256; ++b) impl->char_to_byte[wan::utf8::decode_lossy(impl->byte_to_char[b])[0]] = static_cast<unsigned char>(b);
+    for (int b = 0; b < 256; ++b)
+        impl->char_to_byte[wan::utf8::decode_lossy(impl->byte_to_char[b])[0]] = static_cast<unsigned char>(b);
 
     QwenTokenizer t;
     t.impl_ = std::move(impl);

@@ -61,15 +61,9 @@ inline void writeSampleOutput(const QString& dir, const QString& stem, const QSt
     QImage image(32, 32, QImage::Format_RGB32);
     image.fill(QColor(40, 120, 200));
     image.save(poster, "PNG");
-    GenerationRequest r;
+    GenerationRequest r = GenerationRequest::from_json(
+        R"({"size": "832*480", "frame_num": 81, "sample_steps": 50, "sample_shift": 5.0, "sample_guide_scale": 6.0})");
     r.prompt = prompt.toStdString();
-    r.width = 832;
-    r.height = 480;
-    r.frame_num = 81;
-    r.sample_steps = 50;
-    r.sample_shift = 5.0;
-    r.guide_scale = 6.0;
-    r.seed = -1;
     GenerationResult res;
     res.status = JobStatus::Ok;
     res.seed_used = seed;

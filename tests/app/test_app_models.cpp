@@ -60,12 +60,8 @@ void TestAppModels::formatsProgress() {
 }
 
 void TestAppModels::metadataRoundTrip() {
-    GenerationRequest r;
-    r.prompt = "extended prompt";
-    r.original_prompt = "short";
-    r.width = 480;
-    r.height = 832;
-    r.seed = -1;
+    const GenerationRequest r = GenerationRequest::from_json(
+        R"({"prompt": "extended prompt", "original_prompt": "short", "size": "480*832"})");
     GenerationResult res;
     res.status = JobStatus::Ok;
     res.seed_used = 1234;

@@ -192,14 +192,8 @@ TEST(BatchFile, ReadsFilesAndRejectsEmptyOnes) {
 // ---- sidecar --------------------------------------------------------------------------------------------
 
 wan::GenerationSidecar sample_sidecar(int dit_steps_computed) {
-    wan::GenerationRequest r;
-    r.prompt = "a fox";
-    r.negative_prompt = "dark";
-    r.width = 832;
-    r.height = 480;
-    r.frame_num = 81;
-    r.sample_steps = 50;
-    r.seed = -1;
+    const auto r = wan::GenerationRequest::from_json(
+        R"({"prompt": "a fox", "negative_prompt": "dark", "size": "832*480", "frame_num": 81, "sample_steps": 50})");
     wan::GenerationResult res;
     res.status = wan::JobStatus::Ok;
     res.seed_used = 77;
