@@ -1,6 +1,6 @@
 #include "gui_entry.h"
 
-#include "batch/batch_file.h"
+#include "core/batch_file.h"
 #include "batch/batch_runner.h"
 #include "session/engine_session.h"
 #include "settings/settings.h"
@@ -136,7 +136,7 @@ int run_batch(int argc, char** argv, const AppOptions& options, std::unique_ptr<
     std::vector<GenerationRequest> jobs;
     try {
         if (!options.batch_file.empty()) {
-            jobs = parseBatchFile(options.batch_file, defaults);
+            jobs = read_batch_file(options.batch_file, defaults);
         } else {
             WAN_CHECK(!defaults.prompt.empty(), "--prompt: the prompt is empty");
             std::vector<std::string> problems = defaults.validate();

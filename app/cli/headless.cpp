@@ -1,55 +1,12 @@
 #include "cli/headless.h"
 
-#include <nlohmann/json.hpp>
+#include "core/batch_file.h"
 
 #include <atomic>
 #include <cstdio>
-#include <fstream>
 #include <unistd.h>
 
 namespace wan::app {
-
-std::vector<GenerationRequest> read_batch_requests(const std::string& path, const GenerationRequest& defaults) {
-    std::ifstream f(path);
-    WAN_CHECK(bool(f), "--batch %s: cannot open the file", path.c_str());
-    std::vector<GenerationRequest> jobs;
-    std::string line;
-    int number = 0;
-    while (std::getline(f, line)) {
-        ++number;
-        while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) line.pop_back();
-        size_t start = line.find_first_not_of(" \t");
-        if (start == std::string::npos || line[start] == '#') continue;
-        line = line.substr(start);
-        if (line[0] != '{') {
-            GenerationRequest r = defaults;
-            r.prompt = line;
-            jobs.push_back(r);
-            continue;
-        }
-        nlohmann::json j;
-        try {
-            j = nlohmann::json::parse(line);
-        } catch (const std::exception& e) {
-            WAN_THROW("--batch %s, line %d: not valid JSON: %s", path.c_str(), number, e.what());
-        }
-        // Start from the command line's request and apply the line's keys over it.
-        nlohmann::json base = nlohmann::json::parse(defaults.to_json());
-        for (auto it = j.begin(); it != j.end(); ++it) base[it.key()] = it.value();
-        GenerationRequest r;
-        try {
-            r = GenerationRequest::from_json(base.dump());
-        } catch (const Error& e) {
-            WAN_THROW("--batch %s, line %d: %s", path.c_str(), number, e.what());
-        }
-        WAN_CHECK(!r.prompt.empty(), "--batch %s, line %d: no \"prompt\"", path.c_str(), number);
-        auto errors = r.validate();
-        WAN_CHECK(errors.empty(), "--batch %s, line %d: %s", path.c_str(), number, errors.front().c_str());
-        jobs.push_back(r);
-    }
-    WAN_CHECK(!jobs.empty(), "--batch %s: no prompts in the file", path.c_str());
-    return jobs;
-}
 
 namespace {
 void print_bar(const ProgressInfo& p, int job, int jobs, bool tty) {
@@ -81,7 +38,7 @@ int run_headless(const AppOptions& options, std::unique_ptr<EngineBackend> backe
     GenerationRequest defaults = options.request;
     defaults.output_dir = options.output_dir;
     try {
-        if (!options.batch_file.empty()) jobs = read_batch_requests(options.batch_file, defaults);
+        if (!options.batch_file.empty()) jobs = read_batch_file(options.batch_file, defaults);
         else jobs.push_back(defaults);
     } catch (const Error& e) {
         std::fprintf(stderr, "wanstudio: %s\n", e.what());

@@ -6,19 +6,13 @@
 #include "session/engine_backend.h"
 
 #include <memory>
-#include <string>
-#include <vector>
 
 namespace wan::app {
 
-/// Jobs of a batch file: one prompt per line, or JSON lines with per-job options (GenerationRequest keys,
-/// "size": "W*H"); each inherits the command line's settings. Blank lines and lines starting with # are
-/// skipped. Throws wan::Error naming the file and line for malformed input.
-std::vector<GenerationRequest> read_batch_requests(const std::string& path, const GenerationRequest& defaults);
-
-/// Starts the backend, runs every job with a terminal progress bar on stderr, prints each output path on
-/// stdout, shuts the backend down. Exit codes as run_batch: 0 ok, 1 a job failed/cancelled, 2 bad input,
-/// 3 engine failed to start.
+/// Reads `options.batch_file` (format: core/batch_file.h; the command line's request is every job's
+/// default) or takes the command line's single request, then starts the backend, runs every job with a
+/// terminal progress bar on stderr, prints each output path on stdout and shuts the backend down.
+/// Exit codes as run_batch: 0 ok, 1 a job failed/cancelled, 2 bad input, 3 engine failed to start.
 int run_headless(const AppOptions& options, std::unique_ptr<EngineBackend> backend);
 
 }  // namespace wan::app

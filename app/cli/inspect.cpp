@@ -1,11 +1,11 @@
 #include "cli/inspect.h"
 
 #include "core/core.h"
+#include "core/fs.h"
 #include "io/component_files.h"
 #include "io/io.h"
 
 #include <map>
-#include <sys/stat.h>
 
 namespace wan::app {
 
@@ -19,11 +19,6 @@ std::string human_bytes(double b) {
         ++u;
     }
     return strfmt(u == 0 ? "%.0f %s" : "%.2f %s", b, units[u]);
-}
-
-uint64_t file_size(const std::string& p) {
-    struct stat st {};
-    return ::stat(p.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
 }
 
 struct Summary {
@@ -88,14 +83,13 @@ void inspect_file(const std::string& path, std::ostream& out) {
 }
 
 void inspect_checkpoint(const std::string& dir, std::ostream& out) {
-    struct stat path_stat {};
-    if (::stat(dir.c_str(), &path_stat) == 0 && S_ISREG(path_stat.st_mode)) return inspect_file(dir, out);
+    if (fs::is_file(dir)) return inspect_file(dir, out);
     io::CheckpointDir c = io::CheckpointDir::locate(dir);
     io::WanConfig cfg = c.config();
     out << "Checkpoint " << c.root << "\n";
     out << "Layout:\n";
     for (const auto& p : {c.config_json, c.dit_path, c.t5_path, c.vae_path, c.tokenizer_path}) {
-        out << strfmt("  %-60s %s\n", p.substr(c.root.size() + 1).c_str(), human_bytes(static_cast<double>(file_size(p))).c_str());
+        out << strfmt("  %-60s %s\n", p.substr(c.root.size() + 1).c_str(), human_bytes(static_cast<double>(fs::file_size_or_zero(p))).c_str());
     }
     io::TensorStore dit = c.open_dit();
     io::TensorStore t5 = c.open_t5();

@@ -80,7 +80,7 @@ void HistoryModel::refresh() {
             if (f.size() > 4 * 1024 * 1024) continue;  // not a generation record
             HistoryEntry e;
             try {
-                e.meta = parseMetadata(f.readAll(), fi.fileName());
+                e.meta = GenerationSidecar::from_json(f.readAll().toStdString(), fi.fileName().toStdString());
             } catch (const std::exception& ex) {
                 errors << QString::fromStdString(ex.what());
                 continue;

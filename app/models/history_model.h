@@ -2,7 +2,7 @@
 // Thumbnails are the PNG posters, loaded lazily. Deleting removes video + poster + JSON.
 #pragma once
 
-#include "models/metadata.h"
+#include "core/sidecar.h"
 
 #include <QAbstractListModel>
 #include <QDateTime>
@@ -23,7 +23,7 @@ struct HistoryEntry {
     QString videoPath;
     QString posterPath;  ///< empty when there is no poster
     QDateTime modified;
-    GenerationMetadata meta;
+    GenerationSidecar meta;  ///< the JSON record
 };
 
 class HistoryModel : public QAbstractListModel {

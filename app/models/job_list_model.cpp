@@ -139,51 +139,50 @@ void JobListModel::changed(int row) {
     emit dataChanged(i, i);
 }
 
-void JobListModel::onJobStarted(qint64 id) {
+void JobListModel::updateJob(qint64 id, const std::function<void(Job&)>& update) {
     const int row = rowOf(id);
     if (row < 0) return;
-    Job& job = jobs_[static_cast<size_t>(row)];
-    job.state = JobState::Running;
-    job.progress = ProgressInfo{};
-    job.progress.stage = Stage::Text;
+    update(jobs_[static_cast<size_t>(row)]);
     changed(row);
+}
+
+void JobListModel::onJobStarted(qint64 id) {
+    updateJob(id, [](Job& job) {
+        job.state = JobState::Running;
+        job.progress = ProgressInfo{};
+        job.progress.stage = Stage::Text;
+    });
 }
 
 void JobListModel::onProgress(qint64 id, const ProgressInfo& info) {
-    const int row = rowOf(id);
-    if (row < 0) return;
-    Job& job = jobs_[static_cast<size_t>(row)];
-    job.state = JobState::Running;
-    job.progress = info;
-    changed(row);
+    updateJob(id, [&](Job& job) {
+        job.state = JobState::Running;
+        job.progress = info;
+    });
 }
 
 void JobListModel::onFinished(qint64 id, const GenerationResult& result) {
-    const int row = rowOf(id);
-    if (row < 0) return;  // e.g. a queued job removed when it was cancelled
-    Job& job = jobs_[static_cast<size_t>(row)];
-    job.result = result;
-    job.message = QString::fromStdString(result.message);
-    if (result.status == JobStatus::Ok) {
-        job.state = JobState::Done;
-        job.progress.stage = Stage::Done;
-        job.progress.elapsed_s = result.seconds;
-        job.progress.eta_s = result.seconds;
-    } else {
-        job.state = JobState::Cancelled;
-    }
-    changed(row);
+    updateJob(id, [&](Job& job) {
+        job.result = result;
+        job.message = QString::fromStdString(result.message);
+        if (result.status == JobStatus::Ok) {
+            job.state = JobState::Done;
+            job.progress.stage = Stage::Done;
+            job.progress.elapsed_s = result.seconds;
+            job.progress.eta_s = result.seconds;
+        } else {
+            job.state = JobState::Cancelled;
+        }
+    });
 }
 
 void JobListModel::onFailed(qint64 id, const QString& message) {
-    const int row = rowOf(id);
-    if (row < 0) return;
-    Job& job = jobs_[static_cast<size_t>(row)];
-    job.state = JobState::Failed;
-    job.message = message;
-    job.result.status = JobStatus::Failed;
-    job.result.message = message.toStdString();
-    changed(row);
+    updateJob(id, [&](Job& job) {
+        job.state = JobState::Failed;
+        job.message = message;
+        job.result.status = JobStatus::Failed;
+        job.result.message = message.toStdString();
+    });
 }
 
 }  // namespace wan::app

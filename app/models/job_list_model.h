@@ -7,6 +7,7 @@
 #include <QAbstractListModel>
 #include <QString>
 
+#include <functional>
 #include <vector>
 
 namespace wan::app {
@@ -75,6 +76,9 @@ public slots:
 
 private:
     void changed(int row);
+    /// Applies `update` to the job with this id and reports the row changed; nothing for an unknown id
+    /// (e.g. a queued job removed when it was cancelled).
+    void updateJob(qint64 id, const std::function<void(Job&)>& update);
     QString stateText(const Job& job) const;
 
     std::vector<Job> jobs_;

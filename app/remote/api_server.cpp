@@ -1,6 +1,6 @@
 #include "remote/api_server.h"
 
-#include "batch/batch_file.h"
+#include "core/batch_file.h"
 #include "session/engine_session.h"
 
 #include <QDir>
@@ -181,7 +181,7 @@ bool parseJobRequest(const QByteArray& body, const ApiConfig& config, Generation
     try {
         // One compact line: the same parser, keys and messages as a --batch file's JSON line.
         const std::string line = QJsonDocument(obj).toJson(QJsonDocument::Compact).toStdString();
-        std::vector<GenerationRequest> jobs = parseBatchText(line, defaults, "request");
+        std::vector<GenerationRequest> jobs = parse_batch_text(line, defaults, "request");
         WAN_CHECK(jobs.size() == 1, "request: expected one job");
         *request = jobs.front();
         request->output_dir = defaults.output_dir;

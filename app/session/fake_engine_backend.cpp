@@ -1,6 +1,6 @@
 #include "session/fake_engine_backend.h"
 
-#include "models/metadata.h"
+#include "core/sidecar.h"
 
 #include <QColor>
 #include <QDateTime>
@@ -135,8 +135,12 @@ GenerationResult FakeEngineBackend::run(const GenerationRequest& request,
         result.json_path = json.toStdString();
         result.status = JobStatus::Ok;
         result.seconds = elapsed();
+        GenerationRequest resolved = request;
+        resolved.width = w;
+        resolved.height = h;
+        const std::string record = make_sidecar(resolved, result, config_.info, "fake").to_json();
         QFile f(json);
-        ok = ok && f.open(QIODevice::WriteOnly) && f.write(metadataJson(request, result)) > 0;
+        ok = ok && f.open(QIODevice::WriteOnly) && f.write(record.data(), static_cast<qint64>(record.size())) > 0;
         if (!ok) {
             result.status = JobStatus::Failed;
             result.message = "cannot write the outputs in " + request.output_dir;

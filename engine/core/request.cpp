@@ -2,7 +2,7 @@
 // the file written beside each video).
 #include "core/core.h"
 
-#include <nlohmann/json.hpp>
+#include "core/json_fields.h"
 
 #include <cmath>
 
@@ -75,31 +75,9 @@ std::vector<std::string> GenerationRequest::validate() const {
     return errors;
 }
 
-namespace {
-template <typename T>
-void get_field(const nlohmann::json& j, const char* key, T& out, const char* what) {
-    if (!j.contains(key)) return;
-    try {
-        out = j.at(key).get<T>();
-    } catch (const std::exception&) {
-        // Scalars are shown; a structured value only by its type (dumping it could recurse as deep as it nests).
-        const auto& v = j.at(key);
-        std::string value = v.is_structured() ? std::string("an ") + v.type_name() : v.dump();
-        if (value.size() > 80) value = value.substr(0, 80) + "…";
-        WAN_THROW("%s: field \"%s\" has the wrong type (%s)", what, key, value.c_str());
-    }
-}
-nlohmann::json parse_object(const std::string& json, const char* what) {
-    nlohmann::json j;
-    try {
-        j = nlohmann::json::parse(json);
-    } catch (const std::exception& e) {
-        WAN_THROW("%s: not valid JSON: %s", what, e.what());
-    }
-    WAN_CHECK(j.is_object(), "%s: expected a JSON object", what);
-    return j;
-}
-}  // namespace
+using json_fields::get_field;
+using json_fields::get_fields;
+using json_fields::parse_object;
 
 std::string GenerationRequest::to_json() const {
     nlohmann::json j = {{"prompt", prompt}, {"negative_prompt", negative_prompt}, {"width", width},
@@ -116,10 +94,8 @@ GenerationRequest GenerationRequest::from_json(const std::string& json) {
     const char* what = "generation request";
     nlohmann::json j = parse_object(json, what);
     GenerationRequest r;
-    get_field(j, "prompt", r.prompt, what);
-    get_field(j, "negative_prompt", r.negative_prompt, what);
-    get_field(j, "width", r.width, what);
-    get_field(j, "height", r.height, what);
+    get_fields(j, what, "prompt", r.prompt, "negative_prompt", r.negative_prompt,  //
+               "width", r.width, "height", r.height);
     if (j.contains("size")) {
         std::string size;
         get_field(j, "size", size, what);
@@ -132,19 +108,12 @@ GenerationRequest GenerationRequest::from_json(const std::string& json) {
             WAN_THROW("%s: size '%s' must look like W*H", what, size.c_str());
         }
     }
-    get_field(j, "frame_num", r.frame_num, what);
-    get_field(j, "sample_steps", r.sample_steps, what);
-    get_field(j, "sample_shift", r.sample_shift, what);
-    get_field(j, "sample_guide_scale", r.guide_scale, what);
-    get_field(j, "sample_solver", r.solver, what);
-    get_field(j, "base_seed", r.seed, what);
-    get_field(j, "output_dir", r.output_dir, what);
-    get_field(j, "init_noise", r.init_noise, what);
-    get_field(j, "save_latents", r.save_latents, what);
-    get_field(j, "use_prompt_extend", r.use_prompt_extend, what);
-    get_field(j, "prompt_extend_target_lang", r.extend_target_lang, what);
-    get_field(j, "original_prompt", r.original_prompt, what);
-    get_field(j, "job_id", r.job_id, what);
+    get_fields(j, what, "frame_num", r.frame_num, "sample_steps", r.sample_steps,             //
+               "sample_shift", r.sample_shift, "sample_guide_scale", r.guide_scale,               //
+               "sample_solver", r.solver, "base_seed", r.seed, "output_dir", r.output_dir,        //
+               "init_noise", r.init_noise, "save_latents", r.save_latents,                        //
+               "use_prompt_extend", r.use_prompt_extend, "prompt_extend_target_lang", r.extend_target_lang,
+               "original_prompt", r.original_prompt, "job_id", r.job_id);
     return r;
 }
 
@@ -162,14 +131,9 @@ GenerationResult GenerationResult::from_json(const std::string& json) {
     std::string status;
     get_field(j, "status", status, what);
     r.status = status == "ok" ? JobStatus::Ok : status == "cancelled" ? JobStatus::Cancelled : JobStatus::Failed;
-    get_field(j, "message", r.message, what);
-    get_field(j, "seed_used", r.seed_used, what);
-    get_field(j, "prompt_used", r.prompt_used, what);
-    get_field(j, "video_path", r.video_path, what);
-    get_field(j, "poster_path", r.poster_path, what);
-    get_field(j, "json_path", r.json_path, what);
-    get_field(j, "seconds", r.seconds, what);
-    get_field(j, "job_id", r.job_id, what);
+    get_fields(j, what, "message", r.message, "seed_used", r.seed_used, "prompt_used", r.prompt_used,  //
+               "video_path", r.video_path, "poster_path", r.poster_path, "json_path", r.json_path,    //
+               "seconds", r.seconds, "job_id", r.job_id);
     return r;
 }
 
@@ -189,24 +153,13 @@ EngineInfo EngineInfo::from_json(const std::string& json) {
     const char* what = "engine info";
     nlohmann::json j = parse_object(json, what);
     EngineInfo e;
-    get_field(j, "world_size", e.world_size, what);
-    get_field(j, "ulysses_size", e.ulysses_size, what);
-    get_field(j, "ring_size", e.ring_size, what);
-    get_field(j, "dit_fsdp", e.dit_fsdp, what);
-    get_field(j, "t5_fsdp", e.t5_fsdp, what);
-    get_field(j, "cfg_parallel", e.cfg_parallel, what);
-    get_field(j, "model_variant", e.model_variant, what);
-    get_field(j, "device", e.device, what);
-    get_field(j, "demo_checkpoint", e.demo_checkpoint, what);
-    get_field(j, "gpu_memory_used_gb", e.gpu_memory_used_gb, what);
-    get_field(j, "gpu_memory_total_gb", e.gpu_memory_total_gb, what);
-    get_field(j, "default_width", e.default_width, what);
-    get_field(j, "default_height", e.default_height, what);
-    get_field(j, "default_frames", e.default_frames, what);
-    get_field(j, "default_steps", e.default_steps, what);
-    get_field(j, "default_shift", e.default_shift, what);
-    get_field(j, "default_guide_scale", e.default_guide_scale, what);
-    get_field(j, "sizes", e.sizes, what);
+    get_fields(j, what, "world_size", e.world_size, "ulysses_size", e.ulysses_size, "ring_size", e.ring_size,  //
+               "dit_fsdp", e.dit_fsdp, "t5_fsdp", e.t5_fsdp, "cfg_parallel", e.cfg_parallel,              //
+               "model_variant", e.model_variant, "device", e.device, "demo_checkpoint", e.demo_checkpoint,  //
+               "gpu_memory_used_gb", e.gpu_memory_used_gb, "gpu_memory_total_gb", e.gpu_memory_total_gb,  //
+               "default_width", e.default_width, "default_height", e.default_height,                    //
+               "default_frames", e.default_frames, "default_steps", e.default_steps,                    //
+               "default_shift", e.default_shift, "default_guide_scale", e.default_guide_scale, "sizes", e.sizes);
     return e;
 }
 

@@ -10,13 +10,17 @@ std::unique_ptr<PromptExtender> make_dashscope_extender(const std::string& model
 /// Local: Qwen2.5-Instruct from a folder (extend/local_qwen.cpp). Ref: wan21-reference.md §9.3.
 std::unique_ptr<PromptExtender> make_local_qwen_extender(const std::string& model, const ExtendOptions& options);
 
-/// Runs `body` and turns any exception into a failed result that keeps the original prompt.
+/// The part of extend() both back ends share. `body` fills in a result that already holds the original
+/// prompt, the seed to use (resolve_seed) and the system prompt (the options' or the one for
+/// `target_lang`); any exception it throws becomes a failed result that keeps the original prompt.
 template <class F>
-ExtendResult guarded_extend(const std::string& prompt, int64_t seed, const char* method, F&& body) {
+ExtendResult guarded_extend(const std::string& prompt, const std::string& target_lang, int64_t seed,
+                            const ExtendOptions& options, const char* method, F&& body) {
     ExtendResult r;
     r.prompt = prompt;
-    r.seed = seed;
+    r.seed = resolve_seed(seed);
     try {
+        r.system_prompt = options.system_prompt.empty() ? system_prompt_for(target_lang) : options.system_prompt;
         body(r);
     } catch (const std::exception& e) {
         r.ok = false;

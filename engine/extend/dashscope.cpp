@@ -86,10 +86,7 @@ public:
     std::string model() const override { return model_; }
 
     ExtendResult extend(const std::string& prompt, const std::string& target_lang, int64_t seed) override {
-        const int64_t used_seed = resolve_seed(seed);
-        return guarded_extend(prompt, used_seed, "dashscope", [&](ExtendResult& r) {
-            r.system_prompt =
-                options_.system_prompt.empty() ? system_prompt_for(target_lang) : options_.system_prompt;
+        return guarded_extend(prompt, target_lang, seed, options_, "dashscope", [&](ExtendResult& r) {
             const std::string key = options_.api_key.empty() ? env_or_empty("DASH_API_KEY") : options_.api_key;
             if (key.empty()) {
                 r.message = "dashscope: no API key: set the environment variable DASH_API_KEY (or the API key "
@@ -108,7 +105,7 @@ public:
                  {{"messages",
                    nlohmann::json::array({{{"role", "system"}, {"content", r.system_prompt}},
                                           {{"role", "user"}, {"content", prompt}}})}}},
-                {"parameters", {{"seed", used_seed}, {"result_format", "message"}}}};
+                {"parameters", {{"seed", r.seed}, {"result_format", "message"}}}};
             const std::string payload = body.dump();
 
             const int tries = std::max(1, options_.max_tries);

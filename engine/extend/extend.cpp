@@ -3,12 +3,12 @@
 #include "extend/extend.h"
 
 #include "core/core.h"
+#include "core/fs.h"
 #include "extend/backends.h"
 
 #include <algorithm>
 #include <cstdlib>
 #include <random>
-#include <sys/stat.h>
 
 #include <dirent.h>
 
@@ -21,15 +21,7 @@ std::string lower(std::string s) {
     return s;
 }
 
-bool is_dir(const std::string& p) {
-    struct stat st {};
-    return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-bool is_model_dir(const std::string& p) {
-    struct stat st {};
-    return is_dir(p) && ::stat((p + "/config.json").c_str(), &st) == 0 && S_ISREG(st.st_mode);
-}
+bool is_model_dir(const std::string& p) { return fs::is_dir(p) && fs::is_file(p + "/config.json"); }
 
 std::string env_or_empty(const char* name) {
     const char* v = std::getenv(name);
@@ -42,7 +34,7 @@ std::vector<std::string> list_subdirs(const std::string& dir) {
     if (!d) return out;
     while (dirent* e = ::readdir(d)) {
         const std::string n = e->d_name;
-        if (n != "." && n != ".." && is_dir(dir + "/" + n)) out.push_back(n);
+        if (n != "." && n != ".." && fs::is_dir(dir + "/" + n)) out.push_back(n);
     }
     ::closedir(d);
     std::sort(out.begin(), out.end());
@@ -74,7 +66,7 @@ std::string chatml_prompt(const std::string& system, const std::string& user) {
 std::string resolve_qwen_model_dir(const std::string& model_in, const std::vector<std::string>& extra_dirs) {
     std::string model = model_in.empty() ? "Qwen2.5_14B" : model_in;  // upstream default (text)
     if (is_model_dir(model)) return model;
-    WAN_CHECK(!is_dir(model), "local Qwen model folder '%s' has no config.json (expected a Hugging Face "
+    WAN_CHECK(!fs::is_dir(model), "local Qwen model folder '%s' has no config.json (expected a Hugging Face "
               "Qwen2.5-Instruct folder: config.json, tokenizer.json, model*.safetensors)", model.c_str());
     // Upstream aliases (§9.3). The VL ones serve image-to-video only.
     static const std::pair<const char*, const char*> kAliases[] = {

@@ -45,17 +45,14 @@ public:
     std::string model() const override { return dir_; }
 
     ExtendResult extend(const std::string& prompt, const std::string& target_lang, int64_t seed) override {
-        const int64_t used_seed = resolve_seed(seed);
-        return guarded_extend(prompt, used_seed, "local_qwen", [&](ExtendResult& r) {
-            r.system_prompt =
-                options_.system_prompt.empty() ? system_prompt_for(target_lang) : options_.system_prompt;
+        return guarded_extend(prompt, target_lang, seed, options_, "local_qwen", [&](ExtendResult& r) {
             const auto t0 = std::chrono::steady_clock::now();
             const std::vector<int64_t> ids = tokenizer_.encode(chatml_prompt(r.system_prompt, prompt));
             if (!model_) {
                 WAN_LOG_INFO("prompt extension: loading %s on %s", dir_.c_str(), device_.str().c_str());
                 model_ = QwenModel::load(dir_, device_, dtype_);
             }
-            SamplingParams sp = sampling_params(used_seed);
+            SamplingParams sp = sampling_params(r.seed);
             std::vector<int64_t> out;
             try {
                 out = qwen_generate(*model_, ids, sp);

@@ -4,6 +4,7 @@
 #include "extend/qwen.h"
 
 #include "core/core.h"
+#include "core/fs.h"
 #include "io/io.h"
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -13,16 +14,10 @@
 #include <cmath>
 #include <limits>
 #include <fstream>
-#include <sys/stat.h>
 
 namespace wan::extend {
 
 namespace {
-
-bool file_exists(const std::string& p) {
-    struct stat st {};
-    return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
-}
 
 nlohmann::json read_json(const std::string& path) {
     std::ifstream f(path, std::ios::binary);
@@ -105,7 +100,7 @@ QwenConfig QwenConfig::from_json_file(const std::string& path) {
 
 QwenGenerationConfig QwenGenerationConfig::from_json_file(const std::string& path) {
     QwenGenerationConfig g;
-    if (!file_exists(path)) return g;
+    if (!fs::is_file(path)) return g;
     const nlohmann::json j = read_json(path);
     g.do_sample = j.value("do_sample", false);
     if (j.contains("temperature") && j["temperature"].is_number()) g.temperature = j["temperature"].get<double>();
@@ -168,9 +163,9 @@ QwenModel QwenModel::load(const std::string& dir, c10::Device device, at::Scalar
     impl->dtype = dtype;
     const std::string single = dir + "/model.safetensors";
     const std::string index = dir + "/model.safetensors.index.json";
-    if (file_exists(single)) {
+    if (fs::is_file(single)) {
         impl->store = io::TensorStore::open_safetensors(single);
-    } else if (file_exists(index)) {
+    } else if (fs::is_file(index)) {
         impl->store = io::TensorStore::open_safetensors_index(index);
     } else {
         WAN_THROW("%s: no model weights: expected model.safetensors, or model-*.safetensors shards with "

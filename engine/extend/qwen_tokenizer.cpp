@@ -3,6 +3,7 @@
 #include "extend/qwen.h"
 
 #include "core/core.h"
+#include "core/utf8.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <nlohmann/json.hpp>
@@ -19,54 +20,6 @@ namespace wan::extend {
 
 namespace {
 #include "extend/unicode_tables.inc"
-
-// ---- UTF-8 ----------------------------------------------------------------------------------------------
-
-constexpr char32_t kReplacement = 0xFFFD;
-
-/// Decodes UTF-8. An invalid sequence becomes one U+FFFD per maximal subpart (the Unicode-recommended
-/// practice, which Rust's from_utf8_lossy and so the Hugging Face decoders follow).
-std::u32string utf8_to_u32(const std::string& s) {
-    std::u32string out;
-    out.reserve(s.size());
-    const size_t n = s.size();
-    auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-    size_t i = 0;
-    while (i < n) {
-        const unsigned char b0 = byte(i);
-        if (b0 < 0x80) {
-            out.push_back(b0);
-            ++i;
-            continue;
-        }
-        int len = 0;
-        unsigned char lo = 0x80, hi = 0xBF;  // allowed range of the second byte
-        if (b0 >= 0xC2 && b0 <= 0xDF) len = 2;
-        else if (b0 >= 0xE0 && b0 <= 0xEF) len = 3, lo = b0 == 0xE0 ? 0xA0 : 0x80, hi = b0 == 0xED ? 0x9F : 0xBF;
-        else if (b0 >= 0xF0 && b0 <= 0xF4) len = 4, lo = b0 == 0xF0 ? 0x90 : 0x80, hi = b0 == 0xF4 ? 0x8F : 0xBF;
-        if (len == 0) {  // C0, C1, F5..FF or a stray continuation byte
-            out.push_back(kReplacement);
-            ++i;
-            continue;
-        }
-        char32_t cp = b0 & (len == 2 ? 0x1F : len == 3 ? 0x0F : 0x07);
-        size_t k = 1;
-        for (; k < static_cast<size_t>(len) && i + k < n; ++k) {
-            const unsigned char b = byte(i + k);
-            const unsigned char l = k == 1 ? lo : 0x80, h = k == 1 ? hi : 0xBF;
-            if (b < l || b > h) break;
-            cp = (cp << 6) | (b & 0x3F);
-        }
-        if (k == static_cast<size_t>(len)) {
-            out.push_back(cp);
-        } else {
-            out.push_back(kReplacement);
-        }
-        i += k;
-    }
-    return out;
-}
-
 
 // ---- NFC (UAX #15) ---------------------------------------------------------------------------------------
 
@@ -123,7 +76,7 @@ char32_t compose_pair(char32_t a, char32_t b) {
 std::string nfc_normalize(const std::string& utf8) {
     if (std::all_of(utf8.begin(), utf8.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; }))
         return utf8;
-    const std::u32string in = utf8_to_u32(utf8);
+    const std::u32string in = wan::utf8::decode_lossy(utf8);
     // 1. Full canonical decomposition.
     std::u32string d;
     d.reserve(in.size() + 8);
@@ -435,7 +388,8 @@ QwenTokenizer QwenTokenizer::from_file(const std::string& path) {
     pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);  // a speed-up only; the interpreter is used if JIT fails
 
     impl->byte_to_char = byte_level_table();
-    for (int b = 0; b < 256; ++b) impl->char_to_byte[utf8_to_u32(impl->byte_to_char[b])[0]] = static_cast<unsigned char>(b);
+    for (int b = 0; b < 256; ++b)
+        impl->char_to_byte[wan::utf8::decode_lossy(impl->byte_to_char[b])[0]] = static_cast<unsigned char>(b);
 
     QwenTokenizer t;
     t.impl_ = std::move(impl);
@@ -481,7 +435,7 @@ std::string QwenTokenizer::decode(const std::vector<int64_t>& ids, bool skip_spe
         // table (an added token such as "<|im_end|>" never has one) is kept as its own UTF-8.
         std::string tb;
         bool all_mapped = true;
-        for (char32_t c : utf8_to_u32(tok)) {
+        for (char32_t c : wan::utf8::decode_lossy(tok)) {
             auto it = impl_->char_to_byte.find(c);
             if (it == impl_->char_to_byte.end()) {
                 all_mapped = false;
@@ -491,7 +445,7 @@ std::string QwenTokenizer::decode(const std::vector<int64_t>& ids, bool skip_spe
         }
         bytes += all_mapped ? tb : tok;
     }
-    return wan::utf8_from_u32(utf8_to_u32(bytes));  // lossy: invalid UTF-8 → U+FFFD
+    return wan::utf8_from_u32(wan::utf8::decode_lossy(bytes));  // lossy: invalid UTF-8 → U+FFFD
 }
 
 int64_t QwenTokenizer::token_to_id(const std::string& token) const {

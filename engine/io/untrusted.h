@@ -4,7 +4,7 @@
 // in 8 bytes when 3 × 6148914691236517206 × 4 is computed in 64 bits).
 #pragma once
 
-#include <nlohmann/json_fwd.hpp>
+#include "core/json_limits.h"
 
 #include <cstddef>
 #include <cstdint>
@@ -24,19 +24,9 @@ inline bool range_in_file(uint64_t offset, uint64_t length, uint64_t size) {
     return offset <= size && length <= size - offset;
 }
 
-/// Deepest nesting of JSON text checkpoints and configs may use. Real files nest 3 levels (safetensors
-/// header: object → tensor → shape array); 64 leaves room for any metadata while keeping every recursive
-/// walk (nlohmann's dump, our readers) shallow.
-constexpr int kMaxJsonDepth = 64;
-
-/// Scans JSON text for its nesting depth without parsing it (strings and escapes are skipped) and throws
-/// "<source>: JSON nests deeper than N levels" when it exceeds `max_depth`. Call before nlohmann::json::parse.
-void check_json_depth(const char* data, size_t size, const std::string& source, int max_depth = kMaxJsonDepth);
-
-/// A short, bounded rendering of an untrusted JSON value for error messages: scalars as JSON (strings
-/// truncated), arrays of at most 16 scalars in full, anything else as "an array of N items" / "an object
-/// of N fields". Never recurses into the value.
-std::string json_excerpt(const nlohmann::json& value);
-std::string json_excerpt(const nlohmann::ordered_json& value);
+// The JSON limits live in core (requests and batch lines need them too).
+using wan::check_json_depth;
+using wan::json_excerpt;
+using wan::kMaxJsonDepth;
 
 }  // namespace wan::io

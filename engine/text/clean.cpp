@@ -19,6 +19,7 @@
 #include "text/text.h"
 
 #include "core/core.h"
+#include "core/utf8.h"
 
 #include <algorithm>
 #include <cstring>
@@ -28,54 +29,7 @@ namespace {
 
 #include "clean_tables.inc"
 
-// ---- UTF-8 ----------------------------------------------------------------------------------------
-
-std::u32string decode_utf8(const std::string& s, const std::string& what) {
-    std::u32string out;
-    out.reserve(s.size());
-    const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-    const size_t n = s.size();
-    size_t i = 0;
-    auto fail = [&](const char* why) {
-        WAN_THROW("%s is not valid UTF-8: %s at byte offset %zu (byte 0x%02X)", what.c_str(), why, i,
-                  i < n ? static_cast<unsigned>(p[i]) : 0u);
-    };
-    while (i < n) {
-        const unsigned char c = p[i];
-        char32_t cp = 0;
-        int extra = 0;
-        if (c < 0x80) {
-            cp = c;
-            extra = 0;
-        } else if (c >= 0xC2 && c <= 0xDF) {
-            cp = c & 0x1F;
-            extra = 1;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            cp = c & 0x0F;
-            extra = 2;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            cp = c & 0x07;
-            extra = 3;
-        } else {
-            fail("invalid lead byte");
-        }
-        for (int k = 1; k <= extra; ++k) {
-            if (i + k >= n) fail("truncated sequence");
-            const unsigned char cc = p[i + k];
-            if ((cc & 0xC0) != 0x80) fail("invalid continuation byte");
-            cp = (cp << 6) | (cc & 0x3F);
-        }
-        if ((extra == 2 && cp < 0x800) || (extra == 3 && cp < 0x10000)) fail("overlong encoding");
-        if (cp >= 0xD800 && cp <= 0xDFFF) fail("encoded surrogate");
-        if (cp > 0x10FFFF) fail("code point above U+10FFFF");
-        out.push_back(cp);
-        i += extra + 1;
-    }
-    return out;
-}
-
-
-std::u32string u32(const char* utf8) { return decode_utf8(utf8, "table entry"); }
+std::u32string u32(const char* text) { return utf8::decode_strict(text, "table entry"); }
 
 // ---- HTML -----------------------------------------------------------------------------------------
 
@@ -355,10 +309,10 @@ std::u32string py_strip(const std::u32string& s) {
 
 }  // namespace
 
-void check_utf8(const std::string& text, const std::string& what) { (void)decode_utf8(text, what); }
+void check_utf8(const std::string& text, const std::string& what) { (void)utf8::decode_strict(text, what); }
 
 std::string clean_text(const std::string& text, bool ftfy) {
-    std::u32string s = decode_utf8(text, "prompt");
+    std::u32string s = utf8::decode_strict(text, "prompt");
     if (ftfy) s = ftfy_subset(std::move(s));
     s = html_unescape(html_unescape(s));
     s = py_strip(s);

@@ -4,6 +4,7 @@
 #include "text/spm.h"
 
 #include "core/core.h"
+#include "core/utf8.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -23,6 +24,14 @@ class WireReader {
 public:
     WireReader(const char* data, size_t size, const std::string& source) : p_(data), end_(data + size), source_(source) {}
     bool done() const { return p_ >= end_; }
+    /// A field's key: its number and wire type.
+    struct Key {
+        uint32_t field, wire;
+    };
+    Key key() {
+        const uint64_t k = varint();
+        return {static_cast<uint32_t>(k >> 3), static_cast<uint32_t>(k & 7)};
+    }
     uint64_t varint() {
         uint64_t v = 0;
         for (int shift = 0; shift < 64; shift += 7) {
@@ -76,26 +85,9 @@ size_t one_char_len(unsigned char c) {
 
 // sentencepiece's IsValidDecodeUTF8 → length of a valid character at the start, or 0 when malformed.
 size_t valid_utf8_len(std::string_view s) {
-    const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-    const size_t n = s.size();
-    if (n == 0) return 0;
-    const unsigned char c = p[0];
-    if (c < 0x80) return 1;
-    auto cont = [&](size_t i) { return i < n && (p[i] & 0xC0) == 0x80; };
-    if (c >= 0xC2 && c <= 0xDF) return cont(1) ? 2 : 0;
-    if (c >= 0xE0 && c <= 0xEF) {
-        if (!cont(1) || !cont(2)) return 0;
-        const uint32_t cp = ((c & 0x0F) << 12) | ((p[1] & 0x3F) << 6) | (p[2] & 0x3F);
-        if (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-        return 3;
-    }
-    if (c >= 0xF0 && c <= 0xF4) {
-        if (!cont(1) || !cont(2) || !cont(3)) return 0;
-        const uint32_t cp = ((c & 0x07) << 18) | ((p[1] & 0x3F) << 12) | ((p[2] & 0x3F) << 6) | (p[3] & 0x3F);
-        if (cp < 0x10000 || cp > 0x10FFFF) return 0;
-        return 4;
-    }
-    return 0;
+    if (s.empty()) return 0;
+    const utf8::Step step = utf8::next(s);
+    return step.problem == utf8::Problem::None ? step.size : 0;
 }
 
 }  // namespace
@@ -117,8 +109,7 @@ UnigramModel UnigramModel::from_bytes(const std::string& bytes, const std::strin
     std::string_view charsmap;
     WireReader r(bytes.data(), bytes.size(), source);
     while (!r.done()) {
-        const uint64_t tag = r.varint();
-        const auto field = static_cast<uint32_t>(tag >> 3), wire = static_cast<uint32_t>(tag & 7);
+        const auto [field, wire] = r.key();
         if (wire != 2) {
             r.skip(wire);
             continue;
@@ -128,8 +119,7 @@ UnigramModel UnigramModel::from_bytes(const std::string& bytes, const std::strin
         if (field == 1) {  // SentencePiece {piece = 1, score = 2, type = 3}
             Piece piece;
             while (!s.done()) {
-                const uint64_t t = s.varint();
-                const auto f = static_cast<uint32_t>(t >> 3), w = static_cast<uint32_t>(t & 7);
+                const auto [f, w] = s.key();
                 if (f == 1 && w == 2) piece.text = std::string(s.bytes());
                 else if (f == 2 && w == 5) piece.score = s.fixed32_float();
                 else if (f == 3 && w == 0) piece.type = static_cast<PieceType>(s.varint());
@@ -138,8 +128,7 @@ UnigramModel UnigramModel::from_bytes(const std::string& bytes, const std::strin
             m.pieces_.push_back(std::move(piece));
         } else if (field == 2) {  // TrainerSpec {model_type = 3, treat_whitespace_as_suffix = 24, byte_fallback = 35}
             while (!s.done()) {
-                const uint64_t t = s.varint();
-                const auto f = static_cast<uint32_t>(t >> 3), w = static_cast<uint32_t>(t & 7);
+                const auto [f, w] = s.key();
                 if (w != 0) {
                     s.skip(w);
                     continue;
@@ -151,8 +140,7 @@ UnigramModel UnigramModel::from_bytes(const std::string& bytes, const std::strin
             }
         } else if (field == 3) {  // NormalizerSpec {charsmap = 2, add_dummy_prefix = 3, remove_extra = 4, escape = 5}
             while (!s.done()) {
-                const uint64_t t = s.varint();
-                const auto f = static_cast<uint32_t>(t >> 3), w = static_cast<uint32_t>(t & 7);
+                const auto [f, w] = s.key();
                 if (f == 2 && w == 2) charsmap = s.bytes();
                 else if (f == 3 && w == 0) m.add_dummy_prefix_ = s.varint() != 0;
                 else if (f == 4 && w == 0) m.remove_extra_whitespaces_ = s.varint() != 0;

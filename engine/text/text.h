@@ -9,6 +9,7 @@
 //   // ctx[0]: [L_0, 4096], ctx[1]: [L_1, 4096]
 #pragma once
 
+#include "core/model_defaults.h"
 #include "io/io.h"
 
 #include <ATen/core/Tensor.h>
@@ -31,9 +32,8 @@ namespace spm {
 class UnigramModel;  // private: engine/text/spm.h
 }
 
-/// `sample_neg_prompt` of upstream wan/configs/shared_config.py, exact UTF-8 (137 characters, U+FF0C commas).
-/// Ref: wan21-reference.md Appendix B.1.
-extern const char* const kDefaultNegativePrompt;
+/// Upstream's default negative prompt; the text lives in core/model_defaults.h.
+using wan::kDefaultNegativePrompt;
 
 constexpr int64_t kPadId = 0;  ///< `<pad>`
 constexpr int64_t kEosId = 1;  ///< `</s>`, appended after the content ids

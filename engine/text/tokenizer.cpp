@@ -2,26 +2,19 @@
 #include "text/text.h"
 
 #include "core/core.h"
+#include "core/fs.h"
 
 #include <ATen/ATen.h>
 #include "text/spm.h"
 
-#include <sys/stat.h>
 
 namespace wan::text {
-
-// Upstream wan/configs/shared_config.py `sample_neg_prompt` (Appendix B.1); the commas are U+FF0C.
-const char* const kDefaultNegativePrompt =
-    "色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，低质量，"
-    "JPEG压缩残留，丑陋的，残缺的，多余的手指，画得不好的手部，画得不好的脸部，畸形的，毁容的，"
-    "形态畸形的肢体，手指融合，静止不动的画面，杂乱的背景，三条腿，背景人很多，倒着走";
 
 UMT5Tokenizer::UMT5Tokenizer(const std::string& spiece_model_path, int64_t text_len)
     : path_(spiece_model_path), text_len_(text_len) {
     WAN_CHECK(text_len >= 1, "tokenizer: text_len must be at least 1 (room for EOS), got %lld",
               static_cast<long long>(text_len));
-    struct stat st {};
-    WAN_CHECK(::stat(path_.c_str(), &st) == 0 && S_ISREG(st.st_mode),
+    WAN_CHECK(fs::is_file(path_),
               "tokenizer file not found: %s (expected the UMT5 SentencePiece model, google/umt5-xxl/spiece.model)",
               path_.c_str());
     sp_ = std::make_unique<spm::UnigramModel>(spm::UnigramModel::from_file(path_));

@@ -1,7 +1,7 @@
 // Helpers shared by the app tests: the fake backend, temporary settings, sample outputs.
 #pragma once
 
-#include "models/metadata.h"
+#include "core/sidecar.h"
 #include "session/engine_session.h"
 #include "session/fake_engine_backend.h"
 
@@ -61,15 +61,9 @@ inline void writeSampleOutput(const QString& dir, const QString& stem, const QSt
     QImage image(32, 32, QImage::Format_RGB32);
     image.fill(QColor(40, 120, 200));
     image.save(poster, "PNG");
-    GenerationRequest r;
+    GenerationRequest r = GenerationRequest::from_json(
+        R"({"size": "832*480", "frame_num": 81, "sample_steps": 50, "sample_shift": 5.0, "sample_guide_scale": 6.0})");
     r.prompt = prompt.toStdString();
-    r.width = 832;
-    r.height = 480;
-    r.frame_num = 81;
-    r.sample_steps = 50;
-    r.sample_shift = 5.0;
-    r.guide_scale = 6.0;
-    r.seed = -1;
     GenerationResult res;
     res.status = JobStatus::Ok;
     res.seed_used = seed;
@@ -81,7 +75,8 @@ inline void writeSampleOutput(const QString& dir, const QString& stem, const QSt
     {
         QFile f(json);
         f.open(QIODevice::WriteOnly);
-        f.write(metadataJson(r, res));
+        const std::string record = make_sidecar(r, res, EngineInfo{}, "test").to_json();
+        f.write(record.data(), static_cast<qint64>(record.size()));
     }
     for (const QString& path : {video, poster, json}) {
         QFile f(path);

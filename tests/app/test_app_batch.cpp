@@ -1,6 +1,6 @@
 // --batch: file parsing (plain lines, JSON lines, errors naming the line) and BatchRunner exit codes.
 #include "app_test_support.h"
-#include "batch/batch_file.h"
+#include "core/batch_file.h"
 #include "batch/batch_runner.h"
 
 #include <QFile>
@@ -41,6 +41,23 @@ struct CapturedStream {
         return QString::fromUtf8(bytes);
     }
 };
+
+/// A BatchRunner over a fake session, with its progress and result streams captured.
+struct BatchRun {
+    std::unique_ptr<EngineSession> session;
+    BatchRunner runner;
+    CapturedStream progress, results;
+    QSignalSpy done;
+    BatchRun(const FakeBackendConfig& config, std::vector<GenerationRequest> jobs, bool terminal = false)
+        : session(makeSession(config)), runner(session.get(), std::move(jobs)), done(&runner, &BatchRunner::done) {
+        runner.setProgressStream(progress.file, terminal);
+        runner.setResultStream(results.file);
+    }
+    void start() {
+        session->start();
+        runner.start();
+    }
+};
 }  // namespace
 
 class TestAppBatch : public QObject {
@@ -62,7 +79,7 @@ void TestAppBatch::parsesPlainLines() {
     GenerationRequest defaults;
     defaults.sample_steps = 7;
     defaults.output_dir = "outs";
-    const auto jobs = parseBatchText("a cat surfing\n\n# a comment\n  two dogs dancing  \r\nlast line without newline",
+    const auto jobs = parse_batch_text("a cat surfing\n\n# a comment\n  two dogs dancing  \r\nlast line without newline",
                                      defaults);
     QCOMPARE(jobs.size(), size_t(3));
     QCOMPARE(jobs[0].prompt, std::string("a cat surfing"));
@@ -85,7 +102,7 @@ void TestAppBatch::parsesJsonLines() {
         "plain prompt\n"
         "{\"prompt\": \"an owl\", \"sample_solver\": \"dpm++\", \"sample_guide_scale\": 6.0, \"frame_num\": 17,"
         " \"negative_prompt\": \"dark\", \"output_dir\": \"elsewhere\"}\n";
-    const auto jobs = parseBatchText(text, defaults);
+    const auto jobs = parse_batch_text(text, defaults);
     QCOMPARE(jobs.size(), size_t(3));
     QCOMPARE(jobs[0].prompt, std::string("a fox"));
     QCOMPARE(jobs[0].width, 480);
@@ -105,28 +122,28 @@ void TestAppBatch::parsesJsonLines() {
 
 void TestAppBatch::reportsBadJsonWithLineNumber() {
     const QString message = errorOf([] {
-        parseBatchText("fine prompt\n# comment\n{\"prompt\": \"broken\", }\n", GenerationRequest{}, "--batch jobs.txt");
+        parse_batch_text("fine prompt\n# comment\n{\"prompt\": \"broken\", }\n", GenerationRequest{}, "--batch jobs.txt");
     });
     QVERIFY2(message.contains(QStringLiteral("--batch jobs.txt, line 3")), qPrintable(message));
     QVERIFY2(message.contains(QStringLiteral("not valid JSON")), qPrintable(message));
-    const QString notObject = errorOf([] { parseBatchText("{\"prompt\": [1,2]}", GenerationRequest{}); });
+    const QString notObject = errorOf([] { parse_batch_text("{\"prompt\": [1,2]}", GenerationRequest{}); });
     QVERIFY2(notObject.contains(QStringLiteral("line 1")), qPrintable(notObject));
     QVERIFY2(notObject.contains(QStringLiteral("prompt")), qPrintable(notObject));
 }
 
 void TestAppBatch::reportsUnknownKeyAndBadValues() {
-    const QString unknown = errorOf([] { parseBatchText("ok\n{\"prompt\": \"x\", \"sample_step\": 3}", GenerationRequest{}); });
+    const QString unknown = errorOf([] { parse_batch_text("ok\n{\"prompt\": \"x\", \"sample_step\": 3}", GenerationRequest{}); });
     QVERIFY2(unknown.contains(QStringLiteral("line 2")) && unknown.contains(QStringLiteral("sample_step")), qPrintable(unknown));
-    const QString frames = errorOf([] { parseBatchText("{\"prompt\": \"x\", \"frame_num\": 10}", GenerationRequest{}); });
+    const QString frames = errorOf([] { parse_batch_text("{\"prompt\": \"x\", \"frame_num\": 10}", GenerationRequest{}); });
     QVERIFY2(frames.contains(QStringLiteral("line 1")) && frames.contains(QStringLiteral("4n+1")), qPrintable(frames));
-    const QString size = errorOf([] { parseBatchText("\n{\"prompt\": \"x\", \"size\": \"big\"}", GenerationRequest{}); });
+    const QString size = errorOf([] { parse_batch_text("\n{\"prompt\": \"x\", \"size\": \"big\"}", GenerationRequest{}); });
     QVERIFY2(size.contains(QStringLiteral("line 2")) && size.contains(QStringLiteral("W*H")), qPrintable(size));
-    const QString empty = errorOf([] { parseBatchText("{\"size\": \"832*480\"}", GenerationRequest{}); });
+    const QString empty = errorOf([] { parse_batch_text("{\"size\": \"832*480\"}", GenerationRequest{}); });
     QVERIFY2(empty.contains(QStringLiteral("line 1")) && empty.contains(QStringLiteral("prompt is empty")), qPrintable(empty));
 }
 
 void TestAppBatch::reportsUnreadableAndEmptyFiles() {
-    const QString missing = errorOf([] { parseBatchFile("/nonexistent/jobs.txt", GenerationRequest{}); });
+    const QString missing = errorOf([] { read_batch_file("/nonexistent/jobs.txt", GenerationRequest{}); });
     QVERIFY2(missing.contains(QStringLiteral("/nonexistent/jobs.txt")), qPrintable(missing));
     QTemporaryDir dir;
     const QString path = dir.filePath(QStringLiteral("empty.txt"));
@@ -134,30 +151,22 @@ void TestAppBatch::reportsUnreadableAndEmptyFiles() {
     QVERIFY(f.open(QIODevice::WriteOnly));
     f.write("# only a comment\n\n");
     f.close();
-    const QString empty = errorOf([&] { parseBatchFile(path.toStdString(), GenerationRequest{}); });
+    const QString empty = errorOf([&] { read_batch_file(path.toStdString(), GenerationRequest{}); });
     QVERIFY2(empty.contains(QStringLiteral("no prompts")), qPrintable(empty));
 }
 
 void TestAppBatch::exitsZeroWhenAllJobsSucceed() {
     QTemporaryDir out;
-    auto session = makeSession(fastFake());
-    std::vector<GenerationRequest> jobs = {requestFor("one", out.path()), requestFor("two", out.path()),
-                                           requestFor("three", out.path())};
-    BatchRunner runner(session.get(), jobs);
-    CapturedStream progress, results;
-    runner.setProgressStream(progress.file, false);
-    runner.setResultStream(results.file);
-    QSignalSpy done(&runner, &BatchRunner::done);
-    session->start();
-    runner.start();
-    QVERIFY(done.wait(10000));
-    QCOMPARE(done.at(0).at(0).toInt(), 0);
-    QCOMPARE(runner.exitCode(), 0);
-    QCOMPARE(runner.okCount(), 3);
-    const QStringList paths = results.text().split(QLatin1Char('\n'), Qt::SkipEmptyParts);
+    BatchRun run(fastFake(), {requestFor("one", out.path()), requestFor("two", out.path()), requestFor("three", out.path())});
+    run.start();
+    QVERIFY(run.done.wait(10000));
+    QCOMPARE(run.done.at(0).at(0).toInt(), 0);
+    QCOMPARE(run.runner.exitCode(), 0);
+    QCOMPARE(run.runner.okCount(), 3);
+    const QStringList paths = run.results.text().split(QLatin1Char('\n'), Qt::SkipEmptyParts);
     QCOMPARE(paths.size(), 3);
     for (const QString& p : paths) QVERIFY2(QFileInfo::exists(p) && p.endsWith(QStringLiteral(".mp4")), qPrintable(p));
-    const QString log = progress.text();
+    const QString log = run.progress.text();
     QVERIFY2(log.contains(QStringLiteral("[job 1/3]")) && log.contains(QStringLiteral("[job 3/3]")), qPrintable(log));
     QVERIFY2(log.contains(QStringLiteral("Denoising")), qPrintable(log));
     QVERIFY2(!log.contains(QLatin1Char('\r')), "no carriage returns without a terminal");
@@ -165,77 +174,54 @@ void TestAppBatch::exitsZeroWhenAllJobsSucceed() {
 
 void TestAppBatch::exitsNonZeroWhenOneJobFails() {
     QTemporaryDir out;
-    auto session = makeSession(fastFake());
-    std::vector<GenerationRequest> jobs = {requestFor("one", out.path()), requestFor("FAIL two", out.path()),
-                                           requestFor("three", out.path())};
-    BatchRunner runner(session.get(), jobs);
-    CapturedStream progress, results;
-    runner.setProgressStream(progress.file, false);
-    runner.setResultStream(results.file);
-    QSignalSpy done(&runner, &BatchRunner::done);
-    session->start();
-    runner.start();
-    QVERIFY(done.wait(10000));
-    QCOMPARE(runner.exitCode(), int(BatchRunner::kExitJobFailed));
-    QCOMPARE(runner.okCount(), 2);  // the others still ran
-    QCOMPARE(runner.failedCount(), 1);
-    QCOMPARE(results.text().split(QLatin1Char('\n'), Qt::SkipEmptyParts).size(), 2);
-    QVERIFY(progress.text().contains(QStringLiteral("[job 2/3] failed: simulated failure")));
+    BatchRun run(fastFake(), {requestFor("one", out.path()), requestFor("FAIL two", out.path()),
+                              requestFor("three", out.path())});
+    run.start();
+    QVERIFY(run.done.wait(10000));
+    QCOMPARE(run.runner.exitCode(), int(BatchRunner::kExitJobFailed));
+    QCOMPARE(run.runner.okCount(), 2);  // the others still ran
+    QCOMPARE(run.runner.failedCount(), 1);
+    QCOMPARE(run.results.text().split(QLatin1Char('\n'), Qt::SkipEmptyParts).size(), 2);
+    QVERIFY(run.progress.text().contains(QStringLiteral("[job 2/3] failed: simulated failure")));
 }
 
 void TestAppBatch::exitsWhenEngineFailsToStart() {
     FakeBackendConfig config = fastFake();
     config.start_error = "no checkpoint";
-    auto session = makeSession(config);
-    BatchRunner runner(session.get(), {requestFor("one")});
-    CapturedStream progress;
-    runner.setProgressStream(progress.file, false);
-    QSignalSpy done(&runner, &BatchRunner::done);
-    session->start();
-    runner.start();
-    QVERIFY(done.wait(5000));
-    QCOMPARE(runner.exitCode(), int(BatchRunner::kExitEngineFailed));
-    QVERIFY(progress.text().contains(QStringLiteral("no checkpoint")));
+    BatchRun run(config, {requestFor("one")});
+    run.start();
+    QVERIFY(run.done.wait(5000));
+    QCOMPARE(run.runner.exitCode(), int(BatchRunner::kExitEngineFailed));
+    QVERIFY(run.progress.text().contains(QStringLiteral("no checkpoint")));
 }
 
 void TestAppBatch::interruptCancelsRunningJobAndSkipsTheRest() {
     QTemporaryDir out;
-    auto session = makeSession(fastFake(200));  // 4 steps of 200 ms: time to interrupt the first job
-    BatchRunner runner(session.get(), {requestFor("one", out.path()), requestFor("two", out.path()),
-                                       requestFor("three", out.path())});
-    CapturedStream progress, results;
-    runner.setProgressStream(progress.file, false);
-    runner.setResultStream(results.file);
-    QSignalSpy done(&runner, &BatchRunner::done);
-    QSignalSpy started(session.get(), &EngineSession::jobStarted);
-    session->start();
-    runner.start();
+    // 4 steps of 200 ms: time to interrupt the first job
+    BatchRun run(fastFake(200), {requestFor("one", out.path()), requestFor("two", out.path()),
+                                 requestFor("three", out.path())});
+    QSignalSpy started(run.session.get(), &EngineSession::jobStarted);
+    run.start();
     QVERIFY(started.wait(5000));
-    runner.interrupt();  // what Ctrl+C does in run_batch
-    runner.interrupt();  // idempotent
-    QVERIFY(done.wait(5000));
-    QCOMPARE(runner.exitCode(), int(BatchRunner::kExitInterrupted));
-    QCOMPARE(runner.okCount(), 0);
+    run.runner.interrupt();  // what Ctrl+C does in run_batch
+    run.runner.interrupt();  // idempotent
+    QVERIFY(run.done.wait(5000));
+    QCOMPARE(run.runner.exitCode(), int(BatchRunner::kExitInterrupted));
+    QCOMPARE(run.runner.okCount(), 0);
     QCOMPARE(started.count(), 1);  // the queued jobs never started
-    QVERIFY(results.text().isEmpty());
-    const QString log = progress.text();
+    QVERIFY(run.results.text().isEmpty());
+    const QString log = run.progress.text();
     QVERIFY2(log.contains(QStringLiteral("interrupted: cancelling the running job, 2 queued job(s) skipped")), qPrintable(log));
     QVERIFY2(log.contains(QStringLiteral("[job 1/3] cancelled")), qPrintable(log));
     QVERIFY2(log.contains(QStringLiteral("0 of 3 jobs ok, interrupted")), qPrintable(log));
 }
 
 void TestAppBatch::drawsTerminalBarWithCarriageReturns() {
-    auto session = makeSession(fastFake(20));
-    BatchRunner runner(session.get(), {requestFor("one", QString(), 8)});
-    CapturedStream progress, results;
-    runner.setProgressStream(progress.file, true);
-    runner.setResultStream(results.file);
-    QSignalSpy done(&runner, &BatchRunner::done);
-    session->start();
-    runner.start();
-    QVERIFY(done.wait(10000));
-    QCOMPARE(runner.exitCode(), 0);
-    const QString log = progress.text();
+    BatchRun run(fastFake(20), {requestFor("one", QString(), 8)}, /*terminal=*/true);
+    run.start();
+    QVERIFY(run.done.wait(10000));
+    QCOMPARE(run.runner.exitCode(), 0);
+    const QString log = run.progress.text();
     QVERIFY2(log.contains(QStringLiteral("\r\x1b[K[job 1/1] [")), qPrintable(log));
     QVERIFY2(log.contains(QStringLiteral("ETA")), qPrintable(log));
     QVERIFY(log.contains(QStringLiteral("1 of 1 jobs ok")));

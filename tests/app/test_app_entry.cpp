@@ -68,14 +68,19 @@ int main() {
     QTemporaryDir dir;
     test::useTemporarySettings(dir.path());
     const QString out = QDir(dir.path()).filePath(QStringLiteral("outputs"));
-
-    {  // every job ok → 0, with the outputs written
-        const QString batch = QDir(dir.path()).filePath(QStringLiteral("ok.txt"));
-        writeFile(batch, "a cat\n{\"prompt\": \"a dog\", \"size\": \"96*64\"}\n");
+    // The options of a --batch run over a file `name` holding `text`.
+    const auto batchOptions = [&](const char* name, const char* text) {
+        const QString batch = QDir(dir.path()).filePath(QString::fromLatin1(name));
+        writeFile(batch, text);
         AppOptions o;
-        o.mode = RunMode::Headless;
         o.batch_file = batch.toStdString();
         o.output_dir = out.toStdString();
+        return o;
+    };
+
+    {  // every job ok → 0, with the outputs written
+        AppOptions o = batchOptions("ok.txt", "a cat\n{\"prompt\": \"a dog\", \"size\": \"96*64\"}\n");
+        o.mode = RunMode::Headless;
         FakeBackendConfig c = test::fastFake();
         CHECK(runBatch(o, c) == 0);
         CHECK(QDir(out).entryList({QStringLiteral("*.mp4")}, QDir::Files).size() == 2);
@@ -91,21 +96,13 @@ int main() {
         CHECK(c.probe->runs.load() == 1);
     }
     {  // one job fails → 1, the others still run
-        const QString batch = QDir(dir.path()).filePath(QStringLiteral("fail.txt"));
-        writeFile(batch, "one\nFAIL two\nthree\n");
-        AppOptions o;
-        o.batch_file = batch.toStdString();
-        o.output_dir = out.toStdString();
+        const AppOptions o = batchOptions("fail.txt", "one\nFAIL two\nthree\n");
         FakeBackendConfig c = test::fastFake();
         CHECK(runBatch(o, c) == 1);
         CHECK(c.probe->runs.load() == 3);
     }
     {  // a bad line → 2, nothing runs, the backend is still shut down (it releases the other ranks)
-        const QString batch = QDir(dir.path()).filePath(QStringLiteral("bad.txt"));
-        writeFile(batch, "one\n{\"prompt\": oops}\n");
-        AppOptions o;
-        o.output_dir = out.toStdString();
-        o.batch_file = batch.toStdString();
+        const AppOptions o = batchOptions("bad.txt", "one\n{\"prompt\": oops}\n");
         FakeBackendConfig c = test::fastFake();
         CHECK(runBatch(o, c) == 2);
         CHECK(c.probe->runs.load() == 0 && c.probe->shutdowns.load() == 1);

@@ -60,27 +60,23 @@ void TestAppModels::formatsProgress() {
 }
 
 void TestAppModels::metadataRoundTrip() {
-    GenerationRequest r;
-    r.prompt = "extended prompt";
-    r.original_prompt = "short";
-    r.width = 480;
-    r.height = 832;
-    r.seed = -1;
+    const GenerationRequest r = GenerationRequest::from_json(
+        R"({"prompt": "extended prompt", "original_prompt": "short", "size": "480*832"})");
     GenerationResult res;
     res.status = JobStatus::Ok;
     res.seed_used = 1234;
     res.video_path = "/x/a.mp4";
     res.seconds = 3.5;
-    const GenerationMetadata m = parseMetadata(metadataJson(r, res), QStringLiteral("a.json"));
+    const GenerationSidecar m = GenerationSidecar::from_json(make_sidecar(r, res, EngineInfo{}, "test").to_json(), "a.json");
     QCOMPARE(m.request.prompt, r.prompt);
     QCOMPARE(m.request.original_prompt, r.original_prompt);
     QCOMPARE(m.request.width, 480);
     QCOMPARE(m.result.seed_used, int64_t(1234));
     QCOMPARE(m.result.video_path, res.video_path);
-    QVERIFY(m.hasResult);
+    QVERIFY(m.has_result);
     bool threw = false;
     try {
-        parseMetadata("{\"not\": \"a record\"}", QStringLiteral("other.json"));
+        GenerationSidecar::from_json("{\"not\": \"a record\"}", "other.json");
     } catch (const Error& e) {
         threw = QString::fromStdString(e.what()).contains(QStringLiteral("other.json"));
     }

@@ -39,18 +39,10 @@ void TestAppSettings::defaultsBeforeFirstSave() {
 }
 
 void TestAppSettings::roundTripThroughDefaultSettings() {
-    GenerationRequest r;
-    r.prompt = "两只猫在舞台上打拳击 — boxing cats";
-    r.negative_prompt = "blurry";
-    r.width = 832;
-    r.height = 480;
-    r.frame_num = 33;
-    r.sample_steps = 25;
-    r.guide_scale = 6.5;
-    r.sample_shift = 8.0;
-    r.seed = 2147483647LL;
-    r.solver = "dpm++";
-    r.extend_target_lang = "en";
+    const GenerationRequest r = GenerationRequest::from_json(
+        R"({"prompt": "两只猫在舞台上打拳击 — boxing cats", "negative_prompt": "blurry", "size": "832*480",
+            "frame_num": 33, "sample_steps": 25, "sample_guide_scale": 6.5, "sample_shift": 8.0,
+            "base_seed": 2147483647, "sample_solver": "dpm++", "prompt_extend_target_lang": "en"})");
     {
         Settings settings;
         settings.setOutputFolder(QStringLiteral("/tmp/wan outputs"));

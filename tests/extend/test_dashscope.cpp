@@ -140,6 +140,13 @@ const char* kOkBody =
     R"({"status_code":200,"request_id":"r-1","output":{"choices":[{"finish_reason":"stop","message":)"
     R"({"role":"assistant","content":"Two cats box under a spotlight. 两只猫。"}}]},"usage":{"input_tokens":9}})";
 
+/// A failed extension: the original prompt ("a cat") kept, and each of `parts` in the message.
+void expect_failure(const ExtendResult& r, std::initializer_list<const char*> parts) {
+    EXPECT_FALSE(r.ok);
+    EXPECT_EQ(r.prompt, "a cat");
+    for (const char* part : parts) EXPECT_NE(r.message.find(part), std::string::npos) << r.message;
+}
+
 class DashScope : public ::testing::Test {
 protected:
     void SetUp() override {
@@ -214,9 +221,7 @@ TEST_F(DashScope, NoKeyIsReportedWithoutARequest) {
     ExtendOptions o = fast(server);
     o.api_key.clear();
     const ExtendResult r = make_prompt_extender("dashscope", "", o)->extend("a cat", "zh", 1);
-    EXPECT_FALSE(r.ok);
-    EXPECT_EQ(r.prompt, "a cat");
-    EXPECT_NE(r.message.find("DASH_API_KEY"), std::string::npos) << r.message;
+    expect_failure(r, {"DASH_API_KEY"});
     EXPECT_TRUE(server.requests().empty());
 }
 
@@ -224,11 +229,7 @@ TEST_F(DashScope, BadKeyIsNotRetried) {
     ScriptedServer server({{401, R"({"code":"InvalidApiKey","message":"Invalid API-key provided."})"},
                            {200, kOkBody}});
     const ExtendResult r = make_prompt_extender("dashscope", "", fast(server))->extend("a cat", "en", 1);
-    EXPECT_FALSE(r.ok);
-    EXPECT_EQ(r.prompt, "a cat");
-    EXPECT_NE(r.message.find("API key was rejected"), std::string::npos) << r.message;
-    EXPECT_NE(r.message.find("401"), std::string::npos) << r.message;
-    EXPECT_NE(r.message.find("InvalidApiKey"), std::string::npos) << r.message;
+    expect_failure(r, {"API key was rejected", "401", "InvalidApiKey"});
     EXPECT_EQ(server.requests().size(), 1u);
 }
 
@@ -248,20 +249,14 @@ TEST_F(DashScope, RateLimitGivesUpAfterMaxTries) {
     ExtendOptions o = fast(server);
     o.max_tries = 3;
     const ExtendResult r = make_prompt_extender("dashscope", "", o)->extend("a cat", "en", 5);
-    EXPECT_FALSE(r.ok);
-    EXPECT_EQ(r.prompt, "a cat");
-    EXPECT_NE(r.message.find("quota"), std::string::npos) << r.message;
-    EXPECT_NE(r.message.find("429"), std::string::npos) << r.message;
-    EXPECT_NE(r.message.find("gave up after 3 tries"), std::string::npos) << r.message;
+    expect_failure(r, {"quota", "429", "gave up after 3 tries"});
     EXPECT_EQ(server.requests().size(), 3u);
 }
 
 TEST_F(DashScope, QuotaCodeInTheBody) {
     ScriptedServer server({{400, R"({"code":"Arrearage","message":"Access denied, account in arrears."})"}});
     const ExtendResult r = make_prompt_extender("dashscope", "", fast(server))->extend("a cat", "en", 5);
-    EXPECT_FALSE(r.ok);
-    EXPECT_NE(r.message.find("quota"), std::string::npos) << r.message;
-    EXPECT_NE(r.message.find("Arrearage"), std::string::npos) << r.message;
+    expect_failure(r, {"quota", "Arrearage"});
     EXPECT_EQ(server.requests().size(), 1u);
 }
 
@@ -273,28 +268,21 @@ TEST_F(DashScope, TimeoutIsBoundedAndReported) {
     const auto t0 = Clock::now();
     const ExtendResult r = make_prompt_extender("dashscope", "", o)->extend("a cat", "en", 5);
     const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
-    EXPECT_FALSE(r.ok);
-    EXPECT_EQ(r.prompt, "a cat");
-    EXPECT_NE(r.message.find("timed out"), std::string::npos) << r.message;
-    EXPECT_NE(r.message.find("gave up after 2 tries"), std::string::npos) << r.message;
+    expect_failure(r, {"timed out", "gave up after 2 tries"});
     EXPECT_LT(secs, 2.5);
 }
 
 TEST_F(DashScope, GarbageBodyIsAMalformedAnswer) {
     ScriptedServer server({{200, "<html>gateway says hello</html>"}, {200, kOkBody}});
     const ExtendResult r = make_prompt_extender("dashscope", "", fast(server))->extend("a cat", "en", 5);
-    EXPECT_FALSE(r.ok);
-    EXPECT_EQ(r.prompt, "a cat");
-    EXPECT_NE(r.message.find("malformed answer"), std::string::npos) << r.message;
-    EXPECT_NE(r.message.find("gateway says hello"), std::string::npos) << r.message;
+    expect_failure(r, {"malformed answer", "gateway says hello"});
     EXPECT_EQ(server.requests().size(), 1u);
 }
 
 TEST_F(DashScope, JsonWithoutContentIsAMalformedAnswer) {
     ScriptedServer server({{200, R"({"output":{"choices":[]},"request_id":"r-2"})"}});
     const ExtendResult r = make_prompt_extender("dashscope", "", fast(server))->extend("a cat", "en", 5);
-    EXPECT_FALSE(r.ok);
-    EXPECT_NE(r.message.find("output.choices[0].message.content"), std::string::npos) << r.message;
+    expect_failure(r, {"output.choices[0].message.content"});
 }
 
 TEST_F(DashScope, NetworkDownIsRetriedThenReported) {
@@ -319,10 +307,7 @@ TEST_F(DashScope, NetworkDownIsRetriedThenReported) {
     o.max_tries = 2;
     o.retry_backoff_ms = 10;
     const ExtendResult r = make_prompt_extender("dashscope", "", o)->extend("a cat", "zh", 5);
-    EXPECT_FALSE(r.ok);
-    EXPECT_EQ(r.prompt, "a cat");
-    EXPECT_NE(r.message.find("cannot reach"), std::string::npos) << r.message;
-    EXPECT_NE(r.message.find("gave up after 2 tries"), std::string::npos) << r.message;
+    expect_failure(r, {"cannot reach", "gave up after 2 tries"});
 }
 
 }  // namespace

@@ -4,7 +4,7 @@
 // multi-rank test, which is its own ctest entry.
 #include "remote_test_client.h"
 
-#include "batch/batch_file.h"
+#include "core/batch_file.h"
 #include "video/video.h"
 
 #include <QDir>
@@ -160,7 +160,7 @@ void TestRemoteApi::badRequestsGet400WithTheCliMessage() {
     for (const auto& c : invalid) {
         QString cli;
         try {
-            wan::app::parseBatchText(c.body.toStdString(), wan::GenerationRequest{}, "request");
+            wan::parse_batch_text(c.body.toStdString(), wan::GenerationRequest{}, "request");
         } catch (const std::exception& e) {
             cli = QString::fromUtf8(e.what()).replace(QLatin1String("request, line 1: "), QLatin1String("request: "));
         }

@@ -1,5 +1,6 @@
 // Scheduler unit tests: argument checks, the worked numbers of wan21-reference.md §6.2/§6.4, the duplicate
 // first timestep of §6.5, the 2x2 LU solve, the final-step identity and the bf16 einsum option.
+#include "error_of.h"
 #include "core/core.h"
 #include "sched/sched.h"
 
@@ -15,15 +16,7 @@ namespace {
 using wan::sched::make_solver;
 using wan::sched::SolverKind;
 
-template <typename F>
-std::string error_of(F&& f) {
-    try {
-        f();
-    } catch (const wan::Error& e) {
-        return e.what();
-    }
-    return "<no wan::Error thrown>";
-}
+using wan::test::error_of;
 
 TEST(Sched, SolverFromString) {
     EXPECT_EQ(wan::sched::solver_from_string("unipc"), SolverKind::UniPC);

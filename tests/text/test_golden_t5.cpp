@@ -28,6 +28,12 @@ std::vector<Prompt> prompts_of(const wan::test::GoldenCase& c) {
     return out;
 }
 
+std::vector<std::string> texts_of(const std::vector<Prompt>& prompts) {
+    std::vector<std::string> out;
+    for (const auto& p : prompts) out.push_back(p.text);
+    return out;
+}
+
 TEST(GoldenT5, ContextMatchesFloat32Reference) {
     const auto ckpt = wan::io::CheckpointDir::locate(wan::test::tiny_ckpt_dir());
     TextEncoder te(ckpt);  // CPU, float32 compute
@@ -37,8 +43,7 @@ TEST(GoldenT5, ContextMatchesFloat32Reference) {
         SCOPED_TRACE(name);
         const auto c = wan::test::load_case(name);
         const auto prompts = prompts_of(c);
-        std::vector<std::string> texts;
-        for (const auto& p : prompts) texts.push_back(p.text);
+        const std::vector<std::string> texts = texts_of(prompts);
 
         const auto batch = te.tokenizer().encode(texts);
         std::vector<at::Tensor> inter;
@@ -89,8 +94,7 @@ TEST(GoldenT5, Bfloat16ComputeIsClose) {
         SCOPED_TRACE(name);
         const auto c = wan::test::load_case(name);
         const auto prompts = prompts_of(c);
-        std::vector<std::string> texts;
-        for (const auto& p : prompts) texts.push_back(p.text);
+        const std::vector<std::string> texts = texts_of(prompts);
         const auto ctx = te.encode(texts);
         for (size_t b = 0; b < prompts.size(); ++b) {
             const std::string key = std::to_string(prompts[b].index) + ".context_bf16_compute";

@@ -1,4 +1,5 @@
 // Unit tests of the text module: bad inputs give clear errors, cleaning, buckets, batching.
+#include "error_of.h"
 #include "golden.h"
 #include "text/text.h"
 
@@ -15,17 +16,7 @@ using wan::text::UMT5Tokenizer;
 std::string spiece_path() { return wan::test::tiny_ckpt_dir() + "/" + wan::io::CheckpointDir::kTokenizerName; }
 std::string t5_path() { return wan::test::tiny_ckpt_dir() + "/" + wan::io::CheckpointDir::kT5Name; }
 
-// Runs `fn`, expects a wan::Error, returns its message.
-template <typename Fn>
-std::string error_of(Fn&& fn) {
-    try {
-        fn();
-    } catch (const wan::Error& e) {
-        return e.what();
-    }
-    ADD_FAILURE() << "expected a wan::Error";
-    return {};
-}
+using wan::test::error_of;
 
 // The tiny T5 state dict with `edit` applied, written as a .pth into a temp dir.
 template <typename Edit>

@@ -1,6 +1,7 @@
 // WanVAE unit tests on the tiny checkpoint: output shapes (image, odd latent frame counts), tiled decode,
 // bfloat16 path, input/checkpoint validation messages, progress and cancellation. Values are covered by the
 // golden tests; sizes come from the checkpoint (config()), never hard-coded tiny sizes.
+#include "error_of.h"
 #include "golden.h"
 #include "vae/vae.h"
 
@@ -32,16 +33,7 @@ at::Tensor random_latent(int64_t t, int64_t h, int64_t w, uint64_t seed = 0) {
     return at::randn({vae().config().z_dim, t, h, w});
 }
 
-/// Runs `f` and returns the wan::Error message ("" when nothing was thrown).
-template <typename F>
-std::string error_of(F&& f) {
-    try {
-        f();
-    } catch (const wan::Error& e) {
-        return e.what();
-    }
-    return "";
-}
+using wan::test::error_of;
 
 double max_abs_diff(const at::Tensor& a, const at::Tensor& b) { return (a - b).abs().max().item<double>(); }
 

@@ -1,5 +1,6 @@
 // Video writer round trips (MP4 + metadata, poster PNG, JSON), encoder fallback, output naming, never
 // overwriting, and output-directory checks.
+#include "error_of.h"
 #include "golden.h"  // make_temp_dir
 #include <set>
 #include <thread>
@@ -28,15 +29,7 @@ std::string create_temp_file(const std::string& final_path);
 
 namespace {
 
-template <typename F>
-std::string error_of(F&& f) {
-    try {
-        f();
-    } catch (const wan::Error& e) {
-        return e.what();
-    }
-    return "<no wan::Error thrown>";
-}
+using wan::test::error_of;
 
 // A smooth moving gradient: decodes well after yuv420p subsampling.
 std::vector<uint8_t> gradient(int frames, int height, int width) {

@@ -1,10 +1,10 @@
-#include "io/untrusted.h"
+#include "core/json_limits.h"
 
 #include "core/core.h"
 
 #include <nlohmann/json.hpp>
 
-namespace wan::io {
+namespace wan {
 
 void check_json_depth(const char* data, size_t size, const std::string& source, int max_depth) {
     int depth = 0;
@@ -54,4 +54,4 @@ std::string excerpt(const Json& v) {
 std::string json_excerpt(const nlohmann::json& value) { return excerpt(value); }
 std::string json_excerpt(const nlohmann::ordered_json& value) { return excerpt(value); }
 
-}  // namespace wan::io
+}  // namespace wan
