@@ -75,7 +75,7 @@ int main() {
         AppOptions o;
         o.mode = RunMode::Headless;
         o.batch_file = batch.toStdString();
-        o.output_dir = out.toStdString();
+        o.engine.output_dir = out.toStdString();
         FakeBackendConfig c = test::fastFake();
         CHECK(runBatch(o, c) == 0);
         CHECK(QDir(out).entryList({QStringLiteral("*.mp4")}, QDir::Files).size() == 2);
@@ -85,7 +85,7 @@ int main() {
         AppOptions o;
         o.mode = RunMode::Headless;
         o.request.prompt = "single prompt";
-        o.output_dir = out.toStdString();
+        o.engine.output_dir = out.toStdString();
         FakeBackendConfig c = test::fastFake();
         CHECK(runBatch(o, c) == 0);
         CHECK(c.probe->runs.load() == 1);
@@ -95,7 +95,7 @@ int main() {
         writeFile(batch, "one\nFAIL two\nthree\n");
         AppOptions o;
         o.batch_file = batch.toStdString();
-        o.output_dir = out.toStdString();
+        o.engine.output_dir = out.toStdString();
         FakeBackendConfig c = test::fastFake();
         CHECK(runBatch(o, c) == 1);
         CHECK(c.probe->runs.load() == 3);
@@ -104,7 +104,7 @@ int main() {
         const QString batch = QDir(dir.path()).filePath(QStringLiteral("bad.txt"));
         writeFile(batch, "one\n{\"prompt\": oops}\n");
         AppOptions o;
-        o.output_dir = out.toStdString();
+        o.engine.output_dir = out.toStdString();
         o.batch_file = batch.toStdString();
         FakeBackendConfig c = test::fastFake();
         CHECK(runBatch(o, c) == 2);
@@ -113,7 +113,7 @@ int main() {
     {  // the engine fails to start → 3
         AppOptions o;
         o.request.prompt = "x";
-        o.output_dir = out.toStdString();
+        o.engine.output_dir = out.toStdString();
         FakeBackendConfig c = test::fastFake();
         c.start_error = "no checkpoint";
         CHECK(runBatch(o, c) == 3);
@@ -121,7 +121,7 @@ int main() {
     }
     {  // run_gui: the window opens, the model loads, closing it shuts the engine down, exit code 0
         AppOptions o;
-        o.output_dir = out.toStdString();
+        o.engine.output_dir = out.toStdString();
         FakeBackendConfig c = test::fastFake();
         c.start_delay_ms = 100;
         closeAfterMs = 600;
