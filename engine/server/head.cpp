@@ -80,7 +80,7 @@ EngineInfo EngineHead::start() {
         m.shut_down = true;  // every rank failed together: nobody serves, no Shutdown must be sent
         throw;
     }
-    return m.engine->info_with_memory();
+    return info();  // the workers are now in their message loop: Info first, then the memory gather
 }
 
 GenerationRequest EngineHead::Impl::prepare(EngineHead& head, GenerationRequest req, std::vector<std::string>& notes) {
