@@ -132,7 +132,7 @@ int run_batch(int argc, char** argv, const AppOptions& options, std::unique_ptr<
     EngineSession session(std::move(backend));  // its destructor shuts the backend down on every path
 
     GenerationRequest defaults = options.request;
-    if (defaults.output_dir.empty()) defaults.output_dir = options.output_dir;
+    if (defaults.output_dir.empty()) defaults.output_dir = options.engine.output_dir;
     std::vector<GenerationRequest> jobs;
     try {
         if (!options.batch_file.empty()) {

@@ -17,15 +17,6 @@
 #include "extend/extend.h"
 #endif
 
-#if WAN_HAVE_FFMPEG
-#include "video/video.h"
-#endif
-
-#include <ATen/Context.h>
-#include <torch/version.h>
-#if WAN_HAVE_CUDA
-#include <cuda_runtime_api.h>
-#endif
 #if WAN_HAVE_QT
 #include <QtGlobal>
 #endif
@@ -33,53 +24,11 @@
 #include <cstdio>
 #include <iostream>
 
-#if WAN_HAVE_NCCL
-// nccl.h's include directory is private to wan_dist; libnccl itself reaches our link line through it.
-// ncclResult_t is a C enum (int-sized); the result is not needed here.
-extern "C" int ncclGetVersion(int* version);
-#endif
-
-namespace wan::app {
-server::ServerConfig server_config(const AppOptions& o);  // engine_backend_mpi.cpp
-}
-
 namespace {
 
 // `--version`: what this binary was built with and what it finds at run time (one line per component).
 void print_version() {
-    std::cout << "wanstudio " << wan::version_string() << "\n";
-    std::cout << "  LibTorch " << TORCH_VERSION;
-#if WAN_HAVE_CUDA
-    int rt = 0, drv = 0;
-    cudaRuntimeGetVersion(&rt);
-    cudaDriverGetVersion(&drv);  // 0 when no driver is installed
-    std::cout << " with CUDA " << CUDART_VERSION / 1000 << "." << CUDART_VERSION % 1000 / 10 << " (runtime "
-              << rt / 1000 << "." << rt % 1000 / 10 << ", driver supports " << drv / 1000 << "." << drv % 1000 / 10
-              << "; " << (at::hasCUDA() ? at::getNumGPUs() : 0) << " GPU(s) visible)\n";
-#else
-    std::cout << " (CPU only, no CUDA)\n";
-#endif
-#if WAN_HAVE_NCCL
-    int nccl = 0;
-    ncclGetVersion(&nccl);  // NCCL >= 2.9 encodes major*10000 + minor*100 + patch, older major*1000 + ...
-    const int nccl_major = nccl >= 10000 ? nccl / 10000 : nccl / 1000;
-    const int nccl_minor = nccl >= 10000 ? nccl / 100 % 100 : nccl / 100 % 10;
-    std::cout << "  NCCL " << nccl_major << "." << nccl_minor << "." << nccl % 100 << " (GPU collectives)\n";
-#else
-    std::cout << "  NCCL: not built (collectives over MPI)\n";
-#endif
-    char mpi[MPI_MAX_LIBRARY_VERSION_STRING];
-    int len = 0, mpi_major = 0, mpi_minor = 0;
-    MPI_Get_library_version(mpi, &len);
-    MPI_Get_version(&mpi_major, &mpi_minor);
-    std::string m(mpi, static_cast<size_t>(len));
-    std::cout << "  MPI: " << m.substr(0, m.find_first_of(",\n")) << " (MPI standard " << mpi_major << "."
-              << mpi_minor << ")\n";
-#if WAN_HAVE_FFMPEG
-    std::cout << "  " << wan::video::ffmpeg_version_info() << "\n";
-#else
-    std::cout << "  FFmpeg: not built (no video files; --save-latents still works)\n";
-#endif
+    for (const std::string& line : wan::server::build_facts()) std::cout << line << "\n";
 #if WAN_HAVE_QT
     std::cout << "  GUI: Qt " << qVersion() << "\n";
 #else
@@ -89,11 +38,11 @@ void print_version() {
 
 int extend_only(const wan::app::AppOptions& o) {
 #if WAN_HAVE_EXTEND
-    const std::string method = o.prompt_extend_method.empty() ? "local_qwen" : o.prompt_extend_method;
+    const std::string method = o.engine.prompt_extend_method.empty() ? "local_qwen" : o.engine.prompt_extend_method;
     try {
-        auto ext = wan::extend::make_prompt_extender(method, o.prompt_extend_model, {});
+        auto ext = wan::extend::make_prompt_extender(method, o.engine.prompt_extend_model, {});
         auto r = ext->extend(o.extend_text, o.prompt_extend_target_lang, o.request.seed);
-        const std::string text = r.ok ? wan::server::clean_model_text(r.prompt) : std::string();  // as the engine
+        const std::string text = r.ok ? wan::extend::clean_model_text(r.prompt) : std::string();  // as the engine
         if (!r.ok || text.empty()) {
             std::cout << o.extend_text << "\n";
             std::fprintf(stderr, "wanstudio: prompt extension failed: %s\n",
@@ -129,8 +78,6 @@ int main(int argc, char** argv) {
     wan::app::AppOptions options;
     try {
         options = wan::app::parse_options(argc, argv);
-        options.world_size = mpi->world_size();
-        options.rank = rank;
         if (options.mode == wan::app::RunMode::Gui || options.mode == wan::app::RunMode::Headless ||
             options.mode == wan::app::RunMode::Check || options.mode == wan::app::RunMode::Listen)
             wan::app::validate_layout(options, mpi->world_size());
@@ -155,21 +102,16 @@ int main(int argc, char** argv) {
             case wan::app::RunMode::ExtendPrompt:
                 return rank == 0 ? extend_only(options) : 0;
             case wan::app::RunMode::Check:
-                return wan::server::run_setup_check(MPI_COMM_WORLD, wan::app::server_config(options), std::cout);
+                return wan::server::run_setup_check(options.engine, std::cout);
             case wan::app::RunMode::Gui:
             case wan::app::RunMode::Headless:
             case wan::app::RunMode::Listen:
                 break;
         }
         if (rank != 0) {
-            // Note [Engine start]: rank 0 first says whether the engine will be loaded at all (its front end
-            // may stop before starting it, e.g. on a bad batch file); then every rank builds its share of the
-            // model collectively with rank 0's engine thread, serves requests, and exits on Shutdown.
-            int start = 0;
-            MPI_Bcast(&start, 1, MPI_INT, 0, MPI_COMM_WORLD);
-            if (!start) return 0;
-            wan::server::EngineServer server(MPI_COMM_WORLD, wan::app::server_config(options));
-            server.serve();
+            // Note [Engine start] in engine/server/server.h: builds its share of the engine if rank 0's front end
+            // starts one, follows rank 0 until Shutdown.
+            wan::server::EngineWorker(options.engine).run();
             return 0;
         }
 #if WAN_HAVE_REMOTE

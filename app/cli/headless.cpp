@@ -36,7 +36,7 @@ void print_bar(const ProgressInfo& p, int job, int jobs, bool tty) {
 int run_headless(const AppOptions& options, std::unique_ptr<EngineBackend> backend) {
     std::vector<GenerationRequest> jobs;
     GenerationRequest defaults = options.request;
-    defaults.output_dir = options.output_dir;
+    defaults.output_dir = options.engine.output_dir;
     try {
         if (!options.batch_file.empty()) jobs = read_batch_file(options.batch_file, defaults);
         else jobs.push_back(defaults);

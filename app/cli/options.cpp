@@ -86,27 +86,27 @@ AppOptions parse_options(int argc, char** argv) {
     using Handler = std::function<void(const std::string& opt, const std::string& value)>;
     struct Spec { bool takes_value; Handler fn; };
     std::map<std::string, Spec> specs = {
-        {"ckpt_dir", {true, [&](auto&, auto& v) { o.ckpt_dir = v; }}},
-        {"t5_fsdp", {false, [&](auto&, auto&) { o.t5_fsdp = true; }}},
-        {"dit_fsdp", {false, [&](auto&, auto&) { o.dit_fsdp = true; }}},
-        {"ulysses_size", {true, [&](auto& n, auto& v) { o.ulysses_size = to_int(n, v); }}},
-        {"ring_size", {true, [&](auto& n, auto& v) { o.ring_size = to_int(n, v); }}},
-        {"cfg_parallel", {false, [&](auto&, auto&) { o.cfg_parallel = true; }}},
-        {"t5_cpu", {false, [&](auto&, auto&) { o.t5_cpu = true; }}},
-        {"offload_model", {true, [&](auto& n, auto& v) { o.offload_model = to_bool(n, v) ? 1 : 0; }}},
+        {"ckpt_dir", {true, [&](auto&, auto& v) { o.engine.ckpt_dir = v; }}},
+        {"t5_fsdp", {false, [&](auto&, auto&) { o.engine.layout.t5_fsdp = true; }}},
+        {"dit_fsdp", {false, [&](auto&, auto&) { o.engine.layout.dit_fsdp = true; }}},
+        {"ulysses_size", {true, [&](auto& n, auto& v) { o.engine.layout.ulysses = to_int(n, v); }}},
+        {"ring_size", {true, [&](auto& n, auto& v) { o.engine.layout.ring = to_int(n, v); }}},
+        {"cfg_parallel", {false, [&](auto&, auto&) { o.engine.layout.cfg_parallel = true; }}},
+        {"t5_cpu", {false, [&](auto&, auto&) { o.engine.t5_cpu = true; }}},
+        {"offload_model", {true, [&](auto& n, auto& v) { o.engine.offload = to_bool(n, v) ? OffloadMode::StreamT5 : OffloadMode::Off; }}},
         {"device", {true, [&](auto& n, auto& v) {
              WAN_CHECK(v == "auto" || v == "cuda" || v == "cpu", "--%s '%s': expected auto, cuda or cpu", n.c_str(), v.c_str());
-             o.device = v; }}},
+             o.engine.device = v; }}},
         {"vae_dtype", {true, [&](auto& n, auto& v) {
              WAN_CHECK(v == "auto" || v == "f32" || v == "bf16", "--%s '%s': expected auto, f32 or bf16", n.c_str(), v.c_str());
-             o.vae_dtype = v; }}},
-        {"vae_tile", {true, [&](auto& n, auto& v) { o.vae_tile = to_int(n, v); WAN_CHECK(o.vae_tile >= 0, "--vae-tile must be ≥ 0"); }}},
-        {"teacache", {true, [&](auto& n, auto& v) { o.teacache_threshold = to_double(n, v); WAN_CHECK(o.teacache_threshold >= 0, "--teacache must be ≥ 0"); }}},
-        {"fp8", {false, [&](auto&, auto&) { o.fp8 = true; }}},
+             o.engine.vae_dtype = v; }}},
+        {"vae_tile", {true, [&](auto& n, auto& v) { o.engine.vae_tile = to_int(n, v); WAN_CHECK(o.engine.vae_tile >= 0, "--vae-tile must be ≥ 0"); }}},
+        {"teacache", {true, [&](auto& n, auto& v) { o.engine.teacache_threshold = to_double(n, v); WAN_CHECK(o.engine.teacache_threshold >= 0, "--teacache must be ≥ 0"); }}},
+        {"fp8", {false, [&](auto&, auto&) { o.engine.fp8 = true; }}},
         {"prompt_extend_method", {true, [&](auto& n, auto& v) {
              WAN_CHECK(v == "dashscope" || v == "local_qwen", "--%s '%s': expected dashscope or local_qwen", n.c_str(), v.c_str());
-             o.prompt_extend_method = v; }}},
-        {"prompt_extend_model", {true, [&](auto&, auto& v) { o.prompt_extend_model = v; }}},
+             o.engine.prompt_extend_method = v; }}},
+        {"prompt_extend_model", {true, [&](auto&, auto& v) { o.engine.prompt_extend_model = v; }}},
         {"prompt_extend_target_lang", {true, [&](auto& n, auto& v) {
              WAN_CHECK(v == "zh" || v == "en", "--%s '%s': expected zh or en", n.c_str(), v.c_str());
              o.prompt_extend_target_lang = v; o.request.extend_target_lang = v; }}},
@@ -126,7 +126,7 @@ AppOptions parse_options(int argc, char** argv) {
              if (o.request.seed < 0) o.request.seed = -1; }}},
         {"prompt", {true, [&](auto& n, auto& v) { o.request.prompt = v; set_mode(RunMode::Headless, n); }}},
         {"negative_prompt", {true, [&](auto&, auto& v) { o.request.negative_prompt = v; }}},
-        {"output_dir", {true, [&](auto&, auto& v) { o.output_dir = v; }}},
+        {"output_dir", {true, [&](auto&, auto& v) { o.engine.output_dir = v; }}},
         {"init_noise", {true, [&](auto&, auto& v) { o.request.init_noise = v; }}},
         {"save_latents", {true, [&](auto&, auto& v) { o.request.save_latents = v; }}},
         {"batch", {true, [&](auto& n, auto& v) { o.batch_file = v; set_mode(RunMode::Headless, n); }}},
@@ -162,34 +162,20 @@ AppOptions parse_options(int argc, char** argv) {
         WAN_CHECK(it->second.takes_value || !has_inline, "--%s takes no value", name.c_str());
         it->second.fn(name, value);
     }
-    o.request.output_dir = o.output_dir;
+    o.request.output_dir = o.engine.output_dir;
     auto errors = o.request.validate();
     if (!errors.empty()) {
         std::string msg = "invalid options:";
         for (const auto& e : errors) msg += "\n  " + e;
         throw Error(msg);
     }
-    WAN_CHECK(o.ulysses_size >= 1 && o.ring_size >= 1, "--ulysses-size and --ring-size must be ≥ 1");
+    WAN_CHECK(o.engine.layout.ulysses >= 1 && o.engine.layout.ring >= 1, "--ulysses-size and --ring-size must be ≥ 1");
     return o;
 }
 
-void validate_layout(const AppOptions& o, int world) {
-    const int sp = o.ulysses_size * o.ring_size;
-    if (world == 1) {
-        // Upstream rejects FSDP/USP flags in a single process; we accept FSDP as a no-op but a sequence-parallel
-        // degree above 1 cannot be honoured.
-        WAN_CHECK(sp == 1, "--ulysses-size %d × --ring-size %d = %d, but this is a single process; launch with "
-                  "mpirun -np %d (or drop the options)", o.ulysses_size, o.ring_size, sp, sp * (o.cfg_parallel ? 2 : 1));
-        WAN_CHECK(!o.cfg_parallel, "--cfg-parallel needs an even number of processes (got a single process)");
-        return;
-    }
-    const int groups = o.cfg_parallel ? 2 : 1;
-    WAN_CHECK(!o.cfg_parallel || world % 2 == 0, "--cfg-parallel needs an even world size, got %d processes", world);
-    if (sp > 1) {
-        WAN_CHECK(sp * groups == world,
-                  "--ulysses-size %d × --ring-size %d = %d must equal the number of processes %d%s", o.ulysses_size,
-                  o.ring_size, sp, world / groups, o.cfg_parallel ? " per CFG half (world / 2 with --cfg-parallel)" : "");
-    }
+void validate_layout(AppOptions& o, int world) {
+    o.engine.layout.world = world;
+    o.engine.layout.validate(ParallelLayout::kHeadsUnknown);
 }
 
 std::string help_text() {

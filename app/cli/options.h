@@ -4,6 +4,7 @@
 #pragma once
 
 #include "core/core.h"
+#include "core/engine_config.h"
 
 #include <string>
 #include <vector>
@@ -24,24 +25,9 @@ enum class RunMode {
 struct AppOptions {
     RunMode mode = RunMode::Gui;
 
-    // load-time (engine) settings
-    std::string ckpt_dir;            ///< empty → the built-in tiny demo checkpoint
-    bool t5_fsdp = false;
-    bool dit_fsdp = false;
-    int ulysses_size = 1;
-    int ring_size = 1;
-    bool cfg_parallel = false;       ///< ours: the two CFG branches on the two halves of the world
-    bool t5_cpu = false;
-    int offload_model = -1;          ///< -1 unset (upstream: true single-process, false distributed), 0/1
-    std::string device = "auto";     ///< auto | cuda | cpu
-    std::string vae_dtype = "auto";  ///< auto (bf16 on CUDA, f32 on CPU) | f32 | bf16
-    int vae_tile = 0;                ///< spatial tile size in latent pixels; 0 = no tiling
-    double teacache_threshold = 0;   ///< > 0 enables step caching (beyond upstream)
-    bool fp8 = false;                ///< FP8 linear layers on Hopper (beyond upstream)
+    EngineConfig engine;             ///< load-time settings (checkpoint, device, layout, prompt extension, output dir)
 
-    // prompt extension
-    std::string prompt_extend_method;  ///< dashscope | local_qwen (empty = not configured)
-    std::string prompt_extend_model;
+    // prompt extension defaults of the jobs (the method and model are in `engine`)
     std::string prompt_extend_target_lang = "zh";
     bool use_prompt_extend = false;
 
@@ -50,22 +36,19 @@ struct AppOptions {
     std::string batch_file;          ///< --batch FILE: one prompt per line, or JSON lines with per-job options
     std::string inspect_dir;
     std::string extend_text;
-    std::string output_dir = "outputs";
 
     // remote engine (app/remote)
     std::string listen_address;  ///< --listen [ADDR:]PORT
     std::string api_token;       ///< --api-token (else WANSTUDIO_API_TOKEN)
     std::string connect_address; ///< --connect HOST:PORT: the window (or --batch) drives a remote engine
-
-    int world_size = 1;  ///< filled by main from MPI
-    int rank = 0;
 };
 
 /// Parses argv. Throws wan::Error naming the option and what was expected for anything unknown or
 /// malformed (e.g. "--size 832x": expected W*H such as 832*480).
 AppOptions parse_options(int argc, char** argv);
-/// Checks the parallel layout against the world size (U·R = world, etc.). Throws wan::Error.
-void validate_layout(const AppOptions& options, int world_size);
+/// Checks the parallel layout for `world_size` processes (ParallelLayout::validate, the engine's one rule;
+/// the heads rule waits for the checkpoint) and records the world size in options.engine.layout. Throws wan::Error.
+void validate_layout(AppOptions& options, int world_size);
 /// The `--help` text (also the source of the man page).
 std::string help_text();
 

@@ -35,7 +35,7 @@ ApiConfig apiConfig(const AppOptions& options) {
               "clients with the token are served, or listen on 127.0.0.1 and connect through an SSH tunnel",
               options.listen_address.c_str());
     config.token = QByteArray::fromStdString(token);
-    config.outputDir = QDir(QString::fromStdString(options.output_dir)).absolutePath();
+    config.outputDir = QDir(QString::fromStdString(options.engine.output_dir)).absolutePath();
     config.defaults = options.request;
     return config;
 }

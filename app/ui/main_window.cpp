@@ -192,7 +192,7 @@ void MainWindow::buildMenus() {
 
 void MainWindow::restoreSettings(const AppOptions& options) {
     QString folder = settings_->outputFolder();
-    if (folder.isEmpty()) folder = QDir::current().absoluteFilePath(QString::fromStdString(options.output_dir));
+    if (folder.isEmpty()) folder = QDir::current().absoluteFilePath(QString::fromStdString(options.engine.output_dir));
     setOutputFolder(folder);
     if (settings_->hasLastRequest()) {
         params_->setRequest(settings_->lastRequest());

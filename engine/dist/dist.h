@@ -7,6 +7,8 @@
 // order, with arguments of the same shapes; otherwise ranks disagree on the next message and hang.
 #pragma once
 
+#include "core/engine_config.h"
+
 #include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
 #include <c10/core/ScalarType.h>
@@ -17,6 +19,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace wan::io {
@@ -67,6 +70,37 @@ private:
     int local_rank_ = 0;
     int local_size_ = 1;
 };
+
+// ---- rank facts and host-side control collectives ----------------------------------------------------
+// The engine runtime's control plane: small collectives over plain host values, always over MPI (whatever
+// the tensor backend). Each is collective over `world`.
+
+/// Where this process sits: world rank/size and rank/size among the processes of its node.
+struct RankFacts {
+    int rank = 0;
+    int size = 1;
+    int local_rank = 0;  ///< this node's GPU index for the rank
+    int local_size = 1;
+};
+/// Collective over `world` (the node split); rank_and_size() alone is not.
+RankFacts rank_facts(MPI_Comm world);
+/// {rank, size} of this process in `world`. Not collective.
+std::pair<int, int> rank_and_size(MPI_Comm world);
+/// This rank's device for `requested` (auto | cuda | cpu): cuda:<local_rank> when CUDA is used, else the CPU.
+/// Throws wan::Error when CUDA is asked for but missing, or the node has more ranks than GPUs. Not collective.
+c10::Device pick_device(const std::string& requested, int local_rank, int local_size);
+/// The MPI thread level obtained ("MULTIPLE", "SERIALIZED", …) and whether it suffices (≥ SERIALIZED).
+std::pair<std::string, bool> mpi_thread_level();
+/// "Open MPI v4.1.6 (MPI standard 3.1)": the library and the standard version (for --version).
+std::string mpi_library_version();
+/// true only when `ok` is true on every rank.
+bool all_ok(MPI_Comm world, bool ok);
+/// Rank 0 receives every rank's string in rank order (other ranks get an empty vector).
+std::vector<std::string> gather_strings(MPI_Comm world, const std::string& mine);
+/// Rank 0 receives every rank's `mine` (same length on every rank), concatenated in rank order.
+std::vector<double> gather_doubles(MPI_Comm world, const std::vector<double>& mine);
+/// `value` of `root` on every rank.
+int64_t broadcast_int64(MPI_Comm world, int64_t value, int root = 0);
 
 // ---- communicators ----------------------------------------------------------------------------------
 
@@ -174,38 +208,9 @@ std::unique_ptr<Communicator> make_communicator(MPI_Comm comm, c10::Device devic
 
 // ---- rank layout ------------------------------------------------------------------------------------
 
-/// How the world is split. Ref: §8.3, §8.4.
-///   - ulysses · ring ranks form one sequence-parallel (SP) group; with cfg_parallel the world is cut into
-///     two halves (conditional: ranks [0, W/2), unconditional: [W/2, W)), each its own SP group.
-///   - ulysses = ring = 1 with world > 1 is allowed: every rank (of a half) runs the full sequence
-///     (useful with FSDP alone, §8.2).
-///   - dit_fsdp / t5_fsdp / cfg_parallel with world 1 are accepted as no-ops with a warning (upstream
-///     rejects FSDP/USP flags in a single process, §8.1; a world of one simply has nothing to shard, and
-///     refusing the same settings the GUI saved for a multi-GPU run would be unfriendly).
-struct ParallelLayout {
-    int world = 1;
-    int ulysses = 1;
-    int ring = 1;
-    bool cfg_parallel = false;
-    bool dit_fsdp = false;
-    bool t5_fsdp = false;
-
-    /// Every problem, one sentence each (empty when valid). `num_heads` of the DiT (12 or 40).
-    std::vector<std::string> errors(int64_t num_heads) const;
-    /// Settings that are accepted but have no effect (world of one).
-    std::vector<std::string> warnings() const;
-    /// Throws wan::Error listing all errors; logs the warnings.
-    void validate(int64_t num_heads) const;
-    /// Number of ranks of one SP group (ulysses · ring).
-    int sp_size() const { return ulysses * ring; }
-    /// cfg_parallel as actually used (off in a world of one).
-    bool cfg_split() const { return cfg_parallel && world > 1; }
-    /// Sequence length rounded up to a multiple of sp_size() (§7.2: the padded token count S).
-    int64_t padded_seq_len(int64_t tokens) const;
-};
-
-/// Divisors of `num_heads`: the Ulysses degrees it allows (12 → 1 2 3 4 6 12).
-std::vector<int> valid_ulysses_sizes(int64_t num_heads);
+/// The layout and its one validation live in core (core/engine_config.h): the CLI and GUI check it too.
+using wan::ParallelLayout;
+using wan::valid_ulysses_sizes;
 
 /// The sub-communicators of a layout. Built collectively over the world. Inside each cfg half of H
 /// ranks, half-rank i belongs to SP replica i / (U·R); with j = i % (U·R), its Ulysses group is the U

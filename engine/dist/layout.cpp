@@ -1,78 +1,11 @@
-// Rank layout (Ulysses × Ring × CFG halves), its validation, the Mesh of sub-communicators, and the
-// step-boundary status agreement. Ref: wan21-reference.md §8.1, §8.3, §8.4; style.md §3.6.
+// The Mesh of sub-communicators of a rank layout (the layout and its one validation are in
+// core/engine_config), and the step-boundary status agreement. Ref: wan21-reference.md §8.1, §8.3, §8.4; style.md §3.6.
 #include "dist/dist.h"
 
 #include "core/core.h"
 
-#include <algorithm>
-#include <sstream>
 
 namespace wan::dist {
-
-std::vector<int> valid_ulysses_sizes(int64_t num_heads) {
-    std::vector<int> out;
-    for (int64_t d = 1; d <= num_heads; ++d)
-        if (num_heads % d == 0) out.push_back(static_cast<int>(d));
-    return out;
-}
-
-int64_t ParallelLayout::padded_seq_len(int64_t tokens) const {
-    const int64_t sp = std::max(1, sp_size());
-    return (tokens + sp - 1) / sp * sp;
-}
-
-std::vector<std::string> ParallelLayout::errors(int64_t num_heads) const {
-    std::vector<std::string> out;
-    if (world < 1) out.push_back(strfmt("world size must be at least 1, got %d", world));
-    if (ulysses < 1) out.push_back(strfmt("ulysses size must be at least 1, got %d", ulysses));
-    if (ring < 1) out.push_back(strfmt("ring size must be at least 1, got %d", ring));
-    if (num_heads < 1) out.push_back(strfmt("num_heads must be at least 1, got %lld", static_cast<long long>(num_heads)));
-    if (!out.empty()) return out;
-
-    if (cfg_split() && world % 2 != 0)
-        out.push_back(strfmt("cfg_parallel needs an even number of ranks (one half per CFG branch), but the world "
-                             "size is %d", world));
-    const int half = cfg_split() ? world / 2 : world;
-    // Ref: §8.4 — ulysses·ring = world_size is asserted when sequence parallelism is on.
-    if ((ulysses > 1 || ring > 1) && ulysses * ring != half) {
-        if (cfg_split())
-            out.push_back(strfmt("ulysses size (%d) x ring size (%d) = %d must equal half the world size with "
-                                 "cfg_parallel (%d / 2 = %d)", ulysses, ring, ulysses * ring, world, half));
-        else
-            out.push_back(strfmt("ulysses size (%d) x ring size (%d) = %d must equal the world size (%d)", ulysses,
-                                 ring, ulysses * ring, world));
-    }
-    if (num_heads % ulysses != 0) {
-        std::ostringstream valid;
-        for (int d : valid_ulysses_sizes(num_heads)) valid << (valid.tellp() > 0 ? ", " : "") << d;
-        out.push_back(strfmt("ulysses size %d does not divide the %lld attention heads; valid Ulysses sizes for "
-                             "%lld heads: %s", ulysses, static_cast<long long>(num_heads),
-                             static_cast<long long>(num_heads), valid.str().c_str()));
-    }
-    return out;
-}
-
-std::vector<std::string> ParallelLayout::warnings() const {
-    std::vector<std::string> out;
-    if (world == 1) {
-        if (dit_fsdp) out.push_back("dit_fsdp has no effect with a single process (world size 1): nothing to shard");
-        if (t5_fsdp) out.push_back("t5_fsdp has no effect with a single process (world size 1): nothing to shard");
-        if (cfg_parallel) out.push_back("cfg_parallel has no effect with a single process (world size 1)");
-    }
-    return out;
-}
-
-void ParallelLayout::validate(int64_t num_heads) const {
-    std::vector<std::string> errs = errors(num_heads);
-    if (!errs.empty()) {
-        std::string msg = "invalid parallel layout (world " + std::to_string(world) + ", ulysses " +
-                          std::to_string(ulysses) + ", ring " + std::to_string(ring) +
-                          (cfg_parallel ? ", cfg_parallel" : "") + "): ";
-        for (size_t i = 0; i < errs.size(); ++i) msg += (i ? "; " : "") + errs[i];
-        WAN_THROW("%s", msg.c_str());
-    }
-    for (const std::string& w : warnings()) WAN_LOG_WARN("%s", w.c_str());
-}
 
 // ---- Mesh -------------------------------------------------------------------------------------------
 

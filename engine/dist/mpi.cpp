@@ -60,13 +60,11 @@ MpiSession::MpiSession(int* argc, char*** argv, int required) {
     }
     // Errors come back as codes (turned into wan::Error by MPI_CHECK) instead of killing the job.
     MPI_CHECK(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
-    MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &world_rank_));
-    MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &world_size_));
-    MPI_Comm node = MPI_COMM_NULL;
-    MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, world_rank_, MPI_INFO_NULL, &node));
-    MPI_CHECK(MPI_Comm_rank(node, &local_rank_));
-    MPI_CHECK(MPI_Comm_size(node, &local_size_));
-    MPI_Comm_free(&node);
+    const RankFacts facts = rank_facts(MPI_COMM_WORLD);
+    world_rank_ = facts.rank;
+    world_size_ = facts.size;
+    local_rank_ = facts.local_rank;
+    local_size_ = facts.local_size;
     set_log_rank(world_rank_);
 }
 

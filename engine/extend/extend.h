@@ -118,4 +118,9 @@ std::string chatml_prompt(const std::string& system, const std::string& user);
 /// (image-to-video only).
 std::string resolve_qwen_model_dir(const std::string& model, const std::vector<std::string>& extra_dirs = {});
 
+/// A model's text made fit for a prompt box, a JSON file and MP4 tags (C strings): invalid UTF-8 becomes
+/// U+FFFD, control characters other than tab and newline (NUL included) are dropped, ends are trimmed.
+/// Applied to every extended prompt: a sampled model may emit any token, e.g. the tiny random test model.
+std::string clean_model_text(const std::string& text);
+
 }  // namespace wan::extend

@@ -1,5 +1,8 @@
 #include "pipeline/pipeline.h"
 
+#include "core/env.h"
+#include "core/fault_injection.h"
+#include "core/seed.h"
 #include "dist/dist.h"
 #include "dit/dit.h"
 #include "pipeline/parallel.h"
@@ -10,7 +13,6 @@
 #include "vae/vae.h"
 
 #include <ATen/ATen.h>
-#include <mpi.h>
 #include <ATen/CPUGeneratorImpl.h>
 #if WAN_HAVE_CUDA
 #include <ATen/cuda/CUDAContext.h>
@@ -20,8 +22,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <cstdlib>
-#include <random>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -34,8 +34,9 @@
 //    each step over the cfg pair; each half is its own SP group;
 //  - FSDP: blocks are sharded over the ranks of a cfg half (both halves run different branches, so their
 //    per-block gathers cannot be matched across halves) and gathered one block at a time.
-// At every step boundary all ranks agree on continue / cancel / failed in one tiny all-reduce, so that all
-// leave the loop at the same step and no rank is left waiting in a collective. Only world rank 0 decodes.
+// At every step boundary (and once after preparing the job) all ranks agree on continue / cancel / failed in
+// one tiny all-reduce (on_every_rank below), so that all leave at the same point and no rank is left waiting
+// in a collective. Only world rank 0 decodes.
 
 // Note [Step caching]
 // EngineConfig::teacache_threshold > 0 gives each CFG branch a dit::StepCache (TeaCache-style; see the
@@ -70,33 +71,69 @@ void make_parent_dirs(const std::string& file) {
     }
 }
 
-c10::Device resolve_device(const std::string& name) {
-    if (name == "cpu") return c10::Device(c10::kCPU);
-    const bool cuda = at::hasCUDA();
-    if (name == "cuda") {
-        WAN_CHECK(cuda, "--device cuda: no CUDA device is available in this build/machine");
-        return c10::Device(c10::kCUDA, 0);
-    }
-    WAN_CHECK(name == "auto", "device '%s': expected auto, cuda or cpu", name.c_str());
-    return cuda ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
+bool cancel_requested(const std::atomic<bool>* cancel) {
+    return cancel && cancel->load(std::memory_order_relaxed);
 }
 
-void check_cancel(const std::atomic<bool>* cancel) {
-    if (cancel && cancel->load(std::memory_order_relaxed)) throw Cancelled();
+/// Runs `work` on this rank, then — with a mesh — every rank agrees on how it went, in one tiny all-reduce,
+/// so that all leave together: Cancelled is thrown on every rank when one saw its cancel flag, wan::Error
+/// when one failed (that rank's own message; `failed_elsewhere` on the others). A failing rank still takes
+/// part in the agreement, so no peer waits in a collective. Without a mesh the cancel flag is checked
+/// first and exceptions pass straight through.
+template <typename Work>
+void on_every_rank(dist::Mesh* mesh, const std::atomic<bool>* cancel, const std::string& what,
+                   const std::string& failed_elsewhere, Work&& work) {
+    if (!mesh) {
+        if (cancel_requested(cancel)) throw Cancelled();
+        work();
+        return;
+    }
+    dist::StepStatus mine = dist::StepStatus::Continue;
+    std::string failure;
+    try {
+        work();
+    } catch (const std::exception& e) {
+        mine = dist::StepStatus::Failed;
+        failure = e.what();
+        WAN_LOG_ERROR("%s failed: %s", what.c_str(), e.what());
+    }
+    if (mine == dist::StepStatus::Continue && cancel_requested(cancel)) mine = dist::StepStatus::Cancel;
+    const dist::StepStatus agreed = dist::agree(mesh->world(), mine);
+    if (agreed == dist::StepStatus::Cancel) throw Cancelled();
+    if (agreed == dist::StepStatus::Failed) WAN_THROW("%s", failure.empty() ? failed_elsewhere.c_str() : failure.c_str());
 }
 
-// Test hook: WAN_TEST_FAIL_RANK=r and WAN_TEST_FAIL_STEP=s make rank r throw at step s of its first job
-// only, so a test can check that a failing rank fails the job cleanly and the next job succeeds.
-void maybe_fail_for_test(int step) {
-    static int jobs_failed = 0;
-    const char* r = std::getenv("WAN_TEST_FAIL_RANK");
-    const char* s = std::getenv("WAN_TEST_FAIL_STEP");
-    if (!r || !s || jobs_failed > 0) return;
-    if (std::atoi(r) == log_rank() && std::atoi(s) == step) {
-        ++jobs_failed;
-        WAN_THROW("injected failure at step %d (WAN_TEST_FAIL_RANK)", step);
+/// Progress, trace and cancel of one job, and its start time (for the elapsed/ETA figures).
+struct JobContext {
+    const ProgressFn& progress;
+    const TraceFn& trace;
+    const std::atomic<bool>* cancel;
+    Clock::time_point start = Clock::now();
+
+    void report(Stage stage, int step, int total, double eta) const {
+        if (!progress) return;
+        ProgressInfo p;
+        p.stage = stage;
+        p.step = step;
+        p.total = total;
+        p.elapsed_s = seconds_since(start);
+        p.eta_s = eta;
+        progress(p);
     }
-}
+    void emit(const std::string& name, const at::Tensor& t) const {
+        if (trace) trace(name, t.detach().to(at::kCPU).to(at::kFloat));
+    }
+};
+
+/// Latent sizes of a request: [z_dim, T, h, w] and the (padded) DiT sequence length.
+struct LatentShape {
+    int64_t z_dim = 16, T = 1, h = 1, w = 1, seq_len = 1;
+};
+
+/// The text encodings of a job on the device: the prompt and the negative prompt.
+struct PromptContext {
+    at::Tensor cond, uncond;
+};
 
 }  // namespace
 
@@ -118,9 +155,9 @@ at::Tensor video_to_uint8(const at::Tensor& video) {
 }
 
 std::string demo_checkpoint_dir() {
-    if (const char* env = std::getenv("WAN_DEMO_CKPT")) {
-        WAN_CHECK(is_dir(env), "WAN_DEMO_CKPT='%s' is not a directory", env);
-        return env;
+    if (std::optional<std::string> env = env_string("WAN_DEMO_CKPT")) {
+        WAN_CHECK(is_dir(*env), "WAN_DEMO_CKPT='%s' is not a directory", env->c_str());
+        return *env;
     }
     char exe[4096];
     ssize_t n = ::readlink("/proc/self/exe", exe, sizeof(exe) - 1);
@@ -147,6 +184,20 @@ struct T2VPipeline::Impl {
     std::unique_ptr<vae::WanVAE> vae;
     EngineInfo info;
     bool decode_here = true;
+
+    // loading (the constructor)
+    void load_text_encoder();
+    void load_dit();
+    void load_vae();
+
+    // one job (generate())
+    LatentShape latent_shape(const GenerationRequest& r) const;
+    PromptContext encode_prompts(const GenerationRequest& r, PipelineOutput& out) const;
+    at::Tensor load_init_noise(const GenerationRequest& r, const LatentShape& s) const;
+    at::Tensor initial_noise(const GenerationRequest& r, const LatentShape& s, int64_t* seed_used) const;
+    at::Tensor denoise(const GenerationRequest& r, const LatentShape& s, const PromptContext& ctx, at::Tensor z,
+                       const JobContext& job, PipelineOutput& out);
+    void decode(const at::Tensor& z, const JobContext& job, PipelineOutput& out);
 };
 
 namespace {
@@ -162,8 +213,8 @@ void fill_info(T2VPipeline::Impl& m, bool demo, dist::Mesh* mesh, const std::str
         info.ulysses_size = l.ulysses;
         info.ring_size = l.ring;
         info.cfg_parallel = l.cfg_split();
-        info.dit_fsdp = m.config.dit_fsdp;
-        info.t5_fsdp = m.config.t5_fsdp;
+        info.dit_fsdp = l.dit_fsdp;
+        info.t5_fsdp = l.t5_fsdp;
     }
 #if WAN_HAVE_CUDA
     if (m.device.is_cuda()) info.device += std::string(" (") + at::cuda::getDeviceProperties(m.device.index())->name + ")";
@@ -187,87 +238,94 @@ void fill_info(T2VPipeline::Impl& m, bool demo, dist::Mesh* mesh, const std::str
 }
 }  // namespace
 
+void T2VPipeline::Impl::load_text_encoder() {
+    dist::Mesh* mesh = config.mesh;
+    const bool t5_fsdp = mesh && mesh->layout().t5_fsdp;
+    try {
+        text::UMT5Options topt;
+        topt.device = config.t5_cpu ? c10::Device(c10::kCPU) : device;
+        const bool offload = config.offload == OffloadMode::Auto ? (mesh == nullptr || mesh->world().size() == 1)
+                                                                 : config.offload == OffloadMode::StreamT5;
+        // --t5-cpu streams too: bf16 host weights converted per block (half the RAM of resident f32).
+        topt.stream_weights = (offload || config.t5_cpu) && !(t5_fsdp && !config.t5_cpu);
+        if (t5_fsdp && mesh->world().size() > 1 && !config.t5_cpu) {
+            io::TensorStore store = ckpt.open_t5();
+            text::UMT5Config tcfg = text::UMT5Config::from_store(store);
+            auto provider = std::make_shared<ShardedT5Weights>(store, tcfg, mesh->world(), topt.device, topt.resolved_dtype());
+            text = std::make_unique<text::TextEncoder>(text::UMT5Tokenizer::from_bytes(ckpt.tokenizer_bytes(), ckpt.tokenizer_source(),
+                                                                                       wan_config.text_len),
+                                                       text::UMT5Encoder(tcfg, provider, topt));
+        } else {
+            text = std::make_unique<text::TextEncoder>(ckpt, topt);
+        }
+    } catch (const Error& e) {
+        throw Error(std::string("loading the text encoder from ") + ckpt.t5_path + ": " + e.what(), e.where());
+    }
+}
+
+void T2VPipeline::Impl::load_dit() {
+    dist::Mesh* mesh = config.mesh;
+    try {
+        dit::ModelOptions dopt = dit::ModelOptions::from_environment();  // WAN_FP8, WAN_FUSED, WAN_ATTENTION, ...
+        dopt.device = device;
+        dopt.fp8 = dopt.fp8 || config.fp8;
+        io::TensorStore store = ckpt.open_dit();
+        if (mesh && mesh->layout().dit_fsdp && mesh->cfg_half().size() > 1) {
+            dit::validate_checkpoint(wan_config, store);
+            auto blocks = std::make_shared<ShardedDitBlocks>(wan_config, store, mesh->cfg_half(), dopt);
+            dit = std::make_unique<dit::WanModel>(wan_config, dit::load_root_weights(wan_config, store, dopt), blocks, dopt);
+        } else {
+            dit = std::make_unique<dit::WanModel>(wan_config, store, dopt);
+        }
+        if (mesh && mesh->layout().sp_size() > 1) dit->set_sequence_parallel(std::make_shared<UspSequenceParallel>(*mesh));
+    } catch (const Error& e) {
+        throw Error(std::string("loading the DiT from ") + ckpt.dit_path + ": " + e.what(), e.where());
+    }
+}
+
+void T2VPipeline::Impl::load_vae() {
+    try {
+        vae::VAEOptions vopt;
+        vopt.device = device;
+        // auto: bf16 on CUDA (1.43 s vs 2.0 s for 480p×81 on the H100, PSNR 51 dB against f32 on random
+        // weights: docs/PERFORMANCE.md), f32 on the CPU; --vae-dtype f32 gives upstream's precision.
+        const bool bf16 = config.vae_dtype == "bf16" || (config.vae_dtype == "auto" && device.is_cuda());
+        vopt.dtype = bf16 ? at::kBFloat16 : at::kFloat;
+        vopt.load_encoder = false;  // T2V only decodes
+        if (config.vae_tile > 0) {
+            vopt.tiling.enabled = true;
+            vopt.tiling.tile_size = config.vae_tile;
+            vopt.tiling.overlap = std::max<int64_t>(1, config.vae_tile / 4);
+        }
+        io::TensorStore store = ckpt.open_vae();
+        vae = std::make_unique<vae::WanVAE>(store, vopt);
+    } catch (const Error& e) {
+        throw Error(std::string("loading the VAE from ") + ckpt.vae_path + ": " + e.what(), e.where());
+    }
+}
+
 T2VPipeline::T2VPipeline(const EngineConfig& config) : impl_(std::make_unique<Impl>()) {
     Impl& m = *impl_;
     m.config = config;
     const bool demo = config.ckpt_dir.empty() && config.components.empty();
-    const std::string dir = demo ? demo_checkpoint_dir() : config.ckpt_dir;
-    m.ckpt = io::ModelComponents::locate(dir, config.components);
+    m.ckpt = io::ModelComponents::locate(demo ? demo_checkpoint_dir() : config.ckpt_dir, config.components);
     m.wan_config = m.ckpt.dit_config();
-    m.device = resolve_device(config.device);
+    m.device = dist::pick_device(config.device, config.device_index, 1);
     if (m.device.is_cuda()) {
-        m.device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(config.device_index));
         // The VAE's many 3D convolutions gain from cuDNN's autotuning (shapes repeat every latent frame).
-        const char* bench = std::getenv("WAN_CUDNN_BENCHMARK");
-        at::globalContext().setBenchmarkCuDNN(!bench || std::string(bench) != "0");
+        const std::optional<std::string> bench = env_string("WAN_CUDNN_BENCHMARK");
+        at::globalContext().setBenchmarkCuDNN(!bench || *bench != "0");
     }
-
-    dist::Mesh* mesh = config.mesh;
-    if (mesh) {
-        mesh->layout().validate(m.wan_config.num_heads);
-        m.decode_here = mesh->world().rank() == 0;
+    if (config.mesh) {
+        config.mesh->layout().validate(m.wan_config.num_heads);
+        m.decode_here = config.mesh->world().rank() == 0;
     }
     const auto t0 = Clock::now();
-    try {
-        text::UMT5Options topt;
-        topt.device = config.t5_cpu ? c10::Device(c10::kCPU) : m.device;
-        const bool offload = config.offload_model < 0 ? (mesh == nullptr || mesh->world().size() == 1)
-                                                      : config.offload_model == 1;
-        // --t5-cpu streams too: bf16 host weights converted per block (half the RAM of resident f32).
-        topt.stream_weights = (offload || config.t5_cpu) && !(mesh && config.t5_fsdp && !config.t5_cpu);
-        if (mesh && config.t5_fsdp && mesh->world().size() > 1 && !config.t5_cpu) {
-            io::TensorStore store = m.ckpt.open_t5();
-            text::UMT5Config tcfg = text::UMT5Config::from_store(store);
-            auto provider = std::make_shared<ShardedT5Weights>(store, tcfg, mesh->world(), topt.device, topt.resolved_dtype());
-            m.text = std::make_unique<text::TextEncoder>(text::UMT5Tokenizer::from_bytes(m.ckpt.tokenizer_bytes(), m.ckpt.tokenizer_source(),
-                                                                                         m.wan_config.text_len),
-                                                         text::UMT5Encoder(tcfg, provider, topt));
-        } else {
-            m.text = std::make_unique<text::TextEncoder>(m.ckpt, topt);
-        }
-    } catch (const Error& e) {
-        throw Error(std::string("loading the text encoder from ") + m.ckpt.t5_path + ": " + e.what(), e.where());
-    }
-    try {
-        dit::ModelOptions dopt = dit::ModelOptions::from_environment();  // WAN_FP8, WAN_FUSED, WAN_ATTENTION, ...
-        dopt.device = m.device;
-        dopt.fp8 = dopt.fp8 || config.fp8;
-        io::TensorStore store = m.ckpt.open_dit();
-        if (mesh && config.dit_fsdp && mesh->cfg_half().size() > 1) {
-            dit::validate_checkpoint(m.wan_config, store);
-            auto blocks = std::make_shared<ShardedDitBlocks>(m.wan_config, store, mesh->cfg_half(), dopt);
-            m.dit = std::make_unique<dit::WanModel>(m.wan_config, dit::load_root_weights(m.wan_config, store, dopt),
-                                                    blocks, dopt);
-        } else {
-            m.dit = std::make_unique<dit::WanModel>(m.wan_config, store, dopt);
-        }
-        if (mesh && mesh->layout().sp_size() > 1) m.dit->set_sequence_parallel(std::make_shared<UspSequenceParallel>(*mesh));
-    } catch (const Error& e) {
-        throw Error(std::string("loading the DiT from ") + m.ckpt.dit_path + ": " + e.what(), e.where());
-    }
-    if (m.decode_here) {
-        try {
-            vae::VAEOptions vopt;
-            vopt.device = m.device;
-            // auto: bf16 on CUDA (1.43 s vs 2.0 s for 480p×81 on the H100, PSNR 51 dB against f32 on random
-            // weights: docs/PERFORMANCE.md), f32 on the CPU; --vae-dtype f32 gives upstream's precision.
-            const bool bf16 = config.vae_dtype == "bf16" || (config.vae_dtype == "auto" && m.device.is_cuda());
-            vopt.dtype = bf16 ? at::kBFloat16 : at::kFloat;
-            vopt.load_encoder = false;  // T2V only decodes
-            if (config.vae_tile > 0) {
-                vopt.tiling.enabled = true;
-                vopt.tiling.tile_size = config.vae_tile;
-                vopt.tiling.overlap = std::max<int64_t>(1, config.vae_tile / 4);
-            }
-            io::TensorStore store = m.ckpt.open_vae();
-            m.vae = std::make_unique<vae::WanVAE>(store, vopt);
-        } catch (const Error& e) {
-            throw Error(std::string("loading the VAE from ") + m.ckpt.vae_path + ": " + e.what(), e.where());
-        }
-    }
+    m.load_text_encoder();
+    m.load_dit();
+    if (m.decode_here) m.load_vae();
     WAN_LOG_INFO("models loaded in %.1f s on %s", seconds_since(t0), m.device.str().c_str());
-
-    fill_info(m, demo, mesh);
+    fill_info(m, demo, config.mesh);
 }
 
 T2VPipeline::T2VPipeline(PipelineParts parts, const EngineConfig& config) : impl_(std::make_unique<Impl>()) {
@@ -322,212 +380,171 @@ GenerationRequest T2VPipeline::resolve(const GenerationRequest& request) const {
     return r;
 }
 
-PipelineOutput T2VPipeline::generate(const GenerationRequest& request, const ProgressFn& progress,
-                                     const std::atomic<bool>* cancel, const TraceFn& trace) {
-    Impl& m = *impl_;
-    const auto t_start = Clock::now();
-    PipelineOutput out;
-    out.resolved = resolve(request);
-    const GenerationRequest& r = out.resolved;
-    auto report = [&](Stage stage, int step, int total, double eta) {
-        if (!progress) return;
-        ProgressInfo p;
-        p.stage = stage;
-        p.step = step;
-        p.total = total;
-        p.elapsed_s = seconds_since(t_start);
-        p.eta_s = eta;
-        progress(p);
-    };
-    auto emit = [&](const std::string& name, const at::Tensor& t) {
-        if (trace) trace(name, t.detach().to(at::kCPU).to(at::kFloat));
-    };
+LatentShape T2VPipeline::Impl::latent_shape(const GenerationRequest& r) const {
+    LatentShape s;
+    s.z_dim = wan_config.in_dim;
+    s.T = (r.frame_num - 1) / 4 + 1;
+    s.h = r.height / 8;
+    s.w = r.width / 8;
+    s.seq_len = sequence_length(s.T, s.h, s.w, config.mesh ? config.mesh->layout().sp_size() : 1);
+    return s;
+}
 
-    const int64_t T = (r.frame_num - 1) / 4 + 1, h = r.height / 8, w = r.width / 8;
-    const int64_t z_dim = m.wan_config.in_dim;
-    dist::Mesh* mesh = m.config.mesh;
-    const int sp = mesh ? mesh->layout().sp_size() : 1;
-    const int64_t seq_len = sequence_length(T, h, w, sp);
+// Prompt and negative prompt in one batched call. Ref: §7.2 step 4.
+PromptContext T2VPipeline::Impl::encode_prompts(const GenerationRequest& r, PipelineOutput& out) const {
+    const auto t0 = Clock::now();
+    std::vector<at::Tensor> ctx = text->encode({r.prompt, r.negative_prompt});
+    out.seconds_text = seconds_since(t0);
+    return {ctx.at(0).to(device), ctx.at(1).to(device)};
+}
 
-    // 1. Text: prompt and negative prompt in one batched call. Ref: §7.2 step 4.
-    // 2. Noise: from a file (reproducible across machines) or the seed. Ref: §7.2 steps 3, 5.
-    // With a mesh the preparation's local failures (a missing --init-noise file on one host, say) are agreed on
-    // before the first collective of the noise and the loop, so that no rank is left waiting.
-    report(Stage::Text, 0, 1, -1);
-    check_cancel(cancel);
-    at::Tensor ctx_cond, ctx_uncond, z;
-    {
-        dist::StepStatus prep = dist::StepStatus::Continue;
-        std::string prep_error;
-        try {
-            auto t_text = Clock::now();
-            std::vector<at::Tensor> ctx = m.text->encode({r.prompt, r.negative_prompt});
-            ctx_cond = ctx.at(0).to(m.device);
-            ctx_uncond = ctx.at(1).to(m.device);
-            out.seconds_text = seconds_since(t_text);
-            if (!r.init_noise.empty()) {
-                io::TensorStore st = io::TensorStore::open_safetensors(r.init_noise);
-                WAN_CHECK(st.contains("noise"), "--init-noise %s: no tensor named 'noise'", r.init_noise.c_str());
-                at::Tensor n = st.load("noise", c10::Device(c10::kCPU), at::kFloat);
-                if (n.dim() == 5 && n.size(0) == 1) n = n.squeeze(0);
-                WAN_CHECK(n.sizes() == at::IntArrayRef({z_dim, T, h, w}),
-                          "--init-noise %s: tensor 'noise' has shape %s, this request needs [%lld, %lld, %lld, %lld]",
-                          r.init_noise.c_str(), c10::str(n.sizes()).c_str(), static_cast<long long>(z_dim),
-                          static_cast<long long>(T), static_cast<long long>(h), static_cast<long long>(w));
-                z = n.to(m.device);
-                out.seed_used = r.seed;
-            }
-        } catch (const std::exception& e) {
-            if (!mesh) throw;
-            prep = dist::StepStatus::Failed;
-            prep_error = e.what();
-            WAN_LOG_ERROR("preparing the job failed: %s", e.what());
-        }
-        if (mesh) {
-            if (prep == dist::StepStatus::Continue && cancel && cancel->load()) prep = dist::StepStatus::Cancel;
-            const dist::StepStatus agreed = dist::agree(mesh->world(), prep);
-            if (agreed == dist::StepStatus::Cancel) throw Cancelled();
-            if (agreed == dist::StepStatus::Failed)
-                WAN_THROW("%s", prep_error.empty() ? "another rank failed while preparing the job (see its log)"
-                                                   : prep_error.c_str());
-        }
-    }
-    emit("context", ctx_cond);
-    emit("context_null", ctx_uncond);
-    report(Stage::Text, 1, 1, -1);
-    if (!z.defined()) {
-        int64_t seed = r.seed;
-        if (seed < 0) {
-            std::random_device rd;
-            std::uniform_int_distribution<int64_t> pick(0, INT64_MAX);
-            seed = pick(rd);
-        }
-        if (mesh) {
-            // Every rank must draw the same noise: rank 0's seed wins (upstream broadcasts base_seed, §8.1).
-            // Host data: straight over MPI, whatever the tensor backend (NCCL only takes device tensors).
-            long long s = seed;
-            MPI_Bcast(&s, 1, MPI_LONG_LONG, 0, mesh->world().mpi_comm());
-            seed = s;
-        }
-        out.seed_used = seed;
-        auto opts = at::TensorOptions().dtype(at::kFloat).device(m.device);
+// --init-noise: reproducible across machines. Ref: §7.2 step 5.
+at::Tensor T2VPipeline::Impl::load_init_noise(const GenerationRequest& r, const LatentShape& s) const {
+    io::TensorStore st = io::TensorStore::open_safetensors(r.init_noise);
+    WAN_CHECK(st.contains("noise"), "--init-noise %s: no tensor named 'noise'", r.init_noise.c_str());
+    at::Tensor n = st.load("noise", c10::Device(c10::kCPU), at::kFloat);
+    if (n.dim() == 5 && n.size(0) == 1) n = n.squeeze(0);
+    WAN_CHECK(n.sizes() == at::IntArrayRef({s.z_dim, s.T, s.h, s.w}),
+              "--init-noise %s: tensor 'noise' has shape %s, this request needs [%lld, %lld, %lld, %lld]",
+              r.init_noise.c_str(), c10::str(n.sizes()).c_str(), static_cast<long long>(s.z_dim),
+              static_cast<long long>(s.T), static_cast<long long>(s.h), static_cast<long long>(s.w));
+    return n.to(device);
+}
+
+// Noise from the seed. Ref: §7.2 step 3.
+at::Tensor T2VPipeline::Impl::initial_noise(const GenerationRequest& r, const LatentShape& s, int64_t* seed_used) const {
+    int64_t seed = r.seed >= 0 ? r.seed : draw_seed();  // the engine's head draws it before broadcasting
+    // Every rank must draw the same noise: rank 0's seed wins (upstream broadcasts base_seed, §8.1).
+    if (config.mesh) seed = dist::broadcast_int64(config.mesh->world().mpi_comm(), seed, 0);
+    *seed_used = seed;
+    auto opts = at::TensorOptions().dtype(at::kFloat).device(device);
 #if WAN_HAVE_CUDA
-        if (m.device.is_cuda()) {
-            // Same generator kind as upstream (CUDA Philox seeded with manual_seed, offset 0).
-            at::Generator gen = at::cuda::detail::createCUDAGenerator(m.device.index());
-            gen.set_current_seed(static_cast<uint64_t>(seed));
-            z = at::randn({z_dim, T, h, w}, gen, opts);
-        }
-#endif
-        if (!z.defined()) {
-            at::Generator gen = at::detail::createCPUGenerator(static_cast<uint64_t>(seed));
-            z = at::randn({z_dim, T, h, w}, gen, opts);
-        }
+    if (device.is_cuda()) {
+        // Same generator kind as upstream (CUDA Philox seeded with manual_seed, offset 0).
+        at::Generator gen = at::cuda::detail::createCUDAGenerator(device.index());
+        gen.set_current_seed(static_cast<uint64_t>(seed));
+        return at::randn({s.z_dim, s.T, s.h, s.w}, gen, opts);
     }
-    emit("noise", z);
-    emit("latents.0", z);
+#endif
+    at::Generator gen = at::detail::createCPUGenerator(static_cast<uint64_t>(seed));
+    return at::randn({s.z_dim, s.T, s.h, s.w}, gen, opts);
+}
 
-    // 3. Denoising with classifier-free guidance. Ref: §7.2 step 6.
+// Denoising with classifier-free guidance. Ref: §7.2 step 6; Note [Distributed pipeline], Note [Step caching].
+at::Tensor T2VPipeline::Impl::denoise(const GenerationRequest& r, const LatentShape& s, const PromptContext& ctx,
+                                      at::Tensor z, const JobContext& job, PipelineOutput& out) {
+    dist::Mesh* mesh = config.mesh;
     sched::SolverOptions sopt;
-    sopt.bf16_einsum = m.device.is_cuda();  // upstream runs step() under autocast(bf16) on CUDA (§6.3)
+    sopt.bf16_einsum = device.is_cuda();  // upstream runs step() under autocast(bf16) on CUDA (§6.3)
     auto solver = sched::make_solver(sched::solver_from_string(r.solver), r.sample_steps, r.sample_shift, sopt);
     dit::CrossAttentionCache cache_cond, cache_uncond;
-    const bool step_caching = m.config.teacache_threshold > 0;
+    const bool step_caching = config.teacache_threshold > 0;
     dit::StepCacheOptions scopt;
-    scopt.threshold = m.config.teacache_threshold;
+    scopt.threshold = config.teacache_threshold;
     dit::StepCache step_cond(scopt), step_uncond(scopt);
     dit::StepCache* sc_cond = step_caching ? &step_cond : nullptr;
     dit::StepCache* sc_uncond = step_caching ? &step_uncond : nullptr;
     const auto& timesteps = solver->timesteps();
     const int steps = solver->num_steps();
-    auto t_denoise = Clock::now();
-    report(Stage::Denoise, 0, steps, -1);
+    const auto t0 = Clock::now();
+    job.report(Stage::Denoise, 0, steps, -1);
     const bool cfg_split = mesh && mesh->layout().cfg_split();
     step_cond.begin(steps);
     step_uncond.begin(steps);
     for (int i = 0; i < steps; ++i) {
-        if (!mesh) check_cancel(cancel);
         at::Tensor v_cond, v_uncond;
-        dist::StepStatus mine = dist::StepStatus::Continue;
-        std::string failure;
-        try {
+        on_every_rank(mesh, job.cancel, strfmt("step %d", i), strfmt("step %d failed on another rank (see its log)", i), [&] {
             at::Tensor t = at::scalar_tensor(static_cast<double>(timesteps[i]), at::kDouble);
             if (cfg_split) {
                 // Each half computes one branch; the pair exchange gives both to everyone (§ Note above).
                 const bool cond_half = mesh->cfg_index() == 0;
-                at::Tensor mine_v = cond_half ? m.dit->forward(z, t, ctx_cond, seq_len, &cache_cond, sc_cond)
-                                              : m.dit->forward(z, t, ctx_uncond, seq_len, &cache_uncond, sc_uncond);
-                at::Tensor both = mesh->cfg_pair()->all_gather(mine_v.unsqueeze(0), 0);  // [2, 16, T, h, w]
+                at::Tensor mine = cond_half ? dit->forward(z, t, ctx.cond, s.seq_len, &cache_cond, sc_cond)
+                                            : dit->forward(z, t, ctx.uncond, s.seq_len, &cache_uncond, sc_uncond);
+                at::Tensor both = mesh->cfg_pair()->all_gather(mine.unsqueeze(0), 0);  // [2, 16, T, h, w]
                 v_cond = both[0];
                 v_uncond = both[1];
             } else {
-                v_cond = m.dit->forward(z, t, ctx_cond, seq_len, &cache_cond, sc_cond);
-                v_uncond = m.dit->forward(z, t, ctx_uncond, seq_len, &cache_uncond, sc_uncond);
+                v_cond = dit->forward(z, t, ctx.cond, s.seq_len, &cache_cond, sc_cond);
+                v_uncond = dit->forward(z, t, ctx.uncond, s.seq_len, &cache_uncond, sc_uncond);
             }
             // uncond + g·(cond − uncond), f32, g an f32 scalar (§7.2).
             at::Tensor v = v_uncond + (v_cond - v_uncond) * r.guide_scale;
             z = solver->step(v, i, z);
             // After the step's collectives: a failure here (or in the solver) leaves no peer inside one.
-            maybe_fail_for_test(i);
-        } catch (const std::exception& e) {
-            if (!mesh) throw;
-            mine = dist::StepStatus::Failed;
-            failure = e.what();
-            WAN_LOG_ERROR("step %d failed: %s", i, e.what());
-        }
-        if (mesh) {
-            if (mine == dist::StepStatus::Continue && cancel && cancel->load()) mine = dist::StepStatus::Cancel;
-            const dist::StepStatus agreed = dist::agree(mesh->world(), mine);
-            if (agreed == dist::StepStatus::Cancel) throw Cancelled();
-            if (agreed == dist::StepStatus::Failed) {
-                WAN_THROW("%s", failure.empty() ? strfmt("step %d failed on another rank (see its log)", i).c_str()
-                                                : failure.c_str());
-            }
-        }
-        emit("noise_pred_cond." + std::to_string(i), v_cond);
-        emit("noise_pred_uncond." + std::to_string(i), v_uncond);
-        emit("latents." + std::to_string(i + 1), z);
-        const double per_step = seconds_since(t_denoise) / (i + 1);
-        report(Stage::Denoise, i + 1, steps, seconds_since(t_start) + per_step * (steps - i - 1));
+            test_hooks::maybe_fail_at_step(log_rank(), i);
+        });
+        job.emit("noise_pred_cond." + std::to_string(i), v_cond);
+        job.emit("noise_pred_uncond." + std::to_string(i), v_uncond);
+        job.emit("latents." + std::to_string(i + 1), z);
+        const double per_step = seconds_since(t0) / (i + 1);
+        job.report(Stage::Denoise, i + 1, steps, seconds_since(job.start) + per_step * (steps - i - 1));
     }
-    out.seconds_denoise = seconds_since(t_denoise);
+    out.seconds_denoise = seconds_since(t0);
+    out.steps_computed = steps;
     if (step_caching) {
         // With cfg-parallel this rank ran one branch only; the other cache saw no calls.
         out.steps_computed = std::max(step_cond.steps_computed(), step_uncond.steps_computed());
         WAN_LOG_INFO("step caching (threshold %g): the DiT block stack ran %d of %d steps (cond %d, uncond %d)",
                      scopt.threshold, out.steps_computed, steps, step_cond.steps_computed(),
                      step_uncond.steps_computed());
-    } else {
-        out.steps_computed = steps;
     }
-    out.latent = z.to(at::kCPU);
-    emit("final_latent", z);
+    return z;
+}
 
-    // 4. Decode (rank 0 only upstream). Ref: §7.2 step 7, §5.4.
-    if (m.vae) {
-        check_cancel(cancel);
-        auto t_decode = Clock::now();
-        vae::DecodeCallbacks cb;
-        cb.cancel_flag = cancel;
-        cb.progress = [&](int64_t done, int64_t total) {
-            const double per = seconds_since(t_decode) / static_cast<double>(done);
-            report(Stage::Decode, static_cast<int>(done), static_cast<int>(total),
-                   seconds_since(t_start) + per * static_cast<double>(total - done));
-        };
-        report(Stage::Decode, 0, static_cast<int>(T), -1);
-        try {
-            out.video = m.vae->decode(z, cb).to(at::kCPU);
-        } catch (const vae::Cancelled&) {
-            throw Cancelled();
-        }
-        out.seconds_decode = seconds_since(t_decode);
-        emit("video", out.video);
-    }
+// Decode (rank 0 only upstream). Ref: §7.2 step 7, §5.4. The VAE polls the cancel flag between frames.
+void T2VPipeline::Impl::decode(const at::Tensor& z, const JobContext& job, PipelineOutput& out) {
+    if (cancel_requested(job.cancel)) throw Cancelled();
+    const auto t0 = Clock::now();
+    vae::DecodeCallbacks cb;
+    cb.cancel_flag = job.cancel;
+    cb.progress = [&](int64_t done, int64_t total) {
+        const double per = seconds_since(t0) / static_cast<double>(done);
+        job.report(Stage::Decode, static_cast<int>(done), static_cast<int>(total),
+                   seconds_since(job.start) + per * static_cast<double>(total - done));
+    };
+    job.report(Stage::Decode, 0, static_cast<int>(z.size(1)), -1);
+    out.video = vae->decode(z, cb).to(at::kCPU);
+    out.seconds_decode = seconds_since(t0);
+    job.emit("video", out.video);
+}
+
+PipelineOutput T2VPipeline::generate(const GenerationRequest& request, const ProgressFn& progress,
+                                     const std::atomic<bool>* cancel, const TraceFn& trace) {
+    Impl& m = *impl_;
+    const JobContext job{progress, trace, cancel};
+    PipelineOutput out;
+    out.resolved = resolve(request);
+    const GenerationRequest& r = out.resolved;
+    const LatentShape shape = m.latent_shape(r);
+
+    // 1. Text and (optionally) the noise file. With a mesh, local failures (a missing --init-noise file on one
+    // host, say) are agreed on before the first collective of the noise and the loop.
+    job.report(Stage::Text, 0, 1, -1);
+    PromptContext ctx;
+    at::Tensor z;
+    on_every_rank(m.config.mesh, cancel, "preparing the job", "another rank failed while preparing the job (see its log)",
+                  [&] {
+                      ctx = m.encode_prompts(r, out);
+                      if (!r.init_noise.empty()) z = m.load_init_noise(r, shape);
+                  });
+    job.emit("context", ctx.cond);
+    job.emit("context_null", ctx.uncond);
+    job.report(Stage::Text, 1, 1, -1);
+    // 2. Noise.
+    if (z.defined()) out.seed_used = r.seed;
+    else z = m.initial_noise(r, shape, &out.seed_used);
+    job.emit("noise", z);
+    job.emit("latents.0", z);
+    // 3. Denoising, 4. decoding.
+    z = m.denoise(r, shape, ctx, z, job, out);
+    out.latent = z.to(at::kCPU);
+    job.emit("final_latent", z);
+    if (m.vae) m.decode(z, job, out);
     if (!r.save_latents.empty() && out.video.defined()) {
         make_parent_dirs(r.save_latents);
         io::save_safetensors(r.save_latents, {{"latent", out.latent.to(at::kFloat)}, {"video", out.video.to(at::kFloat)},
-                                              {"context", ctx_cond.to(at::kCPU).to(at::kFloat)},
-                                              {"context_null", ctx_uncond.to(at::kCPU).to(at::kFloat)}},
+                                              {"context", ctx.cond.to(at::kCPU).to(at::kFloat)},
+                                              {"context_null", ctx.uncond.to(at::kCPU).to(at::kFloat)}},
                              {{"request", r.to_json()}, {"seed_used", std::to_string(out.seed_used)}});
     }
     return out;

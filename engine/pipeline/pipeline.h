@@ -10,8 +10,9 @@
 //   // out.video: [3, F, H, W] f32 in [-1, 1] on the CPU
 #pragma once
 
-#include "core/component_paths.h"
+#include "core/cancel.h"
 #include "core/core.h"
+#include "core/engine_config.h"
 
 #include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
@@ -36,33 +37,13 @@ class WanVAE;
 
 namespace wan::pipeline {
 
-/// Load-time settings (per-job ones are in wan::GenerationRequest).
-struct EngineConfig {
-    std::string ckpt_dir;              ///< empty → the built-in tiny demo checkpoint (demo_checkpoint_dir())
-    /// Files replacing single components (--dit, --t5, --vae, --tokenizer, --dit-config), with or without
-    /// ckpt_dir; with any of them and no ckpt_dir there is no demo fallback (io::ModelComponents::locate).
-    ComponentPaths components;
-    std::string device = "auto";       ///< auto (CUDA when available) | cuda | cpu
-    int device_index = 0;              ///< CUDA device (the rank's local rank)
-    bool t5_cpu = false;               ///< run T5 on the CPU (upstream --t5_cpu)
-    /// Upstream's --offload_model: -1 = its default (on for a single process, off distributed). On CUDA
-    /// we keep the T5 weights in host memory and stream them block by block while encoding (11.4 GB of GPU
-    /// memory saved for the whole generation); the DiT stays resident (no per-step transfers).
-    int offload_model = -1;
-    std::string vae_dtype = "auto";    ///< auto (bf16 on CUDA, f32 on CPU) | f32 | bf16
-    int vae_tile = 0;                  ///< spatial VAE tiling in latent pixels (0 = off)
-    double teacache_threshold = 0;     ///< > 0: step caching (beyond upstream; see Note [Step caching])
-    bool fp8 = false;                  ///< FP8 block GEMMs on Hopper (beyond upstream; dit::ModelOptions::fp8)
-    bool dit_fsdp = false;             ///< shard DiT blocks across the world (needs `mesh`)
-    bool t5_fsdp = false;              ///< shard T5 blocks across the world (needs `mesh`)
-    /// Distributed layout and communicators, or null for a single process. Not owned.
+/// Load-time settings: the engine's config (core/engine_config.h; per-job settings are in
+/// wan::GenerationRequest) plus what only exists at run time.
+struct EngineConfig : wan::EngineConfig {
+    int device_index = 0;         ///< CUDA device (the rank's local rank)
+    /// Distributed layout and communicators, or null for a single process. Not owned. When set, its
+    /// layout is the one used (wan::EngineConfig::layout is not read).
     dist::Mesh* mesh = nullptr;
-};
-
-/// Thrown when a job is cancelled (maps to JobStatus::Cancelled, not Failed).
-class Cancelled : public Error {
-public:
-    Cancelled() : Error("cancelled") {}
 };
 
 /// Named intermediate tensors for tests and debugging ("context", "context_null", "noise", "latents.<i>",
@@ -109,7 +90,7 @@ public:
     /// trained for only log a warning.
     GenerationRequest resolve(const GenerationRequest& request) const;
 
-    /// Runs one job. `cancel` is polled between steps and between VAE frames (Cancelled is thrown). With a
+    /// Runs one job. `cancel` is polled between steps and between VAE frames (wan::Cancelled is thrown). With a
     /// mesh, every rank must call this with the same request; only the decoding rank fills `video`.
     PipelineOutput generate(const GenerationRequest& request, const ProgressFn& progress = {},
                             const std::atomic<bool>* cancel = nullptr, const TraceFn& trace = {});

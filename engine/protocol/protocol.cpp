@@ -23,11 +23,17 @@ void mpi_check(int rc, const char* what) {
 const char* tag_name(Tag tag) {
     switch (tag) {
         case Tag::Generate: return "Generate";
-        case Tag::Extend: return "Extend";
         case Tag::Info: return "Info";
         case Tag::Shutdown: return "Shutdown";
+        case Tag::Start: return "Start";
     }
     return "?";
+}
+
+std::optional<Tag> tag_from_wire(uint32_t value) {
+    for (Tag t : {Tag::Generate, Tag::Info, Tag::Shutdown, Tag::Start})
+        if (static_cast<uint32_t>(t) == value) return t;
+    return std::nullopt;
 }
 
 std::vector<uint8_t> encode(const Message& msg) {
@@ -54,10 +60,11 @@ Message decode(const uint8_t* data, size_t size) {
     WAN_CHECK(version == kProtocolVersion,
               "protocol: peer speaks version %u, this binary %u (every rank must run the same wanstudio build)", version,
               kProtocolVersion);
-    WAN_CHECK(tag >= 1 && tag <= 4, "protocol: unknown message tag %u", tag);
+    const std::optional<Tag> known = tag_from_wire(tag);
+    WAN_CHECK(known.has_value(), "protocol: unknown message tag %u", tag);
     WAN_CHECK(n == size - kHeaderBytes, "protocol: header says %llu payload bytes, %zu received",
               static_cast<unsigned long long>(n), size - kHeaderBytes);
-    m.tag = static_cast<Tag>(tag);
+    m.tag = *known;
     m.payload.assign(reinterpret_cast<const char*>(data + kHeaderBytes), n);
     return m;
 }

@@ -6,6 +6,7 @@
 #include <mpi.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,12 +16,15 @@ inline constexpr uint32_t kProtocolVersion = 1;
 
 /// Every message kind in one registry (TensorRT-LLM mpiTags style). Zero is never valid.
 enum class Tag : uint32_t {
-    Generate = 1,  ///< payload: GenerationRequest JSON
-    Extend = 2,    ///< payload: {"prompt", "target_lang", "seed"} JSON (rank 0 computes; kept for symmetry)
+    Generate = 1,  ///< payload: GenerationRequest JSON (defaults resolved, seed drawn)
+    // 2 was Extend (prompt extension runs on rank 0 alone; never sent)
     Info = 3,      ///< payload: empty; ranks report memory through a gather
-    Shutdown = 4,  ///< payload: empty; every rank leaves its loop
+    Shutdown = 4,  ///< payload: empty; every rank leaves its loop (or, as the first message: no engine at all)
+    Start = 5,     ///< payload: empty; the first message: every rank builds its share of the engine
 };
 const char* tag_name(Tag tag);
+/// The tag with this wire value, or nullopt for a value no Tag has.
+std::optional<Tag> tag_from_wire(uint32_t value);
 
 struct Message {
     Tag tag = Tag::Shutdown;

@@ -1,62 +1,45 @@
-// The engine side of `wanstudio` on every rank: builds the pipeline collectively, and either serves
-// requests (ranks 1..N-1) or drives them (rank 0, the head): broadcast → generate → write the files.
-// Also the distributed setup check (`--check`). Qt-free. See Note [Distributed pipeline] in engine/pipeline.
+// The engine runtime of `wanstudio`: every rank runs one. World rank 0 is the head (EngineHead: takes requests
+// from the front end, broadcasts them, writes the files, returns the results); ranks 1..N-1 are workers
+// (EngineWorker: build their share of the engine and follow the head until Shutdown). Also the distributed
+// setup check (`--check`, check.cpp) and the build facts of `--version`. Qt-free, and the app needs no MPI,
+// NCCL or CUDA call of its own. See Note [Distributed pipeline] in engine/pipeline.
+//
+// Note [Engine start]
+// The head's first message tells the workers whether the engine is built at all: Tag::Start (the front end
+// called EngineHead::start()), or Tag::Shutdown (it stopped first, e.g. on a bad batch file). After Start every
+// rank builds its share of the model collectively and all agree that loading worked, so no rank is left
+// waiting; then the workers follow Generate / Info messages until Shutdown.
 #pragma once
 
-#include "core/component_paths.h"
 #include "core/core.h"
-
-#include <mpi.h>
+#include "core/engine_config.h"
 
 #include <atomic>
 #include <functional>
 #include <memory>
 #include <ostream>
 #include <string>
+#include <vector>
 
 namespace wan::server {
 
-/// Everything the engine needs at load time (what the command line says).
-struct ServerConfig {
-    std::string ckpt_dir;            ///< empty → built-in demo checkpoint (unless `components` names files)
-    ComponentPaths components;       ///< --dit, --t5, --vae, --tokenizer, --dit-config (pipeline::EngineConfig)
-    std::string device = "auto";     ///< auto | cuda | cpu
-    bool t5_cpu = false;
-    int offload_model = -1;  ///< upstream --offload_model (-1: on for one process, off distributed)
-    bool t5_fsdp = false;
-    bool dit_fsdp = false;
-    int ulysses_size = 1;
-    int ring_size = 1;
-    bool cfg_parallel = false;
-    std::string vae_dtype = "auto";
-    int vae_tile = 0;
-    double teacache_threshold = 0;
-    bool fp8 = false;
-    std::string prompt_extend_method;  ///< dashscope | local_qwen | "" (not configured)
-    std::string prompt_extend_model;
-    std::string output_dir = "outputs";  ///< used when a request has none
-};
+struct Engine;  // one rank's share of the engine (engine.h, private)
 
-/// The engine of one rank. Construction is collective over `world` (MPI_COMM_WORLD): every rank builds
-/// its communicators, mesh and model share, then all agree that loading worked; if any rank failed, every
-/// rank throws (the failing one with its reason), so no rank is left waiting.
-class EngineServer {
+/// World rank 0's runtime. Every method is called from one thread (the front end's engine thread).
+class EngineHead {
 public:
-    EngineServer(MPI_Comm world, const ServerConfig& config);
-    ~EngineServer();
-    EngineServer(const EngineServer&) = delete;
-    EngineServer& operator=(const EngineServer&) = delete;
+    /// Builds nothing yet. Throws wan::Error when this process is not world rank 0.
+    explicit EngineHead(const EngineConfig& config);
+    /// shutdown().
+    ~EngineHead();
+    EngineHead(const EngineHead&) = delete;
+    EngineHead& operator=(const EngineHead&) = delete;
 
-    int rank() const;
-    int world_size() const;
-
-    /// Ranks > 0: loops on the head's messages until Shutdown. Job failures are reported by the head;
-    /// this returns normally after Shutdown.
-    void serve();
-
-    // ---- head (rank 0) only --------------------------------------------------------------------------
-    /// Runs one job on every rank; writes the MP4, PNG poster and JSON beside it (rank 0). Never throws:
-    /// failures and cancellation are in the result. The random seed is drawn here so every rank uses it.
+    /// Tells the workers to start (Note [Engine start]) and builds rank 0's share, collectively. Throws wan::Error
+    /// on every rank when any rank failed (this rank's reason, or a pointer to the failing rank's log).
+    EngineInfo start();
+    /// Runs one job on every rank; writes the MP4, PNG poster and JSON (video::save_generation). Never throws:
+    /// failures and cancellation are in the result. A random seed (-1) is drawn here, once, for every rank.
     GenerationResult run(const GenerationRequest& request, const std::function<void(const ProgressInfo&)>& progress,
                          const std::atomic<bool>& cancel);
     /// Prompt extension on rank 0 (the result then travels in the request). Throws wan::Error with the
@@ -64,7 +47,7 @@ public:
     std::string extend_prompt(const std::string& prompt, const std::string& target_lang, int64_t seed);
     /// Info with per-rank GPU memory (one small collective).
     EngineInfo info();
-    /// Tells every rank to leave serve(). Idempotent.
+    /// Tells every worker to leave (Shutdown); before start() it tells them not to build. Idempotent.
     void shutdown();
 
     struct Impl;
@@ -73,14 +56,31 @@ private:
     std::unique_ptr<Impl> impl_;
 };
 
-/// `wanstudio --check`: collective over `world`; rank 0 prints one line per check to `out`. Returns 0 only
-/// if every check passed on every rank.
-int run_setup_check(MPI_Comm world, const ServerConfig& config, std::ostream& out);
+/// The runtime of world ranks 1..N-1.
+class EngineWorker {
+public:
+    explicit EngineWorker(const EngineConfig& config);
+    ~EngineWorker();
+    EngineWorker(const EngineWorker&) = delete;
+    EngineWorker& operator=(const EngineWorker&) = delete;
 
-/// A model's text made fit for a prompt box, a JSON file and MP4 tags (C strings): invalid UTF-8 becomes
-/// U+FFFD, control characters other than tab and newline (NUL included) are dropped, ends are trimmed.
-/// Applied to every extended prompt: a sampled model may emit any token, e.g. the tiny random test model.
-std::string clean_model_text(const std::string& text);
+    /// Waits for the head's first message; on Start builds this rank's share (collective with
+    /// EngineHead::start()) and follows the head until Shutdown. Job failures are reported by the head;
+    /// returns normally after Shutdown. Throws wan::Error when building failed (on every rank at once).
+    void run();
+
+private:
+    EngineConfig config_;
+    std::unique_ptr<Engine> engine_;
+};
+
+/// `wanstudio --check`: collective over the world; rank 0 prints one line per check to `out`. Returns 0 only
+/// if every check passed on every rank.
+int run_setup_check(const EngineConfig& config, std::ostream& out);
+
+/// `wanstudio --version`: what this engine was built with and finds at run time, one line per component
+/// ("wanstudio 0.1.0", "  LibTorch … with CUDA …", "  NCCL …", "  MPI: …", "  FFmpeg …"). Not collective.
+std::vector<std::string> build_facts();
 
 /// The JSON written beside each video: the resolved request's keys, the result's keys, the model and the
 /// program version (flat object; the GUI's history reads it). Also "teacache_threshold" (0: step caching

@@ -8,6 +8,7 @@
 //   at::Tensor video = vae.decode(latent);               // [16,T,h,w] → [3, 1+4(T-1), 8h, 8w] in [-1,1]
 #pragma once
 
+#include "core/cancel.h"
 #include "core/core.h"
 #include "io/io.h"
 
@@ -25,11 +26,9 @@
 
 namespace wan::vae {
 
-/// Thrown by decode/encode when the caller asked to stop (DecodeCallbacks). Distinct from other errors so that
-/// the pipeline can end the job as cancelled rather than failed.
-struct Cancelled : wan::Error {
-    explicit Cancelled(std::string message) : wan::Error(std::move(message)) {}
-};
+/// Thrown by decode/encode when the caller asked to stop (DecodeCallbacks): the engine's one cancellation
+/// type (core/cancel.h), so that the job ends as cancelled rather than failed.
+using Cancelled = wan::Cancelled;
 
 /// Optional spatial tiling of the decode (upstream has none). The latent is cut into overlapping tiles of
 /// `tile_size`×`tile_size` latent pixels; each tile is decoded through all frames with its own cache and the

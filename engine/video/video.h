@@ -18,6 +18,8 @@
 //   // out.video_path = ".../20261124_153000_a_red_fox.mp4", out.codec = "libx264"
 #pragma once
 
+#include "core/core.h"
+
 #include <cstdint>
 #include <ctime>
 #include <map>
@@ -111,6 +113,13 @@ struct SavedOutputs {
 /// Checks the directory, picks a unique stem for .mp4/.png/.json, and writes the video, then the poster and
 /// the JSON. If a later file fails the earlier ones are removed, so a generation is saved whole or not at all.
 SavedOutputs save_outputs(const SaveOptions& opts, const RgbFrames& frames);
+
+/// The files of one generation in `resolved.output_dir`: the MP4 at 16 fps whose tags carry the request
+/// (prompt, original_prompt when extended, negative_prompt, seed, size, frame_num, sample_* settings, model,
+/// encoder), its PNG poster (first frame) and the sidecar JSON `sidecar_json_text`. Named after the user's
+/// prompt (the original one when extended). Saved whole or not at all (save_outputs).
+SavedOutputs save_generation(const GenerationRequest& resolved, int64_t seed_used, const std::string& model_variant,
+                             const RgbFrames& frames, const std::string& sidecar_json_text);
 
 // ---- version -----------------------------------------------------------------------------------------
 

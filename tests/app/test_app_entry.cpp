@@ -74,7 +74,7 @@ int main() {
         writeFile(batch, text);
         AppOptions o;
         o.batch_file = batch.toStdString();
-        o.output_dir = out.toStdString();
+        o.engine.output_dir = out.toStdString();
         return o;
     };
 
@@ -90,7 +90,7 @@ int main() {
         AppOptions o;
         o.mode = RunMode::Headless;
         o.request.prompt = "single prompt";
-        o.output_dir = out.toStdString();
+        o.engine.output_dir = out.toStdString();
         FakeBackendConfig c = test::fastFake();
         CHECK(runBatch(o, c) == 0);
         CHECK(c.probe->runs.load() == 1);
@@ -110,7 +110,7 @@ int main() {
     {  // the engine fails to start → 3
         AppOptions o;
         o.request.prompt = "x";
-        o.output_dir = out.toStdString();
+        o.engine.output_dir = out.toStdString();
         FakeBackendConfig c = test::fastFake();
         c.start_error = "no checkpoint";
         CHECK(runBatch(o, c) == 3);
@@ -118,7 +118,7 @@ int main() {
     }
     {  // run_gui: the window opens, the model loads, closing it shuts the engine down, exit code 0
         AppOptions o;
-        o.output_dir = out.toStdString();
+        o.engine.output_dir = out.toStdString();
         FakeBackendConfig c = test::fastFake();
         c.start_delay_ms = 100;
         closeAfterMs = 600;

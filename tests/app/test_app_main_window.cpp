@@ -32,7 +32,7 @@ using namespace wan::app::test;
 namespace {
 struct Fixture {
     explicit Fixture(FakeBackendConfig c = fastFake(), bool startNow = true) : config(std::move(c)) {
-        options.output_dir = out.path().toStdString();
+        options.engine.output_dir = out.path().toStdString();
         session = makeSession(config);
         settings = std::make_unique<Settings>();
         window = std::make_unique<MainWindow>(session.get(), settings.get(), options);

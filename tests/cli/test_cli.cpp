@@ -29,9 +29,9 @@ TEST(Options, UpstreamSpellingsAndDashes) {
                     "--sample-steps", "8", "--sample_shift", "3.5", "--sample-guide-scale", "6", "--sample_solver", "dpm++",
                     "--base-seed", "42", "--t5-fsdp", "--dit_fsdp", "--t5_cpu", "--prompt", "a fox"});
     EXPECT_EQ(a.mode, wan::app::RunMode::Headless);
-    EXPECT_EQ(a.ckpt_dir, "/m");
-    EXPECT_EQ(a.ulysses_size, 2);
-    EXPECT_EQ(a.ring_size, 2);
+    EXPECT_EQ(a.engine.ckpt_dir, "/m");
+    EXPECT_EQ(a.engine.layout.ulysses, 2);
+    EXPECT_EQ(a.engine.layout.ring, 2);
     EXPECT_EQ(a.request.width, 832);
     EXPECT_EQ(a.request.height, 480);
     EXPECT_EQ(a.request.frame_num, 17);
@@ -40,7 +40,7 @@ TEST(Options, UpstreamSpellingsAndDashes) {
     EXPECT_DOUBLE_EQ(a.request.guide_scale, 6);
     EXPECT_EQ(a.request.solver, "dpm++");
     EXPECT_EQ(a.request.seed, 42);
-    EXPECT_TRUE(a.t5_fsdp && a.dit_fsdp && a.t5_cpu);
+    EXPECT_TRUE(a.engine.layout.t5_fsdp && a.engine.layout.dit_fsdp && a.engine.t5_cpu);
     EXPECT_EQ(a.request.prompt, "a fox");
 }
 
@@ -78,7 +78,25 @@ TEST(Options, LayoutValidation) {
     EXPECT_THROW(wan::app::validate_layout(a, 1), wan::Error);
     auto c = parse({"--ulysses-size", "2", "--cfg-parallel"});
     EXPECT_NO_THROW(wan::app::validate_layout(c, 4));
+    EXPECT_EQ(c.engine.layout.world, 4);
     EXPECT_THROW(wan::app::validate_layout(c, 3), wan::Error);
+    // One rule with the engine (ParallelLayout::validate): --cfg-parallel in a single process is an error.
+    auto single = parse({"--cfg-parallel"});
+    try {
+        wan::app::validate_layout(single, 1);
+        FAIL();
+    } catch (const wan::Error& e) {
+        EXPECT_NE(std::string(e.what()).find("cfg_parallel needs an even number of ranks"), std::string::npos) << e.what();
+    }
+    // FSDP in a single process has nothing to shard: accepted (the engine logs a warning).
+    auto fsdp = parse({"--dit-fsdp", "--t5-fsdp"});
+    EXPECT_NO_THROW(wan::app::validate_layout(fsdp, 1));
+}
+
+TEST(Options, OffloadModelIsAnEnum) {
+    EXPECT_EQ(parse({}).engine.offload, wan::OffloadMode::Auto);
+    EXPECT_EQ(parse({"--offload-model", "true"}).engine.offload, wan::OffloadMode::StreamT5);
+    EXPECT_EQ(parse({"--offload_model=no"}).engine.offload, wan::OffloadMode::Off);
 }
 
 TEST(Inspect, TinyCheckpointReport) {

@@ -39,26 +39,38 @@ TEST(ParallelLayout, ValidLayouts) {
 }
 
 TEST(ParallelLayout, ErrorMessages) {
-    EXPECT_TRUE(throws_with({4, 3, 1}, 12, "ulysses size (3) x ring size (1) = 3 must equal the world size (4)"));
-    EXPECT_TRUE(throws_with({2, 1, 4}, 12, "must equal the world size (2)"));
+    EXPECT_TRUE(throws_with({4, 3, 1}, 12, "ulysses size (3) x ring size (1) = 3 must equal the number of processes 4"));
+    EXPECT_TRUE(throws_with({2, 1, 4}, 12, "must equal the number of processes 2"));
     EXPECT_TRUE(throws_with({5, 5, 1}, 12, "valid Ulysses sizes for 12 heads: 1, 2, 3, 4, 6, 12"));
     EXPECT_TRUE(throws_with({8, 8, 1}, 12, "ulysses size 8 does not divide the 12 attention heads"));
     EXPECT_TRUE(throws_with({3, 3, 1}, 40, "valid Ulysses sizes for 40 heads: 1, 2, 4, 5, 8, 10, 20, 40"));
     EXPECT_TRUE(throws_with({3, 1, 1, true}, 12, "cfg_parallel needs an even number of ranks"));
-    EXPECT_TRUE(throws_with({4, 4, 1, true}, 12, "must equal half the world size with cfg_parallel (4 / 2 = 2)"));
+    EXPECT_TRUE(throws_with({4, 4, 1, true}, 12, "must equal the number of processes per CFG half with cfg_parallel (4 / 2 = 2)"));
     EXPECT_TRUE(throws_with({4, 0, 1}, 12, "ulysses size must be at least 1"));
     // Both problems in one message.
     ParallelLayout both{6, 5, 2};
     EXPECT_EQ(both.errors(12).size(), 2u);
 }
 
-TEST(ParallelLayout, SingleProcessFlagsAreNoOps) {
-    ParallelLayout l{1, 1, 1, true, true, true};
+TEST(ParallelLayout, SingleProcessFsdpFlagsAreNoOps) {
+    ParallelLayout l{1, 1, 1, false, true, true};
     EXPECT_TRUE(l.errors(12).empty());
-    EXPECT_EQ(l.warnings().size(), 3u);
+    EXPECT_EQ(l.warnings().size(), 2u);
     EXPECT_FALSE(l.cfg_split());
     EXPECT_NO_THROW(l.validate(12));
-    EXPECT_TRUE(throws_with({1, 2, 1}, 12, "must equal the world size (1)"));
+    EXPECT_TRUE(throws_with({1, 2, 1}, 12, "must equal the number of processes 1"));
+}
+
+// The one layout rule (the CLI, the GUI and the engine all call validate()): two CFG halves cannot exist in a
+// world of one, so --cfg-parallel there is an error, not a silent no-op.
+TEST(ParallelLayout, SingleProcessCfgParallelIsAnError) {
+    EXPECT_TRUE(throws_with({1, 1, 1, true}, 12, "cfg_parallel needs an even number of ranks"));
+}
+
+// Before the checkpoint is read the heads rule is skipped; every other rule applies.
+TEST(ParallelLayout, HeadsUnknownSkipsOnlyTheHeadsRule) {
+    EXPECT_TRUE((ParallelLayout{5, 5, 1}).errors(ParallelLayout::kHeadsUnknown).empty());
+    EXPECT_EQ((ParallelLayout{4, 3, 1}).errors(ParallelLayout::kHeadsUnknown).size(), 1u);
 }
 
 TEST(Mesh, RejectsWrongWorld) {

@@ -1,11 +1,11 @@
-// wan::server::clean_model_text: what an extended prompt becomes before it reaches the prompt box, the JSON
+// wan::extend::clean_model_text: what an extended prompt becomes before it reaches the prompt box, the JSON
 // sidecar and the MP4 tags (C strings, so a NUL would cut the tag short: found by gui_e2e_headless_prompt_extend
 // with the tiny random Qwen model).
-#include "server/server.h"
+#include "extend/extend.h"
 
 #include <gtest/gtest.h>
 
-using wan::server::clean_model_text;
+using wan::extend::clean_model_text;
 
 TEST(CleanModelText, KeepsOrdinaryTextAndTrims) {
     EXPECT_EQ(clean_model_text("  A cat on a mat.\n"), "A cat on a mat.");

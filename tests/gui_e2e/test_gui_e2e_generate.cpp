@@ -73,10 +73,10 @@ private:
 void TestGuiE2eGenerate::initTestCase() {
     QVERIFY(dir_.isValid());
     out_ = QDir(dir_.path()).filePath(QStringLiteral("outputs"));
-    options_.device = "cpu";
-    options_.output_dir = out_.toStdString();
-    options_.prompt_extend_method = "local_qwen";
-    options_.prompt_extend_model = WAN_SOURCE_DIR "/tests/data/qwen";
+    options_.engine.device = "cpu";
+    options_.engine.output_dir = out_.toStdString();
+    options_.engine.prompt_extend_method = "local_qwen";
+    options_.engine.prompt_extend_model = WAN_SOURCE_DIR "/tests/data/qwen";
     options_.prompt_extend_target_lang = "en";
     options_.request.extend_target_lang = "en";
     // The same pieces as run_gui (gui_entry.cpp), with an ini file of our own instead of the user's settings.

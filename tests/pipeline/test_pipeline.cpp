@@ -102,7 +102,7 @@ TEST(Pipeline, ProgressStagesAndCancellation) {
                                               if (p.stage == wan::Stage::Denoise && p.step > 0) ++denoise_steps;
                                           },
                                           &cancel),
-                 wan::pipeline::Cancelled);
+                 wan::Cancelled);
     EXPECT_EQ(denoise_steps, 1);
 }
 

@@ -15,7 +15,7 @@ TEST(Protocol, RoundTripEveryTag) {
     r.prompt = "两只猫 in boxing gear";
     r.width = 832;
     r.seed = 42;
-    for (Tag t : {Tag::Generate, Tag::Extend, Tag::Info, Tag::Shutdown}) {
+    for (Tag t : {Tag::Generate, Tag::Info, Tag::Shutdown, Tag::Start}) {
         Message m{t, 7, t == Tag::Generate ? r.to_json() : ""};
         auto bytes = wan::protocol::encode(m);
         Message back = wan::protocol::decode(bytes.data(), bytes.size());
@@ -43,6 +43,8 @@ TEST(Protocol, RejectsBadMessages) {
     }
     auto badtag = bytes;
     badtag[4] = 77;
+    EXPECT_THROW(wan::protocol::decode(badtag.data(), badtag.size()), wan::Error);
+    badtag[4] = 2;  // the retired Extend tag
     EXPECT_THROW(wan::protocol::decode(badtag.data(), badtag.size()), wan::Error);
 }
 

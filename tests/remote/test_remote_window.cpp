@@ -51,7 +51,7 @@ void TestRemoteWindow::windowGeneratesThroughTheRemoteEngine() {
 
     AppOptions options;
     const QString out = dir_.filePath(QStringLiteral("local"));
-    options.output_dir = out.toStdString();
+    options.engine.output_dir = out.toStdString();
     options.connect_address = QStringLiteral("127.0.0.1:%1").arg(server.port()).toStdString();
     registerMetaTypes();
     Settings settings(dir_.filePath(QStringLiteral("settings.ini")));

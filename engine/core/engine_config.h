@@ -1,0 +1,100 @@
+// The engine's load-time configuration, in one Torch-free place: what the command line, the GUI and the
+// batch runner hand to the engine, and what the engine's ranks build from. Per-job settings live in
+// wan::GenerationRequest (core.h). The runtime-only parts that cannot be written down (the mesh of
+// communicators, the CUDA device index) are added by engine/pipeline's own config.
+//
+// Example:
+//   wan::EngineConfig cfg;                      // defaults: the built-in demo checkpoint, device auto
+//   cfg.ckpt_dir = "/models/Wan2.1-T2V-14B";
+//   cfg.layout.ulysses = 4;  cfg.layout.dit_fsdp = true;
+//   cfg.layout.world = 4;    cfg.layout.validate(40);   // throws wan::Error listing every problem
+#pragma once
+
+#include "core/component_paths.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace wan {
+
+/// How the world of ranks is split. Ref: wan21-reference.md §8.3, §8.4.
+///   - ulysses · ring ranks form one sequence-parallel (SP) group; with cfg_parallel the world is cut into
+///     two halves (conditional: ranks [0, W/2), unconditional: [W/2, W)), each its own SP group.
+///   - ulysses = ring = 1 with world > 1 is allowed: every rank (of a half) runs the full sequence
+///     (useful with FSDP alone, §8.2).
+///   - dit_fsdp / t5_fsdp with world 1 are accepted as no-ops with a warning (a world of one has nothing to
+///     shard, and refusing the settings the GUI saved for a multi-GPU run would be unfriendly).
+///   - cfg_parallel needs an even world; a world of one is an error like any odd one (the user asked for
+///     two halves that cannot exist).
+/// validate() is THE layout rule: the command line, the GUI, the batch runner and the engine all call it.
+struct ParallelLayout {
+    /// num_heads value for checks made before the checkpoint is read (the Ulysses/heads rule is skipped).
+    static constexpr int64_t kHeadsUnknown = 0;
+
+    int world = 1;             ///< number of processes (filled from MPI by whoever validates)
+    int ulysses = 1;           ///< --ulysses-size
+    int ring = 1;              ///< --ring-size
+    bool cfg_parallel = false; ///< --cfg-parallel: the two guidance branches on the two halves of the world
+    bool dit_fsdp = false;     ///< --dit-fsdp: DiT blocks sharded over the ranks of a cfg half
+    bool t5_fsdp = false;      ///< --t5-fsdp: T5 blocks sharded over the world
+
+    /// Every problem, one sentence each (empty when valid). `num_heads` of the DiT (12 or 40), or
+    /// kHeadsUnknown before the checkpoint has been read.
+    std::vector<std::string> errors(int64_t num_heads) const;
+    /// Settings that are accepted but have no effect (world of one).
+    std::vector<std::string> warnings() const;
+    /// Throws wan::Error listing all errors. Does not log the warnings (the engine does, once).
+    void validate(int64_t num_heads) const;
+    /// Number of ranks of one SP group (ulysses · ring).
+    int sp_size() const { return ulysses * ring; }
+    /// Whether the world is cut into two CFG halves.
+    bool cfg_split() const { return cfg_parallel && world > 1; }
+    /// Sequence length rounded up to a multiple of sp_size() (§7.2: the padded token count S).
+    int64_t padded_seq_len(int64_t tokens) const;
+    /// "world 4, ulysses 2 × ring 1, cfg_parallel, dit_fsdp" (logs, the sidecar).
+    std::string describe() const;
+};
+
+/// Divisors of `num_heads`: the Ulysses degrees it allows (12 → 1 2 3 4 6 12).
+std::vector<int> valid_ulysses_sizes(int64_t num_heads);
+
+/// Upstream's --offload_model, as what it does here.
+enum class OffloadMode {
+    Auto = 1,       ///< upstream's default: on for a single process, off distributed
+    Off = 2,        ///< T5 weights stay on the device
+    StreamT5 = 3,   ///< on CUDA keep T5's weights in host memory, streamed block by block while encoding
+};
+
+/// Everything the engine needs at load time. Grouped so that new kinds of settings join their group:
+/// component files (--dit / --t5 / --vae, LoRAs, model kind) next to ckpt_dir.
+struct EngineConfig {
+    // ---- model files ----
+    std::string ckpt_dir;               ///< Wan2.1 checkpoint folder; empty → the built-in tiny demo checkpoint
+    /// Files replacing single components (--dit, --t5, --vae, --tokenizer, --dit-config), with or without
+    /// ckpt_dir; with any of them and no ckpt_dir there is no demo fallback (io::ModelComponents::locate).
+    ComponentPaths components;
+
+    // ---- placement and precision ----
+    std::string device = "auto";        ///< auto (CUDA when available) | cuda | cpu
+    bool t5_cpu = false;                ///< run T5 on the CPU (upstream --t5_cpu)
+    OffloadMode offload = OffloadMode::Auto;
+    std::string vae_dtype = "auto";     ///< auto (bf16 on CUDA, f32 on CPU) | f32 | bf16
+    int vae_tile = 0;                   ///< spatial VAE tiling in latent pixels (0 = off)
+
+    // ---- distribution ----
+    ParallelLayout layout;
+
+    // ---- beyond upstream ----
+    double teacache_threshold = 0;      ///< > 0: step caching (see Note [Step caching] in engine/pipeline)
+    bool fp8 = false;                   ///< FP8 block GEMMs on Hopper (dit::ModelOptions::fp8)
+
+    // ---- prompt extension (rank 0) ----
+    std::string prompt_extend_method;   ///< dashscope | local_qwen | "" (not configured)
+    std::string prompt_extend_model;    ///< model name (dashscope) or folder (local_qwen); "" = the method's default
+
+    // ---- outputs ----
+    std::string output_dir = "outputs"; ///< used when a request names none
+};
+
+}  // namespace wan

@@ -1,0 +1,15 @@
+// TEST-ONLY fault injection. Production code calls these hooks at the few points where tests need a rank
+// to fail; they do nothing unless the test variables below are set (the e2e tests set them under mpirun).
+// Nothing else in the engine reads these variables.
+//
+//   WAN_TEST_FAIL_RANK=r WAN_TEST_FAIL_STEP=s   rank r throws at denoising step s of its first job only, so a
+//                                               test can check that the job fails cleanly on every rank and
+//                                               the next job succeeds (tests/e2e: e2e_rank_failure_np2).
+#pragma once
+
+namespace wan::test_hooks {
+
+/// Throws wan::Error("injected failure at step N …") on the configured rank and step, once per process.
+void maybe_fail_at_step(int rank, int step);
+
+}  // namespace wan::test_hooks

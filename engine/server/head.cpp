@@ -1,0 +1,241 @@
+// EngineHead (world rank 0) and EngineWorker (ranks 1..N-1). See Note [Engine start] in server.h.
+#include "server/server.h"
+
+#include "core/cancel.h"
+#include "core/seed.h"
+#include "protocol/protocol.h"
+#include "server/engine.h"
+#if WAN_HAVE_FFMPEG
+#include "video/video.h"
+#endif
+#if WAN_HAVE_EXTEND
+#include "extend/extend.h"
+#endif
+
+#include <ATen/ATen.h>
+#include <c10/core/DeviceGuard.h>
+#include <c10/core/InferenceMode.h>
+
+#include <chrono>
+
+namespace wan::server {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) {
+    return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+void send(protocol::Tag tag, int64_t job_id = 0, std::string payload = {}) {
+    protocol::Message msg{tag, job_id, std::move(payload)};
+    protocol::broadcast(MPI_COMM_WORLD, 0, msg);
+}
+
+}  // namespace
+
+struct EngineHead::Impl {
+    EngineConfig config;
+    int world_size = 1;
+    std::unique_ptr<Engine> engine;
+#if WAN_HAVE_EXTEND
+    std::unique_ptr<extend::PromptExtender> extender;
+#endif
+    bool announced = false;  ///< the workers got their first message (Start or Shutdown)
+    bool shut_down = false;
+    int64_t next_job = 1;
+
+    /// The request as every rank will run it: job id, output folder, seed drawn, prompt extended (a failed
+    /// extension only adds a note), defaults filled in and validated.
+    GenerationRequest prepare(EngineHead& head, GenerationRequest req, std::vector<std::string>& notes);
+    /// The MP4, poster and sidecar of a finished job into `result` (rank 0).
+    void save(const GenerationRequest& resolved, const pipeline::PipelineOutput& out, GenerationResult& result,
+              Clock::time_point t0, std::vector<std::string>& notes);
+};
+
+EngineHead::EngineHead(const EngineConfig& config) : impl_(std::make_unique<Impl>()) {
+    impl_->config = config;
+    const auto [rank, size] = dist::rank_and_size(MPI_COMM_WORLD);  // not collective: the workers are elsewhere
+    WAN_CHECK(rank == 0, "EngineHead is for world rank 0; rank %d runs an EngineWorker", rank);
+    impl_->world_size = size;
+}
+
+EngineHead::~EngineHead() {
+    try {
+        shutdown();
+    } catch (const std::exception& e) {
+        WAN_LOG_ERROR("engine shutdown: %s", e.what());
+    }
+}
+
+EngineInfo EngineHead::start() {
+    Impl& m = *impl_;
+    WAN_CHECK(!m.engine && !m.shut_down, "the engine was already started or shut down");
+    if (m.world_size > 1) send(protocol::Tag::Start);
+    m.announced = true;
+    try {
+        m.engine = std::make_unique<Engine>(m.config);
+    } catch (...) {
+        m.shut_down = true;  // every rank failed together: nobody serves, no Shutdown must be sent
+        throw;
+    }
+    return info();  // the workers are now in their message loop: Info first, then the memory gather
+}
+
+GenerationRequest EngineHead::Impl::prepare(EngineHead& head, GenerationRequest req, std::vector<std::string>& notes) {
+    if (req.output_dir.empty()) req.output_dir = config.output_dir;
+    if (req.seed < 0) req.seed = draw_seed();  // drawn once here, so every rank uses the same noise
+    if (req.use_prompt_extend) {
+        try {
+            std::string extended = head.extend_prompt(req.prompt, req.extend_target_lang, req.seed);
+            req.original_prompt = req.prompt;
+            req.prompt = extended;
+        } catch (const std::exception& e) {
+            notes.push_back(std::string("prompt extension failed, the original prompt was used: ") + e.what());
+            WAN_LOG_WARN("%s", notes.back().c_str());
+        }
+    }
+    GenerationRequest resolved = engine->pipe->resolve(req);  // invalid requests fail here, before any rank computes
+#if WAN_HAVE_FFMPEG
+    if (!resolved.output_dir.empty()) video::check_output_dir(resolved.output_dir);  // fail before compute
+#endif
+    return resolved;
+}
+
+void EngineHead::Impl::save(const GenerationRequest& resolved, const pipeline::PipelineOutput& out,
+                            GenerationResult& result, Clock::time_point t0, std::vector<std::string>& notes) {
+#if WAN_HAVE_FFMPEG
+    at::Tensor u8 = pipeline::video_to_uint8(out.video);  // [F, H, W, 3]
+    const EngineInfo& info = engine->pipe->info();
+    result.seconds = seconds_since(t0);
+    const std::string sidecar = sidecar_json(resolved, result, info, video::default_encoder(), config.teacache_threshold,
+                                             out.steps_computed);
+    const video::RgbFrames frames{u8.data_ptr<uint8_t>(), static_cast<int>(u8.size(0)), static_cast<int>(u8.size(1)),
+                                  static_cast<int>(u8.size(2))};
+    video::SavedOutputs saved = video::save_generation(resolved, out.seed_used, info.model_variant, frames, sidecar);
+    if (saved.codec != "libx264") notes.push_back("libx264 is not available; encoded with " + saved.codec);
+    result.video_path = saved.video_path;
+    result.poster_path = saved.poster_path;
+    result.json_path = saved.json_path;
+#else
+    (void)resolved, (void)out, (void)result, (void)t0;
+    notes.push_back("built without FFmpeg: no video file written (use --save-latents)");
+#endif
+}
+
+GenerationResult EngineHead::run(const GenerationRequest& request,
+                                 const std::function<void(const ProgressInfo&)>& progress,
+                                 const std::atomic<bool>& cancel) {
+    Impl& m = *impl_;
+    const auto t0 = Clock::now();
+    GenerationResult result;
+    result.job_id = request.job_id ? request.job_id : m.next_job;
+    m.next_job = result.job_id + 1;
+    if (!m.engine) {
+        result.message = "the engine is not running";
+        return result;
+    }
+    c10::InferenceMode guard;
+    c10::DeviceGuard dg(m.engine->device);
+    GenerationRequest req = request;
+    req.job_id = result.job_id;
+    std::vector<std::string> notes;
+    try {
+        const GenerationRequest resolved = m.prepare(*this, req, notes);
+        if (m.world_size > 1) send(protocol::Tag::Generate, result.job_id, resolved.to_json());
+        pipeline::PipelineOutput out = m.engine->pipe->generate(resolved, progress, &cancel);
+        result.seed_used = out.seed_used;
+        result.prompt_used = resolved.prompt;
+        result.status = JobStatus::Ok;
+        if (m.engine->pipe->info().demo_checkpoint)
+            notes.push_back("demo checkpoint (tiny, random weights): the video is noise-like by design");
+        if (!resolved.output_dir.empty()) {
+            if (progress) progress(ProgressInfo{Stage::Encode, 0, 1, seconds_since(t0), -1});
+            m.save(resolved, out, result, t0, notes);
+        }
+    } catch (const Cancelled&) {
+        result.status = JobStatus::Cancelled;
+        result.message = "cancelled";
+    } catch (const std::exception& e) {
+        result.status = JobStatus::Failed;
+        result.message = e.what();
+    }
+    result.seconds = seconds_since(t0);
+    if (result.status == JobStatus::Ok) {
+        for (const auto& n : notes) result.message += (result.message.empty() ? "" : "; ") + n;
+        if (progress) progress(ProgressInfo{Stage::Done, 1, 1, result.seconds, result.seconds});
+    }
+    return result;
+}
+
+std::string EngineHead::extend_prompt(const std::string& prompt, const std::string& target_lang, int64_t seed) {
+    Impl& m = *impl_;
+    WAN_CHECK(!m.config.prompt_extend_method.empty(),
+              "prompt extension is not configured: start with --prompt-extend-method dashscope|local_qwen");
+#if WAN_HAVE_EXTEND
+    if (!m.extender) {
+        extend::ExtendOptions opt;
+        if (m.engine && m.engine->device.is_cuda()) opt.device = m.engine->device.str();
+        m.extender = extend::make_prompt_extender(m.config.prompt_extend_method, m.config.prompt_extend_model, opt);
+    }
+    extend::ExtendResult r = m.extender->extend(prompt, target_lang.empty() ? "zh" : target_lang, seed);
+    WAN_CHECK(r.ok, "prompt extension failed: %s", r.message.c_str());
+    std::string text = extend::clean_model_text(r.prompt);
+    WAN_CHECK(!text.empty(), "prompt extension failed: the model returned no text");
+    return text;
+#else
+    (void)prompt, (void)target_lang, (void)seed;
+    WAN_THROW("prompt extension is not available in this build (libcurl/PCRE2 were missing at build time)");
+#endif
+}
+
+EngineInfo EngineHead::info() {
+    Impl& m = *impl_;
+    WAN_CHECK(m.engine != nullptr, "the engine is not running");
+    if (m.world_size > 1 && !m.shut_down) send(protocol::Tag::Info);
+    return m.engine->info_with_memory();
+}
+
+void EngineHead::shutdown() {
+    Impl& m = *impl_;
+    if (m.shut_down) return;
+    m.shut_down = true;
+    m.announced = true;
+    if (m.world_size > 1) send(protocol::Tag::Shutdown);  // before start(): the workers build nothing
+}
+
+// ---- EngineWorker ----------------------------------------------------------------------------------------
+
+EngineWorker::EngineWorker(const EngineConfig& config) : config_(config) {}
+EngineWorker::~EngineWorker() = default;
+
+void EngineWorker::run() {
+    protocol::Message first;
+    protocol::broadcast(MPI_COMM_WORLD, 0, first);
+    if (first.tag != protocol::Tag::Start) return;  // Shutdown: the head stopped before starting the engine
+    engine_ = std::make_unique<Engine>(config_);
+    Engine& e = *engine_;
+    c10::InferenceMode guard;
+    c10::DeviceGuard dg(e.device);
+    while (true) {
+        protocol::Message msg;
+        protocol::broadcast(e.world, 0, msg);
+        switch (msg.tag) {
+            case protocol::Tag::Generate:
+                try {
+                    e.pipe->generate(GenerationRequest::from_json(msg.payload));
+                } catch (const Cancelled&) {
+                    // agreed with every rank at a step boundary; nothing to report here
+                } catch (const std::exception& ex) {
+                    WAN_LOG_ERROR("job %lld failed: %s", static_cast<long long>(msg.job_id), ex.what());
+                }
+                break;
+            case protocol::Tag::Info: (void)e.info_with_memory(); break;
+            case protocol::Tag::Start: WAN_LOG_WARN("engine start received twice; ignored"); break;
+            case protocol::Tag::Shutdown: return;
+        }
+    }
+}
+
+}  // namespace wan::server

@@ -1,0 +1,33 @@
+// save_generation: the MP4 (with the request as tags), its poster and the sidecar of one generation.
+#include "video/video.h"
+
+#include <ctime>
+
+namespace wan::video {
+
+SavedOutputs save_generation(const GenerationRequest& resolved, int64_t seed_used, const std::string& model_variant,
+                             const RgbFrames& frames, const std::string& sidecar_json_text) {
+    SaveOptions so;
+    so.dir = resolved.output_dir;
+    so.prompt = resolved.original_prompt.empty() ? resolved.prompt : resolved.original_prompt;
+    so.when = std::time(nullptr);
+    so.video.fps = 16;  // upstream sample_fps
+    auto& md = so.video.metadata;
+    md["title"] = resolved.prompt;
+    md["prompt"] = resolved.prompt;
+    if (!resolved.original_prompt.empty()) md["original_prompt"] = resolved.original_prompt;
+    md["negative_prompt"] = resolved.negative_prompt;
+    md["seed"] = std::to_string(seed_used);
+    md["size"] = strfmt("%d*%d", resolved.width, resolved.height);
+    md["frame_num"] = std::to_string(resolved.frame_num);
+    md["sample_steps"] = std::to_string(resolved.sample_steps);
+    md["sample_shift"] = strfmt("%g", resolved.sample_shift);
+    md["sample_guide_scale"] = strfmt("%g", resolved.guide_scale);
+    md["sample_solver"] = resolved.solver;
+    md["model"] = model_variant;
+    md["encoder"] = std::string("WanStudio ") + version_string();
+    so.json_text = sidecar_json_text;
+    return save_outputs(so, frames);
+}
+
+}  // namespace wan::video
