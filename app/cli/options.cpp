@@ -127,6 +127,7 @@ AppOptions parse_options(int argc, char** argv) {
         {"prompt", {true, [&](auto& n, auto& v) { o.request.prompt = v; set_mode(RunMode::Headless, n); }}},
         {"negative_prompt", {true, [&](auto&, auto& v) { o.request.negative_prompt = v; }}},
         {"output_dir", {true, [&](auto&, auto& v) { o.engine.output_dir = v; }}},
+        {"preview_dir", {true, [&](auto&, auto& v) { o.engine.preview_dir = v; }}},
         {"init_noise", {true, [&](auto&, auto& v) { o.request.init_noise = v; }}},
         {"save_latents", {true, [&](auto&, auto& v) { o.request.save_latents = v; }}},
         {"batch", {true, [&](auto& n, auto& v) { o.batch_file = v; set_mode(RunMode::Headless, n); }}},
@@ -220,6 +221,9 @@ Generation (defaults: the loaded model's; upstream T2V: 1280*720 for 14B, 832*48
   --sample-solver unipc|dpm++
   --base-seed N             seed (-1 = random; the seed used is reported)
   --output-dir DIR          where videos go (default: outputs)
+  --preview-dir DIR         write DIR/preview.png after every denoising step (all latent frames of the
+                            clean-video estimate, a rough colour preview; replaced atomically), to watch
+                            a remote or headless run
   --init-noise FILE         initial noise from a safetensors file (tensor "noise")
   --save-latents FILE       write the final latent and the decoded video (float32) as safetensors
   --batch FILE              headless batch file

@@ -118,7 +118,8 @@ void EngineWorker::runJob(const GenerationRequest& request) {
     auto onProgress = [&](const ProgressInfo& info) {
         Clock::time_point now = Clock::now();
         bool last = info.total > 0 && info.step >= info.total;
-        if (!any || info.stage != lastStage || now - lastEmit >= std::chrono::milliseconds(100) ||
+        // A step with a live preview always goes through (one per step: the window shows every step's frames).
+        if (!any || info.preview || info.stage != lastStage || now - lastEmit >= std::chrono::milliseconds(100) ||
             (last && now - lastEmit >= std::chrono::milliseconds(20))) {
             any = true;
             lastEmit = now;

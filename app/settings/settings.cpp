@@ -31,6 +31,9 @@ Settings::~Settings() = default;
 QString Settings::outputFolder() const { return settings_->value(kOutputFolder).toString(); }
 void Settings::setOutputFolder(const QString& folder) { settings_->setValue(kOutputFolder, folder); }
 
+bool Settings::livePreview() const { return settings_->value(QStringLiteral("view/livePreview"), true).toBool(); }
+void Settings::setLivePreview(bool on) { settings_->setValue(QStringLiteral("view/livePreview"), on); }
+
 bool Settings::hasLastRequest() const { return settings_->value(kParamsSaved, false).toBool(); }
 
 GenerationRequest Settings::lastRequest() const {

@@ -32,6 +32,10 @@ public:
     GenerationRequest lastRequest() const;
     void setLastRequest(const GenerationRequest& request);
 
+    /// View → Live preview: show the video forming while it samples (default on).
+    bool livePreview() const;
+    void setLivePreview(bool on);
+
     QByteArray windowGeometry() const;
     void setWindowGeometry(const QByteArray& geometry);
     QByteArray windowState() const;

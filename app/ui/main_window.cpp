@@ -55,6 +55,7 @@ MainWindow::MainWindow(EngineSession* session, Settings* settings, const AppOpti
     connect(session_, &EngineSession::infoUpdated, this, &MainWindow::onInfo);
     connect(session_, &EngineSession::finished, this, &MainWindow::onFinished);
     connect(session_, &EngineSession::failed, this, &MainWindow::onFailed);
+    connect(session_, &EngineSession::progress, this, &MainWindow::onProgress);
     connect(session_, &EngineSession::promptExtended, params_, &ParametersPanel::onPromptExtended);
     connect(session_, &EngineSession::extendFailed, params_, &ParametersPanel::onExtendFailed);
     connect(params_, &ParametersPanel::enhanceRequested, session_, &EngineSession::extendPrompt);
@@ -182,6 +183,16 @@ void MainWindow::buildMenus() {
     quit->setShortcut(QKeySequence::Quit);
     QMenu* view = menuBar()->addMenu(tr("&View"));
     view->addAction(findChild<QDockWidget*>(QStringLiteral("logDock"))->toggleViewAction());
+    QAction* live = view->addAction(tr("&Live preview"));
+    live->setObjectName(QStringLiteral("livePreviewAction"));
+    live->setCheckable(true);
+    live->setChecked(settings_->livePreview());
+    live->setToolTip(tr("Show the video forming while it samples (a rough colour preview of every step)"));
+    preview_->setLiveEnabled(live->isChecked());
+    connect(live, &QAction::toggled, this, [this](bool on) {
+        preview_->setLiveEnabled(on);
+        settings_->setLivePreview(on);
+    });
     QMenu* help = menuBar()->addMenu(tr("&Help"));
     help->addAction(tr("&About WanStudio"), this, [this] {
         QMessageBox::about(this, tr("About WanStudio"),
@@ -324,8 +335,15 @@ qint64 MainWindow::generate() {
     return id;
 }
 
+void MainWindow::onProgress(qint64, const ProgressInfo& info) {
+    if (!info.preview || info.preview->empty()) return;
+    if (!preview_->isShowingLive()) tabs_->setCurrentWidget(preview_);
+    preview_->showLiveFrames(*info.preview, info.total);
+}
+
 void MainWindow::onFinished(qint64 id, const GenerationResult& result) {
     if (result.status != JobStatus::Ok) {
+        preview_->endLive();
         statusBar()->showMessage(tr("Job #%1 cancelled").arg(id), 5000);
         return;
     }
@@ -340,6 +358,7 @@ void MainWindow::onFinished(qint64 id, const GenerationResult& result) {
 }
 
 void MainWindow::onFailed(qint64 id, const QString& message) {
+    preview_->endLive();
     queue_->showError(tr("Job #%1 failed: %2").arg(id).arg(message));
     statusBar()->showMessage(tr("Job #%1 failed").arg(id), 8000);
 }

@@ -83,6 +83,7 @@ private:
     void onStarted(const wan::EngineInfo& info);
     void onStartFailed(const QString& message);
     void onInfo(const wan::EngineInfo& info);
+    void onProgress(qint64 id, const wan::ProgressInfo& info);
     void onFinished(qint64 id, const wan::GenerationResult& result);
     void onFailed(qint64 id, const QString& message);
     void updateGenerateEnabled();

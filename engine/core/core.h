@@ -1,8 +1,11 @@
 // WanStudio engine core: errors, checks, logging and version. No LibTorch, no Qt: the GUI links this too.
 #pragma once
 
+#include "core/preview_frames.h"
+
 #include <cstdarg>
 #include <functional>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -90,6 +93,9 @@ struct ProgressInfo {
     int total = 0;
     double elapsed_s = 0;  ///< since the job started
     double eta_s = -1;     ///< estimate for the whole job; < 0 when unknown
+    /// Denoising steps only (when the engine's live preview is on): the clean-video estimate after this step
+    /// as small RGB frames (engine/preview). Shared, so copies of the progress are cheap.
+    std::shared_ptr<const PreviewFrames> preview;
 };
 
 enum class JobStatus { Ok = 1, Cancelled = 2, Failed = 3 };

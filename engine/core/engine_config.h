@@ -95,6 +95,12 @@ struct EngineConfig {
 
     // ---- outputs ----
     std::string output_dir = "outputs"; ///< used when a request names none
+    /// After each denoising step the head turns the clean-video estimate into small RGB frames for the
+    /// progress callback (engine/preview: one 16×3 matrix product on the latent, no VAE).
+    bool live_preview = true;
+    /// --preview-dir: the head also writes DIR/preview.png after every step (atomically replaced), for people
+    /// who watch a remote run. Empty: no file.
+    std::string preview_dir;
 };
 
 }  // namespace wan

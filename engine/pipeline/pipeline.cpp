@@ -6,6 +6,7 @@
 #include "dist/dist.h"
 #include "dit/dit.h"
 #include "pipeline/parallel.h"
+#include "preview/preview.h"
 #include "io/component_files.h"
 #include "io/io.h"
 #include "sched/sched.h"
@@ -110,7 +111,8 @@ struct JobContext {
     const std::atomic<bool>* cancel;
     Clock::time_point start = Clock::now();
 
-    void report(Stage stage, int step, int total, double eta) const {
+    void report(Stage stage, int step, int total, double eta,
+                std::shared_ptr<const PreviewFrames> preview = nullptr) const {
         if (!progress) return;
         ProgressInfo p;
         p.stage = stage;
@@ -118,6 +120,7 @@ struct JobContext {
         p.total = total;
         p.elapsed_s = seconds_since(start);
         p.eta_s = eta;
+        p.preview = std::move(preview);
         progress(p);
     }
     void emit(const std::string& name, const at::Tensor& t) const {
@@ -198,6 +201,8 @@ struct T2VPipeline::Impl {
     at::Tensor denoise(const GenerationRequest& r, const LatentShape& s, const PromptContext& ctx, at::Tensor z,
                        const JobContext& job, PipelineOutput& out);
     void decode(const at::Tensor& z, const JobContext& job, PipelineOutput& out);
+    std::shared_ptr<const PreviewFrames> live_preview(const at::Tensor& z, const at::Tensor& v, double sigma, int step,
+                                                      const JobContext& job) const;
 };
 
 namespace {
@@ -430,6 +435,23 @@ at::Tensor T2VPipeline::Impl::initial_noise(const GenerationRequest& r, const La
     return at::randn({s.z_dim, s.T, s.h, s.w}, gen, opts);
 }
 
+// The live preview of step `step` (1-based): the clean-video estimate x0 = z - sigma·v of the latent the step
+// started from, as small RGB frames (engine/preview). Only where progress is reported (the head), and only when
+// asked for; a failure here must never fail the job, so it is logged and the step goes on without a preview.
+std::shared_ptr<const PreviewFrames> T2VPipeline::Impl::live_preview(const at::Tensor& z, const at::Tensor& v,
+                                                                     double sigma, int step, const JobContext& job) const {
+    if (!config.live_preview || !job.progress) return nullptr;
+    try {
+        auto frames = std::make_shared<PreviewFrames>(preview::latent_to_frames(preview::clean_estimate(z, v, sigma)));
+        frames->step = step;
+        if (!config.preview_dir.empty()) preview::write_preview_png(config.preview_dir, *frames);
+        return frames;
+    } catch (const std::exception& e) {
+        WAN_LOG_WARN("live preview of step %d skipped: %s", step, e.what());
+        return nullptr;
+    }
+}
+
 // Denoising with classifier-free guidance. Ref: §7.2 step 6; Note [Distributed pipeline], Note [Step caching].
 at::Tensor T2VPipeline::Impl::denoise(const GenerationRequest& r, const LatentShape& s, const PromptContext& ctx,
                                       at::Tensor z, const JobContext& job, PipelineOutput& out) {
@@ -453,6 +475,7 @@ at::Tensor T2VPipeline::Impl::denoise(const GenerationRequest& r, const LatentSh
     step_uncond.begin(steps);
     for (int i = 0; i < steps; ++i) {
         at::Tensor v_cond, v_uncond;
+        std::shared_ptr<const PreviewFrames> preview;
         on_every_rank(mesh, job.cancel, strfmt("step %d", i), strfmt("step %d failed on another rank (see its log)", i), [&] {
             at::Tensor t = at::scalar_tensor(static_cast<double>(timesteps[i]), at::kDouble);
             if (cfg_split) {
@@ -469,6 +492,7 @@ at::Tensor T2VPipeline::Impl::denoise(const GenerationRequest& r, const LatentSh
             }
             // uncond + g·(cond − uncond), f32, g an f32 scalar (§7.2).
             at::Tensor v = v_uncond + (v_cond - v_uncond) * r.guide_scale;
+            preview = live_preview(z, v, solver->sigmas()[static_cast<size_t>(i)], i + 1, job);
             z = solver->step(v, i, z);
             // After the step's collectives: a failure here (or in the solver) leaves no peer inside one.
             test_hooks::maybe_fail_at_step(log_rank(), i);
@@ -477,7 +501,8 @@ at::Tensor T2VPipeline::Impl::denoise(const GenerationRequest& r, const LatentSh
         job.emit("noise_pred_uncond." + std::to_string(i), v_uncond);
         job.emit("latents." + std::to_string(i + 1), z);
         const double per_step = seconds_since(t0) / (i + 1);
-        job.report(Stage::Denoise, i + 1, steps, seconds_since(job.start) + per_step * (steps - i - 1));
+        job.report(Stage::Denoise, i + 1, steps, seconds_since(job.start) + per_step * (steps - i - 1),
+                   std::move(preview));
     }
     out.seconds_denoise = seconds_since(t0);
     out.steps_computed = steps;

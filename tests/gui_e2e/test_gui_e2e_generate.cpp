@@ -124,8 +124,22 @@ void TestGuiE2eGenerate::generatesRealVideo() {
     typeSmallJob(QStringLiteral("a fox running through fresh snow"));
     QSignalSpy previewLoaded(window_.get(), &MainWindow::previewLoaded);
     QSignalSpy previewFailed(window_.get(), &MainWindow::previewFailed);
+    // The live preview: one set of frames per denoising step reaches the window, sized like the latent
+    // (128×128 → 16×16 latent pixels, 5 frames → 2 latent frames), and the window showed it.
+    std::vector<int> previewSteps;
+    bool liveShown = false, framesSized = true;
+    const auto conn = connect(session_.get(), &EngineSession::progress, this, [&](qint64, const ProgressInfo& p) {
+        if (!p.preview) return;
+        previewSteps.push_back(p.preview->step);
+        framesSized = framesSized && p.preview->frames == 2 && p.preview->height == 16 && p.preview->width == 16;
+        liveShown = liveShown || window_->previewWidget()->isShowingLive();
+    });
     const GenerationResult r = clickGenerateAndWait();
+    disconnect(conn);
     QVERIFY2(r.status == JobStatus::Ok, r.message.c_str());
+    QCOMPARE(previewSteps, (std::vector<int>{1, 2, 3}));
+    QVERIFY(framesSized);
+    QVERIFY(liveShown);
     QCOMPARE(r.prompt_used, std::string("a fox running through fresh snow"));
     QVERIFY(r.seed_used >= 0);
     const QString video = QString::fromStdString(r.video_path);
