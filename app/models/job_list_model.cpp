@@ -67,6 +67,22 @@ int JobListModel::countInState(JobState state) const {
     return n;
 }
 
+std::vector<GenerationRequest> JobListModel::waitingRequests() const {
+    std::vector<GenerationRequest> out;
+    for (const Job& j : jobs_) {
+        if (j.state == JobState::Queued || j.state == JobState::Running) out.push_back(j.request);
+    }
+    return out;
+}
+
+std::vector<qint64> JobListModel::waitingIds() const {
+    std::vector<qint64> out;
+    for (const Job& j : jobs_) {
+        if (j.state == JobState::Queued || j.state == JobState::Running) out.push_back(j.id);
+    }
+    return out;
+}
+
 int JobListModel::rowCount(const QModelIndex& parent) const {
     return parent.isValid() ? 0 : static_cast<int>(jobs_.size());
 }

@@ -63,6 +63,11 @@ public:
     const Job& jobAt(int row) const { return jobs_.at(static_cast<size_t>(row)); }
     qint64 idAt(int row) const;
     int countInState(JobState state) const;
+    /// The requests of the jobs not finished yet (queued or running), in queue order: what the saved queue
+    /// keeps (app/launch/saved_queue.h). A running job is kept too: it is lost if the engine dies.
+    std::vector<GenerationRequest> waitingRequests() const;
+    /// Their ids, in the same order (to tell whether the waiting set changed).
+    std::vector<qint64> waitingIds() const;
 
     int rowCount(const QModelIndex& parent = QModelIndex()) const override;
     QVariant data(const QModelIndex& index, int role = Qt::DisplayRole) const override;

@@ -1,5 +1,7 @@
 #include "ui/main_window.h"
 
+#include "launch/gpu_probe.h"
+#include "launch/saved_queue.h"
 #include "models/history_model.h"
 #include "models/job_list_model.h"
 #include "session/engine_session.h"
@@ -8,6 +10,7 @@
 #include "ui/icons.h"
 #include "ui/job_queue_widget.h"
 #include "ui/parameters_panel.h"
+#include "ui/connect_dialog.h"
 #include "ui/preview_widget.h"
 
 #include <QAction>
@@ -16,7 +19,10 @@
 #include <QDesktopServices>
 #include <QDir>
 #include <QDockWidget>
+#include <QFile>
 #include <QFileInfo>
+#include <QJsonDocument>
+#include <QJsonObject>
 #include <QLabel>
 #include <QLineEdit>
 #include <QMenuBar>
@@ -33,6 +39,11 @@
 #include <QUrl>
 #include <QVBoxLayout>
 
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+
 namespace wan::app {
 
 namespace {
@@ -40,8 +51,19 @@ constexpr int kInfoRefreshMs = 5000;  // GPU memory in the status bar
 }
 
 MainWindow::MainWindow(EngineSession* session, Settings* settings, const AppOptions& options, QWidget* parent)
-    : QMainWindow(parent), session_(session), settings_(settings) {
+    : QMainWindow(parent), session_(session), settings_(settings), ckptDir_(QString::fromStdString(options.ckpt_dir)) {
     setWindowTitle(tr("WanStudio"));
+    launchExecutable_ = QCoreApplication::applicationFilePath();
+    launchArguments_ = QCoreApplication::arguments().mid(1);
+    launchDryRun_ = qEnvironmentVariableIntValue("WANSTUDIO_LAUNCH_DRY_RUN") != 0;
+    savedQueuePath_ = defaultSavedQueuePath();
+    bool timeoutSet = false;
+    const int timeoutS = qEnvironmentVariableIntValue("WANSTUDIO_CLOSE_TIMEOUT_S", &timeoutSet);
+    if (timeoutSet && timeoutS > 0) shutdownTimeoutMs_ = timeoutS * 1000;
+    forcedEnd_ = [] {
+        std::fflush(nullptr);
+        std::_Exit(3);
+    };
     setWindowIcon(appIcon());
     jobs_ = new JobListModel(this);
     jobs_->attach(session_);
@@ -59,6 +81,10 @@ MainWindow::MainWindow(EngineSession* session, Settings* settings, const AppOpti
     connect(session_, &EngineSession::promptExtended, params_, &ParametersPanel::onPromptExtended);
     connect(session_, &EngineSession::extendFailed, params_, &ParametersPanel::onExtendFailed);
     connect(params_, &ParametersPanel::enhanceRequested, session_, &EngineSession::extendPrompt);
+    // The saved queue follows the waiting jobs (saveQueue writes only when the set of waiting jobs changed).
+    connect(jobs_, &QAbstractItemModel::rowsInserted, this, [this] { saveQueue(); });
+    connect(jobs_, &QAbstractItemModel::rowsRemoved, this, [this] { saveQueue(); });
+    connect(jobs_, &QAbstractItemModel::dataChanged, this, [this] { saveQueue(); });
     connect(session_, &EngineSession::stopped, this, [this] {
         engineState_->setText(tr("Engine stopped"));
         updateGenerateEnabled();
@@ -178,6 +204,8 @@ void MainWindow::buildMenus() {
     gen->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_Return));
     gen->setShortcutContext(Qt::WidgetShortcut);  // the window-wide QShortcut triggers it; this shows the keys
     file->addAction(tr("Open output &folder"), historyPanel_, &HistoryPanel::openFolder);
+    QAction* connectAction = file->addAction(tr("&Connect to engine…"), this, &MainWindow::openConnectDialog);
+    connectAction->setObjectName(QStringLiteral("connectAction"));
     file->addSeparator();
     QAction* quit = file->addAction(tr("&Quit"), this, &QWidget::close);
     quit->setShortcut(QKeySequence::Quit);
@@ -193,6 +221,9 @@ void MainWindow::buildMenus() {
         preview_->setLiveEnabled(on);
         settings_->setLivePreview(on);
     });
+    QMenu* engine = menuBar()->addMenu(tr("&Engine"));
+    QAction* gpus = engine->addAction(tr("&GPUs…"), this, &MainWindow::openGpuDialog);
+    gpus->setObjectName(QStringLiteral("gpusAction"));
     QMenu* help = menuBar()->addMenu(tr("&Help"));
     help->addAction(tr("&About WanStudio"), this, [this] {
         QMessageBox::about(this, tr("About WanStudio"),
@@ -280,6 +311,7 @@ void MainWindow::onStarted(const EngineInfo& info) {
     onInfo(info);
     infoTimer_->start();
     updateGenerateEnabled();
+    QTimer::singleShot(0, this, &MainWindow::offerSavedQueue);  // after the caller's own started() handlers
 }
 
 void MainWindow::onStartFailed(const QString& message) {
@@ -399,7 +431,7 @@ void MainWindow::closeEvent(QCloseEvent* event) {
         event->ignore();
         return;
     }
-    if (confirmOnClose_ && session_->pendingJobs() > 0) {
+    if (confirmOnClose_ && !relaunching_ && session_->pendingJobs() > 0) {
         const auto answer = QMessageBox::question(
             this, tr("Quit WanStudio"),
             tr("%n job(s) are queued or running. Cancel them and quit?", nullptr, session_->pendingJobs()),
@@ -410,12 +442,158 @@ void MainWindow::closeEvent(QCloseEvent* event) {
         }
     }
     saveSettings();
+    saveQueue();
+    queueFrozen_ = true;  // the cancellations below must not empty the saved queue
     shuttingDown_ = true;
     infoTimer_->stop();
     updateGenerateEnabled();
     engineState_->setText(tr("Shutting down…"));
     event->ignore();
     session_->shutdown();  // cancels, backend->shutdown() on the engine thread; stopped() closes the window
+    // A stalled engine (a rank that stopped answering) must not keep the window forever: after the bounded
+    // wait the process ends; the queue is already on disk.
+    QTimer::singleShot(shutdownTimeoutMs_, this, [this] {
+        if (session_->state() == EngineSession::State::Stopped) return;
+        std::fprintf(stderr, "wanstudio: the engine did not stop within %d s of closing the window; ending it "
+                     "(the waiting jobs are saved in %s)\n", shutdownTimeoutMs_ / 1000, qPrintable(savedQueuePath_));
+        if (forcedEnd_) forcedEnd_();
+    });
+}
+
+// ---- relaunch and the saved queue -----------------------------------------------------------------------
+
+Launcher* MainWindow::launcher() {
+    if (launcher_) return launcher_;
+    if (!ownLauncher_) ownLauncher_ = std::make_unique<ProcessLauncher>();
+    return ownLauncher_.get();
+}
+
+void MainWindow::setLaunchProgram(const QString& executable, const QStringList& arguments) {
+    launchExecutable_ = executable;
+    launchArguments_ = arguments;
+}
+
+qint64 MainWindow::headsOfModel(const QString& ckptDir, const QString& variant) {
+    if (!ckptDir.isEmpty()) {
+        QFile config(QDir(ckptDir).filePath(QStringLiteral("config.json")));
+        if (config.open(QIODevice::ReadOnly)) {
+            const qint64 heads = QJsonDocument::fromJson(config.read(1 << 20)).object().value(QStringLiteral("num_heads")).toInteger();
+            if (heads > 0) return heads;
+        }
+    }
+    if (variant.contains(QLatin1String("14B"))) return 40;
+    if (variant.contains(QLatin1String("demo"))) return 4;  // tests/data/golden/tiny-ckpt/config.json
+    return 12;                                              // 1.3B
+}
+
+GpuDialogSetup MainWindow::gpuDialogSetup() const {
+    GpuDialogSetup s;
+    s.gpus = probeGpus(&s.probeNote);
+    const EngineInfo& info = session_->engineInfo();
+    s.current = info;
+    s.modelName = QString::fromStdString(info.model_variant);
+    s.numHeads = headsOfModel(ckptDir_, s.modelName);
+    s.executable = launchExecutable_;
+    s.arguments = launchArguments_;
+    s.asRoot = ::geteuid() == 0;
+    return s;
+}
+
+void MainWindow::openGpuDialog() {
+    GpuDialog dialog(gpuDialogSetup(), this);
+    if (dialog.exec() == QDialog::Accepted) relaunch(dialog.command());
+}
+
+void MainWindow::openConnectDialog() {
+    ConnectDialog dialog(launchExecutable_, launchArguments_, this);
+    if (dialog.exec() == QDialog::Accepted) relaunch(dialog.command());
+}
+
+bool MainWindow::relaunch(const LaunchCommand& command) {
+    const QString text = command.displayText();
+    if (launchDryRun_) {
+        lastLaunchCommand_ = text;
+        std::fprintf(stdout, "wanstudio: dry run, would relaunch as: %s\n", qPrintable(text));
+        std::fflush(stdout);
+        statusBar()->showMessage(tr("Dry run: %1").arg(text));
+        return true;
+    }
+    if (!queueRead_) {  // the engine never became ready: the old saved queue is handed on as it is
+        pendingSaved_ = readSavedQueue(savedQueuePath_).jobs;
+        queueRead_ = true;
+    }
+    writeQueue(static_cast<int>(SavedQueue::Reason::Relaunch), queueToKeep());
+    queueFrozen_ = true;
+    const LaunchOutcome outcome = launchDetached(*launcher(), command);
+    if (!outcome.started) {
+        queueFrozen_ = false;
+        saveQueue(true);
+        appendLog(static_cast<int>(wan::LogLevel::Error), outcome.message);
+        statusBar()->showMessage(outcome.message, 15000);
+        emit launchFailed(outcome.message);
+        if (interactive_) QMessageBox::warning(this, tr("Restart WanStudio"), outcome.message);
+        return false;
+    }
+    lastLaunchCommand_ = text;
+    appendLog(static_cast<int>(wan::LogLevel::Info), tr("relaunched as: %1").arg(text));
+    relaunching_ = true;
+    close();
+    return true;
+}
+
+void MainWindow::offerSavedQueue() {
+    if (queueRead_ || shuttingDown_) return;
+    QString warning;
+    const SavedQueue saved = readSavedQueue(savedQueuePath_, &warning);
+    if (!warning.isEmpty()) appendLog(static_cast<int>(wan::LogLevel::Warn), warning);
+    pendingSaved_ = saved.jobs;
+    queueRead_ = true;
+    const int n = static_cast<int>(saved.jobs.size());
+    if (n == 0) return;
+    if (saved.reason == SavedQueue::Reason::Relaunch) return applySavedQueue(true);
+    if (restoreQuestion_) return applySavedQueue(restoreQuestion_(n));
+    // Not modal: the window works meanwhile, and until the answer the saved jobs stay in the file.
+    auto* box = new QMessageBox(QMessageBox::Question, tr("Restore the queue"),
+                                tr("%n job(s) were waiting when WanStudio last closed: restore?", nullptr, n),
+                                QMessageBox::Yes | QMessageBox::No, this);
+    box->setAttribute(Qt::WA_DeleteOnClose);
+    connect(box, &QMessageBox::finished, this, [this](int answer) { applySavedQueue(answer == QMessageBox::Yes); });
+    box->open();
+}
+
+void MainWindow::applySavedQueue(bool restore) {
+    std::vector<GenerationRequest> saved = std::move(pendingSaved_);
+    pendingSaved_.clear();
+    if (restore && !shuttingDown_) {
+        for (const GenerationRequest& r : saved) jobs_->addJob(session_->submit(r), r);
+        const int n = static_cast<int>(saved.size());
+        statusBar()->showMessage(tr("%n job(s) restored to the queue", nullptr, n), 8000);
+        emit queueRestored(n);
+    }
+    saveQueue(true);  // now the file says what this window has waiting (nothing, when declined)
+}
+
+std::vector<GenerationRequest> MainWindow::queueToKeep() const {
+    std::vector<GenerationRequest> out = pendingSaved_;
+    for (GenerationRequest& r : jobs_->waitingRequests()) out.push_back(std::move(r));
+    return out;
+}
+
+void MainWindow::saveQueue(bool force) {
+    if (!queueRead_ || queueFrozen_) return;
+    std::vector<qint64> ids = jobs_->waitingIds();
+    if (!force && ids == savedIds_) return;
+    if (writeQueue(static_cast<int>(SavedQueue::Reason::Closed), queueToKeep())) savedIds_ = std::move(ids);
+}
+
+bool MainWindow::writeQueue(int reason, const std::vector<GenerationRequest>& jobs) {
+    SavedQueue q;
+    q.reason = static_cast<SavedQueue::Reason>(reason);
+    q.jobs = jobs;
+    QString error;
+    if (writeSavedQueue(savedQueuePath_, q, &error)) return true;
+    appendLog(static_cast<int>(wan::LogLevel::Warn), tr("the queue could not be saved: %1").arg(error));
+    return false;
 }
 
 }  // namespace wan::app

@@ -4,10 +4,16 @@
 #pragma once
 
 #include "cli/options.h"
+#include "launch/launcher.h"
 #include "session/metatypes.h"
+#include "ui/gpu_dialog.h"
 
 #include <QMainWindow>
 #include <QString>
+
+#include <functional>
+#include <memory>
+#include <vector>
 
 class QLabel;
 class QPlainTextEdit;
@@ -55,6 +61,32 @@ public:
     static QString modelText(const EngineInfo& info);
     static QString memoryText(const EngineInfo& info);
 
+    // ---- relaunch (Engine → GPUs…, File → Connect to engine…) and the saved queue ----
+    /// What starts the new window (not owned; default: a ProcessLauncher owned by the window).
+    void setLauncher(Launcher* launcher) { launcher_ = launcher; }
+    /// Dry run: relaunch() shows and prints the command and starts nothing (CI; WANSTUDIO_LAUNCH_DRY_RUN=1).
+    void setLaunchDryRun(bool on) { launchDryRun_ = on; }
+    /// The last command relaunch() started (or showed, in a dry run).
+    QString lastLaunchCommand() const { return lastLaunchCommand_; }
+    /// This program and its arguments, as the relaunch repeats them (default: QCoreApplication's).
+    void setLaunchProgram(const QString& executable, const QStringList& arguments);
+    /// The saved queue's file (default: defaultSavedQueuePath(), beside the settings).
+    void setSavedQueuePath(const QString& path) { savedQueuePath_ = path; }
+    QString savedQueuePath() const { return savedQueuePath_; }
+    /// Asked (with the job count) whether to restore the jobs that were waiting at the last close; default: a
+    /// message box. Jobs saved by a relaunch are restored without asking.
+    void setRestoreQuestion(std::function<bool(int)> ask) { restoreQuestion_ = std::move(ask); }
+    /// Message boxes for launch errors (true; tests turn them off and read launchFailed()).
+    void setInteractive(bool on) { interactive_ = on; }
+    /// How long Close waits for the engine to stop before ending the process, and how it ends it (default:
+    /// 60 s or WANSTUDIO_CLOSE_TIMEOUT_S; std::_Exit(3), which under mpirun ends every rank).
+    void setShutdownTimeout(int ms) { shutdownTimeoutMs_ = ms; }
+    void setForcedEnd(std::function<void()> end) { forcedEnd_ = std::move(end); }
+    /// What Engine → GPUs… shows: the GPUs found, the model's heads, the running layout, this program.
+    GpuDialogSetup gpuDialogSetup() const;
+    /// The DiT's attention heads: `ckptDir`/config.json's num_heads, else from the variant name.
+    static qint64 headsOfModel(const QString& ckptDir, const QString& variant);
+
 public slots:
     /// Queues a job with the current parameters; returns its id, or 0 when nothing was queued (no prompt,
     /// invalid values, engine not ready).
@@ -64,12 +96,21 @@ public slots:
     void playVideo(const QString& videoPath, const QString& posterPath);
     /// A line for the log dock (thread-safe to reach through a queued invocation).
     void appendLog(int level, const QString& line);
+    void openGpuDialog();
+    void openConnectDialog();
+    /// Saves the waiting jobs for the new window, starts `command` and closes this window. On failure (no
+    /// mpirun, the start failed) says why and changes nothing. Returns whether it started (or, dry run, showed).
+    bool relaunch(const wan::app::LaunchCommand& command);
 
 signals:
     /// The preview's video has loaded and is playing (for tests waiting for a generation to show).
     void previewLoaded(const QString& videoPath);
     void previewFailed(const QString& videoPath, const QString& error);
     void jobSubmitted(qint64 jobId);
+    /// A relaunch did not start: the message says what to install or what failed.
+    void launchFailed(const QString& message);
+    /// The saved queue was restored (`count` jobs submitted again).
+    void queueRestored(int count);
 
 protected:
     void closeEvent(QCloseEvent* event) override;
@@ -87,6 +128,12 @@ private:
     void onFinished(qint64 id, const wan::GenerationResult& result);
     void onFailed(qint64 id, const QString& message);
     void updateGenerateEnabled();
+    void offerSavedQueue();
+    void applySavedQueue(bool restore);
+    std::vector<GenerationRequest> queueToKeep() const;
+    void saveQueue(bool force = false);
+    bool writeQueue(int reason, const std::vector<GenerationRequest>& jobs);
+    Launcher* launcher();
 
     EngineSession* session_;
     Settings* settings_;
@@ -111,6 +158,24 @@ private:
     bool confirmOnClose_ = true;
     bool closeAccepted_ = false;
     bool shuttingDown_ = false;
+
+    QString ckptDir_;
+    std::unique_ptr<Launcher> ownLauncher_;
+    Launcher* launcher_ = nullptr;
+    bool launchDryRun_ = false;
+    bool relaunching_ = false;
+    bool interactive_ = true;
+    QString lastLaunchCommand_;
+    QString launchExecutable_;
+    QStringList launchArguments_;
+    QString savedQueuePath_;
+    std::function<bool(int)> restoreQuestion_;
+    bool queueRead_ = false;     ///< the saved queue was read (when the engine became ready): saving may start
+    std::vector<GenerationRequest> pendingSaved_;  ///< read, not yet restored or declined: kept in the file
+    bool queueFrozen_ = false;   ///< closing or relaunching: the file keeps what was waiting
+    std::vector<qint64> savedIds_;
+    int shutdownTimeoutMs_ = 60000;
+    std::function<void()> forcedEnd_;
 };
 
 }  // namespace wan::app

@@ -1,0 +1,122 @@
+#include "ui/gpu_dialog.h"
+
+#include <QCheckBox>
+#include <QDialogButtonBox>
+#include <QFormLayout>
+#include <QLabel>
+#include <QPlainTextEdit>
+#include <QPushButton>
+#include <QSpinBox>
+#include <QVBoxLayout>
+
+#include <algorithm>
+
+namespace wan::app {
+
+namespace {
+constexpr int kMaxGpus = 8;
+
+QString currentLayoutText(const EngineInfo& info) {
+    QString text = QObject::tr("%n process(es): Ulysses %1 × Ring %2", nullptr, info.world_size)
+                       .arg(info.ulysses_size)
+                       .arg(info.ring_size);
+    if (info.dit_fsdp || info.t5_fsdp) text += QObject::tr(", weights sharded (FSDP)");
+    if (info.cfg_parallel) text += QObject::tr(", CFG-parallel");
+    return text;
+}
+
+QString gpuListText(const GpuDialogSetup& s) {
+    if (s.gpus.isEmpty())
+        return s.probeNote.isEmpty() ? QObject::tr("No NVIDIA GPU found on this machine.") : s.probeNote;
+    QStringList lines;
+    for (int i = 0; i < s.gpus.size(); ++i)
+        lines << QObject::tr("GPU %1: %2, %3 GiB").arg(i).arg(s.gpus[i].name).arg(s.gpus[i].memoryGb, 0, 'f', 0);
+    return lines.join(QLatin1Char('\n'));
+}
+}  // namespace
+
+GpuDialog::GpuDialog(const GpuDialogSetup& setup, QWidget* parent) : QDialog(parent), setup_(setup) {
+    setWindowTitle(tr("GPUs"));
+    auto* form = new QFormLayout;
+    auto* gpus = new QLabel(gpuListText(setup_));
+    gpus->setObjectName(QStringLiteral("gpuListLabel"));
+    form->addRow(tr("Found:"), gpus);
+    form->addRow(tr("Running now:"), new QLabel(currentLayoutText(setup_.current)));
+    form->addRow(tr("Model:"), new QLabel(tr("%1 (%2 attention heads)")
+                                              .arg(setup_.modelName.isEmpty() ? tr("unknown") : setup_.modelName)
+                                              .arg(setup_.numHeads)));
+    count_ = new QSpinBox;
+    count_->setObjectName(QStringLiteral("gpuCountBox"));
+    // Without GPUs the ranks run on the CPU (useful to try a layout); with GPUs, one rank per GPU.
+    count_->setRange(1, setup_.gpus.isEmpty() ? kMaxGpus : std::min<int>(kMaxGpus, setup_.gpus.size()));
+    count_->setValue(std::clamp(setup_.current.world_size, 1, count_->maximum()));
+    form->addRow(tr("Use:"), count_);
+    fsdp_ = new QCheckBox(tr("Shard the DiT and T5 weights over the GPUs (FSDP)"));
+    fsdp_->setObjectName(QStringLiteral("fsdpBox"));
+    form->addRow(QString(), fsdp_);
+    layout_ = new QLabel;
+    layout_->setObjectName(QStringLiteral("proposedLayoutLabel"));
+    layout_->setWordWrap(true);
+    form->addRow(tr("Layout:"), layout_);
+    command_ = new QPlainTextEdit;
+    command_->setObjectName(QStringLiteral("commandView"));
+    command_->setReadOnly(true);
+    command_->setMaximumHeight(90);
+
+    auto* buttons = new QDialogButtonBox(QDialogButtonBox::Ok | QDialogButtonBox::Cancel);
+    ok_ = buttons->button(QDialogButtonBox::Ok);
+    ok_->setText(tr("Restart with this layout"));
+    auto* top = new QVBoxLayout(this);
+    top->addLayout(form);
+    top->addWidget(new QLabel(tr("Command:")));
+    top->addWidget(command_);
+    auto* note = new QLabel(tr("WanStudio restarts with this command; the queue is kept."));
+    note->setWordWrap(true);
+    top->addWidget(note);
+    top->addWidget(buttons);
+    connect(buttons, &QDialogButtonBox::accepted, this, &QDialog::accept);
+    connect(buttons, &QDialogButtonBox::rejected, this, &QDialog::reject);
+    connect(count_, &QSpinBox::valueChanged, this, [this] { update(); });
+    connect(fsdp_, &QCheckBox::toggled, this, [this] {
+        fsdpTouched_ = true;
+        update();
+    });
+    update();
+}
+
+int GpuDialog::gpuCount() const { return count_->value(); }
+
+void GpuDialog::setGpuCount(int count) { count_->setValue(count); }
+
+LayoutProposal GpuDialog::proposal() const {
+    LayoutProposal p = propose_layout(gpuCount(), setup_.numHeads, !fsdp_->isChecked());
+    return p;
+}
+
+LaunchCommand GpuDialog::command() const {
+    std::vector<std::string> args;
+    for (const QString& a : setup_.arguments) args.push_back(a.toStdString());
+    const LaunchLine line = mpirun_command(setup_.mpirun.toStdString(), setup_.executable.toStdString(), args,
+                                           proposal(), setup_.asRoot);
+    LaunchCommand c;
+    c.program = QString::fromStdString(line.program);
+    for (const std::string& a : line.args) c.arguments << QString::fromStdString(a);
+    return c;
+}
+
+void GpuDialog::update() {
+    if (!fsdpTouched_) {  // the proposal, until the user decides otherwise
+        const double memory = setup_.gpus.isEmpty() ? 0.0 : setup_.gpus.front().memoryGb;
+        const QSignalBlocker block(fsdp_);
+        fsdp_->setChecked(gpuCount() > 1 && !weights_fit_one_gpu(setup_.numHeads, memory));
+    }
+    fsdp_->setEnabled(gpuCount() > 1);
+    const LayoutProposal p = proposal();
+    problems_.clear();
+    for (const std::string& e : layout_problems(p, setup_.numHeads)) problems_ << QString::fromStdString(e);
+    layout_->setText(problems_.isEmpty() ? QString::fromStdString(describe_layout(p)) : problems_.join(QLatin1Char('\n')));
+    command_->setPlainText(command().displayText());
+    ok_->setEnabled(problems_.isEmpty());
+}
+
+}  // namespace wan::app

@@ -1,0 +1,343 @@
+// Engine → GPUs…, File → Connect to engine… and the saved queue (issues 26 and 19): the layout proposals are
+// valid for 12 and 40 heads on 1–8 GPUs, the exact mpirun line, the dialog in dry-run mode, a relaunch that
+// keeps the queue (fake launcher: the new window restores it), and the message when mpirun is missing.
+#include "app_test_support.h"
+
+#include "launch/fake_launcher.h"
+#include "launch/gpu_probe.h"
+#include "launch/layout_proposal.h"
+#include "launch/saved_queue.h"
+#include "models/job_list_model.h"
+#include "settings/settings.h"
+#include "ui/connect_dialog.h"
+#include "ui/gpu_dialog.h"
+#include "ui/main_window.h"
+
+#include <QCheckBox>
+#include <QLabel>
+#include <QLineEdit>
+#include <QPlainTextEdit>
+#include <QPushButton>
+#include <QSignalSpy>
+#include <QSpinBox>
+#include <QTemporaryDir>
+#include <QTest>
+
+using namespace wan;
+using namespace wan::app;
+using namespace wan::app::test;
+
+namespace {
+const QString kExe = QStringLiteral("/opt/wanstudio/bin/wanstudio");
+
+QStringList toQt(const std::vector<std::string>& v) {
+    QStringList out;
+    for (const std::string& s : v) out << QString::fromStdString(s);
+    return out;
+}
+
+/// A window over a fake engine that stalls its jobs (so they stay queued), its launcher a fake.
+struct Window {
+    explicit Window(const QString& queueFile, std::function<bool(int)> ask = nullptr) {
+        FakeBackendConfig config = fastFake(200);
+        session = makeSession(config);
+        settings = std::make_unique<Settings>();
+        window = std::make_unique<MainWindow>(session.get(), settings.get(), options);
+        window->setConfirmOnClose(false);
+        window->setInteractive(false);
+        window->setSavedQueuePath(queueFile);
+        window->setLauncher(&launcher);
+        window->setLaunchProgram(kExe, {QStringLiteral("--ckpt-dir"), QStringLiteral("/m/14B"),
+                                        QStringLiteral("--ulysses-size=2"), QStringLiteral("--ring-size"),
+                                        QStringLiteral("1")});
+        window->setRestoreQuestion(ask ? ask : [](int) { return false; });
+        window->show();
+        session->start();
+    }
+    ~Window() {
+        window.reset();
+        session.reset();
+    }
+    bool waitReady() {
+        return QTest::qWaitFor([&] { return window->generateButton()->isEnabled(); }, 5000);
+    }
+    AppOptions options;
+    FakeLauncher launcher;
+    std::unique_ptr<EngineSession> session;
+    std::unique_ptr<Settings> settings;
+    std::unique_ptr<MainWindow> window;
+};
+}  // namespace
+
+class TestAppGpus : public QObject {
+    Q_OBJECT
+private slots:
+    void initTestCase() { useTemporarySettings(settingsDir_.path()); }
+    void proposalsAreValid_data();
+    void proposalsAreValid();
+    void proposalFollowsLaunchers();
+    void invalidLayoutIsReported();
+    void exactMpirunCommand();
+    void parsesNvidiaSmi();
+    void dialogDryRunBuildsCommand();
+    void relaunchKeepsQueue();
+    void closedQueueIsOffered();
+    void missingMpirunSaysWhatToInstall();
+    void failedStartSaysWhatFailed();
+    void connectDialogBuildsCommand();
+
+private:
+    QTemporaryDir settingsDir_;
+};
+
+void TestAppGpus::proposalsAreValid_data() {
+    QTest::addColumn<int>("heads");
+    QTest::addColumn<bool>("fits");
+    for (int heads : {12, 40})
+        for (bool fits : {true, false})
+            QTest::addRow("%d heads, %s", heads, fits ? "fits" : "fsdp") << heads << fits;
+}
+
+void TestAppGpus::proposalsAreValid() {
+    QFETCH(int, heads);
+    QFETCH(bool, fits);
+    for (int gpus = 1; gpus <= 8; ++gpus) {
+        const LayoutProposal p = propose_layout(gpus, heads, fits);
+        QCOMPARE(p.gpus, gpus);
+        QCOMPARE(p.ulysses * p.ring, gpus);
+        QCOMPARE(heads % p.ulysses, 0);
+        QCOMPARE(p.fsdp, gpus > 1 && !fits);
+        const std::vector<std::string> problems = layout_problems(p, heads);
+        QVERIFY2(problems.empty(), problems.empty() ? "" : problems.front().c_str());
+        // the largest Ulysses degree the heads allow: no larger divisor of the GPU count divides the heads
+        for (int u = p.ulysses + 1; u <= gpus; ++u) QVERIFY(gpus % u != 0 || heads % u != 0);
+    }
+}
+
+void TestAppGpus::proposalFollowsLaunchers() {
+    // the examples quoted in scripts/examples/run_sequence_parallel_example.sh
+    LayoutProposal p = propose_layout(4, 12, true);
+    QCOMPARE(p.ulysses, 4);
+    QCOMPARE(p.ring, 1);
+    p = propose_layout(8, 40, true);
+    QCOMPARE(p.ulysses, 8);
+    QCOMPARE(p.ring, 1);
+    p = propose_layout(8, 12, true);
+    QCOMPARE(p.ulysses, 4);
+    QCOMPARE(p.ring, 2);
+    p = propose_layout(3, 40, true);
+    QCOMPARE(p.ulysses, 1);
+    QCOMPARE(p.ring, 3);
+    // 14B (40 heads, ~40 GB of weights) fits an H200 but not a 24 GB card; 1.3B fits both
+    QVERIFY(weights_fit_one_gpu(40, 140.0));
+    QVERIFY(!weights_fit_one_gpu(40, 24.0));
+    QVERIFY(weights_fit_one_gpu(12, 24.0));
+    QVERIFY_THROWS_EXCEPTION(wan::Error, propose_layout(9, 12, true));
+    QVERIFY_THROWS_EXCEPTION(wan::Error, propose_layout(0, 12, true));
+}
+
+void TestAppGpus::invalidLayoutIsReported() {
+    LayoutProposal bad;
+    bad.gpus = 8;
+    bad.ulysses = 8;
+    bad.ring = 1;
+    const std::vector<std::string> problems = layout_problems(bad, 12);
+    QCOMPARE(problems.size(), size_t(1));
+    QVERIFY(QString::fromStdString(problems[0]).contains(QStringLiteral("does not divide the model's 12")));
+    bad.ulysses = 2;  // 2 × 1 != 8
+    QVERIFY(QString::fromStdString(layout_problems(bad, 12).at(0)).contains(QStringLiteral("must equal")));
+}
+
+void TestAppGpus::exactMpirunCommand() {
+    const std::vector<std::string> args = {"--ckpt-dir", "/m/Wan2.1-T2V-14B", "--ulysses_size", "2", "--ring-size=1",
+                                           "--dit_fsdp", "--cfg-parallel", "--size", "1280*720", "--connect", "h:1"};
+    LaunchLine line = mpirun_command("mpirun", kExe.toStdString(), args, propose_layout(8, 40, false));
+    QCOMPARE(QString::fromStdString(shell_line(line)),
+             QStringLiteral("mpirun --bind-to none -np 8 /opt/wanstudio/bin/wanstudio --ckpt-dir /m/Wan2.1-T2V-14B "
+                            "--size '1280*720' --ulysses-size 8 --ring-size 1 --dit-fsdp --t5-fsdp"));
+    line = mpirun_command("mpirun", kExe.toStdString(), {"--ckpt-dir", "/m/1.3B"}, propose_layout(6, 12, true));
+    QCOMPARE(line.program, std::string("mpirun"));
+    QCOMPARE(toQt(line.args), (QStringList{"--bind-to", "none", "-np", "6", kExe, "--ckpt-dir", "/m/1.3B",
+                                           "--ulysses-size", "6", "--ring-size", "1"}));
+    line = mpirun_command("mpirun", kExe.toStdString(), {}, propose_layout(8, 12, true), /*as_root=*/true);
+    QCOMPARE(QString::fromStdString(shell_line(line)),
+             QStringLiteral("mpirun --bind-to none --allow-run-as-root -np 8 /opt/wanstudio/bin/wanstudio "
+                            "--ulysses-size 4 --ring-size 2"));
+    // one GPU: this program alone, without the layout options (and without needing OpenMPI)
+    line = mpirun_command("mpirun", kExe.toStdString(), {"--ulysses-size", "4", "--t5-fsdp", "--prompt", "a b"},
+                          propose_layout(1, 40, false));
+    QCOMPARE(QString::fromStdString(shell_line(line)), QStringLiteral("/opt/wanstudio/bin/wanstudio --prompt 'a b'"));
+}
+
+void TestAppGpus::parsesNvidiaSmi() {
+    const QVector<GpuInfo> gpus =
+        parseNvidiaSmi(QStringLiteral("NVIDIA H200, 143771 MiB\nNVIDIA GeForce RTX 4090, 24564 MiB\ngarbage\n"));
+    QCOMPARE(gpus.size(), 2);
+    QCOMPARE(gpus[0].name, QStringLiteral("NVIDIA H200"));
+    QVERIFY(qAbs(gpus[0].memoryGb - 140.4) < 0.1);
+    QCOMPARE(gpus[1].name, QStringLiteral("NVIDIA GeForce RTX 4090"));
+    QVERIFY(parseNvidiaSmi(QString()).isEmpty());
+}
+
+void TestAppGpus::dialogDryRunBuildsCommand() {
+    GpuDialogSetup setup;
+    for (int i = 0; i < 8; ++i) setup.gpus.push_back({QStringLiteral("NVIDIA GeForce RTX 4090"), 24.0});
+    setup.numHeads = 40;
+    setup.modelName = QStringLiteral("14B");
+    setup.executable = kExe;
+    setup.arguments = {QStringLiteral("--ckpt-dir"), QStringLiteral("/m/14B")};
+    GpuDialog dialog(setup);
+    QCOMPARE(dialog.countBox()->maximum(), 8);
+    dialog.setGpuCount(8);
+    QVERIFY(dialog.fsdpBox()->isChecked());  // 14B does not fit 24 GB
+    QCOMPARE(dialog.layoutLabel()->text(), QStringLiteral("8 GPUs: Ulysses 8 × Ring 1, DiT and T5 sharded (FSDP)"));
+    const QString expected = QStringLiteral("mpirun --bind-to none -np 8 /opt/wanstudio/bin/wanstudio --ckpt-dir "
+                                            "/m/14B --ulysses-size 8 --ring-size 1 --dit-fsdp --t5-fsdp");
+    QCOMPARE(dialog.commandView()->toPlainText(), expected);
+    dialog.fsdpBox()->setChecked(false);  // the user's choice wins
+    QVERIFY(!dialog.command().arguments.contains(QStringLiteral("--dit-fsdp")));
+    dialog.fsdpBox()->setChecked(true);
+
+    // the window in dry-run mode shows the command and starts nothing
+    QTemporaryDir dir;
+    Window w(dir.filePath(QStringLiteral("queue.json")));
+    QVERIFY(w.waitReady());
+    w.window->setLaunchDryRun(true);
+    QVERIFY(w.window->relaunch(dialog.command()));
+    QCOMPARE(w.window->lastLaunchCommand(), expected);
+    QVERIFY(w.launcher.started.isEmpty());
+    QVERIFY(w.window->isVisible());
+
+    // no GPU: the dialog says so and still offers CPU ranks
+    GpuDialogSetup none;
+    none.probeNote = QStringLiteral("No NVIDIA GPU found (nvidia-smi is not installed).");
+    GpuDialog empty(none);
+    QCOMPARE(empty.findChild<QLabel*>(QStringLiteral("gpuListLabel"))->text(), none.probeNote);
+    QCOMPARE(empty.countBox()->maximum(), 8);
+}
+
+void TestAppGpus::relaunchKeepsQueue() {
+    QTemporaryDir dir;
+    const QString queueFile = dir.filePath(QStringLiteral("queue.json"));
+    {
+        Window old(queueFile);
+        QVERIFY(old.waitReady());
+        for (const char* prompt : {"first", "second", "third"})
+            old.window->jobModel()->addJob(old.session->submit(requestFor(QString::fromLatin1(prompt))),
+                                           requestFor(QString::fromLatin1(prompt)));
+        QTRY_VERIFY(QFile::exists(queueFile));  // saved as soon as the queue changed
+        LaunchCommand command;
+        command.program = QStringLiteral("mpirun");
+        command.arguments = {QStringLiteral("-np"), QStringLiteral("2"), kExe};
+        QVERIFY(old.window->relaunch(command));
+        QCOMPARE(old.launcher.started.size(), 1);
+        QCOMPARE(old.launcher.started[0].arguments, command.arguments);
+        QTRY_VERIFY_WITH_TIMEOUT(!old.window->isVisible(), 5000);  // the old window closes
+    }
+    const SavedQueue saved = readSavedQueue(queueFile);
+    QCOMPARE(saved.reason, SavedQueue::Reason::Relaunch);
+    QCOMPARE(saved.jobs.size(), size_t(3));  // cancelling them on close did not empty the file
+
+    bool asked = false;
+    Window next(queueFile, [&asked](int) { return asked = true; });
+    QSignalSpy restored(next.window.get(), &MainWindow::queueRestored);
+    QVERIFY(next.waitReady());
+    QTRY_COMPARE(restored.count(), 1);
+    QVERIFY(!asked);  // a relaunch restores without asking
+    QCOMPARE(restored.at(0).at(0).toInt(), 3);
+    JobListModel* jobs = next.window->jobModel();
+    QCOMPARE(jobs->rowCount(), 3);
+    QCOMPARE(jobs->data(jobs->index(0), JobListModel::PromptRole).toString(), QStringLiteral("first"));
+    QCOMPARE(jobs->data(jobs->index(2), JobListModel::PromptRole).toString(), QStringLiteral("third"));
+    QTRY_COMPARE(readSavedQueue(queueFile).reason, SavedQueue::Reason::Closed);  // now this window's queue
+}
+
+void TestAppGpus::closedQueueIsOffered() {
+    QTemporaryDir dir;
+    const QString queueFile = dir.filePath(QStringLiteral("queue.json"));
+    SavedQueue q;
+    q.jobs = {requestFor(QStringLiteral("left over")), requestFor(QStringLiteral("another"))};
+    QVERIFY(writeSavedQueue(queueFile, q));
+    int askedWith = 0;
+    {
+        Window declined(queueFile, [&askedWith](int n) {
+            askedWith = n;
+            return false;
+        });
+        QVERIFY(declined.waitReady());
+        QTRY_COMPARE(askedWith, 2);
+        QCOMPARE(declined.window->jobModel()->rowCount(), 0);
+        QTRY_VERIFY(!QFile::exists(queueFile));  // declined: nothing waits any more
+    }
+    QVERIFY(writeSavedQueue(queueFile, q));
+    Window accepted(queueFile, [](int) { return true; });
+    QVERIFY(accepted.waitReady());
+    QTRY_COMPARE(accepted.window->jobModel()->rowCount(), 2);
+}
+
+void TestAppGpus::missingMpirunSaysWhatToInstall() {
+    QTemporaryDir dir;
+    const QString queueFile = dir.filePath(QStringLiteral("queue.json"));
+    Window w(queueFile);
+    QVERIFY(w.waitReady());
+    w.launcher.missing.insert(QStringLiteral("mpirun"));
+    w.window->jobModel()->addJob(w.session->submit(requestFor(QStringLiteral("kept"))), requestFor(QStringLiteral("kept")));
+    QSignalSpy failed(w.window.get(), &MainWindow::launchFailed);
+    LaunchCommand command;
+    command.program = QStringLiteral("mpirun");
+    command.arguments = {QStringLiteral("-np"), QStringLiteral("2"), kExe};
+    QVERIFY(!w.window->relaunch(command));
+    QCOMPARE(failed.count(), 1);
+    const QString message = failed.at(0).at(0).toString();
+    QVERIFY2(message.contains(QStringLiteral("sudo apt install openmpi-bin")), qPrintable(message));
+    QVERIFY(message.contains(QStringLiteral("keeps working")));
+    QVERIFY(w.launcher.started.isEmpty());
+    QVERIFY(w.window->isVisible());
+    QVERIFY(w.window->generateButton()->isEnabled());  // the current engine keeps working
+    QCOMPARE(readSavedQueue(queueFile).reason, SavedQueue::Reason::Closed);
+}
+
+void TestAppGpus::failedStartSaysWhatFailed() {
+    QTemporaryDir dir;
+    Window w(dir.filePath(QStringLiteral("queue.json")));
+    QVERIFY(w.waitReady());
+    w.launcher.failWith = QStringLiteral("Permission denied");
+    QSignalSpy failed(w.window.get(), &MainWindow::launchFailed);
+    LaunchCommand command;
+    command.program = QStringLiteral("mpirun");
+    command.arguments = {QStringLiteral("-np"), QStringLiteral("2"), kExe};
+    QVERIFY(!w.window->relaunch(command));
+    QCOMPARE(failed.count(), 1);
+    QCOMPARE(failed.at(0).at(0).toString(),
+             QStringLiteral("Could not start mpirun -np 2 /opt/wanstudio/bin/wanstudio: Permission denied. The current "
+                            "engine keeps working."));
+    QVERIFY(w.window->isVisible());
+
+    // a relaunch from inside an mpirun job must not inherit the old job's MPI variables
+    QProcessEnvironment base;
+    base.insert(QStringLiteral("OMPI_COMM_WORLD_RANK"), QStringLiteral("0"));
+    base.insert(QStringLiteral("PMIX_RANK"), QStringLiteral("0"));
+    base.insert(QStringLiteral("DISPLAY"), QStringLiteral(":0"));
+    QProcessEnvironment extra;
+    extra.insert(QStringLiteral("WANSTUDIO_API_TOKEN"), QStringLiteral("t"));
+    const QProcessEnvironment env = childEnvironment(base, extra);
+    QCOMPARE(env.keys().size(), 2);
+    QCOMPARE(env.value(QStringLiteral("DISPLAY")), QStringLiteral(":0"));
+    QCOMPARE(env.value(QStringLiteral("WANSTUDIO_API_TOKEN")), QStringLiteral("t"));
+}
+
+void TestAppGpus::connectDialogBuildsCommand() {
+    ConnectDialog dialog(kExe, {QStringLiteral("--ckpt-dir"), QStringLiteral("/m"), QStringLiteral("--ulysses-size"),
+                                QStringLiteral("2"), QStringLiteral("--connect=old:1")});
+    QVERIFY(!ConnectDialog::addressProblem(QStringLiteral("gpu-box")).isEmpty());
+    QVERIFY(ConnectDialog::addressProblem(QStringLiteral("gpu-box:99999")).contains(QStringLiteral("1 to 65535")));
+    QVERIFY(ConnectDialog::addressProblem(QStringLiteral("gpu-box:8080")).isEmpty());
+    dialog.addressEdit()->setText(QStringLiteral("gpu-box:8080"));
+    dialog.tokenEdit()->setText(QStringLiteral("secret"));
+    const LaunchCommand c = dialog.command();
+    QCOMPARE(c.displayText(), QStringLiteral("/opt/wanstudio/bin/wanstudio --ckpt-dir /m --connect gpu-box:8080"));
+    QCOMPARE(c.extraEnvironment.value(QStringLiteral("WANSTUDIO_API_TOKEN")), QStringLiteral("secret"));
+}
+
+QTEST_MAIN(TestAppGpus)
+#include "test_app_gpus.moc"
