@@ -454,8 +454,8 @@ void MainWindow::closeEvent(QCloseEvent* event) {
     // wait the process ends; the queue is already on disk.
     QTimer::singleShot(shutdownTimeoutMs_, this, [this] {
         if (session_->state() == EngineSession::State::Stopped) return;
-        std::fprintf(stderr, "wanstudio: the engine did not stop within %d s of closing the window; ending it "
-                     "(the waiting jobs are saved in %s)\n", shutdownTimeoutMs_ / 1000, qPrintable(savedQueuePath_));
+        std::fprintf(stderr, "wanstudio: the engine did not stop within %.1f s of closing the window; ending it "
+                     "(the waiting jobs are saved in %s)\n", shutdownTimeoutMs_ / 1000.0, qPrintable(savedQueuePath_));
         if (forcedEnd_) forcedEnd_();
     });
 }
@@ -552,13 +552,15 @@ void MainWindow::offerSavedQueue() {
     if (n == 0) return;
     if (saved.reason == SavedQueue::Reason::Relaunch) return applySavedQueue(true);
     if (restoreQuestion_) return applySavedQueue(restoreQuestion_(n));
-    // Not modal: the window works meanwhile, and until the answer the saved jobs stay in the file.
+    // Not modal: the window works meanwhile, and until the answer the saved jobs stay in the file (a new job
+    // is saved beside them).
     auto* box = new QMessageBox(QMessageBox::Question, tr("Restore the queue"),
                                 tr("%n job(s) were waiting when WanStudio last closed: restore?", nullptr, n),
                                 QMessageBox::Yes | QMessageBox::No, this);
     box->setAttribute(Qt::WA_DeleteOnClose);
+    box->setWindowModality(Qt::NonModal);
     connect(box, &QMessageBox::finished, this, [this](int answer) { applySavedQueue(answer == QMessageBox::Yes); });
-    box->open();
+    box->show();
 }
 
 void MainWindow::applySavedQueue(bool restore) {

@@ -85,6 +85,7 @@ private slots:
     void missingMpirunSaysWhatToInstall();
     void failedStartSaysWhatFailed();
     void connectDialogBuildsCommand();
+    void stalledEngineEndsAfterBoundedWait();
 
 private:
     QTemporaryDir settingsDir_;
@@ -337,6 +338,34 @@ void TestAppGpus::connectDialogBuildsCommand() {
     const LaunchCommand c = dialog.command();
     QCOMPARE(c.displayText(), QStringLiteral("/opt/wanstudio/bin/wanstudio --ckpt-dir /m --connect gpu-box:8080"));
     QCOMPARE(c.extraEnvironment.value(QStringLiteral("WANSTUDIO_API_TOKEN")), QStringLiteral("secret"));
+}
+
+void TestAppGpus::stalledEngineEndsAfterBoundedWait() {
+    // A step that takes 3 s stands for a rank that stopped answering: Close cancels, the engine does not stop
+    // in time, and the window ends the process (here: a hook) after its bounded wait, the queue saved.
+    QTemporaryDir dir;
+    const QString queueFile = dir.filePath(QStringLiteral("queue.json"));
+    FakeBackendConfig config = fastFake(3000);
+    auto session = makeSession(config);
+    Settings settings;
+    AppOptions options;
+    auto window = std::make_unique<MainWindow>(session.get(), &settings, options);
+    window->setConfirmOnClose(false);
+    window->setSavedQueuePath(queueFile);
+    window->setShutdownTimeout(300);
+    int forcedEnds = 0;
+    window->setForcedEnd([&forcedEnds] { ++forcedEnds; });
+    window->show();
+    session->start();
+    QVERIFY(QTest::qWaitFor([&] { return window->generateButton()->isEnabled(); }, 5000));
+    window->jobModel()->addJob(session->submit(requestFor(QStringLiteral("stalls"))), requestFor(QStringLiteral("stalls")));
+    QTRY_COMPARE(session->runningJob() != 0, true);
+    window->close();
+    QVERIFY(window->isVisible());  // still waiting for the engine
+    QTRY_COMPARE_WITH_TIMEOUT(forcedEnds, 1, 2000);
+    QCOMPARE(readSavedQueue(queueFile).jobs.size(), size_t(1));
+    window.reset();
+    session.reset();  // the fake's step ends; the engine thread stops
 }
 
 QTEST_MAIN(TestAppGpus)

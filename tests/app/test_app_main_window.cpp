@@ -1,5 +1,6 @@
 // MainWindow driven like a user (QTest::keyClicks, mouse clicks, Ctrl+Return) over the fake backend.
 #include "app_test_support.h"
+#include "launch/saved_queue.h"
 #include "models/history_model.h"
 #include "models/job_list_model.h"
 #include "settings/defaults.h"
@@ -87,6 +88,7 @@ void TestAppMainWindow::initTestCase() { useTemporarySettings(settingsDir_.path(
 
 void TestAppMainWindow::init() {
     QSettings().clear();
+    QFile::remove(defaultSavedQueuePath());  // a queue left by an earlier test would be offered again
 }
 
 void TestAppMainWindow::showsLoadingThenReady() {
