@@ -17,9 +17,8 @@ namespace {
 constexpr int kMaxGpus = 8;
 
 QString currentLayoutText(const EngineInfo& info) {
-    QString text = QObject::tr("%n process(es): Ulysses %1 × Ring %2", nullptr, info.world_size)
-                       .arg(info.ulysses_size)
-                       .arg(info.ring_size);
+    QString text = (info.world_size == 1 ? QObject::tr("1 process") : QObject::tr("%1 processes").arg(info.world_size)) +
+                   QObject::tr(": Ulysses %1 × Ring %2").arg(info.ulysses_size).arg(info.ring_size);
     if (info.dit_fsdp || info.t5_fsdp) text += QObject::tr(", weights sharded (FSDP)");
     if (info.cfg_parallel) text += QObject::tr(", CFG-parallel");
     return text;
@@ -41,7 +40,9 @@ GpuDialog::GpuDialog(const GpuDialogSetup& setup, QWidget* parent) : QDialog(par
     auto* gpus = new QLabel(gpuListText(setup_));
     gpus->setObjectName(QStringLiteral("gpuListLabel"));
     form->addRow(tr("Found:"), gpus);
-    form->addRow(tr("Running now:"), new QLabel(currentLayoutText(setup_.current)));
+    auto* running = new QLabel(currentLayoutText(setup_.current));
+    running->setObjectName(QStringLiteral("currentLayoutLabel"));
+    form->addRow(tr("Running now:"), running);
     form->addRow(tr("Model:"), new QLabel(tr("%1 (%2 attention heads)")
                                               .arg(setup_.modelName.isEmpty() ? tr("unknown") : setup_.modelName)
                                               .arg(setup_.numHeads)));

@@ -555,7 +555,8 @@ void MainWindow::offerSavedQueue() {
     // Not modal: the window works meanwhile, and until the answer the saved jobs stay in the file (a new job
     // is saved beside them).
     auto* box = new QMessageBox(QMessageBox::Question, tr("Restore the queue"),
-                                tr("%n job(s) were waiting when WanStudio last closed: restore?", nullptr, n),
+                                n == 1 ? tr("1 job was waiting when WanStudio last closed: restore?")
+                                       : tr("%1 jobs were waiting when WanStudio last closed: restore?").arg(n),
                                 QMessageBox::Yes | QMessageBox::No, this);
     box->setAttribute(Qt::WA_DeleteOnClose);
     box->setWindowModality(Qt::NonModal);
@@ -569,7 +570,7 @@ void MainWindow::applySavedQueue(bool restore) {
     if (restore && !shuttingDown_) {
         for (const GenerationRequest& r : saved) jobs_->addJob(session_->submit(r), r);
         const int n = static_cast<int>(saved.size());
-        statusBar()->showMessage(tr("%n job(s) restored to the queue", nullptr, n), 8000);
+        statusBar()->showMessage(n == 1 ? tr("1 job restored to the queue") : tr("%1 jobs restored to the queue").arg(n), 8000);
         emit queueRestored(n);
     }
     saveQueue(true);  // now the file says what this window has waiting (nothing, when declined)

@@ -16,6 +16,7 @@
 #include <QCheckBox>
 #include <QLabel>
 #include <QLineEdit>
+#include <QMessageBox>
 #include <QPlainTextEdit>
 #include <QPushButton>
 #include <QSignalSpy>
@@ -78,6 +79,7 @@ private slots:
     void proposalFollowsLaunchers();
     void invalidLayoutIsReported();
     void exactMpirunCommand();
+    void headsOfTheLoadedModel();
     void parsesNvidiaSmi();
     void dialogDryRunBuildsCommand();
     void relaunchKeepsQueue();
@@ -170,6 +172,12 @@ void TestAppGpus::exactMpirunCommand() {
     QCOMPARE(QString::fromStdString(shell_line(line)), QStringLiteral("/opt/wanstudio/bin/wanstudio --prompt 'a b'"));
 }
 
+void TestAppGpus::headsOfTheLoadedModel() {
+    QCOMPARE(MainWindow::headsOfModel(QStringLiteral(WAN_APP_TEST_DATA "/../../data/golden/tiny-ckpt"), QString()), qint64(4));
+    QCOMPARE(MainWindow::headsOfModel(QString(), QStringLiteral("14B")), qint64(40));
+    QCOMPARE(MainWindow::headsOfModel(QStringLiteral("/nonexistent"), QStringLiteral("1.3B")), qint64(12));
+}
+
 void TestAppGpus::parsesNvidiaSmi() {
     const QVector<GpuInfo> gpus =
         parseNvidiaSmi(QStringLiteral("NVIDIA H200, 143771 MiB\nNVIDIA GeForce RTX 4090, 24564 MiB\ngarbage\n"));
@@ -182,6 +190,8 @@ void TestAppGpus::parsesNvidiaSmi() {
 
 void TestAppGpus::dialogDryRunBuildsCommand() {
     GpuDialogSetup setup;
+    setup.current.world_size = 2;  // started under mpirun -np 2 --ulysses-size 2
+    setup.current.ulysses_size = 2;
     for (int i = 0; i < 8; ++i) setup.gpus.push_back({QStringLiteral("NVIDIA GeForce RTX 4090"), 24.0});
     setup.numHeads = 40;
     setup.modelName = QStringLiteral("14B");
@@ -189,6 +199,9 @@ void TestAppGpus::dialogDryRunBuildsCommand() {
     setup.arguments = {QStringLiteral("--ckpt-dir"), QStringLiteral("/m/14B")};
     GpuDialog dialog(setup);
     QCOMPARE(dialog.countBox()->maximum(), 8);
+    QCOMPARE(dialog.countBox()->value(), 2);  // the running world
+    QCOMPARE(dialog.findChild<QLabel*>(QStringLiteral("currentLayoutLabel"))->text(),
+             QStringLiteral("2 processes: Ulysses 2 × Ring 1"));
     dialog.setGpuCount(8);
     QVERIFY(dialog.fsdpBox()->isChecked());  // 14B does not fit 24 GB
     QCOMPARE(dialog.layoutLabel()->text(), QStringLiteral("8 GPUs: Ulysses 8 × Ring 1, DiT and T5 sharded (FSDP)"));
@@ -271,9 +284,17 @@ void TestAppGpus::closedQueueIsOffered() {
         QTRY_VERIFY(!QFile::exists(queueFile));  // declined: nothing waits any more
     }
     QVERIFY(writeSavedQueue(queueFile, q));
-    Window accepted(queueFile, [](int) { return true; });
+    Window accepted(queueFile);
+    accepted.window->setRestoreQuestion(nullptr);  // the real question: a message box that does not block
     QVERIFY(accepted.waitReady());
+    QMessageBox* box = nullptr;
+    QTRY_VERIFY((box = accepted.window->findChild<QMessageBox*>()) != nullptr);
+    QCOMPARE(box->text(), QStringLiteral("2 jobs were waiting when WanStudio last closed: restore?"));
+    QVERIFY(accepted.window->generateButton()->isEnabled());  // the window works while it is open
+    box->button(QMessageBox::Yes)->click();
     QTRY_COMPARE(accepted.window->jobModel()->rowCount(), 2);
+    QCOMPARE(accepted.window->jobModel()->data(accepted.window->jobModel()->index(0), JobListModel::PromptRole)
+                 .toString(), QStringLiteral("left over"));
 }
 
 void TestAppGpus::missingMpirunSaysWhatToInstall() {
