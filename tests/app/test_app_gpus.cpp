@@ -88,6 +88,7 @@ private slots:
     void failedStartSaysWhatFailed();
     void connectDialogBuildsCommand();
     void stalledEngineEndsAfterBoundedWait();
+    void processLauncherStartsDetached();
 
 private:
     QTemporaryDir settingsDir_;
@@ -387,6 +388,32 @@ void TestAppGpus::stalledEngineEndsAfterBoundedWait() {
     QCOMPARE(readSavedQueue(queueFile).jobs.size(), size_t(1));
     window.reset();
     session.reset();  // the fake's step ends; the engine thread stops
+}
+
+void TestAppGpus::processLauncherStartsDetached() {
+    // The real launcher: the program runs detached, gets the extra environment, and not the MPI job's.
+    QTemporaryDir dir;
+    const QString out = dir.filePath(QStringLiteral("env.txt"));
+    qputenv("OMPI_COMM_WORLD_RANK", "3");
+    ProcessLauncher launcher;
+    LaunchCommand c;
+    c.program = QStringLiteral("sh");
+    c.arguments = {QStringLiteral("-c"),
+                   QStringLiteral("echo \"$WANSTUDIO_API_TOKEN ${OMPI_COMM_WORLD_RANK:-none}\" > %1.tmp && mv %1.tmp %1")
+                       .arg(out)};
+    c.extraEnvironment.insert(QStringLiteral("WANSTUDIO_API_TOKEN"), QStringLiteral("tok"));
+    const LaunchOutcome started = launchDetached(launcher, c);
+    qunsetenv("OMPI_COMM_WORLD_RANK");
+    QVERIFY2(started.started, qPrintable(started.message));
+    QTRY_VERIFY_WITH_TIMEOUT(QFile::exists(out), 5000);
+    QFile f(out);
+    QVERIFY(f.open(QIODevice::ReadOnly));
+    QCOMPARE(f.readAll(), QByteArray("tok none\n"));
+
+    c.program = QStringLiteral("wanstudio-no-such-program");
+    const LaunchOutcome missing = launchDetached(launcher, c);
+    QVERIFY(!missing.started);
+    QCOMPARE(missing.message, QStringLiteral("wanstudio-no-such-program was not found. The current engine keeps working."));
 }
 
 QTEST_MAIN(TestAppGpus)
