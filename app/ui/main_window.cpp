@@ -477,7 +477,8 @@ qint64 MainWindow::headsOfModel(const QString& ckptDir, const QString& variant) 
     if (!ckptDir.isEmpty()) {
         QFile config(QDir(ckptDir).filePath(QStringLiteral("config.json")));
         if (config.open(QIODevice::ReadOnly)) {
-            const qint64 heads = QJsonDocument::fromJson(config.read(1 << 20)).object().value(QStringLiteral("num_heads")).toInteger();
+            const QJsonObject json = QJsonDocument::fromJson(config.read(1 << 20)).object();
+            const qint64 heads = json.value(QStringLiteral("num_heads")).toInteger();
             if (heads > 0) return heads;
         }
     }
@@ -570,7 +571,8 @@ void MainWindow::applySavedQueue(bool restore) {
     if (restore && !shuttingDown_) {
         for (const GenerationRequest& r : saved) jobs_->addJob(session_->submit(r), r);
         const int n = static_cast<int>(saved.size());
-        statusBar()->showMessage(n == 1 ? tr("1 job restored to the queue") : tr("%1 jobs restored to the queue").arg(n), 8000);
+        statusBar()->showMessage(
+            n == 1 ? tr("1 job restored to the queue") : tr("%1 jobs restored to the queue").arg(n), 8000);
         emit queueRestored(n);
     }
     saveQueue(true);  // now the file says what this window has waiting (nothing, when declined)
