@@ -6,11 +6,11 @@
 #include "models/job_list_model.h"
 #include "session/engine_session.h"
 #include "settings/settings.h"
+#include "ui/connect_dialog.h"
 #include "ui/history_panel.h"
 #include "ui/icons.h"
 #include "ui/job_queue_widget.h"
 #include "ui/parameters_panel.h"
-#include "ui/connect_dialog.h"
 #include "ui/preview_widget.h"
 
 #include <QAction>
