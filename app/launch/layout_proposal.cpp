@@ -1,7 +1,7 @@
 #include "launch/layout_proposal.h"
 
-#include "cli/options.h"
 #include "core/core.h"
+#include "core/engine_config.h"
 
 #include <numeric>
 #include <set>
@@ -34,22 +34,13 @@ LayoutProposal propose_layout(int gpus, int64_t num_heads, bool weights_fit) {
 }
 
 std::vector<std::string> layout_problems(const LayoutProposal& layout, int64_t num_heads) {
-    std::vector<std::string> out;
-    AppOptions o;
-    o.ulysses_size = layout.ulysses;
-    o.ring_size = layout.ring;
-    o.dit_fsdp = o.t5_fsdp = layout.fsdp;
-    try {
-        validate_layout(o, layout.gpus);
-    } catch (const std::exception& e) {
-        out.emplace_back(e.what());
-    }
-    // The engine's rule (engine/dist layout.cpp, ParallelLayout::errors), which the command line cannot check
-    // before the checkpoint is read.
-    if (layout.ulysses < 1 || num_heads < 1 || num_heads % layout.ulysses != 0)
-        out.push_back(strfmt("--ulysses-size %d does not divide the model's %lld attention heads", layout.ulysses,
-                             static_cast<long long>(num_heads)));
-    return out;
+    // THE layout rule (core/engine_config.h), the one the command line and the engine apply.
+    ParallelLayout l;
+    l.world = layout.gpus;
+    l.ulysses = layout.ulysses;
+    l.ring = layout.ring;
+    l.dit_fsdp = l.t5_fsdp = layout.fsdp;
+    return l.errors(num_heads);
 }
 
 std::string describe_layout(const LayoutProposal& l) {

@@ -1,8 +1,8 @@
 // Which layout to run on N GPUs, and the mpirun line that starts it: what Engine → GPUs… proposes.
 // The rule is the example launchers' (scripts/examples): Ulysses takes the largest degree that divides both the
 // GPU count and the DiT's attention heads (their gcd), Ring takes the rest, and FSDP (DiT and T5 sharded) is
-// added when the weights would not fit one GPU. Every proposal is checked with the same validation the
-// command line gets (validate_layout) plus the engine's head rule (ParallelLayout::errors). Qt-free.
+// added when the weights would not fit one GPU. Every proposal is checked with the layout rule the command
+// line and the engine apply (wan::ParallelLayout::errors, core/engine_config.h). Qt-free.
 #pragma once
 
 #include <cstdint>
@@ -22,8 +22,8 @@ struct LayoutProposal {
 /// outside 1–8 or a head count below 1.
 LayoutProposal propose_layout(int gpus, int64_t num_heads, bool weights_fit_one_gpu);
 
-/// Every problem of `layout` for `num_heads` heads, one sentence each (empty when valid): the command line's
-/// validate_layout for the world size, and the engine's rule that Ulysses divides the heads.
+/// Every problem of `layout` for `num_heads` heads, one sentence each (empty when valid):
+/// wan::ParallelLayout::errors for a world of `layout.gpus`.
 std::vector<std::string> layout_problems(const LayoutProposal& layout, int64_t num_heads);
 
 /// "4 GPUs: Ulysses 4 × Ring 1, DiT and T5 sharded (FSDP)".

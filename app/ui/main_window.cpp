@@ -51,7 +51,7 @@ constexpr int kInfoRefreshMs = 5000;  // GPU memory in the status bar
 }
 
 MainWindow::MainWindow(EngineSession* session, Settings* settings, const AppOptions& options, QWidget* parent)
-    : QMainWindow(parent), session_(session), settings_(settings), ckptDir_(QString::fromStdString(options.ckpt_dir)) {
+    : QMainWindow(parent), session_(session), settings_(settings), ckptDir_(QString::fromStdString(options.engine.ckpt_dir)) {
     setWindowTitle(tr("WanStudio"));
     launchExecutable_ = QCoreApplication::applicationFilePath();
     launchArguments_ = QCoreApplication::arguments().mid(1);

@@ -147,7 +147,7 @@ void TestAppGpus::invalidLayoutIsReported() {
     bad.ring = 1;
     const std::vector<std::string> problems = layout_problems(bad, 12);
     QCOMPARE(problems.size(), size_t(1));
-    QVERIFY(QString::fromStdString(problems[0]).contains(QStringLiteral("does not divide the model's 12")));
+    QVERIFY(QString::fromStdString(problems[0]).contains(QStringLiteral("does not divide the 12 attention heads")));
     bad.ulysses = 2;  // 2 × 1 != 8
     QVERIFY(QString::fromStdString(layout_problems(bad, 12).at(0)).contains(QStringLiteral("must equal")));
 }
