@@ -37,11 +37,11 @@ std::vector<std::string> ParallelLayout::errors(int64_t num_heads) const {
     if ((ulysses > 1 || ring > 1) && ulysses * ring != half) {
         const int needed = ulysses * ring * groups;
         if (cfg_parallel)
-            out.push_back(strfmt("ulysses size (%d) x ring size (%d) = %d must equal the number of processes per CFG "
+            out.push_back(strfmt("--ulysses-size %d × --ring-size %d = %d must equal the number of processes per CFG "
                                  "half with cfg_parallel (%d / 2 = %d); start %d processes (mpirun -np %d) or change "
                                  "the sizes", ulysses, ring, ulysses * ring, world, half, needed, needed));
         else
-            out.push_back(strfmt("ulysses size (%d) x ring size (%d) = %d must equal the number of processes %d; start "
+            out.push_back(strfmt("--ulysses-size %d × --ring-size %d = %d must equal the number of processes %d; start "
                                  "%d processes (mpirun -np %d) or change the sizes", ulysses, ring, ulysses * ring,
                                  world, needed, needed));
     }

@@ -39,7 +39,7 @@ TEST(ParallelLayout, ValidLayouts) {
 }
 
 TEST(ParallelLayout, ErrorMessages) {
-    EXPECT_TRUE(throws_with({4, 3, 1}, 12, "ulysses size (3) x ring size (1) = 3 must equal the number of processes 4"));
+    EXPECT_TRUE(throws_with({4, 3, 1}, 12, "--ulysses-size 3 × --ring-size 1 = 3 must equal the number of processes 4"));
     EXPECT_TRUE(throws_with({2, 1, 4}, 12, "must equal the number of processes 2"));
     EXPECT_TRUE(throws_with({5, 5, 1}, 12, "valid Ulysses sizes for 12 heads: 1, 2, 3, 4, 6, 12"));
     EXPECT_TRUE(throws_with({8, 8, 1}, 12, "ulysses size 8 does not divide the 12 attention heads"));
