@@ -55,6 +55,39 @@ void print_component(std::ostream& out, const char* label, const std::string& pa
                   dtypes.c_str(), human_bytes(static_cast<double>(s.bytes)).c_str(), variant.c_str());
 }
 
+std::string dit_description(const io::WanConfig& cfg) {
+    return strfmt("WanModel %s: dim %lld, %lld layers, %lld heads, ffn %lld, text_dim %lld", cfg.variant().c_str(),
+                  static_cast<long long>(cfg.dim), static_cast<long long>(cfg.num_layers),
+                  static_cast<long long>(cfg.num_heads), static_cast<long long>(cfg.ffn_dim),
+                  static_cast<long long>(cfg.text_dim));
+}
+
+/// Wan2.2 T2V-A14B: both experts, then the shared T5, VAE and tokenizer (Note [Two-expert layout]).
+void inspect_two_experts(const io::ModelComponents& m, std::ostream& out) {
+    const io::WanConfig high = m.high_noise_dit_config(), low = m.dit_config();
+    out << "Checkpoint " << m.root << "\n";
+    out << "Layout:\n";
+    for (const auto& p : {m.high_noise_config_path, m.high_noise_dit_path, m.dit_config_path, m.dit_path, m.t5_path,
+                          m.vae_path, m.tokenizer_path}) {
+        if (p.empty()) continue;
+        out << strfmt("  %-60s %s\n", p.substr(m.root.size() + 1).c_str(), human_bytes(static_cast<double>(fs::file_size_or_zero(p))).c_str());
+    }
+    const Summary sh = summarise(m.open_high_noise_dit()), sl = summarise(m.open_dit());
+    const Summary st = summarise(m.open_t5()), sv = summarise(m.open_vae());
+    out << "Components:\n";
+    print_component(out, "High-noise", m.high_noise_dit_path, sh, dit_description(high) + " (t ≥ 875 by default)");
+    print_component(out, "Low-noise", m.dit_path, sl, dit_description(low));
+    print_component(out, "T5 encoder", m.t5_path, st, st.params == 5680910336LL ? "UMT5-XXL encoder" : "UMT5 encoder (non-standard size)");
+    print_component(out, "VAE", m.vae_path, sv, sv.params == 126892531LL ? "Wan2.1 VAE" : "Wan VAE (non-standard size)");
+    out << strfmt("  %-13s %s\n", "Tokenizer", m.tokenizer_source().c_str());
+    out << strfmt("Total: %s parameters, %s\n", with_commas(sh.params + sl.params + st.params + sv.params).c_str(),
+                  human_bytes(static_cast<double>(sh.bytes + sl.bytes + st.bytes + sv.bytes)).c_str());
+    out << "Detected variant: "
+        << (low.variant() == "14B" && high.variant() == "14B" ? "Wan2.2 T2V-A14B (two experts: high-noise and low-noise)"
+                                                              : "custom two-expert model (Wan2.2 T2V-A14B layout)")
+        << "\n";
+}
+
 }  // namespace
 
 void inspect_file(const std::string& path, std::ostream& out) {
@@ -84,6 +117,8 @@ void inspect_file(const std::string& path, std::ostream& out) {
 
 void inspect_checkpoint(const std::string& dir, std::ostream& out) {
     if (fs::is_file(dir)) return inspect_file(dir, out);
+    if (fs::is_dir(dir + "/high_noise_model") || fs::is_dir(dir + "/low_noise_model"))
+        return inspect_two_experts(io::ModelComponents::locate(dir), out);  // throws naming a missing expert
     io::CheckpointDir c = io::CheckpointDir::locate(dir);
     io::WanConfig cfg = c.config();
     out << "Checkpoint " << c.root << "\n";

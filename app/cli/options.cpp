@@ -1,5 +1,7 @@
 #include "cli/options.h"
 
+#include "core/guide_pair.h"
+
 #include <cstdint>
 #include <cstdlib>
 #include <functional>
@@ -117,8 +119,10 @@ AppOptions parse_options(int argc, char** argv) {
              WAN_CHECK(o.request.sample_steps >= 1, "--sample-steps %s: must be at least 1", v.c_str()); }}},
         {"sample_shift", {true, [&](auto& n, auto& v) { o.request.sample_shift = to_double(n, v);
              WAN_CHECK(o.request.sample_shift > 0, "--sample-shift %s: must be > 0", v.c_str()); }}},
-        {"sample_guide_scale", {true, [&](auto& n, auto& v) { o.request.guide_scale = to_double(n, v);
-             WAN_CHECK(o.request.guide_scale >= 0, "--sample-guide-scale %s: must be ≥ 0", v.c_str()); }}},
+        {"sample_guide_scale", {true, [&](auto&, auto& v) { set_guide_scales(v, o.request, "--sample-guide-scale"); }}},
+        {"boundary", {true, [&](auto& n, auto& v) { o.request.boundary = to_double(n, v);
+             WAN_CHECK(o.request.boundary >= 0 && o.request.boundary <= 1, "--boundary %s: must be in [0, 1]", v.c_str()); }}},
+        {"offload_idle_expert", {false, [&](auto&, auto&) { o.engine.offload_idle_expert = true; }}},
         {"sample_solver", {true, [&](auto& n, auto& v) {
              WAN_CHECK(v == "unipc" || v == "dpm++", "--%s '%s': expected unipc or dpm++", n.c_str(), v.c_str());
              o.request.solver = v; }}},
@@ -217,7 +221,9 @@ Generation (defaults: the loaded model's; upstream T2V: 1280*720 for 14B, 832*48
   --frame-num N             frames, 4n+1
   --sample-steps N          denoising steps
   --sample-shift X          sigma schedule shift (> 0)
-  --sample-guide-scale X    classifier-free guidance scale (≥ 0)
+  --sample-guide-scale X    classifier-free guidance scale (≥ 0); LOW,HIGH sets each expert's guide of a
+                            two-expert model (Wan2.2 A14B: default 3,4)
+  --boundary B              two-expert models: the high-noise expert runs while t ≥ B·1000 (default 0.875)
   --sample-solver unipc|dpm++
   --base-seed N             seed (-1 = random; the seed used is reported)
   --output-dir DIR          where videos go (default: outputs)
@@ -236,6 +242,7 @@ Prompt extension:
 Beyond upstream (off by default; see README for measured trade-offs):
   --teacache THRESHOLD      step caching: skip the block stack when the input barely changed
   --fp8                     FP8 (e4m3) linear layers on Hopper GPUs
+  --offload-idle-expert     two-expert models: the idle expert waits in pinned host memory (swapped at the switch)
 Remote engine (README: "Remote GPU server"):
   --listen [ADDR:]PORT      run headless and serve the HTTP API (jobs, files, /api/events WebSocket) on
                             ADDR:PORT (default address 127.0.0.1; reach it through ssh -L 7860:localhost:7860)

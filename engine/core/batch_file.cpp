@@ -20,7 +20,7 @@ constexpr const char* kAllowedKeys[] = {
     "prompt",      "negative_prompt", "width",        "height",           "size",
     "frame_num",   "sample_steps",    "sample_shift", "sample_guide_scale", "sample_solver",
     "base_seed",   "output_dir",      "init_noise",   "save_latents",     "use_prompt_extend",
-    "prompt_extend_target_lang",      "original_prompt"};
+    "prompt_extend_target_lang",      "original_prompt", "sample_guide_scale_high", "boundary"};
 
 bool is_allowed_key(const std::string& key) {
     return std::any_of(std::begin(kAllowedKeys), std::end(kAllowedKeys), [&](const char* k) { return key == k; });
@@ -54,6 +54,8 @@ GenerationRequest parse_json_line(const std::string& line, const nlohmann::json&
                   where.c_str(), it.key().c_str());
         merged[it.key()] = it.value();
     }
+    // A line's single guide means every expert's, whatever the defaults held for the high-noise one.
+    if (obj.contains("sample_guide_scale") && !obj.contains("sample_guide_scale_high")) merged.erase("sample_guide_scale_high");
     try {
         return GenerationRequest::from_json(merged.dump());  // "size" wins over width/height (applied after them)
     } catch (const Error& e) {

@@ -68,7 +68,12 @@ struct GenerationRequest {
     int frame_num = 0;             ///< 4n+1; 0 → model default (81; demo: 9)
     int sample_steps = 0;          ///< ≥ 1; 0 → model default (50; demo: 4)
     double sample_shift = -1;      ///< > 0; < 0 → model default (5.0)
-    double guide_scale = -1;       ///< ≥ 0; < 0 → model default (5.0)
+    double guide_scale = -1;       ///< ≥ 0; < 0 → model default (5.0). Two-expert models: the low-noise guide
+    /// Two-expert models (Wan2.2 A14B): the high-noise expert's guide; < 0 → guide_scale when that was given,
+    /// else the model default (4.0). Ignored by one-expert models.
+    double guide_scale_high = -1;
+    /// Two-expert models: the high-noise expert runs while t ≥ boundary·1000; < 0 → model default (0.875).
+    double boundary = -1;
     std::string solver = "unipc";  ///< "unipc" | "dpm++"
     int64_t seed = -1;             ///< -1 → random; the seed used is reported in the result
     std::string output_dir;        ///< where the MP4, PNG poster and JSON go (empty → no files, tensors only)
@@ -130,6 +135,9 @@ struct EngineInfo {
     std::vector<double> gpu_memory_total_gb;  ///< per rank
     int default_width = 832, default_height = 480, default_frames = 81, default_steps = 50;
     double default_shift = 5.0, default_guide_scale = 5.0;
+    bool two_experts = false;             ///< Wan2.2 A14B: high- and low-noise experts
+    double default_guide_scale_high = 5.0;  ///< two experts: the high-noise guide (default_guide_scale is the low one)
+    double default_boundary = 0;          ///< two experts: the switch, as a fraction of 1000 timesteps
     std::vector<std::string> sizes;  ///< "W*H" strings the model was trained for
     std::string to_json() const;
     static EngineInfo from_json(const std::string& json);

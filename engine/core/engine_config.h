@@ -88,6 +88,9 @@ struct EngineConfig {
     // ---- beyond upstream ----
     double teacache_threshold = 0;      ///< > 0: step caching (see Note [Step caching] in engine/pipeline)
     bool fp8 = false;                   ///< FP8 block GEMMs on Hopper (dit::ModelOptions::fp8)
+    /// Two-expert models (Wan2.2 A14B): keep the idle expert's block weights in pinned host memory and swap
+    /// them in at the switch (--offload-idle-expert). Not with --dit-fsdp (the shards are small already).
+    bool offload_idle_expert = false;
 
     // ---- prompt extension (rank 0) ----
     std::string prompt_extend_method;   ///< dashscope | local_qwen | "" (not configured)

@@ -24,13 +24,17 @@ struct ModelDefaults {
     int steps = 0;              ///< sampling steps
     double shift = 0, guide_scale = 0;
     std::vector<std::string> sizes;  ///< "W*H" sizes the model was trained for; the default size first
+    /// Two-expert models (Wan2.2 A14B) only: guide_scale is then the low-noise guide, this the high-noise one
+    /// (0 → guide_scale), and the switch (0 = one expert).
+    double guide_scale_high = 0;
+    double boundary = 0;
 };
 
-/// The 1.3B and 14B rows are upstream generate.py's T2V defaults; "demo" is the
+/// The 1.3B and 14B rows are upstream generate.py's T2V defaults, "A14B" Wan2.2's t2v_A14B config; "demo" is the
 /// tiny random-weight checkpoint, small and few-step so that a laptop CPU finishes in seconds.
 const std::vector<ModelDefaults>& model_defaults_table();
 
-/// The row for `variant` ("1.3B", "14B"); any other name (the demo checkpoint, an unknown variant) gets the
+/// The row for `variant` ("1.3B", "14B", "A14B"); any other name (the demo checkpoint, an unknown variant) gets the
 /// "demo" row, as the engine always did.
 const ModelDefaults& model_defaults(const std::string& variant);
 

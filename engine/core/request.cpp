@@ -67,6 +67,10 @@ std::vector<std::string> GenerationRequest::validate() const {
         errors.push_back(strfmt("sample_shift %g: must be > 0", sample_shift));
     if (guide_scale != -1 && !(guide_scale >= 0))
         errors.push_back(strfmt("sample_guide_scale %g: must be ≥ 0", guide_scale));
+    if (guide_scale_high != -1 && !(guide_scale_high >= 0))
+        errors.push_back(strfmt("sample_guide_scale_high %g: must be ≥ 0", guide_scale_high));
+    if (boundary != -1 && !(boundary >= 0 && boundary <= 1))
+        errors.push_back(strfmt("boundary %g: must be in [0, 1] (a fraction of the 1000 timesteps)", boundary));
     if (solver != "unipc" && solver != "dpm++")
         errors.push_back("sample_solver '" + solver + "': expected 'unipc' or 'dpm++'");
     if (seed < -1) errors.push_back(strfmt("base_seed %lld: must be ≥ 0, or -1 for random", static_cast<long long>(seed)));
@@ -87,6 +91,11 @@ std::string GenerationRequest::to_json() const {
                         {"init_noise", init_noise}, {"save_latents", save_latents},
                         {"use_prompt_extend", use_prompt_extend}, {"prompt_extend_target_lang", extend_target_lang},
                         {"original_prompt", original_prompt}, {"job_id", job_id}};
+    // Two-expert fields only where they say something (a Wan2.1 request's JSON keeps its keys).
+    if (boundary >= 0 || (guide_scale_high >= 0 && guide_scale_high != guide_scale)) {
+        j["sample_guide_scale_high"] = guide_scale_high;
+        j["boundary"] = boundary;
+    }
     return j.dump();
 }
 
@@ -108,8 +117,17 @@ GenerationRequest GenerationRequest::from_json(const std::string& json) {
             WAN_THROW("%s: size '%s' must look like W*H", what, size.c_str());
         }
     }
+    if (j.contains("sample_guide_scale") && j["sample_guide_scale"].is_array()) {
+        // Wan2.2's pair [low, high], as upstream's guide_scale tuple.
+        const nlohmann::json pair = j["sample_guide_scale"];
+        WAN_CHECK(pair.size() == 2 && pair[0].is_number() && pair[1].is_number(),
+                  "%s: sample_guide_scale must be a number or a pair [low, high] of numbers", what);
+        r.guide_scale_high = pair[1].get<double>();
+        j["sample_guide_scale"] = pair[0];
+    }
     get_fields(j, what, "frame_num", r.frame_num, "sample_steps", r.sample_steps,             //
                "sample_shift", r.sample_shift, "sample_guide_scale", r.guide_scale,               //
+               "sample_guide_scale_high", r.guide_scale_high, "boundary", r.boundary,             //
                "sample_solver", r.solver, "base_seed", r.seed, "output_dir", r.output_dir,        //
                "init_noise", r.init_noise, "save_latents", r.save_latents,                        //
                "use_prompt_extend", r.use_prompt_extend, "prompt_extend_target_lang", r.extend_target_lang,
@@ -145,7 +163,8 @@ std::string EngineInfo::to_json() const {
                         {"default_width", default_width}, {"default_height", default_height},
                         {"default_frames", default_frames}, {"default_steps", default_steps},
                         {"default_shift", default_shift}, {"default_guide_scale", default_guide_scale},
-                        {"sizes", sizes}};
+                        {"two_experts", two_experts}, {"default_guide_scale_high", default_guide_scale_high},
+                        {"default_boundary", default_boundary}, {"sizes", sizes}};
     return j.dump();
 }
 
@@ -159,7 +178,9 @@ EngineInfo EngineInfo::from_json(const std::string& json) {
                "gpu_memory_used_gb", e.gpu_memory_used_gb, "gpu_memory_total_gb", e.gpu_memory_total_gb,  //
                "default_width", e.default_width, "default_height", e.default_height,                    //
                "default_frames", e.default_frames, "default_steps", e.default_steps,                    //
-               "default_shift", e.default_shift, "default_guide_scale", e.default_guide_scale, "sizes", e.sizes);
+               "default_shift", e.default_shift, "default_guide_scale", e.default_guide_scale, "sizes", e.sizes,  //
+               "two_experts", e.two_experts, "default_guide_scale_high", e.default_guide_scale_high,  //
+               "default_boundary", e.default_boundary);
     return e;
 }
 

@@ -218,6 +218,46 @@ TensorStore open_vae_file(const std::string& path) {
     return make_view(raw, [](const std::string& n) { return n; });
 }
 
+namespace {
+constexpr const char* kHighNoiseDir = "high_noise_model";
+constexpr const char* kLowNoiseDir = "low_noise_model";
+
+bool is_dir(const std::string& p) {
+    struct stat st {};
+    return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/// One expert's files in `dir/sub`: its weights (index or single file) and config.json; what is absent goes
+/// to `missing`, naming the expert. Note [Two-expert layout].
+void locate_expert(const std::string& dir, const char* sub, const char* what, std::string& weights,
+                   std::string& config, std::vector<std::string>& missing) {
+    const std::string folder = dir + "/" + sub;
+    if (!is_dir(folder)) {
+        missing.push_back(strfmt("%s/ (the %s expert: config.json and %s or its shards and index)", sub, what,
+                                 CheckpointDir::kDitName));
+        return;
+    }
+    for (const char* name : {CheckpointDir::kDitIndexName, CheckpointDir::kDitName})
+        if (weights.empty() && is_file(folder + "/" + name)) weights = folder + "/" + name;
+    if (weights.empty())
+        missing.push_back(strfmt("%s/%s (the %s expert's weights, or its shards and %s)", sub, CheckpointDir::kDitName,
+                                 what, CheckpointDir::kDitIndexName));
+    if (is_file(folder + "/" + CheckpointDir::kConfigName)) config = folder + "/" + CheckpointDir::kConfigName;
+    else missing.push_back(strfmt("%s/%s (the %s expert's hyper-parameters)", sub, CheckpointDir::kConfigName, what));
+}
+
+void locate_experts(const std::string& dir, ModelComponents& m, std::vector<std::string>& missing) {
+    m.two_experts = true;
+    locate_expert(dir, kHighNoiseDir, "high-noise", m.high_noise_dit_path, m.high_noise_config_path, missing);
+    locate_expert(dir, kLowNoiseDir, "low-noise", m.dit_path, m.dit_config_path, missing);
+}
+}  // namespace
+
+WanConfig ModelComponents::high_noise_dit_config() const {
+    WAN_CHECK(two_experts, "high_noise_dit_config: %s is not a two-expert checkpoint", root.c_str());
+    return WanConfig::from_json_file(high_noise_config_path);
+}
+
 ModelComponents ModelComponents::locate(const std::string& ckpt_dir, const ComponentPaths& o) {
     ModelComponents m;
     std::string dir = ckpt_dir;
@@ -244,7 +284,9 @@ ModelComponents ModelComponents::locate(const std::string& ckpt_dir, const Compo
         missing.push_back(dir.empty() ? strfmt("%s (give %s FILE or --ckpt-dir)", what, option)
                                       : strfmt("%s (%s in the folder, or %s FILE)", what, names.front().c_str(), option));
     };
-    pick(o.dit, "--dit", {CheckpointDir::kDitIndexName, CheckpointDir::kDitName}, "DiT weights", m.dit_path);
+    const bool two_experts = o.dit.empty() && !dir.empty() && (is_dir(dir + "/" + kHighNoiseDir) || is_dir(dir + "/" + kLowNoiseDir));
+    if (two_experts) locate_experts(dir, m, missing);
+    else pick(o.dit, "--dit", {CheckpointDir::kDitIndexName, CheckpointDir::kDitName}, "DiT weights", m.dit_path);
     pick(o.t5, "--t5", {CheckpointDir::kT5Name}, "UMT5-XXL text encoder", m.t5_path);
     pick(o.vae, "--vae", {CheckpointDir::kVaeName}, "video VAE", m.vae_path);
     m.dit_overridden = !o.dit.empty();
@@ -252,6 +294,8 @@ ModelComponents ModelComponents::locate(const std::string& ckpt_dir, const Compo
         m.dit_config_given = true;
         if (is_file(o.dit_config)) m.dit_config_path = o.dit_config;
         else missing.push_back(strfmt("--dit-config %s: file not found", o.dit_config.c_str()));
+    } else if (two_experts) {
+        // the experts' own config.json files (locate_experts)
     } else if (!dir.empty() && is_file(dir + "/" + CheckpointDir::kConfigName)) {
         m.dit_config_path = dir + "/" + CheckpointDir::kConfigName;
     } else if (!m.dit_overridden) {
@@ -274,7 +318,9 @@ ModelComponents ModelComponents::locate(const std::string& ckpt_dir, const Compo
         std::string msg = dir.empty() ? std::string("model files incomplete; missing:")
                                       : "checkpoint directory '" + dir + "' is incomplete; missing:";
         for (const auto& s : missing) msg += "\n  - " + s;
-        msg += "\n(expected the layout of Wan-AI/Wan2.1-T2V-1.3B or -14B, or single files for the missing parts)";
+        msg += two_experts ? "\n(expected the layout of Wan-AI/Wan2.2-T2V-A14B: high_noise_model/ and low_noise_model/, "
+                             "each with config.json and its safetensors, and the T5, VAE and tokenizer at the top)"
+                           : "\n(expected the layout of Wan-AI/Wan2.1-T2V-1.3B or -14B, or single files for the missing parts)";
         throw Error(msg);
     }
     return m;

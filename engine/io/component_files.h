@@ -80,6 +80,11 @@ TensorStore open_dit_file(const std::string& path);
 TensorStore open_t5_file(const std::string& path);
 TensorStore open_vae_file(const std::string& path);
 
+// Note [Two-expert layout]
+// Wan2.2 T2V-A14B keeps its two DiTs in `high_noise_model/` and `low_noise_model/`, each with its config.json and
+// `diffusion_pytorch_model.safetensors` (or shards + index), and Wan2.1's T5, VAE and tokenizer at the top. A
+// folder with either sub-folder is taken as this layout; then both must be complete, and a missing one is named.
+
 /// The model's components: the upstream folder's files, each replaceable by a file (ComponentPaths).
 struct ModelComponents {
     std::string root;            ///< checkpoint folder, or "" when every component is given as a file
@@ -90,6 +95,11 @@ struct ModelComponents {
     std::string tokenizer_path;  ///< a spiece.model file, or "" → the `spiece_model` inside t5_path
     bool dit_overridden = false;
     bool dit_config_given = false;  ///< dit_config_path came from ComponentPaths::dit_config
+    /// Wan2.2 A14B (Note [Two-expert layout]): dit_path / dit_config_path are then the low-noise expert's,
+    /// these the high-noise expert's.
+    bool two_experts = false;
+    std::string high_noise_dit_path;
+    std::string high_noise_config_path;
 
     /// `ckpt_dir` may be "" when files name the DiT, T5 and VAE. Checks that every file needed is present and
     /// throws one message listing each missing one, with the option that would replace it.
@@ -99,6 +109,9 @@ struct ModelComponents {
     /// agrees with the override file's shapes; else infer_dit_config().
     WanConfig dit_config() const;
     TensorStore open_dit() const { return open_dit_file(dit_path); }
+    /// Two experts only: the high-noise expert's config and weights.
+    WanConfig high_noise_dit_config() const;
+    TensorStore open_high_noise_dit() const { return open_dit_file(high_noise_dit_path); }
     TensorStore open_t5() const { return open_t5_file(t5_path); }
     TensorStore open_vae() const { return open_vae_file(vae_path); }
     /// The SentencePiece model's bytes (the file, or the T5 file's `spiece_model`).

@@ -1,10 +1,12 @@
 #include "pipeline/pipeline.h"
 
 #include "core/env.h"
+#include "core/model_defaults.h"
 #include "core/fault_injection.h"
 #include "core/seed.h"
 #include "dist/dist.h"
 #include "dit/dit.h"
+#include "pipeline/experts.h"
 #include "pipeline/parallel.h"
 #include "preview/preview.h"
 #include "io/component_files.h"
@@ -183,7 +185,10 @@ struct T2VPipeline::Impl {
     io::WanConfig wan_config;
     c10::Device device{c10::kCPU};
     std::unique_ptr<text::TextEncoder> text;
-    std::unique_ptr<dit::WanModel> dit;
+    std::unique_ptr<dit::WanModel> dit;       ///< the DiT; with two experts the low-noise one
+    std::unique_ptr<dit::WanModel> dit_high;  ///< two experts (Wan2.2 A14B): the high-noise one; else null
+    /// --offload-idle-expert: the experts' blocks, parkable in host memory (Note [Idle expert in host memory]).
+    std::shared_ptr<ParkableBlockWeights> parkable_low, parkable_high;
     std::unique_ptr<vae::WanVAE> vae;
     EngineInfo info;
     bool decode_here = true;
@@ -191,7 +196,11 @@ struct T2VPipeline::Impl {
     // loading (the constructor)
     void load_text_encoder();
     void load_dit();
+    std::unique_ptr<dit::WanModel> build_dit(const io::WanConfig& wc, const io::TensorStore& store,
+                                             std::shared_ptr<ParkableBlockWeights>* parkable) const;
     void load_vae();
+    dit::WanModel& expert_model(Expert e);
+    void make_resident(Expert e);
 
     // one job (generate())
     LatentShape latent_shape(const GenerationRequest& r) const;
@@ -240,6 +249,23 @@ void fill_info(T2VPipeline::Impl& m, bool demo, dist::Mesh* mesh, const std::str
         info.default_steps = 8;
         info.sizes = {"128*128", "192*128", "128*192", "256*256"};
     }
+    if (m.dit_high) {
+        // Wan2.2 A14B: its row of the table at 14B sizes; a smaller two-expert model (the tests' tiny one)
+        // keeps the demo sizes but takes the guide pair and the boundary.
+        const ModelDefaults& a14b = model_defaults("A14B");
+        if (variant == "14B" && !demo) {
+            apply_model_defaults(a14b, info);
+            info.model_variant = "A14B";
+        } else {
+            info.default_guide_scale = a14b.guide_scale;
+            info.default_guide_scale_high = a14b.guide_scale_high;
+            info.default_boundary = a14b.boundary;
+            info.two_experts = true;
+            info.model_variant += " (two experts)";
+        }
+    } else {
+        info.default_guide_scale_high = info.default_guide_scale;
+    }
 }
 }  // namespace
 
@@ -268,24 +294,72 @@ void T2VPipeline::Impl::load_text_encoder() {
     }
 }
 
-void T2VPipeline::Impl::load_dit() {
+std::unique_ptr<dit::WanModel> T2VPipeline::Impl::build_dit(const io::WanConfig& wc, const io::TensorStore& store,
+                                                             std::shared_ptr<ParkableBlockWeights>* parkable) const {
     dist::Mesh* mesh = config.mesh;
+    dit::ModelOptions dopt = dit::ModelOptions::from_environment();  // WAN_FP8, WAN_FUSED, WAN_ATTENTION, ...
+    dopt.device = device;
+    dopt.fp8 = dopt.fp8 || config.fp8;
+    std::unique_ptr<dit::WanModel> model;
+    if (mesh && mesh->layout().dit_fsdp && mesh->cfg_half().size() > 1) {
+        dit::validate_checkpoint(wc, store);
+        auto blocks = std::make_shared<ShardedDitBlocks>(wc, store, mesh->cfg_half(), dopt);
+        model = std::make_unique<dit::WanModel>(wc, dit::load_root_weights(wc, store, dopt), blocks, dopt);
+    } else if (parkable) {
+        dit::validate_checkpoint(wc, store);
+        std::vector<dit::BlockWeights> blocks;
+        for (int64_t i = 0; i < wc.num_layers; ++i) blocks.push_back(dit::load_block_weights(wc, store, i, dopt));
+        *parkable = std::make_shared<ParkableBlockWeights>(std::move(blocks), device);
+        model = std::make_unique<dit::WanModel>(wc, dit::load_root_weights(wc, store, dopt), *parkable, dopt);
+    } else {
+        model = std::make_unique<dit::WanModel>(wc, store, dopt);
+    }
+    if (mesh && mesh->layout().sp_size() > 1) model->set_sequence_parallel(std::make_shared<UspSequenceParallel>(*mesh));
+    return model;
+}
+
+// One DiT, or the two experts of Wan2.2 A14B (both sharded under --dit-fsdp; with --offload-idle-expert
+// parkable in host memory).
+void T2VPipeline::Impl::load_dit() {
+    const bool fsdp = config.mesh && config.mesh->layout().dit_fsdp;
+    const bool park = ckpt.two_experts && config.offload_idle_expert && !fsdp;
+    if (config.offload_idle_expert && !ckpt.two_experts) WAN_LOG_WARN("--offload-idle-expert: the model has one DiT; ignored");
+    if (config.offload_idle_expert && ckpt.two_experts && fsdp) WAN_LOG_WARN("--offload-idle-expert: ignored with --dit-fsdp");
     try {
-        dit::ModelOptions dopt = dit::ModelOptions::from_environment();  // WAN_FP8, WAN_FUSED, WAN_ATTENTION, ...
-        dopt.device = device;
-        dopt.fp8 = dopt.fp8 || config.fp8;
-        io::TensorStore store = ckpt.open_dit();
-        if (mesh && mesh->layout().dit_fsdp && mesh->cfg_half().size() > 1) {
-            dit::validate_checkpoint(wan_config, store);
-            auto blocks = std::make_shared<ShardedDitBlocks>(wan_config, store, mesh->cfg_half(), dopt);
-            dit = std::make_unique<dit::WanModel>(wan_config, dit::load_root_weights(wan_config, store, dopt), blocks, dopt);
-        } else {
-            dit = std::make_unique<dit::WanModel>(wan_config, store, dopt);
-        }
-        if (mesh && mesh->layout().sp_size() > 1) dit->set_sequence_parallel(std::make_shared<UspSequenceParallel>(*mesh));
+        dit = build_dit(wan_config, ckpt.open_dit(), park ? &parkable_low : nullptr);
+        // Parked before the high-noise expert loads, so that the device never holds both; the first steps
+        // (high-noise) then need no swap.
+        if (park) parkable_low->park();
     } catch (const Error& e) {
         throw Error(std::string("loading the DiT from ") + ckpt.dit_path + ": " + e.what(), e.where());
     }
+    if (!ckpt.two_experts) return;
+    try {
+        const io::WanConfig high = ckpt.high_noise_dit_config();
+        WAN_CHECK(high.dim == wan_config.dim && high.num_heads == wan_config.num_heads &&
+                      high.num_layers == wan_config.num_layers && high.in_dim == wan_config.in_dim,
+                  "the high-noise expert (%s) and the low-noise expert (%s) differ in size", high.variant().c_str(),
+                  wan_config.variant().c_str());
+        dit_high = build_dit(high, ckpt.open_high_noise_dit(), park ? &parkable_high : nullptr);
+    } catch (const Error& e) {
+        throw Error(std::string("loading the high-noise expert from ") + ckpt.high_noise_dit_path + ": " + e.what(), e.where());
+    }
+}
+
+dit::WanModel& T2VPipeline::Impl::expert_model(Expert e) {
+    return e == Expert::HighNoise && dit_high ? *dit_high : *dit;
+}
+
+// With the idle expert parked: the other one out first, then `e` in (never both on the device at once).
+void T2VPipeline::Impl::make_resident(Expert e) {
+    if (!parkable_high || !parkable_low) return;
+    const auto t0 = Clock::now();
+    ParkableBlockWeights& active = e == Expert::HighNoise ? *parkable_high : *parkable_low;
+    ParkableBlockWeights& idle = e == Expert::HighNoise ? *parkable_low : *parkable_high;
+    if (!active.parked()) return;
+    idle.park();
+    active.unpark();
+    WAN_LOG_INFO("switched to the %s expert in %.2f s (idle expert parked in host memory)", expert_name(e), seconds_since(t0));
 }
 
 void T2VPipeline::Impl::load_vae() {
@@ -365,7 +439,7 @@ GenerationRequest T2VPipeline::resolve(const GenerationRequest& request) const {
     if (r.frame_num == 0) r.frame_num = info.default_frames;
     if (r.sample_steps == 0) r.sample_steps = info.default_steps;
     if (r.sample_shift == -1) r.sample_shift = info.default_shift;
-    if (r.guide_scale == -1) r.guide_scale = info.default_guide_scale;
+    resolve_expert_fields(r, info);  // the guide (pair) and, for two experts, the boundary
     if (r.negative_prompt.empty()) r.negative_prompt = text::kDefaultNegativePrompt;
     std::vector<std::string> errors = r.validate();
     if (r.sample_steps < 1) errors.push_back(strfmt("sample_steps %d: must be at least 1", r.sample_steps));
@@ -459,8 +533,11 @@ at::Tensor T2VPipeline::Impl::denoise(const GenerationRequest& r, const LatentSh
     sched::SolverOptions sopt;
     sopt.bf16_einsum = device.is_cuda();  // upstream runs step() under autocast(bf16) on CUDA (§6.3)
     auto solver = sched::make_solver(sched::solver_from_string(r.solver), r.sample_steps, r.sample_shift, sopt);
-    dit::CrossAttentionCache cache_cond, cache_uncond;
-    const bool step_caching = config.teacache_threshold > 0;
+    // One pair of cross-attention caches per expert: each expert projects the context with its own weights.
+    dit::CrossAttentionCache caches_cond[2], caches_uncond[2];
+    // Step caching reuses the previous step's residual, which another expert's is not: off with two experts.
+    const bool step_caching = config.teacache_threshold > 0 && !dit_high;
+    if (config.teacache_threshold > 0 && dit_high) WAN_LOG_WARN("step caching is off for a two-expert model");
     dit::StepCacheOptions scopt;
     scopt.threshold = config.teacache_threshold;
     dit::StepCache step_cond(scopt), step_uncond(scopt);
@@ -476,22 +553,32 @@ at::Tensor T2VPipeline::Impl::denoise(const GenerationRequest& r, const LatentSh
     for (int i = 0; i < steps; ++i) {
         at::Tensor v_cond, v_uncond;
         std::shared_ptr<const PreviewFrames> preview;
+        // Wan2.2's two experts: one switch per video (timesteps only decrease); one DiT otherwise.
+        const Expert expert = dit_high ? expert_for_timestep(static_cast<double>(timesteps[i]), r.boundary) : Expert::LowNoise;
+        const double guide = guide_for(expert, r);
+        dit::WanModel& model = expert_model(expert);
+        if (dit_high && i > 0 && expert != expert_for_timestep(static_cast<double>(timesteps[i - 1]), r.boundary))
+            WAN_LOG_INFO("t = %g: the %s expert takes over at step %d of %d", static_cast<double>(timesteps[i]),
+                         expert_name(expert), i, steps);
+        dit::CrossAttentionCache& cache_cond = caches_cond[static_cast<int>(expert)];
+        dit::CrossAttentionCache& cache_uncond = caches_uncond[static_cast<int>(expert)];
         on_every_rank(mesh, job.cancel, strfmt("step %d", i), strfmt("step %d failed on another rank (see its log)", i), [&] {
+            make_resident(expert);
             at::Tensor t = at::scalar_tensor(static_cast<double>(timesteps[i]), at::kDouble);
             if (cfg_split) {
                 // Each half computes one branch; the pair exchange gives both to everyone (§ Note above).
                 const bool cond_half = mesh->cfg_index() == 0;
-                at::Tensor mine = cond_half ? dit->forward(z, t, ctx.cond, s.seq_len, &cache_cond, sc_cond)
-                                            : dit->forward(z, t, ctx.uncond, s.seq_len, &cache_uncond, sc_uncond);
+                at::Tensor mine = cond_half ? model.forward(z, t, ctx.cond, s.seq_len, &cache_cond, sc_cond)
+                                            : model.forward(z, t, ctx.uncond, s.seq_len, &cache_uncond, sc_uncond);
                 at::Tensor both = mesh->cfg_pair()->all_gather(mine.unsqueeze(0), 0);  // [2, 16, T, h, w]
                 v_cond = both[0];
                 v_uncond = both[1];
             } else {
-                v_cond = dit->forward(z, t, ctx.cond, s.seq_len, &cache_cond, sc_cond);
-                v_uncond = dit->forward(z, t, ctx.uncond, s.seq_len, &cache_uncond, sc_uncond);
+                v_cond = model.forward(z, t, ctx.cond, s.seq_len, &cache_cond, sc_cond);
+                v_uncond = model.forward(z, t, ctx.uncond, s.seq_len, &cache_uncond, sc_uncond);
             }
-            // uncond + g·(cond − uncond), f32, g an f32 scalar (§7.2).
-            at::Tensor v = v_uncond + (v_cond - v_uncond) * r.guide_scale;
+            // uncond + g·(cond − uncond), f32, g an f32 scalar (§7.2); g is the expert's guide.
+            at::Tensor v = v_uncond + (v_cond - v_uncond) * guide;
             preview = live_preview(z, v, solver->sigmas()[static_cast<size_t>(i)], i + 1, job);
             z = solver->step(v, i, z);
             // After the step's collectives: a failure here (or in the solver) leaves no peer inside one.
@@ -500,6 +587,7 @@ at::Tensor T2VPipeline::Impl::denoise(const GenerationRequest& r, const LatentSh
         job.emit("noise_pred_cond." + std::to_string(i), v_cond);
         job.emit("noise_pred_uncond." + std::to_string(i), v_uncond);
         job.emit("latents." + std::to_string(i + 1), z);
+        if (dit_high) job.emit("expert." + std::to_string(i), at::scalar_tensor(static_cast<double>(expert)));
         const double per_step = seconds_since(t0) / (i + 1);
         job.report(Stage::Denoise, i + 1, steps, seconds_since(job.start) + per_step * (steps - i - 1),
                    std::move(preview));

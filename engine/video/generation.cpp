@@ -23,6 +23,11 @@ SavedOutputs save_generation(const GenerationRequest& resolved, int64_t seed_use
     md["sample_steps"] = std::to_string(resolved.sample_steps);
     md["sample_shift"] = strfmt("%g", resolved.sample_shift);
     md["sample_guide_scale"] = strfmt("%g", resolved.guide_scale);
+    if (resolved.boundary >= 0) {
+        // A two-expert model (Wan2.2 A14B): sample_guide_scale is the low-noise expert's guide.
+        md["sample_guide_scale_high"] = strfmt("%g", resolved.guide_scale_high);
+        md["boundary"] = strfmt("%g", resolved.boundary);
+    }
     md["sample_solver"] = resolved.solver;
     md["model"] = model_variant;
     md["encoder"] = std::string("WanStudio ") + version_string();

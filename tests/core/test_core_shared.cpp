@@ -110,9 +110,28 @@ TEST(ModelDefaults, TableRows) {
     for (const wan::ModelDefaults& row : wan::model_defaults_table()) {
         EXPECT_EQ(row.sizes.front(), std::to_string(row.width) + "*" + std::to_string(row.height)) << row.variant;
         EXPECT_EQ(row.frames % 4, 1) << row.variant;
+        if (row.variant == "A14B") continue;  // Wan2.2's two experts: checked below
         EXPECT_EQ(row.shift, 5.0);
         EXPECT_EQ(row.guide_scale, 5.0);
+        EXPECT_EQ(row.boundary, 0.0) << row.variant;  // one expert
     }
+    // Wan2.2 T2V-A14B: shift 12, 40 steps, guide 3.0 (low-noise) / 4.0 (high-noise), switch at 0.875.
+    const wan::ModelDefaults& a14b = wan::model_defaults("A14B");
+    EXPECT_EQ(a14b.variant, "A14B");
+    EXPECT_EQ(a14b.width, 1280);
+    EXPECT_EQ(a14b.height, 720);
+    EXPECT_EQ(a14b.frames, 81);
+    EXPECT_EQ(a14b.steps, 40);
+    EXPECT_EQ(a14b.shift, 12.0);
+    EXPECT_EQ(a14b.guide_scale, 3.0);
+    EXPECT_EQ(a14b.guide_scale_high, 4.0);
+    EXPECT_EQ(a14b.boundary, 0.875);
+    EXPECT_EQ(a14b.sizes, (std::vector<std::string>{"1280*720", "720*1280", "832*480", "480*832"}));
+    wan::EngineInfo two;
+    wan::apply_model_defaults(a14b, two);
+    EXPECT_TRUE(two.two_experts);
+    EXPECT_EQ(two.default_guide_scale_high, 4.0);
+    EXPECT_EQ(two.default_boundary, 0.875);
     wan::EngineInfo info;
     wan::apply_model_defaults(wan::model_defaults("demo"), info);
     EXPECT_EQ(info.default_width, 128);

@@ -1,0 +1,54 @@
+// Wan2.2 T2V-A14B's two experts: which one runs at a timestep, with which guide, and where the idle one's
+// weights live. Ref: upstream Wan2.2 wan/text2video.py; ../shared/golden/README.md §6.
+//
+// Example:
+//   Expert e = expert_for_timestep(t, r.boundary);     // HighNoise while t ≥ boundary·1000
+//   double g = guide_for(e, r);                         // guide_scale_high / guide_scale
+#pragma once
+
+#include "core/core.h"
+#include "dit/dit.h"
+
+#include <memory>
+#include <vector>
+
+namespace wan::pipeline {
+
+enum class Expert { LowNoise = 0, HighNoise = 1 };
+const char* expert_name(Expert e);  ///< "high-noise" / "low-noise"
+
+/// Upstream's rule: the high-noise expert runs when t ≥ boundary · 1000 (num_train_timesteps), else the low-noise one.
+Expert expert_for_timestep(double t, double boundary);
+
+/// The guide of `e`: r.guide_scale_high for the high-noise expert, r.guide_scale for the low-noise one.
+double guide_for(Expert e, const GenerationRequest& r);
+
+/// Fills the two-expert fields of a request from a model's info: the guide pair (guide_scale = the low-noise
+/// guide; guide_scale_high < 0 → guide_scale when that was given, else the default) and the boundary. For a
+/// one-expert model guide_scale_high becomes guide_scale (the pair is one guide) and boundary stays as given.
+void resolve_expert_fields(GenerationRequest& r, const EngineInfo& info);
+
+/// Block weights that can be parked in host memory while their expert is idle and brought back at the
+/// switch (Note [Idle expert in host memory] in experts.cpp). On the CPU both moves are no-ops.
+class ParkableBlockWeights : public dit::BlockWeightsProvider {
+public:
+    ParkableBlockWeights(std::vector<dit::BlockWeights> blocks, c10::Device device);
+    int64_t num_blocks() const override { return static_cast<int64_t>(blocks_.size()); }
+    dit::BlockWeights acquire(int64_t i) override;
+    /// The weights stay the same tensors only while never parked: report non-resident so the forward does
+    /// not cache derived weights (packed QKV) across a park/unpark.
+    bool resident() const override { return false; }
+    void park();    ///< weights to (pinned) host memory
+    void unpark();  ///< weights back to the device
+    bool parked() const { return parked_; }
+    int moves() const { return moves_; }  ///< park + unpark calls that moved weights (tests)
+
+private:
+    void move_all(c10::Device to, bool pin);
+    std::vector<dit::BlockWeights> blocks_;
+    c10::Device device_;
+    bool parked_ = false;
+    int moves_ = 0;
+};
+
+}  // namespace wan::pipeline
