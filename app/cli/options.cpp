@@ -89,6 +89,14 @@ AppOptions parse_options(int argc, char** argv) {
     struct Spec { bool takes_value; Handler fn; };
     std::map<std::string, Spec> specs = {
         {"ckpt_dir", {true, [&](auto&, auto& v) { o.engine.ckpt_dir = v; }}},
+        {"dit", {true, [&](auto&, auto& v) { o.engine.components.dit = v; }}},
+        {"dit_config", {true, [&](auto&, auto& v) { o.engine.components.dit_config = v; }}},
+        {"t5", {true, [&](auto&, auto& v) { o.engine.components.t5 = v; }}},
+        {"vae", {true, [&](auto&, auto& v) { o.engine.components.vae = v; }}},
+        {"tokenizer", {true, [&](auto&, auto& v) { o.engine.components.tokenizer = v; }}},
+        {"offload_dit", {false, [&](auto&, auto&) { o.engine.offload_dit = true; }}},
+        {"max_vram", {true, [&](auto& n, auto& v) { o.engine.max_vram_gb = to_double(n, v);
+             WAN_CHECK(o.engine.max_vram_gb > 0, "--%s %s: expected a positive number of GB, such as 22", n.c_str(), v.c_str()); }}},
         {"t5_fsdp", {false, [&](auto&, auto&) { o.engine.layout.t5_fsdp = true; }}},
         {"dit_fsdp", {false, [&](auto&, auto&) { o.engine.layout.dit_fsdp = true; }}},
         {"ulysses_size", {true, [&](auto& n, auto& v) { o.engine.layout.ulysses = to_int(n, v); }}},
@@ -201,12 +209,22 @@ Every option is accepted with underscores (as upstream generate.py) or dashes: -
 
 Model and placement:
   --ckpt-dir DIR            Wan2.1-T2V checkpoint directory (default: the built-in tiny demo checkpoint)
+  --dit FILE                the DiT as one file (upstream names, ComfyUI's `model.diffusion_model.` prefix,
+                            bf16/f16/f32/fp8, scaled fp8); replaces the folder's (with or without --ckpt-dir)
+  --dit-config FILE         config.json for --dit (default: the folder's, else inferred from the shapes)
+  --t5 FILE                 the UMT5 text encoder as one file (upstream .pth, or Hugging Face names such as
+                            ComfyUI's umt5_xxl_fp8_e4m3fn_scaled.safetensors; its tokenizer is used if inside)
+  --vae FILE                the Wan2.1 VAE as one file (.pth, or wan_2.1_vae.safetensors)
+  --tokenizer FILE          spiece.model (default: the folder's, else the one inside the --t5 file)
   --device auto|cuda|cpu    where to run (default auto: CUDA when available)
   --t5-cpu                  run the T5 text encoder on the CPU (upstream option)
   --offload-model BOOL      upstream's option (default: on for one process, off under mpirun); on CUDA it keeps
                             the T5 weights in host memory and streams them block by block while encoding
   --vae-dtype auto|f32|bf16 VAE precision (default auto: bf16 on CUDA, f32 on CPU; f32 = upstream's)
   --vae-tile N              decode the VAE in spatial tiles of N latent pixels (0 = off; for small GPUs)
+  --offload-dit             keep the DiT blocks in host memory and stream each to the GPU just before it runs
+                            (the next block is copied while one computes; for GPUs too small for the model)
+  --max-vram GB             keep as many DiT blocks on the GPU as fit in GB, stream the others from host memory
 Distributed (mpirun -np N):
   --ulysses-size U          Ulysses sequence-parallel degree (heads % U == 0)       (default 1)
   --ring-size R             Ring attention degree; U × R = number of processes      (default 1)

@@ -81,6 +81,12 @@ struct EngineConfig {
     OffloadMode offload = OffloadMode::Auto;
     std::string vae_dtype = "auto";     ///< auto (bf16 on CUDA, f32 on CPU) | f32 | bf16
     int vae_tile = 0;                   ///< spatial VAE tiling in latent pixels (0 = off)
+    /// --offload-dit: the DiT blocks stay in host memory (pinned on CUDA) and are copied to the device one
+    /// block ahead of use (dit::StreamedBlockWeights). With max_vram_gb > 0 only the blocks past the budget.
+    bool offload_dit = false;
+    /// --max-vram GB (> 0): keep as many DiT blocks resident as fit in GB (minus a working reserve), stream
+    /// the rest from host memory; implies offload_dit where they do not all fit. 0 = no limit.
+    double max_vram_gb = 0;
 
     // ---- distribution ----
     ParallelLayout layout;

@@ -126,6 +126,17 @@ public:
     /// tensors derived from them (the packed QKV weight, FP8 copies; Note [FP8 linears]) may be cached by
     /// storage address. Default false (e.g. weights gathered per call).
     virtual bool resident() const { return false; }
+    /// The tensors that hold block i's values for the model's lifetime, so that an in-place change (a LoRA
+    /// merge through WanModel::named_parameters) reaches every later acquire(i); nullopt where there are
+    /// none (weights gathered per call). Default: acquire(i) when resident().
+    virtual std::optional<BlockWeights> stored(int64_t i) {
+        if (!resident()) return std::nullopt;
+        BlockWeights w = acquire(i);
+        release(i);
+        return w;
+    }
+    /// Called by WanModel::weights_changed() after stored() tensors were changed in place.
+    virtual void weights_changed() {}
 };
 
 /// Default provider: every block resident.
@@ -353,7 +364,8 @@ public:
     const RootWeights& root_weights() const { return root_; }
     BlockWeightsProvider& block_weights() const { return *blocks_; }
 
-    /// Every parameter under its checkpoint key. With the resident provider only (acquires each block).
+    /// Every parameter under its checkpoint key: the stored tensors (BlockWeightsProvider::stored), which an
+    /// in-place change reaches. Throws for a provider without stored tensors (FSDP shards).
     std::vector<std::pair<std::string, at::Tensor>> named_parameters() const;
     /// Forgets what the forward derived from the weights (FP8 copies, concatenated QKV); they are rebuilt
     /// from the current values at next use. Call after changing parameters in place (a LoRA merge).

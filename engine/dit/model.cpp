@@ -70,6 +70,7 @@ void WanModel::weights_changed() {
     std::lock_guard<std::mutex> lock(impl_->derived.mu);
     impl_->derived.packed.clear();
     impl_->derived.fp8.clear();
+    blocks_->weights_changed();
 }
 
 WanModel::WanModel(const io::WanConfig& config, RootWeights root, std::shared_ptr<BlockWeightsProvider> blocks,

@@ -340,10 +340,11 @@ std::vector<std::pair<std::string, at::Tensor>> WanModel::named_parameters() con
     auto rf = detail::root_fields(root);
     for (size_t k = 0; k < 12; ++k) out.emplace_back(rf[k].first, *rf[k].second);
     for (int64_t i = 0; i < blocks_->num_blocks(); ++i) {
-        BlockWeights b = blocks_->acquire(i);
-        for (auto& f : detail::block_fields(b))
+        std::optional<BlockWeights> b = blocks_->stored(i);
+        WAN_CHECK(b.has_value(), "WanModel::named_parameters: block %lld has no stored tensors (sharded weights)",
+                  static_cast<long long>(i));
+        for (auto& f : detail::block_fields(*b))
             out.emplace_back("blocks." + std::to_string(i) + "." + f.first, *f.second);
-        blocks_->release(i);
     }
     for (size_t k = 12; k < rf.size(); ++k) out.emplace_back(rf[k].first, *rf[k].second);
     return out;

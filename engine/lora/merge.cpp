@@ -167,7 +167,7 @@ void LoraSet::merge(const NamedParameters& params, const std::vector<LoraSpec>& 
 }
 
 std::vector<AppliedLora> LoraSet::apply(dit::WanModel& model, const std::vector<LoraSpec>& specs) {
-    WAN_CHECK(specs.empty() || dynamic_cast<dit::ResidentBlockWeights*>(&model.block_weights()) != nullptr,
+    WAN_CHECK(specs.empty() || model.block_weights().stored(0).has_value(),
               "LoRA: merging into sharded DiT weights (FSDP) is not supported yet; run without --dit-fsdp");
     if (specs.empty() && base_.empty()) return {};
     try {

@@ -6,6 +6,7 @@
 #include "core/seed.h"
 #include "dist/dist.h"
 #include "dit/dit.h"
+#include "dit/streaming.h"
 #include "pipeline/experts.h"
 #include "pipeline/parallel.h"
 #include "preview/preview.h"
@@ -269,10 +270,22 @@ void fill_info(T2VPipeline::Impl& m, bool demo, dist::Mesh* mesh, const std::str
 }
 }  // namespace
 
+namespace {
+
+// Headless loading progress: one line per component with its file and size as stored (14B takes minutes from
+// a cold disk).
+void log_loading(const char* what, const io::TensorStore& store) {
+    WAN_LOG_INFO("loading the %s: %s (%.2f GB in %zu tensors)", what, store.source().c_str(),
+                 static_cast<double>(store.total_bytes()) / 1e9, store.size());
+}
+
+}  // namespace
+
 void T2VPipeline::Impl::load_text_encoder() {
     dist::Mesh* mesh = config.mesh;
     const bool t5_fsdp = mesh && mesh->layout().t5_fsdp;
     try {
+        log_loading("text encoder", ckpt.open_t5());
         text::UMT5Options topt;
         topt.device = config.t5_cpu ? c10::Device(c10::kCPU) : device;
         const bool offload = config.offload == OffloadMode::Auto ? (mesh == nullptr || mesh->world().size() == 1)
@@ -294,6 +307,29 @@ void T2VPipeline::Impl::load_text_encoder() {
     }
 }
 
+namespace {
+
+// Device memory kept out of --max-vram for everything but the DiT weights: activations, attention workspace,
+// the VAE and T5's streaming buffers. An estimate for 14B at 720p (not measured yet on the GPU machine).
+constexpr double kMaxVramReserveGb = 6.0;
+
+// --offload-dit / --max-vram: how many DiT blocks stay on the device (Note [Streamed DiT blocks]).
+// `models`: DiTs sharing the budget (2 for Wan2.2's experts, each gets half).
+int64_t resident_dit_blocks(const EngineConfig& config, const io::WanConfig& c, dit::Precision precision, int models) {
+    if (config.max_vram_gb <= 0) return config.offload_dit ? 0 : c.num_layers;
+    const double gib = 1024.0 * 1024.0 * 1024.0;
+    const int64_t budget = static_cast<int64_t>((config.max_vram_gb - kMaxVramReserveGb) * gib / models) -
+                           dit::root_weight_bytes(c, precision);
+    const int64_t block = dit::block_weight_bytes(c, precision);
+    const int64_t keep = dit::resident_block_count(std::max<int64_t>(budget, 0), block, c.num_layers);
+    WAN_LOG_INFO("--max-vram %.1f GB: %lld of %lld DiT blocks resident (%.2f GB each), the rest streamed from host "
+                 "memory", config.max_vram_gb, static_cast<long long>(keep), static_cast<long long>(c.num_layers),
+                 static_cast<double>(block) / gib);
+    return keep;
+}
+
+}  // namespace
+
 std::unique_ptr<dit::WanModel> T2VPipeline::Impl::build_dit(const io::WanConfig& wc, const io::TensorStore& store,
                                                              std::shared_ptr<ParkableBlockWeights>* parkable) const {
     dist::Mesh* mesh = config.mesh;
@@ -301,9 +337,20 @@ std::unique_ptr<dit::WanModel> T2VPipeline::Impl::build_dit(const io::WanConfig&
     dopt.device = device;
     dopt.fp8 = dopt.fp8 || config.fp8;
     std::unique_ptr<dit::WanModel> model;
+    log_loading("DiT", store);
     if (mesh && mesh->layout().dit_fsdp && mesh->cfg_half().size() > 1) {
+        if (config.offload_dit || config.max_vram_gb > 0)
+            WAN_LOG_WARN("--offload-dit / --max-vram are ignored with --dit-fsdp (each rank holds a shard)");
         dit::validate_checkpoint(wc, store);
         auto blocks = std::make_shared<ShardedDitBlocks>(wc, store, mesh->cfg_half(), dopt);
+        model = std::make_unique<dit::WanModel>(wc, dit::load_root_weights(wc, store, dopt), blocks, dopt);
+    } else if (config.offload_dit || config.max_vram_gb > 0) {
+        // Streamed blocks (Note [Streamed DiT blocks]); a two-expert model streams both experts' blocks.
+        dit::validate_checkpoint(wc, store);
+        const dit::Precision precision = dopt.precision != dit::Precision::Auto ? dopt.precision
+                                         : device.is_cpu()                       ? dit::Precision::Float32
+                                                                                 : dit::Precision::BF16Mixed;
+        auto blocks = dit::StreamedBlockWeights::load(wc, store, dopt, resident_dit_blocks(config, wc, precision, ckpt.two_experts ? 2 : 1));
         model = std::make_unique<dit::WanModel>(wc, dit::load_root_weights(wc, store, dopt), blocks, dopt);
     } else if (parkable) {
         dit::validate_checkpoint(wc, store);
@@ -322,7 +369,8 @@ std::unique_ptr<dit::WanModel> T2VPipeline::Impl::build_dit(const io::WanConfig&
 // parkable in host memory).
 void T2VPipeline::Impl::load_dit() {
     const bool fsdp = config.mesh && config.mesh->layout().dit_fsdp;
-    const bool park = ckpt.two_experts && config.offload_idle_expert && !fsdp;
+    const bool streamed = config.offload_dit || config.max_vram_gb > 0;
+    const bool park = ckpt.two_experts && config.offload_idle_expert && !fsdp && !streamed;
     if (config.offload_idle_expert && !ckpt.two_experts) WAN_LOG_WARN("--offload-idle-expert: the model has one DiT; ignored");
     if (config.offload_idle_expert && ckpt.two_experts && fsdp) WAN_LOG_WARN("--offload-idle-expert: ignored with --dit-fsdp");
     try {
@@ -377,6 +425,7 @@ void T2VPipeline::Impl::load_vae() {
             vopt.tiling.overlap = std::max<int64_t>(1, config.vae_tile / 4);
         }
         io::TensorStore store = ckpt.open_vae();
+        log_loading("VAE", store);
         vae = std::make_unique<vae::WanVAE>(store, vopt);
     } catch (const Error& e) {
         throw Error(std::string("loading the VAE from ") + ckpt.vae_path + ": " + e.what(), e.where());

@@ -99,6 +99,32 @@ TEST(Options, OffloadModelIsAnEnum) {
     EXPECT_EQ(parse({"--offload_model=no"}).engine.offload, wan::OffloadMode::Off);
 }
 
+TEST(Options, ComponentFilesAndDitStreaming) {
+    auto a = parse({"--dit", "/m/dit.safetensors", "--dit_config=/m/config.json", "--t5", "/m/umt5.safetensors",
+                    "--vae=/m/vae.safetensors", "--tokenizer", "/m/spiece.model", "--offload_dit", "--max-vram", "22.5"});
+    EXPECT_TRUE(a.engine.ckpt_dir.empty());
+    EXPECT_EQ(a.engine.components.dit, "/m/dit.safetensors");
+    EXPECT_EQ(a.engine.components.dit_config, "/m/config.json");
+    EXPECT_EQ(a.engine.components.t5, "/m/umt5.safetensors");
+    EXPECT_EQ(a.engine.components.vae, "/m/vae.safetensors");
+    EXPECT_EQ(a.engine.components.tokenizer, "/m/spiece.model");
+    EXPECT_TRUE(a.engine.offload_dit);
+    EXPECT_DOUBLE_EQ(a.engine.max_vram_gb, 22.5);
+    auto b = parse({"--ckpt-dir", "/m", "--vae", "/v.safetensors"});
+    EXPECT_EQ(b.engine.ckpt_dir, "/m");
+    EXPECT_EQ(b.engine.components.vae, "/v.safetensors");
+    EXPECT_TRUE(b.engine.components.dit.empty());
+    EXPECT_FALSE(b.engine.offload_dit);
+    EXPECT_EQ(b.engine.max_vram_gb, 0);
+    EXPECT_NE(parse_error({"--max-vram", "0"}).find("--max-vram 0: expected a positive number of GB"), std::string::npos);
+    EXPECT_NE(parse_error({"--max-vram", "lots"}).find("max-vram"), std::string::npos);
+    EXPECT_NE(parse_error({"--dit"}).find("--dit needs a value"), std::string::npos);
+    const std::string help = wan::app::help_text();
+    for (const char* opt : {"--dit FILE", "--dit-config FILE", "--t5 FILE", "--vae FILE", "--tokenizer FILE",
+                            "--offload-dit", "--max-vram GB"})
+        EXPECT_NE(help.find(opt), std::string::npos) << opt;
+}
+
 TEST(Inspect, TinyCheckpointReport) {
     std::ostringstream out;
     wan::app::inspect_checkpoint(wan::test::tiny_ckpt_dir(), out);

@@ -1,0 +1,90 @@
+// `wanstudio --prompt` with every component given as its own file (--dit with ComfyUI's prefix in bf16,
+// --dit-config, --t5, --vae as safetensors, --tokenizer) gives the same final latent (--save-latents) as the
+// upstream folder holding the same values; --offload-dit and --max-vram (blocks streamed from host memory,
+// which on the CPU are clones) give the same latent as resident weights.
+// Origin of the inputs: tests/data/golden/tiny-ckpt (the upstream folder layout, see its README); the single
+// files are written here from it. The binary comes from $WANSTUDIO (set by CMake).
+#include "golden.h"
+
+#include "io/io.h"
+
+#include <ATen/ATen.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+namespace {
+
+using wan::io::TensorStore;
+
+std::string tiny(const std::string& file) { return wan::test::tiny_ckpt_dir() + "/" + file; }
+
+std::string read_all(const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    std::stringstream s;
+    s << f.rdbuf();
+    return s.str();
+}
+
+wan::io::NamedTensors all_tensors(const TensorStore& store, const std::string& prefix, at::ScalarType dtype) {
+    wan::io::NamedTensors out;
+    for (const auto& n : store.names()) out.emplace_back(prefix + n, store.load(n, c10::Device(c10::kCPU), dtype));
+    return out;
+}
+
+// Runs one short job; returns its final latent.
+at::Tensor latent_of(const std::string& args, const std::string& dir, const std::string& tag) {
+    const char* bin = std::getenv("WANSTUDIO");
+    EXPECT_TRUE(bin && *bin) << "WANSTUDIO is not set";
+    const std::string latents = dir + "/" + tag + ".safetensors", log = dir + "/" + tag + ".log";
+    const std::string cmd = std::string("'") + (bin ? bin : "wanstudio") +
+                            "' --prompt 'a red fox running through snow' --device cpu --size 32*32 --frame-num 5"
+                            " --sample-steps 2 --base-seed 7 --output-dir '" + dir + "/videos' --save-latents '" +
+                            latents + "' " + args + " >'" + log + "' 2>&1";
+    const int status = std::system(cmd.c_str());
+    EXPECT_EQ(status, 0) << cmd << "\n" << read_all(log);
+    if (status != 0) return at::Tensor();
+    return TensorStore::open(latents).load("latent", c10::Device(c10::kCPU), at::kFloat);
+}
+
+TEST(SingleFilesCli, ComponentFilesGiveTheFolderLatent) {
+    const std::string dir = wan::test::make_temp_dir("cli_files");
+    // The folder: the tiny checkpoint with its DiT rounded to bf16 (the values the bf16 single file holds).
+    const std::string folder = dir + "/folder";
+    ASSERT_EQ(std::system(("mkdir -p '" + folder + "' && cp -r '" + tiny("config.json") + "' '" +
+                           tiny("models_t5_umt5-xxl-enc-bf16.pth") + "' '" + tiny("Wan2.1_VAE.pth") + "' '" +
+                           tiny("google") + "' '" + folder + "/'").c_str()),
+              0);
+    const TensorStore dit = TensorStore::open(tiny("diffusion_pytorch_model.safetensors"));
+    wan::io::save_safetensors(folder + "/diffusion_pytorch_model.safetensors", all_tensors(dit, "", at::kBFloat16));
+    // The single files, as ComfyUI users have them.
+    wan::io::save_safetensors(dir + "/wan_tiny_bf16.safetensors",
+                              all_tensors(dit, "model.diffusion_model.", at::kBFloat16));
+    wan::io::save_safetensors(dir + "/wan_vae.safetensors",
+                              all_tensors(TensorStore::open(tiny("Wan2.1_VAE.pth")), "", at::kFloat));
+    const std::string files = "--dit '" + dir + "/wan_tiny_bf16.safetensors' --dit-config '" + tiny("config.json") +
+                              "' --t5 '" + tiny("models_t5_umt5-xxl-enc-bf16.pth") + "' --vae '" + dir +
+                              "/wan_vae.safetensors' --tokenizer '" + tiny("google/umt5-xxl/spiece.model") + "'";
+
+    const at::Tensor want = latent_of("--ckpt-dir '" + folder + "'", dir, "folder");
+    ASSERT_TRUE(want.defined());
+    const at::Tensor got = latent_of(files, dir, "files");
+    ASSERT_TRUE(got.defined());
+    EXPECT_TRUE(at::equal(got, want));
+    // Underscore spellings and one override next to --ckpt-dir.
+    const at::Tensor mixed =
+        latent_of("--ckpt_dir '" + folder + "' --vae='" + dir + "/wan_vae.safetensors'", dir, "mixed");
+    ASSERT_TRUE(mixed.defined());
+    EXPECT_TRUE(at::equal(mixed, want));
+
+    // Streamed DiT blocks: all of them, and as many as a tiny budget keeps resident (none here).
+    const at::Tensor offload = latent_of("--ckpt-dir '" + folder + "' --offload-dit", dir, "offload");
+    ASSERT_TRUE(offload.defined());
+    EXPECT_TRUE(at::equal(offload, want));
+    const at::Tensor budget = latent_of(files + " --max-vram 0.001", dir, "max_vram");
+    ASSERT_TRUE(budget.defined());
+    EXPECT_TRUE(at::equal(budget, want));
+}
+
+}  // namespace
