@@ -2,6 +2,7 @@
 
 #include "core/env.h"
 #include "core/fault_injection.h"
+#include "protocol/deadline.h"
 #include "core/seed.h"
 #include "dist/dist.h"
 #include "dit/dit.h"
@@ -89,6 +90,7 @@ void on_every_rank(dist::Mesh* mesh, const std::atomic<bool>* cancel, const std:
         work();
         return;
     }
+    const protocol::StageScope stage(what);  // named in the message if a peer stops answering meanwhile
     dist::StepStatus mine = dist::StepStatus::Continue;
     std::string failure;
     try {
@@ -477,6 +479,7 @@ at::Tensor T2VPipeline::Impl::denoise(const GenerationRequest& r, const LatentSh
         at::Tensor v_cond, v_uncond;
         std::shared_ptr<const PreviewFrames> preview;
         on_every_rank(mesh, job.cancel, strfmt("step %d", i), strfmt("step %d failed on another rank (see its log)", i), [&] {
+            test_hooks::maybe_stop_at_step(log_rank(), i);  // a stalled rank: its peers wait in the forward
             at::Tensor t = at::scalar_tensor(static_cast<double>(timesteps[i]), at::kDouble);
             if (cfg_split) {
                 // Each half computes one branch; the pair exchange gives both to everyone (§ Note above).
