@@ -111,6 +111,7 @@ AppOptions parse_options(int argc, char** argv) {
              WAN_CHECK(v == "auto" || v == "f32" || v == "bf16", "--%s '%s': expected auto, f32 or bf16", n.c_str(), v.c_str());
              o.engine.vae_dtype = v; }}},
         {"vae_tile", {true, [&](auto& n, auto& v) { o.engine.vae_tile = to_int(n, v); WAN_CHECK(o.engine.vae_tile >= 0, "--vae-tile must be ≥ 0"); }}},
+        {"collective_timeout", {true, [&](auto& n, auto& v) { o.engine.collective_timeout_s = to_double(n, v); WAN_CHECK(o.engine.collective_timeout_s >= 0, "--collective-timeout must be ≥ 0 seconds (0 = no deadline)"); }}},
         {"teacache", {true, [&](auto& n, auto& v) { o.engine.teacache_threshold = to_double(n, v); WAN_CHECK(o.engine.teacache_threshold >= 0, "--teacache must be ≥ 0"); }}},
         {"fp8", {false, [&](auto&, auto&) { o.engine.fp8 = true; }}},
         {"prompt_extend_method", {true, [&](auto& n, auto& v) {
@@ -258,6 +259,8 @@ Prompt extension:
   --use-prompt-extend       extend every prompt before generating
   --extend-prompt TEXT      print the extended prompt and exit
 Beyond upstream (off by default; see README for measured trade-offs):
+  --collective-timeout SECONDS  end every rank, naming the silent one, when a wait on another rank
+                            lasts longer (default 600; 0 = wait forever)
   --teacache THRESHOLD      step caching: skip the block stack when the input barely changed
   --fp8                     FP8 (e4m3) linear layers on Hopper GPUs
   --offload-idle-expert     two-expert models: the idle expert waits in pinned host memory (swapped at the switch)

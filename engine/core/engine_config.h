@@ -90,6 +90,9 @@ struct EngineConfig {
 
     // ---- distribution ----
     ParallelLayout layout;
+    /// Seconds any wait on another rank may last before the engine names the silent rank and ends every rank
+    /// (--collective-timeout; 0 = no deadline). See engine/protocol/deadline.h and README "Failures".
+    double collective_timeout_s = 600;
 
     // ---- beyond upstream ----
     double teacache_threshold = 0;      ///< > 0: step caching (see Note [Step caching] in engine/pipeline)

@@ -5,6 +5,7 @@
 #include "core/env.h"
 
 #include <atomic>
+#include <csignal>
 #include <cstdlib>
 
 namespace wan::test_hooks {
@@ -17,6 +18,16 @@ void maybe_fail_at_step(int rank, int step) {
     if (std::atoi(fail_rank->c_str()) == rank && std::atoi(fail_step->c_str()) == step) {
         ++jobs_failed;
         WAN_THROW("injected failure at step %d (WAN_TEST_FAIL_RANK)", step);
+    }
+}
+
+void maybe_stop_at_step(int rank, int step) {
+    static const std::optional<std::string> stop_rank = env_string("WAN_TEST_STOP_RANK");
+    static const std::optional<std::string> stop_step = env_string("WAN_TEST_STOP_STEP");
+    if (!stop_rank || !stop_step) return;
+    if (std::atoi(stop_rank->c_str()) == rank && std::atoi(stop_step->c_str()) == step) {
+        WAN_LOG_WARN("test hook: rank %d stops itself (SIGSTOP) at step %d (WAN_TEST_STOP_RANK)", rank, step);
+        std::raise(SIGSTOP);
     }
 }
 

@@ -1,6 +1,7 @@
 // Rank facts, the device choice and the host-side control collectives of the engine runtime (dist.h,
 // "rank facts and host-side control collectives"). Plain host values over MPI, whatever the tensor backend.
 #include "dist/dist.h"
+#include "dist/internal.h"
 
 #include "core/core.h"
 
@@ -60,7 +61,7 @@ std::string mpi_library_version() {
 
 bool all_ok(MPI_Comm world, bool ok) {
     int mine = ok ? 1 : 0, all = 0;
-    MPI_CHECK(MPI_Allreduce(&mine, &all, 1, MPI_INT, MPI_MIN, world));
+    MPI_BOUNDED("agreement of all ranks", MPI_Iallreduce, &mine, &all, 1, MPI_INT, MPI_MIN, world);
     return all == 1;
 }
 
@@ -70,14 +71,15 @@ std::vector<std::string> gather_strings(MPI_Comm world, const std::string& mine)
     MPI_CHECK(MPI_Comm_size(world, &size));
     int n = static_cast<int>(mine.size());
     std::vector<int> lens(static_cast<size_t>(size)), displs(static_cast<size_t>(size));
-    MPI_CHECK(MPI_Gather(&n, 1, MPI_INT, lens.data(), 1, MPI_INT, 0, world));
+    MPI_BOUNDED("gather of string sizes", MPI_Igather, &n, 1, MPI_INT, lens.data(), 1, MPI_INT, 0, world);
     int total = 0;
     for (int i = 0; i < size; ++i) {
         displs[static_cast<size_t>(i)] = total;
         total += lens[static_cast<size_t>(i)];
     }
     std::string all(static_cast<size_t>(rank == 0 ? total : 0), '\0');
-    MPI_CHECK(MPI_Gatherv(mine.data(), n, MPI_CHAR, all.data(), lens.data(), displs.data(), MPI_CHAR, 0, world));
+    MPI_BOUNDED("gather of strings", MPI_Igatherv, mine.data(), n, MPI_CHAR, all.data(), lens.data(), displs.data(), MPI_CHAR, 0,
+                world);
     std::vector<std::string> out;
     if (rank == 0)
         for (int i = 0; i < size; ++i)
@@ -91,13 +93,13 @@ std::vector<double> gather_doubles(MPI_Comm world, const std::vector<double>& mi
     MPI_CHECK(MPI_Comm_size(world, &size));
     std::vector<double> all(mine.size() * static_cast<size_t>(size));
     const int n = static_cast<int>(mine.size());
-    MPI_CHECK(MPI_Gather(mine.data(), n, MPI_DOUBLE, all.data(), n, MPI_DOUBLE, 0, world));
+    MPI_BOUNDED("gather of numbers", MPI_Igather, mine.data(), n, MPI_DOUBLE, all.data(), n, MPI_DOUBLE, 0, world);
     return all;
 }
 
 int64_t broadcast_int64(MPI_Comm world, int64_t value, int root) {
     long long v = value;
-    MPI_CHECK(MPI_Bcast(&v, 1, MPI_LONG_LONG, root, world));
+    MPI_BOUNDED("broadcast of a number", MPI_Ibcast, &v, 1, MPI_LONG_LONG, root, world);
     return v;
 }
 

@@ -2,8 +2,18 @@
 #pragma once
 
 #include "dist/dist.h"
+#include "protocol/deadline.h"
 
 #include <memory>
+
+/// Starts the nonblocking MPI collective `fn(args…, &request)` and completes it within --collective-timeout
+/// (protocol::wait: a silent peer is named and every rank ends instead of hanging). `what` names it.
+#define MPI_BOUNDED(what, fn, ...)                                          \
+    do {                                                                    \
+        MPI_Request wan_request_ = MPI_REQUEST_NULL;                        \
+        MPI_CHECK(fn(__VA_ARGS__, &wan_request_));                          \
+        ::wan::protocol::wait(wan_request_, what);                          \
+    } while (0)
 
 namespace wan::dist::detail {
 

@@ -1,6 +1,7 @@
 // The Mesh of sub-communicators of a rank layout (the layout and its one validation are in
 // core/engine_config), and the step-boundary status agreement. Ref: wan21-reference.md §8.1, §8.3, §8.4; style.md §3.6.
 #include "dist/dist.h"
+#include "dist/internal.h"
 
 #include "core/core.h"
 
@@ -43,7 +44,7 @@ Mesh::~Mesh() = default;
 StepStatus agree(Communicator& world, StepStatus mine) {
     int value = static_cast<int>(mine);
     // Host data: over MPI whatever the tensor backend (no device round trip, no stream involved).
-    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &value, 1, MPI_INT, MPI_MAX, world.mpi_comm()));
+    MPI_BOUNDED("step agreement", MPI_Iallreduce, MPI_IN_PLACE, &value, 1, MPI_INT, MPI_MAX, world.mpi_comm());
     WAN_CHECK(value >= static_cast<int>(StepStatus::Continue) && value <= static_cast<int>(StepStatus::Failed),
               "step agreement: unknown status %d received", value);
     return static_cast<StepStatus>(value);

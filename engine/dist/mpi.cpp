@@ -208,11 +208,11 @@ void Communicator::set_bytes_chunk_limit(size_t bytes) {
 void Communicator::broadcast_bytes(std::vector<uint8_t>& bytes, int root) {
     WAN_CHECK(root >= 0 && root < size_, "broadcast_bytes: root %d outside the group of %d", root, size_);
     uint64_t total = rank_ == root ? bytes.size() : 0;
-    MPI_CHECK(MPI_Bcast(&total, 1, MPI_UINT64_T, root, comm_));
+    MPI_BOUNDED("byte broadcast (size)", MPI_Ibcast, &total, 1, MPI_UINT64_T, root, comm_);
     if (rank_ != root) bytes.resize(total);
     for (uint64_t done = 0; done < total;) {
         const uint64_t n = std::min<uint64_t>(bytes_chunk_limit_, total - done);
-        MPI_CHECK(MPI_Bcast(bytes.data() + done, static_cast<int>(n), MPI_BYTE, root, comm_));
+        MPI_BOUNDED("byte broadcast", MPI_Ibcast, bytes.data() + done, static_cast<int>(n), MPI_BYTE, root, comm_);
         done += n;
     }
 }
@@ -235,7 +235,7 @@ public:
     void wait() override {
         if (done_) return;
         done_ = true;
-        MPI_CHECK(MPI_Waitall(2, requests_, MPI_STATUSES_IGNORE));
+        protocol::wait_all(2, requests_, "ring shift");
         write_back(recv_target_, recv_host_);
     }
     MPI_Request requests_[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
@@ -251,7 +251,7 @@ constexpr int kShiftTag = 7001;
 
 MpiCommunicator::MpiCommunicator(MPI_Comm comm) : Communicator(comm) {}
 
-void MpiCommunicator::barrier() { MPI_CHECK(MPI_Barrier(comm_)); }
+void MpiCommunicator::barrier() { MPI_BOUNDED("barrier", MPI_Ibarrier, comm_); }
 
 void MpiCommunicator::broadcast(at::Tensor& tensor, int root) {
     WAN_CHECK(root >= 0 && root < size_, "broadcast: root %d outside the group of %d", root, size_);
@@ -265,7 +265,7 @@ void MpiCommunicator::broadcast(at::Tensor& tensor, int root) {
     const int64_t chunk = int64_t(1) << 30;  // chunked below INT_MAX like the byte broadcast
     for (int64_t done = 0; done < total; done += chunk) {
         const int64_t n = std::min(chunk, total - done);
-        MPI_CHECK(MPI_Bcast(base + done * unit_bytes, static_cast<int>(n), type, root, comm_));
+        MPI_BOUNDED("tensor broadcast", MPI_Ibcast, base + done * unit_bytes, static_cast<int>(n), type, root, comm_);
     }
     write_back(tensor, host);
 }
@@ -276,8 +276,8 @@ void MpiCommunicator::all_reduce(at::Tensor& tensor, ReduceOp op) {
     const bool widen = dtype == at::kBFloat16 || dtype == at::kHalf;
     at::Tensor host = widen ? tensor.to(at::kCPU, at::kFloat).contiguous() : host_contiguous(tensor);
     MPI_Op mop = op == ReduceOp::Sum ? MPI_SUM : MPI_MAX;
-    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, host.data_ptr(), checked_count(host.numel(), "all_reduce"),
-                            mpi_reduce_type(host.scalar_type()), mop, comm_));
+    MPI_BOUNDED("all-reduce", MPI_Iallreduce, MPI_IN_PLACE, host.data_ptr(), checked_count(host.numel(), "all_reduce"),
+                mpi_reduce_type(host.scalar_type()), mop, comm_);
     write_back(tensor, host);
 }
 
@@ -289,7 +289,7 @@ at::Tensor MpiCommunicator::all_gather_flat(const at::Tensor& local) {
     shape[0] *= size_;
     at::Tensor out = at::empty(shape, host.options());
     const int count = checked_count(host.numel() * units, "all_gather");
-    MPI_CHECK(MPI_Allgather(host.data_ptr(), count, type, out.data_ptr(), count, type, comm_));
+    MPI_BOUNDED("all-gather", MPI_Iallgather, host.data_ptr(), count, type, out.data_ptr(), count, type, comm_);
     return local.device().is_cpu() ? out : out.to(local.device());
 }
 
@@ -299,7 +299,7 @@ at::Tensor MpiCommunicator::all_to_all_flat(const at::Tensor& input) {
     MPI_Datatype type = mpi_transport_type(host.scalar_type(), units);
     at::Tensor out = at::empty_like(host);
     const int count = checked_count(host.numel() / size_ * units, "all_to_all");
-    MPI_CHECK(MPI_Alltoall(host.data_ptr(), count, type, out.data_ptr(), count, type, comm_));
+    MPI_BOUNDED("all-to-all", MPI_Ialltoall, host.data_ptr(), count, type, out.data_ptr(), count, type, comm_);
     return input.device().is_cpu() ? out : out.to(input.device());
 }
 

@@ -3,6 +3,7 @@
 #include "core/env.h"
 #include "core/model_defaults.h"
 #include "core/fault_injection.h"
+#include "protocol/deadline.h"
 #include "core/seed.h"
 #include "dist/dist.h"
 #include "dit/dit.h"
@@ -92,6 +93,7 @@ void on_every_rank(dist::Mesh* mesh, const std::atomic<bool>* cancel, const std:
         work();
         return;
     }
+    const protocol::StageScope stage(what);  // named in the message if a peer stops answering meanwhile
     dist::StepStatus mine = dist::StepStatus::Continue;
     std::string failure;
     try {
@@ -612,6 +614,7 @@ at::Tensor T2VPipeline::Impl::denoise(const GenerationRequest& r, const LatentSh
         dit::CrossAttentionCache& cache_cond = caches_cond[static_cast<int>(expert)];
         dit::CrossAttentionCache& cache_uncond = caches_uncond[static_cast<int>(expert)];
         on_every_rank(mesh, job.cancel, strfmt("step %d", i), strfmt("step %d failed on another rank (see its log)", i), [&] {
+            test_hooks::maybe_stop_at_step(log_rank(), i);  // a stalled rank: its peers wait in the forward
             make_resident(expert);
             at::Tensor t = at::scalar_tensor(static_cast<double>(timesteps[i]), at::kDouble);
             if (cfg_split) {

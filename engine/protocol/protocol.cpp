@@ -1,6 +1,7 @@
 #include "protocol/protocol.h"
 
 #include "core/core.h"
+#include "protocol/deadline.h"
 
 #include <climits>
 #include <cstdint>
@@ -79,11 +80,17 @@ void broadcast(MPI_Comm comm, int root, Message& msg, size_t chunk_bytes) {
         bytes = encode(msg);
         total = bytes.size();
     }
-    mpi_check(MPI_Bcast(&total, 1, MPI_UINT64_T, root, comm), "MPI_Bcast (message size)");
+    // A worker waits for the head's next message without deadline (the head may be idle for hours); once a
+    // message has begun, every part of it is due within --collective-timeout.
+    MPI_Request req = MPI_REQUEST_NULL;
+    mpi_check(MPI_Ibcast(&total, 1, MPI_UINT64_T, root, comm, &req), "MPI_Ibcast (message size)");
+    wait(req, rank == root ? "broadcast of a message to the workers" : "wait for the head's next message",
+         /*bounded=*/rank == root);
     if (rank != root) bytes.resize(total);
     for (uint64_t off = 0; off < total; off += chunk_bytes) {
         int count = static_cast<int>(std::min<uint64_t>(chunk_bytes, total - off));
-        mpi_check(MPI_Bcast(bytes.data() + off, count, MPI_BYTE, root, comm), "MPI_Bcast (message body)");
+        mpi_check(MPI_Ibcast(bytes.data() + off, count, MPI_BYTE, root, comm, &req), "MPI_Ibcast (message body)");
+        wait(req, "broadcast of a message body");
     }
     if (rank != root) msg = decode(bytes.data(), bytes.size());
 }

@@ -3,6 +3,7 @@
 
 #include "io/component_files.h"
 #include "io/io.h"
+#include "protocol/deadline.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -51,6 +52,8 @@ void share_cores(const dist::RankFacts& facts) {
 }
 
 Engine::Engine(const EngineConfig& cfg) : config(cfg) {
+    protocol::set_collective_timeout(config.collective_timeout_s);
+    protocol::start_watchdog(world);  // collective; before the first bounded wait of the engine
     facts = dist::rank_facts(world);
     set_log_rank(facts.rank);
     share_cores(facts);

@@ -1,0 +1,165 @@
+// Bounded waits on other ranks and the roll call that names a silent rank. See deadline.h.
+#include "protocol/deadline.h"
+
+#include "core/core.h"
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace wan::protocol {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr int kPingTag = 1;
+constexpr int kPongTag = 2;
+
+std::atomic<double> g_timeout{600.0};
+MPI_Comm g_roll = MPI_COMM_NULL;  ///< the roll-call channel (a duplicate of the world)
+int g_rank = 0;
+int g_size = 1;
+std::mutex g_stage_mutex;
+std::string g_stage = "start-up";
+
+double seconds_since(Clock::time_point t0) {
+    return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+void check(int rc, const char* what) {
+    if (rc == MPI_SUCCESS) return;
+    char buf[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    MPI_Error_string(rc, buf, &len);
+    WAN_THROW("%s failed: %s (code %d)", what, std::string(buf, static_cast<size_t>(len)).c_str(), rc);
+}
+
+/// Answers every roll call that arrived (a peer whose wait ran out asks whether this rank is alive).
+void serve_roll_calls() {
+    if (g_roll == MPI_COMM_NULL) return;
+    for (;;) {
+        int flag = 0;
+        MPI_Status st;
+        if (MPI_Iprobe(MPI_ANY_SOURCE, kPingTag, g_roll, &flag, &st) != MPI_SUCCESS || !flag) return;
+        int ping = 0, pong = g_rank;
+        MPI_Recv(&ping, 1, MPI_INT, st.MPI_SOURCE, kPingTag, g_roll, MPI_STATUS_IGNORE);
+        MPI_Send(&pong, 1, MPI_INT, st.MPI_SOURCE, kPongTag, g_roll);  // the asker has its receive posted
+    }
+}
+
+/// Short pause between polls once a wait is not immediate: keeps a waiting rank from eating a core that a
+/// peer on the same node needs, at a cost of tens of microseconds of latency.
+void pause_after(Clock::time_point t0) {
+    if (seconds_since(t0) > 0.002) std::this_thread::sleep_for(std::chrono::microseconds(50));
+}
+
+/// The ranks that do not answer a roll call within `grace` seconds (empty without a roll-call channel).
+std::vector<int> silent_ranks(double grace) {
+    std::vector<int> silent;
+    if (g_roll == MPI_COMM_NULL) return silent;
+    std::vector<MPI_Request> recv(static_cast<size_t>(g_size), MPI_REQUEST_NULL), send = recv;
+    std::vector<int> pong(static_cast<size_t>(g_size), -1);
+    int ping = g_rank;
+    for (int p = 0; p < g_size; ++p) {
+        if (p == g_rank) continue;
+        MPI_Irecv(&pong[static_cast<size_t>(p)], 1, MPI_INT, p, kPongTag, g_roll, &recv[static_cast<size_t>(p)]);
+        MPI_Isend(&ping, 1, MPI_INT, p, kPingTag, g_roll, &send[static_cast<size_t>(p)]);
+    }
+    const auto t0 = Clock::now();
+    std::vector<bool> answered(static_cast<size_t>(g_size), false);
+    answered[static_cast<size_t>(g_rank)] = true;
+    for (;;) {
+        bool all = true;
+        for (int p = 0; p < g_size; ++p) {
+            if (answered[static_cast<size_t>(p)]) continue;
+            int flag = 0;
+            MPI_Test(&recv[static_cast<size_t>(p)], &flag, MPI_STATUS_IGNORE);
+            answered[static_cast<size_t>(p)] = flag != 0;
+            all = all && flag;
+        }
+        if (all || seconds_since(t0) > grace) break;
+        serve_roll_calls();  // a peer may be asking at the same moment
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    for (int p = 0; p < g_size; ++p)
+        if (!answered[static_cast<size_t>(p)]) silent.push_back(p);
+    return silent;  // the requests are left as they are: the job ends right after
+}
+
+[[noreturn]] void expire(const char* what, double limit) {
+    const std::string stage = current_stage();
+    const double grace = std::min(10.0, std::max(1.0, limit / 2));
+    const std::vector<int> silent = silent_ranks(grace);
+    std::string who;
+    for (int p : silent) who += (who.empty() ? "" : ", ") + std::to_string(p);
+    std::string msg;
+    if (g_roll == MPI_COMM_NULL)
+        msg = strfmt("rank %d: no answer from the other ranks within %g s (%s, stage: %s); --collective-timeout "
+                     "ran out. Ending every rank.", g_rank, limit, what, stage.c_str());
+    else if (silent.empty())
+        msg = strfmt("rank %d: the %s did not complete within %g s (stage: %s), yet every rank answers: the ranks "
+                     "disagree on the next collective. Ending every rank.", g_rank, what, limit, stage.c_str());
+    else
+        msg = strfmt("rank %s stopped answering: rank %d waited %g s in the %s (stage: %s) and rank %s did not "
+                     "answer a roll call within %g s (stopped, hung or dead; --collective-timeout). Ending every rank.",
+                     who.c_str(), g_rank, limit, what, stage.c_str(), who.c_str(), grace);
+    WAN_LOG_ERROR("%s", msg.c_str());
+    std::fflush(stdout);
+    std::fflush(stderr);
+    MPI_Abort(MPI_COMM_WORLD, 1);
+    std::_Exit(1);  // MPI_Abort does not return; this keeps the promise of [[noreturn]] if it ever did
+}
+
+}  // namespace
+
+void set_collective_timeout(double seconds) {
+    WAN_CHECK(seconds >= 0, "--collective-timeout must be ≥ 0 seconds (0 = no deadline), got %g", seconds);
+    g_timeout.store(seconds);
+}
+
+double collective_timeout() { return g_timeout.load(); }
+
+void start_watchdog(MPI_Comm world) {
+    if (g_roll != MPI_COMM_NULL) return;
+    check(MPI_Comm_rank(world, &g_rank), "MPI_Comm_rank");
+    check(MPI_Comm_size(world, &g_size), "MPI_Comm_size");
+    MPI_Comm roll = MPI_COMM_NULL;
+    check(MPI_Comm_dup(world, &roll), "MPI_Comm_dup (roll-call channel)");
+    MPI_Comm_set_errhandler(roll, MPI_ERRORS_RETURN);
+    g_roll = roll;
+}
+
+void set_stage(const std::string& stage) {
+    std::lock_guard<std::mutex> lock(g_stage_mutex);
+    g_stage = stage;
+}
+
+std::string current_stage() {
+    std::lock_guard<std::mutex> lock(g_stage_mutex);
+    return g_stage;
+}
+
+StageScope::StageScope(const std::string& stage) : previous_(current_stage()) { set_stage(stage); }
+StageScope::~StageScope() { set_stage(previous_); }
+
+void wait_all(int count, MPI_Request* requests, const char* what, bool bounded) {
+    const double limit = bounded ? collective_timeout() : 0.0;
+    const auto t0 = Clock::now();
+    for (;;) {
+        int done = 0;
+        check(MPI_Testall(count, requests, &done, MPI_STATUSES_IGNORE), what);
+        if (done) return;
+        serve_roll_calls();
+        if (limit > 0 && seconds_since(t0) > limit) expire(what, limit);
+        pause_after(t0);
+    }
+}
+
+void wait(MPI_Request& request, const char* what, bool bounded) { wait_all(1, &request, what, bounded); }
+
+}  // namespace wan::protocol

@@ -1,0 +1,52 @@
+// Bounded waits on other ranks (`--collective-timeout`). Every MPI wait of the engine runtime — protocol
+// messages, host agreements and the MPI backend's tensor collectives — starts a nonblocking operation and
+// completes it here, polling MPI_Test against a deadline. While polling, a rank also answers "roll calls":
+// when a wait runs out, the rank that noticed asks every peer to answer within a short grace period; the
+// ranks that do not answer are named in the message (a stopped, crashed or hung process), together with the
+// stage the waiting rank was in. Then the job cannot be saved (an MPI collective cannot be cancelled), so the
+// message is printed and MPI_Abort ends every rank: a clear end instead of a hang.
+//
+// The roll-call channel is a private duplicate of the world communicator made by start_watchdog()
+// (collective, once, early). Before it exists, a wait that runs out aborts without naming a rank. MPI only
+// (no LibTorch), like the rest of engine/protocol.
+#pragma once
+
+#include <mpi.h>
+
+#include <string>
+
+namespace wan::protocol {
+
+/// Seconds any single wait on other ranks may last; 0 = no deadline. Default 600. Not collective, but every
+/// rank must be given the same value (it comes from the same command line).
+void set_collective_timeout(double seconds);
+double collective_timeout();
+
+/// Collective over `world`: creates the roll-call channel. Idempotent (later calls do nothing).
+void start_watchdog(MPI_Comm world);
+
+/// What this rank is doing, for the message when a wait runs out ("step 3", "sending Generate"…).
+void set_stage(const std::string& stage);
+std::string current_stage();
+
+/// Restores the previous stage at scope exit.
+class StageScope {
+public:
+    explicit StageScope(const std::string& stage);
+    ~StageScope();
+    StageScope(const StageScope&) = delete;
+    StageScope& operator=(const StageScope&) = delete;
+
+private:
+    std::string previous_;
+};
+
+/// Completes `request` (which ends when the peers of `comm` take part), answering roll calls meanwhile.
+/// `what` names the operation ("all-to-all", "message body"…). With a deadline that runs out: prints which
+/// ranks stopped answering and the stage, then MPI_Abort(MPI_COMM_WORLD). `bounded` false waits without
+/// deadline (a worker idle until the head's next request). Throws wan::Error when MPI reports an error.
+void wait(MPI_Request& request, const char* what, bool bounded = true);
+/// The same for several requests at once (e.g. the two halves of a ring shift).
+void wait_all(int count, MPI_Request* requests, const char* what, bool bounded = true);
+
+}  // namespace wan::protocol
