@@ -6,10 +6,13 @@
 //   wan-bench dit --model 14B --layers 4 --size 1280*720 --frames 81
 //   wan-bench teacache --model 1.3B --size 832*480 --steps 50 --threshold 0.2   (step caching: speed, PSNR, SSIM)
 //   wan-bench teacache --model tiny --steps 8 --threshold 0.3 --device cpu        (CPU smoke test)
+//   wan-bench gen --model 14B --size 832*480 --preset lightx2v-4step --make-lora 64 --lora /tmp/r64.safetensors
+//                                         (a random rank-64 LoRA on every block Linear: merge time and memory)
 //   wan-bench all --json results.jsonl
 #include "bench_util.h"
 
 #include "core/core.h"
+#include "core/presets.h"
 #include "dit/dit.h"
 #include "io/io.h"
 #include "pipeline/pipeline.h"
@@ -17,6 +20,7 @@
 #include "vae/vae.h"
 
 #include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
 #include <c10/core/InferenceMode.h>
 #include <nlohmann/json.hpp>
 
@@ -305,6 +309,37 @@ std::unique_ptr<wan::pipeline::T2VPipeline> random_pipeline(const Args& a, c10::
     return std::make_unique<wan::pipeline::T2VPipeline>(std::move(parts), ec);
 }
 
+/// A random LoRA in the native key style on every Linear of every block (`--make-lora RANK`, written to the
+/// `--lora` file): down [rank, in] ~ N(0, 1/in), up [out, rank] ~ N(0, (0.01/rank)^2), alpha = rank, bf16 — the
+/// size of a published rank-RANK Wan LoRA on the block Linears, with a delta small enough to keep outputs finite.
+void write_random_lora(const Args& a, int rank, const std::string& path) {
+    const std::string model = a.get("model", "1.3B");
+    WAN_CHECK(model != "tiny", "--make-lora: needs --model 1.3B or 14B (for tiny, use tests/data/accel's LoRA files)");
+    WAN_CHECK(rank >= 1, "--make-lora %d: the rank must be at least 1", rank);
+    const wan::io::WanConfig c = model_config(model);
+    const int layers = a.get_int("layers", -1) > 0 ? a.get_int("layers", -1) : static_cast<int>(c.num_layers);
+    const int64_t D = c.dim, F = c.ffn_dim;
+    struct Linear { const char* name; int64_t out, in; };
+    const Linear linears[] = {{"self_attn.q", D, D}, {"self_attn.k", D, D}, {"self_attn.v", D, D}, {"self_attn.o", D, D},
+                              {"cross_attn.q", D, D}, {"cross_attn.k", D, D}, {"cross_attn.v", D, D},
+                              {"cross_attn.o", D, D}, {"ffn.0", F, D}, {"ffn.2", D, F}};
+    wan::io::NamedTensors tensors;
+    at::Generator gen = at::detail::createCPUGenerator(7);
+    const auto f32 = at::TensorOptions().dtype(at::kFloat);
+    for (int i = 0; i < layers; ++i) {
+        for (const Linear& l : linears) {
+            const std::string module = strfmt("diffusion_model.blocks.%d.%s", i, l.name);
+            tensors.emplace_back(module + ".lora_A.weight",
+                                 (at::randn({rank, l.in}, gen, f32) / std::sqrt(static_cast<double>(l.in))).to(at::kBFloat16));
+            tensors.emplace_back(module + ".lora_B.weight", (at::randn({l.out, rank}, gen, f32) * (0.01 / rank)).to(at::kBFloat16));
+            tensors.emplace_back(module + ".alpha", at::full({}, static_cast<double>(rank), f32));
+        }
+    }
+    wan::io::save_safetensors(path, tensors);
+    std::fprintf(stderr, "wan-bench: wrote a random rank-%d LoRA on %d blocks (%zu tensors) to %s\n", rank, layers,
+                 tensors.size(), path.c_str());
+}
+
 void bench_gen(const Args& a, c10::Device device) {
     const std::string model = a.get("model", "1.3B");
     int w = 0, h = 0;
@@ -319,6 +354,20 @@ void bench_gen(const Args& a, c10::Device device) {
     r.frame_num = a.get_int("frames", 81);
     r.sample_steps = a.get_int("steps", 50);
     r.seed = 42;
+    if (a.opts.count("preset")) {
+        wan::apply_sampling_preset(wan::find_sampling_preset(a.get("preset", ""), "--preset"), r);
+        if (a.opts.count("steps")) {  // an explicit --steps wins: evenly spaced steps instead of the list
+            r.sample_steps = a.get_int("steps", 50);
+            r.denoising_steps.clear();
+        }
+        if (r.sample_steps == 0) r.sample_steps = 50;
+        if (r.sample_shift < 0) r.sample_shift = 5.0;
+        if (r.guide_scale < 0) r.guide_scale = 5.0;
+    }
+    if (a.opts.count("lora")) {
+        if (a.opts.count("make-lora")) write_random_lora(a, a.get_int("make-lora", 64), a.get("lora", ""));
+        r.loras.push_back({a.get("lora", ""), 1.0});
+    }
     const double load_gb = wan::bench::peak_gb(device);
     wan::bench::reset_peak(device);
     // Peak memory per stage: read (and reset) when the next stage reports its first progress.
@@ -342,8 +391,10 @@ void bench_gen(const Args& a, c10::Device device) {
     }
     const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     record({{"bench", "generate"}, {"model", model}, {"size", strfmt("%d*%d", w, h)}, {"frames", r.frame_num},
-            {"steps", r.sample_steps}, {"seconds", total}, {"text_s", out.seconds_text},
-            {"denoise_s", out.seconds_denoise}, {"per_step_s", out.seconds_denoise / r.sample_steps},
+            {"steps", out.steps_computed}, {"dit_forwards", out.dit_forwards}, {"preset", r.preset},
+            {"loras", r.loras.size()}, {"lora_merge_s", out.seconds_lora},
+            {"lora_backup_gb", static_cast<double>(out.lora_backup_bytes) / 1e9}, {"seconds", total}, {"text_s", out.seconds_text},
+            {"denoise_s", out.seconds_denoise}, {"per_step_s", out.seconds_denoise / std::max(1, out.steps_computed)},
             {"decode_s", out.seconds_decode}, {"weights_gb", load_gb},
             {"peak_gb", std::max(peak, wan::bench::peak_gb(device))}, {"stage_peak_gb", stage_json},
             {"device", wan::bench::device_name(device)}});
@@ -503,7 +554,8 @@ int main(int argc, char** argv) {
     Args a;
     if (argc < 2) {
         std::fprintf(stderr, "usage: wan-bench dit|vae|t5|gen|teacache|all [--model 1.3B|14B|tiny] [--size W*H] [--frames N] "
-                             "[--layers N] [--steps N] [--threshold X] [--runs N] [--device cuda|cpu] [--json FILE]\n");
+                             "[--layers N] [--steps N] [--threshold X] [--runs N] [--device cuda|cpu] [--json FILE]\n"
+                             "       gen also: [--preset NAME] [--lora FILE [--make-lora RANK]]\n");
         return 2;
     }
     a.command = argv[1];

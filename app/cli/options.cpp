@@ -1,6 +1,8 @@
 #include "cli/options.h"
 
 #include "core/guide_pair.h"
+#include "core/lora_spec.h"
+#include "core/presets.h"
 
 #include <cstdint>
 #include <cstdlib>
@@ -76,6 +78,19 @@ void parse_size(const std::string& v, GenerationRequest& r) {
 
 }  // namespace
 
+/// `--preset NAME` fills the sampling fields before any other option is read, wherever it stands, so that
+/// explicit options override it. The last --preset wins; an unknown name lists the known ones.
+void apply_preset_first(int argc, char** argv, GenerationRequest& request) {
+    for (int i = 1; i < argc; ++i) {
+        const std::string arg = argv[i];
+        std::string name;
+        if (arg == "--preset" && i + 1 < argc) name = argv[i + 1];
+        else if (arg.rfind("--preset=", 0) == 0) name = arg.substr(9);
+        else continue;
+        apply_sampling_preset(find_sampling_preset(name, "--preset"), request);
+    }
+}
+
 AppOptions parse_options(int argc, char** argv) {
     AppOptions o;
     bool mode_set = false;
@@ -133,8 +148,13 @@ AppOptions parse_options(int argc, char** argv) {
              WAN_CHECK(o.request.boundary >= 0 && o.request.boundary <= 1, "--boundary %s: must be in [0, 1]", v.c_str()); }}},
         {"offload_idle_expert", {false, [&](auto&, auto&) { o.engine.offload_idle_expert = true; }}},
         {"sample_solver", {true, [&](auto& n, auto& v) {
-             WAN_CHECK(v == "unipc" || v == "dpm++", "--%s '%s': expected unipc or dpm++", n.c_str(), v.c_str());
+             WAN_CHECK(v == "unipc" || v == "dpm++" || v == "euler", "--%s '%s': expected unipc, dpm++ or euler",
+                       n.c_str(), v.c_str());
              o.request.solver = v; }}},
+        {"denoising_steps", {true, [&](auto& n, auto& v) {
+             o.request.denoising_steps = parse_step_list(v, ("--" + n).c_str()); }}},
+        {"lora", {true, [&](auto& n, auto& v) { o.request.loras.push_back(parse_lora_spec(v, ("--" + n).c_str())); }}},
+        {"preset", {true, [&](auto&, auto&) { /* applied before every other option: apply_preset_first */ }}},
         {"base_seed", {true, [&](auto& n, auto& v) { o.request.seed = to_int64(n, v);
              if (o.request.seed < 0) o.request.seed = -1; }}},
         {"prompt", {true, [&](auto& n, auto& v) { o.request.prompt = v; set_mode(RunMode::Headless, n); }}},
@@ -153,6 +173,7 @@ AppOptions parse_options(int argc, char** argv) {
         {"version", {false, [&](auto& n, auto&) { set_mode(RunMode::Version, n); }}},
         {"help", {false, [&](auto& n, auto&) { set_mode(RunMode::Help, n); }}},
     };
+    apply_preset_first(argc, argv, o.request);
     for (int i = 1; i < argc; ++i) {
         std::string arg = argv[i];
         if (arg == "-h") arg = "--help";
@@ -184,6 +205,9 @@ AppOptions parse_options(int argc, char** argv) {
         throw Error(msg);
     }
     WAN_CHECK(o.engine.layout.ulysses >= 1 && o.engine.layout.ring >= 1, "--ulysses-size and --ring-size must be ≥ 1");
+    WAN_CHECK(o.request.loras.empty() || !o.engine.layout.dit_fsdp,
+              "--lora cannot be combined with --dit-fsdp yet: merging a LoRA into sharded DiT weights is not "
+              "implemented; drop --dit-fsdp (each rank then holds the whole DiT) or the LoRA");
     return o;
 }
 
@@ -192,7 +216,19 @@ void validate_layout(AppOptions& o, int world) {
     o.engine.layout.validate(ParallelLayout::kHeadsUnknown);
 }
 
+static std::string help_body();
+
 std::string help_text() {
+    std::string presets;
+    for (const SamplingPreset& p : sampling_presets())
+        presets += "                              " + p.name + ": " + p.description + "\n";
+    std::string text = help_body();
+    const size_t at = text.find("%PRESETS%");
+    if (at != std::string::npos) text.replace(at, 9, presets);
+    return text;
+}
+
+static std::string help_body() {
     return R"(wanstudio — text-to-video with the Wan2.1 models (T2V-1.3B, T2V-14B), on one GPU or many.
 
 Usage:
@@ -243,7 +279,15 @@ Generation (defaults: the loaded model's; upstream T2V: 1280*720 for 14B, 832*48
   --sample-guide-scale X    classifier-free guidance scale (≥ 0); LOW,HIGH sets each expert's guide of a
                             two-expert model (Wan2.2 A14B: default 3,4)
   --boundary B              two-expert models: the high-noise expert runs while t ≥ B·1000 (default 0.875)
-  --sample-solver unipc|dpm++
+  --sample-solver unipc|dpm++|euler
+                            euler: the deterministic flow-matching Euler step of step-distilled models
+  --denoising-steps LIST    euler only: explicit steps such as 1000,750,500,250 (1..1000, decreasing);
+                            default: --sample-steps evenly spaced steps
+  --preset NAME             fill solver, steps, shift and guide from a preset; options given explicitly win:
+%PRESETS%  --lora PATH[:STRENGTH]    merge a LoRA (safetensors; native/ComfyUI, kohya, diffusers key styles) into
+                            the DiT for the job; repeatable (stacked), strength default 1, negative allowed.
+                            Not with --dit-fsdp yet. Guide scale 1 skips the unconditional pass (half the
+                            DiT forwards), as step-distilled accelerator LoRAs expect
   --base-seed N             seed (-1 = random; the seed used is reported)
   --output-dir DIR          where videos go (default: outputs)
   --preview-dir DIR         write DIR/preview.png after every denoising step (all latent frames of the

@@ -1,5 +1,10 @@
 #include "settings/settings.h"
 
+#include "core/lora_spec.h"
+#include "core/presets.h"
+
+#include <QStringList>
+
 namespace wan::app {
 
 namespace {
@@ -16,10 +21,29 @@ const QString kGuide = QStringLiteral("params/guideScale");
 const QString kShift = QStringLiteral("params/shift");
 const QString kSeed = QStringLiteral("params/seed");
 const QString kSolver = QStringLiteral("params/solver");
+const QString kDenoisingSteps = QStringLiteral("params/denoisingSteps");
+const QString kPreset = QStringLiteral("params/preset");
+const QString kLoras = QStringLiteral("params/loras");  // "PATH:STRENGTH" each (core/lora_spec.h)
 const QString kExtendLang = QStringLiteral("params/extendTargetLang");
 const QString kGeometry = QStringLiteral("window/geometry");
 const QString kState = QStringLiteral("window/state");
 const QString kSplitterPrefix = QStringLiteral("window/splitter/");
+/// The step list, preset and LoRAs; a value that no longer parses (edited by hand) is dropped, not fatal.
+void readSamplingExtras(const QSettings& settings, GenerationRequest& r) {
+    const std::string steps = settings.value(kDenoisingSteps).toString().toStdString();
+    try {
+        if (!steps.empty() && r.solver == "euler") r.denoising_steps = parse_step_list(steps, "settings");
+    } catch (const Error&) {
+        r.denoising_steps.clear();
+    }
+    r.preset = settings.value(kPreset).toString().toStdString();
+    for (const QString& spec : settings.value(kLoras).toStringList()) {
+        try {
+            r.loras.push_back(parse_lora_spec(spec.toStdString(), "settings"));
+        } catch (const Error&) {
+        }
+    }
+}
 }  // namespace
 
 Settings::Settings() : settings_(std::make_unique<QSettings>()) {}
@@ -48,7 +72,8 @@ GenerationRequest Settings::lastRequest() const {
     r.sample_shift = settings_->value(kShift, -1.0).toDouble();
     r.seed = settings_->value(kSeed, -1).toLongLong();
     const QString solver = settings_->value(kSolver, QStringLiteral("unipc")).toString();
-    r.solver = solver == QStringLiteral("dpm++") ? "dpm++" : "unipc";
+    r.solver = solver == QStringLiteral("dpm++") ? "dpm++" : solver == QStringLiteral("euler") ? "euler" : "unipc";
+    readSamplingExtras(*settings_, r);
     const QString lang = settings_->value(kExtendLang, QStringLiteral("zh")).toString();
     r.extend_target_lang = lang == QStringLiteral("en") ? "en" : "zh";
     return r;
@@ -66,6 +91,12 @@ void Settings::setLastRequest(const GenerationRequest& r) {
     settings_->setValue(kShift, r.sample_shift);
     settings_->setValue(kSeed, static_cast<qlonglong>(r.seed));
     settings_->setValue(kSolver, QString::fromStdString(r.solver));
+    QStringList steps, loras;
+    for (int k : r.denoising_steps) steps << QString::number(k);
+    for (const LoraSpec& l : r.loras) loras << QString::fromStdString(format_lora_spec(l));
+    settings_->setValue(kDenoisingSteps, steps.join(QLatin1Char(',')));
+    settings_->setValue(kPreset, QString::fromStdString(r.preset));
+    settings_->setValue(kLoras, loras);
     settings_->setValue(kExtendLang, QString::fromStdString(r.extend_target_lang));
 }
 

@@ -1,5 +1,6 @@
 #include "ui/parameters_panel.h"
 
+#include "core/presets.h"
 #include "settings/defaults.h"
 #include "ui/seed_spin_box.h"
 
@@ -18,6 +19,7 @@
 #include <QToolButton>
 #include <QVBoxLayout>
 
+#include <algorithm>
 #include <limits>
 
 namespace wan::app {
@@ -142,7 +144,22 @@ ParametersPanel::ParametersPanel(QWidget* parent) : QWidget(parent) {
     solver_->setObjectName(QStringLiteral("solverCombo"));
     solver_->addItem(QStringLiteral("UniPC"), QStringLiteral("unipc"));
     solver_->addItem(QStringLiteral("DPM++"), QStringLiteral("dpm++"));
-    form->addRow(tr("Solver"), solver_);
+    solver_->addItem(QStringLiteral("Euler"), QStringLiteral("euler"));
+    preset_ = new QComboBox(paramBox);
+    preset_->setObjectName(QStringLiteral("presetCombo"));
+    preset_->addItem(tr("(none)"), QString());
+    for (const SamplingPreset& p : sampling_presets()) {
+        preset_->addItem(QString::fromStdString(p.name), QString::fromStdString(p.name));
+        preset_->setItemData(preset_->count() - 1, QString::fromStdString(p.description), Qt::ToolTipRole);
+    }
+    preset_->setToolTip(tr("Fills solver, steps, shift and guide scale; the fields stay editable"));
+    auto* solverRow = new QHBoxLayout;
+    solverRow->addWidget(solver_, 1);
+    solverRow->addWidget(preset_, 1);
+    form->addRow(tr("Solver / preset"), solverRow);
+    loras_ = new LoraListWidget(paramBox);
+    loras_->setObjectName(QStringLiteral("loraList"));
+    form->addRow(tr("LoRAs"), loras_);
     auto* defaults = new QToolButton(paramBox);
     defaults->setObjectName(QStringLiteral("modelDefaultsButton"));
     defaults->setText(tr("Model defaults"));
@@ -191,6 +208,11 @@ ParametersPanel::ParametersPanel(QWidget* parent) : QWidget(parent) {
             extendStatus_->setVisible(false);
         }
     });
+    connect(preset_, QOverload<int>::of(&QComboBox::activated), this, &ParametersPanel::applyPreset);
+    connect(steps_, QOverload<int>::of(&QSpinBox::valueChanged), this, [this](int v) {
+        // A step count that is not the list's length: the user chose evenly spaced steps instead.
+        if (static_cast<size_t>(v) != denoisingSteps_.size()) denoisingSteps_.clear();
+    });
     connect(browse, &QToolButton::clicked, this, &ParametersPanel::browseOutputFolder);
     connect(output_, &QLineEdit::editingFinished, this, [this] { emit outputFolderChanged(outputFolder()); });
     setEngineReady(false);
@@ -211,6 +233,9 @@ GenerationRequest ParametersPanel::request() const {
     r.sample_shift = shift_->value();
     r.seed = seed_->value();
     r.solver = solver_->currentData().toString().toStdString();
+    if (r.solver == "euler") r.denoising_steps = denoisingSteps_;
+    r.preset = preset_->currentData().toString().toStdString();
+    r.loras = loras_->loras();
     r.extend_target_lang = extendLang_->currentData().toString().toStdString();
     if (!originalPrompt_.isEmpty() && originalPrompt_.trimmed().toStdString() != r.prompt)
         r.original_prompt = originalPrompt_.toStdString();
@@ -246,6 +271,11 @@ void ParametersPanel::setRequest(const GenerationRequest& r) {
     seed_->setValue(r.seed >= 0 ? r.seed : -1);
     const int solverIndex = solver_->findData(QString::fromStdString(r.solver));
     solver_->setCurrentIndex(solverIndex >= 0 ? solverIndex : 0);
+    const int presetIndex = preset_->findData(QString::fromStdString(r.preset));
+    preset_->setCurrentIndex(presetIndex >= 0 ? presetIndex : 0);
+    denoisingSteps_ = r.denoising_steps;
+    if (!denoisingSteps_.empty()) steps_->setValue(static_cast<int>(denoisingSteps_.size()));
+    loras_->setLoras(r.loras);
     const int langIndex = extendLang_->findData(QString::fromStdString(r.extend_target_lang));
     if (langIndex >= 0) extendLang_->setCurrentIndex(langIndex);
 }
@@ -299,7 +329,22 @@ void ParametersPanel::resetToModelDefaults() {
     shift_->setValue(info_.default_shift);
     seed_->setValue(-1);
     solver_->setCurrentIndex(0);
+    preset_->setCurrentIndex(0);
+    denoisingSteps_.clear();
     resetNegativePrompt();
+}
+
+void ParametersPanel::applyPreset(int index) {
+    const std::string name = preset_->itemData(index).toString().toStdString();
+    if (name.empty()) return;
+    GenerationRequest r;
+    apply_sampling_preset(find_sampling_preset(name, "preset"), r);
+    solver_->setCurrentIndex(std::max(0, solver_->findData(QString::fromStdString(r.solver))));
+    // Fields the preset leaves to the model take the loaded model's values.
+    steps_->setValue(r.sample_steps > 0 ? r.sample_steps : info_.default_steps);
+    shift_->setValue(r.sample_shift > 0 ? r.sample_shift : info_.default_shift);
+    guide_->setValue(r.guide_scale >= 0 ? r.guide_scale : info_.default_guide_scale);
+    denoisingSteps_ = r.denoising_steps;  // after the steps edit, which would clear it
 }
 
 QString ParametersPanel::outputFolder() const { return output_->text().trimmed(); }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "core/core.h"
+#include "ui/lora_list_widget.h"
 #include "ui/seed_spin_box.h"
 
 #include <QString>
@@ -52,6 +53,8 @@ public:
     QDoubleSpinBox* shiftSpin() const { return shift_; }
     SeedSpinBox* seedSpin() const { return seed_; }
     QComboBox* solverCombo() const { return solver_; }
+    QComboBox* presetCombo() const { return preset_; }
+    LoraListWidget* loraList() const { return loras_; }
     QComboBox* extendLanguageCombo() const { return extendLang_; }
     QPushButton* enhanceButton() const { return enhance_; }
     QPushButton* useSeedButton() const { return useSeed_; }
@@ -73,6 +76,8 @@ signals:
 
 private:
     void selectSize(int width, int height);
+    /// Fills solver, steps, shift and guide from the preset at `index` of the preset box (0: none).
+    void applyPreset(int index);
     void browseOutputFolder();
 
     QPlainTextEdit* prompt_ = nullptr;
@@ -90,7 +95,10 @@ private:
     QLabel* lastSeedLabel_ = nullptr;
     QPushButton* useSeed_ = nullptr;
     QComboBox* solver_ = nullptr;
+    QComboBox* preset_ = nullptr;
+    LoraListWidget* loras_ = nullptr;
     QLineEdit* output_ = nullptr;
+    std::vector<int> denoisingSteps_;  ///< euler's step list from a preset or a request; dropped on a steps edit
 
     EngineInfo info_;
     GenerationRequest pending_;  // the last setRequest() before the model was known

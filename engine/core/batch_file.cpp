@@ -1,6 +1,7 @@
 #include "core/batch_file.h"
 
 #include "core/json_limits.h"
+#include "core/presets.h"
 
 #include <nlohmann/json.hpp>
 
@@ -20,7 +21,8 @@ constexpr const char* kAllowedKeys[] = {
     "prompt",      "negative_prompt", "width",        "height",           "size",
     "frame_num",   "sample_steps",    "sample_shift", "sample_guide_scale", "sample_solver",
     "base_seed",   "output_dir",      "init_noise",   "save_latents",     "use_prompt_extend",
-    "prompt_extend_target_lang",      "original_prompt", "sample_guide_scale_high", "boundary"};
+    "prompt_extend_target_lang",      "original_prompt", "sample_guide_scale_high", "boundary",
+    "loras",                          "denoising_steps", "preset"};
 
 bool is_allowed_key(const std::string& key) {
     return std::any_of(std::begin(kAllowedKeys), std::end(kAllowedKeys), [&](const char* k) { return key == k; });
@@ -47,6 +49,13 @@ GenerationRequest parse_json_line(const std::string& line, const nlohmann::json&
     WAN_CHECK(obj.is_object(), "%s: not valid JSON (not an object); expected a plain prompt or a JSON object",
               where.c_str());
     nlohmann::json merged = defaults;
+    if (obj.contains("preset")) {  // the preset fills its fields first; the line's own keys override them
+        WAN_CHECK(obj.at("preset").is_string(), "%s: \"preset\" must be a string naming a preset", where.c_str());
+        const std::string what = where + ": preset";
+        GenerationRequest r = GenerationRequest::from_json(merged.dump());
+        apply_sampling_preset(find_sampling_preset(obj.at("preset").get<std::string>(), what.c_str()), r);
+        merged = nlohmann::json::parse(r.to_json());
+    }
     for (auto it = obj.begin(); it != obj.end(); ++it) {
         WAN_CHECK(is_allowed_key(it.key()),
                   "%s: unknown key \"%s\" (expected GenerationRequest keys such as prompt, negative_prompt, size, "

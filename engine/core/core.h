@@ -60,6 +60,15 @@ const char* stage_name(Stage stage);
 
 /// Per-job settings (load-time settings live in the engine's config). Defaults are upstream generate.py's
 /// for T2V; a width/height of 0 means "the loaded model's default size".
+/// One LoRA a job asks for: file and strength (parsing and formatting: core/lora_spec.h; merging: engine/lora).
+struct LoraSpec {
+    std::string path;       ///< a safetensors file (any of the key styles engine/lora recognises)
+    double strength = 1.0;  ///< multiplies the file's delta; negative allowed, 0 = no effect
+
+    bool operator==(const LoraSpec& o) const { return path == o.path && strength == o.strength; }
+    bool operator!=(const LoraSpec& o) const { return !(*this == o); }
+};
+
 struct GenerationRequest {
     std::string prompt;
     std::string negative_prompt;   ///< empty → upstream's default (Chinese) negative prompt
@@ -74,7 +83,10 @@ struct GenerationRequest {
     double guide_scale_high = -1;
     /// Two-expert models: the high-noise expert runs while t ≥ boundary·1000; < 0 → model default (0.875).
     double boundary = -1;
-    std::string solver = "unipc";  ///< "unipc" | "dpm++"
+    std::string solver = "unipc";  ///< "unipc" | "dpm++" | "euler"
+    std::vector<int> denoising_steps;  ///< euler only: explicit step list (1000,750,500,250); empty → sample_steps
+    std::vector<LoraSpec> loras;   ///< merged into the DiT for this job, in order; empty → base weights
+    std::string preset;            ///< the sampling preset the fields came from ("" = none), for the metadata
     int64_t seed = -1;             ///< -1 → random; the seed used is reported in the result
     std::string output_dir;        ///< where the MP4, PNG poster and JSON go (empty → no files, tensors only)
     std::string init_noise;        ///< optional safetensors file with tensor "noise" [16,T,h,w]

@@ -12,13 +12,7 @@
 
 namespace wan {
 
-struct LoraSpec {
-    std::string path;       ///< a safetensors file (any of the key styles engine/lora recognises)
-    double strength = 1.0;  ///< multiplies the file's delta; negative allowed, 0 = no effect
-
-    bool operator==(const LoraSpec& o) const { return path == o.path && strength == o.strength; }
-    bool operator!=(const LoraSpec& o) const { return !(*this == o); }
-};
+// struct LoraSpec lives in core/core.h (GenerationRequest holds a list of them).
 
 /// `--lora PATH[:STRENGTH]`: the text after the LAST ':' is the strength when it is a complete finite
 /// number ("a.safetensors:0.8", "a.safetensors:-1"); otherwise the whole text is the path (so "C:\x.safetensors"

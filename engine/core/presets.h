@@ -48,6 +48,17 @@ inline const SamplingPreset& find_sampling_preset(const std::string& name, const
     throw Error(strfmt("%s '%s': unknown preset (known: %s)", what, name.c_str(), known.c_str()));
 }
 
+/// Fills `r`'s solver, step list, steps, shift and guide from `p` and records its name; fields the preset
+/// leaves to the model (0 / negative) are reset to the model default so that an earlier preset does not linger.
+inline void apply_sampling_preset(const SamplingPreset& p, GenerationRequest& r) {
+    r.solver = p.solver;
+    r.denoising_steps = p.denoising_steps;
+    r.sample_steps = p.sample_steps;
+    r.sample_shift = p.sample_shift;
+    r.guide_scale = p.guide_scale;
+    r.preset = p.name;
+}
+
 /// "1000,750,500,250" -> {1000, 750, 500, 250} (spaces around the commas allowed), for `--denoising-steps`
 /// and the batch/settings fields. Throws wan::Error naming `what` and the bad element; the range and order
 /// checks are the scheduler's (sched::euler_schedule), which names `--denoising-steps` too.

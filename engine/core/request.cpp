@@ -41,6 +41,64 @@ constexpr int kPixelsPerToken = 16;
 constexpr int kMaxSide = kRopePositions * kPixelsPerToken;
 constexpr int kMaxFrames = 4 * (kRopePositions - 1) + 1;
 static_assert(kMaxSide == 16384 && kMaxFrames == 4093, "limits of the rotary tables");
+
+/// denoising_steps (euler only, each in 1..1000, strictly decreasing) and the LoRA list (paths non-empty,
+/// strengths finite). The files themselves are checked where they are read (engine/lora).
+void validate_steps_and_loras(const GenerationRequest& r, std::vector<std::string>& errors) {
+    if (!r.denoising_steps.empty() && r.solver != "euler")
+        errors.push_back("denoising_steps: only with sample_solver 'euler' (got '" + r.solver + "')");
+    for (size_t i = 0; i < r.denoising_steps.size(); ++i) {
+        const int k = r.denoising_steps[i];
+        if (k < 1 || k > 1000) {
+            errors.push_back(strfmt("denoising_steps: step %d is outside 1..1000", k));
+            break;
+        }
+        if (i > 0 && k >= r.denoising_steps[i - 1]) {
+            errors.push_back(strfmt("denoising_steps: must be strictly decreasing (%d follows %d)", k,
+                                    r.denoising_steps[i - 1]));
+            break;
+        }
+    }
+    for (const LoraSpec& l : r.loras) {
+        if (l.path.empty()) errors.push_back("loras: an entry has an empty path");
+        if (!std::isfinite(l.strength))
+            errors.push_back(strfmt("loras: '%s' has a strength that is not a finite number", l.path.c_str()));
+    }
+}
+
+nlohmann::json loras_to_json(const std::vector<LoraSpec>& loras) {
+    nlohmann::json a = nlohmann::json::array();
+    for (const LoraSpec& l : loras) a.push_back({{"path", l.path}, {"strength", l.strength}});
+    return a;
+}
+
+/// "loras": [{"path": "...", "strength": 0.8}, ...]; strength optional (1).
+std::vector<LoraSpec> loras_from_json(const nlohmann::json& j, const char* what) {
+    std::vector<LoraSpec> out;
+    if (!j.contains("loras")) return out;
+    const nlohmann::json& a = j.at("loras");
+    WAN_CHECK(a.is_array(), "%s: field \"loras\" must be a list of {\"path\": ..., \"strength\": ...} objects",
+              what);
+    for (const nlohmann::json& e : a) {
+        WAN_CHECK(e.is_object() && e.contains("path") && e.at("path").is_string(),
+                  "%s: each entry of \"loras\" must be an object with a string \"path\" (got %s)", what,
+                  json_excerpt(e).c_str());
+        LoraSpec l;
+        l.path = e.at("path").get<std::string>();
+        if (e.contains("strength")) {
+            WAN_CHECK(e.at("strength").is_number(), "%s: LoRA '%s': \"strength\" must be a number (got %s)", what,
+                      l.path.c_str(), json_excerpt(e.at("strength")).c_str());
+            l.strength = e.at("strength").get<double>();
+        }
+        for (auto it = e.begin(); it != e.end(); ++it)
+            WAN_CHECK(it.key() == "path" || it.key() == "strength",
+                      "%s: LoRA '%s': unknown key \"%s\" (expected path, strength)", what, l.path.c_str(),
+                      it.key().c_str());
+        out.push_back(std::move(l));
+    }
+    return out;
+}
+
 }  // namespace
 
 std::vector<std::string> GenerationRequest::validate() const {
@@ -71,8 +129,9 @@ std::vector<std::string> GenerationRequest::validate() const {
         errors.push_back(strfmt("sample_guide_scale_high %g: must be ≥ 0", guide_scale_high));
     if (boundary != -1 && !(boundary >= 0 && boundary <= 1))
         errors.push_back(strfmt("boundary %g: must be in [0, 1] (a fraction of the 1000 timesteps)", boundary));
-    if (solver != "unipc" && solver != "dpm++")
-        errors.push_back("sample_solver '" + solver + "': expected 'unipc' or 'dpm++'");
+    if (solver != "unipc" && solver != "dpm++" && solver != "euler")
+        errors.push_back("sample_solver '" + solver + "': expected 'unipc', 'dpm++' or 'euler'");
+    validate_steps_and_loras(*this, errors);
     if (seed < -1) errors.push_back(strfmt("base_seed %lld: must be ≥ 0, or -1 for random", static_cast<long long>(seed)));
     if (extend_target_lang != "zh" && extend_target_lang != "en")
         errors.push_back("prompt_extend_target_lang '" + extend_target_lang + "': expected 'zh' or 'en'");
@@ -90,7 +149,8 @@ std::string GenerationRequest::to_json() const {
                         {"sample_solver", solver}, {"base_seed", seed}, {"output_dir", output_dir},
                         {"init_noise", init_noise}, {"save_latents", save_latents},
                         {"use_prompt_extend", use_prompt_extend}, {"prompt_extend_target_lang", extend_target_lang},
-                        {"original_prompt", original_prompt}, {"job_id", job_id}};
+                        {"original_prompt", original_prompt}, {"job_id", job_id},
+                        {"denoising_steps", denoising_steps}, {"loras", loras_to_json(loras)}, {"preset", preset}};
     // Two-expert fields only where they say something (a Wan2.1 request's JSON keeps its keys).
     if (boundary >= 0 || (guide_scale_high >= 0 && guide_scale_high != guide_scale)) {
         j["sample_guide_scale_high"] = guide_scale_high;
@@ -131,7 +191,9 @@ GenerationRequest GenerationRequest::from_json(const std::string& json) {
                "sample_solver", r.solver, "base_seed", r.seed, "output_dir", r.output_dir,        //
                "init_noise", r.init_noise, "save_latents", r.save_latents,                        //
                "use_prompt_extend", r.use_prompt_extend, "prompt_extend_target_lang", r.extend_target_lang,
-               "original_prompt", r.original_prompt, "job_id", r.job_id);
+               "original_prompt", r.original_prompt, "job_id", r.job_id,                          //
+               "denoising_steps", r.denoising_steps, "preset", r.preset);
+    r.loras = loras_from_json(j, what);
     return r;
 }
 

@@ -43,6 +43,12 @@ std::string GenerationSidecar::to_json() const {
     j["fps"] = fps;
     j["teacache_threshold"] = teacache_threshold;
     if (dit_steps_computed >= 0) j["dit_steps_computed"] = dit_steps_computed;
+    if (!lora_files.empty()) {
+        nlohmann::json a = nlohmann::json::array();
+        for (const SidecarLora& l : lora_files)
+            a.push_back({{"file_name", l.file_name}, {"sha256", l.sha256}, {"strength", l.strength}});
+        j["lora_files"] = a;
+    }
     return j.dump(2);
 }
 
@@ -61,6 +67,16 @@ GenerationSidecar GenerationSidecar::from_json(const std::string& json, const st
     json_fields::get_fields(j, what, "model", s.model, "device", s.device, "layout", s.layout,  //
                             "codec", s.codec, "program", s.program, "fps", s.fps,            //
                             "teacache_threshold", s.teacache_threshold, "dit_steps_computed", s.dit_steps_computed);
+    if (j.contains("lora_files")) {
+        const nlohmann::json& a = j.at("lora_files");
+        WAN_CHECK(a.is_array(), "%s: \"lora_files\" must be a list", what.c_str());
+        for (const nlohmann::json& e : a) {
+            WAN_CHECK(e.is_object(), "%s: each entry of \"lora_files\" must be an object", what.c_str());
+            SidecarLora l;
+            json_fields::get_fields(e, what, "file_name", l.file_name, "sha256", l.sha256, "strength", l.strength);
+            s.lora_files.push_back(std::move(l));
+        }
+    }
     return s;
 }
 

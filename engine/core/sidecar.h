@@ -7,8 +7,19 @@
 #include "core/core.h"
 
 #include <string>
+#include <vector>
 
 namespace wan {
+
+/// One LoRA as merged for a generation: enough to find the exact file again.
+struct SidecarLora {
+    std::string file_name;  ///< the path's last component
+    std::string sha256;     ///< of the whole file, lower-case hex
+    double strength = 1.0;
+    bool operator==(const SidecarLora& o) const {
+        return file_name == o.file_name && sha256 == o.sha256 && strength == o.strength;
+    }
+};
 
 struct GenerationSidecar {
     GenerationRequest request;  ///< as generated: defaults resolved
@@ -24,6 +35,7 @@ struct GenerationSidecar {
     int fps = 16;
     double teacache_threshold = 0;  ///< 0: step caching off
     int dit_steps_computed = -1;    ///< steps whose DiT block stack ran; < 0: not recorded
+    std::vector<SidecarLora> lora_files;  ///< "lora_files": the merged LoRAs in order (the request's "loras" has the paths)
 
     /// Pretty-printed (2 spaces), keys sorted. Also "size": "W*H" of the request.
     std::string to_json() const;

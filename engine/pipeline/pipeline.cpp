@@ -13,6 +13,7 @@
 #include "preview/preview.h"
 #include "io/component_files.h"
 #include "io/io.h"
+#include "lora/lora.h"
 #include "sched/sched.h"
 #include "text/text.h"
 #include "vae/vae.h"
@@ -192,6 +193,9 @@ struct T2VPipeline::Impl {
     std::unique_ptr<dit::WanModel> dit_high;  ///< two experts (Wan2.2 A14B): the high-noise one; else null
     /// --offload-idle-expert: the experts' blocks, parkable in host memory (Note [Idle expert in host memory]).
     std::shared_ptr<ParkableBlockWeights> parkable_low, parkable_high;
+    /// What is merged into each DiT now; restores the base weights between jobs (`--lora` applies to both
+    /// experts of a two-expert model).
+    lora::LoraSet dit_loras, dit_high_loras;
     std::unique_ptr<vae::WanVAE> vae;
     EngineInfo info;
     bool decode_here = true;
@@ -215,6 +219,7 @@ struct T2VPipeline::Impl {
     void decode(const at::Tensor& z, const JobContext& job, PipelineOutput& out);
     std::shared_ptr<const PreviewFrames> live_preview(const at::Tensor& z, const at::Tensor& v, double sigma, int step,
                                                       const JobContext& job) const;
+    void apply_loras(const GenerationRequest& r, PipelineOutput& out);
 };
 
 namespace {
@@ -488,6 +493,7 @@ GenerationRequest T2VPipeline::resolve(const GenerationRequest& request) const {
     if (r.width == 0) r.width = info.default_width;
     if (r.height == 0) r.height = info.default_height;
     if (r.frame_num == 0) r.frame_num = info.default_frames;
+    if (!r.denoising_steps.empty()) r.sample_steps = static_cast<int>(r.denoising_steps.size());  // the list decides
     if (r.sample_steps == 0) r.sample_steps = info.default_steps;
     if (r.sample_shift == -1) r.sample_shift = info.default_shift;
     resolve_expert_fields(r, info);  // the guide (pair) and, for two experts, the boundary
@@ -583,6 +589,7 @@ at::Tensor T2VPipeline::Impl::denoise(const GenerationRequest& r, const LatentSh
     dist::Mesh* mesh = config.mesh;
     sched::SolverOptions sopt;
     sopt.bf16_einsum = device.is_cuda();  // upstream runs step() under autocast(bf16) on CUDA (§6.3)
+    sopt.denoising_steps = r.denoising_steps;  // euler's explicit step list (validated with the request)
     auto solver = sched::make_solver(sched::solver_from_string(r.solver), r.sample_steps, r.sample_shift, sopt);
     // One pair of cross-attention caches per expert: each expert projects the context with its own weights.
     dit::CrossAttentionCache caches_cond[2], caches_uncond[2];
@@ -596,9 +603,22 @@ at::Tensor T2VPipeline::Impl::denoise(const GenerationRequest& r, const LatentSh
     dit::StepCache* sc_uncond = step_caching ? &step_uncond : nullptr;
     const auto& timesteps = solver->timesteps();
     const int steps = solver->num_steps();
+    if (!r.preset.empty() || !r.denoising_steps.empty() || r.solver == "euler") {
+        std::string list;
+        for (int k : r.denoising_steps) list += (list.empty() ? "" : ",") + std::to_string(k);
+        WAN_LOG_INFO("sampling%s%s: %s, %d steps%s%s, shift %g, guide %g", r.preset.empty() ? "" : " preset ",
+                     r.preset.c_str(), r.solver.c_str(), steps, list.empty() ? "" : " ", list.c_str(), r.sample_shift,
+                     r.guide_scale);
+    }
     const auto t0 = Clock::now();
     job.report(Stage::Denoise, 0, steps, -1);
     const bool cfg_split = mesh && mesh->layout().cfg_split();
+    // Guide scale 1: uncond + 1·(cond − uncond) = cond, so the unconditional pass is skipped (half the forwards).
+    const bool guided = r.guide_scale != 1.0;
+    if (!guided && cfg_split)
+        WAN_LOG_INFO("guide scale 1 with --cfg-parallel: there is no unconditional branch, so both halves of the "
+                     "world run the conditional one (same result, no speed-up; launch without --cfg-parallel to "
+                     "use the ranks for sequence parallelism instead)");
     step_cond.begin(steps);
     step_uncond.begin(steps);
     for (int i = 0; i < steps; ++i) {
@@ -607,6 +627,7 @@ at::Tensor T2VPipeline::Impl::denoise(const GenerationRequest& r, const LatentSh
         // Wan2.2's two experts: one switch per video (timesteps only decrease); one DiT otherwise.
         const Expert expert = dit_high ? expert_for_timestep(static_cast<double>(timesteps[i]), r.boundary) : Expert::LowNoise;
         const double guide = guide_for(expert, r);
+        const bool guided_step = guide != 1.0;  // guide 1: no unconditional pass (half the forwards)
         dit::WanModel& model = expert_model(expert);
         if (dit_high && i > 0 && expert != expert_for_timestep(static_cast<double>(timesteps[i - 1]), r.boundary))
             WAN_LOG_INFO("t = %g: the %s expert takes over at step %d of %d", static_cast<double>(timesteps[i]),
@@ -617,7 +638,10 @@ at::Tensor T2VPipeline::Impl::denoise(const GenerationRequest& r, const LatentSh
             test_hooks::maybe_stop_at_step(log_rank(), i);  // a stalled rank: its peers wait in the forward
             make_resident(expert);
             at::Tensor t = at::scalar_tensor(static_cast<double>(timesteps[i]), at::kDouble);
-            if (cfg_split) {
+            if (!guided_step) {
+                v_cond = model.forward(z, t, ctx.cond, s.seq_len, &cache_cond, sc_cond);
+                out.dit_forwards += 1;
+            } else if (cfg_split) {
                 // Each half computes one branch; the pair exchange gives both to everyone (§ Note above).
                 const bool cond_half = mesh->cfg_index() == 0;
                 at::Tensor mine = cond_half ? model.forward(z, t, ctx.cond, s.seq_len, &cache_cond, sc_cond)
@@ -625,19 +649,21 @@ at::Tensor T2VPipeline::Impl::denoise(const GenerationRequest& r, const LatentSh
                 at::Tensor both = mesh->cfg_pair()->all_gather(mine.unsqueeze(0), 0);  // [2, 16, T, h, w]
                 v_cond = both[0];
                 v_uncond = both[1];
+                out.dit_forwards += 1;
             } else {
                 v_cond = model.forward(z, t, ctx.cond, s.seq_len, &cache_cond, sc_cond);
                 v_uncond = model.forward(z, t, ctx.uncond, s.seq_len, &cache_uncond, sc_uncond);
+                out.dit_forwards += 2;
             }
-            // uncond + g·(cond − uncond), f32, g an f32 scalar (§7.2); g is the expert's guide.
-            at::Tensor v = v_uncond + (v_cond - v_uncond) * guide;
+            // uncond + g·(cond − uncond), f32, g an f32 scalar (§7.2), g the expert's guide; at g = 1 exactly cond.
+            at::Tensor v = guided_step ? v_uncond + (v_cond - v_uncond) * guide : v_cond;
             preview = live_preview(z, v, solver->sigmas()[static_cast<size_t>(i)], i + 1, job);
             z = solver->step(v, i, z);
             // After the step's collectives: a failure here (or in the solver) leaves no peer inside one.
             test_hooks::maybe_fail_at_step(log_rank(), i);
         });
         job.emit("noise_pred_cond." + std::to_string(i), v_cond);
-        job.emit("noise_pred_uncond." + std::to_string(i), v_uncond);
+        if (v_uncond.defined()) job.emit("noise_pred_uncond." + std::to_string(i), v_uncond);
         job.emit("latents." + std::to_string(i + 1), z);
         if (dit_high) job.emit("expert." + std::to_string(i), at::scalar_tensor(static_cast<double>(expert)));
         const double per_step = seconds_since(t0) / (i + 1);
@@ -646,6 +672,8 @@ at::Tensor T2VPipeline::Impl::denoise(const GenerationRequest& r, const LatentSh
     }
     out.seconds_denoise = seconds_since(t0);
     out.steps_computed = steps;
+    WAN_LOG_INFO("denoising: %d steps, %d DiT forwards on this rank%s", steps, out.dit_forwards,
+                 guided ? "" : " (guide scale 1: no unconditional pass)");
     if (step_caching) {
         // With cfg-parallel this rank ran one branch only; the other cache saw no calls.
         out.steps_computed = std::max(step_cond.steps_computed(), step_uncond.steps_computed());
@@ -673,6 +701,19 @@ void T2VPipeline::Impl::decode(const at::Tensor& z, const JobContext& job, Pipel
     job.emit("video", out.video);
 }
 
+// The job's LoRAs merged into the resident DiT weights (or the base restored), on every rank from its own
+// copy of the files; called inside the job's preparation so that a bad file on one rank fails the job on all.
+void T2VPipeline::Impl::apply_loras(const GenerationRequest& r, PipelineOutput& out) {
+    WAN_CHECK(r.loras.empty() || !(config.mesh && config.mesh->layout().dit_fsdp),
+              "LoRAs cannot be merged into FSDP-sharded DiT weights yet (--dit-fsdp); restart without --dit-fsdp "
+              "or drop the job's LoRAs");
+    const auto t0 = Clock::now();
+    out.loras = dit_loras.apply(*dit, r.loras);
+    if (dit_high) dit_high_loras.apply(*dit_high, r.loras);  // the same files, so the same AppliedLora list
+    out.seconds_lora = seconds_since(t0);
+    out.lora_backup_bytes = dit_loras.backup_bytes() + dit_high_loras.backup_bytes();
+}
+
 PipelineOutput T2VPipeline::generate(const GenerationRequest& request, const ProgressFn& progress,
                                      const std::atomic<bool>* cancel, const TraceFn& trace) {
     Impl& m = *impl_;
@@ -689,6 +730,7 @@ PipelineOutput T2VPipeline::generate(const GenerationRequest& request, const Pro
     at::Tensor z;
     on_every_rank(m.config.mesh, cancel, "preparing the job", "another rank failed while preparing the job (see its log)",
                   [&] {
+                      m.apply_loras(r, out);
                       ctx = m.encode_prompts(r, out);
                       if (!r.init_noise.empty()) z = m.load_init_noise(r, shape);
                   });

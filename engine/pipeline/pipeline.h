@@ -13,6 +13,7 @@
 #include "core/cancel.h"
 #include "core/core.h"
 #include "core/engine_config.h"
+#include "lora/lora.h"
 
 #include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
@@ -21,6 +22,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace wan::dist {
 class Mesh;
@@ -60,6 +62,13 @@ struct PipelineOutput {
     /// DiT block-stack passes that ran, per CFG branch (= steps without step caching; with
     /// EngineConfig::teacache_threshold > 0, steps minus the skipped ones; the max of both branches).
     int steps_computed = 0;
+    /// DiT forwards this rank ran in the denoising loop (2 per step with guidance, 1 at guide scale 1; with
+    /// cfg-parallel 1 per step per rank). Skipped block stacks (step caching) still count.
+    int dit_forwards = 0;
+    /// The LoRAs merged into the DiT for this job (file name, SHA-256, strength), for the sidecar and tags.
+    std::vector<lora::AppliedLora> loras;
+    double seconds_lora = 0;        ///< merging (or restoring) the LoRAs before this job; 0 when unchanged
+    int64_t lora_backup_bytes = 0;  ///< host memory held to restore the base weights (lora::LoraSet)
 };
 
 /// Already built models (benchmarks with random weights, custom loading). `vae` may be null on ranks

@@ -3,6 +3,7 @@
 
 #include "core/cancel.h"
 #include "core/seed.h"
+#include "core/sidecar.h"
 #include "protocol/protocol.h"
 #include "server/engine.h"
 #if WAN_HAVE_FFMPEG
@@ -109,11 +110,18 @@ void EngineHead::Impl::save(const GenerationRequest& resolved, const pipeline::P
     at::Tensor u8 = pipeline::video_to_uint8(out.video);  // [F, H, W, 3]
     const EngineInfo& info = engine->pipe->info();
     result.seconds = seconds_since(t0);
-    const std::string sidecar = sidecar_json(resolved, result, info, video::default_encoder(), config.teacache_threshold,
-                                             out.steps_computed);
+    GenerationSidecar record = make_sidecar(resolved, result, info, video::default_encoder(),
+                                            config.teacache_threshold, out.steps_computed);
+    std::map<std::string, std::string> tags;  // the LoRAs in the MP4 too: "name.safetensors sha256=… strength=0.8; …"
+    for (const lora::AppliedLora& a : out.loras) {
+        record.lora_files.push_back({a.file_name, a.sha256, a.spec.strength});
+        tags["loras"] += (tags["loras"].empty() ? "" : "; ") +
+                         strfmt("%s sha256=%s strength=%g", a.file_name.c_str(), a.sha256.c_str(), a.spec.strength);
+    }
+    const std::string sidecar = record.to_json();
     const video::RgbFrames frames{u8.data_ptr<uint8_t>(), static_cast<int>(u8.size(0)), static_cast<int>(u8.size(1)),
                                   static_cast<int>(u8.size(2))};
-    video::SavedOutputs saved = video::save_generation(resolved, out.seed_used, info.model_variant, frames, sidecar);
+    video::SavedOutputs saved = video::save_generation(resolved, out.seed_used, info.model_variant, frames, sidecar, tags);
     if (saved.codec != "libx264") notes.push_back("libx264 is not available; encoded with " + saved.codec);
     result.video_path = saved.video_path;
     result.poster_path = saved.poster_path;

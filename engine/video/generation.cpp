@@ -6,7 +6,8 @@
 namespace wan::video {
 
 SavedOutputs save_generation(const GenerationRequest& resolved, int64_t seed_used, const std::string& model_variant,
-                             const RgbFrames& frames, const std::string& sidecar_json_text) {
+                             const RgbFrames& frames, const std::string& sidecar_json_text,
+                             const std::map<std::string, std::string>& extra_tags) {
     SaveOptions so;
     so.dir = resolved.output_dir;
     so.prompt = resolved.original_prompt.empty() ? resolved.prompt : resolved.original_prompt;
@@ -31,6 +32,13 @@ SavedOutputs save_generation(const GenerationRequest& resolved, int64_t seed_use
     md["sample_solver"] = resolved.solver;
     md["model"] = model_variant;
     md["encoder"] = std::string("WanStudio ") + version_string();
+    if (!resolved.denoising_steps.empty()) {
+        std::string steps;
+        for (int k : resolved.denoising_steps) steps += (steps.empty() ? "" : ",") + std::to_string(k);
+        md["denoising_steps"] = steps;
+    }
+    if (!resolved.preset.empty()) md["preset"] = resolved.preset;
+    for (const auto& kv : extra_tags) md[kv.first] = kv.second;
     so.json_text = sidecar_json_text;
     return save_outputs(so, frames);
 }

@@ -119,7 +119,8 @@ SavedOutputs save_outputs(const SaveOptions& opts, const RgbFrames& frames);
 /// encoder), its PNG poster (first frame) and the sidecar JSON `sidecar_json_text`. Named after the user's
 /// prompt (the original one when extended). Saved whole or not at all (save_outputs).
 SavedOutputs save_generation(const GenerationRequest& resolved, int64_t seed_used, const std::string& model_variant,
-                             const RgbFrames& frames, const std::string& sidecar_json_text);
+                             const RgbFrames& frames, const std::string& sidecar_json_text,
+                             const std::map<std::string, std::string>& extra_tags = {});
 
 // ---- version -----------------------------------------------------------------------------------------
 

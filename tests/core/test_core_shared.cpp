@@ -237,7 +237,9 @@ TEST(Sidecar, WritesTheKeysHistoryAndToolsRead) {
         "sample_guide_scale", "sample_solver", "base_seed", "output_dir", "init_noise", "save_latents",
         "use_prompt_extend", "prompt_extend_target_lang", "original_prompt", "job_id", "status", "seed_used",
         "prompt_used", "video_path", "seconds", "size", "model", "device", "layout", "codec", "program", "fps",
-        "teacache_threshold", "dit_steps_computed"};
+        "teacache_threshold", "dit_steps_computed",
+        // issue 20: the job's LoRAs (paths, strengths), euler's step list and the preset name
+        "loras", "denoising_steps", "preset"};
     EXPECT_EQ(keys, expected);
     EXPECT_EQ(j["size"], "832*480");
     EXPECT_EQ(j["layout"], "world 2, ulysses 2 × ring 1, dit_fsdp");
@@ -246,6 +248,92 @@ TEST(Sidecar, WritesTheKeysHistoryAndToolsRead) {
     EXPECT_EQ(j["status"], "ok");
     EXPECT_EQ(j["dit_steps_computed"], 31);
     EXPECT_FALSE(nlohmann::json::parse(sample_sidecar(-1).to_json()).contains("dit_steps_computed"));
+}
+
+// ---- LoRAs, step lists and presets in the request (issue 20) ------------------------------------------
+
+TEST(Request, LorasStepsAndPresetRoundTrip) {
+    wan::GenerationRequest r;
+    r.prompt = "a kite";
+    r.solver = "euler";
+    r.denoising_steps = {1000, 750, 500, 250};
+    r.loras = {{"/l/a.safetensors", 0.8}, {"/l/b.safetensors", -1.0}};
+    r.preset = "lightx2v-4step";
+    const wan::GenerationRequest back = wan::GenerationRequest::from_json(r.to_json());
+    EXPECT_EQ(back.denoising_steps, r.denoising_steps);
+    EXPECT_EQ(back.loras, r.loras);
+    EXPECT_EQ(back.preset, r.preset);
+    EXPECT_EQ(back.to_json(), r.to_json());
+    EXPECT_TRUE(r.validate().empty());
+    // Old records (no such keys) read as no LoRA and no step list.
+    const auto old = wan::GenerationRequest::from_json("{\"prompt\": \"x\"}");
+    EXPECT_TRUE(old.loras.empty() && old.denoising_steps.empty() && old.preset.empty());
+}
+
+TEST(Request, ValidatesStepListsAndLoras) {
+    wan::GenerationRequest r;
+    r.denoising_steps = {1000, 500};
+    auto joined = [](const std::vector<std::string>& v) {
+        std::string all;
+        for (const auto& e : v) all += e + "\n";
+        return all;
+    };
+    EXPECT_TRUE(contains(joined(r.validate()), "denoising_steps: only with sample_solver 'euler' (got 'unipc')"));
+    r.solver = "euler";
+    EXPECT_TRUE(r.validate().empty());
+    r.denoising_steps = {1000, 1000};
+    EXPECT_TRUE(contains(joined(r.validate()), "strictly decreasing (1000 follows 1000)"));
+    r.denoising_steps = {0};
+    EXPECT_TRUE(contains(joined(r.validate()), "step 0 is outside 1..1000"));
+    r.denoising_steps.clear();
+    r.solver = "heun";
+    EXPECT_TRUE(contains(joined(r.validate()), "expected 'unipc', 'dpm++' or 'euler'"));
+    EXPECT_TRUE(contains(error_of([] { wan::GenerationRequest::from_json("{\"loras\": [{\"strength\": 1}]}"); }),
+                         "each entry of \"loras\" must be an object with a string \"path\""));
+    EXPECT_TRUE(contains(error_of([] { wan::GenerationRequest::from_json("{\"loras\": [{\"path\": \"a\", \"scale\": 1}]}"); }),
+                         "LoRA 'a': unknown key \"scale\""));
+}
+
+TEST(BatchFile, LorasStepsAndPresetPerLine) {
+    wan::GenerationRequest defaults;
+    defaults.sample_steps = 50;
+    const auto jobs = wan::parse_batch_text(
+        "{\"prompt\": \"a\", \"loras\": [{\"path\": \"/l/a.safetensors\", \"strength\": 0.5}, {\"path\": \"b\"}]}\n"
+        "{\"prompt\": \"b\", \"preset\": \"lightx2v-4step\", \"sample_shift\": 3}\n"
+        "{\"prompt\": \"c\", \"sample_solver\": \"euler\", \"denoising_steps\": [999, 500]}\n",
+        defaults);
+    ASSERT_EQ(jobs.size(), 3u);
+    EXPECT_EQ(jobs[0].loras, (std::vector<wan::LoraSpec>{{"/l/a.safetensors", 0.5}, {"b", 1.0}}));
+    EXPECT_EQ(jobs[1].preset, "lightx2v-4step");
+    EXPECT_EQ(jobs[1].solver, "euler");
+    EXPECT_EQ(jobs[1].denoising_steps, (std::vector<int>{1000, 750, 500, 250}));
+    EXPECT_EQ(jobs[1].sample_shift, 3);  // the line's own key wins over the preset
+    EXPECT_EQ(jobs[1].guide_scale, 1);
+    EXPECT_EQ(jobs[2].denoising_steps, (std::vector<int>{999, 500}));
+    EXPECT_TRUE(jobs[2].loras.empty());
+    EXPECT_TRUE(contains(error_of([&] { wan::parse_batch_text("{\"prompt\": \"a\", \"preset\": \"x\"}\n", defaults, "f"); }),
+                         "f, line 1: preset 'x': unknown preset (known: 'default', 'lightx2v-4step')"));
+    EXPECT_TRUE(contains(error_of([&] { wan::parse_batch_text("{\"prompt\": \"a\", \"denoising_steps\": [5, 9]}\n", defaults, "f"); }),
+                         "f, line 1: denoising_steps: only with sample_solver 'euler'"));
+}
+
+TEST(Sidecar, RecordsEachLora) {
+    wan::GenerationSidecar s = sample_sidecar(4);
+    s.request.loras = {{"/l/distill.safetensors", 1.0}};
+    s.request.solver = "euler";
+    s.request.denoising_steps = {1000, 750, 500, 250};
+    s.request.preset = "lightx2v-4step";
+    s.lora_files = {{"distill.safetensors", std::string(64, 'a'), 1.0}};
+    const std::string text = s.to_json();
+    const nlohmann::json j = nlohmann::json::parse(text);
+    EXPECT_EQ(j.at("lora_files").at(0).at("sha256"), std::string(64, 'a'));
+    EXPECT_EQ(j.at("loras").at(0).at("path"), "/l/distill.safetensors");
+    EXPECT_EQ(j.at("preset"), "lightx2v-4step");
+    const wan::GenerationSidecar back = wan::GenerationSidecar::from_json(text, "a.json");
+    EXPECT_EQ(back.lora_files, s.lora_files);
+    EXPECT_EQ(back.request.loras, s.request.loras);
+    EXPECT_EQ(back.request.denoising_steps, s.request.denoising_steps);
+    EXPECT_EQ(back.to_json(), text);
 }
 
 TEST(Sidecar, ReadsBackWhatItWrites) {

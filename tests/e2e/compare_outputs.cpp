@@ -1,5 +1,6 @@
-// wan-compare A B [atol] [rtol]: compares two --save-latents files tensor by tensor (latent, video, context,
-// context_null) and prints the worst element; exit 0 when every tensor is finite and within tolerance.
+// wan-compare A B [atol] [rtol] [NAMES]: compares two --save-latents files tensor by tensor (latent, video,
+// context, context_null; or the comma-separated NAMES, e.g. "latent" against a reference file that holds only
+// that) and prints the worst element; exit 0 when every tensor is finite and within tolerance.
 #include "core/core.h"
 #include "io/io.h"
 
@@ -7,10 +8,13 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <algorithm>
+#include <string>
+#include <vector>
 
 int main(int argc, char** argv) {
     if (argc < 3) {
-        std::fprintf(stderr, "usage: wan-compare A.safetensors B.safetensors [atol=1e-4] [rtol=1e-3]\n");
+        std::fprintf(stderr, "usage: wan-compare A.safetensors B.safetensors [atol=1e-4] [rtol=1e-3] [NAMES]\n");
         return 2;
     }
     const double atol = argc > 3 ? std::atof(argv[3]) : 1e-4, rtol = argc > 4 ? std::atof(argv[4]) : 1e-3;
@@ -18,7 +22,18 @@ int main(int argc, char** argv) {
         auto a = wan::io::TensorStore::open(argv[1]);
         auto b = wan::io::TensorStore::open(argv[2]);
         bool ok = true;
-        for (const char* name : {"latent", "video", "context", "context_null"}) {
+        std::vector<std::string> names = {"latent", "video", "context", "context_null"};
+        if (argc > 5) {
+            names.clear();
+            std::string list = argv[5];
+            for (size_t pos = 0; pos <= list.size();) {
+                const size_t comma = std::min(list.find(',', pos), list.size());
+                if (comma > pos) names.push_back(list.substr(pos, comma - pos));
+                pos = comma + 1;
+            }
+        }
+        for (const std::string& name_s : names) {
+            const char* name = name_s.c_str();
             if (!a.contains(name) || !b.contains(name)) {
                 std::printf("%-13s missing in %s\n", name, a.contains(name) ? argv[2] : argv[1]);
                 ok = false;
