@@ -42,6 +42,24 @@ function(roff_escape out text)
   set(${out} "${text}" PARENT_SCOPE)
 endfunction()
 
+# Moves the text before the first `sep` of the variable named `rest_var` into `out`; `rest_var` keeps what
+# follows that separator, or becomes empty where there is none. (string(FIND), not a CMake list: the help text
+# holds '[', ']' and ';'.)
+function(pop_until sep out rest_var)
+  string(FIND "${${rest_var}}" "${sep}" at)
+  if(at EQUAL -1)
+    set(${out} "${${rest_var}}" PARENT_SCOPE)
+    set(${rest_var} "" PARENT_SCOPE)
+  else()
+    string(SUBSTRING "${${rest_var}}" 0 ${at} head)
+    string(LENGTH "${sep}" sep_len)
+    math(EXPR at "${at} + ${sep_len}")
+    string(SUBSTRING "${${rest_var}}" ${at} -1 tail)
+    set(${out} "${head}" PARENT_SCOPE)
+    set(${rest_var} "${tail}" PARENT_SCOPE)
+  endif()
+endfunction()
+
 # Splits an indented help line into the term and its description: at the first run of >= 2 spaces, else
 # after "--name" plus one argument token (upper-case like DIR, W*H, or a|b|c choices).
 function(split_term out_term out_desc line)
@@ -64,21 +82,13 @@ function(split_term out_term out_desc line)
   set(${out_desc} "${desc}" PARENT_SCOPE)
 endfunction()
 
-# Bold option names, italic arguments: "--size W*H" -> \fB\-\-size\fR \fIW*H\fR. Word by word with string(FIND)
+# Bold option names, italic arguments: "--size W*H" -> \fB\-\-size\fR \fIW*H\fR. Word by word with pop_until
 # (a CMake list would mis-split on the brackets of "[--ckpt-dir DIR]").
 function(format_term out term)
   set(result "")
   set(rest "${term}")
   while(NOT rest STREQUAL "")
-    string(FIND "${rest}" " " sp)
-    if(sp EQUAL -1)
-      set(word "${rest}")
-      set(rest "")
-    else()
-      string(SUBSTRING "${rest}" 0 ${sp} word)
-      math(EXPR sp "${sp} + 1")
-      string(SUBSTRING "${rest}" ${sp} -1 rest)
-    endif()
+    pop_until(" " word rest)
     if(word STREQUAL "")
       continue()
     endif()
@@ -120,22 +130,14 @@ function(emit_heading)
   set(heading "" PARENT_SCOPE)
 endfunction()
 
-# Line by line (string(FIND), not a CMake list: the text holds '[', ']' and ';').
+# Line by line with pop_until.
 set(state "start")      # start | intro | usage | para | between | heading | options
 set(heading "")
 set(options_started FALSE)
 set(description_started FALSE)
 set(rest "${help_text}")
 while(NOT rest STREQUAL "")
-  string(FIND "${rest}" "\n" nl)
-  if(nl EQUAL -1)
-    set(line "${rest}")
-    set(rest "")
-  else()
-    string(SUBSTRING "${rest}" 0 ${nl} line)
-    math(EXPR nl "${nl} + 1")
-    string(SUBSTRING "${rest}" ${nl} -1 rest)
-  endif()
+  pop_until("\n" line rest)
 
   if(state STREQUAL "start")
     # "wanstudio — description" (an em dash or a plain hyphen)

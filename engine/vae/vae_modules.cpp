@@ -48,6 +48,13 @@ void CausalConv3d::load(WeightReader& r, const std::string& prefix, int64_t ci, 
     bias = r.take(prefix + ".bias", {co}, load_values);
 }
 
+void CausalConv3d::load_cached_3x3x3(WeightReader& r, const std::string& prefix, int64_t ci, int64_t co,
+                                     SlotCounter& slots, bool load_values) {
+    load(r, prefix, ci, co, {3, 3, 3}, load_values);
+    padding = {1, 1, 1};
+    slot = slots.take();
+}
+
 at::Tensor CausalConv3d::forward(const at::Tensor& x, const at::Tensor& cache) const {
     const int64_t front = 2 * padding[0];  // causal: all temporal padding goes in front
     at::Tensor input = x;                  // [b, Ci, t, h, w]
@@ -112,13 +119,9 @@ ResidualBlock::ResidualBlock(WeightReader& r, const std::string& p, int64_t ci, 
                              bool load_values)
     : co(co_) {
     norm0.load(r, p + ".residual.0.gamma", ci, false, load_values);
-    conv2.load(r, p + ".residual.2", ci, co, {3, 3, 3}, load_values);
-    conv2.padding = {1, 1, 1};
-    conv2.slot = slots.take();
+    conv2.load_cached_3x3x3(r, p + ".residual.2", ci, co, slots, load_values);
     norm3.load(r, p + ".residual.3.gamma", co, false, load_values);
-    conv6.load(r, p + ".residual.6", co, co, {3, 3, 3}, load_values);
-    conv6.padding = {1, 1, 1};
-    conv6.slot = slots.take();
+    conv6.load_cached_3x3x3(r, p + ".residual.6", co, co, slots, load_values);
     has_shortcut = ci != co;
     if (has_shortcut) shortcut.load(r, p + ".shortcut", ci, co, {1, 1, 1}, load_values);
 }
@@ -279,9 +282,7 @@ Encoder::Encoder(WeightReader& r, const VAEConfig& cfg, bool load_values) {
     SlotCounter slots;
     std::vector<int64_t> dims{cfg.dim};  // [dim·1, dim·m0, dim·m1, ...]
     for (int64_t m : cfg.dim_mult) dims.push_back(cfg.dim * m);
-    conv1_.load(r, "encoder.conv1", 3, dims[0], {3, 3, 3}, load_values);
-    conv1_.padding = {1, 1, 1};
-    conv1_.slot = slots.take();
+    conv1_.load_cached_3x3x3(r, "encoder.conv1", 3, dims[0], slots, load_values);
     int index = 0;
     int64_t out = dims[0];
     const size_t stages = cfg.dim_mult.size();
@@ -304,9 +305,7 @@ Encoder::Encoder(WeightReader& r, const VAEConfig& cfg, bool load_values) {
     middle1_ = std::make_unique<AttentionBlock>(r, "encoder.middle.1", out, load_values);
     middle2_ = std::make_unique<ResidualBlock>(r, "encoder.middle.2", out, out, slots, load_values);
     head0_.load(r, "encoder.head.0.gamma", out, false, load_values);
-    head2_.load(r, "encoder.head.2", out, 2 * cfg.z_dim, {3, 3, 3}, load_values);
-    head2_.padding = {1, 1, 1};
-    head2_.slot = slots.take();
+    head2_.load_cached_3x3x3(r, "encoder.head.2", out, 2 * cfg.z_dim, slots, load_values);
     num_slots_ = slots.next;
 }
 
@@ -330,9 +329,7 @@ Decoder::Decoder(WeightReader& r, const VAEConfig& cfg) {
     SlotCounter slots;
     std::vector<int64_t> dims{cfg.dim * cfg.dim_mult.back()};  // [dim·m_last, reversed dim·m ...]
     for (auto it = cfg.dim_mult.rbegin(); it != cfg.dim_mult.rend(); ++it) dims.push_back(cfg.dim * *it);
-    conv1_.load(r, "decoder.conv1", cfg.z_dim, dims[0], {3, 3, 3}, true);
-    conv1_.padding = {1, 1, 1};
-    conv1_.slot = slots.take();
+    conv1_.load_cached_3x3x3(r, "decoder.conv1", cfg.z_dim, dims[0], slots, true);
     middle0_ = std::make_unique<ResidualBlock>(r, "decoder.middle.0", dims[0], dims[0], slots, true);
     middle1_ = std::make_unique<AttentionBlock>(r, "decoder.middle.1", dims[0], true);
     middle2_ = std::make_unique<ResidualBlock>(r, "decoder.middle.2", dims[0], dims[0], slots, true);
@@ -357,9 +354,7 @@ Decoder::Decoder(WeightReader& r, const VAEConfig& cfg) {
         }
     }
     head0_.load(r, "decoder.head.0.gamma", out, false, true);
-    head2_.load(r, "decoder.head.2", out, 3, {3, 3, 3}, true);
-    head2_.padding = {1, 1, 1};
-    head2_.slot = slots.take();
+    head2_.load_cached_3x3x3(r, "decoder.head.2", out, 3, slots, true);
     num_slots_ = slots.next;
 }
 

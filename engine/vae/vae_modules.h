@@ -65,6 +65,9 @@ struct CausalConv3d {
 
     void load(WeightReader& r, const std::string& prefix, int64_t ci, int64_t co, std::array<int64_t, 3> k,
               bool load_values);
+    /// The VAE's usual site: a 3×3×3 kernel, padding 1 on every axis and the next cache slot of `slots`.
+    void load_cached_3x3x3(WeightReader& r, const std::string& prefix, int64_t ci, int64_t co, SlotCounter& slots,
+                           bool load_values);
     /// Plain causal conv; `cache` (k frames, may be undefined) replaces k of the 2·pt front zero frames.
     at::Tensor forward(const at::Tensor& x, const at::Tensor& cache = {}) const;
     /// The cached-site rule of §5.4: runs forward() with this site's slot, then stores the last 2 input frames.

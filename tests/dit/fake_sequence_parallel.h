@@ -8,7 +8,10 @@
 #include <ATen/ATen.h>
 
 #include <condition_variable>
+#include <exception>
+#include <memory>
 #include <mutex>
+#include <thread>
 #include <vector>
 
 namespace wan::test {
@@ -60,6 +63,45 @@ public:
 private:
     FakeComm& comm_;
     int world_, rank_;
+};
+
+/// A simulated world: one WanModel per rank over the same weights, each with its FakeSequenceParallel.
+class FakeWorld {
+public:
+    FakeWorld(const io::WanConfig& config, const io::TensorStore& store, int world) : comm_(world) {
+        for (int r = 0; r < world; ++r) {
+            models_.push_back(std::make_unique<dit::WanModel>(config, store));
+            sps_.push_back(std::make_shared<FakeSequenceParallel>(comm_, world, r));
+            models_.back()->set_sequence_parallel(sps_.back());
+        }
+    }
+    int size() const { return static_cast<int>(models_.size()); }
+    dit::WanModel& model(int rank) { return *models_[static_cast<size_t>(rank)]; }
+    const FakeSequenceParallel& sequence_parallel(int rank) const { return *sps_[static_cast<size_t>(rank)]; }
+
+    /// Runs fn(rank) on one thread per rank (the ranks meet in the collectives) and, once all have ended,
+    /// rethrows the first rank's exception, if any.
+    template <class Fn>
+    void run(Fn&& fn) {
+        std::vector<std::exception_ptr> errors(models_.size());
+        std::vector<std::thread> threads;
+        for (int r = 0; r < size(); ++r)
+            threads.emplace_back([&, r] {
+                try {
+                    fn(r);
+                } catch (...) {
+                    errors[static_cast<size_t>(r)] = std::current_exception();
+                }
+            });
+        for (auto& t : threads) t.join();
+        for (const auto& e : errors)
+            if (e) std::rethrow_exception(e);
+    }
+
+private:
+    FakeComm comm_;
+    std::vector<std::unique_ptr<dit::WanModel>> models_;
+    std::vector<std::shared_ptr<FakeSequenceParallel>> sps_;
 };
 
 }  // namespace wan::test

@@ -3,6 +3,7 @@
 #include "golden.h"
 
 #include "dit/dit.h"
+#include "tiny_dit.h"
 
 #include <ATen/ATen.h>
 
@@ -13,14 +14,7 @@ namespace {
 
 using wan::dit::WanModel;
 
-const WanModel& tiny_model() {
-    static WanModel* model = [] {
-        auto ckpt = wan::io::CheckpointDir::locate(wan::test::tiny_ckpt_dir());
-        auto store = ckpt.open_dit();
-        return new WanModel(ckpt.config(), store);
-    }();
-    return *model;
-}
+using wan::test::tiny_model;
 
 void report(const at::Tensor& a, const at::Tensor& e, const std::string& label) {
     const double err = (a.to(at::kDouble) - e.to(at::kDouble)).abs().max().item<double>();

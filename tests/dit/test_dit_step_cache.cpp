@@ -6,15 +6,12 @@
 #include "core/core.h"
 #include "dit/dit.h"
 #include "fake_sequence_parallel.h"
+#include "tiny_dit.h"
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 
-#include <condition_variable>
 #include <cstdio>
-#include <exception>
-#include <mutex>
-#include <thread>
 
 namespace {
 
@@ -23,16 +20,9 @@ using wan::dit::StepCacheOptions;
 using wan::dit::WanModel;
 using wan::io::WanConfig;
 
-WanConfig tiny_config() { return wan::io::CheckpointDir::locate(wan::test::tiny_ckpt_dir()).config(); }
-wan::io::TensorStore tiny_store() { return wan::io::CheckpointDir::locate(wan::test::tiny_ckpt_dir()).open_dit(); }
-
-const WanModel& tiny_model() {
-    static WanModel* m = [] {
-        auto store = tiny_store();
-        return new WanModel(tiny_config(), store);
-    }();
-    return *m;
-}
+using wan::test::tiny_config;
+using wan::test::tiny_model;
+using wan::test::tiny_store;
 
 // A small CFG denoising job: Euler steps of the flow-matching ODE over shifted sigmas (enough to make the
 // inputs of consecutive steps related as in a real job, without depending on engine/sched).
@@ -232,8 +222,7 @@ TEST(DitStepCache, RescalePolynomialIsApplied) {
     EXPECT_EQ(c2.steps_computed(), 2);
 }
 
-using wan::test::FakeComm;
-using wan::test::FakeSequenceParallel;
+using wan::test::FakeWorld;
 
 TEST(DitStepCache, SimulatedSequenceParallelDecidesLikeOneRank) {
     const WanConfig c = tiny_config();
@@ -246,34 +235,18 @@ TEST(DitStepCache, SimulatedSequenceParallelDecidesLikeOneRank) {
     const JobResult ref = run_job(single, j, &sc, &su);
     ASSERT_GT(sc.steps_skipped(), 0);
     for (int world : {2, 3}) {
-        FakeComm comm(world);
-        std::vector<std::unique_ptr<WanModel>> models;
-        std::vector<std::shared_ptr<FakeSequenceParallel>> sps;
-        for (int r = 0; r < world; ++r) {
-            models.push_back(std::make_unique<WanModel>(c, store));
-            sps.push_back(std::make_shared<FakeSequenceParallel>(comm, world, r));
-            models.back()->set_sequence_parallel(sps.back());
-        }
+        FakeWorld ranks(c, store, world);
         std::vector<JobResult> outs(world);
         std::vector<int> computed(world);
-        std::vector<std::exception_ptr> errs(world);
-        std::vector<std::thread> threads;
-        for (int r = 0; r < world; ++r)
-            threads.emplace_back([&, r] {
-                try {
-                    StepCache cc(with_threshold(0.3)), cu(with_threshold(0.3));
-                    outs[r] = run_job(*models[r], j, &cc, &cu);
-                    computed[r] = cc.steps_computed();
-                } catch (...) {
-                    errs[r] = std::current_exception();
-                }
-            });
-        for (auto& th : threads) th.join();
+        ranks.run([&](int r) {
+            StepCache cc(with_threshold(0.3)), cu(with_threshold(0.3));
+            outs[r] = run_job(ranks.model(r), j, &cc, &cu);
+            computed[r] = cc.steps_computed();
+        });
         for (int r = 0; r < world; ++r) {
-            if (errs[r]) std::rethrow_exception(errs[r]);
             EXPECT_EQ(computed[r], sc.steps_computed()) << "world " << world << " rank " << r;
             EXPECT_EQ(outs[r].computed_cond, ref.computed_cond) << "world " << world << " rank " << r;
-            EXPECT_GT(sps[r]->reduces, 0);
+            EXPECT_GT(ranks.sequence_parallel(r).reduces, 0);
             EXPECT_TRUE(wan::test::all_close(outs[r].latent, ref.latent, wan::test::tolerance("dit"),
                                              "world " + std::to_string(world) + " rank " + std::to_string(r)));
         }

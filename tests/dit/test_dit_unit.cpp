@@ -6,6 +6,8 @@
 #include "core/core.h"
 #include "dit/dit.h"
 #include "fake_sequence_parallel.h"
+#include "scoped_env.h"
+#include "tiny_dit.h"
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
@@ -13,28 +15,16 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cmath>
-#include <condition_variable>
-#include <exception>
-#include <mutex>
 #include <set>
-#include <thread>
 
 namespace {
 
 using wan::dit::WanModel;
 using wan::io::WanConfig;
 
-WanConfig tiny_config() { return wan::io::CheckpointDir::locate(wan::test::tiny_ckpt_dir()).config(); }
-
-wan::io::TensorStore tiny_store() { return wan::io::CheckpointDir::locate(wan::test::tiny_ckpt_dir()).open_dit(); }
-
-const WanModel& tiny_model() {
-    static WanModel* m = [] {
-        auto store = tiny_store();
-        return new WanModel(tiny_config(), store);
-    }();
-    return *m;
-}
+using wan::test::tiny_config;
+using wan::test::tiny_model;
+using wan::test::tiny_store;
 
 // Expects `fn` to throw wan::Error whose message contains every string of `parts`.
 template <class Fn>
@@ -277,8 +267,7 @@ TEST(DitSequence, AttentionKeyLimitEqualsSlicing) {
     EXPECT_TRUE(wan::test::all_close(a, ref, {1e-5, 1e-5}, "attention vs formula"));
 }
 
-using wan::test::FakeComm;
-using wan::test::FakeSequenceParallel;
+using wan::test::FakeWorld;
 
 TEST(DitSequence, SimulatedWorldsMatchOneRank) {
     const WanConfig c = tiny_config();
@@ -286,12 +275,7 @@ TEST(DitSequence, SimulatedWorldsMatchOneRank) {
     const WanModel& single = tiny_model();
     const auto tol = wan::test::tolerance("dit");
     for (int world : {2, 3}) {
-        std::vector<std::unique_ptr<WanModel>> models;
-        FakeComm comm(world);
-        for (int r = 0; r < world; ++r) {
-            models.push_back(std::make_unique<WanModel>(c, store));
-            models.back()->set_sequence_parallel(std::make_shared<FakeSequenceParallel>(comm, world, r));
-        }
+        FakeWorld ranks(c, store, world);
         // Two samples of different sizes, seq_len not a multiple of the world (padding on the last rank).
         Inputs a = make_inputs(c, 2, 5, 6, 4, 11), b = make_inputs(c, 1, 4, 4, 9, 12);
         const int64_t seq_len = a.n + 1;
@@ -299,19 +283,8 @@ TEST(DitSequence, SimulatedWorldsMatchOneRank) {
         const at::Tensor t = at::tensor({250.0f, 750.0f});
         const auto ref = single.forward(xs, t, ctx, seq_len);
         std::vector<std::vector<at::Tensor>> outs(world);
-        std::vector<std::exception_ptr> errs(world);
-        std::vector<std::thread> threads;
-        for (int r = 0; r < world; ++r)
-            threads.emplace_back([&, r] {
-                try {
-                    outs[r] = models[r]->forward(xs, t, ctx, seq_len);
-                } catch (...) {
-                    errs[r] = std::current_exception();
-                }
-            });
-        for (auto& th : threads) th.join();
+        ranks.run([&](int r) { outs[r] = ranks.model(r).forward(xs, t, ctx, seq_len); });
         for (int r = 0; r < world; ++r) {
-            if (errs[r]) std::rethrow_exception(errs[r]);
             ASSERT_EQ(outs[r].size(), 2u);
             for (size_t s = 0; s < 2; ++s)
                 EXPECT_TRUE(wan::test::all_close(outs[r][s], ref[s], tol,
@@ -349,57 +322,32 @@ TEST(DitPrecision, MixedBf16PathRunsAndStaysClose) {
 
 }  // namespace
 
-namespace {
-
-/// Sets (value non-null) or clears an environment variable for the scope.
-class ScopedEnv {
-public:
-    ScopedEnv(const char* name, const char* value) : name_(name) {
-        if (const char* old = std::getenv(name)) old_ = old, had_ = true;
-        if (value) ::setenv(name, value, 1);
-        else ::unsetenv(name);
-    }
-    ~ScopedEnv() {
-        if (had_) ::setenv(name_, old_.c_str(), 1);
-        else ::unsetenv(name_);
-    }
-
-private:
-    const char* name_;
-    std::string old_;
-    bool had_ = false;
-};
-
-}  // namespace
+using wan::test::ScopedEnv;
 
 TEST(DitOptions, FromEnvironmentReadsTheMeasurementSwitches) {
     using wan::dit::AttentionBackend;
     using wan::dit::ModelOptions;
-    {
-        ScopedEnv a("WAN_FP8", nullptr), b("WAN_FUSED", nullptr), c("WAN_ATTENTION", nullptr), d("WAN_DIT_STAGES", nullptr);
+    // The four switches as set (nullptr: unset) and the options they must give. The last row is as before the
+    // switches moved: only "1" turns WAN_FP8 / WAN_DIT_STAGES on, only "0" turns WAN_FUSED off; an unknown
+    // backend means auto.
+    struct Row {
+        const char *fp8, *fused, *attention, *stages;
+        bool want_fp8, want_fused;
+        AttentionBackend want_attention;
+        bool want_stage_clock;
+    };
+    for (const Row& r : std::vector<Row>{
+             {nullptr, nullptr, nullptr, nullptr, false, true, AttentionBackend::Auto, false},
+             {"1", "0", "cudnn", "1", true, false, AttentionBackend::CuDNN, true},
+             {"yes", "no", "fast", "", false, true, AttentionBackend::Auto, false}}) {
+        ScopedEnv a("WAN_FP8", r.fp8), b("WAN_FUSED", r.fused), c("WAN_ATTENTION", r.attention),
+            d("WAN_DIT_STAGES", r.stages);
         const ModelOptions o = ModelOptions::from_environment();
-        EXPECT_FALSE(o.fp8);
-        EXPECT_TRUE(o.fused_kernels);
-        EXPECT_EQ(o.attention, AttentionBackend::Auto);
-        EXPECT_FALSE(o.stage_clock);
-    }
-    {
-        ScopedEnv a("WAN_FP8", "1"), b("WAN_FUSED", "0"), c("WAN_ATTENTION", "cudnn"), d("WAN_DIT_STAGES", "1");
-        const ModelOptions o = ModelOptions::from_environment();
-        EXPECT_TRUE(o.fp8);
-        EXPECT_FALSE(o.fused_kernels);
-        EXPECT_EQ(o.attention, AttentionBackend::CuDNN);
-        EXPECT_TRUE(o.stage_clock);
-    }
-    {
-        // As before the switches moved: only "1" turns WAN_FP8 / WAN_DIT_STAGES on, only "0" turns
-        // WAN_FUSED off; an unknown backend means auto.
-        ScopedEnv a("WAN_FP8", "yes"), b("WAN_FUSED", "no"), c("WAN_ATTENTION", "fast"), d("WAN_DIT_STAGES", "");
-        const ModelOptions o = ModelOptions::from_environment();
-        EXPECT_FALSE(o.fp8);
-        EXPECT_TRUE(o.fused_kernels);
-        EXPECT_EQ(o.attention, AttentionBackend::Auto);
-        EXPECT_FALSE(o.stage_clock);
+        const std::string row = std::string("WAN_FP8=") + (r.fp8 ? r.fp8 : "(unset)");
+        EXPECT_EQ(o.fp8, r.want_fp8) << row;
+        EXPECT_EQ(o.fused_kernels, r.want_fused) << row;
+        EXPECT_EQ(o.attention, r.want_attention) << row;
+        EXPECT_EQ(o.stage_clock, r.want_stage_clock) << row;
     }
     for (const auto& [name, backend] : std::vector<std::pair<const char*, AttentionBackend>>{
              {"auto", AttentionBackend::Auto}, {"fa3", AttentionBackend::FlashAttention3},

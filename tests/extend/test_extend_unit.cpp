@@ -5,6 +5,7 @@
 
 #include "core/core.h"
 #include "golden.h"
+#include "scoped_env.h"
 
 #include <gtest/gtest.h>
 
@@ -45,24 +46,7 @@ void make_model_dir(const std::string& dir) {
     std::ofstream(dir + "/config.json") << "{}";
 }
 
-/// Sets or clears an environment variable for the scope.
-class ScopedEnv {
-public:
-    ScopedEnv(const char* name, const char* value) : name_(name) {
-        if (const char* old = std::getenv(name)) old_ = old, had_ = true;
-        if (value) ::setenv(name, value, 1);
-        else ::unsetenv(name);
-    }
-    ~ScopedEnv() {
-        if (had_) ::setenv(name_, old_.c_str(), 1);
-        else ::unsetenv(name_);
-    }
-
-private:
-    const char* name_;
-    std::string old_;
-    bool had_ = false;
-};
+using wan::test::ScopedEnv;
 
 // ---- system prompts, seeds, ChatML -------------------------------------------------------------------------
 

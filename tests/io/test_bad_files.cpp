@@ -8,6 +8,8 @@
 #include <ATen/ATen.h>
 
 #include <fstream>
+#include <string>
+#include <vector>
 
 namespace {
 
@@ -16,7 +18,7 @@ using wan::io::TensorStore;
 using namespace wan::test::hostile;
 
 // Expects opening `path` to throw a wan::Error whose message contains every fragment.
-void expect_error(const std::string& path, std::initializer_list<const char*> fragments) {
+void expect_error(const std::string& path, const std::vector<const char*>& fragments) {
     try {
         TensorStore::open(path);
         FAIL() << "opening " << path << " should have failed";
@@ -32,40 +34,40 @@ protected:
     std::string dir = wan::test::make_temp_dir("bad");
 };
 
-TEST_F(BadFiles, HeaderLengthPastEnd) {
-    auto p = write_file(dir + "/a.safetensors", safetensors_bytes("{}", 0, 4096));
-    expect_error(p, {"header length", "past the end"});
+// A safetensors file with a broken header, and what the error must say besides the file's name.
+struct BadHeader {
+    const char* name;  // the case's test name and file name
+    std::string bytes;
+    std::vector<const char*> fragments;
+};
+
+class BadHeaders : public ::testing::TestWithParam<BadHeader> {};
+
+TEST_P(BadHeaders, ErrorNamesFileAndProblem) {
+    const BadHeader& c = GetParam();
+    const std::string dir = wan::test::make_temp_dir("bad");
+    expect_error(write_file(dir + "/" + c.name + ".safetensors", c.bytes), c.fragments);
 }
 
-TEST_F(BadFiles, TruncatedFile) {
-    auto p = write_file(dir + "/trunc.safetensors", std::string("\x10\x00\x00", 3));
-    expect_error(p, {"truncated"});
-}
-
-TEST_F(BadFiles, OffsetsOutOfRange) {
-    auto p = write_file(dir + "/b.safetensors",
-                        safetensors_bytes(R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", 8));
-    expect_error(p, {"'w'", "out of range"});
-}
-
-TEST_F(BadFiles, OverlappingOffsets) {
-    auto p = write_file(dir + "/c.safetensors",
-                        safetensors_bytes(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
-                                          R"("b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})", 12));
-    expect_error(p, {"overlap"});
-}
-
-TEST_F(BadFiles, SizeNotMatchingDtypeTimesShape) {
-    auto p = write_file(dir + "/d.safetensors",
-                        safetensors_bytes(R"({"w":{"dtype":"F16","shape":[3],"data_offsets":[0,8]}})", 8));
-    expect_error(p, {"'w'", "needs 6"});
-}
-
-TEST_F(BadFiles, UnknownDtype) {
-    auto p = write_file(dir + "/e.safetensors",
-                        safetensors_bytes(R"({"w":{"dtype":"Q4_K","shape":[2],"data_offsets":[0,2]}})", 2));
-    expect_error(p, {"unknown dtype 'Q4_K'"});
-}
+INSTANTIATE_TEST_SUITE_P(
+    BadFiles, BadHeaders,
+    ::testing::Values(
+        BadHeader{"HeaderLengthPastEnd", safetensors_bytes("{}", 0, 4096), {"header length", "past the end"}},
+        BadHeader{"TruncatedFile", std::string("\x10\x00\x00", 3), {"truncated"}},
+        BadHeader{"OffsetsOutOfRange",
+                  safetensors_bytes(R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", 8),
+                  {"'w'", "out of range"}},
+        BadHeader{"OverlappingOffsets",
+                  safetensors_bytes(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                                    R"("b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})", 12),
+                  {"overlap"}},
+        BadHeader{"SizeNotMatchingDtypeTimesShape",
+                  safetensors_bytes(R"({"w":{"dtype":"F16","shape":[3],"data_offsets":[0,8]}})", 8),
+                  {"'w'", "needs 6"}},
+        BadHeader{"UnknownDtype",
+                  safetensors_bytes(R"({"w":{"dtype":"Q4_K","shape":[2],"data_offsets":[0,2]}})", 2),
+                  {"unknown dtype 'Q4_K'"}}),
+    [](const ::testing::TestParamInfo<BadHeader>& info) { return std::string(info.param.name); });
 
 TEST_F(BadFiles, DuplicateNames) {
     // JSON objects cannot repeat a key meaningfully, so duplicates are checked across the shards of an index.

@@ -2,7 +2,9 @@
 // prefixed bf16 DiT, scaled-fp8 DiT, Hugging Face UMT5 with its tokenizer inside, safetensors VAE — load and
 // give the same outputs as the upstream layout holding the same values; files of other models are named.
 // Origin of the inputs: tests/data/golden/tiny-ckpt (the upstream folder layout, see its README).
+#include "error_of.h"
 #include "golden.h"
+#include "small_request.h"
 
 #include "dit/dit.h"
 #include "io/component_files.h"
@@ -21,20 +23,12 @@
 namespace {
 
 using wan::io::Float8Format;
+using wan::test::error_of;
 using wan::io::ModelComponents;
 using wan::io::TensorStore;
 
 std::string tiny(const std::string& file) { return wan::test::tiny_ckpt_dir() + "/" + file; }
 
-template <class Fn>
-std::string error_of(Fn&& fn) {
-    try {
-        fn();
-    } catch (const wan::Error& e) {
-        return e.what();
-    }
-    return "(no error)";
-}
 #define EXPECT_HAS(msg, part) EXPECT_NE((msg).find(part), std::string::npos) << "'" << (part) << "' not in: " << (msg)
 
 // A safetensors file with any dtype name (fp8 cannot be written through ATen before LibTorch 2.1).
@@ -70,6 +64,19 @@ wan::io::NamedTensors all_tensors(const TensorStore& st) {
     wan::io::NamedTensors out;
     for (const auto& n : st.names()) out.emplace_back(n, st.load(n));
     return out;
+}
+
+// The tiny DiT in bf16, twice: under ComfyUI's "model.diffusion_model." prefix at `prefixed_path` and under the
+// upstream names at `upstream_path` (the same values in both).
+void write_bf16_dit(const std::string& prefixed_path, const std::string& upstream_path) {
+    const TensorStore dit = TensorStore::open(tiny(wan::io::CheckpointDir::kDitName));
+    wan::io::NamedTensors prefixed, upstream;
+    for (auto& [n, t] : all_tensors(dit)) {
+        prefixed.emplace_back("model.diffusion_model." + n, t.to(at::kBFloat16));
+        upstream.emplace_back(n, t.to(at::kBFloat16));
+    }
+    wan::io::save_safetensors(prefixed_path, prefixed);
+    wan::io::save_safetensors(upstream_path, upstream);
 }
 
 double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
@@ -108,14 +115,7 @@ TEST(Float8, EveryCodeDecodesAndEncodesBack) {
 
 TEST(ComponentFiles, PrefixedBf16DitEqualsUpstreamLayout) {
     const std::string dir = wan::test::make_temp_dir("dit_bf16");
-    const TensorStore up = TensorStore::open(tiny(wan::io::CheckpointDir::kDitName));
-    wan::io::NamedTensors prefixed, same_values;
-    for (auto& [n, t] : all_tensors(up)) {
-        prefixed.emplace_back("model.diffusion_model." + n, t.to(at::kBFloat16));
-        same_values.emplace_back(n, t.to(at::kBFloat16));
-    }
-    wan::io::save_safetensors(dir + "/comfy.safetensors", prefixed);
-    wan::io::save_safetensors(dir + "/upstream.safetensors", same_values);
+    write_bf16_dit(dir + "/comfy.safetensors", dir + "/upstream.safetensors");
 
     wan::ComponentPaths files;
     files.dit = dir + "/comfy.safetensors";
@@ -129,7 +129,7 @@ TEST(ComponentFiles, PrefixedBf16DitEqualsUpstreamLayout) {
     const auto report = wan::io::inspect_file(files.dit);
     EXPECT_EQ(report.kind, wan::io::ComponentKind::WanDiT);
     EXPECT_EQ(report.key_prefix, "model.diffusion_model.");
-    EXPECT_EQ(report.dtypes.at("BF16"), up.size());
+    EXPECT_EQ(report.dtypes.at("BF16"), TensorStore::open(tiny(wan::io::CheckpointDir::kDitName)).size());
 }
 
 // Quantises every 2-D Linear weight to fp8 with a per-tensor scale, ComfyUI's "scaled fp8" layout.
@@ -314,30 +314,17 @@ TEST(ComponentFiles, SafetensorsVaeEqualsPth) {
 TEST(ComponentFiles, PipelineFromSingleFilesEqualsUpstreamFolder) {
     const std::string files_dir = wan::test::make_temp_dir("pipe_files");
     const std::string folder = wan::test::make_temp_dir("pipe_folder");
-    const TensorStore dit = TensorStore::open(tiny(wan::io::CheckpointDir::kDitName));
-    wan::io::NamedTensors prefixed, bf16;
-    for (auto& [n, t] : all_tensors(dit)) {
-        prefixed.emplace_back("model.diffusion_model." + n, t.to(at::kBFloat16));
-        bf16.emplace_back(n, t.to(at::kBFloat16));
-    }
-    wan::io::save_safetensors(files_dir + "/dit.safetensors", prefixed);
+    write_bf16_dit(files_dir + "/dit.safetensors", folder + "/" + wan::io::CheckpointDir::kDitName);
     write_hf_t5(files_dir + "/umt5.safetensors");
     wan::io::save_safetensors(files_dir + "/vae.safetensors",
                               all_tensors(TensorStore::open(tiny(wan::io::CheckpointDir::kVaeName))));
-    // The upstream layout: the same DiT values (bf16), the tiny folder's other files.
-    wan::io::save_safetensors(folder + "/" + wan::io::CheckpointDir::kDitName, bf16);
+    // The upstream layout: the same DiT values (bf16, written above), the tiny folder's other files.
     for (const char* f : {wan::io::CheckpointDir::kConfigName, wan::io::CheckpointDir::kT5Name,
                           wan::io::CheckpointDir::kVaeName, "google"}) {
         ASSERT_EQ(std::system(("cp -r '" + tiny(f) + "' '" + folder + "/'").c_str()), 0);
     }
 
-    wan::GenerationRequest r;
-    r.prompt = "a red fox running through snow";
-    r.width = 32;
-    r.height = 32;
-    r.frame_num = 5;
-    r.sample_steps = 2;
-    r.seed = 7;
+    const wan::GenerationRequest r = wan::test::small_request();
     auto run = [&](const std::string& ckpt_dir, const wan::ComponentPaths& components) {
         wan::pipeline::EngineConfig cfg;
         cfg.ckpt_dir = ckpt_dir;

@@ -3,6 +3,7 @@
 #include "dit/dit.h"
 #include "lora/lora.h"
 
+#include "error_of.h"
 #include "golden.h"
 
 #include <gtest/gtest.h>
@@ -13,16 +14,7 @@
 
 namespace {
 
-template <typename F>
-std::string error_of(F&& f) {
-    try {
-        f();
-    } catch (const wan::Error& e) {
-        return e.what();
-    }
-    return "<no wan::Error thrown>";
-}
-
+using wan::test::error_of;
 std::vector<std::string> tiny_parameter_names() {
     const auto config = wan::io::WanConfig::from_json_file(wan::test::tiny_ckpt_dir() + "/config.json");
     std::vector<std::string> names;

@@ -5,6 +5,7 @@
 #include "io/io.h"
 #include "lora/lora.h"
 
+#include "error_of.h"
 #include "golden.h"
 
 #include <ATen/ATen.h>
@@ -17,16 +18,7 @@
 
 namespace {
 
-template <typename F>
-std::string error_of(F&& f) {
-    try {
-        f();
-    } catch (const wan::Error& e) {
-        return e.what();
-    }
-    return "<no wan::Error thrown>";
-}
-
+using wan::test::error_of;
 std::string accel(const std::string& name) { return wan::test::test_data_dir() + "/accel/" + name + ".safetensors"; }
 
 wan::dit::WanModel tiny_model() {

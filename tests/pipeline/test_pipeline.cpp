@@ -1,5 +1,6 @@
 // Pipeline behaviour on the tiny checkpoint: validation, seeds, cancellation, progress, save-latents.
 #include "golden.h"
+#include "small_request.h"
 
 #include "pipeline/pipeline.h"
 
@@ -19,16 +20,7 @@ wan::pipeline::T2VPipeline& tiny_pipeline() {
     return *pipe;
 }
 
-wan::GenerationRequest small_request() {
-    wan::GenerationRequest r;
-    r.prompt = "a red fox running through snow";
-    r.width = 32;
-    r.height = 32;
-    r.frame_num = 5;
-    r.sample_steps = 2;
-    r.seed = 7;
-    return r;
-}
+using wan::test::small_request;
 
 std::string error_of(const wan::GenerationRequest& r) {
     try {

@@ -55,6 +55,9 @@ private:
     QJsonObject waitForState(EngineProcess& engine, qint64 id, const QString& state, int timeoutMs = kJobTimeoutMs,
                              const QByteArray& token = {});
     QString outDir() const { return tmp_.filePath(QStringLiteral("out")); }
+    /// GET /api/files/<name> from `engine`, as a remote client fetches an output, written to `localPath`.
+    /// Returns the HTTP status (200 expected), or -1 where the local copy could not be written.
+    int download(EngineProcess& engine, const QString& name, const QString& localPath);
 
     QTemporaryDir tmp_;
     std::unique_ptr<EngineProcess> server_;
@@ -100,6 +103,14 @@ QJsonObject TestRemoteApi::waitForState(EngineProcess& engine, qint64 id, const 
     return job;
 }
 
+int TestRemoteApi::download(EngineProcess& engine, const QString& name, const QString& localPath) {
+    const HttpReply reply = httpRequest(nam_, "GET", engine.url(QStringLiteral("/api/files/") + name));
+    if (reply.status != 200) return reply.status;
+    QFile f(localPath);
+    if (!f.open(QIODevice::WriteOnly) || f.write(reply.body) != reply.body.size()) return -1;
+    return reply.status;
+}
+
 void TestRemoteApi::infoDescribesTheEngine() {
     const HttpReply r = httpRequest(nam_, "GET", server().url(QStringLiteral("/api/info")));
     QCOMPARE(r.status, 200);
@@ -122,13 +133,8 @@ void TestRemoteApi::roundTripWritesAPlayableVideo() {
     const QString video = outputs.value(QStringLiteral("video")).toString();
     QVERIFY2(video.endsWith(QLatin1String(".mp4")), qPrintable(QJsonDocument(job).toJson()));
 
-    const HttpReply file = httpRequest(nam_, "GET", server().url(QStringLiteral("/api/files/") + video));
-    QCOMPARE(file.status, 200);
     const QString copy = tmp_.filePath(QStringLiteral("fetched.mp4"));
-    QFile f(copy);
-    QVERIFY(f.open(QIODevice::WriteOnly));
-    f.write(file.body);
-    f.close();
+    QCOMPARE(download(server(), video, copy), 200);
     const wan::video::VideoInfo v = wan::video::probe_video(copy.toStdString());
     QCOMPARE(v.width, 64);
     QCOMPARE(v.height, 64);
@@ -413,13 +419,8 @@ void TestRemoteApi::mpiServesTheSingleProcessLatent() {
     const QJsonObject job = waitForState(mpi, id, QStringLiteral("done"));
     QVERIFY2(job.value(QStringLiteral("state")) == "done", qPrintable(mpi.output()));
     // Fetch the latent over the API, as a remote client would.
-    const HttpReply latent = httpRequest(nam_, "GET", mpi.url(QStringLiteral("/api/files/np2.safetensors")));
-    QCOMPARE(latent.status, 200);
     const QString fetched = tmp_.filePath(QStringLiteral("np2-fetched.safetensors"));
-    QFile f(fetched);
-    QVERIFY(f.open(QIODevice::WriteOnly));
-    f.write(latent.body);
-    f.close();
+    QCOMPARE(download(mpi, QStringLiteral("np2.safetensors"), fetched), 200);
     QCOMPARE(mpi.stop(), 0);
 
     QProcess cmp;

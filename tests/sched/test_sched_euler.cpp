@@ -5,6 +5,8 @@
 #include "core/presets.h"
 #include "sched/sched.h"
 
+#include "error_of.h"
+
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
@@ -13,17 +15,8 @@
 
 namespace {
 
+using wan::test::error_of;
 using wan::sched::SolverKind;
-
-template <typename F>
-std::string error_of(F&& f) {
-    try {
-        f();
-    } catch (const wan::Error& e) {
-        return e.what();
-    }
-    return "<no wan::Error thrown>";
-}
 
 wan::sched::SolverOptions with_steps(std::vector<int> steps) {
     wan::sched::SolverOptions o;

@@ -18,6 +18,22 @@ using wan::sched::SolverKind;
 
 using wan::test::error_of;
 
+// Each listed sigma equals the reference's float32 value to the bit.
+void expect_sigmas(const std::vector<float>& sigmas, std::initializer_list<std::pair<size_t, float>> want) {
+    for (const auto& [i, value] : want) {
+        ASSERT_LT(i, sigmas.size());
+        EXPECT_EQ(sigmas[i], value) << "sigma " << i;
+    }
+}
+
+// The first head.size() and last tail.size() timesteps equal the reference's.
+void expect_timestep_ends(const std::vector<double>& t, const std::vector<double>& head,
+                          const std::vector<double>& tail) {
+    ASSERT_GE(t.size(), head.size() + tail.size());
+    EXPECT_EQ(std::vector<double>(t.begin(), t.begin() + static_cast<std::ptrdiff_t>(head.size())), head);
+    EXPECT_EQ(std::vector<double>(t.end() - static_cast<std::ptrdiff_t>(tail.size()), t.end()), tail);
+}
+
 TEST(Sched, SolverFromString) {
     EXPECT_EQ(wan::sched::solver_from_string("unipc"), SolverKind::UniPC);
     EXPECT_EQ(wan::sched::solver_from_string("dpm++"), SolverKind::DPMpp);
@@ -68,44 +84,23 @@ TEST(Sched, UniPCWorkedNumbers) {
     EXPECT_EQ(s->timesteps(), expected);
     const auto& sg = s->sigmas();
     ASSERT_EQ(sg.size(), 51u);
-    EXPECT_EQ(sg[0], 0.9997998476028442f);
-    EXPECT_EQ(sg[1], 0.9957323670387268f);
-    EXPECT_EQ(sg[2], 0.9915304780006409f);
-    EXPECT_EQ(sg[3], 0.987187385559082f);
-    EXPECT_EQ(sg[4], 0.9826958179473877f);
-    EXPECT_EQ(sg[47], 0.24174034595489502f);
-    EXPECT_EQ(sg[48], 0.17226514220237732f);
-    EXPECT_EQ(sg[49], 0.09250685572624207f);
-    EXPECT_EQ(sg[50], 0.0f);
+    expect_sigmas(sg, {{0, 0.9997998476028442f}, {1, 0.9957323670387268f}, {2, 0.9915304780006409f},
+                       {3, 0.987187385559082f}, {4, 0.9826958179473877f}, {47, 0.24174034595489502f},
+                       {48, 0.17226514220237732f}, {49, 0.09250685572624207f}, {50, 0.0f}});
 
-    auto s8 = make_solver(SolverKind::UniPC, 50, 8.0);
-    EXPECT_EQ(std::vector<double>(s8->timesteps().begin(), s8->timesteps().begin() + 5),
-              (std::vector<double>{999, 997, 994, 991, 989}));
-    EXPECT_EQ(std::vector<double>(s8->timesteps().end() - 3, s8->timesteps().end()),
-              (std::vector<double>{337, 249, 140}));
-    auto s40 = make_solver(SolverKind::UniPC, 40, 5.0);
-    EXPECT_EQ(std::vector<double>(s40->timesteps().begin(), s40->timesteps().begin() + 5),
-              (std::vector<double>{999, 994, 989, 983, 978}));
-    EXPECT_EQ(std::vector<double>(s40->timesteps().end() - 3, s40->timesteps().end()),
-              (std::vector<double>{288, 208, 113}));
+    expect_timestep_ends(make_solver(SolverKind::UniPC, 50, 8.0)->timesteps(), {999, 997, 994, 991, 989},
+                         {337, 249, 140});
+    expect_timestep_ends(make_solver(SolverKind::UniPC, 40, 5.0)->timesteps(), {999, 994, 989, 983, 978},
+                         {288, 208, 113});
 }
 
 TEST(Sched, DPMppWorkedNumbers) {
     // §6.4, steps 50, shift 5.
     auto s = make_solver(SolverKind::DPMpp, 50, 5.0);
-    const auto& t = s->timesteps();
-    EXPECT_EQ(std::vector<double>(t.begin(), t.begin() + 5), (std::vector<double>{1000, 995, 991, 987, 982}));
-    EXPECT_EQ(std::vector<double>(t.end() - 3, t.end()), (std::vector<double>{241, 172, 92}));
-    const auto& sg = s->sigmas();
-    EXPECT_EQ(sg[0], 1.0f);
-    EXPECT_EQ(sg[1], 0.9959349632263184f);
-    EXPECT_EQ(sg[2], 0.9917355179786682f);
-    EXPECT_EQ(sg[3], 0.9873949289321899f);
-    EXPECT_EQ(sg[4], 0.9829059839248657f);
-    EXPECT_EQ(sg[47], 0.24193547666072845f);
-    EXPECT_EQ(sg[48], 0.17241379618644714f);
-    EXPECT_EQ(sg[49], 0.09259258955717087f);
-    EXPECT_EQ(sg[50], 0.0f);
+    expect_timestep_ends(s->timesteps(), {1000, 995, 991, 987, 982}, {241, 172, 92});
+    expect_sigmas(s->sigmas(), {{0, 1.0f}, {1, 0.9959349632263184f}, {2, 0.9917355179786682f},
+                                {3, 0.9873949289321899f}, {4, 0.9829059839248657f}, {47, 0.24193547666072845f},
+                                {48, 0.17241379618644714f}, {49, 0.09259258955717087f}, {50, 0.0f}});
     EXPECT_FALSE(make_solver(SolverKind::DPMpp, 1000, 5.0)->duplicate_first_timestep());
 }
 

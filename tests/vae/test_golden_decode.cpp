@@ -10,26 +10,14 @@
 namespace {
 
 TEST(GoldenVaeDecode, EveryCase) {
-    const auto store = wan::io::TensorStore::open_pth(wan::test::tiny_ckpt_dir() + "/Wan2.1_VAE.pth");
-    const wan::vae::WanVAE vae(store);
-    const wan::test::Tolerance tol = wan::test::tolerance("vae_decode");
-    for (const std::string& name : wan::test::list_cases("vae_decode_")) {
-        SCOPED_TRACE(name);
-        const wan::test::GoldenCase c = wan::test::load_case(name);
+    const wan::vae::WanVAE vae = wan::test::load_tiny_vae();
+    wan::test::for_each_golden_case("vae_decode", [&](const auto& c, auto& capture, wan::test::Tolerance tol) {
         const at::Tensor z = c.get("z");
-
-        wan::test::IntermediateCapture capture;
-        capture.golden = &c;
-        const at::Tensor unclamped = vae.decode_unclamped(z, capture.callbacks());
-        EXPECT_TRUE(wan::test::all_close(unclamped, c.get("video_unclamped"), tol, name + " video_unclamped"));
-        wan::test::print_max_abs(name + " video_unclamped", unclamped, c.get("video_unclamped"));
-        capture.check_all(tol);
-
+        wan::test::expect_matches(c, "video_unclamped", vae.decode_unclamped(z, capture.callbacks()), tol);
         const at::Tensor video = vae.decode(z);
         EXPECT_EQ(video.scalar_type(), at::kFloat);
-        EXPECT_TRUE(wan::test::all_close(video, c.get("video"), tol, name + " video"));
-        wan::test::print_max_abs(name + " video", video, c.get("video"));
-    }
+        wan::test::expect_matches(c, "video", video, tol);
+    });
 }
 
 }  // namespace

@@ -9,19 +9,10 @@
 namespace {
 
 TEST(GoldenVaeEncode, EveryCase) {
-    const auto store = wan::io::TensorStore::open_pth(wan::test::tiny_ckpt_dir() + "/Wan2.1_VAE.pth");
-    const wan::vae::WanVAE vae(store);
-    const wan::test::Tolerance tol = wan::test::tolerance("vae_encode");
-    for (const std::string& name : wan::test::list_cases("vae_encode_")) {
-        SCOPED_TRACE(name);
-        const wan::test::GoldenCase c = wan::test::load_case(name);
-        wan::test::IntermediateCapture capture;
-        capture.golden = &c;
-        const at::Tensor latent = vae.encode(c.get("video"), capture.callbacks());
-        EXPECT_TRUE(wan::test::all_close(latent, c.get("latent"), tol, name + " latent"));
-        wan::test::print_max_abs(name + " latent", latent, c.get("latent"));
-        capture.check_all(tol);
-    }
+    const wan::vae::WanVAE vae = wan::test::load_tiny_vae();
+    wan::test::for_each_golden_case("vae_encode", [&](const auto& c, auto& capture, wan::test::Tolerance tol) {
+        wan::test::expect_matches(c, "latent", vae.encode(c.get("video"), capture.callbacks()), tol);
+    });
 }
 
 }  // namespace

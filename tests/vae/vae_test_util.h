@@ -1,5 +1,5 @@
 // Shared by the VAE tests: runs a call with an intermediate hook and checks every `intermediate.*` tensor of a
-// golden case against the outputs captured for that module and call index.
+// golden case against the outputs captured for that module and call index; the loop over a kind of golden case.
 #pragma once
 
 #include "golden.h"
@@ -7,6 +7,7 @@
 
 #include <ATen/ATen.h>
 
+#include <iostream>
 #include <map>
 #include <string>
 
@@ -47,5 +48,32 @@ struct IntermediateCapture {
         std::cout << golden->name << ": " << checked << " intermediates checked\n";
     }
 };
+
+/// `actual` is within `tol` of the case's tensor `key`; prints the max abs error either way.
+inline void expect_matches(const GoldenCase& c, const std::string& key, const at::Tensor& actual, Tolerance tol) {
+    EXPECT_TRUE(all_close(actual, c.get(key), tol, c.name + " " + key));
+    print_max_abs(c.name + " " + key, actual, c.get(key));
+}
+
+/// For every golden case of `kind` ("vae_decode": the cases vae_decode_*, checked within tolerance("vae_decode")),
+/// under its own trace: run(case, capture, tolerance), where run passes capture.callbacks() to the call under
+/// test; then every intermediate the case holds is checked against what the capture saw.
+template <class Run>
+void for_each_golden_case(const std::string& kind, Run&& run) {
+    const Tolerance tol = tolerance(kind);
+    for (const std::string& name : list_cases(kind + "_")) {
+        SCOPED_TRACE(name);
+        const GoldenCase c = load_case(name);
+        IntermediateCapture capture;
+        capture.golden = &c;
+        run(c, capture, tol);
+        capture.check_all(tol);
+    }
+}
+
+/// The tiny checkpoint's VAE (Wan2.1_VAE.pth), as the pipeline loads it.
+inline vae::WanVAE load_tiny_vae() {
+    return vae::WanVAE(io::TensorStore::open_pth(tiny_ckpt_dir() + "/Wan2.1_VAE.pth"));
+}
 
 }  // namespace wan::test
