@@ -49,7 +49,9 @@ GenerationRequest parse_json_line(const std::string& line, const nlohmann::json&
     WAN_CHECK(obj.is_object(), "%s: not valid JSON (not an object); expected a plain prompt or a JSON object",
               where.c_str());
     nlohmann::json merged = defaults;
-    if (obj.contains("preset")) {  // the preset fills its fields first; the line's own keys override them
+    // The preset fills its fields first; the line's own keys override them. "" is no preset (a request's own
+    // JSON, as --connect sends it, always carries the key).
+    if (obj.contains("preset") && !(obj.at("preset").is_string() && obj.at("preset").get<std::string>().empty())) {
         WAN_CHECK(obj.at("preset").is_string(), "%s: \"preset\" must be a string naming a preset", where.c_str());
         const std::string what = where + ": preset";
         GenerationRequest r = GenerationRequest::from_json(merged.dump());

@@ -46,7 +46,7 @@ TEST(Pipeline, ValidationNamesTheProblem) {
     EXPECT_NE(error_of(r).find("must be > 0"), std::string::npos);
     r = small_request();
     r.solver = "ddim";
-    EXPECT_NE(error_of(r).find("'unipc' or 'dpm++'"), std::string::npos);
+    EXPECT_NE(error_of(r).find("'unipc', 'dpm++' or 'euler'"), std::string::npos);
 }
 
 TEST(Pipeline, DefaultsFilledFromTheModel) {
