@@ -3,6 +3,7 @@
 #include "core/env.h"
 #include "core/model_defaults.h"
 #include "core/fault_injection.h"
+#include "core/fs.h"
 #include "protocol/deadline.h"
 #include "core/seed.h"
 #include "dist/dist.h"
@@ -28,7 +29,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <sys/stat.h>
 #include <unistd.h>
 
 // Note [Distributed pipeline]
@@ -59,22 +59,6 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t0) {
     return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-bool is_dir(const std::string& p) {
-    struct stat st {};
-    return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-/// mkdir -p of the folder that will hold `file` (what the user asked for is a file path).
-void make_parent_dirs(const std::string& file) {
-    std::string dir = file.substr(0, file.find_last_of('/') == std::string::npos ? 0 : file.find_last_of('/'));
-    for (size_t pos = 1; !dir.empty() && pos <= dir.size(); ++pos) {
-        if (pos == dir.size() || dir[pos] == '/') {
-            const std::string part = dir.substr(0, pos);
-            if (!is_dir(part)) WAN_CHECK(::mkdir(part.c_str(), 0755) == 0 || is_dir(part), "cannot create folder %s", part.c_str());
-        }
-    }
 }
 
 bool cancel_requested(const std::atomic<bool>* cancel) {
@@ -165,7 +149,7 @@ at::Tensor video_to_uint8(const at::Tensor& video) {
 
 std::string demo_checkpoint_dir() {
     if (std::optional<std::string> env = env_string("WAN_DEMO_CKPT")) {
-        WAN_CHECK(is_dir(*env), "WAN_DEMO_CKPT='%s' is not a directory", env->c_str());
+        WAN_CHECK(fs::is_dir(*env), "WAN_DEMO_CKPT='%s' is not a directory", env->c_str());
         return *env;
     }
     char exe[4096];
@@ -175,10 +159,10 @@ std::string demo_checkpoint_dir() {
         std::string dir(exe);
         dir = dir.substr(0, dir.find_last_of('/'));
         std::string installed = dir + "/../share/wanstudio/demo-ckpt";
-        if (is_dir(installed)) return installed;
+        if (fs::is_dir(installed)) return installed;
     }
     std::string source = std::string(WAN_SOURCE_DIR) + "/tests/data/golden/tiny-ckpt";
-    WAN_CHECK(is_dir(source), "the built-in demo checkpoint was not found (looked in $WAN_DEMO_CKPT, "
+    WAN_CHECK(fs::is_dir(source), "the built-in demo checkpoint was not found (looked in $WAN_DEMO_CKPT, "
               "<exe>/../share/wanstudio/demo-ckpt and %s); pass --ckpt-dir", source.c_str());
     return source;
 }
@@ -748,7 +732,7 @@ PipelineOutput T2VPipeline::generate(const GenerationRequest& request, const Pro
     job.emit("final_latent", z);
     if (m.vae) m.decode(z, job, out);
     if (!r.save_latents.empty() && out.video.defined()) {
-        make_parent_dirs(r.save_latents);
+        fs::make_parent_dirs(r.save_latents);
         io::save_safetensors(r.save_latents, {{"latent", out.latent.to(at::kFloat)}, {"video", out.video.to(at::kFloat)},
                                               {"context", ctx.cond.to(at::kCPU).to(at::kFloat)},
                                               {"context_null", ctx.uncond.to(at::kCPU).to(at::kFloat)}},
