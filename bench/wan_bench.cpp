@@ -163,6 +163,7 @@ std::unique_ptr<wan::vae::WanVAE> random_vae(const Args& a, c10::Device device, 
     o.dtype = dtype;
     o.load_encoder = false;
     o.output_device = device;
+    o.channels_last = a.get("channels_last", device.is_cuda() ? "1" : "0") == "1";  // the pipeline's default
     auto store = wan::io::TensorStore::open(path);
     return std::make_unique<wan::vae::WanVAE>(store, o);
 }
@@ -173,11 +174,14 @@ void bench_vae(const Args& a, c10::Device device) {
     const int frames = a.get_int("frames", 81);
     const std::string dt = a.get("dtype", "f32");
     const int runs = a.get_int("runs", 2);
+    // --warmup 0 times the first decode of the process, cuDNN's algorithm search included (what the first job
+    // of a session pays); the default 1 times the steady state.
+    const int warmup = a.get_int("warmup", 1);
     auto vae = random_vae(a, device, dt == "bf16" ? at::kBFloat16 : at::kFloat);
     at::Tensor z = at::randn({16, (frames - 1) / 4 + 1, h / 8, w / 8}, at::TensorOptions().device(device));
     wan::bench::reset_peak(device);
     at::Tensor video;
-    auto timing = wan::bench::time_it(device, 1, runs, [&] { video = vae->decode(z); });
+    auto timing = wan::bench::time_it(device, warmup, runs, [&] { video = vae->decode(z); });
     double err = -1;
     if (dt == "bf16" && a.get("compare", "1") == "1") {
         // quality of bf16 against the f32 decode of the same latent (same weights)
@@ -189,7 +193,8 @@ void bench_vae(const Args& a, c10::Device device) {
                 {"psnr_db", 10 * std::log10(4.0 / std::max(mse, 1e-20))}});
     }
     record({{"bench", "vae_decode"}, {"dtype", dt}, {"size", strfmt("%d*%d", w, h)}, {"frames", frames},
-            {"seconds", timing.mean_s}, {"min_seconds", timing.min_s}, {"runs", runs},
+            {"channels_last", vae->options().channels_last}, {"warmup", warmup}, {"cudnn_benchmark",
+            at::globalContext().benchmarkCuDNN()}, {"seconds", timing.mean_s}, {"min_seconds", timing.min_s}, {"runs", runs},
             {"peak_gb", wan::bench::peak_gb(device)}, {"device", wan::bench::device_name(device)}});
 }
 
@@ -365,7 +370,7 @@ void bench_gen(const Args& a, c10::Device device) {
         if (r.guide_scale < 0) r.guide_scale = 5.0;
     }
     if (a.opts.count("lora")) {
-        if (a.opts.count("make-lora")) write_random_lora(a, a.get_int("make-lora", 64), a.get("lora", ""));
+        if (a.opts.count("make_lora")) write_random_lora(a, a.get_int("make_lora", 64), a.get("lora", ""));
         r.loras.push_back({a.get("lora", ""), 1.0});
     }
     const double load_gb = wan::bench::peak_gb(device);
@@ -555,6 +560,7 @@ int main(int argc, char** argv) {
     if (argc < 2) {
         std::fprintf(stderr, "usage: wan-bench dit|vae|t5|gen|teacache|all [--model 1.3B|14B|tiny] [--size W*H] [--frames N] "
                              "[--layers N] [--steps N] [--threshold X] [--runs N] [--device cuda|cpu] [--json FILE]\n"
+                             "       vae also: [--dtype f32|bf16] [--channels-last 0|1] [--warmup N]\n"
                              "       gen also: [--preset NAME] [--lora FILE [--make-lora RANK]]\n");
         return 2;
     }
@@ -562,12 +568,13 @@ int main(int argc, char** argv) {
     for (int i = 2; i + 1 < argc; i += 2) {
         std::string k = argv[i];
         if (k.rfind("--", 0) == 0) k = k.substr(2);
+        std::replace(k.begin(), k.end(), '-', '_');  // --make-lora and --make_lora alike, as the app's options
         a.opts[k] = argv[i + 1];
     }
     try {
         c10::InferenceMode guard;
         const char* cudnn_bench = std::getenv("WAN_CUDNN_BENCHMARK");
-        at::globalContext().setBenchmarkCuDNN(!cudnn_bench || std::string(cudnn_bench) != "0");
+        at::globalContext().setBenchmarkCuDNN(cudnn_bench && std::string(cudnn_bench) == "1");  // as the pipeline
         const std::string dev = a.get("device", at::hasCUDA() ? "cuda" : "cpu");
         c10::Device device = dev == "cuda" ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
         if (a.command == "dit") bench_dit(a, device);

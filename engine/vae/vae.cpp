@@ -125,7 +125,7 @@ WanVAE::WanVAE(const io::TensorStore& store, VAEOptions options) : impl_(std::ma
               static_cast<long long>(tl.tile_size), static_cast<long long>(tl.overlap));
     m.options = options;
 
-    detail::WeightReader r(store, options.device, options.dtype);
+    detail::WeightReader r(store, options.device, options.dtype, options.channels_last);
     // Sizes come from tensor shapes: z_dim from conv2 [z, z, 1, 1, 1], dim from encoder.conv1 [dim, 3, 3, 3, 3]
     // (decoder.head.0.gamma [dim, 1, 1, 1] when the encoder is absent is not supported: upstream files hold both).
     const std::vector<int64_t> conv2_shape = r.shape_of("conv2.weight");
@@ -204,6 +204,7 @@ at::Tensor WanVAE::Impl::decode(const at::Tensor& z_in, const DecodeCallbacks& c
     // whole sequence (1×1×1, so it commutes with chunking and tiling).
     at::Tensor z_raw = z.to(options.device, at::kFloat).div(inv_std).add_(mean);  // [1, z, T, h, w]
     at::Tensor u = conv2.forward(z_raw.to(options.dtype));                        // [1, z, T, h, w]
+    if (options.channels_last) u = u.contiguous(at::MemoryFormat::ChannelsLast3d);
     const detail::Hook* hook = cb.on_intermediate ? &cb.on_intermediate : nullptr;
 
     at::Tensor out = at::empty({3, frames, out_h, out_w}, at::TensorOptions().dtype(at::kFloat).device(options.output_device));

@@ -48,6 +48,10 @@ struct VAEOptions {
     at::ScalarType dtype = at::kFloat;
     c10::Device output_device = c10::Device(c10::kCPU);  ///< where decode/encode results are returned
     bool load_encoder = true;  ///< false: encoder weights are validated but not loaded; encode() throws
+    /// Convolution weights and activations in channels-last 3D layout (NDHWC). cuDNN runs its bf16/TF32
+    /// convolutions natively in that layout, so on CUDA it saves the layout transposes around every conv
+    /// (measured in docs/PERFORMANCE.md). Results equal the default layout's within float rounding.
+    bool channels_last = false;
     TilingOptions tiling;
 };
 

@@ -29,7 +29,11 @@ at::Tensor WeightReader::take(const std::string& key, const std::vector<int64_t>
               store_.source().c_str(), key.c_str(), c10::toString(info.dtype));
     used_.insert(key);
     if (!load) return {};
-    return store_.load(key, device_, dtype_);
+    return conv_layout(store_.load(key, device_, dtype_));
+}
+
+at::Tensor WeightReader::conv_layout(const at::Tensor& weight) const {
+    return channels_last_ && weight.dim() == 5 ? weight.contiguous(at::MemoryFormat::ChannelsLast3d) : weight;
 }
 
 void WeightReader::check_all_used() const {
@@ -64,7 +68,8 @@ at::Tensor CausalConv3d::forward(const at::Tensor& x, const at::Tensor& cache) c
                   static_cast<long long>(cached), static_cast<long long>(front));
         std::vector<at::Tensor> parts;
         if (front - cached > 0) {
-            parts.push_back(at::zeros({x.size(0), x.size(1), front - cached, x.size(3), x.size(4)}, x.options()));
+            const auto layout = x.options().memory_format(x.suggest_memory_format());
+            parts.push_back(at::empty({x.size(0), x.size(1), front - cached, x.size(3), x.size(4)}, layout).zero_());
         }
         if (cached > 0) parts.push_back(cache);
         parts.push_back(x);
@@ -82,7 +87,7 @@ at::Tensor CausalConv3d::forward_cached(const at::Tensor& x, Cache& cache) const
     if (keep < 2 && s.frames.defined()) {
         next = at::cat({s.frames.narrow(2, s.frames.size(2) - 1, 1), next}, 2);
     } else {
-        next = next.clone(at::MemoryFormat::Contiguous);  // own copy: never pin the whole input
+        next = next.clone(x.suggest_memory_format());  // own copy (in x's layout): never pin the whole input
     }
     at::Tensor y = forward(x, s.frames);
     s.frames = next;
@@ -185,7 +190,7 @@ Resample::Resample(WeightReader& r, const std::string& p, int64_t c_, ResampleMo
               static_cast<long long>(c));
     at::Tensor w = r.take(p + ".resample.1.weight", {co, c, 3, 3}, load_values);
     bias = r.take(p + ".resample.1.bias", {co}, load_values);
-    if (w.defined()) weight = w.unsqueeze(2);  // [Co, C, 1, 3, 3]: the per-frame Conv2d as a conv3d
+    if (w.defined()) weight = r.conv_layout(w.unsqueeze(2));  // [Co, C, 1, 3, 3]: the per-frame Conv2d as a conv3d
     if (mode == ResampleMode::Upsample3d) {
         time_conv.load(r, p + ".time_conv", c, 2 * c, {3, 1, 1}, load_values);
         time_conv.padding = {1, 0, 0};
@@ -200,13 +205,23 @@ Resample::Resample(WeightReader& r, const std::string& p, int64_t c_, ResampleMo
 namespace {
 
 /// Nearest ×2 in h and w ("nearest-exact" at scale 2 is plain pixel replication) of a [b, C, T, S, h, w] view,
-/// flattening (T, S) into the time axis: one copy for the frame interleave and the upsampling together.
-at::Tensor interleave_upsample(const at::Tensor& v) {
+/// flattening (T, S) into the time axis: one copy for the frame interleave and the upsampling together, written
+/// in the layout the convolution that follows reads (channels-last 3D when the source is channels-last).
+at::Tensor interleave_upsample(const at::Tensor& v, bool channels_last) {
     const int64_t b = v.size(0), c = v.size(1), t = v.size(2), s = v.size(3), h = v.size(4), w = v.size(5);
+    if (channels_last) {
+        return v.permute({0, 2, 3, 4, 5, 1})                 // [b, T, S, h, w, C]
+            .unsqueeze(4).unsqueeze(6)                       // [b, T, S, h, 1, w, 1, C]
+            .expand({b, t, s, h, 2, w, 2, c})
+            .reshape({b, t * s, 2 * h, 2 * w, c})            // one copy, C innermost
+            .permute({0, 4, 1, 2, 3});                       // [b, C, T·S, 2h, 2w] channels-last 3D
+    }
     return v.unsqueeze(5).unsqueeze(7)                 // [b, C, T, S, h, 1, w, 1]
         .expand({b, c, t, s, h, 2, w, 2})
         .reshape({b, c, t * s, 2 * h, 2 * w});         // [b, C, T·S, 2h, 2w]
 }
+
+bool is_channels_last(const at::Tensor& x) { return x.suggest_memory_format() == at::MemoryFormat::ChannelsLast3d; }
 
 }  // namespace
 
@@ -214,7 +229,7 @@ at::Tensor Resample::forward(const at::Tensor& x, Cache& cache) const {
     const int64_t b = x.size(0), t = x.size(2), h = x.size(3), w = x.size(4);
     switch (mode) {
     case ResampleMode::Upsample2d: {
-        at::Tensor up = interleave_upsample(x.unsqueeze(3));  // [b, C, t, 2h, 2w]
+        at::Tensor up = interleave_upsample(x.unsqueeze(3), is_channels_last(x));  // [b, C, t, 2h, 2w]
         return at::conv3d(up, weight, bias, {1, 1, 1}, {0, 1, 1});
     }
     case ResampleMode::Upsample3d: {
@@ -222,7 +237,7 @@ at::Tensor Resample::forward(const at::Tensor& x, Cache& cache) const {
         if (s.empty()) {
             // PARITY "Rep" (§5.4): the first chunk skips the temporal up-convolution, 1 frame stays 1 frame.
             s.rep = true;
-            at::Tensor up = interleave_upsample(x.unsqueeze(3));
+            at::Tensor up = interleave_upsample(x.unsqueeze(3), is_channels_last(x));
             return at::conv3d(up, weight, bias, {1, 1, 1}, {0, 1, 1});
         }
         const int64_t keep = std::min<int64_t>(2, t);
@@ -232,14 +247,14 @@ at::Tensor Resample::forward(const at::Tensor& x, Cache& cache) const {
         } else if (keep < 2) {  // after "Rep": the history starts from zeros
             next = at::cat({at::zeros_like(next), next}, 2);
         } else {
-            next = next.clone(at::MemoryFormat::Contiguous);
+            next = next.clone(x.suggest_memory_format());
         }
         at::Tensor y = s.rep ? time_conv.forward(x) : time_conv.forward(x, s.frames);  // [b, 2C, t, h, w]
         s.frames = next;
         s.rep = false;
         // out[:, :, 2τ+j] = y[:, j·C:(j+1)·C, τ]
         at::Tensor v = y.view({b, 2, c, t, h, w}).permute({0, 2, 3, 1, 4, 5});  // [b, C, t, 2, h, w]
-        at::Tensor up = interleave_upsample(v);                                  // [b, C, 2t, 2h, 2w]
+        at::Tensor up = interleave_upsample(v, is_channels_last(x));             // [b, C, 2t, 2h, 2w]
         return at::conv3d(up, weight, bias, {1, 1, 1}, {0, 1, 1});               // [b, C/2, 2t, 2h, 2w]
     }
     case ResampleMode::Downsample2d:

@@ -30,8 +30,8 @@ using Hook = std::function<void(const std::string&, const at::Tensor&)>;
 /// unexpected keys afterwards (strict, like load_state_dict).
 class WeightReader {
 public:
-    WeightReader(const io::TensorStore& store, c10::Device device, at::ScalarType dtype)
-        : store_(store), device_(device), dtype_(dtype) {}
+    WeightReader(const io::TensorStore& store, c10::Device device, at::ScalarType dtype, bool channels_last = false)
+        : store_(store), device_(device), dtype_(dtype), channels_last_(channels_last) {}
     /// Checks presence and shape; returns the tensor on the device in the dtype, or an undefined tensor when
     /// `load` is false (validation only).
     at::Tensor take(const std::string& key, const std::vector<int64_t>& shape, bool load = true);
@@ -40,11 +40,14 @@ public:
     /// Throws on the first key of the store that was never taken.
     void check_all_used() const;
     at::ScalarType dtype() const { return dtype_; }
+    /// A 5-D convolution weight in the layout the activations use (channels-last 3D when asked for).
+    at::Tensor conv_layout(const at::Tensor& weight) const;
 
 private:
     const io::TensorStore& store_;
     c10::Device device_;
     at::ScalarType dtype_;
+    bool channels_last_;
     std::set<std::string> used_;
 };
 

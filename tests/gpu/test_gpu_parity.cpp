@@ -57,17 +57,29 @@ TEST_F(Gpu, DitBf16MixedAgainstGolden) {
 TEST_F(Gpu, VaeAgainstGolden) {
     auto ckpt = wan::io::CheckpointDir::locate(wan::test::tiny_ckpt_dir());
     auto store = ckpt.open_vae();
-    for (auto dtype : {at::kFloat, at::kBFloat16}) {
-        wan::vae::VAEOptions o;
-        o.device = cuda();
-        o.dtype = dtype;
-        wan::vae::WanVAE vae(store, o);
-        for (const auto& name : wan::test::list_cases("vae_decode_")) {
-            auto c = wan::test::load_case(name);
-            const double e = rel_err(vae.decode(c.get("z").to(cuda())), c.get("video"));
-            std::printf("[gpu] %s: VAE decode %s vs f32 golden, max|err|/max|ref| = %.3g\n", name.c_str(),
-                        dtype == at::kFloat ? "f32 (cuDNN TF32)" : "bf16", e);
-            EXPECT_LT(e, dtype == at::kFloat ? 1e-2 : 8e-2) << name;
+    for (bool channels_last : {false, true}) {
+        for (auto dtype : {at::kFloat, at::kBFloat16}) {
+            wan::vae::VAEOptions o;
+            o.device = cuda();
+            o.dtype = dtype;
+            o.channels_last = channels_last;
+            wan::vae::WanVAE vae(store, o);
+            int64_t outputs = 0, cl_outputs = 0;  // channels-last must really run channels-last on cuDNN
+            wan::vae::DecodeCallbacks cb;
+            cb.on_intermediate = [&](const std::string&, const at::Tensor& x) {
+                ++outputs;
+                if (x.dim() == 5 && x.is_contiguous(at::MemoryFormat::ChannelsLast3d)) ++cl_outputs;
+            };
+            for (const auto& name : wan::test::list_cases("vae_decode_")) {
+                auto c = wan::test::load_case(name);
+                const double e = rel_err(vae.decode(c.get("z").to(cuda()), cb), c.get("video"));
+                std::printf("[gpu] %s: VAE decode %s%s vs f32 golden, max|err|/max|ref| = %.3g\n", name.c_str(),
+                            dtype == at::kFloat ? "f32 (cuDNN TF32)" : "bf16", channels_last ? " channels-last" : "", e);
+                EXPECT_LT(e, dtype == at::kFloat ? 1e-2 : 8e-2) << name;
+            }
+            std::printf("[gpu] channels_last=%d: %lld of %lld module outputs channels-last\n", channels_last,
+                        static_cast<long long>(cl_outputs), static_cast<long long>(outputs));
+            if (channels_last) EXPECT_GT(cl_outputs, outputs * 3 / 4);
         }
     }
 }
