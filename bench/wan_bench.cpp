@@ -30,6 +30,7 @@
 #include <cstdio>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -200,13 +201,17 @@ void bench_vae(const Args& a, c10::Device device) {
 
 // ---- T5 -----------------------------------------------------------------------------------------------
 
-/// Random UMT5-XXL weights (5.7 B parameters) resident on the device, in the encoder's dtype.
+/// Random UMT5-XXL weights (5.7 B parameters) kept on `device`, in the encoder's dtype. Drawn on `draw_on`
+/// (the GPU when there is one: drawing 5.7 B normals on the host takes minutes) one tensor at a time.
 class RandomT5Weights : public wan::text::T5WeightProvider {
 public:
-    RandomT5Weights(const wan::text::UMT5Config& c, c10::Device device, at::ScalarType dtype) {
-        auto o = at::TensorOptions().device(device).dtype(dtype);
-        auto lin = [&](int64_t out, int64_t in) { return (at::randn({out, in}, o) * (1.0 / std::sqrt(double(in)))).to(dtype); };
-        emb_ = at::randn({c.vocab, c.dim}, o);
+    RandomT5Weights(const wan::text::UMT5Config& c, c10::Device device, at::ScalarType dtype,
+                    std::optional<c10::Device> draw_on = std::nullopt) {
+        const auto draw = at::TensorOptions().device(draw_on.value_or(device)).dtype(dtype);
+        const auto o = at::TensorOptions().device(device).dtype(dtype);
+        auto keep = [&](const at::Tensor& t) { return t.to(device); };
+        auto lin = [&](int64_t out, int64_t in) { return keep(at::randn({out, in}, draw) * (1.0 / std::sqrt(double(in)))); };
+        emb_ = keep(at::randn({c.vocab, c.dim}, draw));
         norm_ = at::ones({c.dim}, o);
         for (int64_t i = 0; i < c.num_layers; ++i) {
             wan::text::T5BlockWeights b;
@@ -219,7 +224,7 @@ public:
             b.gate = lin(c.dim_ffn, c.dim);
             b.fc1 = lin(c.dim_ffn, c.dim);
             b.fc2 = lin(c.dim, c.dim_ffn);
-            b.pos_embedding = at::randn({c.num_buckets, c.num_heads}, o);
+            b.pos_embedding = keep(at::randn({c.num_buckets, c.num_heads}, draw));
             blocks_.push_back(b);
         }
     }
@@ -237,7 +242,7 @@ private:
 class RandomStreamingT5Weights : public wan::text::T5WeightProvider {
 public:
     RandomStreamingT5Weights(const wan::text::UMT5Config& c, c10::Device device, at::ScalarType dtype)
-        : device_(device), host_(c, c10::Device(c10::kCPU), dtype) {
+        : device_(device), host_(c, c10::Device(c10::kCPU), dtype, device) {
         norm_ = host_.final_norm().to(device);
         for (int64_t i = 0; i < host_.num_blocks(); ++i) {
             wan::text::T5BlockWeights b = host_.acquire(i);
