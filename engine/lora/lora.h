@@ -159,6 +159,11 @@ private:
     std::vector<AppliedLora> applied_;
     std::vector<LoraSpec> current_;
     std::vector<std::string> current_identity_;  ///< per spec: size and mtime of the file when merged
+    /// Where the last apply() spent its time (logged): reading and hashing the files, then the merge's parts.
+    double read_seconds_ = 0;
+    struct MergeSeconds {
+        double restore = 0, backup = 0, arithmetic = 0;
+    } merge_seconds_;
 };
 
 /// SHA-256 of a file's bytes, lower-case hex. Throws wan::Error naming the file when it cannot be read.

@@ -100,11 +100,13 @@ std::vector<AppliedLora> LoraSet::apply(const NamedParameters& params, const std
         const KeyMapper mapper(names);
         const auto index = index_of(params);
         std::vector<const CachedFile*> files;
+        const auto t_read = std::chrono::steady_clock::now();
         for (const auto& s : specs) {
             const CachedFile& f = load(s.path, mapper);
             for (const auto& d : f.file.deltas()) check_delta_shape(d, find_param(index, d.target).sizes(), s.path);
             files.push_back(&f);
         }
+        read_seconds_ = seconds_since(t_read);
         merge(params, specs, files);
         current_identity_ = identities;
     } catch (...) {
@@ -112,9 +114,11 @@ std::vector<AppliedLora> LoraSet::apply(const NamedParameters& params, const std
         throw;
     }
     if (!specs.empty())
-        WAN_LOG_INFO("LoRA: merged %zu file(s) into %zu parameter(s) in %.2f s; %.1f MB of base weights kept on the "
-                     "host for the next job's restore",
-                     specs.size(), base_.size(), seconds_since(t0), static_cast<double>(backup_bytes()) / 1e6);
+        WAN_LOG_INFO("LoRA: merged %zu file(s) into %zu parameter(s) in %.2f s (files read and hashed %.2f s, base "
+                     "restored %.2f s, backed up %.2f s, merged %.2f s); %.1f MB of base weights kept on the host for "
+                     "the next job's restore",
+                     specs.size(), base_.size(), seconds_since(t0), read_seconds_, merge_seconds_.restore,
+                     merge_seconds_.backup, merge_seconds_.arithmetic, static_cast<double>(backup_bytes()) / 1e6);
     return applied_;
 }
 
@@ -144,15 +148,24 @@ void LoraSet::merge(const NamedParameters& params, const std::vector<LoraSpec>& 
                      specs[i].strength, a.parameters);
     }
     // Back to base: every parameter the previous list touched.
+    merge_seconds_ = {};
+    auto clock = std::chrono::steady_clock::now();
+    auto lap = [&clock](double& into) {  // the device work is synchronous here (copies to and from the host)
+        const auto now = std::chrono::steady_clock::now();
+        into += std::chrono::duration<double>(now - clock).count();
+        clock = now;
+    };
     for (auto it = base_.begin(); it != base_.end();) {
         at::Tensor t = find_param(index, it->first);
         t.copy_(it->second);
         it = by_target.count(it->first) ? std::next(it) : base_.erase(it);
     }
+    lap(merge_seconds_.restore);
     current_ = specs;
     for (const auto& [name, uses] : by_target) {
         at::Tensor t = find_param(index, name);
         if (!base_.count(name)) base_.emplace(name, t.detach().to(c10::Device(c10::kCPU), t.scalar_type(), false, true));
+        lap(merge_seconds_.backup);
         at::Tensor sum;
         for (const Use& u : uses) {
             at::Tensor d = delta_tensor(*u.delta, t.sizes(), t.device(), *u.file, u.strength);
@@ -163,6 +176,9 @@ void LoraSet::merge(const NamedParameters& params, const std::vector<LoraSpec>& 
             t.add_(sum);
         else
             t.copy_(sum.add_(t.to(at::kFloat)));
+        // On a GPU this is the launch time: the queued work finishes inside the next parameter's (synchronous)
+        // backup copy, which therefore also counts the previous parameter's arithmetic.
+        lap(merge_seconds_.arithmetic);
     }
 }
 
