@@ -20,6 +20,7 @@
 #include "vae/vae.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <c10/core/InferenceMode.h>
 #include <nlohmann/json.hpp>
@@ -271,27 +272,36 @@ private:
     at::Tensor norm_;
 };
 
-std::unique_ptr<wan::text::TextEncoder> random_text_encoder(c10::Device device, bool stream = false) {
+std::unique_ptr<wan::text::TextEncoder> random_text_encoder(c10::Device device, bool stream = false,
+                                                            std::optional<at::ScalarType> dtype = std::nullopt) {
     wan::text::UMT5Config c;  // defaults = UMT5-XXL
     wan::text::UMT5Options o;
     o.device = device;
+    if (dtype) o.dtype = *dtype;  // c10::optional in LibTorch 1.13
     std::shared_ptr<wan::text::T5WeightProvider> weights;
+    const std::optional<c10::Device> draw_on =
+        at::hasCUDA() ? std::optional<c10::Device>(c10::Device(c10::kCUDA, 0)) : std::nullopt;
     if (stream) weights = std::make_shared<RandomStreamingT5Weights>(c, device, o.resolved_dtype());
-    else weights = std::make_shared<RandomT5Weights>(c, device, o.resolved_dtype());
+    else weights = std::make_shared<RandomT5Weights>(c, device, o.resolved_dtype(), draw_on);
     // The tokenizer only turns text into ids; the tiny checkpoint's spiece.model (ids < 1000) serves.
     return std::make_unique<wan::text::TextEncoder>(
         wan::text::UMT5Tokenizer(std::string(WAN_SOURCE_DIR) + "/tests/data/golden/tiny-ckpt/google/umt5-xxl/spiece.model"),
         wan::text::UMT5Encoder(c, weights, o));
 }
 
+/// `--device cpu` times the `--t5-cpu` encode on the host's cores (f32 by default, `--dtype bf16` to compare).
 void bench_t5(const Args& a, c10::Device device) {
     wan::bench::reset_peak(device);
-    auto te = random_text_encoder(device);
+    std::optional<at::ScalarType> dtype;
+    if (a.opts.count("dtype")) dtype = a.get("dtype", "") == "bf16" ? at::kBFloat16 : at::kFloat;
+    auto te = random_text_encoder(device, false, dtype);
     const double weights_gb = wan::bench::peak_gb(device);
     const std::string prompt = "Two anthropomorphic cats in comfy boxing gear and bright gloves fight intensely on a spotlighted stage.";
     wan::bench::reset_peak(device);
     auto timing = wan::bench::time_it(device, 1, a.get_int("runs", 3), [&] { (void)te->encode({prompt, wan::text::kDefaultNegativePrompt}); });
     record({{"bench", "t5_encode"}, {"what", "prompt + negative prompt, one batched call (B=2, 512 tokens)"},
+            {"dtype", c10::toString(dtype.value_or(device.is_cpu() ? at::kFloat : at::kBFloat16))},
+            {"threads", at::get_num_threads()},
             {"seconds", timing.mean_s}, {"min_seconds", timing.min_s}, {"weights_gb", weights_gb},
             {"peak_gb", wan::bench::peak_gb(device)}, {"device", wan::bench::device_name(device)}});
 }
