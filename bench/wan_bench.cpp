@@ -313,6 +313,7 @@ void bench_t5(const Args& a, c10::Device device) {
 std::unique_ptr<wan::pipeline::T2VPipeline> random_pipeline(const Args& a, c10::Device device) {
     const std::string model = a.get("model", "1.3B");
     wan::pipeline::EngineConfig ec;
+    ec.live_preview = a.get("live_preview", "1") == "1";  // --live-preview 0: its cost is the difference in s/step
     if (model == "tiny") {
         ec.ckpt_dir = std::string(WAN_SOURCE_DIR) + "/tests/data/golden/tiny-ckpt";
         ec.device = device.is_cuda() ? "cuda" : "cpu";
@@ -412,6 +413,7 @@ void bench_gen(const Args& a, c10::Device device) {
     const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     record({{"bench", "generate"}, {"model", model}, {"size", strfmt("%d*%d", w, h)}, {"frames", r.frame_num},
             {"steps", out.steps_computed}, {"dit_forwards", out.dit_forwards}, {"preset", r.preset},
+            {"live_preview", a.get("live_preview", "1") == "1"},
             {"loras", r.loras.size()}, {"lora_merge_s", out.seconds_lora},
             {"lora_backup_gb", static_cast<double>(out.lora_backup_bytes) / 1e9}, {"seconds", total}, {"text_s", out.seconds_text},
             {"denoise_s", out.seconds_denoise}, {"per_step_s", out.seconds_denoise / std::max(1, out.steps_computed)},
