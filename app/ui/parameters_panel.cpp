@@ -31,162 +31,50 @@ QString sizeText(int w, int h) { return QStringLiteral("%1*%2").arg(w).arg(h); }
 ParametersPanel::ParametersPanel(QWidget* parent) : QWidget(parent) {
     auto* column = new QVBoxLayout(this);
     column->setContentsMargins(0, 0, 0, 0);
+    column->addWidget(buildPromptBox(), 3);
+    column->addWidget(buildNegativePromptBox(), 2);
+    column->addWidget(buildParametersBox());
+    column->addWidget(buildOutputBox());
+    setEngineReady(false);
+}
 
-    // -- prompt ---------------------------------------------------------------------------------------------
-    auto* promptBox = new QGroupBox(tr("Prompt"), this);
-    auto* promptLayout = new QVBoxLayout(promptBox);
-    prompt_ = new QPlainTextEdit(promptBox);
+QGroupBox* ParametersPanel::buildPromptBox() {
+    auto* box = new QGroupBox(tr("Prompt"), this);
+    auto* layout = new QVBoxLayout(box);
+    prompt_ = new QPlainTextEdit(box);
     prompt_->setObjectName(QStringLiteral("promptEdit"));
     prompt_->setPlaceholderText(tr("Describe the video you want to generate"));
     prompt_->setTabChangesFocus(true);
     prompt_->setMinimumHeight(90);
-    promptLayout->addWidget(prompt_, 1);
-    auto* enhanceRow = new QHBoxLayout;
-    enhance_ = new QPushButton(tr("Enhance prompt"), promptBox);
+    layout->addWidget(prompt_, 1);
+    layout->addLayout(buildEnhanceRow(box));
+    layout->addLayout(buildExtendStatusRow(box));
+
+    connect(prompt_, &QPlainTextEdit::textChanged, this, [this] {
+        if (!originalPrompt_.isEmpty() && prompt_->toPlainText().trimmed().isEmpty()) {
+            originalPrompt_.clear();  // a new prompt: the old original no longer applies
+            restore_->setVisible(false);
+            extendStatus_->setVisible(false);
+        }
+    });
+    return box;
+}
+
+QHBoxLayout* ParametersPanel::buildEnhanceRow(QWidget* box) {
+    auto* row = new QHBoxLayout;
+    enhance_ = new QPushButton(tr("Enhance prompt"), box);
     enhance_->setObjectName(QStringLiteral("enhanceButton"));
     enhance_->setToolTip(tr("Rewrite the prompt with the configured prompt-extension model; "
                             "you can edit the result before generating"));
-    extendLang_ = new QComboBox(promptBox);
+    extendLang_ = new QComboBox(box);
     extendLang_->setObjectName(QStringLiteral("extendLanguageCombo"));
     extendLang_->addItem(tr("中文 (zh)"), QStringLiteral("zh"));
     extendLang_->addItem(tr("English (en)"), QStringLiteral("en"));
     extendLang_->setToolTip(tr("Target language of the enhanced prompt"));
-    enhanceRow->addWidget(enhance_);
-    enhanceRow->addWidget(extendLang_);
-    enhanceRow->addStretch(1);
-    promptLayout->addLayout(enhanceRow);
-    auto* extendRow = new QHBoxLayout;
-    extendStatus_ = new QLabel(promptBox);
-    extendStatus_->setObjectName(QStringLiteral("extendStatusLabel"));
-    extendStatus_->setWordWrap(true);
-    extendStatus_->setTextInteractionFlags(Qt::TextSelectableByMouse);
-    extendStatus_->setVisible(false);
-    restore_ = new QToolButton(promptBox);
-    restore_->setText(tr("Restore original"));
-    restore_->setVisible(false);
-    extendRow->addWidget(extendStatus_, 1);
-    extendRow->addWidget(restore_, 0, Qt::AlignTop);
-    promptLayout->addLayout(extendRow);
-    column->addWidget(promptBox, 3);
+    row->addWidget(enhance_);
+    row->addWidget(extendLang_);
+    row->addStretch(1);
 
-    // -- negative prompt ------------------------------------------------------------------------------------
-    auto* negBox = new QGroupBox(tr("Negative prompt"), this);
-    auto* negLayout = new QVBoxLayout(negBox);
-    negative_ = new QPlainTextEdit(negBox);
-    negative_->setObjectName(QStringLiteral("negativePromptEdit"));
-    negative_->setPlaceholderText(tr("Describe what the video should avoid"));
-    negative_->setTabChangesFocus(true);
-    negative_->setPlainText(QString::fromUtf8(kDefaultNegativePrompt));
-    negative_->setMinimumHeight(54);
-    negLayout->addWidget(negative_, 1);
-    auto* resetNeg = new QToolButton(negBox);
-    resetNeg->setObjectName(QStringLiteral("resetNegativeButton"));
-    resetNeg->setText(tr("Reset to default"));
-    negLayout->addWidget(resetNeg, 0, Qt::AlignRight);
-    column->addWidget(negBox, 2);
-
-    // -- parameters -----------------------------------------------------------------------------------------
-    auto* paramBox = new QGroupBox(tr("Parameters"), this);
-    auto* form = new QFormLayout(paramBox);
-    form->setFieldGrowthPolicy(QFormLayout::AllNonFixedFieldsGrow);
-    size_ = new QComboBox(paramBox);
-    size_->setObjectName(QStringLiteral("sizeCombo"));
-    size_->setToolTip(tr("Width*Height; the list holds the sizes the loaded model was trained for"));
-    form->addRow(tr("Resolution (W*H)"), size_);
-    frames_ = new QSpinBox(paramBox);
-    frames_->setObjectName(QStringLiteral("framesSpin"));
-    frames_->setRange(1, 1001);
-    frames_->setSingleStep(4);
-    frames_->setValue(81);
-    frames_->setToolTip(tr("Number of frames, 4n+1 (81 frames = 5 s at 16 fps)"));
-    form->addRow(tr("Frames"), frames_);
-    steps_ = new QSpinBox(paramBox);
-    steps_->setObjectName(QStringLiteral("stepsSpin"));
-    steps_->setRange(1, 1000);
-    steps_->setValue(50);
-    form->addRow(tr("Diffusion steps"), steps_);
-    guide_ = new QDoubleSpinBox(paramBox);
-    guide_->setObjectName(QStringLiteral("guideSpin"));
-    guide_->setRange(0.0, 20.0);
-    guide_->setSingleStep(0.5);
-    guide_->setDecimals(2);
-    guide_->setValue(5.0);
-    form->addRow(tr("Guide scale"), guide_);
-    shift_ = new QDoubleSpinBox(paramBox);
-    shift_->setObjectName(QStringLiteral("shiftSpin"));
-    shift_->setRange(0.01, 20.0);
-    shift_->setSingleStep(0.5);
-    shift_->setDecimals(2);
-    shift_->setValue(5.0);
-    form->addRow(tr("Shift"), shift_);
-    // The seed field and "Reuse" on one line, the last seed used under them (19 digits would otherwise widen
-    // the column past the window's left pane after the first random seed).
-    auto* seedRow = new QVBoxLayout;
-    seedRow->setSpacing(2);
-    auto* seedLine = new QHBoxLayout;
-    seed_ = new SeedSpinBox(paramBox);
-    seed_->setObjectName(QStringLiteral("seedSpin"));
-    seed_->setValue(-1);
-    seedLine->addWidget(seed_, 1);
-    useSeed_ = new QPushButton(tr("Reuse"), paramBox);
-    useSeed_->setObjectName(QStringLiteral("useSeedButton"));
-    useSeed_->setToolTip(tr("Copy the seed of the last generation into the seed field"));
-    useSeed_->setEnabled(false);
-    seedLine->addWidget(useSeed_);
-    seedRow->addLayout(seedLine);
-    lastSeedLabel_ = new QLabel(paramBox);
-    lastSeedLabel_->setObjectName(QStringLiteral("lastSeedLabel"));
-    lastSeedLabel_->setTextInteractionFlags(Qt::TextSelectableByMouse);
-    lastSeedLabel_->setVisible(false);
-    seedRow->addWidget(lastSeedLabel_);
-    form->addRow(tr("Seed"), seedRow);
-    solver_ = new QComboBox(paramBox);
-    solver_->setObjectName(QStringLiteral("solverCombo"));
-    solver_->addItem(QStringLiteral("UniPC"), QStringLiteral("unipc"));
-    solver_->addItem(QStringLiteral("DPM++"), QStringLiteral("dpm++"));
-    solver_->addItem(QStringLiteral("Euler"), QStringLiteral("euler"));
-    preset_ = new QComboBox(paramBox);
-    preset_->setObjectName(QStringLiteral("presetCombo"));
-    preset_->addItem(tr("(none)"), QString());
-    for (const SamplingPreset& p : sampling_presets()) {
-        preset_->addItem(QString::fromStdString(p.name), QString::fromStdString(p.name));
-        preset_->setItemData(preset_->count() - 1, QString::fromStdString(p.description), Qt::ToolTipRole);
-    }
-    preset_->setToolTip(tr("Fills solver, steps, shift and guide scale; the fields stay editable"));
-    auto* solverRow = new QHBoxLayout;
-    solverRow->addWidget(solver_, 1);
-    solverRow->addWidget(preset_, 1);
-    form->addRow(tr("Solver / preset"), solverRow);
-    loras_ = new LoraListWidget(paramBox);
-    loras_->setObjectName(QStringLiteral("loraList"));
-    form->addRow(tr("LoRAs"), loras_);
-    auto* defaults = new QToolButton(paramBox);
-    defaults->setObjectName(QStringLiteral("modelDefaultsButton"));
-    defaults->setText(tr("Model defaults"));
-    form->addRow(QString(), defaults);
-    column->addWidget(paramBox);
-
-    // -- output folder --------------------------------------------------------------------------------------
-    auto* outBox = new QGroupBox(tr("Output folder"), this);
-    auto* outRow = new QHBoxLayout(outBox);
-    output_ = new QLineEdit(outBox);
-    output_->setObjectName(QStringLiteral("outputFolderEdit"));
-    auto* browse = new QToolButton(outBox);
-    browse->setText(tr("Browse…"));
-    outRow->addWidget(output_, 1);
-    outRow->addWidget(browse);
-    column->addWidget(outBox);
-
-    connect(resetNeg, &QToolButton::clicked, this, &ParametersPanel::resetNegativePrompt);
-    connect(restore_, &QToolButton::clicked, this, &ParametersPanel::restoreOriginalPrompt);
-    connect(defaults, &QToolButton::clicked, this, &ParametersPanel::resetToModelDefaults);
-    connect(useSeed_, &QPushButton::clicked, this, [this] {
-        if (lastSeed_ >= 0) seed_->setValue(lastSeed_);
-    });
-    connect(frames_, &QSpinBox::editingFinished, this, [this] {
-        const int v = frames_->value();  // snap to 4n+1
-        frames_->setValue(((v - 1 + 2) / 4) * 4 + 1);
-    });
     connect(enhance_, &QPushButton::clicked, this, [this] {
         const QString text = prompt_->toPlainText().trimmed();
         if (text.isEmpty()) {
@@ -201,21 +89,173 @@ ParametersPanel::ParametersPanel(QWidget* parent) : QWidget(parent) {
         extendStatus_->setVisible(true);
         emit enhanceRequested(text, extendLang_->currentData().toString(), seed_->value());
     });
-    connect(prompt_, &QPlainTextEdit::textChanged, this, [this] {
-        if (!originalPrompt_.isEmpty() && prompt_->toPlainText().trimmed().isEmpty()) {
-            originalPrompt_.clear();  // a new prompt: the old original no longer applies
-            restore_->setVisible(false);
-            extendStatus_->setVisible(false);
-        }
+    return row;
+}
+
+QHBoxLayout* ParametersPanel::buildExtendStatusRow(QWidget* box) {
+    auto* row = new QHBoxLayout;
+    extendStatus_ = new QLabel(box);
+    extendStatus_->setObjectName(QStringLiteral("extendStatusLabel"));
+    extendStatus_->setWordWrap(true);
+    extendStatus_->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    extendStatus_->setVisible(false);
+    restore_ = new QToolButton(box);
+    restore_->setText(tr("Restore original"));
+    restore_->setVisible(false);
+    row->addWidget(extendStatus_, 1);
+    row->addWidget(restore_, 0, Qt::AlignTop);
+
+    connect(restore_, &QToolButton::clicked, this, &ParametersPanel::restoreOriginalPrompt);
+    return row;
+}
+
+QGroupBox* ParametersPanel::buildNegativePromptBox() {
+    auto* box = new QGroupBox(tr("Negative prompt"), this);
+    auto* layout = new QVBoxLayout(box);
+    negative_ = new QPlainTextEdit(box);
+    negative_->setObjectName(QStringLiteral("negativePromptEdit"));
+    negative_->setPlaceholderText(tr("Describe what the video should avoid"));
+    negative_->setTabChangesFocus(true);
+    negative_->setPlainText(QString::fromUtf8(kDefaultNegativePrompt));
+    negative_->setMinimumHeight(54);
+    layout->addWidget(negative_, 1);
+    auto* reset = new QToolButton(box);
+    reset->setObjectName(QStringLiteral("resetNegativeButton"));
+    reset->setText(tr("Reset to default"));
+    layout->addWidget(reset, 0, Qt::AlignRight);
+
+    connect(reset, &QToolButton::clicked, this, &ParametersPanel::resetNegativePrompt);
+    return box;
+}
+
+QGroupBox* ParametersPanel::buildParametersBox() {
+    auto* box = new QGroupBox(tr("Parameters"), this);
+    auto* form = new QFormLayout(box);
+    form->setFieldGrowthPolicy(QFormLayout::AllNonFixedFieldsGrow);
+    addSizeAndLengthFields(form, box);
+    addGuidanceFields(form, box);
+    form->addRow(tr("Seed"), buildSeedRow(box));
+    form->addRow(tr("Solver / preset"), buildSolverRow(box));
+    loras_ = new LoraListWidget(box);
+    loras_->setObjectName(QStringLiteral("loraList"));
+    form->addRow(tr("LoRAs"), loras_);
+    auto* defaults = new QToolButton(box);
+    defaults->setObjectName(QStringLiteral("modelDefaultsButton"));
+    defaults->setText(tr("Model defaults"));
+    form->addRow(QString(), defaults);
+
+    connect(defaults, &QToolButton::clicked, this, &ParametersPanel::resetToModelDefaults);
+    return box;
+}
+
+void ParametersPanel::addSizeAndLengthFields(QFormLayout* form, QWidget* box) {
+    size_ = new QComboBox(box);
+    size_->setObjectName(QStringLiteral("sizeCombo"));
+    size_->setToolTip(tr("Width*Height; the list holds the sizes the loaded model was trained for"));
+    form->addRow(tr("Resolution (W*H)"), size_);
+    frames_ = new QSpinBox(box);
+    frames_->setObjectName(QStringLiteral("framesSpin"));
+    frames_->setRange(1, 1001);
+    frames_->setSingleStep(4);
+    frames_->setValue(81);
+    frames_->setToolTip(tr("Number of frames, 4n+1 (81 frames = 5 s at 16 fps)"));
+    form->addRow(tr("Frames"), frames_);
+    steps_ = new QSpinBox(box);
+    steps_->setObjectName(QStringLiteral("stepsSpin"));
+    steps_->setRange(1, 1000);
+    steps_->setValue(50);
+    form->addRow(tr("Diffusion steps"), steps_);
+
+    connect(frames_, &QSpinBox::editingFinished, this, [this] {
+        const int v = frames_->value();  // snap to 4n+1
+        frames_->setValue(((v - 1 + 2) / 4) * 4 + 1);
     });
-    connect(preset_, QOverload<int>::of(&QComboBox::activated), this, &ParametersPanel::applyPreset);
     connect(steps_, QOverload<int>::of(&QSpinBox::valueChanged), this, [this](int v) {
         // A step count that is not the list's length: the user chose evenly spaced steps instead.
         if (static_cast<size_t>(v) != denoisingSteps_.size()) denoisingSteps_.clear();
     });
+}
+
+void ParametersPanel::addGuidanceFields(QFormLayout* form, QWidget* box) {
+    guide_ = new QDoubleSpinBox(box);
+    guide_->setObjectName(QStringLiteral("guideSpin"));
+    guide_->setRange(0.0, 20.0);
+    guide_->setSingleStep(0.5);
+    guide_->setDecimals(2);
+    guide_->setValue(5.0);
+    form->addRow(tr("Guide scale"), guide_);
+    shift_ = new QDoubleSpinBox(box);
+    shift_->setObjectName(QStringLiteral("shiftSpin"));
+    shift_->setRange(0.01, 20.0);
+    shift_->setSingleStep(0.5);
+    shift_->setDecimals(2);
+    shift_->setValue(5.0);
+    form->addRow(tr("Shift"), shift_);
+}
+
+QVBoxLayout* ParametersPanel::buildSeedRow(QWidget* box) {
+    // The seed field and "Reuse" on one line, the last seed used under them (19 digits would otherwise widen
+    // the column past the window's left pane after the first random seed).
+    auto* row = new QVBoxLayout;
+    row->setSpacing(2);
+    auto* line = new QHBoxLayout;
+    seed_ = new SeedSpinBox(box);
+    seed_->setObjectName(QStringLiteral("seedSpin"));
+    seed_->setValue(-1);
+    line->addWidget(seed_, 1);
+    useSeed_ = new QPushButton(tr("Reuse"), box);
+    useSeed_->setObjectName(QStringLiteral("useSeedButton"));
+    useSeed_->setToolTip(tr("Copy the seed of the last generation into the seed field"));
+    useSeed_->setEnabled(false);
+    line->addWidget(useSeed_);
+    row->addLayout(line);
+    lastSeedLabel_ = new QLabel(box);
+    lastSeedLabel_->setObjectName(QStringLiteral("lastSeedLabel"));
+    lastSeedLabel_->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    lastSeedLabel_->setVisible(false);
+    row->addWidget(lastSeedLabel_);
+
+    connect(useSeed_, &QPushButton::clicked, this, [this] {
+        if (lastSeed_ >= 0) seed_->setValue(lastSeed_);
+    });
+    return row;
+}
+
+QHBoxLayout* ParametersPanel::buildSolverRow(QWidget* box) {
+    solver_ = new QComboBox(box);
+    solver_->setObjectName(QStringLiteral("solverCombo"));
+    solver_->addItem(QStringLiteral("UniPC"), QStringLiteral("unipc"));
+    solver_->addItem(QStringLiteral("DPM++"), QStringLiteral("dpm++"));
+    solver_->addItem(QStringLiteral("Euler"), QStringLiteral("euler"));
+    preset_ = new QComboBox(box);
+    preset_->setObjectName(QStringLiteral("presetCombo"));
+    preset_->addItem(tr("(none)"), QString());
+    for (const SamplingPreset& p : sampling_presets()) {
+        preset_->addItem(QString::fromStdString(p.name), QString::fromStdString(p.name));
+        preset_->setItemData(preset_->count() - 1, QString::fromStdString(p.description), Qt::ToolTipRole);
+    }
+    preset_->setToolTip(tr("Fills solver, steps, shift and guide scale; the fields stay editable"));
+    auto* row = new QHBoxLayout;
+    row->addWidget(solver_, 1);
+    row->addWidget(preset_, 1);
+
+    connect(preset_, QOverload<int>::of(&QComboBox::activated), this, &ParametersPanel::applyPreset);
+    return row;
+}
+
+QGroupBox* ParametersPanel::buildOutputBox() {
+    auto* box = new QGroupBox(tr("Output folder"), this);
+    auto* row = new QHBoxLayout(box);
+    output_ = new QLineEdit(box);
+    output_->setObjectName(QStringLiteral("outputFolderEdit"));
+    auto* browse = new QToolButton(box);
+    browse->setText(tr("Browse…"));
+    row->addWidget(output_, 1);
+    row->addWidget(browse);
+
     connect(browse, &QToolButton::clicked, this, &ParametersPanel::browseOutputFolder);
     connect(output_, &QLineEdit::editingFinished, this, [this] { emit outputFolderChanged(outputFolder()); });
-    setEngineReady(false);
+    return box;
 }
 
 GenerationRequest ParametersPanel::request() const {

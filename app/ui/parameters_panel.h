@@ -11,12 +11,16 @@
 
 class QComboBox;
 class QDoubleSpinBox;
+class QFormLayout;
+class QGroupBox;
+class QHBoxLayout;
 class QLabel;
 class QLineEdit;
 class QPlainTextEdit;
 class QPushButton;
 class QSpinBox;
 class QToolButton;
+class QVBoxLayout;
 
 namespace wan::app {
 
@@ -75,6 +79,19 @@ signals:
     void outputFolderChanged(const QString& folder);
 
 private:
+    // One builder per group box of the column (and per row that has its own behaviour); each creates its
+    // widgets, wires their signals and returns the box or row for the caller to place.
+    QGroupBox* buildPromptBox();
+    QHBoxLayout* buildEnhanceRow(QWidget* box);
+    QHBoxLayout* buildExtendStatusRow(QWidget* box);
+    QGroupBox* buildNegativePromptBox();
+    QGroupBox* buildParametersBox();
+    void addSizeAndLengthFields(QFormLayout* form, QWidget* box);
+    void addGuidanceFields(QFormLayout* form, QWidget* box);
+    QVBoxLayout* buildSeedRow(QWidget* box);
+    QHBoxLayout* buildSolverRow(QWidget* box);
+    QGroupBox* buildOutputBox();
+
     void selectSize(int width, int height);
     /// Fills solver, steps, shift and guide from the preset at `index` of the preset box (0: none).
     void applyPreset(int index);
