@@ -77,7 +77,7 @@ void installScreenshotHook(MainWindow* window, EngineSession* session) {
     QObject::connect(session, &EngineSession::startFailed, window, [window] { window->close(); });
 }
 
-/// Ctrl+C in --batch / --prompt: counted here, acted on by a timer in run_batch (nothing else is safe in a
+/// Ctrl+C in --batch / --prompt: counted here, acted on by a timer in runBatch (nothing else is safe in a
 /// signal handler). The first one cancels the running job and skips the rest; a second one kills at once.
 volatile std::sig_atomic_t g_interrupts = 0;
 extern "C" void onInterrupt(int) {
@@ -85,13 +85,13 @@ extern "C" void onInterrupt(int) {
     std::signal(SIGINT, SIG_DFL);
 }
 
-/// Restores the default log sink however run_gui returns.
+/// Restores the default log sink however runGui returns.
 struct LogSinkGuard {
     ~LogSinkGuard() { wan::set_log_sink(nullptr); }
 };
 }  // namespace
 
-int run_gui(int argc, char** argv, const AppOptions& options, std::unique_ptr<EngineBackend> backend) {
+int runGui(int argc, char** argv, const AppOptions& options, std::unique_ptr<EngineBackend> backend) {
     QApplication app(argc, argv);
     setApplicationNames();
     QGuiApplication::setDesktopFileName(QStringLiteral("wanstudio"));
@@ -125,7 +125,7 @@ int run_gui(int argc, char** argv, const AppOptions& options, std::unique_ptr<En
     return code;
 }
 
-int run_batch(int argc, char** argv, const AppOptions& options, std::unique_ptr<EngineBackend> backend) {
+int runBatch(int argc, char** argv, const AppOptions& options, std::unique_ptr<EngineBackend> backend) {
     QCoreApplication app(argc, argv);
     setApplicationNames();
     registerMetaTypes();
@@ -135,8 +135,8 @@ int run_batch(int argc, char** argv, const AppOptions& options, std::unique_ptr<
     if (defaults.output_dir.empty()) defaults.output_dir = options.engine.output_dir;
     std::vector<GenerationRequest> jobs;
     try {
-        if (!options.batch_file.empty()) {
-            jobs = read_batch_file(options.batch_file, defaults);
+        if (!options.batchFile.empty()) {
+            jobs = read_batch_file(options.batchFile, defaults);
         } else {
             WAN_CHECK(!defaults.prompt.empty(), "--prompt: the prompt is empty");
             std::vector<std::string> problems = defaults.validate();

@@ -11,13 +11,13 @@
 namespace wan::app {
 
 /// The desktop window: QApplication + MainWindow + EngineSession. Returns the application's exit code.
-int run_gui(int argc, char** argv, const wan::app::AppOptions& options,
+int runGui(int argc, char** argv, const wan::app::AppOptions& options,
             std::unique_ptr<wan::app::EngineBackend> backend);
 
 /// `--batch FILE` or `--prompt TEXT` without a window: QCoreApplication + EngineSession + BatchRunner.
 /// Returns 0 when every job succeeded, 1 when one failed or was cancelled, 2 for a bad batch file or
 /// request, 3 when the engine failed to start, 130 after Ctrl+C (the running job cancelled, the rest skipped).
-int run_batch(int argc, char** argv, const wan::app::AppOptions& options,
+int runBatch(int argc, char** argv, const wan::app::AppOptions& options,
               std::unique_ptr<wan::app::EngineBackend> backend);
 
 }  // namespace wan::app

@@ -27,7 +27,7 @@
 namespace {
 
 // `--version`: what this binary was built with and what it finds at run time (one line per component).
-void print_version() {
+void printVersion() {
     for (const std::string& line : wan::server::build_facts()) std::cout << line << "\n";
 #if WAN_HAVE_QT
     std::cout << "  GUI: Qt " << qVersion() << "\n";
@@ -36,15 +36,15 @@ void print_version() {
 #endif
 }
 
-int extend_only(const wan::app::AppOptions& o) {
+int extendOnly(const wan::app::AppOptions& o) {
 #if WAN_HAVE_EXTEND
     const std::string method = o.engine.prompt_extend_method.empty() ? "local_qwen" : o.engine.prompt_extend_method;
     try {
         auto ext = wan::extend::make_prompt_extender(method, o.engine.prompt_extend_model, {});
-        auto r = ext->extend(o.extend_text, o.prompt_extend_target_lang, o.request.seed);
+        auto r = ext->extend(o.extendText, o.promptExtendTargetLang, o.request.seed);
         const std::string text = r.ok ? wan::extend::clean_model_text(r.prompt) : std::string();  // as the engine
         if (!r.ok || text.empty()) {
-            std::cout << o.extend_text << "\n";
+            std::cout << o.extendText << "\n";
             std::fprintf(stderr, "wanstudio: prompt extension failed: %s\n",
                          r.ok ? "the model returned no text" : r.message.c_str());
             return 1;
@@ -52,12 +52,12 @@ int extend_only(const wan::app::AppOptions& o) {
         std::cout << text << "\n";
         return 0;
     } catch (const std::exception& e) {
-        std::cout << o.extend_text << "\n";
+        std::cout << o.extendText << "\n";
         std::fprintf(stderr, "wanstudio: prompt extension failed: %s\n", e.what());
         return 1;
     }
 #else
-    std::cout << o.extend_text << "\n";
+    std::cout << o.extendText << "\n";
     std::fprintf(stderr, "wanstudio: prompt extension is not available in this build\n");
     return 1;
 #endif
@@ -77,11 +77,11 @@ int main(int argc, char** argv) {
     wan::set_log_rank(rank);
     wan::app::AppOptions options;
     try {
-        options = wan::app::parse_options(argc, argv);
+        options = wan::app::parseOptions(argc, argv);
         if (options.mode == wan::app::RunMode::Gui || options.mode == wan::app::RunMode::Headless ||
             options.mode == wan::app::RunMode::Check || options.mode == wan::app::RunMode::Listen)
-            wan::app::validate_layout(options, mpi->world_size());
-        WAN_CHECK(options.connect_address.empty() || mpi->world_size() == 1,
+            wan::app::validateLayout(options, mpi->world_size());
+        WAN_CHECK(options.connectAddress.empty() || mpi->world_size() == 1,
                   "--connect uses the engine of another machine: run it as one process, without mpirun");
     } catch (const wan::Error& e) {
         // Every rank reaches the same verdict, prints it with its rank, and exits: no rank waits for another.
@@ -91,16 +91,16 @@ int main(int argc, char** argv) {
     try {
         switch (options.mode) {
             case wan::app::RunMode::Help:
-                if (rank == 0) std::cout << wan::app::help_text();
+                if (rank == 0) std::cout << wan::app::helpText();
                 return 0;
             case wan::app::RunMode::Version:
-                if (rank == 0) print_version();
+                if (rank == 0) printVersion();
                 return 0;
             case wan::app::RunMode::Inspect:
-                if (rank == 0) wan::app::inspect_checkpoint(options.inspect_dir, std::cout);
+                if (rank == 0) wan::app::inspectCheckpoint(options.inspectDir, std::cout);
                 return 0;
             case wan::app::RunMode::ExtendPrompt:
-                return rank == 0 ? extend_only(options) : 0;
+                return rank == 0 ? extendOnly(options) : 0;
             case wan::app::RunMode::Check:
                 return wan::server::run_setup_check(options.engine, std::cout);
             case wan::app::RunMode::Gui:
@@ -115,15 +115,15 @@ int main(int argc, char** argv) {
             return 0;
         }
 #if WAN_HAVE_REMOTE
-        auto backend = options.connect_address.empty() ? wan::app::make_engine_backend(options)
-                                                       : wan::app::make_connect_backend(options);  // app/remote
+        auto backend = options.connectAddress.empty() ? wan::app::makeEngineBackend(options)
+                                                       : wan::app::makeConnectBackend(options);    // app/remote
 #else
-        WAN_CHECK(options.connect_address.empty(), "--connect is not available in this build (no Qt6 HttpServer)");
-        auto backend = wan::app::make_engine_backend(options);
+        WAN_CHECK(options.connectAddress.empty(), "--connect is not available in this build (no Qt6 HttpServer)");
+        auto backend = wan::app::makeEngineBackend(options);
 #endif
         if (options.mode == wan::app::RunMode::Listen) {  // app/remote: the HTTP API instead of a window
 #if WAN_HAVE_REMOTE
-            return wan::app::run_listen(argc, argv, options, std::move(backend));
+            return wan::app::runListen(argc, argv, options, std::move(backend));
 #else
             std::fprintf(stderr, "wanstudio: --listen is not available in this build (it needs Qt6 HttpServer and "
                                  "WebSockets: qt6-httpserver-dev, qt6-websockets-dev)\n");
@@ -132,15 +132,15 @@ int main(int argc, char** argv) {
 #endif
         }
 #if WAN_HAVE_QT
-        if (options.mode == wan::app::RunMode::Gui) return wan::app::run_gui(argc, argv, options, std::move(backend));
-        return wan::app::run_batch(argc, argv, options, std::move(backend));
+        if (options.mode == wan::app::RunMode::Gui) return wan::app::runGui(argc, argv, options, std::move(backend));
+        return wan::app::runBatch(argc, argv, options, std::move(backend));
 #else
         if (options.mode == wan::app::RunMode::Gui) {
             std::fprintf(stderr, "wanstudio: this build has no GUI (built with WAN_BUILD_APP=OFF); use --prompt or --batch\n");
             backend->shutdown();
             return 2;
         }
-        return wan::app::run_headless(options, std::move(backend));
+        return wan::app::runHeadless(options, std::move(backend));
 #endif
     } catch (const std::exception& e) {
         std::fprintf(stderr, "wanstudio [rank %d]: %s\n", rank, e.what());

@@ -3,7 +3,7 @@
 #   cmake -DWANSTUDIO=<exe> -DOUTPUT=<dir>/wanstudio.1 [-DGZIP=<gzip>] -P manpage.cmake
 # writes OUTPUT and, with GZIP, OUTPUT.gz (gzip -9n, as Debian policy wants man pages).
 #
-# The help text (app/cli/options.cpp help_text()) has this shape, which is all this parser relies on:
+# The help text (app/cli/options.cpp helpText()) has this shape, which is all this parser relies on:
 #   line 1            "wanstudio — <one-line description>"
 #   "Usage:"          followed by indented command lines ("  wanstudio …   what it does")
 #   plain paragraphs  (not indented)

@@ -29,7 +29,7 @@ void BatchRunner::setProgressStream(FILE* stream, bool isTerminal) {
     tty_ = isTerminal;
 }
 
-void BatchRunner::setResultStream(FILE* stream) { results_out_ = stream; }
+void BatchRunner::setResultStream(FILE* stream) { resultsOut_ = stream; }
 
 void BatchRunner::start() {
     if (started_) return;
@@ -128,8 +128,8 @@ void BatchRunner::onFinished(qint64 id, const GenerationResult& result) {
                      formatDuration(result.seconds).c_str(), static_cast<long long>(result.seed_used),
                      result.message.empty() ? "" : ": ", result.message.c_str());
         if (!result.video_path.empty()) {
-            std::fprintf(results_out_, "%s\n", result.video_path.c_str());
-            std::fflush(results_out_);
+            std::fprintf(resultsOut_, "%s\n", result.video_path.c_str());
+            std::fflush(resultsOut_);
         }
     } else {
         ++failed_;

@@ -15,7 +15,7 @@ namespace wan::app {
 class BatchRunner : public QObject {
     Q_OBJECT
 public:
-    /// Exit codes of run_batch.
+    /// Exit codes of runBatch.
     enum ExitCode { kExitOk = 0, kExitJobFailed = 1, kExitBadInput = 2, kExitEngineFailed = 3,
                     kExitInterrupted = 130 /* 128 + SIGINT, as shells report */ };
 
@@ -59,7 +59,7 @@ private:
     size_t next_ = 0;
     qint64 currentId_ = 0;
     FILE* progress_ = stderr;
-    FILE* results_out_ = stdout;
+    FILE* resultsOut_ = stdout;
     bool tty_ = false;
     bool lineDirty_ = false;
     Stage lastStage_ = Stage::Queued;

@@ -9,7 +9,7 @@
 namespace wan::app {
 
 namespace {
-void print_bar(const ProgressInfo& p, int job, int jobs, bool tty) {
+void printBar(const ProgressInfo& p, int job, int jobs, bool tty) {
     static Stage last_stage = Stage::Queued;
     static int last_decile = -1;
     const double frac = p.total > 0 ? static_cast<double>(p.step) / p.total : 0.0;
@@ -33,12 +33,12 @@ void print_bar(const ProgressInfo& p, int job, int jobs, bool tty) {
 }
 }  // namespace
 
-int run_headless(const AppOptions& options, std::unique_ptr<EngineBackend> backend) {
+int runHeadless(const AppOptions& options, std::unique_ptr<EngineBackend> backend) {
     std::vector<GenerationRequest> jobs;
     GenerationRequest defaults = options.request;
     defaults.output_dir = options.engine.output_dir;
     try {
-        if (!options.batch_file.empty()) jobs = read_batch_file(options.batch_file, defaults);
+        if (!options.batchFile.empty()) jobs = read_batch_file(options.batchFile, defaults);
         else jobs.push_back(defaults);
     } catch (const Error& e) {
         std::fprintf(stderr, "wanstudio: %s\n", e.what());
@@ -60,7 +60,7 @@ int run_headless(const AppOptions& options, std::unique_ptr<EngineBackend> backe
     std::atomic<bool> cancel{false};
     for (size_t i = 0; i < jobs.size(); ++i) {
         jobs[i].job_id = static_cast<int64_t>(i + 1);
-        GenerationResult r = backend->run(jobs[i], [&](const ProgressInfo& p) { print_bar(p, static_cast<int>(i + 1), static_cast<int>(jobs.size()), tty); }, cancel);
+        GenerationResult r = backend->run(jobs[i], [&](const ProgressInfo& p) { printBar(p, static_cast<int>(i + 1), static_cast<int>(jobs.size()), tty); }, cancel);
         if (tty) std::fprintf(stderr, "\n");
         if (r.status == JobStatus::Ok) {
             std::fprintf(stderr, "[%zu/%zu] done in %.1fs, seed %lld%s%s\n", i + 1, jobs.size(), r.seconds,

@@ -9,10 +9,10 @@
 
 namespace wan::app {
 
-/// Reads `options.batch_file` (format: core/batch_file.h; the command line's request is every job's
+/// Reads `options.batchFile` (format: core/batch_file.h; the command line's request is every job's
 /// default) or takes the command line's single request, then starts the backend, runs every job with a
 /// terminal progress bar on stderr, prints each output path on stdout and shuts the backend down.
-/// Exit codes as run_batch: 0 ok, 1 a job failed/cancelled, 2 bad input, 3 engine failed to start.
-int run_headless(const AppOptions& options, std::unique_ptr<EngineBackend> backend);
+/// Exit codes as runBatch: 0 ok, 1 a job failed/cancelled, 2 bad input, 3 engine failed to start.
+int runHeadless(const AppOptions& options, std::unique_ptr<EngineBackend> backend);
 
 }  // namespace wan::app

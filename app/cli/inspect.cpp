@@ -11,7 +11,7 @@ namespace wan::app {
 
 namespace {
 
-std::string human_bytes(double b) {
+std::string humanBytes(double b) {
     const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
     int u = 0;
     while (b >= 1024 && u < 4) {
@@ -24,7 +24,7 @@ std::string human_bytes(double b) {
 struct Summary {
     int64_t params = 0;
     uint64_t bytes = 0;
-    std::map<std::string, int64_t> by_dtype;  // dtype -> tensor count
+    std::map<std::string, int64_t> byDtype;   // dtype -> tensor count
     size_t tensors = 0;
 };
 
@@ -33,29 +33,29 @@ Summary summarise(const io::TensorStore& st) {
     for (const auto& n : st.names()) {
         const auto& info = st.info(n);
         s.params += info.numel();
-        s.by_dtype[c10::toString(info.dtype)] += 1;
+        s.byDtype[c10::toString(info.dtype)] += 1;
         ++s.tensors;
     }
     s.bytes = st.total_bytes();
     return s;
 }
 
-std::string with_commas(int64_t v) {
+std::string withCommas(int64_t v) {
     std::string s = std::to_string(v);
     for (int i = static_cast<int>(s.size()) - 3; i > 0; i -= 3) s.insert(static_cast<size_t>(i), ",");
     return s;
 }
 
-void print_component(std::ostream& out, const char* label, const std::string& path, const Summary& s,
+void printComponent(std::ostream& out, const char* label, const std::string& path, const Summary& s,
                      const std::string& variant) {
     std::string dtypes;
-    for (const auto& [d, n] : s.by_dtype) dtypes += (dtypes.empty() ? "" : ", ") + d + " ×" + std::to_string(n);
+    for (const auto& [d, n] : s.byDtype) dtypes += (dtypes.empty() ? "" : ", ") + d + " ×" + std::to_string(n);
     out << strfmt("  %-13s %s\n", label, path.c_str());
-    out << strfmt("  %-13s %s parameters in %zu tensors (%s), %s — %s\n", "", with_commas(s.params).c_str(), s.tensors,
-                  dtypes.c_str(), human_bytes(static_cast<double>(s.bytes)).c_str(), variant.c_str());
+    out << strfmt("  %-13s %s parameters in %zu tensors (%s), %s — %s\n", "", withCommas(s.params).c_str(), s.tensors,
+                  dtypes.c_str(), humanBytes(static_cast<double>(s.bytes)).c_str(), variant.c_str());
 }
 
-std::string dit_description(const io::WanConfig& cfg) {
+std::string ditDescription(const io::WanConfig& cfg) {
     return strfmt("WanModel %s: dim %lld, %lld layers, %lld heads, ffn %lld, text_dim %lld", cfg.variant().c_str(),
                   static_cast<long long>(cfg.dim), static_cast<long long>(cfg.num_layers),
                   static_cast<long long>(cfg.num_heads), static_cast<long long>(cfg.ffn_dim),
@@ -63,25 +63,25 @@ std::string dit_description(const io::WanConfig& cfg) {
 }
 
 /// Wan2.2 T2V-A14B: both experts, then the shared T5, VAE and tokenizer (Note [Two-expert layout]).
-void inspect_two_experts(const io::ModelComponents& m, std::ostream& out) {
+void inspectTwoExperts(const io::ModelComponents& m, std::ostream& out) {
     const io::WanConfig high = m.high_noise_dit_config(), low = m.dit_config();
     out << "Checkpoint " << m.root << "\n";
     out << "Layout:\n";
     for (const auto& p : {m.high_noise_config_path, m.high_noise_dit_path, m.dit_config_path, m.dit_path, m.t5_path,
                           m.vae_path, m.tokenizer_path}) {
         if (p.empty()) continue;
-        out << strfmt("  %-60s %s\n", p.substr(m.root.size() + 1).c_str(), human_bytes(static_cast<double>(fs::file_size_or_zero(p))).c_str());
+        out << strfmt("  %-60s %s\n", p.substr(m.root.size() + 1).c_str(), humanBytes(static_cast<double>(fs::file_size_or_zero(p))).c_str());
     }
     const Summary sh = summarise(m.open_high_noise_dit()), sl = summarise(m.open_dit());
     const Summary st = summarise(m.open_t5()), sv = summarise(m.open_vae());
     out << "Components:\n";
-    print_component(out, "High-noise", m.high_noise_dit_path, sh, dit_description(high) + " (t ≥ 875 by default)");
-    print_component(out, "Low-noise", m.dit_path, sl, dit_description(low));
-    print_component(out, "T5 encoder", m.t5_path, st, st.params == 5680910336LL ? "UMT5-XXL encoder" : "UMT5 encoder (non-standard size)");
-    print_component(out, "VAE", m.vae_path, sv, sv.params == 126892531LL ? "Wan2.1 VAE" : "Wan VAE (non-standard size)");
+    printComponent(out, "High-noise", m.high_noise_dit_path, sh, ditDescription(high) + " (t ≥ 875 by default)");
+    printComponent(out, "Low-noise", m.dit_path, sl, ditDescription(low));
+    printComponent(out, "T5 encoder", m.t5_path, st, st.params == 5680910336LL ? "UMT5-XXL encoder" : "UMT5 encoder (non-standard size)");
+    printComponent(out, "VAE", m.vae_path, sv, sv.params == 126892531LL ? "Wan2.1 VAE" : "Wan VAE (non-standard size)");
     out << strfmt("  %-13s %s\n", "Tokenizer", m.tokenizer_source().c_str());
-    out << strfmt("Total: %s parameters, %s\n", with_commas(sh.params + sl.params + st.params + sv.params).c_str(),
-                  human_bytes(static_cast<double>(sh.bytes + sl.bytes + st.bytes + sv.bytes)).c_str());
+    out << strfmt("Total: %s parameters, %s\n", withCommas(sh.params + sl.params + st.params + sv.params).c_str(),
+                  humanBytes(static_cast<double>(sh.bytes + sl.bytes + st.bytes + sv.bytes)).c_str());
     out << "Detected variant: "
         << (low.variant() == "14B" && high.variant() == "14B" ? "Wan2.2 T2V-A14B (two experts: high-noise and low-noise)"
                                                               : "custom two-expert model (Wan2.2 T2V-A14B layout)")
@@ -90,14 +90,14 @@ void inspect_two_experts(const io::ModelComponents& m, std::ostream& out) {
 
 }  // namespace
 
-void inspect_file(const std::string& path, std::ostream& out) {
+void inspectFile(const std::string& path, std::ostream& out) {
     const io::FileReport r = io::inspect_file(path);
     std::string dtypes;
     for (const auto& [d, n] : r.dtypes) dtypes += (dtypes.empty() ? "" : ", ") + d + " ×" + std::to_string(n);
     out << "File " << r.path << "\n";
-    out << strfmt("  %-13s %s, %s\n", "Format", r.format.c_str(), human_bytes(static_cast<double>(r.bytes)).c_str());
+    out << strfmt("  %-13s %s, %s\n", "Format", r.format.c_str(), humanBytes(static_cast<double>(r.bytes)).c_str());
     out << strfmt("  %-13s %zu (%s), %s parameters\n", "Tensors", r.tensors, dtypes.c_str(),
-                  with_commas(r.parameters).c_str());
+                  withCommas(r.parameters).c_str());
     out << strfmt("  %-13s %s\n", "Detected", r.description.c_str());
     if (!r.naming.empty()) out << strfmt("  %-13s %s\n", "Names", r.naming.c_str());
     if (!r.key_prefix.empty()) out << strfmt("  %-13s '%s' (stripped when loading)\n", "Key prefix", r.key_prefix.c_str());
@@ -115,23 +115,23 @@ void inspect_file(const std::string& path, std::ostream& out) {
     out << strfmt("  %-13s %s\n", "Use as", use);
 }
 
-void inspect_checkpoint(const std::string& dir, std::ostream& out) {
-    if (fs::is_file(dir)) return inspect_file(dir, out);
+void inspectCheckpoint(const std::string& dir, std::ostream& out) {
+    if (fs::is_file(dir)) return inspectFile(dir, out);
     if (fs::is_dir(dir + "/high_noise_model") || fs::is_dir(dir + "/low_noise_model"))
-        return inspect_two_experts(io::ModelComponents::locate(dir), out);  // throws naming a missing expert
+        return inspectTwoExperts(io::ModelComponents::locate(dir), out);    // throws naming a missing expert
     io::CheckpointDir c = io::CheckpointDir::locate(dir);
     io::WanConfig cfg = c.config();
     out << "Checkpoint " << c.root << "\n";
     out << "Layout:\n";
     for (const auto& p : {c.config_json, c.dit_path, c.t5_path, c.vae_path, c.tokenizer_path}) {
-        out << strfmt("  %-60s %s\n", p.substr(c.root.size() + 1).c_str(), human_bytes(static_cast<double>(fs::file_size_or_zero(p))).c_str());
+        out << strfmt("  %-60s %s\n", p.substr(c.root.size() + 1).c_str(), humanBytes(static_cast<double>(fs::file_size_or_zero(p))).c_str());
     }
     io::TensorStore dit = c.open_dit();
     io::TensorStore t5 = c.open_t5();
     io::TensorStore vae = c.open_vae();
     Summary sd = summarise(dit), st = summarise(t5), sv = summarise(vae);
     out << "Components:\n";
-    print_component(out, "DiT", c.dit_path, sd,
+    printComponent(out, "DiT", c.dit_path, sd,
                     strfmt("WanModel %s: dim %lld, %lld layers, %lld heads, ffn %lld, text_dim %lld", cfg.variant().c_str(),
                            static_cast<long long>(cfg.dim), static_cast<long long>(cfg.num_layers),
                            static_cast<long long>(cfg.num_heads), static_cast<long long>(cfg.ffn_dim),
@@ -142,14 +142,14 @@ void inspect_checkpoint(const std::string& dir, std::ostream& out) {
         if (e.shape.size() == 2)
             t5_variant += strfmt(": vocab %lld, dim %lld", static_cast<long long>(e.shape[0]), static_cast<long long>(e.shape[1]));
     }
-    print_component(out, "T5 encoder", c.t5_path, st, t5_variant);
+    printComponent(out, "T5 encoder", c.t5_path, st, t5_variant);
     std::string vae_variant = sv.params == 126892531LL ? "Wan2.1 VAE" : "Wan VAE (non-standard size)";
     if (vae.contains("decoder.head.0.gamma"))
         vae_variant += strfmt(": base dim %lld", static_cast<long long>(vae.info("decoder.head.0.gamma").shape[0]));
-    print_component(out, "VAE", c.vae_path, sv, vae_variant);
+    printComponent(out, "VAE", c.vae_path, sv, vae_variant);
     out << strfmt("  %-13s %s\n", "Tokenizer", c.tokenizer_path.c_str());
-    out << strfmt("Total: %s parameters, %s\n", with_commas(sd.params + st.params + sv.params).c_str(),
-                  human_bytes(static_cast<double>(sd.bytes + st.bytes + sv.bytes)).c_str());
+    out << strfmt("Total: %s parameters, %s\n", withCommas(sd.params + st.params + sv.params).c_str(),
+                  humanBytes(static_cast<double>(sd.bytes + st.bytes + sv.bytes)).c_str());
     out << "Detected variant: " << (cfg.variant() == "1.3B" ? "Wan2.1-T2V-1.3B"
                                     : cfg.variant() == "14B" ? "Wan2.1-T2V-14B"
                                                              : "custom " + cfg.variant().substr(7))

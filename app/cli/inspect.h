@@ -8,12 +8,12 @@
 namespace wan::app {
 
 /// Prints the report to `out`; throws wan::Error (naming the file) when the directory is incomplete or a
-/// file is malformed. A path that is a file is reported as one component file (inspect_file).
-void inspect_checkpoint(const std::string& dir, std::ostream& out);
+/// file is malformed. A path that is a file is reported as one component file (inspectFile).
+void inspectCheckpoint(const std::string& dir, std::ostream& out);
 
 /// `--inspect FILE`: one component file's format, dtypes, tensor and parameter counts, what it holds (DiT, UMT5,
 /// VAE, or another model such as an I2V DiT or a CLIP), key prefix, naming, fp8 scales, embedded tokenizer, and
 /// the option that takes it.
-void inspect_file(const std::string& path, std::ostream& out);
+void inspectFile(const std::string& path, std::ostream& out);
 
 }  // namespace wan::app

@@ -20,7 +20,7 @@ std::string canonical(std::string name) {
     return name;
 }
 
-int to_int(const std::string& opt, const std::string& v) {
+int toInt(const std::string& opt, const std::string& v) {
     try {
         size_t pos = 0;
         long long x = std::stoll(v, &pos);
@@ -30,7 +30,7 @@ int to_int(const std::string& opt, const std::string& v) {
     WAN_THROW("--%s '%s': expected an integer", opt.c_str(), v.c_str());
 }
 
-int64_t to_int64(const std::string& opt, const std::string& v) {
+int64_t toInt64(const std::string& opt, const std::string& v) {
     try {
         size_t pos = 0;
         long long x = std::stoll(v, &pos);
@@ -40,7 +40,7 @@ int64_t to_int64(const std::string& opt, const std::string& v) {
     WAN_THROW("--%s '%s': expected an integer", opt.c_str(), v.c_str());
 }
 
-double to_double(const std::string& opt, const std::string& v) {
+double toDouble(const std::string& opt, const std::string& v) {
     try {
         size_t pos = 0;
         double x = std::stod(v, &pos);
@@ -50,7 +50,7 @@ double to_double(const std::string& opt, const std::string& v) {
     WAN_THROW("--%s '%s': expected a number", opt.c_str(), v.c_str());
 }
 
-bool to_bool(const std::string& opt, const std::string& v) {
+bool toBool(const std::string& opt, const std::string& v) {
     // upstream str2bool spellings
     std::string l;
     for (char c : v) l.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
@@ -59,7 +59,7 @@ bool to_bool(const std::string& opt, const std::string& v) {
     WAN_THROW("--%s '%s': expected a boolean (yes/no, true/false, 1/0)", opt.c_str(), v.c_str());
 }
 
-void parse_size(const std::string& v, GenerationRequest& r) {
+void parseSize(const std::string& v, GenerationRequest& r) {
     auto star = v.find('*');
     if (star == std::string::npos) star = v.find('x');
     bool ok = star != std::string::npos && star > 0 && star + 1 < v.size();
@@ -80,7 +80,7 @@ void parse_size(const std::string& v, GenerationRequest& r) {
 
 /// `--preset NAME` fills the sampling fields before any other option is read, wherever it stands, so that
 /// explicit options override it. The last --preset wins; an unknown name lists the known ones.
-void apply_preset_first(int argc, char** argv, GenerationRequest& request) {
+void applyPresetFirst(int argc, char** argv, GenerationRequest& request) {
     for (int i = 1; i < argc; ++i) {
         const std::string arg = argv[i];
         std::string name;
@@ -91,7 +91,7 @@ void apply_preset_first(int argc, char** argv, GenerationRequest& request) {
     }
 }
 
-AppOptions parse_options(int argc, char** argv) {
+AppOptions parseOptions(int argc, char** argv) {
     AppOptions o;
     bool mode_set = false;
     auto set_mode = [&](RunMode m, const std::string& opt) {
@@ -101,7 +101,7 @@ AppOptions parse_options(int argc, char** argv) {
         mode_set = true;
     };
     using Handler = std::function<void(const std::string& opt, const std::string& value)>;
-    struct Spec { bool takes_value; Handler fn; };
+    struct Spec { bool takesValue; Handler fn; };
     std::map<std::string, Spec> specs = {
         {"ckpt_dir", {true, [&](auto&, auto& v) { o.engine.ckpt_dir = v; }}},
         {"dit", {true, [&](auto&, auto& v) { o.engine.components.dit = v; }}},
@@ -110,24 +110,24 @@ AppOptions parse_options(int argc, char** argv) {
         {"vae", {true, [&](auto&, auto& v) { o.engine.components.vae = v; }}},
         {"tokenizer", {true, [&](auto&, auto& v) { o.engine.components.tokenizer = v; }}},
         {"offload_dit", {false, [&](auto&, auto&) { o.engine.offload_dit = true; }}},
-        {"max_vram", {true, [&](auto& n, auto& v) { o.engine.max_vram_gb = to_double(n, v);
+        {"max_vram", {true, [&](auto& n, auto& v) { o.engine.max_vram_gb = toDouble(n, v);
              WAN_CHECK(o.engine.max_vram_gb > 0, "--%s %s: expected a positive number of GB, such as 22", n.c_str(), v.c_str()); }}},
         {"t5_fsdp", {false, [&](auto&, auto&) { o.engine.layout.t5_fsdp = true; }}},
         {"dit_fsdp", {false, [&](auto&, auto&) { o.engine.layout.dit_fsdp = true; }}},
-        {"ulysses_size", {true, [&](auto& n, auto& v) { o.engine.layout.ulysses = to_int(n, v); }}},
-        {"ring_size", {true, [&](auto& n, auto& v) { o.engine.layout.ring = to_int(n, v); }}},
+        {"ulysses_size", {true, [&](auto& n, auto& v) { o.engine.layout.ulysses = toInt(n, v); }}},
+        {"ring_size", {true, [&](auto& n, auto& v) { o.engine.layout.ring = toInt(n, v); }}},
         {"cfg_parallel", {false, [&](auto&, auto&) { o.engine.layout.cfg_parallel = true; }}},
         {"t5_cpu", {false, [&](auto&, auto&) { o.engine.t5_cpu = true; }}},
-        {"offload_model", {true, [&](auto& n, auto& v) { o.engine.offload = to_bool(n, v) ? OffloadMode::StreamT5 : OffloadMode::Off; }}},
+        {"offload_model", {true, [&](auto& n, auto& v) { o.engine.offload = toBool(n, v) ? OffloadMode::StreamT5 : OffloadMode::Off; }}},
         {"device", {true, [&](auto& n, auto& v) {
              WAN_CHECK(v == "auto" || v == "cuda" || v == "cpu", "--%s '%s': expected auto, cuda or cpu", n.c_str(), v.c_str());
              o.engine.device = v; }}},
         {"vae_dtype", {true, [&](auto& n, auto& v) {
              WAN_CHECK(v == "auto" || v == "f32" || v == "bf16", "--%s '%s': expected auto, f32 or bf16", n.c_str(), v.c_str());
              o.engine.vae_dtype = v; }}},
-        {"vae_tile", {true, [&](auto& n, auto& v) { o.engine.vae_tile = to_int(n, v); WAN_CHECK(o.engine.vae_tile >= 0, "--vae-tile must be ≥ 0"); }}},
-        {"collective_timeout", {true, [&](auto& n, auto& v) { o.engine.collective_timeout_s = to_double(n, v); WAN_CHECK(o.engine.collective_timeout_s >= 0, "--collective-timeout must be ≥ 0 seconds (0 = no deadline)"); }}},
-        {"teacache", {true, [&](auto& n, auto& v) { o.engine.teacache_threshold = to_double(n, v); WAN_CHECK(o.engine.teacache_threshold >= 0, "--teacache must be ≥ 0"); }}},
+        {"vae_tile", {true, [&](auto& n, auto& v) { o.engine.vae_tile = toInt(n, v); WAN_CHECK(o.engine.vae_tile >= 0, "--vae-tile must be ≥ 0"); }}},
+        {"collective_timeout", {true, [&](auto& n, auto& v) { o.engine.collective_timeout_s = toDouble(n, v); WAN_CHECK(o.engine.collective_timeout_s >= 0, "--collective-timeout must be ≥ 0 seconds (0 = no deadline)"); }}},
+        {"teacache", {true, [&](auto& n, auto& v) { o.engine.teacache_threshold = toDouble(n, v); WAN_CHECK(o.engine.teacache_threshold >= 0, "--teacache must be ≥ 0"); }}},
         {"fp8", {false, [&](auto&, auto&) { o.engine.fp8 = true; }}},
         {"prompt_extend_method", {true, [&](auto& n, auto& v) {
              WAN_CHECK(v == "dashscope" || v == "local_qwen", "--%s '%s': expected dashscope or local_qwen", n.c_str(), v.c_str());
@@ -135,16 +135,16 @@ AppOptions parse_options(int argc, char** argv) {
         {"prompt_extend_model", {true, [&](auto&, auto& v) { o.engine.prompt_extend_model = v; }}},
         {"prompt_extend_target_lang", {true, [&](auto& n, auto& v) {
              WAN_CHECK(v == "zh" || v == "en", "--%s '%s': expected zh or en", n.c_str(), v.c_str());
-             o.prompt_extend_target_lang = v; o.request.extend_target_lang = v; }}},
-        {"use_prompt_extend", {false, [&](auto&, auto&) { o.use_prompt_extend = true; o.request.use_prompt_extend = true; }}},
-        {"size", {true, [&](auto&, auto& v) { parse_size(v, o.request); }}},
-        {"frame_num", {true, [&](auto& n, auto& v) { o.request.frame_num = to_int(n, v); }}},
-        {"sample_steps", {true, [&](auto& n, auto& v) { o.request.sample_steps = to_int(n, v);
+             o.promptExtendTargetLang = v; o.request.extend_target_lang = v; }}},
+        {"use_prompt_extend", {false, [&](auto&, auto&) { o.usePromptExtend = true; o.request.use_prompt_extend = true; }}},
+        {"size", {true, [&](auto&, auto& v) { parseSize(v, o.request); }}},
+        {"frame_num", {true, [&](auto& n, auto& v) { o.request.frame_num = toInt(n, v); }}},
+        {"sample_steps", {true, [&](auto& n, auto& v) { o.request.sample_steps = toInt(n, v);
              WAN_CHECK(o.request.sample_steps >= 1, "--sample-steps %s: must be at least 1", v.c_str()); }}},
-        {"sample_shift", {true, [&](auto& n, auto& v) { o.request.sample_shift = to_double(n, v);
+        {"sample_shift", {true, [&](auto& n, auto& v) { o.request.sample_shift = toDouble(n, v);
              WAN_CHECK(o.request.sample_shift > 0, "--sample-shift %s: must be > 0", v.c_str()); }}},
         {"sample_guide_scale", {true, [&](auto&, auto& v) { set_guide_scales(v, o.request, "--sample-guide-scale"); }}},
-        {"boundary", {true, [&](auto& n, auto& v) { o.request.boundary = to_double(n, v);
+        {"boundary", {true, [&](auto& n, auto& v) { o.request.boundary = toDouble(n, v);
              WAN_CHECK(o.request.boundary >= 0 && o.request.boundary <= 1, "--boundary %s: must be in [0, 1]", v.c_str()); }}},
         {"offload_idle_expert", {false, [&](auto&, auto&) { o.engine.offload_idle_expert = true; }}},
         {"sample_solver", {true, [&](auto& n, auto& v) {
@@ -154,8 +154,8 @@ AppOptions parse_options(int argc, char** argv) {
         {"denoising_steps", {true, [&](auto& n, auto& v) {
              o.request.denoising_steps = parse_step_list(v, ("--" + n).c_str()); }}},
         {"lora", {true, [&](auto& n, auto& v) { o.request.loras.push_back(parse_lora_spec(v, ("--" + n).c_str())); }}},
-        {"preset", {true, [&](auto&, auto&) { /* applied before every other option: apply_preset_first */ }}},
-        {"base_seed", {true, [&](auto& n, auto& v) { o.request.seed = to_int64(n, v);
+        {"preset", {true, [&](auto&, auto&) { /* applied before every other option: applyPresetFirst */ }}},
+        {"base_seed", {true, [&](auto& n, auto& v) { o.request.seed = toInt64(n, v);
              if (o.request.seed < 0) o.request.seed = -1; }}},
         {"prompt", {true, [&](auto& n, auto& v) { o.request.prompt = v; set_mode(RunMode::Headless, n); }}},
         {"negative_prompt", {true, [&](auto&, auto& v) { o.request.negative_prompt = v; }}},
@@ -163,17 +163,17 @@ AppOptions parse_options(int argc, char** argv) {
         {"preview_dir", {true, [&](auto&, auto& v) { o.engine.preview_dir = v; }}},
         {"init_noise", {true, [&](auto&, auto& v) { o.request.init_noise = v; }}},
         {"save_latents", {true, [&](auto&, auto& v) { o.request.save_latents = v; }}},
-        {"batch", {true, [&](auto& n, auto& v) { o.batch_file = v; set_mode(RunMode::Headless, n); }}},
-        {"inspect", {true, [&](auto& n, auto& v) { o.inspect_dir = v; set_mode(RunMode::Inspect, n); }}},
+        {"batch", {true, [&](auto& n, auto& v) { o.batchFile = v; set_mode(RunMode::Headless, n); }}},
+        {"inspect", {true, [&](auto& n, auto& v) { o.inspectDir = v; set_mode(RunMode::Inspect, n); }}},
         {"check", {false, [&](auto& n, auto&) { set_mode(RunMode::Check, n); }}},
-        {"extend_prompt", {true, [&](auto& n, auto& v) { o.extend_text = v; set_mode(RunMode::ExtendPrompt, n); }}},
-        {"listen", {true, [&](auto& n, auto& v) { o.listen_address = v; set_mode(RunMode::Listen, n); }}},
-        {"api_token", {true, [&](auto&, auto& v) { o.api_token = v; }}},
-        {"connect", {true, [&](auto&, auto& v) { o.connect_address = v; }}},
+        {"extend_prompt", {true, [&](auto& n, auto& v) { o.extendText = v; set_mode(RunMode::ExtendPrompt, n); }}},
+        {"listen", {true, [&](auto& n, auto& v) { o.listenAddress = v; set_mode(RunMode::Listen, n); }}},
+        {"api_token", {true, [&](auto&, auto& v) { o.apiToken = v; }}},
+        {"connect", {true, [&](auto&, auto& v) { o.connectAddress = v; }}},
         {"version", {false, [&](auto& n, auto&) { set_mode(RunMode::Version, n); }}},
         {"help", {false, [&](auto& n, auto&) { set_mode(RunMode::Help, n); }}},
     };
-    apply_preset_first(argc, argv, o.request);
+    applyPresetFirst(argc, argv, o.request);
     for (int i = 1; i < argc; ++i) {
         std::string arg = argv[i];
         if (arg == "-h") arg = "--help";
@@ -190,11 +190,11 @@ AppOptions parse_options(int argc, char** argv) {
         const std::string key = canonical(name);
         auto it = specs.find(key);
         WAN_CHECK(it != specs.end(), "unknown option --%s (see --help)", name.c_str());
-        if (it->second.takes_value && !has_inline) {
+        if (it->second.takesValue && !has_inline) {
             WAN_CHECK(i + 1 < argc, "--%s needs a value", name.c_str());
             value = argv[++i];
         }
-        WAN_CHECK(it->second.takes_value || !has_inline, "--%s takes no value", name.c_str());
+        WAN_CHECK(it->second.takesValue || !has_inline, "--%s takes no value", name.c_str());
         it->second.fn(name, value);
     }
     o.request.output_dir = o.engine.output_dir;
@@ -211,24 +211,24 @@ AppOptions parse_options(int argc, char** argv) {
     return o;
 }
 
-void validate_layout(AppOptions& o, int world) {
+void validateLayout(AppOptions& o, int world) {
     o.engine.layout.world = world;
     o.engine.layout.validate(ParallelLayout::kHeadsUnknown);
 }
 
-static std::string help_body();
+static std::string helpBody();
 
-std::string help_text() {
+std::string helpText() {
     std::string presets;
     for (const SamplingPreset& p : sampling_presets())
         presets += "                              " + p.name + ": " + p.description + "\n";
-    std::string text = help_body();
+    std::string text = helpBody();
     const size_t at = text.find("%PRESETS%");
     if (at != std::string::npos) text.replace(at, 9, presets);
     return text;
 }
 
-static std::string help_body() {
+static std::string helpBody() {
     return R"(wanstudio — text-to-video with the Wan2.1 models (T2V-1.3B, T2V-14B), on one GPU or many.
 
 Usage:

@@ -28,28 +28,28 @@ struct AppOptions {
     EngineConfig engine;             ///< load-time settings (checkpoint, device, layout, prompt extension, output dir)
 
     // prompt extension defaults of the jobs (the method and model are in `engine`)
-    std::string prompt_extend_target_lang = "zh";
-    bool use_prompt_extend = false;
+    std::string promptExtendTargetLang = "zh";
+    bool usePromptExtend = false;
 
     // per-job settings for --prompt / defaults for the GUI
     GenerationRequest request;       ///< prompt, size, frames, steps, shift, guide, solver, seed, …
-    std::string batch_file;          ///< --batch FILE: one prompt per line, or JSON lines with per-job options
-    std::string inspect_dir;
-    std::string extend_text;
+    std::string batchFile;           ///< --batch FILE: one prompt per line, or JSON lines with per-job options
+    std::string inspectDir;
+    std::string extendText;
 
     // remote engine (app/remote)
-    std::string listen_address;  ///< --listen [ADDR:]PORT
-    std::string api_token;       ///< --api-token (else WANSTUDIO_API_TOKEN)
-    std::string connect_address; ///< --connect HOST:PORT: the window (or --batch) drives a remote engine
+    std::string listenAddress;   ///< --listen [ADDR:]PORT
+    std::string apiToken;        ///< --api-token (else WANSTUDIO_API_TOKEN)
+    std::string connectAddress;  ///< --connect HOST:PORT: the window (or --batch) drives a remote engine
 };
 
 /// Parses argv. Throws wan::Error naming the option and what was expected for anything unknown or
 /// malformed (e.g. "--size 832x": expected W*H such as 832*480).
-AppOptions parse_options(int argc, char** argv);
+AppOptions parseOptions(int argc, char** argv);
 /// Checks the parallel layout for `world_size` processes (ParallelLayout::validate, the engine's one rule;
 /// the heads rule waits for the checkpoint) and records the world size in options.engine.layout. Throws wan::Error.
-void validate_layout(AppOptions& options, int world_size);
+void validateLayout(AppOptions& options, int world_size);
 /// The `--help` text (also the source of the man page).
-std::string help_text();
+std::string helpText();
 
 }  // namespace wan::app

@@ -11,7 +11,7 @@ namespace wan::app {
 namespace {
 constexpr int kMaxGpus = 8;
 
-std::string canonical_option(const std::string& arg) {
+std::string canonicalOption(const std::string& arg) {
     std::string name = arg.substr(2, arg.find('=') == std::string::npos ? std::string::npos : arg.find('=') - 2);
     for (char& c : name) {
         if (c == '-') c = '_';
@@ -20,7 +20,7 @@ std::string canonical_option(const std::string& arg) {
 }
 }  // namespace
 
-LayoutProposal propose_layout(int gpus, int64_t num_heads, bool weights_fit) {
+LayoutProposal proposeLayout(int gpus, int64_t num_heads, bool weights_fit) {
     WAN_CHECK(gpus >= 1 && gpus <= kMaxGpus, "GPU count %d: expected 1 to %d", gpus, kMaxGpus);
     WAN_CHECK(num_heads >= 1, "head count %lld: expected at least 1", static_cast<long long>(num_heads));
     LayoutProposal p;
@@ -33,7 +33,7 @@ LayoutProposal propose_layout(int gpus, int64_t num_heads, bool weights_fit) {
     return p;
 }
 
-std::vector<std::string> layout_problems(const LayoutProposal& layout, int64_t num_heads) {
+std::vector<std::string> layoutProblems(const LayoutProposal& layout, int64_t num_heads) {
     // THE layout rule (core/engine_config.h), the one the command line and the engine apply.
     ParallelLayout l;
     l.world = layout.gpus;
@@ -43,25 +43,25 @@ std::vector<std::string> layout_problems(const LayoutProposal& layout, int64_t n
     return l.errors(num_heads);
 }
 
-std::string describe_layout(const LayoutProposal& l) {
+std::string describeLayout(const LayoutProposal& l) {
     std::string s = strfmt("%d GPU%s: Ulysses %d × Ring %d", l.gpus, l.gpus == 1 ? "" : "s", l.ulysses, l.ring);
     if (l.fsdp) s += ", DiT and T5 sharded (FSDP)";
     return s;
 }
 
-double estimated_weights_gb(int64_t num_heads) {
+double estimatedWeightsGb(int64_t num_heads) {
     constexpr double kT5Gb = 11.4;  // umt5-xxl encoder, bf16
     if (num_heads == 40) return 28.6 + kT5Gb;  // 14B DiT, bf16
     if (num_heads == 12) return 2.8 + kT5Gb;   // 1.3B DiT, bf16
     return 0.0;
 }
 
-bool weights_fit_one_gpu(int64_t num_heads, double gpu_memory_gb) {
+bool weightsFitOneGpu(int64_t num_heads, double gpu_memory_gb) {
     if (gpu_memory_gb <= 0) return true;
-    return estimated_weights_gb(num_heads) * 4.0 / 3.0 <= gpu_memory_gb;
+    return estimatedWeightsGb(num_heads) * 4.0 / 3.0 <= gpu_memory_gb;
 }
 
-std::vector<std::string> strip_layout_args(const std::vector<std::string>& args) {
+std::vector<std::string> stripLayoutArgs(const std::vector<std::string>& args) {
     static const std::set<std::string> with_value = {"ulysses_size", "ring_size", "connect", "api_token"};
     static const std::set<std::string> flags = {"dit_fsdp", "t5_fsdp", "cfg_parallel"};
     std::vector<std::string> out;
@@ -71,7 +71,7 @@ std::vector<std::string> strip_layout_args(const std::vector<std::string>& args)
             out.push_back(a);
             continue;
         }
-        const std::string name = canonical_option(a);
+        const std::string name = canonicalOption(a);
         const bool inline_value = a.find('=') != std::string::npos;
         if (flags.count(name)) continue;
         if (with_value.count(name)) {
@@ -83,9 +83,9 @@ std::vector<std::string> strip_layout_args(const std::vector<std::string>& args)
     return out;
 }
 
-LaunchLine mpirun_command(const std::string& mpirun, const std::string& exe,
+LaunchLine mpirunCommand(const std::string& mpirun, const std::string& exe,
                           const std::vector<std::string>& original_args, const LayoutProposal& l, bool as_root) {
-    const std::vector<std::string> kept = strip_layout_args(original_args);
+    const std::vector<std::string> kept = stripLayoutArgs(original_args);
     LaunchLine line;
     if (l.gpus == 1) {
         line.program = exe;
@@ -104,7 +104,7 @@ LaunchLine mpirun_command(const std::string& mpirun, const std::string& exe,
     return line;
 }
 
-std::string shell_line(const LaunchLine& line) {
+std::string shellLine(const LaunchLine& line) {
     auto quote = [](const std::string& s) {
         if (!s.empty() && s.find_first_of(" \t\n'\"\\$`*?;&|<>()#~") == std::string::npos) return s;
         std::string q = "'";

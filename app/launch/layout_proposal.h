@@ -20,26 +20,26 @@ struct LayoutProposal {
 
 /// The layout for `gpus` (1–8) processes of a DiT with `num_heads` heads. Throws wan::Error for a GPU count
 /// outside 1–8 or a head count below 1.
-LayoutProposal propose_layout(int gpus, int64_t num_heads, bool weights_fit_one_gpu);
+LayoutProposal proposeLayout(int gpus, int64_t num_heads, bool weights_fit);
 
 /// Every problem of `layout` for `num_heads` heads, one sentence each (empty when valid):
 /// wan::ParallelLayout::errors for a world of `layout.gpus`.
-std::vector<std::string> layout_problems(const LayoutProposal& layout, int64_t num_heads);
+std::vector<std::string> layoutProblems(const LayoutProposal& layout, int64_t num_heads);
 
 /// "4 GPUs: Ulysses 4 × Ring 1, DiT and T5 sharded (FSDP)".
-std::string describe_layout(const LayoutProposal& layout);
+std::string describeLayout(const LayoutProposal& layout);
 
 /// Weights (DiT + T5 encoder, bf16) of the model with `num_heads` heads, in GB: 14B (40 heads) ≈ 40,
 /// 1.3B (12 heads) ≈ 14; anything else (the tiny demo) ≈ 0.
-double estimated_weights_gb(int64_t num_heads);
+double estimatedWeightsGb(int64_t num_heads);
 /// Whether those weights, with a third more for activations and the VAE, fit a GPU of `gpu_memory_gb`.
 /// Unknown memory (≤ 0, e.g. no GPU found) counts as fitting: FSDP is then the user's choice.
-bool weights_fit_one_gpu(int64_t num_heads, double gpu_memory_gb);
+bool weightsFitOneGpu(int64_t num_heads, double gpu_memory_gb);
 
 /// `args` (the program's arguments, without argv[0]) without the options that choose a layout or an engine:
 /// --ulysses-size/--ring-size (with their value, either spelling, `=value` or not), --dit-fsdp, --t5-fsdp,
 /// --cfg-parallel, --connect/--api-token (with value). The relaunch adds its own.
-std::vector<std::string> strip_layout_args(const std::vector<std::string>& args);
+std::vector<std::string> stripLayoutArgs(const std::vector<std::string>& args);
 
 /// A program and its arguments, as QProcess wants them.
 struct LaunchLine {
@@ -48,14 +48,14 @@ struct LaunchLine {
 };
 
 /// `mpirun --bind-to none [--allow-run-as-root] -np N EXE ARGS --ulysses-size U --ring-size R [--dit-fsdp
-/// --t5-fsdp]` with ARGS = strip_layout_args(original_args). A proposal for one GPU gives `EXE ARGS` (no
+/// --t5-fsdp]` with ARGS = stripLayoutArgs(original_args). A proposal for one GPU gives `EXE ARGS` (no
 /// mpirun, so going back to one GPU works without OpenMPI). `as_root` adds OpenMPI's --allow-run-as-root,
 /// which it needs to start as root (containers), as the example launchers do.
-LaunchLine mpirun_command(const std::string& mpirun, const std::string& exe,
+LaunchLine mpirunCommand(const std::string& mpirun, const std::string& exe,
                           const std::vector<std::string>& original_args, const LayoutProposal& layout,
                           bool as_root = false);
 
 /// The line as a user would type it in a shell (arguments with spaces or quotes single-quoted).
-std::string shell_line(const LaunchLine& line);
+std::string shellLine(const LaunchLine& line);
 
 }  // namespace wan::app

@@ -47,7 +47,7 @@ const RemoteJob* JobTable::update(int64_t id, const ProgressInfo& info) {
         job->steps = info.total;
     }
     job->progress = overallFraction(info);
-    job->eta_s = remainingSeconds(info);
+    job->etaSeconds = remainingSeconds(info);
     return job;
 }
 
@@ -62,7 +62,7 @@ const RemoteJob* JobTable::finish(int64_t id, const GenerationResult& result) {
         job->progress = 1.0;
         job->step = job->steps;
     }
-    job->eta_s = ok ? 0 : -1;
+    job->etaSeconds = ok ? 0 : -1;
     job->seed = ok ? result.seed_used : -1;
     job->seconds = result.seconds;
     job->error = ok ? QString() : QString::fromStdString(result.message);
@@ -78,7 +78,7 @@ const RemoteJob* JobTable::fail(int64_t id, const QString& message) {
     if (!job) return nullptr;
     job->state = QStringLiteral("failed");
     job->error = message;
-    job->eta_s = -1;
+    job->etaSeconds = -1;
     return job;
 }
 
@@ -111,7 +111,7 @@ QJsonObject JobTable::toJson(const RemoteJob& job) {
                        {QStringLiteral("step"), job.step},
                        {QStringLiteral("steps"), job.steps},
                        {QStringLiteral("progress"), job.progress},
-                       {QStringLiteral("eta_s"), job.eta_s < 0 ? QJsonValue() : QJsonValue(job.eta_s)},
+                       {QStringLiteral("eta_s"), job.etaSeconds < 0 ? QJsonValue() : QJsonValue(job.etaSeconds)},
                        {QStringLiteral("error"), orNull(job.error)},
                        {QStringLiteral("seed"), job.seed < 0 ? QJsonValue() : QJsonValue(static_cast<qint64>(job.seed))},
                        {QStringLiteral("seconds"), job.seconds},

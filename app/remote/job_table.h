@@ -20,7 +20,7 @@ struct RemoteJob {
     int step = 0;
     int steps = 0;
     double progress = 0;  ///< 0..1 over the whole job (models/progress_format.h weights)
-    double eta_s = -1;    ///< seconds left, < 0 when unknown
+    double etaSeconds = -1;    ///< seconds left, < 0 when unknown
     QString error;
     int64_t seed = -1;    ///< the seed used, once done
     double seconds = 0;   ///< run time, once done

@@ -20,7 +20,7 @@ volatile std::sig_atomic_t g_stop = 0;
 extern "C" void onStopSignal(int) { g_stop = 1; }
 
 std::string apiToken(const AppOptions& options) {
-    if (!options.api_token.empty()) return options.api_token;
+    if (!options.apiToken.empty()) return options.apiToken;
     const char* env = std::getenv("WANSTUDIO_API_TOKEN");
     return env ? env : "";
 }
@@ -28,12 +28,12 @@ std::string apiToken(const AppOptions& options) {
 /// The API configuration from the options; throws wan::Error for a bad address or a missing token.
 ApiConfig apiConfig(const AppOptions& options) {
     ApiConfig config;
-    config.listen = parseListenAddress(options.listen_address);
+    config.listen = parseListenAddress(options.listenAddress);
     const std::string token = apiToken(options);
     WAN_CHECK(!token.empty() || config.listen.isLoopback(),
               "--listen %s is not a loopback address: set --api-token TOKEN (or WANSTUDIO_API_TOKEN) so that only "
               "clients with the token are served, or listen on 127.0.0.1 and connect through an SSH tunnel",
-              options.listen_address.c_str());
+              options.listenAddress.c_str());
     config.token = QByteArray::fromStdString(token);
     config.outputDir = QDir(QString::fromStdString(options.engine.output_dir)).absolutePath();
     config.defaults = options.request;
@@ -41,7 +41,7 @@ ApiConfig apiConfig(const AppOptions& options) {
 }
 }  // namespace
 
-int run_listen(int argc, char** argv, const AppOptions& options, std::unique_ptr<EngineBackend> backend) {
+int runListen(int argc, char** argv, const AppOptions& options, std::unique_ptr<EngineBackend> backend) {
     QCoreApplication app(argc, argv);
     QCoreApplication::setOrganizationName(QStringLiteral("WanStudio"));
     QCoreApplication::setApplicationName(QStringLiteral("WanStudio"));
@@ -97,10 +97,10 @@ int run_listen(int argc, char** argv, const AppOptions& options, std::unique_ptr
     return 0;
 }
 
-std::unique_ptr<EngineBackend> make_connect_backend(const AppOptions& options) {
-    RemoteEndpoint endpoint = parseRemoteEndpoint(options.connect_address);
+std::unique_ptr<EngineBackend> makeConnectBackend(const AppOptions& options) {
+    RemoteEndpoint endpoint = parseRemoteEndpoint(options.connectAddress);
     endpoint.token = QByteArray::fromStdString(apiToken(options));
-    return make_remote_backend(endpoint);
+    return makeRemoteBackend(endpoint);
 }
 
 }  // namespace wan::app

@@ -1,5 +1,5 @@
 // `wanstudio --listen [ADDR:]PORT` on rank 0: QCoreApplication + EngineSession + ApiServer, until SIGINT or
-// SIGTERM. Like run_batch it takes the not yet started backend and shuts it down on every path (which
+// SIGTERM. Like runBatch it takes the not yet started backend and shuts it down on every path (which
 // releases the other ranks under mpirun).
 #pragma once
 
@@ -12,10 +12,10 @@ namespace wan::app {
 
 /// Returns 0 after SIGINT/SIGTERM, 2 for a bad --listen address, a missing token on a non-loopback address or
 /// a port that cannot be bound.
-int run_listen(int argc, char** argv, const AppOptions& options, std::unique_ptr<EngineBackend> backend);
+int runListen(int argc, char** argv, const AppOptions& options, std::unique_ptr<EngineBackend> backend);
 
 /// `--connect HOST:PORT`: the backend for a remote engine (app/remote/remote_backend.h), with --api-token or
 /// WANSTUDIO_API_TOKEN. Throws wan::Error for a malformed address.
-std::unique_ptr<EngineBackend> make_connect_backend(const AppOptions& options);
+std::unique_ptr<EngineBackend> makeConnectBackend(const AppOptions& options);
 
 }  // namespace wan::app

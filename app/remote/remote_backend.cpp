@@ -98,7 +98,7 @@ public:
         return result;
     }
 
-    std::string extend_prompt(const std::string&, const std::string&, int64_t) override {
+    std::string extendPrompt(const std::string&, const std::string&, int64_t) override {
         WAN_THROW("prompt extension is not offered by the remote API (engine at %s)", qPrintable(endpoint_.label()));
     }
 
@@ -255,7 +255,7 @@ RemoteEndpoint parseRemoteEndpoint(const std::string& text) {
     return e;
 }
 
-std::unique_ptr<EngineBackend> make_remote_backend(const RemoteEndpoint& endpoint) {
+std::unique_ptr<EngineBackend> makeRemoteBackend(const RemoteEndpoint& endpoint) {
     return std::make_unique<RemoteEngineBackend>(endpoint);
 }
 

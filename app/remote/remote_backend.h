@@ -25,6 +25,6 @@ RemoteEndpoint parseRemoteEndpoint(const std::string& text);
 /// The backend for --connect: jobs are POSTed, polled (progress, ETA; a lost connection is logged and
 /// retried, the job keeps running on the server), cancelled with DELETE, and their files fetched into the
 /// request's local output folder so that the window plays them from disk as usual.
-std::unique_ptr<EngineBackend> make_remote_backend(const RemoteEndpoint& endpoint);
+std::unique_ptr<EngineBackend> makeRemoteBackend(const RemoteEndpoint& endpoint);
 
 }  // namespace wan::app

@@ -27,7 +27,7 @@ public:
                                  const std::atomic<bool>& cancel) = 0;
     /// "Enhance prompt". Returns the extended prompt; throws wan::Error with the reason when extension is
     /// not configured or fails (the caller keeps the original prompt).
-    virtual std::string extend_prompt(const std::string& prompt, const std::string& target_lang, int64_t seed) = 0;
+    virtual std::string extendPrompt(const std::string& prompt, const std::string& target_lang, int64_t seed) = 0;
     /// Current info (memory per rank for the status bar). Cheap.
     virtual EngineInfo info() = 0;
     /// Tells every rank to leave its loop. Called once, last.
@@ -35,6 +35,6 @@ public:
 };
 
 /// The real backend for these options (rank 0 only). Implemented in engine_backend_mpi.cpp.
-std::unique_ptr<EngineBackend> make_engine_backend(const AppOptions& options);
+std::unique_ptr<EngineBackend> makeEngineBackend(const AppOptions& options);
 
 }  // namespace wan::app

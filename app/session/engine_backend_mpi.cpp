@@ -18,7 +18,7 @@ public:
                          const std::atomic<bool>& cancel) override {
         return head_.run(request, progress, cancel);
     }
-    std::string extend_prompt(const std::string& prompt, const std::string& target_lang, int64_t seed) override {
+    std::string extendPrompt(const std::string& prompt, const std::string& target_lang, int64_t seed) override {
         return head_.extend_prompt(prompt, target_lang, seed);
     }
     EngineInfo info() override { return head_.info(); }
@@ -30,7 +30,7 @@ private:
 
 }  // namespace
 
-std::unique_ptr<EngineBackend> make_engine_backend(const AppOptions& options) {
+std::unique_ptr<EngineBackend> makeEngineBackend(const AppOptions& options) {
     return std::make_unique<MpiEngineBackend>(options);
 }
 

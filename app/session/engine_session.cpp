@@ -64,10 +64,10 @@ void EngineWorker::scheduleNext() {
 void EngineWorker::processNext() {
     scheduled_ = false;
     if (queue_.empty()) return;
-    if (!started_ && !startFailed_ && !stopped_ && !shared_->shutting_down) return;  // start() schedules again
+    if (!started_ && !startFailed_ && !stopped_ && !shared_->shuttingDown) return;   // start() schedules again
     GenerationRequest request = queue_.front();
     queue_.pop_front();
-    if (stopped_ || shared_->shutting_down) {
+    if (stopped_ || shared_->shuttingDown) {
         skipJob(request, "cancelled: the engine is shutting down", false);
     } else if (startFailed_) {
         skipJob(request, "the engine failed to start: " + startError_, true);
@@ -101,7 +101,7 @@ void EngineWorker::runJob(const GenerationRequest& request) {
         cancelledBeforeStart = shared_->cancelled.count(id) > 0;
         if (!cancelledBeforeStart) {
             shared_->running = id;
-            shared_->cancel_running = false;
+            shared_->cancelRunning = false;
         }
     }
     if (cancelledBeforeStart) {
@@ -129,7 +129,7 @@ void EngineWorker::runJob(const GenerationRequest& request) {
     };
     GenerationResult result;
     try {
-        result = backend_->run(request, onProgress, shared_->cancel_running);
+        result = backend_->run(request, onProgress, shared_->cancelRunning);
     } catch (...) {  // run() must not throw; if it does, the job fails and the session lives on
         result = GenerationResult{};
         result.status = JobStatus::Failed;
@@ -140,8 +140,8 @@ void EngineWorker::runJob(const GenerationRequest& request) {
     {
         std::lock_guard<std::mutex> lock(shared_->mutex);
         shared_->running = 0;
-        wasCancelled = shared_->cancelled.erase(id) > 0 || shared_->cancel_running;
-        shared_->cancel_running = false;
+        wasCancelled = shared_->cancelled.erase(id) > 0 || shared_->cancelRunning;
+        shared_->cancelRunning = false;
     }
     if (result.status == JobStatus::Failed) {
         if (result.message.empty()) result.message = "generation failed (no reason given)";
@@ -162,7 +162,7 @@ void EngineWorker::extendPrompt(const QString& prompt, const QString& targetLang
         return;
     }
     try {
-        std::string extended = backend_->extend_prompt(prompt.toStdString(), targetLang.toStdString(), seed);
+        std::string extended = backend_->extendPrompt(prompt.toStdString(), targetLang.toStdString(), seed);
         emit promptExtended(prompt, QString::fromStdString(extended));
     } catch (...) {
         emit extendFailed(prompt, QString::fromStdString(exceptionText(std::current_exception())));
@@ -170,7 +170,7 @@ void EngineWorker::extendPrompt(const QString& prompt, const QString& targetLang
 }
 
 void EngineWorker::refreshInfo() {
-    shared_->info_pending = false;
+    shared_->infoPending = false;
     if (!started_ || !backend_ || stopped_) return;
     try {
         emit infoUpdated(backend_->info());
@@ -263,7 +263,7 @@ void EngineSession::start() {
 
 qint64 EngineSession::submit(const GenerationRequest& request) {
     GenerationRequest r = request;
-    r.job_id = shared_->next_id.fetch_add(1);
+    r.job_id = shared_->nextId.fetch_add(1);
     ++pending_;
     EngineWorker* w = worker_;
     QMetaObject::invokeMethod(w, [w, r] { w->enqueue(r); }, Qt::QueuedConnection);
@@ -273,14 +273,14 @@ qint64 EngineSession::submit(const GenerationRequest& request) {
 void EngineSession::cancel(qint64 jobId) {
     std::lock_guard<std::mutex> lock(shared_->mutex);
     shared_->cancelled.insert(jobId);
-    if (shared_->running == jobId) shared_->cancel_running = true;
+    if (shared_->running == jobId) shared_->cancelRunning = true;
 }
 
 void EngineSession::cancelAll() {
     std::lock_guard<std::mutex> lock(shared_->mutex);
     // Every id handed out so far: queued ones are skipped, the running one stops.
-    for (int64_t id = 1, end = shared_->next_id.load(); id < end; ++id) shared_->cancelled.insert(id);
-    if (shared_->running != 0) shared_->cancel_running = true;
+    for (int64_t id = 1, end = shared_->nextId.load(); id < end; ++id) shared_->cancelled.insert(id);
+    if (shared_->running != 0) shared_->cancelRunning = true;
 }
 
 void EngineSession::extendPrompt(const QString& prompt, const QString& targetLang, qint64 seed) {
@@ -290,7 +290,7 @@ void EngineSession::extendPrompt(const QString& prompt, const QString& targetLan
 }
 
 void EngineSession::refreshInfo() {
-    if (shared_->info_pending.exchange(true)) return;
+    if (shared_->infoPending.exchange(true)) return;
     EngineWorker* w = worker_;
     QMetaObject::invokeMethod(w, [w] { w->refreshInfo(); }, Qt::QueuedConnection);
 }
@@ -299,7 +299,7 @@ void EngineSession::shutdown() {
     if (shutdownRequested_) return;
     shutdownRequested_ = true;
     if (state_ != State::Stopped) state_ = State::ShuttingDown;
-    shared_->shutting_down = true;
+    shared_->shuttingDown = true;
     cancelAll();
     EngineWorker* w = worker_;
     QMetaObject::invokeMethod(w, [w] { w->shutdown(); }, Qt::QueuedConnection);

@@ -53,7 +53,7 @@ public slots:
     /// cancelled at its next step boundary.
     void cancel(qint64 jobId);
     void cancelAll();
-    /// backend->extend_prompt on the engine thread (after the running job, if any); emits promptExtended()
+    /// backend->extendPrompt on the engine thread (after the running job, if any); emits promptExtended()
     /// or extendFailed().
     void extendPrompt(const QString& prompt, const QString& targetLang, qint64 seed);
     /// backend->info() on the engine thread when it is idle; emits infoUpdated(). Requests do not pile up.

@@ -21,10 +21,10 @@ struct EngineSharedState {
     std::mutex mutex;                 // guards cancelled and running (held for a few instructions only)
     std::set<int64_t> cancelled;      // ids cancelled while queued or running
     int64_t running = 0;              // id of the job inside backend->run(), 0 when none
-    std::atomic<bool> cancel_running{false};  // polled by the backend
-    std::atomic<bool> shutting_down{false};
-    std::atomic<bool> info_pending{false};
-    std::atomic<int64_t> next_id{1};
+    std::atomic<bool> cancelRunning{false};   // polled by the backend
+    std::atomic<bool> shuttingDown{false};
+    std::atomic<bool> infoPending{false};
+    std::atomic<int64_t> nextId{1};
     static_assert(std::atomic<bool>::is_always_lock_free, "cancel flag must be lock-free");
 };
 

@@ -15,7 +15,7 @@
 
 namespace wan::app {
 
-EngineInfo FakeBackendConfig::default_info() {
+EngineInfo FakeBackendConfig::defaultInfo() {
     EngineInfo info;
     info.world_size = 2;
     info.ulysses_size = 2;
@@ -40,8 +40,8 @@ FakeEngineBackend::~FakeEngineBackend() { ++config_.probe->destroyed; }
 
 EngineInfo FakeEngineBackend::start() {
     ++config_.probe->starts;
-    if (config_.start_delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(config_.start_delay_ms));
-    WAN_CHECK(config_.start_error.empty(), "%s", config_.start_error.c_str());
+    if (config_.startDelayMs > 0) std::this_thread::sleep_for(std::chrono::milliseconds(config_.startDelayMs));
+    WAN_CHECK(config_.startError.empty(), "%s", config_.startError.c_str());
     return config_.info;
 }
 
@@ -55,8 +55,8 @@ GenerationResult FakeEngineBackend::run(const GenerationRequest& request,
     result.job_id = request.job_id;
     result.prompt_used = request.prompt;
     result.seed_used = request.seed >= 0 ? request.seed : std::random_device{}() % 2147483647LL;
-    const int steps = request.sample_steps > 0 ? request.sample_steps : config_.default_steps;
-    const double stepS = config_.step_delay_ms / 1000.0;
+    const int steps = request.sample_steps > 0 ? request.sample_steps : config_.defaultSteps;
+    const double stepS = config_.stepDelayMs / 1000.0;
     const double totalS = stepS * (steps + 4);
     auto elapsed = [&] { return std::chrono::duration<double>(Clock::now() - t0).count(); };
     auto report = [&](Stage stage, int step, int total) {
@@ -68,7 +68,7 @@ GenerationResult FakeEngineBackend::run(const GenerationRequest& request,
         p.eta_s = totalS;
         progress(p);
     };
-    auto pause = [&] { std::this_thread::sleep_for(std::chrono::milliseconds(config_.step_delay_ms)); };
+    auto pause = [&] { std::this_thread::sleep_for(std::chrono::milliseconds(config_.stepDelayMs)); };
     auto cancelled = [&] {
         result.status = JobStatus::Cancelled;
         result.message = "cancelled";
@@ -82,9 +82,9 @@ GenerationResult FakeEngineBackend::run(const GenerationRequest& request,
     for (int i = 0; i < steps; ++i) {
         if (cancel) return cancelled();
         report(Stage::Denoise, i, steps);
-        if (!config_.fail_marker.empty() && request.prompt.find(config_.fail_marker) != std::string::npos && i == 1) {
+        if (!config_.failMarker.empty() && request.prompt.find(config_.failMarker) != std::string::npos && i == 1) {
             result.status = JobStatus::Failed;
-            result.message = "simulated failure at denoising step 2 (the prompt contains '" + config_.fail_marker + "')";
+            result.message = "simulated failure at denoising step 2 (the prompt contains '" + config_.failMarker + "')";
             result.seconds = elapsed();
             return result;
         }
@@ -99,7 +99,7 @@ GenerationResult FakeEngineBackend::run(const GenerationRequest& request,
     if (cancel) return cancelled();
     report(Stage::Encode, 0, 1);
 
-    if (config_.write_files && !request.output_dir.empty()) {
+    if (config_.writeFiles && !request.output_dir.empty()) {
         QDir dir(QString::fromStdString(request.output_dir));
         if (!dir.mkpath(QStringLiteral("."))) {
             result.status = JobStatus::Failed;
@@ -113,8 +113,8 @@ GenerationResult FakeEngineBackend::run(const GenerationRequest& request,
         const QString poster = dir.absoluteFilePath(stem + QStringLiteral(".png"));
         const QString json = dir.absoluteFilePath(stem + QStringLiteral(".json"));
         bool ok = false;
-        if (!config_.sample_video.empty()) {
-            ok = QFile::copy(QString::fromStdString(config_.sample_video), video);
+        if (!config_.sampleVideo.empty()) {
+            ok = QFile::copy(QString::fromStdString(config_.sampleVideo), video);
         } else {
             QFile f(video);
             ok = f.open(QIODevice::WriteOnly) && f.write("not a real video: written by FakeEngineBackend\n") > 0;
@@ -153,9 +153,9 @@ GenerationResult FakeEngineBackend::run(const GenerationRequest& request,
     return result;
 }
 
-std::string FakeEngineBackend::extend_prompt(const std::string& prompt, const std::string& target_lang, int64_t) {
+std::string FakeEngineBackend::extendPrompt(const std::string& prompt, const std::string& target_lang, int64_t) {
     ++config_.probe->extends;
-    WAN_CHECK(config_.extend_configured,
+    WAN_CHECK(config_.extendConfigured,
               "prompt extension is not configured (start with --prompt_extend_method dashscope or local_qwen)");
     WAN_CHECK(!prompt.empty(), "prompt extension: the prompt is empty");
     if (target_lang == "zh") return prompt + "，画面细腻，光影柔和，电影质感。";

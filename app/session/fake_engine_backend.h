@@ -21,19 +21,19 @@ struct FakeBackendProbe {
 };
 
 struct FakeBackendConfig {
-    int start_delay_ms = 0;
-    std::string start_error;         ///< non-empty → start() throws wan::Error with this text
-    int default_steps = 4;           ///< used when the request says 0
-    int step_delay_ms = 20;          ///< per denoising step
-    std::string fail_marker = "FAIL";  ///< a prompt containing it fails at denoising step 2
-    bool extend_configured = true;   ///< false → extend_prompt throws "prompt extension is not configured"
-    bool write_files = true;         ///< MP4 (dummy bytes or sample_video), PNG poster and JSON in output_dir
-    std::string sample_video;        ///< an MP4 to copy as the "video" instead of dummy bytes
-    EngineInfo info = default_info();
+    int startDelayMs = 0;
+    std::string startError;          ///< non-empty → start() throws wan::Error with this text
+    int defaultSteps = 4;            ///< used when the request says 0
+    int stepDelayMs = 20;            ///< per denoising step
+    std::string failMarker = "FAIL"; ///< a prompt containing it fails at denoising step 2
+    bool extendConfigured = true;    ///< false → extendPrompt throws "prompt extension is not configured"
+    bool writeFiles = true;          ///< MP4 (dummy bytes or sampleVideo), PNG poster and JSON in output_dir
+    std::string sampleVideo;         ///< an MP4 to copy as the "video" instead of dummy bytes
+    EngineInfo info = defaultInfo();
     std::shared_ptr<FakeBackendProbe> probe = std::make_shared<FakeBackendProbe>();
 
     /// A 2-rank demo layout with the tiny demo model's defaults.
-    static EngineInfo default_info();
+    static EngineInfo defaultInfo();
 };
 
 class FakeEngineBackend : public EngineBackend {
@@ -43,7 +43,7 @@ public:
     EngineInfo start() override;
     GenerationResult run(const GenerationRequest& request, const std::function<void(const ProgressInfo&)>& progress,
                          const std::atomic<bool>& cancel) override;
-    std::string extend_prompt(const std::string& prompt, const std::string& target_lang, int64_t seed) override;
+    std::string extendPrompt(const std::string& prompt, const std::string& target_lang, int64_t seed) override;
     EngineInfo info() override;
     void shutdown() override;
 

@@ -1,5 +1,5 @@
 // The one place that knows QSettings keys (style.md §3.4). Everything else asks this class.
-// Uses the application's default QSettings (organisation/application names set by run_gui), or an ini file.
+// Uses the application's default QSettings (organisation/application names set by runGui), or an ini file.
 #pragma once
 
 #include "core/core.h"

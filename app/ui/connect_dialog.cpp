@@ -59,7 +59,7 @@ LaunchCommand ConnectDialog::command() const {
     for (const QString& a : arguments_) args.push_back(a.toStdString());
     LaunchCommand c;
     c.program = executable_;
-    for (const std::string& a : strip_layout_args(args)) c.arguments << QString::fromStdString(a);
+    for (const std::string& a : stripLayoutArgs(args)) c.arguments << QString::fromStdString(a);
     c.arguments << QStringLiteral("--connect") << address_->text().trimmed();
     if (!token_->text().isEmpty()) c.extraEnvironment.insert(QStringLiteral("WANSTUDIO_API_TOKEN"), token_->text());
     return c;

@@ -90,14 +90,14 @@ int GpuDialog::gpuCount() const { return count_->value(); }
 void GpuDialog::setGpuCount(int count) { count_->setValue(count); }
 
 LayoutProposal GpuDialog::proposal() const {
-    LayoutProposal p = propose_layout(gpuCount(), setup_.numHeads, !fsdp_->isChecked());
+    LayoutProposal p = proposeLayout(gpuCount(), setup_.numHeads, !fsdp_->isChecked());
     return p;
 }
 
 LaunchCommand GpuDialog::command() const {
     std::vector<std::string> args;
     for (const QString& a : setup_.arguments) args.push_back(a.toStdString());
-    const LaunchLine line = mpirun_command(setup_.mpirun.toStdString(), setup_.executable.toStdString(), args,
+    const LaunchLine line = mpirunCommand(setup_.mpirun.toStdString(), setup_.executable.toStdString(), args,
                                            proposal(), setup_.asRoot);
     LaunchCommand c;
     c.program = QString::fromStdString(line.program);
@@ -109,13 +109,13 @@ void GpuDialog::update() {
     if (!fsdpTouched_) {  // the proposal, until the user decides otherwise
         const double memory = setup_.gpus.isEmpty() ? 0.0 : setup_.gpus.front().memoryGb;
         const QSignalBlocker block(fsdp_);
-        fsdp_->setChecked(gpuCount() > 1 && !weights_fit_one_gpu(setup_.numHeads, memory));
+        fsdp_->setChecked(gpuCount() > 1 && !weightsFitOneGpu(setup_.numHeads, memory));
     }
     fsdp_->setEnabled(gpuCount() > 1);
     const LayoutProposal p = proposal();
     problems_.clear();
-    for (const std::string& e : layout_problems(p, setup_.numHeads)) problems_ << QString::fromStdString(e);
-    layout_->setText(problems_.isEmpty() ? QString::fromStdString(describe_layout(p)) : problems_.join(QLatin1Char('\n')));
+    for (const std::string& e : layoutProblems(p, setup_.numHeads)) problems_ << QString::fromStdString(e);
+    layout_->setText(problems_.isEmpty() ? QString::fromStdString(describeLayout(p)) : problems_.join(QLatin1Char('\n')));
     command_->setPlainText(command().displayText());
     ok_->setEnabled(problems_.isEmpty());
 }

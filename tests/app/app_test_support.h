@@ -29,8 +29,8 @@ inline void useTemporarySettings(const QString& dir) {
 /// Fast fake: 4 steps of `stepMs`.
 inline FakeBackendConfig fastFake(int stepMs = 5) {
     FakeBackendConfig c;
-    c.step_delay_ms = stepMs;
-    c.default_steps = 4;
+    c.stepDelayMs = stepMs;
+    c.defaultSteps = 4;
     return c;
 }
 

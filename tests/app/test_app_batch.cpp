@@ -187,7 +187,7 @@ void TestAppBatch::exitsNonZeroWhenOneJobFails() {
 
 void TestAppBatch::exitsWhenEngineFailsToStart() {
     FakeBackendConfig config = fastFake();
-    config.start_error = "no checkpoint";
+    config.startError = "no checkpoint";
     BatchRun run(config, {requestFor("one")});
     run.start();
     QVERIFY(run.done.wait(5000));
@@ -203,7 +203,7 @@ void TestAppBatch::interruptCancelsRunningJobAndSkipsTheRest() {
     QSignalSpy started(run.session.get(), &EngineSession::jobStarted);
     run.start();
     QVERIFY(started.wait(5000));
-    run.runner.interrupt();  // what Ctrl+C does in run_batch
+    run.runner.interrupt();  // what Ctrl+C does in runBatch
     run.runner.interrupt();  // idempotent
     QVERIFY(run.done.wait(5000));
     QCOMPARE(run.runner.exitCode(), int(BatchRunner::kExitInterrupted));

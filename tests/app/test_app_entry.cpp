@@ -1,4 +1,4 @@
-// run_batch and run_gui as main.cpp calls them, with the fake backend. Each call creates (and destroys) its
+// runBatch and runGui as main.cpp calls them, with the fake backend. Each call creates (and destroys) its
 // own Q(Core)Application, so this test has a plain main() rather than QTEST_MAIN.
 #include "app_test_support.h"
 #include "gui_entry.h"
@@ -46,12 +46,12 @@ void writeFile(const QString& path, const QByteArray& text) {
 
 int runBatch(const AppOptions& options, const FakeBackendConfig& config) {
     Args a;
-    return run_batch(a.argc, a.argv.data(), options, std::make_unique<FakeEngineBackend>(config));
+    return runBatch(a.argc, a.argv.data(), options, std::make_unique<FakeEngineBackend>(config));
 }
 
 int closeAfterMs = 0;
 void closeWindowsLater() {
-    // Runs when run_gui's QApplication is constructed: close the window once the model has "loaded".
+    // Runs when runGui's QApplication is constructed: close the window once the model has "loaded".
     QTimer::singleShot(closeAfterMs, [] {
         for (QWidget* w : QApplication::topLevelWidgets()) {
             if (auto* window = qobject_cast<MainWindow*>(w)) {
@@ -73,7 +73,7 @@ int main() {
         const QString batch = QDir(dir.path()).filePath(QString::fromLatin1(name));
         writeFile(batch, text);
         AppOptions o;
-        o.batch_file = batch.toStdString();
+        o.batchFile = batch.toStdString();
         o.engine.output_dir = out.toStdString();
         return o;
     };
@@ -112,19 +112,19 @@ int main() {
         o.request.prompt = "x";
         o.engine.output_dir = out.toStdString();
         FakeBackendConfig c = test::fastFake();
-        c.start_error = "no checkpoint";
+        c.startError = "no checkpoint";
         CHECK(runBatch(o, c) == 3);
         CHECK(c.probe->shutdowns.load() == 1);
     }
-    {  // run_gui: the window opens, the model loads, closing it shuts the engine down, exit code 0
+    {  // runGui: the window opens, the model loads, closing it shuts the engine down, exit code 0
         AppOptions o;
         o.engine.output_dir = out.toStdString();
         FakeBackendConfig c = test::fastFake();
-        c.start_delay_ms = 100;
+        c.startDelayMs = 100;
         closeAfterMs = 600;
         qAddPreRoutine(closeWindowsLater);
         Args a;
-        const int code = run_gui(a.argc, a.argv.data(), o, std::make_unique<FakeEngineBackend>(c));
+        const int code = runGui(a.argc, a.argv.data(), o, std::make_unique<FakeEngineBackend>(c));
         CHECK(code == 0);
         CHECK(c.probe->starts.load() == 1);
         CHECK(c.probe->shutdowns.load() == 1);

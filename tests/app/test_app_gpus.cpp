@@ -106,12 +106,12 @@ void TestAppGpus::proposalsAreValid() {
     QFETCH(int, heads);
     QFETCH(bool, fits);
     for (int gpus = 1; gpus <= 8; ++gpus) {
-        const LayoutProposal p = propose_layout(gpus, heads, fits);
+        const LayoutProposal p = proposeLayout(gpus, heads, fits);
         QCOMPARE(p.gpus, gpus);
         QCOMPARE(p.ulysses * p.ring, gpus);
         QCOMPARE(heads % p.ulysses, 0);
         QCOMPARE(p.fsdp, gpus > 1 && !fits);
-        const std::vector<std::string> problems = layout_problems(p, heads);
+        const std::vector<std::string> problems = layoutProblems(p, heads);
         QVERIFY2(problems.empty(), problems.empty() ? "" : problems.front().c_str());
         // the largest Ulysses degree the heads allow: no larger divisor of the GPU count divides the heads
         for (int u = p.ulysses + 1; u <= gpus; ++u) QVERIFY(gpus % u != 0 || heads % u != 0);
@@ -120,24 +120,24 @@ void TestAppGpus::proposalsAreValid() {
 
 void TestAppGpus::proposalFollowsLaunchers() {
     // the examples quoted in scripts/examples/run_sequence_parallel_example.sh
-    LayoutProposal p = propose_layout(4, 12, true);
+    LayoutProposal p = proposeLayout(4, 12, true);
     QCOMPARE(p.ulysses, 4);
     QCOMPARE(p.ring, 1);
-    p = propose_layout(8, 40, true);
+    p = proposeLayout(8, 40, true);
     QCOMPARE(p.ulysses, 8);
     QCOMPARE(p.ring, 1);
-    p = propose_layout(8, 12, true);
+    p = proposeLayout(8, 12, true);
     QCOMPARE(p.ulysses, 4);
     QCOMPARE(p.ring, 2);
-    p = propose_layout(3, 40, true);
+    p = proposeLayout(3, 40, true);
     QCOMPARE(p.ulysses, 1);
     QCOMPARE(p.ring, 3);
     // 14B (40 heads, ~40 GB of weights) fits an H200 but not a 24 GB card; 1.3B fits both
-    QVERIFY(weights_fit_one_gpu(40, 140.0));
-    QVERIFY(!weights_fit_one_gpu(40, 24.0));
-    QVERIFY(weights_fit_one_gpu(12, 24.0));
-    QVERIFY_THROWS_EXCEPTION(wan::Error, propose_layout(9, 12, true));
-    QVERIFY_THROWS_EXCEPTION(wan::Error, propose_layout(0, 12, true));
+    QVERIFY(weightsFitOneGpu(40, 140.0));
+    QVERIFY(!weightsFitOneGpu(40, 24.0));
+    QVERIFY(weightsFitOneGpu(12, 24.0));
+    QVERIFY_THROWS_EXCEPTION(wan::Error, proposeLayout(9, 12, true));
+    QVERIFY_THROWS_EXCEPTION(wan::Error, proposeLayout(0, 12, true));
 }
 
 void TestAppGpus::invalidLayoutIsReported() {
@@ -145,32 +145,32 @@ void TestAppGpus::invalidLayoutIsReported() {
     bad.gpus = 8;
     bad.ulysses = 8;
     bad.ring = 1;
-    const std::vector<std::string> problems = layout_problems(bad, 12);
+    const std::vector<std::string> problems = layoutProblems(bad, 12);
     QCOMPARE(problems.size(), size_t(1));
     QVERIFY(QString::fromStdString(problems[0]).contains(QStringLiteral("does not divide the 12 attention heads")));
     bad.ulysses = 2;  // 2 × 1 != 8
-    QVERIFY(QString::fromStdString(layout_problems(bad, 12).at(0)).contains(QStringLiteral("must equal")));
+    QVERIFY(QString::fromStdString(layoutProblems(bad, 12).at(0)).contains(QStringLiteral("must equal")));
 }
 
 void TestAppGpus::exactMpirunCommand() {
     const std::vector<std::string> args = {"--ckpt-dir", "/m/Wan2.1-T2V-14B", "--ulysses_size", "2", "--ring-size=1",
                                            "--dit_fsdp", "--cfg-parallel", "--size", "1280*720", "--connect", "h:1"};
-    LaunchLine line = mpirun_command("mpirun", kExe.toStdString(), args, propose_layout(8, 40, false));
-    QCOMPARE(QString::fromStdString(shell_line(line)),
+    LaunchLine line = mpirunCommand("mpirun", kExe.toStdString(), args, proposeLayout(8, 40, false));
+    QCOMPARE(QString::fromStdString(shellLine(line)),
              QStringLiteral("mpirun --bind-to none -np 8 /opt/wanstudio/bin/wanstudio --ckpt-dir /m/Wan2.1-T2V-14B "
                             "--size '1280*720' --ulysses-size 8 --ring-size 1 --dit-fsdp --t5-fsdp"));
-    line = mpirun_command("mpirun", kExe.toStdString(), {"--ckpt-dir", "/m/1.3B"}, propose_layout(6, 12, true));
+    line = mpirunCommand("mpirun", kExe.toStdString(), {"--ckpt-dir", "/m/1.3B"}, proposeLayout(6, 12, true));
     QCOMPARE(line.program, std::string("mpirun"));
     QCOMPARE(toQt(line.args), (QStringList{"--bind-to", "none", "-np", "6", kExe, "--ckpt-dir", "/m/1.3B",
                                            "--ulysses-size", "6", "--ring-size", "1"}));
-    line = mpirun_command("mpirun", kExe.toStdString(), {}, propose_layout(8, 12, true), /*as_root=*/true);
-    QCOMPARE(QString::fromStdString(shell_line(line)),
+    line = mpirunCommand("mpirun", kExe.toStdString(), {}, proposeLayout(8, 12, true), /*as_root=*/true);
+    QCOMPARE(QString::fromStdString(shellLine(line)),
              QStringLiteral("mpirun --bind-to none --allow-run-as-root -np 8 /opt/wanstudio/bin/wanstudio "
                             "--ulysses-size 4 --ring-size 2"));
     // one GPU: this program alone, without the layout options (and without needing OpenMPI)
-    line = mpirun_command("mpirun", kExe.toStdString(), {"--ulysses-size", "4", "--t5-fsdp", "--prompt", "a b"},
-                          propose_layout(1, 40, false));
-    QCOMPARE(QString::fromStdString(shell_line(line)), QStringLiteral("/opt/wanstudio/bin/wanstudio --prompt 'a b'"));
+    line = mpirunCommand("mpirun", kExe.toStdString(), {"--ulysses-size", "4", "--t5-fsdp", "--prompt", "a b"},
+                          proposeLayout(1, 40, false));
+    QCOMPARE(QString::fromStdString(shellLine(line)), QStringLiteral("/opt/wanstudio/bin/wanstudio --prompt 'a b'"));
 }
 
 void TestAppGpus::headsOfTheLoadedModel() {

@@ -93,7 +93,7 @@ void TestAppMainWindow::init() {
 
 void TestAppMainWindow::showsLoadingThenReady() {
     FakeBackendConfig config = fastFake();
-    config.start_delay_ms = 300;
+    config.startDelayMs = 300;
     Fixture f(config);
     QVERIFY(!f.window->generateButton()->isEnabled());
     QCOMPARE(f.window->engineStateLabel()->text(), QStringLiteral("Loading model…"));
@@ -114,7 +114,7 @@ void TestAppMainWindow::showsLoadingThenReady() {
 
 void TestAppMainWindow::generatesFromTypedPrompt() {
     FakeBackendConfig config = fastFake(40);
-    config.sample_video = WAN_APP_TEST_DATA "/tiny.mp4";  // a real MP4, so the preview can play it
+    config.sampleVideo = WAN_APP_TEST_DATA "/tiny.mp4";   // a real MP4, so the preview can play it
     Fixture f(config);
     QVERIFY(f.waitReady());
     QTest::keyClicks(f.params()->promptEdit(), QStringLiteral("a corgi surfing a wave"));
@@ -246,7 +246,7 @@ void TestAppMainWindow::enhancesPrompt() {
 
 void TestAppMainWindow::showsExtensionFailure() {
     FakeBackendConfig config = fastFake();
-    config.extend_configured = false;
+    config.extendConfigured = false;
     Fixture f(config);
     QVERIFY(f.waitReady());
     QTest::keyClicks(f.params()->promptEdit(), QStringLiteral("a red kite"));
@@ -260,7 +260,7 @@ void TestAppMainWindow::showsExtensionFailure() {
 
 void TestAppMainWindow::keepsHistoryWhenEngineFailsToStart() {
     FakeBackendConfig config = fastFake();
-    config.start_error = "checkpoint /models/wan: config.json not found";
+    config.startError = "checkpoint /models/wan: config.json not found";
     QTemporaryDir dummy;
     Fixture f(config, false);
     writeSampleOutput(f.out.path(), QStringLiteral("s1"), QStringLiteral("old video"), 7, QDateTime::currentDateTime());

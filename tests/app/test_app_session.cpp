@@ -45,7 +45,7 @@ private slots:
 
 void TestAppSession::startsAndReportsInfo() {
     FakeBackendConfig config = fastFake();
-    config.start_delay_ms = 100;
+    config.startDelayMs = 100;
     auto session = makeSession(config);
     QSignalSpy started(session.get(), &EngineSession::started);
     QCOMPARE(session->state(), EngineSession::State::Idle);
@@ -226,7 +226,7 @@ void TestAppSession::extendsPrompt() {
 
 void TestAppSession::reportsExtensionNotConfigured() {
     FakeBackendConfig config = fastFake();
-    config.extend_configured = false;
+    config.extendConfigured = false;
     auto session = makeSession(config);
     QSignalSpy failed(session.get(), &EngineSession::extendFailed);
     session->start();
@@ -237,7 +237,7 @@ void TestAppSession::reportsExtensionNotConfigured() {
 
 void TestAppSession::failsQueuedJobsWhenStartFails() {
     FakeBackendConfig config = fastFake();
-    config.start_error = "checkpoint dir /nowhere: config.json not found";
+    config.startError = "checkpoint dir /nowhere: config.json not found";
     auto session = makeSession(config);
     QSignalSpy startFailed(session.get(), &EngineSession::startFailed);
     QSignalSpy failed(session.get(), &EngineSession::failed);

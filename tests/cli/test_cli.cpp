@@ -12,7 +12,7 @@ wan::app::AppOptions parse(std::vector<std::string> args) {
     args.insert(args.begin(), "wanstudio");
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
-    return wan::app::parse_options(static_cast<int>(argv.size()), argv.data());
+    return wan::app::parseOptions(static_cast<int>(argv.size()), argv.data());
 }
 
 std::string parse_error(std::vector<std::string> args) {
@@ -68,29 +68,29 @@ TEST(Options, SizeAndFrameLimitsOfTheRotaryTables) {
 
 TEST(Options, LayoutValidation) {
     auto a = parse({"--ulysses-size", "2", "--ring-size", "2"});
-    EXPECT_NO_THROW(wan::app::validate_layout(a, 4));
+    EXPECT_NO_THROW(wan::app::validateLayout(a, 4));
     try {
-        wan::app::validate_layout(a, 2);
+        wan::app::validateLayout(a, 2);
         FAIL();
     } catch (const wan::Error& e) {
         EXPECT_NE(std::string(e.what()).find("must equal the number of processes 2"), std::string::npos) << e.what();
     }
-    EXPECT_THROW(wan::app::validate_layout(a, 1), wan::Error);
+    EXPECT_THROW(wan::app::validateLayout(a, 1), wan::Error);
     auto c = parse({"--ulysses-size", "2", "--cfg-parallel"});
-    EXPECT_NO_THROW(wan::app::validate_layout(c, 4));
+    EXPECT_NO_THROW(wan::app::validateLayout(c, 4));
     EXPECT_EQ(c.engine.layout.world, 4);
-    EXPECT_THROW(wan::app::validate_layout(c, 3), wan::Error);
+    EXPECT_THROW(wan::app::validateLayout(c, 3), wan::Error);
     // One rule with the engine (ParallelLayout::validate): --cfg-parallel in a single process is an error.
     auto single = parse({"--cfg-parallel"});
     try {
-        wan::app::validate_layout(single, 1);
+        wan::app::validateLayout(single, 1);
         FAIL();
     } catch (const wan::Error& e) {
         EXPECT_NE(std::string(e.what()).find("cfg_parallel needs an even number of ranks"), std::string::npos) << e.what();
     }
     // FSDP in a single process has nothing to shard: accepted (the engine logs a warning).
     auto fsdp = parse({"--dit-fsdp", "--t5-fsdp"});
-    EXPECT_NO_THROW(wan::app::validate_layout(fsdp, 1));
+    EXPECT_NO_THROW(wan::app::validateLayout(fsdp, 1));
 }
 
 TEST(Options, OffloadModelIsAnEnum) {
@@ -119,7 +119,7 @@ TEST(Options, ComponentFilesAndDitStreaming) {
     EXPECT_NE(parse_error({"--max-vram", "0"}).find("--max-vram 0: expected a positive number of GB"), std::string::npos);
     EXPECT_NE(parse_error({"--max-vram", "lots"}).find("max-vram"), std::string::npos);
     EXPECT_NE(parse_error({"--dit"}).find("--dit needs a value"), std::string::npos);
-    const std::string help = wan::app::help_text();
+    const std::string help = wan::app::helpText();
     for (const char* opt : {"--dit FILE", "--dit-config FILE", "--t5 FILE", "--vae FILE", "--tokenizer FILE",
                             "--offload-dit", "--max-vram GB"})
         EXPECT_NE(help.find(opt), std::string::npos) << opt;
@@ -169,13 +169,13 @@ TEST(Options, PresetFirstThenExplicitOptionsWin) {
     EXPECT_DOUBLE_EQ(d.request.guide_scale, -1);  // the model's own
     const std::string e = parse_error({"--preset", "turbo"});
     EXPECT_NE(e.find("--preset 'turbo': unknown preset (known: 'default', 'lightx2v-4step')"), std::string::npos) << e;
-    EXPECT_NE(wan::app::help_text().find("lightx2v-4step: "), std::string::npos);
-    EXPECT_NE(wan::app::help_text().find("--lora PATH[:STRENGTH]"), std::string::npos);
+    EXPECT_NE(wan::app::helpText().find("lightx2v-4step: "), std::string::npos);
+    EXPECT_NE(wan::app::helpText().find("--lora PATH[:STRENGTH]"), std::string::npos);
 }
 
 TEST(Inspect, TinyCheckpointReport) {
     std::ostringstream out;
-    wan::app::inspect_checkpoint(wan::test::tiny_ckpt_dir(), out);
+    wan::app::inspectCheckpoint(wan::test::tiny_ckpt_dir(), out);
     const std::string s = out.str();
     EXPECT_NE(s.find("589,248 parameters"), std::string::npos) << s;
     EXPECT_NE(s.find("146,496 parameters"), std::string::npos) << s;
@@ -187,14 +187,14 @@ TEST(Inspect, TinyCheckpointReport) {
 // --inspect FILE: one component file, its format, dtypes and what it is.
 TEST(Inspect, SingleFileReport) {
     std::ostringstream out;
-    wan::app::inspect_checkpoint(wan::test::tiny_ckpt_dir() + "/models_t5_umt5-xxl-enc-bf16.pth", out);
+    wan::app::inspectCheckpoint(wan::test::tiny_ckpt_dir() + "/models_t5_umt5-xxl-enc-bf16.pth", out);
     const std::string s = out.str();
     EXPECT_NE(s.find("torch .pth (zip)"), std::string::npos) << s;
     EXPECT_NE(s.find("BF16 ×"), std::string::npos) << s;
     EXPECT_NE(s.find("UMT5"), std::string::npos) << s;
     EXPECT_NE(s.find("--t5 FILE"), std::string::npos) << s;
     out.str("");
-    wan::app::inspect_checkpoint(wan::test::tiny_ckpt_dir() + "/diffusion_pytorch_model.safetensors", out);
+    wan::app::inspectCheckpoint(wan::test::tiny_ckpt_dir() + "/diffusion_pytorch_model.safetensors", out);
     EXPECT_NE(out.str().find("Wan2.1 T2V DiT custom (dim 128, 2 layers)"), std::string::npos) << out.str();
     EXPECT_NE(out.str().find("--dit FILE"), std::string::npos) << out.str();
 }

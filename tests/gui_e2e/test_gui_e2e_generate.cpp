@@ -77,12 +77,12 @@ void TestGuiE2eGenerate::initTestCase() {
     options_.engine.output_dir = out_.toStdString();
     options_.engine.prompt_extend_method = "local_qwen";
     options_.engine.prompt_extend_model = WAN_SOURCE_DIR "/tests/data/qwen";
-    options_.prompt_extend_target_lang = "en";
+    options_.promptExtendTargetLang = "en";
     options_.request.extend_target_lang = "en";
-    // The same pieces as run_gui (gui_entry.cpp), with an ini file of our own instead of the user's settings.
+    // The same pieces as runGui (gui_entry.cpp), with an ini file of our own instead of the user's settings.
     registerMetaTypes();
     settings_ = std::make_unique<Settings>(QDir(dir_.path()).filePath(QStringLiteral("settings.ini")));
-    session_ = std::make_unique<EngineSession>(make_engine_backend(options_));
+    session_ = std::make_unique<EngineSession>(makeEngineBackend(options_));
     window_ = std::make_unique<MainWindow>(session_.get(), settings_.get(), options_);
     window_->setConfirmOnClose(false);
     window_->show();

@@ -135,18 +135,18 @@ void TestRemoteUnit::jobTableFollowsTheSession() {
 
 void TestRemoteUnit::options() {
     const char* argv[] = {"wanstudio", "--listen", "0.0.0.0:7860", "--api-token", "t"};
-    AppOptions o = parse_options(5, const_cast<char**>(argv));
+    AppOptions o = parseOptions(5, const_cast<char**>(argv));
     QCOMPARE(o.mode, RunMode::Listen);
-    QCOMPARE(o.listen_address, std::string("0.0.0.0:7860"));
-    QCOMPARE(o.api_token, std::string("t"));
+    QCOMPARE(o.listenAddress, std::string("0.0.0.0:7860"));
+    QCOMPARE(o.apiToken, std::string("t"));
     const char* argv2[] = {"wanstudio", "--connect", "localhost:7860", "--batch", "jobs.txt"};
-    o = parse_options(5, const_cast<char**>(argv2));
+    o = parseOptions(5, const_cast<char**>(argv2));
     QCOMPARE(o.mode, RunMode::Headless);
-    QCOMPARE(o.connect_address, std::string("localhost:7860"));
+    QCOMPARE(o.connectAddress, std::string("localhost:7860"));
     const char* argv3[] = {"wanstudio", "--listen", "7860", "--batch", "jobs.txt"};
-    QVERIFY_THROWS_EXCEPTION(Error, parse_options(5, const_cast<char**>(argv3)));
-    QVERIFY(help_text().find("--listen [ADDR:]PORT") != std::string::npos);
-    QVERIFY(help_text().find("--connect HOST:PORT") != std::string::npos);
+    QVERIFY_THROWS_EXCEPTION(Error, parseOptions(5, const_cast<char**>(argv3)));
+    QVERIFY(helpText().find("--listen [ADDR:]PORT") != std::string::npos);
+    QVERIFY(helpText().find("--connect HOST:PORT") != std::string::npos);
 }
 
 QTEST_GUILESS_MAIN(TestRemoteUnit)

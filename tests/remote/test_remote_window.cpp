@@ -52,16 +52,16 @@ void TestRemoteWindow::windowGeneratesThroughTheRemoteEngine() {
     AppOptions options;
     const QString out = dir_.filePath(QStringLiteral("local"));
     options.engine.output_dir = out.toStdString();
-    options.connect_address = QStringLiteral("127.0.0.1:%1").arg(server.port()).toStdString();
+    options.connectAddress = QStringLiteral("127.0.0.1:%1").arg(server.port()).toStdString();
     registerMetaTypes();
     Settings settings(dir_.filePath(QStringLiteral("settings.ini")));
-    EngineSession session(make_remote_backend(parseRemoteEndpoint(options.connect_address)));
+    EngineSession session(makeRemoteBackend(parseRemoteEndpoint(options.connectAddress)));
     MainWindow window(&session, &settings, options);
     window.setConfirmOnClose(false);
     window.show();
     session.start();
     QTRY_VERIFY_WITH_TIMEOUT(window.generateButton()->isEnabled(), 180000);
-    QVERIFY2(window.modelLabel()->text().contains(QString::fromStdString(options.connect_address)),
+    QVERIFY2(window.modelLabel()->text().contains(QString::fromStdString(options.connectAddress)),
              qPrintable(window.modelLabel()->text()));
 
     ParametersPanel* p = window.parametersPanel();
