@@ -8,7 +8,8 @@ PACKAGES=(
   dpkg-dev                                       # dpkg-shlibdeps for the .deb's Depends (cpack)
   libtorch-dev                                   # LibTorch 1.13.1 (CPU)
   libopenmpi-dev openmpi-bin                     # MPI (control plane; CPU collectives)
-  libsentencepiece-dev nlohmann-json3-dev        # tokenizer, JSON
+  nlohmann-json3-dev                             # JSON
+  libsentencepiece-dev                           # optional: the text_spm_crosscheck test only
   libgtest-dev libgmock-dev                      # tests
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev   # video writer (FFmpeg 5.1)
   libcurl4-openssl-dev libpcre2-dev              # prompt extension (DashScope, BPE pre-tokenizer)
