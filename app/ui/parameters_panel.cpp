@@ -134,6 +134,9 @@ QGroupBox* ParametersPanel::buildParametersBox() {
     form->setFieldGrowthPolicy(QFormLayout::AllNonFixedFieldsGrow);
     addSizeAndLengthFields(form, box);
     addGuidanceFields(form, box);
+    addExpertFields(form, box);
+    parametersForm_ = form;
+    showExpertFields(false);
     form->addRow(tr("Seed"), buildSeedRow(box));
     form->addRow(tr("Solver / preset"), buildSolverRow(box));
     loras_ = new LoraListWidget(box);
@@ -191,6 +194,36 @@ void ParametersPanel::addGuidanceFields(QFormLayout* form, QWidget* box) {
     shift_->setDecimals(2);
     shift_->setValue(5.0);
     form->addRow(tr("Shift"), shift_);
+}
+
+void ParametersPanel::addExpertFields(QFormLayout* form, QWidget* box) {
+    // Wan2.2 A14B: the high-noise expert runs the early steps (t ≥ boundary·1000) with its own guide; the
+    // guide field above is then the low-noise expert's (upstream's pair is (low, high)).
+    guideHigh_ = new QDoubleSpinBox(box);
+    guideHigh_->setObjectName(QStringLiteral("guideHighSpin"));
+    guideHigh_->setRange(0.0, 20.0);
+    guideHigh_->setSingleStep(0.5);
+    guideHigh_->setDecimals(2);
+    guideHigh_->setValue(4.0);
+    guideHigh_->setToolTip(tr("Guide scale of the high-noise expert (the early steps)"));
+    form->addRow(tr("Guide scale (high noise)"), guideHigh_);
+    boundary_ = new QDoubleSpinBox(box);
+    boundary_->setObjectName(QStringLiteral("boundarySpin"));
+    boundary_->setRange(0.0, 1.0);
+    boundary_->setSingleStep(0.005);
+    boundary_->setDecimals(3);
+    boundary_->setValue(0.875);
+    boundary_->setToolTip(tr("The high-noise expert runs while the timestep t ≥ boundary × 1000, the low-noise "
+                             "expert after"));
+    form->addRow(tr("Expert boundary"), boundary_);
+}
+
+void ParametersPanel::showExpertFields(bool twoExperts) {
+    parametersForm_->setRowVisible(guideHigh_, twoExperts);
+    parametersForm_->setRowVisible(boundary_, twoExperts);
+    if (auto* label = qobject_cast<QLabel*>(parametersForm_->labelForField(guide_)))
+        label->setText(twoExperts ? tr("Guide scale (low noise)") : tr("Guide scale"));
+    guide_->setToolTip(twoExperts ? tr("Guide scale of the low-noise expert (the late steps)") : QString());
 }
 
 QVBoxLayout* ParametersPanel::buildSeedRow(QWidget* box) {
@@ -270,6 +303,10 @@ GenerationRequest ParametersPanel::request() const {
     r.frame_num = frames_->value();
     r.sample_steps = steps_->value();
     r.guide_scale = guide_->value();
+    if (info_.two_experts) {  // the pair --sample-guide-scale LOW,HIGH fills, and --boundary
+        r.guide_scale_high = guideHigh_->value();
+        r.boundary = boundary_->value();
+    }
     r.sample_shift = shift_->value();
     r.seed = seed_->value();
     r.solver = solver_->currentData().toString().toStdString();
@@ -308,6 +345,11 @@ void ParametersPanel::setRequest(const GenerationRequest& r) {
     else if (d) guide_->setValue(info_.default_guide_scale);
     if (r.sample_shift > 0) shift_->setValue(r.sample_shift);
     else if (d) shift_->setValue(info_.default_shift);
+    if (r.guide_scale_high >= 0) guideHigh_->setValue(r.guide_scale_high);
+    else if (r.guide_scale >= 0) guideHigh_->setValue(r.guide_scale);  // one value set both (as the CLI's X)
+    else if (d) guideHigh_->setValue(info_.default_guide_scale_high);
+    if (r.boundary >= 0) boundary_->setValue(r.boundary);
+    else if (d && info_.default_boundary > 0) boundary_->setValue(info_.default_boundary);
     seed_->setValue(r.seed >= 0 ? r.seed : -1);
     const int solverIndex = solver_->findData(QString::fromStdString(r.solver));
     solver_->setCurrentIndex(solverIndex >= 0 ? solverIndex : 0);
@@ -339,8 +381,17 @@ void ParametersPanel::selectSize(int width, int height) {
 void ParametersPanel::setEngineInfo(const EngineInfo& info) {
     const GenerationRequest current = request();
     const bool first = !haveInfo_;
+    const bool expertsChanged = info.two_experts != info_.two_experts;
     info_ = info;
     haveInfo_ = true;
+    showExpertFields(info.two_experts);
+    if (info.two_experts && (expertsChanged || first)) {
+        // Another kind of model: its pair and switch, unless the pre-start request set them.
+        const GenerationRequest& p = pending_;
+        if (!first || p.guide_scale_high < 0) guideHigh_->setValue(info.default_guide_scale_high);
+        if (!first || p.boundary < 0) boundary_->setValue(info.default_boundary > 0 ? info.default_boundary : 0.875);
+        if (!first) guide_->setValue(info.default_guide_scale);
+    }
     size_->clear();
     std::vector<std::string> sizes = info.sizes;
     if (sizes.empty()) sizes.push_back(sizeText(info.default_width, info.default_height).toStdString());
@@ -366,6 +417,8 @@ void ParametersPanel::resetToModelDefaults() {
     frames_->setValue(info_.default_frames);
     steps_->setValue(info_.default_steps);
     guide_->setValue(info_.default_guide_scale);
+    guideHigh_->setValue(info_.default_guide_scale_high);
+    if (info_.default_boundary > 0) boundary_->setValue(info_.default_boundary);
     shift_->setValue(info_.default_shift);
     seed_->setValue(-1);
     solver_->setCurrentIndex(0);

@@ -1,5 +1,6 @@
-// The left column: prompt (with "Enhance prompt"), negative prompt, size, frames, steps, guide scale, shift,
-// seed, solver, output folder. Ref: wan21-reference.md §10.2 (the Gradio fields this replaces).
+// The left column: prompt (with "Enhance prompt"), negative prompt, size, frames, steps, guide scale (for a
+// two-expert model, Wan2.2 A14B: the low- and high-noise guides and the boundary), shift, seed, solver, output
+// folder. Ref: wan21-reference.md §10.2 (the Gradio fields this replaces).
 #pragma once
 
 #include "core/core.h"
@@ -53,7 +54,13 @@ public:
     QComboBox* sizeCombo() const { return size_; }
     QSpinBox* framesSpin() const { return frames_; }
     QSpinBox* stepsSpin() const { return steps_; }
+    /// The guide scale; with a two-expert model the low-noise expert's.
     QDoubleSpinBox* guideSpin() const { return guide_; }
+    /// Two-expert models only (hidden otherwise): the high-noise expert's guide and the switch t ≥ boundary·1000.
+    QDoubleSpinBox* guideHighSpin() const { return guideHigh_; }
+    QDoubleSpinBox* boundarySpin() const { return boundary_; }
+    /// Whether the fields show a two-expert model (the guide pair and the boundary).
+    bool showsTwoExperts() const { return info_.two_experts; }
     QDoubleSpinBox* shiftSpin() const { return shift_; }
     SeedSpinBox* seedSpin() const { return seed_; }
     QComboBox* solverCombo() const { return solver_; }
@@ -88,6 +95,9 @@ private:
     QGroupBox* buildParametersBox();
     void addSizeAndLengthFields(QFormLayout* form, QWidget* box);
     void addGuidanceFields(QFormLayout* form, QWidget* box);
+    void addExpertFields(QFormLayout* form, QWidget* box);
+    /// Shows the two-expert rows (and names the guide the low-noise one) or hides them.
+    void showExpertFields(bool twoExperts);
     QVBoxLayout* buildSeedRow(QWidget* box);
     QHBoxLayout* buildSolverRow(QWidget* box);
     QGroupBox* buildOutputBox();
@@ -107,6 +117,9 @@ private:
     QSpinBox* frames_ = nullptr;
     QSpinBox* steps_ = nullptr;
     QDoubleSpinBox* guide_ = nullptr;
+    QDoubleSpinBox* guideHigh_ = nullptr;
+    QDoubleSpinBox* boundary_ = nullptr;
+    QFormLayout* parametersForm_ = nullptr;
     QDoubleSpinBox* shift_ = nullptr;
     SeedSpinBox* seed_ = nullptr;
     QLabel* lastSeedLabel_ = nullptr;
