@@ -5,6 +5,8 @@
 
 #include <QStringList>
 
+#include <algorithm>
+
 namespace wan::app {
 
 namespace {
@@ -18,6 +20,9 @@ const QString kHeight = QStringLiteral("params/height");
 const QString kFrames = QStringLiteral("params/frames");
 const QString kSteps = QStringLiteral("params/steps");
 const QString kGuide = QStringLiteral("params/guideScale");
+const QString kGuideHigh = QStringLiteral("params/guideScaleHigh");  // two-expert models
+const QString kBoundary = QStringLiteral("params/boundary");
+const QString kRecentModels = QStringLiteral("models/recent");  // an array of {folder, dit, ditConfig, t5, vae, tokenizer}
 const QString kShift = QStringLiteral("params/shift");
 const QString kSeed = QStringLiteral("params/seed");
 const QString kSolver = QStringLiteral("params/solver");
@@ -70,6 +75,8 @@ GenerationRequest Settings::lastRequest() const {
     r.sample_steps = settings_->value(kSteps, 0).toInt();
     r.guide_scale = settings_->value(kGuide, -1.0).toDouble();
     r.sample_shift = settings_->value(kShift, -1.0).toDouble();
+    r.guide_scale_high = settings_->value(kGuideHigh, -1.0).toDouble();
+    r.boundary = settings_->value(kBoundary, -1.0).toDouble();
     r.seed = settings_->value(kSeed, -1).toLongLong();
     const QString solver = settings_->value(kSolver, QStringLiteral("unipc")).toString();
     r.solver = solver == QStringLiteral("dpm++") ? "dpm++" : solver == QStringLiteral("euler") ? "euler" : "unipc";
@@ -89,6 +96,8 @@ void Settings::setLastRequest(const GenerationRequest& r) {
     settings_->setValue(kSteps, r.sample_steps);
     settings_->setValue(kGuide, r.guide_scale);
     settings_->setValue(kShift, r.sample_shift);
+    settings_->setValue(kGuideHigh, r.guide_scale_high);
+    settings_->setValue(kBoundary, r.boundary);
     settings_->setValue(kSeed, static_cast<qlonglong>(r.seed));
     settings_->setValue(kSolver, QString::fromStdString(r.solver));
     QStringList steps, loras;
@@ -98,6 +107,49 @@ void Settings::setLastRequest(const GenerationRequest& r) {
     settings_->setValue(kPreset, QString::fromStdString(r.preset));
     settings_->setValue(kLoras, loras);
     settings_->setValue(kExtendLang, QString::fromStdString(r.extend_target_lang));
+}
+
+std::vector<ModelChoice> Settings::recentModels() const {
+    std::vector<ModelChoice> models;
+    const int n = settings_->beginReadArray(kRecentModels);
+    for (int i = 0; i < n && static_cast<int>(models.size()) < kMaxRecentModels; ++i) {
+        settings_->setArrayIndex(i);
+        ModelChoice c;
+        c.ckptDir = settings_->value(QStringLiteral("folder")).toString().toStdString();
+        c.files.dit = settings_->value(QStringLiteral("dit")).toString().toStdString();
+        c.files.dit_config = settings_->value(QStringLiteral("ditConfig")).toString().toStdString();
+        c.files.t5 = settings_->value(QStringLiteral("t5")).toString().toStdString();
+        c.files.vae = settings_->value(QStringLiteral("vae")).toString().toStdString();
+        c.files.tokenizer = settings_->value(QStringLiteral("tokenizer")).toString().toStdString();
+        if (!c.empty()) models.push_back(c);
+    }
+    settings_->endArray();
+    return models;
+}
+
+void Settings::setRecentModels(const std::vector<ModelChoice>& models) {
+    settings_->remove(kRecentModels);
+    settings_->beginWriteArray(kRecentModels);
+    const int n = std::min(static_cast<int>(models.size()), kMaxRecentModels);
+    for (int i = 0; i < n; ++i) {
+        const ModelChoice& c = models[static_cast<size_t>(i)];
+        settings_->setArrayIndex(i);
+        settings_->setValue(QStringLiteral("folder"), QString::fromStdString(c.ckptDir));
+        settings_->setValue(QStringLiteral("dit"), QString::fromStdString(c.files.dit));
+        settings_->setValue(QStringLiteral("ditConfig"), QString::fromStdString(c.files.dit_config));
+        settings_->setValue(QStringLiteral("t5"), QString::fromStdString(c.files.t5));
+        settings_->setValue(QStringLiteral("vae"), QString::fromStdString(c.files.vae));
+        settings_->setValue(QStringLiteral("tokenizer"), QString::fromStdString(c.files.tokenizer));
+    }
+    settings_->endArray();
+}
+
+void Settings::addRecentModel(const ModelChoice& choice) {
+    if (choice.empty()) return;
+    std::vector<ModelChoice> models = recentModels();
+    models.erase(std::remove(models.begin(), models.end(), choice), models.end());
+    models.insert(models.begin(), choice);
+    setRecentModels(models);
 }
 
 QByteArray Settings::windowGeometry() const { return settings_->value(kGeometry).toByteArray(); }

@@ -2,6 +2,7 @@
 // Uses the application's default QSettings (organisation/application names set by runGui), or an ini file.
 #pragma once
 
+#include "cli/model_probe.h"
 #include "core/core.h"
 
 #include <QByteArray>
@@ -9,6 +10,7 @@
 #include <QString>
 
 #include <memory>
+#include <vector>
 
 namespace wan::app {
 
@@ -31,6 +33,13 @@ public:
     bool hasLastRequest() const;
     GenerationRequest lastRequest() const;
     void setLastRequest(const GenerationRequest& request);
+
+    /// File → Recent models: the models opened last, newest first, at most kMaxRecentModels.
+    static constexpr int kMaxRecentModels = 8;
+    std::vector<ModelChoice> recentModels() const;
+    /// Puts `choice` first (moving it up when it was there already) and drops the oldest beyond the limit.
+    void addRecentModel(const ModelChoice& choice);
+    void setRecentModels(const std::vector<ModelChoice>& models);
 
     /// View → Live preview: show the video forming while it samples (default on).
     bool livePreview() const;

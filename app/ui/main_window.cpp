@@ -1,6 +1,7 @@
 #include "ui/main_window.h"
 
 #include "launch/gpu_probe.h"
+#include "launch/layout_proposal.h"
 #include "launch/saved_queue.h"
 #include "models/history_model.h"
 #include "models/job_list_model.h"
@@ -10,6 +11,7 @@
 #include "ui/history_panel.h"
 #include "ui/icons.h"
 #include "ui/job_queue_widget.h"
+#include "ui/open_model_dialog.h"
 #include "ui/parameters_panel.h"
 #include "ui/preview_widget.h"
 
@@ -25,6 +27,7 @@
 #include <QJsonObject>
 #include <QLabel>
 #include <QLineEdit>
+#include <QMenu>
 #include <QMenuBar>
 #include <QMessageBox>
 #include <QPlainTextEdit>
@@ -41,6 +44,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 
@@ -53,6 +57,8 @@ constexpr int kInfoRefreshMs = 5000;  // GPU memory in the status bar
 MainWindow::MainWindow(EngineSession* session, Settings* settings, const AppOptions& options, QWidget* parent)
     : QMainWindow(parent), session_(session), settings_(settings), ckptDir_(QString::fromStdString(options.engine.ckpt_dir)) {
     setWindowTitle(tr("WanStudio"));
+    currentModel_.ckptDir = options.engine.ckpt_dir;
+    currentModel_.files = options.engine.components;
     launchExecutable_ = QCoreApplication::applicationFilePath();
     launchArguments_ = QCoreApplication::arguments().mid(1);
     launchDryRun_ = qEnvironmentVariableIntValue("WANSTUDIO_LAUNCH_DRY_RUN") != 0;
@@ -203,6 +209,7 @@ void MainWindow::buildMenus() {
     QAction* gen = file->addAction(tr("&Generate"), this, &MainWindow::generate);
     gen->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_Return));
     gen->setShortcutContext(Qt::WidgetShortcut);  // the window-wide QShortcut triggers it; this shows the keys
+    buildModelMenu(file);
     file->addAction(tr("Open output &folder"), historyPanel_, &HistoryPanel::openFolder);
     QAction* connectAction = file->addAction(tr("&Connect to engine…"), this, &MainWindow::openConnectDialog);
     connectAction->setObjectName(QStringLiteral("connectAction"));
@@ -230,6 +237,72 @@ void MainWindow::buildMenus() {
                            tr("<b>WanStudio</b> %1<br>Native text-to-video studio for the Wan2.1 models.")
                                .arg(QString::fromUtf8(wan::version_string())));
     });
+}
+
+void MainWindow::buildModelMenu(QMenu* file) {
+    QAction* open = file->addAction(tr("&Open model…"), this, [this] { openModelDialog(currentModel_); });
+    open->setObjectName(QStringLiteral("openModelAction"));
+    open->setShortcut(QKeySequence::Open);
+    recentMenu_ = file->addMenu(tr("&Recent models"));
+    recentMenu_->setObjectName(QStringLiteral("recentModelsMenu"));
+    connect(recentMenu_, &QMenu::aboutToShow, this, &MainWindow::fillRecentModelsMenu);
+    fillRecentModelsMenu();
+    file->addSeparator();
+}
+
+void MainWindow::fillRecentModelsMenu() {
+    recentMenu_->clear();
+    const std::vector<ModelChoice> recent = settings_->recentModels();
+    for (const ModelChoice& c : recent) {
+        QStringList paths;
+        for (const std::string& a : c.arguments()) paths << QString::fromStdString(a);
+        const std::vector<std::string> missing = c.missingPaths();
+        QAction* a = recentMenu_->addAction(QString::fromStdString(c.label()));
+        a->setToolTip(paths.join(QLatin1Char(' ')));
+        if (!missing.empty()) {  // moved or deleted: shown, not offered, and the menu says why
+            a->setText(tr("%1 (not found: %2)").arg(QString::fromStdString(c.label()),
+                                                     QString::fromStdString(missing.front())));
+            a->setEnabled(false);
+            continue;
+        }
+        connect(a, &QAction::triggered, this, [this, c] { openModelDialog(c); });
+    }
+    if (recent.empty()) recentMenu_->addAction(tr("(none yet)"))->setEnabled(false);
+    recentMenu_->addSeparator();
+    QAction* clear = recentMenu_->addAction(tr("Clear the list"), this, [this] { settings_->setRecentModels({}); });
+    clear->setEnabled(!recent.empty());
+}
+
+void MainWindow::openModelDialog(const ModelChoice& initial) {
+    OpenModelDialog dialog(initial, this);
+    if (dialog.exec() != QDialog::Accepted || !dialog.probe().loadable()) return;
+    openModel(dialog.choice(), dialog.probe().numHeads);
+}
+
+LaunchCommand MainWindow::modelLaunchCommand(const ModelChoice& choice, qint64 numHeads) const {
+    std::vector<std::string> args;
+    for (const QString& a : launchArguments_) args.push_back(a.toStdString());
+    args = stripModelArgs(args);
+    for (const std::string& a : choice.arguments()) args.push_back(a);
+    const EngineInfo& info = session_->engineInfo();
+    LayoutProposal layout;
+    layout.gpus = std::max(1, info.world_size);
+    layout.ulysses = std::max(1, info.ulysses_size);
+    layout.ring = std::max(1, info.ring_size);
+    layout.fsdp = info.dit_fsdp;
+    if (numHeads > 0 && !layoutProblems(layout, numHeads).empty()) layout = proposeLayout(layout.gpus, numHeads, !info.dit_fsdp);
+    const LaunchLine line = mpirunCommand("mpirun", launchExecutable_.toStdString(), args, layout, ::geteuid() == 0);
+    LaunchCommand c;
+    c.program = QString::fromStdString(line.program);
+    for (const std::string& a : line.args) c.arguments << QString::fromStdString(a);
+    return c;
+}
+
+bool MainWindow::openModel(const ModelChoice& choice, qint64 numHeads) {
+    settings_->addRecentModel(choice);
+    settings_->sync();
+    fillRecentModelsMenu();
+    return relaunch(modelLaunchCommand(choice, numHeads));
 }
 
 void MainWindow::restoreSettings(const AppOptions& options) {

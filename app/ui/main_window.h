@@ -3,6 +3,7 @@
 // Nothing here blocks the GUI thread: every engine call goes through EngineSession's queued slots.
 #pragma once
 
+#include "cli/model_probe.h"
 #include "cli/options.h"
 #include "launch/launcher.h"
 #include "session/metatypes.h"
@@ -16,6 +17,7 @@
 #include <vector>
 
 class QLabel;
+class QMenu;
 class QPlainTextEdit;
 class QPushButton;
 class QSplitter;
@@ -84,6 +86,13 @@ public:
     void setForcedEnd(std::function<void()> end) { forcedEnd_ = std::move(end); }
     /// What Engine → GPUs… shows: the GPUs found, the model's heads, the running layout, this program.
     GpuDialogSetup gpuDialogSetup() const;
+    /// The model this window's engine was started with (--ckpt-dir and the component files).
+    ModelChoice currentModel() const { return currentModel_; }
+    /// What File → Open model… restarts with: this program's arguments with the model options replaced by
+    /// `choice`'s, under the running layout (or, when the new model's `numHeads` forbid it, the layout proposed
+    /// for as many processes).
+    LaunchCommand modelLaunchCommand(const ModelChoice& choice, qint64 numHeads) const;
+    QMenu* recentModelsMenu() const { return recentMenu_; }
     /// The DiT's attention heads: `ckptDir`/config.json's num_heads, else from the variant name.
     static qint64 headsOfModel(const QString& ckptDir, const QString& variant);
 
@@ -98,6 +107,11 @@ public slots:
     void appendLog(int level, const QString& line);
     void openGpuDialog();
     void openConnectDialog();
+    /// File → Open model… (and a recent model): the dialog, prefilled with `initial` (default: the loaded model).
+    void openModelDialog(const wan::app::ModelChoice& initial);
+    /// Remembers `choice` in the recent models and restarts the engine with it (relaunch()). The caller has
+    /// checked it (OpenModelDialog). Returns whether the restart started (or, dry run, was shown).
+    bool openModel(const wan::app::ModelChoice& choice, qint64 numHeads);
     /// Saves the waiting jobs for the new window, starts `command` and closes this window. On failure (no
     /// mpirun, the start failed) says why and changes nothing. Returns whether it started (or, dry run, showed).
     bool relaunch(const wan::app::LaunchCommand& command);
@@ -118,6 +132,8 @@ protected:
 private:
     void buildUi();
     void buildMenus();
+    void buildModelMenu(QMenu* file);
+    void fillRecentModelsMenu();
     void restoreSettings(const AppOptions& options);
     void saveSettings();
     void setOutputFolder(const QString& folder);
@@ -160,6 +176,8 @@ private:
     bool shuttingDown_ = false;
 
     QString ckptDir_;
+    ModelChoice currentModel_;
+    QMenu* recentMenu_ = nullptr;
     std::unique_ptr<Launcher> ownLauncher_;
     Launcher* launcher_ = nullptr;
     bool launchDryRun_ = false;
