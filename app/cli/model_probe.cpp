@@ -118,7 +118,7 @@ void probeAssembly(const ModelChoice& c, ModelProbe& out) {
         const io::WanConfig high = m.high_noise_dit_config();
         nameFamily(low, &high, out);
         addFolderRow("DiT (high noise)", m.high_noise_dit_path, false, out);
-        addFolderRow("DiT (low noise)", m.dit_path, c.files.dit.size() > 0, out);
+        addFolderRow("DiT (low noise)", m.dit_path, !c.files.dit.empty(), out);
     } else {
         nameFamily(low, nullptr, out);
         addFolderRow("DiT", m.dit_path, !c.files.dit.empty(), out);

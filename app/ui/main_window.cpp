@@ -59,6 +59,7 @@ MainWindow::MainWindow(EngineSession* session, Settings* settings, const AppOpti
     setWindowTitle(tr("WanStudio"));
     currentModel_.ckptDir = options.engine.ckpt_dir;
     currentModel_.files = options.engine.components;
+    remoteEngine_ = !options.connectAddress.empty();
     launchExecutable_ = QCoreApplication::applicationFilePath();
     launchArguments_ = QCoreApplication::arguments().mid(1);
     launchDryRun_ = qEnvironmentVariableIntValue("WANSTUDIO_LAUNCH_DRY_RUN") != 0;
@@ -243,6 +244,10 @@ void MainWindow::buildModelMenu(QMenu* file) {
     QAction* open = file->addAction(tr("&Open model…"), this, [this] { openModelDialog(currentModel_); });
     open->setObjectName(QStringLiteral("openModelAction"));
     open->setShortcut(QKeySequence::Open);
+    if (remoteEngine_) {  // the server chose its model; restarting here would start a local engine instead
+        open->setEnabled(false);
+        open->setToolTip(tr("The remote engine's model is chosen where it runs (wanstudio --listen --ckpt-dir …)"));
+    }
     recentMenu_ = file->addMenu(tr("&Recent models"));
     recentMenu_->setObjectName(QStringLiteral("recentModelsMenu"));
     connect(recentMenu_, &QMenu::aboutToShow, this, &MainWindow::fillRecentModelsMenu);
@@ -265,6 +270,7 @@ void MainWindow::fillRecentModelsMenu() {
             a->setEnabled(false);
             continue;
         }
+        a->setEnabled(!remoteEngine_);
         connect(a, &QAction::triggered, this, [this, c] { openModelDialog(c); });
     }
     if (recent.empty()) recentMenu_->addAction(tr("(none yet)"))->setEnabled(false);
@@ -399,6 +405,9 @@ void MainWindow::onStartFailed(const QString& message) {
 void MainWindow::onInfo(const EngineInfo& info) {
     layout_->setText(layoutText(info));
     model_->setText(modelText(info));
+    QStringList modelPaths;
+    for (const std::string& a : currentModel_.arguments()) modelPaths << QString::fromStdString(a);
+    model_->setToolTip(modelPaths.isEmpty() ? tr("The built-in demo checkpoint") : modelPaths.join(QLatin1Char(' ')));
     const QString memory = memoryText(info);
     memory_->setText(memory);
     memory_->setVisible(!memory.isEmpty());
@@ -492,6 +501,11 @@ void MainWindow::appendLog(int level, const QString& line) {
     static const char* letters = "?DIWE";
     const QChar letter = QLatin1Char(level >= 1 && level <= 4 ? letters[level] : '?');
     log_->appendPlainText(QStringLiteral("%1 %2").arg(letter, line));
+    // The engine reports no load progress, only a log line per component it starts reading (pipeline.cpp's
+    // "loading the DiT: FILE (GB …)"): while it loads, the status bar shows the latest, so a minutes-long
+    // 14B load says which file it is on.
+    if (session_->state() == EngineSession::State::Starting && line.startsWith(QLatin1String("loading the ")))
+        engineState_->setText(tr("Loading model: %1").arg(line.mid(12)));
 }
 
 void MainWindow::closeEvent(QCloseEvent* event) {

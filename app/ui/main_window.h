@@ -177,6 +177,7 @@ private:
 
     QString ckptDir_;
     ModelChoice currentModel_;
+    bool remoteEngine_ = false;  ///< --connect: the engine and its model belong to the server
     QMenu* recentMenu_ = nullptr;
     std::unique_ptr<Launcher> ownLauncher_;
     Launcher* launcher_ = nullptr;

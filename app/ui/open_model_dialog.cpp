@@ -73,7 +73,6 @@ OpenModelDialog::OpenModelDialog(const ModelChoice& initial, QWidget* parent) : 
     problems_->setObjectName(QStringLiteral("problemsLabel"));
     problems_->setWordWrap(true);
     problems_->setTextInteractionFlags(Qt::TextSelectableByMouse);
-    problems_->setStyleSheet(QStringLiteral("color: #c0392b;"));
     top->addWidget(problems_);
 
     auto* buttons = new QDialogButtonBox(QDialogButtonBox::Ok | QDialogButtonBox::Cancel);
@@ -160,8 +159,11 @@ void OpenModelDialog::showProbe(quint64 generation, const ModelProbe& probe) {
     components_->setPlainText(componentsText(probe));
     QStringList problems;
     for (const std::string& p : probe.problems) problems << QStringLiteral("• ") + QString::fromStdString(p);
-    problems_->setText(problems.isEmpty() ? QString() : tr("Cannot load this:\n%1").arg(problems.join('\n')));
-    problems_->setVisible(!problems.isEmpty());
+    const bool nothingChosen = choice().empty();  // a hint, not an error, before anything is chosen
+    problems_->setStyleSheet(nothingChosen ? QString() : QStringLiteral("color: #c0392b;"));
+    if (nothingChosen) problems_->setText(tr("Choose a checkpoint folder, or the DiT, T5 and VAE files."));
+    else problems_->setText(problems.isEmpty() ? QString() : tr("Cannot load this:\n%1").arg(problems.join('\n')));
+    problems_->setVisible(!problems_->text().isEmpty());
     load_->setEnabled(probe.loadable());
     emit probeFinished();
 }

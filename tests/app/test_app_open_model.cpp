@@ -179,6 +179,7 @@ private slots:
     void recentMenuShowsMissingModelsDisabled();
     void panelSwitchesToTheGuidePair();
     void openingAModelRestartsTheEngine();
+    void loadingNamesTheComponentBeingRead();
 
 private:
     QTemporaryDir settingsDir_;
@@ -315,7 +316,9 @@ void TestAppOpenModel::stripsOnlyTheModelOptions() {
 
 void TestAppOpenModel::dialogShowsAndRefuses() {
     OpenModelDialog dialog;
-    QSignalSpy probed(&dialog, &OpenModelDialog::probeFinished);
+    QTRY_VERIFY(!dialog.isProbing());  // nothing chosen yet: a hint, and nothing to load
+    QVERIFY(!dialog.loadButton()->isEnabled());
+    QVERIFY(dialog.problemsLabel()->text().startsWith(QLatin1String("Choose a checkpoint folder")));
     dialog.setChoice(files->choice(files->ditFp8()));
     QTRY_VERIFY(!dialog.isProbing());
     QVERIFY2(dialog.loadButton()->isEnabled(), qPrintable(dialog.problemsLabel()->text()));
@@ -388,6 +391,16 @@ void TestAppOpenModel::recentMenuShowsMissingModelsDisabled() {
     QVERIFY(actions[0]->isEnabled());
     QVERIFY2(actions[1]->text().contains(QLatin1String("not found: /models/deleted-since")), qPrintable(actions[1]->text()));
     QVERIFY(!actions[1]->isEnabled());
+    QVERIFY(window.findChild<QAction*>(QStringLiteral("openModelAction"))->isEnabled());
+
+    // A window driving a remote engine (--connect): the model is the server's to choose.
+    AppOptions remote;
+    remote.connectAddress = "gpu-server:7860";
+    MainWindow client(session.get(), &settings, remote);
+    client.setConfirmOnClose(false);
+    QVERIFY(!client.findChild<QAction*>(QStringLiteral("openModelAction"))->isEnabled());
+    emit client.recentModelsMenu()->aboutToShow();
+    QVERIFY(!client.recentModelsMenu()->actions().at(0)->isEnabled());
     session->shutdown();
     QVERIFY(session->waitForStopped(5000));
 }
@@ -470,6 +483,26 @@ void TestAppOpenModel::openingAModelRestartsTheEngine() {
     // A model whose heads forbid the running Ulysses degree gets the layout proposed for as many processes.
     const LaunchCommand odd = window.modelLaunchCommand(chosen, 3);
     QVERIFY2(odd.displayText().contains(QLatin1String("--ulysses-size 1 --ring-size 2")), qPrintable(odd.displayText()));
+    session->shutdown();
+    QVERIFY(session->waitForStopped(5000));
+}
+
+void TestAppOpenModel::loadingNamesTheComponentBeingRead() {
+    Settings settings;
+    AppOptions options;
+    FakeBackendConfig config = fastFake();
+    config.startDelayMs = 400;
+    auto session = makeSession(config);
+    MainWindow window(session.get(), &settings, options);
+    window.setConfirmOnClose(false);
+    session->start();
+    QTRY_COMPARE(session->state(), EngineSession::State::Starting);
+    window.appendLog(2, QStringLiteral("loading the DiT: /m/dit.safetensors (28.57 GB in 1095 tensors)"));
+    QCOMPARE(window.engineStateLabel()->text(), QStringLiteral("Loading model: DiT: /m/dit.safetensors (28.57 GB in 1095 tensors)"));
+    QTRY_VERIFY(session->isReady());
+    QCOMPARE(window.engineStateLabel()->text(), QStringLiteral("Ready"));
+    window.appendLog(2, QStringLiteral("loading the DiT: again"));  // a job's log line: the state stays
+    QCOMPARE(window.engineStateLabel()->text(), QStringLiteral("Ready"));
     session->shutdown();
     QVERIFY(session->waitForStopped(5000));
 }
