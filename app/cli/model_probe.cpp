@@ -87,7 +87,7 @@ void nameFamily(const io::WanConfig& low, const io::WanConfig* high, ModelProbe&
     if (high) {
         out.twoExperts = true;
         const bool a14b = low.variant() == "14B" && high->variant() == "14B";
-        out.family = a14b ? "Wan2.2 T2V-A14B" : "custom two-expert model (" + low.variant() + ")";
+        out.family = a14b ? "Wan2.2 T2V-A14B" : "two-expert model, " + low.variant();
         out.variant = a14b ? "A14B" : "";
     } else if (low.variant() == "1.3B" || low.variant() == "14B") {
         out.family = "Wan2.1 T2V-" + low.variant();

@@ -51,7 +51,8 @@ struct ProbedComponent {
 };
 
 struct ModelProbe {
-    /// "Wan2.1 T2V-1.3B", "Wan2.1 T2V-14B", "Wan2.2 T2V-A14B", or "custom …" (the tiny test models).
+    /// "Wan2.1 T2V-1.3B", "Wan2.1 T2V-14B", "Wan2.2 T2V-A14B", or "custom …" / "two-expert model, custom …"
+    /// (sizes no released model has: the tiny test models).
     std::string family;
     /// The model_defaults row: "1.3B", "14B", "A14B"; "" for a custom size.
     std::string variant;
@@ -65,7 +66,7 @@ struct ModelProbe {
     bool loadable() const { return problems.empty() && !family.empty(); }
 };
 
-/// Reads the headers of the chosen files (milliseconds, even for 14B) and judges them. Never throws: every
+/// Reads only the headers of the chosen files and judges them. Never throws: every
 /// error becomes a problem.
 ModelProbe probeModel(const ModelChoice& choice);
 
