@@ -2,6 +2,8 @@
 // Ref: wan21-reference.md §5.1 (constants), §5.4 (encode/decode loops), §5.5 (precision).
 #include "vae/vae.h"
 
+#include "dist/dist.h"
+#include "vae/row_split.h"
 #include "vae/vae_modules.h"
 
 #include <ATen/ATen.h>
@@ -29,9 +31,13 @@ at::Tensor from_floats(const float* values, int64_t n) {
 
 std::string sizes_str(const at::Tensor& t) { return shape_str(t.sizes().vec()); }
 
-void check_cancel(const DecodeCallbacks& cb, const char* what, int64_t done, int64_t total) {
+bool cancel_asked(const DecodeCallbacks& cb) {
     const bool flag = cb.cancel_flag != nullptr && cb.cancel_flag->load(std::memory_order_relaxed);
-    if (flag || (cb.should_cancel && cb.should_cancel())) {
+    return flag || (cb.should_cancel && cb.should_cancel());
+}
+
+void check_cancel(const DecodeCallbacks& cb, const char* what, int64_t done, int64_t total) {
+    if (cancel_asked(cb)) {
         throw Cancelled(strfmt("VAE %s cancelled after %lld of %lld %s", what, static_cast<long long>(done),
                                static_cast<long long>(total), std::string(what) == "decode" ? "latent frames"
                                                                                             : "chunks"));
@@ -109,7 +115,13 @@ struct WanVAE::Impl {
         }
     }
 
+    /// Checks the latent and returns the decoder's input: [1, z, T, h, w] after scaling and conv2.
+    at::Tensor decoder_input(const at::Tensor& z_in) const;
     at::Tensor decode(const at::Tensor& z_in, const DecodeCallbacks& cb, bool clamp) const;
+    at::Tensor decode_across(const at::Tensor& z_in, dist::Communicator& ranks, const DecodeCallbacks& cb,
+                             bool clamp) const;
+    /// decode_across() on `comm`, every rank of which owns latent rows.
+    at::Tensor decode_rows(const at::Tensor& u, dist::Communicator& comm, const DecodeCallbacks& cb) const;
     at::Tensor encode(const at::Tensor& video_in, const DecodeCallbacks& cb) const;
 };
 
@@ -176,12 +188,16 @@ at::Tensor WanVAE::decode_unclamped(const at::Tensor& z, const DecodeCallbacks& 
     return impl_->decode(z, callbacks, false);
 }
 
+at::Tensor WanVAE::decode_across(const at::Tensor& z, dist::Communicator& ranks, const DecodeCallbacks& callbacks,
+                                 bool clamp) const {
+    return impl_->decode_across(z, ranks, callbacks, clamp);
+}
+
 at::Tensor WanVAE::encode(const at::Tensor& video, const DecodeCallbacks& callbacks) const {
     return impl_->encode(video, callbacks);
 }
 
-at::Tensor WanVAE::Impl::decode(const at::Tensor& z_in, const DecodeCallbacks& cb, bool clamp) const {
-    c10::InferenceMode guard;
+at::Tensor WanVAE::Impl::decoder_input(const at::Tensor& z_in) const {
     const int64_t zc = config.z_dim;
     WAN_CHECK(z_in.defined(), "VAE decode: the latent is an undefined tensor");
     WAN_CHECK(z_in.dim() == 4 || (z_in.dim() == 5 && z_in.size(0) == 1),
@@ -195,16 +211,20 @@ at::Tensor WanVAE::Impl::decode(const at::Tensor& z_in, const DecodeCallbacks& c
     WAN_CHECK(at::isFloatingType(z.scalar_type()), "VAE decode: latent dtype %s is not floating point",
               c10::toString(z.scalar_type()));
 
-    const int64_t t = z.size(2), h = z.size(3), w = z.size(4);
+    // z_raw = z / inv_std + mean in f32 (PARITY: divide by the f32 reciprocal, §5.1), then conv2 over the
+    // whole sequence (1×1×1, so it commutes with chunking, tiling and the row split).
+    at::Tensor z_raw = z.to(options.device, at::kFloat).div(inv_std).add_(mean);  // [1, z, T, h, w]
+    at::Tensor u = conv2.forward(z_raw.to(options.dtype));                        // [1, z, T, h, w]
+    return options.channels_last ? u.contiguous(at::MemoryFormat::ChannelsLast3d) : u;
+}
+
+at::Tensor WanVAE::Impl::decode(const at::Tensor& z_in, const DecodeCallbacks& cb, bool clamp) const {
+    c10::InferenceMode guard;
+    const at::Tensor u = decoder_input(z_in);  // [1, z, T, h, w]
+    const int64_t t = u.size(2), h = u.size(3), w = u.size(4);
     const int64_t ss = config.space_stride();
     const int64_t frames = 1 + config.time_stride() * (t - 1);
     const int64_t out_h = ss * h, out_w = ss * w;
-
-    // z_raw = z / inv_std + mean in f32 (PARITY: divide by the f32 reciprocal, §5.1), then conv2 over the
-    // whole sequence (1×1×1, so it commutes with chunking and tiling).
-    at::Tensor z_raw = z.to(options.device, at::kFloat).div(inv_std).add_(mean);  // [1, z, T, h, w]
-    at::Tensor u = conv2.forward(z_raw.to(options.dtype));                        // [1, z, T, h, w]
-    if (options.channels_last) u = u.contiguous(at::MemoryFormat::ChannelsLast3d);
     const detail::Hook* hook = cb.on_intermediate ? &cb.on_intermediate : nullptr;
 
     at::Tensor out = at::empty({3, frames, out_h, out_w}, at::TensorOptions().dtype(at::kFloat).device(options.output_device));
@@ -249,6 +269,79 @@ at::Tensor WanVAE::Impl::decode(const at::Tensor& z_in, const DecodeCallbacks& c
         out.div_(wsum);
     }
     if (clamp) out.clamp_(-1.0, 1.0);
+    return out;
+}
+
+// Note [Decode across the ranks]
+// Under mpirun every rank holds the final latent, so each can decode a band of rows of every frame: rank i
+// owns latent rows [start_i, start_i + count_i) (RowSplit::even: unequal when h % ranks != 0) and, after each
+// ×2 upsample, twice as many feature rows. What crosses a band edge:
+//  - the 3×3(×3) convolutions (CausalConv3d with row padding 1, the resample's per-frame conv) read one row
+//    beyond the band on each side: RowExchange::with_halo brings it from the neighbour (zeros at the frame's
+//    edges, i.e. the padding), and the conv runs without row padding. The causal cache keeps each rank's
+//    haloed input frames, so later frames line up with no further exchange of the past;
+//  - the upsample's conv takes its halo before the ×2 (one row, replicated to two, one of which is used);
+//  - the middle block's self-attention attends over the whole frame: keys and values are all-gathered
+//    (queries stay local, so each rank computes its own rows' outputs);
+//  - RMS_norm normalises each pixel over channels only, and the 1×1×1 convs and the temporal convs act per
+//    pixel: nothing to exchange.
+// Every pixel is thus the same sum of the same terms as in decode(); the tests bound the difference by float
+// rounding. Each decoded chunk is all-gathered (through the same communicator, so NCCL carries CUDA
+// tensors) and rank 0 keeps it; the chunks are small next to the decoder's activations.
+
+at::Tensor WanVAE::Impl::decode_across(const at::Tensor& z_in, dist::Communicator& ranks, const DecodeCallbacks& cb,
+                                       bool clamp) const {
+    if (ranks.size() == 1) return decode(z_in, cb, clamp);
+    c10::InferenceMode guard;
+    const at::Tensor u = decoder_input(z_in);  // [1, z, T, h, w]
+    const int64_t rows = u.size(3);
+    // Each rank needs a latent row of its own; the ranks past the rows sit out.
+    const int active = static_cast<int>(std::min<int64_t>(ranks.size(), rows));
+    if (active < ranks.size() && ranks.rank() == 0) {
+        WAN_LOG_INFO("VAE decode across ranks: %lld latent rows for %d ranks; ranks %d..%d sit out",
+                     static_cast<long long>(rows), ranks.size(), active, ranks.size() - 1);
+    }
+    if (active == 1) return ranks.rank() == 0 ? decode(z_in, cb, clamp) : at::Tensor();
+    std::unique_ptr<dist::Communicator> subgroup;
+    dist::Communicator* comm = &ranks;
+    if (active < ranks.size()) {
+        subgroup = ranks.split(ranks.rank() < active ? 0 : -1, ranks.rank());  // collective over `ranks`
+        if (!subgroup) return {};
+        comm = subgroup.get();
+    }
+    at::Tensor out = decode_rows(u, *comm, cb);
+    if (out.defined() && clamp) out.clamp_(-1.0, 1.0);
+    return out;
+}
+
+at::Tensor WanVAE::Impl::decode_rows(const at::Tensor& u, dist::Communicator& comm, const DecodeCallbacks& cb) const {
+    const int64_t t = u.size(2), h = u.size(3), w = u.size(4);
+    const int64_t ss = config.space_stride();
+    detail::CommRowExchange exchange(comm, detail::RowSplit::even(h, comm.size()));
+    const size_t me = static_cast<size_t>(comm.rank());
+    const at::Tensor band = u.narrow(3, exchange.split().start[me], exchange.split().count[me])
+                                .contiguous(u.suggest_memory_format());  // [1, z, T, h_i, w], u's layout
+    at::Tensor out;
+    if (comm.rank() == 0) {
+        out = at::empty({3, 1 + config.time_stride() * (t - 1), ss * h, ss * w},
+                        at::TensorOptions().dtype(at::kFloat).device(options.output_device));
+    }
+    Cache cache(static_cast<size_t>(decoder->num_slots()));
+    cache.rows = &exchange;
+    int64_t frame = 0;
+    for (int64_t i = 0; i < t; ++i) {
+        // Every rank leaves together: a cancel seen by one is agreed on by all before the next frame's exchanges.
+        const auto mine = cancel_asked(cb) ? dist::StepStatus::Cancel : dist::StepStatus::Continue;
+        if (dist::agree(comm, mine) != dist::StepStatus::Continue) {
+            throw Cancelled(strfmt("VAE decode cancelled after %lld of %lld latent frames", static_cast<long long>(i),
+                                   static_cast<long long>(t)));
+        }
+        at::Tensor y = decoder->forward(band.narrow(2, i, 1), cache, nullptr);  // [1, 3, n, 8·h_i, 8w]
+        at::Tensor whole = exchange.whole_frame(y);                             // [1, 3, n, 8h, 8w]
+        if (out.defined()) out.narrow(1, frame, whole.size(2)).copy_(whole[0]);
+        frame += y.size(2);
+        if (cb.progress) cb.progress(i + 1, t);
+    }
     return out;
 }
 

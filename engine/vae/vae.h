@@ -24,6 +24,10 @@
 #include <string>
 #include <vector>
 
+namespace wan::dist {
+class Communicator;
+}
+
 namespace wan::vae {
 
 /// Thrown by decode/encode when the caller asked to stop (DecodeCallbacks): the engine's one cancellation
@@ -66,7 +70,8 @@ struct DecodeCallbacks {
     const std::atomic<bool>* cancel_flag = nullptr;
     /// Debugging/testing: receives the output of named modules ("conv2", "decoder.conv1", "decoder.middle",
     /// "decoder.upsamples.<i>", "decoder.head", "encoder.conv1", "encoder.downsamples.<i>", "encoder.middle",
-    /// "encoder.head", "conv1") each time it runs, with the batch dimension of 1. Not called when tiling.
+    /// "encoder.head", "conv1") each time it runs, with the batch dimension of 1. Not called when tiling or
+    /// decoding across ranks.
     std::function<void(const std::string& module, const at::Tensor& output)> on_intermediate;
 };
 
@@ -108,6 +113,15 @@ public:
     at::Tensor decode(const at::Tensor& z, const DecodeCallbacks& callbacks = {}) const;
     /// As decode(), without the final clamp (golden `video_unclamped`).
     at::Tensor decode_unclamped(const at::Tensor& z, const DecodeCallbacks& callbacks = {}) const;
+
+    /// decode() spread over the ranks of `ranks` (collective: every rank calls it with the same latent). Each
+    /// rank decodes a band of rows of every frame, exchanging the rows its 3×3 kernels reach with its
+    /// neighbours and all-gathering keys and values for the middle attention, so the result equals decode()
+    /// up to float rounding (no seams). Returns the video on ranks.rank() 0, an undefined tensor elsewhere.
+    /// With more ranks than latent rows the ranks past the rows sit out (a log line says so). Cancellation
+    /// (callbacks) is agreed on by all ranks before each latent frame. Ignores options().tiling.
+    at::Tensor decode_across(const at::Tensor& z, dist::Communicator& ranks, const DecodeCallbacks& callbacks = {},
+                             bool clamp = true) const;
 
     /// Video [3, F, H, W] (or [1, 3, F, H, W]) in [-1, 1], H and W multiples of 8 → normalised latent
     /// [z, 1+(F-1)/4, H/8, W/8] float32 on options().output_device. Frames after the last full chunk of 4

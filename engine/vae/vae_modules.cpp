@@ -59,7 +59,7 @@ void CausalConv3d::load_cached_3x3x3(WeightReader& r, const std::string& prefix,
     slot = slots.take();
 }
 
-at::Tensor CausalConv3d::forward(const at::Tensor& x, const at::Tensor& cache) const {
+at::Tensor CausalConv3d::forward(const at::Tensor& x, const at::Tensor& cache, int64_t pad_h) const {
     const int64_t front = 2 * padding[0];  // causal: all temporal padding goes in front
     at::Tensor input = x;                  // [b, Ci, t, h, w]
     if (front > 0) {
@@ -76,11 +76,15 @@ at::Tensor CausalConv3d::forward(const at::Tensor& x, const at::Tensor& cache) c
         input = at::cat(parts, 2);  // [b, Ci, t + 2pt, h, w]
     }
     // Spatial zero padding is symmetric, so the convolution can do it (saves a padded copy).
-    return at::conv3d(input, weight, bias, stride, {0, padding[1], padding[2]});
+    return at::conv3d(input, weight, bias, stride, {0, pad_h < 0 ? padding[1] : pad_h, padding[2]});
 }
 
-at::Tensor CausalConv3d::forward_cached(const at::Tensor& x, Cache& cache) const {
+at::Tensor CausalConv3d::forward_cached(const at::Tensor& x_in, Cache& cache) const {
     CacheSlot& s = cache.at(static_cast<size_t>(slot));
+    // Split rows: the rows the kernel reaches come from the neighbours and stand in for the row padding;
+    // the slot keeps those haloed frames, so the cached frames line up with the next chunk's input.
+    const bool haloed = cache.rows != nullptr && padding[1] > 0;
+    const at::Tensor x = haloed ? cache.rows->with_halo(x_in, padding[1]) : x_in;
     const int64_t t = x.size(2);
     const int64_t keep = std::min<int64_t>(2, t);
     at::Tensor next = x.narrow(2, t - keep, keep);
@@ -89,7 +93,7 @@ at::Tensor CausalConv3d::forward_cached(const at::Tensor& x, Cache& cache) const
     } else {
         next = next.clone(x.suggest_memory_format());  // own copy (in x's layout): never pin the whole input
     }
-    at::Tensor y = forward(x, s.frames);
+    at::Tensor y = forward(x, s.frames, haloed ? 0 : -1);
     s.frames = next;
     return y;
 }
@@ -158,20 +162,26 @@ AttentionBlock::AttentionBlock(WeightReader& r, const std::string& p, int64_t c_
     }
 }
 
-at::Tensor AttentionBlock::forward(const at::Tensor& x, Cache&) const {
+at::Tensor AttentionBlock::forward(const at::Tensor& x, Cache& cache) const {
     const int64_t b = x.size(0), t = x.size(2), h = x.size(3), w = x.size(4), len = h * w;
     at::Tensor n = norm.forward(x);                                        // [b, C, t, h, w]
     at::Tensor seq = n.permute({0, 2, 1, 3, 4}).reshape({b * t, c, len});  // [bt, C, L] (a view when t == 1)
     at::Tensor qkv = at::matmul(qkv_weight, seq).add_(qkv_bias);          // [bt, 3C, L]
     // Tokens are the pixels in row-major order; one head of width C.
     at::Tensor q = qkv.narrow(1, 0, c).transpose(1, 2);                    // [bt, L, C]
-    at::Tensor k = qkv.narrow(1, c, c).transpose(1, 2);                    // [bt, L, C]
-    at::Tensor v = qkv.narrow(1, 2 * c, c).transpose(1, 2);                // [bt, L, C]
+    at::Tensor kv = qkv.narrow(1, c, 2 * c);                               // [bt, 2C, L]
+    if (cache.rows != nullptr) {
+        // Split rows: this rank's queries attend to the keys and values of the whole frame. The token order
+        // (pixels row-major) makes the gathered rows the full sequence. [bt, 2C, L_all]
+        kv = cache.rows->whole_frame(kv.reshape({b * t, 2 * c, 1, h, w})).flatten(2);
+    }
+    at::Tensor k = kv.narrow(1, 0, c).transpose(1, 2);                     // [bt, L_all, C]
+    at::Tensor v = kv.narrow(1, c, c).transpose(1, 2);                     // [bt, L_all, C]
     at::Tensor o;
 #if WAN_TORCH_VERSION >= 200
     o = at::scaled_dot_product_attention(q.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1)).squeeze(1);  // [bt, L, C]
 #else
-    at::Tensor scores = at::matmul(q, k.transpose(1, 2)).div_(std::sqrt(static_cast<double>(c)));  // [bt, L, L]
+    at::Tensor scores = at::matmul(q, k.transpose(1, 2)).div_(std::sqrt(static_cast<double>(c)));  // [bt, L, L_all]
     o = at::matmul(at::softmax(scores, -1), v);                                                    // [bt, L, C]
 #endif
     at::Tensor y = at::matmul(proj_weight, o.transpose(1, 2)).add_(proj_bias);  // [bt, C, L]
@@ -225,20 +235,29 @@ bool is_channels_last(const at::Tensor& x) { return x.suggest_memory_format() ==
 
 }  // namespace
 
+at::Tensor Resample::upsample_conv(const at::Tensor& x, int64_t s, bool channels_last, Cache& cache) const {
+    // Split rows: one halo row before upsampling gives two after it, of which the conv needs one per side;
+    // cheaper to send than a row of the upsampled map, and the edge zeros stay zeros.
+    const bool haloed = cache.rows != nullptr;
+    const at::Tensor xh = haloed ? cache.rows->with_halo(x, 1) : x;  // [b, S·C, t, h(+2), w]
+    const int64_t b = xh.size(0), t = xh.size(2), h = xh.size(3), w = xh.size(4);
+    // out[:, :, S·τ+j] = x[:, j·C:(j+1)·C, τ]
+    at::Tensor v = xh.reshape({b, s, c, t, h, w}).permute({0, 2, 3, 1, 4, 5});  // [b, C, t, S, h, w]
+    at::Tensor up = interleave_upsample(v, channels_last);                   // [b, C, S·t, 2h, 2w]
+    if (haloed) up = up.narrow(3, 1, up.size(3) - 2);                        // one halo row each side
+    return at::conv3d(up, weight, bias, {1, 1, 1}, {0, haloed ? 0 : 1, 1});  // [b, C/2, S·t, 2h', 2w]
+}
+
 at::Tensor Resample::forward(const at::Tensor& x, Cache& cache) const {
-    const int64_t b = x.size(0), t = x.size(2), h = x.size(3), w = x.size(4);
+    const int64_t t = x.size(2);
     switch (mode) {
-    case ResampleMode::Upsample2d: {
-        at::Tensor up = interleave_upsample(x.unsqueeze(3), is_channels_last(x));  // [b, C, t, 2h, 2w]
-        return at::conv3d(up, weight, bias, {1, 1, 1}, {0, 1, 1});
-    }
+    case ResampleMode::Upsample2d: return upsample_conv(x, 1, is_channels_last(x), cache);  // [b, C/2, t, 2h, 2w]
     case ResampleMode::Upsample3d: {
         CacheSlot& s = cache.at(static_cast<size_t>(slot));
         if (s.empty()) {
             // PARITY "Rep" (§5.4): the first chunk skips the temporal up-convolution, 1 frame stays 1 frame.
             s.rep = true;
-            at::Tensor up = interleave_upsample(x.unsqueeze(3), is_channels_last(x));
-            return at::conv3d(up, weight, bias, {1, 1, 1}, {0, 1, 1});
+            return upsample_conv(x, 1, is_channels_last(x), cache);
         }
         const int64_t keep = std::min<int64_t>(2, t);
         at::Tensor next = x.narrow(2, t - keep, keep);
@@ -252,10 +271,7 @@ at::Tensor Resample::forward(const at::Tensor& x, Cache& cache) const {
         at::Tensor y = s.rep ? time_conv.forward(x) : time_conv.forward(x, s.frames);  // [b, 2C, t, h, w]
         s.frames = next;
         s.rep = false;
-        // out[:, :, 2τ+j] = y[:, j·C:(j+1)·C, τ]
-        at::Tensor v = y.view({b, 2, c, t, h, w}).permute({0, 2, 3, 1, 4, 5});  // [b, C, t, 2, h, w]
-        at::Tensor up = interleave_upsample(v, is_channels_last(x));             // [b, C, 2t, 2h, 2w]
-        return at::conv3d(up, weight, bias, {1, 1, 1}, {0, 1, 1});               // [b, C/2, 2t, 2h, 2w]
+        return upsample_conv(y, 2, is_channels_last(x), cache);  // [b, C/2, 2t, 2h, 2w]
     }
     case ResampleMode::Downsample2d:
     case ResampleMode::Downsample3d: {

@@ -22,7 +22,27 @@ struct CacheSlot {
     bool rep = false;
     bool empty() const { return !frames.defined() && !rep; }
 };
-using Cache = std::vector<CacheSlot>;
+
+/// A decode whose frame rows are split over ranks (vae/row_split.h builds one over a dist::Communicator).
+/// Each rank holds the rows [r0, r1) of every feature map (doubled at every spatial upsample); the modules
+/// ask it for the rows their spatial kernels reach beyond the slab and for whole frames where they need
+/// them. Both calls are collective over the participating ranks, in the same order on all of them.
+class RowExchange {
+public:
+    virtual ~RowExchange() = default;
+    /// x [b, C, t, h, w] (this rank's rows) → [b, C, t, h + 2·halo, w]: `halo` rows of the rank above in
+    /// front, of the rank below behind; zeros at the top and bottom edges of the frame (the zero padding).
+    virtual at::Tensor with_halo(const at::Tensor& x, int64_t halo) = 0;
+    /// x [b, C, t, h, w] (this rank's rows) → [b, C, t, H, w]: the whole frame, on every rank.
+    virtual at::Tensor whole_frame(const at::Tensor& x) = 0;
+};
+
+/// The state of one decode/encode call: the cache slots and, when the rows are split over ranks, the
+/// exchange with the neighbour ranks (null otherwise).
+struct Cache : std::vector<CacheSlot> {
+    using std::vector<CacheSlot>::vector;
+    RowExchange* rows = nullptr;
+};
 
 using Hook = std::function<void(const std::string&, const at::Tensor&)>;
 
@@ -72,8 +92,10 @@ struct CausalConv3d {
     void load_cached_3x3x3(WeightReader& r, const std::string& prefix, int64_t ci, int64_t co, SlotCounter& slots,
                            bool load_values);
     /// Plain causal conv; `cache` (k frames, may be undefined) replaces k of the 2·pt front zero frames.
-    at::Tensor forward(const at::Tensor& x, const at::Tensor& cache = {}) const;
+    /// `pad_h` < 0: the layer's own row padding; 0 when the caller already added halo rows.
+    at::Tensor forward(const at::Tensor& x, const at::Tensor& cache = {}, int64_t pad_h = -1) const;
     /// The cached-site rule of §5.4: runs forward() with this site's slot, then stores the last 2 input frames.
+    /// With cache.rows the input first gets its halo rows, and the slot keeps the haloed frames.
     at::Tensor forward_cached(const at::Tensor& x, Cache& cache) const;
 };
 
@@ -132,7 +154,10 @@ struct Resample : Layer {
     int64_t out_channels() const override { return co; }
 
 private:
-    at::Tensor spatial(const at::Tensor& x) const;
+    /// Nearest ×2 upsampling and the 3×3 conv of x [b, S·C, t, h, w] whose S channel groups become S
+    /// consecutive frames (S = 2 after the temporal up-convolution, else 1) → [b, C/2, S·t, 2h, 2w].
+    /// `channels_last`: the upsampled map is written channels-last 3D (the layout of the resample's input).
+    at::Tensor upsample_conv(const at::Tensor& x, int64_t s, bool channels_last, Cache& cache) const;
 };
 
 /// Encoder3d: conv1, downsamples, middle, head. §5.3.
