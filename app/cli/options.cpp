@@ -126,6 +126,7 @@ AppOptions parseOptions(int argc, char** argv) {
              WAN_CHECK(v == "auto" || v == "f32" || v == "bf16", "--%s '%s': expected auto, f32 or bf16", n.c_str(), v.c_str());
              o.engine.vae_dtype = v; }}},
         {"vae_tile", {true, [&](auto& n, auto& v) { o.engine.vae_tile = toInt(n, v); WAN_CHECK(o.engine.vae_tile >= 0, "--vae-tile must be ≥ 0"); }}},
+        {"vae_parallel", {true, [&](auto& n, auto& v) { o.engine.vae_parallel = toBool(n, v); }}},
         {"collective_timeout", {true, [&](auto& n, auto& v) { o.engine.collective_timeout_s = toDouble(n, v); WAN_CHECK(o.engine.collective_timeout_s >= 0, "--collective-timeout must be ≥ 0 seconds (0 = no deadline)"); }}},
         {"teacache", {true, [&](auto& n, auto& v) { o.engine.teacache_threshold = toDouble(n, v); WAN_CHECK(o.engine.teacache_threshold >= 0, "--teacache must be ≥ 0"); }}},
         {"fp8", {false, [&](auto&, auto&) { o.engine.fp8 = true; }}},
@@ -259,6 +260,8 @@ Model and placement:
                             the T5 weights in host memory and streams them block by block while encoding
   --vae-dtype auto|f32|bf16 VAE precision (default auto: bf16 on CUDA, f32 on CPU; f32 = upstream's)
   --vae-tile N              decode the VAE in spatial tiles of N latent pixels (0 = off; for small GPUs)
+  --vae-parallel BOOL       under mpirun, decode on every rank, each a band of rows of the frame (default true;
+                            the same video as one rank); false: rank 0 decodes alone. Not with --vae-tile
   --offload-dit             keep the DiT blocks in host memory and stream each to the GPU just before it runs
                             (the next block is copied while one computes; for GPUs too small for the model)
   --max-vram GB             keep as many DiT blocks on the GPU as fit in GB, stream the others from host memory

@@ -81,6 +81,10 @@ struct EngineConfig {
     OffloadMode offload = OffloadMode::Auto;
     std::string vae_dtype = "auto";     ///< auto (bf16 on CUDA, f32 on CPU) | f32 | bf16
     int vae_tile = 0;                   ///< spatial VAE tiling in latent pixels (0 = off)
+    /// --vae-parallel: under mpirun every rank decodes a band of rows of each frame (vae::WanVAE::decode_across,
+    /// equal to the one-rank decode); false: rank 0 decodes alone. Off with vae_tile > 0 (the tiled decode runs
+    /// on rank 0 alone).
+    bool vae_parallel = true;
     /// --offload-dit: the DiT blocks stay in host memory (pinned on CUDA) and are copied to the device one
     /// block ahead of use (dit::StreamedBlockWeights). With max_vram_gb > 0 only the blocks past the budget.
     bool offload_dit = false;

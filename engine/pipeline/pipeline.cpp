@@ -42,7 +42,9 @@
 //    per-block gathers cannot be matched across halves) and gathered one block at a time.
 // At every step boundary (and once after preparing the job) all ranks agree on continue / cancel / failed in
 // one tiny all-reduce (on_every_rank below), so that all leave at the same point and no rank is left waiting
-// in a collective. Only world rank 0 decodes.
+// in a collective. Every rank ends with the same latent; by default (--vae-parallel) all ranks decode it
+// together, each a band of rows (vae::WanVAE::decode_across), and rank 0 receives the video; with
+// --vae-parallel false or --vae-tile only world rank 0 decodes.
 
 // Note [Step caching]
 // EngineConfig::teacache_threshold > 0 gives each CFG branch a dit::StepCache (TeaCache-style; see the
@@ -183,6 +185,7 @@ struct T2VPipeline::Impl {
     std::unique_ptr<vae::WanVAE> vae;
     EngineInfo info;
     bool decode_here = true;
+    bool decode_across_ranks = false;  ///< every rank holds the VAE and decodes a band of rows (--vae-parallel)
 
     // loading (the constructor)
     void load_text_encoder();
@@ -440,7 +443,8 @@ T2VPipeline::T2VPipeline(const EngineConfig& config) : impl_(std::make_unique<Im
     }
     if (config.mesh) {
         config.mesh->layout().validate(m.wan_config.num_heads);
-        m.decode_here = config.mesh->world().rank() == 0;
+        m.decode_across_ranks = config.vae_parallel && config.vae_tile == 0 && config.mesh->world().size() > 1;
+        m.decode_here = config.mesh->world().rank() == 0 || m.decode_across_ranks;
     }
     const auto t0 = Clock::now();
     m.load_text_encoder();
@@ -671,7 +675,8 @@ at::Tensor T2VPipeline::Impl::denoise(const GenerationRequest& r, const LatentSh
     return z;
 }
 
-// Decode (rank 0 only upstream). Ref: §7.2 step 7, §5.4. The VAE polls the cancel flag between frames.
+// Decode (rank 0 only upstream; here by default every rank, a band of rows each, and rank 0 gets the video).
+// Ref: §7.2 step 7, §5.4. The VAE polls the cancel flag between frames (agreed over the ranks when they share it).
 void T2VPipeline::Impl::decode(const at::Tensor& z, const JobContext& job, PipelineOutput& out) {
     if (cancel_requested(job.cancel)) throw Cancelled();
     const auto t0 = Clock::now();
@@ -683,8 +688,10 @@ void T2VPipeline::Impl::decode(const at::Tensor& z, const JobContext& job, Pipel
                    seconds_since(job.start) + per * static_cast<double>(total - done));
     };
     job.report(Stage::Decode, 0, static_cast<int>(z.size(1)), -1);
-    out.video = vae->decode(z, cb).to(at::kCPU);
+    const at::Tensor video = decode_across_ranks ? vae->decode_across(z, config.mesh->world(), cb) : vae->decode(z, cb);
     out.seconds_decode = seconds_since(t0);
+    if (!video.defined()) return;  // a rank other than 0 of a decode across the ranks
+    out.video = video.to(at::kCPU);
     job.emit("video", out.video);
 }
 
