@@ -688,6 +688,10 @@ void T2VPipeline::Impl::decode(const at::Tensor& z, const JobContext& job, Pipel
                    seconds_since(job.start) + per * static_cast<double>(total - done));
     };
     job.report(Stage::Decode, 0, static_cast<int>(z.size(1)), -1);
+    if (decode_across_ranks && config.mesh->world().rank() == 0) {
+        WAN_LOG_INFO("decoding across %d ranks, a band of rows of each frame per rank (--vae-parallel)",
+                     config.mesh->world().size());
+    }
     const at::Tensor video = decode_across_ranks ? vae->decode_across(z, config.mesh->world(), cb) : vae->decode(z, cb);
     out.seconds_decode = seconds_since(t0);
     if (!video.defined()) return;  // a rank other than 0 of a decode across the ranks

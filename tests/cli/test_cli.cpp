@@ -99,6 +99,14 @@ TEST(Options, OffloadModelIsAnEnum) {
     EXPECT_EQ(parse({"--offload_model=no"}).engine.offload, wan::OffloadMode::Off);
 }
 
+TEST(Options, VaeParallelIsOnByDefault) {
+    EXPECT_TRUE(parse({}).engine.vae_parallel);
+    EXPECT_FALSE(parse({"--vae-parallel", "false"}).engine.vae_parallel);
+    EXPECT_TRUE(parse({"--vae_parallel=yes"}).engine.vae_parallel);
+    EXPECT_NE(parse_error({"--vae-parallel", "maybe"}).find("--vae-parallel 'maybe': expected a boolean"), std::string::npos)
+        << parse_error({"--vae-parallel", "maybe"});
+}
+
 TEST(Options, ComponentFilesAndDitStreaming) {
     auto a = parse({"--dit", "/m/dit.safetensors", "--dit_config=/m/config.json", "--t5", "/m/umt5.safetensors",
                     "--vae=/m/vae.safetensors", "--tokenizer", "/m/spiece.model", "--offload_dit", "--max-vram", "22.5"});
