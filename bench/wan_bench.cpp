@@ -13,6 +13,7 @@
 
 #include "core/core.h"
 #include "core/presets.h"
+#include "dist/dist.h"
 #include "dit/dit.h"
 #include "io/io.h"
 #include "pipeline/pipeline.h"
@@ -198,6 +199,48 @@ void bench_vae(const Args& a, c10::Device device) {
             {"channels_last", vae->options().channels_last}, {"warmup", warmup}, {"cudnn_benchmark",
             at::globalContext().benchmarkCuDNN()}, {"seconds", timing.mean_s}, {"min_seconds", timing.min_s}, {"runs", runs},
             {"peak_gb", wan::bench::peak_gb(device)}, {"device", wan::bench::device_name(device)}});
+}
+
+/// mpirun -np N wan-bench vae-ranks: WanVAE::decode_across on N ranks (one GPU each: cuda:<local rank>), against
+/// the one-rank decode of the same latent on rank 0 (--compare 1, the default: max abs and PSNR).
+void bench_vae_ranks(const Args& a) {
+    wan::dist::MpiSession mpi;
+    const c10::Device device = wan::dist::pick_device(a.get("device", "auto"), mpi.local_rank(), mpi.local_size());
+    std::unique_ptr<wan::dist::Communicator> comm = wan::dist::make_communicator(MPI_COMM_WORLD, device);
+    int w = 0, h = 0;
+    parse_size(a.get("size", "832*480"), w, h);
+    const int frames = a.get_int("frames", 81);
+    const std::string dt = a.get("dtype", device.is_cuda() ? "bf16" : "f32");
+    const int runs = a.get_int("runs", 2);
+    const int warmup = a.get_int("warmup", 1);
+    // One rank writes the random weights file; all read the same weights.
+    const std::string path = a.get("vae_file", "/tmp/wan_bench_vae.safetensors");
+    if (comm->rank() == 0 && !std::ifstream(path)) {
+        random_vae_file(std::string(WAN_SOURCE_DIR) + "/tests/data/golden/tiny-ckpt/Wan2.1_VAE.pth", path);
+    }
+    comm->barrier();
+    auto vae = random_vae(a, device, dt == "bf16" ? at::kBFloat16 : at::kFloat);
+    at::manual_seed(1);  // the same latent on every rank
+    const at::Tensor z = at::randn({16, (frames - 1) / 4 + 1, h / 8, w / 8}).to(device);
+    wan::bench::reset_peak(device);
+    at::Tensor video;
+    auto timing = wan::bench::time_it(device, warmup, runs, [&] {
+        comm->barrier();
+        video = vae->decode_across(z, *comm);
+    });
+    const double peak = wan::bench::peak_gb(device);
+    if (comm->rank() != 0) return;
+    double err = -1, psnr = -1;
+    if (a.get("compare", "1") == "1") {
+        const at::Tensor one = vae->decode(z);
+        err = (video.to(at::kFloat) - one.to(at::kFloat)).abs().max().item<double>();
+        const double mse = (video.to(at::kFloat) - one.to(at::kFloat)).pow(2).mean().item<double>();
+        psnr = 10 * std::log10(4.0 / std::max(mse, 1e-20));
+    }
+    record({{"bench", "vae_decode_across_ranks"}, {"ranks", comm->size()}, {"backend", comm->backend()}, {"dtype", dt},
+            {"size", strfmt("%d*%d", w, h)}, {"frames", frames}, {"channels_last", vae->options().channels_last},
+            {"seconds", timing.mean_s}, {"min_seconds", timing.min_s}, {"runs", runs}, {"peak_gb_rank0", peak},
+            {"max_abs_vs_one_rank", err}, {"psnr_db_vs_one_rank", psnr}, {"device", wan::bench::device_name(device)}});
 }
 
 // ---- T5 -----------------------------------------------------------------------------------------------
@@ -578,6 +621,7 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "usage: wan-bench dit|vae|t5|gen|teacache|all [--model 1.3B|14B|tiny] [--size W*H] [--frames N] "
                              "[--layers N] [--steps N] [--threshold X] [--runs N] [--device cuda|cpu] [--json FILE]\n"
                              "       vae also: [--dtype f32|bf16] [--channels-last 0|1] [--warmup N]\n"
+                             "       mpirun -np N wan-bench vae-ranks [--size W*H] [--frames N] [--dtype f32|bf16] [--compare 0|1]\n"
                              "       gen also: [--preset NAME] [--lora FILE [--make-lora RANK]]\n");
         return 2;
     }
@@ -596,6 +640,7 @@ int main(int argc, char** argv) {
         c10::Device device = dev == "cuda" ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
         if (a.command == "dit") bench_dit(a, device);
         else if (a.command == "vae") bench_vae(a, device);
+        else if (a.command == "vae-ranks") bench_vae_ranks(a);
         else if (a.command == "t5") bench_t5(a, device);
         else if (a.command == "gen") bench_gen(a, device);
         else if (a.command == "load") bench_load(a, device);
