@@ -36,14 +36,10 @@ void print_summary(const std::vector<JobStatus>& status, size_t ran) {
         else failed.push_back(i);
     }
     if (status.size() < 2 && never.empty()) return;  // one job: its own line says it all
-    std::fprintf(stderr, "finished: %s
-", ok.empty() ? "none" : ("job " + job_list(ok)).c_str());
-    if (!failed.empty()) std::fprintf(stderr, "failed: job %s
-", job_list(failed).c_str());
-    if (!cancelled.empty()) std::fprintf(stderr, "cancelled: job %s
-", job_list(cancelled).c_str());
-    if (!never.empty()) std::fprintf(stderr, "never ran: job %s
-", job_list(never).c_str());
+    std::fprintf(stderr, "finished: %s\n", ok.empty() ? "none" : ("job " + job_list(ok)).c_str());
+    if (!failed.empty()) std::fprintf(stderr, "failed: job %s\n", job_list(failed).c_str());
+    if (!cancelled.empty()) std::fprintf(stderr, "cancelled: job %s\n", job_list(cancelled).c_str());
+    if (!never.empty()) std::fprintf(stderr, "never ran: job %s\n", job_list(never).c_str());
 }
 
 void print_bar(const ProgressInfo& p, int job, int jobs, bool tty) {
