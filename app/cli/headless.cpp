@@ -3,12 +3,45 @@
 #include "core/batch_file.h"
 
 #include <atomic>
+#include <csignal>
 #include <cstdio>
 #include <unistd.h>
 
 namespace wan::app {
 
 namespace {
+
+/// Ctrl+C: the current job is cancelled (at the next point all ranks agree on) and no further job starts.
+/// A second Ctrl+C ends the process at once (the default action is restored by the first).
+std::atomic<bool> g_interrupted{false};
+extern "C" void onInterrupt(int) {
+    g_interrupted.store(true);
+    std::signal(SIGINT, SIG_DFL);
+}
+
+/// "1, 3, 4" of the 1-based job numbers in `which`.
+std::string jobList(const std::vector<size_t>& which) {
+    std::string out;
+    for (size_t j : which) out += (out.empty() ? "" : ", ") + std::to_string(j + 1);
+    return out;
+}
+
+/// The end-of-batch account: which jobs finished, which failed or were cancelled, which never ran.
+void printSummary(const std::vector<JobStatus>& status, size_t ran) {
+    std::vector<size_t> ok, failed, cancelled, never;
+    for (size_t i = 0; i < status.size(); ++i) {
+        if (i >= ran) never.push_back(i);
+        else if (status[i] == JobStatus::Ok) ok.push_back(i);
+        else if (status[i] == JobStatus::Cancelled) cancelled.push_back(i);
+        else failed.push_back(i);
+    }
+    if (status.size() < 2 && never.empty()) return;  // one job: its own line says it all
+    std::fprintf(stderr, "finished: %s\n", ok.empty() ? "none" : ("job " + jobList(ok)).c_str());
+    if (!failed.empty()) std::fprintf(stderr, "failed: job %s\n", jobList(failed).c_str());
+    if (!cancelled.empty()) std::fprintf(stderr, "cancelled: job %s\n", jobList(cancelled).c_str());
+    if (!never.empty()) std::fprintf(stderr, "never ran: job %s\n", jobList(never).c_str());
+}
+
 void printBar(const ProgressInfo& p, int job, int jobs, bool tty) {
     static Stage last_stage = Stage::Queued;
     static int last_decile = -1;
@@ -57,10 +90,13 @@ int runHeadless(const AppOptions& options, std::unique_ptr<EngineBackend> backen
                  info.world_size, info.demo_checkpoint ? " — built-in demo checkpoint (tiny, random weights: noise-like output)" : "");
     const bool tty = ::isatty(2);
     int failures = 0;
-    std::atomic<bool> cancel{false};
-    for (size_t i = 0; i < jobs.size(); ++i) {
+    std::vector<JobStatus> status(jobs.size(), JobStatus::Failed);
+    size_t ran = 0;
+    std::signal(SIGINT, onInterrupt);
+    for (size_t i = 0; i < jobs.size() && !g_interrupted.load(); ++i, ++ran) {
         jobs[i].job_id = static_cast<int64_t>(i + 1);
-        GenerationResult r = backend->run(jobs[i], [&](const ProgressInfo& p) { printBar(p, static_cast<int>(i + 1), static_cast<int>(jobs.size()), tty); }, cancel);
+        GenerationResult r = backend->run(jobs[i], [&](const ProgressInfo& p) { printBar(p, static_cast<int>(i + 1), static_cast<int>(jobs.size()), tty); }, g_interrupted);
+        status[i] = r.status;
         if (tty) std::fprintf(stderr, "\n");
         if (r.status == JobStatus::Ok) {
             std::fprintf(stderr, "[%zu/%zu] done in %.1fs, seed %lld%s%s\n", i + 1, jobs.size(), r.seconds,
@@ -73,8 +109,13 @@ int runHeadless(const AppOptions& options, std::unique_ptr<EngineBackend> backen
         std::fflush(stdout);
     }
     backend->shutdown();
-    std::fprintf(stderr, "%zu of %zu jobs ok\n", jobs.size() - static_cast<size_t>(failures), jobs.size());
-    return failures ? 1 : 0;
+    std::fprintf(stderr, "%zu of %zu jobs ok\n", ran - static_cast<size_t>(failures), jobs.size());
+    printSummary(status, ran);
+    if (g_interrupted.load()) {
+        std::fprintf(stderr, "wanstudio: interrupted (Ctrl+C)\n");
+        return 130;
+    }
+    return failures || ran < jobs.size() ? 1 : 0;
 }
 
 }  // namespace wan::app

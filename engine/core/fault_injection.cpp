@@ -31,4 +31,9 @@ void maybe_stop_at_step(int rank, int step) {
     }
 }
 
+void maybe_fail_video_write() {
+    static const bool fail = env_string("WAN_TEST_FAIL_VIDEO_WRITE").has_value();
+    if (fail) WAN_THROW("cannot write the video: no space left on device (injected by WAN_TEST_FAIL_VIDEO_WRITE)");
+}
+
 }  // namespace wan::test_hooks

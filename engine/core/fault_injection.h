@@ -8,6 +8,8 @@
 //   WAN_TEST_STOP_RANK=r WAN_TEST_STOP_STEP=s   rank r stops itself with SIGSTOP (as `kill -STOP` would) at the
 //                                               start of step s, so its peers wait in the step's collectives
 //                                               (tests/e2e: e2e_stopped_rank_np2, --collective-timeout).
+//   WAN_TEST_FAIL_VIDEO_WRITE=1                 writing the video fails (as on a full disk) after every finished
+//                                               generation (tests/e2e: e2e_video_write_fails_keeps_latent).
 #pragma once
 
 namespace wan::test_hooks {
@@ -16,5 +18,7 @@ namespace wan::test_hooks {
 void maybe_fail_at_step(int rank, int step);
 /// Stops this process (SIGSTOP) on the configured rank and step; a peer's deadline then ends the job.
 void maybe_stop_at_step(int rank, int step);
+/// Throws wan::Error("… no space left on device (injected …)") when WAN_TEST_FAIL_VIDEO_WRITE is set.
+void maybe_fail_video_write();
 
 }  // namespace wan::test_hooks

@@ -3,6 +3,16 @@
 // Every operation is enqueued on LibTorch's current CUDA stream of the communicator's device, except the
 // ring shift, which runs on a side stream so that it overlaps the caller's compute (joined in wait()).
 // Ref: style.md §3.1 (abort apart from destroy, c10d NCCLComm), §3.2 (NCCL_CHECK).
+//
+// Note [NCCL watchdog]
+// NCCL work runs on the GPU: a peer that stops answering leaves our kernels spinning and the host blocked in a
+// stream synchronisation, where no MPI deadline can see it. Each communicator therefore has a watchdog thread
+// (as PyTorch's ProcessGroupNCCL): after every enqueued operation the main thread records a CUDA event; the
+// watchdog polls ncclCommGetAsyncError and the oldest unfinished event, and when NCCL reports an error or the
+// event is older than --collective-timeout it calls ncclCommAbort. The spinning kernels then return, the host
+// wakes, the next use of the communicator throws (with the reason), and the step's MPI agreement (bounded
+// itself, engine/protocol/deadline.h) fails the job on every rank or names the rank that stopped answering.
+// An aborted communicator is not re-created: later jobs fail with the reason until the engine is restarted.
 #if defined(WAN_HAVE_NCCL) && WAN_HAVE_NCCL
 
 #include "dist/dist.h"
@@ -15,6 +25,14 @@
 #include <c10/cuda/CUDAStream.h>
 #include <cuda_runtime.h>
 #include <nccl.h>
+
+#include "protocol/deadline.h"
+
+#include <atomic>
+#include <chrono>
+#include <deque>
+#include <mutex>
+#include <thread>
 
 #define NCCL_CHECK(call)                                                                        \
     do {                                                                                        \
@@ -82,32 +100,37 @@ public:
         CUDA_RT_CHECK(cudaSetDevice(device_));
         ncclUniqueId id;
         if (rank_ == 0) NCCL_CHECK(ncclGetUniqueId(&id));
-        MPI_CHECK(MPI_Bcast(&id, static_cast<int>(sizeof id), MPI_BYTE, 0, comm_));
-        NCCL_CHECK(ncclCommInitRank(&nccl_, size_, id, rank_));
+        MPI_BOUNDED("broadcast of the NCCL id", MPI_Ibcast, &id, static_cast<int>(sizeof id), MPI_BYTE, 0, comm_);
+        ncclComm_t comm = nullptr;
+        NCCL_CHECK(ncclCommInitRank(&comm, size_, id, rank_));
+        nccl_.store(comm);
+        if (size_ > 1) watchdog_ = std::thread([this] { watch(); });
     }
-    ~NcclCommunicator() override { destroy(); }
+    ~NcclCommunicator() override {
+        stop_.store(true);
+        if (watchdog_.joinable()) watchdog_.join();
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            forget_inflight();
+        }
+        destroy();
+    }
 
     const char* backend() const override { return "nccl"; }
 
     /// Normal teardown (all work finished).
     void destroy() noexcept {
-        if (nccl_ == nullptr) return;
-        ncclResult_t rc = ncclCommDestroy(nccl_);
+        ncclComm_t comm = nccl_.exchange(nullptr);
+        if (comm == nullptr) return;
+        ncclResult_t rc = ncclCommDestroy(comm);
         if (rc != ncclSuccess) WAN_LOG_WARN("ncclCommDestroy failed: %s", ncclGetErrorString(rc));
-        nccl_ = nullptr;
     }
 
-    void abort(const std::string& reason) override {
-        if (nccl_ == nullptr) return;
-        WAN_LOG_ERROR("aborting NCCL communicator (rank %d of %d): %s", rank_, size_, reason.c_str());
-        ncclResult_t rc = ncclCommAbort(nccl_);
-        if (rc != ncclSuccess) WAN_LOG_WARN("ncclCommAbort failed: %s", ncclGetErrorString(rc));
-        nccl_ = nullptr;
-    }
+    void abort(const std::string& reason) override { abort_now(reason); }
 
     void barrier() override {
         c10::cuda::getCurrentCUDAStream(device_).synchronize();
-        MPI_CHECK(MPI_Barrier(comm_));
+        MPI_BOUNDED("barrier", MPI_Ibarrier, comm_);
     }
 
     void broadcast(at::Tensor& tensor, int root) override {
@@ -116,6 +139,7 @@ public:
         if (size_ == 1) return;
         at::Tensor t = tensor.contiguous();
         NCCL_CHECK(ncclBroadcast(t.data_ptr(), t.data_ptr(), nbytes(t), ncclUint8, root, live(), stream()));
+        track("broadcast", stream());
         if (!t.is_same(tensor)) tensor.copy_(t);
     }
 
@@ -126,6 +150,7 @@ public:
         NCCL_CHECK(ncclAllReduce(t.data_ptr(), t.data_ptr(), static_cast<size_t>(t.numel()),
                                  nccl_reduce_type(t.scalar_type()), op == ReduceOp::Sum ? ncclSum : ncclMax, live(),
                                  stream()));
+        track("all-reduce", stream());
         if (!t.is_same(tensor)) tensor.copy_(t);
     }
 
@@ -143,10 +168,12 @@ public:
         ready.block(*side_);
         const int to = ((rank_ + offset) % size_ + size_) % size_;
         const int from = ((rank_ - offset) % size_ + size_) % size_;
+        ncclComm_t comm = live();
         NCCL_CHECK(ncclGroupStart());
-        NCCL_CHECK(ncclSend(send.data_ptr(), nbytes(send), ncclUint8, to, live(), side_->stream()));
-        NCCL_CHECK(ncclRecv(recv.data_ptr(), nbytes(recv), ncclUint8, from, live(), side_->stream()));
+        NCCL_CHECK(ncclSend(send.data_ptr(), nbytes(send), ncclUint8, to, comm, side_->stream()));
+        NCCL_CHECK(ncclRecv(recv.data_ptr(), nbytes(recv), ncclUint8, from, comm, side_->stream()));
         NCCL_CHECK(ncclGroupEnd());
+        track("ring shift", side_->stream());
         pending->done_.record(*side_);
         return pending;
     }
@@ -172,6 +199,7 @@ protected:
         shape[0] *= size_;
         at::Tensor out = at::empty(shape, local.options());
         NCCL_CHECK(ncclAllGather(local.data_ptr(), out.data_ptr(), nbytes(local), ncclUint8, live(), stream()));
+        track("all-gather", stream());
         return out;
     }
 
@@ -181,20 +209,105 @@ protected:
         const size_t block = nbytes(input) / size_;
         auto* src = static_cast<uint8_t*>(input.data_ptr());
         auto* dst = static_cast<uint8_t*>(out.data_ptr());
+        ncclComm_t comm = live();
         NCCL_CHECK(ncclGroupStart());
         for (int peer = 0; peer < size_; ++peer) {
-            NCCL_CHECK(ncclSend(src + peer * block, block, ncclUint8, peer, live(), stream()));
-            NCCL_CHECK(ncclRecv(dst + peer * block, block, ncclUint8, peer, live(), stream()));
+            NCCL_CHECK(ncclSend(src + peer * block, block, ncclUint8, peer, comm, stream()));
+            NCCL_CHECK(ncclRecv(dst + peer * block, block, ncclUint8, peer, comm, stream()));
         }
         NCCL_CHECK(ncclGroupEnd());
+        track("all-to-all", stream());
         return out;
     }
 
 private:
     cudaStream_t stream() const { return c10::cuda::getCurrentCUDAStream(device_).stream(); }
+    /// The live communicator. NCCL calls are made without holding mutex_: a call blocked on a silent peer (e.g.
+    /// connection set-up in ncclGroupEnd) must not keep the watchdog from aborting, which is what unblocks it.
     ncclComm_t live() const {
-        WAN_CHECK(nccl_ != nullptr, "NCCL communicator (rank %d of %d) used after abort/destroy", rank_, size_);
-        return nccl_;
+        ncclComm_t comm = nccl_.load();
+        if (comm == nullptr) {
+            std::lock_guard<std::mutex> lock(mutex_);
+            WAN_THROW("NCCL communicator (rank %d of %d) used after %s", rank_, size_,
+                      abort_reason_.empty() ? "destroy" : ("abort: " + abort_reason_).c_str());
+        }
+        return comm;
+    }
+
+    // ---- watchdog (Note [NCCL watchdog]); inflight_ and abort_reason_ are guarded by mutex_ ----
+    struct InFlight {
+        cudaEvent_t done;
+        const char* what;
+        std::chrono::steady_clock::time_point since;
+        std::string stage;
+    };
+
+    /// Records that the operation `what` just enqueued on `s` must finish within the deadline.
+    void track(const char* what, cudaStream_t s) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        cudaEvent_t ev = nullptr;
+        if (cudaEventCreateWithFlags(&ev, cudaEventDisableTiming) != cudaSuccess) return;  // unwatched, not fatal
+        if (cudaEventRecord(ev, s) != cudaSuccess) {
+            cudaEventDestroy(ev);
+            return;
+        }
+        inflight_.push_back(InFlight{ev, what, std::chrono::steady_clock::now(), protocol::current_stage()});
+    }
+
+    void forget_inflight() {
+        for (InFlight& f : inflight_) cudaEventDestroy(f.done);
+        inflight_.clear();
+    }
+
+    /// ncclCommAbort once (main thread or watchdog): kernels waiting on peers return; later uses throw `reason`.
+    void abort_now(const std::string& reason) {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (nccl_.load() == nullptr) return;
+            abort_reason_ = reason;
+            forget_inflight();
+        }
+        ncclComm_t comm = nccl_.exchange(nullptr);
+        if (comm == nullptr) return;
+        WAN_LOG_ERROR("aborting NCCL communicator (rank %d of %d): %s", rank_, size_, reason.c_str());
+        ncclResult_t rc = ncclCommAbort(comm);
+        if (rc != ncclSuccess) WAN_LOG_WARN("ncclCommAbort failed: %s", ncclGetErrorString(rc));
+    }
+
+    /// The watchdog thread: every 100 ms, NCCL's asynchronous error and the age of the oldest unfinished operation.
+    void watch() {
+        cudaSetDevice(device_);
+        while (!stop_.load()) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            ncclComm_t comm = nccl_.load();
+            if (comm == nullptr) continue;
+            ncclResult_t async = ncclSuccess;
+            if (ncclCommGetAsyncError(comm, &async) == ncclSuccess && async != ncclSuccess && async != ncclInProgress) {
+                abort_now(strfmt("NCCL reported an asynchronous error: %s", ncclGetErrorString(async)));
+                continue;
+            }
+            std::string expired;
+            {
+                std::lock_guard<std::mutex> lock(mutex_);
+                expired = oldest_expired();
+            }
+            if (!expired.empty()) abort_now(expired);
+        }
+    }
+
+    /// The reason to abort when the oldest unfinished operation is past the deadline, else ""; mutex_ held.
+    std::string oldest_expired() {
+        while (!inflight_.empty() && cudaEventQuery(inflight_.front().done) == cudaSuccess) {
+            cudaEventDestroy(inflight_.front().done);
+            inflight_.pop_front();
+        }
+        const double limit = protocol::collective_timeout();
+        if (inflight_.empty() || limit <= 0) return {};
+        const InFlight& oldest = inflight_.front();
+        const double age = std::chrono::duration<double>(std::chrono::steady_clock::now() - oldest.since).count();
+        if (age <= limit) return {};
+        return strfmt("the NCCL %s did not complete within %g s (stage: %s): a peer stopped answering "
+                      "(--collective-timeout)", oldest.what, limit, oldest.stage.c_str());
     }
     void check_tensor(const at::Tensor& t, const char* what) const {
         WAN_CHECK(t.is_cuda() && t.get_device() == device_, "%s: the NCCL communicator of cuda:%d got a tensor on %s",
@@ -202,8 +315,13 @@ private:
     }
 
     int device_ = 0;
-    ncclComm_t nccl_ = nullptr;
+    std::atomic<ncclComm_t> nccl_{nullptr};
     std::unique_ptr<c10::cuda::CUDAStream> side_;
+    mutable std::mutex mutex_;  ///< abort_reason_ and inflight_, shared by the main thread and the watchdog
+    std::string abort_reason_;
+    std::deque<InFlight> inflight_;
+    std::atomic<bool> stop_{false};
+    std::thread watchdog_;  ///< last: started when every member above exists, joined first
 };
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include "core/model_defaults.h"
 #include "core/fault_injection.h"
 #include "core/fs.h"
+#include "io/save_new.h"
 #include "protocol/deadline.h"
 #include "core/seed.h"
 #include "dist/dist.h"
@@ -747,7 +748,7 @@ PipelineOutput T2VPipeline::generate(const GenerationRequest& request, const Pro
     if (m.vae) m.decode(z, job, out);
     if (!r.save_latents.empty() && out.video.defined()) {
         fs::make_parent_dirs(r.save_latents);
-        io::save_safetensors(r.save_latents, {{"latent", out.latent.to(at::kFloat)}, {"video", out.video.to(at::kFloat)},
+        io::save_safetensors_new(r.save_latents, {{"latent", out.latent.to(at::kFloat)}, {"video", out.video.to(at::kFloat)},
                                               {"context", ctx.cond.to(at::kCPU).to(at::kFloat)},
                                               {"context_null", ctx.uncond.to(at::kCPU).to(at::kFloat)}},
                              {{"request", r.to_json()}, {"seed_used", std::to_string(out.seed_used)}});

@@ -46,6 +46,18 @@ std::string device_description(c10::Device device) {
     return device.str();
 }
 
+/// Runs `step`; its error message (also logged), or "" when it worked.
+template <typename Step>
+std::string local_failure(Step&& step) {
+    try {
+        step();
+        return {};
+    } catch (const std::exception& e) {
+        WAN_LOG_ERROR("%s", e.what());
+        return e.what();
+    }
+}
+
 void share_cores(const dist::RankFacts& facts) {
     const int cores = static_cast<int>(std::thread::hardware_concurrency());
     if (facts.local_size > 1 && cores > 0) at::set_num_threads(std::max(1, cores / facts.local_size));
@@ -58,14 +70,21 @@ Engine::Engine(const EngineConfig& cfg) : config(cfg) {
     set_log_rank(facts.rank);
     share_cores(facts);
     config.layout.world = facts.size;
-    std::string error;
-    try {
-        c10::InferenceMode guard;
+    // Two agreements: right after the local start-up checks (device, checkpoint files, layout), so a missing
+    // file on one host fails every host at once instead of leaving the others in communicator creation; then
+    // after building, before anyone waits for a request.
+    c10::InferenceMode guard;
+    io::WanConfig wan_config;
+    std::string error = local_failure([&] {
         device = dist::pick_device(config.device, facts.local_rank, facts.local_size);
         const bool demo = config.ckpt_dir.empty() && config.components.empty();
         const std::string dir = demo ? pipeline::demo_checkpoint_dir() : config.ckpt_dir;
-        const io::WanConfig wan_config = io::ModelComponents::locate(dir, config.components).dit_config();
+        wan_config = io::ModelComponents::locate(dir, config.components).dit_config();
         config.layout.validate(wan_config.num_heads);  // the same verdict on every rank: all leave together
+    });
+    if (!dist::all_ok(world, error.empty()))
+        throw Error(error.empty() ? "another rank failed its start-up checks (its error is in its log)" : error);
+    error = local_failure([&] {
         if (facts.rank == 0)
             for (const std::string& w : config.layout.warnings()) WAN_LOG_WARN("%s", w.c_str());
         pipeline::EngineConfig pc{config};
@@ -78,11 +97,7 @@ Engine::Engine(const EngineConfig& cfg) : config(cfg) {
             pc.mesh = mesh.get();
         }
         pipe = std::make_unique<pipeline::T2VPipeline>(pc);
-    } catch (const std::exception& e) {
-        error = e.what();
-        WAN_LOG_ERROR("%s", e.what());
-    }
-    // All ranks agree that loading worked before anyone waits for a request.
+    });
     if (!dist::all_ok(world, error.empty()))
         throw Error(error.empty() ? "another rank failed to load the engine (its error is in its log)" : error);
 }

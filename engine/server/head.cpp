@@ -2,8 +2,10 @@
 #include "server/server.h"
 
 #include "core/cancel.h"
+#include "core/fault_injection.h"
 #include "core/seed.h"
 #include "core/sidecar.h"
+#include "io/save_new.h"
 #include "protocol/protocol.h"
 #include "server/engine.h"
 #if WAN_HAVE_FFMPEG
@@ -18,6 +20,7 @@
 #include <c10/core/InferenceMode.h>
 
 #include <chrono>
+#include <csignal>
 
 namespace wan::server {
 
@@ -33,6 +36,11 @@ void send(protocol::Tag tag, int64_t job_id = 0, std::string payload = {}) {
     protocol::Message msg{tag, job_id, std::move(payload)};
     protocol::broadcast(MPI_COMM_WORLD, 0, msg);
 }
+
+/// A worker's Ctrl+C (the terminal signals every process of the job): the current job is cancelled at the
+/// next point where the ranks agree, as when the head cancels it.
+std::atomic<bool> g_worker_interrupted{false};
+extern "C" void on_worker_interrupt(int) { g_worker_interrupted.store(true); }
 
 }  // namespace
 
@@ -53,6 +61,10 @@ struct EngineHead::Impl {
     /// The MP4, poster and sidecar of a finished job into `result` (rank 0).
     void save(const GenerationRequest& resolved, const pipeline::PipelineOutput& out, GenerationResult& result,
               Clock::time_point t0, std::vector<std::string>& notes);
+    /// After a failed video write: the latent saved (exclusively) beside the video, else in the working folder;
+    /// returns the message that says where (or why not).
+    static std::string keep_latent(const GenerationRequest& resolved, const pipeline::PipelineOutput& out,
+                                   const std::string& why);
 };
 
 EngineHead::EngineHead(const EngineConfig& config) : impl_(std::make_unique<Impl>()) {
@@ -121,7 +133,13 @@ void EngineHead::Impl::save(const GenerationRequest& resolved, const pipeline::P
     const std::string sidecar = record.to_json();
     const video::RgbFrames frames{u8.data_ptr<uint8_t>(), static_cast<int>(u8.size(0)), static_cast<int>(u8.size(1)),
                                   static_cast<int>(u8.size(2))};
-    video::SavedOutputs saved = video::save_generation(resolved, out.seed_used, info.model_variant, frames, sidecar, tags);
+    video::SavedOutputs saved;
+    try {
+        test_hooks::maybe_fail_video_write();
+        saved = video::save_generation(resolved, out.seed_used, info.model_variant, frames, sidecar, tags);
+    } catch (const std::exception& e) {
+        WAN_THROW("%s", keep_latent(resolved, out, e.what()).c_str());
+    }
     if (saved.codec != "libx264") notes.push_back("libx264 is not available; encoded with " + saved.codec);
     result.video_path = saved.video_path;
     result.poster_path = saved.poster_path;
@@ -130,6 +148,27 @@ void EngineHead::Impl::save(const GenerationRequest& resolved, const pipeline::P
     (void)resolved, (void)out, (void)result, (void)t0;
     notes.push_back("built without FFmpeg: no video file written (use --save-latents)");
 #endif
+}
+
+std::string EngineHead::Impl::keep_latent(const GenerationRequest& resolved, const pipeline::PipelineOutput& out,
+                                         const std::string& why) {
+    // The GPU time is in the latent: keep it beside where the video should have gone (or in the working folder
+    // when that folder is gone), never replacing a file.
+    const std::string name = strfmt("wanstudio-job%lld-seed%lld.latent.safetensors", static_cast<long long>(resolved.job_id),
+                                    static_cast<long long>(out.seed_used));
+    std::string first_error;
+    for (const std::string& dir : {resolved.output_dir, std::string(".")}) {
+        const std::string path = dir + "/" + name;
+        try {
+            io::save_safetensors_new(path, {{"latent", out.latent.to(at::kFloat)}},
+                                     {{"request", resolved.to_json()}, {"seed_used", std::to_string(out.seed_used)}});
+            WAN_LOG_ERROR("writing the video failed (%s); the latent was saved to %s", why.c_str(), path.c_str());
+            return strfmt("writing the video failed: %s; the finished latent was saved to %s", why.c_str(), path.c_str());
+        } catch (const std::exception& e) {
+            if (first_error.empty()) first_error = e.what();
+        }
+    }
+    return strfmt("writing the video failed: %s; saving the latent failed too: %s", why.c_str(), first_error.c_str());
 }
 
 GenerationResult EngineHead::run(const GenerationRequest& request,
@@ -224,6 +263,7 @@ void EngineWorker::run() {
     if (first.tag != protocol::Tag::Start) return;  // Shutdown: the head stopped before starting the engine
     engine_ = std::make_unique<Engine>(config_);
     Engine& e = *engine_;
+    std::signal(SIGINT, on_worker_interrupt);
     c10::InferenceMode guard;
     c10::DeviceGuard dg(e.device);
     while (true) {
@@ -232,7 +272,7 @@ void EngineWorker::run() {
         switch (msg.tag) {
             case protocol::Tag::Generate:
                 try {
-                    e.pipe->generate(GenerationRequest::from_json(msg.payload));
+                    e.pipe->generate(GenerationRequest::from_json(msg.payload), {}, &g_worker_interrupted);
                 } catch (const Cancelled&) {
                     // agreed with every rank at a step boundary; nothing to report here
                 } catch (const std::exception& ex) {

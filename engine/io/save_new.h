@@ -1,0 +1,18 @@
+// Writing a safetensors file that must never replace an existing one (--save-latents, the latent kept when a
+// video cannot be written). Same rule as the videos (engine/video/files.cpp): an exclusively created
+// temporary file beside the target, published with link(), which fails instead of replacing.
+#pragma once
+
+#include "io/io.h"
+
+#include <map>
+#include <string>
+
+namespace wan::io {
+
+/// save_safetensors() into a new file `path`. Throws wan::Error "… already exists; WanStudio never overwrites
+/// outputs" when `path` exists (nothing is written then), or naming the path and the system's reason.
+void save_safetensors_new(const std::string& path, const NamedTensors& tensors,
+                          const std::map<std::string, std::string>& metadata = {});
+
+}  // namespace wan::io

@@ -1,0 +1,26 @@
+#!/bin/sh
+# interrupt_batch.sh MPIRUN_AND_ARGS… — runs a 2-rank batch, waits until the first job is denoising (an event in
+# its output, not a fixed sleep), then sends SIGINT to every rank, as a terminal's Ctrl+C does to the job's
+# processes, and checks that the job ends within 30 s. Prints the run's output and "ended after Ctrl+C" on success.
+log=$(mktemp)
+"$@" >"$log" 2>&1 &
+launcher=$!
+i=0
+until grep -q "denoise [1-9]" "$log"; do
+    i=$((i + 1))
+    if [ $i -gt 1200 ] || ! kill -0 $launcher 2>/dev/null; then cat "$log"; echo "never reached denoising" >&2; exit 2; fi
+    sleep 0.1
+done
+for pid in $(pgrep -P $launcher); do kill -INT "$pid"; done
+i=0
+while kill -0 $launcher 2>/dev/null; do
+    i=$((i + 1))
+    if [ $i -gt 300 ]; then cat "$log"; echo "still running 30 s after Ctrl+C" >&2; kill -KILL $launcher; exit 3; fi
+    sleep 0.1
+done
+wait $launcher
+rc=$?
+cat "$log"
+rm -f "$log"
+echo "ended after Ctrl+C (exit $rc)"
+exit $rc
