@@ -104,7 +104,12 @@ public:
         ncclComm_t comm = nullptr;
         NCCL_CHECK(ncclCommInitRank(&comm, size_, id, rank_));
         nccl_.store(comm);
-        if (size_ > 1) watchdog_ = std::thread([this] { watch(); });
+        try {
+            if (size_ > 1) watchdog_ = std::thread([this] { watch(); });
+        } catch (...) {
+            destroy();  // no thread: nothing else holds the communicator
+            throw;
+        }
     }
     ~NcclCommunicator() override {
         stop_.store(true);
@@ -260,15 +265,13 @@ private:
     }
 
     /// ncclCommAbort once (main thread or watchdog): kernels waiting on peers return; later uses throw `reason`.
+    /// Under mutex_, so the watchdog never queries a communicator that is being aborted (nor one already freed).
     void abort_now(const std::string& reason) {
-        {
-            std::lock_guard<std::mutex> lock(mutex_);
-            if (nccl_.load() == nullptr) return;
-            abort_reason_ = reason;
-            forget_inflight();
-        }
+        std::lock_guard<std::mutex> lock(mutex_);
         ncclComm_t comm = nccl_.exchange(nullptr);
         if (comm == nullptr) return;
+        abort_reason_ = reason;
+        forget_inflight();
         WAN_LOG_ERROR("aborting NCCL communicator (rank %d of %d): %s", rank_, size_, reason.c_str());
         ncclResult_t rc = ncclCommAbort(comm);
         if (rc != ncclSuccess) WAN_LOG_WARN("ncclCommAbort failed: %s", ncclGetErrorString(rc));
@@ -276,28 +279,32 @@ private:
 
     /// The watchdog thread: every 100 ms, NCCL's asynchronous error and the age of the oldest unfinished operation.
     void watch() {
-        cudaSetDevice(device_);
+        cudaSetDevice(device_);  // events and queries below refer to device_
         while (!stop_.load()) {
             std::this_thread::sleep_for(std::chrono::milliseconds(100));
-            ncclComm_t comm = nccl_.load();
-            if (comm == nullptr) continue;
-            ncclResult_t async = ncclSuccess;
-            if (ncclCommGetAsyncError(comm, &async) == ncclSuccess && async != ncclSuccess && async != ncclInProgress) {
-                abort_now(strfmt("NCCL reported an asynchronous error: %s", ncclGetErrorString(async)));
-                continue;
-            }
-            std::string expired;
+            std::string reason;
             {
                 std::lock_guard<std::mutex> lock(mutex_);
-                expired = oldest_expired();
+                ncclComm_t comm = nccl_.load();
+                if (comm == nullptr) continue;  // aborted: nothing left to watch until destruction
+                ncclResult_t async = ncclSuccess;
+                if (ncclCommGetAsyncError(comm, &async) == ncclSuccess && async != ncclSuccess && async != ncclInProgress)
+                    reason = strfmt("NCCL reported an asynchronous error: %s", ncclGetErrorString(async));
+                else
+                    reason = oldest_expired();
             }
-            if (!expired.empty()) abort_now(expired);
+            if (!reason.empty()) abort_now(reason);  // re-checks: the main thread may have aborted meanwhile
         }
     }
 
     /// The reason to abort when the oldest unfinished operation is past the deadline, else ""; mutex_ held.
     std::string oldest_expired() {
-        while (!inflight_.empty() && cudaEventQuery(inflight_.front().done) == cudaSuccess) {
+        while (!inflight_.empty()) {
+            const cudaError_t rc = cudaEventQuery(inflight_.front().done);
+            if (rc == cudaErrorNotReady) break;
+            if (rc != cudaSuccess)  // a sticky CUDA error: the operation will never finish; free the peers now
+                return strfmt("CUDA error while the NCCL %s was running (stage: %s): %s", inflight_.front().what,
+                              inflight_.front().stage.c_str(), cudaGetErrorString(rc));
             cudaEventDestroy(inflight_.front().done);
             inflight_.pop_front();
         }
