@@ -160,6 +160,7 @@ int runBatch(int argc, char** argv, const AppOptions& options, std::unique_ptr<E
         if (g_interrupts) runner.interrupt();
     });
     interruptPoll.start();
+    runner.setInterruptRequested([] { return g_interrupts != 0; });  // also checked before each job
     session.start();
     runner.start();
     const int code = runner.isDone() ? runner.exitCode() : app.exec();

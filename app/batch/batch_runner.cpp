@@ -1,5 +1,6 @@
 #include "batch/batch_runner.h"
 
+#include "cli/batch_summary.h"
 #include "models/progress_format.h"
 
 #include <unistd.h>
@@ -31,6 +32,8 @@ void BatchRunner::setProgressStream(FILE* stream, bool isTerminal) {
 
 void BatchRunner::setResultStream(FILE* stream) { resultsOut_ = stream; }
 
+void BatchRunner::setInterruptRequested(std::function<bool()> requested) { interruptRequested_ = std::move(requested); }
+
 void BatchRunner::start() {
     if (started_) return;
     started_ = true;
@@ -61,11 +64,15 @@ void BatchRunner::interrupt() {
                  skipped ? strfmt(", %zu queued job(s) skipped", skipped).c_str() : "");
     std::fflush(progress_);
     if (currentId_) session_->cancel(currentId_);  // onFinished/onFailed then ends the run
-    else finish(kExitInterrupted);                  // nothing running (e.g. the model still loading)
+    else submitNext();                              // nothing running (e.g. the model still loading): ends it
 }
 
 void BatchRunner::submitNext() {
     if (done_) return;
+    if (!interrupted_ && interruptRequested_ && interruptRequested_()) {
+        interrupt();  // calls back here with interrupted_ set
+        return;
+    }
     if (interrupted_) {
         std::fprintf(progress_, "%d of %zu jobs ok, interrupted\n", ok_, jobs_.size());
         finish(kExitInterrupted);
@@ -159,6 +166,9 @@ void BatchRunner::finish(int code) {
     if (done_) return;
     done_ = true;
     exitCode_ = code;
+    std::vector<JobStatus> ran;
+    for (const GenerationResult& r : results_) ran.push_back(r.status);
+    std::fputs(batchSummary(ran, jobs_.size()).c_str(), progress_);
     std::fflush(progress_);
     emit done(code);
 }

@@ -7,6 +7,7 @@
 #include <QObject>
 
 #include <cstdio>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,10 @@ public:
 
     /// Submits the first job once the session has started (call session->start() too). Emits done().
     void start();
+    /// Asked before each job is submitted: true when Ctrl+C was pressed, so that a job that ended before the
+    /// periodic check saw the signal (e.g. cancelled at once by a worker rank's own Ctrl+C) is not followed
+    /// by the next one. run_batch sets it; interrupt() remains the way to act on the signal otherwise.
+    void setInterruptRequested(std::function<bool()> requested);
 
     bool isDone() const { return done_; }
     int exitCode() const { return exitCode_; }
@@ -69,6 +74,7 @@ private:
     bool started_ = false;
     bool done_ = false;
     bool interrupted_ = false;
+    std::function<bool()> interruptRequested_;
 };
 
 }  // namespace wan::app

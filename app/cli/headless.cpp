@@ -1,5 +1,6 @@
 #include "cli/headless.h"
 
+#include "cli/batch_summary.h"
 #include "core/batch_file.h"
 
 #include <atomic>
@@ -17,29 +18,6 @@ std::atomic<bool> g_interrupted{false};
 extern "C" void onInterrupt(int) {
     g_interrupted.store(true);
     std::signal(SIGINT, SIG_DFL);
-}
-
-/// "1, 3, 4" of the 1-based job numbers in `which`.
-std::string jobList(const std::vector<size_t>& which) {
-    std::string out;
-    for (size_t j : which) out += (out.empty() ? "" : ", ") + std::to_string(j + 1);
-    return out;
-}
-
-/// The end-of-batch account: which jobs finished, which failed or were cancelled, which never ran.
-void printSummary(const std::vector<JobStatus>& status, size_t ran) {
-    std::vector<size_t> ok, failed, cancelled, never;
-    for (size_t i = 0; i < status.size(); ++i) {
-        if (i >= ran) never.push_back(i);
-        else if (status[i] == JobStatus::Ok) ok.push_back(i);
-        else if (status[i] == JobStatus::Cancelled) cancelled.push_back(i);
-        else failed.push_back(i);
-    }
-    if (status.size() < 2 && never.empty()) return;  // one job: its own line says it all
-    std::fprintf(stderr, "finished: %s\n", ok.empty() ? "none" : ("job " + jobList(ok)).c_str());
-    if (!failed.empty()) std::fprintf(stderr, "failed: job %s\n", jobList(failed).c_str());
-    if (!cancelled.empty()) std::fprintf(stderr, "cancelled: job %s\n", jobList(cancelled).c_str());
-    if (!never.empty()) std::fprintf(stderr, "never ran: job %s\n", jobList(never).c_str());
 }
 
 void printBar(const ProgressInfo& p, int job, int jobs, bool tty) {
@@ -90,13 +68,12 @@ int runHeadless(const AppOptions& options, std::unique_ptr<EngineBackend> backen
                  info.world_size, info.demo_checkpoint ? " — built-in demo checkpoint (tiny, random weights: noise-like output)" : "");
     const bool tty = ::isatty(2);
     int failures = 0;
-    std::vector<JobStatus> status(jobs.size(), JobStatus::Failed);
-    size_t ran = 0;
+    std::vector<JobStatus> ran;  // of the jobs that ran, in order
     std::signal(SIGINT, onInterrupt);
-    for (size_t i = 0; i < jobs.size() && !g_interrupted.load(); ++i, ++ran) {
+    for (size_t i = 0; i < jobs.size() && !g_interrupted.load(); ++i) {
         jobs[i].job_id = static_cast<int64_t>(i + 1);
         GenerationResult r = backend->run(jobs[i], [&](const ProgressInfo& p) { printBar(p, static_cast<int>(i + 1), static_cast<int>(jobs.size()), tty); }, g_interrupted);
-        status[i] = r.status;
+        ran.push_back(r.status);
         if (tty) std::fprintf(stderr, "\n");
         if (r.status == JobStatus::Ok) {
             std::fprintf(stderr, "[%zu/%zu] done in %.1fs, seed %lld%s%s\n", i + 1, jobs.size(), r.seconds,
@@ -109,13 +86,13 @@ int runHeadless(const AppOptions& options, std::unique_ptr<EngineBackend> backen
         std::fflush(stdout);
     }
     backend->shutdown();
-    std::fprintf(stderr, "%zu of %zu jobs ok\n", ran - static_cast<size_t>(failures), jobs.size());
-    printSummary(status, ran);
+    std::fprintf(stderr, "%zu of %zu jobs ok\n", ran.size() - static_cast<size_t>(failures), jobs.size());
+    std::fputs(batchSummary(ran, jobs.size()).c_str(), stderr);
     if (g_interrupted.load()) {
         std::fprintf(stderr, "wanstudio: interrupted (Ctrl+C)\n");
         return 130;
     }
-    return failures || ran < jobs.size() ? 1 : 0;
+    return failures || ran.size() < jobs.size() ? 1 : 0;
 }
 
 }  // namespace wan::app

@@ -73,6 +73,7 @@ private slots:
     void exitsWhenEngineFailsToStart();
     void drawsTerminalBarWithCarriageReturns();
     void interruptCancelsRunningJobAndSkipsTheRest();
+    void interruptRequestedIsCheckedBeforeEachJob();
 };
 
 void TestAppBatch::parsesPlainLines() {
@@ -183,6 +184,7 @@ void TestAppBatch::exitsNonZeroWhenOneJobFails() {
     QCOMPARE(run.runner.failedCount(), 1);
     QCOMPARE(run.results.text().split(QLatin1Char('\n'), Qt::SkipEmptyParts).size(), 2);
     QVERIFY(run.progress.text().contains(QStringLiteral("[job 2/3] failed: simulated failure")));
+    QVERIFY2(run.progress.text().endsWith(QStringLiteral("finished: job 1, 3\nfailed: job 2\n")), qPrintable(run.progress.text()));
 }
 
 void TestAppBatch::exitsWhenEngineFailsToStart() {
@@ -193,6 +195,7 @@ void TestAppBatch::exitsWhenEngineFailsToStart() {
     QVERIFY(run.done.wait(5000));
     QCOMPARE(run.runner.exitCode(), int(BatchRunner::kExitEngineFailed));
     QVERIFY(run.progress.text().contains(QStringLiteral("no checkpoint")));
+    QVERIFY2(run.progress.text().endsWith(QStringLiteral("finished: none\nnever ran: job 1\n")), qPrintable(run.progress.text()));
 }
 
 void TestAppBatch::interruptCancelsRunningJobAndSkipsTheRest() {
@@ -214,6 +217,25 @@ void TestAppBatch::interruptCancelsRunningJobAndSkipsTheRest() {
     QVERIFY2(log.contains(QStringLiteral("interrupted: cancelling the running job, 2 queued job(s) skipped")), qPrintable(log));
     QVERIFY2(log.contains(QStringLiteral("[job 1/3] cancelled")), qPrintable(log));
     QVERIFY2(log.contains(QStringLiteral("0 of 3 jobs ok, interrupted")), qPrintable(log));
+    QVERIFY2(log.endsWith(QStringLiteral("finished: none\ncancelled: job 1\nnever ran: job 2, 3\n")), qPrintable(log));
+}
+
+void TestAppBatch::interruptRequestedIsCheckedBeforeEachJob() {
+    // Ctrl+C that the periodic check has not acted on yet when a job ends (under mpirun a worker's own Ctrl+C
+    // can end the job first): the next job must not start.
+    QTemporaryDir out;
+    BatchRun run(fastFake(), {requestFor("one", out.path()), requestFor("two", out.path()),
+                              requestFor("three", out.path())});
+    QSignalSpy started(run.session.get(), &EngineSession::jobStarted);
+    run.runner.setInterruptRequested([&run] { return run.runner.okCount() >= 1; });
+    run.start();
+    QVERIFY(run.done.wait(10000));
+    QCOMPARE(run.runner.exitCode(), int(BatchRunner::kExitInterrupted));
+    QCOMPARE(started.count(), 1);
+    const QString log = run.progress.text();
+    QVERIFY2(log.contains(QStringLiteral("interrupted: stopping, 2 queued job(s) skipped")), qPrintable(log));
+    QVERIFY2(log.endsWith(QStringLiteral("1 of 3 jobs ok, interrupted\nfinished: job 1\nnever ran: job 2, 3\n")),
+             qPrintable(log));
 }
 
 void TestAppBatch::drawsTerminalBarWithCarriageReturns() {
@@ -225,6 +247,7 @@ void TestAppBatch::drawsTerminalBarWithCarriageReturns() {
     QVERIFY2(log.contains(QStringLiteral("\r\x1b[K[job 1/1] [")), qPrintable(log));
     QVERIFY2(log.contains(QStringLiteral("ETA")), qPrintable(log));
     QVERIFY(log.contains(QStringLiteral("1 of 1 jobs ok")));
+    QVERIFY2(!log.contains(QStringLiteral("finished:")), "one job that ran: its own line says it all");
 }
 
 QTEST_GUILESS_MAIN(TestAppBatch)

@@ -6,7 +6,7 @@ log=$(mktemp)
 "$@" >"$log" 2>&1 &
 launcher=$!
 i=0
-until grep -q "denoise [1-9]" "$log"; do
+until grep -Eq "(denoise|Denoising) [1-9]" "$log"; do  # the headless or the Qt runner's progress
     i=$((i + 1))
     if [ $i -gt 1200 ] || ! kill -0 $launcher 2>/dev/null; then cat "$log"; echo "never reached denoising" >&2; exit 2; fi
     sleep 0.1
