@@ -1,6 +1,7 @@
 // Writing a safetensors file that must never replace an existing one (--save-latents, the latent kept when a
 // video cannot be written). Same rule as the videos (engine/video/files.cpp): an exclusively created
-// temporary file beside the target, published with link(), which fails instead of replacing.
+// temporary file beside the target, published with link(), which fails instead of replacing. Kept out of
+// io/io.h so that adding it did not rebuild every module; declared next to save_safetensors in spirit.
 #pragma once
 
 #include "io/io.h"

@@ -38,23 +38,36 @@ void read_safetensors_into(TensorStore::Impl& impl, const std::string& path);
 /// Fills `impl` from a torch.save zip archive.
 void read_pth_into(TensorStore::Impl& impl, const std::string& path);
 
-/// Writes `bytes` to `path` through a temporary file in the same folder and an atomic rename.
+/// How AtomicFileWriter::commit() puts the finished file at its path.
+enum class Publish {
+    Replace = 1,  ///< rename(): an existing file is replaced, but only by a complete one
+    NewOnly = 2,  ///< link(): an existing file is never replaced (outputs; as engine/video/files.cpp)
+};
+
+/// Writes `bytes` to `path` through a temporary file in the same folder, created exclusively (O_EXCL, no
+/// symbolic link followed), then published as `publish` says.
 class AtomicFileWriter {
 public:
-    explicit AtomicFileWriter(const std::string& path);
-    ~AtomicFileWriter();  ///< removes the temporary file unless commit() succeeded
+    explicit AtomicFileWriter(const std::string& path, Publish publish = Publish::Replace);
+    ~AtomicFileWriter();  ///< removes the temporary file whatever happened
     AtomicFileWriter(const AtomicFileWriter&) = delete;
     AtomicFileWriter& operator=(const AtomicFileWriter&) = delete;
     void write(const void* data, size_t n);
     uint64_t position() const { return pos_; }
+    /// Throws "… already exists; WanStudio never overwrites outputs" (NewOnly) or naming the system's reason.
     void commit();
 
 private:
     std::string path_;
     std::string tmp_path_;
+    Publish publish_;
     int fd_ = -1;
     uint64_t pos_ = 0;
-    bool committed_ = false;
+    bool tmp_gone_ = false;  ///< renamed into place
 };
+
+/// save_safetensors() with the given way of publishing (save_safetensors_new: Publish::NewOnly).
+void write_safetensors(const std::string& path, const NamedTensors& tensors,
+                       const std::map<std::string, std::string>& metadata, Publish publish);
 
 }  // namespace wan::io

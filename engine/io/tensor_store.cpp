@@ -7,6 +7,7 @@
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -354,15 +355,20 @@ void read_safetensors_into(TensorStore::Impl& impl, const std::string& path) {
 
 // ---- safetensors writer -----------------------------------------------------------------------------
 
-AtomicFileWriter::AtomicFileWriter(const std::string& path) : path_(path) {
-    tmp_path_ = path + ".tmp-" + std::to_string(::getpid());
-    fd_ = ::open(tmp_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    WAN_CHECK(fd_ >= 0, "%s: cannot create: %s", tmp_path_.c_str(), std::strerror(errno));
+AtomicFileWriter::AtomicFileWriter(const std::string& path, Publish publish) : path_(path), publish_(publish) {
+    // A fresh name each time (pid and counter), created exclusively: never truncates or follows what is there.
+    static std::atomic<unsigned> counter{0};
+    for (int attempt = 0; attempt < 100 && fd_ < 0; ++attempt) {
+        tmp_path_ = strfmt("%s.tmp-%ld-%u", path.c_str(), static_cast<long>(::getpid()), counter++);
+        fd_ = ::open(tmp_path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        WAN_CHECK(fd_ >= 0 || errno == EEXIST, "%s: cannot create: %s", tmp_path_.c_str(), std::strerror(errno));
+    }
+    WAN_CHECK(fd_ >= 0, "%s: cannot create a temporary file beside it: every name tried exists", path.c_str());
 }
 
 AtomicFileWriter::~AtomicFileWriter() {
     if (fd_ >= 0) ::close(fd_);
-    if (!committed_) ::unlink(tmp_path_.c_str());
+    if (!tmp_gone_) ::unlink(tmp_path_.c_str());
 }
 
 void AtomicFileWriter::write(const void* data, size_t n) {
@@ -381,13 +387,28 @@ void AtomicFileWriter::commit() {
     WAN_CHECK(::fsync(fd_) == 0, "%s: fsync failed: %s", tmp_path_.c_str(), std::strerror(errno));
     ::close(fd_);
     fd_ = -1;
-    WAN_CHECK(::rename(tmp_path_.c_str(), path_.c_str()) == 0, "%s: cannot rename into place: %s", path_.c_str(),
-              std::strerror(errno));
-    committed_ = true;
+    if (publish_ == Publish::Replace) {
+        WAN_CHECK(::rename(tmp_path_.c_str(), path_.c_str()) == 0, "%s: cannot rename into place: %s", path_.c_str(),
+                  std::strerror(errno));
+        tmp_gone_ = true;
+        return;
+    }
+    // link() fails instead of replacing, also when the file appeared while we wrote; the destructor then
+    // removes the temporary name (on success too: the data stays reachable at path_).
+    const int rc = ::link(tmp_path_.c_str(), path_.c_str());
+    const int err = errno;
+    WAN_CHECK(rc == 0 || err != EEXIST, "output file '%s' already exists; WanStudio never overwrites outputs",
+              path_.c_str());
+    WAN_CHECK(rc == 0, "%s: cannot publish: %s", path_.c_str(), std::strerror(err));
 }
 
 void save_safetensors(const std::string& path, const NamedTensors& tensors,
                       const std::map<std::string, std::string>& metadata) {
+    write_safetensors(path, tensors, metadata, Publish::Replace);
+}
+
+void write_safetensors(const std::string& path, const NamedTensors& tensors,
+                       const std::map<std::string, std::string>& metadata, Publish publish) {
     nlohmann::ordered_json header = nlohmann::ordered_json::object();
     if (!metadata.empty()) {
         nlohmann::ordered_json m = nlohmann::ordered_json::object();
@@ -409,7 +430,7 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors,
     }
     std::string h = header.dump();
     while (h.size() % 8 != 0) h.push_back(' ');  // keeps the data section 8-byte aligned
-    AtomicFileWriter out(path);
+    AtomicFileWriter out(path, publish);
     uint64_t len = h.size();
     out.write(&len, 8);
     out.write(h.data(), h.size());
