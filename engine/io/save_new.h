@@ -11,6 +11,10 @@
 
 namespace wan::io {
 
+/// Throws wan::Error "output file '<path>' already exists; WanStudio never overwrites outputs" when anything
+/// (a dangling symbolic link too) is at `path`. For checks before any work is done.
+void check_new_output(const std::string& path);
+
 /// save_safetensors() into a new file `path`. Throws wan::Error "… already exists; WanStudio never overwrites
 /// outputs" when `path` exists (nothing is written then), or naming the path and the system's reason.
 void save_safetensors_new(const std::string& path, const NamedTensors& tensors,

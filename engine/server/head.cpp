@@ -110,6 +110,7 @@ GenerationRequest EngineHead::Impl::prepare(EngineHead& head, GenerationRequest 
         }
     }
     GenerationRequest resolved = engine->pipe->resolve(req);  // invalid requests fail here, before any rank computes
+    if (!resolved.save_latents.empty()) io::check_new_output(resolved.save_latents);  // checked again when saving
 #if WAN_HAVE_FFMPEG
     if (!resolved.output_dir.empty()) video::check_output_dir(resolved.output_dir);  // fail before compute
 #endif
