@@ -58,6 +58,22 @@ std::string local_failure(Step&& step) {
     }
 }
 
+/// Collective, after an agreement that failed: the message this rank ends with. Its own error when it had
+/// one; otherwise (on rank 0, which reports to the user) the failing ranks named with their reasons.
+std::string failure_after_agreement(MPI_Comm world, const std::string& mine, const char* what_failed) {
+    const std::vector<std::string> all = dist::gather_strings(world, mine);  // filled on rank 0 only
+    if (!mine.empty()) return mine;
+    std::string named;
+    int listed = 0, more = 0;
+    for (size_t r = 0; r < all.size(); ++r) {
+        if (all[r].empty()) continue;
+        if (listed++ < 3) named += strfmt("%srank %zu %s: %s", named.empty() ? "" : "; ", r, what_failed, all[r].c_str());
+        else ++more;
+    }
+    if (more) named += strfmt(" (and %d more ranks)", more);
+    return named.empty() ? strfmt("another rank %s (its error is in its log)", what_failed) : named;
+}
+
 void share_cores(const dist::RankFacts& facts) {
     const int cores = static_cast<int>(std::thread::hardware_concurrency());
     if (facts.local_size > 1 && cores > 0) at::set_num_threads(std::max(1, cores / facts.local_size));
@@ -83,7 +99,7 @@ Engine::Engine(const EngineConfig& cfg) : config(cfg) {
         config.layout.validate(wan_config.num_heads);  // the same verdict on every rank: all leave together
     });
     if (!dist::all_ok(world, error.empty()))
-        throw Error(error.empty() ? "another rank failed its start-up checks (its error is in its log)" : error);
+        throw Error(failure_after_agreement(world, error, "failed its start-up checks"));
     error = local_failure([&] {
         if (facts.rank == 0)
             for (const std::string& w : config.layout.warnings()) WAN_LOG_WARN("%s", w.c_str());
@@ -99,7 +115,7 @@ Engine::Engine(const EngineConfig& cfg) : config(cfg) {
         pipe = std::make_unique<pipeline::T2VPipeline>(pc);
     });
     if (!dist::all_ok(world, error.empty()))
-        throw Error(error.empty() ? "another rank failed to load the engine (its error is in its log)" : error);
+        throw Error(failure_after_agreement(world, error, "failed to load the engine"));
 }
 
 Engine::~Engine() = default;
