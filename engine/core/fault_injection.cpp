@@ -21,6 +21,17 @@ void maybe_fail_at_step(int rank, int step) {
     }
 }
 
+void maybe_fail_after_block(int rank, long long block) {
+    static std::atomic<int> fired{0};
+    static const std::optional<std::string> fail_rank = env_string("WAN_TEST_FAIL_BLOCK_RANK");
+    static const std::optional<std::string> fail_block = env_string("WAN_TEST_FAIL_BLOCK");
+    if (!fail_rank || !fail_block || fired.load() > 0) return;
+    if (std::atoi(fail_rank->c_str()) == rank && std::atoll(fail_block->c_str()) == block) {
+        ++fired;
+        WAN_THROW("injected failure after DiT block %lld (WAN_TEST_FAIL_BLOCK_RANK)", block);
+    }
+}
+
 void maybe_stop_at_step(int rank, int step) {
     static const std::optional<std::string> stop_rank = env_string("WAN_TEST_STOP_RANK");
     static const std::optional<std::string> stop_step = env_string("WAN_TEST_STOP_STEP");

@@ -44,6 +44,7 @@ Mesh::~Mesh() = default;
 StepStatus agree(Communicator& world, StepStatus mine) {
     int value = static_cast<int>(mine);
     // Host data: over MPI whatever the tensor backend (no device round trip, no stream involved).
+    const protocol::AgreementWait agreement;  // Note [Failure notices]
     MPI_BOUNDED("step agreement", MPI_Iallreduce, MPI_IN_PLACE, &value, 1, MPI_INT, MPI_MAX, world.mpi_comm());
     WAN_CHECK(value >= static_cast<int>(StepStatus::Continue) && value <= static_cast<int>(StepStatus::Failed),
               "step agreement: unknown status %d received", value);

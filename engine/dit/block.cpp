@@ -4,6 +4,9 @@
 #include "dit/forward.h"
 #include "dit/kernels.h"
 
+#include "core/core.h"
+#include "core/fault_injection.h"
+
 #include <ATen/ATen.h>
 
 #include <string>
@@ -96,6 +99,7 @@ void run_blocks(ResidualStream& s, const at::Tensor& e0, BlockWeightsProvider& b
         const BlockWeights w = blocks.acquire(i);
         run_block(i, s, w, e0, kernels, f);
         blocks.release(i);
+        test_hooks::maybe_fail_after_block(log_rank(), i);  // a fault between two blocks (tests only)
         if (f.hook) {
             s.flush();
             f.hook("block" + std::to_string(i), s.x);

@@ -90,6 +90,7 @@ void on_every_rank(dist::Mesh* mesh, const std::atomic<bool>* cancel, const std:
         mine = dist::StepStatus::Failed;
         failure = e.what();
         WAN_LOG_ERROR("%s failed: %s", what.c_str(), e.what());
+        protocol::announce_failure(failure);  // peers left in one of this work's collectives learn why at once
     }
     if (mine == dist::StepStatus::Continue && cancel_requested(cancel)) mine = dist::StepStatus::Cancel;
     const dist::StepStatus agreed = dist::agree(mesh->world(), mine);

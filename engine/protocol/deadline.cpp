@@ -7,7 +7,9 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -19,6 +21,11 @@ using Clock = std::chrono::steady_clock;
 
 constexpr int kPingTag = 1;
 constexpr int kPongTag = 2;
+constexpr int kFailureTag = 3;  ///< Note [Failure notices]
+/// How long a wait goes on after a failure notice before it ends every rank: a collective the failed rank
+/// finished before failing completes within this (its data is already on the way); one it never joins does not.
+constexpr double kNoticeGraceSeconds = 2.0;
+constexpr size_t kNoticeReasonMax = 4000;
 
 std::atomic<double> g_timeout{600.0};
 MPI_Comm g_roll = MPI_COMM_NULL;  ///< the roll-call channel (a duplicate of the world)
@@ -26,6 +33,21 @@ int g_rank = 0;
 int g_size = 1;
 std::mutex g_stage_mutex;
 std::string g_stage = "start-up";
+
+// Failure notices (main thread only, like every wait). g_agreements counts the step agreements passed.
+struct FailureNotice {
+    int rank = -1;
+    int64_t agreement = 0;
+    std::string stage, reason;
+};
+struct SentNotice {
+    MPI_Request request = MPI_REQUEST_NULL;
+    std::string payload;  ///< kept until the send completes
+};
+int64_t g_agreements = 0;
+bool g_in_agreement = false;
+std::optional<FailureNotice> g_notice;  ///< received for the current agreement, not acted upon yet
+std::deque<SentNotice> g_sent;
 
 double seconds_since(Clock::time_point t0) {
     return std::chrono::duration<double>(Clock::now() - t0).count();
@@ -50,6 +72,48 @@ void serve_roll_calls() {
         MPI_Recv(&ping, 1, MPI_INT, st.MPI_SOURCE, kPingTag, g_roll, MPI_STATUS_IGNORE);
         MPI_Send(&pong, 1, MPI_INT, st.MPI_SOURCE, kPongTag, g_roll);  // the asker has its receive posted
     }
+}
+
+/// Frees the notices this rank sent whose sends completed.
+void reap_sent_notices() {
+    while (!g_sent.empty()) {
+        int done = 0;
+        if (MPI_Test(&g_sent.front().request, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS || !done) return;
+        g_sent.pop_front();
+    }
+}
+
+/// Receives the failure notices that arrived; keeps the first one for the current agreement in g_notice
+/// (notices of an agreement already passed are stale: that job already failed on every rank).
+void receive_notices() {
+    if (g_roll == MPI_COMM_NULL) return;
+    for (;;) {
+        int flag = 0, count = 0;
+        MPI_Status st;
+        if (MPI_Iprobe(MPI_ANY_SOURCE, kFailureTag, g_roll, &flag, &st) != MPI_SUCCESS || !flag) return;
+        MPI_Get_count(&st, MPI_CHAR, &count);
+        std::string text(static_cast<size_t>(std::max(count, 0)), '\0');
+        MPI_Recv(text.data(), count, MPI_CHAR, st.MPI_SOURCE, kFailureTag, g_roll, MPI_STATUS_IGNORE);
+        // "<agreement>\n<stage>\n<reason>"
+        const size_t a = text.find('\n'), b = a == std::string::npos ? a : text.find('\n', a + 1);
+        if (b == std::string::npos) continue;  // not ours to understand
+        FailureNotice n{st.MPI_SOURCE, std::atoll(text.substr(0, a).c_str()), text.substr(a + 1, b - a - 1),
+                        text.substr(b + 1)};
+        if (n.agreement >= g_agreements && !g_notice) g_notice = std::move(n);
+    }
+}
+
+/// A peer failed and will not join the collective this rank waits in: names it and its reason, ends every rank.
+[[noreturn]] void end_after_peer_failure(const FailureNotice& n, const char* what) {
+    const std::string msg = strfmt(
+        "rank %d failed during %s: %s. Rank %d was waiting for it in the %s (stage: %s), which cannot complete "
+        "now; an MPI collective cannot be abandoned, so every rank ends.",
+        n.rank, n.stage.c_str(), n.reason.c_str(), g_rank, what, current_stage().c_str());
+    WAN_LOG_ERROR("%s", msg.c_str());
+    std::fflush(stdout);
+    std::fflush(stderr);
+    MPI_Abort(MPI_COMM_WORLD, 1);
+    std::_Exit(1);
 }
 
 /// Short pause between polls once a wait is not immediate: keeps a waiting rank from eating a core that a
@@ -147,14 +211,43 @@ std::string current_stage() {
 StageScope::StageScope(const std::string& stage) : previous_(current_stage()) { set_stage(stage); }
 StageScope::~StageScope() { set_stage(previous_); }
 
+void announce_failure(const std::string& reason) {
+    if (g_roll == MPI_COMM_NULL || g_size < 2) return;
+    reap_sent_notices();
+    const std::string payload = strfmt("%lld\n%s\n", static_cast<long long>(g_agreements), current_stage().c_str()) +
+                                reason.substr(0, kNoticeReasonMax);
+    for (int p = 0; p < g_size; ++p) {
+        if (p == g_rank) continue;
+        g_sent.push_back(SentNotice{MPI_REQUEST_NULL, payload});  // deque: the element (and its buffer) stays put
+        SentNotice& sent = g_sent.back();
+        if (MPI_Isend(sent.payload.data(), static_cast<int>(sent.payload.size()), MPI_CHAR, p, kFailureTag, g_roll,
+                      &sent.request) != MPI_SUCCESS)
+            g_sent.pop_back();  // best effort: without the notice the peer's deadline still ends the wait
+    }
+}
+
+AgreementWait::AgreementWait() { g_in_agreement = true; }
+
+AgreementWait::~AgreementWait() {
+    g_in_agreement = false;
+    ++g_agreements;
+    if (g_notice && g_notice->agreement < g_agreements) g_notice.reset();  // that job failed on every rank
+}
+
 void wait_all(int count, MPI_Request* requests, const char* what, bool bounded) {
     const double limit = bounded ? collective_timeout() : 0.0;
     const auto t0 = Clock::now();
+    std::optional<Clock::time_point> noticed;
     for (;;) {
         int done = 0;
         check(MPI_Testall(count, requests, &done, MPI_STATUSES_IGNORE), what);
         if (done) return;
         serve_roll_calls();
+        if (!g_in_agreement) {  // in the agreement a notice is expected: the failed rank is there too
+            receive_notices();
+            if (g_notice && !noticed) noticed = Clock::now();
+            if (noticed && seconds_since(*noticed) > kNoticeGraceSeconds) end_after_peer_failure(*g_notice, what);
+        }
         if (limit > 0 && seconds_since(t0) > limit) expire(what, limit);
         pause_after(t0);
     }

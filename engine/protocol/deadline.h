@@ -41,9 +41,31 @@ private:
     std::string previous_;
 };
 
+// Note [Failure notices]
+// A rank that fails inside a unit of work that ends with a step agreement (pipeline on_every_rank) may leave
+// its peers inside a collective of that unit which it will never join (e.g. the next DiT block's all-to-all),
+// where they would wait for the full --collective-timeout and then end without knowing why. So before joining
+// the agreement, the failing rank sends every peer a notice (reason and agreement number) on the roll-call
+// channel. A peer that receives it while waiting in any other collective of the same unit knows that wait can
+// never complete; an MPI collective cannot be abandoned, so it prints the failing rank's reason and ends every
+// rank at once (MPI_Abort). A peer that is already in the agreement, or has passed it, ignores the notice: the
+// agreement fails the job on every rank and the next job runs. Agreements are counted alike on every rank.
+
+/// Sends the notice above to every peer (nonblocking; never waits). `reason` is this rank's error.
+void announce_failure(const std::string& reason);
+/// The wait that follows is the agreement itself (notices are expected there, not acted upon); RAII.
+class AgreementWait {
+public:
+    AgreementWait();
+    ~AgreementWait();  ///< counts the agreement as passed (also when it threw)
+    AgreementWait(const AgreementWait&) = delete;
+    AgreementWait& operator=(const AgreementWait&) = delete;
+};
+
 /// Completes `request` (which ends when the peers of `comm` take part), answering roll calls meanwhile.
 /// `what` names the operation ("all-to-all", "message body"…). With a deadline that runs out: prints which
-/// ranks stopped answering and the stage, then MPI_Abort(MPI_COMM_WORLD). `bounded` false waits without
+/// ranks stopped answering and the stage, then MPI_Abort(MPI_COMM_WORLD); likewise, at once, when a peer's
+/// failure notice shows that the wait cannot complete (Note [Failure notices]). `bounded` false waits without
 /// deadline (a worker idle until the head's next request). Throws wan::Error when MPI reports an error.
 void wait(MPI_Request& request, const char* what, bool bounded = true);
 /// The same for several requests at once (e.g. the two halves of a ring shift).
