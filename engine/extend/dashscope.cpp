@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <functional>
 #include <mutex>
 #include <thread>
 
@@ -29,9 +30,28 @@ struct SlistDeleter {
     void operator()(curl_slist* l) const { curl_slist_free_all(l); }
 };
 
+/// Where curl's callbacks put the body and look for a reason to stop.
+struct Transfer {
+    std::string body;
+    size_t max_bytes = 0;
+    bool too_large = false;
+    const std::function<bool()>* cancelled = nullptr;
+};
+
 size_t write_body(char* data, size_t size, size_t n, void* user) {
-    static_cast<std::string*>(user)->append(data, size * n);
+    auto* t = static_cast<Transfer*>(user);
+    if (t->body.size() + size * n > t->max_bytes) {
+        t->too_large = true;
+        return 0;  // curl ends the transfer with CURLE_WRITE_ERROR
+    }
+    t->body.append(data, size * n);
     return size * n;
+}
+
+/// curl calls this about once a second and whenever data moves; non-zero aborts (CURLE_ABORTED_BY_CALLBACK).
+int check_cancel(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+    const auto* t = static_cast<const Transfer*>(user);
+    return (*t->cancelled)() ? 1 : 0;
 }
 
 /// One try's outcome.
@@ -117,7 +137,10 @@ public:
                 if (t < tries) {
                     WAN_LOG_WARN("dashscope: try %d of %d failed (%s); retrying in %lld ms", t, tries,
                                  a.error.c_str(), static_cast<long long>(backoff_ms));
-                    std::this_thread::sleep_for(std::chrono::milliseconds(backoff_ms));
+                    if (!pause_unless_cancelled(backoff_ms)) {
+                        a.error = "cancelled";
+                        break;
+                    }
                     backoff_ms *= 2;
                 } else {
                     a.error += strfmt(" (gave up after %d tries)", tries);
@@ -138,6 +161,16 @@ public:
     }
 
 private:
+    /// Sleeps `ms` in short slices; false (at once) when the extension is cancelled meanwhile.
+    bool pause_unless_cancelled(int64_t ms) const {
+        const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+        while (std::chrono::steady_clock::now() < until) {
+            if (cancel_requested()) return false;
+            std::this_thread::sleep_for(std::chrono::milliseconds(std::min<int64_t>(ms, 50)));
+        }
+        return !cancel_requested();
+    }
+
     Attempt post(const std::string& url, const std::string& key, const std::string& payload) const {
         Attempt a;
         std::unique_ptr<CURL, CurlDeleter> curl(curl_easy_init());
@@ -151,7 +184,11 @@ private:
         add("Content-Type: application/json");
         add("Accept: application/json");
         add("Expect:");  // no "100-continue" round trip for the ~4 KB body
-        std::string response;
+        const std::function<bool()> cancelled = [this] { return cancel_requested(); };
+        Transfer transfer;
+        transfer.max_bytes = static_cast<size_t>(std::max<int64_t>(0, options_.max_response_bytes));
+        transfer.cancelled = &cancelled;
+        const std::string& response = transfer.body;
         char errbuf[CURL_ERROR_SIZE] = {0};
         CURL* c = curl.get();
         curl_easy_setopt(c, CURLOPT_URL, url.c_str());
@@ -160,7 +197,10 @@ private:
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, payload.data());
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(payload.size()));
         curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, &write_body);
-        curl_easy_setopt(c, CURLOPT_WRITEDATA, &response);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, &transfer);
+        curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, &check_cancel);
+        curl_easy_setopt(c, CURLOPT_XFERINFODATA, &transfer);
+        curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);  // enables check_cancel
         curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
         curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options_.connect_timeout_ms));
         curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(options_.timeout_ms));
@@ -168,6 +208,15 @@ private:
         curl_easy_setopt(c, CURLOPT_USERAGENT, (std::string("WanStudio/") + version_string()).c_str());
 
         const CURLcode rc = curl_easy_perform(c);
+        if (rc == CURLE_ABORTED_BY_CALLBACK) {
+            a.error = "cancelled";
+            return a;
+        }
+        if (rc == CURLE_WRITE_ERROR && transfer.too_large) {
+            a.error = strfmt("the answer from %s is larger than %lld bytes; refused (not a prompt)", url.c_str(),
+                             static_cast<long long>(options_.max_response_bytes));
+            return a;
+        }
         if (rc != CURLE_OK) {
             const std::string detail = errbuf[0] ? errbuf : curl_easy_strerror(rc);
             switch (rc) {

@@ -11,6 +11,7 @@
 //   if (r.ok) prompt = r.prompt;                          // on failure r.prompt is the original prompt
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -49,6 +50,8 @@ struct ExtendOptions {
     int max_tries = 4;
     /// Wait before the second try (ms); doubled before each further try.
     int64_t retry_backoff_ms = 1000;
+    /// Largest response body accepted (bytes); a larger one is refused as it arrives (an answer is a few KB).
+    int64_t max_response_bytes = int64_t(1) << 20;
 
     // ---- local Qwen ----
     /// "cpu", "cuda", "cuda:N". CUDA computes in bf16, the CPU in float32 (see compute_dtype).
@@ -86,6 +89,15 @@ public:
     virtual std::string method() const = 0;
     /// The model used ("qwen-plus", or the resolved local folder).
     virtual std::string model() const = 0;
+    /// A flag that cancels extend() calls while it is set (nullptr: none); the result then says "cancelled".
+    /// DashScope polls it during a request and between tries. The flag must outlive the calls it is set for.
+    void set_cancel_flag(const std::atomic<bool>* flag) { cancel_ = flag; }
+
+protected:
+    bool cancel_requested() const { return cancel_ != nullptr && cancel_->load(); }
+
+private:
+    const std::atomic<bool>* cancel_ = nullptr;
 };
 
 /// Creates a back end. `method`: "dashscope" or "local_qwen" (upstream --prompt_extend_method).

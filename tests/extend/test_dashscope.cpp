@@ -272,6 +272,57 @@ TEST_F(DashScope, TimeoutIsBoundedAndReported) {
     EXPECT_LT(secs, 2.5);
 }
 
+TEST_F(DashScope, OversizedAnswerIsRefusedAndNotRetried) {
+    const std::string huge = R"({"output":{"choices":[{"message":{"content":")" + std::string(200000, 'x') + R"("}}]}})";
+    ScriptedServer server({{200, huge}, {200, kOkBody}});
+    ExtendOptions o = fast(server);
+    o.max_response_bytes = 64 * 1024;
+    const ExtendResult r = make_prompt_extender("dashscope", "", o)->extend("a cat", "en", 5);
+    expect_failure(r, {"larger than 65536 bytes", "refused"});
+    EXPECT_EQ(server.requests().size(), 1u);
+}
+
+TEST_F(DashScope, CancelStopsARequestInFlight) {
+    ScriptedServer server({{200, kOkBody, 3000}, {200, kOkBody, 3000}});
+    ExtendOptions o = fast(server);
+    o.timeout_ms = 10000;  // only the cancel can end it early
+    auto ext = make_prompt_extender("dashscope", "", o);
+    std::atomic<bool> cancel{false};
+    ext->set_cancel_flag(&cancel);
+    std::thread canceller([&] {
+        while (server.requests().empty()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        cancel.store(true);  // the request is being answered (slowly) now
+    });
+    const auto t0 = Clock::now();
+    const ExtendResult r = ext->extend("a cat", "en", 5);
+    const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+    canceller.join();
+    expect_failure(r, {"cancelled"});
+    EXPECT_LT(secs, 2.5) << "the cancel waited for the server's answer (3 s)";
+    EXPECT_EQ(server.requests().size(), 1u);  // not retried
+}
+
+TEST_F(DashScope, CancelDuringTheBackOffEndsAtOnce) {
+    ScriptedServer server({{500, R"({"code":"InternalError","message":"busy"})"}, {200, kOkBody}});
+    ExtendOptions o = fast(server);
+    o.retry_backoff_ms = 5000;
+    auto ext = make_prompt_extender("dashscope", "", o);
+    std::atomic<bool> cancel{false};
+    ext->set_cancel_flag(&cancel);
+    std::thread canceller([&] {
+        while (server.requests().empty()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the 500 answered: now in the back-off
+        cancel.store(true);
+    });
+    const auto t0 = Clock::now();
+    const ExtendResult r = ext->extend("a cat", "en", 5);
+    const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+    canceller.join();
+    expect_failure(r, {"cancelled"});
+    EXPECT_LT(secs, 2.5) << "the cancel waited for the 5 s back-off";
+    EXPECT_EQ(server.requests().size(), 1u);
+}
+
 TEST_F(DashScope, GarbageBodyIsAMalformedAnswer) {
     ScriptedServer server({{200, "<html>gateway says hello</html>"}, {200, kOkBody}});
     const ExtendResult r = make_prompt_extender("dashscope", "", fast(server))->extend("a cat", "en", 5);
