@@ -51,13 +51,17 @@ struct EngineHead::Impl {
 #if WAN_HAVE_EXTEND
     std::unique_ptr<extend::PromptExtender> extender;
 #endif
+    /// The running job's cancel flag while its prompt is extended (DashScope polls it); nullptr otherwise.
+    const std::atomic<bool>* extend_cancel = nullptr;
     bool announced = false;  ///< the workers got their first message (Start or Shutdown)
     bool shut_down = false;
     int64_t next_job = 1;
 
     /// The request as every rank will run it: job id, output folder, seed drawn, prompt extended (a failed
     /// extension only adds a note), defaults filled in and validated.
-    GenerationRequest prepare(EngineHead& head, GenerationRequest req, std::vector<std::string>& notes);
+    /// Cancelled during the prompt extension: throws Cancelled before the workers hear of the job.
+    GenerationRequest prepare(EngineHead& head, GenerationRequest req, std::vector<std::string>& notes,
+                              const std::atomic<bool>& cancel);
     /// The MP4, poster and sidecar of a finished job into `result` (rank 0).
     void save(const GenerationRequest& resolved, const pipeline::PipelineOutput& out, GenerationResult& result,
               Clock::time_point t0, std::vector<std::string>& notes);
@@ -96,15 +100,22 @@ EngineInfo EngineHead::start() {
     return info();  // the workers are now in their message loop: Info first, then the memory gather
 }
 
-GenerationRequest EngineHead::Impl::prepare(EngineHead& head, GenerationRequest req, std::vector<std::string>& notes) {
+GenerationRequest EngineHead::Impl::prepare(EngineHead& head, GenerationRequest req, std::vector<std::string>& notes,
+                                            const std::atomic<bool>& cancel) {
     if (req.output_dir.empty()) req.output_dir = config.output_dir;
     if (req.seed < 0) req.seed = draw_seed();  // drawn once here, so every rank uses the same noise
     if (req.use_prompt_extend) {
+        extend_cancel = &cancel;
+        struct Forget {  // the flag is the caller's: forgotten however this block ends
+            const std::atomic<bool>*& slot;
+            ~Forget() { slot = nullptr; }
+        } forget{extend_cancel};
         try {
             std::string extended = head.extend_prompt(req.prompt, req.extend_target_lang, req.seed);
             req.original_prompt = req.prompt;
             req.prompt = extended;
         } catch (const std::exception& e) {
+            if (cancel.load()) throw Cancelled();  // only rank 0 knows of this job yet: nobody else to agree with
             notes.push_back(std::string("prompt extension failed, the original prompt was used: ") + e.what());
             WAN_LOG_WARN("%s", notes.back().c_str());
         }
@@ -190,7 +201,7 @@ GenerationResult EngineHead::run(const GenerationRequest& request,
     req.job_id = result.job_id;
     std::vector<std::string> notes;
     try {
-        const GenerationRequest resolved = m.prepare(*this, req, notes);
+        const GenerationRequest resolved = m.prepare(*this, req, notes, cancel);
         if (m.world_size > 1) send(protocol::Tag::Generate, result.job_id, resolved.to_json());
         pipeline::PipelineOutput out = m.engine->pipe->generate(resolved, progress, &cancel);
         result.seed_used = out.seed_used;
@@ -227,6 +238,7 @@ std::string EngineHead::extend_prompt(const std::string& prompt, const std::stri
         if (m.engine && m.engine->device.is_cuda()) opt.device = m.engine->device.str();
         m.extender = extend::make_prompt_extender(m.config.prompt_extend_method, m.config.prompt_extend_model, opt);
     }
+    m.extender->set_cancel_flag(m.extend_cancel);  // a job's flag, or none (an extension on its own)
     extend::ExtendResult r = m.extender->extend(prompt, target_lang.empty() ? "zh" : target_lang, seed);
     WAN_CHECK(r.ok, "prompt extension failed: %s", r.message.c_str());
     std::string text = extend::clean_model_text(r.prompt);
