@@ -240,6 +240,7 @@ std::string EngineHead::extend_prompt(const std::string& prompt, const std::stri
     }
     m.extender->set_cancel_flag(m.extend_cancel);  // a job's flag, or none (an extension on its own)
     extend::ExtendResult r = m.extender->extend(prompt, target_lang.empty() ? "zh" : target_lang, seed);
+    m.extender->set_cancel_flag(nullptr);  // extend() never throws: the job's flag is not kept past the call
     WAN_CHECK(r.ok, "prompt extension failed: %s", r.message.c_str());
     std::string text = extend::clean_model_text(r.prompt);
     WAN_CHECK(!text.empty(), "prompt extension failed: the model returned no text");
