@@ -1,5 +1,6 @@
-// Private to engine/core: reading the JSON objects of request.cpp and sidecar.cpp with errors that name
-// what was read ("generation request", a file name) and the field.
+// Internal to the engine (not part of core's public header): reading the JSON objects of request.cpp,
+// sidecar.cpp and io's config.json with errors that name what was read ("generation request", a file name)
+// and the field.
 #pragma once
 
 #include "core/core.h"

@@ -2,6 +2,7 @@
 #include "io/io.h"
 
 #include "core/core.h"
+#include "core/json_fields.h"
 #include "io/mapped_file.h"
 #include "io/untrusted.h"
 
@@ -48,14 +49,7 @@ void WanConfig::validate(const std::string& source) const {
 }
 
 WanConfig WanConfig::from_json_string(const std::string& text, const std::string& source) {
-    check_json_depth(text.data(), text.size(), source);
-    nlohmann::json j;
-    try {
-        j = nlohmann::json::parse(text);
-    } catch (const std::exception& e) {
-        WAN_THROW("%s: not valid JSON: %s", source.c_str(), e.what());
-    }
-    WAN_CHECK(j.is_object(), "%s: expected a JSON object", source.c_str());
+    const nlohmann::json j = json_fields::parse_object(text, source);
     WanConfig c;
     auto get_int = [&](const char* key, int64_t& out, bool required) {
         if (!j.contains(key)) {
