@@ -22,6 +22,9 @@ namespace wan::dist::detail {
 MPI_Datatype mpi_transport_type(at::ScalarType dtype, int64_t& units_per_element);
 /// `count` as an int; throws naming `what` when it exceeds INT_MAX.
 int checked_count(int64_t count, const char* what);
+/// For a PendingExchange's destructor: completes `exchange` and logs (does not throw) a failure, since an
+/// exchange being discarded, perhaps during unwinding, has nobody left to report it to.
+void wait_or_log(PendingExchange& exchange) noexcept;
 
 #if defined(WAN_HAVE_NCCL) && WAN_HAVE_NCCL
 /// NCCL backend for CUDA tensors on `device_index` (engine/dist/nccl.cpp). Collective over `comm`.

@@ -99,6 +99,14 @@ int checked_count(int64_t count, const char* what) {
     return static_cast<int>(count);
 }
 
+void wait_or_log(PendingExchange& exchange) noexcept {
+    try {
+        exchange.wait();
+    } catch (const std::exception& e) {
+        WAN_LOG_ERROR("ring shift failed while being discarded: %s", e.what());
+    }
+}
+
 }  // namespace detail
 
 using detail::checked_count;
@@ -225,13 +233,7 @@ class MpiPendingExchange final : public PendingExchange {
 public:
     MpiPendingExchange(at::Tensor send_host, at::Tensor recv_host, at::Tensor recv_target)
         : send_host_(std::move(send_host)), recv_host_(std::move(recv_host)), recv_target_(std::move(recv_target)) {}
-    ~MpiPendingExchange() override {
-        try {
-            wait();
-        } catch (const std::exception& e) {
-            WAN_LOG_ERROR("ring shift failed while being discarded: %s", e.what());
-        }
-    }
+    ~MpiPendingExchange() override { detail::wait_or_log(*this); }
     void wait() override {
         if (done_) return;
         done_ = true;

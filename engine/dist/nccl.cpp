@@ -70,13 +70,7 @@ size_t nbytes(const at::Tensor& t) { return static_cast<size_t>(t.numel()) * t.e
 class NcclPendingExchange final : public PendingExchange {
 public:
     NcclPendingExchange(at::Tensor send, at::Tensor recv, int device) : send_(std::move(send)), recv_(std::move(recv)), device_(device) {}
-    ~NcclPendingExchange() override {
-        try {
-            wait();
-        } catch (const std::exception& e) {
-            WAN_LOG_ERROR("ring shift failed while being discarded: %s", e.what());
-        }
-    }
+    ~NcclPendingExchange() override { detail::wait_or_log(*this); }
     void wait() override {
         if (waited_) return;
         waited_ = true;
