@@ -9,45 +9,42 @@
 
 namespace wan::bench {
 
-void sync(c10::Device device) {
 #if WAN_HAVE_CUDA
+
+namespace {
+// LibTorch creates a device's caching allocator on its first allocation; the statistics calls need it.
+void touch_allocator(c10::Device device) { (void)at::empty({1}, at::TensorOptions().device(device)); }
+}  // namespace
+
+void sync(c10::Device device) {
     if (device.is_cuda()) at::cuda::getCurrentCUDAStream(device.index()).synchronize();
-#else
-    (void)device;
-#endif
 }
 
 void reset_peak(c10::Device device) {
-#if WAN_HAVE_CUDA
-    if (device.is_cuda()) {
-        (void)at::empty({1}, at::TensorOptions().device(device));  // the allocator exists only after a first use
-        c10::cuda::CUDACachingAllocator::resetPeakStats(device.index());
-    }
-#else
-    (void)device;
-#endif
+    if (!device.is_cuda()) return;
+    touch_allocator(device);
+    c10::cuda::CUDACachingAllocator::resetPeakStats(device.index());
 }
 
 double peak_gb(c10::Device device) {
-#if WAN_HAVE_CUDA
-    if (device.is_cuda()) {
-        (void)at::empty({1}, at::TensorOptions().device(device));
-        auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index());
-        return static_cast<double>(stats.allocated_bytes[0].peak) / 1e9;
-    }
-#else
-    (void)device;
-#endif
-    return 0;
+    if (!device.is_cuda()) return 0;
+    touch_allocator(device);
+    auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index());
+    return static_cast<double>(stats.allocated_bytes[0].peak) / 1e9;
 }
 
 std::string device_name(c10::Device device) {
-#if WAN_HAVE_CUDA
-    if (device.is_cuda()) return at::cuda::getDeviceProperties(device.index())->name;
-#endif
-    (void)device;
-    return "cpu";
+    return device.is_cuda() ? at::cuda::getDeviceProperties(device.index())->name : "cpu";
 }
+
+#else  // a CPU-only build: every device is the CPU, with nothing to wait for and no allocator statistics
+
+void sync(c10::Device) {}
+void reset_peak(c10::Device) {}
+double peak_gb(c10::Device) { return 0; }
+std::string device_name(c10::Device) { return "cpu"; }
+
+#endif
 
 Timing time_it(c10::Device device, int warmup, int runs, const std::function<void()>& fn) {
     for (int i = 0; i < warmup; ++i) fn();
