@@ -203,7 +203,7 @@ void EngineWorker::shutdown() {
 // ---- EngineSession (owner's thread) ---------------------------------------------------------------------
 
 EngineSession::EngineSession(std::unique_ptr<EngineBackend> backend, QObject* parent)
-    : QObject(parent), shared_(std::make_shared<EngineSharedState>()) {
+    : EngineEvents(parent), shared_(std::make_shared<EngineSharedState>()) {
     registerMetaTypes();
     thread_.setObjectName(QStringLiteral("wan-engine"));
     worker_ = new EngineWorker(std::move(backend), shared_);

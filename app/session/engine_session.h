@@ -8,6 +8,7 @@
 #pragma once
 
 #include "session/engine_backend.h"
+#include "session/engine_events.h"
 #include "session/metatypes.h"
 
 #include <QObject>
@@ -21,7 +22,7 @@ namespace wan::app {
 class EngineWorker;
 struct EngineSharedState;
 
-class EngineSession : public QObject {
+class EngineSession : public EngineEvents {
     Q_OBJECT
 public:
     enum class State { Idle = 1, Starting = 2, Ready = 3, StartFailed = 4, ShuttingDown = 5, Stopped = 6 };
@@ -65,17 +66,7 @@ public slots:
     bool waitForStopped(int timeoutMs = -1);
 
 signals:
-    void started(const wan::EngineInfo& info);
-    void startFailed(const QString& message);
-    void jobStarted(qint64 jobId);
-    /// Coalesced to at most 10 per second, except that every stage change is delivered.
-    void progress(qint64 jobId, const wan::ProgressInfo& info);
-    /// Status Ok or Cancelled.
-    void finished(qint64 jobId, const wan::GenerationResult& result);
-    void failed(qint64 jobId, const QString& message);
-    void infoUpdated(const wan::EngineInfo& info);
-    void promptExtended(const QString& original, const QString& extended);
-    void extendFailed(const QString& original, const QString& reason);
+    // Besides EngineEvents' signals (the worker's, delivered on the GUI thread): the engine thread has ended.
     void stopped();
 
 private:

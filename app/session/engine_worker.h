@@ -2,6 +2,7 @@
 #pragma once
 
 #include "session/engine_backend.h"
+#include "session/engine_events.h"
 #include "session/metatypes.h"
 
 #include <QObject>
@@ -28,7 +29,8 @@ struct EngineSharedState {
     static_assert(std::atomic<bool>::is_always_lock_free, "cancel flag must be lock-free");
 };
 
-class EngineWorker : public QObject {
+/// Runs the backend on the engine thread and reports through EngineEvents' signals.
+class EngineWorker : public EngineEvents {
     Q_OBJECT
 public:
     EngineWorker(std::unique_ptr<EngineBackend> backend, std::shared_ptr<EngineSharedState> shared);
@@ -40,17 +42,6 @@ public:
     void extendPrompt(const QString& prompt, const QString& targetLang, qint64 seed);
     void refreshInfo();
     void shutdown();
-
-signals:
-    void started(const wan::EngineInfo& info);
-    void startFailed(const QString& message);
-    void jobStarted(qint64 jobId);
-    void progress(qint64 jobId, const wan::ProgressInfo& info);
-    void finished(qint64 jobId, const wan::GenerationResult& result);
-    void failed(qint64 jobId, const QString& message);
-    void infoUpdated(const wan::EngineInfo& info);
-    void promptExtended(const QString& original, const QString& extended);
-    void extendFailed(const QString& original, const QString& reason);
 
 private:
     void scheduleNext();
