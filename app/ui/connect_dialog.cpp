@@ -1,8 +1,9 @@
 #include "ui/connect_dialog.h"
 
 #include "launch/layout_proposal.h"
+#include "ui/error_label.h"
+#include "ui/restart_buttons.h"
 
-#include <QDialogButtonBox>
 #include <QFormLayout>
 #include <QLabel>
 #include <QLineEdit>
@@ -24,21 +25,13 @@ ConnectDialog::ConnectDialog(const QString& executable, const QStringList& argum
     token_->setEchoMode(QLineEdit::Password);
     token_->setPlaceholderText(tr("the engine's --api-token (empty on loopback without one)"));
     form->addRow(tr("Token:"), token_);
-    error_ = new QLabel;
-    error_->setStyleSheet(QStringLiteral("color: #c0392b;"));
-    auto* buttons = new QDialogButtonBox(QDialogButtonBox::Ok | QDialogButtonBox::Cancel);
-    ok_ = buttons->button(QDialogButtonBox::Ok);
-    ok_->setText(tr("Restart connected"));
+    error_ = newErrorLabel(QStringLiteral("addressErrorLabel"));
     auto* top = new QVBoxLayout(this);
     top->addLayout(form);
     top->addWidget(error_);
-    auto* note = new QLabel(tr("WanStudio restarts as a window on that engine (started there with "
+    ok_ = addRestartButtons(this, top, tr("Restart connected"),
+                            tr("WanStudio restarts as a window on that engine (started there with "
                                "wanstudio --listen); the queue is kept."));
-    note->setWordWrap(true);
-    top->addWidget(note);
-    top->addWidget(buttons);
-    connect(buttons, &QDialogButtonBox::accepted, this, &QDialog::accept);
-    connect(buttons, &QDialogButtonBox::rejected, this, &QDialog::reject);
     connect(address_, &QLineEdit::textChanged, this, [this] { update(); });
     update();
 }

@@ -1,7 +1,8 @@
 #include "ui/gpu_dialog.h"
 
+#include "ui/restart_buttons.h"
+
 #include <QCheckBox>
-#include <QDialogButtonBox>
 #include <QFormLayout>
 #include <QLabel>
 #include <QPlainTextEdit>
@@ -64,19 +65,12 @@ GpuDialog::GpuDialog(const GpuDialogSetup& setup, QWidget* parent) : QDialog(par
     command_->setReadOnly(true);
     command_->setMaximumHeight(90);
 
-    auto* buttons = new QDialogButtonBox(QDialogButtonBox::Ok | QDialogButtonBox::Cancel);
-    ok_ = buttons->button(QDialogButtonBox::Ok);
-    ok_->setText(tr("Restart with this layout"));
     auto* top = new QVBoxLayout(this);
     top->addLayout(form);
     top->addWidget(new QLabel(tr("Command:")));
     top->addWidget(command_);
-    auto* note = new QLabel(tr("WanStudio restarts with this command; the queue is kept."));
-    note->setWordWrap(true);
-    top->addWidget(note);
-    top->addWidget(buttons);
-    connect(buttons, &QDialogButtonBox::accepted, this, &QDialog::accept);
-    connect(buttons, &QDialogButtonBox::rejected, this, &QDialog::reject);
+    ok_ = addRestartButtons(this, top, tr("Restart with this layout"),
+                            tr("WanStudio restarts with this command; the queue is kept."));
     connect(count_, &QSpinBox::valueChanged, this, [this] { update(); });
     connect(fsdp_, &QCheckBox::toggled, this, [this] {
         fsdpTouched_ = true;
