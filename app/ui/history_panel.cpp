@@ -1,6 +1,7 @@
 #include "ui/history_panel.h"
 
 #include "models/history_model.h"
+#include "ui/model_content.h"
 
 #include <QDesktopServices>
 #include <QFileInfo>
@@ -65,8 +66,7 @@ HistoryPanel::HistoryPanel(HistoryModel* model, QWidget* parent) : QWidget(paren
     connect(refresh, &QPushButton::clicked, model_, &HistoryModel::refresh);
     connect(view_, &QListView::doubleClicked, this, &HistoryPanel::playSelected);
     connect(view_->selectionModel(), &QItemSelectionModel::currentChanged, this, &HistoryPanel::updateDetails);
-    connect(model_, &QAbstractItemModel::modelReset, this, &HistoryPanel::updateDetails);
-    connect(model_, &QAbstractItemModel::rowsRemoved, this, &HistoryPanel::updateDetails);
+    onModelContentChanged(model_, this, &HistoryPanel::updateDetails);
     connect(model_, &HistoryModel::scanned, this, [this](int count) {
         folderLabel_->setText(model_->folder().isEmpty()
                                   ? tr("No output folder")

@@ -2,6 +2,8 @@
 
 #include "models/job_list_model.h"
 #include "session/engine_session.h"
+#include "ui/error_label.h"
+#include "ui/model_content.h"
 
 #include <QHBoxLayout>
 #include <QLabel>
@@ -32,11 +34,7 @@ JobQueueWidget::JobQueueWidget(JobListModel* model, EngineSession* session, QWid
     row->addWidget(cancel_);
     row->addWidget(clear_);
     layout->addLayout(row);
-    error_ = new QLabel(this);
-    error_->setObjectName(QStringLiteral("jobErrorLabel"));
-    error_->setWordWrap(true);
-    error_->setTextInteractionFlags(Qt::TextSelectableByMouse);
-    error_->setStyleSheet(QStringLiteral("color: #c0392b;"));
+    error_ = newErrorLabel(QStringLiteral("jobErrorLabel"), this);
     error_->setVisible(false);
     layout->addWidget(error_);
     view_ = new QListView(this);
@@ -50,10 +48,7 @@ JobQueueWidget::JobQueueWidget(JobListModel* model, EngineSession* session, QWid
 
     connect(cancel_, &QPushButton::clicked, this, &JobQueueWidget::cancelSelected);
     connect(clear_, &QPushButton::clicked, this, &JobQueueWidget::clearFinished);
-    connect(model_, &QAbstractItemModel::dataChanged, this, &JobQueueWidget::updateProgress);
-    connect(model_, &QAbstractItemModel::rowsInserted, this, &JobQueueWidget::updateProgress);
-    connect(model_, &QAbstractItemModel::rowsRemoved, this, &JobQueueWidget::updateProgress);
-    connect(model_, &QAbstractItemModel::modelReset, this, &JobQueueWidget::updateProgress);
+    onModelContentChanged(model_, this, &JobQueueWidget::updateProgress);
     connect(view_->selectionModel(), &QItemSelectionModel::currentChanged, this, &JobQueueWidget::updateButtons);
     updateProgress();
 }
