@@ -1,36 +1,26 @@
 // The parameters panel's LoRA list, preset box and Euler step list: what the fields hold survives the
 // settings (QSettings ini) and the sidecar (GenerationSidecar JSON) and comes back into the panel unchanged.
-#include "app_test_support.h"
 #include "core/sidecar.h"
 #include "settings/settings.h"
+#include "temporary_settings_test.h"
 #include "ui/parameters_panel.h"
 
 #include <QComboBox>
 #include <QDoubleSpinBox>
 #include <QSpinBox>
 #include <QTableWidget>
-#include <QTemporaryDir>
 #include <QTest>
 
 using namespace wan;
 using namespace wan::app;
 
-class TestAppLoraPanel : public QObject {
+class TestAppLoraPanel : public test::TemporarySettingsTest {
     Q_OBJECT
 private slots:
-    void initTestCase();
     void presetFillsTheFieldsWhichStayEditable();
     void loraListRoundTripsThroughSettingsAndSidecar();
     void disabledLorasAreLeftOut();
-
-private:
-    QTemporaryDir dir_;
 };
-
-void TestAppLoraPanel::initTestCase() {
-    QVERIFY(dir_.isValid());
-    test::useTemporarySettings(dir_.path());
-}
 
 void TestAppLoraPanel::presetFillsTheFieldsWhichStayEditable() {
     ParametersPanel panel;

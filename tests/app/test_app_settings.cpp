@@ -1,34 +1,24 @@
 // Settings round trip through QSettings (a temporary ini file, a test organisation name).
-#include "app_test_support.h"
 #include "settings/settings.h"
+#include "temporary_settings_test.h"
 
 #include <QFileInfo>
-#include <QTemporaryDir>
 #include <QTest>
 
 using namespace wan;
 using namespace wan::app;
 
-class TestAppSettings : public QObject {
+class TestAppSettings : public test::TemporarySettingsTest {
     Q_OBJECT
 private slots:
-    void initTestCase();
     void defaultsBeforeFirstSave();
     void roundTripThroughDefaultSettings();
     void roundTripThroughIniFile();
-
-private:
-    QTemporaryDir dir_;
 };
-
-void TestAppSettings::initTestCase() {
-    QVERIFY(dir_.isValid());
-    test::useTemporarySettings(dir_.path());
-}
 
 void TestAppSettings::defaultsBeforeFirstSave() {
     Settings settings;
-    QVERIFY(settings.fileName().startsWith(dir_.path()));
+    QVERIFY(settings.fileName().startsWith(settingsDir_.path()));
     QVERIFY(!settings.hasLastRequest());
     QVERIFY(settings.outputFolder().isEmpty());
     QVERIFY(settings.windowGeometry().isEmpty());
@@ -75,7 +65,7 @@ void TestAppSettings::roundTripThroughDefaultSettings() {
 }
 
 void TestAppSettings::roundTripThroughIniFile() {
-    const QString ini = dir_.filePath(QStringLiteral("portable.ini"));
+    const QString ini = settingsDir_.filePath(QStringLiteral("portable.ini"));
     {
         Settings settings(ini);
         settings.setOutputFolder(QStringLiteral("out"));
