@@ -37,6 +37,14 @@ ApiConfig apiConfig(const AppOptions& options) {
     config.token = QByteArray::fromStdString(token);
     config.outputDir = QDir(QString::fromStdString(options.engine.output_dir)).absolutePath();
     config.defaults = options.request;
+    config.promptExtendMethod = QString::fromStdString(options.engine.prompt_extend_method);
+    if (const char* timeout = std::getenv("WANSTUDIO_API_REQUEST_TIMEOUT_S"); timeout && *timeout) {
+        char* end = nullptr;
+        const double seconds = std::strtod(timeout, &end);
+        WAN_CHECK(end && *end == 0 && seconds >= 0.1 && seconds <= 3600, "WANSTUDIO_API_REQUEST_TIMEOUT_S='%s': "
+                  "expected seconds between 0.1 and 3600", timeout);
+        config.requestTimeoutMs = static_cast<int>(seconds * 1000);
+    }
     return config;
 }
 }  // namespace

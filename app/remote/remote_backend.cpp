@@ -1,5 +1,7 @@
 #include "remote/remote_backend.h"
 
+#include "remote/preview_wire.h"
+
 #include <QDir>
 #include <QElapsedTimer>
 #include <QEventLoop>
@@ -12,6 +14,12 @@
 #include <QThread>
 #include <QTimer>
 #include <QUrl>
+#include <QWebSocket>
+
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <mutex>
 
 namespace wan::app {
 
@@ -21,6 +29,8 @@ constexpr int kRequestTimeoutMs = 30000;
 constexpr int kPollIntervalMs = 250;
 constexpr int kReachForMs = 15000;        // start(): how long an engine that does not answer is retried
 constexpr int kReconnectForMs = 30 * 60 * 1000;  // a job outlives a lost connection this long before it fails
+constexpr int kExtendTimeoutMs = 30 * 60 * 1000;  // the server extends after its running job, which may be long
+constexpr int kEventsRetryMs = 1000;              // a closed /api/events socket is reopened after this
 
 struct Reply {
     int status = 0;  ///< 0: no answer (connection refused, timed out, ...)
@@ -76,6 +86,7 @@ public:
         }
         const qint64 id = posted.json().value(QStringLiteral("id")).toInteger();
         const QJsonObject job = followJob(id, QString::fromStdString(request.prompt), progress, cancel);
+        forgetPreview(id);
         const QString state = job.value(QStringLiteral("state")).toString();
         result.message = job.value(QStringLiteral("error")).toString().toStdString();
         result.prompt_used = request.prompt;
@@ -98,8 +109,17 @@ public:
         return result;
     }
 
-    std::string extendPrompt(const std::string&, const std::string&, int64_t) override {
-        WAN_THROW("prompt extension is not offered by the remote API (engine at %s)", qPrintable(endpoint_.label()));
+    std::string extendPrompt(const std::string& prompt, const std::string& targetLang, int64_t seed) override {
+        const QJsonObject body{{QStringLiteral("prompt"), QString::fromStdString(prompt)},
+                               {QStringLiteral("target_lang"), QString::fromStdString(targetLang.empty() ? "zh" : targetLang)},
+                               {QStringLiteral("seed"), static_cast<qint64>(seed)}};
+        const Reply r = call("POST", QStringLiteral("/api/extend"), QJsonDocument(body).toJson(QJsonDocument::Compact),
+                             kExtendTimeoutMs);
+        const QString extended = r.json().value(QStringLiteral("prompt")).toString();
+        if (r.status == 200 && !extended.isEmpty()) return extended.toStdString();
+        const QString error = r.json().value(QStringLiteral("error")).toString();
+        WAN_THROW("the engine at %s: %s", qPrintable(endpoint_.label()),
+                  qPrintable(error.isEmpty() ? r.describe() : error));
     }
 
     EngineInfo info() override {
@@ -132,6 +152,7 @@ private:
         QElapsedTimer elapsed, lost;
         elapsed.start();
         bool cancelSent = false;
+        int previewStep = 0;
         QJsonObject job;
         for (;;) {
             if (cancel && !cancelSent) cancelSent = call("DELETE", path).status == 202;
@@ -144,6 +165,14 @@ private:
                 const QString state = job.value(QStringLiteral("state")).toString();
                 if (state != QLatin1String("queued") && state != QLatin1String("running")) return job;
                 progress(progressFrom(job, elapsed.elapsed() / 1000.0));
+                // Until the next poll, a live preview from /api/events goes to the window as soon as it comes.
+                if (auto preview = waitForPreview(id, previewStep, kPollIntervalMs)) {
+                    previewStep = preview->step;
+                    ProgressInfo p = progressFrom(job, elapsed.elapsed() / 1000.0);
+                    p.preview = std::move(preview);
+                    progress(p);
+                }
+                continue;
             } else if (r.status == 0 || r.status >= 500) {
                 if (!lost.isValid()) {
                     lost.start();
@@ -157,6 +186,55 @@ private:
             }
             QThread::msleep(kPollIntervalMs);
         }
+    }
+
+    /// The live preview of job `id` newer than `afterStep`, waiting up to `timeoutMs` for one; null if none.
+    std::shared_ptr<const PreviewFrames> waitForPreview(qint64 id, int afterStep, int timeoutMs) {
+        std::unique_lock<std::mutex> lock(previewMutex_);
+        auto newer = [&] {
+            const auto it = previews_.find(id);
+            return it != previews_.end() && it->second->step > afterStep;
+        };
+        if (!previewArrived_.wait_for(lock, std::chrono::milliseconds(timeoutMs), newer)) return nullptr;
+        auto preview = previews_[id];
+        return preview;
+    }
+
+    void forgetPreview(qint64 id) {
+        std::lock_guard<std::mutex> lock(previewMutex_);
+        previews_.erase(id);
+    }
+
+    // On the network thread: /api/events?preview=1, kept open (reopened after a drop) for the live previews.
+    void openEvents() {
+        auto* ws = new QWebSocket(QString(), QWebSocketProtocol::VersionLatest, context_);
+        QObject::connect(ws, &QWebSocket::textMessageReceived, ws, [this](const QString& text) { onEvent(text); });
+        // Unconnected once: after a drop, or when the server could not be reached (then no disconnected()).
+        QObject::connect(ws, &QWebSocket::stateChanged, ws, [this, ws](QAbstractSocket::SocketState state) {
+            if (state != QAbstractSocket::UnconnectedState) return;
+            QObject::disconnect(ws, nullptr, nullptr, nullptr);
+            ws->deleteLater();
+            QTimer::singleShot(kEventsRetryMs, context_, [this] { openEvents(); });
+        });
+        QNetworkRequest request(QUrl(QStringLiteral("ws://%1/api/events?preview=1").arg(endpoint_.label())));
+        if (!endpoint_.token.isEmpty()) request.setRawHeader("Authorization", "Bearer " + endpoint_.token);
+        ws->open(request);
+    }
+
+    void onEvent(const QString& text) {
+        const QJsonObject message = QJsonDocument::fromJson(text.toUtf8()).object();
+        if (message.value(QStringLiteral("type")).toString() != QLatin1String("preview")) return;
+        auto frames = std::make_shared<PreviewFrames>();
+        QString error;
+        if (!previewFromMessage(message, frames.get(), &error)) {
+            log_message(LogLevel::Warn, "engine at %s: %s", qPrintable(endpoint_.label()), qPrintable(error));
+            return;
+        }
+        {
+            std::lock_guard<std::mutex> lock(previewMutex_);
+            previews_[message.value(QStringLiteral("job")).toInteger()] = std::move(frames);
+        }
+        previewArrived_.notify_all();
     }
 
     static ProgressInfo progressFrom(const QJsonObject& job, double elapsedS) {
@@ -192,12 +270,16 @@ private:
         nam_ = new QNetworkAccessManager(context_);
         context_->moveToThread(network_.get());
         network_->start();
+        QMetaObject::invokeMethod(context_, [this] { openEvents(); });
     }
 
     void stopNetwork() {
         if (!network_) return;
         QObject* context = context_;
-        QMetaObject::invokeMethod(context, [context] { delete context; }, Qt::BlockingQueuedConnection);
+        QMetaObject::invokeMethod(context, [context] {
+            for (QWebSocket* ws : context->findChildren<QWebSocket*>()) QObject::disconnect(ws, nullptr, nullptr, nullptr);
+            delete context;
+        }, Qt::BlockingQueuedConnection);
         context_ = nullptr;
         nam_ = nullptr;
         network_->quit();
@@ -205,19 +287,20 @@ private:
         network_.reset();
     }
 
-    Reply call(const QByteArray& verb, const QString& path, const QByteArray& body = {}) {
+    Reply call(const QByteArray& verb, const QString& path, const QByteArray& body = {},
+               int timeoutMs = kRequestTimeoutMs) {
         Reply r{0, {}, QStringLiteral("not connected (the session has shut down)")};
         if (!network_) return r;
-        QMetaObject::invokeMethod(context_, [&] { r = callOnNetworkThread(verb, path, body); },
+        QMetaObject::invokeMethod(context_, [&] { r = callOnNetworkThread(verb, path, body, timeoutMs); },
                                   Qt::BlockingQueuedConnection);
         return r;
     }
 
-    Reply callOnNetworkThread(const QByteArray& verb, const QString& path, const QByteArray& body) {
+    Reply callOnNetworkThread(const QByteArray& verb, const QString& path, const QByteArray& body, int timeoutMs) {
         QNetworkRequest request(QUrl(QStringLiteral("http://%1%2").arg(endpoint_.label(), path)));
         if (!body.isEmpty()) request.setHeader(QNetworkRequest::ContentTypeHeader, QByteArrayLiteral("application/json"));
         if (!endpoint_.token.isEmpty()) request.setRawHeader("Authorization", "Bearer " + endpoint_.token);
-        request.setTransferTimeout(kRequestTimeoutMs);
+        request.setTransferTimeout(timeoutMs);
         std::unique_ptr<QNetworkReply> reply(nam_->sendCustomRequest(request, verb, body));
         QEventLoop loop;  // only this backend's network objects live on this thread
         QObject::connect(reply.get(), &QNetworkReply::finished, &loop, &QEventLoop::quit);
@@ -233,6 +316,9 @@ private:
     std::unique_ptr<QThread> network_;
     QObject* context_ = nullptr;             // lives on network_; owns nam_
     QNetworkAccessManager* nam_ = nullptr;
+    std::mutex previewMutex_;  // guards previews_ (written on the network thread, read on the engine thread)
+    std::condition_variable previewArrived_;
+    std::map<qint64, std::shared_ptr<const PreviewFrames>> previews_;  // the latest preview of each job
 };
 
 }  // namespace
