@@ -9,6 +9,7 @@
 #include <QFileInfo>
 #include <QHttpServerRequest>
 #include <QHttpServerResponder>
+#include <QDateTime>
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
@@ -21,6 +22,8 @@
 #include <QWebSocket>
 
 #include <sys/socket.h>
+
+#include <algorithm>
 
 namespace wan::app {
 
@@ -343,6 +346,8 @@ bool ApiServer::handleRequest(const QHttpServerRequest& request, QTcpSocket* soc
     } else if (what == QLatin1String("jobs") && path.size() == 4 && path[3] == QLatin1String("thumbnail") &&
                method == QHttpServerRequest::Method::Get) {
         handleThumbnail(request, socket, path[2]);
+    } else if (what == QLatin1String("history") && path.size() == 2 && method == QHttpServerRequest::Method::Get) {
+        handleHistory(request, socket);
     } else if (what == QLatin1String("extend") && path.size() == 2 && method == QHttpServerRequest::Method::Post) {
         handleExtend(request, socket);
     } else if (what == QLatin1String("files") && path.size() == 3 && method == QHttpServerRequest::Method::Get) {
@@ -434,6 +439,37 @@ void ApiServer::handleFile(const QHttpServerRequest& request, QTcpSocket* socket
     }
     QHttpServerResponder responder = makeResponder(request, socket);
     responder.write(data.release(), mimeFor(name), Status::Ok);  // the responder owns and closes the file
+}
+
+// The finished videos of the output folder, newest first (?limit=N, default 50): what a window lists as its
+// history. Read from the folder, not from the job table, so it survives a server restart. A record is a JSON
+// sidecar with a video of the same stem beside it (the engine writes STEM.mp4, STEM.png, STEM.json).
+void ApiServer::handleHistory(const QHttpServerRequest& request, QTcpSocket* socket) {
+    bool ok = false;
+    int limit = request.query().queryItemValue(QStringLiteral("limit")).toInt(&ok);
+    limit = ok ? std::clamp(limit, 1, 500) : 50;
+    const QDir dir(config_.outputDir);
+    QJsonArray list;
+    for (const QFileInfo& json : dir.entryInfoList({QStringLiteral("*.json")}, QDir::Files | QDir::Readable, QDir::Time)) {
+        if (list.size() >= limit) break;
+        auto plainFile = [&](const QString& suffix) {
+            const QFileInfo f(dir.filePath(json.completeBaseName() + suffix));
+            return f.isFile() && !f.isSymLink() ? f.fileName() : QString();
+        };
+        QString video = plainFile(QStringLiteral(".mp4"));
+        if (video.isEmpty()) video = plainFile(QStringLiteral(".webm"));
+        if (video.isEmpty() || json.isSymLink()) continue;  // a record without its video is not history
+        QFile file(json.absoluteFilePath());
+        const QJsonObject record = file.open(QIODevice::ReadOnly) ? QJsonDocument::fromJson(file.read(1 << 20)).object()
+                                                                  : QJsonObject();
+        const QString poster = plainFile(QStringLiteral(".png"));
+        list.append(QJsonObject{{QStringLiteral("video"), video},
+                                {QStringLiteral("poster"), poster.isEmpty() ? QJsonValue() : QJsonValue(poster)},
+                                {QStringLiteral("metadata"), json.fileName()},
+                                {QStringLiteral("prompt"), record.value(QStringLiteral("prompt"))},
+                                {QStringLiteral("modified"), json.lastModified().toUTC().toString(Qt::ISODate)}});
+    }
+    reply(request, socket, QJsonObject{{QStringLiteral("history"), list}}, Status::Ok);
 }
 
 // A small JPEG of a job: its poster (the first frame, written beside the video in builds with FFmpeg), else the

@@ -1,7 +1,7 @@
 // `wanstudio --listen`: the engine's HTTP + WebSocket API, served on rank 0 next to EngineSession (the same
 // session the window and --batch use). Built on QtHttpServer's QAbstractHttpServer with our own routing:
 //   GET /api/info · POST/GET /api/jobs · GET/DELETE /api/jobs/N · GET /api/jobs/N/thumbnail · POST /api/extend
-//   GET /api/files/NAME · GET /api/events (WS; `?preview=1` adds the live preview of every denoising step)
+//   GET /api/history · GET /api/files/NAME · GET /api/events (WS; `?preview=1` adds the live preview of every denoising step)
 // Security: an optional bearer token (compared in constant time), request bodies capped before they are read,
 // file access limited to plain names of regular files in the output folder, nothing reaches a shell.
 // A client disconnecting never cancels its jobs: jobs belong to the server's one queue, not to connections.
@@ -87,6 +87,7 @@ private:
     void handleListJobs(const QHttpServerRequest& request, QTcpSocket* socket);
     void handleJob(const QHttpServerRequest& request, QTcpSocket* socket, const QString& idText);
     void handleFile(const QHttpServerRequest& request, QTcpSocket* socket, const QString& name);
+    void handleHistory(const QHttpServerRequest& request, QTcpSocket* socket);
     void handleThumbnail(const QHttpServerRequest& request, QTcpSocket* socket, const QString& idText);
     void handleExtend(const QHttpServerRequest& request, QTcpSocket* socket);
     void acceptWebSockets();

@@ -108,6 +108,9 @@ int runListen(int argc, char** argv, const AppOptions& options, std::unique_ptr<
 std::unique_ptr<EngineBackend> makeConnectBackend(const AppOptions& options) {
     RemoteEndpoint endpoint = parseRemoteEndpoint(options.connectAddress);
     endpoint.token = QByteArray::fromStdString(apiToken(options));
+    // The window lists the server's finished videos (copied into its folder); --batch only fetches its own.
+    if (options.mode == RunMode::Gui && !options.engine.output_dir.empty())
+        endpoint.historyFolder = QDir(QString::fromStdString(options.engine.output_dir)).absolutePath();
     return makeRemoteBackend(endpoint);
 }
 

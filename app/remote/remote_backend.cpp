@@ -1,11 +1,13 @@
 #include "remote/remote_backend.h"
 
+#include "remote/history_sync.h"
 #include "remote/preview_wire.h"
 
 #include <QDir>
 #include <QElapsedTimer>
 #include <QEventLoop>
 #include <QFile>
+#include <QSaveFile>
 #include <QJsonDocument>
 #include <QJsonObject>
 #include <QNetworkAccessManager>
@@ -31,6 +33,7 @@ constexpr int kReachForMs = 15000;        // start(): how long an engine that do
 constexpr int kReconnectForMs = 30 * 60 * 1000;  // a job outlives a lost connection this long before it fails
 constexpr int kExtendTimeoutMs = 30 * 60 * 1000;  // the server extends after its running job, which may be long
 constexpr int kEventsRetryMs = 1000;              // a closed /api/events socket is reopened after this
+constexpr int kHistoryLimit = 50;                 // the server's newest finished videos copied on (re)connect
 
 struct Reply {
     int status = 0;  ///< 0: no answer (connection refused, timed out, ...)
@@ -52,7 +55,10 @@ Stage stageFromName(const QString& name) {
 
 class RemoteEngineBackend final : public EngineBackend {
 public:
-    explicit RemoteEngineBackend(RemoteEndpoint endpoint) : endpoint_(std::move(endpoint)) {}
+    explicit RemoteEngineBackend(RemoteEndpoint endpoint) : endpoint_(std::move(endpoint)) {
+        // Made now, before the window watches it: a folder that appears later is not watched.
+        if (!endpoint_.historyFolder.isEmpty()) QDir().mkpath(endpoint_.historyFolder);
+    }
     ~RemoteEngineBackend() override { stopNetwork(); }
 
     EngineInfo start() override {
@@ -75,6 +81,7 @@ public:
 
     GenerationResult run(const GenerationRequest& request, const std::function<void(const ProgressInfo&)>& progress,
                          const std::atomic<bool>& cancel) override {
+        if (!request.output_dir.empty()) setHistoryFolder(QDir(QString::fromStdString(request.output_dir)).absolutePath());
         GenerationResult result;
         result.job_id = request.job_id;
         result.status = JobStatus::Failed;
@@ -209,6 +216,7 @@ private:
     void openEvents() {
         auto* ws = new QWebSocket(QString(), QWebSocketProtocol::VersionLatest, context_);
         QObject::connect(ws, &QWebSocket::textMessageReceived, ws, [this](const QString& text) { onEvent(text); });
+        QObject::connect(ws, &QWebSocket::connected, history_, &HistorySync::run);  // every (re)connection
         // Unconnected once: after a drop, or when the server could not be reached (then no disconnected()).
         QObject::connect(ws, &QWebSocket::stateChanged, ws, [this, ws](QAbstractSocket::SocketState state) {
             if (state != QAbstractSocket::UnconnectedState) return;
@@ -255,8 +263,8 @@ private:
         if (r.status != 200) return {};
         const QString folder = QString::fromStdString(dir.empty() ? std::string("outputs") : dir);
         QDir().mkpath(folder);
-        QFile out(QDir(folder).filePath(name));
-        if (!out.open(QIODevice::WriteOnly) || out.write(r.body) != r.body.size()) return {};
+        QSaveFile out(QDir(folder).filePath(name));  // whole or not at all (the history watches this folder)
+        if (!out.open(QIODevice::WriteOnly) || out.write(r.body) != r.body.size() || !out.commit()) return {};
         return out.fileName().toStdString();
     }
 
@@ -268,9 +276,26 @@ private:
         network_->setObjectName(QStringLiteral("wan-remote-http"));
         context_ = new QObject;
         nam_ = new QNetworkAccessManager(context_);
+        history_ = new HistorySync(nam_, QStringLiteral("http://%1").arg(endpoint_.label()), endpoint_.token,
+                                   kHistoryLimit, context_);
+        history_->setFolder(endpoint_.historyFolder);
+        QObject::connect(history_, &HistorySync::finished, history_, [this](int copied, const QString& error) {
+            if (!error.isEmpty())
+                log_message(LogLevel::Warn, "history of the engine at %s: %s", qPrintable(endpoint_.label()),
+                            qPrintable(error));
+            else if (copied > 0)
+                log_message(LogLevel::Info, "copied %d finished video(s) from the engine at %s", copied,
+                            qPrintable(endpoint_.label()));
+        });
         context_->moveToThread(network_.get());
         network_->start();
         QMetaObject::invokeMethod(context_, [this] { openEvents(); });
+    }
+
+    void setHistoryFolder(const QString& folder) {
+        HistorySync* history = history_;
+        if (!history) return;
+        QMetaObject::invokeMethod(history, [history, folder] { history->setFolder(folder); });
     }
 
     void stopNetwork() {
@@ -282,6 +307,7 @@ private:
         }, Qt::BlockingQueuedConnection);
         context_ = nullptr;
         nam_ = nullptr;
+        history_ = nullptr;
         network_->quit();
         network_->wait();
         network_.reset();
@@ -316,6 +342,7 @@ private:
     std::unique_ptr<QThread> network_;
     QObject* context_ = nullptr;             // lives on network_; owns nam_
     QNetworkAccessManager* nam_ = nullptr;
+    HistorySync* history_ = nullptr;         // lives on network_; child of context_
     std::mutex previewMutex_;  // guards previews_ (written on the network thread, read on the engine thread)
     std::condition_variable previewArrived_;
     std::map<qint64, std::shared_ptr<const PreviewFrames>> previews_;  // the latest preview of each job

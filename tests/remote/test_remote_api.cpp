@@ -52,6 +52,7 @@ private slots:
     void connectionLossIsReportedAndRetried();
     void livePreviewGoesOnlyToClientsThatAskOncePerStep();
     void thumbnailsComeFromThePosterOrTheLastPreview();
+    void historyListsTheOutputFolderNewestFirst();
     void stalledRequestsTimeOutWithoutHoldingTheServer();
     void promptExtensionNeedsItConfigured();
     void promptExtensionRunsOnTheServer();
@@ -492,6 +493,25 @@ void TestRemoteApi::thumbnailsComeFromThePosterOrTheLastPreview() {
     for (qint64 id : {running, queued}) httpRequest(nam_, "DELETE", server().url(QStringLiteral("/api/jobs/%1").arg(id)));
     QCOMPARE(waitForState(server(), queued, QStringLiteral("cancelled")).value(QStringLiteral("state")).toString(),
              QStringLiteral("cancelled"));
+}
+
+void TestRemoteApi::historyListsTheOutputFolderNewestFirst() {
+    const qint64 id = submit(nam_, R"({"prompt": "the newest video", "base_seed": 5})");
+    const QJsonObject job = waitForState(server(), id, QStringLiteral("done"));
+    QCOMPARE(job.value(QStringLiteral("state")).toString(), QStringLiteral("done"));
+    HttpReply r = httpRequest(nam_, "GET", server().url(QStringLiteral("/api/history")));
+    QCOMPARE(r.status, 200);
+    const QJsonArray all = r.json().value(QStringLiteral("history")).toArray();
+    QVERIFY(all.size() >= 2);  // earlier cases finished jobs in this folder too
+    const QJsonObject newest = all.first().toObject();
+    const QJsonObject outputs = job.value(QStringLiteral("outputs")).toObject();
+    QCOMPARE(newest.value(QStringLiteral("prompt")).toString(), QStringLiteral("the newest video"));
+    for (const char* key : {"video", "poster", "metadata"})
+        QCOMPARE(newest.value(QLatin1String(key)).toString(), outputs.value(QLatin1String(key)).toString());
+    for (const QJsonValue& e : all)  // every listed video can be fetched
+        QVERIFY(QFile::exists(QDir(outDir()).filePath(e.toObject().value(QStringLiteral("video")).toString())));
+    r = httpRequest(nam_, "GET", server().url(QStringLiteral("/api/history?limit=1")));
+    QCOMPARE(r.json().value(QStringLiteral("history")).toArray().size(), 1);
 }
 
 void TestRemoteApi::stalledRequestsTimeOutWithoutHoldingTheServer() {
