@@ -18,6 +18,7 @@
 #include <QUrl>
 #include <QWebSocket>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <map>
@@ -92,7 +93,9 @@ public:
             return result;
         }
         const qint64 id = posted.json().value(QStringLiteral("id")).toInteger();
+        followed_ = id;
         const QJsonObject job = followJob(id, QString::fromStdString(request.prompt), progress, cancel);
+        followed_ = 0;
         forgetPreview(id);
         const QString state = job.value(QStringLiteral("state")).toString();
         result.message = job.value(QStringLiteral("error")).toString().toStdString();
@@ -187,6 +190,12 @@ private:
                                 qPrintable(endpoint_.label()), qPrintable(r.describe()));
                 }
                 if (lost.elapsed() > kReconnectForMs) return job;
+                if (cancel) {  // no one to tell while the link is down: stop waiting (the window may be closing)
+                    job.insert(QStringLiteral("state"), QStringLiteral("cancelled"));
+                    job.insert(QStringLiteral("error"), QStringLiteral("cancelled while the engine at %1 was unreachable "
+                                                                       "(the job may still run there)").arg(endpoint_.label()));
+                    return job;
+                }
                 QThread::msleep(1000);
             } else {
                 return job;  // 404: the server restarted and forgot the job
@@ -232,6 +241,8 @@ private:
     void onEvent(const QString& text) {
         const QJsonObject message = QJsonDocument::fromJson(text.toUtf8()).object();
         if (message.value(QStringLiteral("type")).toString() != QLatin1String("preview")) return;
+        const qint64 id = message.value(QStringLiteral("job")).toInteger();
+        if (id != followed_) return;  // another client's job (every preview client gets every job's)
         auto frames = std::make_shared<PreviewFrames>();
         QString error;
         if (!previewFromMessage(message, frames.get(), &error)) {
@@ -240,7 +251,7 @@ private:
         }
         {
             std::lock_guard<std::mutex> lock(previewMutex_);
-            previews_[message.value(QStringLiteral("job")).toInteger()] = std::move(frames);
+            previews_[id] = std::move(frames);
         }
         previewArrived_.notify_all();
     }
@@ -345,7 +356,8 @@ private:
     HistorySync* history_ = nullptr;         // lives on network_; child of context_
     std::mutex previewMutex_;  // guards previews_ (written on the network thread, read on the engine thread)
     std::condition_variable previewArrived_;
-    std::map<qint64, std::shared_ptr<const PreviewFrames>> previews_;  // the latest preview of each job
+    std::map<qint64, std::shared_ptr<const PreviewFrames>> previews_;  // the latest preview of the followed job
+    std::atomic<qint64> followed_{0};        // the server's id of the job run() follows, 0 when none
 };
 
 }  // namespace
