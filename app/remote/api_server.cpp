@@ -1,6 +1,7 @@
 #include "remote/api_server.h"
 
 #include "core/batch_file.h"
+#include "remote/preview_wire.h"
 #include "session/engine_session.h"
 
 #include <QDir>
@@ -8,9 +9,12 @@
 #include <QFileInfo>
 #include <QHttpServerRequest>
 #include <QHttpServerResponder>
+#include <QDateTime>
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
+#include <QPointer>
+#include <QUrlQuery>
 #include <QTcpServer>
 #include <QTcpSocket>
 #include <QUrl>
@@ -19,20 +23,48 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
+
 namespace wan::app {
+
+/// A reply the server owes once the engine answers (POST /api/extend); the socket may be gone by then.
+struct PendingReply {
+    QPointer<QTcpSocket> socket;
+    std::unique_ptr<QHttpServerResponder> responder;
+};
 
 namespace {
 
 using Status = QHttpServerResponder::StatusCode;
 constexpr qint64 kMaxHeaderBytes = 32 * 1024;
+constexpr int kThumbnailMaxSide = 256;  // px, the longer side
+constexpr int kThumbnailMinSide = 128;  // a preview frame (1/8 of the video) is enlarged to this
+
+// Note [Request deadline]: from a connection's start, and again after each response, a complete request must
+// arrive within ApiConfig::requestTimeoutMs. A client that opens a connection and sends nothing, or trickles
+// a request byte by byte, gets 408 (or, having sent nothing, a silent close) and stops holding a connection.
+// ApiServer::handleRequest stops the clock when the request is whole (the answer may take long, e.g. prompt
+// extension); a WebSocket upgrade leaves it stopped for good.
+constexpr const char* kDeadlineTimer = "wanRequestDeadline";
+constexpr const char* kUpgraded = "wanUpgraded";
+constexpr const char* kPartial = "wanPartialRequest";
+
+void noteRequestArrived(QTcpSocket* socket, bool upgrade) {
+    if (auto* timer = socket->findChild<QTimer*>(QLatin1String(kDeadlineTimer), Qt::FindDirectChildrenOnly))
+        timer->stop();
+    socket->setProperty(kPartial, false);
+    if (upgrade) socket->setProperty(kUpgraded, true);
+}
 
 /// Refuses a request whose declared body is over the cap before a byte of it is read: Content-Length over
 /// the cap, or chunked encoding (whose size is unknown). The socket's read buffer is capped as well, so a
 /// request whose headers arrive in pieces cannot grow past it either. Our handler is connected before
 /// QAbstractHttpServer's (which connects when it takes the pending connection), so it sees each request first.
+/// Also keeps each connection's request deadline (Note [Request deadline]).
 class GuardedTcpServer : public QTcpServer {
 public:
-    GuardedTcpServer(qint64 maxBodyBytes, QObject* parent) : QTcpServer(parent), maxBody_(maxBodyBytes) {}
+    GuardedTcpServer(qint64 maxBodyBytes, int requestTimeoutMs, QObject* parent)
+        : QTcpServer(parent), maxBody_(maxBodyBytes), timeoutMs_(requestTimeoutMs) {}
 
 protected:
     void incomingConnection(qintptr descriptor) override {
@@ -42,7 +74,19 @@ protected:
             return;
         }
         socket->setReadBufferSize(maxBody_ + kMaxHeaderBytes);
-        connect(socket, &QTcpSocket::readyRead, socket, [this, socket] { checkDeclaredBody(socket); });
+        auto* deadline = new QTimer(socket);
+        deadline->setObjectName(QLatin1String(kDeadlineTimer));
+        deadline->setSingleShot(true);
+        deadline->setInterval(timeoutMs_);
+        connect(deadline, &QTimer::timeout, socket, [this, socket] { onDeadline(socket); });
+        connect(socket, &QTcpSocket::readyRead, socket, [this, socket] {
+            socket->setProperty(kPartial, true);
+            checkDeclaredBody(socket);
+        });
+        connect(socket, &QTcpSocket::bytesWritten, deadline, [socket, deadline] {
+            if (!socket->property(kUpgraded).toBool() && !socket->property(kRefused).toBool()) deadline->start();
+        });
+        deadline->start();
         addPendingConnection(socket);
     }
 
@@ -65,19 +109,31 @@ private:
             if (key == "content-length") tooLarge |= value.toLongLong() > maxBody_ || value.startsWith('-');
             if (key == "transfer-encoding" && value.contains("chunked")) tooLarge = true;
         }
-        if (tooLarge) refuse(socket);
+        if (tooLarge)
+            refuse(socket, "413 Payload Too Large",
+                   QStringLiteral("request body too large: at most %1 bytes, with a Content-Length").arg(maxBody_));
     }
 
-    /// 413, then the HTTP server no longer sees this connection: we send the reply, close our side for
-    /// writing, and drop whatever the client still sends until it closes (10 s at most).
-    void refuse(QTcpSocket* socket) {
+    void onDeadline(QTcpSocket* socket) {
+        if (socket->property(kUpgraded).toBool() || socket->property(kRefused).toBool()) return;
+        if (!socket->property(kPartial).toBool()) {  // an idle keep-alive connection: nothing to answer
+            socket->disconnectFromHost();
+            return;
+        }
+        refuse(socket, "408 Request Timeout",
+               QStringLiteral("request timed out: no complete request (headers and the whole body) within %1 s")
+                   .arg(timeoutMs_ / 1000.0));
+    }
+
+    /// Answers `status` with {"error": message}, then the HTTP server no longer sees this connection: we close
+    /// our side for writing and drop whatever the client still sends until it closes (10 s at most).
+    void refuse(QTcpSocket* socket, const char* status, const QString& message) {
         QObject::disconnect(socket, &QTcpSocket::readyRead, parent(), nullptr);
         socket->setProperty(kRefused, true);
-        const QByteArray body = QJsonDocument(QJsonObject{{QStringLiteral("error"),
-            QStringLiteral("request body too large: at most %1 bytes, with a Content-Length").arg(maxBody_)}})
+        const QByteArray body = QJsonDocument(QJsonObject{{QStringLiteral("error"), message}})
             .toJson(QJsonDocument::Compact);
-        socket->write("HTTP/1.1 413 Payload Too Large\r\nContent-Type: application/json\r\nConnection: close\r\n"
-                      "Content-Length: " + QByteArray::number(body.size()) + "\r\n\r\n" + body);
+        socket->write("HTTP/1.1 " + QByteArray(status) + "\r\nContent-Type: application/json\r\n"
+                      "Connection: close\r\nContent-Length: " + QByteArray::number(body.size()) + "\r\n\r\n" + body);
         socket->flush();
         ::shutdown(static_cast<int>(socket->socketDescriptor()), SHUT_WR);
         socket->readAll();
@@ -86,6 +142,7 @@ private:
 
     static constexpr const char* kRefused = "wanRefusedBody";
     qint64 maxBody_;
+    int timeoutMs_;
 };
 
 QJsonObject errorJson(const QString& message) { return QJsonObject{{QStringLiteral("error"), message}}; }
@@ -212,7 +269,7 @@ ApiServer::~ApiServer() = default;
 
 bool ApiServer::start(QString* error) {
     QDir().mkpath(config_.outputDir);
-    auto* tcp = new GuardedTcpServer(config_.maxBodyBytes, this);
+    auto* tcp = new GuardedTcpServer(config_.maxBodyBytes, config_.requestTimeoutMs, this);
     if (!tcp->listen(config_.listen.address, config_.listen.port)) {
         *error = QStringLiteral("%1:%2: %3").arg(config_.listen.address.toString()).arg(config_.listen.port)
                      .arg(tcp->errorString());
@@ -228,12 +285,31 @@ void ApiServer::connectSession() {
     connect(session_, &EngineSession::jobStarted, this, [this](qint64 id) { broadcast("state", jobs_.markRunning(id)); });
     connect(session_, &EngineSession::progress, this, [this](qint64 id, const wan::ProgressInfo& info) {
         broadcast("progress", jobs_.update(id, info));
+        if (info.preview && !info.preview->empty()) broadcastPreview(id, *info.preview);
     });
     connect(session_, &EngineSession::finished, this, [this](qint64 id, const wan::GenerationResult& result) {
         broadcast("state", jobs_.finish(id, result));
     });
     connect(session_, &EngineSession::failed, this, [this](qint64 id, const QString& message) {
         broadcast("state", jobs_.fail(id, message));
+    });
+    // Extension answers carry the prompt they were asked for; the session answers them in order.
+    auto answerExtend = [this](const QString& original, const QJsonObject& json, Status status) {
+        const auto it = pendingExtends_.find(original);
+        if (it == pendingExtends_.end()) return;  // asked by the window of a local session, not over HTTP
+        const std::unique_ptr<PendingReply> pending = std::move(it->second);
+        pendingExtends_.erase(it);
+        if (pending->socket && pending->socket->state() == QAbstractSocket::ConnectedState)
+            pending->responder->write(QJsonDocument(json), status);
+    };
+    connect(session_, &EngineSession::promptExtended, this,
+            [answerExtend](const QString& original, const QString& extended) {
+        answerExtend(original, QJsonObject{{QStringLiteral("prompt"), extended}, {QStringLiteral("original"), original}},
+                     Status::Ok);
+    });
+    connect(session_, &EngineSession::extendFailed, this, [answerExtend](const QString& original, const QString& reason) {
+        answerExtend(original, errorJson(QStringLiteral("prompt extension failed on the server: %1").arg(reason)),
+                     Status::BadGateway);
     });
 }
 
@@ -246,6 +322,7 @@ bool ApiServer::authorized(const QHttpServerRequest& request) const {
 }
 
 bool ApiServer::handleRequest(const QHttpServerRequest& request, QTcpSocket* socket) {
+    noteRequestArrived(socket, isWebSocketUpgrade(request));  // Note [Request deadline]
     const QStringList path = pathSegments(request.url());
     if (isWebSocketUpgrade(request))  // accepted by QAbstractHttpServer when true; else missingHandler answers
         return authorized(request) && path == QStringList{QStringLiteral("api"), QStringLiteral("events")};
@@ -266,6 +343,13 @@ bool ApiServer::handleRequest(const QHttpServerRequest& request, QTcpSocket* soc
     } else if (what == QLatin1String("jobs") && path.size() == 3 &&
                (method == QHttpServerRequest::Method::Get || method == QHttpServerRequest::Method::Delete)) {
         handleJob(request, socket, path[2]);
+    } else if (what == QLatin1String("jobs") && path.size() == 4 && path[3] == QLatin1String("thumbnail") &&
+               method == QHttpServerRequest::Method::Get) {
+        handleThumbnail(request, socket, path[2]);
+    } else if (what == QLatin1String("history") && path.size() == 2 && method == QHttpServerRequest::Method::Get) {
+        handleHistory(request, socket);
+    } else if (what == QLatin1String("extend") && path.size() == 2 && method == QHttpServerRequest::Method::Post) {
+        handleExtend(request, socket);
     } else if (what == QLatin1String("files") && path.size() == 3 && method == QHttpServerRequest::Method::Get) {
         handleFile(request, socket, path[2]);
     } else {
@@ -293,6 +377,8 @@ void ApiServer::handleInfo(const QHttpServerRequest& request, QTcpSocket* socket
         info.insert(QStringLiteral("error"), session_->startError());
     info.insert(QStringLiteral("version"), QString::fromUtf8(wan::version_string()));
     info.insert(QStringLiteral("pending_jobs"), session_->pendingJobs());
+    info.insert(QStringLiteral("prompt_extend"), config_.promptExtendMethod.isEmpty()
+                                                     ? QJsonValue() : QJsonValue(config_.promptExtendMethod));
     reply(request, socket, info, Status::Ok);
 }
 
@@ -355,13 +441,108 @@ void ApiServer::handleFile(const QHttpServerRequest& request, QTcpSocket* socket
     responder.write(data.release(), mimeFor(name), Status::Ok);  // the responder owns and closes the file
 }
 
+// The finished videos of the output folder, newest first (?limit=N, default 50): what a window lists as its
+// history. Read from the folder, not from the job table, so it survives a server restart. A record is a JSON
+// sidecar with a video of the same stem beside it (the engine writes STEM.mp4, STEM.png, STEM.json).
+void ApiServer::handleHistory(const QHttpServerRequest& request, QTcpSocket* socket) {
+    bool ok = false;
+    int limit = request.query().queryItemValue(QStringLiteral("limit")).toInt(&ok);
+    limit = ok ? std::clamp(limit, 1, 500) : 50;
+    const QDir dir(config_.outputDir);
+    QJsonArray list;
+    for (const QFileInfo& json : dir.entryInfoList({QStringLiteral("*.json")}, QDir::Files | QDir::Readable, QDir::Time)) {
+        if (list.size() >= limit) break;
+        auto plainFile = [&](const QString& suffix) {
+            const QFileInfo f(dir.filePath(json.completeBaseName() + suffix));
+            return f.isFile() && !f.isSymLink() ? f.fileName() : QString();
+        };
+        QString video = plainFile(QStringLiteral(".mp4"));
+        if (video.isEmpty()) video = plainFile(QStringLiteral(".webm"));
+        if (video.isEmpty() || json.isSymLink()) continue;  // a record without its video is not history
+        QFile file(json.absoluteFilePath());
+        const QJsonObject record = file.open(QIODevice::ReadOnly) ? QJsonDocument::fromJson(file.read(1 << 20)).object()
+                                                                  : QJsonObject();
+        const QString poster = plainFile(QStringLiteral(".png"));
+        list.append(QJsonObject{{QStringLiteral("video"), video},
+                                {QStringLiteral("poster"), poster.isEmpty() ? QJsonValue() : QJsonValue(poster)},
+                                {QStringLiteral("metadata"), json.fileName()},
+                                {QStringLiteral("prompt"), record.value(QStringLiteral("prompt"))},
+                                {QStringLiteral("modified"), json.lastModified().toUTC().toString(Qt::ISODate)}});
+    }
+    reply(request, socket, QJsonObject{{QStringLiteral("history"), list}}, Status::Ok);
+}
+
+// A small JPEG of a job: its poster (the first frame, written beside the video in builds with FFmpeg), else the
+// middle frame of its last live preview (any build; also while it runs). X-Thumbnail-Source says which.
+void ApiServer::handleThumbnail(const QHttpServerRequest& request, QTcpSocket* socket, const QString& idText) {
+    bool ok = false;
+    const qint64 id = idText.toLongLong(&ok);
+    const RemoteJob* job = ok ? jobs_.find(id) : nullptr;
+    if (!job) {
+        replyError(request, socket, QStringLiteral("no job %1").arg(idText), Status::NotFound);
+        return;
+    }
+    QImage image;
+    QByteArray source;
+    if (!job->poster.isEmpty() && isPlainFileName(job->poster)) {
+        image.load(QDir(config_.outputDir).filePath(job->poster));
+        source = "poster";
+    }
+    if (image.isNull() && !job->previewFrame.isNull()) {
+        image = job->previewFrame;
+        source = "preview";
+    }
+    if (image.isNull()) {
+        replyError(request, socket, QStringLiteral("job %1 has no image yet: neither a poster (it is %2) nor a live "
+                                                   "preview step").arg(id).arg(job->state), Status::NotFound);
+        return;
+    }
+    const QByteArray jpeg = thumbnailJpeg(image, kThumbnailMaxSide, source == "preview" ? kThumbnailMinSide : 0);
+    QHttpServerResponder responder = makeResponder(request, socket);
+    responder.write(jpeg, {{"Content-Type", "image/jpeg"}, {"X-Thumbnail-Source", source}}, Status::Ok);
+}
+
+// "Enhance prompt" on the server's extender: {"prompt", "target_lang" (zh|en, default zh), "seed"} → {"prompt",
+// "original"}. Answered when the engine thread gets to it (after the running job), so the reply is deferred.
+void ApiServer::handleExtend(const QHttpServerRequest& request, QTcpSocket* socket) {
+    if (config_.promptExtendMethod.isEmpty()) {
+        replyError(request, socket, QStringLiteral("prompt extension is not configured on this server (start it with "
+                                                   "--prompt-extend-method dashscope|local_qwen)"),
+                   Status::NotImplemented);
+        return;
+    }
+    const QJsonObject body = QJsonDocument::fromJson(request.body()).object();
+    const QString prompt = body.value(QStringLiteral("prompt")).toString();
+    const QString lang = body.value(QStringLiteral("target_lang")).toString(QStringLiteral("zh"));
+    if (prompt.trimmed().isEmpty() || (lang != QLatin1String("zh") && lang != QLatin1String("en"))) {
+        replyError(request, socket, QStringLiteral("expected {\"prompt\": \"...\", \"target_lang\": \"zh\" or \"en\", "
+                                                   "\"seed\": N} with a prompt that is not empty"), Status::BadRequest);
+        return;
+    }
+    if (!session_->isReady()) {
+        replyError(request, socket, QStringLiteral("the engine is not ready (%1)").arg(
+                       session_->state() == EngineSession::State::StartFailed ? session_->startError()
+                                                                               : QStringLiteral("loading")),
+                   Status::ServiceUnavailable);
+        return;
+    }
+    auto pending = std::make_unique<PendingReply>();
+    pending->socket = socket;
+    pending->responder = std::make_unique<QHttpServerResponder>(makeResponder(request, socket));
+    pendingExtends_.emplace(prompt, std::move(pending));
+    session_->extendPrompt(prompt, lang, body.value(QStringLiteral("seed")).toInteger(-1));
+}
+
 void ApiServer::acceptWebSockets() {
     while (hasPendingWebSocketConnections()) {
         QWebSocket* ws = nextPendingWebSocketConnection().release();
         ws->setParent(this);
         sockets_.append(ws);
+        if (QUrlQuery(ws->requestUrl()).queryItemValue(QStringLiteral("preview")) == QLatin1String("1"))
+            previewSockets_.append(ws);
         connect(ws, &QWebSocket::disconnected, this, [this, ws] {
             sockets_.removeAll(ws);  // its jobs keep running: they belong to the queue
+            previewSockets_.removeAll(ws);
             ws->deleteLater();
         });
         QJsonArray list;
@@ -376,6 +557,13 @@ void ApiServer::broadcast(const char* type, const RemoteJob* job) {
     const QString text = QString::fromUtf8(QJsonDocument(QJsonObject{{QStringLiteral("type"), QString::fromLatin1(type)},
         {QStringLiteral("job"), JobTable::toJson(*job)}}).toJson(QJsonDocument::Compact));
     for (QWebSocket* ws : std::as_const(sockets_)) ws->sendTextMessage(text);
+}
+
+void ApiServer::broadcastPreview(qint64 id, const PreviewFrames& frames) {
+    if (!jobs_.notePreview(id, frames.step, previewMiddleFrame(frames))) return;
+    if (previewSockets_.isEmpty()) return;
+    const QString text = QString::fromUtf8(QJsonDocument(previewMessage(id, frames)).toJson(QJsonDocument::Compact));
+    for (QWebSocket* ws : std::as_const(previewSockets_)) ws->sendTextMessage(text);
 }
 
 }  // namespace wan::app

@@ -1,6 +1,7 @@
 // `wanstudio --listen`: the engine's HTTP + WebSocket API, served on rank 0 next to EngineSession (the same
 // session the window and --batch use). Built on QtHttpServer's QAbstractHttpServer with our own routing:
-//   GET /api/info · POST/GET /api/jobs · GET/DELETE /api/jobs/N · GET /api/files/NAME · GET /api/events (WS)
+//   GET /api/info · POST/GET /api/jobs · GET/DELETE /api/jobs/N · GET /api/jobs/N/thumbnail · POST /api/extend
+//   GET /api/history · GET /api/files/NAME · GET /api/events (WS; `?preview=1` adds the live preview of every denoising step)
 // Security: an optional bearer token (compared in constant time), request bodies capped before they are read,
 // file access limited to plain names of regular files in the output folder, nothing reaches a shell.
 // A client disconnecting never cancels its jobs: jobs belong to the server's one queue, not to connections.
@@ -15,6 +16,7 @@
 #include <QList>
 #include <QString>
 
+#include <map>
 #include <memory>
 #include <string>
 
@@ -25,6 +27,7 @@ QT_END_NAMESPACE
 namespace wan::app {
 
 class EngineSession;
+struct PendingReply;
 
 struct ListenAddress {
     QHostAddress address = QHostAddress(QHostAddress::LocalHost);
@@ -48,6 +51,9 @@ struct ApiConfig {
     QString outputDir;              ///< where jobs write; the only folder /api/files serves
     GenerationRequest defaults;     ///< the command line's job options, under every POSTed job
     qint64 maxBodyBytes = 64 * 1024;
+    /// A complete request must arrive within this long of the connection or the previous response (else 408).
+    int requestTimeoutMs = 30000;
+    QString promptExtendMethod;     ///< the server's --prompt-extend-method; empty: POST /api/extend → 501
 };
 
 /// Turns a POSTed body (a --batch JSON line, possibly spread over lines) into a job, or sets `error` to the
@@ -81,8 +87,13 @@ private:
     void handleListJobs(const QHttpServerRequest& request, QTcpSocket* socket);
     void handleJob(const QHttpServerRequest& request, QTcpSocket* socket, const QString& idText);
     void handleFile(const QHttpServerRequest& request, QTcpSocket* socket, const QString& name);
+    void handleHistory(const QHttpServerRequest& request, QTcpSocket* socket);
+    void handleThumbnail(const QHttpServerRequest& request, QTcpSocket* socket, const QString& idText);
+    void handleExtend(const QHttpServerRequest& request, QTcpSocket* socket);
     void acceptWebSockets();
     void broadcast(const char* type, const RemoteJob* job);
+    /// Sends a step's preview to the clients that asked for previews, once per step; keeps its middle frame.
+    void broadcastPreview(qint64 id, const PreviewFrames& frames);
     void connectSession();
 
     EngineSession* session_;
@@ -90,6 +101,9 @@ private:
     JobTable jobs_;
     quint16 port_ = 0;
     QList<QWebSocket*> sockets_;  // owned (parented to this)
+    QList<QWebSocket*> previewSockets_;  // those of sockets_ that asked for previews
+    /// POST /api/extend requests waiting for the engine, by the prompt they sent (answered in order).
+    std::multimap<QString, std::unique_ptr<PendingReply>> pendingExtends_;
 };
 
 }  // namespace wan::app

@@ -82,6 +82,14 @@ const RemoteJob* JobTable::fail(int64_t id, const QString& message) {
     return job;
 }
 
+bool JobTable::notePreview(int64_t id, int step, const QImage& middleFrame) {
+    RemoteJob* job = findMutable(id);
+    if (!job || isFinal(*job) || step <= job->previewStep) return false;
+    job->previewStep = step;
+    job->previewFrame = middleFrame;
+    return true;
+}
+
 bool JobTable::isFinal(const RemoteJob& job) {
     return job.state == QLatin1String("done") || job.state == QLatin1String("failed") ||
            job.state == QLatin1String("cancelled");

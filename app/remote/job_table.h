@@ -4,6 +4,7 @@
 
 #include "core/core.h"
 
+#include <QImage>
 #include <QJsonObject>
 #include <QString>
 
@@ -25,6 +26,8 @@ struct RemoteJob {
     int64_t seed = -1;    ///< the seed used, once done
     double seconds = 0;   ///< run time, once done
     QString video, poster, metadata;  ///< plain file names in the output folder, empty until done
+    int previewStep = 0;  ///< the last denoising step whose live preview was sent (0: none yet)
+    QImage previewFrame;  ///< that preview's middle frame (a thumbnail where no poster exists)
 };
 
 class JobTable {
@@ -38,6 +41,9 @@ public:
     const RemoteJob* update(int64_t id, const ProgressInfo& info);
     const RemoteJob* finish(int64_t id, const GenerationResult& result);
     const RemoteJob* fail(int64_t id, const QString& message);
+    /// Records the live preview of `step` (its middle frame); returns false when that step's was recorded
+    /// already (at most one preview per step goes out), or the job is unknown or over.
+    bool notePreview(int64_t id, int step, const QImage& middleFrame);
 
     const RemoteJob* find(int64_t id) const;
     /// Every job known, oldest first.

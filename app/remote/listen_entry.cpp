@@ -37,6 +37,14 @@ ApiConfig apiConfig(const AppOptions& options) {
     config.token = QByteArray::fromStdString(token);
     config.outputDir = QDir(QString::fromStdString(options.engine.output_dir)).absolutePath();
     config.defaults = options.request;
+    config.promptExtendMethod = QString::fromStdString(options.engine.prompt_extend_method);
+    if (const char* timeout = std::getenv("WANSTUDIO_API_REQUEST_TIMEOUT_S"); timeout && *timeout) {
+        char* end = nullptr;
+        const double seconds = std::strtod(timeout, &end);
+        WAN_CHECK(end && *end == 0 && seconds >= 0.1 && seconds <= 3600, "WANSTUDIO_API_REQUEST_TIMEOUT_S='%s': "
+                  "expected seconds between 0.1 and 3600", timeout);
+        config.requestTimeoutMs = static_cast<int>(seconds * 1000);
+    }
     return config;
 }
 }  // namespace
@@ -100,6 +108,9 @@ int runListen(int argc, char** argv, const AppOptions& options, std::unique_ptr<
 std::unique_ptr<EngineBackend> makeConnectBackend(const AppOptions& options) {
     RemoteEndpoint endpoint = parseRemoteEndpoint(options.connectAddress);
     endpoint.token = QByteArray::fromStdString(apiToken(options));
+    // The window lists the server's finished videos (copied into its folder); --batch only fetches its own.
+    if (options.mode == RunMode::Gui && !options.engine.output_dir.empty())
+        endpoint.historyFolder = QDir(QString::fromStdString(options.engine.output_dir)).absolutePath();
     return makeRemoteBackend(endpoint);
 }
 

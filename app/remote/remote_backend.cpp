@@ -1,9 +1,13 @@
 #include "remote/remote_backend.h"
 
+#include "remote/history_sync.h"
+#include "remote/preview_wire.h"
+
 #include <QDir>
 #include <QElapsedTimer>
 #include <QEventLoop>
 #include <QFile>
+#include <QSaveFile>
 #include <QJsonDocument>
 #include <QJsonObject>
 #include <QNetworkAccessManager>
@@ -12,6 +16,13 @@
 #include <QThread>
 #include <QTimer>
 #include <QUrl>
+#include <QWebSocket>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <mutex>
 
 namespace wan::app {
 
@@ -21,6 +32,9 @@ constexpr int kRequestTimeoutMs = 30000;
 constexpr int kPollIntervalMs = 250;
 constexpr int kReachForMs = 15000;        // start(): how long an engine that does not answer is retried
 constexpr int kReconnectForMs = 30 * 60 * 1000;  // a job outlives a lost connection this long before it fails
+constexpr int kExtendTimeoutMs = 30 * 60 * 1000;  // the server extends after its running job, which may be long
+constexpr int kEventsRetryMs = 1000;              // a closed /api/events socket is reopened after this
+constexpr int kHistoryLimit = 50;                 // the server's newest finished videos copied on (re)connect
 
 struct Reply {
     int status = 0;  ///< 0: no answer (connection refused, timed out, ...)
@@ -42,7 +56,10 @@ Stage stageFromName(const QString& name) {
 
 class RemoteEngineBackend final : public EngineBackend {
 public:
-    explicit RemoteEngineBackend(RemoteEndpoint endpoint) : endpoint_(std::move(endpoint)) {}
+    explicit RemoteEngineBackend(RemoteEndpoint endpoint) : endpoint_(std::move(endpoint)) {
+        // Made now, before the window watches it: a folder that appears later is not watched.
+        if (!endpoint_.historyFolder.isEmpty()) QDir().mkpath(endpoint_.historyFolder);
+    }
     ~RemoteEngineBackend() override { stopNetwork(); }
 
     EngineInfo start() override {
@@ -65,6 +82,7 @@ public:
 
     GenerationResult run(const GenerationRequest& request, const std::function<void(const ProgressInfo&)>& progress,
                          const std::atomic<bool>& cancel) override {
+        if (!request.output_dir.empty()) setHistoryFolder(QDir(QString::fromStdString(request.output_dir)).absolutePath());
         GenerationResult result;
         result.job_id = request.job_id;
         result.status = JobStatus::Failed;
@@ -75,7 +93,10 @@ public:
             return result;
         }
         const qint64 id = posted.json().value(QStringLiteral("id")).toInteger();
+        followed_ = id;
         const QJsonObject job = followJob(id, QString::fromStdString(request.prompt), progress, cancel);
+        followed_ = 0;
+        forgetPreview(id);
         const QString state = job.value(QStringLiteral("state")).toString();
         result.message = job.value(QStringLiteral("error")).toString().toStdString();
         result.prompt_used = request.prompt;
@@ -98,8 +119,17 @@ public:
         return result;
     }
 
-    std::string extendPrompt(const std::string&, const std::string&, int64_t) override {
-        WAN_THROW("prompt extension is not offered by the remote API (engine at %s)", qPrintable(endpoint_.label()));
+    std::string extendPrompt(const std::string& prompt, const std::string& targetLang, int64_t seed) override {
+        const QJsonObject body{{QStringLiteral("prompt"), QString::fromStdString(prompt)},
+                               {QStringLiteral("target_lang"), QString::fromStdString(targetLang.empty() ? "zh" : targetLang)},
+                               {QStringLiteral("seed"), static_cast<qint64>(seed)}};
+        const Reply r = call("POST", QStringLiteral("/api/extend"), QJsonDocument(body).toJson(QJsonDocument::Compact),
+                             kExtendTimeoutMs);
+        const QString extended = r.json().value(QStringLiteral("prompt")).toString();
+        if (r.status == 200 && !extended.isEmpty()) return extended.toStdString();
+        const QString error = r.json().value(QStringLiteral("error")).toString();
+        WAN_THROW("the engine at %s: %s", qPrintable(endpoint_.label()),
+                  qPrintable(error.isEmpty() ? r.describe() : error));
     }
 
     EngineInfo info() override {
@@ -132,6 +162,7 @@ private:
         QElapsedTimer elapsed, lost;
         elapsed.start();
         bool cancelSent = false;
+        int previewStep = 0;
         QJsonObject job;
         for (;;) {
             if (cancel && !cancelSent) cancelSent = call("DELETE", path).status == 202;
@@ -144,6 +175,14 @@ private:
                 const QString state = job.value(QStringLiteral("state")).toString();
                 if (state != QLatin1String("queued") && state != QLatin1String("running")) return job;
                 progress(progressFrom(job, elapsed.elapsed() / 1000.0));
+                // Until the next poll, a live preview from /api/events goes to the window as soon as it comes.
+                if (auto preview = waitForPreview(id, previewStep, kPollIntervalMs)) {
+                    previewStep = preview->step;
+                    ProgressInfo p = progressFrom(job, elapsed.elapsed() / 1000.0);
+                    p.preview = std::move(preview);
+                    progress(p);
+                }
+                continue;
             } else if (r.status == 0 || r.status >= 500) {
                 if (!lost.isValid()) {
                     lost.start();
@@ -151,12 +190,70 @@ private:
                                 qPrintable(endpoint_.label()), qPrintable(r.describe()));
                 }
                 if (lost.elapsed() > kReconnectForMs) return job;
+                if (cancel) {  // no one to tell while the link is down: stop waiting (the window may be closing)
+                    job.insert(QStringLiteral("state"), QStringLiteral("cancelled"));
+                    job.insert(QStringLiteral("error"), QStringLiteral("cancelled while the engine at %1 was unreachable "
+                                                                       "(the job may still run there)").arg(endpoint_.label()));
+                    return job;
+                }
                 QThread::msleep(1000);
             } else {
                 return job;  // 404: the server restarted and forgot the job
             }
             QThread::msleep(kPollIntervalMs);
         }
+    }
+
+    /// The live preview of job `id` newer than `afterStep`, waiting up to `timeoutMs` for one; null if none.
+    std::shared_ptr<const PreviewFrames> waitForPreview(qint64 id, int afterStep, int timeoutMs) {
+        std::unique_lock<std::mutex> lock(previewMutex_);
+        auto newer = [&] {
+            const auto it = previews_.find(id);
+            return it != previews_.end() && it->second->step > afterStep;
+        };
+        if (!previewArrived_.wait_for(lock, std::chrono::milliseconds(timeoutMs), newer)) return nullptr;
+        auto preview = previews_[id];
+        return preview;
+    }
+
+    void forgetPreview(qint64 id) {
+        std::lock_guard<std::mutex> lock(previewMutex_);
+        previews_.erase(id);
+    }
+
+    // On the network thread: /api/events?preview=1, kept open (reopened after a drop) for the live previews.
+    void openEvents() {
+        auto* ws = new QWebSocket(QString(), QWebSocketProtocol::VersionLatest, context_);
+        QObject::connect(ws, &QWebSocket::textMessageReceived, ws, [this](const QString& text) { onEvent(text); });
+        QObject::connect(ws, &QWebSocket::connected, history_, &HistorySync::run);  // every (re)connection
+        // Unconnected once: after a drop, or when the server could not be reached (then no disconnected()).
+        QObject::connect(ws, &QWebSocket::stateChanged, ws, [this, ws](QAbstractSocket::SocketState state) {
+            if (state != QAbstractSocket::UnconnectedState) return;
+            QObject::disconnect(ws, nullptr, nullptr, nullptr);
+            ws->deleteLater();
+            QTimer::singleShot(kEventsRetryMs, context_, [this] { openEvents(); });
+        });
+        QNetworkRequest request(QUrl(QStringLiteral("ws://%1/api/events?preview=1").arg(endpoint_.label())));
+        if (!endpoint_.token.isEmpty()) request.setRawHeader("Authorization", "Bearer " + endpoint_.token);
+        ws->open(request);
+    }
+
+    void onEvent(const QString& text) {
+        const QJsonObject message = QJsonDocument::fromJson(text.toUtf8()).object();
+        if (message.value(QStringLiteral("type")).toString() != QLatin1String("preview")) return;
+        const qint64 id = message.value(QStringLiteral("job")).toInteger();
+        if (id != followed_) return;  // another client's job (every preview client gets every job's)
+        auto frames = std::make_shared<PreviewFrames>();
+        QString error;
+        if (!previewFromMessage(message, frames.get(), &error)) {
+            log_message(LogLevel::Warn, "engine at %s: %s", qPrintable(endpoint_.label()), qPrintable(error));
+            return;
+        }
+        {
+            std::lock_guard<std::mutex> lock(previewMutex_);
+            previews_[id] = std::move(frames);
+        }
+        previewArrived_.notify_all();
     }
 
     static ProgressInfo progressFrom(const QJsonObject& job, double elapsedS) {
@@ -177,8 +274,8 @@ private:
         if (r.status != 200) return {};
         const QString folder = QString::fromStdString(dir.empty() ? std::string("outputs") : dir);
         QDir().mkpath(folder);
-        QFile out(QDir(folder).filePath(name));
-        if (!out.open(QIODevice::WriteOnly) || out.write(r.body) != r.body.size()) return {};
+        QSaveFile out(QDir(folder).filePath(name));  // whole or not at all (the history watches this folder)
+        if (!out.open(QIODevice::WriteOnly) || out.write(r.body) != r.body.size() || !out.commit()) return {};
         return out.fileName().toStdString();
     }
 
@@ -190,34 +287,57 @@ private:
         network_->setObjectName(QStringLiteral("wan-remote-http"));
         context_ = new QObject;
         nam_ = new QNetworkAccessManager(context_);
+        history_ = new HistorySync(nam_, QStringLiteral("http://%1").arg(endpoint_.label()), endpoint_.token,
+                                   kHistoryLimit, context_);
+        history_->setFolder(endpoint_.historyFolder);
+        QObject::connect(history_, &HistorySync::finished, history_, [this](int copied, const QString& error) {
+            if (!error.isEmpty())
+                log_message(LogLevel::Warn, "history of the engine at %s: %s", qPrintable(endpoint_.label()),
+                            qPrintable(error));
+            else if (copied > 0)
+                log_message(LogLevel::Info, "copied %d finished video(s) from the engine at %s", copied,
+                            qPrintable(endpoint_.label()));
+        });
         context_->moveToThread(network_.get());
         network_->start();
+        QMetaObject::invokeMethod(context_, [this] { openEvents(); });
+    }
+
+    void setHistoryFolder(const QString& folder) {
+        HistorySync* history = history_;
+        if (!history) return;
+        QMetaObject::invokeMethod(history, [history, folder] { history->setFolder(folder); });
     }
 
     void stopNetwork() {
         if (!network_) return;
         QObject* context = context_;
-        QMetaObject::invokeMethod(context, [context] { delete context; }, Qt::BlockingQueuedConnection);
+        QMetaObject::invokeMethod(context, [context] {
+            for (QWebSocket* ws : context->findChildren<QWebSocket*>()) QObject::disconnect(ws, nullptr, nullptr, nullptr);
+            delete context;
+        }, Qt::BlockingQueuedConnection);
         context_ = nullptr;
         nam_ = nullptr;
+        history_ = nullptr;
         network_->quit();
         network_->wait();
         network_.reset();
     }
 
-    Reply call(const QByteArray& verb, const QString& path, const QByteArray& body = {}) {
+    Reply call(const QByteArray& verb, const QString& path, const QByteArray& body = {},
+               int timeoutMs = kRequestTimeoutMs) {
         Reply r{0, {}, QStringLiteral("not connected (the session has shut down)")};
         if (!network_) return r;
-        QMetaObject::invokeMethod(context_, [&] { r = callOnNetworkThread(verb, path, body); },
+        QMetaObject::invokeMethod(context_, [&] { r = callOnNetworkThread(verb, path, body, timeoutMs); },
                                   Qt::BlockingQueuedConnection);
         return r;
     }
 
-    Reply callOnNetworkThread(const QByteArray& verb, const QString& path, const QByteArray& body) {
+    Reply callOnNetworkThread(const QByteArray& verb, const QString& path, const QByteArray& body, int timeoutMs) {
         QNetworkRequest request(QUrl(QStringLiteral("http://%1%2").arg(endpoint_.label(), path)));
         if (!body.isEmpty()) request.setHeader(QNetworkRequest::ContentTypeHeader, QByteArrayLiteral("application/json"));
         if (!endpoint_.token.isEmpty()) request.setRawHeader("Authorization", "Bearer " + endpoint_.token);
-        request.setTransferTimeout(kRequestTimeoutMs);
+        request.setTransferTimeout(timeoutMs);
         std::unique_ptr<QNetworkReply> reply(nam_->sendCustomRequest(request, verb, body));
         QEventLoop loop;  // only this backend's network objects live on this thread
         QObject::connect(reply.get(), &QNetworkReply::finished, &loop, &QEventLoop::quit);
@@ -233,6 +353,11 @@ private:
     std::unique_ptr<QThread> network_;
     QObject* context_ = nullptr;             // lives on network_; owns nam_
     QNetworkAccessManager* nam_ = nullptr;
+    HistorySync* history_ = nullptr;         // lives on network_; child of context_
+    std::mutex previewMutex_;  // guards previews_ (written on the network thread, read on the engine thread)
+    std::condition_variable previewArrived_;
+    std::map<qint64, std::shared_ptr<const PreviewFrames>> previews_;  // the latest preview of the followed job
+    std::atomic<qint64> followed_{0};        // the server's id of the job run() follows, 0 when none
 };
 
 }  // namespace

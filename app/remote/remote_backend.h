@@ -16,6 +16,9 @@ struct RemoteEndpoint {
     QString host = QStringLiteral("127.0.0.1");
     quint16 port = 7860;
     QByteArray token;  ///< sent as "Authorization: Bearer TOKEN" when not empty
+    /// The window's output folder: on every (re)connection the server's finished videos missing there are
+    /// copied into it (remote/history_sync.h); each job's own folder replaces it. Empty: nothing is copied.
+    QString historyFolder;
     QString label() const { return QStringLiteral("%1:%2").arg(host).arg(port); }
 };
 
@@ -24,7 +27,8 @@ RemoteEndpoint parseRemoteEndpoint(const std::string& text);
 
 /// The backend for --connect: jobs are POSTed, polled (progress, ETA; a lost connection is logged and
 /// retried, the job keeps running on the server), cancelled with DELETE, and their files fetched into the
-/// request's local output folder so that the window plays them from disk as usual.
+/// request's local output folder so that the window plays them from disk as usual. The live preview comes
+/// from /api/events?preview=1, "Enhance prompt" from POST /api/extend, the history as said above.
 std::unique_ptr<EngineBackend> makeRemoteBackend(const RemoteEndpoint& endpoint);
 
 }  // namespace wan::app

@@ -5,15 +5,21 @@
 #include "remote_test_client.h"
 
 #include "core/batch_file.h"
+#include "remote/preview_wire.h"
+#include "remote/remote_backend.h"
 #include "video/video.h"
 
 #include <QDir>
 #include <QFile>
+#include <QImage>
+#include <QNetworkReply>
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QProcess>
 #include <QSignalSpy>
 #include <QTemporaryDir>
+#include <QTcpServer>
+#include <QTcpSocket>
 #include <QTest>
 #include <QWebSocket>
 
@@ -44,6 +50,12 @@ private slots:
     void nonLoopbackAddressNeedsAToken();
     void connectedBatchFetchesTheVideo();
     void connectionLossIsReportedAndRetried();
+    void livePreviewGoesOnlyToClientsThatAskOncePerStep();
+    void thumbnailsComeFromThePosterOrTheLastPreview();
+    void historyListsTheOutputFolderNewestFirst();
+    void stalledRequestsTimeOutWithoutHoldingTheServer();
+    void promptExtensionNeedsItConfigured();
+    void promptExtensionRunsOnTheServer();
     void mpiServesTheSingleProcessLatent();
     void cleanupTestCase();
 
@@ -390,6 +402,225 @@ void TestRemoteApi::connectionLossIsReportedAndRetried() {
     QVERIFY(client.waitForFinished(60000));
     QCOMPARE(client.exitCode(), 1);
     QCOMPARE(engine->stop(), 0);
+}
+
+namespace {
+/// A /api/events WebSocket that keeps every message it receives.
+struct EventsClient {
+    QWebSocket ws;
+    QList<QJsonObject> messages;
+    bool open(const QString& url) {
+        QObject::connect(&ws, &QWebSocket::textMessageReceived, &ws, [this](const QString& text) {
+            messages.append(QJsonDocument::fromJson(text.toUtf8()).object());
+        });
+        ws.open(QUrl(url));
+        return QTest::qWaitFor([this] { return !messages.isEmpty(); }, 10000);  // the "jobs" snapshot
+    }
+    QList<QJsonObject> ofType(const QString& type, qint64 job) const {
+        QList<QJsonObject> out;
+        for (const QJsonObject& m : messages) {
+            const qint64 id = m.value(QStringLiteral("job")).isObject()
+                ? m.value(QStringLiteral("job")).toObject().value(QStringLiteral("id")).toInteger()
+                : m.value(QStringLiteral("job")).toInteger();
+            if (m.value(QStringLiteral("type")).toString() == type && id == job) out.append(m);
+        }
+        return out;
+    }
+};
+}  // namespace
+
+void TestRemoteApi::livePreviewGoesOnlyToClientsThatAskOncePerStep() {
+    QString wsUrl = server().url(QStringLiteral("/api/events"));
+    wsUrl.replace(QLatin1String("http://"), QLatin1String("ws://"));
+    EventsClient withPreview, without;
+    QVERIFY(withPreview.open(wsUrl + QStringLiteral("?preview=1")));
+    QVERIFY(without.open(wsUrl));
+    const qint64 id = submit(nam_, R"({"prompt": "a paper boat on a pond", "base_seed": 7})");
+    QVERIFY(id > 0);
+    QCOMPARE(waitForState(server(), id, QStringLiteral("done")).value(QStringLiteral("state")).toString(),
+             QStringLiteral("done"));
+    QTRY_COMPARE(withPreview.ofType(QStringLiteral("state"), id).last().value(QStringLiteral("job")).toObject()
+                     .value(QStringLiteral("state")).toString(), QStringLiteral("done"));
+    const QList<QJsonObject> previews = withPreview.ofType(QStringLiteral("preview"), id);
+    QCOMPARE(previews.size(), 3);  // 3 denoising steps: one preview each, in order
+    for (int i = 0; i < previews.size(); ++i) {
+        wan::PreviewFrames frames;
+        QString error;
+        QVERIFY2(wan::app::previewFromMessage(previews[i], &frames, &error), qPrintable(error));
+        QCOMPARE(frames.step, i + 1);
+        QCOMPARE(frames.frames, 2);  // 5 video frames → 2 latent frames
+        QCOMPARE(frames.width, 8);   // 64 / 8
+        QCOMPARE(frames.height, 8);
+        QCOMPARE(frames.rgb.size(), size_t(2 * 8 * 8 * 3));
+    }
+    QVERIFY(!without.ofType(QStringLiteral("state"), id).isEmpty());
+    QVERIFY(without.ofType(QStringLiteral("preview"), id).isEmpty());  // only clients that ask get previews
+}
+
+void TestRemoteApi::thumbnailsComeFromThePosterOrTheLastPreview() {
+    // A finished job: its poster, shrunk.
+    const qint64 done = submit(nam_, R"({"prompt": "a kite over a beach", "base_seed": 3})");
+    QCOMPARE(waitForState(server(), done, QStringLiteral("done")).value(QStringLiteral("state")).toString(),
+             QStringLiteral("done"));
+    QNetworkRequest request(QUrl(server().url(QStringLiteral("/api/jobs/%1/thumbnail").arg(done))));
+    std::unique_ptr<QNetworkReply> reply(nam_.get(request));
+    QVERIFY(QTest::qWaitFor([&] { return reply->isFinished(); }, 30000));
+    QCOMPARE(reply->attribute(QNetworkRequest::HttpStatusCodeAttribute).toInt(), 200);
+    QCOMPARE(reply->header(QNetworkRequest::ContentTypeHeader).toString(), QStringLiteral("image/jpeg"));
+    QCOMPARE(reply->rawHeader("X-Thumbnail-Source"), QByteArray("poster"));
+    const QImage poster = QImage::fromData(reply->readAll(), "JPEG");
+    QCOMPARE(poster.size(), QSize(64, 64));  // the video's size: small already, never enlarged
+
+    // A running job, before any poster exists: the middle frame of its last live preview, enlarged.
+    const qint64 running = submit(nam_, R"({"prompt": "a slow job", "sample_steps": 1000})");
+    QString wsUrl = server().url(QStringLiteral("/api/events?preview=1"));
+    wsUrl.replace(QLatin1String("http://"), QLatin1String("ws://"));
+    EventsClient events;
+    QVERIFY(events.open(wsUrl));
+    QVERIFY(QTest::qWaitFor([&] { return !events.ofType(QStringLiteral("preview"), running).isEmpty(); }, kJobTimeoutMs));
+    reply.reset(nam_.get(QNetworkRequest(QUrl(server().url(QStringLiteral("/api/jobs/%1/thumbnail").arg(running))))));
+    QVERIFY(QTest::qWaitFor([&] { return reply->isFinished(); }, 30000));
+    QCOMPARE(reply->attribute(QNetworkRequest::HttpStatusCodeAttribute).toInt(), 200);
+    QCOMPARE(reply->rawHeader("X-Thumbnail-Source"), QByteArray("preview"));
+    QCOMPARE(QImage::fromData(reply->readAll(), "JPEG").size(), QSize(128, 128));  // 8×8 frame shown at 128
+
+    // A queued job has no image yet: 404 saying why; an unknown job: 404.
+    const qint64 queued = submit(nam_, kJob);
+    HttpReply r = httpRequest(nam_, "GET", server().url(QStringLiteral("/api/jobs/%1/thumbnail").arg(queued)));
+    QCOMPARE(r.status, 404);
+    QVERIFY2(r.error().contains(QLatin1String("no image yet")), r.body.constData());
+    QCOMPARE(httpRequest(nam_, "GET", server().url(QStringLiteral("/api/jobs/99999/thumbnail"))).status, 404);
+    for (qint64 id : {running, queued}) httpRequest(nam_, "DELETE", server().url(QStringLiteral("/api/jobs/%1").arg(id)));
+    QCOMPARE(waitForState(server(), queued, QStringLiteral("cancelled")).value(QStringLiteral("state")).toString(),
+             QStringLiteral("cancelled"));
+}
+
+void TestRemoteApi::historyListsTheOutputFolderNewestFirst() {
+    const qint64 id = submit(nam_, R"({"prompt": "the newest video", "base_seed": 5})");
+    const QJsonObject job = waitForState(server(), id, QStringLiteral("done"));
+    QCOMPARE(job.value(QStringLiteral("state")).toString(), QStringLiteral("done"));
+    HttpReply r = httpRequest(nam_, "GET", server().url(QStringLiteral("/api/history")));
+    QCOMPARE(r.status, 200);
+    const QJsonArray all = r.json().value(QStringLiteral("history")).toArray();
+    QVERIFY(all.size() >= 2);  // earlier cases finished jobs in this folder too
+    const QJsonObject newest = all.first().toObject();
+    const QJsonObject outputs = job.value(QStringLiteral("outputs")).toObject();
+    QCOMPARE(newest.value(QStringLiteral("prompt")).toString(), QStringLiteral("the newest video"));
+    for (const char* key : {"video", "poster", "metadata"})
+        QCOMPARE(newest.value(QLatin1String(key)).toString(), outputs.value(QLatin1String(key)).toString());
+    for (const QJsonValue& e : all)  // every listed video can be fetched
+        QVERIFY(QFile::exists(QDir(outDir()).filePath(e.toObject().value(QStringLiteral("video")).toString())));
+    r = httpRequest(nam_, "GET", server().url(QStringLiteral("/api/history?limit=1")));
+    QCOMPARE(r.json().value(QStringLiteral("history")).toArray().size(), 1);
+}
+
+void TestRemoteApi::stalledRequestsTimeOutWithoutHoldingTheServer() {
+    EngineProcess engine;
+    QString error;
+    QVERIFY2(engine.start({}, QStringList{QStringLiteral("--listen"), QStringLiteral("127.0.0.1:0"), QStringLiteral("--output-dir"),
+                                          tmp_.filePath(QStringLiteral("stalled"))} + kJobDefaults,
+                          &error, {QStringLiteral("WANSTUDIO_API_REQUEST_TIMEOUT_S=1")}),
+             qPrintable(error));
+    auto connectTo = [&](QTcpSocket& s) {
+        s.connectToHost(QStringLiteral("127.0.0.1"), engine.port());
+        return s.waitForConnected(10000);
+    };
+    QTcpSocket stalled, silent;
+    QVERIFY(connectTo(stalled));
+    QVERIFY(connectTo(silent));
+    // Headers promise 40 bytes of body; one comes, then nothing.
+    stalled.write("POST /api/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 40\r\n\r\n{");
+    stalled.flush();
+    QElapsedTimer timer;
+    timer.start();
+    // Meanwhile the server answers everyone else at once.
+    QCOMPARE(httpRequest(nam_, "GET", engine.url(QStringLiteral("/api/info"))).status, 200);
+    QVERIFY(timer.elapsed() < 1000);
+    QByteArray answer;
+    QVERIFY(QTest::qWaitFor([&] {
+        answer += stalled.readAll();
+        return stalled.state() == QAbstractSocket::UnconnectedState || answer.contains("}");
+    }, 10000));
+    QVERIFY2(answer.startsWith("HTTP/1.1 408"), answer.constData());
+    QVERIFY2(answer.contains("request timed out: no complete request (headers and the whole body) within 1 s"),
+             answer.constData());
+    QVERIFY(timer.elapsed() < 5000);
+    // A connection that sends nothing is closed without an answer.
+    QVERIFY(QTest::qWaitFor([&] { return silent.state() == QAbstractSocket::UnconnectedState; }, 10000));
+    QVERIFY(silent.readAll().isEmpty());
+    // A WebSocket is not a stalled request: it stays open past the deadline.
+    QString wsUrl = engine.url(QStringLiteral("/api/events"));
+    wsUrl.replace(QLatin1String("http://"), QLatin1String("ws://"));
+    EventsClient events;
+    QVERIFY(events.open(wsUrl));
+    QTest::qWait(2500);
+    QCOMPARE(events.ws.state(), QAbstractSocket::ConnectedState);
+    QCOMPARE(engine.stop(), 0);
+}
+
+void TestRemoteApi::promptExtensionNeedsItConfigured() {
+    QVERIFY(httpRequest(nam_, "GET", server().url(QStringLiteral("/api/info"))).json()
+                .value(QStringLiteral("prompt_extend")).isNull());
+    const HttpReply r = httpRequest(nam_, "POST", server().url(QStringLiteral("/api/extend")), R"({"prompt": "a cat"})");
+    QCOMPARE(r.status, 501);
+    QVERIFY2(r.error().contains(QLatin1String("prompt extension is not configured on this server")), r.body.constData());
+    QVERIFY2(r.error().contains(QLatin1String("--prompt-extend-method")), r.body.constData());
+    // The window's "Enhance prompt" over --connect: the server's reason, naming the server.
+    wan::app::RemoteEndpoint endpoint = wan::app::parseRemoteEndpoint(
+        QStringLiteral("127.0.0.1:%1").arg(server().port()).toStdString());
+    auto backend = wan::app::makeRemoteBackend(endpoint);
+    backend->start();
+    try {
+        backend->extendPrompt("a cat", "en", 1);
+        QFAIL("extendPrompt should have thrown");
+    } catch (const std::exception& e) {
+        const QString message = QString::fromUtf8(e.what());
+        QVERIFY2(message.contains(endpoint.label()) && message.contains(QLatin1String("not configured")),
+                 e.what());
+    }
+    backend->shutdown();
+}
+
+void TestRemoteApi::promptExtensionRunsOnTheServer() {
+    // A stand-in for DashScope on loopback (DASH_API_URL), answering every request with one completion.
+    QTcpServer dashscope;
+    QVERIFY(dashscope.listen(QHostAddress::LocalHost));
+    QByteArray seen;
+    connect(&dashscope, &QTcpServer::newConnection, this, [&] {
+        QTcpSocket* s = dashscope.nextPendingConnection();
+        connect(s, &QTcpSocket::readyRead, s, [s, &seen] {
+            seen += s->readAll();
+            const qsizetype end = seen.indexOf("\r\n\r\n");
+            if (end < 0 || !seen.contains("\"messages\"") || !seen.endsWith("}")) return;
+            const QByteArray body = R"({"status_code":200,"request_id":"r-1","output":{"choices":[{"finish_reason":)"
+                R"("stop","message":{"role":"assistant","content":"A grey cat naps in warm sunlight."}}]}})";
+            s->write("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: " +
+                     QByteArray::number(body.size()) + "\r\n\r\n" + body);
+            s->disconnectFromHost();
+        });
+    });
+    EngineProcess engine;
+    QString error;
+    QVERIFY2(engine.start({}, QStringList{QStringLiteral("--listen"), QStringLiteral("127.0.0.1:0"),
+                                          QStringLiteral("--prompt-extend-method"), QStringLiteral("dashscope"),
+                                          QStringLiteral("--output-dir"), tmp_.filePath(QStringLiteral("extend"))}
+                                  + kJobDefaults,
+                          &error, {QStringLiteral("DASH_API_KEY=test-key"),
+                                   QStringLiteral("DASH_API_URL=http://127.0.0.1:%1").arg(dashscope.serverPort())}),
+             qPrintable(error));
+    QVERIFY2(engine.waitReady(kReadyTimeoutMs), qPrintable(engine.output()));
+    QCOMPARE(httpRequest(nam_, "GET", engine.url(QStringLiteral("/api/info"))).json()
+                 .value(QStringLiteral("prompt_extend")).toString(), QStringLiteral("dashscope"));
+    const HttpReply r = httpRequest(nam_, "POST", engine.url(QStringLiteral("/api/extend")),
+                                    R"({"prompt": "a cat", "target_lang": "en", "seed": 5})");
+    QCOMPARE(r.status, 200);
+    QCOMPARE(r.json().value(QStringLiteral("prompt")).toString(), QStringLiteral("A grey cat naps in warm sunlight."));
+    QCOMPARE(r.json().value(QStringLiteral("original")).toString(), QStringLiteral("a cat"));
+    QVERIFY2(seen.contains("Bearer test-key") && seen.contains("a cat"), seen.constData());
+    const HttpReply bad = httpRequest(nam_, "POST", engine.url(QStringLiteral("/api/extend")), R"({"prompt": ""})");
+    QCOMPARE(bad.status, 400);
+    QVERIFY2(bad.error().contains(QLatin1String("not empty")), bad.body.constData());
+    QCOMPARE(engine.stop(), 0);
 }
 
 void TestRemoteApi::mpiServesTheSingleProcessLatent() {

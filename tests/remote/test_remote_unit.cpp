@@ -1,8 +1,10 @@
 // The remote engine's pieces without a server: address parsing, file-name and token checks, the job-request
-// parser (same messages as --batch, paths kept in the output folder), the job table, and the options.
+// parser (same messages as --batch, paths kept in the output folder), the job table, the preview's wire form,
+// and the options.
 #include "cli/options.h"
 #include "remote/api_server.h"
 #include "remote/job_table.h"
+#include "remote/preview_wire.h"
 #include "remote/remote_backend.h"
 
 #include <QJsonObject>
@@ -20,6 +22,8 @@ private slots:
     void tokensCompare();
     void jobRequests();
     void jobTableFollowsTheSession();
+    void jobTableKeepsOnePreviewPerStep();
+    void previewCrossesTheWireUnchanged();
     void options();
 };
 
@@ -131,6 +135,57 @@ void TestRemoteUnit::jobTableFollowsTheSession() {
     }
     QVERIFY(t.find(1) == nullptr);
     QCOMPARE(t.jobs().size(), JobTable::kMaxFinished);
+}
+
+void TestRemoteUnit::jobTableKeepsOnePreviewPerStep() {
+    JobTable t;
+    t.add(1, "a fox");
+    QImage frame(4, 4, QImage::Format_RGB888);
+    frame.fill(Qt::red);
+    QVERIFY(t.notePreview(1, 1, frame));
+    QVERIFY(!t.notePreview(1, 1, frame));  // the same step again: not sent twice
+    QVERIFY(t.notePreview(1, 3, frame));
+    QVERIFY(!t.notePreview(1, 2, frame));  // an older step after a newer one
+    QCOMPARE(t.find(1)->previewStep, 3);
+    QCOMPARE(t.find(1)->previewFrame, frame);
+    QVERIFY(!t.notePreview(2, 1, frame));  // unknown job
+    GenerationResult done;
+    done.status = JobStatus::Ok;
+    t.finish(1, done);
+    QVERIFY(!t.notePreview(1, 4, frame));  // over
+}
+
+void TestRemoteUnit::previewCrossesTheWireUnchanged() {
+    PreviewFrames frames;
+    frames.frames = 3;
+    frames.height = 6;
+    frames.width = 10;
+    frames.step = 7;
+    frames.rgb.resize(3 * 6 * 10 * 3);
+    for (size_t i = 0; i < frames.rgb.size(); ++i) frames.rgb[i] = static_cast<uint8_t>((i * 37 + i / 7) % 256);
+    const QJsonObject message = previewMessage(42, frames);
+    QCOMPARE(message.value(QStringLiteral("type")).toString(), QStringLiteral("preview"));
+    QCOMPARE(message.value(QStringLiteral("job")).toInteger(), 42);
+    PreviewFrames back;
+    QString error;
+    QVERIFY2(previewFromMessage(message, &back, &error), qPrintable(error));
+    QCOMPARE(back.step, 7);
+    QCOMPARE(back.frames, 3);
+    QCOMPARE(back.height, 6);
+    QCOMPARE(back.width, 10);
+    QVERIFY(back.rgb == frames.rgb);  // lossless: the window animates the engine's very pixels
+    const QImage middle = previewMiddleFrame(frames);
+    QCOMPARE(middle.size(), QSize(10, 6));
+    QCOMPARE(middle.pixelColor(0, 0), QColor(frames.frame(1)[0], frames.frame(1)[1], frames.frame(1)[2]));
+    // A message whose image does not match its declared sizes is refused with the sizes named.
+    QJsonObject wrong = message;
+    wrong.insert(QStringLiteral("frames"), 4);
+    QVERIFY(!previewFromMessage(wrong, &back, &error));
+    QVERIFY2(error.contains(QString::fromUtf8("the image is 10×18, expected 10×24")), qPrintable(error));
+    wrong = message;
+    wrong.remove(QStringLiteral("width"));
+    QVERIFY(!previewFromMessage(wrong, &back, &error));
+    QVERIFY2(error.contains(QLatin1String("\"width\"")), qPrintable(error));
 }
 
 void TestRemoteUnit::options() {
