@@ -109,6 +109,8 @@ AppOptions parseOptions(int argc, char** argv) {
         {"t5", {true, [&](auto&, auto& v) { o.engine.components.t5 = v; }}},
         {"vae", {true, [&](auto&, auto& v) { o.engine.components.vae = v; }}},
         {"tokenizer", {true, [&](auto&, auto& v) { o.engine.components.tokenizer = v; }}},
+        {"dit_high", {true, [&](auto&, auto& v) { o.engine.components.dit_high = v; }}},
+        {"dit_low", {true, [&](auto&, auto& v) { o.engine.components.dit_low = v; }}},
         {"offload_dit", {false, [&](auto&, auto&) { o.engine.offload_dit = true; }}},
         {"max_vram", {true, [&](auto& n, auto& v) { o.engine.max_vram_gb = toDouble(n, v);
              WAN_CHECK(o.engine.max_vram_gb > 0, "--%s %s: expected a positive number of GB, such as 22", n.c_str(), v.c_str()); }}},
@@ -206,6 +208,8 @@ AppOptions parseOptions(int argc, char** argv) {
         throw Error(msg);
     }
     WAN_CHECK(o.engine.layout.ulysses >= 1 && o.engine.layout.ring >= 1, "--ulysses-size and --ring-size must be ≥ 1");
+    const std::string expert_files = o.engine.components.expert_files_problem();
+    WAN_CHECK(expert_files.empty(), "%s", expert_files.c_str());
     WAN_CHECK(o.request.loras.empty() || !o.engine.layout.dit_fsdp,
               "--lora cannot be combined with --dit-fsdp yet: merging a LoRA into sharded DiT weights is not "
               "implemented; drop --dit-fsdp (each rank then holds the whole DiT) or the LoRA");
@@ -254,6 +258,10 @@ Model and placement:
                             ComfyUI's umt5_xxl_fp8_e4m3fn_scaled.safetensors; its tokenizer is used if inside)
   --vae FILE                the Wan2.1 VAE as one file (.pth, or wan_2.1_vae.safetensors)
   --tokenizer FILE          spiece.model (default: the folder's, else the one inside the --t5 file)
+  --dit-high FILE, --dit-low FILE
+                            Wan2.2 T2V-A14B's two experts as single files (ComfyUI's
+                            wan2.2_t2v_high_noise_14B_*.safetensors and ..._low_noise_...; the forms --dit
+                            reads); both together, not with --dit; with --t5, --vae (or --ckpt-dir for them)
   --device auto|cuda|cpu    where to run (default auto: CUDA when available)
   --t5-cpu                  run the T5 text encoder on the CPU (upstream option)
   --offload-model BOOL      upstream's option (default: on for one process, off under mpirun); on CUDA it keeps

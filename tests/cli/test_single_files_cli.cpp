@@ -1,9 +1,11 @@
 // `wanstudio --prompt` with every component given as its own file (--dit with ComfyUI's prefix in bf16,
 // --dit-config, --t5, --vae as safetensors, --tokenizer) gives the same final latent (--save-latents) as the
 // upstream folder holding the same values; --offload-dit and --max-vram (blocks streamed from host memory,
-// which on the CPU are clones) give the same latent as resident weights.
-// Origin of the inputs: tests/data/golden/tiny-ckpt (the upstream folder layout, see its README); the single
-// files are written here from it. The binary comes from $WANSTUDIO (set by CMake).
+// which on the CPU are clones) give the same latent as resident weights. Wan2.2 A14B's experts as two files
+// (--dit-high / --dit-low) give the two-expert folder's latent.
+// Origin of the inputs: tests/data/golden/tiny-ckpt and tests/data/wan22/tiny-ckpt (the upstream folder layouts,
+// see their READMEs); the single files are written here from them. The binary
+// comes from $WANSTUDIO (set by CMake).
 #include "golden.h"
 
 #include "io/io.h"
@@ -11,6 +13,7 @@
 #include <ATen/ATen.h>
 
 #include <cstdlib>
+#include <sys/wait.h>
 #include <fstream>
 #include <sstream>
 
@@ -85,6 +88,41 @@ TEST(SingleFilesCli, ComponentFilesGiveTheFolderLatent) {
     const at::Tensor budget = latent_of(files + " --max-vram 0.001", dir, "max_vram");
     ASSERT_TRUE(budget.defined());
     EXPECT_TRUE(at::equal(budget, want));
+}
+
+std::string wan22(const std::string& file) { return wan::test::test_data_dir() + "/wan22/tiny-ckpt/" + file; }
+
+TEST(SingleFilesCli, ExpertFilesGiveTheTwoExpertFolderLatent) {
+    const std::string dir = wan::test::make_temp_dir("cli_expert_files");
+    // ComfyUI's form: one prefixed file per expert (float32: the folder's values exactly).
+    for (const char* expert : {"high", "low"}) {
+        const TensorStore dit = TensorStore::open(wan22(std::string(expert) + "_noise_model/diffusion_pytorch_model.safetensors"));
+        wan::io::save_safetensors(dir + "/wan2.2_t2v_" + expert + "_noise_tiny.safetensors",
+                                  all_tensors(dit, "model.diffusion_model.", at::kFloat));
+    }
+    const std::string files = "--dit-high '" + dir + "/wan2.2_t2v_high_noise_tiny.safetensors' --dit-low '" + dir +
+                              "/wan2.2_t2v_low_noise_tiny.safetensors' --dit-config '" + wan22("low_noise_model/config.json") +
+                              "' --t5 '" + wan22("models_t5_umt5-xxl-enc-bf16.pth") + "' --vae '" + wan22("Wan2.1_VAE.pth") +
+                              "' --tokenizer '" + wan22("google/umt5-xxl/spiece.model") + "'";
+    const at::Tensor want = latent_of("--ckpt-dir '" + wan22("") + "'", dir, "folder");
+    ASSERT_TRUE(want.defined());
+    const at::Tensor got = latent_of(files, dir, "files");
+    ASSERT_TRUE(got.defined());
+    EXPECT_TRUE(at::equal(got, want));
+}
+
+TEST(SingleFilesCli, ExpertFileErrorsExitBeforeLoading) {
+    const char* bin = std::getenv("WANSTUDIO");
+    ASSERT_TRUE(bin && *bin);
+    const std::string dir = wan::test::make_temp_dir("cli_expert_errors");
+    auto run = [&](const std::string& args, const std::string& tag) {
+        const std::string log = dir + "/" + tag + ".log";
+        const int status = std::system(("'" + std::string(bin) + "' --prompt x --device cpu " + args + " >'" + log + "' 2>&1").c_str());
+        return std::make_pair(WEXITSTATUS(status), read_all(log));
+    };
+    const auto one = run("--dit-high /nowhere/high.safetensors", "one");
+    EXPECT_EQ(one.first, 2) << one.second;
+    EXPECT_NE(one.second.find("--dit-high was given without --dit-low"), std::string::npos) << one.second;
 }
 
 }  // namespace
