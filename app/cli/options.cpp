@@ -157,6 +157,8 @@ AppOptions parseOptions(int argc, char** argv) {
         {"denoising_steps", {true, [&](auto& n, auto& v) {
              o.request.denoising_steps = parse_step_list(v, ("--" + n).c_str()); }}},
         {"lora", {true, [&](auto& n, auto& v) { o.request.loras.push_back(parse_lora_spec(v, ("--" + n).c_str())); }}},
+        {"lora_high", {true, [&](auto& n, auto& v) { o.request.loras_high.push_back(parse_lora_spec(v, ("--" + n).c_str())); }}},
+        {"lora_low", {true, [&](auto& n, auto& v) { o.request.loras_low.push_back(parse_lora_spec(v, ("--" + n).c_str())); }}},
         {"preset", {true, [&](auto&, auto&) { /* applied before every other option: applyPresetFirst */ }}},
         {"base_seed", {true, [&](auto& n, auto& v) { o.request.seed = toInt64(n, v);
              if (o.request.seed < 0) o.request.seed = -1; }}},
@@ -210,9 +212,10 @@ AppOptions parseOptions(int argc, char** argv) {
     WAN_CHECK(o.engine.layout.ulysses >= 1 && o.engine.layout.ring >= 1, "--ulysses-size and --ring-size must be ≥ 1");
     const std::string expert_files = o.engine.components.expert_files_problem();
     WAN_CHECK(expert_files.empty(), "%s", expert_files.c_str());
-    WAN_CHECK(o.request.loras.empty() || !o.engine.layout.dit_fsdp,
-              "--lora cannot be combined with --dit-fsdp yet: merging a LoRA into sharded DiT weights is not "
-              "implemented; drop --dit-fsdp (each rank then holds the whole DiT) or the LoRA");
+    const bool any_lora = !o.request.loras.empty() || !o.request.loras_high.empty() || !o.request.loras_low.empty();
+    WAN_CHECK(!any_lora || !o.engine.layout.dit_fsdp,
+              "--lora cannot be combined with --dit-fsdp yet (nor --lora-high / --lora-low): merging a LoRA into "
+              "sharded DiT weights is not implemented; drop --dit-fsdp (each rank then holds the whole DiT) or the LoRA");
     return o;
 }
 
@@ -298,7 +301,11 @@ Generation (defaults: the loaded model's; upstream T2V: 1280*720 for 14B, 832*48
 %PRESETS%  --lora PATH[:STRENGTH]    merge a LoRA (safetensors; native/ComfyUI, kohya, diffusers key styles) into
                             the DiT for the job; repeatable (stacked), strength default 1, negative allowed.
                             Not with --dit-fsdp yet. Guide scale 1 skips the unconditional pass (half the
-                            DiT forwards), as step-distilled accelerator LoRAs expect
+                            DiT forwards), as step-distilled accelerator LoRAs expect. With two experts
+                            (Wan2.2 A14B) --lora merges into both
+  --lora-high PATH[:STRENGTH], --lora-low PATH[:STRENGTH]
+                            two-expert models: merge a LoRA into the high-noise / low-noise expert only
+                            (after the --lora ones), as Wan2.2's accelerator LoRAs come as a high/low pair
   --base-seed N             seed (-1 = random; the seed used is reported)
   --output-dir DIR          where videos go (default: outputs)
   --preview-dir DIR         write DIR/preview.png after every denoising step (all latent frames of the

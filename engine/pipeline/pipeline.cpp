@@ -493,6 +493,10 @@ GenerationRequest T2VPipeline::resolve(const GenerationRequest& request) const {
     if (r.negative_prompt.empty()) r.negative_prompt = text::kDefaultNegativePrompt;
     std::vector<std::string> errors = r.validate();
     if (r.sample_steps < 1) errors.push_back(strfmt("sample_steps %d: must be at least 1", r.sample_steps));
+    if (!info.two_experts && (!r.loras_high.empty() || !r.loras_low.empty()))
+        errors.push_back(strfmt("loras_high / loras_low (--lora-high / --lora-low): the %s model has one DiT; "
+                                "per-expert LoRAs need a two-expert model (Wan2.2 T2V-A14B); use --lora",
+                                info.model_variant.c_str()));
     if (!errors.empty()) {
         std::string msg = "invalid request:";
         for (const auto& e : errors) msg += "\n  " + e;
@@ -707,9 +711,17 @@ void T2VPipeline::Impl::apply_loras(const GenerationRequest& r, PipelineOutput& 
     WAN_CHECK(r.loras.empty() || !(config.mesh && config.mesh->layout().dit_fsdp),
               "LoRAs cannot be merged into FSDP-sharded DiT weights yet (--dit-fsdp); restart without --dit-fsdp "
               "or drop the job's LoRAs");
+    WAN_CHECK(dit_high || (r.loras_high.empty() && r.loras_low.empty()),
+              "per-expert LoRAs (loras_high / loras_low) need a two-expert model");  // resolve() says it first
     const auto t0 = Clock::now();
-    out.loras = dit_loras.apply(*dit, r.loras);
-    if (dit_high) dit_high_loras.apply(*dit_high, r.loras);  // the same files, so the same AppliedLora list
+    // Each expert: --lora's files, then its own. The shared ones give the same AppliedLora list on both.
+    std::vector<lora::AppliedLora> low = dit_loras.apply(*dit, loras_for(Expert::LowNoise, r));
+    out.loras.assign(low.begin(), low.begin() + static_cast<std::ptrdiff_t>(r.loras.size()));
+    out.loras_low.assign(low.begin() + static_cast<std::ptrdiff_t>(r.loras.size()), low.end());
+    if (dit_high) {
+        std::vector<lora::AppliedLora> high = dit_high_loras.apply(*dit_high, loras_for(Expert::HighNoise, r));
+        out.loras_high.assign(high.begin() + static_cast<std::ptrdiff_t>(r.loras.size()), high.end());
+    }
     out.seconds_lora = seconds_since(t0);
     out.lora_backup_bytes = dit_loras.backup_bytes() + dit_high_loras.backup_bytes();
 }

@@ -67,6 +67,8 @@ struct PipelineOutput {
     int dit_forwards = 0;
     /// The LoRAs merged into the DiT for this job (file name, SHA-256, strength), for the sidecar and tags.
     std::vector<lora::AppliedLora> loras;
+    /// Two-expert models: the LoRAs merged into one expert only (after `loras`), from loras_high / loras_low.
+    std::vector<lora::AppliedLora> loras_high, loras_low;
     double seconds_lora = 0;        ///< merging (or restoring) the LoRAs before this job; 0 when unchanged
     int64_t lora_backup_bytes = 0;  ///< host memory held to restore the base weights (lora::LoraSet)
 };

@@ -168,6 +168,25 @@ TEST(Options, ExpertFilesComeAsAPair) {
     EXPECT_NE(wan::app::helpText().find("--dit-high FILE, --dit-low FILE"), std::string::npos);
 }
 
+TEST(Options, PerExpertLoras) {
+    auto a = parse({"--lora", "/l/both.safetensors:0.5", "--lora-high", "/l/high.safetensors", "--lora_low=/l/low.safetensors:0.8",
+                    "--lora-low", "/l/low2.safetensors"});
+    ASSERT_EQ(a.request.loras.size(), 1u);
+    EXPECT_EQ(a.request.loras[0].path, "/l/both.safetensors");
+    ASSERT_EQ(a.request.loras_high.size(), 1u);
+    EXPECT_EQ(a.request.loras_high[0].path, "/l/high.safetensors");
+    EXPECT_DOUBLE_EQ(a.request.loras_high[0].strength, 1.0);
+    ASSERT_EQ(a.request.loras_low.size(), 2u);
+    EXPECT_EQ(a.request.loras_low[0].path, "/l/low.safetensors");
+    EXPECT_DOUBLE_EQ(a.request.loras_low[0].strength, 0.8);
+    EXPECT_EQ(a.request.loras_low[1].path, "/l/low2.safetensors");
+    EXPECT_NE(parse_error({"--lora-high", ":2"}).find("--lora-high ':2': expected PATH[:STRENGTH]"), std::string::npos);
+    const std::string fsdp = parse_error({"--lora-low", "a.safetensors", "--dit-fsdp"});
+    EXPECT_NE(fsdp.find("--lora-high / --lora-low"), std::string::npos) << fsdp;
+    EXPECT_NE(fsdp.find("--dit-fsdp"), std::string::npos) << fsdp;
+    EXPECT_NE(wan::app::helpText().find("--lora-high PATH[:STRENGTH], --lora-low PATH[:STRENGTH]"), std::string::npos);
+}
+
 TEST(Options, EulerAndDenoisingSteps) {
     auto a = parse({"--sample-solver", "euler", "--denoising-steps", "1000, 750,500,250"});
     EXPECT_EQ(a.request.solver, "euler");

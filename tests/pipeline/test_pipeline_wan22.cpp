@@ -1,7 +1,8 @@
 // Wan2.2 T2V-A14B (two experts) on the tiny two-expert checkpoint of tests/data/wan22: the loop against
 // Wan2.2's reference (latents and expert per step, final latent, video), the expert selection at the
 // boundary, the guide pair, the idle expert parked in host memory, and a folder missing one expert; the
-// experts as two single files (--dit-high / --dit-low, written here from the folder's experts).
+// experts as two single files (--dit-high / --dit-low, written here from the folder's experts) and per-expert
+// LoRAs (--lora-high / --lora-low, with tests/data/accel's LoRA files, made for this architecture).
 #include "error_of.h"
 #include "golden.h"
 
@@ -343,6 +344,89 @@ TEST(Wan22Files, DtypesMayDifferBetweenTheExperts) {
     wan::ComponentPaths p = f.paths();
     p.dit_high = write_expert_file(f.dir + "/high_bf16.safetensors", "high_noise_model", prefixed(""), at::kBFloat16);
     EXPECT_NO_THROW(wan::io::ModelComponents::locate("", p));
+}
+
+// ---- per-expert LoRAs (--lora-high / --lora-low) ----------------------------------------------------------
+
+std::string accel(const std::string& file) { return wan::test::test_data_dir() + "/accel/" + file; }
+
+struct LoraRun {
+    std::map<std::string, at::Tensor> traced;
+    wan::pipeline::PipelineOutput out;
+    at::Tensor latents(int step) const { return traced.at("latents." + std::to_string(step)); }
+};
+
+LoraRun run_with(wan::pipeline::T2VPipeline& pipe, const wan::GenerationRequest& base, std::vector<wan::LoraSpec> both,
+             std::vector<wan::LoraSpec> high, std::vector<wan::LoraSpec> low) {
+    wan::GenerationRequest r = base;
+    r.loras = std::move(both);
+    r.loras_high = std::move(high);
+    r.loras_low = std::move(low);
+    LoraRun run;
+    run.out = pipe.generate(r, {}, nullptr, [&](const std::string& n, const at::Tensor& t) { run.traced[n] = t.clone(); });
+    return run;
+}
+
+TEST(Wan22Loras, EachExpertGetsItsOwn) {
+    auto pipe = make_pipeline(false);
+    const A14BCase c = load_a14b_case();
+    const wan::GenerationRequest r = a14b_request(c);
+    const wan::LoraSpec native{accel("lora_native.safetensors"), 1.0}, kohya{accel("lora_kohya.safetensors"), 0.7};
+    // The case's schedule: steps 0-3 on the high-noise expert, 4-5 on the low-noise one. "latents.<i>" is the
+    // latent going into step i (latents.0 the noise), so latents.0-4 come from the high-noise expert alone.
+    const at::Tensor experts = c.get("expert");
+    ASSERT_EQ(experts.size(0), 6);
+    ASSERT_EQ(experts[3].item<int64_t>(), 1);
+    ASSERT_EQ(experts[4].item<int64_t>(), 0);
+
+    const LoraRun base = run_with(pipe, r, {}, {}, {});
+    const LoraRun low_only = run_with(pipe, r, {}, {}, {native});
+    for (int i = 0; i <= 4; ++i) EXPECT_TRUE(at::equal(low_only.latents(i), base.latents(i))) << "before step " << i;
+    EXPECT_FALSE(at::equal(low_only.latents(5), base.latents(5))) << "the low-noise LoRA changed nothing";
+    ASSERT_EQ(low_only.out.loras_low.size(), 1u);
+    EXPECT_EQ(low_only.out.loras_low[0].file_name, "lora_native.safetensors");
+    EXPECT_TRUE(low_only.out.loras.empty() && low_only.out.loras_high.empty());
+
+    const LoraRun high_only = run_with(pipe, r, {}, {native}, {});
+    EXPECT_FALSE(at::equal(high_only.latents(1), base.latents(1))) << "the high-noise LoRA changed nothing";
+    ASSERT_EQ(high_only.out.loras_high.size(), 1u);
+    EXPECT_EQ(high_only.out.loras_high[0].spec.strength, 1.0);
+
+    // --lora goes into both experts: the same as the pair of per-expert LoRAs.
+    const LoraRun shared = run_with(pipe, r, {native}, {}, {});
+    const LoraRun pair = run_with(pipe, r, {}, {native}, {native});
+    EXPECT_TRUE(at::equal(shared.out.latent, pair.out.latent));
+    EXPECT_FALSE(at::equal(shared.out.latent, base.out.latent));
+    ASSERT_EQ(shared.out.loras.size(), 1u);
+    EXPECT_TRUE(shared.out.loras_high.empty() && shared.out.loras_low.empty());
+
+    // Stacking: an expert's own LoRAs merge after --lora's.
+    const LoraRun stacked = run_with(pipe, r, {native}, {}, {kohya});
+    const LoraRun spelled = run_with(pipe, r, {}, {native}, {native, kohya});
+    EXPECT_TRUE(at::equal(stacked.out.latent, spelled.out.latent));
+    for (int i = 0; i <= 4; ++i) EXPECT_TRUE(at::equal(stacked.latents(i), shared.latents(i))) << "before step " << i;
+    EXPECT_FALSE(at::equal(stacked.latents(5), shared.latents(5)));
+    ASSERT_EQ(stacked.out.loras_low.size(), 1u);
+    EXPECT_EQ(stacked.out.loras_low[0].spec.strength, 0.7);
+
+    // Back to no LoRA: both experts restored to their base weights.
+    const LoraRun again = run_with(pipe, r, {}, {}, {});
+    EXPECT_TRUE(at::equal(again.out.latent, base.out.latent));
+    EXPECT_EQ(again.out.lora_backup_bytes, 0);
+}
+
+TEST(Wan22Loras, OneExpertModelRefusesThem) {
+    wan::pipeline::EngineConfig cfg;
+    cfg.ckpt_dir = wan::test::tiny_ckpt_dir();
+    cfg.device = "cpu";
+    wan::pipeline::T2VPipeline pipe(cfg);
+    wan::GenerationRequest r;
+    r.prompt = "x";
+    r.loras_high = {{accel("lora_native.safetensors"), 1.0}};
+    const std::string msg = wan::test::error_of([&] { (void)pipe.resolve(r); });
+    EXPECT_HAS(msg, "--lora-high / --lora-low");
+    EXPECT_HAS(msg, "has one DiT");
+    EXPECT_HAS(msg, "use --lora");
 }
 
 }  // namespace
