@@ -456,6 +456,24 @@ T2VPipeline::T2VPipeline(const EngineConfig& config) : impl_(std::make_unique<Im
     fill_info(m, demo, config.mesh);
 }
 
+namespace {
+// --offload-dit / --max-vram for a DiT built elsewhere (wan-bench's random weights): the blocks past the budget
+// go to host memory and are streamed as when loading from a checkpoint (Note [Streamed DiT blocks]).
+void stream_built_dit(dit::WanModel& model, const EngineConfig& config) {
+    const int64_t n = model.config().num_layers;
+    const int64_t keep = resident_dit_blocks(config, model.config(), model.precision(), 1);
+    std::vector<dit::BlockWeights> blocks;
+    for (int64_t i = 0; i < n; ++i) {
+        blocks.push_back(model.block_weights().acquire(i));
+        model.block_weights().release(i);
+    }
+    model.set_block_weights_provider(dit::StreamedBlockWeights::from_device_blocks(std::move(blocks), model.device(), keep));
+    model.weights_changed();
+    WAN_LOG_INFO("DiT: %lld of %lld blocks resident, the rest streamed from host memory", static_cast<long long>(keep),
+                 static_cast<long long>(n));
+}
+}  // namespace
+
 T2VPipeline::T2VPipeline(PipelineParts parts, const EngineConfig& config) : impl_(std::make_unique<Impl>()) {
     Impl& m = *impl_;
     WAN_CHECK(parts.text && parts.dit, "T2VPipeline: the text encoder and the DiT are required");
@@ -463,6 +481,7 @@ T2VPipeline::T2VPipeline(PipelineParts parts, const EngineConfig& config) : impl
     m.wan_config = parts.dit->config();
     m.device = parts.dit->device();
     m.text = std::move(parts.text);
+    if (config.offload_dit || config.max_vram_gb > 0) stream_built_dit(*parts.dit, config);
     m.dit = std::move(parts.dit);
     m.vae = std::move(parts.vae);
     m.decode_here = m.vae != nullptr;

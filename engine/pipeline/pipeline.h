@@ -86,7 +86,8 @@ class T2VPipeline {
 public:
     /// Loads tokenizer, T5, DiT and VAE. Throws wan::Error naming the file and problem.
     explicit T2VPipeline(const EngineConfig& config);
-    /// From built parts; `config.ckpt_dir` is ignored.
+    /// From built parts; `config.ckpt_dir` is ignored. With config.offload_dit / max_vram_gb the DiT's blocks
+    /// past the budget move to host memory and are streamed, as when loading.
     T2VPipeline(PipelineParts parts, const EngineConfig& config);
     ~T2VPipeline();
     T2VPipeline(const T2VPipeline&) = delete;
