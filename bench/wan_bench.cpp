@@ -8,6 +8,9 @@
 //   wan-bench teacache --model tiny --steps 8 --threshold 0.3 --device cpu        (CPU smoke test)
 //   wan-bench gen --model 14B --size 832*480 --preset lightx2v-4step --make-lora 64 --lora /tmp/r64.safetensors
 //                                         (a random rank-64 LoRA on every block Linear: merge time and memory)
+//   wan-bench gen --model 14B --size 1280*720 --max-vram 22     (DiT blocks past 22 GB streamed from host memory;
+//                                         also --offload-dit: every block streamed) — peak memory per stage, s/step
+//   wan-bench gen --model tiny --device cpu --offload-dit        (CPU smoke test of the streamed path)
 //   wan-bench all --json results.jsonl
 #include "bench_util.h"
 
@@ -352,11 +355,16 @@ void bench_t5(const Args& a, c10::Device device) {
 // ---- full generation ------------------------------------------------------------------------------------
 
 /// The random-weight pipeline of `--model 1.3B|14B` (text encoder, DiT with optional --layers, VAE), or with
-/// `--model tiny` the tiny test checkpoint (a CPU smoke test of the benchmark's own code).
+/// `--model tiny` the tiny test checkpoint (a CPU smoke test of the benchmark's own code). `--offload-dit` /
+/// `--max-vram GB` stream the DiT blocks as the app's options do; the random DiT is built on the device first
+/// (fast), so loading peaks at its full size, and the blocks past the budget then move to host memory.
 std::unique_ptr<wan::pipeline::T2VPipeline> random_pipeline(const Args& a, c10::Device device) {
     const std::string model = a.get("model", "1.3B");
     wan::pipeline::EngineConfig ec;
     ec.live_preview = a.get("live_preview", "1") == "1";  // --live-preview 0: its cost is the difference in s/step
+    ec.offload_dit = a.get("offload_dit", "0") == "1";
+    ec.max_vram_gb = std::stod(a.get("max_vram", "0"));
+    WAN_CHECK(ec.max_vram_gb >= 0, "--max-vram %g: expected a positive number of GB", ec.max_vram_gb);
     if (model == "tiny") {
         ec.ckpt_dir = std::string(WAN_SOURCE_DIR) + "/tests/data/golden/tiny-ckpt";
         ec.device = device.is_cuda() ? "cuda" : "cpu";
@@ -407,7 +415,7 @@ void write_random_lora(const Args& a, int rank, const std::string& path) {
 void bench_gen(const Args& a, c10::Device device) {
     const std::string model = a.get("model", "1.3B");
     int w = 0, h = 0;
-    parse_size(a.get("size", model == "14B" ? "1280*720" : "832*480"), w, h);
+    parse_size(a.get("size", model == "14B" ? "1280*720" : model == "tiny" ? "64*64" : "832*480"), w, h);
     wan::bench::reset_peak(device);
     auto pipe_ptr = random_pipeline(a, device);
     wan::pipeline::T2VPipeline& pipe = *pipe_ptr;
@@ -415,8 +423,8 @@ void bench_gen(const Args& a, c10::Device device) {
     r.prompt = "Two anthropomorphic cats in comfy boxing gear and bright gloves fight intensely on a spotlighted stage.";
     r.width = w;
     r.height = h;
-    r.frame_num = a.get_int("frames", 81);
-    r.sample_steps = a.get_int("steps", 50);
+    r.frame_num = a.get_int("frames", model == "tiny" ? 5 : 81);
+    r.sample_steps = a.get_int("steps", model == "tiny" ? 4 : 50);
     r.seed = 42;
     if (a.opts.count("preset")) {
         wan::apply_sampling_preset(wan::find_sampling_preset(a.get("preset", ""), "--preset"), r);
@@ -434,6 +442,7 @@ void bench_gen(const Args& a, c10::Device device) {
     }
     const double load_gb = wan::bench::peak_gb(device);
     wan::bench::reset_peak(device);
+    const double resident_gb = wan::bench::peak_gb(device);  // right after a reset: what stays allocated
     // Peak memory per stage: read (and reset) when the next stage reports its first progress.
     std::map<std::string, double> stage_peak;
     wan::Stage current = wan::Stage::Queued;
@@ -460,7 +469,8 @@ void bench_gen(const Args& a, c10::Device device) {
             {"loras", r.loras.size()}, {"lora_merge_s", out.seconds_lora},
             {"lora_backup_gb", static_cast<double>(out.lora_backup_bytes) / 1e9}, {"seconds", total}, {"text_s", out.seconds_text},
             {"denoise_s", out.seconds_denoise}, {"per_step_s", out.seconds_denoise / std::max(1, out.steps_computed)},
-            {"decode_s", out.seconds_decode}, {"weights_gb", load_gb},
+            {"decode_s", out.seconds_decode}, {"weights_gb", load_gb}, {"resident_gb", resident_gb},
+            {"offload_dit", a.get("offload_dit", "0") == "1"}, {"max_vram_gb", std::stod(a.get("max_vram", "0"))},
             {"peak_gb", std::max(peak, wan::bench::peak_gb(device))}, {"stage_peak_gb", stage_json},
             {"device", wan::bench::device_name(device)}});
 }
@@ -622,15 +632,17 @@ int main(int argc, char** argv) {
                              "[--layers N] [--steps N] [--threshold X] [--runs N] [--device cuda|cpu] [--json FILE]\n"
                              "       vae also: [--dtype f32|bf16] [--channels-last 0|1] [--warmup N]\n"
                              "       mpirun -np N wan-bench vae-ranks [--size W*H] [--frames N] [--dtype f32|bf16] [--compare 0|1]\n"
-                             "       gen also: [--preset NAME] [--lora FILE [--make-lora RANK]]\n");
+                             "       gen also: [--preset NAME] [--lora FILE [--make-lora RANK]] [--offload-dit] [--max-vram GB]\n");
         return 2;
     }
     a.command = argv[1];
-    for (int i = 2; i + 1 < argc; i += 2) {
+    for (int i = 2; i < argc; ++i) {
         std::string k = argv[i];
         if (k.rfind("--", 0) == 0) k = k.substr(2);
         std::replace(k.begin(), k.end(), '-', '_');  // --make-lora and --make_lora alike, as the app's options
-        a.opts[k] = argv[i + 1];
+        // A flag is an option followed by another option or by nothing: `--offload-dit` means `--offload-dit 1`.
+        const bool flag = i + 1 >= argc || std::string(argv[i + 1]).rfind("--", 0) == 0;
+        a.opts[k] = flag ? "1" : argv[++i];
     }
     try {
         c10::InferenceMode guard;

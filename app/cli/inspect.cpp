@@ -108,7 +108,14 @@ void inspectFile(const std::string& path, std::ostream& out) {
         out << strfmt("  %-13s fp8 without scales (scale 1; widened at load)\n", "Quantisation");
     if (r.has_tokenizer) out << strfmt("  %-13s inside the file (spiece_model)\n", "Tokenizer");
     for (const auto& n : r.notes) out << strfmt("  %-13s %s\n", "Note", n.c_str());
-    const char* use = r.kind == io::ComponentKind::WanDiT        ? "--dit FILE"
+    // A Wan2.2 A14B expert has Wan2.1's architecture: only ComfyUI's file name tells which expert it is.
+    const std::string base = r.path.substr(r.path.find_last_of('/') + 1);
+    const char* dit_use = base.find("high_noise") != std::string::npos
+                              ? "--dit-high FILE (Wan2.2 A14B's high-noise expert, with --dit-low)"
+                          : base.find("low_noise") != std::string::npos
+                              ? "--dit-low FILE (Wan2.2 A14B's low-noise expert, with --dit-high)"
+                              : "--dit FILE (or --dit-high / --dit-low for an expert of Wan2.2 A14B)";
+    const char* use = r.kind == io::ComponentKind::WanDiT        ? dit_use
                       : r.kind == io::ComponentKind::UMT5Encoder ? "--t5 FILE"
                       : r.kind == io::ComponentKind::WanVAE21    ? "--vae FILE"
                                                                  : "not usable by WanStudio (text-to-video Wan2.1)";

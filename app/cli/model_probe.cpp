@@ -117,8 +117,8 @@ void probeAssembly(const ModelChoice& c, ModelProbe& out) {
     if (m.two_experts) {
         const io::WanConfig high = m.high_noise_dit_config();
         nameFamily(low, &high, out);
-        addFolderRow("DiT (high noise)", m.high_noise_dit_path, false, out);
-        addFolderRow("DiT (low noise)", m.dit_path, !c.files.dit.empty(), out);
+        addFolderRow("DiT (high noise)", m.high_noise_dit_path, !c.files.dit_high.empty(), out);
+        addFolderRow("DiT (low noise)", m.dit_path, !c.files.dit.empty() || !c.files.dit_low.empty(), out);
     } else {
         nameFamily(low, nullptr, out);
         addFolderRow("DiT", m.dit_path, !c.files.dit.empty(), out);
@@ -134,13 +134,14 @@ void probeAssembly(const ModelChoice& c, ModelProbe& out) {
 
 std::string ModelChoice::label() const {
     if (!ckptDir.empty()) return baseName(ckptDir);
-    return baseName(files.dit);
+    return baseName(files.dit.empty() ? files.dit_high : files.dit);
 }
 
 std::vector<std::string> ModelChoice::missingPaths() const {
     std::vector<std::string> missing;
     if (!ckptDir.empty() && !fs::is_dir(ckptDir)) missing.push_back(ckptDir);
-    for (const std::string* f : {&files.dit, &files.dit_config, &files.t5, &files.vae, &files.tokenizer})
+    for (const std::string* f : {&files.dit, &files.dit_config, &files.t5, &files.vae, &files.tokenizer,
+                                 &files.dit_high, &files.dit_low})
         if (!f->empty() && !fs::is_file(*f)) missing.push_back(*f);
     return missing;
 }
@@ -149,7 +150,8 @@ std::vector<std::string> ModelChoice::arguments() const {
     std::vector<std::string> args;
     const std::pair<const char*, const std::string*> options[] = {
         {"--ckpt-dir", &ckptDir}, {"--dit", &files.dit},     {"--dit-config", &files.dit_config},
-        {"--t5", &files.t5},      {"--vae", &files.vae},     {"--tokenizer", &files.tokenizer}};
+        {"--t5", &files.t5},      {"--vae", &files.vae},     {"--tokenizer", &files.tokenizer},
+        {"--dit-high", &files.dit_high}, {"--dit-low", &files.dit_low}};
     for (const auto& [name, value] : options)
         if (!value->empty()) args.insert(args.end(), {name, *value});
     return args;
@@ -157,11 +159,12 @@ std::vector<std::string> ModelChoice::arguments() const {
 
 bool ModelChoice::operator==(const ModelChoice& o) const {
     return ckptDir == o.ckptDir && files.dit == o.files.dit && files.dit_config == o.files.dit_config &&
-           files.t5 == o.files.t5 && files.vae == o.files.vae && files.tokenizer == o.files.tokenizer;
+           files.t5 == o.files.t5 && files.vae == o.files.vae && files.tokenizer == o.files.tokenizer &&
+           files.dit_high == o.files.dit_high && files.dit_low == o.files.dit_low;
 }
 
 std::vector<std::string> stripModelArgs(const std::vector<std::string>& args) {
-    static const char* const kNames[] = {"ckpt-dir", "dit", "dit-config", "t5", "vae", "tokenizer"};
+    static const char* const kNames[] = {"ckpt-dir", "dit", "dit-config", "t5", "vae", "tokenizer", "dit-high", "dit-low"};
     auto modelOption = [](std::string a, bool* inlineValue) {
         if (a.rfind("--", 0) != 0) return false;
         a = a.substr(2);

@@ -109,6 +109,8 @@ AppOptions parseOptions(int argc, char** argv) {
         {"t5", {true, [&](auto&, auto& v) { o.engine.components.t5 = v; }}},
         {"vae", {true, [&](auto&, auto& v) { o.engine.components.vae = v; }}},
         {"tokenizer", {true, [&](auto&, auto& v) { o.engine.components.tokenizer = v; }}},
+        {"dit_high", {true, [&](auto&, auto& v) { o.engine.components.dit_high = v; }}},
+        {"dit_low", {true, [&](auto&, auto& v) { o.engine.components.dit_low = v; }}},
         {"offload_dit", {false, [&](auto&, auto&) { o.engine.offload_dit = true; }}},
         {"max_vram", {true, [&](auto& n, auto& v) { o.engine.max_vram_gb = toDouble(n, v);
              WAN_CHECK(o.engine.max_vram_gb > 0, "--%s %s: expected a positive number of GB, such as 22", n.c_str(), v.c_str()); }}},
@@ -155,6 +157,8 @@ AppOptions parseOptions(int argc, char** argv) {
         {"denoising_steps", {true, [&](auto& n, auto& v) {
              o.request.denoising_steps = parse_step_list(v, ("--" + n).c_str()); }}},
         {"lora", {true, [&](auto& n, auto& v) { o.request.loras.push_back(parse_lora_spec(v, ("--" + n).c_str())); }}},
+        {"lora_high", {true, [&](auto& n, auto& v) { o.request.loras_high.push_back(parse_lora_spec(v, ("--" + n).c_str())); }}},
+        {"lora_low", {true, [&](auto& n, auto& v) { o.request.loras_low.push_back(parse_lora_spec(v, ("--" + n).c_str())); }}},
         {"preset", {true, [&](auto&, auto&) { /* applied before every other option: applyPresetFirst */ }}},
         {"base_seed", {true, [&](auto& n, auto& v) { o.request.seed = toInt64(n, v);
              if (o.request.seed < 0) o.request.seed = -1; }}},
@@ -206,9 +210,12 @@ AppOptions parseOptions(int argc, char** argv) {
         throw Error(msg);
     }
     WAN_CHECK(o.engine.layout.ulysses >= 1 && o.engine.layout.ring >= 1, "--ulysses-size and --ring-size must be ≥ 1");
-    WAN_CHECK(o.request.loras.empty() || !o.engine.layout.dit_fsdp,
-              "--lora cannot be combined with --dit-fsdp yet: merging a LoRA into sharded DiT weights is not "
-              "implemented; drop --dit-fsdp (each rank then holds the whole DiT) or the LoRA");
+    const std::string expert_files = o.engine.components.expert_files_problem();
+    WAN_CHECK(expert_files.empty(), "%s", expert_files.c_str());
+    const bool any_lora = !o.request.loras.empty() || !o.request.loras_high.empty() || !o.request.loras_low.empty();
+    WAN_CHECK(!any_lora || !o.engine.layout.dit_fsdp,
+              "--lora cannot be combined with --dit-fsdp yet (nor --lora-high / --lora-low): merging a LoRA into "
+              "sharded DiT weights is not implemented; drop --dit-fsdp (each rank then holds the whole DiT) or the LoRA");
     return o;
 }
 
@@ -254,6 +261,10 @@ Model and placement:
                             ComfyUI's umt5_xxl_fp8_e4m3fn_scaled.safetensors; its tokenizer is used if inside)
   --vae FILE                the Wan2.1 VAE as one file (.pth, or wan_2.1_vae.safetensors)
   --tokenizer FILE          spiece.model (default: the folder's, else the one inside the --t5 file)
+  --dit-high FILE, --dit-low FILE
+                            Wan2.2 T2V-A14B's two experts as single files (ComfyUI's
+                            wan2.2_t2v_high_noise_14B_*.safetensors and ..._low_noise_...; the forms --dit
+                            reads); both together, not with --dit; with --t5, --vae (or --ckpt-dir for them)
   --device auto|cuda|cpu    where to run (default auto: CUDA when available)
   --t5-cpu                  run the T5 text encoder on the CPU (upstream option)
   --offload-model BOOL      upstream's option (default: on for one process, off under mpirun); on CUDA it keeps
@@ -290,7 +301,11 @@ Generation (defaults: the loaded model's; upstream T2V: 1280*720 for 14B, 832*48
 %PRESETS%  --lora PATH[:STRENGTH]    merge a LoRA (safetensors; native/ComfyUI, kohya, diffusers key styles) into
                             the DiT for the job; repeatable (stacked), strength default 1, negative allowed.
                             Not with --dit-fsdp yet. Guide scale 1 skips the unconditional pass (half the
-                            DiT forwards), as step-distilled accelerator LoRAs expect
+                            DiT forwards), as step-distilled accelerator LoRAs expect. With two experts
+                            (Wan2.2 A14B) --lora merges into both
+  --lora-high PATH[:STRENGTH], --lora-low PATH[:STRENGTH]
+                            two-expert models: merge a LoRA into the high-noise / low-noise expert only
+                            (after the --lora ones), as Wan2.2's accelerator LoRAs come as a high/low pair
   --base-seed N             seed (-1 = random; the seed used is reported)
   --output-dir DIR          where videos go (default: outputs)
   --preview-dir DIR         write DIR/preview.png after every denoising step (all latent frames of the

@@ -22,7 +22,7 @@ constexpr const char* kAllowedKeys[] = {
     "frame_num",   "sample_steps",    "sample_shift", "sample_guide_scale", "sample_solver",
     "base_seed",   "output_dir",      "init_noise",   "save_latents",     "use_prompt_extend",
     "prompt_extend_target_lang",      "original_prompt", "sample_guide_scale_high", "boundary",
-    "loras",                          "denoising_steps", "preset"};
+    "loras",                          "denoising_steps", "preset",   "loras_high",       "loras_low"};
 
 bool is_allowed_key(const std::string& key) {
     return std::any_of(std::begin(kAllowedKeys), std::end(kAllowedKeys), [&](const char* k) { return key == k; });

@@ -86,6 +86,10 @@ struct GenerationRequest {
     std::string solver = "unipc";  ///< "unipc" | "dpm++" | "euler"
     std::vector<int> denoising_steps;  ///< euler only: explicit step list (1000,750,500,250); empty → sample_steps
     std::vector<LoraSpec> loras;   ///< merged into the DiT for this job, in order; empty → base weights
+    /// Two-expert models (Wan2.2 A14B): LoRAs for one expert only, merged after `loras` (which go into both);
+    /// Wan2.2's accelerator LoRAs come as such a high-noise / low-noise pair. A one-expert model refuses them.
+    std::vector<LoraSpec> loras_high;
+    std::vector<LoraSpec> loras_low;
     std::string preset;            ///< the sampling preset the fields came from ("" = none), for the metadata
     int64_t seed = -1;             ///< -1 → random; the seed used is reported in the result
     std::string output_dir;        ///< where the MP4, PNG poster and JSON go (empty → no files, tensors only)

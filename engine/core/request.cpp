@@ -59,11 +59,16 @@ void validate_steps_and_loras(const GenerationRequest& r, std::vector<std::strin
             break;
         }
     }
-    for (const LoraSpec& l : r.loras) {
-        if (l.path.empty()) errors.push_back("loras: an entry has an empty path");
-        if (!std::isfinite(l.strength))
-            errors.push_back(strfmt("loras: '%s' has a strength that is not a finite number", l.path.c_str()));
-    }
+    auto check_loras = [&](const std::vector<LoraSpec>& loras, const char* key) {
+        for (const LoraSpec& l : loras) {
+            if (l.path.empty()) errors.push_back(strfmt("%s: an entry has an empty path", key));
+            if (!std::isfinite(l.strength))
+                errors.push_back(strfmt("%s: '%s' has a strength that is not a finite number", key, l.path.c_str()));
+        }
+    };
+    check_loras(r.loras, "loras");
+    check_loras(r.loras_high, "loras_high");
+    check_loras(r.loras_low, "loras_low");
 }
 
 nlohmann::json loras_to_json(const std::vector<LoraSpec>& loras) {
@@ -72,16 +77,16 @@ nlohmann::json loras_to_json(const std::vector<LoraSpec>& loras) {
     return a;
 }
 
-/// "loras": [{"path": "...", "strength": 0.8}, ...]; strength optional (1).
-std::vector<LoraSpec> loras_from_json(const nlohmann::json& j, const char* what) {
+/// `key` ("loras", "loras_high", "loras_low"): [{"path": "...", "strength": 0.8}, ...]; strength optional (1).
+std::vector<LoraSpec> loras_from_json(const nlohmann::json& j, const char* what, const char* key = "loras") {
     std::vector<LoraSpec> out;
-    if (!j.contains("loras")) return out;
-    const nlohmann::json& a = j.at("loras");
-    WAN_CHECK(a.is_array(), "%s: field \"loras\" must be a list of {\"path\": ..., \"strength\": ...} objects",
-              what);
+    if (!j.contains(key)) return out;
+    const nlohmann::json& a = j.at(key);
+    WAN_CHECK(a.is_array(), "%s: field \"%s\" must be a list of {\"path\": ..., \"strength\": ...} objects",
+              what, key);
     for (const nlohmann::json& e : a) {
         WAN_CHECK(e.is_object() && e.contains("path") && e.at("path").is_string(),
-                  "%s: each entry of \"loras\" must be an object with a string \"path\" (got %s)", what,
+                  "%s: each entry of \"%s\" must be an object with a string \"path\" (got %s)", what, key,
                   json_excerpt(e).c_str());
         LoraSpec l;
         l.path = e.at("path").get<std::string>();
@@ -156,6 +161,9 @@ std::string GenerationRequest::to_json() const {
         j["sample_guide_scale_high"] = guide_scale_high;
         j["boundary"] = boundary;
     }
+    // Per-expert LoRAs likewise only when there are any.
+    if (!loras_high.empty()) j["loras_high"] = loras_to_json(loras_high);
+    if (!loras_low.empty()) j["loras_low"] = loras_to_json(loras_low);
     return j.dump();
 }
 
@@ -194,6 +202,8 @@ GenerationRequest GenerationRequest::from_json(const std::string& json) {
                "original_prompt", r.original_prompt, "job_id", r.job_id,                          //
                "denoising_steps", r.denoising_steps, "preset", r.preset);
     r.loras = loras_from_json(j, what);
+    r.loras_high = loras_from_json(j, what, "loras_high");
+    r.loras_low = loras_from_json(j, what, "loras_low");
     return r;
 }
 

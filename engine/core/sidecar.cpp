@@ -45,8 +45,10 @@ std::string GenerationSidecar::to_json() const {
     if (dit_steps_computed >= 0) j["dit_steps_computed"] = dit_steps_computed;
     if (!lora_files.empty()) {
         nlohmann::json a = nlohmann::json::array();
-        for (const SidecarLora& l : lora_files)
+        for (const SidecarLora& l : lora_files) {
             a.push_back({{"file_name", l.file_name}, {"sha256", l.sha256}, {"strength", l.strength}});
+            if (!l.expert.empty()) a.back()["expert"] = l.expert;
+        }
         j["lora_files"] = a;
     }
     return j.dump(2);
@@ -73,7 +75,11 @@ GenerationSidecar GenerationSidecar::from_json(const std::string& json, const st
         for (const nlohmann::json& e : a) {
             WAN_CHECK(e.is_object(), "%s: each entry of \"lora_files\" must be an object", what.c_str());
             SidecarLora l;
-            json_fields::get_fields(e, what, "file_name", l.file_name, "sha256", l.sha256, "strength", l.strength);
+            json_fields::get_fields(e, what, "file_name", l.file_name, "sha256", l.sha256, "strength", l.strength,
+                                    "expert", l.expert);
+            WAN_CHECK(l.expert.empty() || l.expert == "high" || l.expert == "low",
+                      "%s: \"lora_files\": \"expert\" must be \"high\" or \"low\" (got \"%s\")", what.c_str(),
+                      l.expert.c_str());
             s.lora_files.push_back(std::move(l));
         }
     }

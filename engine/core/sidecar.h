@@ -16,8 +16,11 @@ struct SidecarLora {
     std::string file_name;  ///< the path's last component
     std::string sha256;     ///< of the whole file, lower-case hex
     double strength = 1.0;
+    /// Two-expert models: "high" or "low" for a LoRA merged into that expert only (the request's loras_high /
+    /// loras_low); "" for one merged into the whole model ("expert" is then left out of the JSON).
+    std::string expert;
     bool operator==(const SidecarLora& o) const {
-        return file_name == o.file_name && sha256 == o.sha256 && strength == o.strength;
+        return file_name == o.file_name && sha256 == o.sha256 && strength == o.strength && expert == o.expert;
     }
 };
 
@@ -35,7 +38,9 @@ struct GenerationSidecar {
     int fps = 16;
     double teacache_threshold = 0;  ///< 0: step caching off
     int dit_steps_computed = -1;    ///< steps whose DiT block stack ran; < 0: not recorded
-    std::vector<SidecarLora> lora_files;  ///< "lora_files": the merged LoRAs in order (the request's "loras" has the paths)
+    /// "lora_files": the merged LoRAs in order, the per-expert ones after the others (the request's "loras",
+    /// "loras_high" and "loras_low" have the paths)
+    std::vector<SidecarLora> lora_files;
 
     /// Pretty-printed (2 spaces), keys sorted. Also "size": "W*H" of the request.
     std::string to_json() const;

@@ -107,6 +107,25 @@ std::shared_ptr<StreamedBlockWeights> StreamedBlockWeights::load(const io::WanCo
     return std::make_shared<StreamedBlockWeights>(std::move(on_device), std::move(on_host), options.device);
 }
 
+std::shared_ptr<StreamedBlockWeights> StreamedBlockWeights::from_device_blocks(std::vector<BlockWeights> blocks,
+                                                                               c10::Device device, int64_t resident) {
+    const auto n = static_cast<int64_t>(blocks.size());
+    WAN_CHECK(resident >= 0 && resident <= n, "streamed DiT: %lld resident blocks of %lld",
+              static_cast<long long>(resident), static_cast<long long>(n));
+    std::vector<BlockWeights> on_device, on_host;
+    for (int64_t i = 0; i < n; ++i) {
+        BlockWeights& w = blocks[static_cast<size_t>(i)];
+        if (i < resident) {
+            on_device.push_back(std::move(w));
+            continue;
+        }
+        BlockWeights host = copy_block(w, c10::Device(c10::kCPU), /*pin=*/false);
+        on_host.push_back(device.is_cuda() ? copy_block(host, c10::Device(c10::kCPU), /*pin=*/true) : std::move(host));
+        w = BlockWeights();  // the device copy goes as soon as the host one exists
+    }
+    return std::make_shared<StreamedBlockWeights>(std::move(on_device), std::move(on_host), device);
+}
+
 StreamedBlockWeights::StreamedBlockWeights(std::vector<BlockWeights> device_blocks,
                                            std::vector<BlockWeights> host_blocks, c10::Device device)
     : device_(std::move(device_blocks)), host_(std::move(host_blocks)), device_type_(device) {

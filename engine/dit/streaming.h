@@ -42,6 +42,10 @@ public:
     /// `resident` onto options.device, the others onto the host in the precision options resolve to.
     static std::shared_ptr<StreamedBlockWeights> load(const io::WanConfig& config, const io::TensorStore& store,
                                                       const ModelOptions& options, int64_t resident);
+    /// From every block already on `device` (a model built elsewhere, e.g. a benchmark's random weights): blocks
+    /// [resident, n) are copied to host memory (pinned on CUDA) in their dtype and their device copies dropped.
+    static std::shared_ptr<StreamedBlockWeights> from_device_blocks(std::vector<BlockWeights> blocks,
+                                                                    c10::Device device, int64_t resident);
     /// From blocks already built: `device_blocks` (on `device`) are blocks 0.., `host_blocks` follow them.
     StreamedBlockWeights(std::vector<BlockWeights> device_blocks, std::vector<BlockWeights> host_blocks,
                          c10::Device device);

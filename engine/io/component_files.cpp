@@ -251,11 +251,90 @@ void locate_experts(const std::string& dir, ModelComponents& m, std::vector<std:
     locate_expert(dir, kHighNoiseDir, "high-noise", m.high_noise_dit_path, m.high_noise_config_path, missing);
     locate_expert(dir, kLowNoiseDir, "low-noise", m.dit_path, m.dit_config_path, missing);
 }
+
+/// --dit-high / --dit-low (Note [Expert files]): the experts' weights from the files; their config.json
+/// candidates from the folder (each expert's own in the A14B layout, else the folder's config.json), which
+/// ModelComponents::dit_config() keeps only where they fit the file's shapes. --dit-config is set by locate().
+void pick_expert_files(const ComponentPaths& o, const std::string& dir, bool expert_folder, ModelComponents& m,
+                       std::vector<std::string>& missing) {
+    m.two_experts = true;
+    auto file = [&](const std::string& path, const char* option, std::string& out) {
+        if (is_file(path)) out = path;
+        else missing.push_back(strfmt("%s %s: file not found", option, path.c_str()));
+    };
+    file(o.dit_high, "--dit-high", m.high_noise_dit_path);
+    file(o.dit_low, "--dit-low", m.dit_path);
+    if (!o.dit_config.empty() || dir.empty()) return;
+    auto existing = [](const std::string& p) { return is_file(p) ? p : std::string(); };
+    if (expert_folder) {
+        m.high_noise_config_path = existing(dir + "/" + kHighNoiseDir + "/" + CheckpointDir::kConfigName);
+        m.dit_config_path = existing(dir + "/" + kLowNoiseDir + "/" + CheckpointDir::kConfigName);
+    } else {
+        m.dit_config_path = m.high_noise_config_path = existing(dir + "/" + CheckpointDir::kConfigName);
+    }
+}
+
+std::string shape_text(const std::vector<int64_t>& shape) {
+    std::string s = "[";
+    for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+    return s + "]";
+}
+
+TensorStore open_expert_file(const std::string& path, const char* option) {
+    try {
+        return open_dit_file(path);
+    } catch (const Error& e) {
+        throw Error(std::string(option) + ": " + e.what(), e.where());
+    }
+}
+
+/// The two expert files hold one architecture: the same tensor names with the same shapes (dtypes may
+/// differ: an fp8 high-noise file next to a bf16 low-noise one is fine). Reads headers only.
+void check_expert_files_match(const std::string& high, const std::string& low) {
+    const TensorStore h = open_expert_file(high, "--dit-high"), l = open_expert_file(low, "--dit-low");
+    const std::string pair = "--dit-high " + high + " and --dit-low " + low + " are not two experts of one model";
+    for (const auto& n : h.names()) {
+        WAN_CHECK(l.contains(n), "%s: tensor '%s' is only in the high-noise file", pair.c_str(), n.c_str());
+        WAN_CHECK(h.info(n).shape == l.info(n).shape, "%s: tensor '%s' is %s in the high-noise file and %s in the "
+                  "low-noise file", pair.c_str(), n.c_str(), shape_text(h.info(n).shape).c_str(),
+                  shape_text(l.info(n).shape).c_str());
+    }
+    for (const auto& n : l.names())
+        WAN_CHECK(h.contains(n), "%s: tensor '%s' is only in the low-noise file", pair.c_str(), n.c_str());
+    // ComfyUI's names say which expert a file is; a swap would run each expert on the other's timesteps.
+    auto base = [](const std::string& p) { return p.substr(p.find_last_of('/') + 1); };
+    if (base(high).find("low_noise") != std::string::npos || base(low).find("high_noise") != std::string::npos)
+        WAN_LOG_WARN("--dit-high %s / --dit-low %s: the file names suggest the experts are swapped (the high-noise "
+                     "expert runs the first, noisiest steps)", high.c_str(), low.c_str());
+}
+
+/// An explicit config (`given`), a DiT from its folder, or an override file: the candidate config.json when
+/// its sizes match the file's shapes, else sizes inferred from the shapes.
+WanConfig config_for(const std::string& dit_path, const std::string& config_path, bool overridden, bool given) {
+    if (!overridden || given) return WanConfig::from_json_file(config_path);
+    const TensorStore dit = open_dit_file(dit_path);
+    if (!config_path.empty()) {
+        // The folder's config describes the override file only if its sizes match the file's shapes.
+        const WanConfig folder = WanConfig::from_json_file(config_path);
+        bool fits = true;
+        for (const auto& spec : std::vector<std::pair<std::string, std::vector<int64_t>>>{
+                 {"head.modulation", {1, 2, folder.dim}},
+                 {"blocks.0.ffn.0.weight", {folder.ffn_dim, folder.dim}},
+                 {"text_embedding.0.weight", {folder.dim, folder.text_dim}},
+                 {"blocks." + std::to_string(folder.num_layers - 1) + ".modulation", {1, 6, folder.dim}}}) {
+            fits = fits && dit.contains(spec.first) && dit.info(spec.first).shape == spec.second;
+        }
+        fits = fits && !dit.contains("blocks." + std::to_string(folder.num_layers) + ".modulation");
+        if (fits) return folder;
+        WAN_LOG_INFO("%s does not describe %s; sizes inferred from its shapes", config_path.c_str(), dit_path.c_str());
+    }
+    return infer_dit_config(dit, dit_path);
+}
 }  // namespace
 
 WanConfig ModelComponents::high_noise_dit_config() const {
     WAN_CHECK(two_experts, "high_noise_dit_config: %s is not a two-expert checkpoint", root.c_str());
-    return WanConfig::from_json_file(high_noise_config_path);
+    return config_for(high_noise_dit_path, high_noise_config_path, dit_overridden, dit_config_given);
 }
 
 ModelComponents ModelComponents::locate(const std::string& ckpt_dir, const ComponentPaths& o) {
@@ -284,18 +363,24 @@ ModelComponents ModelComponents::locate(const std::string& ckpt_dir, const Compo
         missing.push_back(dir.empty() ? strfmt("%s (give %s FILE or --ckpt-dir)", what, option)
                                       : strfmt("%s (%s in the folder, or %s FILE)", what, names.front().c_str(), option));
     };
-    const bool two_experts = o.dit.empty() && !dir.empty() && (is_dir(dir + "/" + kHighNoiseDir) || is_dir(dir + "/" + kLowNoiseDir));
-    if (two_experts) locate_experts(dir, m, missing);
+    const std::string expert_problem = o.expert_files_problem();
+    WAN_CHECK(expert_problem.empty(), "%s", expert_problem.c_str());
+    const bool expert_files = o.has_expert_files();
+    const bool expert_folder = !dir.empty() && (is_dir(dir + "/" + kHighNoiseDir) || is_dir(dir + "/" + kLowNoiseDir));
+    const bool two_experts = expert_files || (o.dit.empty() && expert_folder);
+    if (expert_files) pick_expert_files(o, dir, expert_folder, m, missing);
+    else if (two_experts) locate_experts(dir, m, missing);
     else pick(o.dit, "--dit", {CheckpointDir::kDitIndexName, CheckpointDir::kDitName}, "DiT weights", m.dit_path);
     pick(o.t5, "--t5", {CheckpointDir::kT5Name}, "UMT5-XXL text encoder", m.t5_path);
     pick(o.vae, "--vae", {CheckpointDir::kVaeName}, "video VAE", m.vae_path);
-    m.dit_overridden = !o.dit.empty();
+    m.dit_overridden = !o.dit.empty() || expert_files;
     if (!o.dit_config.empty()) {
         m.dit_config_given = true;
         if (is_file(o.dit_config)) m.dit_config_path = o.dit_config;
         else missing.push_back(strfmt("--dit-config %s: file not found", o.dit_config.c_str()));
+        if (expert_files) m.high_noise_config_path = m.dit_config_path;  // one architecture for both experts
     } else if (two_experts) {
-        // the experts' own config.json files (locate_experts)
+        // the experts' own config.json files (locate_experts), or candidates for the files (pick_expert_files)
     } else if (!dir.empty() && is_file(dir + "/" + CheckpointDir::kConfigName)) {
         m.dit_config_path = dir + "/" + CheckpointDir::kConfigName;
     } else if (!m.dit_overridden) {
@@ -318,34 +403,19 @@ ModelComponents ModelComponents::locate(const std::string& ckpt_dir, const Compo
         std::string msg = dir.empty() ? std::string("model files incomplete; missing:")
                                       : "checkpoint directory '" + dir + "' is incomplete; missing:";
         for (const auto& s : missing) msg += "\n  - " + s;
-        msg += two_experts ? "\n(expected the layout of Wan-AI/Wan2.2-T2V-A14B: high_noise_model/ and low_noise_model/, "
-                             "each with config.json and its safetensors, and the T5, VAE and tokenizer at the top)"
-                           : "\n(expected the layout of Wan-AI/Wan2.1-T2V-1.3B or -14B, or single files for the missing parts)";
+        msg += expert_files ? "\n(Wan2.2 T2V-A14B from single files: --dit-high and --dit-low, with the T5, VAE and "
+                              "tokenizer from --ckpt-dir or --t5, --vae and --tokenizer)"
+               : two_experts ? "\n(expected the layout of Wan-AI/Wan2.2-T2V-A14B: high_noise_model/ and low_noise_model/, "
+                               "each with config.json and its safetensors, and the T5, VAE and tokenizer at the top)"
+                             : "\n(expected the layout of Wan-AI/Wan2.1-T2V-1.3B or -14B, or single files for the missing parts)";
         throw Error(msg);
     }
+    if (expert_files) check_expert_files_match(m.high_noise_dit_path, m.dit_path);
     return m;
 }
 
 WanConfig ModelComponents::dit_config() const {
-    if (!dit_overridden || dit_config_given) return WanConfig::from_json_file(dit_config_path);
-    const TensorStore dit = open_dit();
-    if (!dit_config_path.empty()) {
-        // The folder's config describes the override file only if its sizes match the file's shapes.
-        const WanConfig folder = WanConfig::from_json_file(dit_config_path);
-        bool fits = true;
-        for (const auto& spec : std::vector<std::pair<std::string, std::vector<int64_t>>>{
-                 {"head.modulation", {1, 2, folder.dim}},
-                 {"blocks.0.ffn.0.weight", {folder.ffn_dim, folder.dim}},
-                 {"text_embedding.0.weight", {folder.dim, folder.text_dim}},
-                 {"blocks." + std::to_string(folder.num_layers - 1) + ".modulation", {1, 6, folder.dim}}}) {
-            fits = fits && dit.contains(spec.first) && dit.info(spec.first).shape == spec.second;
-        }
-        fits = fits && !dit.contains("blocks." + std::to_string(folder.num_layers) + ".modulation");
-        if (fits) return folder;
-        WAN_LOG_INFO("%s does not describe %s; sizes inferred from its shapes", dit_config_path.c_str(),
-                     dit_path.c_str());
-    }
-    return infer_dit_config(dit, dit_path);
+    return config_for(dit_path, dit_config_path, dit_overridden, dit_config_given);
 }
 
 std::string ModelComponents::tokenizer_bytes() const {

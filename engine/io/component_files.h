@@ -84,6 +84,14 @@ TensorStore open_vae_file(const std::string& path);
 // Wan2.2 T2V-A14B keeps its two DiTs in `high_noise_model/` and `low_noise_model/`, each with its config.json and
 // `diffusion_pytorch_model.safetensors` (or shards + index), and Wan2.1's T5, VAE and tokenizer at the top. A
 // folder with either sub-folder is taken as this layout; then both must be complete, and a missing one is named.
+//
+// Note [Expert files]
+// ComfyUI ships the experts as two single files (`wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors` and
+// `..._low_noise_...`), read like `--dit` files. ComponentPaths::dit_high / dit_low name them, both or neither
+// and never with `dit`; they replace the folder's experts (the folder, if any, still gives the T5, VAE and
+// tokenizer). Their config: --dit-config for both, else the folder's where it fits each file's shapes, else
+// inferred from the shapes. locate() checks that the two files hold the same tensor names and shapes (the
+// dtypes may differ) and warns when the file names suggest they are swapped.
 
 /// The model's components: the upstream folder's files, each replaceable by a file (ComponentPaths).
 struct ModelComponents {
@@ -109,7 +117,7 @@ struct ModelComponents {
     /// agrees with the override file's shapes; else infer_dit_config().
     WanConfig dit_config() const;
     TensorStore open_dit() const { return open_dit_file(dit_path); }
-    /// Two experts only: the high-noise expert's config and weights.
+    /// Two experts only: the high-noise expert's config (as dit_config() decides it) and weights.
     WanConfig high_noise_dit_config() const;
     TensorStore open_high_noise_dit() const { return open_dit_file(high_noise_dit_path); }
     TensorStore open_t5() const { return open_t5_file(t5_path); }

@@ -24,6 +24,13 @@ double guide_for(Expert e, const GenerationRequest& r) {
     return e == Expert::HighNoise ? r.guide_scale_high : r.guide_scale;
 }
 
+std::vector<LoraSpec> loras_for(Expert e, const GenerationRequest& r) {
+    std::vector<LoraSpec> out = r.loras;
+    const std::vector<LoraSpec>& own = e == Expert::HighNoise ? r.loras_high : r.loras_low;
+    out.insert(out.end(), own.begin(), own.end());
+    return out;
+}
+
 void resolve_expert_fields(GenerationRequest& r, const EngineInfo& info) {
     const bool low_given = r.guide_scale != -1;
     if (!low_given) r.guide_scale = info.default_guide_scale;

@@ -4,6 +4,7 @@
 // Example:
 //   Expert e = expert_for_timestep(t, r.boundary);     // HighNoise while t ≥ boundary·1000
 //   double g = guide_for(e, r);                         // guide_scale_high / guide_scale
+//   auto loras = loras_for(e, r);                       // --lora, then --lora-high / --lora-low
 #pragma once
 
 #include "core/core.h"
@@ -22,6 +23,9 @@ Expert expert_for_timestep(double t, double boundary);
 
 /// The guide of `e`: r.guide_scale_high for the high-noise expert, r.guide_scale for the low-noise one.
 double guide_for(Expert e, const GenerationRequest& r);
+
+/// The LoRAs merged into `e`: r.loras (both experts) followed by the expert's own (r.loras_high / r.loras_low).
+std::vector<LoraSpec> loras_for(Expert e, const GenerationRequest& r);
 
 /// Fills the two-expert fields of a request from a model's info: the guide pair (guide_scale = the low-noise
 /// guide; guide_scale_high < 0 → guide_scale when that was given, else the default) and the boundary. For a

@@ -456,6 +456,24 @@ T2VPipeline::T2VPipeline(const EngineConfig& config) : impl_(std::make_unique<Im
     fill_info(m, demo, config.mesh);
 }
 
+namespace {
+// --offload-dit / --max-vram for a DiT built elsewhere (wan-bench's random weights): the blocks past the budget
+// go to host memory and are streamed as when loading from a checkpoint (Note [Streamed DiT blocks]).
+void stream_built_dit(dit::WanModel& model, const EngineConfig& config) {
+    const int64_t n = model.config().num_layers;
+    const int64_t keep = resident_dit_blocks(config, model.config(), model.precision(), 1);
+    std::vector<dit::BlockWeights> blocks;
+    for (int64_t i = 0; i < n; ++i) {
+        blocks.push_back(model.block_weights().acquire(i));
+        model.block_weights().release(i);
+    }
+    model.set_block_weights_provider(dit::StreamedBlockWeights::from_device_blocks(std::move(blocks), model.device(), keep));
+    model.weights_changed();
+    WAN_LOG_INFO("DiT: %lld of %lld blocks resident, the rest streamed from host memory", static_cast<long long>(keep),
+                 static_cast<long long>(n));
+}
+}  // namespace
+
 T2VPipeline::T2VPipeline(PipelineParts parts, const EngineConfig& config) : impl_(std::make_unique<Impl>()) {
     Impl& m = *impl_;
     WAN_CHECK(parts.text && parts.dit, "T2VPipeline: the text encoder and the DiT are required");
@@ -463,6 +481,7 @@ T2VPipeline::T2VPipeline(PipelineParts parts, const EngineConfig& config) : impl
     m.wan_config = parts.dit->config();
     m.device = parts.dit->device();
     m.text = std::move(parts.text);
+    if (config.offload_dit || config.max_vram_gb > 0) stream_built_dit(*parts.dit, config);
     m.dit = std::move(parts.dit);
     m.vae = std::move(parts.vae);
     m.decode_here = m.vae != nullptr;
@@ -493,6 +512,10 @@ GenerationRequest T2VPipeline::resolve(const GenerationRequest& request) const {
     if (r.negative_prompt.empty()) r.negative_prompt = text::kDefaultNegativePrompt;
     std::vector<std::string> errors = r.validate();
     if (r.sample_steps < 1) errors.push_back(strfmt("sample_steps %d: must be at least 1", r.sample_steps));
+    if (!info.two_experts && (!r.loras_high.empty() || !r.loras_low.empty()))
+        errors.push_back(strfmt("loras_high / loras_low (--lora-high / --lora-low): the %s model has one DiT; "
+                                "per-expert LoRAs need a two-expert model (Wan2.2 T2V-A14B); use --lora",
+                                info.model_variant.c_str()));
     if (!errors.empty()) {
         std::string msg = "invalid request:";
         for (const auto& e : errors) msg += "\n  " + e;
@@ -707,9 +730,17 @@ void T2VPipeline::Impl::apply_loras(const GenerationRequest& r, PipelineOutput& 
     WAN_CHECK(r.loras.empty() || !(config.mesh && config.mesh->layout().dit_fsdp),
               "LoRAs cannot be merged into FSDP-sharded DiT weights yet (--dit-fsdp); restart without --dit-fsdp "
               "or drop the job's LoRAs");
+    WAN_CHECK(dit_high || (r.loras_high.empty() && r.loras_low.empty()),
+              "per-expert LoRAs (loras_high / loras_low) need a two-expert model");  // resolve() says it first
     const auto t0 = Clock::now();
-    out.loras = dit_loras.apply(*dit, r.loras);
-    if (dit_high) dit_high_loras.apply(*dit_high, r.loras);  // the same files, so the same AppliedLora list
+    // Each expert: --lora's files, then its own. The shared ones give the same AppliedLora list on both.
+    std::vector<lora::AppliedLora> low = dit_loras.apply(*dit, loras_for(Expert::LowNoise, r));
+    out.loras.assign(low.begin(), low.begin() + static_cast<std::ptrdiff_t>(r.loras.size()));
+    out.loras_low.assign(low.begin() + static_cast<std::ptrdiff_t>(r.loras.size()), low.end());
+    if (dit_high) {
+        std::vector<lora::AppliedLora> high = dit_high_loras.apply(*dit_high, loras_for(Expert::HighNoise, r));
+        out.loras_high.assign(high.begin() + static_cast<std::ptrdiff_t>(r.loras.size()), high.end());
+    }
     out.seconds_lora = seconds_since(t0);
     out.lora_backup_bytes = dit_loras.backup_bytes() + dit_high_loras.backup_bytes();
 }

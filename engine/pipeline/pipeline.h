@@ -67,6 +67,8 @@ struct PipelineOutput {
     int dit_forwards = 0;
     /// The LoRAs merged into the DiT for this job (file name, SHA-256, strength), for the sidecar and tags.
     std::vector<lora::AppliedLora> loras;
+    /// Two-expert models: the LoRAs merged into one expert only (after `loras`), from loras_high / loras_low.
+    std::vector<lora::AppliedLora> loras_high, loras_low;
     double seconds_lora = 0;        ///< merging (or restoring) the LoRAs before this job; 0 when unchanged
     int64_t lora_backup_bytes = 0;  ///< host memory held to restore the base weights (lora::LoraSet)
 };
@@ -84,7 +86,8 @@ class T2VPipeline {
 public:
     /// Loads tokenizer, T5, DiT and VAE. Throws wan::Error naming the file and problem.
     explicit T2VPipeline(const EngineConfig& config);
-    /// From built parts; `config.ckpt_dir` is ignored.
+    /// From built parts; `config.ckpt_dir` is ignored. With config.offload_dit / max_vram_gb the DiT's blocks
+    /// past the budget move to host memory and are streamed, as when loading.
     T2VPipeline(PipelineParts parts, const EngineConfig& config);
     ~T2VPipeline();
     T2VPipeline(const T2VPipeline&) = delete;

@@ -137,10 +137,15 @@ void EngineHead::Impl::save(const GenerationRequest& resolved, const pipeline::P
     GenerationSidecar record = make_sidecar(resolved, result, info, video::default_encoder(),
                                             config.teacache_threshold, out.steps_computed);
     std::map<std::string, std::string> tags;  // the LoRAs in the MP4 too: "name.safetensors sha256=… strength=0.8; …"
-    for (const lora::AppliedLora& a : out.loras) {
-        record.lora_files.push_back({a.file_name, a.sha256, a.spec.strength});
-        tags["loras"] += (tags["loras"].empty() ? "" : "; ") +
-                         strfmt("%s sha256=%s strength=%g", a.file_name.c_str(), a.sha256.c_str(), a.spec.strength);
+    // Two-expert models: the per-expert LoRAs follow, marked with their expert ("… strength=1 expert=high").
+    for (const auto& [list, expert] : {std::make_pair(&out.loras, ""), std::make_pair(&out.loras_high, "high"),
+                                       std::make_pair(&out.loras_low, "low")}) {
+        for (const lora::AppliedLora& a : *list) {
+            record.lora_files.push_back({a.file_name, a.sha256, a.spec.strength, expert});
+            tags["loras"] += (tags["loras"].empty() ? "" : "; ") +
+                             strfmt("%s sha256=%s strength=%g%s%s", a.file_name.c_str(), a.sha256.c_str(),
+                                    a.spec.strength, *expert ? " expert=" : "", expert);
+        }
     }
     const std::string sidecar = record.to_json();
     const video::RgbFrames frames{u8.data_ptr<uint8_t>(), static_cast<int>(u8.size(0)), static_cast<int>(u8.size(1)),

@@ -312,6 +312,14 @@ void TestAppOpenModel::stripsOnlyTheModelOptions() {
     c.files.vae = "/m/v.safetensors";
     QCOMPARE(c.arguments(), (std::vector<std::string>{"--ckpt-dir", "/m/new", "--vae", "/m/v.safetensors"}));
     QCOMPARE(c.label(), std::string("new"));
+    // Wan2.2's expert files are model options too: a relaunch drops them and carries the new choice's.
+    QCOMPARE(stripModelArgs({"--dit-high", "/m/h.safetensors", "--dit_low=/m/l.safetensors", "--offload-dit"}),
+             (std::vector<std::string>{"--offload-dit"}));
+    ModelChoice e;
+    e.files.dit_high = "/m/wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors";
+    e.files.dit_low = "/m/wan2.2_t2v_low_noise_14B_fp8_scaled.safetensors";
+    QCOMPARE(e.arguments(), (std::vector<std::string>{"--dit-high", e.files.dit_high, "--dit-low", e.files.dit_low}));
+    QVERIFY(!(e == ModelChoice()));
 }
 
 void TestAppOpenModel::dialogShowsAndRefuses() {

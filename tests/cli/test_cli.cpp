@@ -148,6 +148,45 @@ TEST(Options, LorasAreRepeatableWithStrengths) {
               std::string::npos);
 }
 
+TEST(Options, ExpertFilesComeAsAPair) {
+    auto a = parse({"--dit-high", "/m/high.safetensors", "--dit_low=/m/low.safetensors", "--t5", "/m/t5.safetensors",
+                    "--vae", "/m/vae.safetensors"});
+    EXPECT_EQ(a.engine.components.dit_high, "/m/high.safetensors");
+    EXPECT_EQ(a.engine.components.dit_low, "/m/low.safetensors");
+    EXPECT_TRUE(a.engine.components.dit.empty());
+    EXPECT_FALSE(a.engine.components.empty());  // no demo fallback with expert files given
+    // Refused before anything loads, naming the options.
+    const std::string one = parse_error({"--dit-high", "/m/high.safetensors"});
+    EXPECT_NE(one.find("--dit-high was given without --dit-low"), std::string::npos) << one;
+    EXPECT_NE(one.find("wan2.2_t2v_low_noise_14B"), std::string::npos) << one;
+    const std::string other = parse_error({"--dit-low", "/m/low.safetensors"});
+    EXPECT_NE(other.find("--dit-low was given without --dit-high"), std::string::npos) << other;
+    const std::string both = parse_error({"--dit", "/m/dit.safetensors", "--dit-high", "/m/h", "--dit-low", "/m/l"});
+    EXPECT_NE(both.find("--dit cannot be combined with --dit-high / --dit-low"), std::string::npos) << both;
+    const std::string same = parse_error({"--dit-high", "/m/x.safetensors", "--dit-low", "/m/x.safetensors"});
+    EXPECT_NE(same.find("--dit-high and --dit-low name the same file (/m/x.safetensors)"), std::string::npos) << same;
+    EXPECT_NE(wan::app::helpText().find("--dit-high FILE, --dit-low FILE"), std::string::npos);
+}
+
+TEST(Options, PerExpertLoras) {
+    auto a = parse({"--lora", "/l/both.safetensors:0.5", "--lora-high", "/l/high.safetensors", "--lora_low=/l/low.safetensors:0.8",
+                    "--lora-low", "/l/low2.safetensors"});
+    ASSERT_EQ(a.request.loras.size(), 1u);
+    EXPECT_EQ(a.request.loras[0].path, "/l/both.safetensors");
+    ASSERT_EQ(a.request.loras_high.size(), 1u);
+    EXPECT_EQ(a.request.loras_high[0].path, "/l/high.safetensors");
+    EXPECT_DOUBLE_EQ(a.request.loras_high[0].strength, 1.0);
+    ASSERT_EQ(a.request.loras_low.size(), 2u);
+    EXPECT_EQ(a.request.loras_low[0].path, "/l/low.safetensors");
+    EXPECT_DOUBLE_EQ(a.request.loras_low[0].strength, 0.8);
+    EXPECT_EQ(a.request.loras_low[1].path, "/l/low2.safetensors");
+    EXPECT_NE(parse_error({"--lora-high", ":2"}).find("--lora-high ':2': expected PATH[:STRENGTH]"), std::string::npos);
+    const std::string fsdp = parse_error({"--lora-low", "a.safetensors", "--dit-fsdp"});
+    EXPECT_NE(fsdp.find("--lora-high / --lora-low"), std::string::npos) << fsdp;
+    EXPECT_NE(fsdp.find("--dit-fsdp"), std::string::npos) << fsdp;
+    EXPECT_NE(wan::app::helpText().find("--lora-high PATH[:STRENGTH], --lora-low PATH[:STRENGTH]"), std::string::npos);
+}
+
 TEST(Options, EulerAndDenoisingSteps) {
     auto a = parse({"--sample-solver", "euler", "--denoising-steps", "1000, 750,500,250"});
     EXPECT_EQ(a.request.solver, "euler");

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <set>
 
@@ -334,6 +335,78 @@ TEST(Sidecar, RecordsEachLora) {
     EXPECT_EQ(back.request.loras, s.request.loras);
     EXPECT_EQ(back.request.denoising_steps, s.request.denoising_steps);
     EXPECT_EQ(back.to_json(), text);
+}
+
+// ---- per-expert LoRAs of a two-expert model (issue 22) -------------------------------------------------
+
+TEST(Request, PerExpertLorasRoundTrip) {
+    wan::GenerationRequest r;
+    r.prompt = "a kite";
+    r.loras = {{"/l/both.safetensors", 0.5}};
+    r.loras_high = {{"/l/high.safetensors", 1.0}};
+    r.loras_low = {{"/l/low.safetensors", 0.8}, {"/l/low2.safetensors", -1.0}};
+    const std::string text = r.to_json();
+    const wan::GenerationRequest back = wan::GenerationRequest::from_json(text);
+    EXPECT_EQ(back.loras, r.loras);
+    EXPECT_EQ(back.loras_high, r.loras_high);
+    EXPECT_EQ(back.loras_low, r.loras_low);
+    EXPECT_EQ(back.to_json(), text);
+    EXPECT_TRUE(r.validate().empty());
+    // A request without per-expert LoRAs keeps its keys (no "loras_high" / "loras_low").
+    r.loras_high.clear();
+    r.loras_low.clear();
+    const nlohmann::json j = nlohmann::json::parse(r.to_json());
+    EXPECT_FALSE(j.contains("loras_high") || j.contains("loras_low"));
+    // Bad entries name their key.
+    r.loras_low = {{"", 1.0}};
+    r.loras_high = {{"/l/h.safetensors", std::nan("")}};
+    std::string all;
+    for (const auto& e : r.validate()) all += e + "\n";
+    EXPECT_TRUE(contains(all, "loras_low: an entry has an empty path")) << all;
+    EXPECT_TRUE(contains(all, "loras_high: '/l/h.safetensors' has a strength that is not a finite number")) << all;
+    EXPECT_TRUE(contains(error_of([] { wan::GenerationRequest::from_json("{\"loras_high\": {\"path\": \"a\"}}"); }),
+                         "field \"loras_high\" must be a list"));
+    EXPECT_TRUE(contains(error_of([] { wan::GenerationRequest::from_json("{\"loras_low\": [{\"strength\": 1}]}"); }),
+                         "each entry of \"loras_low\" must be an object with a string \"path\""));
+}
+
+TEST(BatchFile, PerExpertLorasPerLine) {
+    wan::GenerationRequest defaults;
+    defaults.loras_high = {{"/l/default_high.safetensors", 1.0}};
+    const auto jobs = wan::parse_batch_text(
+        "{\"prompt\": \"a\", \"loras_high\": [{\"path\": \"/l/h.safetensors\"}], "
+        "\"loras_low\": [{\"path\": \"/l/l.safetensors\", \"strength\": 0.7}]}\n"
+        "{\"prompt\": \"b\"}\n",
+        defaults);
+    ASSERT_EQ(jobs.size(), 2u);
+    EXPECT_EQ(jobs[0].loras_high, (std::vector<wan::LoraSpec>{{"/l/h.safetensors", 1.0}}));
+    EXPECT_EQ(jobs[0].loras_low, (std::vector<wan::LoraSpec>{{"/l/l.safetensors", 0.7}}));
+    EXPECT_EQ(jobs[1].loras_high, defaults.loras_high);  // the command line's, as for "loras"
+    EXPECT_TRUE(jobs[1].loras_low.empty());
+}
+
+TEST(Sidecar, RecordsTheExpertOfPerExpertLoras) {
+    wan::GenerationSidecar s = sample_sidecar(4);
+    s.request.loras_high = {{"/l/high.safetensors", 1.0}};
+    s.request.loras_low = {{"/l/low.safetensors", 0.5}};
+    s.lora_files = {{"high.safetensors", std::string(64, 'b'), 1.0, "high"},
+                    {"low.safetensors", std::string(64, 'c'), 0.5, "low"}};
+    const std::string text = s.to_json();
+    const nlohmann::json j = nlohmann::json::parse(text);
+    EXPECT_EQ(j.at("lora_files").at(0).at("expert"), "high");
+    EXPECT_EQ(j.at("lora_files").at(1).at("expert"), "low");
+    EXPECT_EQ(j.at("loras_high").at(0).at("path"), "/l/high.safetensors");
+    const wan::GenerationSidecar back = wan::GenerationSidecar::from_json(text, "a.json");
+    EXPECT_EQ(back.lora_files, s.lora_files);
+    EXPECT_EQ(back.request.loras_low, s.request.loras_low);
+    EXPECT_EQ(back.to_json(), text);
+    // A LoRA of the whole model has no "expert" key; an unknown expert is refused.
+    s.lora_files = {{"both.safetensors", std::string(64, 'a'), 1.0}};
+    EXPECT_FALSE(nlohmann::json::parse(s.to_json()).at("lora_files").at(0).contains("expert"));
+    nlohmann::json bad = j;
+    bad["lora_files"][0]["expert"] = "middle";
+    EXPECT_TRUE(contains(error_of([&] { wan::GenerationSidecar::from_json(bad.dump(), "b.json"); }),
+                         "b.json: \"lora_files\": \"expert\" must be \"high\" or \"low\" (got \"middle\")"));
 }
 
 TEST(Sidecar, ReadsBackWhatItWrites) {

@@ -2,7 +2,11 @@
 #include "golden.h"
 #include "small_request.h"
 
+#include "dit/dit.h"
+#include "io/component_files.h"
 #include "pipeline/pipeline.h"
+#include "text/text.h"
+#include "vae/vae.h"
 
 #include <ATen/ATen.h>
 
@@ -154,6 +158,35 @@ TEST(Pipeline, Uint8ConversionTruncates) {
     EXPECT_EQ(u[1][0][0][0].item<int>(), 127);  // 127.5 truncates
     EXPECT_EQ(u[3][0][0][0].item<int>(), 255);
     EXPECT_EQ(u[4][0][0][0].item<int>(), 255);
+}
+
+// Built parts (wan-bench's random weights) honour --offload-dit / --max-vram: the DiT's blocks past the budget
+// move to host memory and are streamed, which on the CPU copies the same values (Note [Streamed DiT blocks]).
+wan::pipeline::PipelineParts tiny_parts() {
+    const auto m = wan::io::ModelComponents::locate(wan::test::tiny_ckpt_dir());
+    wan::pipeline::PipelineParts parts;
+    parts.text = std::make_unique<wan::text::TextEncoder>(m);
+    parts.dit = std::make_unique<wan::dit::WanModel>(m.dit_config(), m.open_dit());
+    wan::vae::VAEOptions vopt;
+    vopt.load_encoder = false;
+    parts.vae = std::make_unique<wan::vae::WanVAE>(m.open_vae(), vopt);
+    return parts;
+}
+
+TEST(Pipeline, BuiltPartsStreamTheirDitBlocks) {
+    auto latent = [](const wan::pipeline::EngineConfig& cfg) {
+        wan::pipeline::T2VPipeline pipe(tiny_parts(), cfg);
+        return pipe.generate(small_request()).latent;
+    };
+    wan::pipeline::EngineConfig resident;
+    resident.device = "cpu";
+    const at::Tensor want = latent(resident);
+    wan::pipeline::EngineConfig offload = resident;
+    offload.offload_dit = true;
+    EXPECT_TRUE(at::equal(latent(offload), want)) << "--offload-dit";
+    wan::pipeline::EngineConfig budget = resident;
+    budget.max_vram_gb = 6.0005;  // the 6 GB reserve leaves room for the root and about one tiny block
+    EXPECT_TRUE(at::equal(latent(budget), want)) << "--max-vram";
 }
 
 }  // namespace

@@ -1,6 +1,9 @@
 // Wan2.2 T2V-A14B (two experts) on the tiny two-expert checkpoint of tests/data/wan22: the loop against
 // Wan2.2's reference (latents and expert per step, final latent, video), the expert selection at the
-// boundary, the guide pair, the idle expert parked in host memory, and a folder missing one expert.
+// boundary, the guide pair, the idle expert parked in host memory, and a folder missing one expert; the
+// experts as two single files (--dit-high / --dit-low, written here from the folder's experts) and per-expert
+// LoRAs (--lora-high / --lora-low, with tests/data/accel's LoRA files, made for this architecture).
+#include "error_of.h"
 #include "golden.h"
 
 #include "core/guide_pair.h"
@@ -13,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include <fstream>
+#include <functional>
 #include <map>
 #include <unistd.h>
 
@@ -64,9 +68,10 @@ wan::GenerationRequest a14b_request(const A14BCase& c) {
     return r;
 }
 
-wan::pipeline::T2VPipeline make_pipeline(bool offload) {
+wan::pipeline::T2VPipeline make_pipeline(bool offload, const wan::ComponentPaths& files = {}) {
     wan::pipeline::EngineConfig cfg;
-    cfg.ckpt_dir = wan22_ckpt();
+    cfg.ckpt_dir = files.empty() ? wan22_ckpt() : "";
+    cfg.components = files;
     cfg.device = "cpu";
     cfg.offload_idle_expert = offload;
     return wan::pipeline::T2VPipeline(cfg);
@@ -204,6 +209,224 @@ TEST(Wan22, MissingExpertIsNamed) {
     EXPECT_TRUE(m.two_experts);
     EXPECT_NE(m.high_noise_dit_path.find("high_noise_model/"), std::string::npos);
     EXPECT_NE(m.dit_path.find("low_noise_model/"), std::string::npos);
+}
+
+// ---- the experts as single files (--dit-high / --dit-low; Note [Expert files]) -----------------------------
+
+#define EXPECT_HAS(msg, part) EXPECT_NE((msg).find(part), std::string::npos) << "'" << (part) << "' not in: " << (msg)
+
+/// One expert of the folder as a single file, each tensor renamed by `rename` ("" drops it) and stored as
+/// `dtype`, the way ComfyUI ships them.
+std::string write_expert_file(const std::string& path, const char* expert,
+                              const std::function<std::string(const std::string&)>& rename,
+                              at::ScalarType dtype = at::kFloat) {
+    const auto store = wan::io::TensorStore::open(wan22_ckpt() + "/" + expert + "/diffusion_pytorch_model.safetensors");
+    wan::io::NamedTensors tensors;
+    for (const auto& n : store.names()) {
+        const std::string to = rename(n);
+        if (!to.empty()) tensors.emplace_back(to, store.load(n, c10::Device(c10::kCPU), dtype));
+    }
+    wan::io::save_safetensors(path, tensors);
+    return path;
+}
+
+std::function<std::string(const std::string&)> prefixed(const std::string& prefix) {
+    return [prefix](const std::string& n) { return prefix + n; };
+}
+
+/// The two experts in ComfyUI's form (float32, so the values are the folder's exactly), and the other
+/// components as files of the folder: no --ckpt-dir at all.
+struct ExpertFiles {
+    std::string dir, high, low;
+    wan::ComponentPaths paths() const {
+        wan::ComponentPaths p;
+        p.dit_high = high;
+        p.dit_low = low;
+        p.dit_config = wan22_ckpt() + "/low_noise_model/config.json";  // head dim 32: not inferable from shapes
+        p.t5 = wan22_ckpt() + "/models_t5_umt5-xxl-enc-bf16.pth";
+        p.vae = wan22_ckpt() + "/Wan2.1_VAE.pth";
+        p.tokenizer = wan22_ckpt() + "/google/umt5-xxl/spiece.model";
+        return p;
+    }
+};
+ExpertFiles write_expert_files() {
+    ExpertFiles f;
+    f.dir = wan::test::make_temp_dir("wan22-files");
+    f.high = write_expert_file(f.dir + "/wan2.2_t2v_high_noise_tiny_fp32.safetensors", "high_noise_model",
+                               prefixed("model.diffusion_model."));
+    f.low = write_expert_file(f.dir + "/wan2.2_t2v_low_noise_tiny_fp32.safetensors", "low_noise_model", prefixed("model."));
+    return f;
+}
+
+TEST(Wan22Files, ExpertFilesMatchTheReference) {
+    const ExpertFiles f = write_expert_files();
+    const auto m = wan::io::ModelComponents::locate("", f.paths());
+    EXPECT_TRUE(m.two_experts);
+    EXPECT_EQ(m.high_noise_dit_path, f.high);
+    EXPECT_EQ(m.dit_path, f.low);
+    auto pipe = make_pipeline(false, f.paths());
+    EXPECT_TRUE(pipe.info().two_experts);
+    expect_matches_reference(pipe, "expert files, no folder");
+}
+
+TEST(Wan22Files, FolderConfigsServeTheExpertFiles) {
+    // Next to an A14B folder the files replace its experts; each takes its expert's config.json (it fits).
+    const ExpertFiles f = write_expert_files();
+    wan::ComponentPaths p;
+    p.dit_high = f.high;
+    p.dit_low = f.low;
+    const auto m = wan::io::ModelComponents::locate(wan22_ckpt(), p);
+    EXPECT_TRUE(m.two_experts);
+    EXPECT_EQ(m.high_noise_dit_path, f.high);
+    EXPECT_EQ(m.dit_path, f.low);
+    EXPECT_EQ(m.high_noise_config_path, wan22_ckpt() + "/high_noise_model/config.json");
+    EXPECT_EQ(m.dit_config_path, wan22_ckpt() + "/low_noise_model/config.json");
+    EXPECT_EQ(m.high_noise_dit_config().num_heads, 4);
+    EXPECT_EQ(m.dit_config().num_heads, 4);
+    EXPECT_EQ(m.dit_config().num_layers, 2);
+}
+
+TEST(Wan22Files, BadPairsAreRefusedNamingTheOptions) {
+    const ExpertFiles f = write_expert_files();
+    auto locate_error = [](const wan::ComponentPaths& p) {
+        return wan::test::error_of([&] { wan::io::ModelComponents::locate("", p); });
+    };
+    wan::ComponentPaths p = f.paths();
+    p.dit_low.clear();
+    EXPECT_HAS(locate_error(p), "--dit-high was given without --dit-low");
+    p = f.paths();
+    p.dit_high.clear();
+    EXPECT_HAS(locate_error(p), "--dit-low was given without --dit-high");
+    p = f.paths();
+    p.dit = f.low;
+    EXPECT_HAS(locate_error(p), "--dit cannot be combined with --dit-high / --dit-low");
+    p = f.paths();
+    p.dit_low = p.dit_high;
+    EXPECT_HAS(locate_error(p), "--dit-high and --dit-low name the same file");
+    p = f.paths();
+    p.dit_high = f.dir + "/missing.safetensors";
+    const std::string missing = locate_error(p);
+    EXPECT_HAS(missing, "--dit-high " + f.dir + "/missing.safetensors: file not found");
+    EXPECT_HAS(missing, "--dit-high and --dit-low");
+    // Not a DiT at all: named as what it is, with the option.
+    p = f.paths();
+    p.dit_low = wan22_ckpt() + "/Wan2.1_VAE.pth";
+    const std::string vae = locate_error(p);
+    EXPECT_HAS(vae, "--dit-low: ");
+    EXPECT_HAS(vae, "pass it with --vae");
+    // Two DiTs of different shapes: a block missing, or one tensor of another size.
+    p = f.paths();
+    p.dit_low = write_expert_file(f.dir + "/one_block.safetensors", "low_noise_model", [](const std::string& n) {
+        return n.rfind("blocks.1.", 0) == 0 ? std::string() : n;
+    });
+    const std::string fewer = locate_error(p);
+    EXPECT_HAS(fewer, "are not two experts of one model");
+    EXPECT_HAS(fewer, "is only in the high-noise file");
+    EXPECT_HAS(fewer, "'blocks.1.");
+    {
+        const auto store = wan::io::TensorStore::open(f.low);
+        wan::io::NamedTensors tensors;
+        for (const auto& n : store.names()) {
+            at::Tensor t = store.load(n);
+            if (n == "model.blocks.0.ffn.0.weight") t = t.narrow(0, 0, t.size(0) / 2).contiguous();  // ffn 256 → 128
+            tensors.emplace_back(n, t);
+        }
+        p.dit_low = f.dir + "/narrow_ffn.safetensors";
+        wan::io::save_safetensors(p.dit_low, tensors);
+    }
+    EXPECT_HAS(locate_error(p), "tensor 'blocks.0.ffn.0.weight' is [256, 128] in the high-noise file and [128, 128] in "
+                                "the low-noise file");
+}
+
+TEST(Wan22Files, DtypesMayDifferBetweenTheExperts) {
+    // A bf16 high-noise file next to a float32 low-noise one: one architecture, accepted.
+    const ExpertFiles f = write_expert_files();
+    wan::ComponentPaths p = f.paths();
+    p.dit_high = write_expert_file(f.dir + "/high_bf16.safetensors", "high_noise_model", prefixed(""), at::kBFloat16);
+    EXPECT_NO_THROW(wan::io::ModelComponents::locate("", p));
+}
+
+// ---- per-expert LoRAs (--lora-high / --lora-low) ----------------------------------------------------------
+
+std::string accel(const std::string& file) { return wan::test::test_data_dir() + "/accel/" + file; }
+
+struct LoraRun {
+    std::map<std::string, at::Tensor> traced;
+    wan::pipeline::PipelineOutput out;
+    at::Tensor latents(int step) const { return traced.at("latents." + std::to_string(step)); }
+};
+
+LoraRun run_with(wan::pipeline::T2VPipeline& pipe, const wan::GenerationRequest& base, std::vector<wan::LoraSpec> both,
+             std::vector<wan::LoraSpec> high, std::vector<wan::LoraSpec> low) {
+    wan::GenerationRequest r = base;
+    r.loras = std::move(both);
+    r.loras_high = std::move(high);
+    r.loras_low = std::move(low);
+    LoraRun run;
+    run.out = pipe.generate(r, {}, nullptr, [&](const std::string& n, const at::Tensor& t) { run.traced[n] = t.clone(); });
+    return run;
+}
+
+TEST(Wan22Loras, EachExpertGetsItsOwn) {
+    auto pipe = make_pipeline(false);
+    const A14BCase c = load_a14b_case();
+    const wan::GenerationRequest r = a14b_request(c);
+    const wan::LoraSpec native{accel("lora_native.safetensors"), 1.0}, kohya{accel("lora_kohya.safetensors"), 0.7};
+    // The case's schedule: steps 0-3 on the high-noise expert, 4-5 on the low-noise one. "latents.<i>" is the
+    // latent going into step i (latents.0 the noise), so latents.0-4 come from the high-noise expert alone.
+    const at::Tensor experts = c.get("expert");
+    ASSERT_EQ(experts.size(0), 6);
+    ASSERT_EQ(experts[3].item<int64_t>(), 1);
+    ASSERT_EQ(experts[4].item<int64_t>(), 0);
+
+    const LoraRun base = run_with(pipe, r, {}, {}, {});
+    const LoraRun low_only = run_with(pipe, r, {}, {}, {native});
+    for (int i = 0; i <= 4; ++i) EXPECT_TRUE(at::equal(low_only.latents(i), base.latents(i))) << "before step " << i;
+    EXPECT_FALSE(at::equal(low_only.latents(5), base.latents(5))) << "the low-noise LoRA changed nothing";
+    ASSERT_EQ(low_only.out.loras_low.size(), 1u);
+    EXPECT_EQ(low_only.out.loras_low[0].file_name, "lora_native.safetensors");
+    EXPECT_TRUE(low_only.out.loras.empty() && low_only.out.loras_high.empty());
+
+    const LoraRun high_only = run_with(pipe, r, {}, {native}, {});
+    EXPECT_FALSE(at::equal(high_only.latents(1), base.latents(1))) << "the high-noise LoRA changed nothing";
+    ASSERT_EQ(high_only.out.loras_high.size(), 1u);
+    EXPECT_EQ(high_only.out.loras_high[0].spec.strength, 1.0);
+
+    // --lora goes into both experts: the same as the pair of per-expert LoRAs.
+    const LoraRun shared = run_with(pipe, r, {native}, {}, {});
+    const LoraRun pair = run_with(pipe, r, {}, {native}, {native});
+    EXPECT_TRUE(at::equal(shared.out.latent, pair.out.latent));
+    EXPECT_FALSE(at::equal(shared.out.latent, base.out.latent));
+    ASSERT_EQ(shared.out.loras.size(), 1u);
+    EXPECT_TRUE(shared.out.loras_high.empty() && shared.out.loras_low.empty());
+
+    // Stacking: an expert's own LoRAs merge after --lora's.
+    const LoraRun stacked = run_with(pipe, r, {native}, {}, {kohya});
+    const LoraRun spelled = run_with(pipe, r, {}, {native}, {native, kohya});
+    EXPECT_TRUE(at::equal(stacked.out.latent, spelled.out.latent));
+    for (int i = 0; i <= 4; ++i) EXPECT_TRUE(at::equal(stacked.latents(i), shared.latents(i))) << "before step " << i;
+    EXPECT_FALSE(at::equal(stacked.latents(5), shared.latents(5)));
+    ASSERT_EQ(stacked.out.loras_low.size(), 1u);
+    EXPECT_EQ(stacked.out.loras_low[0].spec.strength, 0.7);
+
+    // Back to no LoRA: both experts restored to their base weights.
+    const LoraRun again = run_with(pipe, r, {}, {}, {});
+    EXPECT_TRUE(at::equal(again.out.latent, base.out.latent));
+    EXPECT_EQ(again.out.lora_backup_bytes, 0);
+}
+
+TEST(Wan22Loras, OneExpertModelRefusesThem) {
+    wan::pipeline::EngineConfig cfg;
+    cfg.ckpt_dir = wan::test::tiny_ckpt_dir();
+    cfg.device = "cpu";
+    wan::pipeline::T2VPipeline pipe(cfg);
+    wan::GenerationRequest r;
+    r.prompt = "x";
+    r.loras_high = {{accel("lora_native.safetensors"), 1.0}};
+    const std::string msg = wan::test::error_of([&] { (void)pipe.resolve(r); });
+    EXPECT_HAS(msg, "--lora-high / --lora-low");
+    EXPECT_HAS(msg, "has one DiT");
+    EXPECT_HAS(msg, "use --lora");
 }
 
 }  // namespace
