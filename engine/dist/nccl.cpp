@@ -95,9 +95,9 @@ public:
         ncclUniqueId id;
         if (rank_ == 0) NCCL_CHECK(ncclGetUniqueId(&id));
         MPI_BOUNDED("broadcast of the NCCL id", MPI_Ibcast, &id, static_cast<int>(sizeof id), MPI_BYTE, 0, comm_);
-        ncclComm_t comm = nullptr;
-        NCCL_CHECK(ncclCommInitRank(&comm, size_, id, rank_));
-        nccl_.store(comm);
+        ncclComm_t created = nullptr;
+        NCCL_CHECK(ncclCommInitRank(&created, size_, id, rank_));
+        nccl_.store(created);
         try {
             if (size_ > 1) watchdog_ = std::thread([this] { watch(); });
         } catch (...) {
