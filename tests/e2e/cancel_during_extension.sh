@@ -4,6 +4,7 @@
 # the run), waits until the request has arrived (an event, not a fixed sleep), sends SIGINT to every rank as a
 # terminal's Ctrl+C does, and checks that the run ends within 15 s. Prints the run's output, then
 # "ended after Ctrl+C (exit N)".
+. "$(dirname "$0")/ctrl_c.sh"
 dir=$(mktemp -d)
 log=$dir/log
 python3 - "$dir" <<'EOF' &
@@ -33,15 +34,7 @@ until [ -f "$dir/asked" ]; do
     if [ $i -gt 1200 ] || ! kill -0 $launcher 2>/dev/null; then cat "$log"; echo "no request reached the stand-in" >&2; kill $server; exit 2; fi
     sleep 0.1
 done
-for pid in $(pgrep -P $launcher); do kill -INT "$pid"; done
-i=0
-while kill -0 $launcher 2>/dev/null; do
-    i=$((i + 1))
-    if [ $i -gt 150 ]; then cat "$log"; echo "still running 15 s after Ctrl+C" >&2; kill -KILL $launcher $server; exit 3; fi
-    sleep 0.1
-done
-wait $launcher
-rc=$?
+ctrl_c_and_wait $launcher "$log" 15 $server
 kill $server 2>/dev/null
 cat "$log"
 rm -rf "$dir"
