@@ -1,5 +1,7 @@
 // io::save_safetensors_new (--save-latents, the latent kept after a failed video write): never replaces a
 // file, leaves no temporary file behind, and writes what save_safetensors writes.
+#include "error_of.h"
+#include "file_bytes.h"
 #include "golden.h"
 
 #include "core/core.h"
@@ -11,13 +13,14 @@
 #include <unistd.h>
 
 #include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
 namespace {
 
 using wan::io::TensorStore;
+using wan::test::error_of;
+using wan::test::file_bytes;
 
 std::vector<std::string> list_dir(const std::string& dir) {
     std::vector<std::string> names;
@@ -27,24 +30,6 @@ std::vector<std::string> list_dir(const std::string& dir) {
         ::closedir(d);
     }
     return names;
-}
-
-std::string read_all(const std::string& path) {
-    std::ifstream f(path, std::ios::binary);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    return ss.str();
-}
-
-/// The message of the wan::Error that `body` throws ("" when it does not throw).
-template <typename F>
-std::string error_of(F&& body) {
-    try {
-        body();
-    } catch (const wan::Error& e) {
-        return e.what();
-    }
-    return {};
 }
 
 class SaveNew : public ::testing::Test {
@@ -67,7 +52,7 @@ TEST_F(SaveNew, RefusesAnExistingFileAndLeavesItAsItWas) {
     std::ofstream(path) << "keep";
     const std::string msg = error_of([&] { wan::io::save_safetensors_new(path, tensors); });
     EXPECT_NE(msg.find("'" + path + "' already exists; WanStudio never overwrites outputs"), std::string::npos) << msg;
-    EXPECT_EQ(read_all(path), "keep");
+    EXPECT_EQ(file_bytes(path), "keep");
     EXPECT_EQ(list_dir(dir), std::vector<std::string>{"existing.safetensors"});
 }
 

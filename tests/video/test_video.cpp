@@ -1,6 +1,7 @@
 // Video writer round trips (MP4 + metadata, poster PNG, JSON), encoder fallback, output naming, never
 // overwriting, and output-directory checks.
 #include "error_of.h"
+#include "file_bytes.h"
 #include "golden.h"  // make_temp_dir
 #include <set>
 #include <thread>
@@ -14,7 +15,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -30,6 +30,7 @@ std::string create_temp_file(const std::string& final_path);
 namespace {
 
 using wan::test::error_of;
+using wan::test::file_bytes;
 
 // A smooth moving gradient: decodes well after yuv420p subsampling.
 std::vector<uint8_t> gradient(int frames, int height, int width) {
@@ -43,13 +44,6 @@ std::vector<uint8_t> gradient(int frames, int height, int width) {
                 v[k++] = static_cast<uint8_t>((f * 255) / std::max(1, frames - 1));
             }
     return v;
-}
-
-std::string slurp(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
 }
 
 void expect_close(const std::vector<uint8_t>& got, const std::vector<uint8_t>& want, double mean_tol, int max_tol,
@@ -248,7 +242,7 @@ TEST(Video, SaveOutputsNeverOverwrites) {
     EXPECT_NE(stem.find("_a_red_fox_in_snow"), std::string::npos) << stem;
 
     // The JSON side file holds the metadata.
-    const std::string json = slurp(a.json_path);
+    const std::string json = file_bytes(a.json_path);
     EXPECT_NE(json.find("\"prompt\": \"A red fox / in *snow*\""), std::string::npos) << json;
     EXPECT_NE(json.find("\"seed\": \"7\""), std::string::npos) << json;
 
@@ -263,17 +257,17 @@ TEST(Video, SaveOutputsNeverOverwrites) {
     EXPECT_TRUE(std::equal(poster.begin(), poster.end(), rgb.begin() + static_cast<long>(fb * (F / 2))));
 
     // Same time and prompt again: _1, then _2; nothing is replaced.
-    const std::string first_video = slurp(a.video_path);
+    const std::string first_video = file_bytes(a.video_path);
     so.json_text = "{\"custom\": true}\n";
     so.poster = PosterFrame::First;
     const SavedOutputs b = save_outputs(so, {rgb.data(), F, H, W});
     EXPECT_EQ(b.video_path, dir + "/" + stem + "_1.mp4");
-    EXPECT_EQ(slurp(b.json_path), so.json_text);
+    EXPECT_EQ(file_bytes(b.json_path), so.json_text);
     const auto poster_b = decode_frames(b.poster_path);
     EXPECT_TRUE(std::equal(poster_b.begin(), poster_b.end(), rgb.begin()));
     const SavedOutputs c = save_outputs(so, {rgb.data(), F, H, W});
     EXPECT_EQ(c.video_path, dir + "/" + stem + "_2.mp4");
-    EXPECT_EQ(slurp(a.video_path), first_video);
+    EXPECT_EQ(file_bytes(a.video_path), first_video);
     EXPECT_EQ(list_dir(dir).size(), 9u);  // three complete sets, no temporary files
 
     // A taken name blocks the whole set: only a .json with the next stem exists -> _3 is skipped.
@@ -287,7 +281,7 @@ TEST(Video, SaveOutputsNeverOverwrites) {
     EXPECT_NE(msg.find("already exists"), std::string::npos) << msg;
     msg = error_of([&] { write_text_file(a.json_path, "x"); });
     EXPECT_NE(msg.find("already exists"), std::string::npos) << msg;
-    EXPECT_EQ(slurp(a.video_path), first_video);
+    EXPECT_EQ(file_bytes(a.video_path), first_video);
 }
 
 TEST(Video, ConcurrentSavesOfTheSameNameBothSucceed) {
