@@ -10,16 +10,20 @@
 namespace wan::app::test {
 
 /// Qt Test runs this initTestCase() for the derived test class (it looks slots up through the base classes);
-/// the derived class declares only its test functions.
+/// the derived class declares only its test functions, and puts any further one-time setup in setUpTestCase().
 class TemporarySettingsTest : public QObject {
     Q_OBJECT
 private slots:
     void initTestCase() {
         QVERIFY(settingsDir_.isValid());
         useTemporarySettings(settingsDir_.path());
+        setUpTestCase();
     }
 
 protected:
+    /// Runs once after the settings are redirected; a failed QVERIFY in it fails initTestCase.
+    virtual void setUpTestCase() {}
+
     QTemporaryDir settingsDir_;
 };
 

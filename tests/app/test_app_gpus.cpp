@@ -1,7 +1,7 @@
 // Engine → GPUs…, File → Connect to engine… and the saved queue (issues 26 and 19): the layout proposals are
 // valid for 12 and 40 heads on 1–8 GPUs, the exact mpirun line, the dialog in dry-run mode, a relaunch that
 // keeps the queue (fake launcher: the new window restores it), and the message when mpirun is missing.
-#include "app_test_support.h"
+#include "temporary_settings_test.h"
 
 #include "launch/fake_launcher.h"
 #include "launch/gpu_probe.h"
@@ -70,10 +70,9 @@ struct Window {
 };
 }  // namespace
 
-class TestAppGpus : public QObject {
+class TestAppGpus : public TemporarySettingsTest {
     Q_OBJECT
 private slots:
-    void initTestCase() { useTemporarySettings(settingsDir_.path()); }
     void proposalsAreValid_data();
     void proposalsAreValid();
     void proposalFollowsLaunchers();
@@ -89,9 +88,6 @@ private slots:
     void connectDialogBuildsCommand();
     void stalledEngineEndsAfterBoundedWait();
     void processLauncherStartsDetached();
-
-private:
-    QTemporaryDir settingsDir_;
 };
 
 void TestAppGpus::proposalsAreValid_data() {

@@ -1,5 +1,5 @@
 // MainWindow driven like a user (QTest::keyClicks, mouse clicks, Ctrl+Return) over the fake backend.
-#include "app_test_support.h"
+#include "temporary_settings_test.h"
 #include "launch/saved_queue.h"
 #include "models/history_model.h"
 #include "models/job_list_model.h"
@@ -60,10 +60,9 @@ struct Fixture {
 };
 }  // namespace
 
-class TestAppMainWindow : public QObject {
+class TestAppMainWindow : public TemporarySettingsTest {
     Q_OBJECT
 private slots:
-    void initTestCase();
     void init();
     void showsLoadingThenReady();
     void generatesFromTypedPrompt();
@@ -79,12 +78,7 @@ private slots:
     void restoresLastParameters();
     void previewPlaysRealVideo();
     void seedFieldTakesAnySeed();
-
-private:
-    QTemporaryDir settingsDir_;
 };
-
-void TestAppMainWindow::initTestCase() { useTemporarySettings(settingsDir_.path()); }
 
 void TestAppMainWindow::init() {
     QSettings().clear();

@@ -10,7 +10,7 @@
 #include "io/float8.h"
 #include "io/io.h"
 
-#include "app_test_support.h"
+#include "temporary_settings_test.h"
 
 #include "cli/model_probe.h"
 #include "core/model_defaults.h"
@@ -160,14 +160,9 @@ QStringList comboItems(const QComboBox* box) {
 
 }  // namespace
 
-class TestAppOpenModel : public QObject {
+class TestAppOpenModel : public TemporarySettingsTest {
     Q_OBJECT
 private slots:
-    void initTestCase() {
-        useTemporarySettings(settingsDir_.path());
-        QVERIFY(files_.isValid());
-        files = std::make_unique<SingleFiles>(files_.path());
-    }
     void probesTheUpstreamFolder();
     void probesTheTwoExpertFolder();
     void probesSingleFiles();
@@ -182,7 +177,11 @@ private slots:
     void loadingNamesTheComponentBeingRead();
 
 private:
-    QTemporaryDir settingsDir_;
+    void setUpTestCase() override {
+        QVERIFY(files_.isValid());
+        files = std::make_unique<SingleFiles>(files_.path());
+    }
+
     QTemporaryDir files_;
     std::unique_ptr<SingleFiles> files;
 };
