@@ -37,6 +37,20 @@ QStringList toQt(const std::vector<std::string>& v) {
     return out;
 }
 
+/// `mpirun -np 2 <kExe>`: the relaunch these tests ask for.
+LaunchCommand mpirunTwoRanks() {
+    LaunchCommand command;
+    command.program = QStringLiteral("mpirun");
+    command.arguments = {QStringLiteral("-np"), QStringLiteral("2"), kExe};
+    return command;
+}
+
+/// What one MainWindow::relaunch did: whether it started the new engine, and the launchFailed messages.
+struct Relaunch {
+    bool started = false;
+    QStringList failures;
+};
+
 /// A window over a fake engine that stalls its jobs (so they stay queued), its launcher a fake.
 struct Window {
     explicit Window(const QString& queueFile, std::function<bool(int)> ask = nullptr) {
@@ -61,6 +75,13 @@ struct Window {
     }
     bool waitReady() {
         return QTest::qWaitFor([&] { return window->generateButton()->isEnabled(); }, 5000);
+    }
+    Relaunch relaunch(const LaunchCommand& command) {
+        QSignalSpy failed(window.get(), &MainWindow::launchFailed);
+        Relaunch r;
+        r.started = window->relaunch(command);
+        for (const QList<QVariant>& signal : failed) r.failures << signal.at(0).toString();
+        return r;
     }
     AppOptions options;
     FakeLauncher launcher;
@@ -237,9 +258,7 @@ void TestAppGpus::relaunchKeepsQueue() {
             old.window->jobModel()->addJob(old.session->submit(requestFor(QString::fromLatin1(prompt))),
                                            requestFor(QString::fromLatin1(prompt)));
         QTRY_VERIFY(QFile::exists(queueFile));  // saved as soon as the queue changed
-        LaunchCommand command;
-        command.program = QStringLiteral("mpirun");
-        command.arguments = {QStringLiteral("-np"), QStringLiteral("2"), kExe};
+        const LaunchCommand command = mpirunTwoRanks();
         QVERIFY(old.window->relaunch(command));
         QCOMPARE(old.launcher.started.size(), 1);
         QCOMPARE(old.launcher.started[0].arguments, command.arguments);
@@ -301,13 +320,10 @@ void TestAppGpus::missingMpirunSaysWhatToInstall() {
     QVERIFY(w.waitReady());
     w.launcher.missing.insert(QStringLiteral("mpirun"));
     w.window->jobModel()->addJob(w.session->submit(requestFor(QStringLiteral("kept"))), requestFor(QStringLiteral("kept")));
-    QSignalSpy failed(w.window.get(), &MainWindow::launchFailed);
-    LaunchCommand command;
-    command.program = QStringLiteral("mpirun");
-    command.arguments = {QStringLiteral("-np"), QStringLiteral("2"), kExe};
-    QVERIFY(!w.window->relaunch(command));
-    QCOMPARE(failed.count(), 1);
-    const QString message = failed.at(0).at(0).toString();
+    const Relaunch relaunch = w.relaunch(mpirunTwoRanks());
+    QVERIFY(!relaunch.started);
+    QCOMPARE(relaunch.failures.size(), 1);
+    const QString message = relaunch.failures.at(0);
     QVERIFY2(message.contains(QStringLiteral("sudo apt install openmpi-bin")), qPrintable(message));
     QVERIFY(message.contains(QStringLiteral("keeps working")));
     QVERIFY(w.launcher.started.isEmpty());
@@ -321,15 +337,11 @@ void TestAppGpus::failedStartSaysWhatFailed() {
     Window w(dir.filePath(QStringLiteral("queue.json")));
     QVERIFY(w.waitReady());
     w.launcher.failWith = QStringLiteral("Permission denied");
-    QSignalSpy failed(w.window.get(), &MainWindow::launchFailed);
-    LaunchCommand command;
-    command.program = QStringLiteral("mpirun");
-    command.arguments = {QStringLiteral("-np"), QStringLiteral("2"), kExe};
-    QVERIFY(!w.window->relaunch(command));
-    QCOMPARE(failed.count(), 1);
-    QCOMPARE(failed.at(0).at(0).toString(),
-             QStringLiteral("Could not start mpirun -np 2 /opt/wanstudio/bin/wanstudio: Permission denied. The current "
-                            "engine keeps working."));
+    const Relaunch relaunch = w.relaunch(mpirunTwoRanks());
+    QVERIFY(!relaunch.started);
+    QCOMPARE(relaunch.failures,
+             QStringList{QStringLiteral("Could not start mpirun -np 2 /opt/wanstudio/bin/wanstudio: Permission "
+                                        "denied. The current engine keeps working.")});
     QVERIFY(w.window->isVisible());
 
     // a relaunch from inside an mpirun job must not inherit the old job's MPI variables
