@@ -147,6 +147,31 @@ void expect_failure(const ExtendResult& r, std::initializer_list<const char*> pa
     for (const char* part : parts) EXPECT_NE(r.message.find(part), std::string::npos) << r.message;
 }
 
+/// What an extension cancelled part-way through gave, and how long it took.
+struct CancelledExtension {
+    ExtendResult result;
+    double seconds = 0;
+};
+
+/// Extends "a cat" with `options` against `server`, and sets the cancel flag `after` the server has received the
+/// first request.
+CancelledExtension extend_and_cancel(ScriptedServer& server, const ExtendOptions& options,
+                                     std::chrono::milliseconds after) {
+    auto ext = make_prompt_extender("dashscope", "", options);
+    std::atomic<bool> cancel{false};
+    ext->set_cancel_flag(&cancel);
+    std::thread canceller([&] {
+        while (server.requests().empty()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        std::this_thread::sleep_for(after);
+        cancel.store(true);
+    });
+    const auto t0 = Clock::now();
+    CancelledExtension out{ext->extend("a cat", "en", 5)};
+    out.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    canceller.join();
+    return out;
+}
+
 class DashScope : public ::testing::Test {
 protected:
     void SetUp() override {
@@ -286,19 +311,10 @@ TEST_F(DashScope, CancelStopsARequestInFlight) {
     ScriptedServer server({{200, kOkBody, 3000}, {200, kOkBody, 3000}});
     ExtendOptions o = fast(server);
     o.timeout_ms = 10000;  // only the cancel can end it early
-    auto ext = make_prompt_extender("dashscope", "", o);
-    std::atomic<bool> cancel{false};
-    ext->set_cancel_flag(&cancel);
-    std::thread canceller([&] {
-        while (server.requests().empty()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-        cancel.store(true);  // the request is being answered (slowly) now
-    });
-    const auto t0 = Clock::now();
-    const ExtendResult r = ext->extend("a cat", "en", 5);
-    const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
-    canceller.join();
-    expect_failure(r, {"cancelled"});
-    EXPECT_LT(secs, 2.5) << "the cancel waited for the server's answer (3 s)";
+    // cancelled at once: the request is being answered (slowly) then
+    const CancelledExtension c = extend_and_cancel(server, o, std::chrono::milliseconds(0));
+    expect_failure(c.result, {"cancelled"});
+    EXPECT_LT(c.seconds, 2.5) << "the cancel waited for the server's answer (3 s)";
     EXPECT_EQ(server.requests().size(), 1u);  // not retried
 }
 
@@ -306,20 +322,10 @@ TEST_F(DashScope, CancelDuringTheBackOffEndsAtOnce) {
     ScriptedServer server({{500, R"({"code":"InternalError","message":"busy"})"}, {200, kOkBody}});
     ExtendOptions o = fast(server);
     o.retry_backoff_ms = 5000;
-    auto ext = make_prompt_extender("dashscope", "", o);
-    std::atomic<bool> cancel{false};
-    ext->set_cancel_flag(&cancel);
-    std::thread canceller([&] {
-        while (server.requests().empty()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the 500 answered: now in the back-off
-        cancel.store(true);
-    });
-    const auto t0 = Clock::now();
-    const ExtendResult r = ext->extend("a cat", "en", 5);
-    const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
-    canceller.join();
-    expect_failure(r, {"cancelled"});
-    EXPECT_LT(secs, 2.5) << "the cancel waited for the 5 s back-off";
+    // cancelled 100 ms after the 500 was answered: in the back-off
+    const CancelledExtension c = extend_and_cancel(server, o, std::chrono::milliseconds(100));
+    expect_failure(c.result, {"cancelled"});
+    EXPECT_LT(c.seconds, 2.5) << "the cancel waited for the 5 s back-off";
     EXPECT_EQ(server.requests().size(), 1u);
 }
 
