@@ -10,33 +10,42 @@
 
 namespace wan::test_hooks {
 
-void maybe_fail_at_step(int rank, int step) {
-    static std::atomic<int> jobs_failed{0};
-    static const std::optional<std::string> fail_rank = env_string("WAN_TEST_FAIL_RANK");
-    static const std::optional<std::string> fail_step = env_string("WAN_TEST_FAIL_STEP");
-    if (!fail_rank || !fail_step || jobs_failed.load() > 0) return;
-    if (std::atoi(fail_rank->c_str()) == rank && std::atoi(fail_step->c_str()) == step) {
-        ++jobs_failed;
-        WAN_THROW("injected failure at step %d (WAN_TEST_FAIL_RANK)", step);
+namespace {
+
+/// A hook armed by two variables: the rank it acts on and the point (step or block) at which it acts.
+class RankPointHook {
+public:
+    RankPointHook(const char* rank_var, const char* point_var)
+        : rank_(env_string(rank_var)), point_(env_string(point_var)) {}
+    /// Both variables are set and name this rank and point.
+    bool matches(int rank, long long point) const {
+        return rank_ && point_ && std::atoi(rank_->c_str()) == rank && std::atoll(point_->c_str()) == point;
     }
+    /// matches(), the first time only: an injected failure ends one job, not every job after it.
+    bool fires_once(int rank, long long point) { return matches(rank, point) && !fired_.exchange(true); }
+
+private:
+    std::optional<std::string> rank_;
+    std::optional<std::string> point_;
+    std::atomic<bool> fired_{false};
+};
+
+}  // namespace
+
+void maybe_fail_at_step(int rank, int step) {
+    static RankPointHook hook("WAN_TEST_FAIL_RANK", "WAN_TEST_FAIL_STEP");
+    if (hook.fires_once(rank, step)) WAN_THROW("injected failure at step %d (WAN_TEST_FAIL_RANK)", step);
 }
 
 void maybe_fail_after_block(int rank, long long block) {
-    static std::atomic<int> fired{0};
-    static const std::optional<std::string> fail_rank = env_string("WAN_TEST_FAIL_BLOCK_RANK");
-    static const std::optional<std::string> fail_block = env_string("WAN_TEST_FAIL_BLOCK");
-    if (!fail_rank || !fail_block || fired.load() > 0) return;
-    if (std::atoi(fail_rank->c_str()) == rank && std::atoll(fail_block->c_str()) == block) {
-        ++fired;
+    static RankPointHook hook("WAN_TEST_FAIL_BLOCK_RANK", "WAN_TEST_FAIL_BLOCK");
+    if (hook.fires_once(rank, block))
         WAN_THROW("injected failure after DiT block %lld (WAN_TEST_FAIL_BLOCK_RANK)", block);
-    }
 }
 
 void maybe_stop_at_step(int rank, int step) {
-    static const std::optional<std::string> stop_rank = env_string("WAN_TEST_STOP_RANK");
-    static const std::optional<std::string> stop_step = env_string("WAN_TEST_STOP_STEP");
-    if (!stop_rank || !stop_step) return;
-    if (std::atoi(stop_rank->c_str()) == rank && std::atoi(stop_step->c_str()) == step) {
+    static const RankPointHook hook("WAN_TEST_STOP_RANK", "WAN_TEST_STOP_STEP");
+    if (hook.matches(rank, step)) {
         WAN_LOG_WARN("test hook: rank %d stops itself (SIGSTOP) at step %d (WAN_TEST_STOP_RANK)", rank, step);
         std::raise(SIGSTOP);
     }
