@@ -19,6 +19,7 @@
 
 #include <csignal>
 #include <cstdio>
+#include <memory>
 
 namespace wan::app {
 
@@ -43,6 +44,8 @@ char levelLetter(wan::LogLevel level) {
 /// WAN_SCREENSHOT=FILE is set. The window then generates one video with its parameters as soon as the engine
 /// is ready (WAN_SCREENSHOT_PROMPT, when set, replaces the prompt), saves itself to FILE a second after the
 /// preview has loaded (or failed to), and closes, which quits. A job that fails closes it without a picture.
+/// WAN_SCREENSHOT_AT_STEP=N takes the picture mid-generation instead: once denoising step N's live preview
+/// has reached the window (closing then cancels the job).
 void installScreenshotHook(MainWindow* window, EngineSession* session) {
     const QString path = qEnvironmentVariable("WAN_SCREENSHOT");
     if (path.isEmpty()) return;
@@ -68,8 +71,19 @@ void installScreenshotHook(MainWindow* window, EngineSession* session) {
             window->close();
         });
     };
-    QObject::connect(window, &MainWindow::previewLoaded, window, shoot, single);
-    QObject::connect(window, &MainWindow::previewFailed, window, shoot, single);
+    const int atStep = qEnvironmentVariableIntValue("WAN_SCREENSHOT_AT_STEP");
+    if (atStep > 0) {
+        auto taken = std::make_shared<bool>(false);
+        QObject::connect(session, &EngineSession::progress, window,
+                         [shoot, atStep, taken](qint64, const wan::ProgressInfo& info) {
+                             if (*taken || info.stage != wan::Stage::Denoise || !info.preview || info.step < atStep) return;
+                             *taken = true;
+                             shoot();
+                         });
+    } else {
+        QObject::connect(window, &MainWindow::previewLoaded, window, shoot, single);
+        QObject::connect(window, &MainWindow::previewFailed, window, shoot, single);
+    }
     QObject::connect(session, &EngineSession::failed, window, [window](qint64, const QString& message) {
         std::fprintf(stderr, "WAN_SCREENSHOT: the job failed: %s\n", qPrintable(message));
         window->close();

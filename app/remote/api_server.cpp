@@ -404,6 +404,15 @@ void ApiServer::handleSubmit(const QHttpServerRequest& request, QTcpSocket* sock
     reply(request, socket, QJsonObject{{QStringLiteral("id"), id}}, Status::Accepted);
 }
 
+// The job that the URL's id names, or null after answering 404 (an id that is not a number names no job).
+const RemoteJob* ApiServer::findJobOrReply(const QHttpServerRequest& request, QTcpSocket* socket, const QString& idText) {
+    bool ok = false;
+    const qint64 id = idText.toLongLong(&ok);
+    const RemoteJob* job = ok ? jobs_.find(id) : nullptr;
+    if (!job) replyError(request, socket, QStringLiteral("no job %1").arg(idText), Status::NotFound);
+    return job;
+}
+
 void ApiServer::handleListJobs(const QHttpServerRequest& request, QTcpSocket* socket) {
     QJsonArray list;
     for (const RemoteJob& job : jobs_.jobs()) list.append(JobTable::toJson(job));
@@ -411,13 +420,9 @@ void ApiServer::handleListJobs(const QHttpServerRequest& request, QTcpSocket* so
 }
 
 void ApiServer::handleJob(const QHttpServerRequest& request, QTcpSocket* socket, const QString& idText) {
-    bool ok = false;
-    const qint64 id = idText.toLongLong(&ok);
-    const RemoteJob* job = ok ? jobs_.find(id) : nullptr;
-    if (!job) {
-        replyError(request, socket, QStringLiteral("no job %1").arg(idText), Status::NotFound);
-        return;
-    }
+    const RemoteJob* job = findJobOrReply(request, socket, idText);
+    if (!job) return;
+    const qint64 id = job->id;
     if (request.method() == QHttpServerRequest::Method::Delete) {
         if (!JobTable::isFinal(*job)) session_->cancel(id);  // takes effect at the next step boundary
         reply(request, socket, JobTable::toJson(*job), Status::Accepted);
@@ -475,13 +480,9 @@ void ApiServer::handleHistory(const QHttpServerRequest& request, QTcpSocket* soc
 // A small JPEG of a job: its poster (the first frame, written beside the video in builds with FFmpeg), else the
 // middle frame of its last live preview (any build; also while it runs). X-Thumbnail-Source says which.
 void ApiServer::handleThumbnail(const QHttpServerRequest& request, QTcpSocket* socket, const QString& idText) {
-    bool ok = false;
-    const qint64 id = idText.toLongLong(&ok);
-    const RemoteJob* job = ok ? jobs_.find(id) : nullptr;
-    if (!job) {
-        replyError(request, socket, QStringLiteral("no job %1").arg(idText), Status::NotFound);
-        return;
-    }
+    const RemoteJob* job = findJobOrReply(request, socket, idText);
+    if (!job) return;
+    const qint64 id = job->id;
     QImage image;
     QByteArray source;
     if (!job->poster.isEmpty() && isPlainFileName(job->poster)) {

@@ -85,6 +85,7 @@ private:
     void handleInfo(const QHttpServerRequest& request, QTcpSocket* socket);
     void handleSubmit(const QHttpServerRequest& request, QTcpSocket* socket);
     void handleListJobs(const QHttpServerRequest& request, QTcpSocket* socket);
+    const RemoteJob* findJobOrReply(const QHttpServerRequest& request, QTcpSocket* socket, const QString& idText);
     void handleJob(const QHttpServerRequest& request, QTcpSocket* socket, const QString& idText);
     void handleFile(const QHttpServerRequest& request, QTcpSocket* socket, const QString& name);
     void handleHistory(const QHttpServerRequest& request, QTcpSocket* socket);

@@ -1,6 +1,7 @@
 // LoraSet: merging stacked LoRAs into live weights and restoring the base values between jobs.
 #include "lora/lora.h"
 
+#include "core/clock.h"
 #include "core/core.h"
 #include "dit/dit.h"
 
@@ -51,9 +52,6 @@ std::string base_name(const std::string& path) {
     return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
 
 std::unordered_map<std::string, at::Tensor> index_of(const NamedParameters& params) {
     std::unordered_map<std::string, at::Tensor> out;

@@ -1,5 +1,6 @@
 #include "pipeline/pipeline.h"
 
+#include "core/clock.h"
 #include "core/env.h"
 #include "core/model_defaults.h"
 #include "core/fault_injection.h"
@@ -58,11 +59,6 @@ namespace wan::pipeline {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t0) {
-    return std::chrono::duration<double>(Clock::now() - t0).count();
-}
 
 bool cancel_requested(const std::atomic<bool>* cancel) {
     return cancel && cancel->load(std::memory_order_relaxed);

@@ -1,6 +1,7 @@
 // EngineHead (world rank 0) and EngineWorker (ranks 1..N-1). See Note [Engine start] in server.h.
 #include "server/server.h"
 
+#include "core/clock.h"
 #include "core/cancel.h"
 #include "core/fault_injection.h"
 #include "core/seed.h"
@@ -26,11 +27,6 @@ namespace wan::server {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t0) {
-    return std::chrono::duration<double>(Clock::now() - t0).count();
-}
 
 void send(protocol::Tag tag, int64_t job_id = 0, std::string payload = {}) {
     protocol::Message msg{tag, job_id, std::move(payload)};

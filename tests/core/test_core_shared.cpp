@@ -23,6 +23,11 @@ using wan::test::error_of;
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
+/// GenerationRequest::from_json(json) fails with a message that contains `part`.
+void expect_request_json_error(const std::string& json, const std::string& part) {
+    EXPECT_TRUE(contains(error_of([&] { wan::GenerationRequest::from_json(json); }), part)) << json;
+}
+
 std::string write_file(const std::string& path, const std::string& text) {
     std::ofstream(path, std::ios::binary) << text;
     return path;
@@ -289,10 +294,10 @@ TEST(Request, ValidatesStepListsAndLoras) {
     r.denoising_steps.clear();
     r.solver = "heun";
     EXPECT_TRUE(contains(joined(r.validate()), "expected 'unipc', 'dpm++' or 'euler'"));
-    EXPECT_TRUE(contains(error_of([] { wan::GenerationRequest::from_json("{\"loras\": [{\"strength\": 1}]}"); }),
-                         "each entry of \"loras\" must be an object with a string \"path\""));
-    EXPECT_TRUE(contains(error_of([] { wan::GenerationRequest::from_json("{\"loras\": [{\"path\": \"a\", \"scale\": 1}]}"); }),
-                         "LoRA 'a': unknown key \"scale\""));
+    expect_request_json_error("{\"loras\": [{\"strength\": 1}]}",
+                              "each entry of \"loras\" must be an object with a string \"path\"");
+    expect_request_json_error("{\"loras\": [{\"path\": \"a\", \"scale\": 1}]}",
+                              "LoRA 'a': unknown key \"scale\"");
 }
 
 TEST(BatchFile, LorasStepsAndPresetPerLine) {
@@ -364,10 +369,10 @@ TEST(Request, PerExpertLorasRoundTrip) {
     for (const auto& e : r.validate()) all += e + "\n";
     EXPECT_TRUE(contains(all, "loras_low: an entry has an empty path")) << all;
     EXPECT_TRUE(contains(all, "loras_high: '/l/h.safetensors' has a strength that is not a finite number")) << all;
-    EXPECT_TRUE(contains(error_of([] { wan::GenerationRequest::from_json("{\"loras_high\": {\"path\": \"a\"}}"); }),
-                         "field \"loras_high\" must be a list"));
-    EXPECT_TRUE(contains(error_of([] { wan::GenerationRequest::from_json("{\"loras_low\": [{\"strength\": 1}]}"); }),
-                         "each entry of \"loras_low\" must be an object with a string \"path\""));
+    expect_request_json_error("{\"loras_high\": {\"path\": \"a\"}}",
+                              "field \"loras_high\" must be a list");
+    expect_request_json_error("{\"loras_low\": [{\"strength\": 1}]}",
+                              "each entry of \"loras_low\" must be an object with a string \"path\"");
 }
 
 TEST(BatchFile, PerExpertLorasPerLine) {

@@ -59,8 +59,7 @@ at::Tensor GoldenCase::get(const std::string& tensor) const {
     return tensors.load(tensor);
 }
 
-GenerationRequest pipeline_request(const GoldenCase& c, const std::string& temp_dir) {
-    const auto& p = c.meta.at("params");
+GenerationRequest request_from_params(const nlohmann::json& p) {
     GenerationRequest req;
     req.prompt = p.at("prompt").get<std::string>();
     req.negative_prompt = p.at("n_prompt").get<std::string>();  // "" → the default, as upstream
@@ -70,7 +69,12 @@ GenerationRequest pipeline_request(const GoldenCase& c, const std::string& temp_
     req.sample_shift = p.at("shift").get<double>();
     req.solver = p.at("sample_solver").get<std::string>();
     req.sample_steps = p.at("sampling_steps").get<int>();
-    req.guide_scale = p.at("guide_scale").get<double>();
+    return req;
+}
+
+GenerationRequest pipeline_request(const GoldenCase& c, const std::string& temp_dir) {
+    GenerationRequest req = request_from_params(c.meta.at("params"));
+    req.guide_scale = c.meta.at("params").at("guide_scale").get<double>();
     req.init_noise = temp_dir + "/noise.safetensors";
     io::save_safetensors(req.init_noise, {{"noise", c.get("noise")}});
     return req;

@@ -50,6 +50,9 @@ Tolerance tolerance(const std::string& key);
 
 /// The GenerationRequest of a `pipeline_` case (its "params"), with the case's noise written to
 /// `temp_dir`/noise.safetensors and passed as init_noise (upstream draws it on a CUDA generator).
+/// The request fields every upstream pipeline case's "params" hold (prompt, size, frames, shift, solver, steps);
+/// the guide scale differs in form between Wan2.1 (one) and Wan2.2 (a pair) cases and is left to the caller.
+GenerationRequest request_from_params(const nlohmann::json& params);
 GenerationRequest pipeline_request(const GoldenCase& c, const std::string& temp_dir);
 
 /// |actual - expected| <= atol + rtol*|expected| everywhere (both converted to float64 on the CPU). With

@@ -51,15 +51,7 @@ A14BCase load_a14b_case() {
 /// The case's request: its params with the guide pair [low, high] and its noise.
 wan::GenerationRequest a14b_request(const A14BCase& c) {
     const auto& p = c.meta.at("params");
-    wan::GenerationRequest r;
-    r.prompt = p.at("prompt").get<std::string>();
-    r.negative_prompt = p.at("n_prompt").get<std::string>();
-    r.width = p.at("size").at(0).get<int>();
-    r.height = p.at("size").at(1).get<int>();
-    r.frame_num = p.at("frame_num").get<int>();
-    r.sample_shift = p.at("shift").get<double>();
-    r.solver = p.at("sample_solver").get<std::string>();
-    r.sample_steps = p.at("sampling_steps").get<int>();
+    wan::GenerationRequest r = wan::test::request_from_params(p);
     r.guide_scale = p.at("guide_scale").at(0).get<double>();
     r.guide_scale_high = p.at("guide_scale").at(1).get<double>();
     r.boundary = c.meta.at("boundary").get<double>();
@@ -128,15 +120,7 @@ TEST(Wan22, DefaultsComeFromTheA14BRow) {
     got = pipe.resolve(r);
     EXPECT_EQ(got.guide_scale, 6.0);
     EXPECT_EQ(got.guide_scale_high, 6.0);
-    const wan::ModelDefaults& row = wan::model_defaults("A14B");
-    EXPECT_EQ(row.width, 1280);
-    EXPECT_EQ(row.height, 720);
-    EXPECT_EQ(row.frames, 81);
-    EXPECT_EQ(row.steps, 40);
-    EXPECT_EQ(row.shift, 12.0);
-    EXPECT_EQ(row.guide_scale, 3.0);
-    EXPECT_EQ(row.guide_scale_high, 4.0);
-    EXPECT_EQ(row.boundary, 0.875);
+    // The A14B row of the defaults table itself is checked in tests/core/test_core_shared.cpp.
 }
 
 TEST(Wan22, ExpertSwitchAtTheBoundary) {
