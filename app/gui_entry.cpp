@@ -58,8 +58,18 @@ void installScreenshotHook(MainWindow* window, EngineSession* session) {
             window->close();
         }
     }, single);
-    auto shoot = [window, path] {
-        QTimer::singleShot(1000, window, [window, path] {
+    // Mid-generation (WAN_SCREENSHOT_AT_STEP) the window closes once the job has ended too, so that closing
+    // never has to ask about a running job; otherwise right after the picture.
+    const int atStep = qEnvironmentVariableIntValue("WAN_SCREENSHOT_AT_STEP");
+    struct State {
+        bool taken = false, jobEnded = false, shotSaved = false;
+    };
+    auto state = std::make_shared<State>();
+    auto closeWhenDone = [window, state, atStep] {
+        if (state->shotSaved && (atStep <= 0 || state->jobEnded)) window->close();
+    };
+    auto shoot = [window, path, state, closeWhenDone] {
+        QTimer::singleShot(1000, window, [window, path, state, closeWhenDone] {
             // The screen's pixels (the video frame is drawn by the video sink, not by QWidget::render),
             // or the widgets' own rendering where there is no screen to read (offscreen).
             QPixmap shot;
@@ -68,18 +78,22 @@ void installScreenshotHook(MainWindow* window, EngineSession* session) {
             if (shot.isNull()) shot = window->grab();
             const bool saved = shot.save(path);
             std::fprintf(stderr, "WAN_SCREENSHOT: %s %s\n", saved ? "saved" : "could not save", qPrintable(path));
-            window->close();
+            state->shotSaved = true;
+            closeWhenDone();
         });
     };
-    const int atStep = qEnvironmentVariableIntValue("WAN_SCREENSHOT_AT_STEP");
     if (atStep > 0) {
-        auto taken = std::make_shared<bool>(false);
         QObject::connect(session, &EngineSession::progress, window,
-                         [shoot, atStep, taken](qint64, const wan::ProgressInfo& info) {
-                             if (*taken || info.stage != wan::Stage::Denoise || !info.preview || info.step < atStep) return;
-                             *taken = true;
+                         [shoot, atStep, state](qint64, const wan::ProgressInfo& info) {
+                             if (state->taken || info.stage != wan::Stage::Denoise || !info.preview || info.step < atStep)
+                                 return;
+                             state->taken = true;
                              shoot();
                          });
+        QObject::connect(session, &EngineSession::finished, window, [state, closeWhenDone] {
+            state->jobEnded = true;
+            closeWhenDone();
+        });
     } else {
         QObject::connect(window, &MainWindow::previewLoaded, window, shoot, single);
         QObject::connect(window, &MainWindow::previewFailed, window, shoot, single);
