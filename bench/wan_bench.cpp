@@ -363,6 +363,7 @@ std::unique_ptr<wan::pipeline::T2VPipeline> random_pipeline(const Args& a, c10::
     wan::pipeline::EngineConfig ec;
     ec.live_preview = a.get("live_preview", "1") == "1";  // --live-preview 0: its cost is the difference in s/step
     ec.offload_dit = a.get("offload_dit", "0") == "1";
+    ec.lora_backup = a.get("lora_backup", "auto");
     ec.max_vram_gb = std::stod(a.get("max_vram", "0"));
     WAN_CHECK(ec.max_vram_gb >= 0, "--max-vram %g: expected a positive number of GB", ec.max_vram_gb);
     if (model == "tiny") {

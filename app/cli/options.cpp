@@ -150,6 +150,10 @@ AppOptions parseOptions(int argc, char** argv) {
         {"boundary", {true, [&](auto& n, auto& v) { o.request.boundary = toDouble(n, v);
              WAN_CHECK(o.request.boundary >= 0 && o.request.boundary <= 1, "--boundary %s: must be in [0, 1]", v.c_str()); }}},
         {"offload_idle_expert", {false, [&](auto&, auto&) { o.engine.offload_idle_expert = true; }}},
+        {"lora_backup", {true, [&](auto& n, auto& v) {
+             WAN_CHECK(v == "auto" || v == "device" || v == "host", "--%s '%s': expected auto, device or host",
+                       n.c_str(), v.c_str());
+             o.engine.lora_backup = v; }}},
         {"sample_solver", {true, [&](auto& n, auto& v) {
              WAN_CHECK(v == "unipc" || v == "dpm++" || v == "euler", "--%s '%s': expected unipc, dpm++ or euler",
                        n.c_str(), v.c_str());
@@ -326,6 +330,8 @@ Beyond upstream (off by default; see README for measured trade-offs):
   --teacache THRESHOLD      step caching: skip the block stack when the input barely changed
   --fp8                     FP8 (e4m3) linear layers on Hopper GPUs
   --offload-idle-expert     two-expert models: the idle expert waits in pinned host memory (swapped at the switch)
+  --lora-backup auto|device|host  where LoRA-merged weights keep their base values for the next job
+                            (auto: on the GPU when it leaves room for the generation, else host RAM)
 Remote engine (README: "Remote GPU server"):
   --listen [ADDR:]PORT      run headless and serve the HTTP API (jobs, files, /api/events WebSocket) on
                             ADDR:PORT (default address 127.0.0.1; reach it through ssh -L 7860:localhost:7860)

@@ -104,6 +104,9 @@ struct EngineConfig {
     /// Two-expert models (Wan2.2 A14B): keep the idle expert's block weights in pinned host memory and swap
     /// them in at the switch (--offload-idle-expert). Not with --dit-fsdp (the shards are small already).
     bool offload_idle_expert = false;
+    /// --lora-backup auto|device|host: where the base values of LoRA-merged weights are kept for the next
+    /// job's restore (lora::LoraSet::BackupPlace; auto = the GPU when it leaves room for the generation).
+    std::string lora_backup = "auto";
 
     // ---- prompt extension (rank 0) ----
     std::string prompt_extend_method;   ///< dashscope | local_qwen | "" (not configured)

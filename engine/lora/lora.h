@@ -12,10 +12,12 @@
 // summed over the stacked LoRAs, added to the f32 value of the weight and stored back in the weight's dtype
 // (one rounding per weight).
 //
-// Memory: LoraSet keeps a host (CPU) copy of the base value of every parameter the current LoRAs touch, at the
+// Memory: LoraSet keeps a copy of the base value of every parameter the current LoRAs touch, at the
 // parameter's resident dtype, so that the next job can restore them without reloading the checkpoint. A LoRA
-// on every Linear of every block costs about the size of the block weights: 14B in bf16 ~28 GB of host RAM,
-// 1.3B ~2.8 GB (f32 on the CPU: twice that). A LoRA on the attention only costs ~60% of it. The merge itself
+// on every Linear of every block costs about the size of the block weights: 14B in bf16 ~28 GB, 1.3B ~2.8 GB
+// (f32 on the CPU: twice that). A LoRA on the attention only costs ~60% of it. Where the copy lives
+// (BackupPlace, --lora-backup): on the GPU when it fits with room to spare for the generation (a device copy
+// takes milliseconds, a pageable host copy of 28 GB half a minute), else in host RAM. The merge itself
 // needs one f32 temporary of the largest touched parameter on its device. Nothing is kept per step.
 //
 // Example (the pipeline, once per job):
@@ -128,6 +130,13 @@ struct AppliedLora {
 /// from the merged weights: apply(WanModel&) calls WanModel::weights_changed() so they are rebuilt.
 class LoraSet {
 public:
+    /// Where the base copies live. Auto: on the weights' GPU when, after the copy, at least
+    /// max(kDeviceReserveGb, a quarter of the card) stays free for the generation; else the host.
+    enum class BackupPlace { Auto, Device, Host };
+    static constexpr double kDeviceReserveGb = 8;
+    /// "auto" | "device" | "host"; anything else throws naming `option`.
+    static BackupPlace parse_backup_place(const std::string& text, const char* option);
+
     LoraSet() = default;
     LoraSet(const LoraSet&) = delete;
     LoraSet& operator=(const LoraSet&) = delete;
@@ -145,8 +154,11 @@ public:
     void restore(const NamedParameters& params);
 
     const std::vector<AppliedLora>& applied() const { return applied_; }
-    /// Host bytes held for restoring (see the memory note at the top of this header).
+    /// Bytes held for restoring (see the memory note at the top of this header), wherever they are.
     int64_t backup_bytes() const;
+    /// Of backup_bytes(), those held in device memory.
+    int64_t device_backup_bytes() const;
+    void set_backup_place(BackupPlace p) { backup_place_ = p; }
 
 private:
     struct CachedFile;
@@ -154,7 +166,11 @@ private:
     void merge(const NamedParameters& params, const std::vector<LoraSpec>& specs,
                const std::vector<const CachedFile*>& files);
 
-    std::map<std::string, at::Tensor> base_;  ///< host copies of the touched parameters' base values
+    /// Decides where the copies of `bytes` more base values go (BackupPlace) for parameters on `device`.
+    c10::Device backup_device(c10::Device device, int64_t bytes) const;
+
+    std::map<std::string, at::Tensor> base_;  ///< copies of the touched parameters' base values (host or device)
+    BackupPlace backup_place_ = BackupPlace::Auto;
     std::map<std::string, std::shared_ptr<CachedFile>> files_;
     std::vector<AppliedLora> applied_;
     std::vector<LoraSpec> current_;

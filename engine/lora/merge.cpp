@@ -6,7 +6,13 @@
 #include "dit/dit.h"
 
 #include <ATen/ATen.h>
+#if WAN_HAVE_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <ATen/cuda/CUDAContext.h>
+#endif
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <sys/stat.h>
@@ -19,8 +25,10 @@ namespace wan::lora {
 // base + the current LoRAs' delta, and base_ has its base value on the host. apply() first copies every base_
 // entry back (exact: a plain copy), then merges the new list; entries the new list does not touch are freed.
 // Subtracting the old delta instead would need no copy but is not exact in bf16 (two roundings), and reloading
-// from the checkpoint would cost a disk read per job. The copies sit in pageable host memory: the restore is
-// a host-to-device copy of the touched weights (14B, every Linear: ~28 GB, a few seconds on PCIe 5).
+// from the checkpoint would cost a disk read per job. Where the copies sit is chosen once per apply() for the
+// parameters it backs up (backup_device): on the GPU a copy and a restore are device-to-device (28 GB in tens
+// of milliseconds on an H200); in pageable host memory each is a synchronous PCIe copy (14B, every Linear:
+// ~28 GB, tens of seconds the first time, while the host pages are faulted in).
 
 // Note [Sharded weights]
 // The merge is by name over whatever full-shape tensors NamedParameters holds; nothing here knows about
@@ -65,6 +73,43 @@ const at::Tensor& find_param(const std::unordered_map<std::string, at::Tensor>& 
     return it->second;
 }
 
+/// Bytes the caching allocator of `device` could still hand out: the driver's free memory plus what the
+/// allocator holds but does not use. 0 when unknown (CPU builds).
+int64_t free_device_bytes(c10::Device device) {
+#if WAN_HAVE_CUDA
+    c10::cuda::CUDAGuard guard(device.index());
+    size_t free_b = 0, total_b = 0;
+    if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) return 0;
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index());
+    const int64_t cached = stats.reserved_bytes[0].current - stats.allocated_bytes[0].current;
+    return static_cast<int64_t>(free_b) + cached;
+#else
+    (void)device;
+    return 0;
+#endif
+}
+
+void wait_for_device(c10::Device device) {
+#if WAN_HAVE_CUDA
+    if (!device.is_cuda()) return;
+    c10::cuda::CUDAGuard guard(device.index());
+    cudaDeviceSynchronize();
+#else
+    (void)device;
+#endif
+}
+
+int64_t total_device_bytes(c10::Device device) {
+#if WAN_HAVE_CUDA
+    c10::cuda::CUDAGuard guard(device.index());
+    size_t free_b = 0, total_b = 0;
+    if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) return 0;
+    return static_cast<int64_t>(total_b);
+#else
+    (void)device;
+    return 0;
+#endif
+}
 }  // namespace
 
 const LoraSet::CachedFile& LoraSet::load(const std::string& path, const KeyMapper& mapper) {
@@ -113,10 +158,11 @@ std::vector<AppliedLora> LoraSet::apply(const NamedParameters& params, const std
     }
     if (!specs.empty())
         WAN_LOG_INFO("LoRA: merged %zu file(s) into %zu parameter(s) in %.2f s (files read and hashed %.2f s, base "
-                     "restored %.2f s, backed up %.2f s, merged %.2f s); %.1f MB of base weights kept on the host for "
-                     "the next job's restore",
+                     "restored %.2f s, backed up %.2f s, merged %.2f s); %.1f MB of base weights kept (%.1f MB of it on "
+                     "the GPU) for the next job's restore",
                      specs.size(), base_.size(), seconds_since(t0), read_seconds_, merge_seconds_.restore,
-                     merge_seconds_.backup, merge_seconds_.arithmetic, static_cast<double>(backup_bytes()) / 1e6);
+                     merge_seconds_.backup, merge_seconds_.arithmetic, static_cast<double>(backup_bytes()) / 1e6,
+                     static_cast<double>(device_backup_bytes()) / 1e6);
     return applied_;
 }
 
@@ -148,7 +194,7 @@ void LoraSet::merge(const NamedParameters& params, const std::vector<LoraSpec>& 
     // Back to base: every parameter the previous list touched.
     merge_seconds_ = {};
     auto clock = std::chrono::steady_clock::now();
-    auto lap = [&clock](double& into) {  // the device work is synchronous here (copies to and from the host)
+    auto lap = [&clock](double& into) {  // host copies are synchronous; device-side ones are only queued here
         const auto now = std::chrono::steady_clock::now();
         into += std::chrono::duration<double>(now - clock).count();
         clock = now;
@@ -160,9 +206,19 @@ void LoraSet::merge(const NamedParameters& params, const std::vector<LoraSpec>& 
     }
     lap(merge_seconds_.restore);
     current_ = specs;
+    // Where this merge's new base copies go, decided once for all of them (Note [Restoring base weights]).
+    int64_t new_bytes = 0;
+    c10::Device weights_on(c10::kCPU);
+    for (const auto& entry : by_target) {
+        if (base_.count(entry.first)) continue;
+        const at::Tensor& t = find_param(index, entry.first);
+        new_bytes += static_cast<int64_t>(t.nbytes());
+        weights_on = t.device();
+    }
+    const c10::Device keep_on = backup_device(weights_on, new_bytes);
     for (const auto& [name, uses] : by_target) {
         at::Tensor t = find_param(index, name);
-        if (!base_.count(name)) base_.emplace(name, t.detach().to(c10::Device(c10::kCPU), t.scalar_type(), false, true));
+        if (!base_.count(name)) base_.emplace(name, t.detach().to(keep_on, t.scalar_type(), false, true));
         lap(merge_seconds_.backup);
         at::Tensor sum;
         for (const Use& u : uses) {
@@ -174,10 +230,12 @@ void LoraSet::merge(const NamedParameters& params, const std::vector<LoraSpec>& 
             t.add_(sum);
         else
             t.copy_(sum.add_(t.to(at::kFloat)));
-        // On a GPU this is the launch time: the queued work finishes inside the next parameter's (synchronous)
-        // backup copy, which therefore also counts the previous parameter's arithmetic.
+        // On a GPU this is the launch time: the queued work finishes inside the next parameter's backup copy
+        // (synchronous when it goes to the host), which therefore also counts the previous one's arithmetic.
         lap(merge_seconds_.arithmetic);
     }
+    wait_for_device(weights_on);  // the logged merge time is the real one, not the launch time
+    lap(merge_seconds_.arithmetic);
 }
 
 std::vector<AppliedLora> LoraSet::apply(dit::WanModel& model, const std::vector<LoraSpec>& specs) {
@@ -204,6 +262,35 @@ void LoraSet::restore(const NamedParameters& params) {
     current_.clear();
     current_identity_.clear();
     applied_.clear();
+}
+
+LoraSet::BackupPlace LoraSet::parse_backup_place(const std::string& text, const char* option) {
+    if (text == "auto") return BackupPlace::Auto;
+    if (text == "device") return BackupPlace::Device;
+    if (text == "host") return BackupPlace::Host;
+    throw Error(strfmt("%s '%s': expected auto, device or host", option, text.c_str()));
+}
+
+
+c10::Device LoraSet::backup_device(c10::Device device, int64_t bytes) const {
+    const c10::Device host(c10::kCPU);
+    if (!device.is_cuda() || backup_place_ == BackupPlace::Host || bytes == 0) return host;
+    if (backup_place_ == BackupPlace::Device) return device;
+    const double gb = 1e9;
+    const double reserve = std::max(kDeviceReserveGb * gb, 0.25 * static_cast<double>(total_device_bytes(device)));
+    const double left = static_cast<double>(free_device_bytes(device)) - static_cast<double>(bytes);
+    if (left >= reserve) return device;
+    WAN_LOG_INFO("LoRA: the base copies (%.1f GB) go to host memory: on %s they would leave %.1f GB free, less "
+                 "than the %.1f GB kept for the generation (--lora-backup device forces the GPU)",
+                 bytes / gb, device.str().c_str(), left / gb, reserve / gb);
+    return host;
+}
+
+int64_t LoraSet::device_backup_bytes() const {
+    int64_t n = 0;
+    for (const auto& b : base_)
+        if (b.second.device().is_cuda()) n += static_cast<int64_t>(b.second.nbytes());
+    return n;
 }
 
 int64_t LoraSet::backup_bytes() const {

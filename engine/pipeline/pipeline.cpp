@@ -31,6 +31,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <optional>
 #include <unistd.h>
 
 // Note [Distributed pipeline]
@@ -192,6 +194,13 @@ struct T2VPipeline::Impl {
                                              std::shared_ptr<ParkableBlockWeights>* parkable) const;
     void load_vae();
     dit::WanModel& expert_model(Expert e);
+    /// --max-vram: says so when this job needs more working memory than the block placement planned for.
+    void warn_beyond_max_vram(const GenerationRequest& r) const;
+    void use_lora_backup_place() {
+        const auto place = lora::LoraSet::parse_backup_place(config.lora_backup, "--lora-backup");
+        dit_loras.set_backup_place(place);
+        dit_high_loras.set_backup_place(place);
+    }
     void make_resident(Expert e);
 
     // one job (generate())
@@ -202,8 +211,9 @@ struct T2VPipeline::Impl {
     at::Tensor denoise(const GenerationRequest& r, const LatentShape& s, const PromptContext& ctx, at::Tensor z,
                        const JobContext& job, PipelineOutput& out);
     void decode(const at::Tensor& z, const JobContext& job, PipelineOutput& out);
-    std::shared_ptr<const PreviewFrames> live_preview(const at::Tensor& z, const at::Tensor& v, double sigma, int step,
-                                                      const JobContext& job) const;
+    std::optional<preview::PendingFrames> start_preview(const at::Tensor& z, const at::Tensor& v, double sigma,
+                                                        int step, const JobContext& job) const;
+    std::shared_ptr<const PreviewFrames> finish_preview(std::optional<preview::PendingFrames>& pending, int step) const;
     void apply_loras(const GenerationRequest& r, PipelineOutput& out);
 };
 
@@ -301,26 +311,70 @@ void T2VPipeline::Impl::load_text_encoder() {
 
 namespace {
 
-// Device memory kept out of --max-vram for everything but the DiT weights: activations, attention workspace,
-// the VAE and T5's streaming buffers. An estimate for 14B at 720p (not measured yet on the GPU machine).
-constexpr double kMaxVramReserveGb = 6.0;
+// Note [What --max-vram keeps free]
+// --max-vram GB is a ceiling for everything on the device, so the DiT blocks get what is left after the job's
+// working memory. That memory grows with the video: the denoising holds a few activations of width `dim` per
+// token, the decode a few feature maps per output pixel (one latent frame at a time, so not per frame). Fitted on
+// the H200 with 14B random weights (docs/PERFORMANCE.md, session 29: peak minus resident weights, 480p and 720p,
+// 81 frames): denoising ≈ 22 B × dim per token, decode ≈ 10 kB per output pixel, plus ~2.5 GB of fixed buffers
+// (T5's streamed block, the VAE weights, cuBLAS/cuDNN workspaces). The blocks are placed once at load, before any
+// request is known, so the plan covers the model's largest trained size at its default frame count; a larger job
+// is warned about (working_memory_bytes below, checked per job in generate()).
+constexpr double kFixedWorkingBytes = 2.5e9;
+constexpr double kDenoiseBytesPerTokenPerDim = 22;
+constexpr double kDecodeBytesPerPixel = 10e3;
+
+}  // namespace
+
+double working_memory_bytes(int64_t dim, int width, int height, int frames) {
+    const double latent_frames = (frames - 1) / 4 + 1;
+    const double tokens = latent_frames * (height / 16) * (width / 16);
+    const double denoise = kDenoiseBytesPerTokenPerDim * static_cast<double>(dim) * tokens;
+    const double decode = kDecodeBytesPerPixel * static_cast<double>(width) * height;
+    return kFixedWorkingBytes + std::max(denoise, decode);
+}
+
+double planned_working_memory_bytes(int64_t dim, const std::string& variant) {
+    const ModelDefaults& d = model_defaults(variant);
+    double most = working_memory_bytes(dim, d.width, d.height, d.frames);
+    for (const std::string& size : d.sizes) {
+        int w = 0, h = 0;
+        if (std::sscanf(size.c_str(), "%d*%d", &w, &h) == 2) most = std::max(most, working_memory_bytes(dim, w, h, d.frames));
+    }
+    return most;
+}
+
+namespace {
 
 // --offload-dit / --max-vram: how many DiT blocks stay on the device (Note [Streamed DiT blocks]).
 // `models`: DiTs sharing the budget (2 for Wan2.2's experts, each gets half).
-int64_t resident_dit_blocks(const EngineConfig& config, const io::WanConfig& c, dit::Precision precision, int models) {
+int64_t resident_dit_blocks(const EngineConfig& config, const io::WanConfig& c, dit::Precision precision, int models,
+                            const std::string& variant) {
     if (config.max_vram_gb <= 0) return config.offload_dit ? 0 : c.num_layers;
     const double gib = 1024.0 * 1024.0 * 1024.0;
-    const int64_t budget = static_cast<int64_t>((config.max_vram_gb - kMaxVramReserveGb) * gib / models) -
+    const double working = planned_working_memory_bytes(c.dim, variant);
+    const int64_t budget = static_cast<int64_t>((config.max_vram_gb * gib - working) / models) -
                            dit::root_weight_bytes(c, precision);
     const int64_t block = dit::block_weight_bytes(c, precision);
     const int64_t keep = dit::resident_block_count(std::max<int64_t>(budget, 0), block, c.num_layers);
-    WAN_LOG_INFO("--max-vram %.1f GB: %lld of %lld DiT blocks resident (%.2f GB each), the rest streamed from host "
-                 "memory", config.max_vram_gb, static_cast<long long>(keep), static_cast<long long>(c.num_layers),
-                 static_cast<double>(block) / gib);
+    WAN_LOG_INFO("--max-vram %.1f GiB: %lld of %lld DiT blocks resident (%.2f GiB each), the rest streamed from host "
+                 "memory; %.1f GiB kept for the working memory of the largest %s video",
+                 config.max_vram_gb, static_cast<long long>(keep), static_cast<long long>(c.num_layers),
+                 static_cast<double>(block) / gib, working / gib, variant.c_str());
     return keep;
 }
 
 }  // namespace
+
+void T2VPipeline::Impl::warn_beyond_max_vram(const GenerationRequest& r) const {
+    if (config.max_vram_gb <= 0) return;
+    const double need = working_memory_bytes(wan_config.dim, r.width, r.height, r.frame_num);
+    const double planned = planned_working_memory_bytes(wan_config.dim, info.model_variant);
+    if (need > planned * 1.05)
+        WAN_LOG_WARN("--max-vram %.1f GiB: %d×%d×%d needs about %.1f GiB of working memory, the blocks were placed "
+                     "for %.1f GiB; the GPU may use more than the limit (fewer frames, or a lower --max-vram)",
+                     config.max_vram_gb, r.width, r.height, r.frame_num, need / (1 << 30), planned / (1 << 30));
+}
 
 std::unique_ptr<dit::WanModel> T2VPipeline::Impl::build_dit(const io::WanConfig& wc, const io::TensorStore& store,
                                                              std::shared_ptr<ParkableBlockWeights>* parkable) const {
@@ -342,7 +396,7 @@ std::unique_ptr<dit::WanModel> T2VPipeline::Impl::build_dit(const io::WanConfig&
         const dit::Precision precision = dopt.precision != dit::Precision::Auto ? dopt.precision
                                          : device.is_cpu()                       ? dit::Precision::Float32
                                                                                  : dit::Precision::BF16Mixed;
-        auto blocks = dit::StreamedBlockWeights::load(wc, store, dopt, resident_dit_blocks(config, wc, precision, ckpt.two_experts ? 2 : 1));
+        auto blocks = dit::StreamedBlockWeights::load(wc, store, dopt, resident_dit_blocks(config, wc, precision, ckpt.two_experts ? 2 : 1, wc.variant()));
         model = std::make_unique<dit::WanModel>(wc, dit::load_root_weights(wc, store, dopt), blocks, dopt);
     } else if (parkable) {
         dit::validate_checkpoint(wc, store);
@@ -428,6 +482,7 @@ void T2VPipeline::Impl::load_vae() {
 T2VPipeline::T2VPipeline(const EngineConfig& config) : impl_(std::make_unique<Impl>()) {
     Impl& m = *impl_;
     m.config = config;
+    m.use_lora_backup_place();
     const bool demo = config.ckpt_dir.empty() && config.components.empty();
     m.ckpt = io::ModelComponents::locate(demo ? demo_checkpoint_dir() : config.ckpt_dir, config.components);
     m.wan_config = m.ckpt.dit_config();
@@ -455,9 +510,9 @@ T2VPipeline::T2VPipeline(const EngineConfig& config) : impl_(std::make_unique<Im
 namespace {
 // --offload-dit / --max-vram for a DiT built elsewhere (wan-bench's random weights): the blocks past the budget
 // go to host memory and are streamed as when loading from a checkpoint (Note [Streamed DiT blocks]).
-void stream_built_dit(dit::WanModel& model, const EngineConfig& config) {
+void stream_built_dit(dit::WanModel& model, const EngineConfig& config, const std::string& variant) {
     const int64_t n = model.config().num_layers;
-    const int64_t keep = resident_dit_blocks(config, model.config(), model.precision(), 1);
+    const int64_t keep = resident_dit_blocks(config, model.config(), model.precision(), 1, variant);
     std::vector<dit::BlockWeights> blocks;
     for (int64_t i = 0; i < n; ++i) {
         blocks.push_back(model.block_weights().acquire(i));
@@ -474,10 +529,11 @@ T2VPipeline::T2VPipeline(PipelineParts parts, const EngineConfig& config) : impl
     Impl& m = *impl_;
     WAN_CHECK(parts.text && parts.dit, "T2VPipeline: the text encoder and the DiT are required");
     m.config = config;
+    m.use_lora_backup_place();
     m.wan_config = parts.dit->config();
     m.device = parts.dit->device();
     m.text = std::move(parts.text);
-    if (config.offload_dit || config.max_vram_gb > 0) stream_built_dit(*parts.dit, config);
+    if (config.offload_dit || config.max_vram_gb > 0) stream_built_dit(*parts.dit, config, parts.variant);
     m.dit = std::move(parts.dit);
     m.vae = std::move(parts.vae);
     m.decode_here = m.vae != nullptr;
@@ -581,11 +637,23 @@ at::Tensor T2VPipeline::Impl::initial_noise(const GenerationRequest& r, const La
 // The live preview of step `step` (1-based): the clean-video estimate x0 = z - sigma·v of the latent the step
 // started from, as small RGB frames (engine/preview). Only where progress is reported (the head), and only when
 // asked for; a failure here must never fail the job, so it is logged and the step goes on without a preview.
-std::shared_ptr<const PreviewFrames> T2VPipeline::Impl::live_preview(const at::Tensor& z, const at::Tensor& v,
-                                                                     double sigma, int step, const JobContext& job) const {
-    if (!config.live_preview || !job.progress) return nullptr;
+// Started before the solver's step and finished after it is queued, so the device never waits for the host.
+std::optional<preview::PendingFrames> T2VPipeline::Impl::start_preview(const at::Tensor& z, const at::Tensor& v,
+                                                                      double sigma, int step, const JobContext& job) const {
+    if (!config.live_preview || !job.progress) return std::nullopt;
     try {
-        auto frames = std::make_shared<PreviewFrames>(preview::latent_to_frames(preview::clean_estimate(z, v, sigma)));
+        return preview::PendingFrames::start(z, v, sigma);
+    } catch (const std::exception& e) {
+        WAN_LOG_WARN("live preview of step %d skipped: %s", step, e.what());
+        return std::nullopt;
+    }
+}
+
+std::shared_ptr<const PreviewFrames> T2VPipeline::Impl::finish_preview(std::optional<preview::PendingFrames>& pending,
+                                                                       int step) const {
+    if (!pending) return nullptr;
+    try {
+        auto frames = std::make_shared<PreviewFrames>(pending->frames());
         frames->step = step;
         if (!config.preview_dir.empty()) preview::write_preview_png(config.preview_dir, *frames);
         return frames;
@@ -669,8 +737,9 @@ at::Tensor T2VPipeline::Impl::denoise(const GenerationRequest& r, const LatentSh
             }
             // uncond + g·(cond − uncond), f32, g an f32 scalar (§7.2), g the expert's guide; at g = 1 exactly cond.
             at::Tensor v = guided_step ? v_uncond + (v_cond - v_uncond) * guide : v_cond;
-            preview = live_preview(z, v, solver->sigmas()[static_cast<size_t>(i)], i + 1, job);
+            auto pending = start_preview(z, v, solver->sigmas()[static_cast<size_t>(i)], i + 1, job);
             z = solver->step(v, i, z);
+            preview = finish_preview(pending, i + 1);
             // After the step's collectives: a failure here (or in the solver) leaves no peer inside one.
             test_hooks::maybe_fail_at_step(log_rank(), i);
         });
@@ -749,6 +818,7 @@ PipelineOutput T2VPipeline::generate(const GenerationRequest& request, const Pro
     out.resolved = resolve(request);
     const GenerationRequest& r = out.resolved;
     const LatentShape shape = m.latent_shape(r);
+    m.warn_beyond_max_vram(r);
 
     // 1. Text and (optionally) the noise file. With a mesh, local failures (a missing --init-noise file on one
     // host, say) are agreed on before the first collective of the noise and the loop.

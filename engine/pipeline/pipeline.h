@@ -82,6 +82,13 @@ struct PipelineParts {
     std::string variant;  ///< "1.3B", "14B", … for defaults and the info
 };
 
+/// Device memory a job of `width`×`height`×`frames` needs beyond the DiT weights, for a DiT of width `dim`:
+/// an estimate fitted on the H200 (Note [What --max-vram keeps free] in pipeline.cpp), in bytes.
+double working_memory_bytes(int64_t dim, int width, int height, int frames);
+/// Its largest value over the sizes `variant` was trained for, at the default frame count: what --max-vram
+/// sets aside before placing the DiT blocks.
+double planned_working_memory_bytes(int64_t dim, const std::string& variant);
+
 class T2VPipeline {
 public:
     /// Loads tokenizer, T5, DiT and VAE. Throws wan::Error naming the file and problem.

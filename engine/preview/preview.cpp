@@ -6,10 +6,15 @@
 #endif
 
 #include <ATen/ATen.h>
+#if WAN_HAVE_CUDA
+#include <ATen/cuda/CUDAContext.h>
+#include <ATen/cuda/CUDAEvent.h>
+#endif
 
 #include <algorithm>
 #include <filesystem>
 #include <unistd.h>
+#include <vector>
 
 namespace wan::preview {
 namespace {
@@ -35,21 +40,31 @@ at::Tensor clean_estimate(const at::Tensor& latent, const at::Tensor& velocity, 
     return latent.to(at::kFloat) - velocity.to(at::kFloat) * sigma;
 }
 
-at::Tensor latent_to_rgb(const at::Tensor& latent) {
+namespace {
+/// latent_to_rgb on the latent's device: uint8 [T, h, w, 3], queued there without waiting for anything.
+at::Tensor rgb_where_it_is(const at::Tensor& latent) {
     WAN_CHECK(latent.dim() == 4 && latent.size(0) == kLatentChannels,
               "preview: expected a Wan2.1 latent [16, T, h, w], got %s", c10::str(latent.sizes()).c_str());
-    const auto on = at::TensorOptions().dtype(at::kFloat).device(latent.device());
-    // The table is tiny; building it per call keeps this free of static device tensors.
-    const at::Tensor factors = at::from_blob(const_cast<float*>(&kLatentToRgb[0][0]), {kLatentChannels, 3},
-                                             at::TensorOptions().dtype(at::kFloat)).to(on.device());
-    const at::Tensor bias = at::from_blob(const_cast<float*>(kRgbBias), {3}, at::kFloat).to(on.device());
-    const at::Tensor rgb = at::matmul(latent.to(on).permute({1, 2, 3, 0}), factors) + bias;  // [T, h, w, 3]
+    // The table is tiny; uploading it per call keeps this free of static device tensors. From pinned memory,
+    // so that on a GPU the upload does not wait for the queue (a pageable copy would).
+    auto upload = [&](const float* data, std::vector<int64_t> shape) {
+        at::Tensor host = at::from_blob(const_cast<float*>(data), shape, at::kFloat);
+        if (!latent.is_cuda()) return host;
+        return host.pin_memory().to(latent.device(), /*non_blocking=*/true);
+    };
+    const at::Tensor factors = upload(&kLatentToRgb[0][0], {kLatentChannels, 3});
+    const at::Tensor bias = upload(kRgbBias, {3});
+    const at::Tensor rgb = at::matmul(latent.to(at::kFloat).permute({1, 2, 3, 0}), factors) + bias;  // [T, h, w, 3]
     const at::Tensor unit = ((rgb + 1.0) * 0.5).clamp(0.0, 1.0);
-    return (unit * 255.0).round().to(at::kByte).cpu().contiguous();
+    return (unit * 255.0).round().to(at::kByte);
 }
+}  // namespace
 
-PreviewFrames latent_to_frames(const at::Tensor& latent) {
-    const at::Tensor rgb = latent_to_rgb(latent);
+at::Tensor latent_to_rgb(const at::Tensor& latent) { return rgb_where_it_is(latent).cpu().contiguous(); }
+
+namespace {
+/// uint8 RGB [T, h, w, 3] on the host, contiguous → PreviewFrames.
+PreviewFrames pack_frames(const at::Tensor& rgb) {
     PreviewFrames out;
     out.frames = static_cast<int>(rgb.size(0));
     out.height = static_cast<int>(rgb.size(1));
@@ -57,6 +72,48 @@ PreviewFrames latent_to_frames(const at::Tensor& latent) {
     const auto* data = rgb.data_ptr<uint8_t>();
     out.rgb.assign(data, data + rgb.numel());
     return out;
+}
+}  // namespace
+
+PreviewFrames latent_to_frames(const at::Tensor& latent) { return pack_frames(latent_to_rgb(latent)); }
+
+struct PendingFrames::Copy {
+    at::Tensor host;  ///< uint8 RGB [T, h, w, 3] on the host, written by an asynchronous copy from a GPU
+#if WAN_HAVE_CUDA
+    at::cuda::CUDAEvent done;  ///< recorded on the current stream after that copy
+#endif
+};
+
+PendingFrames::PendingFrames() : copy_(std::make_unique<Copy>()) {}
+PendingFrames::PendingFrames(PendingFrames&&) noexcept = default;
+PendingFrames& PendingFrames::operator=(PendingFrames&&) noexcept = default;
+PendingFrames::~PendingFrames() = default;
+
+PendingFrames PendingFrames::start(const at::Tensor& latent, const at::Tensor& velocity, double sigma) {
+    PendingFrames out;
+    // The colour map runs where the latent is: on a GPU it is a few tiny kernels, and the host then only copies
+    // the small RGB frames (done on the host instead, the f32 map of a 480p latent takes tens of milliseconds,
+    // during which the GPU would sit idle).
+    const at::Tensor rgb = rgb_where_it_is(clean_estimate(latent, velocity, sigma));
+    if (!rgb.is_cuda()) {
+        out.copy_->host = rgb.contiguous();
+        return out;
+    }
+#if WAN_HAVE_CUDA
+    // Pinned, so that the copy is asynchronous (from pageable memory the copy would wait for the whole queue).
+    out.copy_->host = at::empty(rgb.sizes(), rgb.options().device(c10::kCPU).pinned_memory(true));
+    out.copy_->host.copy_(rgb, /*non_blocking=*/true);
+    out.copy_->done.record(at::cuda::getCurrentCUDAStream(rgb.device().index()));
+#endif
+    return out;
+}
+
+PreviewFrames PendingFrames::frames() {
+    WAN_CHECK(copy_ && copy_->host.defined(), "preview: frames() called on an empty PendingFrames");
+#if WAN_HAVE_CUDA
+    copy_->done.synchronize();  // a no-op when nothing was recorded (CPU latents)
+#endif
+    return pack_frames(copy_->host);
 }
 
 at::Tensor contact_sheet(const PreviewFrames& frames, int max_columns) {

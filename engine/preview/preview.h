@@ -13,6 +13,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <memory>
 #include <string>
 
 namespace wan::preview {
@@ -27,6 +28,25 @@ at::Tensor latent_to_rgb(const at::Tensor& latent);
 
 /// latent_to_rgb packed for the progress callback (Torch-free on the receiving side).
 PreviewFrames latent_to_frames(const at::Tensor& latent);
+
+/// The clean-video estimate on its way to the host without draining the device's queue. start() queues the
+/// estimate and a copy into pinned host memory (recording when it is done); frames() waits for that copy only —
+/// not for the work queued after it, such as the solver's step — and does the small colour map on the CPU. So a
+/// preview per step costs the device a few tiny kernels, and the host waits for the step's forwards only.
+class PendingFrames {
+public:
+    static PendingFrames start(const at::Tensor& latent, const at::Tensor& velocity, double sigma);
+    PendingFrames(PendingFrames&&) noexcept;
+    PendingFrames& operator=(PendingFrames&&) noexcept;
+    ~PendingFrames();
+    /// Waits for the copy; the same frames as latent_to_frames(clean_estimate(latent, velocity, sigma)).
+    PreviewFrames frames();
+
+private:
+    PendingFrames();
+    struct Copy;
+    std::unique_ptr<Copy> copy_;
+};
 
 /// The frames laid out as one image: a grid of at most `max_columns` frames per row, 2-pixel black gaps.
 /// Returns uint8 [H, W, 3]. Throws wan::Error for an empty preview.

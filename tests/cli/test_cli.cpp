@@ -143,6 +143,10 @@ TEST(Options, LorasAreRepeatableWithStrengths) {
     EXPECT_EQ(a.request.loras[2].path, "C:/x/c.safetensors");
     EXPECT_DOUBLE_EQ(a.request.loras[2].strength, 0.8);
     EXPECT_NE(parse_error({"--lora", ":0.5"}).find("--lora ':0.5': expected PATH[:STRENGTH]"), std::string::npos);
+    EXPECT_EQ(parse({}).engine.lora_backup, "auto");
+    EXPECT_EQ(parse({"--lora_backup", "host"}).engine.lora_backup, "host");
+    EXPECT_NE(parse_error({"--lora-backup", "gpu"}).find("--lora-backup 'gpu': expected auto, device or host"),
+              std::string::npos);
     // Until sharded merging exists, the combination is refused before anything loads.
     EXPECT_NE(parse_error({"--lora", "a.safetensors", "--dit-fsdp"}).find("--lora cannot be combined with --dit-fsdp"),
               std::string::npos);

@@ -74,4 +74,32 @@ TEST(LoraGpu, MergeRestoreAndDerivedWeights) {
     }
 }
 
+// The base copies on the GPU or on the host (--lora-backup): the same restore, bit for bit, and the place
+// asked for is the place used (auto picks the GPU for a tiny model on any card).
+TEST(LoraGpu, BackupOnDeviceOrHost) {
+    if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
+    const c10::Device cuda(c10::kCUDA, 0);
+    const std::vector<wan::LoraSpec> first = {{accel("lora_native"), 0.7}};
+    const std::vector<wan::LoraSpec> second = {{accel("lora_distill"), 1.0}};
+    using Place = wan::lora::LoraSet::BackupPlace;
+    for (Place place : {Place::Auto, Place::Device, Place::Host}) {
+        SCOPED_TRACE(static_cast<int>(place));
+        wan::dit::WanModel m = tiny(cuda, false);
+        const at::Tensor out_base = run(m);
+        wan::lora::LoraSet set;
+        set.set_backup_place(place);
+        set.apply(m, first);
+        ASSERT_GT(set.backup_bytes(), 0);
+        EXPECT_EQ(set.device_backup_bytes(), place == Place::Host ? 0 : set.backup_bytes());
+        set.apply(m, second);  // restore from the copies, then merge the other file
+        wan::dit::WanModel fresh = tiny(cuda, false);
+        wan::lora::LoraSet fresh_set;
+        fresh_set.apply(fresh, second);
+        EXPECT_TRUE(at::equal(run(m), run(fresh)));
+        set.apply(m, {});
+        EXPECT_EQ(set.backup_bytes(), 0);
+        EXPECT_TRUE(at::equal(run(m), out_base));
+    }
+}
+
 }  // namespace

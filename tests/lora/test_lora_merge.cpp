@@ -201,6 +201,28 @@ TEST(LoraMerge, ReMergeEqualsFreshLoad) {
     EXPECT_TRUE(set_a.applied().empty());
 }
 
+// --lora-backup: the three words parse, anything else names the option; weights on the CPU keep their copies
+// on the host whatever is asked (there is no device to put them on).
+TEST(LoraMerge, BackupPlaceOption) {
+    using Set = wan::lora::LoraSet;
+    EXPECT_EQ(Set::parse_backup_place("auto", "--lora-backup"), Set::BackupPlace::Auto);
+    EXPECT_EQ(Set::parse_backup_place("device", "--lora-backup"), Set::BackupPlace::Device);
+    EXPECT_EQ(Set::parse_backup_place("host", "--lora-backup"), Set::BackupPlace::Host);
+    try {
+        Set::parse_backup_place("gpu", "--lora-backup");
+        ADD_FAILURE() << "'gpu' accepted";
+    } catch (const wan::Error& e) {
+        EXPECT_NE(std::string(e.what()).find("--lora-backup 'gpu': expected auto, device or host"), std::string::npos)
+            << e.what();
+    }
+    wan::dit::WanModel m = tiny_model();
+    Set set;
+    set.set_backup_place(Set::BackupPlace::Device);
+    set.apply(m, {{accel("lora_native"), 1.0}});
+    EXPECT_GT(set.backup_bytes(), 0);
+    EXPECT_EQ(set.device_backup_bytes(), 0);
+}
+
 TEST(LoraMerge, BadKeyNamesFileAndKeyAndLeavesBaseWeights) {
     wan::dit::WanModel model = tiny_model();
     const auto base = snapshot(model);

@@ -8,6 +8,9 @@
 #endif
 
 #include <ATen/ATen.h>
+
+#include <algorithm>
+#include <cstdlib>
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -60,6 +63,26 @@ TEST(Preview, CleanEstimateIsFlowMatchingX0) {
     const at::Tensor x = at::full({16, 1, 2, 2}, 3.0), v = at::full({16, 1, 2, 2}, 2.0);
     EXPECT_TRUE(at::allclose(wan::preview::clean_estimate(x, v, 0.25), at::full({16, 1, 2, 2}, 2.5)));
     EXPECT_THROW(wan::preview::clean_estimate(x, v.narrow(3, 0, 1), 0.5), wan::Error);
+}
+
+// The asynchronous read-back gives the frames of the direct path: exactly on the CPU; on a GPU the colour map
+// runs there, so a channel may round one level differently.
+TEST(Preview, PendingFramesEqualTheDirectPath) {
+    at::manual_seed(3);
+    for (const c10::Device device : {c10::Device(c10::kCPU), c10::Device(c10::kCUDA, 0)}) {
+        if (device.is_cuda() && !at::hasCUDA()) continue;
+        const at::Tensor z = at::randn({16, 3, 4, 6}).to(device), v = at::randn({16, 3, 4, 6}).to(device);
+        const auto want = wan::preview::latent_to_frames(wan::preview::clean_estimate(z, v, 0.6).cpu());
+        auto pending = wan::preview::PendingFrames::start(z, v, 0.6);
+        const auto got = pending.frames();
+        EXPECT_EQ(got.frames, want.frames);
+        EXPECT_EQ(got.height, want.height);
+        EXPECT_EQ(got.width, want.width);
+        ASSERT_EQ(got.rgb.size(), want.rgb.size());
+        int worst = 0;
+        for (size_t i = 0; i < got.rgb.size(); ++i) worst = std::max(worst, std::abs(int(got.rgb[i]) - int(want.rgb[i])));
+        EXPECT_LE(worst, device.is_cuda() ? 1 : 0) << device;
+    }
 }
 
 TEST(Preview, RejectsOtherLatents) {
