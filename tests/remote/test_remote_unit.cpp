@@ -97,6 +97,17 @@ void TestRemoteUnit::jobRequests() {
     QVERIFY(!parseJobRequest(R"({"prompt": "x", "output_dir": "out"})", config, &r, &error));
     QVERIFY(!parseJobRequest(R"({"prompt": "x", "sample_steps": "many"})", config, &r, &error));
     QVERIFY2(error.startsWith(QLatin1String("request: ")), qPrintable(error));
+
+    // The window's job over --connect is its request's JSON: the per-expert LoRAs of a Wan2.2 A14B job arrive.
+    GenerationRequest sent;
+    sent.prompt = "a kite";
+    sent.loras = {{"/srv/loras/style.safetensors", 0.8}};
+    sent.loras_high = {{"/srv/loras/high.safetensors", 1.0}};
+    sent.loras_low = {{"/srv/loras/low.safetensors", 0.9}};
+    QVERIFY2(parseJobRequest(remoteJobBody(sent), config, &r, &error), qPrintable(error));
+    QVERIFY(r.loras == sent.loras);
+    QVERIFY(r.loras_high == sent.loras_high);
+    QVERIFY(r.loras_low == sent.loras_low);
 }
 
 void TestRemoteUnit::jobTableFollowsTheSession() {
