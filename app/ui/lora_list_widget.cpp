@@ -120,13 +120,6 @@ LoraExpert LoraListWidget::expertOf(int row) const {
     return box ? static_cast<LoraExpert>(box->currentData().toInt()) : LoraExpert::Both;
 }
 
-void LoraListWidget::setExpert(int row, LoraExpert expert) {
-    auto* box = qobject_cast<QComboBox*>(table_->cellWidget(row, kExpertColumn));
-    if (!box) return;
-    box->setCurrentIndex(box->findData(static_cast<int>(expert)));
-    updateExpertView();
-}
-
 void LoraListWidget::setTwoExperts(bool twoExperts) {
     twoExperts_ = twoExperts;
     updateExpertView();

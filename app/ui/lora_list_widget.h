@@ -34,7 +34,6 @@ public:
     void removeRow(int row);
     /// The row's expert (Both for a row out of range).
     LoraExpert expertOf(int row) const;
-    void setExpert(int row, LoraExpert expert);
 
     /// A two-expert model shows the Expert column. A one-expert model hides it and the rows marked for one
     /// expert: they stay (for the next two-expert model) and the note under the list says how many are hidden.
