@@ -65,7 +65,8 @@ LoraListWidget::LoraListWidget(QWidget* parent) : QWidget(parent) {
     updateExpertView();
     connect(add_, &QToolButton::clicked, this, &LoraListWidget::browseForFile);
     connect(remove_, &QToolButton::clicked, this, [this] {
-        if (table_->currentRow() >= 0) removeRow(table_->currentRow());
+        const int row = table_->currentRow();  // a row hidden since it was selected stays
+        if (row >= 0 && !table_->isRowHidden(row)) removeRow(row);
     });
 }
 
@@ -134,10 +135,10 @@ void LoraListWidget::updateExpertView() {
         if (oneExpertOnly && !twoExperts_) ++hidden;
     }
     // Never a LoRA left out silently: the rows are hidden, the note says so.
-    hiddenNote_->setText(hidden == 1 ? tr("1 LoRA for one expert of a Wan2.2 A14B model is hidden and left out: "
-                                          "this model has one DiT")
-                                     : tr("%1 LoRAs for one expert of a Wan2.2 A14B model are hidden and left out: "
-                                          "this model has one DiT").arg(hidden));
+    hiddenNote_->setText(hidden == 1 ? tr("1 LoRA for one expert is hidden and not used: per-expert LoRAs need a "
+                                          "two-expert model (Wan2.2 A14B)")
+                                     : tr("%1 LoRAs for one expert are hidden and not used: per-expert LoRAs need a "
+                                          "two-expert model (Wan2.2 A14B)").arg(hidden));
     hiddenNote_->setVisible(hidden > 0);
 }
 
