@@ -4,6 +4,7 @@
 #include "batch/batch_runner.h"
 #include "session/engine_session.h"
 #include "settings/settings.h"
+#include "stop_signals.h"
 #include "ui/icons.h"
 #include "ui/main_window.h"
 #include "ui/parameters_panel.h"
@@ -105,14 +106,6 @@ void installScreenshotHook(MainWindow* window, EngineSession* session) {
     QObject::connect(session, &EngineSession::startFailed, window, [window] { window->close(); });
 }
 
-/// Ctrl+C in --batch / --prompt: counted here, acted on by a timer in runBatch (nothing else is safe in a
-/// signal handler). The first one cancels the running job and skips the rest; a second one kills at once.
-volatile std::sig_atomic_t g_interrupts = 0;
-extern "C" void onInterrupt(int) {
-    g_interrupts = 1;
-    std::signal(SIGINT, SIG_DFL);
-}
-
 /// Restores the default log sink however runGui returns.
 struct LogSinkGuard {
     ~LogSinkGuard() { wan::set_log_sink(nullptr); }
@@ -178,22 +171,17 @@ int runBatch(int argc, char** argv, const AppOptions& options, std::unique_ptr<E
 
     BatchRunner runner(&session, std::move(jobs));
     QObject::connect(&runner, &BatchRunner::done, &app, [&app](int code) { app.exit(code); }, Qt::QueuedConnection);
-    // Ctrl+C → runner.interrupt() (exit code 130). Under mpirun the launcher takes Ctrl+C itself and ends
-    // every rank; this serves single-process runs.
-    g_interrupts = 0;
-    const auto previousHandler = std::signal(SIGINT, onInterrupt);
-    QTimer interruptPoll;
-    interruptPoll.setInterval(100);
-    QObject::connect(&interruptPoll, &QTimer::timeout, &runner, [&runner] {
-        if (g_interrupts) runner.interrupt();
-    });
-    interruptPoll.start();
-    runner.setInterruptRequested([] { return g_interrupts != 0; });  // also checked before each job
-    session.start();
-    runner.start();
-    const int code = runner.isDone() ? runner.exitCode() : app.exec();
-    interruptPoll.stop();
-    std::signal(SIGINT, previousHandler == SIG_ERR ? SIG_DFL : previousHandler);
+    int code = 0;
+    {
+        // Ctrl+C → runner.interrupt() (exit code 130): the running job is cancelled and the rest skipped; a
+        // second Ctrl+C kills at once. Under mpirun the launcher takes Ctrl+C itself and ends every rank; this
+        // serves single-process runs.
+        StopSignals interrupt({SIGINT}, StopSignals::Second::Kills, &runner, [&runner] { runner.interrupt(); });
+        runner.setInterruptRequested([] { return StopSignals::raised(); });  // also checked before each job
+        session.start();
+        runner.start();
+        code = runner.isDone() ? runner.exitCode() : app.exec();
+    }
     session.shutdown();
     session.waitForStopped();
     return code;

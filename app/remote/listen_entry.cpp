@@ -3,10 +3,10 @@
 #include "remote/api_server.h"
 #include "remote/remote_backend.h"
 #include "session/engine_session.h"
+#include "stop_signals.h"
 
 #include <QCoreApplication>
 #include <QDir>
-#include <QTimer>
 
 #include <csignal>
 #include <cstdio>
@@ -15,10 +15,6 @@
 namespace wan::app {
 
 namespace {
-// SIGINT/SIGTERM: noted here, acted on by a timer (nothing else is safe in a signal handler).
-volatile std::sig_atomic_t g_stop = 0;
-extern "C" void onStopSignal(int) { g_stop = 1; }
-
 std::string apiToken(const AppOptions& options) {
     if (!options.apiToken.empty()) return options.apiToken;
     const char* env = std::getenv("WANSTUDIO_API_TOKEN");
@@ -85,20 +81,11 @@ int runListen(int argc, char** argv, const AppOptions& options, std::unique_ptr<
                      message.toStdString().c_str());
     });
 
-    g_stop = 0;
-    const auto previousInt = std::signal(SIGINT, onStopSignal);
-    const auto previousTerm = std::signal(SIGTERM, onStopSignal);
-    QTimer stopPoll;
-    stopPoll.setInterval(100);
-    QObject::connect(&stopPoll, &QTimer::timeout, &app, [&app] {
-        if (g_stop) app.quit();
-    });
-    stopPoll.start();
-    session.start();
-    app.exec();
-    stopPoll.stop();
-    std::signal(SIGINT, previousInt == SIG_ERR ? SIG_DFL : previousInt);
-    std::signal(SIGTERM, previousTerm == SIG_ERR ? SIG_DFL : previousTerm);
+    {
+        StopSignals stop({SIGINT, SIGTERM}, StopSignals::Second::Caught, &app, [&app] { app.quit(); });
+        session.start();
+        app.exec();
+    }
     std::fprintf(stderr, "wanstudio: stopping the server (queued and running jobs are cancelled)\n");
     session.shutdown();
     session.waitForStopped();

@@ -86,7 +86,7 @@ public:
         GenerationResult result;
         result.job_id = request.job_id;
         result.status = JobStatus::Failed;
-        const Reply posted = call("POST", QStringLiteral("/api/jobs"), jobBody(request));
+        const Reply posted = call("POST", QStringLiteral("/api/jobs"), remoteJobBody(request));
         if (posted.status != 202) {
             result.message = QStringLiteral("the engine at %1 refused the job: %2")
                                  .arg(endpoint_.label(), posted.describe()).toStdString();
@@ -145,13 +145,6 @@ private:
         EngineInfo info = EngineInfo::from_json(r.body.toStdString());
         info.device += " on " + endpoint_.label().toStdString();  // the status bar says where the engine runs
         return info;
-    }
-
-    /// The request as a --batch JSON line: local paths (output folder, latents, noise) stay on this side.
-    static QByteArray jobBody(const GenerationRequest& request) {
-        QJsonObject obj = QJsonDocument::fromJson(QByteArray::fromStdString(request.to_json())).object();
-        for (const char* key : {"output_dir", "init_noise", "save_latents", "job_id"}) obj.remove(QLatin1String(key));
-        return QJsonDocument(obj).toJson(QJsonDocument::Compact);
     }
 
     /// Polls the job until it ends; reports progress, forwards a cancel once, rides out lost connections.
@@ -378,6 +371,12 @@ RemoteEndpoint parseRemoteEndpoint(const std::string& text) {
               "--connect '%s': expected HOST:PORT such as localhost:7860", text.c_str());
     if (e.host.contains(u':')) e.host = QStringLiteral("[%1]").arg(e.host);  // IPv6 in a URL
     return e;
+}
+
+QByteArray remoteJobBody(const GenerationRequest& request) {
+    QJsonObject obj = QJsonDocument::fromJson(QByteArray::fromStdString(request.to_json())).object();
+    for (const char* key : {"output_dir", "init_noise", "save_latents", "job_id"}) obj.remove(QLatin1String(key));
+    return QJsonDocument(obj).toJson(QJsonDocument::Compact);
 }
 
 std::unique_ptr<EngineBackend> makeRemoteBackend(const RemoteEndpoint& endpoint) {

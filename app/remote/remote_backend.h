@@ -25,6 +25,10 @@ struct RemoteEndpoint {
 /// Parses `--connect HOST:PORT` (PORT defaults to 7860). Throws wan::Error naming the option.
 RemoteEndpoint parseRemoteEndpoint(const std::string& text);
 
+/// The body the backend POSTs to /api/jobs for `request`: its JSON as a --batch line, without the keys that are
+/// local paths (output folder, latents, noise) or this side's job id.
+QByteArray remoteJobBody(const GenerationRequest& request);
+
 /// The backend for --connect: jobs are POSTed, polled (progress, ETA; a lost connection is logged and
 /// retried, the job keeps running on the server), cancelled with DELETE, and their files fetched into the
 /// request's local output folder so that the window plays them from disk as usual. The live preview comes

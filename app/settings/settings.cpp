@@ -29,10 +29,24 @@ const QString kSolver = QStringLiteral("params/solver");
 const QString kDenoisingSteps = QStringLiteral("params/denoisingSteps");
 const QString kPreset = QStringLiteral("params/preset");
 const QString kLoras = QStringLiteral("params/loras");  // "PATH:STRENGTH" each (core/lora_spec.h)
+const QString kLorasHigh = QStringLiteral("params/lorasHigh");  // two-expert models: the high-noise expert's
+const QString kLorasLow = QStringLiteral("params/lorasLow");    // and the low-noise expert's
 const QString kExtendLang = QStringLiteral("params/extendTargetLang");
 const QString kGeometry = QStringLiteral("window/geometry");
 const QString kState = QStringLiteral("window/state");
 const QString kSplitterPrefix = QStringLiteral("window/splitter/");
+/// The LoRAs under `key`; a spec that no longer parses (edited by hand) is dropped, not fatal.
+std::vector<LoraSpec> readLoras(const QSettings& settings, const QString& key) {
+    std::vector<LoraSpec> out;
+    for (const QString& spec : settings.value(key).toStringList()) {
+        try {
+            out.push_back(parse_lora_spec(spec.toStdString(), "settings"));
+        } catch (const Error&) {
+        }
+    }
+    return out;
+}
+
 /// The step list, preset and LoRAs; a value that no longer parses (edited by hand) is dropped, not fatal.
 void readSamplingExtras(const QSettings& settings, GenerationRequest& r) {
     const std::string steps = settings.value(kDenoisingSteps).toString().toStdString();
@@ -42,12 +56,15 @@ void readSamplingExtras(const QSettings& settings, GenerationRequest& r) {
         r.denoising_steps.clear();
     }
     r.preset = settings.value(kPreset).toString().toStdString();
-    for (const QString& spec : settings.value(kLoras).toStringList()) {
-        try {
-            r.loras.push_back(parse_lora_spec(spec.toStdString(), "settings"));
-        } catch (const Error&) {
-        }
-    }
+    r.loras = readLoras(settings, kLoras);
+    r.loras_high = readLoras(settings, kLorasHigh);
+    r.loras_low = readLoras(settings, kLorasLow);
+}
+
+QStringList loraStrings(const std::vector<LoraSpec>& loras) {
+    QStringList out;
+    for (const LoraSpec& l : loras) out << QString::fromStdString(format_lora_spec(l));
+    return out;
 }
 }  // namespace
 
@@ -100,12 +117,13 @@ void Settings::setLastRequest(const GenerationRequest& r) {
     settings_->setValue(kBoundary, r.boundary);
     settings_->setValue(kSeed, static_cast<qlonglong>(r.seed));
     settings_->setValue(kSolver, QString::fromStdString(r.solver));
-    QStringList steps, loras;
+    QStringList steps;
     for (int k : r.denoising_steps) steps << QString::number(k);
-    for (const LoraSpec& l : r.loras) loras << QString::fromStdString(format_lora_spec(l));
     settings_->setValue(kDenoisingSteps, steps.join(QLatin1Char(',')));
     settings_->setValue(kPreset, QString::fromStdString(r.preset));
-    settings_->setValue(kLoras, loras);
+    settings_->setValue(kLoras, loraStrings(r.loras));
+    settings_->setValue(kLorasHigh, loraStrings(r.loras_high));
+    settings_->setValue(kLorasLow, loraStrings(r.loras_low));
     settings_->setValue(kExtendLang, QString::fromStdString(r.extend_target_lang));
 }
 

@@ -29,7 +29,8 @@ public:
     void setOutputFolder(const QString& folder);
 
     /// The last parameters used for Generate (prompt, negative prompt, size, frames, steps, guide, shift,
-    /// seed, solver, prompt-extension language). `hasLastRequest()` is false before the first save.
+    /// seed, solver, preset, LoRAs with the per-expert ones, prompt-extension language). `hasLastRequest()` is
+    /// false before the first save.
     bool hasLastRequest() const;
     GenerationRequest lastRequest() const;
     void setLastRequest(const GenerationRequest& request);

@@ -334,8 +334,7 @@ void MainWindow::restoreSettings(const AppOptions& options) {
 
 void MainWindow::saveSettings() {
     settings_->setOutputFolder(outputFolder_);
-    GenerationRequest r = params_->request();
-    settings_->setLastRequest(r);
+    settings_->setLastRequest(params_->savedRequest());
     settings_->setWindowGeometry(saveGeometry());
     settings_->setWindowState(saveState());
     settings_->setSplitterState(QStringLiteral("main"), mainSplit_->saveState());
@@ -441,7 +440,7 @@ qint64 MainWindow::generate() {
     }
     formError_->setVisible(false);
     r.output_dir = outputFolder_.toStdString();
-    settings_->setLastRequest(r);
+    settings_->setLastRequest(params_->savedRequest());
     const qint64 id = session_->submit(r);
     jobs_->addJob(id, r);
     queue_->clearError();

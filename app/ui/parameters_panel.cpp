@@ -136,12 +136,12 @@ QGroupBox* ParametersPanel::buildParametersBox() {
     addGuidanceFields(form, box);
     addExpertFields(form, box);
     parametersForm_ = form;
-    showExpertFields(false);
     form->addRow(tr("Seed"), buildSeedRow(box));
     form->addRow(tr("Solver / preset"), buildSolverRow(box));
     loras_ = new LoraListWidget(box);
     loras_->setObjectName(QStringLiteral("loraList"));
     form->addRow(tr("LoRAs"), loras_);
+    showExpertFields(false);
     auto* defaults = new QToolButton(box);
     defaults->setObjectName(QStringLiteral("modelDefaultsButton"));
     defaults->setText(tr("Model defaults"));
@@ -224,6 +224,7 @@ void ParametersPanel::showExpertFields(bool twoExperts) {
     if (auto* label = qobject_cast<QLabel*>(parametersForm_->labelForField(guide_)))
         label->setText(twoExperts ? tr("Guide scale (low noise)") : tr("Guide scale"));
     guide_->setToolTip(twoExperts ? tr("Guide scale of the low-noise expert (the late steps)") : QString());
+    loras_->setTwoExperts(twoExperts);
 }
 
 QVBoxLayout* ParametersPanel::buildSeedRow(QWidget* box) {
@@ -312,10 +313,21 @@ GenerationRequest ParametersPanel::request() const {
     r.solver = solver_->currentData().toString().toStdString();
     if (r.solver == "euler") r.denoising_steps = denoisingSteps_;
     r.preset = preset_->currentData().toString().toStdString();
-    r.loras = loras_->loras();
+    r.loras = loras_->loras(LoraExpert::Both);
+    if (info_.two_experts) {  // --lora-high / --lora-low; a one-expert model refuses them
+        r.loras_high = loras_->loras(LoraExpert::HighNoise);
+        r.loras_low = loras_->loras(LoraExpert::LowNoise);
+    }
     r.extend_target_lang = extendLang_->currentData().toString().toStdString();
     if (!originalPrompt_.isEmpty() && originalPrompt_.trimmed().toStdString() != r.prompt)
         r.original_prompt = originalPrompt_.toStdString();
+    return r;
+}
+
+GenerationRequest ParametersPanel::savedRequest() const {
+    GenerationRequest r = request();
+    r.loras_high = loras_->loras(LoraExpert::HighNoise);
+    r.loras_low = loras_->loras(LoraExpert::LowNoise);
     return r;
 }
 
@@ -357,7 +369,7 @@ void ParametersPanel::setRequest(const GenerationRequest& r) {
     preset_->setCurrentIndex(presetIndex >= 0 ? presetIndex : 0);
     denoisingSteps_ = r.denoising_steps;
     if (!denoisingSteps_.empty()) steps_->setValue(static_cast<int>(denoisingSteps_.size()));
-    loras_->setLoras(r.loras);
+    loras_->setLoras(r.loras, r.loras_high, r.loras_low);
     const int langIndex = extendLang_->findData(QString::fromStdString(r.extend_target_lang));
     if (langIndex >= 0) extendLang_->setCurrentIndex(langIndex);
 }

@@ -1,6 +1,7 @@
 // The left column: prompt (with "Enhance prompt"), negative prompt, size, frames, steps, guide scale (for a
-// two-expert model, Wan2.2 A14B: the low- and high-noise guides and the boundary), shift, seed, solver, output
-// folder. Ref: wan21-reference.md §10.2 (the Gradio fields this replaces).
+// two-expert model, Wan2.2 A14B: the low- and high-noise guides and the boundary), shift, seed, solver, LoRAs
+// (for a two-expert model, each for both experts or one), output folder.
+// Ref: wan21-reference.md §10.2 (the Gradio fields this replaces).
 #pragma once
 
 #include "core/core.h"
@@ -30,8 +31,12 @@ class ParametersPanel : public QWidget {
 public:
     explicit ParametersPanel(QWidget* parent = nullptr);
 
-    /// The request the fields describe (output_dir not set; the window adds it).
+    /// The request the fields describe (output_dir not set; the window adds it): the loaded model's job, so the
+    /// fields a one-expert model hides (the guide pair, the boundary, per-expert LoRAs) are left out.
     GenerationRequest request() const;
+    /// What the settings keep: request() with the per-expert LoRAs even while the model hides them (or before
+    /// it is known), so that they are there again with the next two-expert model.
+    GenerationRequest savedRequest() const;
     /// Fills every field from a request (a 0 / negative field keeps the model default).
     void setRequest(const GenerationRequest& request);
     /// The loaded model: the size list (EngineInfo.sizes) and defaults for fields that are unset.
@@ -96,7 +101,7 @@ private:
     void addSizeAndLengthFields(QFormLayout* form, QWidget* box);
     void addGuidanceFields(QFormLayout* form, QWidget* box);
     void addExpertFields(QFormLayout* form, QWidget* box);
-    /// Shows the two-expert rows (and names the guide the low-noise one) or hides them.
+    /// Shows the two-expert rows and the LoRAs' Expert column (and names the guide the low-noise one) or hides them.
     void showExpertFields(bool twoExperts);
     QVBoxLayout* buildSeedRow(QWidget* box);
     QHBoxLayout* buildSolverRow(QWidget* box);

@@ -1,6 +1,7 @@
 // Bounded waits on other ranks and the roll call that names a silent rank. See deadline.h.
 #include "protocol/deadline.h"
 
+#include "core/clock.h"
 #include "core/core.h"
 
 #include <atomic>
@@ -16,8 +17,6 @@
 namespace wan::protocol {
 
 namespace {
-
-using Clock = std::chrono::steady_clock;
 
 constexpr int kPingTag = 1;
 constexpr int kPongTag = 2;
@@ -48,10 +47,6 @@ int64_t g_agreements = 0;
 bool g_in_agreement = false;
 std::optional<FailureNotice> g_notice;  ///< received for the current agreement, not acted upon yet
 std::deque<SentNotice> g_sent;
-
-double seconds_since(Clock::time_point t0) {
-    return std::chrono::duration<double>(Clock::now() - t0).count();
-}
 
 void check(int rc, const char* what) {
     if (rc == MPI_SUCCESS) return;

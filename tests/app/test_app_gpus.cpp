@@ -2,6 +2,8 @@
 // valid for 12 and 40 heads on 1–8 GPUs, the exact mpirun line, the dialog in dry-run mode, a relaunch that
 // keeps the queue (fake launcher: the new window restores it), and the message when mpirun is missing.
 #include "temporary_settings_test.h"
+#include "window_fixture.h"
+
 
 #include "launch/fake_launcher.h"
 #include "launch/gpu_probe.h"
@@ -51,14 +53,11 @@ struct Relaunch {
     QStringList failures;
 };
 
-/// A window over a fake engine that stalls its jobs (so they stay queued), its launcher a fake.
-struct Window {
+/// A window over a fake engine that stalls its jobs (so they stay queued), its launcher a fake; the engine starts
+/// once the window knows its queue file and launcher.
+struct Window : WindowFixture {
     explicit Window(const QString& queueFile, std::function<bool(int)> ask = nullptr) {
-        FakeBackendConfig config = fastFake(200);
-        session = makeSession(config);
-        settings = std::make_unique<Settings>();
-        window = std::make_unique<MainWindow>(session.get(), settings.get(), options);
-        window->setConfirmOnClose(false);
+        open(std::make_unique<FakeEngineBackend>(fastFake(200)), nullptr, false);
         window->setInteractive(false);
         window->setSavedQueuePath(queueFile);
         window->setLauncher(&launcher);
@@ -66,16 +65,9 @@ struct Window {
                                         QStringLiteral("--ulysses-size=2"), QStringLiteral("--ring-size"),
                                         QStringLiteral("1")});
         window->setRestoreQuestion(ask ? ask : [](int) { return false; });
-        window->show();
         session->start();
     }
-    ~Window() {
-        window.reset();
-        session.reset();
-    }
-    bool waitReady() {
-        return QTest::qWaitFor([&] { return window->generateButton()->isEnabled(); }, 5000);
-    }
+    ~Window() { close(); }  // the window before the launcher it points to
     Relaunch relaunch(const LaunchCommand& command) {
         QSignalSpy failed(window.get(), &MainWindow::launchFailed);
         Relaunch r;
@@ -83,11 +75,7 @@ struct Window {
         for (const QList<QVariant>& signal : failed) r.failures << signal.at(0).toString();
         return r;
     }
-    AppOptions options;
     FakeLauncher launcher;
-    std::unique_ptr<EngineSession> session;
-    std::unique_ptr<Settings> settings;
-    std::unique_ptr<MainWindow> window;
 };
 }  // namespace
 
@@ -375,28 +363,22 @@ void TestAppGpus::stalledEngineEndsAfterBoundedWait() {
     // in time, and the window ends the process (here: a hook) after its bounded wait, the queue saved.
     QTemporaryDir dir;
     const QString queueFile = dir.filePath(QStringLiteral("queue.json"));
-    FakeBackendConfig config = fastFake(3000);
-    auto session = makeSession(config);
-    Settings settings;
-    AppOptions options;
-    auto window = std::make_unique<MainWindow>(session.get(), &settings, options);
-    window->setConfirmOnClose(false);
+    int forcedEnds = 0;  // before the window, whose teardown may still end the process
+    WindowFixture f;
+    f.open(std::make_unique<FakeEngineBackend>(fastFake(3000)), nullptr, false);
+    MainWindow* window = f.window.get();
     window->setSavedQueuePath(queueFile);
     window->setShutdownTimeout(300);
-    int forcedEnds = 0;
     window->setForcedEnd([&forcedEnds] { ++forcedEnds; });
-    window->show();
-    session->start();
-    QVERIFY(QTest::qWaitFor([&] { return window->generateButton()->isEnabled(); }, 5000));
-    window->jobModel()->addJob(session->submit(requestFor(QStringLiteral("stalls"))), requestFor(QStringLiteral("stalls")));
-    QTRY_COMPARE(session->runningJob() != 0, true);
+    f.session->start();
+    QVERIFY(f.waitReady());
+    window->jobModel()->addJob(f.session->submit(requestFor(QStringLiteral("stalls"))), requestFor(QStringLiteral("stalls")));
+    QTRY_COMPARE(f.session->runningJob() != 0, true);
     window->close();
     QVERIFY(window->isVisible());  // still waiting for the engine
     QTRY_COMPARE_WITH_TIMEOUT(forcedEnds, 1, 2000);
     QCOMPARE(readSavedQueue(queueFile).jobs.size(), size_t(1));
-    window.reset();
-    session.reset();  // the fake's step ends; the engine thread stops
-}
+}  // the fake's step ends; the engine thread stops
 
 void TestAppGpus::processLauncherStartsDetached() {
     // The real launcher: the program runs detached, gets the extra environment, and not the MPI job's.

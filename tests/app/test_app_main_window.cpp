@@ -1,5 +1,7 @@
 // MainWindow driven like a user (QTest::keyClicks, mouse clicks, Ctrl+Return) over the fake backend.
 #include "temporary_settings_test.h"
+#include "window_fixture.h"
+
 #include "launch/saved_queue.h"
 #include "models/history_model.h"
 #include "models/job_list_model.h"
@@ -31,32 +33,15 @@ using namespace wan::app;
 using namespace wan::app::test;
 
 namespace {
-struct Fixture {
+/// The window over the fake engine, writing to the fixture's folder; deleting history asks nothing.
+struct Fixture : WindowFixture {
     explicit Fixture(FakeBackendConfig c = fastFake(), bool startNow = true) : config(std::move(c)) {
-        options.engine.output_dir = out.path().toStdString();
-        session = makeSession(config);
-        settings = std::make_unique<Settings>();
-        window = std::make_unique<MainWindow>(session.get(), settings.get(), options);
-        window->setConfirmOnClose(false);
+        open(std::make_unique<FakeEngineBackend>(config), nullptr, startNow);
         window->historyPanel()->setConfirmDeletes(false);
-        window->show();
-        if (startNow) session->start();
-    }
-    ~Fixture() {
-        window.reset();  // before the session it points to
-        session.reset();
-    }
-    bool waitReady() {
-        return QTest::qWaitFor([&] { return window->generateButton()->isEnabled(); }, 5000);
     }
     ParametersPanel* params() const { return window->parametersPanel(); }
 
-    QTemporaryDir out;
-    FakeBackendConfig config;
-    AppOptions options;
-    std::unique_ptr<EngineSession> session;
-    std::unique_ptr<Settings> settings;
-    std::unique_ptr<MainWindow> window;
+    FakeBackendConfig config;  ///< the backend's copy shares `probe` with it
 };
 }  // namespace
 
@@ -103,7 +88,7 @@ void TestAppMainWindow::showsLoadingThenReady() {
     QCOMPARE(f.params()->framesSpin()->value(), 9);
     QCOMPARE(f.params()->stepsSpin()->value(), 4);
     QCOMPARE(f.params()->negativePromptEdit()->toPlainText(), QString::fromUtf8(kDefaultNegativePrompt));
-    QCOMPARE(f.window->outputFolder(), f.out.path());
+    QCOMPARE(f.window->outputFolder(), f.dir.path());
 }
 
 void TestAppMainWindow::generatesFromTypedPrompt() {
@@ -130,7 +115,7 @@ void TestAppMainWindow::generatesFromTypedPrompt() {
     QVERIFY(finished.wait(5000));
     const auto result = finished.at(0).at(1).value<GenerationResult>();
     QCOMPARE(result.status, JobStatus::Ok);
-    QCOMPARE(QFileInfo(QString::fromStdString(result.video_path)).absolutePath(), f.out.path());
+    QCOMPARE(QFileInfo(QString::fromStdString(result.video_path)).absolutePath(), f.dir.path());
     // preview: poster first, then the video loads (previewPlaysRealVideo covers a backend without decoder)
     QCOMPARE(f.window->tabs()->currentWidget(), static_cast<QWidget*>(f.window->previewWidget()));
     QCOMPARE(f.window->previewWidget()->currentVideo(), QString::fromStdString(result.video_path));
@@ -257,7 +242,7 @@ void TestAppMainWindow::keepsHistoryWhenEngineFailsToStart() {
     config.startError = "checkpoint /models/wan: config.json not found";
     QTemporaryDir dummy;
     Fixture f(config, false);
-    writeSampleOutput(f.out.path(), QStringLiteral("s1"), QStringLiteral("old video"), 7, QDateTime::currentDateTime());
+    writeSampleOutput(f.dir.path(), QStringLiteral("s1"), QStringLiteral("old video"), 7, QDateTime::currentDateTime());
     f.window->historyModel()->refresh();
     f.session->start();
     QTRY_COMPARE(f.session->state(), EngineSession::State::StartFailed);
@@ -272,7 +257,7 @@ void TestAppMainWindow::keepsHistoryWhenEngineFailsToStart() {
 void TestAppMainWindow::reusesAndDeletesHistory() {
     Fixture f;
     // a seed drawn at random by the engine: anywhere in 0 .. 2^63-1
-    writeSampleOutput(f.out.path(), QStringLiteral("s1"), QStringLiteral("a lighthouse at night"),
+    writeSampleOutput(f.dir.path(), QStringLiteral("s1"), QStringLiteral("a lighthouse at night"),
                       Q_INT64_C(4846932155794350076), QDateTime::currentDateTime());
     f.window->historyModel()->refresh();
     QVERIFY(f.waitReady());
@@ -290,9 +275,9 @@ void TestAppMainWindow::reusesAndDeletesHistory() {
     QCOMPARE(f.params()->sizeCombo()->currentText(), QStringLiteral("64*64"));
     QTest::mouseClick(panel->findChild<QPushButton*>(QStringLiteral("deleteButton")), Qt::LeftButton);
     QCOMPARE(f.window->historyModel()->rowCount(), 0);
-    QVERIFY(!QFileInfo::exists(QDir(f.out.path()).filePath(QStringLiteral("s1.mp4"))));
-    QVERIFY(!QFileInfo::exists(QDir(f.out.path()).filePath(QStringLiteral("s1.json"))));
-    QVERIFY(!QFileInfo::exists(QDir(f.out.path()).filePath(QStringLiteral("s1.png"))));
+    QVERIFY(!QFileInfo::exists(QDir(f.dir.path()).filePath(QStringLiteral("s1.mp4"))));
+    QVERIFY(!QFileInfo::exists(QDir(f.dir.path()).filePath(QStringLiteral("s1.json"))));
+    QVERIFY(!QFileInfo::exists(QDir(f.dir.path()).filePath(QStringLiteral("s1.png"))));
 }
 
 void TestAppMainWindow::closingDuringJobShutsEngineDown() {

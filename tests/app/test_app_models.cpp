@@ -1,6 +1,7 @@
 // JobListModel fed by a session, HistoryModel over a folder of sample outputs (QAbstractItemModelTester on
 // both), progress formatting and the metadata JSON.
 #include "app_test_support.h"
+#include "progress_at.h"
 #include "models/history_model.h"
 #include "models/job_list_model.h"
 #include "models/progress_format.h"
@@ -33,12 +34,7 @@ void TestAppModels::formatsProgress() {
     QCOMPARE(formatDuration(65.4), std::string("01:05"));
     QCOMPARE(formatDuration(3725), std::string("1:02:05"));
     QCOMPARE(formatDuration(-1), std::string("--:--"));
-    ProgressInfo p;
-    p.stage = Stage::Denoise;
-    p.step = 12;
-    p.total = 50;
-    p.elapsed_s = 42;
-    p.eta_s = 112;
+    ProgressInfo p = progressAt(Stage::Denoise, 12, 50, 42, 112);
     QCOMPARE(progressText(p), std::string("Denoising 12/50 · 00:42 elapsed · ETA 01:10"));
     QCOMPARE(remainingSeconds(p), 70.0);
     p.eta_s = -1;
@@ -47,11 +43,7 @@ void TestAppModels::formatsProgress() {
     double last = -1;
     for (Stage s : {Stage::Queued, Stage::Text, Stage::Denoise, Stage::Decode, Stage::Encode, Stage::Done}) {
         for (int step = 0; step <= 4; ++step) {
-            ProgressInfo q;
-            q.stage = s;
-            q.step = step;
-            q.total = 4;
-            const double f = overallFraction(q);
+            const double f = overallFraction(progressAt(s, step, 4));
             QVERIFY(f >= last - 1e-12 && f >= 0 && f <= 1);
             last = f;
         }

@@ -15,6 +15,7 @@
 #include "ui/parameters_panel.h"
 #include "ui/preview_widget.h"
 #include "video/video.h"
+#include "window_fixture.h"
 
 #include <QApplication>
 #include <QComboBox>
@@ -62,39 +63,32 @@ private:
     /// Clicks Generate and waits for the job to end; returns its result (status checked by the caller).
     GenerationResult clickGenerateAndWait();
 
-    QTemporaryDir dir_;
+    wan::app::test::WindowFixture f_;  ///< its folder holds the settings file and the outputs
     QString out_;
-    AppOptions options_;
-    std::unique_ptr<Settings> settings_;
-    std::unique_ptr<EngineSession> session_;
-    std::unique_ptr<MainWindow> window_;
 };
 
 void TestGuiE2eGenerate::initTestCase() {
-    QVERIFY(dir_.isValid());
-    out_ = QDir(dir_.path()).filePath(QStringLiteral("outputs"));
-    options_.engine.device = "cpu";
-    options_.engine.output_dir = out_.toStdString();
-    options_.engine.prompt_extend_method = "local_qwen";
-    options_.engine.prompt_extend_model = WAN_SOURCE_DIR "/tests/data/qwen";
-    options_.promptExtendTargetLang = "en";
-    options_.request.extend_target_lang = "en";
+    QVERIFY(f_.dir.isValid());
+    out_ = QDir(f_.dir.path()).filePath(QStringLiteral("outputs"));
+    AppOptions& options = f_.options;
+    options.engine.device = "cpu";
+    options.engine.output_dir = out_.toStdString();
+    options.engine.prompt_extend_method = "local_qwen";
+    options.engine.prompt_extend_model = WAN_SOURCE_DIR "/tests/data/qwen";
+    options.promptExtendTargetLang = "en";
+    options.request.extend_target_lang = "en";
     // The same pieces as runGui (gui_entry.cpp), with an ini file of our own instead of the user's settings.
     registerMetaTypes();
-    settings_ = std::make_unique<Settings>(QDir(dir_.path()).filePath(QStringLiteral("settings.ini")));
-    session_ = std::make_unique<EngineSession>(makeEngineBackend(options_));
-    window_ = std::make_unique<MainWindow>(session_.get(), settings_.get(), options_);
-    window_->setConfirmOnClose(false);
-    window_->show();
-    session_->start();
-    QTRY_VERIFY_WITH_TIMEOUT(window_->generateButton()->isEnabled(), kStartTimeoutMs);
-    QCOMPARE(window_->engineStateLabel()->text(), QStringLiteral("Ready"));
-    QVERIFY2(window_->modelLabel()->text().contains(QStringLiteral("demo")), qPrintable(window_->modelLabel()->text()));
-    QCOMPARE(window_->outputFolder(), out_);
+    f_.open(makeEngineBackend(options),
+            std::make_unique<Settings>(QDir(f_.dir.path()).filePath(QStringLiteral("settings.ini"))));
+    QVERIFY(f_.waitReady(kStartTimeoutMs));
+    QCOMPARE(f_.window->engineStateLabel()->text(), QStringLiteral("Ready"));
+    QVERIFY2(f_.window->modelLabel()->text().contains(QStringLiteral("demo")), qPrintable(f_.window->modelLabel()->text()));
+    QCOMPARE(f_.window->outputFolder(), out_);
 }
 
 void TestGuiE2eGenerate::typeSmallJob(const QString& prompt) {
-    ParametersPanel* p = window_->parametersPanel();
+    ParametersPanel* p = f_.window->parametersPanel();
     p->promptEdit()->clear();
     QTest::keyClicks(p->promptEdit(), prompt);
     const int size = p->sizeCombo()->findData(QStringLiteral("128*128"));
@@ -105,9 +99,9 @@ void TestGuiE2eGenerate::typeSmallJob(const QString& prompt) {
 }
 
 GenerationResult TestGuiE2eGenerate::clickGenerateAndWait() {
-    QSignalSpy finished(session_.get(), &EngineSession::finished);
-    QSignalSpy failed(session_.get(), &EngineSession::failed);
-    QTest::mouseClick(window_->generateButton(), Qt::LeftButton);
+    QSignalSpy finished(f_.session.get(), &EngineSession::finished);
+    QSignalSpy failed(f_.session.get(), &EngineSession::failed);
+    QTest::mouseClick(f_.window->generateButton(), Qt::LeftButton);
     if (!QTest::qWaitFor([&] { return finished.count() + failed.count() > 0; }, kJobTimeoutMs)) {
         qWarning("the job did not end within %d s", kJobTimeoutMs / 1000);
         return {};
@@ -122,17 +116,17 @@ GenerationResult TestGuiE2eGenerate::clickGenerateAndWait() {
 
 void TestGuiE2eGenerate::generatesRealVideo() {
     typeSmallJob(QStringLiteral("a fox running through fresh snow"));
-    QSignalSpy previewLoaded(window_.get(), &MainWindow::previewLoaded);
-    QSignalSpy previewFailed(window_.get(), &MainWindow::previewFailed);
+    QSignalSpy previewLoaded(f_.window.get(), &MainWindow::previewLoaded);
+    QSignalSpy previewFailed(f_.window.get(), &MainWindow::previewFailed);
     // The live preview: one set of frames per denoising step reaches the window, sized like the latent
     // (128×128 → 16×16 latent pixels, 5 frames → 2 latent frames), and the window showed it.
     std::vector<int> previewSteps;
     bool liveShown = false, framesSized = true;
-    const auto conn = connect(session_.get(), &EngineSession::progress, this, [&](qint64, const ProgressInfo& p) {
+    const auto conn = connect(f_.session.get(), &EngineSession::progress, this, [&](qint64, const ProgressInfo& p) {
         if (!p.preview) return;
         previewSteps.push_back(p.preview->step);
         framesSized = framesSized && p.preview->frames == 2 && p.preview->height == 16 && p.preview->width == 16;
-        liveShown = liveShown || window_->previewWidget()->isShowingLive();
+        liveShown = liveShown || f_.window->previewWidget()->isShowingLive();
     });
     const GenerationResult r = clickGenerateAndWait();
     disconnect(conn);
@@ -156,18 +150,18 @@ void TestGuiE2eGenerate::generatesRealVideo() {
     QCOMPARE(readJson(json).value(QStringLiteral("prompt")).toString(), QStringLiteral("a fox running through fresh snow"));
 
     // The finished job in the queue, the history row, and the preview (the video, or at least its poster).
-    QCOMPARE(window_->jobModel()->rowCount(), 1);
-    QTRY_COMPARE(window_->historyModel()->rowCount(), 1);
-    QCOMPARE(window_->previewWidget()->currentVideo(), QFileInfo(video).absoluteFilePath());
+    QCOMPARE(f_.window->jobModel()->rowCount(), 1);
+    QTRY_COMPARE(f_.window->historyModel()->rowCount(), 1);
+    QCOMPARE(f_.window->previewWidget()->currentVideo(), QFileInfo(video).absoluteFilePath());
     QTRY_VERIFY_WITH_TIMEOUT(previewLoaded.count() + previewFailed.count() > 0, 30000);
     if (previewLoaded.count()) {
         QCOMPARE(previewLoaded.at(0).at(0).toString(), QFileInfo(video).absoluteFilePath());
-        QVERIFY(window_->previewWidget()->isVideoLoaded());
+        QVERIFY(f_.window->previewWidget()->isVideoLoaded());
     } else {
         // An offscreen Qt Multimedia backend without an H.264 decoder: the poster frame stays on screen.
         qWarning("preview could not play the video (%s); the poster is shown",
                  qPrintable(previewFailed.at(0).at(1).toString()));
-        QVERIFY(window_->previewWidget()->isShowingPoster());
+        QVERIFY(f_.window->previewWidget()->isShowingPoster());
     }
 }
 
@@ -176,10 +170,10 @@ void TestGuiE2eGenerate::enhancesPromptThenGenerates() {
     QSKIP("built without prompt extension (engine/extend)");
 #endif
     typeSmallJob(QStringLiteral("a cat"));
-    ParametersPanel* p = window_->parametersPanel();
+    ParametersPanel* p = f_.window->parametersPanel();
     p->extendLanguageCombo()->setCurrentIndex(p->extendLanguageCombo()->findData(QStringLiteral("en")));
-    QSignalSpy extended(session_.get(), &EngineSession::promptExtended);
-    QSignalSpy extendFailed(session_.get(), &EngineSession::extendFailed);
+    QSignalSpy extended(f_.session.get(), &EngineSession::promptExtended);
+    QSignalSpy extendFailed(f_.session.get(), &EngineSession::extendFailed);
     QVERIFY(p->enhanceButton()->isEnabled());
     QTest::mouseClick(p->enhanceButton(), Qt::LeftButton);
     QTRY_VERIFY_WITH_TIMEOUT(extended.count() + extendFailed.count() > 0, kJobTimeoutMs);
@@ -208,16 +202,15 @@ void TestGuiE2eGenerate::enhancesPromptThenGenerates() {
     QCOMPARE(info.tags.count("original_prompt"), size_t(1));
     QCOMPARE(info.tags.at("original_prompt"), std::string("a cat"));
     QCOMPARE(info.tags.at("prompt"), typed);
-    QTRY_COMPARE(window_->historyModel()->rowCount(), 2);
+    QTRY_COMPARE(f_.window->historyModel()->rowCount(), 2);
 }
 
 void TestGuiE2eGenerate::cleanupTestCase() {
-    if (window_) {
-        window_->close();  // shuts the engine down (backend->shutdown()) and closes once it has stopped
-        QTRY_VERIFY_WITH_TIMEOUT(session_->state() == EngineSession::State::Stopped, 60000);
+    if (f_.window) {
+        f_.window->close();  // shuts the engine down (backend->shutdown()) and closes once it has stopped
+        QTRY_VERIFY_WITH_TIMEOUT(f_.session->state() == EngineSession::State::Stopped, 60000);
     }
-    window_.reset();  // before the session it points to
-    session_.reset();
+    f_.close();
 }
 
 int main(int argc, char** argv) {

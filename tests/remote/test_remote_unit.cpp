@@ -1,6 +1,8 @@
 // The remote engine's pieces without a server: address parsing, file-name and token checks, the job-request
 // parser (same messages as --batch, paths kept in the output folder), the job table, the preview's wire form,
 // and the options.
+#include "progress_at.h"
+
 #include "cli/options.h"
 #include "remote/api_server.h"
 #include "remote/job_table.h"
@@ -12,6 +14,7 @@
 
 using namespace wan;
 using namespace wan::app;
+using namespace wan::app::test;
 
 class TestRemoteUnit : public QObject {
     Q_OBJECT
@@ -94,6 +97,17 @@ void TestRemoteUnit::jobRequests() {
     QVERIFY(!parseJobRequest(R"({"prompt": "x", "output_dir": "out"})", config, &r, &error));
     QVERIFY(!parseJobRequest(R"({"prompt": "x", "sample_steps": "many"})", config, &r, &error));
     QVERIFY2(error.startsWith(QLatin1String("request: ")), qPrintable(error));
+
+    // The window's job over --connect is its request's JSON: the per-expert LoRAs of a Wan2.2 A14B job arrive.
+    GenerationRequest sent;
+    sent.prompt = "a kite";
+    sent.loras = {{"/srv/loras/style.safetensors", 0.8}};
+    sent.loras_high = {{"/srv/loras/high.safetensors", 1.0}};
+    sent.loras_low = {{"/srv/loras/low.safetensors", 0.9}};
+    QVERIFY2(parseJobRequest(remoteJobBody(sent), config, &r, &error), qPrintable(error));
+    QVERIFY(r.loras == sent.loras);
+    QVERIFY(r.loras_high == sent.loras_high);
+    QVERIFY(r.loras_low == sent.loras_low);
 }
 
 void TestRemoteUnit::jobTableFollowsTheSession() {
@@ -102,12 +116,7 @@ void TestRemoteUnit::jobTableFollowsTheSession() {
     t.add(2, "a cat");
     QCOMPARE(JobTable::toJson(*t.find(2)).value(QStringLiteral("state")).toString(), QStringLiteral("queued"));
     QVERIFY(t.markRunning(1));
-    ProgressInfo p;
-    p.stage = Stage::Denoise;
-    p.step = 5;
-    p.total = 10;
-    p.elapsed_s = 2;
-    p.eta_s = 6;
+    const ProgressInfo p = progressAt(Stage::Denoise, 5, 10, 2, 6);
     QJsonObject j = JobTable::toJson(*t.update(1, p));
     QCOMPARE(j.value(QStringLiteral("stage")).toString(), QStringLiteral("denoise"));
     QCOMPARE(j.value(QStringLiteral("step")).toInt(), 5);
