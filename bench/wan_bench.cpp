@@ -11,6 +11,7 @@
 //   wan-bench gen --model 14B --size 1280*720 --max-vram 22     (DiT blocks past 22 GB streamed from host memory;
 //                                         also --offload-dit: every block streamed) — peak memory per stage, s/step
 //   wan-bench gen --model tiny --device cpu --offload-dit        (CPU smoke test of the streamed path)
+//   wan-bench gen --model A14B --size 832*480 --steps 4 [--offload-idle-expert 1]   (Wan2.2's two 14B experts)
 //   wan-bench all --json results.jsonl
 #include "bench_util.h"
 
@@ -55,13 +56,13 @@ struct Args {
 
 wan::io::WanConfig model_config(const std::string& name) {
     wan::io::WanConfig c;  // defaults = 1.3B
-    if (name == "14B") {
+    if (name == "14B" || name == "A14B") {  // A14B: two experts, each a 14B DiT
         c.dim = 5120;
         c.ffn_dim = 13824;
         c.num_heads = 40;
         c.num_layers = 40;
     } else {
-        WAN_CHECK(name == "1.3B", "--model %s: expected 1.3B or 14B", name.c_str());
+        WAN_CHECK(name == "1.3B", "--model %s: expected 1.3B, 14B or A14B (gen only)", name.c_str());
     }
     return c;
 }
@@ -377,8 +378,12 @@ std::unique_ptr<wan::pipeline::T2VPipeline> random_pipeline(const Args& a, c10::
     auto opt = wan::dit::ModelOptions::from_environment();
     opt.device = device;
     parts.dit = std::make_unique<wan::dit::WanModel>(wan::dit::WanModel::random(cfg, opt, 0, a.get_int("layers", -1)));
+    if (model == "A14B") {  // the high-noise expert: the same shapes, other values
+        ec.offload_idle_expert = a.get("offload_idle_expert", "0") == "1";
+        parts.dit_high = std::make_unique<wan::dit::WanModel>(wan::dit::WanModel::random(cfg, opt, 1, a.get_int("layers", -1)));
+    }
     parts.vae = random_vae(a, device, a.get("vae_dtype", "bf16") == "bf16" ? at::kBFloat16 : at::kFloat);
-    parts.variant = model;
+    parts.variant = model == "A14B" ? "14B" : model;  // 14B with a second expert is A14B (the engine's info says so)
     return std::make_unique<wan::pipeline::T2VPipeline>(std::move(parts), ec);
 }
 
@@ -416,7 +421,7 @@ void write_random_lora(const Args& a, int rank, const std::string& path) {
 void bench_gen(const Args& a, c10::Device device) {
     const std::string model = a.get("model", "1.3B");
     int w = 0, h = 0;
-    parse_size(a.get("size", model == "14B" ? "1280*720" : model == "tiny" ? "64*64" : "832*480"), w, h);
+    parse_size(a.get("size", model == "14B" || model == "A14B" ? "1280*720" : model == "tiny" ? "64*64" : "832*480"), w, h);
     wan::bench::reset_peak(device);
     auto pipe_ptr = random_pipeline(a, device);
     wan::pipeline::T2VPipeline& pipe = *pipe_ptr;
@@ -472,6 +477,7 @@ void bench_gen(const Args& a, c10::Device device) {
             {"denoise_s", out.seconds_denoise}, {"per_step_s", out.seconds_denoise / std::max(1, out.steps_computed)},
             {"decode_s", out.seconds_decode}, {"weights_gb", load_gb}, {"resident_gb", resident_gb},
             {"offload_dit", a.get("offload_dit", "0") == "1"}, {"max_vram_gb", std::stod(a.get("max_vram", "0"))},
+            {"offload_idle_expert", a.get("offload_idle_expert", "0") == "1"},
             {"peak_gb", std::max(peak, wan::bench::peak_gb(device))}, {"stage_peak_gb", stage_json},
             {"device", wan::bench::device_name(device)}});
 }
@@ -633,7 +639,8 @@ int main(int argc, char** argv) {
                              "[--layers N] [--steps N] [--threshold X] [--runs N] [--device cuda|cpu] [--json FILE]\n"
                              "       vae also: [--dtype f32|bf16] [--channels-last 0|1] [--warmup N]\n"
                              "       mpirun -np N wan-bench vae-ranks [--size W*H] [--frames N] [--dtype f32|bf16] [--compare 0|1]\n"
-                             "       gen also: [--preset NAME] [--lora FILE [--make-lora RANK]] [--offload-dit] [--max-vram GB]\n");
+                             "       gen also: [--preset NAME] [--lora FILE [--make-lora RANK]] [--offload-dit] [--max-vram GB]\n"
+                             "                 [--model A14B [--offload-idle-expert 1]] [--lora-backup auto|device|host]\n");
         return 2;
     }
     a.command = argv[1];

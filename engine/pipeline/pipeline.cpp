@@ -508,20 +508,33 @@ T2VPipeline::T2VPipeline(const EngineConfig& config) : impl_(std::make_unique<Im
 }
 
 namespace {
-// --offload-dit / --max-vram for a DiT built elsewhere (wan-bench's random weights): the blocks past the budget
-// go to host memory and are streamed as when loading from a checkpoint (Note [Streamed DiT blocks]).
-void stream_built_dit(dit::WanModel& model, const EngineConfig& config, const std::string& variant) {
-    const int64_t n = model.config().num_layers;
-    const int64_t keep = resident_dit_blocks(config, model.config(), model.precision(), 1, variant);
+/// The model's block weights, taken out of its provider (to hand them to another provider).
+std::vector<dit::BlockWeights> take_blocks(dit::WanModel& model) {
     std::vector<dit::BlockWeights> blocks;
-    for (int64_t i = 0; i < n; ++i) {
+    for (int64_t i = 0; i < model.config().num_layers; ++i) {
         blocks.push_back(model.block_weights().acquire(i));
         model.block_weights().release(i);
     }
-    model.set_block_weights_provider(dit::StreamedBlockWeights::from_device_blocks(std::move(blocks), model.device(), keep));
+    return blocks;
+}
+
+// --offload-dit / --max-vram for a DiT built elsewhere (wan-bench's random weights): the blocks past the budget
+// go to host memory and are streamed as when loading from a checkpoint (Note [Streamed DiT blocks]).
+void stream_built_dit(dit::WanModel& model, const EngineConfig& config, const std::string& variant, int models) {
+    const int64_t n = model.config().num_layers;
+    const int64_t keep = resident_dit_blocks(config, model.config(), model.precision(), models, variant);
+    model.set_block_weights_provider(dit::StreamedBlockWeights::from_device_blocks(take_blocks(model), model.device(), keep));
     model.weights_changed();
     WAN_LOG_INFO("DiT: %lld of %lld blocks resident, the rest streamed from host memory", static_cast<long long>(keep),
                  static_cast<long long>(n));
+}
+
+// --offload-idle-expert for built experts: the blocks behind a parkable provider, as load_dit() does.
+std::shared_ptr<ParkableBlockWeights> make_parkable(dit::WanModel& model) {
+    auto parkable = std::make_shared<ParkableBlockWeights>(take_blocks(model), model.device());
+    model.set_block_weights_provider(parkable);
+    model.weights_changed();
+    return parkable;
 }
 }  // namespace
 
@@ -533,8 +546,17 @@ T2VPipeline::T2VPipeline(PipelineParts parts, const EngineConfig& config) : impl
     m.wan_config = parts.dit->config();
     m.device = parts.dit->device();
     m.text = std::move(parts.text);
-    if (config.offload_dit || config.max_vram_gb > 0) stream_built_dit(*parts.dit, config, parts.variant);
+    const int models = parts.dit_high ? 2 : 1;
+    const bool streamed = config.offload_dit || config.max_vram_gb > 0;
+    for (auto* d : {&parts.dit, &parts.dit_high})
+        if (*d && streamed) stream_built_dit(**d, config, parts.variant, models);
+    if (parts.dit_high && config.offload_idle_expert && !streamed) {
+        m.parkable_low = make_parkable(*parts.dit);
+        m.parkable_high = make_parkable(*parts.dit_high);
+        m.parkable_low->park();  // the first steps are the high-noise expert's
+    }
     m.dit = std::move(parts.dit);
+    m.dit_high = std::move(parts.dit_high);
     m.vae = std::move(parts.vae);
     m.decode_here = m.vae != nullptr;
     if (config.mesh) config.mesh->layout().validate(m.wan_config.num_heads);

@@ -78,6 +78,8 @@ struct PipelineOutput {
 struct PipelineParts {
     std::unique_ptr<text::TextEncoder> text;
     std::unique_ptr<dit::WanModel> dit;
+    /// Optional: a second expert (Wan2.2 A14B's high-noise DiT; `dit` is then the low-noise one).
+    std::unique_ptr<dit::WanModel> dit_high;
     std::unique_ptr<vae::WanVAE> vae;
     std::string variant;  ///< "1.3B", "14B", … for defaults and the info
 };
@@ -94,7 +96,8 @@ public:
     /// Loads tokenizer, T5, DiT and VAE. Throws wan::Error naming the file and problem.
     explicit T2VPipeline(const EngineConfig& config);
     /// From built parts; `config.ckpt_dir` is ignored. With config.offload_dit / max_vram_gb the DiT's blocks
-    /// past the budget move to host memory and are streamed, as when loading.
+    /// past the budget move to host memory and are streamed, as when loading; with two experts and
+    /// config.offload_idle_expert the idle expert waits in host memory, as when loading.
     T2VPipeline(PipelineParts parts, const EngineConfig& config);
     ~T2VPipeline();
     T2VPipeline(const T2VPipeline&) = delete;

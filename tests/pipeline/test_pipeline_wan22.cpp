@@ -8,9 +8,12 @@
 
 #include "core/guide_pair.h"
 #include "core/model_defaults.h"
+#include "dit/dit.h"
 #include "io/component_files.h"
 #include "pipeline/experts.h"
 #include "pipeline/pipeline.h"
+#include "text/text.h"
+#include "vae/vae.h"
 
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
@@ -102,6 +105,28 @@ TEST(Wan22, IdleExpertParkedGivesTheSameResult) {
     // by mistake throws).
     auto pipe = make_pipeline(true);
     expect_matches_reference(pipe, "idle expert parked");
+}
+
+// Built parts with two experts (wan-bench's A14B on random weights) run the same loop as the loaded folder:
+// resident, with the idle expert parked, and streamed under --offload-dit.
+TEST(Wan22, BuiltExpertsMatchTheReference) {
+    for (int mode = 0; mode < 3; ++mode) {
+        const auto m = wan::io::ModelComponents::locate(wan22_ckpt());
+        wan::pipeline::PipelineParts parts;
+        parts.text = std::make_unique<wan::text::TextEncoder>(m);
+        parts.dit = std::make_unique<wan::dit::WanModel>(m.dit_config(), m.open_dit());
+        parts.dit_high = std::make_unique<wan::dit::WanModel>(m.high_noise_dit_config(), m.open_high_noise_dit());
+        wan::vae::VAEOptions vopt;
+        vopt.load_encoder = false;
+        parts.vae = std::make_unique<wan::vae::WanVAE>(m.open_vae(), vopt);
+        wan::pipeline::EngineConfig cfg;
+        cfg.device = "cpu";
+        cfg.offload_idle_expert = mode == 1;
+        cfg.offload_dit = mode == 2;
+        wan::pipeline::T2VPipeline pipe(std::move(parts), cfg);
+        EXPECT_TRUE(pipe.info().two_experts);
+        expect_matches_reference(pipe, mode == 0 ? "built, resident" : mode == 1 ? "built, idle parked" : "built, streamed");
+    }
 }
 
 TEST(Wan22, DefaultsComeFromTheA14BRow) {
