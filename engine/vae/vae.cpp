@@ -104,15 +104,21 @@ struct WanVAE::Impl {
     void run_decoder(const at::Tensor& u, const DecodeCallbacks& cb, const detail::Hook* hook, int64_t done0,
                      int64_t total, Sink&& sink) const {
         Cache cache(static_cast<size_t>(decoder->num_slots()));
+        cache.speed = options.speed;
+        detail::StageClock clock(options.device, cb.stage_times);  // Note [VAE stage clock]
+        if (cb.stage_times != nullptr) cache.clock = &clock;
         const int64_t t = u.size(2);
+        const int output_level = static_cast<int>(config.dim_mult.size()) - 1;
         int64_t frame = 0;
         for (int64_t i = 0; i < t; ++i) {
             check_cancel(cb, "decode", done0 + i, total);
             at::Tensor y = decoder->forward(u.narrow(2, i, 1), cache, hook);  // [1, 3, 1 or 4, 8h, 8w]
             sink(frame, y);
+            detail::mark(cache.clock, detail::Stage::Output, output_level);
             frame += y.size(2);
             if (cb.progress) cb.progress(done0 + i + 1, total);
         }
+        clock.finish();
     }
 
     /// Checks the latent and returns the decoder's input: [1, z, T, h, w] after scaling and conv2.
@@ -137,7 +143,7 @@ WanVAE::WanVAE(const io::TensorStore& store, VAEOptions options) : impl_(std::ma
               static_cast<long long>(tl.tile_size), static_cast<long long>(tl.overlap));
     m.options = options;
 
-    detail::WeightReader r(store, options.device, options.dtype, options.channels_last);
+    detail::WeightReader r(store, options.device, options.dtype, options.channels_last, options.speed);
     // Sizes come from tensor shapes: z_dim from conv2 [z, z, 1, 1, 1], dim from encoder.conv1 [dim, 3, 3, 3, 3]
     // (decoder.head.0.gamma [dim, 1, 1, 1] when the encoder is absent is not supported: upstream files hold both).
     const std::vector<int64_t> conv2_shape = r.shape_of("conv2.weight");
@@ -269,6 +275,7 @@ at::Tensor WanVAE::Impl::decode(const at::Tensor& z_in, const DecodeCallbacks& c
         out.div_(wsum);
     }
     if (clamp) out.clamp_(-1.0, 1.0);
+    if (cb.stage_times != nullptr) ++cb.stage_times->decodes;
     return out;
 }
 
@@ -372,6 +379,7 @@ at::Tensor WanVAE::Impl::encode(const at::Tensor& video_in, const DecodeCallback
 
     // Chunks: frame 0, then frames 1+4(i-1) … 4i (§5.4).
     Cache cache(static_cast<size_t>(encoder->num_slots()));
+    cache.speed = options.speed;
     std::vector<at::Tensor> outs;
     for (int64_t i = 0; i < chunks; ++i) {
         check_cancel(cb, "encode", i, chunks);

@@ -44,6 +44,43 @@ struct TilingOptions {
     int64_t overlap = 8;    ///< overlap between neighbouring tiles in latent pixels (0 ≤ overlap < tile_size)
 };
 
+/// Candidate speed-ups of the decode on the GPU (Note [VAE speed switches] in engine/vae/vae_modules.h), each
+/// off by default until measured (`wan-bench vae --fold-time 1 ...`). Each computes the same decode: f32 equal
+/// up to float summation order, bf16 within bf16 rounding (tests/vae compare them with the plain path).
+struct VAESpeedOptions {
+    /// The causal 3×3×3 (and 3×1×1) convolutions as ONE conv2d over the input frames τ, τ+1, τ+2 stacked along
+    /// the channels (weight [Co, 3·Ci, kh, kw]); 1×… convolutions (the resample's per-frame 3×3, the 1×1×1
+    /// shortcuts) as conv2d over the frames as a batch. cuDNN's 2D channels-last kernels are better tuned.
+    bool fold_time = false;
+    /// The norm + SiLU before each cached convolution writes into the convolution's input buffer, behind the
+    /// cached frames (no `cat` copy of the padded input). Ignored with fold_time (which builds its own input).
+    bool cache_buffer = false;
+    /// RMS norm · γ + SiLU as one CUDA kernel (one read, one write) on bf16 channels-last activations; other
+    /// cases fall back to the ATen ops. Same roundings as the ATen path (bf16 after each op).
+    bool fused_norm = false;
+    /// The head's 3-channel convolution computed with 8 output channels (zero weights past 3), output narrowed:
+    /// tensor-core kernels want channel counts that are multiples of 8.
+    bool pad_head = false;
+};
+
+/// Device time of each kind of work of a decode, summed over calls (filled through DecodeCallbacks::stage_times;
+/// Note [VAE stage clock] in engine/vae/stage_clock.h). Stages are named "<kind> <level>", the level being the
+/// resolution relative to the output: 1/8 (the latent's), 1/4, 1/2, 1/1.
+struct StageTimes {
+    struct Entry {
+        std::string stage;
+        double ms = 0;      ///< summed milliseconds
+        int64_t calls = 0;  ///< how many times it was charged
+    };
+    std::vector<Entry> entries;  ///< in first-seen order
+    int64_t decodes = 0;         ///< decodes added
+
+    void add(const std::string& stage, double ms, int64_t calls = 1);
+    double total_ms() const;
+    /// A text table: stage, ms per decode, share of the total, calls per decode; largest first.
+    std::string table() const;
+};
+
 /// Load-time options.
 struct VAEOptions {
     c10::Device device = c10::Device(c10::kCPU);  ///< where weights live and compute runs
@@ -56,6 +93,7 @@ struct VAEOptions {
     /// convolutions natively in that layout, so on CUDA it saves the layout transposes around every conv
     /// (measured in docs/PERFORMANCE.md). Results equal the default layout's within float rounding.
     bool channels_last = false;
+    VAESpeedOptions speed;  ///< candidate speed-ups, all off by default
     TilingOptions tiling;
 };
 
@@ -73,6 +111,9 @@ struct DecodeCallbacks {
     /// "encoder.head", "conv1") each time it runs, with the batch dimension of 1. Not called when tiling or
     /// decoding across ranks.
     std::function<void(const std::string& module, const at::Tensor& output)> on_intermediate;
+    /// Measuring: when set, decode() adds the device time of each stage of the decoder into it (CUDA events on a
+    /// GPU, wall time on the CPU) and counts one decode. Not used by decode_across() or encode().
+    StageTimes* stage_times = nullptr;
 };
 
 /// Architecture of the checkpoint. `dim` and `z_dim` are read off tensor shapes; the rest is the fixed

@@ -1,8 +1,15 @@
 // The WanVAE_ module tree over ATen. Ref: wan21-reference.md §5.2 (blocks), §5.3 (tree), §5.4 (cache rules).
 #include "vae/vae_modules.h"
 
+#if WAN_HAVE_VAE_KERNELS
+#include "vae/cuda/vae_kernels.h"
+
+#include <ATen/cuda/CUDAContext.h>
+#endif
+
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 
 namespace wan::vae::detail {
 
@@ -33,7 +40,9 @@ at::Tensor WeightReader::take(const std::string& key, const std::vector<int64_t>
 }
 
 at::Tensor WeightReader::conv_layout(const at::Tensor& weight) const {
-    return channels_last_ && weight.dim() == 5 ? weight.contiguous(at::MemoryFormat::ChannelsLast3d) : weight;
+    if (!channels_last_) return weight;
+    if (weight.dim() == 5) return weight.contiguous(at::MemoryFormat::ChannelsLast3d);
+    return weight.dim() == 4 ? weight.contiguous(at::MemoryFormat::ChannelsLast) : weight;
 }
 
 void WeightReader::check_all_used() const {
@@ -57,27 +66,128 @@ void CausalConv3d::load_cached_3x3x3(WeightReader& r, const std::string& prefix,
     load(r, prefix, ci, co, {3, 3, 3}, load_values);
     padding = {1, 1, 1};
     slot = slots.take();
+    fold(r);
 }
 
-at::Tensor CausalConv3d::forward(const at::Tensor& x, const at::Tensor& cache, int64_t pad_h) const {
-    const int64_t front = 2 * padding[0];  // causal: all temporal padding goes in front
-    at::Tensor input = x;                  // [b, Ci, t, h, w]
-    if (front > 0) {
-        const int64_t cached = cache.defined() ? cache.size(2) : 0;
-        WAN_CHECK(cached <= front, "VAE cache holds %lld frames, more than the %lld of temporal padding",
-                  static_cast<long long>(cached), static_cast<long long>(front));
-        std::vector<at::Tensor> parts;
-        if (front - cached > 0) {
-            const auto layout = x.options().memory_format(x.suggest_memory_format());
-            parts.push_back(at::empty({x.size(0), x.size(1), front - cached, x.size(3), x.size(4)}, layout).zero_());
-        }
-        if (cached > 0) parts.push_back(cache);
-        parts.push_back(x);
-        input = at::cat(parts, 2);  // [b, Ci, t + 2pt, h, w]
-    }
-    // Spatial zero padding is symmetric, so the convolution can do it (saves a padded copy).
-    return at::conv3d(input, weight, bias, stride, {0, pad_h < 0 ? padding[1] : pad_h, padding[2]});
+namespace {
+
+bool is_channels_last(const at::Tensor& x) { return x.suggest_memory_format() == at::MemoryFormat::ChannelsLast3d; }
+
+/// [b, C, t, h, w] → [b·t, C, h, w], the frames as a batch: a view (2D channels-last) when x is 3D channels-last,
+/// else a copy in the default layout.
+at::Tensor frames_as_batch(const at::Tensor& x) {
+    const int64_t b = x.size(0), c = x.size(1), t = x.size(2), h = x.size(3), w = x.size(4);
+    at::Tensor v = x.permute({0, 2, 1, 3, 4}).reshape({b * t, c, h, w});
+    return is_channels_last(x) ? v : v.contiguous();
 }
+
+/// The inverse of frames_as_batch: [b·t, C, h, w] → [b, C, t, h, w], a view when y is 2D channels-last (3D
+/// channels-last then), else a copy in the default layout.
+at::Tensor frames_to_5d(const at::Tensor& y, int64_t b, bool channels_last) {
+    const int64_t t = y.size(0) / b;
+    at::Tensor v = y.view({b, t, y.size(1), y.size(2), y.size(3)}).permute({0, 2, 1, 3, 4});
+    if (channels_last) return y.is_contiguous(at::MemoryFormat::ChannelsLast) ? v : v.contiguous(at::MemoryFormat::ChannelsLast3d);
+    return v.contiguous();
+}
+
+/// The time-folded input of a causal conv with kt taps (Note [VAE speed switches]): for each output frame τ, the
+/// frames τ..τ+kt-1 of [zeros | cache | x] side by side along the channels → [b·t, kt·Ci, h, w], written
+/// straight from `cache` and `x` (2D channels-last when x is 3D channels-last).
+at::Tensor folded_input(const at::Tensor& x, const at::Tensor& cache, int64_t kt) {
+    if (kt == 1) return frames_as_batch(x);
+    const int64_t b = x.size(0), ci = x.size(1), t = x.size(2), h = x.size(3), w = x.size(4);
+    const int64_t front = kt - 1, cached = cache.defined() ? cache.size(2) : 0, zeros = front - cached;
+    const auto layout = is_channels_last(x) ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+    at::Tensor in = at::empty({b * t, kt * ci, h, w}, x.options().memory_format(layout));
+    at::Tensor in5 = in.view({b, t, kt * ci, h, w});
+    // Output frame τ, tap k reads frame j = τ + k of the padded sequence: a zero frame for j < zeros, cache
+    // frame j − zeros for j < front, input frame j − front after.
+    // Frames τ in [tau0, tau1) of one tap's block of `in` from frames src0.. of src [b, Ci, n, h, w] (zeros if undefined).
+    auto copy_part = [&](const at::Tensor& dst, int64_t tau0, int64_t tau1, const at::Tensor& src, int64_t src0) {
+        if (tau1 <= tau0) return;
+        at::Tensor part = dst.narrow(1, tau0, tau1 - tau0);  // [b, n, Ci, h, w]
+        if (!src.defined()) {
+            part.zero_();
+        } else {
+            part.copy_(src.narrow(2, src0, tau1 - tau0).permute({0, 2, 1, 3, 4}));
+        }
+    };
+    for (int64_t k = 0; k < kt; ++k) {
+        const at::Tensor dst = in5.narrow(2, k * ci, ci);  // τ = j − k for j in [k, k + t)
+        auto clip = [&](int64_t j) { return std::min(std::max(j - k, int64_t{0}), t); };  // j → τ
+        copy_part(dst, clip(0), clip(zeros), at::Tensor(), 0);
+        copy_part(dst, clip(zeros), clip(front), cache, clip(zeros) + k - zeros);
+        copy_part(dst, clip(front), clip(front + t), x, clip(front) + k - front);
+    }
+    return in;
+}
+
+}  // namespace
+
+void CausalConv3d::fold(const WeightReader& r) {
+    if (!r.speed().fold_time || !weight.defined()) return;
+    const int64_t kt = weight.size(2);
+    if (stride[0] != 1 || 2 * padding[0] != kt - 1) return;  // strided or not causal-same: stays a conv3d
+    // [Co, Ci, kt, kh, kw] → [Co, kt, Ci, kh, kw] → [Co, kt·Ci, kh, kw]: channel k·Ci + c is tap k of channel c.
+    const int64_t co = weight.size(0), ci = weight.size(1);
+    weight2d = r.conv_layout(weight.permute({0, 2, 1, 3, 4}).reshape({co, kt * ci, weight.size(3), weight.size(4)})
+                                 .contiguous());
+}
+
+void CausalConv3d::pad_out_channels(const WeightReader& r, int64_t to) {
+    const int64_t co = weight.size(0);
+    if (co >= to) return;
+    out_channels = co;
+    weight = r.conv_layout(at::cat({weight, at::zeros({to - co, weight.size(1), weight.size(2), weight.size(3),
+                                                        weight.size(4)}, weight.options())}).contiguous());
+    bias = at::cat({bias, at::zeros({to - co}, bias.options())});
+}
+
+at::Tensor CausalConv3d::forward(const at::Tensor& x, const at::Tensor& cache, int64_t pad_h, StageClock* clock) const {
+    const int64_t front = 2 * padding[0];  // causal: all temporal padding goes in front
+    const int64_t cached = cache.defined() ? cache.size(2) : 0;
+    WAN_CHECK(cached <= front, "VAE cache holds %lld frames, more than the %lld of temporal padding",
+              static_cast<long long>(cached), static_cast<long long>(front));
+    const int64_t ph = pad_h < 0 ? padding[1] : pad_h;
+    at::Tensor y;
+    if (weight2d.defined()) {
+        const at::Tensor in = folded_input(x, cache, weight.size(2));  // [b·t, kt·Ci, h, w]
+        mark(clock, Stage::Pad, level);
+        y = frames_to_5d(at::conv2d(in, weight2d, bias, {stride[1], stride[2]}, {ph, padding[2]}), x.size(0),
+                         is_channels_last(x));
+    } else {
+        at::Tensor input = x;  // [b, Ci, t, h, w]
+        if (front > 0) {
+            std::vector<at::Tensor> parts;
+            if (front - cached > 0) {
+                const auto layout = x.options().memory_format(x.suggest_memory_format());
+                parts.push_back(at::empty({x.size(0), x.size(1), front - cached, x.size(3), x.size(4)}, layout).zero_());
+            }
+            if (cached > 0) parts.push_back(cache);
+            parts.push_back(x);
+            input = at::cat(parts, 2);  // [b, Ci, t + 2pt, h, w]
+            mark(clock, Stage::Pad, level);
+        }
+        // Spatial zero padding is symmetric, so the convolution can do it (saves a padded copy).
+        y = at::conv3d(input, weight, bias, stride, {0, ph, padding[2]});
+    }
+    mark(clock, stage, level);
+    return out_channels > 0 ? y.narrow(1, 0, out_channels) : y;
+}
+
+namespace {
+
+/// The last (up to) 2 frames of a cached site's input, as the slot keeps them (§5.4): with a single new frame
+/// the previous last cached frame goes in front. An own copy in x's layout: never pin the whole input.
+at::Tensor next_cache(const at::Tensor& x, const CacheSlot& s) {
+    const int64_t t = x.size(2);
+    const int64_t keep = std::min<int64_t>(2, t);
+    at::Tensor next = x.narrow(2, t - keep, keep);
+    if (keep < 2 && s.frames.defined()) return at::cat({s.frames.narrow(2, s.frames.size(2) - 1, 1), next}, 2);
+    return next.clone(x.suggest_memory_format());
+}
+
+}  // namespace
 
 at::Tensor CausalConv3d::forward_cached(const at::Tensor& x_in, Cache& cache) const {
     CacheSlot& s = cache.at(static_cast<size_t>(slot));
@@ -85,17 +195,39 @@ at::Tensor CausalConv3d::forward_cached(const at::Tensor& x_in, Cache& cache) co
     // the slot keeps those haloed frames, so the cached frames line up with the next chunk's input.
     const bool haloed = cache.rows != nullptr && padding[1] > 0;
     const at::Tensor x = haloed ? cache.rows->with_halo(x_in, padding[1]) : x_in;
-    const int64_t t = x.size(2);
-    const int64_t keep = std::min<int64_t>(2, t);
-    at::Tensor next = x.narrow(2, t - keep, keep);
-    if (keep < 2 && s.frames.defined()) {
-        next = at::cat({s.frames.narrow(2, s.frames.size(2) - 1, 1), next}, 2);
-    } else {
-        next = next.clone(x.suggest_memory_format());  // own copy (in x's layout): never pin the whole input
-    }
-    at::Tensor y = forward(x, s.frames, haloed ? 0 : -1);
+    at::Tensor next = next_cache(x, s);
+    mark(cache.clock, Stage::CacheSave, level);
+    at::Tensor y = forward(x, s.frames, haloed ? 0 : -1, cache.clock);
     s.frames = next;
     return y;
+}
+
+at::Tensor CausalConv3d::forward_cached(const at::Tensor& x, const RMSNorm& norm, Cache& cache) const {
+    const int64_t front = 2 * padding[0];
+    if (!cache.speed.cache_buffer || weight2d.defined() || cache.rows != nullptr || front == 0) {
+        return forward_cached(norm.forward_silu(x, cache, level), cache);
+    }
+    // The padded input [zeros | cached frames | SiLU(norm(x))] is built in place: the activation is written
+    // behind the cached frames, so no cat copies the whole input again.
+    CacheSlot& s = cache.at(static_cast<size_t>(slot));
+    const int64_t t = x.size(2), cached = s.frames.defined() ? s.frames.size(2) : 0;
+    WAN_CHECK(cached <= front, "VAE cache holds %lld frames, more than the %lld of temporal padding",
+              static_cast<long long>(cached), static_cast<long long>(front));
+    at::Tensor buf = at::empty({x.size(0), x.size(1), front + t, x.size(3), x.size(4)},
+                               x.options().memory_format(x.suggest_memory_format()));
+    if (front > cached) buf.narrow(2, 0, front - cached).zero_();
+    if (cached > 0) buf.narrow(2, front - cached, cached).copy_(s.frames);
+    mark(cache.clock, Stage::Pad, level);
+    norm.forward_silu(x, cache, level, buf.narrow(2, front, t));
+    // The slot's rule (next_cache) on the activation: its last 2 frames, or the previous last cached frame and
+    // the one new frame — both the last 2 frames of buf; a lone first frame stays alone, as upstream keeps it.
+    const int64_t keep = t >= 2 || cached > 0 ? 2 : 1;
+    at::Tensor next = buf.narrow(2, front + t - keep, keep).clone(x.suggest_memory_format());
+    mark(cache.clock, Stage::CacheSave, level);
+    at::Tensor y = at::conv3d(buf, weight, bias, stride, {0, padding[1], padding[2]});
+    mark(cache.clock, stage, level);
+    s.frames = next;
+    return out_channels > 0 ? y.narrow(1, 0, out_channels) : y;
 }
 
 // ---- RMS_norm ---------------------------------------------------------------------------------------------
@@ -122,6 +254,46 @@ at::Tensor RMSNorm::forward(const at::Tensor& x) const {
     return y.mul_(gamma_scaled);
 }
 
+namespace {
+
+#if WAN_HAVE_VAE_KERNELS
+/// The fused kernel's case: bf16 on CUDA, both tensors dense rows of C channels (3D channels-last; a frame range
+/// of a batch-1 buffer is one), C even and rows 4-byte aligned (bf16 pairs).
+bool fused_norm_applies(const at::Tensor& x, const at::Tensor& out, const at::Tensor& gamma) {
+    auto rows = [](const at::Tensor& t) {
+        return t.is_contiguous(at::MemoryFormat::ChannelsLast3d) && reinterpret_cast<uintptr_t>(t.data_ptr()) % 4 == 0;
+    };
+    return x.is_cuda() && x.scalar_type() == at::kBFloat16 && out.scalar_type() == at::kBFloat16 &&
+           gamma.scalar_type() == at::kBFloat16 && x.size(1) % 2 == 0 && rows(x) && rows(out) && gamma.is_contiguous();
+}
+#endif
+
+}  // namespace
+
+at::Tensor RMSNorm::forward_silu(const at::Tensor& x, Cache& cache, int level, at::Tensor out) const {
+#if WAN_HAVE_VAE_KERNELS
+    if (cache.speed.fused_norm) {
+        at::Tensor dst = out.defined() ? out : at::empty_like(x, x.options().memory_format(x.suggest_memory_format()));
+        if (fused_norm_applies(x, dst, gamma_scaled)) {
+            const int64_t c = x.size(1);
+            cuda::rms_norm_silu_bf16(x.data_ptr(), gamma_scaled.data_ptr(), dst.data_ptr(), x.numel() / c,
+                                     static_cast<int>(c), at::cuda::getCurrentCUDAStream(x.device().index()));
+            mark(cache.clock, Stage::NormSilu, level);
+            return dst;
+        }
+    }
+#endif
+    at::Tensor y = forward(x);
+    mark(cache.clock, Stage::Norm, level);
+    if (out.defined()) {
+        at::silu_out(out, y);
+    } else {
+        out = at::silu_(y);
+    }
+    mark(cache.clock, Stage::Silu, level);
+    return out;
+}
+
 // ---- ResidualBlock ----------------------------------------------------------------------------------------
 
 ResidualBlock::ResidualBlock(WeightReader& r, const std::string& p, int64_t ci, int64_t co_, SlotCounter& slots,
@@ -132,18 +304,21 @@ ResidualBlock::ResidualBlock(WeightReader& r, const std::string& p, int64_t ci, 
     norm3.load(r, p + ".residual.3.gamma", co, false, load_values);
     conv6.load_cached_3x3x3(r, p + ".residual.6", co, co, slots, load_values);
     has_shortcut = ci != co;
-    if (has_shortcut) shortcut.load(r, p + ".shortcut", ci, co, {1, 1, 1}, load_values);
+    if (has_shortcut) {
+        shortcut.load(r, p + ".shortcut", ci, co, {1, 1, 1}, load_values);
+        shortcut.stage = Stage::Conv111;
+        shortcut.fold(r);
+    }
 }
 
 at::Tensor ResidualBlock::forward(const at::Tensor& x, Cache& cache) const {
-    at::Tensor h = has_shortcut ? shortcut.forward(x) : x;  // [b, Co, t, h, w]
-    at::Tensor y = norm0.forward(x);
-    at::silu_(y);
-    y = conv2.forward_cached(y, cache);  // the slot caches the post-activation conv input (§5.4)
-    y = norm3.forward(y);
-    at::silu_(y);  // Dropout(0) is the identity
-    y = conv6.forward_cached(y, cache);
-    return y.add_(h);
+    at::Tensor h = has_shortcut ? shortcut.forward(x, {}, -1, cache.clock) : x;  // [b, Co, t, h, w]
+    // The slots cache the post-activation conv inputs (§5.4); Dropout(0) is the identity.
+    at::Tensor y = conv2.forward_cached(x, norm0, cache);
+    y = conv6.forward_cached(y, norm3, cache);
+    y.add_(h);
+    mark(cache.clock, Stage::Add, level);
+    return y;
 }
 
 // ---- AttentionBlock ---------------------------------------------------------------------------------------
@@ -186,7 +361,9 @@ at::Tensor AttentionBlock::forward(const at::Tensor& x, Cache& cache) const {
 #endif
     at::Tensor y = at::matmul(proj_weight, o.transpose(1, 2)).add_(proj_bias);  // [bt, C, L]
     y = y.view({b, t, c, h, w}).permute({0, 2, 1, 3, 4});                      // [b, C, t, h, w]
-    return y + x;
+    y = y + x;
+    mark(cache.clock, Stage::Attention, level);
+    return y;
 }
 
 // ---- Resample ---------------------------------------------------------------------------------------------
@@ -200,10 +377,15 @@ Resample::Resample(WeightReader& r, const std::string& p, int64_t c_, ResampleMo
               static_cast<long long>(c));
     at::Tensor w = r.take(p + ".resample.1.weight", {co, c, 3, 3}, load_values);
     bias = r.take(p + ".resample.1.bias", {co}, load_values);
-    if (w.defined()) weight = r.conv_layout(w.unsqueeze(2));  // [Co, C, 1, 3, 3]: the per-frame Conv2d as a conv3d
+    if (w.defined()) {
+        weight = r.conv_layout(w.unsqueeze(2));  // [Co, C, 1, 3, 3]: the per-frame Conv2d as a conv3d
+        if (r.speed().fold_time) weight2d = r.conv_layout(w.contiguous());
+    }
+    time_conv.stage = Stage::ConvTime;
     if (mode == ResampleMode::Upsample3d) {
         time_conv.load(r, p + ".time_conv", c, 2 * c, {3, 1, 1}, load_values);
         time_conv.padding = {1, 0, 0};
+        time_conv.fold(r);
         slot = slots.take();
     } else if (mode == ResampleMode::Downsample3d) {
         time_conv.load(r, p + ".time_conv", c, c, {3, 1, 1}, load_values);
@@ -231,8 +413,6 @@ at::Tensor interleave_upsample(const at::Tensor& v, bool channels_last) {
         .reshape({b, c, t * s, 2 * h, 2 * w});         // [b, C, T·S, 2h, 2w]
 }
 
-bool is_channels_last(const at::Tensor& x) { return x.suggest_memory_format() == at::MemoryFormat::ChannelsLast3d; }
-
 }  // namespace
 
 at::Tensor Resample::upsample_conv(const at::Tensor& x, int64_t s, bool channels_last, Cache& cache) const {
@@ -245,7 +425,16 @@ at::Tensor Resample::upsample_conv(const at::Tensor& x, int64_t s, bool channels
     at::Tensor v = xh.reshape({b, s, c, t, h, w}).permute({0, 2, 3, 1, 4, 5});  // [b, C, t, S, h, w]
     at::Tensor up = interleave_upsample(v, channels_last);                   // [b, C, S·t, 2h, 2w]
     if (haloed) up = up.narrow(3, 1, up.size(3) - 2);                        // one halo row each side
-    return at::conv3d(up, weight, bias, {1, 1, 1}, {0, haloed ? 0 : 1, 1});  // [b, C/2, S·t, 2h', 2w]
+    mark(cache.clock, Stage::Upsample, level + 1);
+    at::Tensor y = frame_conv(up, {1, 1}, {haloed ? 0 : 1, 1});  // [b, C/2, S·t, 2h', 2w]
+    mark(cache.clock, Stage::ConvSpatial, level + 1);
+    return y;
+}
+
+at::Tensor Resample::frame_conv(const at::Tensor& x, std::array<int64_t, 2> st, std::array<int64_t, 2> pad) const {
+    if (!weight2d.defined()) return at::conv3d(x, weight, bias, {1, st[0], st[1]}, {0, pad[0], pad[1]});
+    return frames_to_5d(at::conv2d(frames_as_batch(x), weight2d, bias, {st[0], st[1]}, {pad[0], pad[1]}), x.size(0),
+                        is_channels_last(x));
 }
 
 at::Tensor Resample::forward(const at::Tensor& x, Cache& cache) const {
@@ -268,7 +457,8 @@ at::Tensor Resample::forward(const at::Tensor& x, Cache& cache) const {
         } else {
             next = next.clone(x.suggest_memory_format());
         }
-        at::Tensor y = s.rep ? time_conv.forward(x) : time_conv.forward(x, s.frames);  // [b, 2C, t, h, w]
+        mark(cache.clock, Stage::CacheSave, level);
+        at::Tensor y = time_conv.forward(x, s.rep ? at::Tensor() : s.frames, -1, cache.clock);  // [b, 2C, t, h, w]
         s.frames = next;
         s.rep = false;
         return upsample_conv(y, 2, is_channels_last(x), cache);  // [b, C/2, 2t, 2h, 2w]
@@ -277,7 +467,7 @@ at::Tensor Resample::forward(const at::Tensor& x, Cache& cache) const {
     case ResampleMode::Downsample3d: {
         // ZeroPad2d(left 0, right 1, top 0, bottom 1), then a 3×3 stride-2 conv per frame.
         at::Tensor padded = at::constant_pad_nd(x, {0, 1, 0, 1}, 0);                // [b, C, t, h+1, w+1]
-        at::Tensor y = at::conv3d(padded, weight, bias, {1, 2, 2}, {0, 0, 0});       // [b, C, t, h/2, w/2]
+        at::Tensor y = frame_conv(padded, {2, 2}, {0, 0});                           // [b, C, t, h/2, w/2]
         if (mode == ResampleMode::Downsample2d) return y;
         CacheSlot& s = cache.at(static_cast<size_t>(slot));
         if (s.empty()) {  // first chunk: remember it, no temporal conv
@@ -302,9 +492,7 @@ void call_hook(const Hook* hook, const std::string& name, const at::Tensor& x) {
 }
 
 at::Tensor run_head(const RMSNorm& norm, const CausalConv3d& conv, const at::Tensor& x, Cache& cache) {
-    at::Tensor y = norm.forward(x);
-    at::silu_(y);
-    return conv.forward_cached(y, cache);
+    return conv.forward_cached(x, norm, cache);
 }
 
 }  // namespace
@@ -360,7 +548,7 @@ Decoder::Decoder(WeightReader& r, const VAEConfig& cfg) {
     SlotCounter slots;
     std::vector<int64_t> dims{cfg.dim * cfg.dim_mult.back()};  // [dim·m_last, reversed dim·m ...]
     for (auto it = cfg.dim_mult.rbegin(); it != cfg.dim_mult.rend(); ++it) dims.push_back(cfg.dim * *it);
-    conv1_.load_cached_3x3x3(r, "decoder.conv1", cfg.z_dim, dims[0], slots, true);
+    conv1_.load_cached_3x3x3(r, "decoder.conv1", cfg.z_dim, dims[0], slots, true);  // level 0, as the middle
     middle0_ = std::make_unique<ResidualBlock>(r, "decoder.middle.0", dims[0], dims[0], slots, true);
     middle1_ = std::make_unique<AttentionBlock>(r, "decoder.middle.1", dims[0], true);
     middle2_ = std::make_unique<ResidualBlock>(r, "decoder.middle.2", dims[0], dims[0], slots, true);
@@ -374,6 +562,7 @@ Decoder::Decoder(WeightReader& r, const VAEConfig& cfg) {
         for (int64_t j = 0; j < cfg.num_res_blocks + 1; ++j) {
             upsamples_.push_back(std::make_unique<ResidualBlock>(
                 r, "decoder.upsamples." + std::to_string(index++), in, out, slots, true));
+            upsamples_.back()->set_level(static_cast<int>(i));
             in = out;
         }
         if (i + 1 != stages) {
@@ -382,10 +571,17 @@ Decoder::Decoder(WeightReader& r, const VAEConfig& cfg) {
             const ResampleMode mode = temporal ? ResampleMode::Upsample3d : ResampleMode::Upsample2d;
             upsamples_.push_back(std::make_unique<Resample>(r, "decoder.upsamples." + std::to_string(index++), out,
                                                             mode, slots, true));
+            upsamples_.back()->set_level(static_cast<int>(i));
         }
     }
     head0_.load(r, "decoder.head.0.gamma", out, false, true);
     head2_.load_cached_3x3x3(r, "decoder.head.2", out, 3, slots, true);
+    head2_.level = static_cast<int>(stages) - 1;
+    if (r.speed().pad_head) {
+        head2_.pad_out_channels(r, 8);
+        head2_.weight2d = at::Tensor();
+        head2_.fold(r);  // again, from the padded weight
+    }
     num_slots_ = slots.next;
 }
 

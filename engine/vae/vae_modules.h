@@ -3,6 +3,7 @@
 #pragma once
 
 #include "io/io.h"
+#include "vae/stage_clock.h"
 #include "vae/vae.h"
 
 #include <ATen/ATen.h>
@@ -38,11 +39,32 @@ public:
 };
 
 /// The state of one decode/encode call: the cache slots and, when the rows are split over ranks, the
-/// exchange with the neighbour ranks (null otherwise).
+/// exchange with the neighbour ranks (null otherwise); the speed switches of the call and its stage clock.
 struct Cache : std::vector<CacheSlot> {
     using std::vector<CacheSlot>::vector;
     RowExchange* rows = nullptr;
+    VAESpeedOptions speed;
+    StageClock* clock = nullptr;  // Note [VAE stage clock]; null: not measuring
 };
+
+inline void mark(StageClock* clock, Stage stage, int level) {
+    if (clock != nullptr) clock->mark(stage, level);
+}
+
+// Note [VAE speed switches]
+// VAESpeedOptions (vae.h) turns on candidate speed-ups of the decode, each measured by `wan-bench vae` before it
+// becomes a default; each computes the same sums as the plain path, in another order or layout:
+//  - fold_time: a causal conv with kt time taps reads, for output frame τ, the frames τ..τ+kt-1 of
+//    [zeros | cache | input]. Stacking those kt frames along the channels (CausalConv3d::weight2d =
+//    weight permuted to [Co, kt·Ci, kh, kw]) makes it one conv2d over the output frames as a batch, the kind of
+//    convolution cuDNN tunes best; the stacked input is written straight from the cache and the input (no cat
+//    of the padded sequence first). The resample's per-frame 3×3 and the 1×1×1 convs become conv2d over the
+//    frames (free views in the channels-last layout).
+//  - cache_buffer: without fold_time, the norm + SiLU before a cached conv writes its result into the conv's
+//    padded input buffer, behind the cached frames, so the cat copy of the whole input disappears.
+//  - fused_norm: RMS norm · γ and SiLU in one CUDA kernel over bf16 channels-last rows (vae/cuda), with the
+//    ATen path's roundings; elsewhere the ATen ops.
+//  - pad_head: the head's Co = 3 conv runs with 8 output channels (zeros), then narrowed.
 
 using Hook = std::function<void(const std::string&, const at::Tensor&)>;
 
@@ -50,8 +72,9 @@ using Hook = std::function<void(const std::string&, const at::Tensor&)>;
 /// unexpected keys afterwards (strict, like load_state_dict).
 class WeightReader {
 public:
-    WeightReader(const io::TensorStore& store, c10::Device device, at::ScalarType dtype, bool channels_last = false)
-        : store_(store), device_(device), dtype_(dtype), channels_last_(channels_last) {}
+    WeightReader(const io::TensorStore& store, c10::Device device, at::ScalarType dtype, bool channels_last = false,
+                 VAESpeedOptions speed = {})
+        : store_(store), device_(device), dtype_(dtype), channels_last_(channels_last), speed_(speed) {}
     /// Checks presence and shape; returns the tensor on the device in the dtype, or an undefined tensor when
     /// `load` is false (validation only).
     at::Tensor take(const std::string& key, const std::vector<int64_t>& shape, bool load = true);
@@ -60,14 +83,17 @@ public:
     /// Throws on the first key of the store that was never taken.
     void check_all_used() const;
     at::ScalarType dtype() const { return dtype_; }
-    /// A 5-D convolution weight in the layout the activations use (channels-last 3D when asked for).
+    /// A 5-D convolution weight in the layout the activations use (channels-last 3D when asked for); a 4-D one
+    /// likewise (channels-last 2D).
     at::Tensor conv_layout(const at::Tensor& weight) const;
+    const VAESpeedOptions& speed() const { return speed_; }
 
 private:
     const io::TensorStore& store_;
     c10::Device device_;
     at::ScalarType dtype_;
     bool channels_last_;
+    VAESpeedOptions speed_;
     std::set<std::string> used_;
 };
 
@@ -79,24 +105,39 @@ struct SlotCounter {
 
 /// CausalConv3d(Ci, Co, k, stride, padding (pt, ph, pw)): explicit 2·pt zero frames in front of time (or the
 /// cache), symmetric ph/pw spatial zero padding (done by the convolution itself). §5.2.
+struct RMSNorm;
+
 struct CausalConv3d {
-    at::Tensor weight;  // [Co, Ci, kt, kh, kw]
-    at::Tensor bias;    // [Co]
+    at::Tensor weight;    // [Co, Ci, kt, kh, kw]
+    at::Tensor bias;      // [Co]
+    at::Tensor weight2d;  // fold_time: [Co, kt·Ci, kh, kw], tap-major (Note [VAE speed switches]); else undefined
     std::array<int64_t, 3> stride{1, 1, 1};
     std::array<int64_t, 3> padding{0, 0, 0};
     int slot = -1;  // cache slot when this is a cached site (temporal kernel 3)
+    int64_t out_channels = 0;  // pad_head: the real Co when weight carries zero rows past it; 0 otherwise
+    Stage stage = Stage::Conv333;  // what the stage clock charges the convolution to
+    int level = 0;                 // its resolution level (stage clock)
 
     void load(WeightReader& r, const std::string& prefix, int64_t ci, int64_t co, std::array<int64_t, 3> k,
               bool load_values);
     /// The VAE's usual site: a 3×3×3 kernel, padding 1 on every axis and the next cache slot of `slots`.
     void load_cached_3x3x3(WeightReader& r, const std::string& prefix, int64_t ci, int64_t co, SlotCounter& slots,
                            bool load_values);
+    /// With fold_time, builds weight2d when the conv folds (stride 1 in time, 2·pt = kt − 1 front frames);
+    /// call once stride and padding are final.
+    void fold(const WeightReader& r);
+    /// pad_head: zero output channels up to 8 (the result is narrowed back to the real ones).
+    void pad_out_channels(const WeightReader& r, int64_t to);
     /// Plain causal conv; `cache` (k frames, may be undefined) replaces k of the 2·pt front zero frames.
     /// `pad_h` < 0: the layer's own row padding; 0 when the caller already added halo rows.
-    at::Tensor forward(const at::Tensor& x, const at::Tensor& cache = {}, int64_t pad_h = -1) const;
+    at::Tensor forward(const at::Tensor& x, const at::Tensor& cache = {}, int64_t pad_h = -1,
+                       StageClock* clock = nullptr) const;
     /// The cached-site rule of §5.4: runs forward() with this site's slot, then stores the last 2 input frames.
     /// With cache.rows the input first gets its halo rows, and the slot keeps the haloed frames.
     at::Tensor forward_cached(const at::Tensor& x, Cache& cache) const;
+    /// forward_cached(SiLU(norm(x))): with cache.speed.cache_buffer the activation is written straight into the
+    /// padded input (behind the cached frames) instead of being concatenated to them.
+    at::Tensor forward_cached(const at::Tensor& x, const RMSNorm& norm, Cache& cache) const;
 };
 
 /// RMS_norm over channels: x / max(‖x‖₂, 1e-12) · sqrt(C) · γ. §5.2.
@@ -105,6 +146,9 @@ struct RMSNorm {
     int64_t channels = 0;
     void load(WeightReader& r, const std::string& key, int64_t c, bool images, bool load_values);
     at::Tensor forward(const at::Tensor& x) const;  // [b, C, t, h, w]
+    /// SiLU(forward(x)) written into `out` (x's shape, possibly a view into a larger buffer) or, when `out` is
+    /// undefined, into a new tensor; returned. cache.speed.fused_norm: one CUDA kernel where it applies.
+    at::Tensor forward_silu(const at::Tensor& x, Cache& cache, int level, at::Tensor out = {}) const;
 };
 
 /// A layer of the encoder/decoder stage lists.
@@ -112,6 +156,8 @@ struct Layer {
     virtual ~Layer() = default;
     virtual at::Tensor forward(const at::Tensor& x, Cache& cache) const = 0;
     virtual int64_t out_channels() const = 0;
+    /// The resolution level of its input, for the stage clock (0 = the latent's).
+    virtual void set_level(int level) = 0;
 };
 
 struct ResidualBlock : Layer {
@@ -120,10 +166,12 @@ struct ResidualBlock : Layer {
     bool has_shortcut = false;
     CausalConv3d shortcut;  // 1×1×1 when Ci != Co
     int64_t co = 0;
+    int level = 0;
     ResidualBlock(WeightReader& r, const std::string& prefix, int64_t ci, int64_t co, SlotCounter& slots,
                   bool load_values);
     at::Tensor forward(const at::Tensor& x, Cache& cache) const override;
     int64_t out_channels() const override { return co; }
+    void set_level(int l) override { level = conv2.level = conv6.level = shortcut.level = l; }
 };
 
 /// Single-head self-attention over the h·w pixels of each frame (no cache). §5.2.
@@ -134,30 +182,37 @@ struct AttentionBlock : Layer {
     at::Tensor proj_weight;  // [C, C]
     at::Tensor proj_bias;    // [C, 1]
     int64_t c = 0;
+    int level = 0;
     AttentionBlock(WeightReader& r, const std::string& prefix, int64_t c, bool load_values);
     at::Tensor forward(const at::Tensor& x, Cache& cache) const override;
     int64_t out_channels() const override { return c; }
+    void set_level(int l) override { level = l; }
 };
 
 enum class ResampleMode { Upsample2d = 1, Upsample3d, Downsample2d, Downsample3d };
 
 struct Resample : Layer {
     ResampleMode mode;
-    at::Tensor weight;  // [Co, C, 1, 3, 3]: the per-frame Conv2d as a conv3d with temporal kernel 1
-    at::Tensor bias;    // [Co]
+    at::Tensor weight;    // [Co, C, 1, 3, 3]: the per-frame Conv2d as a conv3d with temporal kernel 1
+    at::Tensor weight2d;  // fold_time: [Co, C, 3, 3], the per-frame Conv2d as one (frames as the batch)
+    at::Tensor bias;      // [Co]
     CausalConv3d time_conv;
     int slot = -1;
     int64_t c = 0, co = 0;
+    int level = 0;  // of the input; an upsample's convolution runs one level up
     Resample(WeightReader& r, const std::string& prefix, int64_t c, ResampleMode mode, SlotCounter& slots,
              bool load_values);
     at::Tensor forward(const at::Tensor& x, Cache& cache) const override;
     int64_t out_channels() const override { return co; }
+    void set_level(int l) override { level = time_conv.level = l; }
 
 private:
     /// Nearest ×2 upsampling and the 3×3 conv of x [b, S·C, t, h, w] whose S channel groups become S
     /// consecutive frames (S = 2 after the temporal up-convolution, else 1) → [b, C/2, S·t, 2h, 2w].
     /// `channels_last`: the upsampled map is written channels-last 3D (the layout of the resample's input).
     at::Tensor upsample_conv(const at::Tensor& x, int64_t s, bool channels_last, Cache& cache) const;
+    /// The per-frame 3×3 conv of x [b, C, t, h, w]: conv3d with kernel [1, 3, 3], or conv2d with fold_time.
+    at::Tensor frame_conv(const at::Tensor& x, std::array<int64_t, 2> stride, std::array<int64_t, 2> pad) const;
 };
 
 /// Encoder3d: conv1, downsamples, middle, head. §5.3.

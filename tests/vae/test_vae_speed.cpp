@@ -1,0 +1,174 @@
+// The decode's speed switches (VAESpeedOptions, Note [VAE speed switches]) and its stage clock on the tiny
+// checkpoint: every switch, alone and together, in both layouts, computes the plain decode (f32: up to
+// summation order; bf16: within bf16 rounding), the encoder too; the stage clock charges every kind of work.
+// The CUDA kernel of fused_norm is not built here: on the CPU that switch takes the ATen path; the GPU run of
+// `wan-bench vae --fused-norm 1 --compare-base 1` compares it with the plain bf16 decode.
+#include "golden.h"
+#include "vae/vae.h"
+
+#include <ATen/ATen.h>
+
+#include <chrono>
+#include <iostream>
+
+namespace {
+
+using wan::vae::DecodeCallbacks;
+using wan::vae::VAEOptions;
+using wan::vae::VAESpeedOptions;
+using wan::vae::WanVAE;
+
+const wan::io::TensorStore& store() {
+    static const wan::io::TensorStore s = wan::io::TensorStore::open_pth(wan::test::tiny_ckpt_dir() + "/Wan2.1_VAE.pth");
+    return s;
+}
+
+double max_abs_diff(const at::Tensor& a, const at::Tensor& b) { return (a - b).abs().max().item<double>(); }
+
+struct Variant {
+    const char* name;
+    VAESpeedOptions speed;
+};
+
+std::vector<Variant> variants() {
+    auto with = [](auto set) {
+        VAESpeedOptions s;
+        set(s);
+        return s;
+    };
+    // fused_norm alone is BufferAndNormSwitchesKeepTheArithmetic's.
+    return {{"fold_time", with([](VAESpeedOptions& s) { s.fold_time = true; })},
+            {"cache_buffer", with([](VAESpeedOptions& s) { s.cache_buffer = true; })},
+            {"cache_buffer+fused_norm+pad_head", with([](VAESpeedOptions& s) {
+                 s.cache_buffer = s.fused_norm = s.pad_head = true;
+             })},
+            {"all", with([](VAESpeedOptions& s) { s.fold_time = s.cache_buffer = s.fused_norm = s.pad_head = true; })}};
+}
+
+VAEOptions options(at::ScalarType dtype, bool channels_last, VAESpeedOptions speed = {}) {
+    VAEOptions o;
+    o.dtype = dtype;
+    o.channels_last = channels_last;
+    o.speed = speed;
+    return o;
+}
+
+// 3 latent frames: the first chunk (1 frame, "Rep"), the temporal up-convolution without and with history, and
+// chunks of 1, 2 and 4 frames at the cached sites; a 4×3 latent so that rows and columns differ.
+constexpr int64_t kFrames = 3;
+at::Tensor latent() {
+    at::manual_seed(21);
+    return at::randn({16, kFrames, 4, 3});
+}
+
+TEST(VaeSpeed, EverySwitchEqualsThePlainDecodeInF32) {
+    const at::Tensor z = latent();
+    for (bool cl : {false, true}) {
+        const at::Tensor ref = WanVAE(store(), options(at::kFloat, cl)).decode_unclamped(z);
+        for (const Variant& v : variants()) {
+            const at::Tensor y = WanVAE(store(), options(at::kFloat, cl, v.speed)).decode_unclamped(z);
+            ASSERT_EQ(y.sizes(), ref.sizes()) << v.name;
+            const double err = max_abs_diff(y, ref);
+            std::cout << v.name << (cl ? " channels-last" : "") << ": max abs " << err << "\n";
+            EXPECT_LT(err, 1e-5) << v.name << (cl ? " channels-last" : "");  // other summation orders only
+        }
+    }
+}
+
+TEST(VaeSpeed, BufferAndNormSwitchesKeepTheArithmetic) {
+    // On the CPU fused_norm runs the same ATen ops (into the buffer when there is one): bit for bit the plain
+    // decode. With cache_buffer the conv reads the same values from a buffer it did not get from a cat, which
+    // LibTorch's CPU conv3d may sum in another order.
+    const at::Tensor z = latent();
+    VAESpeedOptions norm;
+    norm.fused_norm = true;
+    VAESpeedOptions both = norm;
+    both.cache_buffer = true;
+    for (at::ScalarType dt : {at::kFloat, at::kBFloat16}) {
+        const at::Tensor ref = WanVAE(store(), options(dt, true)).decode_unclamped(z);
+        EXPECT_TRUE(at::equal(WanVAE(store(), options(dt, true, norm)).decode_unclamped(z), ref)) << c10::toString(dt);
+        const double err = max_abs_diff(WanVAE(store(), options(dt, true, both)).decode_unclamped(z), ref);
+        std::cout << "cache_buffer+fused_norm " << c10::toString(dt) << ": max abs " << err << "\n";
+        EXPECT_LT(err, dt == at::kFloat ? 1e-5 : 1e-2);
+    }
+}
+
+TEST(VaeSpeed, EverySwitchIsWithinBf16RoundingOfThePlainBf16Decode) {
+    const at::Tensor z = latent();
+    const at::Tensor f32 = WanVAE(store(), options(at::kFloat, true)).decode_unclamped(z);
+    const at::Tensor ref = WanVAE(store(), options(at::kBFloat16, true)).decode_unclamped(z);
+    const double ref_err = max_abs_diff(ref, f32);
+    std::cout << "plain bf16 vs f32: max abs " << ref_err << "\n";
+    for (const Variant& v : variants()) {
+        const at::Tensor y = WanVAE(store(), options(at::kBFloat16, true, v.speed)).decode_unclamped(z);
+        const double err = max_abs_diff(y, ref), err32 = max_abs_diff(y, f32);
+        std::cout << v.name << " bf16: vs plain bf16 " << err << ", vs f32 " << err32 << "\n";
+        // Other summation orders in the convs move single bf16 roundings: no further from f32 than the plain
+        // bf16 decode is (with slack for where the roundings fall).
+        EXPECT_LT(err32, 2 * ref_err + 1e-3) << v.name;
+        EXPECT_LT(err, 2 * ref_err + 1e-3) << v.name;
+    }
+}
+
+TEST(VaeSpeed, FoldedEncoderEqualsThePlainEncoder) {
+    at::manual_seed(4);
+    const at::Tensor video = at::rand({3, 5, 16, 24}) * 2 - 1;  // chunks of 1 and 4 frames
+    for (bool cl : {false, true}) {
+        const at::Tensor ref = WanVAE(store(), options(at::kFloat, cl)).encode(video);
+        for (const Variant& v : variants()) {
+            const double err = max_abs_diff(WanVAE(store(), options(at::kFloat, cl, v.speed)).encode(video), ref);
+            EXPECT_LT(err, 1e-5) << v.name << (cl ? " channels-last" : "");
+        }
+    }
+}
+
+TEST(VaeSpeed, TiledDecodeWithTheSwitches) {
+    const at::Tensor z = latent();
+    VAEOptions plain = options(at::kFloat, true);
+    plain.tiling = {true, 4, 1};
+    VAEOptions fast = plain;
+    fast.speed = variants().back().speed;
+    EXPECT_LT(max_abs_diff(WanVAE(store(), fast).decode_unclamped(z), WanVAE(store(), plain).decode_unclamped(z)), 1e-5);
+}
+
+TEST(VaeSpeed, StageClockChargesEveryKindOfWork) {
+    const at::Tensor z = latent();
+    for (const bool fold : {false, true}) {
+        VAESpeedOptions s;
+        s.fold_time = fold;
+        const WanVAE vae(store(), options(at::kFloat, true, s));
+        wan::vae::StageTimes times;
+        DecodeCallbacks cb;
+        cb.stage_times = &times;
+        const auto t0 = std::chrono::steady_clock::now();
+        const at::Tensor y = vae.decode(z, cb);
+        vae.decode(z, cb);
+        const double wall_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        EXPECT_TRUE(at::equal(y, vae.decode(z)));  // measuring changes nothing
+        EXPECT_EQ(times.decodes, 2);
+        const std::string table = times.table();
+        std::cout << table;
+        auto find = [&](const std::string& stage) {
+            for (const auto& e : times.entries) {
+                if (e.stage == stage) return e;
+            }
+            ADD_FAILURE() << "no stage '" << stage << "' in\n" << table;
+            return wan::vae::StageTimes::Entry{};
+        };
+        // The decoder of the Wan VAE per latent frame: 3×3×3 convs: conv1, 2 + 4 resblocks at 1/8 (middle,
+        // stage 0), 3 per later stage, 2 each, and the head at 1/1.
+        EXPECT_EQ(find("conv 3x3x3 1/8").calls, 2 * kFrames * (1 + 2 * 2 + 3 * 2));
+        EXPECT_EQ(find("conv 3x3x3 1/1").calls, 2 * kFrames * (3 * 2 + 1));
+        EXPECT_EQ(find("attention block 1/8").calls, 2 * kFrames);
+        EXPECT_EQ(find("conv 3x1x1 (time) 1/8").calls, 2 * (kFrames - 1));  // not on the first ("Rep") chunk
+        EXPECT_EQ(find("conv 1x3x3 (upsample) 1/4").calls, 2 * kFrames);
+        EXPECT_GT(find("rms norm 1/2").calls, 0);
+        EXPECT_GT(find("causal input (cat/fold) 1/1").calls, 0);
+        EXPECT_GT(find("output copy 1/1").calls, 0);
+        EXPECT_GT(times.total_ms(), 0.0);
+        EXPECT_LE(times.total_ms(), wall_ms);
+        EXPECT_NE(table.find("(2 decodes)"), std::string::npos);
+    }
+}
+
+}  // namespace
