@@ -12,10 +12,12 @@
 //                                         also --offload-dit: every block streamed) — peak memory per stage, s/step
 //   wan-bench gen --model tiny --device cpu --offload-dit        (CPU smoke test of the streamed path)
 //   wan-bench gen --model A14B --size 832*480 --steps 4 [--offload-idle-expert 1]   (Wan2.2's two 14B experts)
+//   wan-bench vae --size 832*480 --dtype bf16 --fold-time 1 --stages 1   (VAE speed switches, stage table)
 //   wan-bench all --json results.jsonl
 #include "bench_util.h"
 
 #include "core/core.h"
+#include "core/env.h"
 #include "core/presets.h"
 #include "dist/dist.h"
 #include "dit/dit.h"
@@ -161,7 +163,30 @@ std::string random_vae_file(const std::string& tiny_vae, const std::string& out_
     return out_path;
 }
 
-std::unique_ptr<wan::vae::WanVAE> random_vae(const Args& a, c10::Device device, at::ScalarType dtype) {
+/// The VAE speed switches from `--fold-time 0|1 --cache-buffer 0|1 --fused-norm 0|1 --pad-head 0|1`; `--fast 1`
+/// turns all four on (each named one still wins).
+wan::vae::VAESpeedOptions vae_speed(const Args& a) {
+    const std::string all = a.get("fast", "0");
+    wan::vae::VAESpeedOptions s;
+    s.fold_time = a.get("fold_time", all) == "1";
+    s.cache_buffer = a.get("cache_buffer", all) == "1";
+    s.fused_norm = a.get("fused_norm", all) == "1";
+    s.pad_head = a.get("pad_head", all) == "1";
+    return s;
+}
+
+std::string vae_speed_str(const wan::vae::VAESpeedOptions& s) {
+    std::string out;
+    if (s.fold_time) out += "fold-time ";
+    if (s.cache_buffer) out += "cache-buffer ";
+    if (s.fused_norm) out += "fused-norm ";
+    if (s.pad_head) out += "pad-head ";
+    return out.empty() ? "plain" : out.substr(0, out.size() - 1);
+}
+
+/// `speed`: the switches to use (default: none, the plain decode).
+std::unique_ptr<wan::vae::WanVAE> random_vae(const Args& a, c10::Device device, at::ScalarType dtype,
+                                             wan::vae::VAESpeedOptions speed = {}) {
     const std::string path = a.get("vae_file", "/tmp/wan_bench_vae.safetensors");
     std::ifstream exists(path);
     if (!exists) random_vae_file(std::string(WAN_SOURCE_DIR) + "/tests/data/golden/tiny-ckpt/Wan2.1_VAE.pth", path);
@@ -171,38 +196,72 @@ std::unique_ptr<wan::vae::WanVAE> random_vae(const Args& a, c10::Device device, 
     o.load_encoder = false;
     o.output_device = device;
     o.channels_last = a.get("channels_last", device.is_cuda() ? "1" : "0") == "1";  // the pipeline's default
+    o.speed = speed;
     auto store = wan::io::TensorStore::open(path);
     return std::make_unique<wan::vae::WanVAE>(store, o);
 }
 
+/// Max abs difference and PSNR (peak-to-peak 2) of two decoded videos.
+std::pair<double, double> video_error(const at::Tensor& got, const at::Tensor& ref) {
+    const at::Tensor d = got.to(at::kFloat) - ref.to(at::kFloat);
+    const double mse = d.pow(2).mean().item<double>();
+    return {d.abs().max().item<double>(), 10 * std::log10(4.0 / std::max(mse, 1e-20))};
+}
+
+/// wan-bench vae: seconds of a decode; with bf16 (--compare 1) its error against the plain f32 decode; with speed
+/// switches (--compare-base 1) against the plain decode of the same dtype; with --stages 1 (or WAN_VAE_STAGES=1)
+/// one more decode through the stage clock and its table (Note [VAE stage clock]).
 void bench_vae(const Args& a, c10::Device device) {
     int w = 0, h = 0;
     parse_size(a.get("size", "832*480"), w, h);
     const int frames = a.get_int("frames", 81);
     const std::string dt = a.get("dtype", "f32");
+    const at::ScalarType dtype = dt == "bf16" ? at::kBFloat16 : at::kFloat;
     const int runs = a.get_int("runs", 2);
     // --warmup 0 times the first decode of the process, cuDNN's algorithm search included (what the first job
     // of a session pays); the default 1 times the steady state.
     const int warmup = a.get_int("warmup", 1);
-    auto vae = random_vae(a, device, dt == "bf16" ? at::kBFloat16 : at::kFloat);
+    const wan::vae::VAESpeedOptions speed = vae_speed(a);
+    const std::string switches = vae_speed_str(speed);
+    auto vae = random_vae(a, device, dtype, speed);
     at::Tensor z = at::randn({16, (frames - 1) / 4 + 1, h / 8, w / 8}, at::TensorOptions().device(device));
     wan::bench::reset_peak(device);
     at::Tensor video;
     auto timing = wan::bench::time_it(device, warmup, runs, [&] { video = vae->decode(z); });
-    double err = -1;
-    if (dt == "bf16" && a.get("compare", "1") == "1") {
-        // quality of bf16 against the f32 decode of the same latent (same weights)
-        auto ref = random_vae(a, device, at::kFloat);
-        at::Tensor v32 = ref->decode(z);
-        err = (video.to(at::kFloat) - v32).abs().max().item<double>();
-        const double mse = (video.to(at::kFloat) - v32).pow(2).mean().item<double>();
-        record({{"bench", "vae_bf16_vs_f32"}, {"size", strfmt("%d*%d", w, h)}, {"max_abs", err},
-                {"psnr_db", 10 * std::log10(4.0 / std::max(mse, 1e-20))}});
+    const double peak = wan::bench::peak_gb(device);
+    const std::string size = strfmt("%d*%d", w, h);
+    if (a.get("stages", wan::env_flag("WAN_VAE_STAGES", false) ? "1" : "0") == "1") {
+        wan::vae::StageTimes times;
+        wan::vae::DecodeCallbacks cb;
+        cb.stage_times = &times;
+        (void)vae->decode(z, cb);
+        std::fprintf(stderr, "[vae stages] %s %s, %s:\n%s", size.c_str(), dt.c_str(), switches.c_str(),
+                     times.table().c_str());
+        nlohmann::json stages = nlohmann::json::object();
+        for (const auto& e : times.entries) stages[e.stage] = e.ms;
+        record({{"bench", "vae_stages"}, {"size", size}, {"dtype", dt}, {"switches", switches},
+                {"total_ms", times.total_ms()}, {"stages_ms", stages}});
     }
-    record({{"bench", "vae_decode"}, {"dtype", dt}, {"size", strfmt("%d*%d", w, h)}, {"frames", frames},
-            {"channels_last", vae->options().channels_last}, {"warmup", warmup}, {"cudnn_benchmark",
-            at::globalContext().benchmarkCuDNN()}, {"seconds", timing.mean_s}, {"min_seconds", timing.min_s}, {"runs", runs},
-            {"peak_gb", wan::bench::peak_gb(device)}, {"device", wan::bench::device_name(device)}});
+    if (speed.fold_time || speed.cache_buffer || speed.fused_norm || speed.pad_head) {
+        if (a.get("compare_base", "1") == "1") {
+            // The switches against the plain decode of the same dtype and latent: equal within rounding?
+            const at::Tensor base = random_vae(a, device, dtype)->decode(z);
+            const auto [max_abs, psnr] = video_error(video, base);
+            record({{"bench", "vae_switches_vs_plain"}, {"size", size}, {"dtype", dt}, {"switches", switches},
+                    {"max_abs", max_abs}, {"psnr_db", psnr}});
+        }
+    }
+    if (dt == "bf16" && a.get("compare", "1") == "1") {
+        // quality of bf16 against the plain f32 decode of the same latent (same weights)
+        const at::Tensor v32 = random_vae(a, device, at::kFloat)->decode(z);
+        const auto [max_abs, psnr] = video_error(video, v32);
+        record({{"bench", "vae_bf16_vs_f32"}, {"size", size}, {"switches", switches}, {"max_abs", max_abs},
+                {"psnr_db", psnr}});
+    }
+    record({{"bench", "vae_decode"}, {"dtype", dt}, {"size", size}, {"frames", frames},
+            {"channels_last", vae->options().channels_last}, {"switches", switches}, {"warmup", warmup},
+            {"cudnn_benchmark", at::globalContext().benchmarkCuDNN()}, {"seconds", timing.mean_s},
+            {"min_seconds", timing.min_s}, {"runs", runs}, {"peak_gb", peak}, {"device", wan::bench::device_name(device)}});
 }
 
 /// mpirun -np N wan-bench vae-ranks: WanVAE::decode_across on N ranks (one GPU each: cuda:<local rank>), against
@@ -637,7 +696,9 @@ int main(int argc, char** argv) {
     if (argc < 2) {
         std::fprintf(stderr, "usage: wan-bench dit|vae|t5|gen|teacache|all [--model 1.3B|14B|tiny] [--size W*H] [--frames N] "
                              "[--layers N] [--steps N] [--threshold X] [--runs N] [--device cuda|cpu] [--json FILE]\n"
-                             "       vae also: [--dtype f32|bf16] [--channels-last 0|1] [--warmup N]\n"
+                             "       vae also: [--dtype f32|bf16] [--channels-last 0|1] [--warmup N] [--compare 0|1]\n"
+                             "                 [--fold-time 0|1] [--cache-buffer 0|1] [--fused-norm 0|1] [--pad-head 0|1]\n"
+                             "                 [--fast 1 (all four)] [--compare-base 0|1] [--stages 1 (or WAN_VAE_STAGES=1)]\n"
                              "       mpirun -np N wan-bench vae-ranks [--size W*H] [--frames N] [--dtype f32|bf16] [--compare 0|1]\n"
                              "       gen also: [--preset NAME] [--lora FILE [--make-lora RANK]] [--offload-dit] [--max-vram GB]\n"
                              "                 [--model A14B [--offload-idle-expert 1]] [--lora-backup auto|device|host]\n");
