@@ -90,35 +90,51 @@ at::Tensor frames_to_5d(const at::Tensor& y, int64_t b, bool channels_last) {
     return v.contiguous();
 }
 
-/// The time-folded input of a causal conv with kt taps (Note [VAE speed switches]): for each output frame τ, the
-/// frames τ..τ+kt-1 of [zeros | cache | x] side by side along the channels → [b·t, kt·Ci, h, w], written
-/// straight from `cache` and `x` (2D channels-last when x is 3D channels-last).
-at::Tensor folded_input(const at::Tensor& x, const at::Tensor& cache, int64_t kt) {
-    if (kt == 1) return frames_as_batch(x);
+/// An empty time-folded input [b·t, kt·Ci, h, w] for x [b, Ci, t, h, w] (2D channels-last when x is 3D
+/// channels-last) and its view [b, t, kt·Ci, h, w].
+std::pair<at::Tensor, at::Tensor> empty_folded(const at::Tensor& x, int64_t kt) {
     const int64_t b = x.size(0), ci = x.size(1), t = x.size(2), h = x.size(3), w = x.size(4);
-    const int64_t front = kt - 1, cached = cache.defined() ? cache.size(2) : 0, zeros = front - cached;
     const auto layout = is_channels_last(x) ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
     at::Tensor in = at::empty({b * t, kt * ci, h, w}, x.options().memory_format(layout));
-    at::Tensor in5 = in.view({b, t, kt * ci, h, w});
-    // Output frame τ, tap k reads frame j = τ + k of the padded sequence: a zero frame for j < zeros, cache
-    // frame j − zeros for j < front, input frame j − front after.
-    // Frames τ in [tau0, tau1) of one tap's block of `in` from frames src0.. of src [b, Ci, n, h, w] (zeros if undefined).
-    auto copy_part = [&](const at::Tensor& dst, int64_t tau0, int64_t tau1, const at::Tensor& src, int64_t src0) {
+    return {in, in.view({b, t, kt * ci, h, w})};
+}
+
+/// Tap k's block of a folded input as [b, Ci, t, h, w] (a strided view).
+at::Tensor tap_block(const at::Tensor& in5, int64_t k, int64_t ci) {
+    return in5.narrow(2, k * ci, ci).permute({0, 2, 1, 3, 4});
+}
+
+/// Fills taps [0, taps) of the folded input `in5` [b, t, kt·Ci, h, w] of a causal conv with kt taps (Note [VAE
+/// speed switches]): output frame τ, tap k reads frame j = τ + k of [zeros | cache | x] — a zero frame for
+/// j < zeros, cache frame j − zeros for j < front = kt − 1, input frame j − front after. Copied straight from
+/// `cache` and `x`, with no padded sequence in between.
+void fill_taps(const at::Tensor& in5, const at::Tensor& x, const at::Tensor& cache, int64_t kt, int64_t taps) {
+    const int64_t ci = x.size(1), t = x.size(2);
+    const int64_t front = kt - 1, cached = cache.defined() ? cache.size(2) : 0, zeros = front - cached;
+    // Frames τ in [tau0, tau1) of one tap's block from frames src0.. of src [b, Ci, n, h, w] (zeros if undefined).
+    auto copy_part = [&](const at::Tensor& block, int64_t tau0, int64_t tau1, const at::Tensor& src, int64_t src0) {
         if (tau1 <= tau0) return;
-        at::Tensor part = dst.narrow(1, tau0, tau1 - tau0);  // [b, n, Ci, h, w]
+        at::Tensor part = block.narrow(2, tau0, tau1 - tau0);  // [b, Ci, n, h, w]
         if (!src.defined()) {
             part.zero_();
         } else {
-            part.copy_(src.narrow(2, src0, tau1 - tau0).permute({0, 2, 1, 3, 4}));
+            part.copy_(src.narrow(2, src0, tau1 - tau0));
         }
     };
-    for (int64_t k = 0; k < kt; ++k) {
-        const at::Tensor dst = in5.narrow(2, k * ci, ci);  // τ = j − k for j in [k, k + t)
-        auto clip = [&](int64_t j) { return std::min(std::max(j - k, int64_t{0}), t); };  // j → τ
-        copy_part(dst, clip(0), clip(zeros), at::Tensor(), 0);
-        copy_part(dst, clip(zeros), clip(front), cache, clip(zeros) + k - zeros);
-        copy_part(dst, clip(front), clip(front + t), x, clip(front) + k - front);
+    for (int64_t k = 0; k < taps; ++k) {
+        const at::Tensor block = tap_block(in5, k, ci);
+        auto clip = [&](int64_t j) { return std::min(std::max(j - k, int64_t{0}), t); };  // j → τ = j − k
+        copy_part(block, clip(0), clip(zeros), at::Tensor(), 0);
+        copy_part(block, clip(zeros), clip(front), cache, clip(zeros) + k - zeros);
+        copy_part(block, clip(front), clip(front + t), x, clip(front) + k - front);
     }
+}
+
+/// The time-folded input [b·t, kt·Ci, h, w] of a causal conv with kt taps over [zeros | cache | x].
+at::Tensor folded_input(const at::Tensor& x, const at::Tensor& cache, int64_t kt) {
+    if (kt == 1) return frames_as_batch(x);
+    auto [in, in5] = empty_folded(x, kt);
+    fill_taps(in5, x, cache, kt, kt);
     return in;
 }
 
@@ -204,6 +220,7 @@ at::Tensor CausalConv3d::forward_cached(const at::Tensor& x_in, Cache& cache) co
 
 at::Tensor CausalConv3d::forward_cached(const at::Tensor& x, const RMSNorm& norm, Cache& cache) const {
     const int64_t front = 2 * padding[0];
+    if (weight2d.defined() && cache.rows == nullptr && front > 0) return folded_norm_conv(x, norm, cache);
     if (!cache.speed.cache_buffer || weight2d.defined() || cache.rows != nullptr || front == 0) {
         return forward_cached(norm.forward_silu(x, cache, level), cache);
     }
@@ -225,6 +242,24 @@ at::Tensor CausalConv3d::forward_cached(const at::Tensor& x, const RMSNorm& norm
     at::Tensor next = buf.narrow(2, front + t - keep, keep).clone(x.suggest_memory_format());
     mark(cache.clock, Stage::CacheSave, level);
     at::Tensor y = at::conv3d(buf, weight, bias, stride, {0, padding[1], padding[2]});
+    mark(cache.clock, stage, level);
+    s.frames = next;
+    return out_channels > 0 ? y.narrow(1, 0, out_channels) : y;
+}
+
+at::Tensor CausalConv3d::folded_norm_conv(const at::Tensor& x, const RMSNorm& norm, Cache& cache) const {
+    // In the folded input the newest tap's block is the activation itself (output frame τ reads input frame τ
+    // there), so the norm + SiLU writes it in place and the older taps are copied from it and the cache.
+    CacheSlot& s = cache.at(static_cast<size_t>(slot));
+    const int64_t kt = weight.size(2), ci = x.size(1);
+    auto [in, in5] = empty_folded(x, kt);
+    const at::Tensor act = norm.forward_silu(x, cache, level, tap_block(in5, kt - 1, ci));  // [b, Ci, t, h, w]
+    fill_taps(in5, act, s.frames, kt, kt - 1);
+    mark(cache.clock, Stage::Pad, level);
+    at::Tensor next = next_cache(act, s);
+    mark(cache.clock, Stage::CacheSave, level);
+    at::Tensor y = frames_to_5d(at::conv2d(in, weight2d, bias, {stride[1], stride[2]}, {padding[1], padding[2]}),
+                                x.size(0), is_channels_last(x));
     mark(cache.clock, stage, level);
     s.frames = next;
     return out_channels > 0 ? y.narrow(1, 0, out_channels) : y;
@@ -257,14 +292,28 @@ at::Tensor RMSNorm::forward(const at::Tensor& x) const {
 namespace {
 
 #if WAN_HAVE_VAE_KERNELS
-/// The fused kernel's case: bf16 on CUDA, both tensors dense rows of C channels (3D channels-last; a frame range
-/// of a batch-1 buffer is one), C even and rows 4-byte aligned (bf16 pairs).
+/// The stride between consecutive pixels' channel rows when t [b, C, t, h, w] is such rows, contiguous within
+/// each and evenly spaced in (b, t, h, w) order (3D channels-last: C; a channel block of the time-folded input:
+/// kt·C); 0 otherwise.
+int64_t row_stride(const at::Tensor& t) {
+    if (t.dim() != 5 || t.stride(1) != 1) return 0;
+    const int64_t r = t.size(4) == 1 ? t.size(1) : t.stride(4);
+    int64_t expect = r;
+    for (int d : {4, 3, 2, 0}) {
+        if (t.size(d) != 1 && t.stride(d) != expect) return 0;
+        expect *= t.size(d);
+    }
+    return r >= t.size(1) ? r : 0;
+}
+
+/// The fused kernel's case: bf16 on CUDA, x dense channel rows, out evenly spaced ones (row_stride), C and the
+/// stride even and both 4-byte aligned (bf16 pairs).
 bool fused_norm_applies(const at::Tensor& x, const at::Tensor& out, const at::Tensor& gamma) {
-    auto rows = [](const at::Tensor& t) {
-        return t.is_contiguous(at::MemoryFormat::ChannelsLast3d) && reinterpret_cast<uintptr_t>(t.data_ptr()) % 4 == 0;
-    };
+    auto aligned = [](const at::Tensor& t) { return reinterpret_cast<uintptr_t>(t.data_ptr()) % 4 == 0; };
+    const int64_t c = x.size(1), out_stride = row_stride(out);
     return x.is_cuda() && x.scalar_type() == at::kBFloat16 && out.scalar_type() == at::kBFloat16 &&
-           gamma.scalar_type() == at::kBFloat16 && x.size(1) % 2 == 0 && rows(x) && rows(out) && gamma.is_contiguous();
+           gamma.scalar_type() == at::kBFloat16 && gamma.is_contiguous() && c % 2 == 0 && row_stride(x) == c &&
+           out_stride % 2 == 0 && out_stride >= c && aligned(x) && aligned(out) && out.sizes() == x.sizes();
 }
 #endif
 
@@ -276,8 +325,9 @@ at::Tensor RMSNorm::forward_silu(const at::Tensor& x, Cache& cache, int level, a
         at::Tensor dst = out.defined() ? out : at::empty_like(x, x.options().memory_format(x.suggest_memory_format()));
         if (fused_norm_applies(x, dst, gamma_scaled)) {
             const int64_t c = x.size(1);
-            cuda::rms_norm_silu_bf16(x.data_ptr(), gamma_scaled.data_ptr(), dst.data_ptr(), x.numel() / c,
-                                     static_cast<int>(c), at::cuda::getCurrentCUDAStream(x.device().index()));
+            cuda::rms_norm_silu_bf16(x.data_ptr(), gamma_scaled.data_ptr(), dst.data_ptr(), row_stride(dst),
+                                     x.numel() / c, static_cast<int>(c),
+                                     at::cuda::getCurrentCUDAStream(x.device().index()));
             mark(cache.clock, Stage::NormSilu, level);
             return dst;
         }

@@ -136,8 +136,12 @@ struct CausalConv3d {
     /// With cache.rows the input first gets its halo rows, and the slot keeps the haloed frames.
     at::Tensor forward_cached(const at::Tensor& x, Cache& cache) const;
     /// forward_cached(SiLU(norm(x))): with cache.speed.cache_buffer the activation is written straight into the
-    /// padded input (behind the cached frames) instead of being concatenated to them.
+    /// padded input (behind the cached frames) instead of being concatenated to them; with fold_time straight
+    /// into the time-folded input.
     at::Tensor forward_cached(const at::Tensor& x, const RMSNorm& norm, Cache& cache) const;
+
+private:
+    at::Tensor folded_norm_conv(const at::Tensor& x, const RMSNorm& norm, Cache& cache) const;
 };
 
 /// RMS_norm over channels: x / max(‖x‖₂, 1e-12) · sqrt(C) · γ. §5.2.

@@ -15,12 +15,12 @@ __device__ __forceinline__ float round_bf16(float v) { return __bfloat162float(_
 // norm does (in another order); then the ATen path's roundings: r = bf16(1 / max(sqrt(Σx²), 1e-12)),
 // bf16(x·r), bf16(·γ), bf16(SiLU). The second pass re-reads the row, which the first brought into L1.
 __global__ void rms_norm_silu_kernel(const __nv_bfloat162* __restrict__ x, const __nv_bfloat162* __restrict__ gamma,
-                                     __nv_bfloat162* __restrict__ out, long rows, int pairs) {
+                                     __nv_bfloat162* __restrict__ out, long out_row_pairs, long rows, int pairs) {
     const long row = static_cast<long>(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5);
     if (row >= rows) return;
     const int lane = threadIdx.x & 31;
     const __nv_bfloat162* xr = x + row * pairs;
-    __nv_bfloat162* orow = out + row * pairs;
+    __nv_bfloat162* orow = out + row * out_row_pairs;
     float ss = 0.f;
     for (int p = lane; p < pairs; p += 32) {
         const float2 v = __bfloat1622float2(xr[p]);
@@ -42,12 +42,13 @@ __global__ void rms_norm_silu_kernel(const __nv_bfloat162* __restrict__ x, const
 
 }  // namespace
 
-void rms_norm_silu_bf16(const void* x, const void* gamma, void* out, long rows, int C, cudaStream_t stream) {
+void rms_norm_silu_bf16(const void* x, const void* gamma, void* out, long out_row_stride, long rows, int C,
+                        cudaStream_t stream) {
     if (rows <= 0) return;
     const long blocks = (rows + kWarpsPerBlock - 1) / kWarpsPerBlock;
     rms_norm_silu_kernel<<<static_cast<unsigned>(blocks), kWarpsPerBlock * 32, 0, stream>>>(
         static_cast<const __nv_bfloat162*>(x), static_cast<const __nv_bfloat162*>(gamma),
-        static_cast<__nv_bfloat162*>(out), rows, C / 2);
+        static_cast<__nv_bfloat162*>(out), out_row_stride / 2, rows, C / 2);
 }
 
 }  // namespace wan::vae::cuda
