@@ -84,6 +84,47 @@ TEST_F(Gpu, VaeAgainstGolden) {
     }
 }
 
+// The decode's speed switches (VAESpeedOptions) on cuDNN and, for fused_norm, the CUDA kernel: within the same
+// bounds of the golden as the plain decode, and next to the plain decode of the same dtype and layout.
+TEST_F(Gpu, VaeSpeedSwitchesAgainstGolden) {
+    auto ckpt = wan::io::CheckpointDir::locate(wan::test::tiny_ckpt_dir());
+    auto store = ckpt.open_vae();
+    struct Variant {
+        const char* name;
+        bool fold, buffer, fused, pad;
+    };
+    const Variant variants[] = {{"fold-time", true, false, false, false},
+                                {"cache-buffer", false, true, false, false},
+                                {"fused-norm", false, false, true, false},
+                                {"cache-buffer fused-norm pad-head", false, true, true, true},
+                                {"all", true, true, true, true}};
+    for (auto dtype : {at::kFloat, at::kBFloat16}) {
+        wan::vae::VAEOptions o;
+        o.device = cuda();
+        o.dtype = dtype;
+        o.channels_last = true;
+        const wan::vae::WanVAE plain(store, o);
+        for (const Variant& v : variants) {
+            o.speed.fold_time = v.fold;
+            o.speed.cache_buffer = v.buffer;
+            o.speed.fused_norm = v.fused;
+            o.speed.pad_head = v.pad;
+            const wan::vae::WanVAE vae(store, o);
+            for (const auto& name : wan::test::list_cases("vae_decode_")) {
+                auto c = wan::test::load_case(name);
+                const at::Tensor z = c.get("z").to(cuda());
+                const at::Tensor y = vae.decode(z);
+                const double e = rel_err(y, c.get("video"));
+                const double d = (y - plain.decode(z)).abs().max().item<double>();
+                std::printf("[gpu] %s: VAE decode %s channels-last %s: vs f32 golden %.3g, vs plain %.3g\n", name.c_str(),
+                            dtype == at::kFloat ? "f32" : "bf16", v.name, e, d);
+                EXPECT_LT(e, dtype == at::kFloat ? 1e-2 : 8e-2) << name << " " << v.name;
+                EXPECT_LT(d, dtype == at::kFloat ? 1e-2 : 5e-2) << name << " " << v.name;
+            }
+        }
+    }
+}
+
 TEST_F(Gpu, T5Bf16AgainstGolden) {
     auto ckpt = wan::io::CheckpointDir::locate(wan::test::tiny_ckpt_dir());
     wan::text::UMT5Options o;
