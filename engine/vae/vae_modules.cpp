@@ -40,9 +40,11 @@ at::Tensor WeightReader::take(const std::string& key, const std::vector<int64_t>
 }
 
 at::Tensor WeightReader::conv_layout(const at::Tensor& weight) const {
-    if (!channels_last_) return weight;
-    if (weight.dim() == 5) return weight.contiguous(at::MemoryFormat::ChannelsLast3d);
-    return weight.dim() == 4 ? weight.contiguous(at::MemoryFormat::ChannelsLast) : weight;
+    return channels_last_ && weight.dim() == 5 ? weight.contiguous(at::MemoryFormat::ChannelsLast3d) : weight;
+}
+
+at::Tensor WeightReader::conv2d_layout(const at::Tensor& weight) const {
+    return weight.contiguous(channels_last_ ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous);
 }
 
 void WeightReader::check_all_used() const {
@@ -146,8 +148,7 @@ void CausalConv3d::fold(const WeightReader& r) {
     if (stride[0] != 1 || 2 * padding[0] != kt - 1) return;  // strided or not causal-same: stays a conv3d
     // [Co, Ci, kt, kh, kw] → [Co, kt, Ci, kh, kw] → [Co, kt·Ci, kh, kw]: channel k·Ci + c is tap k of channel c.
     const int64_t co = weight.size(0), ci = weight.size(1);
-    weight2d = r.conv_layout(weight.permute({0, 2, 1, 3, 4}).reshape({co, kt * ci, weight.size(3), weight.size(4)})
-                                 .contiguous());
+    weight2d = r.conv2d_layout(weight.permute({0, 2, 1, 3, 4}).reshape({co, kt * ci, weight.size(3), weight.size(4)}));
 }
 
 void CausalConv3d::pad_out_channels(const WeightReader& r, int64_t to) {
@@ -429,7 +430,7 @@ Resample::Resample(WeightReader& r, const std::string& p, int64_t c_, ResampleMo
     bias = r.take(p + ".resample.1.bias", {co}, load_values);
     if (w.defined()) {
         weight = r.conv_layout(w.unsqueeze(2));  // [Co, C, 1, 3, 3]: the per-frame Conv2d as a conv3d
-        if (r.speed().fold_time) weight2d = r.conv_layout(w.contiguous());
+        if (r.speed().fold_time) weight2d = r.conv2d_layout(w);
     }
     time_conv.stage = Stage::ConvTime;
     if (mode == ResampleMode::Upsample3d) {

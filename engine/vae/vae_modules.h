@@ -83,9 +83,10 @@ public:
     /// Throws on the first key of the store that was never taken.
     void check_all_used() const;
     at::ScalarType dtype() const { return dtype_; }
-    /// A 5-D convolution weight in the layout the activations use (channels-last 3D when asked for); a 4-D one
-    /// likewise (channels-last 2D).
+    /// A 5-D convolution weight in the layout the activations use (channels-last 3D when asked for).
     at::Tensor conv_layout(const at::Tensor& weight) const;
+    /// A 4-D (conv2d) weight, dense, in the matching 2D layout (channels-last 2D when asked for).
+    at::Tensor conv2d_layout(const at::Tensor& weight) const;
     const VAESpeedOptions& speed() const { return speed_; }
 
 private:

@@ -27,6 +27,7 @@ run $B vae $S --stages 1                                         # plain: second
 run $B vae $S --fold-time 1 --stages 1 --compare 0               # conv2d over the folded time taps
 run $B vae $S --cache-buffer 1 --fused-norm 1 --stages 1 --compare 0  # no cat, one-kernel norm + SiLU
 run $B vae $S --fast 1 --stages 1                                # all four: seconds, vs plain bf16, vs f32
+WAN_CUDNN_BENCHMARK=1 run $B vae $S --fast 1 --compare 0 --compare-base 0  # the same with cuDNN's autotuning
 S="--size 1280*720 --dtype bf16 --channels-last 1 --compare 0"
 run $B vae $S
 run $B vae $S --fast 1 --compare-base 0
