@@ -335,6 +335,7 @@ at::Tensor WanVAE::Impl::decode_rows(const at::Tensor& u, dist::Communicator& co
     }
     Cache cache(static_cast<size_t>(decoder->num_slots()));
     cache.rows = &exchange;
+    cache.speed = options.speed;
     int64_t frame = 0;
     for (int64_t i = 0; i < t; ++i) {
         // Every rank leaves together: a cancel seen by one is agreed on by all before the next frame's exchanges.

@@ -122,6 +122,16 @@ TEST(VaeRanks, ChannelsLastMatchesOneRank) {
     expect_every_group_matches(vae, random_latent(2, 7, 4, 18), kF32Bound, "channels-last random 2x7x4");
 }
 
+TEST(VaeRanks, SpeedSwitchesMatchOneRank) {
+    // VAEOptions::speed across the ranks: the time-folded convs take the haloed rows (no row padding), and the
+    // cache buffer gives way to the halo exchange; still the one-rank decode with the same switches.
+    wan::vae::VAEOptions opt;
+    opt.channels_last = true;
+    opt.speed.fold_time = opt.speed.cache_buffer = opt.speed.fused_norm = opt.speed.pad_head = true;
+    const WanVAE vae(store(), opt);
+    expect_every_group_matches(vae, random_latent(3, 7, 4, 19), kF32Bound, "all switches random 3x7x4");
+}
+
 TEST(VaeRanks, CancelOnOneRankStopsAll) {
     const at::Tensor z = random_latent(3, 4, 4, 16);
     std::atomic<bool> cancel{world().rank() == world().size() - 1};  // the last rank only
