@@ -42,6 +42,16 @@ std::string StageTimes::table() const {
     std::snprintf(line, sizeof line, "%-28s %12.2f %6.1f%%   (%lld decodes)\n", "total", total * per, 100.0,
                   static_cast<long long>(decodes));
     out += line;
+    // The same summed over the levels: a stage's name without its level.
+    StageTimes kinds;
+    for (const Entry& e : entries) kinds.add(e.stage.substr(0, e.stage.rfind(' ')), e.ms, e.calls);
+    std::sort(kinds.entries.begin(), kinds.entries.end(), [](const Entry& a, const Entry& b) { return a.ms > b.ms; });
+    out += "by kind:";
+    for (const Entry& e : kinds.entries) {
+        std::snprintf(line, sizeof line, " %s %.1f (%.0f%%);", e.stage.c_str(), e.ms * per, 100.0 * e.ms / total);
+        out += line;
+    }
+    out += "\n";
     return out;
 }
 

@@ -77,7 +77,8 @@ struct StageTimes {
 
     void add(const std::string& stage, double ms, int64_t calls = 1);
     double total_ms() const;
-    /// A text table: stage, ms per decode, share of the total, calls per decode; largest first.
+    /// A text table: stage, ms per decode, share of the total, calls per decode; largest first; then a line
+    /// "by kind:" with the same summed over the levels.
     std::string table() const;
 };
 

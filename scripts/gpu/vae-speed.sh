@@ -16,7 +16,7 @@ run() {
   grep -E "^\{|error|wan-bench:" "$OUT/vae-step.log" | grep -v vae_stages | cut -c1-400
   # the stage table's 20 largest rows and its total (the whole table is in vae-stages.log)
   grep -A21 -E "^\[vae stages\]" "$OUT/vae-step.log" | cut -c1-80
-  grep -E "^total " "$OUT/vae-step.log"
+  grep -E "^total |^by kind:" "$OUT/vae-step.log" | cut -c1-600
 }
 # GPU parity of the switches (the fused kernel included) on the golden cases, and of the plain decode.
 # Printed: the results and the all-switches lines (every line in vae-parity.log).

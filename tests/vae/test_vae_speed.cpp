@@ -168,6 +168,8 @@ TEST(VaeSpeed, StageClockChargesEveryKindOfWork) {
         EXPECT_GT(times.total_ms(), 0.0);
         EXPECT_LE(times.total_ms(), wall_ms);
         EXPECT_NE(table.find("(2 decodes)"), std::string::npos);
+        EXPECT_NE(table.find("by kind:"), std::string::npos);  // the levels summed
+        EXPECT_NE(table.find(" conv 3x3x3 "), std::string::npos);
     }
 }
 
