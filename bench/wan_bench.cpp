@@ -164,7 +164,7 @@ std::string random_vae_file(const std::string& tiny_vae, const std::string& out_
 }
 
 /// The VAE speed switches from `--fold-time 0|1 --cache-buffer 0|1 --fused-norm 0|1 --pad-head 0|1`; `--fast 1`
-/// turns all four on (each named one still wins).
+/// turns those four on (each named one still wins); `--chunk-frames N` latent frames per decoder call.
 wan::vae::VAESpeedOptions vae_speed(const Args& a) {
     const std::string all = a.get("fast", "0");
     wan::vae::VAESpeedOptions s;
@@ -172,6 +172,7 @@ wan::vae::VAESpeedOptions vae_speed(const Args& a) {
     s.cache_buffer = a.get("cache_buffer", all) == "1";
     s.fused_norm = a.get("fused_norm", all) == "1";
     s.pad_head = a.get("pad_head", all) == "1";
+    s.chunk_frames = a.get_int("chunk_frames", 1);
     return s;
 }
 
@@ -181,6 +182,7 @@ std::string vae_speed_str(const wan::vae::VAESpeedOptions& s) {
     if (s.cache_buffer) out += "cache-buffer ";
     if (s.fused_norm) out += "fused-norm ";
     if (s.pad_head) out += "pad-head ";
+    if (s.chunk_frames != 1) out += "chunk-frames=" + std::to_string(s.chunk_frames) + " ";
     return out.empty() ? "plain" : out.substr(0, out.size() - 1);
 }
 
@@ -242,7 +244,7 @@ void bench_vae(const Args& a, c10::Device device) {
         record({{"bench", "vae_stages"}, {"size", size}, {"dtype", dt}, {"switches", switches},
                 {"total_ms", times.total_ms()}, {"stages_ms", stages}});
     }
-    if (speed.fold_time || speed.cache_buffer || speed.fused_norm || speed.pad_head) {
+    if (vae_speed_str(speed) != "plain") {
         if (a.get("compare_base", "1") == "1") {
             // The switches against the plain decode of the same dtype and latent: equal within rounding?
             const at::Tensor base = random_vae(a, device, dtype)->decode(z);
@@ -698,7 +700,8 @@ int main(int argc, char** argv) {
                              "[--layers N] [--steps N] [--threshold X] [--runs N] [--device cuda|cpu] [--json FILE]\n"
                              "       vae also: [--dtype f32|bf16] [--channels-last 0|1] [--warmup N] [--compare 0|1]\n"
                              "                 [--fold-time 0|1] [--cache-buffer 0|1] [--fused-norm 0|1] [--pad-head 0|1]\n"
-                             "                 [--fast 1 (all four)] [--compare-base 0|1] [--stages 1 (or WAN_VAE_STAGES=1)]\n"
+                             "                 [--fast 1 (those four)] [--chunk-frames N] [--compare-base 0|1]\n"
+                             "                 [--stages 1 (or WAN_VAE_STAGES=1)]\n"
                              "       mpirun -np N wan-bench vae-ranks [--size W*H] [--frames N] [--dtype f32|bf16] [--compare 0|1]\n"
                              "       gen also: [--preset NAME] [--lora FILE [--make-lora RANK]] [--offload-dit] [--max-vram GB]\n"
                              "                 [--model A14B [--offload-idle-expert 1]] [--lora-backup auto|device|host]\n");

@@ -110,15 +110,23 @@ struct WanVAE::Impl {
         const int64_t t = u.size(2);
         const int output_level = static_cast<int>(config.dim_mult.size()) - 1;
         int64_t frame = 0;
-        for (int64_t i = 0; i < t; ++i) {
+        for (int64_t i = 0; i < t;) {
             check_cancel(cb, "decode", done0 + i, total);
-            at::Tensor y = decoder->forward(u.narrow(2, i, 1), cache, hook);  // [1, 3, 1 or 4, 8h, 8w]
+            const int64_t n = chunk_length(i, t);
+            at::Tensor y = decoder->forward(u.narrow(2, i, n), cache, hook);  // [1, 3, 1 or 4n, 8h, 8w]
             sink(frame, y);
             detail::mark(cache.clock, detail::Stage::Output, output_level);
             frame += y.size(2);
-            if (cb.progress) cb.progress(done0 + i + 1, total);
+            i += n;
+            if (cb.progress) cb.progress(done0 + i, total);
         }
         clock.finish();
+    }
+
+    /// Latent frames in the decoder call that starts at frame i of t: 1 for the first (upstream's "Rep" chunk),
+    /// then VAESpeedOptions::chunk_frames (Note [Decode chunks]).
+    int64_t chunk_length(int64_t i, int64_t t) const {
+        return i == 0 ? 1 : std::min<int64_t>(std::max<int64_t>(options.speed.chunk_frames, 1), t - i);
     }
 
     /// Checks the latent and returns the decoder's input: [1, z, T, h, w] after scaling and conv2.
@@ -337,18 +345,20 @@ at::Tensor WanVAE::Impl::decode_rows(const at::Tensor& u, dist::Communicator& co
     cache.rows = &exchange;
     cache.speed = options.speed;
     int64_t frame = 0;
-    for (int64_t i = 0; i < t; ++i) {
+    for (int64_t i = 0; i < t;) {
         // Every rank leaves together: a cancel seen by one is agreed on by all before the next frame's exchanges.
         const auto mine = cancel_asked(cb) ? dist::StepStatus::Cancel : dist::StepStatus::Continue;
         if (dist::agree(comm, mine) != dist::StepStatus::Continue) {
             throw Cancelled(strfmt("VAE decode cancelled after %lld of %lld latent frames", static_cast<long long>(i),
                                    static_cast<long long>(t)));
         }
-        at::Tensor y = decoder->forward(band.narrow(2, i, 1), cache, nullptr);  // [1, 3, n, 8·h_i, 8w]
-        at::Tensor whole = exchange.whole_frame(y);                             // [1, 3, n, 8h, 8w]
+        const int64_t n = chunk_length(i, t);
+        at::Tensor y = decoder->forward(band.narrow(2, i, n), cache, nullptr);  // [1, 3, f, 8·h_i, 8w]
+        at::Tensor whole = exchange.whole_frame(y);                             // [1, 3, f, 8h, 8w]
         if (out.defined()) out.narrow(1, frame, whole.size(2)).copy_(whole[0]);
         frame += y.size(2);
-        if (cb.progress) cb.progress(i + 1, t);
+        i += n;
+        if (cb.progress) cb.progress(i, t);
     }
     return out;
 }

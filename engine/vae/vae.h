@@ -61,6 +61,11 @@ struct VAESpeedOptions {
     /// The head's 3-channel convolution computed with 8 output channels (zero weights past 3), output narrowed:
     /// tensor-core kernels want channel counts that are multiples of 8.
     bool pad_head = false;
+    /// Latent frames per decoder call after the first (upstream: 1). Every layer is causal in time with its cache,
+    /// so longer chunks compute the same video with bigger kernels and fewer launches and copies; activation
+    /// memory grows with the chunk (about 4·n output frames at full resolution). Progress and cancellation then
+    /// come per chunk, and on_intermediate sees chunk-sized outputs.
+    int64_t chunk_frames = 1;
 };
 
 /// Device time of each kind of work of a decode, summed over calls (filled through DecodeCallbacks::stage_times;
@@ -100,8 +105,8 @@ struct VAEOptions {
 
 /// Hooks called between latent frames (decode) or frame chunks (encode), on the calling thread.
 struct DecodeCallbacks {
-    /// After each latent frame (decode) / chunk (encode): frames_done = 1..frames_total. With tiling the total
-    /// counts every (tile, frame) pair.
+    /// After each latent frame (decode; each chunk with VAESpeedOptions::chunk_frames > 1) / chunk (encode):
+    /// frames_done = 1..frames_total. With tiling the total counts every (tile, frame) pair.
     std::function<void(int64_t frames_done, int64_t frames_total)> progress;
     /// Polled before each latent frame / chunk; returning true throws Cancelled.
     std::function<bool()> should_cancel;

@@ -65,6 +65,15 @@ inline void mark(StageClock* clock, Stage stage, int level) {
 //  - fused_norm: RMS norm · γ and SiLU in one CUDA kernel over bf16 channels-last rows (vae/cuda), with the
 //    ATen path's roundings; elsewhere the ATen ops.
 //  - pad_head: the head's Co = 3 conv runs with 8 output channels (zeros), then narrowed.
+//  - chunk_frames (Note [Decode chunks]): n latent frames per decoder call after the first.
+//
+// Note [Decode chunks]
+// Upstream decodes one latent frame per call, the cache slots carrying the last 2 input frames of every causal
+// conv. Each causal conv over a chunk of n frames with its cache computes exactly what n one-frame calls do
+// (the slot then holds the chunk's last 2 frames, the same ones), the norms, per-frame convs and the attention
+// act frame by frame, and the temporal up-convolution after the first ("Rep") chunk sees
+// [zeros, zeros, x1, x2, ...] either way (Resample::forward: a chunk after "Rep" starts from zero history). So
+// only the first chunk must stay 1 frame; the later ones may hold n, with the same video up to summation order.
 
 using Hook = std::function<void(const std::string&, const at::Tensor&)>;
 

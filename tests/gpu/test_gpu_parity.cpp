@@ -92,12 +92,14 @@ TEST_F(Gpu, VaeSpeedSwitchesAgainstGolden) {
     struct Variant {
         const char* name;
         bool fold, buffer, fused, pad;
+        int64_t chunk;
     };
-    const Variant variants[] = {{"fold-time", true, false, false, false},
-                                {"cache-buffer", false, true, false, false},
-                                {"fused-norm", false, false, true, false},
-                                {"cache-buffer fused-norm pad-head", false, true, true, true},
-                                {"all", true, true, true, true}};
+    const Variant variants[] = {{"fold-time", true, false, false, false, 1},
+                                {"cache-buffer", false, true, false, false, 1},
+                                {"fused-norm", false, false, true, false, 1},
+                                {"cache-buffer fused-norm pad-head", false, true, true, true, 1},
+                                {"all", true, true, true, true, 1},
+                                {"all chunk-frames=2", true, true, true, true, 2}};
     for (auto dtype : {at::kFloat, at::kBFloat16}) {
         wan::vae::VAEOptions o;
         o.device = cuda();
@@ -109,6 +111,7 @@ TEST_F(Gpu, VaeSpeedSwitchesAgainstGolden) {
             o.speed.cache_buffer = v.buffer;
             o.speed.fused_norm = v.fused;
             o.speed.pad_head = v.pad;
+            o.speed.chunk_frames = v.chunk;
             const wan::vae::WanVAE vae(store, o);
             for (const auto& name : wan::test::list_cases("vae_decode_")) {
                 auto c = wan::test::load_case(name);

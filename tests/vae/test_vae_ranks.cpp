@@ -123,11 +123,12 @@ TEST(VaeRanks, ChannelsLastMatchesOneRank) {
 }
 
 TEST(VaeRanks, SpeedSwitchesMatchOneRank) {
-    // VAEOptions::speed across the ranks: the time-folded convs take the haloed rows (no row padding), and the
-    // cache buffer gives way to the halo exchange; still the one-rank decode with the same switches.
+    // VAEOptions::speed across the ranks: the time-folded convs take the haloed rows (no row padding), the
+    // cache buffer gives way to the halo exchange, chunks of 2 latent frames; still the one-rank decode.
     wan::vae::VAEOptions opt;
     opt.channels_last = true;
     opt.speed.fold_time = opt.speed.cache_buffer = opt.speed.fused_norm = opt.speed.pad_head = true;
+    opt.speed.chunk_frames = 2;
     const WanVAE vae(store(), opt);
     expect_every_group_matches(vae, random_latent(3, 7, 4, 19), kF32Bound, "all switches random 3x7x4");
 }

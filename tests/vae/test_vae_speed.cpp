@@ -131,6 +131,41 @@ TEST(VaeSpeed, TiledDecodeWithTheSwitches) {
     EXPECT_LT(max_abs_diff(WanVAE(store(), fast).decode_unclamped(z), WanVAE(store(), plain).decode_unclamped(z)), 1e-5);
 }
 
+// Note [Decode chunks]: n latent frames per decoder call after the first compute the one-frame-per-call video.
+TEST(VaeSpeed, ChunksOfSeveralLatentFramesEqualOneFrameChunks) {
+    at::manual_seed(22);
+    const at::Tensor z = at::randn({16, 6, 3, 2});  // chunks [0] [1 2] [3 4] [5] with 2; [0] [1 2 3] [4 5] with 3
+    for (bool cl : {false, true}) {
+        const at::Tensor ref = WanVAE(store(), options(at::kFloat, cl)).decode_unclamped(z);
+        for (int64_t n : {2, 3, 8}) {
+            VAESpeedOptions s;
+            s.chunk_frames = n;
+            std::vector<int64_t> progress;
+            DecodeCallbacks cb;
+            cb.progress = [&](int64_t done, int64_t total) {
+                EXPECT_EQ(total, 6);
+                progress.push_back(done);
+            };
+            const at::Tensor y = WanVAE(store(), options(at::kFloat, cl, s)).decode_unclamped(z, cb);
+            ASSERT_EQ(y.sizes(), ref.sizes());
+            const double err = max_abs_diff(y, ref);
+            std::cout << "chunks of " << n << (cl ? " channels-last" : "") << ": max abs " << err << "\n";
+            EXPECT_LT(err, 1e-5);
+            const std::vector<int64_t> want = n == 2 ? std::vector<int64_t>{1, 3, 5, 6}
+                                                     : n == 3 ? std::vector<int64_t>{1, 4, 6} : std::vector<int64_t>{1, 6};
+            EXPECT_EQ(progress, want) << "chunks of " << n;
+        }
+    }
+    // With every other switch, in bf16: within bf16 rounding of the plain bf16 decode.
+    VAESpeedOptions all = variants().back().speed;
+    all.chunk_frames = 4;
+    const at::Tensor ref = WanVAE(store(), options(at::kBFloat16, true)).decode_unclamped(z);
+    const at::Tensor f32 = WanVAE(store(), options(at::kFloat, true)).decode_unclamped(z);
+    const double err = max_abs_diff(WanVAE(store(), options(at::kBFloat16, true, all)).decode_unclamped(z), f32);
+    std::cout << "all switches, chunks of 4, bf16 vs f32: " << err << " (plain bf16 " << max_abs_diff(ref, f32) << ")\n";
+    EXPECT_LT(err, 2 * max_abs_diff(ref, f32) + 1e-3);
+}
+
 TEST(VaeSpeed, StageClockChargesEveryKindOfWork) {
     const at::Tensor z = latent();
     for (const bool fold : {false, true}) {
