@@ -60,6 +60,7 @@ Timing time_it(c10::Device device, int warmup, int runs, const std::function<voi
         double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         total += s;
         t.min_s = std::min(t.min_s, s);
+        if (i == 0) t.first_s = s;
     }
     t.mean_s = runs ? total / runs : 0;
     return t;

@@ -20,6 +20,7 @@ std::string device_name(c10::Device device);
 
 struct Timing {
     double mean_s = 0, min_s = 0;
+    double first_s = 0;  ///< the first timed run (with warmup 0: the process's first call)
     int runs = 0;
 };
 /// `warmup` untimed calls, then `runs` timed ones, each synchronised.

@@ -263,7 +263,8 @@ void bench_vae(const Args& a, c10::Device device) {
     record({{"bench", "vae_decode"}, {"dtype", dt}, {"size", size}, {"frames", frames},
             {"channels_last", vae->options().channels_last}, {"switches", switches}, {"warmup", warmup},
             {"cudnn_benchmark", at::globalContext().benchmarkCuDNN()}, {"seconds", timing.mean_s},
-            {"min_seconds", timing.min_s}, {"runs", runs}, {"peak_gb", peak}, {"device", wan::bench::device_name(device)}});
+            {"min_seconds", timing.min_s}, {"first_seconds", timing.first_s}, {"runs", runs}, {"peak_gb", peak},
+            {"device", wan::bench::device_name(device)}});
 }
 
 /// mpirun -np N wan-bench vae-ranks: WanVAE::decode_across on N ranks (one GPU each: cuda:<local rank>), against

@@ -30,7 +30,7 @@ run $B vae $S --chunk-frames 4 --stages 1 --compare 0            # 4 latent fram
 run $B vae $S --fast 1 --chunk-frames 4 --stages 1               # all: seconds, vs plain bf16, vs f32
 run $B vae $S --fast 1 --chunk-frames 20 --compare 0             # the whole sequence after the first frame
 WAN_CUDNN_BENCHMARK=1 run $B vae $S --fast 1 --chunk-frames 4 --compare 0 --compare-base 0  # + cuDNN autotuning
-# the first decode of a process (a session's first job): first run = 3 × mean − 2 × (the other two)
+# the first decode of a process (a session's first job): first_seconds
 run $B vae $S --fast 1 --chunk-frames 4 --warmup 0 --runs 3 --compare 0 --compare-base 0
 S="--size 1280*720 --dtype bf16 --channels-last 1 --compare 0"
 run $B vae $S
