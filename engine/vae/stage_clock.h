@@ -26,7 +26,7 @@ enum class Stage {
     ConvSpatial,  ///< the resample's per-frame 3×3 convolution
     ConvTime,     ///< the temporal up-convolution 3×1×1
     Conv111,      ///< 1×1×1 shortcut convolutions
-    Pad,          ///< the causal input: cat of zeros / cached frames / input, the time-folded input, halo rows
+    Pad,          ///< the causal input: cat of zeros / cached frames / input, or the time-folded input
     CacheSave,    ///< copying the last frames into the cache slot
     Norm,         ///< RMS norm · γ
     Silu,         ///< SiLU

@@ -126,7 +126,7 @@ struct WanVAE::Impl {
     /// Latent frames in the decoder call that starts at frame i of t: 1 for the first (upstream's "Rep" chunk),
     /// then VAESpeedOptions::chunk_frames (Note [Decode chunks]).
     int64_t chunk_length(int64_t i, int64_t t) const {
-        return i == 0 ? 1 : std::min<int64_t>(std::max<int64_t>(options.speed.chunk_frames, 1), t - i);
+        return i == 0 ? 1 : std::min<int64_t>(options.speed.chunk_frames, t - i);
     }
 
     /// Checks the latent and returns the decoder's input: [1, z, T, h, w] after scaling and conv2.
@@ -149,6 +149,8 @@ WanVAE::WanVAE(const io::TensorStore& store, VAEOptions options) : impl_(std::ma
     WAN_CHECK(tl.overlap >= 0 && tl.overlap < tl.tile_size,
               "VAE tiling option overlap must be in [0, tile_size=%lld), got %lld",
               static_cast<long long>(tl.tile_size), static_cast<long long>(tl.overlap));
+    WAN_CHECK(options.speed.chunk_frames >= 1, "VAE option speed.chunk_frames must be >= 1 latent frame, got %lld",
+              static_cast<long long>(options.speed.chunk_frames));
     m.options = options;
 
     detail::WeightReader r(store, options.device, options.dtype, options.channels_last, options.speed);

@@ -3,6 +3,7 @@
 // summation order; bf16: within bf16 rounding), the encoder too; the stage clock charges every kind of work.
 // The CUDA kernel of fused_norm is not built here: on the CPU that switch takes the ATen path; the GPU run of
 // `wan-bench vae --fused-norm 1 --compare-base 1` compares it with the plain bf16 decode.
+#include "error_of.h"
 #include "golden.h"
 #include "vae/vae.h"
 
@@ -164,6 +165,12 @@ TEST(VaeSpeed, ChunksOfSeveralLatentFramesEqualOneFrameChunks) {
     const double err = max_abs_diff(WanVAE(store(), options(at::kBFloat16, true, all)).decode_unclamped(z), f32);
     std::cout << "all switches, chunks of 4, bf16 vs f32: " << err << " (plain bf16 " << max_abs_diff(ref, f32) << ")\n";
     EXPECT_LT(err, 2 * max_abs_diff(ref, f32) + 1e-3);
+
+    VAESpeedOptions bad;
+    bad.chunk_frames = 0;
+    EXPECT_NE(wan::test::error_of([&] { WanVAE(store(), options(at::kFloat, false, bad)); })
+                  .find("speed.chunk_frames must be >= 1 latent frame, got 0"),
+              std::string::npos);
 }
 
 TEST(VaeSpeed, StageClockChargesEveryKindOfWork) {
