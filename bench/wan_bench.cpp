@@ -13,6 +13,8 @@
 //   wan-bench gen --model tiny --device cpu --offload-dit        (CPU smoke test of the streamed path)
 //   wan-bench gen --model A14B --size 832*480 --steps 4 [--offload-idle-expert 1]   (Wan2.2's two 14B experts)
 //   wan-bench vae --size 832*480 --dtype bf16 --fold-time 1 --stages 1   (VAE speed switches, stage table)
+//   wan-bench gen --model 14B --size 832*480 --dit-dtype fp8 [--max-vram 22]
+//                                         (block weights held as fp8: Note [FP8 weights]; also for `dit`)
 //   wan-bench all --json results.jsonl
 #include "bench_util.h"
 
@@ -93,6 +95,14 @@ void record(nlohmann::json j) {
     g_results.push_back(std::move(j));
 }
 
+/// `--dit-dtype auto|fp8|bf16` (default bf16: the random weights are bf16).
+wan::dit::WeightDtype dit_dtype_of(const Args& a) {
+    const std::string v = a.get("dit_dtype", "bf16");
+    const std::optional<wan::dit::WeightDtype> d = wan::dit::parse_weight_dtype(v);
+    WAN_CHECK(d.has_value(), "--dit-dtype '%s': expected auto, fp8 or bf16", v.c_str());
+    return *d;
+}
+
 void bench_dit(const Args& a, c10::Device device) {
     const std::string model = a.get("model", "1.3B");
     wan::io::WanConfig cfg = model_config(model);
@@ -107,6 +117,7 @@ void bench_dit(const Args& a, c10::Device device) {
     wan::bench::reset_peak(device);
     auto opt = wan::dit::ModelOptions::from_environment();  // WAN_FUSED, WAN_ATTENTION, WAN_DIT_STAGES, WAN_FP8
     opt.device = device;
+    opt.weight_dtype = dit_dtype_of(a);
     auto m = wan::dit::WanModel::random(cfg, opt, 0, layers);
     const double weights_gb = wan::bench::peak_gb(device);
     at::Tensor x = at::randn({cfg.in_dim, T, lh, lw}, at::TensorOptions().device(device));
@@ -133,6 +144,7 @@ void bench_dit(const Args& a, c10::Device device) {
     record({{"bench", "dit"}, {"model", model}, {"layers", layers}, {"size", strfmt("%d*%d", w, h)}, {"frames", frames},
             {"tokens", n}, {"seconds", timing.mean_s}, {"min_seconds", timing.min_s}, {"runs", runs},
             {"tflops", flops / timing.mean_s / 1e12}, {"weights_gb", weights_gb},
+            {"dit_dtype", m.fp8_weights() ? "fp8" : "bf16"}, {"block_weights_gb", m.weight_bytes().first / 1e9},
             {"peak_gb", wan::bench::peak_gb(device)}, {"attention", wan::dit::attention_kernel_name(device, opt.attention)},
             {"device", wan::bench::device_name(device)}});
 }
@@ -429,6 +441,7 @@ std::unique_ptr<wan::pipeline::T2VPipeline> random_pipeline(const Args& a, c10::
     ec.lora_backup = a.get("lora_backup", "auto");
     ec.max_vram_gb = std::stod(a.get("max_vram", "0"));
     WAN_CHECK(ec.max_vram_gb >= 0, "--max-vram %g: expected a positive number of GB", ec.max_vram_gb);
+    ec.dit_dtype = wan::dit::weight_dtype_name(dit_dtype_of(a));
     if (model == "tiny") {
         ec.ckpt_dir = std::string(WAN_SOURCE_DIR) + "/tests/data/golden/tiny-ckpt";
         ec.device = device.is_cuda() ? "cuda" : "cpu";
@@ -439,6 +452,7 @@ std::unique_ptr<wan::pipeline::T2VPipeline> random_pipeline(const Args& a, c10::
     parts.text = random_text_encoder(device, a.get("t5_stream", "1") == "1");
     auto opt = wan::dit::ModelOptions::from_environment();
     opt.device = device;
+    opt.weight_dtype = dit_dtype_of(a);  // quantised block by block as it is drawn: never the full bf16 model
     parts.dit = std::make_unique<wan::dit::WanModel>(wan::dit::WanModel::random(cfg, opt, 0, a.get_int("layers", -1)));
     if (model == "A14B") {  // the high-noise expert: the same shapes, other values
         ec.offload_idle_expert = a.get("offload_idle_expert", "0") == "1";
@@ -540,6 +554,7 @@ void bench_gen(const Args& a, c10::Device device) {
             {"decode_s", out.seconds_decode}, {"weights_gb", load_gb}, {"resident_gb", resident_gb},
             {"offload_dit", a.get("offload_dit", "0") == "1"}, {"max_vram_gb", std::stod(a.get("max_vram", "0"))},
             {"offload_idle_expert", a.get("offload_idle_expert", "0") == "1"},
+            {"dit_dtype", a.get("dit_dtype", "bf16")},
             {"peak_gb", std::max(peak, wan::bench::peak_gb(device))}, {"stage_peak_gb", stage_json},
             {"device", wan::bench::device_name(device)}});
 }
@@ -705,7 +720,8 @@ int main(int argc, char** argv) {
                              "                 [--stages 1 (or WAN_VAE_STAGES=1)]\n"
                              "       mpirun -np N wan-bench vae-ranks [--size W*H] [--frames N] [--dtype f32|bf16] [--compare 0|1]\n"
                              "       gen also: [--preset NAME] [--lora FILE [--make-lora RANK]] [--offload-dit] [--max-vram GB]\n"
-                             "                 [--model A14B [--offload-idle-expert 1]] [--lora-backup auto|device|host]\n");
+                             "                 [--model A14B [--offload-idle-expert 1]] [--lora-backup auto|device|host]\n"
+                             "       dit, gen also: [--dit-dtype bf16|fp8|auto]\n");
         return 2;
     }
     a.command = argv[1];

@@ -91,6 +91,10 @@ struct EngineConfig {
     /// --max-vram GB (> 0): keep as many DiT blocks resident as fit in GB (minus a working reserve), stream
     /// the rest from host memory; implies offload_dit where they do not all fit. 0 = no limit.
     double max_vram_gb = 0;
+    /// --dit-dtype: how the DiT's block Linear weights are held. auto: fp8 for an F8_E4M3 (scaled) fp8 file, else
+    /// the compute dtype | fp8: e4m3 codes with a scale per row, half of bf16 (other files quantised at load) |
+    /// bf16: the compute dtype (bf16 on CUDA, f32 on the CPU; fp8 files widened). dit::WeightDtype.
+    std::string dit_dtype = "auto";
 
     // ---- distribution ----
     ParallelLayout layout;

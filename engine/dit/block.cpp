@@ -2,6 +2,7 @@
 // modulated FFN, each with its residual; the kernels come from the forward's BlockKernels (kernels.h).
 // Ref: wan21-reference.md §4.4 d (block and dtypes), §4.5 (attention), §8.3 (sequence parallelism).
 #include "dit/forward.h"
+#include "dit/internal.h"
 #include "dit/kernels.h"
 
 #include "core/core.h"
@@ -34,22 +35,23 @@ void self_attention(ResidualStream& s, const BlockWeights& w, const Modulation& 
     const Qkv qkv = kernels.self_qkv(a, sa, f);
     const at::Tensor o = attend_self(qkv, f);  // [B, s, H, d]
     f.clock.mark("self_attention");
-    const at::Tensor y = kernels.linears().gemm(o.reshape({f.B, f.s_local, f.D}), sa.o_weight, sa.o_bias);  // cd
+    const at::Tensor y = kernels.linears().gemm(o.reshape({f.B, f.s_local, f.D}), sa.o_weight, sa.o_scale, sa.o_bias);  // cd
     f.clock.mark("o_gemm");
     kernels.add_gated(s, y, m.gate_msa());
     s.bf16_values = false;
 }
 
 /// Block i's text K/V [B, text_len, H, d] in the attention dtype: from the per-prompt cache, else computed
-/// (and cached). They depend on the context only.
-std::pair<at::Tensor, at::Tensor> cross_kv(int64_t i, const AttentionWeights& ca, const ForwardContext& f) {
+/// (and cached). They depend on the context only. Held fp8 weights are widened here (once per prompt).
+std::pair<at::Tensor, at::Tensor> cross_kv(int64_t i, const AttentionWeights& ca, const Linears& linears,
+                                           const ForwardContext& f) {
     if (f.cache && CacheAccess::key(*f.cache, i).defined())
         return {CacheAccess::key(*f.cache, i), CacheAccess::value(*f.cache, i)};
     const int64_t Lt = f.text.size(1);
-    const at::Tensor k = rms_norm(linear(f.text, ca.k_weight, ca.k_bias), ca.norm_k_weight, f.eps)
+    const at::Tensor k = rms_norm(linear(f.text, linears.values(ca.k_weight, ca.k_scale), ca.k_bias), ca.norm_k_weight, f.eps)
                              .view({f.B, Lt, f.H, f.d})
                              .to(f.cd);
-    const at::Tensor v = linear(f.text, ca.v_weight, ca.v_bias).view({f.B, Lt, f.H, f.d});
+    const at::Tensor v = linear(f.text, linears.values(ca.v_weight, ca.v_scale), ca.v_bias).view({f.B, Lt, f.H, f.d});
     if (f.cache) {
         CacheAccess::key(*f.cache, i) = k;
         CacheAccess::value(*f.cache, i) = v;
@@ -64,7 +66,7 @@ void cross_attention(int64_t i, ResidualStream& s, const BlockWeights& w, BlockK
     const GemmInput in = kernels.norm3(s, w, f);
     f.clock.mark("norm3");
     const at::Tensor q = kernels.cross_query(in, ca, f);
-    const auto [k, v] = cross_kv(i, ca, f);
+    const auto [k, v] = cross_kv(i, ca, kernels.linears(), f);
     f.clock.mark("cross_q_kv");
     const at::Tensor o = attention(q, k, v, -1, f.attention);
     f.clock.mark("cross_attention");
@@ -96,7 +98,9 @@ void run_block(int64_t i, ResidualStream& s, const BlockWeights& w, const at::Te
 void run_blocks(ResidualStream& s, const at::Tensor& e0, BlockWeightsProvider& blocks, BlockKernels& kernels,
                 const ForwardContext& f) {
     for (int64_t i = 0; i < f.config.num_layers; ++i) {
-        const BlockWeights w = blocks.acquire(i);
+        // fp8 weights go to the FP8 GEMMs as held, or are widened for this block only (Note [FP8 weights]).
+        const BlockWeights held = blocks.acquire(i);
+        const BlockWeights w = kernels.linears().takes_fp8_codes() ? held : widened(held, f.cd);
         run_block(i, s, w, e0, kernels, f);
         blocks.release(i);
         test_hooks::maybe_fail_after_block(log_rank(), i);  // a fault between two blocks (tests only)

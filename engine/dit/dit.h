@@ -45,10 +45,12 @@ std::vector<ParameterSpec> expected_parameter_shapes(const io::WanConfig& config
 int64_t expected_parameter_count(const io::WanConfig& config);
 
 /// One attention module's tensors (`self_attn` or `cross_attn`). Linear weights are [D, D], biases and
-/// norm weights [D].
+/// norm weights [D]. With fp8 weights (Note [FP8 weights] in fp8_weights.cpp) each Linear weight holds e4m3
+/// codes (uint8) and its `*_scale` the f32 scale of each row ([N]); otherwise the scales are undefined.
 struct AttentionWeights {
     at::Tensor q_weight, q_bias, k_weight, k_bias, v_weight, v_bias, o_weight, o_bias;
     at::Tensor norm_q_weight, norm_k_weight;
+    at::Tensor q_scale, k_scale, v_scale, o_scale;  ///< [D] f32 with fp8 weights, else undefined
 };
 
 /// All tensors of `blocks.{i}` (27 of them).
@@ -59,7 +61,14 @@ struct BlockWeights {
     at::Tensor ffn0_weight, ffn0_bias;    ///< [ffn_dim, D], [ffn_dim]
     at::Tensor ffn2_weight, ffn2_bias;    ///< [D, ffn_dim], [D]
     at::Tensor modulation;                ///< [1, 6, D] f32
+    at::Tensor ffn0_scale, ffn2_scale;    ///< [ffn_dim], [D] f32 with fp8 weights, else undefined
 };
+
+/// Every tensor `w` holds: the 27 parameters, then the fp8 scales that are defined (for code that copies or
+/// moves whole blocks: streaming, parking).
+std::vector<at::Tensor*> block_tensors(BlockWeights& w);
+/// True when the block's Linear weights are fp8 codes with scales.
+bool holds_fp8(const BlockWeights& w);
 
 /// The tensors outside the blocks (embeddings and head; 15 of them).
 struct RootWeights {
@@ -80,6 +89,28 @@ enum class Precision {
     BF16Mixed = 3 ///< upstream's autocast(bf16): bf16 weights and GEMMs, f32 islands (§4.4, §4.8)
 };
 
+/// How the block Linear weights (self- and cross-attention q, k, v, o; FFN) are held (--dit-dtype). The other
+/// tensors (norms, biases, modulation, embeddings, head) always stay in the Precision's dtypes.
+enum class WeightDtype {
+    Auto = 1,     ///< fp8 when the checkpoint stores every block Linear weight as F8_E4M3 (scaled or not), else Compute
+    Compute = 2,  ///< the Precision's GEMM dtype (bf16 on CUDA, f32 on the CPU); fp8 files are widened at load
+    Fp8 = 3,      ///< e4m3 codes + one f32 scale per output row (Note [FP8 weights]); other files quantised at load
+};
+/// "auto", "fp8", "bf16" (= Compute) → the value; anything else → nullopt.
+std::optional<WeightDtype> parse_weight_dtype(const std::string& name);
+const char* weight_dtype_name(WeightDtype dtype);  ///< "auto", "fp8", "bf16"
+
+/// A Linear weight as e4m3 codes and per-row scales: value[r][c] = decode(codes[r][c]) · scale[r].
+struct Fp8Weight {
+    at::Tensor codes;  ///< [N, K] uint8, on the weight's device
+    at::Tensor scale;  ///< [N] f32
+};
+/// The one quantisation rule (Note [FP8 weights]): scale[r] = max(amax of row r, 1e-12) / 448, codes = the
+/// nearest e4m3 values of w / scale (ties to even). On the CPU, CUDA (LibTorch ≥ 2.1) or via the CPU elsewhere.
+Fp8Weight quantize_fp8(const at::Tensor& w);
+/// decode(codes) · scale per row, computed in f32 and rounded once to `dtype`, on the codes' device.
+at::Tensor dequantize_fp8(const at::Tensor& codes, const at::Tensor& scale, at::ScalarType dtype);
+
 /// Which kernel computes attention on CUDA (Note [Attention backend] in layers.cpp). Auto: FlashAttention-3
 /// where the build has it and the call fits it (Hopper, bf16, head dim 128), else cuDNN's fused attention,
 /// else PyTorch's SDPA choice. The others force one backend, for measurements (ModelOptions::attention,
@@ -97,6 +128,13 @@ struct ModelOptions {
     /// activation scales (computed per call), through at::_scaled_mm. Off by default; speed and error against
     /// bf16 are in docs/PERFORMANCE.md. Resident weights only (not with FSDP). Env: WAN_FP8=1.
     bool fp8 = false;
+    /// How the block Linear weights are held (--dit-dtype). Default Auto. Not with FSDP-sharded blocks
+    /// (block_weights_from keeps the compute dtype).
+    WeightDtype weight_dtype = WeightDtype::Auto;
+    /// fp8 weights on CUDA where the FP8 GEMMs run (fused kernels, LibTorch ≥ 2.5, Hopper/Ada): the block GEMMs
+    /// take the codes and scales directly (activations quantised per token, as `fp8`). False widens each block
+    /// to bf16 when it runs, as everywhere else (to measure the weights' own error). Env: WAN_FP8_DIRECT=0.
+    bool fp8_direct = true;
     /// CUDA with BF16Mixed only: the fused elementwise kernels of the block (Note [Fused block kernels] in
     /// fused.h) where the build has them; false runs the op-by-op ATen path. Default on. Env: WAN_FUSED=0.
     bool fused_kernels = true;
@@ -157,6 +195,11 @@ BlockWeights load_block_weights(const io::WanConfig& config, const io::TensorSto
                                 const ModelOptions& options);
 RootWeights load_root_weights(const io::WanConfig& config, const io::TensorStore& store,
                               const ModelOptions& options);
+/// What `options.weight_dtype` means for `store`: Auto becomes Fp8 when every block Linear weight of `config`
+/// is stored as F8_E4M3, else Compute.
+WeightDtype resolve_weight_dtype(const ModelOptions& options, const io::WanConfig& config, const io::TensorStore& store);
+/// True for the block Linear weights that fp8 holds as codes (self_attn/cross_attn q, k, v, o; ffn.0, ffn.2).
+bool is_fp8_linear(const ParameterSpec& spec);
 /// Block i's tensor specs (names with the "blocks.i." prefix), in state-dict order.
 std::vector<ParameterSpec> block_parameter_specs(const io::WanConfig& config, int64_t i);
 /// The dtype a parameter is held in under `precision` (bf16 for GEMM weights in BF16Mixed, else f32).
@@ -365,11 +408,18 @@ public:
     BlockWeightsProvider& block_weights() const { return *blocks_; }
 
     /// Every parameter under its checkpoint key: the stored tensors (BlockWeightsProvider::stored), which an
-    /// in-place change reaches. Throws for a provider without stored tensors (FSDP shards).
+    /// in-place change reaches. With fp8 weights a Linear's "<name>.weight" holds its codes (uint8) and is
+    /// followed by "<name>.weight_scale" ([N] f32). Throws for a provider without stored tensors (FSDP shards).
     std::vector<std::pair<std::string, at::Tensor>> named_parameters() const;
     /// Forgets what the forward derived from the weights (FP8 copies, concatenated QKV); they are rebuilt
     /// from the current values at next use. Call after changing parameters in place (a LoRA merge).
     void weights_changed();
+
+    /// The block Linear weights are held as fp8 codes (Note [FP8 weights]).
+    bool fp8_weights() const { return fp8_weights_; }
+    /// Bytes of the weights held: the blocks' (from the provider's stored tensors; 0 where it has none) and the
+    /// root's. For the load log and --inspect.
+    std::pair<int64_t, int64_t> weight_bytes() const;
 
     void set_block_weights_provider(std::shared_ptr<BlockWeightsProvider> provider);
     /// Switches the FP8 linears (ModelOptions::fp8) on or off between forwards.
@@ -380,9 +430,11 @@ public:
 
 private:
     struct Impl;
+    bool provider_holds_fp8() const;
     io::WanConfig config_;
     ModelOptions options_;
     Precision precision_ = Precision::Float32;
+    bool fp8_weights_ = false;
     RootWeights root_;
     std::shared_ptr<BlockWeightsProvider> blocks_;
     std::shared_ptr<SequenceParallel> sp_;

@@ -13,6 +13,16 @@ namespace wan::dit::detail {
 std::vector<std::pair<std::string, at::Tensor*>> block_fields(BlockWeights& w);
 /// Root tensors by their full key, in state-dict order (head last).
 std::vector<std::pair<std::string, at::Tensor*>> root_fields(RootWeights& w);
+/// The fp8 scale of each block Linear weight, by the weight's key suffix ("ffn.0.weight"), in block_fields order.
+std::vector<std::pair<std::string, at::Tensor*>> scale_fields(BlockWeights& w);
+/// The scale field of the weight with key suffix `suffix`, or nullptr when it is not a block Linear weight.
+at::Tensor* scale_field(BlockWeights& w, const std::string& suffix);
+/// Replaces each block Linear weight by its fp8 codes and sets its scale (Note [FP8 weights]).
+void quantize_linears(BlockWeights& w);
+/// `held` with every fp8 weight dequantised to `dtype` (scales undefined); `held` itself when it holds no fp8.
+BlockWeights widened(const BlockWeights& held, at::ScalarType dtype);
+/// The codes of an F8_E4M3 weight as stored (scale per row), else the weight quantised; on `device`.
+Fp8Weight load_fp8(const io::TensorStore& store, const std::string& name, c10::Device device);
 /// Auto → Float32 on CPU, BF16Mixed elsewhere.
 Precision resolve_precision(const ModelOptions& options);
 /// "[a, b, c]".

@@ -24,30 +24,37 @@ void ResidualStream::flush() {
 // weights quantised once per output channel (scale = amax/448), activations per token at each call,
 // bf16 output with the bias added by cuBLASLt. Derived tensors are cached only for resident weights.
 
-at::Tensor Linears::gemm(const at::Tensor& in, const at::Tensor& wt, const at::Tensor& b) {
+at::Tensor Linears::values(const at::Tensor& w, const at::Tensor& ws) const {
+    return ws.defined() ? dequantize_fp8(w, ws, cd_) : w;
+}
+
+at::Tensor Linears::gemm(const at::Tensor& in, const at::Tensor& wt, const at::Tensor& ws, const at::Tensor& b) {
 #if WAN_TORCH_VERSION >= 205
     if (fp8_ && !fp8_broken()) {
         std::vector<int64_t> lead = in.sizes().vec();
         lead.pop_back();
         if (fused_quantise_ && in.size(-1) % 8 == 0)  // one pass: amax, scale, cast
-            return gemm_fp8(fused::quantize_rows_fp8(in, /*gelu=*/false), wt, b, lead);
+            return gemm_fp8(fused::quantize_rows_fp8(in, /*gelu=*/false), wt, ws, b, lead);
         const at::Tensor x2 = in.reshape({-1, in.size(-1)});
         fused::Fp8Rows a;
         a.scale = x2.abs().amax(1, true).to(at::kFloat).clamp_min(1e-12) / 448.0;  // [M, 1]
         a.q = (x2 / a.scale).to(at::kFloat8_e4m3fn);
-        return gemm_fp8(a, wt, b, lead);
+        return gemm_fp8(a, wt, ws, b, lead);
     }
 #endif
-    return linear(in, wt, b);
+    return linear(in, values(wt, ws), b);
 }
 
-at::Tensor Linears::gemm(const GemmInput& in, const at::Tensor& w, const at::Tensor& b,
+at::Tensor Linears::gemm(const GemmInput& in, const at::Tensor& w, const at::Tensor& ws, const at::Tensor& b,
                          const std::vector<int64_t>& lead) {
-    return in.fp8.q.defined() ? gemm_fp8(in.fp8, w, b, lead) : gemm(in.rows, w, b);
+    return in.fp8.q.defined() ? gemm_fp8(in.fp8, w, ws, b, lead) : gemm(in.rows, w, ws, b);
 }
 
 #if WAN_TORCH_VERSION >= 205
-const DerivedWeights::Fp8Weight& Linears::fp8_weight(const at::Tensor& wt) {
+// Held fp8 codes are used as they are (a view; their scales are per row already); bf16 weights are quantised
+// once and cached (resident blocks only: choose_kernels).
+DerivedWeights::Fp8Weight Linears::fp8_weight(const at::Tensor& wt, const at::Tensor& ws) {
+    if (ws.defined()) return {wt.view(at::kFloat8_e4m3fn), ws.view({1, -1})};
     std::lock_guard<std::mutex> lock(derived_.mu);
     auto it = derived_.fp8.find(wt.data_ptr());
     if (it == derived_.fp8.end()) {
@@ -62,13 +69,13 @@ const DerivedWeights::Fp8Weight& Linears::fp8_weight(const at::Tensor& wt) {
 
 // On rows already quantised (a.q [M, K] e4m3, a.scale [M, 1]): bf16 [lead..., N]. Falls back to the
 // dequantised bf16 GEMM (and FP8 off from then on) where cuBLASLt refuses.
-at::Tensor Linears::gemm_fp8(const fused::Fp8Rows& a, const at::Tensor& wt, const at::Tensor& b,
+at::Tensor Linears::gemm_fp8(const fused::Fp8Rows& a, const at::Tensor& wt, const at::Tensor& ws, const at::Tensor& b,
                              std::vector<int64_t> shape) {
     shape.push_back(wt.size(0));
 #if WAN_TORCH_VERSION >= 205
     if (!fp8_broken()) {
         try {
-            const DerivedWeights::Fp8Weight& fw = fp8_weight(wt);
+            const DerivedWeights::Fp8Weight fw = fp8_weight(wt, ws);
             const at::Tensor y = at::_scaled_mm(a.q, fw.w8.t(), a.scale, fw.scale, b.to(at::kBFloat16), c10::nullopt,
                                                 at::kBFloat16, /*use_fast_accum=*/true);
             return y.view(shape);
@@ -78,12 +85,13 @@ at::Tensor Linears::gemm_fp8(const fused::Fp8Rows& a, const at::Tensor& wt, cons
         }
     }
 #endif
-    return linear((a.q.to(at::kFloat) * a.scale).to(cd_), wt, b).view(shape);
+    return linear((a.q.to(at::kFloat) * a.scale).to(cd_), values(wt, ws), b).view(shape);
 }
 
 // A view where q, k, v are consecutive thirds of one buffer (Note [Packed QKV weights] in params.cpp), else
 // their concatenation, cached for resident blocks.
 at::Tensor Linears::packed_qkv(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+    if (!q.defined()) return {};
     const int64_t bytes = static_cast<int64_t>(q.nbytes());
     const auto* base = static_cast<const char*>(q.data_ptr());
     if (q.is_contiguous() && k.is_contiguous() && v.is_contiguous() && k.sizes() == q.sizes() &&
@@ -158,9 +166,9 @@ public:
     }
 
     at::Tensor ffn_layers(const GemmInput& in, const BlockWeights& w, const ForwardContext& f) override {
-        const at::Tensor h = at::gelu(linears_.gemm(in.rows, w.ffn0_weight, w.ffn0_bias), "tanh");
+        const at::Tensor h = at::gelu(linears_.gemm(in.rows, w.ffn0_weight, w.ffn0_scale, w.ffn0_bias), "tanh");
         f.clock.mark("ffn0_gemm_gelu");
-        return linears_.gemm(h, w.ffn2_weight, w.ffn2_bias);
+        return linears_.gemm(h, w.ffn2_weight, w.ffn2_scale, w.ffn2_bias);
     }
 
     at::Tensor head_input(ResidualStream& s, const at::Tensor& scale, const at::Tensor& shift,
@@ -197,7 +205,8 @@ public:
         // One GEMM for q, k and v (better use of the GPU at D = 1536) against their packed weights.
         const at::Tensor wqkv = linears_.packed_qkv(sa.q_weight, sa.k_weight, sa.v_weight);
         const at::Tensor bqkv = linears_.packed_qkv(sa.q_bias, sa.k_bias, sa.v_bias);
-        const at::Tensor qkv = linears_.gemm(a, wqkv, bqkv, lead_of(f));  // [B, s, 3D]
+        const at::Tensor sqkv = linears_.packed_qkv(sa.q_scale, sa.k_scale, sa.v_scale);
+        const at::Tensor qkv = linears_.gemm(a, wqkv, sqkv, bqkv, lead_of(f));  // [B, s, 3D]
         f.clock.mark("qkv_gemm");
         Qkv r;
         r.q = fused::rmsnorm_rope(qkv.narrow(2, 0, f.D), sa.norm_q_weight, &f.rope, f.H, f.eps);  // [B,s,H,d]
@@ -220,12 +229,12 @@ public:
     }
 
     at::Tensor cross_query(const GemmInput& in, const AttentionWeights& ca, const ForwardContext& f) override {
-        return fused::rmsnorm_rope(linears_.gemm(in, ca.q_weight, ca.q_bias, lead_of(f)), ca.norm_q_weight, nullptr,
+        return fused::rmsnorm_rope(linears_.gemm(in, ca.q_weight, ca.q_scale, ca.q_bias, lead_of(f)), ca.norm_q_weight, nullptr,
                                    f.H, f.eps);
     }
 
     void add_cross_attention(ResidualStream& s, const at::Tensor& o, const AttentionWeights& ca) override {
-        s.pending_y = linears_.gemm(o, ca.o_weight, ca.o_bias);  // applied with the FFN norm
+        s.pending_y = linears_.gemm(o, ca.o_weight, ca.o_scale, ca.o_bias);  // applied with the FFN norm
     }
 
     GemmInput norm2(ResidualStream& s, const Modulation& m, const ForwardContext& f) override {
@@ -237,9 +246,9 @@ public:
 
     at::Tensor ffn_layers(const GemmInput& in, const BlockWeights& w, const ForwardContext& f) override {
         // The GELU in the GEMM epilogue (fused.h).
-        const at::Tensor h = fused::linear_gelu(in.rows, w.ffn0_weight, w.ffn0_bias);
+        const at::Tensor h = fused::linear_gelu(in.rows, linears_.values(w.ffn0_weight, w.ffn0_scale), w.ffn0_bias);
         f.clock.mark("ffn0_gemm_gelu");
-        return linears_.gemm(h, w.ffn2_weight, w.ffn2_bias);
+        return linears_.gemm(h, w.ffn2_weight, w.ffn2_scale, w.ffn2_bias);
     }
 
     at::Tensor head_input(ResidualStream& s, const at::Tensor& scale, const at::Tensor& shift,
@@ -294,14 +303,15 @@ public:
 
     at::Tensor ffn_layers(const GemmInput& in, const BlockWeights& w, const ForwardContext& f) override {
         if (!rows_) {
-            at::Tensor h = linears_.gemm(in.rows, w.ffn0_weight, w.ffn0_bias);
+            at::Tensor h = linears_.gemm(in.rows, w.ffn0_weight, w.ffn0_scale, w.ffn0_bias);
             at::gelu_(h, "tanh");  // its own buffer: in place
             f.clock.mark("ffn0_gemm_gelu");
-            return linears_.gemm(h, w.ffn2_weight, w.ffn2_bias);
+            return linears_.gemm(h, w.ffn2_weight, w.ffn2_scale, w.ffn2_bias);
         }
-        const at::Tensor h = linears_.gemm_fp8(in.fp8, w.ffn0_weight, w.ffn0_bias, lead_of(f));  // pre-activation, bf16
+        const at::Tensor h = linears_.gemm_fp8(in.fp8, w.ffn0_weight, w.ffn0_scale, w.ffn0_bias, lead_of(f));  // pre-activation, bf16
         f.clock.mark("ffn0_gemm_gelu");
-        return linears_.gemm_fp8(fused::quantize_rows_fp8(h, /*gelu=*/true), w.ffn2_weight, w.ffn2_bias, lead_of(f));
+        return linears_.gemm_fp8(fused::quantize_rows_fp8(h, /*gelu=*/true), w.ffn2_weight, w.ffn2_scale, w.ffn2_bias,
+                                 lead_of(f));
     }
 
 private:
@@ -311,12 +321,15 @@ private:
 }  // namespace
 
 std::unique_ptr<BlockKernels> choose_kernels(const ModelOptions& options, const ForwardContext& f, bool resident,
-                                             DerivedWeights& derived) {
+                                             bool fp8_codes, DerivedWeights& derived) {
     const bool bf16 = f.cd == at::kBFloat16;
     const bool use_fused = options.fused_kernels && fused::available(f.device) && bf16 && !f.device.is_cpu() &&
                            f.d % 2 == 0;
-    const bool want_fp8 = options.fp8 && resident && f.device.is_cuda() && bf16 && !derived.fp8_broken;
-    Linears linears(derived, resident, want_fp8, /*fused_quantise=*/use_fused, f.cd);
+    // Held fp8 codes: straight into the fused FP8 path; any other path gets each block widened (run_blocks), and
+    // nothing derived from those temporaries may be cached by address.
+    const bool fp8_ok = f.device.is_cuda() && bf16 && !derived.fp8_broken;
+    const bool want_fp8 = fp8_ok && (fp8_codes ? use_fused && options.fp8_direct : options.fp8 && resident);
+    Linears linears(derived, resident && !fp8_codes, want_fp8, /*fused_quantise=*/use_fused, f.cd);
     if (!use_fused) return std::make_unique<PlainKernels>(std::move(linears));
     if (want_fp8) return std::make_unique<FusedFp8Kernels>(std::move(linears));
     return std::make_unique<FusedKernels>(std::move(linears));

@@ -37,7 +37,8 @@ struct GemmInput {
     fused::Fp8Rows fp8;  ///< fp8.q defined: use these
 };
 
-/// The block GEMMs: y = x Wᵀ + b in the weight's dtype, or with FP8 (Note [FP8 linears]).
+/// The block GEMMs: y = x Wᵀ + b in the weight's dtype, or with FP8 (Note [FP8 linears]). Each weight `w`
+/// comes with its fp8 scale `ws`: undefined for a weight of values, [N] f32 for fp8 codes (Note [FP8 weights]).
 class Linears {
 public:
     /// fp8: quantise activations per token and run the FP8 GEMM (until cuBLASLt refuses). fused_quantise:
@@ -48,17 +49,24 @@ public:
     /// FP8 GEMMs were asked for in this forward (even if they broke since).
     bool fp8() const { return fp8_; }
     bool fp8_broken() const { return derived_.fp8_broken.load(); }
+    /// The FP8 GEMMs run now, so fp8 codes may be handed to them as they are held.
+    bool takes_fp8_codes() const { return fp8_ && !fp8_broken() && WAN_TORCH_VERSION >= 205; }
     /// in [..., K] → [..., N]: FP8 when on (and not broken), else linear().
-    at::Tensor gemm(const at::Tensor& in, const at::Tensor& w, const at::Tensor& b);
+    at::Tensor gemm(const at::Tensor& in, const at::Tensor& w, const at::Tensor& ws, const at::Tensor& b);
     /// On FP8 rows a [M, K]: bf16 [lead..., N]; the dequantised bf16 GEMM where cuBLASLt refuses.
-    at::Tensor gemm_fp8(const fused::Fp8Rows& a, const at::Tensor& w, const at::Tensor& b, std::vector<int64_t> lead);
+    at::Tensor gemm_fp8(const fused::Fp8Rows& a, const at::Tensor& w, const at::Tensor& ws, const at::Tensor& b,
+                        std::vector<int64_t> lead);
     /// gemm_fp8 on FP8 rows, else gemm.
-    at::Tensor gemm(const GemmInput& in, const at::Tensor& w, const at::Tensor& b, const std::vector<int64_t>& lead);
-    /// q/k/v weights (or biases) as one [3N, ...] tensor (Note [Packed QKV weights] in params.cpp).
+    at::Tensor gemm(const GemmInput& in, const at::Tensor& w, const at::Tensor& ws, const at::Tensor& b,
+                    const std::vector<int64_t>& lead);
+    /// q/k/v weights (or biases, or scales) as one [3N, ...] tensor (Note [Packed QKV weights] in params.cpp);
+    /// undefined when they are.
     at::Tensor packed_qkv(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
+    /// The weight's values in the compute dtype: `w` itself, or its fp8 codes dequantised.
+    at::Tensor values(const at::Tensor& w, const at::Tensor& ws) const;
 
 private:
-    const DerivedWeights::Fp8Weight& fp8_weight(const at::Tensor& w);
+    DerivedWeights::Fp8Weight fp8_weight(const at::Tensor& w, const at::Tensor& ws);
     DerivedWeights& derived_;
     bool resident_, fp8_, fused_quantise_;
     at::ScalarType cd_;
@@ -112,9 +120,10 @@ private:
 };
 
 /// The kernels for one forward: fused where ModelOptions::fused_kernels is set, the kernels are built, the
-/// device is CUDA, compute is bf16 and the head dim is even; FP8 GEMMs where ModelOptions::fp8 is set, the
-/// blocks are resident, the device is CUDA, compute is bf16 and FP8 has not failed before.
+/// device is CUDA, compute is bf16 and the head dim is even; FP8 GEMMs where the device is CUDA, compute is
+/// bf16, FP8 has not failed before, and either ModelOptions::fp8 is set with resident blocks or the blocks hold
+/// fp8 codes (`fp8_codes`, Note [FP8 weights]) with the fused kernels and ModelOptions::fp8_direct.
 std::unique_ptr<BlockKernels> choose_kernels(const ModelOptions& options, const ForwardContext& f, bool resident,
-                                             DerivedWeights& derived);
+                                             bool fp8_codes, DerivedWeights& derived);
 
 }  // namespace wan::dit::detail

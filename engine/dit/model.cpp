@@ -7,6 +7,7 @@
 #include "dit/kernels.h"
 #include "dit/stage_clock.h"
 #include "dit/step_cache.h"
+#include "dit/streaming.h"
 
 #include "core/core.h"
 
@@ -89,12 +90,27 @@ WanModel::WanModel(const io::WanConfig& config, RootWeights root, std::shared_pt
     WAN_CHECK(blocks_->num_blocks() == config_.num_layers, "WanModel: the block provider has %lld blocks, config has %lld",
               static_cast<long long>(blocks_->num_blocks()), static_cast<long long>(config_.num_layers));
     sp_->set_attention_backend(options_.attention);
+    fp8_weights_ = provider_holds_fp8();
+}
+
+// From block 0's stored tensors where the provider has them, else what the options ask for (a provider without
+// stored tensors never acquires here: FSDP's acquire is a collective).
+bool WanModel::provider_holds_fp8() const {
+    if (config_.num_layers == 0) return false;
+    const std::optional<BlockWeights> b = blocks_->stored(0);
+    return b ? holds_fp8(*b) : options_.weight_dtype == WeightDtype::Fp8;
+}
+
+std::pair<int64_t, int64_t> WanModel::weight_bytes() const {
+    return {config_.num_layers * block_weight_bytes(config_, precision_, fp8_weights_),
+            root_weight_bytes(config_, precision_)};
 }
 
 void WanModel::set_block_weights_provider(std::shared_ptr<BlockWeightsProvider> provider) {
     WAN_CHECK(provider && provider->num_blocks() == config_.num_layers,
               "WanModel: a block provider must have num_layers = %lld blocks", static_cast<long long>(config_.num_layers));
     blocks_ = std::move(provider);
+    fp8_weights_ = provider_holds_fp8();
 }
 
 void WanModel::set_sequence_parallel(std::shared_ptr<SequenceParallel> sp) {
@@ -191,7 +207,7 @@ std::vector<at::Tensor> WanModel::forward(const std::vector<at::Tensor>& xs, con
     clock.mark("time_embedding");
     f.text = detail::text_embedding(f, contexts, impl_.get());
     clock.mark("text_embedding");
-    const auto kernels = detail::choose_kernels(options_, f, blocks_->resident(), impl_->derived);
+    const auto kernels = detail::choose_kernels(options_, f, blocks_->resident(), fp8_weights_, impl_->derived);
     detail::ResidualStream s;
     s.x = detail::patch_embedding(f, xs, kernels->fused());
     s.bf16_values = f.mixed;

@@ -13,6 +13,7 @@ ModelOptions ModelOptions::from_environment() {
     ModelOptions o;
     o.fp8 = env_flag("WAN_FP8", o.fp8);
     o.fused_kernels = env_flag("WAN_FUSED", o.fused_kernels);
+    o.fp8_direct = env_flag("WAN_FP8_DIRECT", o.fp8_direct);
     o.stage_clock = env_flag("WAN_DIT_STAGES", o.stage_clock);
     const std::optional<std::string> attention = env_string("WAN_ATTENTION");
     if (attention && !attention->empty()) {

@@ -204,12 +204,20 @@ void validate_checkpoint(const io::WanConfig& config, const io::TensorStore& sto
 BlockWeights load_block_weights(const io::WanConfig& config, const io::TensorStore& store, int64_t i,
                                 const ModelOptions& options) {
     const Precision prec = detail::resolve_precision(options);
+    const bool fp8 = resolve_weight_dtype(options, config, store) == WeightDtype::Fp8;
     const auto specs = prefixed_block_specs(config, i);
     check_all(store, specs, config);
     BlockWeights w;
     auto fields = detail::block_fields(w);
-    for (size_t k = 0; k < specs.size(); ++k)
+    for (size_t k = 0; k < specs.size(); ++k) {
+        if (fp8 && is_fp8_linear(specs[k])) {  // Note [FP8 weights]
+            Fp8Weight q = detail::load_fp8(store, specs[k].name, options.device);
+            *fields[k].second = std::move(q.codes);
+            *detail::scale_field(w, fields[k].first) = std::move(q.scale);
+            continue;
+        }
         *fields[k].second = store.load(specs[k].name, options.device, dtype_for(specs[k], prec));
+    }
     return w;
 }
 
@@ -256,14 +264,19 @@ namespace {
 // the resident blocks keep q/k/v in one such buffer from the start, each a view of its third, so that the
 // forward takes the concatenation as a view instead of caching a copy: a copy is 3·D² bf16 per block, 6.3 GB
 // for the 14B model's 40 blocks. Sharded and CPU weights stay as loaded (the CPU path uses three GEMMs).
+// fp8 weights pack their codes and scales the same way (Note [FP8 weights]).
 void pack_qkv(AttentionWeights& a) {
     if (!a.q_weight.is_cuda()) return;
-    for (at::Tensor AttentionWeights::*part : {&AttentionWeights::q_weight, &AttentionWeights::q_bias}) {
-        at::Tensor& q = a.*part;
-        at::Tensor& k = part == &AttentionWeights::q_weight ? a.k_weight : a.k_bias;
-        at::Tensor& v = part == &AttentionWeights::q_weight ? a.v_weight : a.v_bias;
-        if (k.sizes() != q.sizes() || v.sizes() != q.sizes() || k.scalar_type() != q.scalar_type() ||
-            v.scalar_type() != q.scalar_type())
+    using Part = at::Tensor AttentionWeights::*;
+    struct Triple { Part q, k, v; };
+    for (const Triple& p : {Triple{&AttentionWeights::q_weight, &AttentionWeights::k_weight, &AttentionWeights::v_weight},
+                            Triple{&AttentionWeights::q_bias, &AttentionWeights::k_bias, &AttentionWeights::v_bias},
+                            Triple{&AttentionWeights::q_scale, &AttentionWeights::k_scale, &AttentionWeights::v_scale}}) {
+        at::Tensor& q = a.*p.q;
+        at::Tensor& k = a.*p.k;
+        at::Tensor& v = a.*p.v;
+        if (!q.defined() || !k.defined() || !v.defined() || k.sizes() != q.sizes() || v.sizes() != q.sizes() ||
+            k.scalar_type() != q.scalar_type() || v.scalar_type() != q.scalar_type())
             return;
         const at::Tensor packed = at::cat({q, k, v}, 0);
         const int64_t n = q.size(0);
@@ -328,6 +341,7 @@ WanModel WanModel::random(const io::WanConfig& config_in, ModelOptions options, 
         auto specs = prefixed_block_specs(config, i);
         auto fields = detail::block_fields(b);
         for (size_t k = 0; k < specs.size(); ++k) *fields[k].second = make(specs[k]);
+        if (options.weight_dtype == WeightDtype::Fp8) detail::quantize_linears(b);  // Note [FP8 weights]
         pack_qkv(b.self_attn);
         blocks.push_back(std::move(b));
     }
@@ -343,8 +357,12 @@ std::vector<std::pair<std::string, at::Tensor>> WanModel::named_parameters() con
         std::optional<BlockWeights> b = blocks_->stored(i);
         WAN_CHECK(b.has_value(), "WanModel::named_parameters: block %lld has no stored tensors (sharded weights)",
                   static_cast<long long>(i));
-        for (auto& f : detail::block_fields(*b))
-            out.emplace_back("blocks." + std::to_string(i) + "." + f.first, *f.second);
+        for (auto& f : detail::block_fields(*b)) {
+            const std::string name = "blocks." + std::to_string(i) + "." + f.first;
+            out.emplace_back(name, *f.second);
+            const at::Tensor* scale = detail::scale_field(*b, f.first);
+            if (scale && scale->defined()) out.emplace_back(name + "_scale", *scale);
+        }
     }
     for (size_t k = 12; k < rf.size(); ++k) out.emplace_back(rf[k].first, *rf[k].second);
     return out;

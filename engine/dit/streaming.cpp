@@ -30,20 +30,23 @@ namespace wan::dit {
 
 namespace {
 
-int64_t bytes_of(const std::vector<ParameterSpec>& specs, Precision precision) {
+int64_t bytes_of(const std::vector<ParameterSpec>& specs, Precision precision, bool fp8) {
     int64_t total = 0;
     for (const auto& s : specs) {
         int64_t n = 1;
         for (int64_t d : s.shape) n *= d;
-        total += n * static_cast<int64_t>(c10::elementSize(parameter_dtype(s, precision)));
+        if (fp8 && is_fp8_linear(s))
+            total += n + s.shape[0] * 4;  // a byte per code, an f32 scale per row
+        else
+            total += n * static_cast<int64_t>(c10::elementSize(parameter_dtype(s, precision)));
     }
     return total;
 }
 
 BlockWeights copy_block(const BlockWeights& from, c10::Device device, bool pin) {
     BlockWeights to = from;
-    for (auto& f : detail::block_fields(to)) {
-        at::Tensor& t = *f.second;
+    for (at::Tensor* f : block_tensors(to)) {
+        at::Tensor& t = *f;
         if (pin)
             t = t.pin_memory();
         else
@@ -54,8 +57,8 @@ BlockWeights copy_block(const BlockWeights& from, c10::Device device, bool pin) 
 
 }  // namespace
 
-int64_t block_weight_bytes(const io::WanConfig& config, Precision precision) {
-    return bytes_of(block_parameter_specs(config, 0), precision);
+int64_t block_weight_bytes(const io::WanConfig& config, Precision precision, bool fp8) {
+    return bytes_of(block_parameter_specs(config, 0), precision, fp8);
 }
 
 int64_t root_weight_bytes(const io::WanConfig& config, Precision precision) {
@@ -63,7 +66,7 @@ int64_t root_weight_bytes(const io::WanConfig& config, Precision precision) {
     std::vector<ParameterSpec> root;
     for (const auto& s : all)
         if (s.name.rfind("blocks.", 0) != 0) root.push_back(s);
-    return bytes_of(root, precision);
+    return bytes_of(root, precision, false);
 }
 
 int64_t resident_block_count(int64_t budget_bytes, int64_t block_bytes, int64_t num_blocks) {
@@ -95,10 +98,18 @@ std::shared_ptr<StreamedBlockWeights> StreamedBlockWeights::load(const io::WanCo
     ModelOptions host = options;
     host.device = c10::Device(c10::kCPU);
     host.precision = detail::resolve_precision(options);  // the device's precision, not the CPU's default
+    host.weight_dtype = resolve_weight_dtype(options, config, store);
+    // Quantising is an elementwise pass over the whole weight: on the GPU rather than on the host's cores.
+    const bool via_device = options.device.is_cuda() && host.weight_dtype == WeightDtype::Fp8;
+    ModelOptions device = host;
+    device.device = options.device;
     std::vector<BlockWeights> on_device, on_host;
     for (int64_t i = 0; i < config.num_layers; ++i) {
         if (i < resident) {
-            on_device.push_back(load_block_weights(config, store, i, options));
+            on_device.push_back(load_block_weights(config, store, i, device));
+        } else if (via_device) {
+            const BlockWeights w = load_block_weights(config, store, i, device);
+            on_host.push_back(copy_block(copy_block(w, host.device, /*pin=*/false), host.device, /*pin=*/true));
         } else {
             BlockWeights w = load_block_weights(config, store, i, host);
             on_host.push_back(options.device.is_cuda() ? copy_block(w, host.device, /*pin=*/true) : std::move(w));
@@ -177,7 +188,7 @@ BlockWeights StreamedBlockWeights::acquire(int64_t i) {
     if (cuda_) {
         const c10::cuda::CUDAStream compute = c10::cuda::getCurrentCUDAStream(device_type_.index());
         p->copied.block(compute);
-        for (auto& f : detail::block_fields(p->weights)) f.second->record_stream(compute);
+        for (at::Tensor* t : block_tensors(p->weights)) t->record_stream(compute);
     }
 #endif
     return p->weights;

@@ -18,8 +18,9 @@
 
 namespace wan::dit {
 
-/// Bytes of one block's weights held in `precision` (every block has the same size).
-int64_t block_weight_bytes(const io::WanConfig& config, Precision precision);
+/// Bytes of one block's weights held in `precision` (every block has the same size); `fp8`: its Linear weights
+/// as fp8 codes with one f32 scale per row (Note [FP8 weights]).
+int64_t block_weight_bytes(const io::WanConfig& config, Precision precision, bool fp8 = false);
 /// Bytes of the tensors outside the blocks (embeddings and head) in `precision`.
 int64_t root_weight_bytes(const io::WanConfig& config, Precision precision);
 
@@ -39,7 +40,8 @@ public:
     };
 
     /// Loads every block of `store` (validated by the caller or by load_block_weights): blocks below
-    /// `resident` onto options.device, the others onto the host in the precision options resolve to.
+    /// `resident` onto options.device, the others onto the host in the precision options resolve to (fp8 codes
+    /// where options.weight_dtype resolves to Fp8; quantised on the device, where it is faster).
     static std::shared_ptr<StreamedBlockWeights> load(const io::WanConfig& config, const io::TensorStore& store,
                                                       const ModelOptions& options, int64_t resident);
     /// From every block already on `device` (a model built elsewhere, e.g. a benchmark's random weights): blocks

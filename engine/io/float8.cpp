@@ -129,6 +129,27 @@ at::Tensor float8_bytes_to_float(const at::Tensor& bytes, Float8Format format) {
     return out;
 }
 
+at::Tensor float8_e4m3_decode(const at::Tensor& codes) { return float8_bytes_to_float(codes, Float8Format::E4M3); }
+
+at::Tensor float8_e4m3_encode(const at::Tensor& values) {
+    WAN_CHECK(values.scalar_type() == at::kFloat && values.device().is_cpu(),
+              "float8_e4m3_encode: expected float32 values on the CPU");
+    const at::Tensor src = values.contiguous();
+    at::Tensor out = at::empty(src.sizes(), at::TensorOptions().dtype(at::kByte));
+    const float* s = src.data_ptr<float>();
+    uint8_t* o = out.data_ptr<uint8_t>();
+    at::parallel_for(0, src.numel(), 1 << 14, [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i) o[i] = float8_from_float(Float8Format::E4M3, s[i]);
+    });
+    return out;
+}
+
+at::Tensor entry_bytes(const StoreEntry& entry) {
+    at::Tensor out = raw_view(entry, at::kByte).clone(at::MemoryFormat::Contiguous);
+    drop_pages(entry);
+    return out;
+}
+
 at::Tensor decode_entry(const StoreEntry& entry, const EntryDecoding& decoding, c10::Device device,
                         at::ScalarType dtype) {
     const bool is_f8 = decoding.float8 != Float8Format::None;

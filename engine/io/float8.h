@@ -42,6 +42,9 @@ struct EntryDecoding {
 at::Tensor decode_entry(const StoreEntry& entry, const EntryDecoding& decoding, c10::Device device,
                         at::ScalarType dtype);
 
+/// The entry's stored bytes (uint8, its shape), copied into memory of their own.
+at::Tensor entry_bytes(const StoreEntry& entry);
+
 /// Bytes (uint8 CPU tensor) of 8-bit floats → float32, one table lookup per element.
 at::Tensor float8_bytes_to_float(const at::Tensor& bytes, Float8Format format);
 

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -32,6 +33,17 @@ struct TensorInfo {
     std::string file;              ///< path of the file that holds the bytes
     int64_t numel() const;
 };
+
+/// One weight held as 8-bit floats (e4m3 "fn": no infinities, max 448): value = decode(code) · scale.
+struct Float8Codes {
+    at::Tensor codes;  ///< uint8, the weight's shape, contiguous, owning its memory
+    at::Tensor scale;  ///< float32: one value (per tensor) or one per row (dim 0); undefined = 1
+};
+
+/// e4m3 codes (uint8, CPU) → their float32 values (exact; one table lookup per element).
+at::Tensor float8_e4m3_decode(const at::Tensor& codes);
+/// float32 values (CPU) → the nearest e4m3 codes (uint8), ties to even, saturating at ±448, NaN → NaN.
+at::Tensor float8_e4m3_encode(const at::Tensor& values);
 
 /// Named tensors of one checkpoint: a safetensors file, a sharded safetensors set (through its
 /// `*.safetensors.index.json`) or a `torch.save` `.pth` zip. Opening reads only headers; tensors are
@@ -70,6 +82,12 @@ public:
     /// so that the result owns its memory).
     at::Tensor load(const std::string& name, c10::Device device = c10::Device(c10::kCPU),
                     c10::optional<at::ScalarType> dtype = c10::nullopt) const;
+    /// The weight's fp8 e4m3 codes and scale as the file stores them (an F8_E4M3 tensor, or scaled fp8, or
+    /// fp8 bytes in a U8 container named by the quantisation metadata), for a loader that keeps them as fp8
+    /// instead of widening them (dit --dit-dtype). nullopt for any other dtype (F8_E5M2 included).
+    std::optional<Float8Codes> e4m3_codes(const std::string& name) const;
+    /// Whether e4m3_codes(name) has codes to give (reads no tensor data).
+    bool stores_e4m3(const std::string& name) const;
     /// `__metadata__` of safetensors files (empty for .pth).
     const std::map<std::string, std::string>& metadata() const;
     /// Sum of the bytes of all tensors (numel × element size).

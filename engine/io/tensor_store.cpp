@@ -241,6 +241,20 @@ at::Tensor TensorStore::load(const std::string& name, c10::Device device, c10::o
     return out;
 }
 
+bool TensorStore::stores_e4m3(const std::string& name) const {
+    const StoreEntry& e = impl_->entries.at(info(name).name);
+    return (e.decoding ? e.decoding->float8 : e.float8) == Float8Format::E4M3;
+}
+
+std::optional<Float8Codes> TensorStore::e4m3_codes(const std::string& name) const {
+    if (!stores_e4m3(name)) return std::nullopt;
+    const StoreEntry& e = impl_->entries.at(name);
+    Float8Codes c;
+    c.codes = entry_bytes(e);
+    if (e.decoding && e.decoding->scale.defined()) c.scale = e.decoding->scale.to(at::kFloat).clone();
+    return c;
+}
+
 uint64_t TensorStore::total_bytes() const {
     uint64_t total = 0;
     for (const auto& [name, e] : impl_->entries) {

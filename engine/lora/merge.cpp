@@ -38,6 +38,12 @@ namespace wan::lora {
 // provider. The FSDP variant computes the same whole delta per parameter (delta_tensor) and adds to each rank
 // only its slice of the flattened parameter, keeping a host copy of that slice only.
 
+// Note [LoRA on fp8 weights]
+// A model holding fp8 weights (dit Note [FP8 weights]) exposes each block Linear as its codes ("<name>.weight",
+// uint8) and their per-row scales ("<name>.weight_scale"). The merge dequantises, adds the delta in f32 and
+// quantises again by the same rule (new codes and scales). Both tensors are backed up as they were, so the
+// restore before the next job's merge puts back the loaded codes bit for bit and every merge starts from them.
+
 struct LoraSet::CachedFile {
     LoraFile file;
     std::string identity;
@@ -110,6 +116,23 @@ int64_t total_device_bytes(c10::Device device) {
     return 0;
 #endif
 }
+
+// The scale of an fp8 weight (Note [LoRA on fp8 weights]) belongs to the weight's merge.
+constexpr const char* kScaleSuffix = "_scale";
+std::string merged_parameter_of(const std::string& name) {
+    const std::string tail = std::string(".weight") + kScaleSuffix;
+    if (name.size() > tail.size() && name.compare(name.size() - tail.size(), tail.size(), tail) == 0)
+        return name.substr(0, name.size() - std::strlen(kScaleSuffix));
+    return name;
+}
+
+// codes/scale ← quantise(dequantise(codes, scale) + delta), in place.
+void merge_into_fp8(at::Tensor& codes, at::Tensor& scale, const at::Tensor& delta) {
+    const dit::Fp8Weight q = dit::quantize_fp8(dit::dequantize_fp8(codes, scale, at::kFloat).add_(delta));
+    codes.copy_(q.codes);
+    scale.copy_(q.scale);
+}
+
 }  // namespace
 
 const LoraSet::CachedFile& LoraSet::load(const std::string& path, const KeyMapper& mapper) {
@@ -202,7 +225,7 @@ void LoraSet::merge(const NamedParameters& params, const std::vector<LoraSpec>& 
     for (auto it = base_.begin(); it != base_.end();) {
         at::Tensor t = find_param(index, it->first);
         t.copy_(it->second);
-        it = by_target.count(it->first) ? std::next(it) : base_.erase(it);
+        it = by_target.count(merged_parameter_of(it->first)) ? std::next(it) : base_.erase(it);
     }
     lap(merge_seconds_.restore);
     current_ = specs;
@@ -218,7 +241,15 @@ void LoraSet::merge(const NamedParameters& params, const std::vector<LoraSpec>& 
     const c10::Device keep_on = backup_device(weights_on, new_bytes);
     for (const auto& [name, uses] : by_target) {
         at::Tensor t = find_param(index, name);
-        if (!base_.count(name)) base_.emplace(name, t.detach().to(keep_on, t.scalar_type(), false, true));
+        auto back_up = [&](const std::string& n, const at::Tensor& v) {
+            if (!base_.count(n)) base_.emplace(n, v.detach().to(keep_on, v.scalar_type(), false, true));
+        };
+        back_up(name, t);
+        at::Tensor scale;  // defined for fp8 codes
+        if (t.scalar_type() == at::kByte) {
+            scale = find_param(index, name + kScaleSuffix);
+            back_up(name + kScaleSuffix, scale);
+        }
         lap(merge_seconds_.backup);
         at::Tensor sum;
         for (const Use& u : uses) {
@@ -226,7 +257,9 @@ void LoraSet::merge(const NamedParameters& params, const std::vector<LoraSpec>& 
             sum = sum.defined() ? sum.add_(d) : d;
         }
         // f32 arithmetic, one rounding to the weight's dtype (a no-op cast for f32 weights).
-        if (t.scalar_type() == at::kFloat)
+        if (scale.defined())
+            merge_into_fp8(t, scale, sum);
+        else if (t.scalar_type() == at::kFloat)
             t.add_(sum);
         else
             t.copy_(sum.add_(t.to(at::kFloat)));

@@ -57,18 +57,8 @@ void ParkableBlockWeights::move_all(c10::Device to, bool pin) {
         if (pin && !moved.is_pinned()) moved = moved.pin_memory();
         t = moved;
     };
-    auto move_attention = [&](dit::AttentionWeights& a) {
-        for (at::Tensor* t : {&a.q_weight, &a.q_bias, &a.k_weight, &a.k_bias, &a.v_weight, &a.v_bias, &a.o_weight,
-                              &a.o_bias, &a.norm_q_weight, &a.norm_k_weight})
-            move(*t);
-    };
-    for (dit::BlockWeights& b : blocks_) {
-        move_attention(b.self_attn);
-        move_attention(b.cross_attn);
-        for (at::Tensor* t : {&b.norm3_weight, &b.norm3_bias, &b.ffn0_weight, &b.ffn0_bias, &b.ffn2_weight,
-                              &b.ffn2_bias, &b.modulation})
-            move(*t);
-    }
+    for (dit::BlockWeights& b : blocks_)
+        for (at::Tensor* t : dit::block_tensors(b)) move(*t);  // fp8 codes and scales included
 }
 
 void ParkableBlockWeights::park() {

@@ -348,20 +348,45 @@ namespace {
 
 // --offload-dit / --max-vram: how many DiT blocks stay on the device (Note [Streamed DiT blocks]).
 // `models`: DiTs sharing the budget (2 for Wan2.2's experts, each gets half).
-int64_t resident_dit_blocks(const EngineConfig& config, const io::WanConfig& c, dit::Precision precision, int models,
-                            const std::string& variant) {
+int64_t resident_dit_blocks(const EngineConfig& config, const io::WanConfig& c, dit::Precision precision, bool fp8,
+                            int models, const std::string& variant) {
     if (config.max_vram_gb <= 0) return config.offload_dit ? 0 : c.num_layers;
     const double gib = 1024.0 * 1024.0 * 1024.0;
     const double working = planned_working_memory_bytes(c.dim, variant);
     const int64_t budget = static_cast<int64_t>((config.max_vram_gb * gib - working) / models) -
                            dit::root_weight_bytes(c, precision);
-    const int64_t block = dit::block_weight_bytes(c, precision);
+    const int64_t block = dit::block_weight_bytes(c, precision, fp8);
     const int64_t keep = dit::resident_block_count(std::max<int64_t>(budget, 0), block, c.num_layers);
     WAN_LOG_INFO("--max-vram %.1f GiB: %lld of %lld DiT blocks resident (%.2f GiB each), the rest streamed from host "
                  "memory; %.1f GiB kept for the working memory of the largest %s video",
                  config.max_vram_gb, static_cast<long long>(keep), static_cast<long long>(c.num_layers),
                  static_cast<double>(block) / gib, working / gib, variant.c_str());
     return keep;
+}
+
+// --dit-dtype, resolved against the file (auto: fp8 for an F8_E4M3 file). FSDP shards keep the compute dtype.
+dit::WeightDtype dit_weight_dtype(const EngineConfig& config, const io::WanConfig& wc, const io::TensorStore& store,
+                                  dit::ModelOptions options, bool fsdp) {
+    const std::optional<dit::WeightDtype> asked = dit::parse_weight_dtype(config.dit_dtype);
+    WAN_CHECK(asked.has_value(), "--dit-dtype '%s': expected auto, fp8 or bf16", config.dit_dtype.c_str());
+    options.weight_dtype = *asked;
+    const dit::WeightDtype resolved = dit::resolve_weight_dtype(options, wc, store);
+    if (resolved == dit::WeightDtype::Fp8 && fsdp) {
+        WAN_LOG_WARN("--dit-dtype fp8 is not available with --dit-fsdp (the shards keep the compute dtype); the DiT "
+                     "is held in bf16");
+        return dit::WeightDtype::Compute;
+    }
+    return resolved;
+}
+
+// One line saying how the DiT is held (the log, and what --inspect's users look for).
+void log_dit_held(const dit::WanModel& model) {
+    const auto [blocks, root] = model.weight_bytes();
+    const char* held = model.fp8_weights()                               ? "fp8 (e4m3 Linear weights, a scale per row)"
+                       : model.precision() == dit::Precision::BF16Mixed ? "bf16"
+                                                                        : "f32";
+    WAN_LOG_INFO("DiT held as %s: %.2f GB of block weights (%lld bytes) + %.2f GB embeddings and head", held,
+                 static_cast<double>(blocks) / 1e9, static_cast<long long>(blocks), static_cast<double>(root) / 1e9);
 }
 
 }  // namespace
@@ -382,9 +407,11 @@ std::unique_ptr<dit::WanModel> T2VPipeline::Impl::build_dit(const io::WanConfig&
     dit::ModelOptions dopt = dit::ModelOptions::from_environment();  // WAN_FP8, WAN_FUSED, WAN_ATTENTION, ...
     dopt.device = device;
     dopt.fp8 = dopt.fp8 || config.fp8;
+    const bool fsdp = mesh && mesh->layout().dit_fsdp && mesh->cfg_half().size() > 1;
+    dopt.weight_dtype = dit_weight_dtype(config, wc, store, dopt, fsdp);
     std::unique_ptr<dit::WanModel> model;
     log_loading("DiT", store);
-    if (mesh && mesh->layout().dit_fsdp && mesh->cfg_half().size() > 1) {
+    if (fsdp) {
         if (config.offload_dit || config.max_vram_gb > 0)
             WAN_LOG_WARN("--offload-dit / --max-vram are ignored with --dit-fsdp (each rank holds a shard)");
         dit::validate_checkpoint(wc, store);
@@ -396,7 +423,9 @@ std::unique_ptr<dit::WanModel> T2VPipeline::Impl::build_dit(const io::WanConfig&
         const dit::Precision precision = dopt.precision != dit::Precision::Auto ? dopt.precision
                                          : device.is_cpu()                       ? dit::Precision::Float32
                                                                                  : dit::Precision::BF16Mixed;
-        auto blocks = dit::StreamedBlockWeights::load(wc, store, dopt, resident_dit_blocks(config, wc, precision, ckpt.two_experts ? 2 : 1, wc.variant()));
+        const bool fp8 = dopt.weight_dtype == dit::WeightDtype::Fp8;
+        auto blocks = dit::StreamedBlockWeights::load(
+            wc, store, dopt, resident_dit_blocks(config, wc, precision, fp8, ckpt.two_experts ? 2 : 1, wc.variant()));
         model = std::make_unique<dit::WanModel>(wc, dit::load_root_weights(wc, store, dopt), blocks, dopt);
     } else if (parkable) {
         dit::validate_checkpoint(wc, store);
@@ -408,6 +437,7 @@ std::unique_ptr<dit::WanModel> T2VPipeline::Impl::build_dit(const io::WanConfig&
         model = std::make_unique<dit::WanModel>(wc, store, dopt);
     }
     if (mesh && mesh->layout().sp_size() > 1) model->set_sequence_parallel(std::make_shared<UspSequenceParallel>(*mesh));
+    log_dit_held(*model);
     return model;
 }
 
@@ -522,7 +552,8 @@ std::vector<dit::BlockWeights> take_blocks(dit::WanModel& model) {
 // go to host memory and are streamed as when loading from a checkpoint (Note [Streamed DiT blocks]).
 void stream_built_dit(dit::WanModel& model, const EngineConfig& config, const std::string& variant, int models) {
     const int64_t n = model.config().num_layers;
-    const int64_t keep = resident_dit_blocks(config, model.config(), model.precision(), models, variant);
+    const int64_t keep = resident_dit_blocks(config, model.config(), model.precision(), model.fp8_weights(), models,
+                                             variant);
     model.set_block_weights_provider(dit::StreamedBlockWeights::from_device_blocks(take_blocks(model), model.device(), keep));
     model.weights_changed();
     WAN_LOG_INFO("DiT: %lld of %lld blocks resident, the rest streamed from host memory", static_cast<long long>(keep),
@@ -555,6 +586,8 @@ T2VPipeline::T2VPipeline(PipelineParts parts, const EngineConfig& config) : impl
         m.parkable_high = make_parkable(*parts.dit_high);
         m.parkable_low->park();  // the first steps are the high-noise expert's
     }
+    for (auto* d : {&parts.dit, &parts.dit_high})
+        if (*d) log_dit_held(**d);
     m.dit = std::move(parts.dit);
     m.dit_high = std::move(parts.dit_high);
     m.vae = std::move(parts.vae);
