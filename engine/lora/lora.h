@@ -165,6 +165,7 @@ private:
     const CachedFile& load(const std::string& path, const KeyMapper& mapper);
     void merge(const NamedParameters& params, const std::vector<LoraSpec>& specs,
                const std::vector<const CachedFile*>& files);
+    size_t merged_parameters() const;  ///< parameters changed by the current list (base_ less fp8 scales)
 
     /// Decides where the copies of `bytes` more base values go (BackupPlace) for parameters on `device`.
     c10::Device backup_device(c10::Device device, int64_t bytes) const;

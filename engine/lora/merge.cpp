@@ -183,7 +183,7 @@ std::vector<AppliedLora> LoraSet::apply(const NamedParameters& params, const std
         WAN_LOG_INFO("LoRA: merged %zu file(s) into %zu parameter(s) in %.2f s (files read and hashed %.2f s, base "
                      "restored %.2f s, backed up %.2f s, merged %.2f s); %.1f MB of base weights kept (%.1f MB of it on "
                      "the GPU) for the next job's restore",
-                     specs.size(), base_.size(), seconds_since(t0), read_seconds_, merge_seconds_.restore,
+                     specs.size(), merged_parameters(), seconds_since(t0), read_seconds_, merge_seconds_.restore,
                      merge_seconds_.backup, merge_seconds_.arithmetic, static_cast<double>(backup_bytes()) / 1e6,
                      static_cast<double>(device_backup_bytes()) / 1e6);
     return applied_;
@@ -323,6 +323,12 @@ int64_t LoraSet::device_backup_bytes() const {
     int64_t n = 0;
     for (const auto& b : base_)
         if (b.second.device().is_cuda()) n += static_cast<int64_t>(b.second.nbytes());
+    return n;
+}
+
+size_t LoraSet::merged_parameters() const {
+    size_t n = 0;
+    for (const auto& b : base_) n += merged_parameter_of(b.first) == b.first;  // an fp8 scale is its weight's
     return n;
 }
 

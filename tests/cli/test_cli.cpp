@@ -133,6 +133,15 @@ TEST(Options, ComponentFilesAndDitStreaming) {
         EXPECT_NE(help.find(opt), std::string::npos) << opt;
 }
 
+TEST(Options, DitDtype) {
+    EXPECT_EQ(parse({}).engine.dit_dtype, "auto");
+    EXPECT_EQ(parse({"--dit-dtype", "fp8"}).engine.dit_dtype, "fp8");
+    EXPECT_EQ(parse({"--dit_dtype=bf16"}).engine.dit_dtype, "bf16");
+    const std::string bad = parse_error({"--dit-dtype", "fp16"});
+    EXPECT_NE(bad.find("--dit-dtype 'fp16': expected auto, fp8 or bf16"), std::string::npos) << bad;
+    EXPECT_NE(wan::app::helpText().find("--dit-dtype auto|fp8|bf16"), std::string::npos);
+}
+
 TEST(Options, LorasAreRepeatableWithStrengths) {
     auto a = parse({"--lora", "/l/a.safetensors", "--lora=/l/b.safetensors:-0.5", "--lora", "C:/x/c.safetensors:0.8"});
     ASSERT_EQ(a.request.loras.size(), 3u);

@@ -314,4 +314,49 @@ TEST(LoraMerge, Bf16WeightsGetOneRoundingOfTheF32Sum) {
     EXPECT_TRUE(at::equal(w, w0));
 }
 
+TEST(LoraMerge, Fp8WeightsAreRequantisedAndRestoredExactly) {
+    // Note [LoRA on fp8 weights]: codes ← quantise(dequantise(codes, scale) + delta); the restore puts the loaded
+    // codes and scales back bit for bit, so a re-merge starts from them.
+    const auto ckpt = wan::io::CheckpointDir::locate(wan::test::tiny_ckpt_dir());
+    wan::dit::ModelOptions fp8;
+    fp8.weight_dtype = wan::dit::WeightDtype::Fp8;
+    wan::dit::WanModel model(ckpt.config(), ckpt.open_dit(), fp8);
+    const auto base = snapshot(model);
+    ASSERT_EQ(base.at("blocks.0.self_attn.q.weight").scalar_type(), at::kByte);
+    const std::map<std::string, at::Tensor> delta = expected_deltas(accel("lora_native"), 0.7, native_module);
+    wan::lora::LoraSet set;
+    set.apply(model, {{accel("lora_native"), 0.7}});
+    int requantised = 0;
+    for (const auto& [name, t] : model.named_parameters()) {
+        const auto d = delta.find(name);
+        if (t.scalar_type() != at::kByte) {
+            if (d == delta.end() && name.find("_scale") == std::string::npos)
+                EXPECT_TRUE(at::equal(t, base.at(name))) << name << " changed";
+            continue;
+        }
+        if (d == delta.end()) {
+            EXPECT_TRUE(at::equal(t, base.at(name))) << name << " changed";
+            continue;
+        }
+        ++requantised;
+        const at::Tensor merged = wan::dit::dequantize_fp8(base.at(name), base.at(name + "_scale"), at::kFloat) +
+                                  d->second.to(at::kFloat).reshape(t.sizes());
+        // The delta here is float64 (the engine's is f32): scales agree to f32 rounding, codes but for rare ties.
+        const wan::dit::Fp8Weight want = wan::dit::quantize_fp8(merged);
+        at::Tensor scale;
+        for (const auto& [n2, s] : model.named_parameters())
+            if (n2 == name + "_scale") scale = s;
+        ASSERT_TRUE(scale.defined()) << name;
+        EXPECT_TRUE(wan::test::all_close(scale, want.scale, {0, 1e-6}, name + " scale"));
+        EXPECT_GT((t == want.codes).to(at::kFloat).mean().item<float>(), 0.999f) << name;
+        EXPECT_FALSE(at::equal(t, base.at(name))) << name << " did not change";
+    }
+    EXPECT_GT(requantised, 0);
+    // Another strength re-merges from the base codes; an empty list restores them bit for bit.
+    set.apply(model, {{accel("lora_native"), -0.3}});
+    set.apply(model, {});
+    for (const auto& [name, t] : model.named_parameters()) EXPECT_TRUE(at::equal(t, base.at(name))) << name;
+    EXPECT_EQ(set.backup_bytes(), 0);
+}
+
 }  // namespace
