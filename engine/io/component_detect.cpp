@@ -202,6 +202,28 @@ std::string file_format(const std::string& path, const TensorStore& raw) {
     return magic[0] == 'P' && magic[1] == 'K' ? "torch .pth (zip)" : "safetensors";
 }
 
+// The block Linear weights of a DiT view: blocks.N.{self_attn,cross_attn}.{q,k,v,o}.weight, blocks.N.ffn.{0,2}.weight.
+bool is_block_linear_weight(const std::string& n, const TensorInfo& info) {
+    return starts_with(n, "blocks.") && info.shape.size() == 2 && ends_with(n, ".weight");
+}
+
+// What --dit-dtype auto does with a DiT whose block Linear weights are all F8_E4M3 (dit Note [FP8 weights]).
+std::string fp8_dit_note(const TensorStore& view) {
+    uint64_t bytes = 0;
+    size_t linears = 0;
+    for (const auto& n : view.names()) {
+        const TensorInfo& info = view.info(n);
+        if (!is_block_linear_weight(n, info)) continue;
+        if (!view.stores_e4m3(n)) return "";
+        ++linears;
+        bytes += static_cast<uint64_t>(info.numel()) + 4 * static_cast<uint64_t>(info.shape[0]);  // codes + row scales
+    }
+    if (linears == 0) return "";
+    return strfmt("block Linear weights are F8_E4M3: the DiT holds them as fp8 (--dit-dtype auto), %.2f GB in %zu "
+                  "weights (%llu bytes); --dit-dtype bf16 widens them at load", static_cast<double>(bytes) / 1e9,
+                  linears, static_cast<unsigned long long>(bytes));
+}
+
 }  // namespace
 
 FileReport inspect_file(const std::string& path) {
@@ -238,6 +260,8 @@ FileReport inspect_file(const std::string& path) {
         } catch (const Error& e) {
             r.notes.push_back(std::string("sizes not inferred: ") + e.what());
         }
+        const std::string held = fp8_dit_note(open_dit_file(path));
+        if (!held.empty()) r.notes.push_back(held);
     }
     if (raw.contains("scaled_fp8")) r.notes.push_back("scaled fp8 (marker tensor scaled_fp8)");
     if (raw.metadata().count("_quantization_metadata")) r.notes.push_back("header has _quantization_metadata");

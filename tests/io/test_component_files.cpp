@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 
@@ -216,6 +217,13 @@ TEST(ComponentFiles, ScaledFp8DitEqualsItsDequantisedValues) {
         const auto report = wan::io::inspect_file(files.dit);
         EXPECT_GT(report.dtypes.at(newer ? "U8" : wan::io::float8_format_name(format)), 0u);
         EXPECT_GT(report.weight_scales, 0u);
+        // E4M3 block weights are kept as fp8 by --dit-dtype auto, and the report says so (dit Note [FP8 weights]).
+        const bool held_note = std::any_of(report.notes.begin(), report.notes.end(), [](const std::string& n) {
+            return n.find("holds them as fp8 (--dit-dtype auto)") != std::string::npos;
+        });
+        EXPECT_EQ(held_note, format == Float8Format::E4M3);
+        EXPECT_EQ(wan::dit::resolve_weight_dtype({}, m.dit_config(), view) == wan::dit::WeightDtype::Fp8,
+                  format == Float8Format::E4M3);
     }
 }
 

@@ -197,4 +197,33 @@ TEST(Pipeline, BuiltPartsStreamTheirDitBlocks) {
     EXPECT_TRUE(at::equal(latent(budget), want)) << "--max-vram";
 }
 
+TEST(Pipeline, DitDtypeFp8IsHeldAsFp8AndStreamsTheSame) {
+    auto latent = [](const wan::pipeline::EngineConfig& cfg) {
+        wan::pipeline::T2VPipeline pipe(cfg);
+        return pipe.generate(small_request()).latent;
+    };
+    wan::pipeline::EngineConfig fp8;
+    fp8.ckpt_dir = wan::test::tiny_ckpt_dir();
+    fp8.device = "cpu";
+    fp8.dit_dtype = "fp8";
+    const at::Tensor want = latent(fp8);
+    ASSERT_TRUE(at::isfinite(want).all().item<bool>());
+    const at::Tensor f32 = tiny_pipeline().generate(small_request()).latent;
+    EXPECT_FALSE(at::equal(want, f32)) << "--dit-dtype fp8 quantised nothing";
+    std::printf("--dit-dtype fp8: final latent rel L2 against f32 weights %.4f\n",
+                (want - f32).norm().item<double>() / f32.norm().item<double>());
+    wan::pipeline::EngineConfig streamed = fp8;
+    streamed.offload_dit = true;
+    EXPECT_TRUE(at::equal(latent(streamed), want)) << "--dit-dtype fp8 --offload-dit";
+    wan::pipeline::EngineConfig bad = fp8;
+    bad.dit_dtype = "fp16";
+    std::string msg;
+    try {
+        wan::pipeline::T2VPipeline pipe(bad);
+    } catch (const wan::Error& e) {
+        msg = e.what();
+    }
+    EXPECT_NE(msg.find("--dit-dtype 'fp16': expected auto, fp8 or bf16"), std::string::npos) << msg;
+}
+
 }  // namespace
