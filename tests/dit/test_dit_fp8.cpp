@@ -13,6 +13,8 @@
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
 
+#include <cmath>
+#include <cstring>
 #include <fstream>
 #include <map>
 #include <string>
@@ -106,6 +108,31 @@ TEST(DitFp8, QuantisationIsTheRowScaledE4m3Rule) {
     EXPECT_TRUE(at::equal(wan::dit::dequantize_fp8(q.codes, q.scale, at::kBFloat16), r.values.to(at::kBFloat16)));
     // Each row's largest magnitude maps to the largest code, 448.
     EXPECT_EQ(q.codes[10].bitwise_and(0x7F).max().item<int64_t>(), 0x7E);
+}
+
+TEST(DitFp8, TensorEncoderEqualsTheScalarCodec) {
+    // Every 241st float bit pattern of each sign (normal, subnormal, saturating, infinite), and the ties.
+    std::vector<float> v;
+    for (uint64_t b = 0; b < 0x7F800000u; b += 241) {
+        float f = 0;
+        const auto bits = static_cast<uint32_t>(b);
+        std::memcpy(&f, &bits, sizeof f);
+        v.push_back(f);
+        v.push_back(-f);
+    }
+    for (int c = 0; c < 0x7E; ++c) {  // midpoints between neighbouring codes: ties to even
+        v.push_back(0.5f * (wan::io::float8_to_float(Float8Format::E4M3, static_cast<uint8_t>(c)) +
+                            wan::io::float8_to_float(Float8Format::E4M3, static_cast<uint8_t>(c + 1))));
+    }
+    for (float f : {448.0f, 464.0f, 1e30f, INFINITY, -INFINITY, NAN, -0.0f, 0.001953125f, 0.0009765625f}) v.push_back(f);
+    const at::Tensor codes = wan::io::float8_e4m3_encode(at::from_blob(v.data(), {static_cast<int64_t>(v.size())}, at::kFloat));
+    int64_t differ = 0;
+    for (size_t i = 0; i < v.size(); ++i) {
+        const uint8_t want = wan::io::float8_from_float(Float8Format::E4M3, v[i]);
+        if (codes.data_ptr<uint8_t>()[i] != want && ++differ <= 5)
+            ADD_FAILURE() << "value " << v[i] << ": code " << int(codes.data_ptr<uint8_t>()[i]) << ", expected " << int(want);
+    }
+    EXPECT_EQ(differ, 0) << "of " << v.size();
 }
 
 TEST(DitFp8, ForwardEqualsTheModelQuantisedUpFront) {
