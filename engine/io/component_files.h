@@ -28,8 +28,9 @@ namespace wan::io {
 // tensor holding JSON and/or `_quantization_metadata` in the header): the weight is fp8 · scale; an fp8 tensor
 // without a scale has scale 1; `scale_input` / `input_scale` (activation scales) are ignored, since we use the
 // weights only. A T5 file in Hugging Face UMT5 names is renamed to the upstream names, and its tokenizer may be
-// inside as a U8 tensor `spiece_model`. For now fp8 values are widened when loaded (to the loader's dtype);
-// the view reports them as bfloat16, which holds every fp8 value exactly. Files of another model (an I2V or
+// inside as a U8 tensor `spiece_model`. load() widens fp8 values (to the loader's dtype) and the view
+// reports them as bfloat16, which holds every fp8 value exactly; a loader that keeps fp8 (the DiT's --dit-dtype,
+// dit Note [FP8 weights]) takes the stored e4m3 codes and scale through TensorStore::e4m3_codes instead. Files of another model (an I2V or
 // Wan2.2 DiT, a Wan2.2 VAE, a CLIP, a LoRA) are named as such before anything is loaded.
 
 /// What a file holds, judged from its names and shapes. Zero is not a valid value.

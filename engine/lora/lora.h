@@ -127,7 +127,8 @@ struct AppliedLora {
 /// what a provider exposes is what gets merged (each FSDP rank would pass its own full-shape resident tensors;
 /// a flat-shard provider needs a variant that slices each whole delta: Note [Sharded weights] in
 /// merge.cpp). FP8 copies are derived
-/// from the merged weights: apply(WanModel&) calls WanModel::weights_changed() so they are rebuilt.
+/// from the merged weights: apply(WanModel&) calls WanModel::weights_changed() so they are rebuilt. Weights held
+/// as fp8 (--dit-dtype fp8) are dequantised, merged and quantised again (Note [LoRA on fp8 weights]).
 class LoraSet {
 public:
     /// Where the base copies live. Auto: on the weights' GPU when, after the copy, at least
