@@ -144,7 +144,7 @@ void bench_dit(const Args& a, c10::Device device) {
     record({{"bench", "dit"}, {"model", model}, {"layers", layers}, {"size", strfmt("%d*%d", w, h)}, {"frames", frames},
             {"tokens", n}, {"seconds", timing.mean_s}, {"min_seconds", timing.min_s}, {"runs", runs},
             {"tflops", flops / timing.mean_s / 1e12}, {"weights_gb", weights_gb},
-            {"dit_dtype", m.fp8_weights() ? "fp8" : "bf16"}, {"block_weights_gb", m.weight_bytes().first / 1e9},
+            {"dit_dtype", m.fp8_weights() ? "fp8" : m.precision() == wan::dit::Precision::BF16Mixed ? "bf16" : "f32"}, {"block_weights_gb", m.weight_bytes().first / 1e9},
             {"peak_gb", wan::bench::peak_gb(device)}, {"attention", wan::dit::attention_kernel_name(device, opt.attention)},
             {"device", wan::bench::device_name(device)}});
 }
