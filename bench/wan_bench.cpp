@@ -141,6 +141,21 @@ void bench_dit(const Args& a, c10::Device device) {
                 {"max_rel_err", rel}, {"snr_db", 10 * std::log10(pw / std::max(mse, 1e-30))},
                 {"attention", wan::dit::attention_kernel_name(device, opt.attention)}, {"device", wan::bench::device_name(device)}});
     }
+    if (m.fp8_weights() && a.get("compare", "0") == "1") {
+        // fp8-held weights against the same random weights in bf16 (random() draws the same values for both):
+        // the error of one forward (Note [FP8 weights]; WAN_FP8_DIRECT=0 leaves out the FP8 GEMMs' own error).
+        const at::Tensor got = m.forward(x, t, ctx, n, &cache);
+        auto ref_opt = opt;
+        ref_opt.weight_dtype = wan::dit::WeightDtype::Compute;
+        const auto ref = wan::dit::WanModel::random(cfg, ref_opt, 0, layers);
+        wan::dit::CrossAttentionCache ref_cache;
+        const at::Tensor want = ref.forward(x, t, ctx, n, &ref_cache);
+        const double rel = ((got - want).abs().max() / want.abs().max()).item<double>();
+        const double mse = (got - want).pow(2).mean().item<double>(), pw = want.pow(2).mean().item<double>();
+        record({{"bench", "dit_fp8_weights"}, {"model", model}, {"layers", layers}, {"size", strfmt("%d*%d", w, h)},
+                {"fp8_direct", opt.fp8_direct}, {"max_rel_err", rel}, {"snr_db", 10 * std::log10(pw / std::max(mse, 1e-30))},
+                {"device", wan::bench::device_name(device)}});
+    }
     record({{"bench", "dit"}, {"model", model}, {"layers", layers}, {"size", strfmt("%d*%d", w, h)}, {"frames", frames},
             {"tokens", n}, {"seconds", timing.mean_s}, {"min_seconds", timing.min_s}, {"runs", runs},
             {"tflops", flops / timing.mean_s / 1e12}, {"weights_gb", weights_gb},
@@ -721,7 +736,7 @@ int main(int argc, char** argv) {
                              "       mpirun -np N wan-bench vae-ranks [--size W*H] [--frames N] [--dtype f32|bf16] [--compare 0|1]\n"
                              "       gen also: [--preset NAME] [--lora FILE [--make-lora RANK]] [--offload-dit] [--max-vram GB]\n"
                              "                 [--model A14B [--offload-idle-expert 1]] [--lora-backup auto|device|host]\n"
-                             "       dit, gen also: [--dit-dtype bf16|fp8|auto]\n");
+                             "       dit, gen also: [--dit-dtype bf16|fp8|auto]; dit --dit-dtype fp8 --compare 1: error against bf16\n");
         return 2;
     }
     a.command = argv[1];

@@ -54,3 +54,15 @@ case " ${WAN_ROUND:-dit vae gen} " in *" gen "*)
   run $B gen --model 1.3B --size 832*480 --steps 50 ;; esac
 case " ${WAN_ROUND:-} " in *" gen14 "*)
   run $B gen --model 14B --size 1280*720 --steps "${WAN_GEN14_STEPS:-2}" --vae_dtype "${WAN_GEN14_VAE:-bf16}" ;; esac
+# Block weights held as fp8 (--dit-dtype fp8, Note [FP8 weights]): the GPU test, one forward's error against bf16
+# (with and without the FP8 GEMMs), then 14B generations at 480p and 720p, resident and under --max-vram 22,
+# against bf16 (peak_gb, per_step_s in the JSON lines).
+case " ${WAN_ROUND:-} " in *" fp8w "*)
+  build-gpu/tests/gpu/test_dit_fp8_gpu 2>&1 | grep -E "fp8 weights|blocks:|OK|FAIL|Failure|Expected|Which is" | tee "$OUT/dit_fp8_gpu.log"
+  for direct in 1 0; do
+    WAN_FP8_DIRECT=$direct run $B dit --model 14B --layers 4 --size 1280*720 --dit-dtype fp8 --compare 1 | sed "s/^/fp8_direct=$direct /"
+  done
+  for size in 832*480 1280*720; do for vram in 0 22; do for dt in bf16 fp8; do
+    run $B gen --model 14B --size "$size" --steps "${WAN_GEN14_STEPS:-2}" --vae_dtype bf16 --dit-dtype $dt --max-vram $vram |
+      sed "s/^/dit_dtype=$dt max_vram=$vram /"
+  done; done; done ;; esac
