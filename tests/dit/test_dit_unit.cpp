@@ -349,6 +349,13 @@ TEST(DitOptions, FromEnvironmentReadsTheMeasurementSwitches) {
         EXPECT_EQ(o.attention, r.want_attention) << row;
         EXPECT_EQ(o.stage_clock, r.want_stage_clock) << row;
     }
+    {  // fp8-held weights feed the FP8 GEMMs unless WAN_FP8_DIRECT=0 (Note [FP8 weights]); the weight dtype is
+       // --dit-dtype's, never the environment's.
+        EXPECT_TRUE(ModelOptions::from_environment().fp8_direct);
+        ScopedEnv e("WAN_FP8_DIRECT", "0");
+        EXPECT_FALSE(ModelOptions::from_environment().fp8_direct);
+        EXPECT_EQ(ModelOptions::from_environment().weight_dtype, wan::dit::WeightDtype::Auto);
+    }
     for (const auto& [name, backend] : std::vector<std::pair<const char*, AttentionBackend>>{
              {"auto", AttentionBackend::Auto}, {"fa3", AttentionBackend::FlashAttention3},
              {"flash", AttentionBackend::Flash}, {"sdpa", AttentionBackend::Sdpa}}) {
