@@ -417,8 +417,8 @@ public:
 
     /// The block Linear weights are held as fp8 codes (Note [FP8 weights]).
     bool fp8_weights() const { return fp8_weights_; }
-    /// Bytes of the weights held: the blocks' (from the provider's stored tensors; 0 where it has none) and the
-    /// root's. For the load log and --inspect.
+    /// Bytes of the weights as held, from the parameter shapes: {all blocks (block_weight_bytes × layers, fp8
+    /// where fp8_weights()), the root (root_weight_bytes)}. For the load log and wan-bench.
     std::pair<int64_t, int64_t> weight_bytes() const;
 
     void set_block_weights_provider(std::shared_ptr<BlockWeightsProvider> provider);
