@@ -14,6 +14,7 @@
 #include <c10/core/ScalarType.h>
 #include <mpi.h>
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -165,6 +166,16 @@ public:
     /// (NCCL: ncclCommAbort). The MPI backend can only log: MPI has no per-communicator abort; the
     /// caller decides whether MPI_Abort is needed (last resort, style.md §3.2).
     virtual void abort(const std::string& reason) = 0;
+    /// After a failed job: whether every operation this rank started on the group has finished, waiting for
+    /// them until `deadline` (NCCL: the in-flight operations on the GPU; when some are still running there, the
+    /// communicator is aborted so that they return). The MPI backend's operations are always waited for on the
+    /// host (an abandoned one is reported by protocol::take_abandoned()): true. Not collective.
+    virtual bool settle(std::chrono::steady_clock::time_point deadline);
+    /// Replaces the group's communicator by a duplicate of `fresh`, which must hold the same ranks in the same
+    /// order (NCCL: the old one is aborted and a new one made from a fresh unique id). For a group left
+    /// inconsistent by a failure (Note [Communicator renewal]); objects holding a reference stay valid. The old
+    /// MPI communicator is never freed: an abandoned operation may still be pending on it. Collective over `fresh`.
+    virtual void renew(MPI_Comm fresh);
 
 protected:
     /// Duplicates `comm` (so our messages never mix with others') and sets MPI_ERRORS_RETURN on it.
@@ -212,6 +223,23 @@ std::unique_ptr<Communicator> make_communicator(MPI_Comm comm, c10::Device devic
 using wan::ParallelLayout;
 using wan::valid_ulysses_sizes;
 
+/// A rank's view of the current step; the agreed status is the maximum (Failed beats Cancel beats
+/// Continue). Ref: style.md §3.6.
+enum class StepStatus { Continue = 1, Cancel = 2, Failed = 3 };
+
+// Note [Communicator renewal]
+// A job that fails in the middle of a step may leave a communicator inconsistent: on MPI, a peer abandoned a
+// collective that the failed rank never joined (Note [Failure notices] in protocol/deadline.h); on NCCL, some
+// rank's GPU has operations queued that no peer will ever match. Such a communicator hangs or mixes messages at
+// its next use. So after every failed agreement the mesh settles: each rank checks whether it abandoned an
+// operation or still has one running after a grace of 2 s (a collective the failed rank did
+// join finishes within it), and the ranks agree, over a control communicator that carries agreements only and
+// so never holds an abandoned operation. If any rank found one, every rank replaces all the mesh's
+// communicators (the world group and its sub-groups, in place, so references stay valid) by fresh duplicates
+// made from the control communicator, and the next job runs on those. A failure seen at an agreement that every
+// rank reaches before its next collective leaves nothing to replace. A rank that is lost (stopped, dead) is not
+// recovered from: the deadline ends every rank (protocol/deadline.h).
+
 /// The sub-communicators of a layout. Built collectively over the world. Inside each cfg half of H
 /// ranks, half-rank i belongs to SP replica i / (U·R); with j = i % (U·R), its Ulysses group is the U
 /// consecutive ranks j / U (member order = j % U) and its Ring group the strided ranks {j % U + U·m}
@@ -237,10 +265,30 @@ public:
     /// 0 = conditional half (or no split), 1 = unconditional half.
     int cfg_index() const { return cfg_index_; }
 
+    /// The step agreement over the mesh's control communicator (see agree() below). Collective over the world.
+    StepStatus agree(StepStatus mine);
+    /// After an agreement that failed: settles the communicators and, when any rank found one inconsistent,
+    /// replaces them all on every rank (Note [Communicator renewal]). Returns whether they were replaced. When
+    /// the replacement itself fails, every rank ends (protocol::end_every_rank). Collective over the world.
+    bool recover_after_failure();
+    /// How many times recover_after_failure() replaced the communicators (for logs and tests).
+    int renewals() const { return renewals_; }
+
 private:
+    /// The colour of each sub-group (MPI_Comm_split over the world, key = world rank); -1: no such group.
+    struct Colors {
+        int cfg_half = 0, sp = 0, ulysses = 0, ring = 0, cfg_pair = -1;
+    };
+    /// The mesh's communicators with the colour each was split with.
+    std::vector<std::pair<Communicator*, int>> groups();
+    void renew_all();
+
     Communicator& world_;
     ParallelLayout layout_;
     int cfg_index_ = 0;
+    Colors colors_;
+    MPI_Comm control_ = MPI_COMM_NULL;  ///< agreements only; never replaced
+    int renewals_ = 0;
     std::unique_ptr<Communicator> cfg_half_, sp_, ulysses_, ring_, cfg_pair_;
 };
 
@@ -354,10 +402,6 @@ private:
 };
 
 // ---- step-boundary agreement ------------------------------------------------------------------------
-
-/// A rank's view of the current step; the agreed status is the maximum (Failed beats Cancel beats
-/// Continue). Ref: style.md §3.6.
-enum class StepStatus { Continue = 1, Cancel = 2, Failed = 3 };
 
 /// One tiny all-reduce (max) over `world` so that every rank leaves the loop at the same step. Call at
 /// every step boundary; a rank that caught an exception passes Failed instead of skipping the call.

@@ -5,8 +5,27 @@
 
 #include "core/core.h"
 
+#include <chrono>
 
 namespace wan::dist {
+
+namespace {
+
+/// How long, after a failed agreement, an operation still running on a communicator may take to finish before
+/// the communicator counts as inconsistent (Note [Communicator renewal]); as the failure notices' grace.
+constexpr std::chrono::milliseconds kSettleGrace{2000};
+
+StepStatus agree_over(MPI_Comm comm, StepStatus mine) {
+    int value = static_cast<int>(mine);
+    // Host data: over MPI whatever the tensor backend (no device round trip, no stream involved).
+    const protocol::AgreementWait agreement;  // Note [Failure notices]
+    MPI_BOUNDED("step agreement", MPI_Iallreduce, MPI_IN_PLACE, &value, 1, MPI_INT, MPI_MAX, comm);
+    WAN_CHECK(value >= static_cast<int>(StepStatus::Continue) && value <= static_cast<int>(StepStatus::Failed),
+              "step agreement: unknown status %d received", value);
+    return static_cast<StepStatus>(value);
+}
+
+}  // namespace
 
 // ---- Mesh -------------------------------------------------------------------------------------------
 
@@ -27,28 +46,77 @@ Mesh::Mesh(Communicator& world, const ParallelLayout& layout, int64_t num_heads)
     const int j = i % sp;                             // SP rank = token chunk index
     // Ref: §8.3 — Ulysses groups: U consecutive ranks; Ring groups: strided {u, u+U, ...}. Keys = world
     // rank, so ulysses.rank() = j % U and ring.rank() = j / U.
-    cfg_half_ = world.split(cfg_index_, rank);
-    sp_ = world.split(group, rank);
-    ulysses_ = world.split(group * R + j / U, rank);
-    ring_ = world.split(group * U + j % U, rank);
-    if (cfg) cfg_pair_ = world.split(i, rank);
+    colors_.cfg_half = cfg_index_;
+    colors_.sp = group;
+    colors_.ulysses = group * R + j / U;
+    colors_.ring = group * U + j % U;
+    colors_.cfg_pair = cfg ? i : -1;
+    cfg_half_ = world.split(colors_.cfg_half, rank);
+    sp_ = world.split(colors_.sp, rank);
+    ulysses_ = world.split(colors_.ulysses, rank);
+    ring_ = world.split(colors_.ring, rank);
+    if (cfg) cfg_pair_ = world.split(colors_.cfg_pair, rank);
     WAN_CHECK(sp_->size() == sp && ulysses_->size() == U && ring_->size() == R && sp_->rank() == j &&
                   ulysses_->rank() == j % U && ring_->rank() == j / U,
               "internal error: mesh groups do not match the layout (rank %d)", rank);
+    MPI_CHECK(MPI_Comm_dup(world.mpi_comm(), &control_));
+    MPI_CHECK(MPI_Comm_set_errhandler(control_, MPI_ERRORS_RETURN));
 }
 
-Mesh::~Mesh() = default;
+Mesh::~Mesh() {
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (control_ != MPI_COMM_NULL && !finalized) MPI_Comm_free(&control_);
+}
+
+StepStatus Mesh::agree(StepStatus mine) { return agree_over(control_, mine); }
+
+std::vector<std::pair<Communicator*, int>> Mesh::groups() {
+    std::vector<std::pair<Communicator*, int>> out{
+        {cfg_half_.get(), colors_.cfg_half}, {sp_.get(), colors_.sp}, {ulysses_.get(), colors_.ulysses},
+        {ring_.get(), colors_.ring}};
+    if (cfg_pair_) out.emplace_back(cfg_pair_.get(), colors_.cfg_pair);
+    return out;
+}
+
+bool Mesh::recover_after_failure() {
+    // See Note [Communicator renewal]. Every communicator is settled (no short cut): each NCCL one that still
+    // runs an operation after the grace is aborted, so its kernels return.
+    const auto deadline = std::chrono::steady_clock::now() + kSettleGrace;
+    bool consistent = !protocol::take_abandoned();
+    consistent = world_.settle(deadline) && consistent;
+    for (auto& [comm, color] : groups()) consistent = comm->settle(deadline) && consistent;
+    if (all_ok(control_, consistent)) return false;
+    if (world_.rank() == 0)
+        WAN_LOG_WARN("a rank was left with an unfinished exchange by the failure: re-creating the communicators "
+                     "on every rank before the next job");
+    try {
+        renew_all();
+    } catch (const std::exception& e) {
+        protocol::end_every_rank(strfmt("rank %d: re-creating the communicators after a failed job failed: %s; "
+                                        "ending every rank", world_.rank(), e.what()));
+    }
+    ++renewals_;
+    return true;
+}
+
+void Mesh::renew_all() {
+    world_.renew(control_);
+    for (auto& [comm, color] : groups()) {
+        MPI_Comm sub = MPI_COMM_NULL;  // the same colour and key as at construction: the same members and order
+        MPI_CHECK(MPI_Comm_split(world_.mpi_comm(), color, world_.rank(), &sub));
+        try {
+            comm->renew(sub);
+        } catch (...) {
+            MPI_Comm_free(&sub);
+            throw;
+        }
+        MPI_Comm_free(&sub);
+    }
+}
 
 // ---- step agreement ---------------------------------------------------------------------------------
 
-StepStatus agree(Communicator& world, StepStatus mine) {
-    int value = static_cast<int>(mine);
-    // Host data: over MPI whatever the tensor backend (no device round trip, no stream involved).
-    const protocol::AgreementWait agreement;  // Note [Failure notices]
-    MPI_BOUNDED("step agreement", MPI_Iallreduce, MPI_IN_PLACE, &value, 1, MPI_INT, MPI_MAX, world.mpi_comm());
-    WAN_CHECK(value >= static_cast<int>(StepStatus::Continue) && value <= static_cast<int>(StepStatus::Failed),
-              "step agreement: unknown status %d received", value);
-    return static_cast<StepStatus>(value);
-}
+StepStatus agree(Communicator& world, StepStatus mine) { return agree_over(world.mpi_comm(), mine); }
 
 }  // namespace wan::dist

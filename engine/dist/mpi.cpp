@@ -8,6 +8,7 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <initializer_list>
 #include <climits>
 #include <cstdio>
 
@@ -131,6 +132,25 @@ MPI_Datatype mpi_reduce_type(at::ScalarType dtype) {
 /// A contiguous CPU tensor with the values of `t` (the same tensor when it already is one).
 at::Tensor host_contiguous(const at::Tensor& t) { return t.device().is_cpu() ? t.contiguous() : t.to(at::kCPU).contiguous(); }
 
+/// Keeps the buffers of an abandoned operation alive for the life of the process: it stays pending (an MPI
+/// collective cannot be cancelled), and a peer that joins it late may still write into them (Note [Failure
+/// notices] in protocol/deadline.h). A few tensors per failed job.
+void keep_forever(std::initializer_list<at::Tensor> buffers) {
+    static auto* kept = new std::vector<at::Tensor>();  // never destroyed, on purpose
+    kept->insert(kept->end(), buffers);
+}
+
+/// Runs the bounded MPI operation `op` on `buffers`, keeping them alive if it is abandoned.
+template <typename Op>
+void keeping_on_abandon(std::initializer_list<at::Tensor> buffers, Op&& op) {
+    try {
+        op();
+    } catch (const protocol::PeerFailed&) {
+        keep_forever(buffers);
+        throw;
+    }
+}
+
 /// Copies the host result back into `target` when it is not that very tensor.
 void write_back(at::Tensor& target, const at::Tensor& host) {
     if (!target.is_same(host)) target.copy_(host);
@@ -151,6 +171,22 @@ Communicator::Communicator(MPI_Comm comm) {
 Communicator::~Communicator() {
     // Frees only the communicator it created; after MPI_Finalize there is nothing left to free.
     if (comm_ != MPI_COMM_NULL && !mpi_finalized()) MPI_Comm_free(&comm_);
+}
+
+bool Communicator::settle(std::chrono::steady_clock::time_point /*deadline*/) { return true; }
+
+void Communicator::renew(MPI_Comm fresh) {
+    MPI_Comm next = MPI_COMM_NULL;
+    MPI_CHECK(MPI_Comm_dup(fresh, &next));
+    MPI_CHECK(MPI_Comm_set_errhandler(next, MPI_ERRORS_RETURN));
+    int rank = -1, size = 0;
+    MPI_CHECK(MPI_Comm_rank(next, &rank));
+    MPI_CHECK(MPI_Comm_size(next, &size));
+    WAN_CHECK(rank == rank_ && size == size_, "renewing a communicator: the new one has rank %d of %d, the old one "
+              "rank %d of %d", rank, size, rank_, size_);
+    // The old handle is dropped, not freed: an abandoned collective may still be pending on it, and freeing a
+    // communicator is itself collective (the peers that never joined that operation would not match it).
+    comm_ = next;
 }
 
 at::Tensor Communicator::all_gather(const at::Tensor& local, int64_t dim) {
@@ -237,7 +273,7 @@ public:
     void wait() override {
         if (done_) return;
         done_ = true;
-        protocol::wait_all(2, requests_, "ring shift");
+        keeping_on_abandon({send_host_, recv_host_}, [&] { protocol::wait_all(2, requests_, "ring shift"); });
         write_back(recv_target_, recv_host_);
     }
     MPI_Request requests_[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
@@ -267,7 +303,9 @@ void MpiCommunicator::broadcast(at::Tensor& tensor, int root) {
     const int64_t chunk = int64_t(1) << 30;  // chunked below INT_MAX like the byte broadcast
     for (int64_t done = 0; done < total; done += chunk) {
         const int64_t n = std::min(chunk, total - done);
-        MPI_BOUNDED("tensor broadcast", MPI_Ibcast, base + done * unit_bytes, static_cast<int>(n), type, root, comm_);
+        keeping_on_abandon({host}, [&] {
+            MPI_BOUNDED("tensor broadcast", MPI_Ibcast, base + done * unit_bytes, static_cast<int>(n), type, root, comm_);
+        });
     }
     write_back(tensor, host);
 }
@@ -278,8 +316,11 @@ void MpiCommunicator::all_reduce(at::Tensor& tensor, ReduceOp op) {
     const bool widen = dtype == at::kBFloat16 || dtype == at::kHalf;
     at::Tensor host = widen ? tensor.to(at::kCPU, at::kFloat).contiguous() : host_contiguous(tensor);
     MPI_Op mop = op == ReduceOp::Sum ? MPI_SUM : MPI_MAX;
-    MPI_BOUNDED("all-reduce", MPI_Iallreduce, MPI_IN_PLACE, host.data_ptr(), checked_count(host.numel(), "all_reduce"),
-                mpi_reduce_type(host.scalar_type()), mop, comm_);
+    const int count = checked_count(host.numel(), "all_reduce");
+    keeping_on_abandon({host}, [&] {
+        MPI_BOUNDED("all-reduce", MPI_Iallreduce, MPI_IN_PLACE, host.data_ptr(), count, mpi_reduce_type(host.scalar_type()),
+                    mop, comm_);
+    });
     write_back(tensor, host);
 }
 
@@ -291,7 +332,9 @@ at::Tensor MpiCommunicator::all_gather_flat(const at::Tensor& local) {
     shape[0] *= size_;
     at::Tensor out = at::empty(shape, host.options());
     const int count = checked_count(host.numel() * units, "all_gather");
-    MPI_BOUNDED("all-gather", MPI_Iallgather, host.data_ptr(), count, type, out.data_ptr(), count, type, comm_);
+    keeping_on_abandon({host, out}, [&] {
+        MPI_BOUNDED("all-gather", MPI_Iallgather, host.data_ptr(), count, type, out.data_ptr(), count, type, comm_);
+    });
     return local.device().is_cpu() ? out : out.to(local.device());
 }
 
@@ -301,7 +344,9 @@ at::Tensor MpiCommunicator::all_to_all_flat(const at::Tensor& input) {
     MPI_Datatype type = mpi_transport_type(host.scalar_type(), units);
     at::Tensor out = at::empty_like(host);
     const int count = checked_count(host.numel() / size_ * units, "all_to_all");
-    MPI_BOUNDED("all-to-all", MPI_Ialltoall, host.data_ptr(), count, type, out.data_ptr(), count, type, comm_);
+    keeping_on_abandon({host, out}, [&] {
+        MPI_BOUNDED("all-to-all", MPI_Ialltoall, host.data_ptr(), count, type, out.data_ptr(), count, type, comm_);
+    });
     return input.device().is_cpu() ? out : out.to(input.device());
 }
 

@@ -47,6 +47,7 @@ int64_t g_agreements = 0;
 bool g_in_agreement = false;
 std::optional<FailureNotice> g_notice;  ///< received for the current agreement, not acted upon yet
 std::deque<SentNotice> g_sent;
+bool g_abandoned = false;  ///< a wait was abandoned since the last take_abandoned()
 
 void check(int rc, const char* what) {
     if (rc == MPI_SUCCESS) return;
@@ -98,17 +99,16 @@ void receive_notices() {
     }
 }
 
-/// A peer failed and will not join the collective this rank waits in: names it and its reason, ends every rank.
-[[noreturn]] void end_after_peer_failure(const FailureNotice& n, const char* what) {
+/// A peer failed and will not join the collective this rank waits in: the operation is abandoned (left
+/// pending: an MPI collective cannot be cancelled) and its communicator marked for replacement.
+[[noreturn]] void abandon_after_peer_failure(const FailureNotice& n, const char* what) {
+    g_abandoned = true;
     const std::string msg = strfmt(
         "rank %d failed during %s: %s. Rank %d was waiting for it in the %s (stage: %s), which cannot complete "
-        "now; an MPI collective cannot be abandoned, so every rank ends.",
+        "now; it was abandoned and the communicators are re-created before the next job.",
         n.rank, n.stage.c_str(), n.reason.c_str(), g_rank, what, current_stage().c_str());
     WAN_LOG_ERROR("%s", msg.c_str());
-    std::fflush(stdout);
-    std::fflush(stderr);
-    MPI_Abort(MPI_COMM_WORLD, 1);
-    std::_Exit(1);
+    throw PeerFailed(msg);
 }
 
 /// Short pause between polls once a wait is not immediate: keeps a waiting rank from eating a core that a
@@ -167,14 +167,24 @@ std::vector<int> silent_ranks(double grace) {
         msg = strfmt("rank %s stopped answering: rank %d waited %g s in the %s (stage: %s) and rank %s did not "
                      "answer a roll call within %g s (stopped, hung or dead; --collective-timeout). Ending every rank.",
                      who.c_str(), g_rank, limit, what, stage.c_str(), who.c_str(), grace);
-    WAN_LOG_ERROR("%s", msg.c_str());
+    end_every_rank(msg);
+}
+
+}  // namespace
+
+void end_every_rank(const std::string& why) {
+    WAN_LOG_ERROR("%s", why.c_str());
     std::fflush(stdout);
     std::fflush(stderr);
     MPI_Abort(MPI_COMM_WORLD, 1);
     std::_Exit(1);  // MPI_Abort does not return; this keeps the promise of [[noreturn]] if it ever did
 }
 
-}  // namespace
+bool take_abandoned() {
+    const bool was = g_abandoned;
+    g_abandoned = false;
+    return was;
+}
 
 void set_collective_timeout(double seconds) {
     WAN_CHECK(seconds >= 0, "--collective-timeout must be ≥ 0 seconds (0 = no deadline), got %g", seconds);
@@ -241,7 +251,7 @@ void wait_all(int count, MPI_Request* requests, const char* what, bool bounded) 
         if (!g_in_agreement) {  // in the agreement a notice is expected: the failed rank is there too
             receive_notices();
             if (g_notice && !noticed) noticed = Clock::now();
-            if (noticed && seconds_since(*noticed) > kNoticeGraceSeconds) end_after_peer_failure(*g_notice, what);
+            if (noticed && seconds_since(*noticed) > kNoticeGraceSeconds) abandon_after_peer_failure(*g_notice, what);
         }
         if (limit > 0 && seconds_since(t0) > limit) expire(what, limit);
         pause_after(t0);
