@@ -7,6 +7,9 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <thread>
+
 using namespace wan::dist;
 using wan::dist::test::world;
 
@@ -173,6 +176,29 @@ TEST(Mesh, RecoversFromAnAbandonedCollective) {
         EXPECT_EQ(y[2 * i + 1].item<float>(), 100.0f * i + 2 * r + 1);
     }
     EXPECT_EQ(mesh.agree(StepStatus::Continue), StepStatus::Continue);
+}
+
+// The notice's grace: rank 1 fails but still completes an all-to-all it had started (here: joins it half a second
+// after its notice, well within the 2 s grace). Its peers finish that exchange normally instead of abandoning it,
+// and no communicator needs replacing.
+TEST(Mesh, ACollectiveTheFailedRankStillCompletesIsNotAbandoned) {
+    Communicator& w = world();
+    if (w.size() < 2) GTEST_SKIP() << "needs a world of at least 2 ranks";
+    wan::protocol::start_watchdog(MPI_COMM_WORLD);
+    Mesh mesh(w, ParallelLayout{w.size(), w.size(), 1}, 12);
+    const int P = w.size(), r = w.rank();
+    if (r == 1) {
+        wan::protocol::announce_failure("a test failure after starting an exchange");
+        std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    }
+    at::Tensor x = at::arange(P, at::kFloat).add_(100.0 * r);
+    at::Tensor y;
+    EXPECT_NO_THROW(y = mesh.ulysses().all_to_all(x));
+    if (y.defined())
+        for (int i = 0; i < P; ++i) EXPECT_EQ(y[i].item<float>(), 100.0f * i + r);
+    EXPECT_EQ(mesh.agree(StepStatus::Failed), StepStatus::Failed);
+    EXPECT_FALSE(mesh.recover_after_failure());
+    EXPECT_EQ(mesh.renewals(), 0);
 }
 
 // A failure seen at the agreement by every rank before its next collective leaves every communicator
