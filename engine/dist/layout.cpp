@@ -46,16 +46,11 @@ Mesh::Mesh(Communicator& world, const ParallelLayout& layout, int64_t num_heads)
     const int j = i % sp;                             // SP rank = token chunk index
     // Ref: §8.3 — Ulysses groups: U consecutive ranks; Ring groups: strided {u, u+U, ...}. Keys = world
     // rank, so ulysses.rank() = j % U and ring.rank() = j / U.
-    colors_.cfg_half = cfg_index_;
-    colors_.sp = group;
-    colors_.ulysses = group * R + j / U;
-    colors_.ring = group * U + j % U;
-    colors_.cfg_pair = cfg ? i : -1;
-    cfg_half_ = world.split(colors_.cfg_half, rank);
-    sp_ = world.split(colors_.sp, rank);
-    ulysses_ = world.split(colors_.ulysses, rank);
-    ring_ = world.split(colors_.ring, rank);
-    if (cfg) cfg_pair_ = world.split(colors_.cfg_pair, rank);
+    cfg_half_ = world.split(cfg_index_, rank);
+    sp_ = world.split(group, rank);
+    ulysses_ = world.split(group * R + j / U, rank);
+    ring_ = world.split(group * U + j % U, rank);
+    if (cfg) cfg_pair_ = world.split(i, rank);
     WAN_CHECK(sp_->size() == sp && ulysses_->size() == U && ring_->size() == R && sp_->rank() == j &&
                   ulysses_->rank() == j % U && ring_->rank() == j / U,
               "internal error: mesh groups do not match the layout (rank %d)", rank);
@@ -71,27 +66,17 @@ Mesh::~Mesh() {
 
 StepStatus Mesh::agree(StepStatus mine) { return agree_over(control_, mine); }
 
-std::vector<std::pair<Communicator*, int>> Mesh::groups() {
-    std::vector<std::pair<Communicator*, int>> out{
-        {cfg_half_.get(), colors_.cfg_half}, {sp_.get(), colors_.sp}, {ulysses_.get(), colors_.ulysses},
-        {ring_.get(), colors_.ring}};
-    if (cfg_pair_) out.emplace_back(cfg_pair_.get(), colors_.cfg_pair);
-    return out;
-}
-
 bool Mesh::recover_after_failure() {
     // See Note [Communicator renewal]. Every communicator is settled (no short cut): each NCCL one that still
     // runs an operation after the grace is aborted, so its kernels return.
-    const auto deadline = std::chrono::steady_clock::now() + kSettleGrace;
-    bool consistent = !protocol::take_abandoned();
-    consistent = world_.settle(deadline) && consistent;
-    for (auto& [comm, color] : groups()) consistent = comm->settle(deadline) && consistent;
-    if (all_ok(control_, consistent)) return false;
+    const bool abandoned = protocol::take_abandoned();
+    const bool settled = Communicator::settle_all(std::chrono::steady_clock::now() + kSettleGrace);
+    if (all_ok(control_, settled && !abandoned)) return false;
     if (world_.rank() == 0)
         WAN_LOG_WARN("a rank was left with an unfinished exchange by the failure: re-creating the communicators "
                      "on every rank before the next job");
     try {
-        renew_all();
+        Communicator::renew_all(control_);
     } catch (const std::exception& e) {
         protocol::end_every_rank(strfmt("rank %d: re-creating the communicators after a failed job failed: %s; "
                                         "ending every rank", world_.rank(), e.what()));
@@ -99,23 +84,6 @@ bool Mesh::recover_after_failure() {
     ++renewals_;
     return true;
 }
-
-void Mesh::renew_all() {
-    world_.renew(control_);
-    for (auto& [comm, color] : groups()) {
-        MPI_Comm sub = MPI_COMM_NULL;  // the same colour and key as at construction: the same members and order
-        MPI_CHECK(MPI_Comm_split(world_.mpi_comm(), color, world_.rank(), &sub));
-        try {
-            comm->renew(sub);
-        } catch (...) {
-            MPI_Comm_free(&sub);
-            throw;
-        }
-        MPI_Comm_free(&sub);
-    }
-}
-
-// ---- step agreement ---------------------------------------------------------------------------------
 
 StepStatus agree(Communicator& world, StepStatus mine) { return agree_over(world.mpi_comm(), mine); }
 

@@ -40,6 +40,17 @@ bool mpi_finalized() {
     return finalized != 0;
 }
 
+/// Every live communicator of this process, in creation order (Communicator::renew_all). Collective creation
+/// makes that order the same on every member of any two groups, so renewing in it cannot deadlock. Used by the
+/// one thread that calls MPI.
+std::vector<Communicator*>& live_communicators() {
+    static std::vector<Communicator*> live;
+    return live;
+}
+
+/// Tag of the MPI_Comm_create_group calls of renew_all.
+constexpr int kRenewTag = 7002;
+
 }  // namespace
 
 // ---- MpiSession -------------------------------------------------------------------------------------
@@ -166,11 +177,42 @@ Communicator::Communicator(MPI_Comm comm) {
     MPI_CHECK(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN));
     MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
     MPI_CHECK(MPI_Comm_size(comm_, &size_));
+    live_communicators().push_back(this);
 }
 
 Communicator::~Communicator() {
+    auto& live = live_communicators();
+    live.erase(std::remove(live.begin(), live.end(), this), live.end());
     // Frees only the communicator it created; after MPI_Finalize there is nothing left to free.
     if (comm_ != MPI_COMM_NULL && !mpi_finalized()) MPI_Comm_free(&comm_);
+}
+
+bool Communicator::settle_all(std::chrono::steady_clock::time_point deadline) {
+    bool all = true;
+    for (Communicator* c : live_communicators()) {
+        ++c->failures_settled_;
+        all = c->settle(deadline) && all;  // every one settled: no short cut
+    }
+    return all;
+}
+
+void Communicator::renew_all(MPI_Comm control) {
+    const std::vector<Communicator*> live = live_communicators();  // renew() registers nothing, but be safe
+    for (Communicator* c : live) {
+        MPI_Group members = MPI_GROUP_NULL;
+        MPI_CHECK(MPI_Comm_group(c->comm_, &members));  // local: the old communicator is not used
+        MPI_Comm fresh = MPI_COMM_NULL;
+        const int rc = MPI_Comm_create_group(control, members, kRenewTag, &fresh);
+        MPI_Group_free(&members);
+        mpi_check(rc, "MPI_Comm_create_group (re-creating a communicator)", __FILE__, __LINE__);
+        try {
+            c->renew(fresh);
+        } catch (...) {
+            MPI_Comm_free(&fresh);
+            throw;
+        }
+        MPI_Comm_free(&fresh);
+    }
 }
 
 bool Communicator::settle(std::chrono::steady_clock::time_point /*deadline*/) { return true; }
