@@ -21,8 +21,8 @@ namespace {
 constexpr int kPingTag = 1;
 constexpr int kPongTag = 2;
 constexpr int kFailureTag = 3;  ///< Note [Failure notices]
-/// How long a wait goes on after a failure notice before it ends every rank: a collective the failed rank
-/// finished before failing completes within this (its data is already on the way); one it never joins does not.
+/// How long a wait goes on after a failure notice before it is abandoned: a collective the failed rank joined
+/// before failing completes within this (its data is already on the way); one it never joins does not.
 constexpr double kNoticeGraceSeconds = 2.0;
 constexpr size_t kNoticeReasonMax = 4000;
 
@@ -107,8 +107,7 @@ void receive_notices() {
         "rank %d failed during %s: %s. Rank %d was waiting for it in the %s (stage: %s), which cannot complete "
         "now; it was abandoned and the communicators are re-created before the next job.",
         n.rank, n.stage.c_str(), n.reason.c_str(), g_rank, what, current_stage().c_str());
-    WAN_LOG_ERROR("%s", msg.c_str());
-    throw PeerFailed(msg);
+    throw PeerFailed(msg);  // logged by whoever fails the work (pipeline on_every_rank)
 }
 
 /// Short pause between polls once a wait is not immediate: keeps a waiting rank from eating a core that a
