@@ -677,6 +677,10 @@ std::optional<preview::PendingFrames> T2VPipeline::Impl::start_preview(const at:
 std::shared_ptr<const PreviewFrames> T2VPipeline::Impl::finish_preview(std::optional<preview::PendingFrames>& pending,
                                                                        int step) const {
     if (!pending) return nullptr;
+    // The copy may be queued behind an NCCL operation that a failed peer never joins: wait for it as for a peer,
+    // so that the failure notice still reaches this rank (a plain synchronize would block until the watchdog's
+    // deadline). That failure is the step's, not the preview's: it propagates.
+    protocol::wait_until([&] { return pending->ready(); }, "live preview read-back");
     try {
         auto frames = std::make_shared<PreviewFrames>(pending->frames());
         frames->step = step;

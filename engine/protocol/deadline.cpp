@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -238,6 +239,20 @@ AgreementWait::~AgreementWait() {
     if (g_notice && g_notice->agreement < g_agreements) g_notice.reset();  // that job failed on every rank
 }
 
+namespace {
+
+/// One poll of a wait on other ranks: answers roll calls and, outside the agreement, abandons the wait `what`
+/// (throws PeerFailed) once a peer's failure notice is older than its grace. `noticed`: when this wait first saw it.
+void poll_peers(const char* what, std::optional<Clock::time_point>& noticed) {
+    serve_roll_calls();
+    if (g_in_agreement) return;  // in the agreement a notice is expected: the failed rank is there too
+    receive_notices();
+    if (g_notice && !noticed) noticed = Clock::now();
+    if (noticed && seconds_since(*noticed) > kNoticeGraceSeconds) abandon_after_peer_failure(*g_notice, what);
+}
+
+}  // namespace
+
 void wait_all(int count, MPI_Request* requests, const char* what, bool bounded) {
     const double limit = bounded ? collective_timeout() : 0.0;
     const auto t0 = Clock::now();
@@ -246,13 +261,17 @@ void wait_all(int count, MPI_Request* requests, const char* what, bool bounded) 
         int done = 0;
         check(MPI_Testall(count, requests, &done, MPI_STATUSES_IGNORE), what);
         if (done) return;
-        serve_roll_calls();
-        if (!g_in_agreement) {  // in the agreement a notice is expected: the failed rank is there too
-            receive_notices();
-            if (g_notice && !noticed) noticed = Clock::now();
-            if (noticed && seconds_since(*noticed) > kNoticeGraceSeconds) abandon_after_peer_failure(*g_notice, what);
-        }
+        poll_peers(what, noticed);
         if (limit > 0 && seconds_since(t0) > limit) expire(what, limit);
+        pause_after(t0);
+    }
+}
+
+void wait_until(const std::function<bool()>& done, const char* what) {
+    const auto t0 = Clock::now();
+    std::optional<Clock::time_point> noticed;
+    while (!done()) {
+        poll_peers(what, noticed);
         pause_after(t0);
     }
 }

@@ -15,6 +15,7 @@
 
 #include <mpi.h>
 
+#include <functional>
 #include <string>
 
 namespace wan::protocol {
@@ -92,5 +93,10 @@ bool take_abandoned();
 void wait(MPI_Request& request, const char* what, bool bounded = true);
 /// The same for several requests at once (e.g. the two halves of a ring shift).
 void wait_all(int count, MPI_Request* requests, const char* what, bool bounded = true);
+/// Waits until `done()` is true — work queued on a GPU, say, which may sit behind an NCCL operation that a failed
+/// peer never joins — polling as wait() does: roll calls are answered, and a peer's failure notice throws
+/// PeerFailed after its grace (the mesh then aborts and re-creates the NCCL communicators, which ends that work).
+/// No deadline of its own: the NCCL watchdog bounds GPU work. E.g. the head's read-back of the live preview.
+void wait_until(const std::function<bool()>& done, const char* what);
 
 }  // namespace wan::protocol
