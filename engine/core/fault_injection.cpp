@@ -12,22 +12,27 @@ namespace wan::test_hooks {
 
 namespace {
 
-/// A hook armed by two variables: the rank it acts on and the point (step or block) at which it acts.
+/// A hook armed by two variables: the rank it acts on and the point (step or block) at which it acts; an
+/// optional third one picks which time the point is reached (1-based, default 1), e.g. a block of a later job.
 class RankPointHook {
 public:
-    RankPointHook(const char* rank_var, const char* point_var)
-        : rank_(env_string(rank_var)), point_(env_string(point_var)) {}
+    RankPointHook(const char* rank_var, const char* point_var, const char* time_var = nullptr)
+        : rank_(env_string(rank_var)), point_(env_string(point_var)) {
+        const std::optional<std::string> time = time_var ? env_string(time_var) : std::nullopt;
+        if (time) time_ = std::atoll(time->c_str());
+    }
     /// Both variables are set and name this rank and point.
     bool matches(int rank, long long point) const {
         return rank_ && point_ && std::atoi(rank_->c_str()) == rank && std::atoll(point_->c_str()) == point;
     }
-    /// matches(), the first time only: an injected failure ends one job, not every job after it.
-    bool fires_once(int rank, long long point) { return matches(rank, point) && !fired_.exchange(true); }
+    /// matches(), the chosen time only: an injected failure ends one job, not every job after it.
+    bool fires_once(int rank, long long point) { return matches(rank, point) && ++seen_ == time_; }
 
 private:
     std::optional<std::string> rank_;
     std::optional<std::string> point_;
-    std::atomic<bool> fired_{false};
+    long long time_ = 1;
+    std::atomic<long long> seen_{0};
 };
 
 }  // namespace
@@ -38,7 +43,7 @@ void maybe_fail_at_step(int rank, int step) {
 }
 
 void maybe_fail_after_block(int rank, long long block) {
-    static RankPointHook hook("WAN_TEST_FAIL_BLOCK_RANK", "WAN_TEST_FAIL_BLOCK");
+    static RankPointHook hook("WAN_TEST_FAIL_BLOCK_RANK", "WAN_TEST_FAIL_BLOCK", "WAN_TEST_FAIL_BLOCK_TIME");
     if (hook.fires_once(rank, block))
         WAN_THROW("injected failure after DiT block %lld (WAN_TEST_FAIL_BLOCK_RANK)", block);
 }

@@ -5,10 +5,10 @@
 //   WAN_TEST_FAIL_RANK=r WAN_TEST_FAIL_STEP=s   rank r throws at denoising step s of its first job only, so a
 //                                               test can check that the job fails cleanly on every rank and
 //                                               the next job succeeds (tests/e2e: e2e_rank_failure_np2).
-//   WAN_TEST_FAIL_BLOCK_RANK=r WAN_TEST_FAIL_BLOCK=b
-//                                               rank r throws right after DiT block b of its first forward only,
-//                                               so its peers are left in the next block's collectives
-//                                               (tests/e2e: e2e_block_failure_np2, Note [Failure notices]).
+//   WAN_TEST_FAIL_BLOCK_RANK=r WAN_TEST_FAIL_BLOCK=b [WAN_TEST_FAIL_BLOCK_TIME=n]
+//                                               rank r throws right after DiT block b of its n-th forward (default
+//                                               the first) only, so its peers are left in the next block's
+//                                               collectives (tests/e2e: e2e_block_failure_*, Note [Failure notices]).
 //   WAN_TEST_STOP_RANK=r WAN_TEST_STOP_STEP=s   rank r stops itself with SIGSTOP (as `kill -STOP` would) at the
 //                                               start of step s, so its peers wait in the step's collectives
 //                                               (tests/e2e: e2e_stopped_rank_np2, --collective-timeout).
@@ -20,7 +20,7 @@ namespace wan::test_hooks {
 
 /// Throws wan::Error("injected failure at step N …") on the configured rank and step, once per process.
 void maybe_fail_at_step(int rank, int step);
-/// Throws wan::Error("injected failure after DiT block N …") on the configured rank and block, once per process.
+/// Throws wan::Error("injected failure after DiT block N …") on the configured rank, block and time, once per process.
 void maybe_fail_after_block(int rank, long long block);
 /// Stops this process (SIGSTOP) on the configured rank and step; a peer's deadline then ends the job.
 void maybe_stop_at_step(int rank, int step);

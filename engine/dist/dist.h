@@ -14,6 +14,7 @@
 #include <c10/core/ScalarType.h>
 #include <mpi.h>
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -165,6 +166,23 @@ public:
     /// (NCCL: ncclCommAbort). The MPI backend can only log: MPI has no per-communicator abort; the
     /// caller decides whether MPI_Abort is needed (last resort, style.md §3.2).
     virtual void abort(const std::string& reason) = 0;
+    /// How many failed jobs this communicator has been settled after (settle_all()). Data gathered over it before
+    /// a failure may be incomplete or unmatched on the peers: never reuse it across a change of this number.
+    int64_t failures_settled() const { return failures_settled_; }
+
+    /// After a failed job (Note [Communicator renewal]): settles every live communicator of this process and
+    /// returns whether all are consistent. A communicator is consistent when every operation this rank started
+    /// on it has finished by `deadline` (NCCL: the operations queued on the GPU; one still running is aborted so
+    /// that its kernels return). The MPI backend waits for its operations on the host, so it always is (an
+    /// abandoned wait is reported by protocol::take_abandoned() instead). Not collective.
+    static bool settle_all(std::chrono::steady_clock::time_point deadline);
+    /// Replaces every live communicator of this process, in creation order and in place (references stay
+    /// valid), by a fresh one with the same members in the same order, made from `control`: a communicator of
+    /// all ranks that never carried an abandoned operation (NCCL: the old one is aborted and a new one made from
+    /// a fresh unique id). The old MPI communicators are never freed: an abandoned operation may still be pending
+    /// on them. Collective over each communicator's members only (MPI_Comm_create_group), so ranks that are not
+    /// in a group, or got nullptr from split(), take no part in renewing it.
+    static void renew_all(MPI_Comm control);
 
 protected:
     /// Duplicates `comm` (so our messages never mix with others') and sets MPI_ERRORS_RETURN on it.
@@ -175,6 +193,11 @@ protected:
     virtual at::Tensor all_to_all_flat(const at::Tensor& input) = 0;
     /// MPI_Comm_split of the group's MPI communicator; MPI_COMM_NULL for negative colors. The caller owns it.
     MPI_Comm split_mpi(int color, int key) const;
+    /// See settle_all(). The base (MPI backend): true.
+    virtual bool settle(std::chrono::steady_clock::time_point deadline);
+    /// See renew_all(): this communicator's part, `fresh` holding the same ranks in the same order. The base
+    /// replaces comm_ by a duplicate of `fresh`.
+    virtual void renew(MPI_Comm fresh);
 
     MPI_Comm comm_ = MPI_COMM_NULL;
     int rank_ = 0;
@@ -182,6 +205,7 @@ protected:
 
 private:
     size_t bytes_chunk_limit_ = size_t(1) << 30;
+    int64_t failures_settled_ = 0;
 };
 
 /// MPI backend: CPU tensors (CUDA tensors are staged through host memory). Works everywhere.
@@ -212,6 +236,24 @@ std::unique_ptr<Communicator> make_communicator(MPI_Comm comm, c10::Device devic
 using wan::ParallelLayout;
 using wan::valid_ulysses_sizes;
 
+/// A rank's view of the current step; the agreed status is the maximum (Failed beats Cancel beats
+/// Continue). Ref: style.md §3.6.
+enum class StepStatus { Continue = 1, Cancel = 2, Failed = 3 };
+
+// Note [Communicator renewal]
+// A job that fails in the middle of a step may leave a communicator inconsistent: on MPI, a peer abandoned a
+// collective that the failed rank never joined (Note [Failure notices] in protocol/deadline.h); on NCCL, some
+// rank's GPU has operations queued that no peer will ever match. Such a communicator hangs or mixes messages at
+// its next use. So after every failed agreement the mesh settles: each rank checks whether it abandoned an
+// operation or still has one running after a grace of 2 s (a collective the failed rank did join finishes within
+// it), and the ranks agree, over a control communicator that carries agreements only and so never holds an
+// abandoned operation. If any rank found one, every rank replaces all its communicators — the mesh's groups and
+// those split from them elsewhere (the FSDP gathers' own) — in place, so references stay valid, by fresh ones
+// with the same members made from the control communicator, and the next job runs on those. Data gathered
+// before the failure is not reused (failures_settled()). A failure seen at an agreement that every rank reaches
+// before its next collective leaves nothing to replace. A rank that is lost (stopped, dead) is not recovered
+// from: the deadline ends every rank (protocol/deadline.h).
+
 /// The sub-communicators of a layout. Built collectively over the world. Inside each cfg half of H
 /// ranks, half-rank i belongs to SP replica i / (U·R); with j = i % (U·R), its Ulysses group is the U
 /// consecutive ranks j / U (member order = j % U) and its Ring group the strided ranks {j % U + U·m}
@@ -237,10 +279,21 @@ public:
     /// 0 = conditional half (or no split), 1 = unconditional half.
     int cfg_index() const { return cfg_index_; }
 
+    /// The step agreement over the mesh's control communicator (see agree() below). Collective over the world.
+    StepStatus agree(StepStatus mine);
+    /// After an agreement that failed: settles the communicators and, when any rank found one inconsistent,
+    /// replaces all of them on every rank (Communicator::renew_all; Note [Communicator renewal]). Returns whether they were replaced. When
+    /// the replacement itself fails, every rank ends (protocol::end_every_rank). Collective over the world.
+    bool recover_after_failure();
+    /// How many times recover_after_failure() replaced the communicators (for logs and tests).
+    int renewals() const { return renewals_; }
+
 private:
     Communicator& world_;
     ParallelLayout layout_;
     int cfg_index_ = 0;
+    MPI_Comm control_ = MPI_COMM_NULL;  ///< agreements only; never replaced
+    int renewals_ = 0;
     std::unique_ptr<Communicator> cfg_half_, sp_, ulysses_, ring_, cfg_pair_;
 };
 
@@ -331,7 +384,8 @@ public:
     ShardedParameters& operator=(const ShardedParameters&) = delete;
 
     int64_t num_units() const;
-    /// Full tensors of `unit` (name → tensor, shapes as in the file). Held until release(unit).
+    /// Full tensors of `unit` (name → tensor, shapes as in the file). Held until release(unit), or until a failed
+    /// job (Communicator::failures_settled): then the next gather() gathers the unit again.
     std::map<std::string, at::Tensor> gather(int64_t unit);
     /// Starts gathering `unit` ahead of time (CUDA); no-op on the CPU or when already gathered.
     void prefetch(int64_t unit);
@@ -354,10 +408,6 @@ private:
 };
 
 // ---- step-boundary agreement ------------------------------------------------------------------------
-
-/// A rank's view of the current step; the agreed status is the maximum (Failed beats Cancel beats
-/// Continue). Ref: style.md §3.6.
-enum class StepStatus { Continue = 1, Cancel = 2, Failed = 3 };
 
 /// One tiny all-reduce (max) over `world` so that every rank leaves the loop at the same step. Call at
 /// every step boundary; a rank that caught an exception passes Failed instead of skipping the call.

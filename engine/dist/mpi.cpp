@@ -8,6 +8,7 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <initializer_list>
 #include <climits>
 #include <cstdio>
 
@@ -38,6 +39,17 @@ bool mpi_finalized() {
     MPI_Finalized(&finalized);
     return finalized != 0;
 }
+
+/// Every live communicator of this process, in creation order (Communicator::renew_all). Collective creation
+/// makes that order the same on every member of any two groups, so renewing in it cannot deadlock. Used by the
+/// one thread that calls MPI.
+std::vector<Communicator*>& live_communicators() {
+    static std::vector<Communicator*> live;
+    return live;
+}
+
+/// Tag of the MPI_Comm_create_group calls of renew_all.
+constexpr int kRenewTag = 7002;
 
 }  // namespace
 
@@ -131,6 +143,25 @@ MPI_Datatype mpi_reduce_type(at::ScalarType dtype) {
 /// A contiguous CPU tensor with the values of `t` (the same tensor when it already is one).
 at::Tensor host_contiguous(const at::Tensor& t) { return t.device().is_cpu() ? t.contiguous() : t.to(at::kCPU).contiguous(); }
 
+/// Keeps the buffers of an abandoned operation alive for the life of the process: it stays pending (an MPI
+/// collective cannot be cancelled), and a peer that joins it late may still write into them (Note [Failure
+/// notices] in protocol/deadline.h). A few tensors per failed job.
+void keep_forever(std::initializer_list<at::Tensor> buffers) {
+    static auto* kept = new std::vector<at::Tensor>();  // never destroyed, on purpose
+    kept->insert(kept->end(), buffers);
+}
+
+/// Runs the bounded MPI operation `op` on `buffers`, keeping them alive if it is abandoned.
+template <typename Op>
+void keeping_on_abandon(std::initializer_list<at::Tensor> buffers, Op&& op) {
+    try {
+        op();
+    } catch (const protocol::PeerFailed&) {
+        keep_forever(buffers);
+        throw;
+    }
+}
+
 /// Copies the host result back into `target` when it is not that very tensor.
 void write_back(at::Tensor& target, const at::Tensor& host) {
     if (!target.is_same(host)) target.copy_(host);
@@ -146,11 +177,58 @@ Communicator::Communicator(MPI_Comm comm) {
     MPI_CHECK(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN));
     MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
     MPI_CHECK(MPI_Comm_size(comm_, &size_));
+    live_communicators().push_back(this);
 }
 
 Communicator::~Communicator() {
+    auto& live = live_communicators();
+    live.erase(std::remove(live.begin(), live.end(), this), live.end());
     // Frees only the communicator it created; after MPI_Finalize there is nothing left to free.
     if (comm_ != MPI_COMM_NULL && !mpi_finalized()) MPI_Comm_free(&comm_);
+}
+
+bool Communicator::settle_all(std::chrono::steady_clock::time_point deadline) {
+    bool all = true;
+    for (Communicator* c : live_communicators()) {
+        ++c->failures_settled_;
+        all = c->settle(deadline) && all;  // every one settled: no short cut
+    }
+    return all;
+}
+
+void Communicator::renew_all(MPI_Comm control) {
+    const std::vector<Communicator*> live = live_communicators();  // renew() registers nothing, but be safe
+    for (Communicator* c : live) {
+        MPI_Group members = MPI_GROUP_NULL;
+        MPI_CHECK(MPI_Comm_group(c->comm_, &members));  // local: the old communicator is not used
+        MPI_Comm fresh = MPI_COMM_NULL;
+        const int rc = MPI_Comm_create_group(control, members, kRenewTag, &fresh);
+        MPI_Group_free(&members);
+        mpi_check(rc, "MPI_Comm_create_group (re-creating a communicator)", __FILE__, __LINE__);
+        try {
+            c->renew(fresh);
+        } catch (...) {
+            MPI_Comm_free(&fresh);
+            throw;
+        }
+        MPI_Comm_free(&fresh);
+    }
+}
+
+bool Communicator::settle(std::chrono::steady_clock::time_point /*deadline*/) { return true; }
+
+void Communicator::renew(MPI_Comm fresh) {
+    MPI_Comm next = MPI_COMM_NULL;
+    MPI_CHECK(MPI_Comm_dup(fresh, &next));
+    MPI_CHECK(MPI_Comm_set_errhandler(next, MPI_ERRORS_RETURN));
+    int rank = -1, size = 0;
+    MPI_CHECK(MPI_Comm_rank(next, &rank));
+    MPI_CHECK(MPI_Comm_size(next, &size));
+    WAN_CHECK(rank == rank_ && size == size_, "renewing a communicator: the new one has rank %d of %d, the old one "
+              "rank %d of %d", rank, size, rank_, size_);
+    // The old handle is dropped, not freed: an abandoned collective may still be pending on it, and freeing a
+    // communicator is itself collective (the peers that never joined that operation would not match it).
+    comm_ = next;
 }
 
 at::Tensor Communicator::all_gather(const at::Tensor& local, int64_t dim) {
@@ -237,7 +315,7 @@ public:
     void wait() override {
         if (done_) return;
         done_ = true;
-        protocol::wait_all(2, requests_, "ring shift");
+        keeping_on_abandon({send_host_, recv_host_}, [&] { protocol::wait_all(2, requests_, "ring shift"); });
         write_back(recv_target_, recv_host_);
     }
     MPI_Request requests_[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
@@ -267,7 +345,9 @@ void MpiCommunicator::broadcast(at::Tensor& tensor, int root) {
     const int64_t chunk = int64_t(1) << 30;  // chunked below INT_MAX like the byte broadcast
     for (int64_t done = 0; done < total; done += chunk) {
         const int64_t n = std::min(chunk, total - done);
-        MPI_BOUNDED("tensor broadcast", MPI_Ibcast, base + done * unit_bytes, static_cast<int>(n), type, root, comm_);
+        keeping_on_abandon({host}, [&] {
+            MPI_BOUNDED("tensor broadcast", MPI_Ibcast, base + done * unit_bytes, static_cast<int>(n), type, root, comm_);
+        });
     }
     write_back(tensor, host);
 }
@@ -278,8 +358,11 @@ void MpiCommunicator::all_reduce(at::Tensor& tensor, ReduceOp op) {
     const bool widen = dtype == at::kBFloat16 || dtype == at::kHalf;
     at::Tensor host = widen ? tensor.to(at::kCPU, at::kFloat).contiguous() : host_contiguous(tensor);
     MPI_Op mop = op == ReduceOp::Sum ? MPI_SUM : MPI_MAX;
-    MPI_BOUNDED("all-reduce", MPI_Iallreduce, MPI_IN_PLACE, host.data_ptr(), checked_count(host.numel(), "all_reduce"),
-                mpi_reduce_type(host.scalar_type()), mop, comm_);
+    const int count = checked_count(host.numel(), "all_reduce");
+    keeping_on_abandon({host}, [&] {
+        MPI_BOUNDED("all-reduce", MPI_Iallreduce, MPI_IN_PLACE, host.data_ptr(), count, mpi_reduce_type(host.scalar_type()),
+                    mop, comm_);
+    });
     write_back(tensor, host);
 }
 
@@ -291,7 +374,9 @@ at::Tensor MpiCommunicator::all_gather_flat(const at::Tensor& local) {
     shape[0] *= size_;
     at::Tensor out = at::empty(shape, host.options());
     const int count = checked_count(host.numel() * units, "all_gather");
-    MPI_BOUNDED("all-gather", MPI_Iallgather, host.data_ptr(), count, type, out.data_ptr(), count, type, comm_);
+    keeping_on_abandon({host, out}, [&] {
+        MPI_BOUNDED("all-gather", MPI_Iallgather, host.data_ptr(), count, type, out.data_ptr(), count, type, comm_);
+    });
     return local.device().is_cpu() ? out : out.to(local.device());
 }
 
@@ -301,7 +386,9 @@ at::Tensor MpiCommunicator::all_to_all_flat(const at::Tensor& input) {
     MPI_Datatype type = mpi_transport_type(host.scalar_type(), units);
     at::Tensor out = at::empty_like(host);
     const int count = checked_count(host.numel() / size_ * units, "all_to_all");
-    MPI_BOUNDED("all-to-all", MPI_Ialltoall, host.data_ptr(), count, type, out.data_ptr(), count, type, comm_);
+    keeping_on_abandon({host, out}, [&] {
+        MPI_BOUNDED("all-to-all", MPI_Ialltoall, host.data_ptr(), count, type, out.data_ptr(), count, type, comm_);
+    });
     return input.device().is_cpu() ? out : out.to(input.device());
 }
 

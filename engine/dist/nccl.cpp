@@ -12,7 +12,10 @@
 // event is older than --collective-timeout it calls ncclCommAbort. The spinning kernels then return, the host
 // wakes, the next use of the communicator throws (with the reason), and the step's MPI agreement (bounded
 // itself, engine/protocol/deadline.h) fails the job on every rank or names the rank that stopped answering.
-// An aborted communicator is not re-created: later jobs fail with the reason until the engine is restarted.
+// After a failed agreement the mesh settles its communicators (Note [Communicator renewal] in dist.h): here,
+// operations still running 2 s after the failure (a peer will never join them) make the communicator abort;
+// an aborted one makes every rank re-create every communicator from a fresh unique id (renew), and the next
+// job runs on those.
 #if defined(WAN_HAVE_NCCL) && WAN_HAVE_NCCL
 
 #include "dist/dist.h"
@@ -92,12 +95,7 @@ class NcclCommunicator final : public Communicator {
 public:
     NcclCommunicator(MPI_Comm comm, int device) : Communicator(comm), device_(device) {
         CUDA_RT_CHECK(cudaSetDevice(device_));
-        ncclUniqueId id;
-        if (rank_ == 0) NCCL_CHECK(ncclGetUniqueId(&id));
-        MPI_BOUNDED("broadcast of the NCCL id", MPI_Ibcast, &id, static_cast<int>(sizeof id), MPI_BYTE, 0, comm_);
-        ncclComm_t created = nullptr;
-        NCCL_CHECK(ncclCommInitRank(&created, size_, id, rank_));
-        nccl_.store(created);
+        nccl_.store(init_nccl());
         try {
             if (size_ > 1) watchdog_ = std::thread([this] { watch(); });
         } catch (...) {
@@ -126,6 +124,41 @@ public:
     }
 
     void abort(const std::string& reason) override { abort_now(reason); }
+
+    bool settle(std::chrono::steady_clock::time_point deadline) override {
+        for (;;) {
+            std::string error;
+            {
+                std::lock_guard<std::mutex> lock(mutex_);
+                if (nccl_.load() == nullptr) return false;  // aborted: the watchdog or an earlier failure
+                error = reap_finished();
+                if (error.empty() && inflight_.empty()) return true;
+            }
+            if (!error.empty()) {
+                abort_now(error);
+                return false;
+            }
+            if (std::chrono::steady_clock::now() >= deadline) break;
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        }
+        abort_now("an operation was still running on the GPU 2 s after a rank failed (no peer will join it)");
+        return false;
+    }
+
+    void renew(MPI_Comm fresh) override {
+        {
+            // Abort, never destroy: kernels of the old communicator may still wait for a peer (abort makes them
+            // return). Nothing else uses it: the main thread is here, and the watchdog skips a null communicator.
+            std::lock_guard<std::mutex> lock(mutex_);
+            abort_locked();
+        }
+        Communicator::renew(fresh);
+        CUDA_RT_CHECK(cudaSetDevice(device_));
+        ncclComm_t created = init_nccl();  // a fresh unique id from the group's rank 0, over the new MPI communicator
+        std::lock_guard<std::mutex> lock(mutex_);
+        abort_reason_.clear();
+        nccl_.store(created);
+    }
 
     void barrier() override {
         c10::cuda::getCurrentCUDAStream(device_).synchronize();
@@ -220,6 +253,16 @@ protected:
     }
 
 private:
+    /// A new NCCL communicator for the group of comm_: the unique id made on rank 0 and broadcast over MPI.
+    ncclComm_t init_nccl() {
+        ncclUniqueId id;
+        if (rank_ == 0) NCCL_CHECK(ncclGetUniqueId(&id));
+        MPI_BOUNDED("broadcast of the NCCL id", MPI_Ibcast, &id, static_cast<int>(sizeof id), MPI_BYTE, 0, comm_);
+        ncclComm_t created = nullptr;
+        NCCL_CHECK(ncclCommInitRank(&created, size_, id, rank_));
+        return created;
+    }
+
     cudaStream_t stream() const { return c10::cuda::getCurrentCUDAStream(device_).stream(); }
     /// The live communicator. NCCL calls are made without holding mutex_: a call blocked on a silent peer (e.g.
     /// connection set-up in ncclGroupEnd) must not keep the watchdog from aborting, which is what unblocks it.
@@ -262,11 +305,17 @@ private:
     /// Under mutex_, so the watchdog never queries a communicator that is being aborted (nor one already freed).
     void abort_now(const std::string& reason) {
         std::lock_guard<std::mutex> lock(mutex_);
+        if (nccl_.load() == nullptr) return;
+        abort_reason_ = reason;
+        WAN_LOG_ERROR("aborting NCCL communicator (rank %d of %d): %s", rank_, size_, reason.c_str());
+        abort_locked();
+    }
+
+    /// ncclCommAbort of the live communicator, if any; mutex_ held.
+    void abort_locked() {
         ncclComm_t comm = nccl_.exchange(nullptr);
         if (comm == nullptr) return;
-        abort_reason_ = reason;
         forget_inflight();
-        WAN_LOG_ERROR("aborting NCCL communicator (rank %d of %d): %s", rank_, size_, reason.c_str());
         ncclResult_t rc = ncclCommAbort(comm);
         if (rc != ncclSuccess) WAN_LOG_WARN("ncclCommAbort failed: %s", ncclGetErrorString(rc));
     }
@@ -291,8 +340,9 @@ private:
         }
     }
 
-    /// The reason to abort when the oldest unfinished operation is past the deadline, else ""; mutex_ held.
-    std::string oldest_expired() {
+    /// Drops the finished operations from the front of inflight_; the reason to abort on a CUDA error, else "".
+    /// mutex_ held.
+    std::string reap_finished() {
         while (!inflight_.empty()) {
             const cudaError_t rc = cudaEventQuery(inflight_.front().done);
             if (rc == cudaErrorNotReady) break;
@@ -302,6 +352,12 @@ private:
             cudaEventDestroy(inflight_.front().done);
             inflight_.pop_front();
         }
+        return {};
+    }
+
+    /// The reason to abort when the oldest unfinished operation is past the deadline, else ""; mutex_ held.
+    std::string oldest_expired() {
+        if (std::string error = reap_finished(); !error.empty()) return error;
         const double limit = protocol::collective_timeout();
         if (inflight_.empty() || limit <= 0) return {};
         const InFlight& oldest = inflight_.front();

@@ -41,6 +41,7 @@ struct Unit {
 
 struct Gathered {
     std::vector<at::Tensor> full;  // per group: [N·chunk]
+    int64_t failures = 0;          // the communicator's failures_settled() when started
 #if defined(WAN_HAVE_CUDA) && WAN_HAVE_CUDA
     std::unique_ptr<at::cuda::CUDAEvent> done;  // recorded on the side stream after the all-gathers
 #endif
@@ -67,10 +68,22 @@ struct ShardedParameters::Impl {
                   static_cast<long long>(u), units.size());
     }
 
+    /// The gathered (or prefetched) unit u, or end(). One started before a failed job is dropped: it may hold
+    /// garbage, and its peers may not hold it at all (Note [Communicator renewal]), so it is gathered again.
+    std::map<int64_t, Gathered>::iterator find_gathered(int64_t u) {
+        auto it = gathered.find(u);
+        if (it != gathered.end() && it->second.failures != comm.failures_settled()) {
+            gathered.erase(it);
+            return gathered.end();
+        }
+        return it;
+    }
+
     /// All-gathers unit u's groups (collective). On CUDA they run on the side stream, so that the
     /// communicator only ever sees one stream and a prefetch overlaps the caller's compute.
     Gathered start_gather(int64_t u) {
         Gathered g;
+        g.failures = comm.failures_settled();
 #if defined(WAN_HAVE_CUDA) && WAN_HAVE_CUDA
         if (options.device.is_cuda()) {
             const auto dev = options.device.index();
@@ -156,14 +169,14 @@ int64_t ShardedParameters::num_units() const { return static_cast<int64_t>(impl_
 void ShardedParameters::prefetch(int64_t unit) {
     impl_->check_unit(unit);
 #if defined(WAN_HAVE_CUDA) && WAN_HAVE_CUDA
-    if (impl_->options.device.is_cuda() && impl_->gathered.count(unit) == 0)
+    if (impl_->options.device.is_cuda() && impl_->find_gathered(unit) == impl_->gathered.end())
         impl_->gathered.emplace(unit, impl_->start_gather(unit));
 #endif
 }
 
 std::map<std::string, at::Tensor> ShardedParameters::gather(int64_t unit) {
     impl_->check_unit(unit);
-    auto it = impl_->gathered.find(unit);
+    auto it = impl_->find_gathered(unit);
     if (it == impl_->gathered.end()) it = impl_->gathered.emplace(unit, impl_->start_gather(unit)).first;
     Gathered& g = it->second;
 #if defined(WAN_HAVE_CUDA) && WAN_HAVE_CUDA

@@ -9,7 +9,9 @@
 #include <curl/curl.h>
 #include <nlohmann/json.hpp>
 
+#include <cctype>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <functional>
 #include <mutex>
@@ -94,6 +96,37 @@ bool is_quota_code(const std::string& code) {
     return false;
 }
 
+/// The host of an "http://" URL, lower-case, without user info, port or IPv6 brackets.
+std::string http_host(const std::string& url) {
+    std::string rest = url.substr(7);
+    rest = rest.substr(0, rest.find_first_of("/?#"));
+    if (const size_t at = rest.rfind('@'); at != std::string::npos) rest = rest.substr(at + 1);
+    std::string host;
+    if (!rest.empty() && rest[0] == '[') {  // [::1]:8080
+        const size_t close = rest.find(']');
+        host = rest.substr(1, close == std::string::npos ? std::string::npos : close - 1);
+    } else {
+        host = rest.substr(0, rest.find(':'));
+    }
+    for (char& c : host) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return host;
+}
+
+/// localhost, 127.0.0.0/8 (dotted, four numbers) or ::1.
+bool is_loopback(const std::string& host) {
+    if (host == "localhost" || host == "::1") return true;
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    char tail = 0;
+    return std::sscanf(host.c_str(), "%u.%u.%u.%u%c", &a, &b, &c, &d, &tail) == 4 && a == 127 && b < 256 &&
+           c < 256 && d < 256;
+}
+
+bool starts_with_nocase(const std::string& s, const char* prefix) {
+    for (size_t i = 0; prefix[i]; ++i)
+        if (i >= s.size() || std::tolower(static_cast<unsigned char>(s[i])) != prefix[i]) return false;
+    return true;
+}
+
 class DashScopeExtender final : public PromptExtender {
 public:
     DashScopeExtender(std::string model, const ExtendOptions& options)
@@ -114,7 +147,12 @@ public:
                 return;
             }
             std::string base = options_.base_url.empty() ? env_or_empty("DASH_API_URL") : options_.base_url;
+            const char* source = options_.base_url.empty() ? "DASH_API_URL" : "the DashScope base URL option";
             if (base.empty()) base = kDefaultBaseUrl;
+            if (const std::string refusal = dashscope_url_refusal(base, source); !refusal.empty()) {
+                r.message = "dashscope: " + refusal;
+                return;
+            }
             while (!base.empty() && base.back() == '/') base.pop_back();
             const std::string url = base + kGenerationPath;
 
@@ -293,6 +331,18 @@ private:
 };
 
 }  // namespace
+
+std::string dashscope_url_refusal(const std::string& url, const std::string& source) {
+    if (starts_with_nocase(url, "https://")) return {};
+    if (starts_with_nocase(url, "http://")) {
+        const std::string host = http_host(url);
+        if (is_loopback(host)) return {};
+        return strfmt("refusing to send the API key in clear over plain http to '%s' (%s): use an https:// URL "
+                      "(plain http is accepted only for this machine: localhost, 127.0.0.1, [::1])",
+                      url.c_str(), source.c_str());
+    }
+    return strfmt("the DashScope URL '%s' (%s) is not an https:// URL", url.c_str(), source.c_str());
+}
 
 std::unique_ptr<PromptExtender> make_dashscope_extender(const std::string& model, const ExtendOptions& options) {
     return std::make_unique<DashScopeExtender>(model, options);

@@ -100,6 +100,11 @@ private:
     const std::atomic<bool>* cancel_ = nullptr;
 };
 
+/// Why the DashScope base URL `url` is refused, or "" when it may carry the API key: https, or plain http to this
+/// machine only (localhost, 127.0.0.0/8, [::1]: a local stand-in, as the tests use). Anything else would send the
+/// key in clear. `source` names where the URL came from, for the message (e.g. "DASH_API_URL").
+std::string dashscope_url_refusal(const std::string& url, const std::string& source);
+
 /// Creates a back end. `method`: "dashscope" or "local_qwen" (upstream --prompt_extend_method).
 /// `model`: empty → upstream default (dashscope: "qwen-plus"; local_qwen: "Qwen/Qwen2.5-14B-Instruct").
 /// For local_qwen it is a folder, or a name resolved by resolve_qwen_model_dir(); the folder's config and

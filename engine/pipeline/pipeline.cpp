@@ -69,8 +69,9 @@ bool cancel_requested(const std::atomic<bool>* cancel) {
 /// Runs `work` on this rank, then — with a mesh — every rank agrees on how it went, in one tiny all-reduce,
 /// so that all leave together: Cancelled is thrown on every rank when one saw its cancel flag, wan::Error
 /// when one failed (that rank's own message; `failed_elsewhere` on the others). A failing rank still takes
-/// part in the agreement, so no peer waits in a collective. Without a mesh the cancel flag is checked
-/// first and exceptions pass straight through.
+/// part in the agreement, so no peer waits in a collective; after a failure the communicators are settled
+/// (re-created when one was left inconsistent: Note [Communicator renewal] in dist.h), so the next job runs.
+/// Without a mesh the cancel flag is checked first and exceptions pass straight through.
 template <typename Work>
 void on_every_rank(dist::Mesh* mesh, const std::atomic<bool>* cancel, const std::string& what,
                    const std::string& failed_elsewhere, Work&& work) {
@@ -91,9 +92,11 @@ void on_every_rank(dist::Mesh* mesh, const std::atomic<bool>* cancel, const std:
         protocol::announce_failure(failure);  // peers left in one of this work's collectives learn why at once
     }
     if (mine == dist::StepStatus::Continue && cancel_requested(cancel)) mine = dist::StepStatus::Cancel;
-    const dist::StepStatus agreed = dist::agree(mesh->world(), mine);
+    const dist::StepStatus agreed = mesh->agree(mine);
     if (agreed == dist::StepStatus::Cancel) throw Cancelled();
-    if (agreed == dist::StepStatus::Failed) WAN_THROW("%s", failure.empty() ? failed_elsewhere.c_str() : failure.c_str());
+    if (agreed != dist::StepStatus::Failed) return;
+    mesh->recover_after_failure();  // a failure mid-step may have left a communicator unusable for the next job
+    WAN_THROW("%s", failure.empty() ? failed_elsewhere.c_str() : failure.c_str());
 }
 
 /// Progress, trace and cancel of one job, and its start time (for the elapsed/ETA figures).
@@ -707,6 +710,10 @@ std::optional<preview::PendingFrames> T2VPipeline::Impl::start_preview(const at:
 std::shared_ptr<const PreviewFrames> T2VPipeline::Impl::finish_preview(std::optional<preview::PendingFrames>& pending,
                                                                        int step) const {
     if (!pending) return nullptr;
+    // The copy may be queued behind an NCCL operation that a failed peer never joins: wait for it as for a peer,
+    // so that the failure notice still reaches this rank (a plain synchronize would block until the watchdog's
+    // deadline). That failure is the step's, not the preview's: it propagates.
+    protocol::wait_until([&] { return pending->ready(); }, "live preview read-back");
     try {
         auto frames = std::make_shared<PreviewFrames>(pending->frames());
         frames->step = step;

@@ -108,6 +108,14 @@ PendingFrames PendingFrames::start(const at::Tensor& latent, const at::Tensor& v
     return out;
 }
 
+bool PendingFrames::ready() const {
+#if WAN_HAVE_CUDA
+    return !copy_ || copy_->done.query();  // an event never recorded (CPU latents) counts as done
+#else
+    return true;
+#endif
+}
+
 PreviewFrames PendingFrames::frames() {
     WAN_CHECK(copy_ && copy_->host.defined(), "preview: frames() called on an empty PendingFrames");
 #if WAN_HAVE_CUDA

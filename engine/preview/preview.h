@@ -39,6 +39,8 @@ public:
     PendingFrames(PendingFrames&&) noexcept;
     PendingFrames& operator=(PendingFrames&&) noexcept;
     ~PendingFrames();
+    /// Whether the copy has finished (frames() would not wait). Always true for CPU latents.
+    bool ready() const;
     /// Waits for the copy; the same frames as latent_to_frames(clean_estimate(latent, velocity, sigma)).
     PreviewFrames frames();
 

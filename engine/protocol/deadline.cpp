@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -21,8 +22,8 @@ namespace {
 constexpr int kPingTag = 1;
 constexpr int kPongTag = 2;
 constexpr int kFailureTag = 3;  ///< Note [Failure notices]
-/// How long a wait goes on after a failure notice before it ends every rank: a collective the failed rank
-/// finished before failing completes within this (its data is already on the way); one it never joins does not.
+/// How long a wait goes on after a failure notice before it is abandoned: a collective the failed rank joined
+/// before failing completes within this (its data is already on the way); one it never joins does not.
 constexpr double kNoticeGraceSeconds = 2.0;
 constexpr size_t kNoticeReasonMax = 4000;
 
@@ -47,6 +48,7 @@ int64_t g_agreements = 0;
 bool g_in_agreement = false;
 std::optional<FailureNotice> g_notice;  ///< received for the current agreement, not acted upon yet
 std::deque<SentNotice> g_sent;
+bool g_abandoned = false;  ///< a wait was abandoned since the last take_abandoned()
 
 void check(int rc, const char* what) {
     if (rc == MPI_SUCCESS) return;
@@ -98,17 +100,15 @@ void receive_notices() {
     }
 }
 
-/// A peer failed and will not join the collective this rank waits in: names it and its reason, ends every rank.
-[[noreturn]] void end_after_peer_failure(const FailureNotice& n, const char* what) {
+/// A peer failed and will not join the collective this rank waits in: the operation is abandoned (left
+/// pending: an MPI collective cannot be cancelled) and its communicator marked for replacement.
+[[noreturn]] void abandon_after_peer_failure(const FailureNotice& n, const char* what) {
+    g_abandoned = true;
     const std::string msg = strfmt(
         "rank %d failed during %s: %s. Rank %d was waiting for it in the %s (stage: %s), which cannot complete "
-        "now; an MPI collective cannot be abandoned, so every rank ends.",
+        "now; it was abandoned and the communicators are re-created before the next job.",
         n.rank, n.stage.c_str(), n.reason.c_str(), g_rank, what, current_stage().c_str());
-    WAN_LOG_ERROR("%s", msg.c_str());
-    std::fflush(stdout);
-    std::fflush(stderr);
-    MPI_Abort(MPI_COMM_WORLD, 1);
-    std::_Exit(1);
+    throw PeerFailed(msg);  // logged by whoever fails the work (pipeline on_every_rank)
 }
 
 /// Short pause between polls once a wait is not immediate: keeps a waiting rank from eating a core that a
@@ -167,14 +167,24 @@ std::vector<int> silent_ranks(double grace) {
         msg = strfmt("rank %s stopped answering: rank %d waited %g s in the %s (stage: %s) and rank %s did not "
                      "answer a roll call within %g s (stopped, hung or dead; --collective-timeout). Ending every rank.",
                      who.c_str(), g_rank, limit, what, stage.c_str(), who.c_str(), grace);
-    WAN_LOG_ERROR("%s", msg.c_str());
+    end_every_rank(msg);
+}
+
+}  // namespace
+
+void end_every_rank(const std::string& why) {
+    WAN_LOG_ERROR("%s", why.c_str());
     std::fflush(stdout);
     std::fflush(stderr);
     MPI_Abort(MPI_COMM_WORLD, 1);
     std::_Exit(1);  // MPI_Abort does not return; this keeps the promise of [[noreturn]] if it ever did
 }
 
-}  // namespace
+bool take_abandoned() {
+    const bool was = g_abandoned;
+    g_abandoned = false;
+    return was;
+}
 
 void set_collective_timeout(double seconds) {
     WAN_CHECK(seconds >= 0, "--collective-timeout must be ≥ 0 seconds (0 = no deadline), got %g", seconds);
@@ -229,6 +239,20 @@ AgreementWait::~AgreementWait() {
     if (g_notice && g_notice->agreement < g_agreements) g_notice.reset();  // that job failed on every rank
 }
 
+namespace {
+
+/// One poll of a wait on other ranks: answers roll calls and, outside the agreement, abandons the wait `what`
+/// (throws PeerFailed) once a peer's failure notice is older than its grace. `noticed`: when this wait first saw it.
+void poll_peers(const char* what, std::optional<Clock::time_point>& noticed) {
+    serve_roll_calls();
+    if (g_in_agreement) return;  // in the agreement a notice is expected: the failed rank is there too
+    receive_notices();
+    if (g_notice && !noticed) noticed = Clock::now();
+    if (noticed && seconds_since(*noticed) > kNoticeGraceSeconds) abandon_after_peer_failure(*g_notice, what);
+}
+
+}  // namespace
+
 void wait_all(int count, MPI_Request* requests, const char* what, bool bounded) {
     const double limit = bounded ? collective_timeout() : 0.0;
     const auto t0 = Clock::now();
@@ -237,13 +261,17 @@ void wait_all(int count, MPI_Request* requests, const char* what, bool bounded) 
         int done = 0;
         check(MPI_Testall(count, requests, &done, MPI_STATUSES_IGNORE), what);
         if (done) return;
-        serve_roll_calls();
-        if (!g_in_agreement) {  // in the agreement a notice is expected: the failed rank is there too
-            receive_notices();
-            if (g_notice && !noticed) noticed = Clock::now();
-            if (noticed && seconds_since(*noticed) > kNoticeGraceSeconds) end_after_peer_failure(*g_notice, what);
-        }
+        poll_peers(what, noticed);
         if (limit > 0 && seconds_since(t0) > limit) expire(what, limit);
+        pause_after(t0);
+    }
+}
+
+void wait_until(const std::function<bool()>& done, const char* what) {
+    const auto t0 = Clock::now();
+    std::optional<Clock::time_point> noticed;
+    while (!done()) {
+        poll_peers(what, noticed);
         pause_after(t0);
     }
 }

@@ -11,8 +11,11 @@
 // (no LibTorch), like the rest of engine/protocol.
 #pragma once
 
+#include "core/core.h"
+
 #include <mpi.h>
 
+#include <functional>
 #include <string>
 
 namespace wan::protocol {
@@ -46,10 +49,22 @@ private:
 // its peers inside a collective of that unit which it will never join (e.g. the next DiT block's all-to-all),
 // where they would wait for the full --collective-timeout and then end without knowing why. So before joining
 // the agreement, the failing rank sends every peer a notice (reason and agreement number) on the roll-call
-// channel. A peer that receives it while waiting in any other collective of the same unit knows that wait can
-// never complete; an MPI collective cannot be abandoned, so it prints the failing rank's reason and ends every
-// rank at once (MPI_Abort). A peer that is already in the agreement, or has passed it, ignores the notice: the
-// agreement fails the job on every rank and the next job runs. Agreements are counted alike on every rank.
+// channel. A peer that receives it while waiting in any other collective of the same unit gives that wait a
+// grace of kNoticeGraceSeconds (2 s): a collective the failed rank joined before failing still completes (its
+// data is already on the way), and the peer goes on to the agreement with nothing to repair. One it never
+// joined cannot complete, and an MPI collective cannot be cancelled: the peer abandons it (the request is left
+// pending, never completed) and throws PeerFailed naming the failing rank and its reason. Its work fails, it
+// joins the agreement, and the job fails on every rank. The communicator of the abandoned operation is
+// inconsistent from then on (one rank has an operation the others never match), so take_abandoned() tells the
+// mesh to replace its communicators before the next job (dist::Mesh::recover_after_failure). A peer that is
+// already in the agreement, or has passed it, ignores the notice. Agreements are counted alike on every rank.
+
+/// Thrown by wait() / wait_all() when a peer's failure notice shows that the wait can never complete: the
+/// operation was abandoned (see Note [Failure notices]).
+class PeerFailed : public Error {
+public:
+    using Error::Error;
+};
 
 /// Sends the notice above to every peer (nonblocking; never waits). `reason` is this rank's error.
 void announce_failure(const std::string& reason);
@@ -62,13 +77,26 @@ public:
     AgreementWait& operator=(const AgreementWait&) = delete;
 };
 
+/// Whether a wait was abandoned (PeerFailed) since the last call; clears the mark. A communicator that carried
+/// an abandoned operation must not be used again.
+bool take_abandoned();
+
+/// Prints `why` and ends every rank (MPI_Abort): for a failure that leaves the ranks unable to go on together.
+[[noreturn]] void end_every_rank(const std::string& why);
+
 /// Completes `request` (which ends when the peers of `comm` take part), answering roll calls meanwhile.
 /// `what` names the operation ("all-to-all", "message body"…). With a deadline that runs out: prints which
-/// ranks stopped answering and the stage, then MPI_Abort(MPI_COMM_WORLD); likewise, at once, when a peer's
-/// failure notice shows that the wait cannot complete (Note [Failure notices]). `bounded` false waits without
-/// deadline (a worker idle until the head's next request). Throws wan::Error when MPI reports an error.
+/// ranks stopped answering and the stage, then MPI_Abort(MPI_COMM_WORLD). When a peer's failure notice shows
+/// that the wait cannot complete, throws PeerFailed after the notice's grace (Note [Failure notices]).
+/// `bounded` false waits without deadline (a worker idle until the head's next request). Throws wan::Error
+/// when MPI reports an error.
 void wait(MPI_Request& request, const char* what, bool bounded = true);
 /// The same for several requests at once (e.g. the two halves of a ring shift).
 void wait_all(int count, MPI_Request* requests, const char* what, bool bounded = true);
+/// Waits until `done()` is true — work queued on a GPU, say, which may sit behind an NCCL operation that a failed
+/// peer never joins — polling as wait() does: roll calls are answered, and a peer's failure notice throws
+/// PeerFailed after its grace (the mesh then aborts and re-creates the NCCL communicators, which ends that work).
+/// No deadline of its own: the NCCL watchdog bounds GPU work. E.g. the head's read-back of the live preview.
+void wait_until(const std::function<bool()>& done, const char* what);
 
 }  // namespace wan::protocol

@@ -2,9 +2,13 @@
 #include "test_util.h"
 
 #include "core/core.h"
+#include "protocol/deadline.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
+
+#include <chrono>
+#include <thread>
 
 using namespace wan::dist;
 using wan::dist::test::world;
@@ -131,4 +135,80 @@ TEST(Mesh, ReplicasWithoutSequenceParallelism) {
     EXPECT_EQ(mesh.ulysses().size(), 1);
     EXPECT_EQ(mesh.ring().size(), 1);
     EXPECT_EQ(mesh.cfg_half().size(), w.size());
+}
+
+// Note [Communicator renewal]: rank 1 fails without joining the Ulysses all-to-all its peers are in. Its failure
+// notice makes them abandon it (protocol::PeerFailed, after the notice's grace), every rank agrees the step failed,
+// and the mesh replaces its communicators; the next exchanges over every group give exact results again.
+TEST(Mesh, RecoversFromAnAbandonedCollective) {
+    Communicator& w = world();
+    if (w.size() < 2) GTEST_SKIP() << "needs a world of at least 2 ranks";
+    wan::protocol::start_watchdog(MPI_COMM_WORLD);  // the channel that carries failure notices
+    Mesh mesh(w, ParallelLayout{w.size(), w.size(), 1}, 12);
+    const int P = w.size(), r = w.rank();
+    StepStatus mine = StepStatus::Failed;
+    if (r == 1) {
+        wan::protocol::announce_failure("a test failure between two exchanges");
+    } else {
+        at::Tensor x = at::full({P, 3}, static_cast<float>(r));
+        try {
+            mesh.ulysses().all_to_all(x);
+            ADD_FAILURE() << "the all-to-all completed without rank 1";
+        } catch (const wan::protocol::PeerFailed& e) {
+            EXPECT_NE(std::string(e.what()).find("rank 1 failed during"), std::string::npos) << e.what();
+            EXPECT_NE(std::string(e.what()).find("a test failure between two exchanges"), std::string::npos) << e.what();
+        }
+    }
+    EXPECT_EQ(mesh.agree(mine), StepStatus::Failed);
+    EXPECT_TRUE(mesh.recover_after_failure());
+    EXPECT_EQ(mesh.renewals(), 1);
+
+    // Every group works again, with the same members in the same order.
+    std::vector<int> all(static_cast<size_t>(P));
+    for (int i = 0; i < P; ++i) all[static_cast<size_t>(i)] = i;
+    EXPECT_EQ(members_of(mesh.world()), all);
+    EXPECT_EQ(members_of(mesh.ulysses()), all);
+    EXPECT_EQ(members_of(mesh.sp()), all);
+    at::Tensor x = at::arange(P * 2, at::kFloat).add_(100.0 * r);  // block j of rank r: 100r + 2j, 100r + 2j + 1
+    at::Tensor y = mesh.ulysses().all_to_all(x);                   // block i of the result came from rank i
+    for (int i = 0; i < P; ++i) {
+        EXPECT_EQ(y[2 * i].item<float>(), 100.0f * i + 2 * r);
+        EXPECT_EQ(y[2 * i + 1].item<float>(), 100.0f * i + 2 * r + 1);
+    }
+    EXPECT_EQ(mesh.agree(StepStatus::Continue), StepStatus::Continue);
+}
+
+// The notice's grace: rank 1 fails but still completes an all-to-all it had started (here: joins it half a second
+// after its notice, well within the 2 s grace). Its peers finish that exchange normally instead of abandoning it,
+// and no communicator needs replacing.
+TEST(Mesh, ACollectiveTheFailedRankStillCompletesIsNotAbandoned) {
+    Communicator& w = world();
+    if (w.size() < 2) GTEST_SKIP() << "needs a world of at least 2 ranks";
+    wan::protocol::start_watchdog(MPI_COMM_WORLD);
+    Mesh mesh(w, ParallelLayout{w.size(), w.size(), 1}, 12);
+    const int P = w.size(), r = w.rank();
+    if (r == 1) {
+        wan::protocol::announce_failure("a test failure after starting an exchange");
+        std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    }
+    at::Tensor x = at::arange(P, at::kFloat).add_(100.0 * r);
+    at::Tensor y;
+    EXPECT_NO_THROW(y = mesh.ulysses().all_to_all(x));
+    if (y.defined())
+        for (int i = 0; i < P; ++i) EXPECT_EQ(y[i].item<float>(), 100.0f * i + r);
+    EXPECT_EQ(mesh.agree(StepStatus::Failed), StepStatus::Failed);
+    EXPECT_FALSE(mesh.recover_after_failure());
+    EXPECT_EQ(mesh.renewals(), 0);
+}
+
+// A failure seen at the agreement by every rank before its next collective leaves every communicator
+// consistent: nothing is replaced.
+TEST(Mesh, FailureAtTheAgreementReplacesNothing) {
+    Communicator& w = world();
+    if (w.size() < 2) GTEST_SKIP() << "needs a world of at least 2 ranks";
+    Mesh mesh(w, ParallelLayout{w.size(), w.size(), 1}, 12);
+    EXPECT_EQ(mesh.agree(w.rank() == 1 ? StepStatus::Failed : StepStatus::Continue), StepStatus::Failed);
+    EXPECT_FALSE(mesh.recover_after_failure());
+    EXPECT_EQ(mesh.renewals(), 0);
+    EXPECT_EQ(members_of(mesh.ulysses()).size(), static_cast<size_t>(w.size()));
 }

@@ -9,6 +9,8 @@
 #include <gtest/gtest.h>
 #include "golden.h"
 
+#include <chrono>
+
 using namespace wan::dist;
 using wan::dist::test::world;
 
@@ -105,4 +107,22 @@ TEST(ShardedParameters, RejectsDuplicateNames) {
     std::map<std::string, at::Tensor> by_name(params.begin(), params.end());
     auto view = [&](const std::string& n) { return by_name.at(n); };
     EXPECT_THROW(ShardedParameters(view, {{"head.head.weight"}, {"head.head.weight"}}, world()), wan::Error);
+}
+
+// A unit still held when a job fails (an error inside its block, or a prefetch) may be incomplete on this rank
+// and absent on its peers: after the failure (Communicator::settle_all, on every rank) it is gathered again,
+// collectively, instead of being reused. Ref: Note [Communicator renewal].
+TEST(ShardedParameters, AUnitHeldAcrossAFailedJobIsGatheredAgain) {
+    Communicator& w = world();
+    const wan::io::NamedTensors params = make_params();
+    std::map<std::string, at::Tensor> by_name(params.begin(), params.end());
+    ShardedParameters sharded([&](const std::string& n) { return by_name.at(n); }, units_of(params), w);
+    const std::string name = "blocks.0.norm3.weight";
+    const at::Tensor before = sharded.gather(0).at(name);
+    EXPECT_EQ(sharded.gather(0).at(name).data_ptr(), before.data_ptr());  // held: not gathered twice
+    Communicator::settle_all(std::chrono::steady_clock::now());          // as after a failed job
+    const at::Tensor after = sharded.gather(0).at(name);
+    EXPECT_NE(after.data_ptr(), before.data_ptr());
+    EXPECT_TRUE(wan::test::all_equal(after, by_name.at(name), "gathered again"));
+    sharded.release(0);
 }

@@ -218,6 +218,38 @@ TEST_F(DashScope, SuccessSendsUpstreamsRequest) {
     EXPECT_EQ(body["parameters"]["result_format"], "message");
 }
 
+TEST(DashScopeUrl, OnlyHttpsOrLoopbackMayCarryTheKey) {
+    for (const char* ok : {"https://dashscope.aliyuncs.com/api/v1", "HTTPS://example.com", "http://127.0.0.1:8080/api/v1",
+                           "http://127.4.5.6/x", "http://localhost:99", "http://LOCALHOST/", "http://[::1]:8080/api",
+                           "http://user@127.0.0.1:1/"})
+        EXPECT_EQ(dashscope_url_refusal(ok, "DASH_API_URL"), "") << ok;
+    for (const char* bad : {"http://dashscope.aliyuncs.com/api/v1", "http://127.0.0.1.example.com/", "http://10.0.0.1/",
+                            "http://127.0.0.1@example.com/", "http://localhost.example.com/", "http://[::2]/",
+                            "http://128.0.0.1/"}) {
+        const std::string m = dashscope_url_refusal(bad, "DASH_API_URL");
+        EXPECT_NE(m.find("plain http"), std::string::npos) << bad << ": " << m;
+        EXPECT_NE(m.find("DASH_API_URL"), std::string::npos) << m;
+        EXPECT_NE(m.find(bad), std::string::npos) << m;
+    }
+    for (const char* bad : {"ftp://example.com/", "dashscope.aliyuncs.com/api/v1", ""})
+        EXPECT_NE(dashscope_url_refusal(bad, "DASH_API_URL").find("is not an https:// URL"), std::string::npos) << bad;
+}
+
+TEST_F(DashScope, PlainHttpToAnotherHostIsRefusedBeforeAnyConnection) {
+    // The host does not exist (.invalid): had a request been tried, the message would be curl's resolve error.
+    ::setenv("DASH_API_KEY", "env-key", 1);
+    ::setenv("DASH_API_URL", "http://dashscope.example.invalid/api/v1", 1);
+    ExtendOptions o;
+    o.connect_timeout_ms = 1000;
+    o.timeout_ms = 1000;
+    auto ext = make_prompt_extender("dashscope", "", o);
+    const ExtendResult r = ext->extend("Two cats boxing.", "en", 1);
+    EXPECT_FALSE(r.ok);
+    EXPECT_EQ(r.prompt, "Two cats boxing.");  // the original prompt is kept
+    EXPECT_NE(r.message.find("refusing to send the API key in clear over plain http"), std::string::npos) << r.message;
+    EXPECT_NE(r.message.find("(DASH_API_URL)"), std::string::npos) << r.message;
+}
+
 TEST_F(DashScope, KeyAndUrlFromTheEnvironmentAndRandomSeed) {
     ScriptedServer server({{200, kOkBody}});
     ::setenv("DASH_API_KEY", "env-key", 1);

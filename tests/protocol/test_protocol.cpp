@@ -1,5 +1,6 @@
 // Round trips of every message kind, rejection of mismatched peers, and the chunked broadcast across ranks.
 #include "core/core.h"
+#include "protocol/deadline.h"
 #include "protocol/protocol.h"
 
 #include <gtest/gtest.h>
@@ -59,6 +60,43 @@ TEST(Protocol, ChunkedBroadcastReachesEveryRank) {
     EXPECT_EQ(m.tag, Tag::Generate);
     EXPECT_EQ(m.job_id, 99);
     EXPECT_EQ(m.payload, big);
+}
+
+// protocol::wait_until (e.g. the head waiting for GPU work that may sit behind an NCCL operation a failed peer never
+// joins): it returns when the condition holds, and a peer's failure notice ends it with PeerFailed, naming the
+// peer and its reason, once the notice's grace has passed. Then every rank meets in an agreement, as a step's would.
+TEST(Deadline, WaitUntilEndsOnAPeersFailureNotice) {
+    int rank = 0, size = 1;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    int polls = 0;
+    wan::protocol::wait_until([&] { return ++polls == 3; }, "test condition");
+    EXPECT_EQ(polls, 3);
+    if (size < 2) GTEST_SKIP() << "the failure notice needs a world of at least 2 ranks";
+    wan::protocol::start_watchdog(MPI_COMM_WORLD);
+    if (rank == 1) {
+        wan::protocol::announce_failure("a test failure while a peer waits for its device");
+    } else {
+        try {
+            wan::protocol::wait_until([] { return false; }, "device work");  // never done: only the notice ends it
+            ADD_FAILURE() << "wait_until returned";
+        } catch (const wan::protocol::PeerFailed& e) {
+            const std::string m = e.what();
+            EXPECT_NE(m.find("rank 1 failed during"), std::string::npos) << m;
+            EXPECT_NE(m.find("a test failure while a peer waits for its device"), std::string::npos) << m;
+            EXPECT_NE(m.find("in the device work"), std::string::npos) << m;
+        }
+        EXPECT_TRUE(wan::protocol::take_abandoned());
+    }
+    int status = 3, agreed = 0;  // the step's agreement: every rank "failed"
+    MPI_Request request = MPI_REQUEST_NULL;
+    {
+        const wan::protocol::AgreementWait agreement;  // the notice belongs to this agreement, then it is stale
+        MPI_Iallreduce(&status, &agreed, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD, &request);
+        wan::protocol::wait(request, "test agreement");
+    }
+    EXPECT_EQ(agreed, 3);
+    EXPECT_FALSE(wan::protocol::take_abandoned());
 }
 
 }  // namespace
