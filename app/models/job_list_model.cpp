@@ -3,6 +3,8 @@
 #include "models/progress_format.h"
 #include "session/engine_session.h"
 
+#include <QFont>
+
 #include <algorithm>
 
 namespace wan::app {
@@ -119,6 +121,12 @@ QVariant JobListModel::data(const QModelIndex& index, int role) const {
             QString shortPrompt = prompt.simplified();
             if (shortPrompt.size() > 80) shortPrompt = shortPrompt.left(79) + QChar(0x2026);
             return QStringLiteral("%1  %2\n%3").arg(label(job), shortPrompt, stateText(job));
+        }
+        case Qt::FontRole: {  // another client's job reads apart from this window's own at a glance
+            if (job.serverId == 0) return {};
+            QFont font;
+            font.setItalic(true);
+            return font;
         }
         case Qt::ToolTipRole:
             return job.serverId == 0 ? prompt

@@ -29,7 +29,7 @@ JobQueueWidget::JobQueueWidget(JobListModel* model, EngineSession* session, QWid
     progress_->setTextVisible(true);
     cancel_ = new QPushButton(tr("Cancel"), this);
     cancel_->setObjectName(QStringLiteral("cancelButton"));
-    cancel_->setToolTip(tr("Cancel the selected job (or the running one)"));
+    cancel_->setToolTip(tr("Cancel the selected job (or this window's running one)"));
     clear_ = new QPushButton(tr("Clear finished"), this);
     row->addWidget(progress_, 1);
     row->addWidget(cancel_);

@@ -358,6 +358,9 @@ void MainWindow::setOutputFolder(const QString& folder) {
 
 void MainWindow::setEngineLink(EngineLink* link) {
     link_ = link;
+    params_->outputFolderEdit()->setToolTip(
+        tr("Where this computer keeps the videos: its own jobs' and the server's finished ones are copied here. "
+           "The engine at %1 writes into its own --output-dir.").arg(link->where()));
     jobs_->attach(link);
     queue_->setEngineLink(link);
     connect(link, &EngineLink::linkUp, this, &MainWindow::onLinkUp);

@@ -8,6 +8,7 @@
 
 #include <QAbstractItemModelTester>
 #include <QFileInfo>
+#include <QFont>
 #include <QIcon>
 #include <QSignalSpy>
 #include <QTemporaryDir>
@@ -163,7 +164,9 @@ void TestAppModels::jobModelListsOtherClientsJobs() {
     QCOMPARE(i.data(JobListModel::StateRole).toInt(), int(JobListModel::JobState::Running));
     QVERIFY2(i.data(Qt::DisplayRole).toString().startsWith(QStringLiteral("another client's #1  job 1 of another client\nDenoising 3/10")),
              qPrintable(i.data(Qt::DisplayRole).toString()));
+    QVERIFY(i.data(Qt::FontRole).value<QFont>().italic());  // set apart at a glance
     QVERIFY(!model.index(model.rowOf(1)).data(JobListModel::OtherClientRole).toBool());
+    QVERIFY(!model.index(model.rowOf(1)).data(Qt::FontRole).isValid());
     QCOMPARE(model.waitingIds(), std::vector<qint64>{1});  // only the window's own is saved
     // Events: progress, then the end; a new job appears.
     model.onOtherJob(other(1, "running", 8));

@@ -301,17 +301,9 @@ void TestRemoteApi::twoClientsShareOneQueueInOrder() {
 // answer gets the first one's id, and the job lists who submitted it.
 void TestRemoteApi::aRepeatedPostIsOneJob() {
     auto post = [&](const QByteArray& client, const QByteArray& key) {
-        QNetworkRequest request{QUrl(server().url(QStringLiteral("/api/jobs")))};
-        request.setHeader(QNetworkRequest::ContentTypeHeader, QByteArrayLiteral("application/json"));
-        if (!client.isEmpty()) request.setRawHeader("X-Wan-Client", client);
-        if (!key.isEmpty()) request.setRawHeader("X-Wan-Job-Key", key);
-        QNetworkReply* reply = nam_.post(request, QByteArray(R"({"prompt": "asked twice", "sample_steps": 1})"));
-        QTest::qWaitFor([reply] { return reply->isFinished(); }, 60000);
-        HttpReply r;
-        r.status = reply->attribute(QNetworkRequest::HttpStatusCodeAttribute).toInt();
-        r.body = reply->readAll();
-        reply->deleteLater();
-        return r;
+        return httpRequest(nam_, "POST", server().url(QStringLiteral("/api/jobs")),
+                           R"({"prompt": "asked twice", "sample_steps": 1})", {},
+                           {{"X-Wan-Client", client}, {"X-Wan-Job-Key", key}});
     };
     const HttpReply first = post("window-1", "5"), again = post("window-1", "5"), otherKey = post("window-1", "6"),
                     otherClient = post("window-2", "5");

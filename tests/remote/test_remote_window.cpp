@@ -147,14 +147,25 @@ QJsonObject jobOn(EngineProcess& server, qint64 id) {
 }
 QString stateOn(EngineProcess& server, qint64 id) { return jobOn(server, id).value(QStringLiteral("state")).toString(); }
 
+/// Starts a CPU `--listen` server on a free port, writing into `outputDir`, and waits until it is ready.
+/// Returns "" or what went wrong.
+QString startServer(EngineProcess& server, const QString& outputDir) {
+    QString error;
+    if (!server.start({}, {QStringLiteral("--listen"), QStringLiteral("127.0.0.1:0"), QStringLiteral("--device"),
+                           QStringLiteral("cpu"), QStringLiteral("--output-dir"), outputDir}, &error))
+        return error;
+    return server.waitReady(kReadyMs) ? QString() : QStringLiteral("the server is not ready:\n") + server.output();
+}
+
 /// The window as gui_entry makes it for --connect: the session over the remote backend, and the link that
-/// shares its client id. Its settings file is its own, so that its folder is the one `settingsFolder` names.
+/// shares its client id. Its settings file is its own and remembers `folder` as the window's output folder;
+/// `cliOutputDir` is --output-dir (by default the same folder).
 struct ConnectedWindow {
-    ConnectedWindow(const QString& address, const QString& settingsPath, const AppOptions& options,
-                    const QString& settingsFolder = {})
+    ConnectedWindow(const QString& address, const QString& settingsPath, const QString& folder,
+                    const QString& cliOutputDir = {})
         : endpoint(parseRemoteEndpoint(address.toStdString())), settings(settingsPath),
           session(makeRemoteBackend(endpoint)), link(endpoint),
-          window(&session, withFolder(&settings, settingsFolder), options) {
+          window(&session, withFolder(&settings, folder), optionsWith(cliOutputDir.isEmpty() ? folder : cliOutputDir)) {
         window.setConfirmOnClose(false);
         window.setEngineLink(&link);
         link.open();
@@ -165,8 +176,13 @@ struct ConnectedWindow {
         if (!session.waitForStopped(60000)) qWarning("the window's session did not stop within 60 s");
     }
     static Settings* withFolder(Settings* settings, const QString& folder) {
-        if (!folder.isEmpty()) settings->setOutputFolder(folder);
+        settings->setOutputFolder(folder);
         return settings;
+    }
+    static AppOptions optionsWith(const QString& outputDir) {
+        AppOptions options;
+        options.engine.output_dir = outputDir.toStdString();
+        return options;
     }
     /// Queues a job from the parameters panel, as a click on Generate does; returns the session's id.
     qint64 generate(const QString& prompt, int steps) {
@@ -228,11 +244,9 @@ void TestRemoteWindow::reconnectionListsTheServersHistoryOnce() {
 
     // The window's folder is the one its settings remember, not --output-dir: the server's videos go where the
     // window looks, from the connection on, before any job of its own.
-    AppOptions options;
     const QString out = dir_.filePath(QStringLiteral("history-local"));
     const QString cliFolder = dir_.filePath(QStringLiteral("history-cli"));
-    options.engine.output_dir = cliFolder.toStdString();
-    ConnectedWindow w(address, dir_.filePath(QStringLiteral("history-settings.ini")), options, out);
+    ConnectedWindow w(address, dir_.filePath(QStringLiteral("history-settings.ini")), out, cliFolder);
     MainWindow& window = w.window;
     EngineSession& session = w.session;
     QCOMPARE(window.outputFolder(), out);
@@ -276,8 +290,8 @@ void TestRemoteWindow::reconnectionListsTheServersHistoryOnce() {
 
     // Another folder chosen in the window: the server's videos are copied there at once and listed.
     const QString other = dir_.filePath(QStringLiteral("history-other"));
-    auto* folderEdit = window.parametersPanel()->findChild<QLineEdit*>(QStringLiteral("outputFolderEdit"));
-    QVERIFY(folderEdit);
+    QLineEdit* folderEdit = window.parametersPanel()->outputFolderEdit();
+    QVERIFY(folderEdit->toolTip().contains(address));  // says what the folder is for with a remote engine
     folderEdit->setText(other);
     emit folderEdit->editingFinished();
     QCOMPARE(window.outputFolder(), other);
@@ -288,23 +302,16 @@ void TestRemoteWindow::reconnectionListsTheServersHistoryOnce() {
 
 void TestRemoteWindow::otherClientsJobsAreListedFollowedAndCancellable() {
     EngineProcess server;
-    QString error;
-    QVERIFY2(server.start({}, {QStringLiteral("--listen"), QStringLiteral("127.0.0.1:0"), QStringLiteral("--device"),
-                               QStringLiteral("cpu"), QStringLiteral("--output-dir"), dir_.filePath(QStringLiteral("others-server"))},
-                          &error),
-             qPrintable(error));
-    QVERIFY(server.waitReady(kReadyMs));
+    const QString notStarted = startServer(server, dir_.filePath(QStringLiteral("others-server")));
+    QVERIFY2(notStarted.isEmpty(), qPrintable(notStarted));
     // Another client's long job runs and a second one waits, before the window connects.
     const qint64 running = postJob(server, "another client's long job", 1000);
     const qint64 queued = postJob(server, "another client's queued job", 2);
     QVERIFY(running > 0 && queued > 0);
     QTRY_COMPARE_WITH_TIMEOUT(stateOn(server, running), QStringLiteral("running"), kJobMs);
 
-    AppOptions options;
-    const QString out = dir_.filePath(QStringLiteral("others-local"));
-    options.engine.output_dir = out.toStdString();
     ConnectedWindow w(QStringLiteral("127.0.0.1:%1").arg(server.port()), dir_.filePath(QStringLiteral("others.ini")),
-                      options, out);
+                      dir_.filePath(QStringLiteral("others-local")));
     JobListModel* jobs = w.window.jobModel();
     QTRY_VERIFY_WITH_TIMEOUT(w.window.generateButton()->isEnabled(), kReadyMs);
     // Listed on connection, marked as another client's, and followed: the running one's steps advance.
@@ -358,20 +365,13 @@ void TestRemoteWindow::otherClientsJobsAreListedFollowedAndCancellable() {
 
 void TestRemoteWindow::networkDropIsShownAndRiddenOut() {
     EngineProcess server;
-    QString error;
-    QVERIFY2(server.start({}, {QStringLiteral("--listen"), QStringLiteral("127.0.0.1:0"), QStringLiteral("--device"),
-                               QStringLiteral("cpu"), QStringLiteral("--output-dir"), dir_.filePath(QStringLiteral("drop-server"))},
-                          &error),
-             qPrintable(error));
-    QVERIFY(server.waitReady(kReadyMs));
+    const QString notStarted = startServer(server, dir_.filePath(QStringLiteral("drop-server")));
+    QVERIFY2(notStarted.isEmpty(), qPrintable(notStarted));
     TcpRelay relay(server.port());  // the window's only way to the server
     QVERIFY(relay.port() != 0);
 
-    AppOptions options;
-    const QString out = dir_.filePath(QStringLiteral("drop-local"));
-    options.engine.output_dir = out.toStdString();
     ConnectedWindow w(QStringLiteral("127.0.0.1:%1").arg(relay.port()), dir_.filePath(QStringLiteral("drop.ini")),
-                      options, out);
+                      dir_.filePath(QStringLiteral("drop-local")));
     QTRY_VERIFY_WITH_TIMEOUT(w.window.generateButton()->isEnabled(), kReadyMs);
     QTRY_VERIFY_WITH_TIMEOUT(w.link.isUp(), 30000);
     QLabel* state = w.window.engineStateLabel();
