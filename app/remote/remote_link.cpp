@@ -18,6 +18,7 @@ namespace {
 constexpr int kRetryFirstMs = 500, kRetryCapMs = 10000;  // Backoff between attempts to reopen the link
 constexpr int kPingIntervalMs = 5000;
 constexpr int kSilentForMs = 15000;   // nothing heard (message or pong) this long: the link is dead
+constexpr int kAttemptMs = 10000;     // an attempt to connect (TCP and the WebSocket handshake) that takes longer fails
 constexpr int kHistoryLimit = 50;     // the server's newest finished videos considered on each sync
 constexpr int kCancelTimeoutMs = 30000;
 }  // namespace
@@ -33,6 +34,9 @@ RemoteLink::RemoteLink(RemoteEndpoint endpoint, QObject* parent)
     connect(&retry_, &QTimer::timeout, this, &RemoteLink::connectEvents);
     ping_.setInterval(kPingIntervalMs);
     connect(&ping_, &QTimer::timeout, this, &RemoteLink::checkAlive);
+    attempt_.setSingleShot(true);
+    attempt_.setInterval(kAttemptMs);
+    connect(&attempt_, &QTimer::timeout, this, [this] { drop(tr("no answer within %1 s").arg(kAttemptMs / 1000)); });
     connect(history_, &HistorySync::finished, this, [this](int copied, const QString& error) {
         if (!error.isEmpty()) {
             log_message(LogLevel::Warn, "history of the engine at %s: %s", qPrintable(where()), qPrintable(error));
@@ -62,6 +66,7 @@ void RemoteLink::connectEvents() {
     auto* ws = new QWebSocket(QString(), QWebSocketProtocol::VersionLatest, this);
     ws_ = ws;
     connect(ws, &QWebSocket::connected, this, [this] {
+        attempt_.stop();
         up_ = true;
         backoff_.reset();
         lastHeard_.start();
@@ -81,11 +86,13 @@ void RemoteLink::connectEvents() {
     });
     QNetworkRequest request(QUrl(QStringLiteral("ws://%1/api/events").arg(where())));
     if (!endpoint_.token.isEmpty()) request.setRawHeader("Authorization", "Bearer " + endpoint_.token);
+    attempt_.start();  // a server (or a tunnel) that takes the connection and never answers must not hold us
     ws->open(request);
 }
 
 void RemoteLink::onClosed(const QString& reason) {
     ping_.stop();
+    attempt_.stop();
     up_ = false;
     const int delay = backoff_.next();
     retry_.start(delay);
@@ -100,11 +107,18 @@ void RemoteLink::checkAlive() {
         ws_->ping();
         return;
     }
-    QWebSocket* ws = ws_;
-    QObject::disconnect(ws, nullptr, this, nullptr);
-    ws->abort();
-    ws->deleteLater();
-    onClosed(tr("no answer for %1 s").arg(kSilentForMs / 1000));
+    drop(tr("no answer for %1 s").arg(kSilentForMs / 1000));
+}
+
+void RemoteLink::drop(const QString& reason) {
+    if (ws_) {
+        QWebSocket* ws = ws_;
+        ws_ = nullptr;
+        QObject::disconnect(ws, nullptr, this, nullptr);
+        ws->abort();
+        ws->deleteLater();
+    }
+    onClosed(reason);
 }
 
 bool RemoteLink::isOthers(const QJsonObject& job) const {

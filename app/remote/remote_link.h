@@ -46,6 +46,8 @@ private:
     void onMessage(const QString& text);
     void onClosed(const QString& reason);
     void checkAlive();
+    /// Closes the current socket without its signals reaching us, then onClosed(reason).
+    void drop(const QString& reason);
     bool isOthers(const QJsonObject& job) const;
 
     RemoteEndpoint endpoint_;
@@ -54,6 +56,7 @@ private:
     QPointer<QWebSocket> ws_;
     QTimer retry_;      // the next attempt after a failed one or a drop
     QTimer ping_;       // liveness: a link that stops answering pings is closed (a drop without a FIN)
+    QTimer attempt_;    // an attempt to connect that gets no answer at all is given up
     QElapsedTimer lastHeard_;
     Backoff backoff_;
     bool up_ = false;

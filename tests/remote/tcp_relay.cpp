@@ -30,13 +30,29 @@ public:
         }
         pairs_.clear();
     }
-    void restore() { cut_ = false; }
+    void stall() { stalled_ = true; }
+    void restore() {
+        cut_ = false;
+        stalled_ = false;
+        for (const Pair& p : std::as_const(pairs_)) {  // what was held goes through now
+            if (!p.client || !p.server) continue;
+            if (p.server->state() == QAbstractSocket::UnconnectedState) p.server->connectToHost(QHostAddress::LocalHost, target_);
+            else pump(p.client, p.server);
+        }
+    }
     int cutCount() const { return cutCount_; }
 
 private:
     struct Pair {
         QPointer<QTcpSocket> client, server;
     };
+
+    /// Passes on what each side has sent and the other has not been given yet (nothing while stalled).
+    void pump(QTcpSocket* client, QTcpSocket* server) {
+        if (stalled_ || server->state() != QAbstractSocket::ConnectedState) return;
+        if (client->bytesAvailable() > 0) server->write(client->readAll());
+        if (server->bytesAvailable() > 0) client->write(server->readAll());
+    }
 
     void accept() {
         while (QTcpSocket* client = server_->nextPendingConnection()) {
@@ -48,12 +64,11 @@ private:
             }
             auto* server = new QTcpSocket(this);
             pairs_.append(Pair{client, server});
-            // Bytes that arrive before the server side is connected are read from the socket's buffer then.
-            QObject::connect(client, &QTcpSocket::readyRead, server, [client, server] {
-                if (server->state() == QAbstractSocket::ConnectedState) server->write(client->readAll());
-            });
-            QObject::connect(server, &QTcpSocket::connected, client, [client, server] { server->write(client->readAll()); });
-            QObject::connect(server, &QTcpSocket::readyRead, client, [client, server] { client->write(server->readAll()); });
+            // Bytes that arrive before the server side is connected, or while stalled, wait in the socket's buffer.
+            for (QTcpSocket* from : {client, server}) {
+                QObject::connect(from, &QTcpSocket::readyRead, this, [this, client, server] { pump(client, server); });
+            }
+            QObject::connect(server, &QTcpSocket::connected, this, [this, client, server] { pump(client, server); });
             // Either side closing closes the other (after passing on what is left), and both are freed.
             auto close = [c = QPointer<QTcpSocket>(client), s = QPointer<QTcpSocket>(server)] {
                 for (QTcpSocket* socket : {c.data(), s.data()})
@@ -69,7 +84,7 @@ private:
             QObject::connect(client, &QTcpSocket::disconnected, this, close);
             QObject::connect(server, &QTcpSocket::disconnected, this, close);
             QObject::connect(server, &QTcpSocket::errorOccurred, this, close);
-            server->connectToHost(QHostAddress::LocalHost, target_);
+            if (!stalled_) server->connectToHost(QHostAddress::LocalHost, target_);  // else at restore()
         }
     }
 
@@ -77,6 +92,7 @@ private:
     QTcpServer* server_ = nullptr;
     QList<Pair> pairs_;
     bool cut_ = false;
+    bool stalled_ = false;
     int cutCount_ = 0;
 };
 
@@ -119,6 +135,11 @@ TcpRelay::~TcpRelay() {
 void TcpRelay::cut() {
     RelayWorker* w = worker_;
     onRelayThread(w, [w] { w->cut(); });
+}
+
+void TcpRelay::stall() {
+    RelayWorker* w = worker_;
+    onRelayThread(w, [w] { w->stall(); });
 }
 
 void TcpRelay::restore() {

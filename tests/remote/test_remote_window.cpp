@@ -3,8 +3,8 @@
 // offscreen. Generate, then the fetched video is on local disk, listed, and previewed (the live preview of
 // every step too); the status bar says where the engine runs. The server's history is listed on connection and
 // again after the server restarts, each video once, in the folder the window lists (chosen before any job, or
-// changed later). Other clients' jobs are listed, followed and cancellable. A network drop (a relay cut and
-// restored, the server running on) is shown and ridden out.
+// changed later). Other clients' jobs are listed, followed and cancellable. A network drop (a relay cut or
+// stalled, then restored, the server running on) is shown and ridden out.
 #include "remote_test_client.h"
 
 #include "cli/options.h"
@@ -427,6 +427,16 @@ void TestRemoteWindow::networkDropIsShownAndRiddenOut() {
     QCOMPARE(finished.at(2).at(0).toLongLong(), waiting);
     QCOMPARE(finished.at(2).at(1).value<GenerationResult>().status, JobStatus::Ok);
     QVERIFY(relay.connectionsCut() > 0);
+
+    // 4. A link that goes silent without closing (a laptop asleep, a cable pulled: no FIN ever comes) is given
+    // up once pings go unanswered, and comes back when the bytes flow again.
+    relay.stall();
+    QTRY_VERIFY_WITH_TIMEOUT(!w.link.isUp(), 40000);
+    QTRY_VERIFY_WITH_TIMEOUT(state->text().contains(QStringLiteral("Disconnected")), 5000);
+    QVERIFY2(state->toolTip().startsWith(QStringLiteral("no answer")), qPrintable(state->toolTip()));
+    relay.restore();
+    QTRY_VERIFY_WITH_TIMEOUT(w.link.isUp(), 40000);
+    QTRY_COMPARE_WITH_TIMEOUT(state->text(), QStringLiteral("Ready"), 5000);
     QCOMPARE(server.stop(), 0);
 }
 
