@@ -445,7 +445,10 @@ void ApiServer::handleJob(const QHttpServerRequest& request, QTcpSocket* socket,
     const qint64 id = job->id;
     if (request.method() == QHttpServerRequest::Method::Delete) {
         if (!JobTable::isFinal(*job)) session_->cancel(id);  // takes effect at the next step boundary
-        if (job->state == QLatin1String("queued")) broadcast("state", job = jobs_.cancelQueued(id));
+        if (job->state == QLatin1String("queued")) {  // said at once; the session skips it when its turn comes
+            job = jobs_.cancelQueued(id);
+            broadcast("state", job);
+        }
         reply(request, socket, JobTable::toJson(*job), Status::Accepted);
         return;
     }

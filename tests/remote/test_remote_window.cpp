@@ -417,15 +417,21 @@ void TestRemoteWindow::networkDropIsShownAndRiddenOut() {
     QTRY_COMPARE_WITH_TIMEOUT(w.stateOf(JobListModel::otherJobKey(blocker)), JobListModel::JobState::Cancelled,
                               5000);  // from the list the link gets on its return
 
-    // 3. A job submitted while the link is down waits for it, and runs once.
+    // 3. A job submitted while the link is down waits for it, and runs once; another client's job that ran and
+    // finished meanwhile is in the history once the link is back.
     relay.cut();
     QTRY_VERIFY_WITH_TIMEOUT(!w.link.isUp(), 30000);
     const qint64 waiting = w.generate(QStringLiteral("submitted while away"), 2);
-    QTest::qWait(1500);
+    const qint64 foreign = postJob(server, "another client's, done while away", 2);
+    QTRY_COMPARE_WITH_TIMEOUT(stateOn(server, foreign), QStringLiteral("done"), kJobMs);
     relay.restore();
     QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 3, kJobMs);
     QCOMPARE(finished.at(2).at(0).toLongLong(), waiting);
     QCOMPARE(finished.at(2).at(1).value<GenerationResult>().status, JobStatus::Ok);
+    QTRY_COMPARE_WITH_TIMEOUT(historyPrompts(*w.window.historyModel()),
+                              (QStringList{QStringLiteral("another client's, done while away"),
+                                           QStringLiteral("finished while away"), QStringLiteral("submitted while away")}),
+                              30000);
     QVERIFY(relay.connectionsCut() > 0);
 
     // 4. A link that goes silent without closing (a laptop asleep, a cable pulled: no FIN ever comes) is given
