@@ -139,9 +139,7 @@ OtherJob other(qint64 serverId, const char* state, int step = 0) {
     o.serverId = serverId;
     o.prompt = QStringLiteral("job %1 of another client").arg(serverId);
     o.state = QString::fromLatin1(state);
-    o.progress.stage = step > 0 ? Stage::Denoise : Stage::Queued;
-    o.progress.step = step;
-    o.progress.total = 10;
+    o.progress = progressAt(step > 0 ? Stage::Denoise : Stage::Queued, step, 10);
     return o;
 }
 }  // namespace

@@ -234,12 +234,8 @@ void TestRemoteUnit::jobTableKnowsWhoSubmittedWhat() {
     QCOMPARE(t.cancelQueued(1)->state, QStringLiteral("running"));
     t.markRunning(2);  // the session's late word on a job it skipped changes nothing
     QCOMPARE(t.find(2)->state, QStringLiteral("cancelled"));
-    ProgressInfo p;
-    p.stage = Stage::Denoise;
-    p.step = 1;
-    p.total = 4;
-    p.elapsed_s = 3.5;
-    QCOMPARE(JobTable::toJson(*t.update(1, p)).value(QStringLiteral("elapsed_s")).toDouble(), 3.5);
+    QCOMPARE(JobTable::toJson(*t.update(1, progressAt(Stage::Denoise, 1, 4, 3.5))).value(QStringLiteral("elapsed_s")).toDouble(),
+             3.5);
 }
 
 void TestRemoteUnit::clientIds() {
