@@ -2,6 +2,7 @@
 
 #include "core/batch_file.h"
 #include "batch/batch_runner.h"
+#include "session/engine_link.h"
 #include "session/engine_session.h"
 #include "settings/settings.h"
 #include "stop_signals.h"
@@ -112,7 +113,8 @@ struct LogSinkGuard {
 };
 }  // namespace
 
-int runGui(int argc, char** argv, const AppOptions& options, std::unique_ptr<EngineBackend> backend) {
+int runGui(int argc, char** argv, const AppOptions& options, std::unique_ptr<EngineBackend> backend,
+           const EngineLinkFactory& makeLink) {
     QApplication app(argc, argv);
     setApplicationNames();
     QGuiApplication::setDesktopFileName(QStringLiteral("wanstudio"));
@@ -121,7 +123,9 @@ int runGui(int argc, char** argv, const AppOptions& options, std::unique_ptr<Eng
 
     Settings settings;
     EngineSession session(std::move(backend));  // declared before the window: destroyed after it
+    const std::unique_ptr<EngineLink> link = makeLink ? makeLink() : nullptr;  // so is the link
     MainWindow window(&session, &settings, options);
+    if (link) window.setEngineLink(link.get());
 
     // Engine log lines go to stderr as before and to the window's log dock (queued: any thread may log).
     LogSinkGuard guard;

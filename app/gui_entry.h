@@ -6,13 +6,20 @@
 #include "cli/options.h"
 #include "session/engine_backend.h"
 
+#include <functional>
 #include <memory>
 
 namespace wan::app {
 
-/// The desktop window: QApplication + MainWindow + EngineSession. Returns the application's exit code.
+class EngineLink;
+
+/// Makes the window's link to a shared engine (--connect), called once the application exists.
+using EngineLinkFactory = std::function<std::unique_ptr<EngineLink>()>;
+
+/// The desktop window: QApplication + MainWindow + EngineSession (+ the link from `makeLink`, when given).
+/// Returns the application's exit code.
 int runGui(int argc, char** argv, const wan::app::AppOptions& options,
-            std::unique_ptr<wan::app::EngineBackend> backend);
+            std::unique_ptr<wan::app::EngineBackend> backend, const EngineLinkFactory& makeLink = {});
 
 /// `--batch FILE` or `--prompt TEXT` without a window: QCoreApplication + EngineSession + BatchRunner.
 /// Returns 0 when every job succeeded, 1 when one failed or was cancelled, 2 for a bad batch file or

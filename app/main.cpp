@@ -12,6 +12,7 @@
 #endif
 #if WAN_HAVE_REMOTE
 #include "remote/listen_entry.h"
+#include "remote/remote_link.h"
 #endif
 #if WAN_HAVE_EXTEND
 #include "extend/extend.h"
@@ -114,9 +115,18 @@ int main(int argc, char** argv) {
             wan::server::EngineWorker(options.engine).run();
             return 0;
         }
+#if WAN_HAVE_QT
+        wan::app::EngineLinkFactory makeLink;  // --connect: the window's view of the shared engine
+#endif
 #if WAN_HAVE_REMOTE
-        auto backend = options.connectAddress.empty() ? wan::app::makeEngineBackend(options)
-                                                       : wan::app::makeConnectBackend(options);    // app/remote
+        std::unique_ptr<wan::app::EngineBackend> backend;
+        if (options.connectAddress.empty()) {
+            backend = wan::app::makeEngineBackend(options);
+        } else {  // app/remote
+            const wan::app::RemoteEndpoint endpoint = wan::app::connectEndpoint(options);
+            backend = wan::app::makeRemoteBackend(endpoint);
+            makeLink = [endpoint] { return wan::app::makeRemoteLink(endpoint); };
+        }
 #else
         WAN_CHECK(options.connectAddress.empty(), "--connect is not available in this build (no Qt6 HttpServer)");
         auto backend = wan::app::makeEngineBackend(options);
@@ -132,7 +142,8 @@ int main(int argc, char** argv) {
 #endif
         }
 #if WAN_HAVE_QT
-        if (options.mode == wan::app::RunMode::Gui) return wan::app::runGui(argc, argv, options, std::move(backend));
+        if (options.mode == wan::app::RunMode::Gui)
+            return wan::app::runGui(argc, argv, options, std::move(backend), makeLink);
         return wan::app::runBatch(argc, argv, options, std::move(backend));
 #else
         if (options.mode == wan::app::RunMode::Gui) {

@@ -181,6 +181,9 @@ AppOptions parseOptions(int argc, char** argv) {
         {"extend_prompt", {true, [&](auto& n, auto& v) { o.extendText = v; set_mode(RunMode::ExtendPrompt, n); }}},
         {"listen", {true, [&](auto& n, auto& v) { o.listenAddress = v; set_mode(RunMode::Listen, n); }}},
         {"api_token", {true, [&](auto&, auto& v) { o.apiToken = v; }}},
+        {"api_request_timeout", {true, [&](auto& n, auto& v) { o.apiRequestTimeoutS = toDouble(n, v);
+             WAN_CHECK(o.apiRequestTimeoutS >= 0.1 && o.apiRequestTimeoutS <= 3600, "--%s %s: expected seconds "
+                       "between 0.1 and 3600 (how long a client may take to send a whole request)", n.c_str(), v.c_str()); }}},
         {"connect", {true, [&](auto&, auto& v) { o.connectAddress = v; }}},
         {"version", {false, [&](auto& n, auto&) { set_mode(RunMode::Version, n); }}},
         {"help", {false, [&](auto& n, auto&) { set_mode(RunMode::Help, n); }}},
@@ -217,6 +220,8 @@ AppOptions parseOptions(int argc, char** argv) {
         throw Error(msg);
     }
     WAN_CHECK(o.engine.layout.ulysses >= 1 && o.engine.layout.ring >= 1, "--ulysses-size and --ring-size must be ≥ 1");
+    WAN_CHECK(o.apiRequestTimeoutS == 0 || o.mode == RunMode::Listen,
+              "--api-request-timeout is the --listen server's deadline for a whole request; use it with --listen");
     const std::string expert_files = o.engine.components.expert_files_problem();
     WAN_CHECK(expert_files.empty(), "%s", expert_files.c_str());
     const bool any_lora = !o.request.loras.empty() || !o.request.loras_high.empty() || !o.request.loras_low.empty();
@@ -343,6 +348,9 @@ Remote engine (README: "Remote GPU server"):
                             ADDR:PORT (default address 127.0.0.1; reach it through ssh -L 7860:localhost:7860)
   --api-token TOKEN         require "Authorization: Bearer TOKEN" on every request (or set WANSTUDIO_API_TOKEN);
                             required when ADDR is not a loopback address; with --connect: the token to send
+  --api-request-timeout SECONDS  with --listen: a client must send a whole request (headers and body) within
+                            this long of connecting or of the previous answer, else 408 (default 30; or set
+                            WANSTUDIO_API_REQUEST_TIMEOUT_S)
   --connect HOST:PORT       use the engine of a `wanstudio --listen` server (e.g. localhost:7860 through an
                             SSH tunnel) instead of loading one here; videos are fetched into --output-dir
 Other:

@@ -40,6 +40,9 @@ struct AppOptions {
     // remote engine (app/remote)
     std::string listenAddress;   ///< --listen [ADDR:]PORT
     std::string apiToken;        ///< --api-token (else WANSTUDIO_API_TOKEN)
+    /// --api-request-timeout SECONDS: how long a client may take to send a whole request (else
+    /// WANSTUDIO_API_REQUEST_TIMEOUT_S, else 30 s); 0 when not given.
+    double apiRequestTimeoutS = 0;
     std::string connectAddress;  ///< --connect HOST:PORT: the window (or --batch) drives a remote engine
 };
 

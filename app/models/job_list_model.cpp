@@ -3,6 +3,10 @@
 #include "models/progress_format.h"
 #include "session/engine_session.h"
 
+#include <QFont>
+
+#include <algorithm>
+
 namespace wan::app {
 
 JobListModel::JobListModel(QObject* parent) : QAbstractListModel(parent) {}
@@ -12,6 +16,11 @@ void JobListModel::attach(EngineSession* session) {
     connect(session, &EngineSession::progress, this, &JobListModel::onProgress);
     connect(session, &EngineSession::finished, this, &JobListModel::onFinished);
     connect(session, &EngineSession::failed, this, &JobListModel::onFailed);
+}
+
+void JobListModel::attach(EngineLink* link) {
+    connect(link, &EngineLink::otherJobChanged, this, &JobListModel::onOtherJob);
+    connect(link, &EngineLink::otherJobsListed, this, &JobListModel::onOtherJobsListed);
 }
 
 void JobListModel::addJob(qint64 id, const GenerationRequest& request) {
@@ -70,7 +79,7 @@ int JobListModel::countInState(JobState state) const {
 std::vector<GenerationRequest> JobListModel::waitingRequests() const {
     std::vector<GenerationRequest> out;
     for (const Job& j : jobs_) {
-        if (j.state == JobState::Queued || j.state == JobState::Running) out.push_back(j.request);
+        if (j.serverId == 0 && (j.state == JobState::Queued || j.state == JobState::Running)) out.push_back(j.request);
     }
     return out;
 }
@@ -78,9 +87,13 @@ std::vector<GenerationRequest> JobListModel::waitingRequests() const {
 std::vector<qint64> JobListModel::waitingIds() const {
     std::vector<qint64> out;
     for (const Job& j : jobs_) {
-        if (j.state == JobState::Queued || j.state == JobState::Running) out.push_back(j.id);
+        if (j.serverId == 0 && (j.state == JobState::Queued || j.state == JobState::Running)) out.push_back(j.id);
     }
     return out;
+}
+
+QString JobListModel::label(const Job& job) const {
+    return job.serverId == 0 ? QStringLiteral("#%1").arg(job.id) : tr("another client's #%1").arg(job.serverId);
 }
 
 int JobListModel::rowCount(const QModelIndex& parent) const {
@@ -107,9 +120,18 @@ QVariant JobListModel::data(const QModelIndex& index, int role) const {
         case Qt::DisplayRole: {
             QString shortPrompt = prompt.simplified();
             if (shortPrompt.size() > 80) shortPrompt = shortPrompt.left(79) + QChar(0x2026);
-            return QStringLiteral("#%1  %2\n%3").arg(job.id).arg(shortPrompt, stateText(job));
+            return QStringLiteral("%1  %2\n%3").arg(label(job), shortPrompt, stateText(job));
         }
-        case Qt::ToolTipRole: return prompt;
+        case Qt::FontRole: {  // another client's job reads apart from this window's own at a glance
+            if (job.serverId == 0) return {};
+            QFont font;
+            font.setItalic(true);
+            return font;
+        }
+        case Qt::ToolTipRole:
+            return job.serverId == 0 ? prompt
+                                     : tr("%1\n\nQueued on the shared engine by another client (its job %2 there).")
+                                           .arg(prompt).arg(job.serverId);
         case IdRole: return job.id;
         case PromptRole: return prompt;
         case StateRole: return static_cast<int>(job.state);
@@ -126,6 +148,8 @@ QVariant JobListModel::data(const QModelIndex& index, int role) const {
         case PosterPathRole: return QString::fromStdString(job.result.poster_path);
         case MessageRole: return job.message;
         case SeedUsedRole: return static_cast<qlonglong>(job.result.seed_used);
+        case OtherClientRole: return job.serverId != 0;
+        case ServerIdRole: return static_cast<qlonglong>(job.serverId);
         default: return {};
     }
 }
@@ -147,6 +171,8 @@ QHash<int, QByteArray> JobListModel::roleNames() const {
     names.insert(PosterPathRole, "posterPath");
     names.insert(MessageRole, "message");
     names.insert(SeedUsedRole, "seedUsed");
+    names.insert(OtherClientRole, "otherClient");
+    names.insert(ServerIdRole, "serverId");
     return names;
 }
 
@@ -199,6 +225,56 @@ void JobListModel::onFailed(qint64 id, const QString& message) {
         job.result.status = JobStatus::Failed;
         job.result.message = message.toStdString();
     });
+}
+
+namespace {
+JobListModel::JobState stateOfOther(const QString& state) {
+    using S = JobListModel::JobState;
+    if (state == QLatin1String("running")) return S::Running;
+    if (state == QLatin1String("done")) return S::Done;
+    if (state == QLatin1String("failed")) return S::Failed;
+    if (state == QLatin1String("cancelled")) return S::Cancelled;
+    return S::Queued;
+}
+}  // namespace
+
+void JobListModel::onOtherJob(const OtherJob& other) {
+    const qint64 id = otherJobKey(other.serverId);
+    const JobState state = stateOfOther(other.state);
+    const bool finished = state == JobState::Done || state == JobState::Failed || state == JobState::Cancelled;
+    if (rowOf(id) < 0) {
+        if (finished) return;  // ended before we saw it: the history lists it when done
+        const int row = static_cast<int>(jobs_.size());
+        beginInsertRows(QModelIndex(), row, row);
+        Job job;
+        job.id = id;
+        job.serverId = other.serverId;
+        jobs_.push_back(std::move(job));
+        endInsertRows();
+    }
+    updateJob(id, [&](Job& job) {
+        job.request.prompt = other.prompt.toStdString();
+        job.state = state;
+        job.progress = other.progress;
+        job.message = other.error;
+        job.result.seconds = other.seconds;
+        job.result.status = state == JobState::Done ? JobStatus::Ok
+                            : state == JobState::Failed ? JobStatus::Failed : JobStatus::Cancelled;
+        if (state == JobState::Done) job.progress.stage = Stage::Done;
+    });
+}
+
+void JobListModel::onOtherJobsListed(const QList<OtherJob>& jobs) {
+    for (int row = static_cast<int>(jobs_.size()) - 1; row >= 0; --row) {
+        const Job& job = jobs_[static_cast<size_t>(row)];
+        if (job.serverId == 0 || (job.state != JobState::Queued && job.state != JobState::Running)) continue;
+        const bool held = std::any_of(jobs.begin(), jobs.end(), [&](const OtherJob& o) { return o.serverId == job.serverId; });
+        if (held) continue;
+        beginRemoveRows(QModelIndex(), row, row);  // the engine no longer holds it (it restarted)
+        jobs_.erase(jobs_.begin() + row);
+        endRemoveRows();
+    }
+    for (const OtherJob& other : jobs) onOtherJob(other);
 }
 
 }  // namespace wan::app

@@ -1,7 +1,10 @@
 // The job queue as a list model: one row per submitted job, fed by EngineSession's signals.
 // Queued jobs that are cancelled are removed; the running one stays with state Cancelled.
+// With a shared engine (--connect) the other clients' jobs are rows too, fed by an EngineLink: they are keyed
+// by otherJobKey(their server id), which is negative, so they never meet the session's ids (which are > 0).
 #pragma once
 
+#include "session/engine_link.h"
 #include "session/metatypes.h"
 
 #include <QAbstractListModel>
@@ -36,6 +39,8 @@ public:
         PosterPathRole,
         MessageRole,     ///< failure reason / notes
         SeedUsedRole,    ///< qlonglong
+        OtherClientRole, ///< bool: another client's job on the shared engine
+        ServerIdRole,    ///< qlonglong: the shared engine's id for another client's job (0 for our own)
     };
 
     struct Job {
@@ -45,12 +50,19 @@ public:
         ProgressInfo progress;
         GenerationResult result;
         QString message;
+        qint64 serverId = 0;  ///< another client's job: the engine's id for it; 0 for this window's own
     };
+
+    /// The row id of another client's job.
+    static qint64 otherJobKey(qint64 serverId) { return -serverId; }
+    static bool isOtherJobKey(qint64 id) { return id < 0; }
 
     explicit JobListModel(QObject* parent = nullptr);
 
     /// Follows the session's jobStarted / progress / finished / failed signals.
     void attach(EngineSession* session);
+    /// Follows a shared engine's other jobs (otherJobsListed, otherJobChanged).
+    void attach(EngineLink* link);
 
     void addJob(qint64 id, const GenerationRequest& request);
     /// Removes a row (e.g. a queued job that was cancelled). False when unknown.
@@ -63,8 +75,11 @@ public:
     const Job& jobAt(int row) const { return jobs_.at(static_cast<size_t>(row)); }
     qint64 idAt(int row) const;
     int countInState(JobState state) const;
-    /// The requests of the jobs not finished yet (queued or running), in queue order: what the saved queue
-    /// keeps (app/launch/saved_queue.h). A running job is kept too: it is lost if the engine dies.
+    /// "#3", or "another client's #12" (the shared engine's number for it).
+    QString label(const Job& job) const;
+    /// The requests of this window's jobs not finished yet (queued or running), in queue order: what the saved
+    /// queue keeps (app/launch/saved_queue.h). A running job is kept too: it is lost if the engine dies.
+    /// Other clients' jobs are not this window's to keep.
     std::vector<GenerationRequest> waitingRequests() const;
     /// Their ids, in the same order (to tell whether the waiting set changed).
     std::vector<qint64> waitingIds() const;
@@ -78,6 +93,11 @@ public slots:
     void onProgress(qint64 id, const wan::ProgressInfo& info);
     void onFinished(qint64 id, const wan::GenerationResult& result);
     void onFailed(qint64 id, const QString& message);
+    /// Another client's job: added while it is unfinished, updated while it is listed.
+    void onOtherJob(const wan::app::OtherJob& job);
+    /// The engine's complete list (on every (re)connection): each row updated; the unfinished ones it no
+    /// longer holds (a restarted engine) removed; finished ones not shown yet are left out (the history has them).
+    void onOtherJobsListed(const QList<wan::app::OtherJob>& jobs);
 
 private:
     void changed(int row);

@@ -198,6 +198,14 @@ bool isPlainFileName(const QString& name) {
            !name.contains(u'/') && !name.contains(u'\\') && !name.contains(QChar(0));
 }
 
+bool isClientId(const QByteArray& id) {
+    if (id.isEmpty() || id.size() > 64) return false;
+    return std::all_of(id.begin(), id.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+               c == '.';
+    });
+}
+
 bool constantTimeEquals(const QByteArray& given, const QByteArray& expected) {
     unsigned diff = given.size() == expected.size() ? 0u : 1u;
     for (qsizetype i = 0; i < expected.size(); ++i) {
@@ -392,6 +400,18 @@ void ApiServer::handleSubmit(const QHttpServerRequest& request, QTcpSocket* sock
                    Status::ServiceUnavailable);
         return;
     }
+    const QByteArray client = request.value("x-wan-client"), key = request.value("x-wan-job-key");
+    for (const auto& [name, value] : {std::pair{"X-Wan-Client", client}, std::pair{"X-Wan-Job-Key", key}}) {
+        if (value.isEmpty() || isClientId(value)) continue;
+        replyError(request, socket, QStringLiteral("%1: expected 1 to 64 letters, digits, '-', '_' or '.'").arg(name),
+                   Status::BadRequest);
+        return;
+    }
+    // The same job again (its client lost our answer and asked once more): the first one's id, no second job.
+    if (const RemoteJob* earlier = jobs_.findSubmitted(QString::fromLatin1(client), QString::fromLatin1(key))) {
+        reply(request, socket, QJsonObject{{QStringLiteral("id"), static_cast<qint64>(earlier->id)}}, Status::Accepted);
+        return;
+    }
     GenerationRequest job;
     QString error;
     if (!parseJobRequest(request.body(), config_, &job, &error)) {
@@ -399,7 +419,7 @@ void ApiServer::handleSubmit(const QHttpServerRequest& request, QTcpSocket* sock
         return;
     }
     const qint64 id = session_->submit(job);  // queued behind every earlier job, from any client
-    jobs_.add(id, job.prompt);
+    jobs_.add(id, job.prompt, QString::fromLatin1(client), QString::fromLatin1(key));
     broadcast("state", jobs_.find(id));
     reply(request, socket, QJsonObject{{QStringLiteral("id"), id}}, Status::Accepted);
 }
@@ -425,6 +445,10 @@ void ApiServer::handleJob(const QHttpServerRequest& request, QTcpSocket* socket,
     const qint64 id = job->id;
     if (request.method() == QHttpServerRequest::Method::Delete) {
         if (!JobTable::isFinal(*job)) session_->cancel(id);  // takes effect at the next step boundary
+        if (job->state == QLatin1String("queued")) {  // said at once; the session skips it when its turn comes
+            job = jobs_.cancelQueued(id);
+            broadcast("state", job);
+        }
         reply(request, socket, JobTable::toJson(*job), Status::Accepted);
         return;
     }

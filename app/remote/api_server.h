@@ -42,6 +42,9 @@ ListenAddress parseListenAddress(const std::string& text);
 /// True when `name` may name a file of the output folder: not empty, no '/' or '\', not "." or "..", no NUL.
 bool isPlainFileName(const QString& name);
 
+/// True when `id` may label a client (the X-Wan-Client header): 1 to 64 ASCII letters, digits, '-', '_', '.'.
+bool isClientId(const QByteArray& id);
+
 /// Equal strings, in a time that depends only on `expected`'s length (for tokens).
 bool constantTimeEquals(const QByteArray& given, const QByteArray& expected);
 

@@ -15,10 +15,12 @@ QString fileName(const std::string& path) {
 }
 }  // namespace
 
-void JobTable::add(int64_t id, const std::string& prompt) {
+void JobTable::add(int64_t id, const std::string& prompt, const QString& client, const QString& key) {
     RemoteJob job;
     job.id = id;
     job.prompt = QString::fromStdString(prompt);
+    job.client = client;
+    job.key = key;
     jobs_.push_back(std::move(job));
 }
 
@@ -29,6 +31,12 @@ RemoteJob* JobTable::findMutable(int64_t id) {
 
 const RemoteJob* JobTable::find(int64_t id) const {
     return const_cast<JobTable*>(this)->findMutable(id);
+}
+
+const RemoteJob* JobTable::findSubmitted(const QString& client, const QString& key) const {
+    if (client.isEmpty() || key.isEmpty()) return nullptr;
+    auto it = std::find_if(jobs_.begin(), jobs_.end(), [&](const RemoteJob& j) { return j.client == client && j.key == key; });
+    return it == jobs_.end() ? nullptr : &*it;
 }
 
 const RemoteJob* JobTable::markRunning(int64_t id) {
@@ -48,6 +56,7 @@ const RemoteJob* JobTable::update(int64_t id, const ProgressInfo& info) {
     }
     job->progress = overallFraction(info);
     job->etaSeconds = remainingSeconds(info);
+    job->elapsedSeconds = info.elapsed_s;
     return job;
 }
 
@@ -79,6 +88,16 @@ const RemoteJob* JobTable::fail(int64_t id, const QString& message) {
     job->state = QStringLiteral("failed");
     job->error = message;
     job->etaSeconds = -1;
+    return job;
+}
+
+const RemoteJob* JobTable::cancelQueued(int64_t id) {
+    RemoteJob* job = findMutable(id);
+    if (!job || job->state != QLatin1String("queued")) return job;
+    forgetOldFinished(kMaxFinished - 1);
+    job = findMutable(id);  // forgetting finished jobs moved the others
+    job->state = QStringLiteral("cancelled");
+    job->error = QStringLiteral("cancelled before it started");
     return job;
 }
 
@@ -115,11 +134,13 @@ QJsonObject JobTable::toJson(const RemoteJob& job) {
     return QJsonObject{{QStringLiteral("id"), static_cast<qint64>(job.id)},
                        {QStringLiteral("state"), job.state},
                        {QStringLiteral("prompt"), job.prompt},
+                       {QStringLiteral("client"), orNull(job.client)},
                        {QStringLiteral("stage"), QString::fromUtf8(stage_name(job.stage))},
                        {QStringLiteral("step"), job.step},
                        {QStringLiteral("steps"), job.steps},
                        {QStringLiteral("progress"), job.progress},
                        {QStringLiteral("eta_s"), job.etaSeconds < 0 ? QJsonValue() : QJsonValue(job.etaSeconds)},
+                       {QStringLiteral("elapsed_s"), job.elapsedSeconds},
                        {QStringLiteral("error"), orNull(job.error)},
                        {QStringLiteral("seed"), job.seed < 0 ? QJsonValue() : QJsonValue(static_cast<qint64>(job.seed))},
                        {QStringLiteral("seconds"), job.seconds},

@@ -17,11 +17,18 @@ struct RemoteJob {
     int64_t id = 0;
     QString state = QStringLiteral("queued");  ///< queued | running | done | failed | cancelled
     QString prompt;
+    /// Who submitted it: the X-Wan-Client header of its POST (a --connect window sends one per process), empty
+    /// when none. Only a label: any client holding the token may see and cancel any job.
+    QString client;
+    /// The X-Wan-Job-Key header of its POST: the client's own name for the job, so that a POST repeated after
+    /// a lost answer is not a second job. Empty when none.
+    QString key;
     Stage stage = Stage::Queued;
     int step = 0;
     int steps = 0;
     double progress = 0;  ///< 0..1 over the whole job (models/progress_format.h weights)
     double etaSeconds = -1;    ///< seconds left, < 0 when unknown
+    double elapsedSeconds = 0; ///< run time so far (the engine's clock), while it runs
     QString error;
     int64_t seed = -1;    ///< the seed used, once done
     double seconds = 0;   ///< run time, once done
@@ -35,17 +42,22 @@ public:
     /// Finished jobs kept for GET /api/jobs (the oldest are forgotten first; running/queued ones never).
     static constexpr size_t kMaxFinished = 200;
 
-    void add(int64_t id, const std::string& prompt);
+    void add(int64_t id, const std::string& prompt, const QString& client = {}, const QString& key = {});
     // Each returns the job after the change, or nullptr when the id is unknown.
     const RemoteJob* markRunning(int64_t id);
     const RemoteJob* update(int64_t id, const ProgressInfo& info);
     const RemoteJob* finish(int64_t id, const GenerationResult& result);
     const RemoteJob* fail(int64_t id, const QString& message);
+    /// A queued job that was asked to cancel: cancelled at once in the table (the session skips it when its
+    /// turn comes). Does nothing to a job that is not queued.
+    const RemoteJob* cancelQueued(int64_t id);
     /// Records the live preview of `step` (its middle frame); returns false when that step's was recorded
     /// already (at most one preview per step goes out), or the job is unknown or over.
     bool notePreview(int64_t id, int step, const QImage& middleFrame);
 
     const RemoteJob* find(int64_t id) const;
+    /// The job `client` submitted under `key`; null when either is empty or there is none.
+    const RemoteJob* findSubmitted(const QString& client, const QString& key) const;
     /// Every job known, oldest first.
     const std::deque<RemoteJob>& jobs() const { return jobs_; }
 

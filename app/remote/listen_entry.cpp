@@ -34,11 +34,13 @@ ApiConfig apiConfig(const AppOptions& options) {
     config.outputDir = QDir(QString::fromStdString(options.engine.output_dir)).absolutePath();
     config.defaults = options.request;
     config.promptExtendMethod = QString::fromStdString(options.engine.prompt_extend_method);
-    if (const char* timeout = std::getenv("WANSTUDIO_API_REQUEST_TIMEOUT_S"); timeout && *timeout) {
+    if (options.apiRequestTimeoutS > 0) {  // checked by the option parser
+        config.requestTimeoutMs = static_cast<int>(options.apiRequestTimeoutS * 1000);
+    } else if (const char* timeout = std::getenv("WANSTUDIO_API_REQUEST_TIMEOUT_S"); timeout && *timeout) {
         char* end = nullptr;
         const double seconds = std::strtod(timeout, &end);
         WAN_CHECK(end && *end == 0 && seconds >= 0.1 && seconds <= 3600, "WANSTUDIO_API_REQUEST_TIMEOUT_S='%s': "
-                  "expected seconds between 0.1 and 3600", timeout);
+                  "expected seconds between 0.1 and 3600 (or use --api-request-timeout SECONDS)", timeout);
         config.requestTimeoutMs = static_cast<int>(seconds * 1000);
     }
     return config;
@@ -92,13 +94,10 @@ int runListen(int argc, char** argv, const AppOptions& options, std::unique_ptr<
     return 0;
 }
 
-std::unique_ptr<EngineBackend> makeConnectBackend(const AppOptions& options) {
+RemoteEndpoint connectEndpoint(const AppOptions& options) {
     RemoteEndpoint endpoint = parseRemoteEndpoint(options.connectAddress);
     endpoint.token = QByteArray::fromStdString(apiToken(options));
-    // The window lists the server's finished videos (copied into its folder); --batch only fetches its own.
-    if (options.mode == RunMode::Gui && !options.engine.output_dir.empty())
-        endpoint.historyFolder = QDir(QString::fromStdString(options.engine.output_dir)).absolutePath();
-    return makeRemoteBackend(endpoint);
+    return endpoint;
 }
 
 }  // namespace wan::app

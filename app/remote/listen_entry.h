@@ -4,6 +4,7 @@
 #pragma once
 
 #include "cli/options.h"
+#include "remote/remote_backend.h"
 #include "session/engine_backend.h"
 
 #include <memory>
@@ -14,8 +15,9 @@ namespace wan::app {
 /// a port that cannot be bound.
 int runListen(int argc, char** argv, const AppOptions& options, std::unique_ptr<EngineBackend> backend);
 
-/// `--connect HOST:PORT`: the backend for a remote engine (app/remote/remote_backend.h), with --api-token or
-/// WANSTUDIO_API_TOKEN. Throws wan::Error for a malformed address.
-std::unique_ptr<EngineBackend> makeConnectBackend(const AppOptions& options);
+/// `--connect HOST:PORT` with --api-token or WANSTUDIO_API_TOKEN: where the remote engine is, for its backend
+/// (makeRemoteBackend) and the window's link (makeRemoteLink), which share its client id. Throws wan::Error for
+/// a malformed address.
+RemoteEndpoint connectEndpoint(const AppOptions& options);
 
 }  // namespace wan::app

@@ -1,6 +1,7 @@
 #include "remote/remote_backend.h"
 
-#include "remote/history_sync.h"
+#include "remote/backoff.h"
+#include "remote/job_json.h"
 #include "remote/preview_wire.h"
 
 #include <QDir>
@@ -16,6 +17,7 @@
 #include <QThread>
 #include <QTimer>
 #include <QUrl>
+#include <QUuid>
 #include <QWebSocket>
 
 #include <atomic>
@@ -34,7 +36,7 @@ constexpr int kReachForMs = 15000;        // start(): how long an engine that do
 constexpr int kReconnectForMs = 30 * 60 * 1000;  // a job outlives a lost connection this long before it fails
 constexpr int kExtendTimeoutMs = 30 * 60 * 1000;  // the server extends after its running job, which may be long
 constexpr int kEventsRetryMs = 1000;              // a closed /api/events socket is reopened after this
-constexpr int kHistoryLimit = 50;                 // the server's newest finished videos copied on (re)connect
+constexpr int kRetryFirstMs = 250, kRetryCapMs = 4000;  // Backoff while the engine does not answer
 
 struct Reply {
     int status = 0;  ///< 0: no answer (connection refused, timed out, ...)
@@ -48,18 +50,14 @@ struct Reply {
     }
 };
 
-Stage stageFromName(const QString& name) {
-    for (Stage s : {Stage::Queued, Stage::Text, Stage::Denoise, Stage::Decode, Stage::Encode, Stage::Done})
-        if (name == QLatin1String(stage_name(s))) return s;
-    return Stage::Queued;
+/// Waits `ms`, or less once `cancel` is set (a closing window does not wait out a back-off).
+void sleepUnless(int ms, const std::atomic<bool>& cancel) {
+    for (int slept = 0; slept < ms && !cancel; slept += 50) QThread::msleep(50);
 }
 
 class RemoteEngineBackend final : public EngineBackend {
 public:
-    explicit RemoteEngineBackend(RemoteEndpoint endpoint) : endpoint_(std::move(endpoint)) {
-        // Made now, before the window watches it: a folder that appears later is not watched.
-        if (!endpoint_.historyFolder.isEmpty()) QDir().mkpath(endpoint_.historyFolder);
-    }
+    explicit RemoteEngineBackend(RemoteEndpoint endpoint) : endpoint_(std::move(endpoint)) {}
     ~RemoteEngineBackend() override { stopNetwork(); }
 
     EngineInfo start() override {
@@ -82,14 +80,15 @@ public:
 
     GenerationResult run(const GenerationRequest& request, const std::function<void(const ProgressInfo&)>& progress,
                          const std::atomic<bool>& cancel) override {
-        if (!request.output_dir.empty()) setHistoryFolder(QDir(QString::fromStdString(request.output_dir)).absolutePath());
         GenerationResult result;
         result.job_id = request.job_id;
         result.status = JobStatus::Failed;
-        const Reply posted = call("POST", QStringLiteral("/api/jobs"), remoteJobBody(request));
+        const Reply posted = post(request, cancel);
         if (posted.status != 202) {
-            result.message = QStringLiteral("the engine at %1 refused the job: %2")
-                                 .arg(endpoint_.label(), posted.describe()).toStdString();
+            if (cancel) result.status = JobStatus::Cancelled;
+            result.message = cancel ? std::string("cancelled before the engine took it")
+                                    : QStringLiteral("the engine at %1 refused the job: %2")
+                                          .arg(endpoint_.label(), posted.describe()).toStdString();
             return result;
         }
         const qint64 id = posted.json().value(QStringLiteral("id")).toInteger();
@@ -147,6 +146,26 @@ private:
         return info;
     }
 
+    /// POST /api/jobs, retried with back-off while the engine does not answer (the link is down: the job waits
+    /// for it, as it would in a local queue) until it answers, `cancel` is set or kReconnectForMs pass. The job
+    /// key makes a repeated POST of the same job (its answer was lost) return the first one's id.
+    Reply post(const GenerationRequest& request, const std::atomic<bool>& cancel) {
+        const QByteArray key = QByteArray::number(static_cast<qint64>(request.job_id));
+        Backoff backoff(kRetryFirstMs, kRetryCapMs);
+        QElapsedTimer lost;
+        for (;;) {
+            const Reply r = call("POST", QStringLiteral("/api/jobs"), remoteJobBody(request), kRequestTimeoutMs, key);
+            if (r.status != 0 || cancel) return r;
+            if (!lost.isValid()) {
+                lost.start();
+                log_message(LogLevel::Warn, "cannot reach the engine at %s (%s); the job waits for it",
+                            qPrintable(endpoint_.label()), qPrintable(r.describe()));
+            }
+            if (lost.elapsed() > kReconnectForMs) return r;
+            sleepUnless(backoff.next(), cancel);
+        }
+    }
+
     /// Polls the job until it ends; reports progress, forwards a cancel once, rides out lost connections.
     /// A job that comes back with another prompt is another job (the server restarted and reused the id).
     QJsonObject followJob(qint64 id, const QString& prompt, const std::function<void(const ProgressInfo&)>& progress,
@@ -154,6 +173,7 @@ private:
         const QString path = QStringLiteral("/api/jobs/%1").arg(id);
         QElapsedTimer elapsed, lost;
         elapsed.start();
+        Backoff backoff(kRetryFirstMs, kRetryCapMs);
         bool cancelSent = false;
         int previewStep = 0;
         QJsonObject job;
@@ -163,19 +183,19 @@ private:
             if (r.status == 200) {
                 if (lost.isValid()) log_message(LogLevel::Info, "reconnected to the engine at %s", qPrintable(endpoint_.label()));
                 lost.invalidate();
+                backoff.reset();
                 if (r.json().value(QStringLiteral("prompt")).toString() != prompt) return job;
                 job = r.json();
                 const QString state = job.value(QStringLiteral("state")).toString();
                 if (state != QLatin1String("queued") && state != QLatin1String("running")) return job;
-                progress(progressFrom(job, elapsed.elapsed() / 1000.0));
+                progress(progressFromJob(job, elapsed.elapsed() / 1000.0));
                 // Until the next poll, a live preview from /api/events goes to the window as soon as it comes.
                 if (auto preview = waitForPreview(id, previewStep, kPollIntervalMs)) {
                     previewStep = preview->step;
-                    ProgressInfo p = progressFrom(job, elapsed.elapsed() / 1000.0);
+                    ProgressInfo p = progressFromJob(job, elapsed.elapsed() / 1000.0);
                     p.preview = std::move(preview);
                     progress(p);
                 }
-                continue;
             } else if (r.status == 0 || r.status >= 500) {
                 if (!lost.isValid()) {
                     lost.start();
@@ -189,11 +209,10 @@ private:
                                                                        "(the job may still run there)").arg(endpoint_.label()));
                     return job;
                 }
-                QThread::msleep(1000);
+                sleepUnless(backoff.next(), cancel);
             } else {
                 return job;  // 404: the server restarted and forgot the job
             }
-            QThread::msleep(kPollIntervalMs);
         }
     }
 
@@ -218,7 +237,6 @@ private:
     void openEvents() {
         auto* ws = new QWebSocket(QString(), QWebSocketProtocol::VersionLatest, context_);
         QObject::connect(ws, &QWebSocket::textMessageReceived, ws, [this](const QString& text) { onEvent(text); });
-        QObject::connect(ws, &QWebSocket::connected, history_, &HistorySync::run);  // every (re)connection
         // Unconnected once: after a drop, or when the server could not be reached (then no disconnected()).
         QObject::connect(ws, &QWebSocket::stateChanged, ws, [this, ws](QAbstractSocket::SocketState state) {
             if (state != QAbstractSocket::UnconnectedState) return;
@@ -249,17 +267,6 @@ private:
         previewArrived_.notify_all();
     }
 
-    static ProgressInfo progressFrom(const QJsonObject& job, double elapsedS) {
-        ProgressInfo p;
-        p.stage = stageFromName(job.value(QStringLiteral("stage")).toString());
-        p.step = job.value(QStringLiteral("step")).toInt();
-        p.total = job.value(QStringLiteral("steps")).toInt();
-        p.elapsed_s = elapsedS;
-        const QJsonValue left = job.value(QStringLiteral("eta_s"));
-        p.eta_s = left.isDouble() ? elapsedS + left.toDouble() : -1;  // ProgressInfo's is for the whole job
-        return p;
-    }
-
     /// Downloads an output file into `dir`; returns its local path, or "" when there is none.
     std::string fetch(const QString& name, const std::string& dir) {
         if (name.isEmpty() || name.contains(u'/') || name.contains(u'\\') || name.startsWith(u'.')) return {};
@@ -280,26 +287,9 @@ private:
         network_->setObjectName(QStringLiteral("wan-remote-http"));
         context_ = new QObject;
         nam_ = new QNetworkAccessManager(context_);
-        history_ = new HistorySync(nam_, QStringLiteral("http://%1").arg(endpoint_.label()), endpoint_.token,
-                                   kHistoryLimit, context_);
-        history_->setFolder(endpoint_.historyFolder);
-        QObject::connect(history_, &HistorySync::finished, history_, [this](int copied, const QString& error) {
-            if (!error.isEmpty())
-                log_message(LogLevel::Warn, "history of the engine at %s: %s", qPrintable(endpoint_.label()),
-                            qPrintable(error));
-            else if (copied > 0)
-                log_message(LogLevel::Info, "copied %d finished video(s) from the engine at %s", copied,
-                            qPrintable(endpoint_.label()));
-        });
         context_->moveToThread(network_.get());
         network_->start();
         QMetaObject::invokeMethod(context_, [this] { openEvents(); });
-    }
-
-    void setHistoryFolder(const QString& folder) {
-        HistorySync* history = history_;
-        if (!history) return;
-        QMetaObject::invokeMethod(history, [history, folder] { history->setFolder(folder); });
     }
 
     void stopNetwork() {
@@ -311,25 +301,28 @@ private:
         }, Qt::BlockingQueuedConnection);
         context_ = nullptr;
         nam_ = nullptr;
-        history_ = nullptr;
         network_->quit();
         network_->wait();
         network_.reset();
     }
 
+    /// `jobKey`, with a POST of a job: X-Wan-Job-Key (the session's id for it).
     Reply call(const QByteArray& verb, const QString& path, const QByteArray& body = {},
-               int timeoutMs = kRequestTimeoutMs) {
+               int timeoutMs = kRequestTimeoutMs, const QByteArray& jobKey = {}) {
         Reply r{0, {}, QStringLiteral("not connected (the session has shut down)")};
         if (!network_) return r;
-        QMetaObject::invokeMethod(context_, [&] { r = callOnNetworkThread(verb, path, body, timeoutMs); },
+        QMetaObject::invokeMethod(context_, [&] { r = callOnNetworkThread(verb, path, body, timeoutMs, jobKey); },
                                   Qt::BlockingQueuedConnection);
         return r;
     }
 
-    Reply callOnNetworkThread(const QByteArray& verb, const QString& path, const QByteArray& body, int timeoutMs) {
+    Reply callOnNetworkThread(const QByteArray& verb, const QString& path, const QByteArray& body, int timeoutMs,
+                              const QByteArray& jobKey) {
         QNetworkRequest request(QUrl(QStringLiteral("http://%1%2").arg(endpoint_.label(), path)));
         if (!body.isEmpty()) request.setHeader(QNetworkRequest::ContentTypeHeader, QByteArrayLiteral("application/json"));
         if (!endpoint_.token.isEmpty()) request.setRawHeader("Authorization", "Bearer " + endpoint_.token);
+        if (!endpoint_.clientId.isEmpty()) request.setRawHeader("X-Wan-Client", endpoint_.clientId);
+        if (!jobKey.isEmpty()) request.setRawHeader("X-Wan-Job-Key", jobKey);
         request.setTransferTimeout(timeoutMs);
         std::unique_ptr<QNetworkReply> reply(nam_->sendCustomRequest(request, verb, body));
         QEventLoop loop;  // only this backend's network objects live on this thread
@@ -346,7 +339,6 @@ private:
     std::unique_ptr<QThread> network_;
     QObject* context_ = nullptr;             // lives on network_; owns nam_
     QNetworkAccessManager* nam_ = nullptr;
-    HistorySync* history_ = nullptr;         // lives on network_; child of context_
     std::mutex previewMutex_;  // guards previews_ (written on the network thread, read on the engine thread)
     std::condition_variable previewArrived_;
     std::map<qint64, std::shared_ptr<const PreviewFrames>> previews_;  // the latest preview of the followed job
@@ -370,6 +362,7 @@ RemoteEndpoint parseRemoteEndpoint(const std::string& text) {
     WAN_CHECK(ok && !e.host.isEmpty() && !e.host.contains(u'/'),
               "--connect '%s': expected HOST:PORT such as localhost:7860", text.c_str());
     if (e.host.contains(u':')) e.host = QStringLiteral("[%1]").arg(e.host);  // IPv6 in a URL
+    e.clientId = QUuid::createUuid().toByteArray(QUuid::WithoutBraces);
     return e;
 }
 

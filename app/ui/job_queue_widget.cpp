@@ -1,6 +1,7 @@
 #include "ui/job_queue_widget.h"
 
 #include "models/job_list_model.h"
+#include "session/engine_link.h"
 #include "session/engine_session.h"
 #include "ui/error_label.h"
 #include "ui/model_content.h"
@@ -28,7 +29,7 @@ JobQueueWidget::JobQueueWidget(JobListModel* model, EngineSession* session, QWid
     progress_->setTextVisible(true);
     cancel_ = new QPushButton(tr("Cancel"), this);
     cancel_->setObjectName(QStringLiteral("cancelButton"));
-    cancel_->setToolTip(tr("Cancel the selected job (or the running one)"));
+    cancel_->setToolTip(tr("Cancel the selected job (or this window's running one)"));
     clear_ = new QPushButton(tr("Clear finished"), this);
     row->addWidget(progress_, 1);
     row->addWidget(cancel_);
@@ -53,6 +54,11 @@ JobQueueWidget::JobQueueWidget(JobListModel* model, EngineSession* session, QWid
     updateProgress();
 }
 
+void JobQueueWidget::setEngineLink(EngineLink* link) {
+    link_ = link;
+    updateButtons();
+}
+
 void JobQueueWidget::setIdleText(const QString& text) {
     idleText_ = text;
     updateProgress();
@@ -71,7 +77,8 @@ void JobQueueWidget::updateProgress() {
         const QModelIndex i = model_->index(running);
         const double fraction = i.data(JobListModel::ProgressRole).toDouble();
         progress_->setValue(static_cast<int>(std::lround(fraction * 1000.0)));
-        QString text = QStringLiteral("#%1 %2").arg(model_->idAt(running)).arg(i.data(JobListModel::ProgressTextRole).toString());
+        QString text = QStringLiteral("%1 %2").arg(model_->label(model_->jobAt(running)),
+                                                   i.data(JobListModel::ProgressTextRole).toString());
         if (queued > 0) text += tr(" · %n queued", nullptr, queued);
         progress_->setFormat(text);
     } else {
@@ -87,9 +94,10 @@ void JobQueueWidget::updateButtons() {
     bool cancellable = false;
     if (current.isValid()) {
         const auto s = static_cast<JobListModel::JobState>(current.data(JobListModel::StateRole).toInt());
-        cancellable = s == JobListModel::JobState::Queued || s == JobListModel::JobState::Running;
+        cancellable = (s == JobListModel::JobState::Queued || s == JobListModel::JobState::Running) &&
+                      (link_ || !current.data(JobListModel::OtherClientRole).toBool());
     } else {
-        cancellable = model_->countInState(JobListModel::JobState::Running) > 0;
+        cancellable = ownRunningRow() >= 0;
     }
     cancel_->setEnabled(cancellable);
     clear_->setEnabled(model_->countInState(JobListModel::JobState::Done) +
@@ -104,17 +112,27 @@ void JobQueueWidget::cancelSelected() {
         cancelJob(model_->idAt(current.row()));
         return;
     }
+    if (const int row = ownRunningRow(); row >= 0) cancelJob(model_->idAt(row));
+}
+
+int JobQueueWidget::ownRunningRow() const {
     for (int r = 0; r < model_->rowCount(); ++r) {
-        if (model_->jobAt(r).state == JobListModel::JobState::Running) {
-            cancelJob(model_->idAt(r));
-            return;
-        }
+        const JobListModel::Job& job = model_->jobAt(r);
+        if (job.state == JobListModel::JobState::Running && job.serverId == 0) return r;
     }
+    return -1;
 }
 
 void JobQueueWidget::cancelJob(qint64 id) {
     const JobListModel::Job* job = model_->job(id);
     if (!job) return;
+    if (job->serverId != 0) {
+        const bool waiting = job->state == JobListModel::JobState::Queued || job->state == JobListModel::JobState::Running;
+        if (!link_ || !waiting) return;
+        link_->cancelOtherJob(job->serverId);
+        progress_->setFormat(tr("%1 cancelling…").arg(model_->label(*job)));
+        return;
+    }
     if (job->state == JobListModel::JobState::Queued) {
         session_->cancel(id);  // the worker skips it when it gets there
         model_->removeJob(id);

@@ -11,6 +11,7 @@ class QPushButton;
 
 namespace wan::app {
 
+class EngineLink;
 class EngineSession;
 class JobListModel;
 
@@ -23,11 +24,15 @@ public:
     QProgressBar* progressBar() const { return progress_; }
     QPushButton* cancelButton() const { return cancel_; }
     QLabel* errorLabel() const { return error_; }
+    /// A shared engine (--connect): other clients' jobs can be cancelled through it. Not owned.
+    void setEngineLink(EngineLink* link);
 
 public slots:
-    /// Cancels the selected job, or the running one when nothing is selected.
+    /// Cancels the selected job, or this window's running one when nothing is selected (never another
+    /// client's by default).
     void cancelSelected();
-    /// A queued job is removed from the list; the running one is stopped at its next step.
+    /// A queued job is removed from the list; the running one is stopped at its next step. Another client's
+    /// job is cancelled on the shared engine (any client holding the token may), and its row follows the engine.
     void cancelJob(qint64 id);
     void clearFinished();
     void showError(const QString& text);
@@ -37,9 +42,12 @@ public slots:
 private:
     void updateProgress();
     void updateButtons();
+    /// The row of this window's running job, −1 when none.
+    int ownRunningRow() const;
 
     JobListModel* model_;
     EngineSession* session_;
+    EngineLink* link_ = nullptr;
     QListView* view_ = nullptr;
     QProgressBar* progress_ = nullptr;
     QPushButton* cancel_ = nullptr;

@@ -5,6 +5,7 @@
 #include "launch/saved_queue.h"
 #include "models/history_model.h"
 #include "models/job_list_model.h"
+#include "session/engine_link.h"
 #include "session/engine_session.h"
 #include "settings/settings.h"
 #include "ui/connect_dialog.h"
@@ -350,8 +351,41 @@ void MainWindow::setOutputFolder(const QString& folder) {
     if (absolute == outputFolder_) return;
     outputFolder_ = absolute;
     settings_->setOutputFolder(absolute);
+    if (link_) link_->setHistoryFolder(absolute);  // first: it makes the folder, so that the history can watch it
     history_->setWatching(true);
     history_->setFolder(absolute);
+}
+
+void MainWindow::setEngineLink(EngineLink* link) {
+    link_ = link;
+    params_->outputFolderEdit()->setToolTip(
+        tr("Where this computer keeps the videos: its own jobs' and the server's finished ones are copied here. "
+           "The engine at %1 writes into its own --output-dir.").arg(link->where()));
+    jobs_->attach(link);
+    queue_->setEngineLink(link);
+    connect(link, &EngineLink::linkUp, this, &MainWindow::onLinkUp);
+    connect(link, &EngineLink::linkDown, this, &MainWindow::onLinkDown);
+    connect(link, &EngineLink::historyCopied, history_, &HistoryModel::refresh);
+    // The window's folder, chosen before any job: the server's videos are copied where the history looks.
+    link->setHistoryFolder(outputFolder_);
+    history_->refresh();
+}
+
+void MainWindow::onLinkUp() {
+    engineState_->setToolTip(QString());
+    if (session_->isReady() && !shuttingDown_) engineState_->setText(tr("Ready"));
+    if (linkWasDown_) statusBar()->showMessage(tr("Reconnected to the engine at %1").arg(link_->where()), 8000);
+    linkWasDown_ = false;
+}
+
+void MainWindow::onLinkDown(const QString& reason, int retryInMs) {
+    linkWasDown_ = true;
+    // Closing, or no engine to wait for (the start failed and says why): the label has better news than this.
+    if (shuttingDown_ || session_->state() == EngineSession::State::StartFailed) return;
+    const int seconds = std::max(1, (retryInMs + 999) / 1000);
+    engineState_->setText(tr("Disconnected from the engine at %1 — reconnecting in %n s", nullptr, seconds)
+                              .arg(link_->where()));
+    engineState_->setToolTip(reason);
 }
 
 QString MainWindow::layoutText(const EngineInfo& info) {

@@ -26,6 +26,7 @@ class QTimer;
 
 namespace wan::app {
 
+class EngineLink;
 class EngineSession;
 class HistoryModel;
 class HistoryPanel;
@@ -55,6 +56,12 @@ public:
     QLabel* modelLabel() const { return model_; }
     QLabel* memoryLabel() const { return memory_; }
     QString outputFolder() const;
+
+    /// A shared engine (--connect; not owned, must outlive the window): the window shows the link's state in the
+    /// status bar, the other clients' jobs in the queue (cancellable), and has the engine's finished videos
+    /// copied into its output folder, which its history lists.
+    void setEngineLink(EngineLink* link);
+    EngineLink* engineLink() const { return link_; }
 
     /// Whether closing with jobs pending asks first (true; tests turn it off).
     void setConfirmOnClose(bool on) { confirmOnClose_ = on; }
@@ -143,6 +150,8 @@ private:
     void onProgress(qint64 id, const wan::ProgressInfo& info);
     void onFinished(qint64 id, const wan::GenerationResult& result);
     void onFailed(qint64 id, const QString& message);
+    void onLinkUp();
+    void onLinkDown(const QString& reason, int retryInMs);
     void updateGenerateEnabled();
     void offerSavedQueue();
     void applySavedQueue(bool restore);
@@ -153,6 +162,8 @@ private:
 
     EngineSession* session_;
     Settings* settings_;
+    EngineLink* link_ = nullptr;
+    bool linkWasDown_ = false;
     JobListModel* jobs_ = nullptr;
     HistoryModel* history_ = nullptr;
     ParametersPanel* params_ = nullptr;

@@ -8,6 +8,7 @@
 
 #include <QAbstractItemModelTester>
 #include <QFileInfo>
+#include <QFont>
 #include <QIcon>
 #include <QSignalSpy>
 #include <QTemporaryDir>
@@ -24,6 +25,7 @@ private slots:
     void metadataRoundTrip();
     void jobModelFollowsSession();
     void jobModelRemovesAndClears();
+    void jobModelListsOtherClientsJobs();
     void historyLoadsSampleFolder();
     void historyDeletesAllThreeFiles();
     void historyWatchesFolder();
@@ -129,6 +131,55 @@ void TestAppModels::jobModelRemovesAndClears() {
     model.clearFinished();
     QCOMPARE(model.rowCount(), 1);
     QCOMPARE(model.idAt(0), qint64(4));
+}
+
+namespace {
+OtherJob other(qint64 serverId, const char* state, int step = 0) {
+    OtherJob o;
+    o.serverId = serverId;
+    o.prompt = QStringLiteral("job %1 of another client").arg(serverId);
+    o.state = QString::fromLatin1(state);
+    o.progress = progressAt(step > 0 ? Stage::Denoise : Stage::Queued, step, 10);
+    return o;
+}
+}  // namespace
+
+// A shared engine's other jobs (--connect): rows beside the window's own, keyed apart from them, updated by
+// the engine's events and its list on every (re)connection, never kept in the saved queue.
+void TestAppModels::jobModelListsOtherClientsJobs() {
+    JobListModel model;
+    QAbstractItemModelTester tester(&model, QAbstractItemModelTester::FailureReportingMode::QtTest);
+    model.addJob(1, requestFor(QStringLiteral("my own")));
+    // Server ids may equal the session's: the rows stay apart.
+    model.onOtherJobsListed({other(1, "running", 3), other(2, "queued"), other(7, "done")});
+    QCOMPARE(model.rowCount(), 3);  // a job that ended before the window saw it is the history's, not the queue's
+    QCOMPARE(model.job(1)->serverId, qint64(0));
+    const int row = model.rowOf(JobListModel::otherJobKey(1));
+    QVERIFY(row >= 0);
+    const QModelIndex i = model.index(row);
+    QVERIFY(i.data(JobListModel::OtherClientRole).toBool());
+    QCOMPARE(i.data(JobListModel::ServerIdRole).toLongLong(), 1LL);
+    QCOMPARE(i.data(JobListModel::StateRole).toInt(), int(JobListModel::JobState::Running));
+    QVERIFY2(i.data(Qt::DisplayRole).toString().startsWith(QStringLiteral("another client's #1  job 1 of another client\nDenoising 3/10")),
+             qPrintable(i.data(Qt::DisplayRole).toString()));
+    QVERIFY(i.data(Qt::FontRole).value<QFont>().italic());  // set apart at a glance
+    QVERIFY(!model.index(model.rowOf(1)).data(JobListModel::OtherClientRole).toBool());
+    QVERIFY(!model.index(model.rowOf(1)).data(Qt::FontRole).isValid());
+    QCOMPARE(model.waitingIds(), std::vector<qint64>{1});  // only the window's own is saved
+    // Events: progress, then the end; a new job appears.
+    model.onOtherJob(other(1, "running", 8));
+    QCOMPARE(model.job(JobListModel::otherJobKey(1))->progress.step, 8);
+    model.onOtherJob(other(1, "cancelled"));
+    QCOMPARE(model.job(JobListModel::otherJobKey(1))->state, JobListModel::JobState::Cancelled);
+    model.onOtherJob(other(9, "queued"));
+    QCOMPARE(model.rowCount(), 4);
+    // A restarted engine lists what it holds: the unfinished rows it lost go, finished rows stay until cleared.
+    model.onOtherJobsListed({other(9, "running", 1)});
+    QCOMPARE(model.rowCount(), 3);
+    QCOMPARE(model.rowOf(JobListModel::otherJobKey(2)), -1);
+    QCOMPARE(model.job(JobListModel::otherJobKey(9))->state, JobListModel::JobState::Running);
+    model.clearFinished();
+    QCOMPARE(model.rowCount(), 2);
 }
 
 void TestAppModels::historyLoadsSampleFolder() {

@@ -14,12 +14,13 @@
 QJsonObject HttpReply::json() const { return QJsonDocument::fromJson(body).object(); }
 
 HttpReply httpRequest(QNetworkAccessManager& nam, const QByteArray& verb, const QString& url, const QByteArray& body,
-                      const QByteArray& token) {
+                      const QByteArray& token, const QList<QPair<QByteArray, QByteArray>>& headers) {
     QNetworkRequest request{QUrl(url)};
     if (!body.isEmpty()) request.setHeader(QNetworkRequest::ContentTypeHeader, QByteArrayLiteral("application/json"));
     if (!token.isEmpty()) request.setRawHeader("Authorization", "Bearer " + token);
+    for (const auto& [name, value] : headers) request.setRawHeader(name, value);
     QNetworkReply* reply = nam.sendCustomRequest(request, verb, body);
-    QTest::qWaitFor([reply] { return reply->isFinished(); }, 60000);
+    if (!QTest::qWaitFor([reply] { return reply->isFinished(); }, 60000)) reply->abort();  // no answer: status 0
     HttpReply r;
     r.status = reply->attribute(QNetworkRequest::HttpStatusCodeAttribute).toInt();
     r.body = reply->readAll();

@@ -4,6 +4,8 @@
 
 #include <QByteArray>
 #include <QJsonObject>
+#include <QList>
+#include <QPair>
 #include <QNetworkAccessManager>
 #include <QProcess>
 #include <QString>
@@ -18,9 +20,11 @@ struct HttpReply {
     QString error() const { return json().value(QStringLiteral("error")).toString(); }
 };
 
-/// Blocking request with QNetworkAccessManager; `token` adds "Authorization: Bearer token".
+/// Blocking request with QNetworkAccessManager; `token` adds "Authorization: Bearer token"; `headers` are sent
+/// as they are.
 HttpReply httpRequest(QNetworkAccessManager& nam, const QByteArray& verb, const QString& url,
-                      const QByteArray& body = {}, const QByteArray& token = {});
+                      const QByteArray& body = {}, const QByteArray& token = {},
+                      const QList<QPair<QByteArray, QByteArray>>& headers = {});
 /// Sends `raw` bytes as they are on a new connection and reads one response.
 HttpReply rawRequest(quint16 port, const QByteArray& raw);
 

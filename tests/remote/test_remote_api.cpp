@@ -46,6 +46,7 @@ private slots:
     void onlyPlainFilesOfTheOutputFolderAreServed();
     void cancelsQueuedAndRunningJobs();
     void twoClientsShareOneQueueInOrder();
+    void aRepeatedPostIsOneJob();
     void tokenIsRequiredAndChecked();
     void nonLoopbackAddressNeedsAToken();
     void connectedBatchFetchesTheVideo();
@@ -296,6 +297,33 @@ void TestRemoteApi::twoClientsShareOneQueueInOrder() {
     QCOMPARE(kinds.value(0), QStringLiteral("jobs"));  // the snapshot on connect
 }
 
+// A --connect client names itself (X-Wan-Client) and each job (X-Wan-Job-Key): a POST repeated after a lost
+// answer gets the first one's id, and the job lists who submitted it.
+void TestRemoteApi::aRepeatedPostIsOneJob() {
+    auto post = [&](const QByteArray& client, const QByteArray& key) {
+        return httpRequest(nam_, "POST", server().url(QStringLiteral("/api/jobs")),
+                           R"({"prompt": "asked twice", "sample_steps": 1})", {},
+                           {{"X-Wan-Client", client}, {"X-Wan-Job-Key", key}});
+    };
+    const HttpReply first = post("window-1", "5"), again = post("window-1", "5"), otherKey = post("window-1", "6"),
+                    otherClient = post("window-2", "5");
+    QCOMPARE(first.status, 202);
+    const qint64 id = first.json().value(QStringLiteral("id")).toInteger();
+    QCOMPARE(again.status, 202);
+    QCOMPARE(again.json().value(QStringLiteral("id")).toInteger(), id);
+    QVERIFY(otherKey.json().value(QStringLiteral("id")).toInteger() != id);
+    QVERIFY(otherClient.json().value(QStringLiteral("id")).toInteger() != id);
+    QCOMPARE(waitForState(server(), id, QStringLiteral("queued")).value(QStringLiteral("client")).toString(),
+             QStringLiteral("window-1"));
+    const HttpReply bad = post("not a client id", "5");
+    QCOMPARE(bad.status, 400);
+    QVERIFY2(bad.error().startsWith(QStringLiteral("X-Wan-Client: expected")), bad.body.constData());
+    for (qint64 job : {id, otherKey.json().value(QStringLiteral("id")).toInteger(),
+                       otherClient.json().value(QStringLiteral("id")).toInteger()})
+        QCOMPARE(waitForState(server(), job, QStringLiteral("done")).value(QStringLiteral("state")).toString(),
+                 QStringLiteral("done"));
+}
+
 void TestRemoteApi::tokenIsRequiredAndChecked() {
     EngineProcess secured;
     QString error;
@@ -517,9 +545,11 @@ void TestRemoteApi::historyListsTheOutputFolderNewestFirst() {
 void TestRemoteApi::stalledRequestsTimeOutWithoutHoldingTheServer() {
     EngineProcess engine;
     QString error;
+    // The option wins over the environment variable, which stays a fallback.
     QVERIFY2(engine.start({}, QStringList{QStringLiteral("--listen"), QStringLiteral("127.0.0.1:0"), QStringLiteral("--output-dir"),
-                                          tmp_.filePath(QStringLiteral("stalled"))} + kJobDefaults,
-                          &error, {QStringLiteral("WANSTUDIO_API_REQUEST_TIMEOUT_S=1")}),
+                                          tmp_.filePath(QStringLiteral("stalled")), QStringLiteral("--api-request-timeout"),
+                                          QStringLiteral("1")} + kJobDefaults,
+                          &error, {QStringLiteral("WANSTUDIO_API_REQUEST_TIMEOUT_S=600")}),
              qPrintable(error));
     auto connectTo = [&](QTcpSocket& s) {
         s.connectToHost(QStringLiteral("127.0.0.1"), engine.port());

@@ -1,10 +1,11 @@
 // The remote engine's pieces without a server: address parsing, file-name and token checks, the job-request
 // parser (same messages as --batch, paths kept in the output folder), the job table, the preview's wire form,
-// and the options.
+// the client ids and job keys, the back-off, and the options.
 #include "progress_at.h"
 
 #include "cli/options.h"
 #include "remote/api_server.h"
+#include "remote/backoff.h"
 #include "remote/job_table.h"
 #include "remote/preview_wire.h"
 #include "remote/remote_backend.h"
@@ -26,6 +27,10 @@ private slots:
     void jobRequests();
     void jobTableFollowsTheSession();
     void jobTableKeepsOnePreviewPerStep();
+    void jobTableKnowsWhoSubmittedWhat();
+    void clientIds();
+    void backoffDoublesUpToItsCap();
+    void requestTimeoutOption();
     void previewCrossesTheWireUnchanged();
     void options();
 };
@@ -211,6 +216,77 @@ void TestRemoteUnit::options() {
     QVERIFY_THROWS_EXCEPTION(Error, parseOptions(5, const_cast<char**>(argv3)));
     QVERIFY(helpText().find("--listen [ADDR:]PORT") != std::string::npos);
     QVERIFY(helpText().find("--connect HOST:PORT") != std::string::npos);
+}
+
+void TestRemoteUnit::jobTableKnowsWhoSubmittedWhat() {
+    JobTable t;
+    t.add(1, "a fox", QStringLiteral("window-a"), QStringLiteral("7"));
+    t.add(2, "a cat");  // a curl user: no client, no key
+    QCOMPARE(JobTable::toJson(*t.find(1)).value(QStringLiteral("client")).toString(), QStringLiteral("window-a"));
+    QVERIFY(JobTable::toJson(*t.find(2)).value(QStringLiteral("client")).isNull());
+    QCOMPARE(t.findSubmitted(QStringLiteral("window-a"), QStringLiteral("7"))->id, int64_t(1));
+    QVERIFY(!t.findSubmitted(QStringLiteral("window-b"), QStringLiteral("7")));  // keys are per client
+    QVERIFY(!t.findSubmitted(QString(), QString()));
+    // A queued job asked to cancel is cancelled in the table at once; a running one waits for its step.
+    QCOMPARE(t.cancelQueued(2)->state, QStringLiteral("cancelled"));
+    QCOMPARE(t.find(2)->error, QStringLiteral("cancelled before it started"));
+    t.markRunning(1);
+    QCOMPARE(t.cancelQueued(1)->state, QStringLiteral("running"));
+    t.markRunning(2);  // the session's late word on a job it skipped changes nothing
+    QCOMPARE(t.find(2)->state, QStringLiteral("cancelled"));
+    QCOMPARE(JobTable::toJson(*t.update(1, progressAt(Stage::Denoise, 1, 4, 3.5))).value(QStringLiteral("elapsed_s")).toDouble(),
+             3.5);
+}
+
+void TestRemoteUnit::clientIds() {
+    QVERIFY(isClientId("0b6f2c1e-5d6a-4c59-9a43-1c2d3e4f5a6b"));
+    QVERIFY(isClientId("7"));
+    QVERIFY(!isClientId(""));
+    QVERIFY(!isClientId("a b"));
+    QVERIFY(!isClientId("../x"));
+    QVERIFY(!isClientId(QByteArray(65, 'a')));
+    // Each --connect process draws its own, valid as a header.
+    const RemoteEndpoint a = parseRemoteEndpoint("localhost:7860"), b = parseRemoteEndpoint("localhost:7860");
+    QVERIFY(isClientId(a.clientId));
+    QVERIFY(a.clientId != b.clientId);
+}
+
+void TestRemoteUnit::backoffDoublesUpToItsCap() {
+    Backoff b(500, 3000);
+    QCOMPARE(b.next(), 500);
+    QCOMPARE(b.next(), 1000);
+    QCOMPARE(b.next(), 2000);
+    QCOMPARE(b.next(), 3000);
+    QCOMPARE(b.next(), 3000);
+    b.reset();
+    QCOMPARE(b.next(), 500);
+}
+
+void TestRemoteUnit::requestTimeoutOption() {
+    for (const char* spelling : {"--api-request-timeout", "--api_request_timeout"}) {
+        const char* argv[] = {"wanstudio", "--listen", "7860", spelling, "2.5"};
+        QCOMPARE(parseOptions(5, const_cast<char**>(argv)).apiRequestTimeoutS, 2.5);
+    }
+    const char* inline_[] = {"wanstudio", "--listen", "7860", "--api-request-timeout=120"};
+    QCOMPARE(parseOptions(4, const_cast<char**>(inline_)).apiRequestTimeoutS, 120.0);
+    auto message = [](std::vector<const char*> args) {
+        try {
+            parseOptions(static_cast<int>(args.size()), const_cast<char**>(args.data()));
+        } catch (const Error& e) {
+            return QString::fromUtf8(e.what());
+        }
+        return QString();
+    };
+    for (const char* bad : {"0", "-1", "nan", "soon", "3601"}) {
+        const QString m = message({"wanstudio", "--listen", "7860", "--api-request-timeout", bad});
+        QVERIFY2(m.startsWith(QStringLiteral("--api-request-timeout %1").arg(QLatin1String(bad))) ||
+                     m.startsWith(QStringLiteral("--api-request-timeout '%1'").arg(QLatin1String(bad))),
+                 qPrintable(m));
+    }
+    QVERIFY(message({"wanstudio", "--listen", "7860", "--api-request-timeout", "0"}).contains(QStringLiteral("between 0.1 and 3600")));
+    const QString noServer = message({"wanstudio", "--connect", "localhost:7860", "--api-request-timeout", "5"});
+    QVERIFY2(noServer.contains(QStringLiteral("use it with --listen")), qPrintable(noServer));
+    QVERIFY(helpText().find("--api-request-timeout SECONDS") != std::string::npos);
 }
 
 QTEST_GUILESS_MAIN(TestRemoteUnit)

@@ -2,16 +2,21 @@
 // process on the demo checkpoint, and the unchanged MainWindow + EngineSession over the remote backend,
 // offscreen. Generate, then the fetched video is on local disk, listed, and previewed (the live preview of
 // every step too); the status bar says where the engine runs. The server's history is listed on connection and
-// again after the server restarts, each video once.
+// again after the server restarts, each video once, in the folder the window lists (chosen before any job, or
+// changed later). Other clients' jobs are listed, followed and cancellable. A network drop (a relay cut or
+// stalled, then restored, the server running on) is shown and ridden out.
 #include "remote_test_client.h"
 
 #include "cli/options.h"
 #include "models/history_model.h"
 #include "models/job_list_model.h"
 #include "remote/remote_backend.h"
+#include "remote/remote_link.h"
+#include "tcp_relay.h"
 #include "session/engine_session.h"
 #include "session/metatypes.h"
 #include "settings/settings.h"
+#include "ui/job_queue_widget.h"
 #include "ui/main_window.h"
 #include "ui/parameters_panel.h"
 #include "ui/preview_widget.h"
@@ -22,6 +27,8 @@
 #include <QDir>
 #include <QFileInfo>
 #include <QLabel>
+#include <QLineEdit>
+#include <QListView>
 #include <QPlainTextEdit>
 #include <QPushButton>
 #include <QSignalSpy>
@@ -37,6 +44,8 @@ class TestRemoteWindow : public QObject {
 private slots:
     void windowGeneratesThroughTheRemoteEngine();
     void reconnectionListsTheServersHistoryOnce();
+    void otherClientsJobsAreListedFollowedAndCancellable();
+    void networkDropIsShownAndRiddenOut();
 
 private:
     QTemporaryDir dir_;
@@ -119,6 +128,89 @@ void TestRemoteWindow::windowGeneratesThroughTheRemoteEngine() {
 }
 
 namespace {
+constexpr int kReadyMs = 180000;
+constexpr int kJobMs = 300000;
+
+/// POSTs a job to `server` as another client would (a curl user: no client id); returns its id, 0 on failure.
+qint64 postJob(EngineProcess& server, const QByteArray& prompt, int steps) {
+    QNetworkAccessManager nam;
+    const HttpReply posted = httpRequest(nam, "POST", server.url(QStringLiteral("/api/jobs")),
+        R"({"prompt": ")" + prompt + R"(", "size": "128*128", "frame_num": 5, "sample_steps": )" +
+        QByteArray::number(steps) + "}");
+    return posted.status == 202 ? posted.json().value(QStringLiteral("id")).toInteger() : 0;
+}
+
+/// The server's JSON for job `id` (empty when it does not answer).
+QJsonObject jobOn(EngineProcess& server, qint64 id) {
+    QNetworkAccessManager nam;
+    return httpRequest(nam, "GET", server.url(QStringLiteral("/api/jobs/%1").arg(id))).json();
+}
+QString stateOn(EngineProcess& server, qint64 id) { return jobOn(server, id).value(QStringLiteral("state")).toString(); }
+
+/// Starts a CPU `--listen` server on a free port, writing into `outputDir`, and waits until it is ready.
+/// Returns "" or what went wrong.
+QString startServer(EngineProcess& server, const QString& outputDir) {
+    QString error;
+    if (!server.start({}, {QStringLiteral("--listen"), QStringLiteral("127.0.0.1:0"), QStringLiteral("--device"),
+                           QStringLiteral("cpu"), QStringLiteral("--output-dir"), outputDir}, &error))
+        return error;
+    return server.waitReady(kReadyMs) ? QString() : QStringLiteral("the server is not ready:\n") + server.output();
+}
+
+/// The window as gui_entry makes it for --connect: the session over the remote backend, and the link that
+/// shares its client id. Its settings file is its own and remembers `folder` as the window's output folder;
+/// `cliOutputDir` is --output-dir (by default the same folder).
+struct ConnectedWindow {
+    ConnectedWindow(const QString& address, const QString& settingsPath, const QString& folder,
+                    const QString& cliOutputDir = {})
+        : endpoint(parseRemoteEndpoint(address.toStdString())), settings(settingsPath),
+          session(makeRemoteBackend(endpoint)), link(endpoint),
+          window(&session, withFolder(&settings, folder), optionsWith(cliOutputDir.isEmpty() ? folder : cliOutputDir)) {
+        window.setConfirmOnClose(false);
+        window.setEngineLink(&link);
+        link.open();
+        session.start();
+    }
+    ~ConnectedWindow() {
+        session.shutdown();
+        if (!session.waitForStopped(60000)) qWarning("the window's session did not stop within 60 s");
+    }
+    static Settings* withFolder(Settings* settings, const QString& folder) {
+        settings->setOutputFolder(folder);
+        return settings;
+    }
+    static AppOptions optionsWith(const QString& outputDir) {
+        AppOptions options;
+        options.engine.output_dir = outputDir.toStdString();
+        return options;
+    }
+    /// Queues a job from the parameters panel, as a click on Generate does; returns the session's id.
+    qint64 generate(const QString& prompt, int steps) {
+        ParametersPanel* p = window.parametersPanel();
+        p->promptEdit()->setPlainText(prompt);
+        p->sizeCombo()->setCurrentIndex(p->sizeCombo()->findData(QStringLiteral("128*128")));
+        p->framesSpin()->setValue(5);
+        p->stepsSpin()->setValue(steps);
+        return window.generate();
+    }
+    /// The row of another client's job (its server id), −1 when not listed.
+    int otherRow(qint64 serverId) const { return window.jobModel()->rowOf(JobListModel::otherJobKey(serverId)); }
+    JobListModel::JobState stateOf(qint64 rowId) const {
+        const JobListModel::Job* job = window.jobModel()->job(rowId);
+        return job ? job->state : JobListModel::JobState{};
+    }
+    int stepOf(qint64 rowId) const {
+        const JobListModel::Job* job = window.jobModel()->job(rowId);
+        return job ? job->progress.step : -1;
+    }
+
+    RemoteEndpoint endpoint;
+    Settings settings;
+    EngineSession session;
+    RemoteLink link;
+    MainWindow window;
+};
+
 /// POSTs a small job to `server` as another client would, and waits until it is done.
 bool runJobOn(EngineProcess& server, const QByteArray& prompt) {
     QNetworkAccessManager nam;
@@ -150,19 +242,17 @@ void TestRemoteWindow::reconnectionListsTheServersHistoryOnce() {
     QVERIFY(runJobOn(*server, "made before the window connected"));
     const QString address = QStringLiteral("127.0.0.1:%1").arg(server->port());
 
-    AppOptions options;
+    // The window's folder is the one its settings remember, not --output-dir: the server's videos go where the
+    // window looks, from the connection on, before any job of its own.
     const QString out = dir_.filePath(QStringLiteral("history-local"));
-    options.engine.output_dir = out.toStdString();
-    RemoteEndpoint endpoint = parseRemoteEndpoint(address.toStdString());
-    endpoint.historyFolder = out;
-    registerMetaTypes();
-    Settings settings(dir_.filePath(QStringLiteral("history-settings.ini")));
-    EngineSession session(makeRemoteBackend(endpoint));
-    MainWindow window(&session, &settings, options);
-    window.setConfirmOnClose(false);
-    session.start();
+    const QString cliFolder = dir_.filePath(QStringLiteral("history-cli"));
+    ConnectedWindow w(address, dir_.filePath(QStringLiteral("history-settings.ini")), out, cliFolder);
+    MainWindow& window = w.window;
+    EngineSession& session = w.session;
+    QCOMPARE(window.outputFolder(), out);
     QTRY_VERIFY_WITH_TIMEOUT(window.generateButton()->isEnabled(), 180000);
     QTRY_COMPARE_WITH_TIMEOUT(window.historyModel()->rowCount(), 1, 30000);  // listed on connection
+    QVERIFY(!QFileInfo::exists(cliFolder));  // nothing copied where the window does not look
 
     // The server goes away and comes back on the same address; a job finishes there meanwhile.
     server->kill();
@@ -197,9 +287,163 @@ void TestRemoteWindow::reconnectionListsTheServersHistoryOnce() {
     QTRY_COMPARE_WITH_TIMEOUT(window.historyModel()->rowCount(), 3, 30000);
     QTest::qWait(2000);
     QCOMPARE(window.historyModel()->rowCount(), 3);
-    session.shutdown();
-    session.waitForStopped();
+
+    // Another folder chosen in the window: the server's videos are copied there at once and listed.
+    const QString other = dir_.filePath(QStringLiteral("history-other"));
+    QLineEdit* folderEdit = window.parametersPanel()->outputFolderEdit();
+    QVERIFY(folderEdit->toolTip().contains(address));  // says what the folder is for with a remote engine
+    folderEdit->setText(other);
+    emit folderEdit->editingFinished();
+    QCOMPARE(window.outputFolder(), other);
+    QTRY_COMPARE_WITH_TIMEOUT(window.historyModel()->rowCount(), 3, 30000);
+    QCOMPARE(QFileInfo(window.historyModel()->entryAt(0).videoPath).absolutePath(), other);
     QCOMPARE(server->stop(), 0);
+}
+
+void TestRemoteWindow::otherClientsJobsAreListedFollowedAndCancellable() {
+    EngineProcess server;
+    const QString notStarted = startServer(server, dir_.filePath(QStringLiteral("others-server")));
+    QVERIFY2(notStarted.isEmpty(), qPrintable(notStarted));
+    // Another client's long job runs and a second one waits, before the window connects.
+    const qint64 running = postJob(server, "another client's long job", 1000);
+    const qint64 queued = postJob(server, "another client's queued job", 2);
+    QVERIFY(running > 0 && queued > 0);
+    QTRY_COMPARE_WITH_TIMEOUT(stateOn(server, running), QStringLiteral("running"), kJobMs);
+
+    ConnectedWindow w(QStringLiteral("127.0.0.1:%1").arg(server.port()), dir_.filePath(QStringLiteral("others.ini")),
+                      dir_.filePath(QStringLiteral("others-local")));
+    JobListModel* jobs = w.window.jobModel();
+    QTRY_VERIFY_WITH_TIMEOUT(w.window.generateButton()->isEnabled(), kReadyMs);
+    // Listed on connection, marked as another client's, and followed: the running one's steps advance.
+    QTRY_VERIFY_WITH_TIMEOUT(w.otherRow(running) >= 0 && w.otherRow(queued) >= 0, 30000);
+    const qint64 runningKey = JobListModel::otherJobKey(running), queuedKey = JobListModel::otherJobKey(queued);
+    QVERIFY(jobs->index(w.otherRow(running)).data(JobListModel::OtherClientRole).toBool());
+    QVERIFY(jobs->index(w.otherRow(running)).data(Qt::DisplayRole).toString().contains(QStringLiteral("another client")));
+    QTRY_COMPARE_WITH_TIMEOUT(w.stateOf(runningKey), JobListModel::JobState::Running, 30000);
+    QCOMPARE(w.stateOf(queuedKey), JobListModel::JobState::Queued);
+    const int step = w.stepOf(runningKey);
+    QTRY_VERIFY_WITH_TIMEOUT(w.stepOf(runningKey) > step, 60000);
+
+    // The window's own job waits on the server behind them: one row (its own), not two.
+    const qint64 own = w.generate(QStringLiteral("the window's job"), 2);
+    QVERIFY(own > 0);
+    QTRY_VERIFY_WITH_TIMEOUT(stateOn(server, queued + 1) == QLatin1String("queued"), 30000);  // POSTed
+    QTest::qWait(1000);
+    QCOMPARE(jobs->rowCount(), 3);
+    QCOMPARE(w.stateOf(own), JobListModel::JobState::Running);  // the session runs it; the server has it queued
+
+    // Cancel with nothing selected cancels this window's job, never another client's.
+    JobQueueWidget* queue = w.window.jobQueue();
+    queue->view()->setCurrentIndex(QModelIndex());
+    QSignalSpy finished(&w.session, &EngineSession::finished);
+    queue->cancelSelected();
+    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, 30000);
+    QCOMPARE(finished.at(0).at(1).value<GenerationResult>().status, JobStatus::Cancelled);
+    QCOMPARE(stateOn(server, running), QStringLiteral("running"));
+
+    // Another client's jobs are cancellable from the window (any client with the token may): the queued one
+    // at once, the running one at its next step; both rows follow the server.
+    queue->view()->setCurrentIndex(jobs->index(w.otherRow(queued)));
+    QVERIFY(queue->cancelButton()->isEnabled());
+    queue->cancelSelected();
+    QTRY_COMPARE_WITH_TIMEOUT(w.stateOf(queuedKey), JobListModel::JobState::Cancelled, 30000);
+    QCOMPARE(stateOn(server, queued), QStringLiteral("cancelled"));
+    queue->cancelJob(runningKey);
+    QTRY_COMPARE_WITH_TIMEOUT(w.stateOf(runningKey), JobListModel::JobState::Cancelled, 60000);
+    QCOMPARE(stateOn(server, running), QStringLiteral("cancelled"));
+    QVERIFY(w.window.jobModel()->waitingRequests().empty());  // other clients' jobs are not this window's to keep
+
+    // Another client's job that is done: listed while it runs, then its video joins the window's history.
+    QCOMPARE(w.window.historyModel()->rowCount(), 0);
+    const qint64 done = postJob(server, "another client's finished job", 2);
+    QTRY_COMPARE_WITH_TIMEOUT(w.stateOf(JobListModel::otherJobKey(done)), JobListModel::JobState::Done, kJobMs);
+    QTRY_COMPARE_WITH_TIMEOUT(w.window.historyModel()->rowCount(), 1, 30000);
+    QCOMPARE(w.window.historyModel()->index(0).data(HistoryModel::PromptRole).toString(),
+             QStringLiteral("another client's finished job"));
+    QCOMPARE(server.stop(), 0);
+}
+
+void TestRemoteWindow::networkDropIsShownAndRiddenOut() {
+    EngineProcess server;
+    const QString notStarted = startServer(server, dir_.filePath(QStringLiteral("drop-server")));
+    QVERIFY2(notStarted.isEmpty(), qPrintable(notStarted));
+    TcpRelay relay(server.port());  // the window's only way to the server
+    QVERIFY(relay.port() != 0);
+
+    ConnectedWindow w(QStringLiteral("127.0.0.1:%1").arg(relay.port()), dir_.filePath(QStringLiteral("drop.ini")),
+                      dir_.filePath(QStringLiteral("drop-local")));
+    QTRY_VERIFY_WITH_TIMEOUT(w.window.generateButton()->isEnabled(), kReadyMs);
+    QTRY_VERIFY_WITH_TIMEOUT(w.link.isUp(), 30000);
+    QLabel* state = w.window.engineStateLabel();
+
+    // 1. The window's job is still running when the link comes back: its progress goes on in the window.
+    const qint64 longJob = w.generate(QStringLiteral("a long job across a drop"), 1000);
+    QTRY_VERIFY_WITH_TIMEOUT(w.stepOf(longJob) >= 1, kJobMs);
+    relay.cut();
+    QTRY_VERIFY_WITH_TIMEOUT(!w.link.isUp(), 30000);
+    QTRY_VERIFY_WITH_TIMEOUT(state->text().contains(QStringLiteral("Disconnected")), 5000);
+    QVERIFY2(state->text().contains(w.link.where()), qPrintable(state->text()));
+    const int stepAtCut = w.stepOf(longJob);
+    QTest::qWait(2000);
+    QCOMPARE(w.stateOf(longJob), JobListModel::JobState::Running);  // not failed: waiting for the link
+    relay.restore();
+    QTRY_VERIFY_WITH_TIMEOUT(w.link.isUp(), 30000);  // back by itself
+    QTRY_COMPARE_WITH_TIMEOUT(state->text(), QStringLiteral("Ready"), 5000);
+    QTRY_VERIFY_WITH_TIMEOUT(w.stepOf(longJob) > stepAtCut + 1, 60000);
+    QSignalSpy finished(&w.session, &EngineSession::finished);
+    QSignalSpy failed(&w.session, &EngineSession::failed);
+    w.window.jobQueue()->cancelJob(longJob);
+    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, 60000);
+    QCOMPARE(finished.at(0).at(1).value<GenerationResult>().status, JobStatus::Cancelled);
+
+    // 2. A job that finishes while the link is down: done in the window and in its history once it is back.
+    const qint64 blocker = postJob(server, "another client's job, in front", 1000);  // straight to the server
+    QTRY_COMPARE_WITH_TIMEOUT(stateOn(server, blocker), QStringLiteral("running"), kJobMs);
+    const qint64 quick = w.generate(QStringLiteral("finished while away"), 2);
+    QTRY_COMPARE_WITH_TIMEOUT(stateOn(server, blocker + 1), QStringLiteral("queued"), 30000);  // the window's, POSTed
+    relay.cut();
+    QTRY_VERIFY_WITH_TIMEOUT(!w.link.isUp(), 30000);
+    QNetworkAccessManager nam;
+    QCOMPARE(httpRequest(nam, "DELETE", server.url(QStringLiteral("/api/jobs/%1").arg(blocker))).status, 202);
+    QTRY_COMPARE_WITH_TIMEOUT(stateOn(server, blocker + 1), QStringLiteral("done"), kJobMs);
+    QCOMPARE(finished.count(), 1);  // the window cannot know yet
+    relay.restore();
+    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 2, 60000);
+    QVERIFY2(failed.isEmpty(), failed.isEmpty() ? "" : qPrintable(failed.at(0).at(1).toString()));
+    QCOMPARE(finished.at(1).at(0).toLongLong(), quick);
+    QCOMPARE(finished.at(1).at(1).value<GenerationResult>().status, JobStatus::Ok);
+    QTRY_COMPARE_WITH_TIMEOUT(w.window.historyModel()->rowCount(), 1, 30000);
+    QTRY_VERIFY_WITH_TIMEOUT(w.link.isUp(), 30000);
+    QTRY_COMPARE_WITH_TIMEOUT(w.stateOf(JobListModel::otherJobKey(blocker)), JobListModel::JobState::Cancelled,
+                              5000);  // from the list the link gets on its return
+
+    // 3. A job submitted while the link is down waits for it, and runs once; another client's job that ran and
+    // finished meanwhile is in the history once the link is back.
+    relay.cut();
+    QTRY_VERIFY_WITH_TIMEOUT(!w.link.isUp(), 30000);
+    const qint64 waiting = w.generate(QStringLiteral("submitted while away"), 2);
+    const qint64 foreign = postJob(server, "another client's, done while away", 2);
+    QTRY_COMPARE_WITH_TIMEOUT(stateOn(server, foreign), QStringLiteral("done"), kJobMs);
+    relay.restore();
+    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 3, kJobMs);
+    QCOMPARE(finished.at(2).at(0).toLongLong(), waiting);
+    QCOMPARE(finished.at(2).at(1).value<GenerationResult>().status, JobStatus::Ok);
+    QTRY_COMPARE_WITH_TIMEOUT(historyPrompts(*w.window.historyModel()),
+                              (QStringList{QStringLiteral("another client's, done while away"),
+                                           QStringLiteral("finished while away"), QStringLiteral("submitted while away")}),
+                              30000);
+    QVERIFY(relay.connectionsCut() > 0);
+
+    // 4. A link that goes silent without closing (a laptop asleep, a cable pulled: no FIN ever comes) is given
+    // up once pings go unanswered, and comes back when the bytes flow again.
+    relay.stall();
+    QTRY_VERIFY_WITH_TIMEOUT(!w.link.isUp(), 40000);
+    QTRY_VERIFY_WITH_TIMEOUT(state->text().contains(QStringLiteral("Disconnected")), 5000);
+    QVERIFY2(state->toolTip().startsWith(QStringLiteral("no answer")), qPrintable(state->toolTip()));
+    relay.restore();
+    QTRY_VERIFY_WITH_TIMEOUT(w.link.isUp(), 40000);
+    QTRY_COMPARE_WITH_TIMEOUT(state->text(), QStringLiteral("Ready"), 5000);
+    QCOMPARE(server.stop(), 0);
 }
 
 QTEST_MAIN(TestRemoteWindow)

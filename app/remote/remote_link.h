@@ -1,0 +1,69 @@
+// `--connect`: the window's view of the shared engine besides its own jobs (session/engine_link.h): the link's
+// state, the other clients' jobs, the server's history in the window's folder. Lives on the GUI thread and is
+// asynchronous throughout: an /api/events WebSocket (the "jobs" list on every connection, then each job's
+// changes), kept alive with pings and reopened with back-off; DELETE for a cancel; HistorySync for the videos.
+#pragma once
+
+#include "remote/backoff.h"
+#include "remote/remote_backend.h"
+#include "session/engine_link.h"
+
+#include <QElapsedTimer>
+#include <QJsonObject>
+#include <QPointer>
+#include <QTimer>
+
+#include <memory>
+
+QT_BEGIN_NAMESPACE
+class QNetworkAccessManager;
+class QWebSocket;
+QT_END_NAMESPACE
+
+namespace wan::app {
+
+class HistorySync;
+
+class RemoteLink final : public EngineLink {
+    Q_OBJECT
+public:
+    /// `endpoint`: the backend's (the same client id, so that its jobs are told from the others').
+    explicit RemoteLink(RemoteEndpoint endpoint, QObject* parent = nullptr);
+    ~RemoteLink() override;
+
+    /// Starts connecting; from then on the link is kept up (reopened with back-off) until destroyed.
+    void open();
+    QString where() const override { return endpoint_.label(); }
+    bool isUp() const override { return up_; }
+    void cancelOtherJob(qint64 serverId) override;
+    void setHistoryFolder(const QString& folder) override;
+
+    /// A job JSON of the API as an OtherJob.
+    static OtherJob otherJobFrom(const QJsonObject& job);
+
+private:
+    void connectEvents();
+    void onMessage(const QString& text);
+    void onClosed(const QString& reason);
+    void checkAlive();
+    /// Closes the current socket without its signals reaching us, then onClosed(reason).
+    void drop(const QString& reason);
+    bool isOthers(const QJsonObject& job) const;
+
+    RemoteEndpoint endpoint_;
+    QNetworkAccessManager* nam_;
+    HistorySync* history_;
+    QPointer<QWebSocket> ws_;
+    QTimer retry_;      // the next attempt after a failed one or a drop
+    QTimer ping_;       // liveness: a link that stops answering pings is closed (a drop without a FIN)
+    QTimer attempt_;    // an attempt to connect that gets no answer at all is given up
+    QElapsedTimer lastHeard_;
+    Backoff backoff_;
+    bool up_ = false;
+    bool opened_ = false;
+};
+
+/// The window's link for `--connect` (gui_entry runs it): a RemoteLink on `endpoint`, opened.
+std::unique_ptr<EngineLink> makeRemoteLink(const RemoteEndpoint& endpoint);
+
+}  // namespace wan::app
