@@ -72,7 +72,9 @@ const char* weight_dtype_name(WeightDtype dtype) {
 Fp8Weight quantize_fp8(const at::Tensor& w) {
     WAN_CHECK(w.dim() == 2, "quantize_fp8: expected a [N, K] weight, got %lld dims", static_cast<long long>(w.dim()));
     const at::Tensor wf = w.to(at::kFloat);
-    const at::Tensor scale = wf.abs().amax(1).clamp_min(1e-12) / kE4m3Max;  // [N]
+    // Divided by a tensor on the weights' device, not by a number: ATen's CUDA division by a host scalar multiplies
+    // by its reciprocal (one bit off a true division in some rows), and the codes must not depend on the device.
+    const at::Tensor scale = wf.abs().amax(1).clamp_min(1e-12) / at::full({}, kE4m3Max, wf.options());  // [N]
     return {encode_e4m3(wf / scale.unsqueeze(1)).contiguous(), scale.contiguous()};
 }
 
