@@ -3,10 +3,7 @@
 # as JSON lines in $OUT/readme.jsonl (random weights at the real sizes). ~6 min on one H200.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-OUT=${OUT:-$PWD/out}
-mkdir -p "$OUT"
-B=build-gpu/bench/wan-bench
-J="$OUT/readme.jsonl"
+. scripts/gpu/bench-env.sh readme.jsonl
 run() { echo "== $*"; timeout "${WAN_STEP_TIMEOUT:-240}" "$@" --json "$J" 2>&1 | grep -E "^\{|error|wan-bench:" | cut -c1-400; }
 run $B dit --model 1.3B --size 832*480
 run $B dit --model 14B --layers 4 --size 1280*720

@@ -5,10 +5,7 @@
 # one H200 (each line ~10 s: weights, 1 warm-up + 2 timed decodes, a stage-clock decode, the comparison decodes).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-OUT=${OUT:-$PWD/out}
-mkdir -p "$OUT"
-B=build-gpu/bench/wan-bench
-J="$OUT/vae-speed.jsonl"
+. scripts/gpu/bench-env.sh vae-speed.jsonl
 run() {
   echo "== $*" | tee -a "$OUT/vae-stages.log"
   timeout "${WAN_STEP_TIMEOUT:-90}" "$@" --json "$J" > "$OUT/vae-step.log" 2>&1

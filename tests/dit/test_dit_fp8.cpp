@@ -2,6 +2,7 @@
 // scalar e4m3 codec, a forward bit-equal to the same model whose block Linear weights were quantised and
 // dequantised up front (this file's own loop), the bytes held, an F8_E4M3 file kept as fp8 by default, streamed
 // fp8 blocks equal to resident ones, and the option's names.
+#include "raw_safetensors.h"
 #include "tiny_dit.h"
 
 #include "core/core.h"
@@ -71,14 +72,8 @@ std::string write_dequantised_tiny() {
     return path;
 }
 
-struct Inputs {
-    at::Tensor x, t, ctx;
-    int64_t seq_len = 0;
-};
-Inputs make_inputs(const WanConfig& c) {
-    at::manual_seed(5);
-    return {at::randn({c.in_dim, 2, 6, 8}), at::scalar_tensor(700.0), at::randn({6, c.text_dim}), 2 * 3 * 4};
-}
+using Inputs = wan::test::TinyForwardInputs;
+Inputs make_inputs(const WanConfig& c) { return wan::test::tiny_forward_inputs(c, 5, 700.0, 6); }
 
 wan::dit::ModelOptions fp8_options() {
     wan::dit::ModelOptions o;
@@ -207,19 +202,10 @@ struct Fp8File {
     wan::io::NamedTensors values;
 };
 Fp8File write_scaled_fp8_tiny(const std::string& dir) {
-    struct Raw {
-        std::string name, dtype;
-        std::vector<int64_t> shape;
-        std::string bytes;
-    };
-    auto raw_of = [](const std::string& n, const at::Tensor& t) {
-        const at::Tensor c = t.contiguous();
-        return Raw{n, wan::io::dtype_to_safetensors(c.scalar_type()), c.sizes().vec(),
-                   std::string(static_cast<const char*>(c.data_ptr()), static_cast<size_t>(c.nbytes()))};
-    };
+    using wan::test::raw_of;
     Fp8File f;
     f.path = dir + "/tiny_fp8_scaled.safetensors";
-    std::vector<Raw> raws = {{"scaled_fp8", "F8_E4M3", {0}, ""}};
+    std::vector<wan::test::RawTensor> raws = {{"scaled_fp8", "F8_E4M3", {0}, ""}};
     const auto store = wan::test::tiny_store();
     for (const auto& n : store.names()) {
         const at::Tensor t = store.load(n, c10::Device(c10::kCPU), at::kFloat).contiguous();
@@ -240,19 +226,7 @@ Fp8File write_scaled_fp8_tiny(const std::string& dir) {
         f.codes[n] = codes;
         f.values.emplace_back(n, deq);
     }
-    nlohmann::ordered_json h = nlohmann::ordered_json::object();
-    uint64_t off = 0;
-    for (const auto& r : raws) {
-        h[r.name] = {{"dtype", r.dtype}, {"shape", r.shape}, {"data_offsets", {off, off + r.bytes.size()}}};
-        off += r.bytes.size();
-    }
-    std::string header = h.dump();
-    while (header.size() % 8) header.push_back(' ');
-    std::ofstream out(f.path, std::ios::binary);
-    const uint64_t n = header.size();
-    out.write(reinterpret_cast<const char*>(&n), 8);
-    out.write(header.data(), static_cast<std::streamsize>(header.size()));
-    for (const auto& r : raws) out.write(r.bytes.data(), static_cast<std::streamsize>(r.bytes.size()));
+    wan::test::write_raw_safetensors(f.path, raws);
     return f;
 }
 

@@ -18,11 +18,8 @@ namespace {
 using wan::dit::StepCache;
 using wan::dit::StepCacheOptions;
 using wan::dit::WanModel;
-using wan::io::WanConfig;
 
-using wan::test::tiny_config;
 using wan::test::tiny_model;
-using wan::test::tiny_store;
 
 // A small CFG denoising job: Euler steps of the flow-matching ODE over shifted sigmas (enough to make the
 // inputs of consecutive steps related as in a real job, without depending on engine/sched).
@@ -32,7 +29,7 @@ struct Job {
     std::vector<double> sigmas;  // steps + 1 values, 1 → 0
 };
 
-Job make_job(const WanConfig& c, int steps, uint64_t seed) {
+Job make_job(const wan::io::WanConfig& c, int steps, uint64_t seed) {
     auto gen = at::detail::createCPUGenerator(seed);
     Job j;
     const int64_t F = 2, H = 8, W = 8;
@@ -225,8 +222,8 @@ TEST(DitStepCache, RescalePolynomialIsApplied) {
 using wan::test::FakeWorld;
 
 TEST(DitStepCache, SimulatedSequenceParallelDecidesLikeOneRank) {
-    const WanConfig c = tiny_config();
-    auto store = tiny_store();
+    const wan::io::WanConfig c = wan::test::tiny_config();
+    auto store = wan::test::tiny_store();
     const WanModel& single = tiny_model();
     const int steps = 8;
     Job j = make_job(c, steps, 7);

@@ -2,7 +2,7 @@
 // residency count from a budget, the order in which copies start and are used (one block of lookahead), a
 // forward equal to resident weights for every residency, and an in-place change of the stored tensors
 // (what a LoRA merge does) reaching the next forward.
-#include "golden.h"
+#include "tiny_dit.h"
 
 #include "core/core.h"
 #include "dit/dit.h"
@@ -19,17 +19,11 @@ using wan::dit::WanModel;
 using wan::io::WanConfig;
 using Event = StreamedBlockWeights::Event;
 
-WanConfig tiny_config() { return wan::io::CheckpointDir::locate(wan::test::tiny_ckpt_dir()).config(); }
-wan::io::TensorStore tiny_store() { return wan::io::CheckpointDir::locate(wan::test::tiny_ckpt_dir()).open_dit(); }
+using wan::test::tiny_config;
+using wan::test::tiny_store;
 
-struct Case {
-    at::Tensor x, t, ctx;
-    int64_t seq_len = 0;
-};
-Case make_case(const WanConfig& c) {
-    at::manual_seed(11);
-    return {at::randn({c.in_dim, 2, 6, 8}), at::scalar_tensor(600.0), at::randn({4, c.text_dim}), 2 * 3 * 4};
-}
+using Case = wan::test::TinyForwardInputs;
+Case make_case(const WanConfig& c) { return wan::test::tiny_forward_inputs(c, 11, 600.0, 4); }
 
 TEST(DitStreaming, ResidentCountFromTheBudget) {
     using wan::dit::resident_block_count;

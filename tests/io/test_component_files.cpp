@@ -4,6 +4,7 @@
 // Origin of the inputs: tests/data/golden/tiny-ckpt (the upstream folder layout, see its README).
 #include "error_of.h"
 #include "golden.h"
+#include "raw_safetensors.h"
 #include "small_request.h"
 
 #include "dit/dit.h"
@@ -32,34 +33,9 @@ std::string tiny(const std::string& file) { return wan::test::tiny_ckpt_dir() + 
 
 #define EXPECT_HAS(msg, part) EXPECT_NE((msg).find(part), std::string::npos) << "'" << (part) << "' not in: " << (msg)
 
-// A safetensors file with any dtype name (fp8 cannot be written through ATen before LibTorch 2.1).
-struct RawTensor {
-    std::string name, dtype;
-    std::vector<int64_t> shape;
-    std::string bytes;
-};
-RawTensor raw_of(const std::string& name, const at::Tensor& t) {
-    const at::Tensor c = t.contiguous();
-    return {name, wan::io::dtype_to_safetensors(c.scalar_type()), c.sizes().vec(),
-            std::string(static_cast<const char*>(c.data_ptr()), static_cast<size_t>(c.nbytes()))};
-}
-void write_raw_safetensors(const std::string& path, const std::vector<RawTensor>& tensors,
-                           const std::map<std::string, std::string>& metadata = {}) {
-    nlohmann::ordered_json h = nlohmann::ordered_json::object();
-    if (!metadata.empty()) h["__metadata__"] = metadata;
-    uint64_t off = 0;
-    for (const auto& t : tensors) {
-        h[t.name] = {{"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {off, off + t.bytes.size()}}};
-        off += t.bytes.size();
-    }
-    std::string s = h.dump();
-    while (s.size() % 8) s.push_back(' ');
-    std::ofstream f(path, std::ios::binary);
-    const uint64_t n = s.size();
-    f.write(reinterpret_cast<const char*>(&n), 8);
-    f.write(s.data(), static_cast<std::streamsize>(s.size()));
-    for (const auto& t : tensors) f.write(t.bytes.data(), static_cast<std::streamsize>(t.bytes.size()));
-}
+using wan::test::RawTensor;
+using wan::test::raw_of;
+using wan::test::write_raw_safetensors;
 
 wan::io::NamedTensors all_tensors(const TensorStore& st) {
     wan::io::NamedTensors out;
