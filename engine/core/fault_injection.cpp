@@ -5,8 +5,10 @@
 #include "core/env.h"
 
 #include <atomic>
+#include <chrono>
 #include <csignal>
 #include <cstdlib>
+#include <thread>
 
 namespace wan::test_hooks {
 
@@ -59,6 +61,12 @@ void maybe_stop_at_step(int rank, int step) {
 void maybe_fail_video_write() {
     static const bool fail = env_string("WAN_TEST_FAIL_VIDEO_WRITE").has_value();
     if (fail) WAN_THROW("cannot write the video: no space left on device (injected by WAN_TEST_FAIL_VIDEO_WRITE)");
+}
+
+void maybe_delay_load() {
+    // Read on every call (not cached): a test process sets it between two loads.
+    const std::optional<std::string> ms = env_string("WAN_TEST_LOAD_DELAY_MS");
+    if (ms) std::this_thread::sleep_for(std::chrono::milliseconds(std::atoll(ms->c_str())));
 }
 
 }  // namespace wan::test_hooks

@@ -10,6 +10,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -100,6 +101,24 @@ public:
 
 private:
     std::unique_ptr<Impl> impl_;
+};
+
+/// Called after each tensor read through TensorStore::get() or load() on the thread that installed it.
+using TensorReadObserver = std::function<void(const TensorInfo& info)>;
+
+/// While alive, every TensorStore::get() / load() on this thread calls `observer` once the tensor is read: the
+/// pipeline's load progress and cancel point, without every loader (T5, DiT in each of its forms, VAE) taking
+/// a callback. The observer may throw (wan::Cancelled), which leaves the loader between two tensors. Reads on
+/// other threads are not seen. Nests: the previous observer comes back at scope exit.
+class ScopedTensorReadObserver {
+public:
+    explicit ScopedTensorReadObserver(TensorReadObserver observer);
+    ~ScopedTensorReadObserver();
+    ScopedTensorReadObserver(const ScopedTensorReadObserver&) = delete;
+    ScopedTensorReadObserver& operator=(const ScopedTensorReadObserver&) = delete;
+
+private:
+    TensorReadObserver previous_;
 };
 
 /// Ordered list of named tensors to write.

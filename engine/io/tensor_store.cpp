@@ -14,6 +14,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <utility>
+
 namespace wan::io {
 
 int64_t TensorInfo::numel() const {
@@ -202,11 +204,17 @@ const TensorInfo& TensorStore::info(const std::string& name) const {
     return it->second.info;
 }
 
-at::Tensor TensorStore::get(const std::string& name) const {
-    auto it = impl_->entries.find(name);
-    WAN_CHECK(it != impl_->entries.end(), "%s: no tensor named '%s'", impl_->source.c_str(), name.c_str());
-    const StoreEntry& e = it->second;
-    if (e.decoding) return decode_entry(e, *e.decoding, c10::Device(c10::kCPU), e.info.dtype);
+namespace {
+
+thread_local TensorReadObserver t_read_observer;
+
+/// Tells this thread's observer (if any) that `info` was read.
+void notify_read(const TensorInfo& info) {
+    if (t_read_observer) t_read_observer(info);
+}
+
+/// A zero-copy CPU view of a plain (not decoded) entry.
+at::Tensor mapped_view(const StoreEntry& e) {
     std::shared_ptr<MappedFile> keep = e.file;
     void* base = const_cast<uint8_t*>(e.file->data() + e.info.data_offset);
     auto options = at::TensorOptions().dtype(e.info.dtype).device(at::kCPU);
@@ -218,26 +226,43 @@ at::Tensor TensorStore::get(const std::string& name) const {
     return storage_view.as_strided(e.info.shape, e.info.strides, e.info.storage_offset);
 }
 
+}  // namespace
+
+ScopedTensorReadObserver::ScopedTensorReadObserver(TensorReadObserver observer)
+    : previous_(std::exchange(t_read_observer, std::move(observer))) {}
+
+ScopedTensorReadObserver::~ScopedTensorReadObserver() { t_read_observer = std::move(previous_); }
+
+at::Tensor TensorStore::get(const std::string& name) const {
+    auto it = impl_->entries.find(name);
+    WAN_CHECK(it != impl_->entries.end(), "%s: no tensor named '%s'", impl_->source.c_str(), name.c_str());
+    const StoreEntry& e = it->second;
+    at::Tensor view = e.decoding ? decode_entry(e, *e.decoding, c10::Device(c10::kCPU), e.info.dtype) : mapped_view(e);
+    notify_read(e.info);
+    return view;
+}
+
 at::Tensor TensorStore::load(const std::string& name, c10::Device device, c10::optional<at::ScalarType> dtype) const {
-    {
-        const StoreEntry& e = impl_->entries.at(info(name).name);
-        const at::ScalarType want = dtype.has_value() ? *dtype : e.info.dtype;
-        if (e.decoding) return decode_entry(e, *e.decoding, device, want);
-        if (e.float8 != Float8Format::None && at::isFloatingType(want))  // fp8 without a scale: scale 1
-            return decode_entry(e, EntryDecoding{e.float8, {}}, device, want);
+    const StoreEntry& e = impl_->entries.at(info(name).name);
+    const at::ScalarType want = dtype.has_value() ? *dtype : e.info.dtype;
+    at::Tensor out;
+    if (e.decoding) {
+        out = decode_entry(e, *e.decoding, device, want);
+    } else if (e.float8 != Float8Format::None && at::isFloatingType(want)) {  // fp8 without a scale: scale 1
+        out = decode_entry(e, EntryDecoding{e.float8, {}}, device, want);
+    } else {
+        // One copy straight from the mapping to the target: at most one tensor of extra host memory.
+        const at::Tensor view = mapped_view(e);
+        out = at::empty(view.sizes(), at::TensorOptions().dtype(want).device(device));
+        out.copy_(view);
+        // The copy is done: let the kernel drop the file pages we touched from this process, so that loading an
+        // 11 GB file never keeps 11 GB resident (they stay in the page cache; a later read maps them again).
+        const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+        const uint64_t begin = (e.info.data_offset / page) * page;
+        const uint64_t end = e.info.data_offset + e.info.data_bytes;
+        ::madvise(const_cast<uint8_t*>(e.file->data()) + begin, end - begin, MADV_DONTNEED);
     }
-    at::Tensor view = get(name);
-    at::ScalarType target = dtype.has_value() ? *dtype : view.scalar_type();
-    // One copy straight from the mapping to the target: at most one tensor of extra host memory.
-    at::Tensor out = at::empty(view.sizes(), at::TensorOptions().dtype(target).device(device));
-    out.copy_(view);
-    // The copy is done: let the kernel drop the file pages we touched from this process, so that loading an
-    // 11 GB file never keeps 11 GB resident (they stay in the page cache; a later read maps them again).
-    const auto& e = impl_->entries.at(name);
-    const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
-    const uint64_t begin = (e.info.data_offset / page) * page;
-    const uint64_t end = e.info.data_offset + e.info.data_bytes;
-    ::madvise(const_cast<uint8_t*>(e.file->data()) + begin, end - begin, MADV_DONTNEED);
+    notify_read(e.info);
     return out;
 }
 

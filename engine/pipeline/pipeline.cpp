@@ -12,6 +12,7 @@
 #include "dit/dit.h"
 #include "dit/streaming.h"
 #include "pipeline/experts.h"
+#include "pipeline/load_monitor.h"
 #include "pipeline/parallel.h"
 #include "preview/preview.h"
 #include "io/component_files.h"
@@ -70,7 +71,8 @@ bool cancel_requested(const std::atomic<bool>* cancel) {
 /// so that all leave together: Cancelled is thrown on every rank when one saw its cancel flag, wan::Error
 /// when one failed (that rank's own message; `failed_elsewhere` on the others). A failing rank still takes
 /// part in the agreement, so no peer waits in a collective; after a failure the communicators are settled
-/// (re-created when one was left inconsistent: Note [Communicator renewal] in dist.h), so the next job runs.
+/// (re-created when one was left inconsistent: Note [Communicator renewal] in dist.h), so the next job runs. A
+/// rank whose work threw Cancelled votes Cancel.
 /// Without a mesh the cancel flag is checked first and exceptions pass straight through.
 template <typename Work>
 void on_every_rank(dist::Mesh* mesh, const std::atomic<bool>* cancel, const std::string& what,
@@ -85,6 +87,8 @@ void on_every_rank(dist::Mesh* mesh, const std::atomic<bool>* cancel, const std:
     std::string failure;
     try {
         work();
+    } catch (const Cancelled&) {
+        mine = dist::StepStatus::Cancel;  // this rank saw a cancel inside the work (the load, between tensors)
     } catch (const std::exception& e) {
         mine = dist::StepStatus::Failed;
         failure = e.what();
@@ -96,7 +100,8 @@ void on_every_rank(dist::Mesh* mesh, const std::atomic<bool>* cancel, const std:
     if (agreed == dist::StepStatus::Cancel) throw Cancelled();
     if (agreed != dist::StepStatus::Failed) return;
     mesh->recover_after_failure();  // a failure mid-step may have left a communicator unusable for the next job
-    WAN_THROW("%s", failure.empty() ? failed_elsewhere.c_str() : failure.c_str());
+    if (failure.empty()) throw FailedElsewhere(failed_elsewhere);
+    WAN_THROW("%s", failure.c_str());
 }
 
 /// Progress, trace and cancel of one job, and its start time (for the elapsed/ETA figures).
@@ -193,6 +198,10 @@ struct T2VPipeline::Impl {
     // loading (the constructor)
     void load_text_encoder();
     void load_dit();
+    void load_high_noise_dit();
+    void load_all();
+    template <typename Work>
+    void load_component(LoadMonitor& monitor, const std::string& name, const std::string& file, Work&& work);
     std::unique_ptr<dit::WanModel> build_dit(const io::WanConfig& wc, const io::TensorStore& store,
                                              std::shared_ptr<ParkableBlockWeights>* parkable) const;
     void load_vae();
@@ -275,22 +284,10 @@ void fill_info(T2VPipeline::Impl& m, bool demo, dist::Mesh* mesh, const std::str
 }
 }  // namespace
 
-namespace {
-
-// Headless loading progress: one line per component with its file and size as stored (14B takes minutes from
-// a cold disk).
-void log_loading(const char* what, const io::TensorStore& store) {
-    WAN_LOG_INFO("loading the %s: %s (%.2f GB in %zu tensors)", what, store.source().c_str(),
-                 static_cast<double>(store.total_bytes()) / 1e9, store.size());
-}
-
-}  // namespace
-
 void T2VPipeline::Impl::load_text_encoder() {
     dist::Mesh* mesh = config.mesh;
     const bool t5_fsdp = mesh && mesh->layout().t5_fsdp;
     try {
-        log_loading("text encoder", ckpt.open_t5());
         text::UMT5Options topt;
         topt.device = config.t5_cpu ? c10::Device(c10::kCPU) : device;
         const bool offload = config.offload == OffloadMode::Auto ? (mesh == nullptr || mesh->world().size() == 1)
@@ -307,6 +304,8 @@ void T2VPipeline::Impl::load_text_encoder() {
         } else {
             text = std::make_unique<text::TextEncoder>(ckpt, topt);
         }
+    } catch (const Cancelled&) {
+        throw;
     } catch (const Error& e) {
         throw Error(std::string("loading the text encoder from ") + ckpt.t5_path + ": " + e.what(), e.where());
     }
@@ -413,7 +412,6 @@ std::unique_ptr<dit::WanModel> T2VPipeline::Impl::build_dit(const io::WanConfig&
     const bool fsdp = mesh && mesh->layout().dit_fsdp && mesh->cfg_half().size() > 1;
     dopt.weight_dtype = dit_weight_dtype(config, wc, store, dopt, fsdp);
     std::unique_ptr<dit::WanModel> model;
-    log_loading("DiT", store);
     if (fsdp) {
         if (config.offload_dit || config.max_vram_gb > 0)
             WAN_LOG_WARN("--offload-dit / --max-vram are ignored with --dit-fsdp (each rank holds a shard)");
@@ -444,8 +442,8 @@ std::unique_ptr<dit::WanModel> T2VPipeline::Impl::build_dit(const io::WanConfig&
     return model;
 }
 
-// One DiT, or the two experts of Wan2.2 A14B (both sharded under --dit-fsdp; with --offload-idle-expert
-// parkable in host memory).
+// One DiT, or the low-noise expert of Wan2.2 A14B (load_high_noise_dit() the other; both sharded under
+// --dit-fsdp; with --offload-idle-expert parkable in host memory).
 void T2VPipeline::Impl::load_dit() {
     const bool fsdp = config.mesh && config.mesh->layout().dit_fsdp;
     const bool streamed = config.offload_dit || config.max_vram_gb > 0;
@@ -457,10 +455,15 @@ void T2VPipeline::Impl::load_dit() {
         // Parked before the high-noise expert loads, so that the device never holds both; the first steps
         // (high-noise) then need no swap.
         if (park) parkable_low->park();
+    } catch (const Cancelled&) {
+        throw;
     } catch (const Error& e) {
         throw Error(std::string("loading the DiT from ") + ckpt.dit_path + ": " + e.what(), e.where());
     }
-    if (!ckpt.two_experts) return;
+}
+
+void T2VPipeline::Impl::load_high_noise_dit() {
+    const bool park = parkable_low != nullptr;  // load_dit() made the low-noise expert parkable
     try {
         const io::WanConfig high = ckpt.high_noise_dit_config();
         WAN_CHECK(high.dim == wan_config.dim && high.num_heads == wan_config.num_heads &&
@@ -468,6 +471,8 @@ void T2VPipeline::Impl::load_dit() {
                   "the high-noise expert (%s) and the low-noise expert (%s) differ in size", high.variant().c_str(),
                   wan_config.variant().c_str());
         dit_high = build_dit(high, ckpt.open_high_noise_dit(), park ? &parkable_high : nullptr);
+    } catch (const Cancelled&) {
+        throw;
     } catch (const Error& e) {
         throw Error(std::string("loading the high-noise expert from ") + ckpt.high_noise_dit_path + ": " + e.what(), e.where());
     }
@@ -505,11 +510,57 @@ void T2VPipeline::Impl::load_vae() {
             vopt.tiling.overlap = std::max<int64_t>(1, config.vae_tile / 4);
         }
         io::TensorStore store = ckpt.open_vae();
-        log_loading("VAE", store);
         vae = std::make_unique<vae::WanVAE>(store, vopt);
+    } catch (const Cancelled&) {
+        throw;
     } catch (const Error& e) {
         throw Error(std::string("loading the VAE from ") + ckpt.vae_path + ": " + e.what(), e.where());
     }
+}
+
+// Note [Load agreement]
+// Loading reports progress and can be cancelled between tensors (LoadMonitor, installed as the io read
+// observer). With a mesh the components are the agreement points: each ends with one on_every_rank() agreement,
+// so a cancel (or a failure) seen by any rank ends the load on every rank at the same component boundary. Inside
+// a component the only collective is the FSDP communicator split at its start, which every rank reaches after
+// the previous agreement; so a rank that stops between tensors leaves no peer in a collective. The rank that
+// sees the cancel also sends a notice (protocol Note [Cancel notices]) so that the peers stop their reading
+// too instead of finishing the component. A cancelled load keeps nothing: the constructor throws and every
+// part built so far is freed.
+template <typename Work>
+void T2VPipeline::Impl::load_component(LoadMonitor& monitor, const std::string& name, const std::string& file,
+                                       Work&& work) {
+    on_every_rank(config.mesh, nullptr, "loading the " + name,
+                  "another rank failed while loading the " + name + " (see its log)", [&] {
+                      monitor.begin(name, file);
+                      work();
+                      monitor.end();
+                  });
+}
+
+void T2VPipeline::Impl::load_all() {
+    const auto t0 = Clock::now();
+    LoadMonitor monitor(config.load, config.mesh != nullptr);
+    // The plan first (headers only), so that the bytes of every component make one total from the start.
+    const char* dit_name = ckpt.two_experts ? "low-noise DiT" : "DiT";
+    monitor.plan("text encoder", ckpt.open_t5().total_bytes());
+    monitor.plan(dit_name, ckpt.open_dit().total_bytes());
+    if (ckpt.two_experts) monitor.plan("high-noise DiT", ckpt.open_high_noise_dit().total_bytes());
+    if (decode_here) monitor.plan("VAE", ckpt.open_vae().total_bytes());
+    const io::ScopedTensorReadObserver observe([&monitor](const io::TensorInfo& t) { monitor.tensor_read(t); });
+    try {
+        load_component(monitor, "text encoder", ckpt.t5_path, [&] { load_text_encoder(); });
+        load_component(monitor, dit_name, ckpt.dit_path, [&] { load_dit(); });
+        if (ckpt.two_experts)
+            load_component(monitor, "high-noise DiT", ckpt.high_noise_dit_path, [&] { load_high_noise_dit(); });
+        if (decode_here) load_component(monitor, "VAE", ckpt.vae_path, [&] { load_vae(); });
+    } catch (const Cancelled&) {
+        const std::string during = monitor.current_component();
+        WAN_LOG_WARN("loading cancelled%s after %.1f s", during.empty() ? "" : (" during the " + during).c_str(),
+                     seconds_since(t0));
+        throw;
+    }
+    WAN_LOG_INFO("models loaded in %.1f s on %s", seconds_since(t0), device.str().c_str());
 }
 
 T2VPipeline::T2VPipeline(const EngineConfig& config) : impl_(std::make_unique<Impl>()) {
@@ -532,11 +583,7 @@ T2VPipeline::T2VPipeline(const EngineConfig& config) : impl_(std::make_unique<Im
         m.decode_across_ranks = config.vae_parallel && config.vae_tile == 0 && config.mesh->world().size() > 1;
         m.decode_here = config.mesh->world().rank() == 0 || m.decode_across_ranks;
     }
-    const auto t0 = Clock::now();
-    m.load_text_encoder();
-    m.load_dit();
-    if (m.decode_here) m.load_vae();
-    WAN_LOG_INFO("models loaded in %.1f s on %s", seconds_since(t0), m.device.str().c_str());
+    m.load_all();
     fill_info(m, demo, config.mesh);
 }
 

@@ -13,6 +13,7 @@
 #include "core/cancel.h"
 #include "core/core.h"
 #include "core/engine_config.h"
+#include "core/load_progress.h"
 #include "lora/lora.h"
 
 #include <ATen/core/Tensor.h>
@@ -46,6 +47,17 @@ struct EngineConfig : wan::EngineConfig {
     /// Distributed layout and communicators, or null for a single process. Not owned. When set, its
     /// layout is the one used (wan::EngineConfig::layout is not read).
     dist::Mesh* mesh = nullptr;
+    /// Progress of the load (bytes over every component, the file being read; on the rank that reports) and
+    /// its cancel flag, polled between tensors. With a mesh every rank leaves a cancelled load together
+    /// (Note [Load agreement] in pipeline.cpp). Read by the loading constructor only.
+    LoadControl load;
+};
+
+/// Thrown on the ranks that did not fail themselves when the ranks agreed that one did (a step, the job's
+/// preparation, a component of the load); the failing rank throws its own error.
+class FailedElsewhere : public Error {
+public:
+    using Error::Error;
 };
 
 /// Named intermediate tensors for tests and debugging ("context", "context_null", "noise", "latents.<i>",
@@ -93,7 +105,8 @@ double planned_working_memory_bytes(int64_t dim, const std::string& variant);
 
 class T2VPipeline {
 public:
-    /// Loads tokenizer, T5, DiT and VAE. Throws wan::Error naming the file and problem.
+    /// Loads tokenizer, T5, DiT and VAE, reporting through config.load. Throws wan::Error naming the file and
+    /// problem, wan::Cancelled when config.load.cancel was set (nothing is kept: a later load starts afresh).
     explicit T2VPipeline(const EngineConfig& config);
     /// From built parts; `config.ckpt_dir` is ignored. With config.offload_dit / max_vram_gb the DiT's blocks
     /// past the budget move to host memory and are streamed, as when loading; with two experts and

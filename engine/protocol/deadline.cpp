@@ -22,6 +22,7 @@ namespace {
 constexpr int kPingTag = 1;
 constexpr int kPongTag = 2;
 constexpr int kFailureTag = 3;  ///< Note [Failure notices]
+constexpr int kCancelTag = 4;   ///< Note [Cancel notices]
 /// How long a wait goes on after a failure notice before it is abandoned: a collective the failed rank joined
 /// before failing completes within this (its data is already on the way); one it never joins does not.
 constexpr double kNoticeGraceSeconds = 2.0;
@@ -49,6 +50,8 @@ bool g_in_agreement = false;
 std::optional<FailureNotice> g_notice;  ///< received for the current agreement, not acted upon yet
 std::deque<SentNotice> g_sent;
 bool g_abandoned = false;  ///< a wait was abandoned since the last take_abandoned()
+bool g_cancel_sent = false;
+bool g_cancel_seen = false;
 
 void check(int rc, const char* what) {
     if (rc == MPI_SUCCESS) return;
@@ -229,6 +232,33 @@ void announce_failure(const std::string& reason) {
                       &sent.request) != MPI_SUCCESS)
             g_sent.pop_back();  // best effort: without the notice the peer's deadline still ends the wait
     }
+}
+
+void announce_cancel() {
+    if (g_roll == MPI_COMM_NULL || g_size < 2 || g_cancel_sent) return;
+    g_cancel_sent = true;
+    reap_sent_notices();
+    for (int p = 0; p < g_size; ++p) {
+        if (p == g_rank) continue;
+        g_sent.push_back(SentNotice{MPI_REQUEST_NULL, "cancel"});
+        SentNotice& sent = g_sent.back();
+        if (MPI_Isend(sent.payload.data(), static_cast<int>(sent.payload.size()), MPI_CHAR, p, kCancelTag, g_roll,
+                      &sent.request) != MPI_SUCCESS)
+            g_sent.pop_back();  // best effort: the agreement after the component still tells that peer
+    }
+}
+
+bool cancel_announced() {
+    if (g_cancel_seen || g_roll == MPI_COMM_NULL) return g_cancel_seen;
+    int flag = 0;
+    MPI_Status st;
+    if (MPI_Iprobe(MPI_ANY_SOURCE, kCancelTag, g_roll, &flag, &st) != MPI_SUCCESS || !flag) return false;
+    int count = 0;
+    MPI_Get_count(&st, MPI_CHAR, &count);
+    std::string text(static_cast<size_t>(std::max(count, 0)), '\0');
+    MPI_Recv(text.data(), count, MPI_CHAR, st.MPI_SOURCE, kCancelTag, g_roll, MPI_STATUS_IGNORE);
+    g_cancel_seen = true;
+    return true;
 }
 
 AgreementWait::AgreementWait() { g_in_agreement = true; }

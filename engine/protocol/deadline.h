@@ -84,6 +84,18 @@ bool take_abandoned();
 /// Prints `why` and ends every rank (MPI_Abort): for a failure that leaves the ranks unable to go on together.
 [[noreturn]] void end_every_rank(const std::string& why);
 
+// Note [Cancel notices]
+// Loading a model has no collective between its tensors, so a Cancel seen by one rank (the head's window, a
+// worker's Ctrl+C) would otherwise reach the others only at the agreement after the component they are reading
+// (pipeline Note [Load agreement]): minutes for a 14B DiT. So the rank that sees it also sends every peer a
+// notice on the roll-call channel, and the peers poll for it between tensors. The notice only makes them stop
+// sooner: the agreement still decides, so a notice that is lost or late changes nothing but the time.
+
+/// Sends the cancel notice to every peer (nonblocking; never waits; once per process).
+void announce_cancel();
+/// Whether a peer's cancel notice has arrived (polls without waiting; stays true once seen).
+bool cancel_announced();
+
 /// Completes `request` (which ends when the peers of `comm` take part), answering roll calls meanwhile.
 /// `what` names the operation ("all-to-all", "message body"…). With a deadline that runs out: prints which
 /// ranks stopped answering and the stage, then MPI_Abort(MPI_COMM_WORLD). When a peer's failure notice shows

@@ -3,6 +3,7 @@
 
 #include "io/component_files.h"
 #include "io/io.h"
+#include "core/cancel.h"
 #include "protocol/deadline.h"
 
 #include <ATen/ATen.h>
@@ -46,12 +47,24 @@ std::string device_description(c10::Device device) {
     return device.str();
 }
 
-/// Runs `step`; its error message (also logged), or "" when it worked.
+/// How a rank's building went, besides its error message.
+struct BuildOutcome {
+    bool cancelled = false;  ///< the load was cancelled (agreed inside the pipeline, so on every rank alike)
+    bool elsewhere = false;  ///< another rank failed (it names the reason; this rank has none of its own)
+};
+
+/// Runs `step`; its error message (also logged, unless a cancel), or "" when it worked.
 template <typename Step>
-std::string local_failure(Step&& step) {
+std::string local_failure(Step&& step, BuildOutcome* outcome = nullptr) {
     try {
         step();
         return {};
+    } catch (const Cancelled& e) {
+        if (outcome) outcome->cancelled = true;
+        return e.what();
+    } catch (const pipeline::FailedElsewhere& e) {
+        if (outcome) outcome->elsewhere = true;
+        return e.what();
     } catch (const std::exception& e) {
         WAN_LOG_ERROR("%s", e.what());
         return e.what();
@@ -79,7 +92,7 @@ void share_cores(const dist::RankFacts& facts) {
     if (facts.local_size > 1 && cores > 0) at::set_num_threads(std::max(1, cores / facts.local_size));
 }
 
-Engine::Engine(const EngineConfig& cfg) : config(cfg) {
+Engine::Engine(const EngineConfig& cfg, const LoadControl& load) : config(cfg) {
     protocol::set_collective_timeout(config.collective_timeout_s);
     protocol::start_watchdog(world);  // collective; before the first bounded wait of the engine
     facts = dist::rank_facts(world);
@@ -100,12 +113,14 @@ Engine::Engine(const EngineConfig& cfg) : config(cfg) {
     });
     if (!dist::all_ok(world, error.empty()))
         throw Error(failure_after_agreement(world, error, "failed its start-up checks"));
+    BuildOutcome outcome;
     error = local_failure([&] {
         if (facts.rank == 0)
             for (const std::string& w : config.layout.warnings()) WAN_LOG_WARN("%s", w.c_str());
         pipeline::EngineConfig pc{config};
         pc.device = device.is_cuda() ? "cuda" : "cpu";
         pc.device_index = device.is_cuda() ? device.index() : 0;
+        pc.load = load;
         c10::DeviceGuard dg(device);
         if (facts.size > 1) {
             comm = dist::make_communicator(world, device);
@@ -113,9 +128,13 @@ Engine::Engine(const EngineConfig& cfg) : config(cfg) {
             pc.mesh = mesh.get();
         }
         pipe = std::make_unique<pipeline::T2VPipeline>(pc);
-    });
-    if (!dist::all_ok(world, error.empty()))
-        throw Error(failure_after_agreement(world, error, "failed to load the engine"));
+    }, &outcome);
+    if (!dist::all_ok(world, error.empty())) {
+        // A cancelled load was agreed at a component boundary (pipeline Note [Load agreement]): every rank
+        // has outcome.cancelled alike, so every rank takes the same branch here.
+        if (outcome.cancelled) throw Cancelled("loading cancelled");
+        throw Error(failure_after_agreement(world, outcome.elsewhere ? std::string() : error, "failed to load the engine"));
+    }
 }
 
 Engine::~Engine() = default;

@@ -15,7 +15,9 @@ namespace wan::server {
 struct Engine {
     /// Collective over MPI_COMM_WORLD: every rank builds its communicators, mesh and model share, then all
     /// agree that loading worked; if any rank failed, every rank throws (the failing one with its reason).
-    explicit Engine(const EngineConfig& config);
+    /// `load` reports the load's progress and cancels it (pipeline Note [Load agreement]): a cancel seen by any
+    /// rank throws wan::Cancelled on every rank.
+    explicit Engine(const EngineConfig& config, const LoadControl& load = {});
     ~Engine();
 
     /// The pipeline's info plus every rank's GPU memory (collective: a gather to rank 0).

@@ -82,15 +82,15 @@ EngineHead::~EngineHead() {
     }
 }
 
-EngineInfo EngineHead::start() {
+EngineInfo EngineHead::start(const LoadControl& load) {
     Impl& m = *impl_;
     WAN_CHECK(!m.engine && !m.shut_down, "the engine was already started or shut down");
     if (m.world_size > 1) send(protocol::Tag::Start);
     m.announced = true;
     try {
-        m.engine = std::make_unique<Engine>(m.config);
+        m.engine = std::make_unique<Engine>(m.config, load);
     } catch (...) {
-        m.shut_down = true;  // every rank failed together: nobody serves, no Shutdown must be sent
+        m.shut_down = true;  // every rank failed or was cancelled together: nobody serves, no Shutdown is sent
         throw;
     }
     return info();  // the workers are now in their message loop: Info first, then the memory gather
@@ -276,9 +276,18 @@ void EngineWorker::run() {
     protocol::Message first;
     protocol::broadcast(MPI_COMM_WORLD, 0, first);
     if (first.tag != protocol::Tag::Start) return;  // Shutdown: the head stopped before starting the engine
-    engine_ = std::make_unique<Engine>(config_);
-    Engine& e = *engine_;
+    // Installed before loading: a Ctrl+C (the terminal signals every rank) cancels the load on every rank
+    // instead of killing this one mid-read.
     std::signal(SIGINT, on_worker_interrupt);
+    try {
+        LoadControl load;
+        load.cancel = &g_worker_interrupted;
+        engine_ = std::make_unique<Engine>(config_, load);
+    } catch (const Cancelled&) {
+        WAN_LOG_WARN("loading cancelled; this rank leaves");  // agreed with every rank: the head leaves too
+        return;
+    }
+    Engine& e = *engine_;
     c10::InferenceMode guard;
     c10::DeviceGuard dg(e.device);
     while (true) {

@@ -8,11 +8,14 @@
 // The head's first message tells the workers whether the engine is built at all: Tag::Start (the front end
 // called EngineHead::start()), or Tag::Shutdown (it stopped first, e.g. on a bad batch file). After Start every
 // rank builds its share of the model collectively and all agree that loading worked, so no rank is left
-// waiting; then the workers follow Generate / Info messages until Shutdown.
+// waiting; then the workers follow Generate / Info messages until Shutdown. A load cancelled on any rank (the
+// head's Cancel, a worker's Ctrl+C) is agreed on at a component boundary (pipeline Note [Load agreement]):
+// every rank then leaves, the workers' run() returns normally and the head's start() throws wan::Cancelled.
 #pragma once
 
 #include "core/core.h"
 #include "core/engine_config.h"
+#include "core/load_progress.h"
 
 #include <atomic>
 #include <functional>
@@ -35,9 +38,11 @@ public:
     EngineHead(const EngineHead&) = delete;
     EngineHead& operator=(const EngineHead&) = delete;
 
-    /// Tells the workers to start (Note [Engine start]) and builds rank 0's share, collectively. Throws wan::Error
-    /// on every rank when any rank failed (this rank's reason, or a pointer to the failing rank's log).
-    EngineInfo start();
+    /// Tells the workers to start (Note [Engine start]) and builds rank 0's share, collectively, reporting the
+    /// load's progress through `load.progress` (on this engine thread) and polling `load.cancel` between tensors.
+    /// Throws wan::Error on every rank when any rank failed (this rank's reason, or a pointer to the failing
+    /// rank's log), wan::Cancelled when the load was cancelled (the workers have left then: no Shutdown follows).
+    EngineInfo start(const LoadControl& load = {});
     /// Runs one job on every rank; writes the MP4, PNG poster and JSON (video::save_generation). Never throws:
     /// failures and cancellation are in the result. A random seed (-1) is drawn here, once, for every rank.
     GenerationResult run(const GenerationRequest& request, const std::function<void(const ProgressInfo&)>& progress,
@@ -66,7 +71,8 @@ public:
 
     /// Waits for the head's first message; on Start builds this rank's share (collective with
     /// EngineHead::start()) and follows the head until Shutdown. Job failures are reported by the head;
-    /// returns normally after Shutdown. Throws wan::Error when building failed (on every rank at once).
+    /// returns normally after Shutdown and after a cancelled load (Ctrl+C on this rank cancels the load, or the
+    /// job that runs). Throws wan::Error when building failed (on every rank at once).
     void run();
 
 private:

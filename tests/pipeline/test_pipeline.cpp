@@ -103,6 +103,71 @@ TEST(Pipeline, ProgressStagesAndCancellation) {
     EXPECT_EQ(denoise_steps, 1);
 }
 
+wan::pipeline::EngineConfig tiny_config() {
+    wan::pipeline::EngineConfig cfg;
+    cfg.ckpt_dir = wan::test::tiny_ckpt_dir();
+    cfg.device = "cpu";
+    return cfg;
+}
+
+TEST(PipelineLoad, ProgressGrowsToTheTotalOverEveryComponent) {
+    std::vector<wan::LoadProgress> seen;
+    wan::pipeline::EngineConfig cfg = tiny_config();
+    cfg.load.progress = [&](const wan::LoadProgress& p) { seen.push_back(p); };
+    wan::pipeline::T2VPipeline pipe(cfg);
+    ASSERT_GT(seen.size(), 10u);  // one per tensor, not one per component
+    const uint64_t total = seen.front().bytes_total;
+    EXPECT_GT(total, 100000u);
+    std::vector<std::string> components;
+    for (size_t i = 0; i < seen.size(); ++i) {
+        EXPECT_EQ(seen[i].bytes_total, total);
+        EXPECT_LE(seen[i].bytes_done, total);
+        EXPECT_FALSE(seen[i].file.empty());
+        if (i > 0) {
+            EXPECT_GE(seen[i].bytes_done, seen[i - 1].bytes_done) << "at report " << i;
+            EXPECT_GE(seen[i].elapsed_s, seen[i - 1].elapsed_s);
+        }
+        if (components.empty() || components.back() != seen[i].component) components.push_back(seen[i].component);
+    }
+    EXPECT_EQ(seen.back().bytes_done, total);
+    EXPECT_EQ(components, (std::vector<std::string>{"text encoder", "DiT", "VAE"}));
+    // The DiT's reports name its file (the tiny checkpoint's single safetensors).
+    bool dit_file = false;
+    for (const auto& p : seen)
+        if (p.component == "DiT" && p.file.find("diffusion_pytorch_model") != std::string::npos) dit_file = true;
+    EXPECT_TRUE(dit_file);
+}
+
+TEST(PipelineLoad, CancelMidLoadThrowsCancelledAndALaterLoadWorks) {
+    std::atomic<bool> cancel{false};
+    int reports_after_cancel = 0;
+    wan::pipeline::EngineConfig cfg = tiny_config();
+    cfg.load.cancel = &cancel;
+    cfg.load.progress = [&](const wan::LoadProgress& p) {
+        if (cancel) ++reports_after_cancel;
+        if (p.component == "DiT" && p.bytes_done > 0) cancel = true;  // the Cancel button, mid-DiT
+    };
+    EXPECT_THROW(wan::pipeline::T2VPipeline{cfg}, wan::Cancelled);
+    EXPECT_TRUE(cancel);
+    EXPECT_LE(reports_after_cancel, 1);  // stopped at the next tensor, not at the end of the component
+
+    // Nothing of the cancelled load lingers: a new load works and computes what the first pipeline computes.
+    cancel = false;
+    cfg.load = {};
+    wan::pipeline::T2VPipeline again(cfg);
+    EXPECT_TRUE(again.generate(small_request()).latent.equal(tiny_pipeline().generate(small_request()).latent));
+}
+
+TEST(PipelineLoad, CancelBeforeTheLoadReadsNothing) {
+    std::atomic<bool> cancel{true};
+    int reports = 0;
+    wan::pipeline::EngineConfig cfg = tiny_config();
+    cfg.load.cancel = &cancel;
+    cfg.load.progress = [&](const wan::LoadProgress&) { ++reports; };
+    EXPECT_THROW(wan::pipeline::T2VPipeline{cfg}, wan::Cancelled);
+    EXPECT_EQ(reports, 0);
+}
+
 TEST(Pipeline, SaveLatentsAndInitNoise) {
     const std::string dir = wan::test::make_temp_dir("pipe");
     auto r = small_request();
