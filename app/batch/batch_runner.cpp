@@ -20,6 +20,11 @@ BatchRunner::BatchRunner(EngineSession* session, std::vector<GenerationRequest> 
         std::fprintf(progress_, "error: the engine failed to start: %s\n", message.toStdString().c_str());
         finish(kExitEngineFailed);
     });
+    connect(session_, &EngineSession::startCancelled, this, [this](const QString& message) {
+        clearLine();
+        std::fprintf(progress_, "%s\n", message.toStdString().c_str());
+        finish(kExitInterrupted);
+    });
     connect(session_, &EngineSession::started, this, [this](const wan::EngineInfo&) {
         if (started_ && currentId_ == 0 && !done_) submitNext();
     });
@@ -63,8 +68,13 @@ void BatchRunner::interrupt() {
     std::fprintf(progress_, "interrupted: %s%s\n", currentId_ ? "cancelling the running job" : "stopping",
                  skipped ? strfmt(", %zu queued job(s) skipped", skipped).c_str() : "");
     std::fflush(progress_);
-    if (currentId_) session_->cancel(currentId_);  // onFinished/onFailed then ends the run
-    else submitNext();                              // nothing running (e.g. the model still loading): ends it
+    if (currentId_) {
+        session_->cancel(currentId_);  // onFinished/onFailed then ends the run
+        return;
+    }
+    // Nothing running: ends the run; a model still loading stops at its next tensor, on every rank.
+    if (session_->state() == EngineSession::State::Starting) session_->cancelStart();
+    submitNext();
 }
 
 void BatchRunner::submitNext() {

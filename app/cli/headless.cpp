@@ -2,6 +2,7 @@
 
 #include "cli/batch_summary.h"
 #include "core/batch_file.h"
+#include "core/cancel.h"
 
 #include <atomic>
 #include <csignal>
@@ -57,8 +58,15 @@ int runHeadless(const AppOptions& options, std::unique_ptr<EngineBackend> backen
         return 2;
     }
     EngineInfo info;
+    std::signal(SIGINT, onInterrupt);  // before loading: Ctrl+C cancels the load (on every rank) as it does a job
     try {
-        info = backend->start();
+        LoadControl load;
+        load.cancel = &g_interrupted;
+        info = backend->start(load);
+    } catch (const Cancelled& e) {
+        std::fprintf(stderr, "wanstudio: %s\n", e.what());
+        backend->shutdown();
+        return 130;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "wanstudio: the engine failed to start: %s\n", e.what());
         backend->shutdown();
@@ -69,7 +77,6 @@ int runHeadless(const AppOptions& options, std::unique_ptr<EngineBackend> backen
     const bool tty = ::isatty(2);
     int failures = 0;
     std::vector<JobStatus> ran;  // of the jobs that ran, in order
-    std::signal(SIGINT, onInterrupt);
     for (size_t i = 0; i < jobs.size() && !g_interrupted.load(); ++i) {
         jobs[i].job_id = static_cast<int64_t>(i + 1);
         GenerationResult r = backend->run(jobs[i], [&](const ProgressInfo& p) { printBar(p, static_cast<int>(i + 1), static_cast<int>(jobs.size()), tty); }, g_interrupted);

@@ -383,6 +383,15 @@ void ApiServer::handleInfo(const QHttpServerRequest& request, QTcpSocket* socket
     info.insert(QStringLiteral("engine_state"), QString::fromLatin1(state));
     if (session_->state() == EngineSession::State::StartFailed)
         info.insert(QStringLiteral("error"), session_->startError());
+    if (session_->state() == EngineSession::State::Starting && session_->lastLoadProgress().bytes_total > 0) {
+        // How far the model load is, so that a --connect window shows the server's load as its own.
+        const LoadProgress& p = session_->lastLoadProgress();
+        info.insert(QStringLiteral("load"), QJsonObject{{QStringLiteral("component"), QString::fromStdString(p.component)},
+                                                        {QStringLiteral("file"), QString::fromStdString(p.file)},
+                                                        {QStringLiteral("bytes_done"), static_cast<qint64>(p.bytes_done)},
+                                                        {QStringLiteral("bytes_total"), static_cast<qint64>(p.bytes_total)},
+                                                        {QStringLiteral("elapsed_s"), p.elapsed_s}});
+    }
     info.insert(QStringLiteral("version"), QString::fromUtf8(wan::version_string()));
     info.insert(QStringLiteral("pending_jobs"), session_->pendingJobs());
     info.insert(QStringLiteral("prompt_extend"), config_.promptExtendMethod.isEmpty()

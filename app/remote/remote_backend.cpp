@@ -1,5 +1,7 @@
 #include "remote/remote_backend.h"
 
+#include "core/cancel.h"
+
 #include "remote/backoff.h"
 #include "remote/job_json.h"
 #include "remote/preview_wire.h"
@@ -20,6 +22,7 @@
 #include <QUuid>
 #include <QWebSocket>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -60,14 +63,18 @@ public:
     explicit RemoteEngineBackend(RemoteEndpoint endpoint) : endpoint_(std::move(endpoint)) {}
     ~RemoteEngineBackend() override { stopNetwork(); }
 
-    EngineInfo start() override {
+    EngineInfo start(const LoadControl& load) override {
         startNetwork();
         QElapsedTimer timer;
         timer.start();
         for (;;) {  // the server may still be loading its model
+            // Cancel stops this window's waiting only: the server's load is its own (other clients use it).
+            if (load.cancel && load.cancel->load()) throw Cancelled("stopped waiting for the engine at " +
+                                                                    endpoint_.label().toStdString() + " to load");
             const Reply r = call("GET", QStringLiteral("/api/info"));
             const QString state = r.json().value(QStringLiteral("engine_state")).toString();
             if (r.status == 200 && state == QLatin1String("ready")) return infoFrom(r);
+            reportServerLoad(r.json().value(QStringLiteral("load")).toObject(), load);
             WAN_CHECK(r.status != 401, "%s refused the API token (--api-token or WANSTUDIO_API_TOKEN)",
                       qPrintable(endpoint_.label()));
             WAN_CHECK(state != QLatin1String("failed"), "the engine at %s failed to start: %s",
@@ -140,6 +147,18 @@ public:
     void shutdown() override { stopNetwork(); }  // the server keeps serving its other clients
 
 private:
+    /// The server's /api/info "load" (while it loads its model) as this window's load progress.
+    static void reportServerLoad(const QJsonObject& json, const LoadControl& load) {
+        if (json.isEmpty() || !load.progress) return;
+        LoadProgress p;
+        p.component = json.value(QStringLiteral("component")).toString().toStdString();
+        p.file = json.value(QStringLiteral("file")).toString().toStdString();
+        p.bytes_done = static_cast<uint64_t>(std::max<qint64>(0, json.value(QStringLiteral("bytes_done")).toInteger()));
+        p.bytes_total = static_cast<uint64_t>(std::max<qint64>(0, json.value(QStringLiteral("bytes_total")).toInteger()));
+        p.elapsed_s = json.value(QStringLiteral("elapsed_s")).toDouble();
+        if (p.bytes_total > 0) load.progress(p);
+    }
+
     EngineInfo infoFrom(const Reply& r) const {
         EngineInfo info = EngineInfo::from_json(r.body.toStdString());
         info.device += " on " + endpoint_.label().toStdString();  // the status bar says where the engine runs

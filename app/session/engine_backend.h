@@ -4,6 +4,7 @@
 #pragma once
 
 #include "core/core.h"
+#include "core/load_progress.h"
 
 #include <atomic>
 #include <functional>
@@ -17,9 +18,10 @@ struct AppOptions;
 class EngineBackend {
 public:
     virtual ~EngineBackend() = default;
-    /// Loads the models (may take minutes on real checkpoints). Called once, before any job. Throws
-    /// wan::Error on a bad checkpoint or layout.
-    virtual EngineInfo start() = 0;
+    /// Loads the models (may take minutes on real checkpoints). Called once, before any job. Reports through
+    /// `load.progress` (from the engine thread) and polls `load.cancel`. Throws wan::Error on a bad checkpoint
+    /// or layout, wan::Cancelled when the load was cancelled (the engine is then not loaded; shutdown() follows).
+    virtual EngineInfo start(const LoadControl& load) = 0;
     /// Runs one job to completion, cancellation or failure; never throws (failures are in the result).
     /// `progress` is called from the engine thread; `cancel` is polled between steps and VAE frames.
     virtual GenerationResult run(const GenerationRequest& request,

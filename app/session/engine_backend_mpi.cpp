@@ -13,7 +13,7 @@ class MpiEngineBackend final : public EngineBackend {
 public:
     explicit MpiEngineBackend(const AppOptions& options) : head_(options.engine) {}
 
-    EngineInfo start() override { return head_.start(); }
+    EngineInfo start(const LoadControl& load) override { return head_.start(load); }
     GenerationResult run(const GenerationRequest& request, const std::function<void(const ProgressInfo&)>& progress,
                          const std::atomic<bool>& cancel) override {
         return head_.run(request, progress, cancel);

@@ -17,6 +17,11 @@ public:
 signals:
     void started(const wan::EngineInfo& info);
     void startFailed(const QString& message);
+    /// While the models load: bytes over the whole load and the file being read. Coalesced to at most 10 per
+    /// second, except that every component change and the last report are delivered.
+    void loadProgress(const wan::LoadProgress& progress);
+    /// The load was cancelled (cancelStart()): the engine is not loaded; queued jobs wait (for a shutdown).
+    void startCancelled(const QString& message);
     void jobStarted(qint64 jobId);
     /// Coalesced to at most 10 per second, except that every stage change is delivered.
     void progress(qint64 jobId, const wan::ProgressInfo& info);

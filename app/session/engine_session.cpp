@@ -2,6 +2,8 @@
 
 #include "session/engine_worker.h"
 
+#include "core/cancel.h"
+
 #include <QDeadlineTimer>
 #include <QMetaObject>
 
@@ -37,10 +39,29 @@ void EngineWorker::start() {
         scheduleNext();
         return;
     }
+    // Coalesced as job progress is: at most 10 signals per second, every component change and the end go through.
+    using Clock = std::chrono::steady_clock;
+    Clock::time_point lastEmit{};
+    std::string lastComponent;
+    LoadControl load;
+    load.cancel = &shared_->cancelLoad;
+    load.progress = [&](const LoadProgress& p) {
+        const Clock::time_point now = Clock::now();
+        if (p.component != lastComponent || p.bytes_done >= p.bytes_total ||
+            now - lastEmit >= std::chrono::milliseconds(100)) {
+            lastEmit = now;
+            lastComponent = p.component;
+            emit loadProgress(p);
+        }
+    };
     try {
-        EngineInfo info = backend_->start();
+        EngineInfo info = backend_->start(load);
         started_ = true;
         emit started(info);
+    } catch (const Cancelled& e) {
+        startCancelled_ = true;  // queued jobs stay: processNext() runs none, shutdown() gives them back
+        emit startCancelled(QString::fromStdString(e.what()));
+        return;
     } catch (...) {
         startFailed_ = true;
         startError_ = exceptionText(std::current_exception());
@@ -219,6 +240,15 @@ EngineSession::EngineSession(std::unique_ptr<EngineBackend> backend, QObject* pa
         if (state_ == State::Starting) state_ = State::StartFailed;
         emit startFailed(message);
     });
+    connect(worker_, &EngineWorker::loadProgress, this, [this](const LoadProgress& p) {
+        loadProgress_ = p;
+        emit loadProgress(p);
+    });
+    connect(worker_, &EngineWorker::startCancelled, this, [this](const QString& message) {
+        startError_ = message;
+        if (state_ == State::Starting) state_ = State::StartCancelled;
+        emit startCancelled(message);
+    });
     connect(worker_, &EngineWorker::jobStarted, this, [this](qint64 id) {
         running_ = id;
         emit jobStarted(id);
@@ -261,6 +291,8 @@ void EngineSession::start() {
     QMetaObject::invokeMethod(w, [w] { w->start(); }, Qt::QueuedConnection);
 }
 
+void EngineSession::cancelStart() { shared_->cancelLoad = true; }
+
 qint64 EngineSession::submit(const GenerationRequest& request) {
     GenerationRequest r = request;
     r.job_id = shared_->nextId.fetch_add(1);
@@ -300,6 +332,7 @@ void EngineSession::shutdown() {
     shutdownRequested_ = true;
     if (state_ != State::Stopped) state_ = State::ShuttingDown;
     shared_->shuttingDown = true;
+    shared_->cancelLoad = true;  // closing while the model loads need not wait for the load
     cancelAll();
     EngineWorker* w = worker_;
     QMetaObject::invokeMethod(w, [w] { w->shutdown(); }, Qt::QueuedConnection);

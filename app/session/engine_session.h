@@ -25,7 +25,8 @@ struct EngineSharedState;
 class EngineSession : public EngineEvents {
     Q_OBJECT
 public:
-    enum class State { Idle = 1, Starting = 2, Ready = 3, StartFailed = 4, ShuttingDown = 5, Stopped = 6 };
+    enum class State { Idle = 1, Starting = 2, Ready = 3, StartFailed = 4, ShuttingDown = 5, Stopped = 6,
+                       StartCancelled = 7 };
     Q_ENUM(State)
 
     /// Takes the backend and starts the engine thread (the backend is not started yet: call start()).
@@ -37,7 +38,9 @@ public:
     bool isReady() const { return state_ == State::Ready; }
     /// Last EngineInfo received (started() or infoUpdated()).
     const EngineInfo& engineInfo() const { return info_; }
-    /// The start failure text, when state() is StartFailed.
+    /// The last load progress (while Starting), and the start failure or cancel text (StartFailed, StartCancelled).
+    const LoadProgress& lastLoadProgress() const { return loadProgress_; }
+    /// The start failure text (StartFailed), or the cancel's (StartCancelled).
     QString startError() const { return startError_; }
     /// Jobs submitted and not yet finished/failed (queued + running).
     int pendingJobs() const { return pending_; }
@@ -48,6 +51,9 @@ public slots:
     /// Calls backend->start() on the engine thread; emits started() or startFailed(). Jobs submitted before
     /// wait for it.
     void start();
+    /// Thread-safe: cancels the load that start() began, between two tensors; emits startCancelled(). Jobs
+    /// submitted meanwhile stay queued (the window keeps them for the next engine). No effect once loaded.
+    void cancelStart();
     /// Queues a job (a copy; its job_id is set) and returns the job id (> 0).
     qint64 submit(const wan::GenerationRequest& request);
     /// Thread-safe, idempotent. A queued job is skipped (finished() with Cancelled); the running one is
@@ -75,6 +81,7 @@ private:
     EngineWorker* worker_ = nullptr;  // lives on thread_; deleted after the thread ended
     State state_ = State::Idle;
     EngineInfo info_;
+    LoadProgress loadProgress_;
     QString startError_;
     int pending_ = 0;
     qint64 running_ = 0;

@@ -23,6 +23,7 @@ struct EngineSharedState {
     std::set<int64_t> cancelled;      // ids cancelled while queued or running
     int64_t running = 0;              // id of the job inside backend->run(), 0 when none
     std::atomic<bool> cancelRunning{false};   // polled by the backend
+    std::atomic<bool> cancelLoad{false};      // polled by backend->start() between tensors
     std::atomic<bool> shuttingDown{false};
     std::atomic<bool> infoPending{false};
     std::atomic<int64_t> nextId{1};
@@ -54,6 +55,7 @@ private:
     std::deque<wan::GenerationRequest> queue_;
     bool started_ = false;
     bool startFailed_ = false;
+    bool startCancelled_ = false;  ///< the load was cancelled: jobs wait in the queue, none runs
     std::string startError_;
     bool scheduled_ = false;
     bool stopped_ = false;

@@ -1,5 +1,6 @@
 #include "session/fake_engine_backend.h"
 
+#include "core/cancel.h"
 #include "core/sidecar.h"
 
 #include <QColor>
@@ -9,6 +10,7 @@
 #include <QImage>
 #include <QPainter>
 
+#include <algorithm>
 #include <chrono>
 #include <random>
 #include <thread>
@@ -38,9 +40,24 @@ FakeEngineBackend::FakeEngineBackend(FakeBackendConfig config) : config_(std::mo
 
 FakeEngineBackend::~FakeEngineBackend() { ++config_.probe->destroyed; }
 
-EngineInfo FakeEngineBackend::start() {
+EngineInfo FakeEngineBackend::start(const LoadControl& load) {
     ++config_.probe->starts;
     if (config_.startDelayMs > 0) std::this_thread::sleep_for(std::chrono::milliseconds(config_.startDelayMs));
+    const auto t0 = std::chrono::steady_clock::now();
+    const uint64_t tensorBytes = 1000000;
+    for (int i = 0; i < config_.loadSteps; ++i) {
+        if (load.cancel && load.cancel->load()) throw Cancelled("loading cancelled");
+        std::this_thread::sleep_for(std::chrono::milliseconds(config_.loadStepDelayMs));
+        static const char* const kComponents[] = {"text encoder", "DiT", "VAE"};
+        const std::string component = kComponents[std::min(2, 3 * i / config_.loadSteps)];
+        LoadProgress p;
+        p.component = component;
+        p.file = "/fake/" + component + ".safetensors";
+        p.bytes_done = static_cast<uint64_t>(i + 1) * tensorBytes;
+        p.bytes_total = static_cast<uint64_t>(config_.loadSteps) * tensorBytes;
+        p.elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        if (load.progress) load.progress(p);
+    }
     WAN_CHECK(config_.startError.empty(), "%s", config_.startError.c_str());
     return config_.info;
 }

@@ -22,6 +22,10 @@ struct FakeBackendProbe {
 
 struct FakeBackendConfig {
     int startDelayMs = 0;
+    /// A simulated load: this many tensors over "text encoder", "DiT" and "VAE", loadStepDelayMs each, reported
+    /// as load progress (1 MB per tensor) and cancellable between them.
+    int loadSteps = 0;
+    int loadStepDelayMs = 20;
     std::string startError;          ///< non-empty → start() throws wan::Error with this text
     int defaultSteps = 4;            ///< used when the request says 0
     int stepDelayMs = 20;            ///< per denoising step
@@ -40,7 +44,7 @@ class FakeEngineBackend : public EngineBackend {
 public:
     explicit FakeEngineBackend(FakeBackendConfig config = {});
     ~FakeEngineBackend() override;
-    EngineInfo start() override;
+    EngineInfo start(const LoadControl& load) override;
     GenerationResult run(const GenerationRequest& request, const std::function<void(const ProgressInfo&)>& progress,
                          const std::atomic<bool>& cancel) override;
     std::string extendPrompt(const std::string& prompt, const std::string& target_lang, int64_t seed) override;

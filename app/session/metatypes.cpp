@@ -8,6 +8,7 @@ void registerMetaTypes() {
         qRegisterMetaType<wan::ProgressInfo>("wan::ProgressInfo");
         qRegisterMetaType<wan::GenerationResult>("wan::GenerationResult");
         qRegisterMetaType<wan::EngineInfo>("wan::EngineInfo");
+        qRegisterMetaType<wan::LoadProgress>("wan::LoadProgress");
         return true;
     }();
     (void)registered;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "core/core.h"
+#include "core/load_progress.h"
 
 #include <QMetaType>
 
@@ -9,6 +10,7 @@ Q_DECLARE_METATYPE(wan::GenerationRequest)
 Q_DECLARE_METATYPE(wan::ProgressInfo)
 Q_DECLARE_METATYPE(wan::GenerationResult)
 Q_DECLARE_METATYPE(wan::EngineInfo)
+Q_DECLARE_METATYPE(wan::LoadProgress)
 
 namespace wan::app {
 

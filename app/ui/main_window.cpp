@@ -12,6 +12,7 @@
 #include "ui/history_panel.h"
 #include "ui/icons.h"
 #include "ui/job_queue_widget.h"
+#include "ui/load_panel.h"
 #include "ui/open_model_dialog.h"
 #include "ui/parameters_panel.h"
 #include "ui/preview_widget.h"
@@ -82,6 +83,10 @@ MainWindow::MainWindow(EngineSession* session, Settings* settings, const AppOpti
 
     connect(session_, &EngineSession::started, this, &MainWindow::onStarted);
     connect(session_, &EngineSession::startFailed, this, &MainWindow::onStartFailed);
+    connect(session_, &EngineSession::loadProgress, this, &MainWindow::onLoadProgress);
+    connect(session_, &EngineSession::startCancelled, this, &MainWindow::onStartCancelled);
+    connect(loadPanel_, &LoadPanel::cancelRequested, session_, &EngineSession::cancelStart);
+    connect(loadPanel_, &LoadPanel::openModelRequested, this, [this] { openModelDialog(currentModel_); });
     connect(session_, &EngineSession::infoUpdated, this, &MainWindow::onInfo);
     connect(session_, &EngineSession::finished, this, &MainWindow::onFinished);
     connect(session_, &EngineSession::failed, this, &MainWindow::onFailed);
@@ -112,9 +117,12 @@ MainWindow::MainWindow(EngineSession* session, Settings* settings, const AppOpti
     switch (session_->state()) {
         case EngineSession::State::Ready: onStarted(session_->engineInfo()); break;
         case EngineSession::State::StartFailed: onStartFailed(session_->startError()); break;
+        case EngineSession::State::StartCancelled: onStartCancelled(session_->startError()); break;
         default:
             engineState_->setText(tr("Loading model…"));
             queue_->setIdleText(tr("Loading model…"));
+            loadPanel_->showStarting();
+            if (session_->lastLoadProgress().bytes_total > 0) onLoadProgress(session_->lastLoadProgress());
             break;
     }
     updateGenerateEnabled();
@@ -178,6 +186,8 @@ void MainWindow::buildUi() {
     memory_ = new QLabel;
     memory_->setObjectName(QStringLiteral("memoryLabel"));
     statusBar()->addWidget(engineState_, 1);
+    loadPanel_ = new LoadPanel;
+    statusBar()->addWidget(loadPanel_);
     statusBar()->addPermanentWidget(layout_);
     statusBar()->addPermanentWidget(model_);
     statusBar()->addPermanentWidget(memory_);
@@ -416,6 +426,8 @@ QString MainWindow::memoryText(const EngineInfo& info) {
 }
 
 void MainWindow::onStarted(const EngineInfo& info) {
+    loadPanel_->clear();
+    engineState_->setToolTip(QString());
     params_->setEngineInfo(info);
     params_->setEngineReady(true);
     engineState_->setText(tr("Ready"));
@@ -426,7 +438,26 @@ void MainWindow::onStarted(const EngineInfo& info) {
     QTimer::singleShot(0, this, &MainWindow::offerSavedQueue);  // after the caller's own started() handlers
 }
 
+void MainWindow::onLoadProgress(const LoadProgress& progress) {
+    if (session_->state() != EngineSession::State::Starting) return;  // a late report after the end
+    loadPanel_->showProgress(progress);
+    engineState_->setText(LoadPanel::statusText(progress));
+    engineState_->setToolTip(QString::fromStdString(progress.file));
+}
+
+// The window stays usable: the history, the parameters and the queue (its jobs wait for the next engine, and
+// Open model… restarts one with them).
+void MainWindow::onStartCancelled(const QString& message) {
+    loadPanel_->showCancelled();
+    engineState_->setText(tr("Model not loaded: loading was cancelled. Open model… loads it (or another)."));
+    engineState_->setToolTip(message);
+    queue_->setIdleText(tr("Engine not loaded"));
+    params_->setEngineReady(false);
+    updateGenerateEnabled();
+}
+
 void MainWindow::onStartFailed(const QString& message) {
+    loadPanel_->clear();
     engineState_->setText(tr("Engine failed to start"));
     engineState_->setToolTip(message);
     queue_->setIdleText(tr("Engine not available"));
@@ -534,11 +565,6 @@ void MainWindow::appendLog(int level, const QString& line) {
     static const char* letters = "?DIWE";
     const QChar letter = QLatin1Char(level >= 1 && level <= 4 ? letters[level] : '?');
     log_->appendPlainText(QStringLiteral("%1 %2").arg(letter, line));
-    // The engine reports no load progress, only a log line per component it starts reading (pipeline.cpp's
-    // "loading the DiT: FILE (GB …)"): while it loads, the status bar shows the latest, so a minutes-long
-    // 14B load says which file it is on.
-    if (session_->state() == EngineSession::State::Starting && line.startsWith(QLatin1String("loading the ")))
-        engineState_->setText(tr("Loading model: %1").arg(line.mid(12)));
 }
 
 void MainWindow::closeEvent(QCloseEvent* event) {

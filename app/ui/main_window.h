@@ -32,6 +32,7 @@ class HistoryModel;
 class HistoryPanel;
 class JobListModel;
 class JobQueueWidget;
+class LoadPanel;
 class ParametersPanel;
 class PreviewWidget;
 class Settings;
@@ -55,6 +56,8 @@ public:
     QLabel* layoutLabel() const { return layout_; }
     QLabel* modelLabel() const { return model_; }
     QLabel* memoryLabel() const { return memory_; }
+    /// The status bar's load progress, Cancel and (after a cancel) Open model….
+    LoadPanel* loadPanel() const { return loadPanel_; }
     QString outputFolder() const;
 
     /// A shared engine (--connect; not owned, must outlive the window): the window shows the link's state in the
@@ -146,6 +149,8 @@ private:
     void setOutputFolder(const QString& folder);
     void onStarted(const wan::EngineInfo& info);
     void onStartFailed(const QString& message);
+    void onLoadProgress(const wan::LoadProgress& progress);
+    void onStartCancelled(const QString& message);
     void onInfo(const wan::EngineInfo& info);
     void onProgress(qint64 id, const wan::ProgressInfo& info);
     void onFinished(qint64 id, const wan::GenerationResult& result);
@@ -179,6 +184,7 @@ private:
     QLabel* layout_ = nullptr;
     QLabel* model_ = nullptr;
     QLabel* memory_ = nullptr;
+    LoadPanel* loadPanel_ = nullptr;
     QPlainTextEdit* log_ = nullptr;
     QTimer* infoTimer_ = nullptr;
     QString outputFolder_;

@@ -15,11 +15,14 @@
 #include "cli/model_probe.h"
 #include "core/model_defaults.h"
 #include "settings/settings.h"
+#include "ui/load_panel.h"
 #include "ui/main_window.h"
 #include "ui/open_model_dialog.h"
 #include "ui/parameters_panel.h"
 
 #include <QComboBox>
+#include <QElapsedTimer>
+#include <QProgressBar>
 #include <QDoubleSpinBox>
 #include <QFormLayout>
 #include <QJsonArray>
@@ -174,7 +177,8 @@ private slots:
     void recentMenuShowsMissingModelsDisabled();
     void panelSwitchesToTheGuidePair();
     void openingAModelRestartsTheEngine();
-    void loadingNamesTheComponentBeingRead();
+    void loadProgressBarMovesNamesTheFileAndGoes();
+    void cancelDuringLoadKeepsTheWindowAndTheQueue();
 
 private:
     void setUpTestCase() override {
@@ -494,24 +498,69 @@ void TestAppOpenModel::openingAModelRestartsTheEngine() {
     QVERIFY(session->waitForStopped(5000));
 }
 
-void TestAppOpenModel::loadingNamesTheComponentBeingRead() {
+void TestAppOpenModel::loadProgressBarMovesNamesTheFileAndGoes() {
     Settings settings;
     AppOptions options;
     FakeBackendConfig config = fastFake();
-    config.startDelayMs = 400;
+    config.loadSteps = 30;  // 30 simulated tensors of 1 MB, 20 ms each
     auto session = makeSession(config);
     MainWindow window(session.get(), &settings, options);
     window.setConfirmOnClose(false);
+    window.show();
+    QProgressBar* bar = window.loadPanel()->progressBar();
+    QVERIFY(window.loadPanel()->isVisible());  // shown from the start: busy until the first report
     session->start();
-    QTRY_COMPARE(session->state(), EngineSession::State::Starting);
-    window.appendLog(2, QStringLiteral("loading the DiT: /m/dit.safetensors (28.57 GB in 1095 tensors)"));
-    QCOMPARE(window.engineStateLabel()->text(), QStringLiteral("Loading model: DiT: /m/dit.safetensors (28.57 GB in 1095 tensors)"));
+    QTRY_VERIFY(bar->maximum() > 0 && bar->value() > 0);
+    const int first = bar->value();
+    QTRY_VERIFY(bar->value() > first);  // it moves
+    QVERIFY(window.loadPanel()->cancelButton()->isVisible());
+    QVERIFY(window.engineStateLabel()->text().startsWith(QStringLiteral("Loading the ")));
+    QVERIFY(window.engineStateLabel()->toolTip().startsWith(QStringLiteral("/fake/")));  // the file being read
+    QVERIFY(!window.generateButton()->isEnabled());
     QTRY_VERIFY(session->isReady());
-    QCOMPARE(window.engineStateLabel()->text(), QStringLiteral("Ready"));
-    window.appendLog(2, QStringLiteral("loading the DiT: again"));  // a job's log line: the state stays
+    QVERIFY(!window.loadPanel()->isVisible());
     QCOMPARE(window.engineStateLabel()->text(), QStringLiteral("Ready"));
     session->shutdown();
     QVERIFY(session->waitForStopped(5000));
+}
+
+void TestAppOpenModel::cancelDuringLoadKeepsTheWindowAndTheQueue() {
+    Settings settings;
+    AppOptions options;
+    FakeBackendConfig config = fastFake();
+    config.loadSteps = 1000;  // 20 s unless cancelled
+    auto session = makeSession(config);
+    MainWindow window(session.get(), &settings, options);
+    window.setConfirmOnClose(false);
+    window.show();
+    QSignalSpy finished(session.get(), &EngineSession::finished);
+    QSignalSpy failed(session.get(), &EngineSession::failed);
+    session->start();
+    const qint64 queued = session->submit(wan::GenerationRequest{});  // e.g. a job restored before the load ended
+    QVERIFY(queued > 0);
+    QTRY_VERIFY(window.loadPanel()->progressBar()->value() > 0);
+    QElapsedTimer clock;
+    clock.start();
+    QTest::mouseClick(window.loadPanel()->cancelButton(), Qt::LeftButton);  // the GUI thread does not wait
+    QVERIFY(clock.elapsed() < 200);
+    QTRY_COMPARE(session->state(), EngineSession::State::StartCancelled);
+    QVERIFY(clock.elapsed() < 5000);  // stopped at the next simulated tensor, not after the whole load
+    QVERIFY(window.loadPanel()->isVisible());
+    QVERIFY(!window.loadPanel()->progressBar()->isVisible());
+    QVERIFY(window.loadPanel()->openModelButton()->isVisible());
+    QVERIFY(window.engineStateLabel()->text().contains(QStringLiteral("cancelled")));
+    QVERIFY(!window.generateButton()->isEnabled());
+    // The queued job neither ran nor failed: it waits for the next engine (Open model… keeps it).
+    QTest::qWait(100);
+    QCOMPARE(finished.count(), 0);
+    QCOMPARE(failed.count(), 0);
+    QCOMPARE(session->pendingJobs(), 1);
+    // The window still answers: the history tab can be chosen, the parameters edited.
+    window.tabs()->setCurrentIndex(1);
+    QCOMPARE(window.tabs()->currentIndex(), 1);
+    session->shutdown();  // gives the waiting job back as cancelled
+    QVERIFY(session->waitForStopped(5000));
+    QTRY_COMPARE(finished.count(), 1);  // delivered to this thread
 }
 
 QTEST_MAIN(TestAppOpenModel)

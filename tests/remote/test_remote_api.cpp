@@ -599,7 +599,7 @@ void TestRemoteApi::promptExtensionNeedsItConfigured() {
     wan::app::RemoteEndpoint endpoint = wan::app::parseRemoteEndpoint(
         QStringLiteral("127.0.0.1:%1").arg(server().port()).toStdString());
     auto backend = wan::app::makeRemoteBackend(endpoint);
-    backend->start();
+    backend->start({});
     try {
         backend->extendPrompt("a cat", "en", 1);
         QFAIL("extendPrompt should have thrown");
