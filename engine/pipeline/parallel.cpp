@@ -35,8 +35,8 @@ void UspSequenceParallel::all_reduce_sum(at::Tensor& t) {
 }
 
 ShardedDitBlocks::ShardedDitBlocks(const io::WanConfig& config, const io::TensorStore& store,
-                                   dist::Communicator& comm, const dit::ModelOptions& options)
-    : config_(config), options_(options) {
+                                   std::unique_ptr<dist::Communicator> comm, const dit::ModelOptions& options)
+    : config_(config), options_(options), comm_(std::move(comm)) {
     std::vector<std::vector<std::string>> units;
     std::map<std::string, at::ScalarType> dtypes;
     const dit::Precision prec = options.precision == dit::Precision::Auto
@@ -57,9 +57,6 @@ ShardedDitBlocks::ShardedDitBlocks(const io::WanConfig& config, const io::Tensor
     // Shards are kept in the precision the forward uses (bf16 GEMM weights on the GPU, f32 islands), so a
     // gathered block needs no conversion and FSDP equals the resident model bit for bit.
     so.dtype_for = [dtypes](const std::string& name, at::ScalarType) { return dtypes.at(name); };
-    // A communicator of its own: on the GPU its gathers run on a side stream, which must not interleave
-    // with the attention collectives of the same NCCL communicator.
-    comm_ = comm.split(0, comm.rank());
     params_ = std::make_unique<dist::ShardedParameters>(store, units, *comm_, so);
 }
 
@@ -72,8 +69,8 @@ dit::BlockWeights ShardedDitBlocks::acquire(int64_t i) {
 void ShardedDitBlocks::release(int64_t i) { params_->release(i); }
 
 ShardedT5Weights::ShardedT5Weights(const io::TensorStore& store, const text::UMT5Config& cfg,
-                                   dist::Communicator& comm, c10::Device device, at::ScalarType dtype)
-    : num_blocks_(cfg.num_layers), device_(device), dtype_(dtype) {
+                                   std::unique_ptr<dist::Communicator> comm, c10::Device device, at::ScalarType dtype)
+    : num_blocks_(cfg.num_layers), device_(device), dtype_(dtype), comm_(std::move(comm)) {
     std::vector<std::vector<std::string>> units;
     for (int64_t i = 0; i < cfg.num_layers; ++i) {
         const std::string p = "blocks." + std::to_string(i) + ".";
@@ -84,7 +81,6 @@ ShardedT5Weights::ShardedT5Weights(const io::TensorStore& store, const text::UMT
     dist::ShardOptions so;
     so.device = device;
     so.dtype_for = [dtype](const std::string&, at::ScalarType) { return dtype; };
-    comm_ = comm.split(0, comm.rank());
     params_ = std::make_unique<dist::ShardedParameters>(store, units, *comm_, so);
     token_embedding_ = store.load("token_embedding.weight", device, dtype);
     norm_ = store.load("norm.weight", device, dtype);

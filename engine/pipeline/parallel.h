@@ -26,10 +26,12 @@ private:
 };
 
 /// DiT blocks sharded FSDP-style: each rank of `comm` keeps 1/N of every block, read straight from the
-/// checkpoint; acquire(i) all-gathers block i (prefetching i+1 on the GPU), release(i) frees it.
+/// checkpoint; acquire(i) all-gathers block i (prefetching i+1 on the GPU), release(i) frees it. `comm` is the
+/// blocks' own group (split by the caller: on the GPU its gathers run on a side stream, which must not interleave
+/// with the attention collectives of the same NCCL communicator). Building reads the store and calls no collective.
 class ShardedDitBlocks : public dit::BlockWeightsProvider {
 public:
-    ShardedDitBlocks(const io::WanConfig& config, const io::TensorStore& store, dist::Communicator& comm,
+    ShardedDitBlocks(const io::WanConfig& config, const io::TensorStore& store, std::unique_ptr<dist::Communicator> comm,
                      const dit::ModelOptions& options);
     int64_t num_blocks() const override { return config_.num_layers; }
     dit::BlockWeights acquire(int64_t i) override;
@@ -43,10 +45,11 @@ private:
     std::unique_ptr<dist::ShardedParameters> params_;
 };
 
-/// T5 blocks sharded the same way; the token embedding and final norm stay resident.
+/// T5 blocks sharded the same way (`comm` split by the caller, likewise); the token embedding and final norm stay
+/// resident.
 class ShardedT5Weights : public text::T5WeightProvider {
 public:
-    ShardedT5Weights(const io::TensorStore& store, const text::UMT5Config& cfg, dist::Communicator& comm,
+    ShardedT5Weights(const io::TensorStore& store, const text::UMT5Config& cfg, std::unique_ptr<dist::Communicator> comm,
                      c10::Device device, at::ScalarType dtype);
     int64_t num_blocks() const override { return num_blocks_; }
     const text::T5BlockWeights& acquire(int64_t i) override;

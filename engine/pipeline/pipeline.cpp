@@ -191,6 +191,9 @@ struct T2VPipeline::Impl {
     /// experts of a two-expert model).
     lora::LoraSet dit_loras, dit_high_loras;
     std::unique_ptr<vae::WanVAE> vae;
+    /// FSDP's own gather groups, split before the load's components (Note [Load agreement]); each is handed to
+    /// the sharded weights that use it, so they are null after loading.
+    std::unique_ptr<dist::Communicator> t5_gather_comm, dit_gather_comm, dit_high_gather_comm;
     EngineInfo info;
     bool decode_here = true;
     bool decode_across_ranks = false;  ///< every rank holds the VAE and decodes a band of rows (--vae-parallel)
@@ -202,7 +205,12 @@ struct T2VPipeline::Impl {
     void load_all();
     template <typename Work>
     void load_component(LoadMonitor& monitor, const std::string& name, const std::string& file, Work&& work);
+    bool t5_sharded() const;
+    bool dit_sharded() const;
+    void split_gather_communicators();
+    /// `gather_comm`: the DiT is FSDP-sharded over it (split_gather_communicators()); null: resident or streamed.
     std::unique_ptr<dit::WanModel> build_dit(const io::WanConfig& wc, const io::TensorStore& store,
+                                             std::unique_ptr<dist::Communicator> gather_comm,
                                              std::shared_ptr<ParkableBlockWeights>* parkable) const;
     void load_vae();
     dit::WanModel& expert_model(Expert e);
@@ -294,10 +302,10 @@ void T2VPipeline::Impl::load_text_encoder() {
                                                                  : config.offload == OffloadMode::StreamT5;
         // --t5-cpu streams too: bf16 host weights converted per block (half the RAM of resident f32).
         topt.stream_weights = (offload || config.t5_cpu) && !(t5_fsdp && !config.t5_cpu);
-        if (t5_fsdp && mesh->world().size() > 1 && !config.t5_cpu) {
+        if (t5_gather_comm) {  // t5_sharded()
             io::TensorStore store = ckpt.open_t5();
             text::UMT5Config tcfg = text::UMT5Config::from_store(store);
-            auto provider = std::make_shared<ShardedT5Weights>(store, tcfg, mesh->world(), topt.device, topt.resolved_dtype());
+            auto provider = std::make_shared<ShardedT5Weights>(store, tcfg, std::move(t5_gather_comm), topt.device, topt.resolved_dtype());
             text = std::make_unique<text::TextEncoder>(text::UMT5Tokenizer::from_bytes(ckpt.tokenizer_bytes(), ckpt.tokenizer_source(),
                                                                                        wan_config.text_len),
                                                        text::UMT5Encoder(tcfg, provider, topt));
@@ -404,6 +412,7 @@ void T2VPipeline::Impl::warn_beyond_max_vram(const GenerationRequest& r) const {
 }
 
 std::unique_ptr<dit::WanModel> T2VPipeline::Impl::build_dit(const io::WanConfig& wc, const io::TensorStore& store,
+                                                             std::unique_ptr<dist::Communicator> gather_comm,
                                                              std::shared_ptr<ParkableBlockWeights>* parkable) const {
     dist::Mesh* mesh = config.mesh;
     dit::ModelOptions dopt = dit::ModelOptions::from_environment();  // WAN_FP8, WAN_FUSED, WAN_ATTENTION, ...
@@ -412,11 +421,11 @@ std::unique_ptr<dit::WanModel> T2VPipeline::Impl::build_dit(const io::WanConfig&
     const bool fsdp = mesh && mesh->layout().dit_fsdp && mesh->cfg_half().size() > 1;
     dopt.weight_dtype = dit_weight_dtype(config, wc, store, dopt, fsdp);
     std::unique_ptr<dit::WanModel> model;
-    if (fsdp) {
+    if (gather_comm) {
         if (config.offload_dit || config.max_vram_gb > 0)
             WAN_LOG_WARN("--offload-dit / --max-vram are ignored with --dit-fsdp (each rank holds a shard)");
         dit::validate_checkpoint(wc, store);
-        auto blocks = std::make_shared<ShardedDitBlocks>(wc, store, mesh->cfg_half(), dopt);
+        auto blocks = std::make_shared<ShardedDitBlocks>(wc, store, std::move(gather_comm), dopt);
         model = std::make_unique<dit::WanModel>(wc, dit::load_root_weights(wc, store, dopt), blocks, dopt);
     } else if (config.offload_dit || config.max_vram_gb > 0) {
         // Streamed blocks (Note [Streamed DiT blocks]); a two-expert model streams both experts' blocks.
@@ -451,7 +460,7 @@ void T2VPipeline::Impl::load_dit() {
     if (config.offload_idle_expert && !ckpt.two_experts) WAN_LOG_WARN("--offload-idle-expert: the model has one DiT; ignored");
     if (config.offload_idle_expert && ckpt.two_experts && fsdp) WAN_LOG_WARN("--offload-idle-expert: ignored with --dit-fsdp");
     try {
-        dit = build_dit(wan_config, ckpt.open_dit(), park ? &parkable_low : nullptr);
+        dit = build_dit(wan_config, ckpt.open_dit(), std::move(dit_gather_comm), park ? &parkable_low : nullptr);
         // Parked before the high-noise expert loads, so that the device never holds both; the first steps
         // (high-noise) then need no swap.
         if (park) parkable_low->park();
@@ -470,7 +479,8 @@ void T2VPipeline::Impl::load_high_noise_dit() {
                       high.num_layers == wan_config.num_layers && high.in_dim == wan_config.in_dim,
                   "the high-noise expert (%s) and the low-noise expert (%s) differ in size", high.variant().c_str(),
                   wan_config.variant().c_str());
-        dit_high = build_dit(high, ckpt.open_high_noise_dit(), park ? &parkable_high : nullptr);
+        dit_high = build_dit(high, ckpt.open_high_noise_dit(), std::move(dit_high_gather_comm),
+                             park ? &parkable_high : nullptr);
     } catch (const Cancelled&) {
         throw;
     } catch (const Error& e) {
@@ -521,9 +531,9 @@ void T2VPipeline::Impl::load_vae() {
 // Note [Load agreement]
 // Loading reports progress and can be cancelled between tensors (LoadMonitor, installed as the io read
 // observer). With a mesh the components are the agreement points: each ends with one on_every_rank() agreement,
-// so a cancel (or a failure) seen by any rank ends the load on every rank at the same component boundary. Inside
-// a component the only collective is the FSDP communicator split at its start, which every rank reaches after
-// the previous agreement; so a rank that stops between tensors leaves no peer in a collective. The rank that
+// so a cancel (or a failure) seen by any rank ends the load on every rank at the same component boundary. No
+// component calls a collective (FSDP's communicators are split before the first one: split_gather_communicators),
+// so a rank that stops between tensors leaves no peer in a collective. The rank that
 // sees the cancel also sends a notice (protocol Note [Cancel notices]) so that the peers stop their reading
 // too instead of finishing the component. A cancelled load keeps nothing: the constructor throws and every
 // part built so far is freed.
@@ -538,8 +548,29 @@ void T2VPipeline::Impl::load_component(LoadMonitor& monitor, const std::string& 
                   });
 }
 
+bool T2VPipeline::Impl::t5_sharded() const {
+    return config.mesh && config.mesh->layout().t5_fsdp && config.mesh->world().size() > 1 && !config.t5_cpu;
+}
+
+bool T2VPipeline::Impl::dit_sharded() const {
+    return config.mesh && config.mesh->layout().dit_fsdp && config.mesh->cfg_half().size() > 1;
+}
+
+// Splitting is collective, so it happens here, on every rank, before any component: inside one a rank may stop
+// early (a cancel), and a peer left in a split would wait forever. Each sharded part has a group of its own: on
+// the GPU its gathers run on a side stream, which must not interleave with the attention collectives of the
+// same NCCL communicator.
+void T2VPipeline::Impl::split_gather_communicators() {
+    if (t5_sharded()) t5_gather_comm = config.mesh->world().split(0, config.mesh->world().rank());
+    if (!dit_sharded()) return;
+    dist::Communicator& half = config.mesh->cfg_half();
+    dit_gather_comm = half.split(0, half.rank());
+    if (ckpt.two_experts) dit_high_gather_comm = half.split(0, half.rank());
+}
+
 void T2VPipeline::Impl::load_all() {
     const auto t0 = Clock::now();
+    split_gather_communicators();
     LoadMonitor monitor(config.load, config.mesh != nullptr);
     // The plan first (headers only), so that the bytes of every component make one total from the start.
     const char* dit_name = ckpt.two_experts ? "low-noise DiT" : "DiT";

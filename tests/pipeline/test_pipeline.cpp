@@ -11,6 +11,8 @@
 
 #include <ATen/ATen.h>
 
+#include <atomic>
+
 #include <cstdio>
 
 namespace {

@@ -16,6 +16,8 @@
 #include "vae/vae.h"
 
 #include <ATen/ATen.h>
+
+#include <atomic>
 #include <nlohmann/json.hpp>
 
 #include <fstream>
@@ -127,6 +129,32 @@ TEST(Wan22, BuiltExpertsMatchTheReference) {
         EXPECT_TRUE(pipe.info().two_experts);
         expect_matches_reference(pipe, mode == 0 ? "built, resident" : mode == 1 ? "built, idle parked" : "built, streamed");
     }
+}
+
+TEST(Wan22, LoadReportsBothExpertsAndCancelsInTheSecond) {
+    wan::pipeline::EngineConfig cfg;
+    cfg.ckpt_dir = wan22_ckpt();
+    cfg.device = "cpu";
+    cfg.offload_idle_expert = true;  // the low-noise expert parked before the high-noise one loads
+    std::vector<std::string> components;
+    uint64_t last = 0, total = 0;
+    cfg.load.progress = [&](const wan::LoadProgress& p) {
+        EXPECT_GE(p.bytes_done, last);
+        last = p.bytes_done;
+        total = p.bytes_total;
+        if (components.empty() || components.back() != p.component) components.push_back(p.component);
+    };
+    wan::pipeline::T2VPipeline pipe(cfg);
+    EXPECT_EQ(components, (std::vector<std::string>{"text encoder", "low-noise DiT", "high-noise DiT", "VAE"}));
+    EXPECT_EQ(last, total);
+
+    std::atomic<bool> cancel{false};
+    cfg.load.cancel = &cancel;
+    cfg.load.progress = [&](const wan::LoadProgress& p) {
+        if (p.component == "high-noise DiT" && p.bytes_done > 0) cancel = true;
+    };
+    EXPECT_THROW(wan::pipeline::T2VPipeline{cfg}, wan::Cancelled);
+    EXPECT_TRUE(cancel);
 }
 
 TEST(Wan22, DefaultsComeFromTheA14BRow) {
