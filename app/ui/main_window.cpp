@@ -86,7 +86,16 @@ MainWindow::MainWindow(EngineSession* session, Settings* settings, const AppOpti
     connect(session_, &EngineSession::loadProgress, this, &MainWindow::onLoadProgress);
     connect(session_, &EngineSession::startCancelled, this, &MainWindow::onStartCancelled);
     connect(loadPanel_, &LoadPanel::cancelRequested, session_, &EngineSession::cancelStart);
-    connect(loadPanel_, &LoadPanel::openModelRequested, this, [this] { openModelDialog(currentModel_); });
+    // A --connect window's model is the server's: after a cancel it connects again instead (the same dialog as
+    // File → Connect to engine…).
+    connect(loadPanel_, &LoadPanel::openModelRequested, this, [this] {
+        if (remoteEngine_) openConnectDialog();
+        else openModelDialog(currentModel_);
+    });
+    if (remoteEngine_) {
+        loadPanel_->openModelButton()->setText(tr("Connect…"));
+        loadPanel_->openModelButton()->setToolTip(tr("Connect to this engine again, or to another one"));
+    }
     connect(session_, &EngineSession::infoUpdated, this, &MainWindow::onInfo);
     connect(session_, &EngineSession::finished, this, &MainWindow::onFinished);
     connect(session_, &EngineSession::failed, this, &MainWindow::onFailed);
@@ -449,7 +458,8 @@ void MainWindow::onLoadProgress(const LoadProgress& progress) {
 // Open model… restarts one with them).
 void MainWindow::onStartCancelled(const QString& message) {
     loadPanel_->showCancelled();
-    engineState_->setText(tr("Model not loaded: loading was cancelled. Open model… loads it (or another)."));
+    engineState_->setText(remoteEngine_ ? tr("Not connected: %1. Connect… tries again.").arg(message)
+                                        : tr("Model not loaded: loading was cancelled. Open model… loads it (or another)."));
     engineState_->setToolTip(message);
     queue_->setIdleText(tr("Engine not loaded"));
     params_->setEngineReady(false);

@@ -11,6 +11,7 @@
 #include "session/engine_session.h"
 #include "session/metatypes.h"
 #include "settings/settings.h"
+#include "ui/load_panel.h"
 #include "ui/main_window.h"
 #include "ui/parameters_panel.h"
 #include "ui/preview_widget.h"
@@ -26,6 +27,7 @@
 #include <QJsonObject>
 #include <QLabel>
 #include <QPlainTextEdit>
+#include <QProgressBar>
 #include <QPushButton>
 #include <QSignalSpy>
 #include <QSpinBox>
@@ -55,6 +57,7 @@ private slots:
     void initTestCase();
     void generatesRealVideo();
     void enhancesPromptThenGenerates();
+    void cancelsARealLoadAndTheWindowStays();
     void cleanupTestCase();
 
 private:
@@ -211,6 +214,36 @@ void TestGuiE2eGenerate::cleanupTestCase() {
         QTRY_VERIFY_WITH_TIMEOUT(f_.session->state() == EngineSession::State::Stopped, 60000);
     }
     f_.close();
+}
+
+// The real engine's load (each tensor read slowed by WAN_TEST_LOAD_DELAY_MS): the window's bar moves through the
+// components, Cancel stops the load, and the window stays (no model, Open model… offered).
+void TestGuiE2eGenerate::cancelsARealLoadAndTheWindowStays() {
+    // The first engine goes first: only one engine thread may call MPI at a time (MPI_THREAD_SERIALIZED).
+    window_->close();
+    QTRY_VERIFY_WITH_TIMEOUT(session_->state() == EngineSession::State::Stopped, 60000);
+    window_.reset();
+    session_.reset();
+    qputenv("WAN_TEST_LOAD_DELAY_MS", "20");
+    auto session = std::make_unique<EngineSession>(makeEngineBackend(options_));
+    MainWindow window(session.get(), settings_.get(), options_);
+    window.setConfirmOnClose(false);
+    window.show();
+    session->start();
+    QProgressBar* bar = window.loadPanel()->progressBar();
+    QTRY_VERIFY_WITH_TIMEOUT(bar->maximum() > 0 && bar->value() > 0, kStartTimeoutMs);
+    const int first = bar->value();
+    QTRY_VERIFY_WITH_TIMEOUT(bar->value() > first, 30000);
+    QVERIFY2(window.engineStateLabel()->text().startsWith(QStringLiteral("Loading the ")),
+             qPrintable(window.engineStateLabel()->text()));
+    QTest::mouseClick(window.loadPanel()->cancelButton(), Qt::LeftButton);
+    QTRY_COMPARE_WITH_TIMEOUT(session->state(), EngineSession::State::StartCancelled, 30000);
+    qunsetenv("WAN_TEST_LOAD_DELAY_MS");
+    QVERIFY(window.loadPanel()->openModelButton()->isVisible());
+    QVERIFY(!window.generateButton()->isEnabled());
+    QVERIFY(window.engineStateLabel()->text().contains(QStringLiteral("cancelled")));
+    window.close();
+    QTRY_VERIFY_WITH_TIMEOUT(session->state() == EngineSession::State::Stopped, 60000);
 }
 
 int main(int argc, char** argv) {

@@ -54,4 +54,26 @@ TEST(Readers, RoundTripsAreBitExact) {
     }
 }
 
+TEST(Readers, ReadObserverSeesEachReadOnceOnItsThreadAndNests) {
+    const std::string dir = wan::test::tiny_ckpt_dir();
+    TensorStore t5 = TensorStore::open(dir + "/models_t5_umt5-xxl-enc-bf16.pth");
+    std::vector<std::string> outer, inner;
+    {
+        const wan::io::ScopedTensorReadObserver watch([&](const wan::io::TensorInfo& i) { outer.push_back(i.name); });
+        (void)t5.get("norm.weight");
+        (void)t5.load("token_embedding.weight", c10::Device(c10::kCPU), at::kFloat);  // once, not get() too
+        {
+            const wan::io::ScopedTensorReadObserver nested([&](const wan::io::TensorInfo& i) { inner.push_back(i.name); });
+            (void)t5.load("norm.weight");
+        }
+        (void)t5.get("norm.weight");  // the outer observer is back
+    }
+    (void)t5.get("norm.weight");  // none after the scope
+    EXPECT_EQ(outer, (std::vector<std::string>{"norm.weight", "token_embedding.weight", "norm.weight"}));
+    EXPECT_EQ(inner, (std::vector<std::string>{"norm.weight"}));
+    // An observer that throws (a cancelled load) stops the loader at that read.
+    const wan::io::ScopedTensorReadObserver stop([](const wan::io::TensorInfo&) { throw wan::Error("stop"); });
+    EXPECT_THROW((void)t5.load("norm.weight"), wan::Error);
+}
+
 }  // namespace

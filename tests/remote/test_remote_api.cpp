@@ -5,6 +5,7 @@
 #include "remote_test_client.h"
 
 #include "core/batch_file.h"
+#include "core/cancel.h"
 #include "remote/preview_wire.h"
 #include "remote/remote_backend.h"
 #include "video/video.h"
@@ -23,6 +24,7 @@
 #include <QTest>
 #include <QWebSocket>
 
+#include <atomic>
 #include <memory>
 
 namespace {
@@ -40,6 +42,7 @@ class TestRemoteApi : public QObject {
 private slots:
     void initTestCase();
     void infoDescribesTheEngine();
+    void loadProgressReachesConnectedClients();
     void roundTripWritesAPlayableVideo();
     void badRequestsGet400WithTheCliMessage();
     void oversizedBodyIsRefused();
@@ -133,6 +136,47 @@ void TestRemoteApi::infoDescribesTheEngine() {
     QVERIFY(!info.value(QStringLiteral("model_variant")).toString().isEmpty());
     QVERIFY(!info.value(QStringLiteral("version")).toString().isEmpty());
     QVERIFY(info.contains(QStringLiteral("gpu_memory_used_gb")));
+}
+
+// A server still loading (each tensor read slowed down) says how far in /api/info; a --connect client shows that as
+// its own load, and its Cancel stops only its own waiting: the server loads on.
+void TestRemoteApi::loadProgressReachesConnectedClients() {
+    EngineProcess engine;
+    QString error;
+    QVERIFY2(engine.start({}, QStringList{QStringLiteral("--listen"), QStringLiteral("127.0.0.1:0"),
+                                          QStringLiteral("--output-dir"), outDir()} + kJobDefaults,
+                          &error, {QStringLiteral("WAN_TEST_LOAD_DELAY_MS=30")}),
+             qPrintable(error));
+    QJsonObject load;
+    QTRY_VERIFY_WITH_TIMEOUT((load = httpRequest(nam_, "GET", engine.url(QStringLiteral("/api/info")))
+                                         .json().value(QStringLiteral("load")).toObject(),
+                              load.value(QStringLiteral("bytes_total")).toInteger() > 0),
+                             30000);
+    QVERIFY(load.value(QStringLiteral("bytes_done")).toInteger() <= load.value(QStringLiteral("bytes_total")).toInteger());
+    QVERIFY(!load.value(QStringLiteral("file")).toString().isEmpty());
+    QVERIFY(!load.value(QStringLiteral("component")).toString().isEmpty());
+
+    auto backend = wan::app::makeRemoteBackend(
+        wan::app::parseRemoteEndpoint(QStringLiteral("127.0.0.1:%1").arg(engine.port()).toStdString()));
+    std::atomic<bool> cancel{false};
+    int reports = 0;
+    wan::LoadControl control;
+    control.cancel = &cancel;
+    control.progress = [&](const wan::LoadProgress& p) {
+        ++reports;
+        if (p.bytes_total > 0) cancel = true;
+    };
+    bool cancelled = false;
+    try {
+        backend->start(control);
+    } catch (const wan::Cancelled&) {
+        cancelled = true;
+    }
+    QVERIFY(cancelled);
+    QVERIFY(reports > 0);
+    backend->shutdown();
+    QVERIFY2(engine.waitReady(kReadyTimeoutMs), qPrintable(engine.output()));
+    QCOMPARE(engine.stop(), 0);
 }
 
 void TestRemoteApi::roundTripWritesAPlayableVideo() {
