@@ -570,14 +570,18 @@ void T2VPipeline::Impl::split_gather_communicators() {
 
 void T2VPipeline::Impl::load_all() {
     const auto t0 = Clock::now();
-    split_gather_communicators();
     LoadMonitor monitor(config.load, config.mesh != nullptr);
-    // The plan first (headers only), so that the bytes of every component make one total from the start.
+    // The plan first (headers only), so that the bytes of every component make one total from the start; agreed,
+    // as a header that one host cannot read must not leave the others in the first component's agreement.
     const char* dit_name = ckpt.two_experts ? "low-noise DiT" : "DiT";
-    monitor.plan("text encoder", ckpt.open_t5().total_bytes());
-    monitor.plan(dit_name, ckpt.open_dit().total_bytes());
-    if (ckpt.two_experts) monitor.plan("high-noise DiT", ckpt.open_high_noise_dit().total_bytes());
-    if (decode_here) monitor.plan("VAE", ckpt.open_vae().total_bytes());
+    on_every_rank(config.mesh, nullptr, "reading the model's headers",
+                  "another rank could not read the model's headers (see its log)", [&] {
+                      monitor.plan("text encoder", ckpt.open_t5().total_bytes());
+                      monitor.plan(dit_name, ckpt.open_dit().total_bytes());
+                      if (ckpt.two_experts) monitor.plan("high-noise DiT", ckpt.open_high_noise_dit().total_bytes());
+                      if (decode_here) monitor.plan("VAE", ckpt.open_vae().total_bytes());
+                  });
+    split_gather_communicators();
     const io::ScopedTensorReadObserver observe([&monitor](const io::TensorInfo& t) { monitor.tensor_read(t); });
     try {
         load_component(monitor, "text encoder", ckpt.t5_path, [&] { load_text_encoder(); });
