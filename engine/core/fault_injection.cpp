@@ -63,6 +63,12 @@ void maybe_fail_video_write() {
     if (fail) WAN_THROW("cannot write the video: no space left on device (injected by WAN_TEST_FAIL_VIDEO_WRITE)");
 }
 
+void maybe_fail_load(int rank, long long tensor) {
+    static RankPointHook hook("WAN_TEST_FAIL_LOAD_RANK", "WAN_TEST_FAIL_LOAD_TENSOR");
+    if (hook.fires_once(rank, tensor))
+        WAN_THROW("injected failure at tensor %lld of the load (WAN_TEST_FAIL_LOAD_RANK)", tensor);
+}
+
 void maybe_delay_load() {
     // Read on every call (not cached): a test process sets it between two loads.
     const std::optional<std::string> ms = env_string("WAN_TEST_LOAD_DELAY_MS");

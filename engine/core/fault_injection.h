@@ -14,6 +14,10 @@
 //                                               (tests/e2e: e2e_stopped_rank_np2, --collective-timeout).
 //   WAN_TEST_FAIL_VIDEO_WRITE=1                 writing the video fails (as on a full disk) after every finished
 //                                               generation (tests/e2e: e2e_video_write_fails_keeps_latent).
+//   WAN_TEST_FAIL_LOAD_RANK=r WAN_TEST_FAIL_LOAD_TENSOR=n
+//                                               rank r throws at the n-th tensor (counting from 1 over every
+//                                               component) of its model load, so a test can check that the load
+//                                               fails on every rank, naming rank r's reason (e2e_load_failure_np2).
 //   WAN_TEST_LOAD_DELAY_MS=n                    every tensor read while the models load takes n ms longer, so
 //                                               that loading the tiny checkpoint lasts long enough to watch and
 //                                               cancel (tests: pipeline load, e2e_cancel_load_np2, the window).
@@ -29,6 +33,8 @@ void maybe_fail_after_block(int rank, long long block);
 void maybe_stop_at_step(int rank, int step);
 /// Throws wan::Error("… no space left on device (injected …)") when WAN_TEST_FAIL_VIDEO_WRITE is set.
 void maybe_fail_video_write();
+/// Throws wan::Error("injected failure at tensor N of the load …") on the configured rank and tensor, once.
+void maybe_fail_load(int rank, long long tensor);
 /// Sleeps WAN_TEST_LOAD_DELAY_MS milliseconds when it is set (once per tensor read while loading).
 void maybe_delay_load();
 

@@ -57,6 +57,7 @@ void LoadMonitor::begin(const std::string& component, const std::string& file) {
 void LoadMonitor::tensor_read(const io::TensorInfo& info) {
     if (!loading_) return;
     test_hooks::maybe_delay_load();
+    test_hooks::maybe_fail_load(log_rank(), ++tensors_read_);
     const uint64_t bytes = static_cast<uint64_t>(std::max<int64_t>(info.numel(), 0)) * c10::elementSize(info.dtype);
     current_done_ = std::min(current_done_ + bytes, plan_[current_].bytes);
     if (!info.file.empty()) file_ = info.file;

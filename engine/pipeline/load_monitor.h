@@ -50,6 +50,7 @@ private:
     bool loading_ = false;       ///< between begin() and end()
     uint64_t current_done_ = 0;  ///< bytes of the current component read so far
     uint64_t total_ = 0;
+    long long tensors_read_ = 0;  ///< over every component (the test hook's count)
     std::string file_;
     std::string source_;  ///< the component's path as begin() named it (a sharded DiT: its index)
     Clock::time_point start_ = Clock::now();
