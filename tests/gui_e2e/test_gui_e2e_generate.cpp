@@ -220,16 +220,13 @@ void TestGuiE2eGenerate::cleanupTestCase() {
 // components, Cancel stops the load, and the window stays (no model, Open model… offered).
 void TestGuiE2eGenerate::cancelsARealLoadAndTheWindowStays() {
     // The first engine goes first: only one engine thread may call MPI at a time (MPI_THREAD_SERIALIZED).
-    window_->close();
-    QTRY_VERIFY_WITH_TIMEOUT(session_->state() == EngineSession::State::Stopped, 60000);
-    window_.reset();
-    session_.reset();
+    f_.window->close();
+    QTRY_VERIFY_WITH_TIMEOUT(f_.session->state() == EngineSession::State::Stopped, 60000);
+    f_.close();
     qputenv("WAN_TEST_LOAD_DELAY_MS", "20");
-    auto session = std::make_unique<EngineSession>(makeEngineBackend(options_));
-    MainWindow window(session.get(), settings_.get(), options_);
-    window.setConfirmOnClose(false);
-    window.show();
-    session->start();
+    f_.open(makeEngineBackend(f_.options),
+            std::make_unique<Settings>(QDir(f_.dir.path()).filePath(QStringLiteral("settings.ini"))));
+    MainWindow& window = *f_.window;
     QProgressBar* bar = window.loadPanel()->progressBar();
     QTRY_VERIFY_WITH_TIMEOUT(bar->maximum() > 0 && bar->value() > 0, kStartTimeoutMs);
     const int first = bar->value();
@@ -237,13 +234,12 @@ void TestGuiE2eGenerate::cancelsARealLoadAndTheWindowStays() {
     QVERIFY2(window.engineStateLabel()->text().startsWith(QStringLiteral("Loading the ")),
              qPrintable(window.engineStateLabel()->text()));
     QTest::mouseClick(window.loadPanel()->cancelButton(), Qt::LeftButton);
-    QTRY_COMPARE_WITH_TIMEOUT(session->state(), EngineSession::State::StartCancelled, 30000);
+    QTRY_COMPARE_WITH_TIMEOUT(f_.session->state(), EngineSession::State::StartCancelled, 30000);
     qunsetenv("WAN_TEST_LOAD_DELAY_MS");
     QVERIFY(window.loadPanel()->openModelButton()->isVisible());
     QVERIFY(!window.generateButton()->isEnabled());
     QVERIFY(window.engineStateLabel()->text().contains(QStringLiteral("cancelled")));
-    window.close();
-    QTRY_VERIFY_WITH_TIMEOUT(session->state() == EngineSession::State::Stopped, 60000);
+    // cleanupTestCase closes this window: the cancelled engine shuts down like a loaded one.
 }
 
 int main(int argc, char** argv) {
