@@ -78,6 +78,7 @@ void LoadMonitor::end() {
     current_done_ = c.bytes;
     report();
     loading_ = false;
+    if (c.bytes == 0) return;  // a component this rank does not load (the VAE where it never decodes)
     WAN_LOG_INFO("loaded the %s: %s from %s in %.1f s", c.name.c_str(), size_text(c.bytes).c_str(), source_.c_str(),
                  seconds_since(component_start_));
 }

@@ -19,7 +19,8 @@ public:
     /// whose cancel this rank hears of.
     LoadMonitor(LoadControl control, bool distributed);
 
-    /// Before loading: a component this rank will load and its size; the sizes sum to bytes_total.
+    /// Before loading: a component and its size on this rank (0: loaded elsewhere only, yet begun and ended here
+    /// too, as every rank agrees after each component); the sizes sum to bytes_total.
     void plan(const std::string& component, uint64_t bytes);
     /// The planned `component` starts; `file` is named until a tensor from another file is read. Throws
     /// wan::Cancelled when a cancel was seen.

@@ -579,7 +579,7 @@ void T2VPipeline::Impl::load_all() {
                       monitor.plan("text encoder", ckpt.open_t5().total_bytes());
                       monitor.plan(dit_name, ckpt.open_dit().total_bytes());
                       if (ckpt.two_experts) monitor.plan("high-noise DiT", ckpt.open_high_noise_dit().total_bytes());
-                      if (decode_here) monitor.plan("VAE", ckpt.open_vae().total_bytes());
+                      monitor.plan("VAE", decode_here ? ckpt.open_vae().total_bytes() : 0);
                   });
     split_gather_communicators();
     const io::ScopedTensorReadObserver observe([&monitor](const io::TensorInfo& t) { monitor.tensor_read(t); });
@@ -588,7 +588,11 @@ void T2VPipeline::Impl::load_all() {
         load_component(monitor, dit_name, ckpt.dit_path, [&] { load_dit(); });
         if (ckpt.two_experts)
             load_component(monitor, "high-noise DiT", ckpt.high_noise_dit_path, [&] { load_high_noise_dit(); });
-        if (decode_here) load_component(monitor, "VAE", ckpt.vae_path, [&] { load_vae(); });
+        // On every rank, also where nothing is loaded (--vae-parallel false: only rank 0 decodes), since every
+        // rank takes part in each component's agreement.
+        load_component(monitor, "VAE", ckpt.vae_path, [&] {
+            if (decode_here) load_vae();
+        });
     } catch (const Cancelled&) {
         const std::string during = monitor.current_component();
         WAN_LOG_WARN("loading cancelled%s after %.1f s", during.empty() ? "" : (" during the " + during).c_str(),
