@@ -498,15 +498,28 @@ void TestAppOpenModel::openingAModelRestartsTheEngine() {
     QVERIFY(session->waitForStopped(5000));
 }
 
-void TestAppOpenModel::loadProgressBarMovesNamesTheFileAndGoes() {
+/// A window over the fake engine whose load reads `loadSteps` simulated tensors (1 MB, 20 ms each); shown, the
+/// engine not started. Members in construction order: the window is torn down before the session it watches.
+struct LoadingWindow {
+    explicit LoadingWindow(int loadSteps) : session(makeSession(withLoadSteps(loadSteps))), window(session.get(), &settings, options) {
+        window.setConfirmOnClose(false);
+        window.show();
+    }
+    static FakeBackendConfig withLoadSteps(int n) {
+        FakeBackendConfig config = fastFake();
+        config.loadSteps = n;
+        return config;
+    }
     Settings settings;
     AppOptions options;
-    FakeBackendConfig config = fastFake();
-    config.loadSteps = 30;  // 30 simulated tensors of 1 MB, 20 ms each
-    auto session = makeSession(config);
-    MainWindow window(session.get(), &settings, options);
-    window.setConfirmOnClose(false);
-    window.show();
+    std::unique_ptr<EngineSession> session;
+    MainWindow window;
+};
+
+void TestAppOpenModel::loadProgressBarMovesNamesTheFileAndGoes() {
+    LoadingWindow w(30);  // 30 simulated tensors of 1 MB, 20 ms each
+    MainWindow& window = w.window;
+    EngineSession* session = w.session.get();
     QProgressBar* bar = window.loadPanel()->progressBar();
     QVERIFY(window.loadPanel()->isVisible());  // shown from the start: busy until the first report
     session->start();
@@ -525,16 +538,11 @@ void TestAppOpenModel::loadProgressBarMovesNamesTheFileAndGoes() {
 }
 
 void TestAppOpenModel::cancelDuringLoadKeepsTheWindowAndTheQueue() {
-    Settings settings;
-    AppOptions options;
-    FakeBackendConfig config = fastFake();
-    config.loadSteps = 1000;  // 20 s unless cancelled
-    auto session = makeSession(config);
-    MainWindow window(session.get(), &settings, options);
-    window.setConfirmOnClose(false);
-    window.show();
-    QSignalSpy finished(session.get(), &EngineSession::finished);
-    QSignalSpy failed(session.get(), &EngineSession::failed);
+    LoadingWindow w(1000);  // 20 s unless cancelled
+    MainWindow& window = w.window;
+    EngineSession* session = w.session.get();
+    QSignalSpy finished(session, &EngineSession::finished);
+    QSignalSpy failed(session, &EngineSession::failed);
     session->start();
     const qint64 queued = session->submit(wan::GenerationRequest{});  // e.g. a job restored before the load ended
     QVERIFY(queued > 0);

@@ -195,8 +195,7 @@ void TestAppSession::turnsThrowingRunIntoFailure() {
 }
 
 void TestAppSession::coalescesProgress() {
-    FakeBackendConfig config = fastFake(2);
-    auto session = makeSession(config);
+    auto session = makeSession(fastFake(2));
     QSignalSpy progress(session.get(), &EngineSession::progress);
     QSignalSpy finished(session.get(), &EngineSession::finished);
     session->start();
