@@ -66,7 +66,6 @@ std::string base_name(const std::string& path) {
     return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
-
 std::unordered_map<std::string, at::Tensor> index_of(const NamedParameters& params) {
     std::unordered_map<std::string, at::Tensor> out;
     for (const auto& p : params) out.emplace(p.first, p.second);
@@ -79,22 +78,6 @@ const at::Tensor& find_param(const std::unordered_map<std::string, at::Tensor>& 
     return it->second;
 }
 
-/// Bytes the caching allocator of `device` could still hand out: the driver's free memory plus what the
-/// allocator holds but does not use. 0 when unknown (CPU builds).
-int64_t free_device_bytes(c10::Device device) {
-#if WAN_HAVE_CUDA
-    c10::cuda::CUDAGuard guard(device.index());
-    size_t free_b = 0, total_b = 0;
-    if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) return 0;
-    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index());
-    const int64_t cached = stats.reserved_bytes[0].current - stats.allocated_bytes[0].current;
-    return static_cast<int64_t>(free_b) + cached;
-#else
-    (void)device;
-    return 0;
-#endif
-}
-
 void wait_for_device(c10::Device device) {
 #if WAN_HAVE_CUDA
     if (!device.is_cuda()) return;
@@ -105,16 +88,24 @@ void wait_for_device(c10::Device device) {
 #endif
 }
 
-int64_t total_device_bytes(c10::Device device) {
+/// What `device` could still hand out (the driver's free memory plus what the caching allocator holds unused)
+/// and its size, in bytes; zeros when unknown (CPU builds).
+struct DeviceMemory {
+    int64_t available = 0, total = 0;
+};
+DeviceMemory device_memory(c10::Device device) {
+    DeviceMemory m;
 #if WAN_HAVE_CUDA
     c10::cuda::CUDAGuard guard(device.index());
     size_t free_b = 0, total_b = 0;
-    if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) return 0;
-    return static_cast<int64_t>(total_b);
+    if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) return m;
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index());
+    m.available = static_cast<int64_t>(free_b) + stats.reserved_bytes[0].current - stats.allocated_bytes[0].current;
+    m.total = static_cast<int64_t>(total_b);
 #else
     (void)device;
-    return 0;
 #endif
+    return m;
 }
 
 // The scale of an fp8 weight (Note [LoRA on fp8 weights]) belongs to the weight's merge.
@@ -304,14 +295,14 @@ LoraSet::BackupPlace LoraSet::parse_backup_place(const std::string& text, const 
     throw Error(strfmt("%s '%s': expected auto, device or host", option, text.c_str()));
 }
 
-
 c10::Device LoraSet::backup_device(c10::Device device, int64_t bytes) const {
     const c10::Device host(c10::kCPU);
     if (!device.is_cuda() || backup_place_ == BackupPlace::Host || bytes == 0) return host;
     if (backup_place_ == BackupPlace::Device) return device;
     const double gb = 1e9;
-    const double reserve = std::max(kDeviceReserveGb * gb, 0.25 * static_cast<double>(total_device_bytes(device)));
-    const double left = static_cast<double>(free_device_bytes(device)) - static_cast<double>(bytes);
+    const DeviceMemory memory = device_memory(device);
+    const double reserve = std::max(kDeviceReserveGb * gb, 0.25 * static_cast<double>(memory.total));
+    const double left = static_cast<double>(memory.available) - static_cast<double>(bytes);
     if (left >= reserve) return device;
     WAN_LOG_INFO("LoRA: the base copies (%.1f GB) go to host memory: on %s they would leave %.1f GB free, less "
                  "than the %.1f GB kept for the generation (--lora-backup device forces the GPU)",
