@@ -10,6 +10,12 @@
 // starts with the high-noise expert again, so from the second video on the swap happens at its start too.
 // The root weights (embeddings, head: < 1% of the model) stay on the device. On a CPU build the moves are
 // no-ops, but the calls run, so the switching logic is exercised by the tests.
+//
+// The pinned copy is made once, at the first park, and kept: the blocks never change after the load (this
+// provider is not resident(), so a LoRA merge refuses it), so parking afterwards only drops the device tensors
+// and unparking is one asynchronous host-to-device copy per tensor from memory that is already pinned. The
+// first design copied to pageable memory and pinned it at every park: 53.8 s per switch for a 14B expert on
+// the H200 (docs/PERFORMANCE.md), most of it allocating and registering 28 GB of pinned pages again.
 
 namespace wan::pipeline {
 
@@ -50,27 +56,38 @@ dit::BlockWeights ParkableBlockWeights::acquire(int64_t i) {
     return blocks_.at(static_cast<size_t>(i));
 }
 
-void ParkableBlockWeights::move_all(c10::Device to, bool pin) {
-    auto move = [&](at::Tensor& t) {
-        if (!t.defined()) return;
-        at::Tensor moved = t.to(at::TensorOptions().device(to));  // same dtype
-        if (pin && !moved.is_pinned()) moved = moved.pin_memory();
-        t = moved;
-    };
-    for (dit::BlockWeights& b : blocks_)
-        for (at::Tensor* t : dit::block_tensors(b)) move(*t);  // fp8 codes and scales included
+namespace {
+
+// Each defined tensor of `blocks` replaced by a copy made by `copy` (same structure, shallow otherwise).
+template <typename Copy>
+std::vector<dit::BlockWeights> copied(std::vector<dit::BlockWeights> blocks, Copy copy) {
+    for (dit::BlockWeights& b : blocks)
+        for (at::Tensor* t : dit::block_tensors(b))  // fp8 codes and scales included
+            if (t->defined()) *t = copy(*t);
+    return blocks;
 }
+
+}  // namespace
 
 void ParkableBlockWeights::park() {
     if (parked_) return;
-    if (device_.is_cuda()) move_all(c10::Device(c10::kCPU), /*pin=*/true);
+    if (device_.is_cuda()) {
+        if (pinned_.empty())
+            pinned_ = copied(blocks_, [](const at::Tensor& t) {
+                at::Tensor host = at::empty(t.sizes(), t.options().device(c10::kCPU).pinned_memory(true));
+                host.copy_(t);  // waits for the device: the copy is complete when park() returns
+                return host;
+            });
+        blocks_ = copied(std::move(blocks_), [](const at::Tensor&) { return at::Tensor(); });  // device memory freed
+    }
     parked_ = true;
     ++moves_;
 }
 
 void ParkableBlockWeights::unpark() {
     if (!parked_) return;
-    if (device_.is_cuda()) move_all(device_, /*pin=*/false);
+    if (device_.is_cuda())  // ordered on the current stream before the forward that reads them
+        blocks_ = copied(pinned_, [&](const at::Tensor& t) { return t.to(t.options().device(device_), /*non_blocking=*/true); });
     parked_ = false;
     ++moves_;
 }

@@ -42,14 +42,14 @@ public:
     /// The weights stay the same tensors only while never parked: report non-resident so the forward does
     /// not cache derived weights (packed QKV) across a park/unpark.
     bool resident() const override { return false; }
-    void park();    ///< weights to (pinned) host memory
-    void unpark();  ///< weights back to the device
+    void park();    ///< device tensors dropped; the first park makes the pinned host copy
+    void unpark();  ///< weights copied back to the device from the pinned copy
     bool parked() const { return parked_; }
     int moves() const { return moves_; }  ///< park + unpark calls that moved weights (tests)
 
 private:
-    void move_all(c10::Device to, bool pin);
-    std::vector<dit::BlockWeights> blocks_;
+    std::vector<dit::BlockWeights> blocks_;  ///< on the device; undefined tensors while parked
+    std::vector<dit::BlockWeights> pinned_;  ///< the pinned host copy, made at the first park (CUDA only)
     c10::Device device_;
     bool parked_ = false;
     int moves_ = 0;
