@@ -11,11 +11,13 @@
 // The root weights (embeddings, head: < 1% of the model) stay on the device. On a CPU build the moves are
 // no-ops, but the calls run, so the switching logic is exercised by the tests.
 //
-// The pinned copy is made once, at the first park, and kept: the blocks never change after the load (this
-// provider is not resident(), so a LoRA merge refuses it), so parking afterwards only drops the device tensors
-// and unparking is one asynchronous host-to-device copy per tensor from memory that is already pinned. The
-// first design copied to pageable memory and pinned it at every park: 53.8 s per switch for a 14B expert on
-// the H200 (docs/PERFORMANCE.md), most of it allocating and registering 28 GB of pinned pages again.
+// The pinned copy is made once, at the first park, and kept: parking then only drops the device tensors, and
+// unparking is one asynchronous host-to-device copy per tensor from memory that is already pinned. The first
+// design copied to pageable memory and pinned it at every park: 53.8 s per switch for a 14B expert on the H200
+// (docs/PERFORMANCE.md), most of it allocating and registering 28 GB of pinned pages again. A LoRA merge
+// changes the weights in place, on the device, while its expert is resident (the pipeline makes each expert
+// resident before merging into it; stored() refuses a parked one); the park after it copies the device
+// tensors back into the pinned copy (device-to-host into pinned memory: tens of GB/s).
 
 namespace wan::pipeline {
 
@@ -69,17 +71,32 @@ std::vector<dit::BlockWeights> copied(std::vector<dit::BlockWeights> blocks, Cop
 
 }  // namespace
 
+std::optional<dit::BlockWeights> ParkableBlockWeights::stored(int64_t i) {
+    WAN_CHECK(!parked_, "expert weights asked for in place while parked in host memory (block %lld): the expert "
+              "must be made resident first", static_cast<long long>(i));
+    changed_ = true;  // the caller may write into them
+    return blocks_.at(static_cast<size_t>(i));
+}
+
 void ParkableBlockWeights::park() {
     if (parked_) return;
     if (device_.is_cuda()) {
-        if (pinned_.empty())
+        if (pinned_.empty()) {
             pinned_ = copied(blocks_, [](const at::Tensor& t) {
                 at::Tensor host = at::empty(t.sizes(), t.options().device(c10::kCPU).pinned_memory(true));
                 host.copy_(t);  // waits for the device: the copy is complete when park() returns
                 return host;
             });
+        } else if (changed_) {  // merged into since the last park: the pinned copy takes the new values
+            for (size_t b = 0; b < blocks_.size(); ++b) {
+                const std::vector<at::Tensor*> from = dit::block_tensors(blocks_[b]), to = dit::block_tensors(pinned_[b]);
+                for (size_t k = 0; k < from.size(); ++k)
+                    if (from[k]->defined()) to[k]->copy_(*from[k]);  // synchronous: done before the device copy is freed
+            }
+        }
         blocks_ = copied(std::move(blocks_), [](const at::Tensor&) { return at::Tensor(); });  // device memory freed
     }
+    changed_ = false;
     parked_ = true;
     ++moves_;
 }

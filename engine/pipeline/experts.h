@@ -42,6 +42,9 @@ public:
     /// The weights stay the same tensors only while never parked: report non-resident so the forward does
     /// not cache derived weights (packed QKV) across a park/unpark.
     bool resident() const override { return false; }
+    /// The device tensors, for an in-place change (a LoRA merge) while the expert is resident; refused while
+    /// parked. The next park copies them to the pinned copy (which they may no longer equal).
+    std::optional<dit::BlockWeights> stored(int64_t i) override;
     void park();    ///< device tensors dropped; the first park makes the pinned host copy
     void unpark();  ///< weights copied back to the device from the pinned copy
     bool parked() const { return parked_; }
@@ -52,6 +55,7 @@ private:
     std::vector<dit::BlockWeights> pinned_;  ///< the pinned host copy, made at the first park (CUDA only)
     c10::Device device_;
     bool parked_ = false;
+    bool changed_ = false;  ///< stored() handed out the device tensors since the last park
     int moves_ = 0;
 };
 

@@ -985,10 +985,17 @@ void T2VPipeline::Impl::apply_loras(const GenerationRequest& r, PipelineOutput& 
               "per-expert LoRAs (loras_high / loras_low) need a two-expert model");  // resolve() says it first
     const auto t0 = Clock::now();
     // Each expert: --lora's files, then its own. The shared ones give the same AppliedLora list on both.
+    // A parked expert is merged into while resident (Note [Idle expert in host memory]): one swap per expert
+    // that has LoRAs to merge or to take out.
+    auto resident_for_merge = [&](Expert e, const lora::LoraSet& set, const std::vector<LoraSpec>& specs) {
+        if (!specs.empty() || !set.applied().empty()) make_resident(e);
+    };
+    resident_for_merge(Expert::LowNoise, dit_loras, loras_for(Expert::LowNoise, r));
     std::vector<lora::AppliedLora> low = dit_loras.apply(*dit, loras_for(Expert::LowNoise, r));
     out.loras.assign(low.begin(), low.begin() + static_cast<std::ptrdiff_t>(r.loras.size()));
     out.loras_low.assign(low.begin() + static_cast<std::ptrdiff_t>(r.loras.size()), low.end());
     if (dit_high) {
+        resident_for_merge(Expert::HighNoise, dit_high_loras, loras_for(Expert::HighNoise, r));
         std::vector<lora::AppliedLora> high = dit_high_loras.apply(*dit_high, loras_for(Expert::HighNoise, r));
         out.loras_high.assign(high.begin() + static_cast<std::ptrdiff_t>(r.loras.size()), high.end());
     }

@@ -452,6 +452,19 @@ TEST(Wan22Loras, EachExpertGetsItsOwn) {
     EXPECT_EQ(again.out.lora_backup_bytes, 0);
 }
 
+TEST(Wan22Loras, ParkedExpertsMergeTheSame) {
+    // --offload-idle-expert: each expert is made resident before its merge (a merge into a parked one throws), and
+    // a following job restores both. Same latents as with both experts resident, job after job.
+    auto resident = make_pipeline(false), parked = make_pipeline(true);
+    const wan::GenerationRequest r = a14b_request(load_a14b_case());
+    const wan::LoraSpec native{accel("lora_native.safetensors"), 1.0}, kohya{accel("lora_kohya.safetensors"), 0.7};
+    for (const auto& [high, low] : std::vector<std::pair<std::vector<wan::LoraSpec>, std::vector<wan::LoraSpec>>>{
+             {{native}, {kohya}}, {{}, {native}}, {{}, {}}}) {
+        const LoraRun want = run_with(resident, r, {}, high, low), got = run_with(parked, r, {}, high, low);
+        EXPECT_TRUE(at::equal(got.out.latent, want.out.latent)) << high.size() << " high, " << low.size() << " low LoRAs";
+    }
+}
+
 TEST(Wan22Loras, OneExpertModelRefusesThem) {
     wan::pipeline::EngineConfig cfg;
     cfg.ckpt_dir = wan::test::tiny_ckpt_dir();
