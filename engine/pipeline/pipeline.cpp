@@ -747,12 +747,15 @@ LatentShape T2VPipeline::Impl::latent_shape(const GenerationRequest& r) const {
     return s;
 }
 
-// Prompt and negative prompt in one batched call. Ref: §7.2 step 4.
+// Prompt and negative prompt in one batched call. Ref: §7.2 step 4. With every guide at 1 (the step-distill
+// presets) no step runs the unconditional branch, so the negative prompt is not encoded (uncond stays undefined).
 PromptContext T2VPipeline::Impl::encode_prompts(const GenerationRequest& r, PipelineOutput& out) const {
     const auto t0 = Clock::now();
-    std::vector<at::Tensor> ctx = text->encode({r.prompt, r.negative_prompt});
+    const bool any_guided = r.guide_scale != 1.0 || r.guide_scale_high != 1.0;  // resolved: high = low on one DiT
+    std::vector<at::Tensor> ctx = text->encode(any_guided ? std::vector<std::string>{r.prompt, r.negative_prompt}
+                                                          : std::vector<std::string>{r.prompt});
     out.seconds_text = seconds_since(t0);
-    return {ctx.at(0).to(device), ctx.at(1).to(device)};
+    return {ctx.at(0).to(device), any_guided ? ctx.at(1).to(device) : at::Tensor()};
 }
 
 // --init-noise: reproducible across machines. Ref: §7.2 step 5.
@@ -1025,7 +1028,7 @@ PipelineOutput T2VPipeline::generate(const GenerationRequest& request, const Pro
                       if (!r.init_noise.empty()) z = m.load_init_noise(r, shape);
                   });
     job.emit("context", ctx.cond);
-    job.emit("context_null", ctx.uncond);
+    if (ctx.uncond.defined()) job.emit("context_null", ctx.uncond);
     job.report(Stage::Text, 1, 1, -1);
     // 2. Noise.
     if (z.defined()) out.seed_used = r.seed;
@@ -1039,10 +1042,10 @@ PipelineOutput T2VPipeline::generate(const GenerationRequest& request, const Pro
     if (m.vae) m.decode(z, job, out);
     if (!r.save_latents.empty() && out.video.defined()) {
         fs::make_parent_dirs(r.save_latents);
-        io::save_safetensors_new(r.save_latents, {{"latent", out.latent.to(at::kFloat)}, {"video", out.video.to(at::kFloat)},
-                                              {"context", ctx.cond.to(at::kCPU).to(at::kFloat)},
-                                              {"context_null", ctx.uncond.to(at::kCPU).to(at::kFloat)}},
-                             {{"request", r.to_json()}, {"seed_used", std::to_string(out.seed_used)}});
+        io::NamedTensors saved{{"latent", out.latent.to(at::kFloat)}, {"video", out.video.to(at::kFloat)},
+                               {"context", ctx.cond.to(at::kCPU).to(at::kFloat)}};
+        if (ctx.uncond.defined()) saved.emplace_back("context_null", ctx.uncond.to(at::kCPU).to(at::kFloat));  // guided only
+        io::save_safetensors_new(r.save_latents, saved, {{"request", r.to_json()}, {"seed_used", std::to_string(out.seed_used)}});
     }
     return out;
 }
