@@ -793,7 +793,7 @@ at::Tensor T2VPipeline::Impl::initial_noise(const GenerationRequest& r, const La
 // The live preview of step `step` (1-based): the clean-video estimate x0 = z - sigma·v of the latent the step
 // started from, as small RGB frames (engine/preview). Only where progress is reported (the head), and only when
 // asked for; a failure here must never fail the job, so it is logged and the step goes on without a preview.
-// Started before the solver's step and finished while the next step runs (Note [Preview one step behind]).
+// Started before the solver's step and finished after it is queued, so the device never waits for the host.
 std::optional<preview::PendingFrames> T2VPipeline::Impl::start_preview(const at::Tensor& z, const at::Tensor& v,
                                                                       double sigma, int step, const JobContext& job) const {
     if (!config.live_preview || !job.progress) return std::nullopt;
@@ -861,26 +861,9 @@ at::Tensor T2VPipeline::Impl::denoise(const GenerationRequest& r, const LatentSh
                      "use the ranks for sequence parallelism instead)");
     step_cond.begin(steps);
     step_uncond.begin(steps);
-    // Note [Preview one step behind]
-    // Waiting for step i's preview at the end of step i makes the host wait for the device, so the next step's
-    // first kernels are launched onto an idle device: ≈ 0.03 s per step on the H200, 3 % of a 1.3B 480p step.
-    // On a GPU with short steps the preview of step i is therefore finished while step i+1 runs, and step i is
-    // reported with it then. The price is cancel latency: the host is one step further ahead when it sees a
-    // cancel. So only below kPreviewBehindBelow seconds per step (where the wait is ≥ 0.6 % of a step and one
-    // more step before a cancel takes effect costs under that many seconds); long steps and the CPU (where the
-    // preview is computed at once) finish it in its own step, as the first step always does.
-    constexpr double kPreviewBehindBelow = 5.0;
-    std::optional<preview::PendingFrames> pending_preview;
-    double last_step_seconds = kPreviewBehindBelow;  // unknown before the first step: finish at once
-    auto report_step = [&](int done, std::shared_ptr<const PreviewFrames> preview) {
-        const double per_step = seconds_since(t0) / done;
-        job.report(Stage::Denoise, done, steps, seconds_since(job.start) + per_step * (steps - done), std::move(preview));
-    };
     for (int i = 0; i < steps; ++i) {
         at::Tensor v_cond, v_uncond;
-        std::shared_ptr<const PreviewFrames> preview_prev, preview;  // step i's (1-based, late) and step i+1's
-        const bool had_preview = pending_preview.has_value();
-        const auto step_t0 = Clock::now();
+        std::shared_ptr<const PreviewFrames> preview;
         // Wan2.2's two experts: one switch per video (timesteps only decrease); one DiT otherwise.
         const Expert expert = dit_high ? expert_for_timestep(static_cast<double>(timesteps[i]), r.boundary) : Expert::LowNoise;
         const double guide = guide_for(expert, r);
@@ -914,12 +897,9 @@ at::Tensor T2VPipeline::Impl::denoise(const GenerationRequest& r, const LatentSh
             }
             // uncond + g·(cond − uncond), f32, g an f32 scalar (§7.2), g the expert's guide; at g = 1 exactly cond.
             at::Tensor v = guided_step ? v_uncond + (v_cond - v_uncond) * guide : v_cond;
-            auto started = start_preview(z, v, solver->sigmas()[static_cast<size_t>(i)], i + 1, job);
+            auto pending = start_preview(z, v, solver->sigmas()[static_cast<size_t>(i)], i + 1, job);
             z = solver->step(v, i, z);
-            preview_prev = finish_preview(pending_preview, i);
-            pending_preview.reset();
-            if (started && z.is_cuda() && last_step_seconds < kPreviewBehindBelow) pending_preview = std::move(started);
-            else preview = finish_preview(started, i + 1);
+            preview = finish_preview(pending, i + 1);
             // After the step's collectives: a failure here (or in the solver) leaves no peer inside one.
             test_hooks::maybe_fail_at_step(log_rank(), i);
         });
@@ -927,18 +907,9 @@ at::Tensor T2VPipeline::Impl::denoise(const GenerationRequest& r, const LatentSh
         if (v_uncond.defined()) job.emit("noise_pred_uncond." + std::to_string(i), v_uncond);
         job.emit("latents." + std::to_string(i + 1), z);
         if (dit_high) job.emit("expert." + std::to_string(i), at::scalar_tensor(static_cast<double>(expert)));
-        if (had_preview) report_step(i, std::move(preview_prev));
-        if (!pending_preview) report_step(i + 1, std::move(preview));
-        last_step_seconds = seconds_since(step_t0);
-    }
-    if (pending_preview) {  // the head's last preview (only the head has one: no agreement around it)
-        std::shared_ptr<const PreviewFrames> last;
-        try {
-            last = finish_preview(pending_preview, steps);
-        } catch (const std::exception& e) {  // every step is agreed already; a late wait problem is the decode's
-            WAN_LOG_WARN("live preview of step %d skipped: %s", steps, e.what());
-        }
-        report_step(steps, std::move(last));
+        const double per_step = seconds_since(t0) / (i + 1);
+        job.report(Stage::Denoise, i + 1, steps, seconds_since(job.start) + per_step * (steps - i - 1),
+                   std::move(preview));
     }
     out.seconds_denoise = seconds_since(t0);
     out.steps_computed = steps;
