@@ -11,7 +11,9 @@
 // The root weights (embeddings, head: < 1% of the model) stay on the device. On a CPU build the moves are
 // no-ops, but the calls run, so the switching logic is exercised by the tests.
 //
-// The pinned copy is made once, at the first park, and kept: parking then only drops the device tensors, and
+// The pinned copy is made once, at load time (allocating and registering 28 GB of pinned pages takes tens of
+// seconds, which belongs to the load, not to the first video's switch), and kept: parking drops the device
+// tensors, and
 // unparking is one asynchronous host-to-device copy per tensor from memory that is already pinned. The first
 // design copied to pageable memory and pinned it at every park: 53.8 s per switch for a 14B expert on the H200
 // (docs/PERFORMANCE.md), most of it allocating and registering 28 GB of pinned pages again. A LoRA merge
@@ -78,15 +80,21 @@ std::optional<dit::BlockWeights> ParkableBlockWeights::stored(int64_t i) {
     return blocks_.at(static_cast<size_t>(i));
 }
 
+void ParkableBlockWeights::make_pinned_copy() {
+    if (!device_.is_cuda() || !pinned_.empty() || parked_) return;
+    pinned_ = copied(blocks_, [](const at::Tensor& t) {
+        at::Tensor host = at::empty(t.sizes(), t.options().device(c10::kCPU).pinned_memory(true));
+        host.copy_(t);  // waits for the device: the copy is complete on return
+        return host;
+    });
+    changed_ = false;
+}
+
 void ParkableBlockWeights::park() {
     if (parked_) return;
     if (device_.is_cuda()) {
         if (pinned_.empty()) {
-            pinned_ = copied(blocks_, [](const at::Tensor& t) {
-                at::Tensor host = at::empty(t.sizes(), t.options().device(c10::kCPU).pinned_memory(true));
-                host.copy_(t);  // waits for the device: the copy is complete when park() returns
-                return host;
-            });
+            make_pinned_copy();
         } else if (changed_) {  // merged into since the last park: the pinned copy takes the new values
             for (size_t b = 0; b < blocks_.size(); ++b) {
                 const std::vector<at::Tensor*> from = dit::block_tensors(blocks_[b]), to = dit::block_tensors(pinned_[b]);

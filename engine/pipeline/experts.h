@@ -45,7 +45,9 @@ public:
     /// The device tensors, for an in-place change (a LoRA merge) while the expert is resident; refused while
     /// parked. The next park copies them to the pinned copy (which they may no longer equal).
     std::optional<dit::BlockWeights> stored(int64_t i) override;
-    void park();    ///< device tensors dropped; the first park makes the pinned host copy
+    /// The pinned host copy of the (resident) weights, made once; park() makes it when it was not made before.
+    void make_pinned_copy();
+    void park();    ///< device tensors dropped (the pinned copy made first if need be)
     void unpark();  ///< weights copied back to the device from the pinned copy
     bool parked() const { return parked_; }
     int moves() const { return moves_; }  ///< park + unpark calls that moved weights (tests)

@@ -481,6 +481,7 @@ void T2VPipeline::Impl::load_high_noise_dit() {
                   wan_config.variant().c_str());
         dit_high = build_dit(high, ckpt.open_high_noise_dit(), std::move(dit_high_gather_comm),
                              park ? &parkable_high : nullptr);
+        if (park) parkable_high->make_pinned_copy();  // at load, not at the first video's switch
     } catch (const Cancelled&) {
         throw;
     } catch (const Error& e) {
@@ -683,6 +684,7 @@ T2VPipeline::T2VPipeline(PipelineParts parts, const EngineConfig& config) : impl
         m.parkable_low = make_parkable(*parts.dit);
         m.parkable_high = make_parkable(*parts.dit_high);
         m.parkable_low->park();  // the first steps are the high-noise expert's
+        m.parkable_high->make_pinned_copy();  // at load, not at the first video's switch
     }
     for (auto* d : {&parts.dit, &parts.dit_high})
         if (*d) log_dit_held(**d);
