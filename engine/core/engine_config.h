@@ -80,6 +80,7 @@ struct EngineConfig {
     bool t5_cpu = false;                ///< run T5 on the CPU (upstream --t5_cpu)
     OffloadMode offload = OffloadMode::Auto;
     std::string vae_dtype = "auto";     ///< auto (bf16 on CUDA, f32 on CPU) | f32 | bf16
+    std::string t5_dtype = "auto";      ///< T5 compute: auto (bf16 on CUDA, f32 on CPU) | f32 | bf16
     int vae_tile = 0;                   ///< spatial VAE tiling in latent pixels (0 = off)
     /// --vae-parallel: under mpirun every rank decodes a band of rows of each frame (vae::WanVAE::decode_across,
     /// equal to the one-rank decode); false: rank 0 decodes alone. Off with vae_tile > 0 (the tiled decode runs

@@ -298,6 +298,10 @@ void T2VPipeline::Impl::load_text_encoder() {
     try {
         text::UMT5Options topt;
         topt.device = config.t5_cpu ? c10::Device(c10::kCPU) : device;
+        // auto leaves UMT5Options' own default (f32 on the CPU, as the golden data; bf16 on CUDA). bf16 on the
+        // CPU: 4.92 s against 10.85 s per prompt pair on the H200 host's 16 cores (docs/PERFORMANCE.md).
+        if (config.t5_dtype == "f32") topt.dtype = at::kFloat;
+        if (config.t5_dtype == "bf16") topt.dtype = at::kBFloat16;
         const bool offload = config.offload == OffloadMode::Auto ? (mesh == nullptr || mesh->world().size() == 1)
                                                                  : config.offload == OffloadMode::StreamT5;
         // --t5-cpu streams too: bf16 host weights converted per block (half the RAM of resident f32).

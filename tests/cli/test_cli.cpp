@@ -142,6 +142,14 @@ TEST(Options, DitDtype) {
     EXPECT_NE(wan::app::helpText().find("--dit-dtype auto|fp8|bf16"), std::string::npos);
 }
 
+TEST(Options, T5Dtype) {
+    EXPECT_EQ(parse({}).engine.t5_dtype, "auto");
+    EXPECT_EQ(parse({"--t5-cpu", "--t5_dtype", "bf16"}).engine.t5_dtype, "bf16");
+    const std::string bad = parse_error({"--t5-dtype", "fp8"});
+    EXPECT_NE(bad.find("--t5-dtype 'fp8': expected auto, f32 or bf16"), std::string::npos) << bad;
+    EXPECT_NE(wan::app::helpText().find("--t5-dtype auto|f32|bf16"), std::string::npos);
+}
+
 TEST(Options, LorasAreRepeatableWithStrengths) {
     auto a = parse({"--lora", "/l/a.safetensors", "--lora=/l/b.safetensors:-0.5", "--lora", "C:/x/c.safetensors:0.8"});
     ASSERT_EQ(a.request.loras.size(), 3u);
