@@ -109,6 +109,22 @@ std::vector<double> gather_doubles(MPI_Comm world, const std::vector<double>& mi
 /// `value` of `root` on every rank.
 int64_t broadcast_int64(MPI_Comm world, int64_t value, int root = 0);
 
+// ---- waiting for a GPU ----------------------------------------------------------------------------------
+// Note [Watched device waits]
+// Work queued on a GPU may sit behind an NCCL operation that a failed peer never joins. A host thread blocked in a
+// CUDA synchronisation (.item(), .cpu(), stream.synchronize()) would then wait until the NCCL watchdog's
+// --collective-timeout aborts it, instead of noticing the peer's failure notice within seconds. So every such wait
+// in a step goes through these two: a CUDA event is recorded and polled together with the failure notices
+// (protocol::wait_until); the notice ends the wait with protocol::PeerFailed, the step fails on every rank and the
+// mesh aborts and re-creates the NCCL communicators, which releases the GPU. CPU tensors never wait.
+
+/// Waits until the work queued so far on the current CUDA stream of `device` has finished, polling as above;
+/// nothing for a CPU device. `what` names the wait in the message.
+void synchronize_watched(c10::Device device, const char* what);
+/// `t` on the host: a CUDA tensor is copied asynchronously into pinned memory and waited for as above (as
+/// `t.to(at::kCPU)` would, but noticing a peer's failure); a CPU tensor is returned as it is.
+at::Tensor to_host_watched(const at::Tensor& t, const char* what);
+
 // ---- communicators ----------------------------------------------------------------------------------
 
 enum class ReduceOp { Sum = 1, Max = 2 };

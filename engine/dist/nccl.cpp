@@ -162,7 +162,7 @@ public:
     }
 
     void barrier() override {
-        c10::cuda::getCurrentCUDAStream(device_).synchronize();
+        synchronize_watched(c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(device_)), "GPU work before a barrier");
         run_mpi("barrier", {detail::MpiOperation::Kind::Barrier}, {}, [&](MPI_Request* r) { return MPI_Ibarrier(comm_, r); });
     }
 
