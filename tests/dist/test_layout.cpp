@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <memory>
 #include <thread>
 
 using namespace wan::dist;
@@ -149,15 +150,24 @@ TEST(Mesh, ReplicasWithoutSequenceParallelism) {
     EXPECT_EQ(mesh.cfg_half().size(), w.size());
 }
 
+/// A Ulysses mesh over the whole world (at least 2 ranks) with the channel that carries failure notices: rank 1
+/// fails while its peers are in an exchange (Note [Failure notices]).
+class MeshFailure : public ::testing::Test {
+protected:
+    void SetUp() override {
+        if (world().size() < 2) GTEST_SKIP() << "needs a world of at least 2 ranks";
+        wan::protocol::start_watchdog(MPI_COMM_WORLD);
+        mesh_ = std::make_unique<Mesh>(world(), ParallelLayout{world().size(), world().size(), 1}, 12);
+    }
+    std::unique_ptr<Mesh> mesh_;
+    const int P = world().size(), r = world().rank();
+};
+
 // Note [Communicator renewal]: rank 1 fails without joining the Ulysses all-to-all its peers are in. Its failure
 // notice makes them abandon it (protocol::PeerFailed, after the notice's grace), every rank agrees the step failed,
 // and the mesh replaces its communicators; the next exchanges over every group give exact results again.
-TEST(Mesh, RecoversFromAnAbandonedCollective) {
-    Communicator& w = world();
-    if (w.size() < 2) GTEST_SKIP() << "needs a world of at least 2 ranks";
-    wan::protocol::start_watchdog(MPI_COMM_WORLD);  // the channel that carries failure notices
-    Mesh mesh(w, ParallelLayout{w.size(), w.size(), 1}, 12);
-    const int P = w.size(), r = w.rank();
+TEST_F(MeshFailure, RecoversFromAnAbandonedCollective) {
+    Mesh& mesh = *mesh_;
     StepStatus mine = StepStatus::Failed;
     if (r == 1) {
         wan::protocol::announce_failure("a test failure between two exchanges");
@@ -193,12 +203,8 @@ TEST(Mesh, RecoversFromAnAbandonedCollective) {
 // Note [Unmatched operations]: ten failed jobs in a row, each failing on rank 1 while the other ranks are in an
 // exchange rank 1 never joins (an all-to-all, a ring shift, or a broadcast whose root may complete it alone and go
 // on), leave no MPI communicator and no request behind, and the exchanges after each give exact results.
-TEST(Mesh, RepeatedFailuresLeaveNothingPending) {
-    Communicator& w = world();
-    if (w.size() < 2) GTEST_SKIP() << "needs a world of at least 2 ranks";
-    wan::protocol::start_watchdog(MPI_COMM_WORLD);
-    Mesh mesh(w, ParallelLayout{w.size(), w.size(), 1}, 12);
-    const int P = w.size(), r = w.rank();
+TEST_F(MeshFailure, RepeatedFailuresLeaveNothingPending) {
+    Mesh& mesh = *mesh_;
     expect_exact_exchanges(mesh.ulysses());
     const MpiResources before = mpi_resources();
     EXPECT_EQ(before.pending_requests, 0);
@@ -228,12 +234,8 @@ TEST(Mesh, RepeatedFailuresLeaveNothingPending) {
 // The notice's grace: rank 1 fails but still completes an all-to-all it had started (here: joins it half a second
 // after its notice, well within the 2 s grace). Its peers finish that exchange normally instead of abandoning it,
 // and no communicator needs replacing.
-TEST(Mesh, ACollectiveTheFailedRankStillCompletesIsNotAbandoned) {
-    Communicator& w = world();
-    if (w.size() < 2) GTEST_SKIP() << "needs a world of at least 2 ranks";
-    wan::protocol::start_watchdog(MPI_COMM_WORLD);
-    Mesh mesh(w, ParallelLayout{w.size(), w.size(), 1}, 12);
-    const int P = w.size(), r = w.rank();
+TEST_F(MeshFailure, ACollectiveTheFailedRankStillCompletesIsNotAbandoned) {
+    Mesh& mesh = *mesh_;
     if (r == 1) {
         wan::protocol::announce_failure("a test failure after starting an exchange");
         std::this_thread::sleep_for(std::chrono::milliseconds(500));
