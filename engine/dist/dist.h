@@ -17,6 +17,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <string>
@@ -26,6 +27,11 @@
 namespace wan::io {
 class TensorStore;
 }
+
+namespace wan::dist::detail {
+struct MpiOperation;
+class OperationLog;
+}  // namespace wan::dist::detail
 
 namespace wan::dist {
 
@@ -103,6 +109,22 @@ std::vector<double> gather_doubles(MPI_Comm world, const std::vector<double>& mi
 /// `value` of `root` on every rank.
 int64_t broadcast_int64(MPI_Comm world, int64_t value, int root = 0);
 
+// ---- waiting for a GPU ----------------------------------------------------------------------------------
+// Note [Watched device waits]
+// Work queued on a GPU may sit behind an NCCL operation that a failed peer never joins. A host thread blocked in a
+// CUDA synchronisation (.item(), .cpu(), stream.synchronize()) would then wait until the NCCL watchdog's
+// --collective-timeout aborts it, instead of noticing the peer's failure notice within seconds. So every such wait
+// in a step goes through these two: a CUDA event is recorded and polled together with the failure notices
+// (protocol::wait_until); the notice ends the wait with protocol::PeerFailed, the step fails on every rank and the
+// mesh aborts and re-creates the NCCL communicators, which releases the GPU. CPU tensors never wait.
+
+/// Waits until the work queued so far on the current CUDA stream of `device` has finished, polling as above;
+/// nothing for a CPU device. `what` names the wait in the message.
+void synchronize_watched(c10::Device device, const char* what);
+/// `t` on the host: a CUDA tensor is copied asynchronously into pinned memory and waited for as above (as
+/// `t.to(at::kCPU)` would, but noticing a peer's failure); a CPU tensor is returned as it is.
+at::Tensor to_host_watched(const at::Tensor& t, const char* what);
+
 // ---- communicators ----------------------------------------------------------------------------------
 
 enum class ReduceOp { Sum = 1, Max = 2 };
@@ -115,6 +137,15 @@ public:
     virtual ~PendingExchange() = default;
     virtual void wait() = 0;
 };
+
+/// What this process holds of MPI for the communicators (for tests and logs): the MPI communicators of live
+/// Communicators plus old ones that could not be freed, and the requests left pending by abandoned operations.
+/// N failed jobs must not make either grow (Note [Unmatched operations] in unmatched.cpp).
+struct MpiResources {
+    int64_t communicators = 0;
+    int64_t pending_requests = 0;
+};
+MpiResources mpi_resources();
 
 /// A group of ranks with tensor collectives. Tensors must live on the backend's device kind (MPI: CPU;
 /// a CUDA tensor given to the MPI backend is staged through host memory). Non-contiguous inputs are
@@ -176,12 +207,18 @@ public:
     /// that its kernels return). The MPI backend waits for its operations on the host, so it always is (an
     /// abandoned wait is reported by protocol::take_abandoned() instead). Not collective.
     static bool settle_all(std::chrono::steady_clock::time_point deadline);
+    /// After a failed job: on every live communicator, in creation order, the members that missed an MPI operation
+    /// another member started post it with placeholder buffers, and every request left pending by an abandoned wait
+    /// is completed (Note [Unmatched operations] in unmatched.cpp), so that no operation stays pending and the
+    /// abandoned buffers are dropped. `control` as for renew_all(). Collective over each communicator's members.
+    static void complete_unmatched_all(MPI_Comm control);
     /// Replaces every live communicator of this process, in creation order and in place (references stay
     /// valid), by a fresh one with the same members in the same order, made from `control`: a communicator of
     /// all ranks that never carried an abandoned operation (NCCL: the old one is aborted and a new one made from
-    /// a fresh unique id). The old MPI communicators are never freed: an abandoned operation may still be pending
-    /// on them. Collective over each communicator's members only (MPI_Comm_create_group), so ranks that are not
-    /// in a group, or got nullptr from split(), take no part in renewing it.
+    /// a fresh unique id). The old MPI communicator is freed once nothing is pending on it (after
+    /// complete_unmatched_all(); otherwise kept, with its pending requests, for the life of the process).
+    /// Collective over each communicator's members only (MPI_Comm_create_group), so ranks that are not in a group,
+    /// or got nullptr from split(), take no part in renewing it.
     static void renew_all(MPI_Comm control);
 
 protected:
@@ -198,6 +235,14 @@ protected:
     /// See renew_all(): this communicator's part, `fresh` holding the same ranks in the same order. The base
     /// replaces comm_ by a duplicate of `fresh`.
     virtual void renew(MPI_Comm fresh);
+    /// Starts the nonblocking MPI operation `op` over comm_ (`start` posts it and returns MPI's code) and completes
+    /// it within --collective-timeout (protocol::wait). It is counted for Note [Unmatched operations]; when a peer's
+    /// failure makes the wait abandon it, its request and `buffers` (all MPI may still touch) are kept until
+    /// complete_unmatched_all() ends it.
+    void run_mpi(const char* what, const detail::MpiOperation& op, std::initializer_list<at::Tensor> buffers,
+                 const std::function<int(MPI_Request*)>& start);
+    /// The MPI operations started on comm_ (ring shifts count and abandon theirs through it).
+    detail::OperationLog& operations() { return *operations_; }
 
     MPI_Comm comm_ = MPI_COMM_NULL;
     int rank_ = 0;
@@ -206,7 +251,11 @@ protected:
 private:
     size_t bytes_chunk_limit_ = size_t(1) << 30;
     int64_t failures_settled_ = 0;
+    std::unique_ptr<detail::OperationLog> operations_;
+    friend MpiResources mpi_resources();
 };
+
+MpiResources mpi_resources();
 
 /// MPI backend: CPU tensors (CUDA tensors are staged through host memory). Works everywhere.
 class MpiCommunicator final : public Communicator {
@@ -246,8 +295,10 @@ enum class StepStatus { Continue = 1, Cancel = 2, Failed = 3 };
 // rank's GPU has operations queued that no peer will ever match. Such a communicator hangs or mixes messages at
 // its next use. So after every failed agreement the mesh settles: each rank checks whether it abandoned an
 // operation or still has one running after a grace of 2 s (a collective the failed rank did join finishes within
-// it), and the ranks agree, over a control communicator that carries agreements only and so never holds an
-// abandoned operation. If any rank found one, every rank replaces all its communicators — the mesh's groups and
+// it); the ranks that missed an MPI operation a peer started post it, so that every pending MPI request completes
+// and nothing is left allocated (Note [Unmatched operations] in unmatched.cpp); and the ranks agree, over a
+// control communicator that carries agreements only and so never holds an abandoned operation. If any rank found
+// an abandoned or unfinished operation, every rank replaces all its communicators — the mesh's groups and
 // those split from them elsewhere (the FSDP gathers' own) — in place, so references stay valid, by fresh ones
 // with the same members made from the control communicator, and the next job runs on those. Data gathered
 // before the failure is not reused (failures_settled()). A failure seen at an agreement that every rank reaches
@@ -281,9 +332,10 @@ public:
 
     /// The step agreement over the mesh's control communicator (see agree() below). Collective over the world.
     StepStatus agree(StepStatus mine);
-    /// After an agreement that failed: settles the communicators and, when any rank found one inconsistent,
-    /// replaces all of them on every rank (Communicator::renew_all; Note [Communicator renewal]). Returns whether they were replaced. When
-    /// the replacement itself fails, every rank ends (protocol::end_every_rank). Collective over the world.
+    /// After an agreement that failed: settles the communicators, completes the MPI operations the failure left
+    /// unmatched and, when any rank found one inconsistent, replaces all of them on every rank
+    /// (Communicator::renew_all; Note [Communicator renewal]). Returns whether they were replaced. When the
+    /// completion or the replacement fails, every rank ends (protocol::end_every_rank). Collective over the world.
     bool recover_after_failure();
     /// How many times recover_after_failure() replaced the communicators (for logs and tests).
     int renewals() const { return renewals_; }

@@ -71,6 +71,12 @@ bool Mesh::recover_after_failure() {
     // runs an operation after the grace is aborted, so its kernels return.
     const bool abandoned = protocol::take_abandoned();
     const bool settled = Communicator::settle_all(std::chrono::steady_clock::now() + kSettleGrace);
+    try {
+        Communicator::complete_unmatched_all(control_);  // Note [Unmatched operations]: nothing left pending
+    } catch (const std::exception& e) {
+        protocol::end_every_rank(strfmt("rank %d: completing the operations a failed job left unmatched failed: %s; "
+                                        "ending every rank", world_.rank(), e.what()));
+    }
     if (all_ok(control_, settled && !abandoned)) return false;
     if (world_.rank() == 0)
         WAN_LOG_WARN("a rank was left with an unfinished exchange by the failure: re-creating the communicators "

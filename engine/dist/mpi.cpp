@@ -11,6 +11,7 @@
 #include <initializer_list>
 #include <climits>
 #include <cstdio>
+#include <cstring>
 
 namespace wan::dist {
 
@@ -48,8 +49,53 @@ std::vector<Communicator*>& live_communicators() {
     return live;
 }
 
-/// Tag of the MPI_Comm_create_group calls of renew_all.
+/// Tags of the MPI_Comm_create_group calls of renew_all and complete_unmatched_all.
 constexpr int kRenewTag = 7002;
+constexpr int kCompleteTag = 7003;
+
+/// MPI communicators that live Communicators hold (comm_), for mpi_resources().
+int64_t& owned_communicators() {
+    static int64_t count = 0;
+    return count;
+}
+
+/// What could not be freed, kept for the life of the process (Note [Unmatched operations]): communicators with
+/// requests still pending on them, those requests, and the buffers MPI may still use for them.
+struct KeptForever {
+    std::vector<MPI_Comm> communicators;
+    std::vector<MPI_Request> requests;
+    std::vector<at::Tensor> buffers;
+};
+KeptForever& kept_forever() {
+    static auto* kept = new KeptForever();  // never destroyed, on purpose
+    return *kept;
+}
+
+/// Frees a Communicator's `comm` unless requests are still pending on it: then it, they and their buffers are
+/// kept for the life of the process. `comm` is MPI_COMM_NULL afterwards.
+void free_or_keep(MPI_Comm& comm, detail::OperationLog& operations) noexcept {
+    --owned_communicators();
+    if (operations.pending_requests() == 0) {
+        MPI_Comm_free(&comm);
+        return;
+    }
+    KeptForever& kept = kept_forever();
+    operations.release_pending(kept.requests, kept.buffers);
+    kept.communicators.push_back(comm);
+    comm = MPI_COMM_NULL;
+}
+
+/// A new communicator of the members of `comm`, in the same order, made over `control` (which never carries
+/// an unmatched operation). Collective over those members only. The caller frees it.
+MPI_Comm with_same_members(MPI_Comm control, MPI_Comm comm, int tag) {
+    MPI_Group members = MPI_GROUP_NULL;
+    MPI_CHECK(MPI_Comm_group(comm, &members));  // local: `comm` itself is not used
+    MPI_Comm fresh = MPI_COMM_NULL;
+    const int rc = MPI_Comm_create_group(control, members, tag, &fresh);
+    MPI_Group_free(&members);
+    mpi_check(rc, "MPI_Comm_create_group (a communicator of the same ranks)", __FILE__, __LINE__);
+    return fresh;
+}
 
 }  // namespace
 
@@ -143,25 +189,6 @@ MPI_Datatype mpi_reduce_type(at::ScalarType dtype) {
 /// A contiguous CPU tensor with the values of `t` (the same tensor when it already is one).
 at::Tensor host_contiguous(const at::Tensor& t) { return t.device().is_cpu() ? t.contiguous() : t.to(at::kCPU).contiguous(); }
 
-/// Keeps the buffers of an abandoned operation alive for the life of the process: it stays pending (an MPI
-/// collective cannot be cancelled), and a peer that joins it late may still write into them (Note [Failure
-/// notices] in protocol/deadline.h). A few tensors per failed job.
-void keep_forever(std::initializer_list<at::Tensor> buffers) {
-    static auto* kept = new std::vector<at::Tensor>();  // never destroyed, on purpose
-    kept->insert(kept->end(), buffers);
-}
-
-/// Runs the bounded MPI operation `op` on `buffers`, keeping them alive if it is abandoned.
-template <typename Op>
-void keeping_on_abandon(std::initializer_list<at::Tensor> buffers, Op&& op) {
-    try {
-        op();
-    } catch (const protocol::PeerFailed&) {
-        keep_forever(buffers);
-        throw;
-    }
-}
-
 /// Copies the host result back into `target` when it is not that very tensor.
 void write_back(at::Tensor& target, const at::Tensor& host) {
     if (!target.is_same(host)) target.copy_(host);
@@ -171,9 +198,10 @@ void write_back(at::Tensor& target, const at::Tensor& host) {
 
 // ---- Communicator base ------------------------------------------------------------------------------
 
-Communicator::Communicator(MPI_Comm comm) {
+Communicator::Communicator(MPI_Comm comm) : operations_(std::make_unique<detail::OperationLog>()) {
     WAN_CHECK(comm != MPI_COMM_NULL, "Communicator: MPI_COMM_NULL given");
     MPI_CHECK(MPI_Comm_dup(comm, &comm_));
+    ++owned_communicators();
     MPI_CHECK(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN));
     MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
     MPI_CHECK(MPI_Comm_size(comm_, &size_));
@@ -184,7 +212,29 @@ Communicator::~Communicator() {
     auto& live = live_communicators();
     live.erase(std::remove(live.begin(), live.end(), this), live.end());
     // Frees only the communicator it created; after MPI_Finalize there is nothing left to free.
-    if (comm_ != MPI_COMM_NULL && !mpi_finalized()) MPI_Comm_free(&comm_);
+    if (comm_ != MPI_COMM_NULL && !mpi_finalized()) free_or_keep(comm_, *operations_);
+}
+
+MpiResources mpi_resources() {
+    MpiResources r;
+    const KeptForever& kept = kept_forever();
+    r.communicators = owned_communicators() + static_cast<int64_t>(kept.communicators.size());
+    r.pending_requests = static_cast<int64_t>(kept.requests.size());
+    for (const Communicator* c : live_communicators()) r.pending_requests += c->operations_->pending_requests();
+    return r;
+}
+
+void Communicator::run_mpi(const char* what, const detail::MpiOperation& op, std::initializer_list<at::Tensor> buffers,
+                           const std::function<int(MPI_Request*)>& start) {
+    MPI_Request request = MPI_REQUEST_NULL;
+    mpi_check(start(&request), what, __FILE__, __LINE__);
+    operations_->started(op);
+    try {
+        protocol::wait(request, what);
+    } catch (const protocol::PeerFailed&) {
+        operations_->abandon(&request, 1, buffers);  // a peer never joins: pending until the recovery ends it
+        throw;
+    }
 }
 
 bool Communicator::settle_all(std::chrono::steady_clock::time_point deadline) {
@@ -196,15 +246,24 @@ bool Communicator::settle_all(std::chrono::steady_clock::time_point deadline) {
     return all;
 }
 
+void Communicator::complete_unmatched_all(MPI_Comm control) {
+    const std::vector<Communicator*> live = live_communicators();
+    for (Communicator* c : live) {
+        MPI_Comm fresh = with_same_members(control, c->comm_, kCompleteTag);
+        try {
+            c->operations_->complete_unmatched(c->comm_, fresh);
+        } catch (...) {
+            MPI_Comm_free(&fresh);
+            throw;
+        }
+        MPI_Comm_free(&fresh);
+    }
+}
+
 void Communicator::renew_all(MPI_Comm control) {
     const std::vector<Communicator*> live = live_communicators();  // renew() registers nothing, but be safe
     for (Communicator* c : live) {
-        MPI_Group members = MPI_GROUP_NULL;
-        MPI_CHECK(MPI_Comm_group(c->comm_, &members));  // local: the old communicator is not used
-        MPI_Comm fresh = MPI_COMM_NULL;
-        const int rc = MPI_Comm_create_group(control, members, kRenewTag, &fresh);
-        MPI_Group_free(&members);
-        mpi_check(rc, "MPI_Comm_create_group (re-creating a communicator)", __FILE__, __LINE__);
+        MPI_Comm fresh = with_same_members(control, c->comm_, kRenewTag);
         try {
             c->renew(fresh);
         } catch (...) {
@@ -226,8 +285,11 @@ void Communicator::renew(MPI_Comm fresh) {
     MPI_CHECK(MPI_Comm_size(next, &size));
     WAN_CHECK(rank == rank_ && size == size_, "renewing a communicator: the new one has rank %d of %d, the old one "
               "rank %d of %d", rank, size, rank_, size_);
-    // The old handle is dropped, not freed: an abandoned collective may still be pending on it, and freeing a
-    // communicator is itself collective (the peers that never joined that operation would not match it).
+    // Every member renews this communicator at the same point (renew_all), so the old one is freed by all of them
+    // alike; it is kept instead while a request that could not be completed is pending on it.
+    ++owned_communicators();
+    free_or_keep(comm_, *operations_);
+    operations_->restart();
     comm_ = next;
 }
 
@@ -293,12 +355,21 @@ void Communicator::set_bytes_chunk_limit(size_t bytes) {
 
 void Communicator::broadcast_bytes(std::vector<uint8_t>& bytes, int root) {
     WAN_CHECK(root >= 0 && root < size_, "broadcast_bytes: root %d outside the group of %d", root, size_);
-    uint64_t total = rank_ == root ? bytes.size() : 0;
-    MPI_BOUNDED("byte broadcast (size)", MPI_Ibcast, &total, 1, MPI_UINT64_T, root, comm_);
+    using Kind = detail::MpiOperation::Kind;
+    // Through tensors that an abandoned broadcast can keep (Note [Unmatched operations]), not `bytes` itself.
+    at::Tensor length = at::full({1}, static_cast<int64_t>(rank_ == root ? bytes.size() : 0), at::kLong);
+    run_mpi("byte broadcast (size)", {Kind::Broadcast, 1, MPI_INT64_T, root}, {length},
+            [&](MPI_Request* r) { return MPI_Ibcast(length.data_ptr(), 1, MPI_INT64_T, root, comm_, r); });
+    const auto total = static_cast<uint64_t>(length.item<int64_t>());
     if (rank_ != root) bytes.resize(total);
     for (uint64_t done = 0; done < total;) {
         const uint64_t n = std::min<uint64_t>(bytes_chunk_limit_, total - done);
-        MPI_BOUNDED("byte broadcast", MPI_Ibcast, bytes.data() + done, static_cast<int>(n), MPI_BYTE, root, comm_);
+        at::Tensor chunk = at::empty({static_cast<int64_t>(n)}, at::kByte);
+        if (rank_ == root) std::memcpy(chunk.data_ptr(), bytes.data() + done, n);
+        run_mpi("byte broadcast", {Kind::Broadcast, static_cast<int>(n), MPI_BYTE, root}, {chunk}, [&](MPI_Request* r) {
+            return MPI_Ibcast(chunk.data_ptr(), static_cast<int>(n), MPI_BYTE, root, comm_, r);
+        });
+        if (rank_ != root) std::memcpy(bytes.data() + done, chunk.data_ptr(), n);
         done += n;
     }
 }
@@ -309,29 +380,39 @@ namespace {
 
 class MpiPendingExchange final : public PendingExchange {
 public:
-    MpiPendingExchange(at::Tensor send_host, at::Tensor recv_host, at::Tensor recv_target)
-        : send_host_(std::move(send_host)), recv_host_(std::move(recv_host)), recv_target_(std::move(recv_target)) {}
+    MpiPendingExchange(at::Tensor send_host, at::Tensor recv_host, at::Tensor recv_target, detail::OperationLog& log)
+        : send_host_(std::move(send_host)), recv_host_(std::move(recv_host)), recv_target_(std::move(recv_target)),
+          log_(log) {}
     ~MpiPendingExchange() override { detail::wait_or_log(*this); }
     void wait() override {
         if (done_) return;
         done_ = true;
-        keeping_on_abandon({send_host_, recv_host_}, [&] { protocol::wait_all(2, requests_, "ring shift"); });
+        try {
+            protocol::wait_all(2, requests_, "ring shift");
+        } catch (const protocol::PeerFailed&) {
+            log_.abandon(requests_, 2, {send_host_, recv_host_});  // Note [Unmatched operations]
+            throw;
+        }
         write_back(recv_target_, recv_host_);
     }
     MPI_Request requests_[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
 
 private:
     at::Tensor send_host_, recv_host_, recv_target_;
+    detail::OperationLog& log_;
     bool done_ = false;
 };
 
-constexpr int kShiftTag = 7001;
+using detail::kShiftTag;
+using Kind = detail::MpiOperation::Kind;
 
 }  // namespace
 
 MpiCommunicator::MpiCommunicator(MPI_Comm comm) : Communicator(comm) {}
 
-void MpiCommunicator::barrier() { MPI_BOUNDED("barrier", MPI_Ibarrier, comm_); }
+void MpiCommunicator::barrier() {
+    run_mpi("barrier", {Kind::Barrier}, {}, [&](MPI_Request* r) { return MPI_Ibarrier(comm_, r); });
+}
 
 void MpiCommunicator::broadcast(at::Tensor& tensor, int root) {
     WAN_CHECK(root >= 0 && root < size_, "broadcast: root %d outside the group of %d", root, size_);
@@ -345,8 +426,8 @@ void MpiCommunicator::broadcast(at::Tensor& tensor, int root) {
     const int64_t chunk = int64_t(1) << 30;  // chunked below INT_MAX like the byte broadcast
     for (int64_t done = 0; done < total; done += chunk) {
         const int64_t n = std::min(chunk, total - done);
-        keeping_on_abandon({host}, [&] {
-            MPI_BOUNDED("tensor broadcast", MPI_Ibcast, base + done * unit_bytes, static_cast<int>(n), type, root, comm_);
+        run_mpi("tensor broadcast", {Kind::Broadcast, static_cast<int>(n), type, root}, {host}, [&](MPI_Request* r) {
+            return MPI_Ibcast(base + done * unit_bytes, static_cast<int>(n), type, root, comm_, r);
         });
     }
     write_back(tensor, host);
@@ -359,9 +440,9 @@ void MpiCommunicator::all_reduce(at::Tensor& tensor, ReduceOp op) {
     at::Tensor host = widen ? tensor.to(at::kCPU, at::kFloat).contiguous() : host_contiguous(tensor);
     MPI_Op mop = op == ReduceOp::Sum ? MPI_SUM : MPI_MAX;
     const int count = checked_count(host.numel(), "all_reduce");
-    keeping_on_abandon({host}, [&] {
-        MPI_BOUNDED("all-reduce", MPI_Iallreduce, MPI_IN_PLACE, host.data_ptr(), count, mpi_reduce_type(host.scalar_type()),
-                    mop, comm_);
+    const MPI_Datatype type = mpi_reduce_type(host.scalar_type());
+    run_mpi("all-reduce", {Kind::AllReduce, count, type, 0, mop}, {host}, [&](MPI_Request* r) {
+        return MPI_Iallreduce(MPI_IN_PLACE, host.data_ptr(), count, type, mop, comm_, r);
     });
     write_back(tensor, host);
 }
@@ -374,8 +455,8 @@ at::Tensor MpiCommunicator::all_gather_flat(const at::Tensor& local) {
     shape[0] *= size_;
     at::Tensor out = at::empty(shape, host.options());
     const int count = checked_count(host.numel() * units, "all_gather");
-    keeping_on_abandon({host, out}, [&] {
-        MPI_BOUNDED("all-gather", MPI_Iallgather, host.data_ptr(), count, type, out.data_ptr(), count, type, comm_);
+    run_mpi("all-gather", {Kind::AllGather, count, type}, {host, out}, [&](MPI_Request* r) {
+        return MPI_Iallgather(host.data_ptr(), count, type, out.data_ptr(), count, type, comm_, r);
     });
     return local.device().is_cpu() ? out : out.to(local.device());
 }
@@ -386,8 +467,8 @@ at::Tensor MpiCommunicator::all_to_all_flat(const at::Tensor& input) {
     MPI_Datatype type = mpi_transport_type(host.scalar_type(), units);
     at::Tensor out = at::empty_like(host);
     const int count = checked_count(host.numel() / size_ * units, "all_to_all");
-    keeping_on_abandon({host, out}, [&] {
-        MPI_BOUNDED("all-to-all", MPI_Ialltoall, host.data_ptr(), count, type, out.data_ptr(), count, type, comm_);
+    run_mpi("all-to-all", {Kind::AllToAll, count, type}, {host, out}, [&](MPI_Request* r) {
+        return MPI_Ialltoall(host.data_ptr(), count, type, out.data_ptr(), count, type, comm_, r);
     });
     return input.device().is_cpu() ? out : out.to(input.device());
 }
@@ -399,7 +480,7 @@ std::unique_ptr<PendingExchange> MpiCommunicator::start_shift(const at::Tensor& 
               c10::toString(send.scalar_type()), static_cast<long long>(recv.numel()), c10::toString(recv.scalar_type()));
     at::Tensor send_host = host_contiguous(send);
     at::Tensor recv_host = recv.device().is_cpu() ? recv : at::empty(recv.sizes(), recv.options().device(at::kCPU));
-    auto pending = std::make_unique<MpiPendingExchange>(send_host, recv_host, recv);
+    auto pending = std::make_unique<MpiPendingExchange>(send_host, recv_host, recv, operations());
     const int to = ((rank_ + offset) % size_ + size_) % size_;
     const int from = ((rank_ - offset) % size_ + size_) % size_;
     int64_t units = 1;
@@ -408,6 +489,7 @@ std::unique_ptr<PendingExchange> MpiCommunicator::start_shift(const at::Tensor& 
     // Receive first, then send: both nonblocking, so compute can proceed until wait().
     MPI_CHECK(MPI_Irecv(recv_host.data_ptr(), count, type, from, kShiftTag, comm_, &pending->requests_[0]));
     MPI_CHECK(MPI_Isend(send_host.data_ptr(), count, type, to, kShiftTag, comm_, &pending->requests_[1]));
+    operations().started({Kind::Shift, count, type, offset});
     return pending;
 }
 

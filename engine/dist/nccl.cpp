@@ -33,6 +33,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <deque>
 #include <mutex>
 #include <thread>
@@ -161,8 +162,8 @@ public:
     }
 
     void barrier() override {
-        c10::cuda::getCurrentCUDAStream(device_).synchronize();
-        MPI_BOUNDED("barrier", MPI_Ibarrier, comm_);
+        synchronize_watched(c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(device_)), "GPU work before a barrier");
+        run_mpi("barrier", {detail::MpiOperation::Kind::Barrier}, {}, [&](MPI_Request* r) { return MPI_Ibarrier(comm_, r); });
     }
 
     void broadcast(at::Tensor& tensor, int root) override {
@@ -256,8 +257,16 @@ private:
     /// A new NCCL communicator for the group of comm_: the unique id made on rank 0 and broadcast over MPI.
     ncclComm_t init_nccl() {
         ncclUniqueId id;
-        if (rank_ == 0) NCCL_CHECK(ncclGetUniqueId(&id));
-        MPI_BOUNDED("broadcast of the NCCL id", MPI_Ibcast, &id, static_cast<int>(sizeof id), MPI_BYTE, 0, comm_);
+        constexpr int kIdBytes = static_cast<int>(sizeof id);
+        // Through a tensor that an abandoned broadcast can keep (Note [Unmatched operations] in unmatched.cpp).
+        at::Tensor bytes = at::empty({kIdBytes}, at::kByte);
+        if (rank_ == 0) {
+            NCCL_CHECK(ncclGetUniqueId(&id));
+            std::memcpy(bytes.data_ptr(), &id, sizeof id);
+        }
+        run_mpi("broadcast of the NCCL id", {detail::MpiOperation::Kind::Broadcast, kIdBytes, MPI_BYTE, 0}, {bytes},
+                [&](MPI_Request* r) { return MPI_Ibcast(bytes.data_ptr(), kIdBytes, MPI_BYTE, 0, comm_, r); });
+        std::memcpy(&id, bytes.data_ptr(), sizeof id);
         ncclComm_t created = nullptr;
         NCCL_CHECK(ncclCommInitRank(&created, size_, id, rank_));
         return created;

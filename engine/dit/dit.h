@@ -262,6 +262,10 @@ public:
     /// In-place element-wise sum over the SP group (step caching's change measure, which must be the same
     /// on every rank). Default: a world of one, nothing to do.
     virtual void all_reduce_sum(at::Tensor& /*t*/) {}
+    /// `t` on the host (step caching's sums, read back every step). Default: a plain copy, which may block in a
+    /// CUDA synchronisation; with peers, the pipeline's hook waits so that a peer's failure is noticed
+    /// (Note [Watched device waits] in dist/dist.h).
+    virtual at::Tensor to_host(const at::Tensor& t) { return t.to(at::kCPU); }
     /// The attention kernel to run locally: the model's ModelOptions::attention (WanModel sets it).
     AttentionBackend attention_backend() const { return attention_backend_; }
     void set_attention_backend(AttentionBackend backend) { attention_backend_ = backend; }

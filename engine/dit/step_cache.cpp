@@ -67,7 +67,7 @@ double StepCacheRun::change_since_previous(const at::Tensor& ind, const ForwardC
     const StepCacheOptions& so = sc.options_;
     at::Tensor sums = at::stack({(ind - sc.previous_).abs().sum(at::kDouble), sc.previous_.abs().sum(at::kDouble)});
     if (so.indicator == StepCacheOptions::Indicator::ModulatedInput) f.sp.all_reduce_sum(sums);
-    sums = sums.to(at::kCPU);
+    sums = f.sp.to_host(sums);
     const double num = sums[0].item<double>(), den = sums[1].item<double>();
     const double rel = den > 0 ? num / den : 1e30;
     double change = 0;

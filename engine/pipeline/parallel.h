@@ -11,8 +11,15 @@
 
 namespace wan::pipeline {
 
+/// The DiT's hook for a rank with peers but no sequence parallelism (FSDP or CFG-parallel only): a single-rank
+/// forward whose host read-backs notice a peer's failure (Note [Watched device waits] in dist/dist.h).
+class WatchedReadBack : public dit::SequenceParallel {
+public:
+    at::Tensor to_host(const at::Tensor& t) override { return dist::to_host_watched(t, "step-cache read-back"); }
+};
+
 /// The DiT's sequence-parallel hook backed by Ulysses × Ring attention over a Mesh's SP group.
-class UspSequenceParallel : public dit::SequenceParallel {
+class UspSequenceParallel : public WatchedReadBack {
 public:
     explicit UspSequenceParallel(dist::Mesh& mesh) : mesh_(mesh) {}
     int world() const override { return mesh_.layout().sp_size(); }

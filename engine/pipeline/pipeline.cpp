@@ -451,6 +451,7 @@ std::unique_ptr<dit::WanModel> T2VPipeline::Impl::build_dit(const io::WanConfig&
         model = std::make_unique<dit::WanModel>(wc, store, dopt);
     }
     if (mesh && mesh->layout().sp_size() > 1) model->set_sequence_parallel(std::make_shared<UspSequenceParallel>(*mesh));
+    else if (mesh) model->set_sequence_parallel(std::make_shared<WatchedReadBack>());
     log_dit_held(*model);
     return model;
 }

@@ -104,7 +104,8 @@ void receive_notices() {
 }
 
 /// A peer failed and will not join the collective this rank waits in: the operation is abandoned (left
-/// pending: an MPI collective cannot be cancelled) and its communicator marked for replacement.
+/// pending: an MPI collective cannot be cancelled; the recovery completes it) and its communicator marked for
+/// replacement.
 [[noreturn]] void abandon_after_peer_failure(const FailureNotice& n, const char* what) {
     g_abandoned = true;
     const std::string msg = strfmt(

@@ -53,7 +53,8 @@ private:
 // grace of kNoticeGraceSeconds (2 s): a collective the failed rank joined before failing still completes (its
 // data is already on the way), and the peer goes on to the agreement with nothing to repair. One it never
 // joined cannot complete, and an MPI collective cannot be cancelled: the peer abandons it (the request is left
-// pending, never completed) and throws PeerFailed naming the failing rank and its reason. Its work fails, it
+// pending; after the agreement the failed rank posts the operation it missed, which completes it: Note [Unmatched
+// operations] in engine/dist/unmatched.cpp) and throws PeerFailed naming the failing rank and its reason. Its work fails, it
 // joins the agreement, and the job fails on every rank. The communicator of the abandoned operation is
 // inconsistent from then on (one rank has an operation the others never match), so take_abandoned() tells the
 // mesh to replace its communicators before the next job (dist::Mesh::recover_after_failure). A peer that is

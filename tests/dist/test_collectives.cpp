@@ -177,3 +177,12 @@ TEST(Factory, CpuDeviceGivesMpiBackend) {
     EXPECT_EQ(c->size(), world().size());
     EXPECT_EQ(c->rank(), world().rank());
 }
+
+// Note [Watched device waits]: on the CPU nothing is waited for and nothing is copied — the tensor itself comes back,
+// as `t.to(at::kCPU)` gives it (the CUDA path is covered by the GPU runs).
+TEST(WatchedDeviceWaits, CpuTensorsComeBackAsTheyAre) {
+    at::Tensor t = at::arange(6, at::kDouble).reshape({2, 3});
+    EXPECT_TRUE(to_host_watched(t, "test read-back").is_same(t));
+    EXPECT_TRUE(t.to(at::kCPU).is_same(t));  // what the callers did before
+    synchronize_watched(c10::Device(c10::kCPU), "test wait");  // returns at once
+}

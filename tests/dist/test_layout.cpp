@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <memory>
 #include <thread>
 
 using namespace wan::dist;
@@ -28,6 +29,18 @@ namespace {
 std::vector<int> members_of(Communicator& c) {
     at::Tensor g = c.all_gather(at::scalar_tensor(world().rank(), at::kInt));
     return std::vector<int>(g.data_ptr<int>(), g.data_ptr<int>() + g.numel());
+}
+
+/// An all-to-all, a ring shift and a broadcast over `c`, each with exactly predictable values.
+void expect_exact_exchanges(Communicator& c) {
+    const int P = c.size(), r = c.rank();
+    at::Tensor y = c.all_to_all(at::arange(P, at::kFloat).add_(100.0 * r));  // block i came from rank i: 100i + r
+    for (int i = 0; i < P; ++i) EXPECT_EQ(y[i].item<float>(), 100.0f * i + r) << "all-to-all block " << i;
+    at::Tensor s = c.shift(at::full({2}, static_cast<float>(r)));  // from rank r − 1
+    EXPECT_EQ(s[1].item<float>(), static_cast<float>((r + P - 1) % P)) << "ring shift";
+    at::Tensor b = at::full({3}, r == 0 ? 7.0f : -1.0f);
+    c.broadcast(b, 0);
+    EXPECT_EQ(b[2].item<float>(), 7.0f) << "broadcast";
 }
 
 }  // namespace
@@ -137,15 +150,24 @@ TEST(Mesh, ReplicasWithoutSequenceParallelism) {
     EXPECT_EQ(mesh.cfg_half().size(), w.size());
 }
 
+/// A Ulysses mesh over the whole world (at least 2 ranks) with the channel that carries failure notices: rank 1
+/// fails while its peers are in an exchange (Note [Failure notices]).
+class MeshFailure : public ::testing::Test {
+protected:
+    void SetUp() override {
+        if (world().size() < 2) GTEST_SKIP() << "needs a world of at least 2 ranks";
+        wan::protocol::start_watchdog(MPI_COMM_WORLD);
+        mesh_ = std::make_unique<Mesh>(world(), ParallelLayout{world().size(), world().size(), 1}, 12);
+    }
+    std::unique_ptr<Mesh> mesh_;
+    const int P = world().size(), r = world().rank();
+};
+
 // Note [Communicator renewal]: rank 1 fails without joining the Ulysses all-to-all its peers are in. Its failure
 // notice makes them abandon it (protocol::PeerFailed, after the notice's grace), every rank agrees the step failed,
 // and the mesh replaces its communicators; the next exchanges over every group give exact results again.
-TEST(Mesh, RecoversFromAnAbandonedCollective) {
-    Communicator& w = world();
-    if (w.size() < 2) GTEST_SKIP() << "needs a world of at least 2 ranks";
-    wan::protocol::start_watchdog(MPI_COMM_WORLD);  // the channel that carries failure notices
-    Mesh mesh(w, ParallelLayout{w.size(), w.size(), 1}, 12);
-    const int P = w.size(), r = w.rank();
+TEST_F(MeshFailure, RecoversFromAnAbandonedCollective) {
+    Mesh& mesh = *mesh_;
     StepStatus mine = StepStatus::Failed;
     if (r == 1) {
         wan::protocol::announce_failure("a test failure between two exchanges");
@@ -178,15 +200,42 @@ TEST(Mesh, RecoversFromAnAbandonedCollective) {
     EXPECT_EQ(mesh.agree(StepStatus::Continue), StepStatus::Continue);
 }
 
+// Note [Unmatched operations]: ten failed jobs in a row, each failing on rank 1 while the other ranks are in an
+// exchange rank 1 never joins (an all-to-all, a ring shift, or a broadcast whose root may complete it alone and go
+// on), leave no MPI communicator and no request behind, and the exchanges after each give exact results.
+TEST_F(MeshFailure, RepeatedFailuresLeaveNothingPending) {
+    Mesh& mesh = *mesh_;
+    expect_exact_exchanges(mesh.ulysses());
+    const MpiResources before = mpi_resources();
+    EXPECT_EQ(before.pending_requests, 0);
+    for (int job = 0; job < 10; ++job) {
+        if (r == 1) {
+            wan::protocol::announce_failure("a test failure in job " + std::to_string(job));
+        } else {
+            at::Tensor x = at::full({P, 3}, static_cast<float>(r));
+            try {
+                if (job % 3 == 0) (void)mesh.ulysses().all_to_all(x);
+                else if (job % 3 == 1) (void)mesh.ulysses().shift(x);
+                else mesh.ulysses().broadcast(x, 0);  // the root's part may complete without rank 1
+            } catch (const wan::protocol::PeerFailed&) {
+                // abandoned: rank 1 never joins it
+            }
+        }
+        EXPECT_EQ(mesh.agree(StepStatus::Failed), StepStatus::Failed);
+        mesh.recover_after_failure();
+        const MpiResources now = mpi_resources();
+        EXPECT_EQ(now.communicators, before.communicators) << "after failed job " << job;
+        EXPECT_EQ(now.pending_requests, 0) << "after failed job " << job;
+        expect_exact_exchanges(mesh.ulysses());
+        EXPECT_EQ(members_of(mesh.sp()).size(), static_cast<size_t>(P));
+    }
+}
+
 // The notice's grace: rank 1 fails but still completes an all-to-all it had started (here: joins it half a second
 // after its notice, well within the 2 s grace). Its peers finish that exchange normally instead of abandoning it,
 // and no communicator needs replacing.
-TEST(Mesh, ACollectiveTheFailedRankStillCompletesIsNotAbandoned) {
-    Communicator& w = world();
-    if (w.size() < 2) GTEST_SKIP() << "needs a world of at least 2 ranks";
-    wan::protocol::start_watchdog(MPI_COMM_WORLD);
-    Mesh mesh(w, ParallelLayout{w.size(), w.size(), 1}, 12);
-    const int P = w.size(), r = w.rank();
+TEST_F(MeshFailure, ACollectiveTheFailedRankStillCompletesIsNotAbandoned) {
+    Mesh& mesh = *mesh_;
     if (r == 1) {
         wan::protocol::announce_failure("a test failure after starting an exchange");
         std::this_thread::sleep_for(std::chrono::milliseconds(500));

@@ -37,6 +37,7 @@ TEST(NcclRenewal, AnUnmatchedOperationIsAbortedAndTheMeshRenewed) {
     ASSERT_STREQ(comm->backend(), "nccl");
     Mesh mesh(*comm, ParallelLayout{2, 2, 1}, 12);
     expect_exact_all_to_all(mesh, device);  // also sets up the connections, so the next call only queues work
+    const MpiResources before = mpi_resources();
 
     // Rank 1 "fails" before an all-to-all that rank 0 queues: rank 0's GPU now waits for a peer that never comes,
     // while its host goes on to the agreement.
@@ -44,6 +45,8 @@ TEST(NcclRenewal, AnUnmatchedOperationIsAbortedAndTheMeshRenewed) {
     EXPECT_EQ(mesh.agree(StepStatus::Failed), StepStatus::Failed);
     EXPECT_TRUE(mesh.recover_after_failure());  // rank 0's operation is still running after 2 s: aborted, renewed
     EXPECT_EQ(mesh.renewals(), 1);
+    EXPECT_EQ(mpi_resources().communicators, before.communicators);  // the old MPI communicators were freed
+    EXPECT_EQ(mpi_resources().pending_requests, 0);
     expect_exact_all_to_all(mesh, device);
     mesh.world().barrier();
 
