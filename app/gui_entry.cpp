@@ -114,7 +114,7 @@ struct LogSinkGuard {
 }  // namespace
 
 int runGui(int argc, char** argv, const AppOptions& options, std::unique_ptr<EngineBackend> backend,
-           const EngineLinkFactory& makeLink) {
+           const SharedEngineFactory& connect) {
     QApplication app(argc, argv);
     setApplicationNames();
     QGuiApplication::setDesktopFileName(QStringLiteral("wanstudio"));
@@ -122,8 +122,11 @@ int runGui(int argc, char** argv, const AppOptions& options, std::unique_ptr<Eng
     registerMetaTypes();
 
     Settings settings;
-    EngineSession session(std::move(backend));  // declared before the window: destroyed after it
-    const std::unique_ptr<EngineLink> link = makeLink ? makeLink() : nullptr;  // so is the link
+    SharedEngineParts shared;
+    if (connect) shared = connect(settings.remoteClientId());
+    // Declared before the window: destroyed after it (so is the link).
+    EngineSession session(connect ? std::move(shared.backend) : std::move(backend));
+    const std::unique_ptr<EngineLink> link = std::move(shared.link);
     MainWindow window(&session, &settings, options);
     if (link) window.setEngineLink(link.get());
 

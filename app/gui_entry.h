@@ -6,6 +6,8 @@
 #include "cli/options.h"
 #include "session/engine_backend.h"
 
+#include <QByteArray>
+
 #include <functional>
 #include <memory>
 
@@ -13,13 +15,19 @@ namespace wan::app {
 
 class EngineLink;
 
-/// Makes the window's link to a shared engine (--connect), called once the application exists.
-using EngineLinkFactory = std::function<std::unique_ptr<EngineLink>()>;
+/// A shared engine (--connect): the window's backend and its link to the engine.
+struct SharedEngineParts {
+    std::unique_ptr<EngineBackend> backend;
+    std::unique_ptr<EngineLink> link;
+};
+/// Makes them once the application and the window's settings exist, for the window's client id (kept in its
+/// settings: Settings::remoteClientId).
+using SharedEngineFactory = std::function<SharedEngineParts(const QByteArray& clientId)>;
 
-/// The desktop window: QApplication + MainWindow + EngineSession (+ the link from `makeLink`, when given).
-/// Returns the application's exit code.
+/// The desktop window: QApplication + MainWindow + EngineSession over `backend`, or over the parts that
+/// `connect` makes when it is given (then `backend` is not used). Returns the application's exit code.
 int runGui(int argc, char** argv, const wan::app::AppOptions& options,
-            std::unique_ptr<wan::app::EngineBackend> backend, const EngineLinkFactory& makeLink = {});
+            std::unique_ptr<wan::app::EngineBackend> backend, const SharedEngineFactory& connect = {});
 
 /// `--batch FILE` or `--prompt TEXT` without a window: QCoreApplication + EngineSession + BatchRunner.
 /// Returns 0 when every job succeeded, 1 when one failed or was cancelled, 2 for a bad batch file or

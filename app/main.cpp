@@ -116,7 +116,7 @@ int main(int argc, char** argv) {
             return 0;
         }
 #if WAN_HAVE_QT
-        wan::app::EngineLinkFactory makeLink;  // --connect: the window's view of the shared engine
+        wan::app::SharedEngineFactory connectWindow;  // --connect: the window's backend and view of the shared engine
 #endif
 #if WAN_HAVE_REMOTE
         std::unique_ptr<wan::app::EngineBackend> backend;
@@ -124,8 +124,12 @@ int main(int argc, char** argv) {
             backend = wan::app::makeEngineBackend(options);
         } else {  // app/remote
             const wan::app::RemoteEndpoint endpoint = wan::app::connectEndpoint(options);
-            backend = wan::app::makeRemoteBackend(endpoint);
-            makeLink = [endpoint] { return wan::app::makeRemoteLink(endpoint); };
+            backend = wan::app::makeRemoteBackend(endpoint);  // --batch, --prompt: a client id of their own
+            connectWindow = [endpoint](const QByteArray& clientId) {  // the window: the one its settings keep
+                wan::app::RemoteEndpoint e = endpoint;
+                e.clientId = clientId;
+                return wan::app::SharedEngineParts{wan::app::makeRemoteBackend(e), wan::app::makeRemoteLink(e)};
+            };
         }
 #else
         WAN_CHECK(options.connectAddress.empty(), "--connect is not available in this build (no Qt6 HttpServer)");
@@ -143,7 +147,7 @@ int main(int argc, char** argv) {
         }
 #if WAN_HAVE_QT
         if (options.mode == wan::app::RunMode::Gui)
-            return wan::app::runGui(argc, argv, options, std::move(backend), makeLink);
+            return wan::app::runGui(argc, argv, options, std::move(backend), connectWindow);
         return wan::app::runBatch(argc, argv, options, std::move(backend));
 #else
         if (options.mode == wan::app::RunMode::Gui) {

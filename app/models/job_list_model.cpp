@@ -19,6 +19,7 @@ void JobListModel::attach(EngineSession* session) {
 }
 
 void JobListModel::attach(EngineLink* link) {
+    sharedEngine_ = true;
     connect(link, &EngineLink::otherJobChanged, this, &JobListModel::onOtherJob);
     connect(link, &EngineLink::otherJobsListed, this, &JobListModel::onOtherJobsListed);
 }
@@ -93,7 +94,8 @@ std::vector<qint64> JobListModel::waitingIds() const {
 }
 
 QString JobListModel::label(const Job& job) const {
-    return job.serverId == 0 ? QStringLiteral("#%1").arg(job.id) : tr("another client's #%1").arg(job.serverId);
+    if (job.serverId == 0) return QStringLiteral("#%1").arg(job.id);
+    return job.mine ? tr("your #%1 (other session)").arg(job.serverId) : tr("another client's #%1").arg(job.serverId);
 }
 
 int JobListModel::rowCount(const QModelIndex& parent) const {
@@ -102,11 +104,13 @@ int JobListModel::rowCount(const QModelIndex& parent) const {
 
 QString JobListModel::stateText(const Job& job) const {
     switch (job.state) {
-        case JobState::Queued: return tr("Queued");
+        case JobState::Queued: return QString::fromStdString(progressText(job.progress));  // "Queued · next"
         case JobState::Running:
             return QString::fromStdString(progressText(job.progress));
         case JobState::Done: return tr("Done in %1").arg(QString::fromStdString(formatDuration(job.result.seconds)));
-        case JobState::Cancelled: return tr("Cancelled");
+        case JobState::Cancelled:  // with the reason when it is news ("another client cancelled it …")
+            return job.message.isEmpty() || job.message.startsWith(QLatin1String("cancelled"), Qt::CaseInsensitive)
+                       ? tr("Cancelled") : tr("Cancelled: %1").arg(job.message);
         case JobState::Failed: return tr("Failed: %1").arg(job.message);
     }
     return {};
@@ -123,15 +127,17 @@ QVariant JobListModel::data(const QModelIndex& index, int role) const {
             return QStringLiteral("%1  %2\n%3").arg(label(job), shortPrompt, stateText(job));
         }
         case Qt::FontRole: {  // another client's job reads apart from this window's own at a glance
-            if (job.serverId == 0) return {};
+            if (job.serverId == 0 || job.mine) return {};
             QFont font;
             font.setItalic(true);
             return font;
         }
         case Qt::ToolTipRole:
-            return job.serverId == 0 ? prompt
-                                     : tr("%1\n\nQueued on the shared engine by another client (its job %2 there).")
-                                           .arg(prompt).arg(job.serverId);
+            if (job.serverId == 0) return prompt;
+            return job.mine ? tr("%1\n\nQueued on the shared engine by this window in an earlier run, or by another "
+                                 "window with the same settings (its job %2 there).").arg(prompt).arg(job.serverId)
+                            : tr("%1\n\nQueued on the shared engine by another client (its job %2 there).")
+                                  .arg(prompt).arg(job.serverId);
         case IdRole: return job.id;
         case PromptRole: return prompt;
         case StateRole: return static_cast<int>(job.state);
@@ -148,7 +154,8 @@ QVariant JobListModel::data(const QModelIndex& index, int role) const {
         case PosterPathRole: return QString::fromStdString(job.result.poster_path);
         case MessageRole: return job.message;
         case SeedUsedRole: return static_cast<qlonglong>(job.result.seed_used);
-        case OtherClientRole: return job.serverId != 0;
+        case OtherClientRole: return job.serverId != 0 && !job.mine;
+        case EarlierRunRole: return job.mine;
         case ServerIdRole: return static_cast<qlonglong>(job.serverId);
         default: return {};
     }
@@ -173,6 +180,7 @@ QHash<int, QByteArray> JobListModel::roleNames() const {
     names.insert(SeedUsedRole, "seedUsed");
     names.insert(OtherClientRole, "otherClient");
     names.insert(ServerIdRole, "serverId");
+    names.insert(EarlierRunRole, "earlierRun");
     return names;
 }
 
@@ -189,16 +197,17 @@ void JobListModel::updateJob(qint64 id, const std::function<void(Job&)>& update)
 }
 
 void JobListModel::onJobStarted(qint64 id) {
-    updateJob(id, [](Job& job) {
-        job.state = JobState::Running;
+    updateJob(id, [this](Job& job) {
+        // On a shared engine the session has sent it; it runs when the engine says so (onProgress).
+        job.state = sharedEngine_ ? JobState::Queued : JobState::Running;
         job.progress = ProgressInfo{};
-        job.progress.stage = Stage::Text;
+        job.progress.stage = sharedEngine_ ? Stage::Queued : Stage::Text;
     });
 }
 
 void JobListModel::onProgress(qint64 id, const ProgressInfo& info) {
     updateJob(id, [&](Job& job) {
-        job.state = JobState::Running;
+        job.state = info.stage == Stage::Queued ? JobState::Queued : JobState::Running;
         job.progress = info;
     });
 }
@@ -239,16 +248,17 @@ JobListModel::JobState stateOfOther(const QString& state) {
 }  // namespace
 
 void JobListModel::onOtherJob(const OtherJob& other) {
-    const qint64 id = otherJobKey(other.serverId);
+    const qint64 id = otherJobKey(other.serverId, other.engineRun);
     const JobState state = stateOfOther(other.state);
     const bool finished = state == JobState::Done || state == JobState::Failed || state == JobState::Cancelled;
     if (rowOf(id) < 0) {
-        if (finished) return;  // ended before we saw it: the history lists it when done
+        if (finished && !other.isNew) return;  // ended before the window connected (the history has it), or cleared
         const int row = static_cast<int>(jobs_.size());
         beginInsertRows(QModelIndex(), row, row);
         Job job;
         job.id = id;
         job.serverId = other.serverId;
+        job.mine = other.mine;
         jobs_.push_back(std::move(job));
         endInsertRows();
     }
@@ -268,7 +278,8 @@ void JobListModel::onOtherJobsListed(const QList<OtherJob>& jobs) {
     for (int row = static_cast<int>(jobs_.size()) - 1; row >= 0; --row) {
         const Job& job = jobs_[static_cast<size_t>(row)];
         if (job.serverId == 0 || (job.state != JobState::Queued && job.state != JobState::Running)) continue;
-        const bool held = std::any_of(jobs.begin(), jobs.end(), [&](const OtherJob& o) { return o.serverId == job.serverId; });
+        const bool held = std::any_of(jobs.begin(), jobs.end(),
+                                      [&](const OtherJob& o) { return otherJobKey(o.serverId, o.engineRun) == job.id; });
         if (held) continue;
         beginRemoveRows(QModelIndex(), row, row);  // the engine no longer holds it (it restarted)
         jobs_.erase(jobs_.begin() + row);

@@ -43,8 +43,20 @@ std::string stageLabel(Stage stage) {
     return "?";
 }
 
+namespace {
+std::string ordinal(int n) {
+    const int tens = n % 100, ones = n % 10;
+    const char* suffix = (tens >= 11 && tens <= 13) || ones == 0 || ones > 3 ? "th" : ones == 1 ? "st" : ones == 2 ? "nd" : "rd";
+    return strfmt("%d%s", n, suffix);
+}
+}  // namespace
+
 std::string progressText(const ProgressInfo& info) {
     std::string text = stageLabel(info.stage);
+    if (info.stage == Stage::Queued) {  // nothing runs yet: no step count, no clock
+        if (info.step == 1) return text + " · next";
+        return info.step > 1 ? text + " · " + ordinal(info.step) + " in line" : text;
+    }
     if (info.total > 0) text += strfmt(" %d/%d", info.step, info.total);
     text += " · " + formatDuration(info.elapsed_s) + " elapsed";
     double left = remainingSeconds(info);

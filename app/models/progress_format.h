@@ -18,7 +18,9 @@ double remainingSeconds(const ProgressInfo& info);
 std::string formatDuration(double seconds);
 /// Words for a stage: "Queued", "Encoding prompt", "Denoising", "Decoding", "Writing video", "Done".
 std::string stageLabel(Stage stage);
-/// One line: "Denoising 12/50 · 00:42 elapsed · ETA 01:10" (step/total only when total > 0).
+/// One line: "Denoising 12/50 · 00:42 elapsed · ETA 01:10" (step/total only when total > 0). A job waiting in
+/// a shared engine's queue (--connect) is Stage::Queued with `step` = its place there (1: it runs next; 0:
+/// unknown): "Queued · next", "Queued · 3rd in line", "Queued", without time.
 std::string progressText(const ProgressInfo& info);
 
 }  // namespace wan::app

@@ -18,6 +18,7 @@
 #include <QTcpServer>
 #include <QTcpSocket>
 #include <QUrl>
+#include <QUuid>
 #include <QTimer>
 #include <QWebSocket>
 
@@ -268,7 +269,8 @@ void ApiServer::replyError(const QHttpServerRequest& request, QTcpSocket* socket
 }
 
 ApiServer::ApiServer(EngineSession* session, ApiConfig config, QObject* parent)
-    : QAbstractHttpServer(parent), session_(session), config_(std::move(config)) {
+    : QAbstractHttpServer(parent), session_(session), config_(std::move(config)),
+      instance_(QUuid::createUuid().toString(QUuid::WithoutBraces)) {
     connect(this, &QAbstractHttpServer::newWebSocketConnection, this, &ApiServer::acceptWebSockets);
     connectSession();
 }
@@ -393,6 +395,7 @@ void ApiServer::handleInfo(const QHttpServerRequest& request, QTcpSocket* socket
                                                         {QStringLiteral("elapsed_s"), p.elapsed_s}});
     }
     info.insert(QStringLiteral("version"), QString::fromUtf8(wan::version_string()));
+    info.insert(QStringLiteral("instance"), instance_);
     info.insert(QStringLiteral("pending_jobs"), session_->pendingJobs());
     info.insert(QStringLiteral("prompt_extend"), config_.promptExtendMethod.isEmpty()
                                                      ? QJsonValue() : QJsonValue(config_.promptExtendMethod));
@@ -444,7 +447,7 @@ const RemoteJob* ApiServer::findJobOrReply(const QHttpServerRequest& request, QT
 
 void ApiServer::handleListJobs(const QHttpServerRequest& request, QTcpSocket* socket) {
     QJsonArray list;
-    for (const RemoteJob& job : jobs_.jobs()) list.append(JobTable::toJson(job));
+    for (const RemoteJob& job : jobs_.jobs()) list.append(jobs_.describe(job));
     reply(request, socket, QJsonObject{{QStringLiteral("jobs"), list}}, Status::Ok);
 }
 
@@ -453,15 +456,18 @@ void ApiServer::handleJob(const QHttpServerRequest& request, QTcpSocket* socket,
     if (!job) return;
     const qint64 id = job->id;
     if (request.method() == QHttpServerRequest::Method::Delete) {
+        // Any token holder may cancel any job; who asked is recorded so that the submitter can be told.
+        const QByteArray client = request.value("x-wan-client");
+        jobs_.noteCancelRequest(id, isClientId(client) ? QString::fromLatin1(client) : QString());
         if (!JobTable::isFinal(*job)) session_->cancel(id);  // takes effect at the next step boundary
         if (job->state == QLatin1String("queued")) {  // said at once; the session skips it when its turn comes
             job = jobs_.cancelQueued(id);
             broadcast("state", job);
         }
-        reply(request, socket, JobTable::toJson(*job), Status::Accepted);
+        reply(request, socket, jobs_.describe(*job), Status::Accepted);
         return;
     }
-    reply(request, socket, JobTable::toJson(*job), Status::Ok);
+    reply(request, socket, jobs_.describe(*job), Status::Ok);
 }
 
 void ApiServer::handleFile(const QHttpServerRequest& request, QTcpSocket* socket, const QString& name) {
@@ -580,16 +586,18 @@ void ApiServer::acceptWebSockets() {
             ws->deleteLater();
         });
         QJsonArray list;
-        for (const RemoteJob& job : jobs_.jobs()) list.append(JobTable::toJson(job));
+        for (const RemoteJob& job : jobs_.jobs()) list.append(jobs_.describe(job));
+        // "instance" tells a client that reconnects whether this is the server it saw before (job ids restart
+        // with the server).
         ws->sendTextMessage(QString::fromUtf8(QJsonDocument(QJsonObject{{QStringLiteral("type"), QStringLiteral("jobs")},
-            {QStringLiteral("jobs"), list}}).toJson(QJsonDocument::Compact)));
+            {QStringLiteral("instance"), instance_}, {QStringLiteral("jobs"), list}}).toJson(QJsonDocument::Compact)));
     }
 }
 
 void ApiServer::broadcast(const char* type, const RemoteJob* job) {
     if (!job || sockets_.isEmpty()) return;
     const QString text = QString::fromUtf8(QJsonDocument(QJsonObject{{QStringLiteral("type"), QString::fromLatin1(type)},
-        {QStringLiteral("job"), JobTable::toJson(*job)}}).toJson(QJsonDocument::Compact));
+        {QStringLiteral("job"), jobs_.describe(*job)}}).toJson(QJsonDocument::Compact));
     for (QWebSocket* ws : std::as_const(sockets_)) ws->sendTextMessage(text);
 }
 

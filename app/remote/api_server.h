@@ -104,6 +104,7 @@ private:
     ApiConfig config_;
     JobTable jobs_;
     quint16 port_ = 0;
+    QString instance_;  ///< drawn at start: a client tells a restarted server (whose job ids start again) from this one
     QList<QWebSocket*> sockets_;  // owned (parented to this)
     QList<QWebSocket*> previewSockets_;  // those of sockets_ that asked for previews
     /// POST /api/extend requests waiting for the engine, by the prompt they sent (answered in order).

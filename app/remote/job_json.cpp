@@ -2,6 +2,8 @@
 
 #include <QJsonValue>
 
+#include <algorithm>
+
 namespace wan::app {
 
 Stage stageFromName(const QString& name) {
@@ -12,7 +14,14 @@ Stage stageFromName(const QString& name) {
 
 ProgressInfo progressFromJob(const QJsonObject& job, double elapsedS) {
     ProgressInfo p;
+    const QString state = job.value(QStringLiteral("state")).toString();
+    if (state == QLatin1String("queued")) {
+        p.stage = Stage::Queued;
+        p.step = std::max(0, job.value(QStringLiteral("queue_position")).toInt());
+        return p;
+    }
     p.stage = stageFromName(job.value(QStringLiteral("stage")).toString());
+    if (p.stage == Stage::Queued && state == QLatin1String("running")) p.stage = Stage::Text;
     p.step = job.value(QStringLiteral("step")).toInt();
     p.total = job.value(QStringLiteral("steps")).toInt();
     p.elapsed_s = elapsedS >= 0 ? elapsedS : job.value(QStringLiteral("elapsed_s")).toDouble();

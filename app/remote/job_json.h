@@ -13,7 +13,9 @@ namespace wan::app {
 Stage stageFromName(const QString& name);
 
 /// Progress from a job JSON, with ProgressInfo's meaning of eta_s (the estimate for the whole job). `elapsedS`
-/// is this side's clock; < 0 takes the engine's ("elapsed_s").
+/// is this side's clock; < 0 takes the engine's ("elapsed_s"). A queued job is Stage::Queued with its
+/// "queue_position" as the step (models/progress_format.h) and no ETA; a running one that has not reported a
+/// stage yet is Stage::Text (it has started).
 ProgressInfo progressFromJob(const QJsonObject& job, double elapsedS = -1);
 
 /// True for the final states: done, failed, cancelled.

@@ -101,6 +101,28 @@ const RemoteJob* JobTable::cancelQueued(int64_t id) {
     return job;
 }
 
+void JobTable::noteCancelRequest(int64_t id, const QString& client) {
+    RemoteJob* job = findMutable(id);
+    if (!job || isFinal(*job) || job->cancelRequested) return;
+    job->cancelRequested = true;
+    job->cancelledBy = client;
+}
+
+int JobTable::queuePosition(int64_t id) const {
+    int position = 1;
+    for (const RemoteJob& job : jobs_) {
+        if (job.id == id) return job.state == QLatin1String("queued") ? position : 0;
+        if (job.state == QLatin1String("queued")) ++position;
+    }
+    return 0;
+}
+
+QJsonObject JobTable::describe(const RemoteJob& job) const {
+    QJsonObject json = toJson(job);
+    if (const int position = queuePosition(job.id); position > 0) json.insert(QStringLiteral("queue_position"), position);
+    return json;
+}
+
 bool JobTable::notePreview(int64_t id, int step, const QImage& middleFrame) {
     RemoteJob* job = findMutable(id);
     if (!job || isFinal(*job) || step <= job->previewStep) return false;
@@ -142,6 +164,8 @@ QJsonObject JobTable::toJson(const RemoteJob& job) {
                        {QStringLiteral("eta_s"), job.etaSeconds < 0 ? QJsonValue() : QJsonValue(job.etaSeconds)},
                        {QStringLiteral("elapsed_s"), job.elapsedSeconds},
                        {QStringLiteral("error"), orNull(job.error)},
+                       {QStringLiteral("cancelled_by"), job.state == QLatin1String("cancelled") && job.cancelRequested
+                                                            ? orNull(job.cancelledBy) : QJsonValue()},
                        {QStringLiteral("seed"), job.seed < 0 ? QJsonValue() : QJsonValue(static_cast<qint64>(job.seed))},
                        {QStringLiteral("seconds"), job.seconds},
                        {QStringLiteral("outputs"), outputs}};

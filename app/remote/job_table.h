@@ -20,6 +20,10 @@ struct RemoteJob {
     /// Who submitted it: the X-Wan-Client header of its POST (a --connect window sends one per process), empty
     /// when none. Only a label: any client holding the token may see and cancel any job.
     QString client;
+    /// The X-Wan-Client header of the first DELETE that asked to cancel it ("" for a client without one), so
+    /// that the submitter can tell it was cancelled by someone else. Reported only once it is cancelled.
+    QString cancelledBy;
+    bool cancelRequested = false;
     /// The X-Wan-Job-Key header of its POST: the client's own name for the job, so that a POST repeated after
     /// a lost answer is not a second job. Empty when none.
     QString key;
@@ -51,6 +55,13 @@ public:
     /// A queued job that was asked to cancel: cancelled at once in the table (the session skips it when its
     /// turn comes). Does nothing to a job that is not queued.
     const RemoteJob* cancelQueued(int64_t id);
+    /// Records who asked to cancel a job that is not over yet (the first asker; later ones change nothing).
+    void noteCancelRequest(int64_t id, const QString& client);
+    /// A queued job's place in the queue: 1 + the queued jobs before it (1: it runs next); 0 for a job that is
+    /// not queued or not known. Jobs run in the order they were added.
+    int queuePosition(int64_t id) const;
+    /// toJson() plus, for a queued job, "queue_position" (what a client shows as its place in the queue).
+    QJsonObject describe(const RemoteJob& job) const;
     /// Records the live preview of `step` (its middle frame); returns false when that step's was recorded
     /// already (at most one preview per step goes out), or the job is unknown or over.
     bool notePreview(int64_t id, int step, const QImage& middleFrame);

@@ -90,6 +90,7 @@ public:
         GenerationResult result;
         result.job_id = request.job_id;
         result.status = JobStatus::Failed;
+        progress(ProgressInfo{});  // Stage::Queued: waiting for the engine, which has not started it
         const Reply posted = post(request, cancel);
         if (posted.status != 202) {
             if (cancel) result.status = JobStatus::Cancelled;
@@ -107,6 +108,7 @@ public:
         result.message = job.value(QStringLiteral("error")).toString().toStdString();
         result.prompt_used = request.prompt;
         if (state == QLatin1String("cancelled")) result.status = JobStatus::Cancelled;
+        if (state == QLatin1String("cancelled") && !cancel) result.message = cancelledElsewhere(job);
         if (state != QLatin1String("done")) {
             if (result.message.empty()) result.message = "lost the job on the engine at " + endpoint_.label().toStdString();
             return result;
@@ -147,6 +149,15 @@ public:
     void shutdown() override { stopNetwork(); }  // the server keeps serving its other clients
 
 private:
+    /// Why this window's job ended cancelled when the window did not ask: another client cancelled it.
+    std::string cancelledElsewhere(const QJsonObject& job) const {
+        const QString by = job.value(QStringLiteral("cancelled_by")).toString();
+        QString who = QStringLiteral("another client");
+        if (endpoint_.isMine(by)) who = QStringLiteral("another session of this window");  // this run did not ask
+        else if (!by.isEmpty()) who = QStringLiteral("another client (%1)").arg(by);
+        return QStringLiteral("%1 cancelled it on the engine at %2").arg(who, endpoint_.label()).toStdString();
+    }
+
     /// The server's /api/info "load" (while it loads its model) as this window's load progress.
     static void reportServerLoad(const QJsonObject& json, const LoadControl& load) {
         if (json.isEmpty() || !load.progress) return;
@@ -169,7 +180,7 @@ private:
     /// for it, as it would in a local queue) until it answers, `cancel` is set or kReconnectForMs pass. The job
     /// key makes a repeated POST of the same job (its answer was lost) return the first one's id.
     Reply post(const GenerationRequest& request, const std::atomic<bool>& cancel) {
-        const QByteArray key = QByteArray::number(static_cast<qint64>(request.job_id));
+        const QByteArray key = QByteArray::number(static_cast<qint64>(request.job_id));  // unique in this run
         Backoff backoff(kRetryFirstMs, kRetryCapMs);
         QElapsedTimer lost;
         for (;;) {
@@ -207,6 +218,8 @@ private:
                 job = r.json();
                 const QString state = job.value(QStringLiteral("state")).toString();
                 if (state != QLatin1String("queued") && state != QLatin1String("running")) return job;
+                // The job's clock starts when the engine starts it, not while it waits behind other jobs.
+                if (state == QLatin1String("queued")) elapsed.restart();
                 progress(progressFromJob(job, elapsed.elapsed() / 1000.0));
                 // Until the next poll, a live preview from /api/events goes to the window as soon as it comes.
                 if (auto preview = waitForPreview(id, previewStep, kPollIntervalMs)) {
@@ -340,7 +353,7 @@ private:
         QNetworkRequest request(QUrl(QStringLiteral("http://%1%2").arg(endpoint_.label(), path)));
         if (!body.isEmpty()) request.setHeader(QNetworkRequest::ContentTypeHeader, QByteArrayLiteral("application/json"));
         if (!endpoint_.token.isEmpty()) request.setRawHeader("Authorization", "Bearer " + endpoint_.token);
-        if (!endpoint_.clientId.isEmpty()) request.setRawHeader("X-Wan-Client", endpoint_.clientId);
+        if (!endpoint_.clientId.isEmpty()) request.setRawHeader("X-Wan-Client", endpoint_.clientHeader());
         if (!jobKey.isEmpty()) request.setRawHeader("X-Wan-Job-Key", jobKey);
         request.setTransferTimeout(timeoutMs);
         std::unique_ptr<QNetworkReply> reply(nam_->sendCustomRequest(request, verb, body));
@@ -382,6 +395,7 @@ RemoteEndpoint parseRemoteEndpoint(const std::string& text) {
               "--connect '%s': expected HOST:PORT such as localhost:7860", text.c_str());
     if (e.host.contains(u':')) e.host = QStringLiteral("[%1]").arg(e.host);  // IPv6 in a URL
     e.clientId = QUuid::createUuid().toByteArray(QUuid::WithoutBraces);
+    e.runId = QUuid::createUuid().toByteArray(QUuid::Id128).left(8);
     return e;
 }
 

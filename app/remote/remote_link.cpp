@@ -12,6 +12,8 @@
 #include <QUrl>
 #include <QWebSocket>
 
+#include <algorithm>
+
 namespace wan::app {
 
 namespace {
@@ -121,36 +123,60 @@ void RemoteLink::drop(const QString& reason) {
     onClosed(reason);
 }
 
-bool RemoteLink::isOthers(const QJsonObject& job) const {
-    return job.value(QStringLiteral("client")).toString() != QString::fromLatin1(endpoint_.clientId);
-}
-
 OtherJob RemoteLink::otherJobFrom(const QJsonObject& job) {
     OtherJob o;
     o.serverId = job.value(QStringLiteral("id")).toInteger();
     o.prompt = job.value(QStringLiteral("prompt")).toString();
     o.state = job.value(QStringLiteral("state")).toString();
     o.progress = progressFromJob(job);
+    if (o.progress.stage == Stage::Queued) o.progress.step = 0;
     o.error = job.value(QStringLiteral("error")).toString();
     o.seconds = job.value(QStringLiteral("seconds")).toDouble();
     return o;
+}
+
+bool RemoteLink::toListed(const QJsonObject& job, OtherJob* listed) {
+    const QString client = job.value(QStringLiteral("client")).toString();
+    const qint64 id = job.value(QStringLiteral("id")).toInteger();
+    const bool isNew = id > heardUpTo_;
+    heardUpTo_ = std::max(heardUpTo_, id);
+    if (client == QString::fromLatin1(endpoint_.clientHeader())) return false;  // this run's: its session follows it
+    *listed = otherJobFrom(job);
+    listed->engineRun = engineRun_;
+    listed->mine = endpoint_.isMine(client);
+    listed->isNew = isNew;
+    return true;
+}
+
+void RemoteLink::onJobsListed(const QJsonObject& message) {
+    const QJsonArray all = message.value(QStringLiteral("jobs")).toArray();
+    const QString instance = message.value(QStringLiteral("instance")).toString();
+    if (!listedOnce_ || instance != instance_) {
+        heardUpTo_ = 0;
+        if (!listedOnce_) {  // what the engine holds now predates this window: its ended jobs are the history's
+            for (const QJsonValue& v : all) heardUpTo_ = std::max(heardUpTo_, v.toObject().value(QStringLiteral("id")).toInteger());
+        } else {
+            ++engineRun_;  // restarted: its ids start again, and everything it holds happened since
+        }
+        instance_ = instance;
+        listedOnce_ = true;
+    }
+    QList<OtherJob> jobs;
+    for (const QJsonValue& v : all) {
+        OtherJob listed;
+        if (toListed(v.toObject(), &listed)) jobs << listed;
+    }
+    emit otherJobsListed(jobs);
 }
 
 void RemoteLink::onMessage(const QString& text) {
     lastHeard_.start();
     const QJsonObject message = QJsonDocument::fromJson(text.toUtf8()).object();
     const QString type = message.value(QStringLiteral("type")).toString();
-    if (type == QLatin1String("jobs")) {  // the first message of every connection
-        QList<OtherJob> jobs;
-        for (const QJsonValue& v : message.value(QStringLiteral("jobs")).toArray())
-            if (isOthers(v.toObject())) jobs << otherJobFrom(v.toObject());
-        emit otherJobsListed(jobs);
-        return;
-    }
+    if (type == QLatin1String("jobs")) return onJobsListed(message);  // the first message of every connection
     if (type != QLatin1String("state") && type != QLatin1String("progress")) return;
-    const QJsonObject job = message.value(QStringLiteral("job")).toObject();
-    if (!isOthers(job)) return;  // this window's own: its session follows it
-    const OtherJob other = otherJobFrom(job);
+    OtherJob other;
+    if (!toListed(message.value(QStringLiteral("job")).toObject(), &other)) return;
     emit otherJobChanged(other);
     if (other.state == QLatin1String("done")) history_->run();  // its video joins the window's history
 }
@@ -158,6 +184,7 @@ void RemoteLink::onMessage(const QString& text) {
 void RemoteLink::cancelOtherJob(qint64 serverId) {
     QNetworkRequest request(QUrl(QStringLiteral("http://%1/api/jobs/%2").arg(where()).arg(serverId)));
     if (!endpoint_.token.isEmpty()) request.setRawHeader("Authorization", "Bearer " + endpoint_.token);
+    request.setRawHeader("X-Wan-Client", endpoint_.clientHeader());  // the engine records who cancelled
     request.setTransferTimeout(kCancelTimeoutMs);
     QNetworkReply* reply = nam_->deleteResource(request);
     connect(reply, &QNetworkReply::finished, this, [this, reply, serverId] {

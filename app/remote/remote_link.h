@@ -38,7 +38,8 @@ public:
     void cancelOtherJob(qint64 serverId) override;
     void setHistoryFolder(const QString& folder) override;
 
-    /// A job JSON of the API as an OtherJob.
+    /// A job JSON of the API as an OtherJob (a queued one without its place in the queue: that changes without
+    /// a message for it).
     static OtherJob otherJobFrom(const QJsonObject& job);
 
 private:
@@ -48,7 +49,11 @@ private:
     void checkAlive();
     /// Closes the current socket without its signals reaching us, then onClosed(reason).
     void drop(const QString& reason);
-    bool isOthers(const QJsonObject& job) const;
+    /// The job as the window lists it; false for this run's own (its session follows them). Notes its id as
+    /// heard of.
+    bool toListed(const QJsonObject& job, OtherJob* listed);
+    /// A "jobs" message: the engine's list on a (re)connection.
+    void onJobsListed(const QJsonObject& message);
 
     RemoteEndpoint endpoint_;
     QNetworkAccessManager* nam_;
@@ -61,6 +66,13 @@ private:
     Backoff backoff_;
     bool up_ = false;
     bool opened_ = false;
+    // Which jobs the window has heard of: those of engine `instance_` up to `heardUpTo_` (ids grow with each
+    // job). On the first connection that is every job the engine holds (the ended ones are history); after a
+    // restart of the engine (another instance) none, and `engineRun_` counts one more.
+    QString instance_;
+    bool listedOnce_ = false;
+    qint64 heardUpTo_ = 0;
+    int engineRun_ = 0;
 };
 
 /// The window's link for `--connect` (gui_entry runs it): a RemoteLink on `endpoint`, opened.

@@ -3,7 +3,9 @@
 #include "core/lora_spec.h"
 #include "core/presets.h"
 
+#include <QRegularExpression>
 #include <QStringList>
+#include <QUuid>
 
 #include <algorithm>
 
@@ -35,6 +37,7 @@ const QString kExtendLang = QStringLiteral("params/extendTargetLang");
 const QString kGeometry = QStringLiteral("window/geometry");
 const QString kState = QStringLiteral("window/state");
 const QString kSplitterPrefix = QStringLiteral("window/splitter/");
+const QString kRemoteClientId = QStringLiteral("remote/clientId");
 /// The LoRAs under `key`; a spec that no longer parses (edited by hand) is dropped, not fatal.
 std::vector<LoraSpec> readLoras(const QSettings& settings, const QString& key) {
     std::vector<LoraSpec> out;
@@ -79,6 +82,17 @@ void Settings::setOutputFolder(const QString& folder) { settings_->setValue(kOut
 
 bool Settings::livePreview() const { return settings_->value(QStringLiteral("view/livePreview"), true).toBool(); }
 void Settings::setLivePreview(bool on) { settings_->setValue(QStringLiteral("view/livePreview"), on); }
+
+QByteArray Settings::remoteClientId() {
+    static const QRegularExpression valid(QStringLiteral("^[A-Za-z0-9-]{1,40}$"));
+    QString id = settings_->value(kRemoteClientId).toString();
+    if (!valid.match(id).hasMatch()) {
+        id = QUuid::createUuid().toString(QUuid::WithoutBraces);
+        settings_->setValue(kRemoteClientId, id);
+        settings_->sync();  // a second window started now reads the same id
+    }
+    return id.toLatin1();
+}
 
 bool Settings::hasLastRequest() const { return settings_->value(kParamsSaved, false).toBool(); }
 

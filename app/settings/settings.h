@@ -46,6 +46,11 @@ public:
     bool livePreview() const;
     void setLivePreview(bool on);
 
+    /// This window's name on shared engines (--connect, X-Wan-Client): drawn at random the first time it is
+    /// asked for and kept, so that a restarted window knows the jobs it left on an engine. A value that is not
+    /// 1 to 40 letters, digits or '-' (edited by hand) is replaced by a new one.
+    QByteArray remoteClientId();
+
     QByteArray windowGeometry() const;
     void setWindowGeometry(const QByteArray& geometry);
     QByteArray windowState() const;

@@ -9,6 +9,7 @@
 #include <QHBoxLayout>
 #include <QLabel>
 #include <QListView>
+#include <QMessageBox>
 #include <QProgressBar>
 #include <QPushButton>
 #include <QVBoxLayout>
@@ -95,7 +96,7 @@ void JobQueueWidget::updateButtons() {
     if (current.isValid()) {
         const auto s = static_cast<JobListModel::JobState>(current.data(JobListModel::StateRole).toInt());
         cancellable = (s == JobListModel::JobState::Queued || s == JobListModel::JobState::Running) &&
-                      (link_ || !current.data(JobListModel::OtherClientRole).toBool());
+                      (link_ || current.data(JobListModel::ServerIdRole).toLongLong() == 0);
     } else {
         cancellable = ownRunningRow() >= 0;
     }
@@ -118,28 +119,46 @@ void JobQueueWidget::cancelSelected() {
 int JobQueueWidget::ownRunningRow() const {
     for (int r = 0; r < model_->rowCount(); ++r) {
         const JobListModel::Job& job = model_->jobAt(r);
-        if (job.state == JobListModel::JobState::Running && job.serverId == 0) return r;
+        if (job.serverId == 0 && (job.state == JobListModel::JobState::Running || job.id == session_->runningJob()))
+            return r;
     }
     return -1;
 }
 
-void JobQueueWidget::cancelJob(qint64 id) {
+bool JobQueueWidget::cancelJob(qint64 id) {
     const JobListModel::Job* job = model_->job(id);
-    if (!job) return;
+    if (!job) return false;
     if (job->serverId != 0) {
         const bool waiting = job->state == JobListModel::JobState::Queued || job->state == JobListModel::JobState::Running;
-        if (!link_ || !waiting) return;
-        link_->cancelOtherJob(job->serverId);
-        progress_->setFormat(tr("%1 cancelling…").arg(model_->label(*job)));
-        return;
+        if (!link_ || !waiting) return false;
+        const qint64 serverId = job->serverId;
+        const QString label = model_->label(*job);
+        if (!job->mine && !askToCancelOthers(label)) return false;
+        link_->cancelOtherJob(serverId);  // `job` may be gone: the question ran an event loop
+        progress_->setFormat(tr("%1 cancelling…").arg(label));
+        return true;
     }
-    if (job->state == JobListModel::JobState::Queued) {
+    if (id == session_->runningJob()) {  // running, or sent to a shared engine and waiting there
+        session_->cancel(id);  // an atomic: the engine stops at the next step boundary
+        progress_->setFormat(tr("#%1 cancelling…").arg(id));
+    } else if (job->state == JobListModel::JobState::Queued) {
         session_->cancel(id);  // the worker skips it when it gets there
         model_->removeJob(id);
     } else if (job->state == JobListModel::JobState::Running) {
-        session_->cancel(id);  // an atomic: the engine stops at the next step boundary
+        session_->cancel(id);
         progress_->setFormat(tr("#%1 cancelling…").arg(id));
+    } else {
+        return false;
     }
+    return true;
+}
+
+bool JobQueueWidget::askToCancelOthers(const QString& label) {
+    const QString question = tr("Cancel %1? Another client submitted it to the shared engine at %2; it is cancelled "
+                                "for them too.").arg(label, link_->where());
+    if (cancelQuestion_) return cancelQuestion_(question);
+    return QMessageBox::question(this, tr("Cancel another client's job"), question, QMessageBox::Yes | QMessageBox::No,
+                                 QMessageBox::No) == QMessageBox::Yes;
 }
 
 void JobQueueWidget::clearFinished() { model_->clearFinished(); }

@@ -290,10 +290,23 @@ void TestRemoteApi::cancelsQueuedAndRunningJobs() {
     const QByteArray longJob = R"({"prompt": "a long job", "sample_steps": 1000})";
     const qint64 running = submit(nam_, longJob);
     const qint64 queued = submit(nam_, longJob);
-    QVERIFY(running > 0 && queued > running);
+    const qint64 behind = submit(nam_, longJob);
+    QVERIFY(running > 0 && queued > running && behind > queued);
     QJsonObject job = waitForState(server(), running, QStringLiteral("running"));
     QCOMPARE(job.value(QStringLiteral("state")).toString(), QStringLiteral("running"));
-    QCOMPARE(httpRequest(nam_, "DELETE", server().url(QStringLiteral("/api/jobs/%1").arg(queued))).status, 202);
+    // A queued job says its place (1: next); the running one has none.
+    auto jobJson = [&](qint64 id) { return httpRequest(nam_, "GET", server().url(QStringLiteral("/api/jobs/%1").arg(id))).json(); };
+    QVERIFY(!jobJson(running).contains(QStringLiteral("queue_position")));
+    QCOMPARE(jobJson(queued).value(QStringLiteral("queue_position")).toInt(), 1);
+    QCOMPARE(jobJson(behind).value(QStringLiteral("queue_position")).toInt(), 2);
+    // Whoever cancels is recorded (X-Wan-Client), for the submitter to see.
+    const HttpReply cancelled = httpRequest(nam_, "DELETE", server().url(QStringLiteral("/api/jobs/%1").arg(queued)), {}, {},
+                                            {{"X-Wan-Client", "api-test.1"}});
+    QCOMPARE(cancelled.status, 202);
+    QCOMPARE(cancelled.json().value(QStringLiteral("cancelled_by")).toString(), QStringLiteral("api-test.1"));
+    QCOMPARE(jobJson(behind).value(QStringLiteral("queue_position")).toInt(), 1);
+    QCOMPARE(httpRequest(nam_, "DELETE", server().url(QStringLiteral("/api/jobs/%1").arg(behind))).status, 202);
+    QVERIFY(jobJson(behind).value(QStringLiteral("cancelled_by")).isNull());  // asked without a name
     // Wait for a denoising step so the cancel lands inside the loop, then cancel the running job.
     QTest::qWaitFor([&] {
         job = httpRequest(nam_, "GET", server().url(QStringLiteral("/api/jobs/%1").arg(running))).json();

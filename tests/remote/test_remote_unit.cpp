@@ -1,16 +1,23 @@
 // The remote engine's pieces without a server: address parsing, file-name and token checks, the job-request
 // parser (same messages as --batch, paths kept in the output folder), the job table, the preview's wire form,
-// the client ids and job keys, the back-off, and the options.
+// the client ids and job keys (kept in the window's settings), the back-off, and the options; what a window
+// makes of a shared engine's queue (its own job queued there, the jobs its session does not follow).
 #include "progress_at.h"
 
 #include "cli/options.h"
+#include "models/job_list_model.h"
+#include "models/progress_format.h"
 #include "remote/api_server.h"
 #include "remote/backoff.h"
 #include "remote/job_table.h"
 #include "remote/preview_wire.h"
+#include "remote/job_json.h"
 #include "remote/remote_backend.h"
+#include "remote/remote_link.h"
+#include "settings/settings.h"
 
 #include <QJsonObject>
+#include <QTemporaryDir>
 #include <QTest>
 
 using namespace wan;
@@ -29,6 +36,10 @@ private slots:
     void jobTableKeepsOnePreviewPerStep();
     void jobTableKnowsWhoSubmittedWhat();
     void clientIds();
+    void windowKeepsItsClientId();
+    void jobTableSaysQueuePlacesAndWhoCancelled();
+    void queuedJobReadsAsQueuedUntilItRuns();
+    void sharedQueueRowsOfTheWindow();
     void backoffDoublesUpToItsCap();
     void requestTimeoutOption();
     void previewCrossesTheWireUnchanged();
@@ -249,6 +260,175 @@ void TestRemoteUnit::clientIds() {
     const RemoteEndpoint a = parseRemoteEndpoint("localhost:7860"), b = parseRemoteEndpoint("localhost:7860");
     QVERIFY(isClientId(a.clientId));
     QVERIFY(a.clientId != b.clientId);
+    // Jobs go out as "clientId.runId": valid as a header, told apart per run, all "mine" to the client.
+    QVERIFY(isClientId(a.clientHeader()));
+    RemoteEndpoint rerun = parseRemoteEndpoint("localhost:7860");
+    rerun.clientId = a.clientId;  // the same window started again: its settings keep the id, the run is new
+    QVERIFY(rerun.clientHeader() != a.clientHeader());
+    QVERIFY(rerun.isMine(QString::fromLatin1(a.clientHeader())));
+    QVERIFY(!b.isMine(QString::fromLatin1(a.clientHeader())));
+    QVERIFY(!a.isMine(QString()));
+    QVERIFY(!a.isMine(QString::fromLatin1(a.clientId)));  // a bare id is some other client's choice of name
+}
+
+// Settings::remoteClientId: drawn once per installation (settings file) and kept; a fresh one gets its own.
+void TestRemoteUnit::windowKeepsItsClientId() {
+    QTemporaryDir dir;
+    const QString ini = dir.filePath(QStringLiteral("wanstudio.ini"));
+    QByteArray first;
+    {
+        Settings settings(ini);
+        first = settings.remoteClientId();
+        QVERIFY(isClientId(first));
+        QCOMPARE(settings.remoteClientId(), first);
+    }
+    QCOMPARE(Settings(ini).remoteClientId(), first);  // a restarted window
+    QVERIFY(Settings(dir.filePath(QStringLiteral("fresh.ini"))).remoteClientId() != first);  // a fresh install
+    {
+        QSettings raw(ini, QSettings::IniFormat);
+        raw.setValue(QStringLiteral("remote/clientId"), QStringLiteral("not/a valid id"));
+    }
+    const QByteArray replaced = Settings(ini).remoteClientId();
+    QVERIFY(isClientId(replaced) && replaced != first);
+    QCOMPARE(Settings(ini).remoteClientId(), replaced);
+}
+
+void TestRemoteUnit::jobTableSaysQueuePlacesAndWhoCancelled() {
+    JobTable t;
+    for (int64_t id = 1; id <= 4; ++id) t.add(id, "job");
+    t.markRunning(1);
+    QCOMPARE(t.queuePosition(1), 0);  // running: not in the queue
+    QCOMPARE(t.queuePosition(2), 1);
+    QCOMPARE(t.queuePosition(4), 3);
+    QCOMPARE(t.describe(*t.find(4)).value(QStringLiteral("queue_position")).toInt(), 3);
+    QVERIFY(!t.describe(*t.find(1)).contains(QStringLiteral("queue_position")));
+    t.noteCancelRequest(2, QStringLiteral("window-b.1a2b3c4d"));
+    t.noteCancelRequest(2, QStringLiteral("someone-else"));  // the first asker is the one recorded
+    t.cancelQueued(2);
+    QCOMPARE(t.queuePosition(4), 2);  // one fewer in front
+    QCOMPARE(t.queuePosition(99), 0);
+    QCOMPARE(JobTable::toJson(*t.find(2)).value(QStringLiteral("cancelled_by")).toString(),
+             QStringLiteral("window-b.1a2b3c4d"));
+    // A cancel asked without a name is recorded as asked (null "cancelled_by" once cancelled); a job that
+    // finishes before the cancel takes effect was not cancelled by anyone.
+    t.noteCancelRequest(3, QString());
+    t.cancelQueued(3);
+    QVERIFY(JobTable::toJson(*t.find(3)).value(QStringLiteral("cancelled_by")).isNull());
+    t.noteCancelRequest(1, QStringLiteral("window-b.1a2b3c4d"));
+    GenerationResult ok;
+    ok.status = JobStatus::Ok;
+    QVERIFY(JobTable::toJson(*t.finish(1, ok)).value(QStringLiteral("cancelled_by")).isNull());
+}
+
+// A job of this window waiting on the shared engine: Queued with its place, no clock, no ETA, until the engine
+// starts it.
+void TestRemoteUnit::queuedJobReadsAsQueuedUntilItRuns() {
+    QJsonObject job{{QStringLiteral("state"), QStringLiteral("queued")}, {QStringLiteral("stage"), QStringLiteral("queued")},
+                    {QStringLiteral("queue_position"), 2}, {QStringLiteral("elapsed_s"), 0}};
+    ProgressInfo p = progressFromJob(job, 12.0);
+    QCOMPARE(p.stage, Stage::Queued);
+    QCOMPARE(p.step, 2);
+    QCOMPARE(p.eta_s, -1.0);
+    QCOMPARE(progressText(p), std::string("Queued · 2nd in line"));
+    QCOMPARE(overallFraction(p), 0.0);
+    p.step = 1;
+    QCOMPARE(progressText(p), std::string("Queued · next"));
+    p.step = 0;
+    QCOMPARE(progressText(p), std::string("Queued"));
+    for (const auto& [n, text] : {std::pair{3, "3rd"}, std::pair{4, "4th"}, std::pair{11, "11th"}, std::pair{12, "12th"},
+                                  std::pair{13, "13th"}, std::pair{21, "21st"}, std::pair{22, "22nd"}, std::pair{101, "101st"}}) {
+        p.step = n;
+        QCOMPARE(progressText(p), std::string("Queued · ") + text + " in line");
+    }
+    // Started, before its first progress: running, in its first stage.
+    job.insert(QStringLiteral("state"), QStringLiteral("running"));
+    QCOMPARE(progressFromJob(job).stage, Stage::Text);
+    QCOMPARE(RemoteLink::otherJobFrom(QJsonObject{{QStringLiteral("state"), QStringLiteral("queued")},
+                                                  {QStringLiteral("queue_position"), 4}}).progress.step, 0);
+
+    // The window's model: a session job on a shared engine stays Queued from its start until the engine runs it.
+    JobListModel model;
+    struct NoLink : EngineLink {
+        QString where() const override { return QStringLiteral("gpu:7860"); }
+        bool isUp() const override { return true; }
+        void cancelOtherJob(qint64) override {}
+        void setHistoryFolder(const QString&) override {}
+    } link;
+    model.attach(&link);
+    GenerationRequest request;
+    request.prompt = "mine";
+    model.addJob(1, request);
+    model.onJobStarted(1);
+    const QModelIndex row = model.index(0);
+    QCOMPARE(row.data(JobListModel::StateRole).toInt(), int(JobListModel::JobState::Queued));
+    QCOMPARE(row.data(JobListModel::StateTextRole).toString(), QStringLiteral("Queued"));
+    model.onProgress(1, progressAt(Stage::Queued, 2, 0, 5.0));
+    QCOMPARE(row.data(JobListModel::StateRole).toInt(), int(JobListModel::JobState::Queued));
+    QCOMPARE(row.data(JobListModel::StateTextRole).toString(), QStringLiteral("Queued · 2nd in line"));
+    QCOMPARE(row.data(JobListModel::ProgressRole).toDouble(), 0.0);
+    QVERIFY(row.data(JobListModel::EtaRole).toDouble() < 0);
+    QCOMPARE(model.countInState(JobListModel::JobState::Queued), 1);
+    QCOMPARE(model.waitingIds(), std::vector<qint64>{1});  // still kept by the saved queue
+    model.onProgress(1, progressAt(Stage::Denoise, 1, 4, 2.0, 8.0));
+    QCOMPARE(row.data(JobListModel::StateRole).toInt(), int(JobListModel::JobState::Running));
+    QVERIFY(row.data(JobListModel::StateTextRole).toString().startsWith(QStringLiteral("Denoising 1/4")));
+    // Cancelled by someone else: the row says so; a cancel of its own reads as before.
+    GenerationResult cancelled;
+    cancelled.status = JobStatus::Cancelled;
+    cancelled.message = "another client (curl-user) cancelled it on the engine at gpu:7860";
+    model.onFinished(1, cancelled);
+    QCOMPARE(row.data(JobListModel::StateTextRole).toString(),
+             QStringLiteral("Cancelled: another client (curl-user) cancelled it on the engine at gpu:7860"));
+    // Without a shared engine a started job runs at once.
+    JobListModel local;
+    local.addJob(1, request);
+    local.onJobStarted(1);
+    QCOMPARE(local.job(1)->state, JobListModel::JobState::Running);
+}
+
+// The rows of jobs the session does not follow: this window's from an earlier run (its own, plain), another
+// client's (set apart); one that ended while the link was down is listed like one seen ending, one that ended
+// before the window connected is not (the history has it); a restarted engine's ids do not meet the old ones.
+void TestRemoteUnit::sharedQueueRowsOfTheWindow() {
+    auto listed = [](qint64 id, const char* state, bool mine, bool isNew, int engineRun = 0) {
+        OtherJob o;
+        o.serverId = id;
+        o.prompt = QStringLiteral("job %1").arg(id);
+        o.state = QString::fromLatin1(state);
+        o.mine = mine;
+        o.isNew = isNew;
+        o.engineRun = engineRun;
+        return o;
+    };
+    JobListModel model;
+    model.onOtherJobsListed({listed(1, "done", false, false), listed(2, "running", true, false),
+                             listed(3, "queued", false, false)});
+    QCOMPARE(model.rowCount(), 2);  // job 1 ended before the window connected
+    const QModelIndex earlier = model.index(model.rowOf(JobListModel::otherJobKey(2)));
+    QVERIFY(earlier.data(JobListModel::EarlierRunRole).toBool());
+    QVERIFY(!earlier.data(JobListModel::OtherClientRole).toBool());
+    QCOMPARE(earlier.data(JobListModel::ServerIdRole).toLongLong(), 2LL);
+    QVERIFY2(earlier.data(Qt::DisplayRole).toString().startsWith(QStringLiteral("your #2 (other session)")),
+             qPrintable(earlier.data(Qt::DisplayRole).toString()));
+    QVERIFY(model.index(model.rowOf(JobListModel::otherJobKey(3))).data(JobListModel::OtherClientRole).toBool());
+    QVERIFY(model.waitingIds().empty());  // on the engine already: not the saved queue's
+    // Back after a drop: job 4 came and went meanwhile, job 3 was cancelled meanwhile.
+    model.onOtherJobsListed({listed(2, "running", true, false), listed(3, "cancelled", false, false),
+                             listed(4, "done", false, true)});
+    QCOMPARE(model.rowCount(), 3);
+    QCOMPARE(model.job(JobListModel::otherJobKey(3))->state, JobListModel::JobState::Cancelled);
+    QCOMPARE(model.job(JobListModel::otherJobKey(4))->state, JobListModel::JobState::Done);
+    // Cleared rows stay cleared on the next listing.
+    model.clearFinished();
+    model.onOtherJobsListed({listed(2, "running", true, false), listed(3, "cancelled", false, false),
+                             listed(4, "done", false, false)});
+    QCOMPARE(model.rowCount(), 1);
+    // The engine restarted: its job 2 is another job than the old run's 2, whose row (unfinished, lost) goes.
+    model.onOtherJobsListed({listed(2, "queued", false, true, 1)});
+    QCOMPARE(model.rowCount(), 1);
+    QCOMPARE(model.rowOf(JobListModel::otherJobKey(2)), -1);
+    QVERIFY(model.rowOf(JobListModel::otherJobKey(2, 1)) >= 0);
+    QCOMPARE(model.job(JobListModel::otherJobKey(2, 1))->mine, false);
 }
 
 void TestRemoteUnit::backoffDoublesUpToItsCap() {

@@ -3,8 +3,10 @@
 // offscreen. Generate, then the fetched video is on local disk, listed, and previewed (the live preview of
 // every step too); the status bar says where the engine runs. The server's history is listed on connection and
 // again after the server restarts, each video once, in the folder the window lists (chosen before any job, or
-// changed later). Other clients' jobs are listed, followed and cancellable. A network drop (a relay cut or
-// stalled, then restored, the server running on) is shown and ridden out.
+// changed later). Other clients' jobs are listed, followed and cancellable (after a question); the window's own
+// job reads Queued, with its place, while it waits behind them. A restarted window knows the jobs it left on
+// the engine. A network drop (a relay cut or stalled, then restored, the server running on) is shown and ridden
+// out; another client's job that ran while the link was down is listed as the ones seen running are.
 #include "remote_test_client.h"
 
 #include "cli/options.h"
@@ -26,10 +28,13 @@
 #include <QComboBox>
 #include <QDir>
 #include <QFileInfo>
+#include <QFont>
+#include <QJsonArray>
 #include <QLabel>
 #include <QLineEdit>
 #include <QListView>
 #include <QPlainTextEdit>
+#include <QProgressBar>
 #include <QPushButton>
 #include <QSignalSpy>
 #include <QSpinBox>
@@ -45,6 +50,7 @@ private slots:
     void windowGeneratesThroughTheRemoteEngine();
     void reconnectionListsTheServersHistoryOnce();
     void otherClientsJobsAreListedFollowedAndCancellable();
+    void aRestartedWindowKnowsItsJobs();
     void networkDropIsShownAndRiddenOut();
 
 private:
@@ -131,12 +137,15 @@ namespace {
 constexpr int kReadyMs = 180000;
 constexpr int kJobMs = 300000;
 
-/// POSTs a job to `server` as another client would (a curl user: no client id); returns its id, 0 on failure.
-qint64 postJob(EngineProcess& server, const QByteArray& prompt, int steps) {
+/// POSTs a job to `server` as another client would (by default a curl user: no client id); returns its id, 0 on
+/// failure.
+qint64 postJob(EngineProcess& server, const QByteArray& prompt, int steps, const QByteArray& client = {}) {
     QNetworkAccessManager nam;
+    QList<QPair<QByteArray, QByteArray>> headers;
+    if (!client.isEmpty()) headers.append({QByteArrayLiteral("X-Wan-Client"), client});
     const HttpReply posted = httpRequest(nam, "POST", server.url(QStringLiteral("/api/jobs")),
         R"({"prompt": ")" + prompt + R"(", "size": "128*128", "frame_num": 5, "sample_steps": )" +
-        QByteArray::number(steps) + "}");
+        QByteArray::number(steps) + "}", {}, headers);
     return posted.status == 202 ? posted.json().value(QStringLiteral("id")).toInteger() : 0;
 }
 
@@ -158,12 +167,12 @@ QString startServer(EngineProcess& server, const QString& outputDir) {
 }
 
 /// The window as gui_entry makes it for --connect: the session over the remote backend, and the link that
-/// shares its client id. Its settings file is its own and remembers `folder` as the window's output folder;
-/// `cliOutputDir` is --output-dir (by default the same folder).
+/// shares its client id, the one its settings keep. Its settings file is its own and remembers `folder` as the
+/// window's output folder; `cliOutputDir` is --output-dir (by default the same folder).
 struct ConnectedWindow {
     ConnectedWindow(const QString& address, const QString& settingsPath, const QString& folder,
                     const QString& cliOutputDir = {})
-        : endpoint(parseRemoteEndpoint(address.toStdString())), settings(settingsPath),
+        : settings(settingsPath), endpoint(endpointOf(address, settings)),
           session(makeRemoteBackend(endpoint)), link(endpoint),
           window(&session, withFolder(&settings, folder), optionsWith(cliOutputDir.isEmpty() ? folder : cliOutputDir)) {
         window.setConfirmOnClose(false);
@@ -174,6 +183,11 @@ struct ConnectedWindow {
     ~ConnectedWindow() {
         session.shutdown();
         if (!session.waitForStopped(60000)) qWarning("the window's session did not stop within 60 s");
+    }
+    static RemoteEndpoint endpointOf(const QString& address, Settings& settings) {
+        RemoteEndpoint e = parseRemoteEndpoint(address.toStdString());
+        e.clientId = settings.remoteClientId();
+        return e;
     }
     static Settings* withFolder(Settings* settings, const QString& folder) {
         settings->setOutputFolder(folder);
@@ -203,9 +217,13 @@ struct ConnectedWindow {
         const JobListModel::Job* job = window.jobModel()->job(rowId);
         return job ? job->progress.step : -1;
     }
+    QString textOf(qint64 rowId) const {
+        const int row = window.jobModel()->rowOf(rowId);
+        return row < 0 ? QString() : window.jobModel()->index(row).data(JobListModel::StateTextRole).toString();
+    }
 
-    RemoteEndpoint endpoint;
     Settings settings;
+    RemoteEndpoint endpoint;
     EngineSession session;
     RemoteLink link;
     MainWindow window;
@@ -252,6 +270,7 @@ void TestRemoteWindow::reconnectionListsTheServersHistoryOnce() {
     QCOMPARE(window.outputFolder(), out);
     QTRY_VERIFY_WITH_TIMEOUT(window.generateButton()->isEnabled(), 180000);
     QTRY_COMPARE_WITH_TIMEOUT(window.historyModel()->rowCount(), 1, 30000);  // listed on connection
+    QCOMPARE(window.jobModel()->rowCount(), 0);  // it ended before the window connected: history, not queue
     QVERIFY(!QFileInfo::exists(cliFolder));  // nothing copied where the window does not look
 
     // The server goes away and comes back on the same address; a job finishes there meanwhile.
@@ -324,16 +343,23 @@ void TestRemoteWindow::otherClientsJobsAreListedFollowedAndCancellable() {
     const int step = w.stepOf(runningKey);
     QTRY_VERIFY_WITH_TIMEOUT(w.stepOf(runningKey) > step, 60000);
 
-    // The window's own job waits on the server behind them: one row (its own), not two.
+    // The window's own job waits on the server behind them: one row (its own), not two, and it reads Queued
+    // with its place there, without clock or ETA; the progress bar follows the job that runs.
     const qint64 own = w.generate(QStringLiteral("the window's job"), 2);
     QVERIFY(own > 0);
     QTRY_VERIFY_WITH_TIMEOUT(stateOn(server, queued + 1) == QLatin1String("queued"), 30000);  // POSTed
-    QTest::qWait(1000);
+    QTRY_COMPARE_WITH_TIMEOUT(w.textOf(own), QStringLiteral("Queued · 2nd in line"), 30000);
+    QCOMPARE(w.stateOf(own), JobListModel::JobState::Queued);
     QCOMPARE(jobs->rowCount(), 3);
-    QCOMPARE(w.stateOf(own), JobListModel::JobState::Running);  // the session runs it; the server has it queued
-
-    // Cancel with nothing selected cancels this window's job, never another client's.
+    const QModelIndex ownRow = jobs->index(jobs->rowOf(own));
+    QCOMPARE(ownRow.data(JobListModel::ProgressRole).toDouble(), 0.0);
+    QVERIFY(ownRow.data(JobListModel::EtaRole).toDouble() < 0);
     JobQueueWidget* queue = w.window.jobQueue();
+    QVERIFY2(queue->progressBar()->format().startsWith(QStringLiteral("another client's #%1 Denoising").arg(running)),
+             qPrintable(queue->progressBar()->format()));
+    QVERIFY2(queue->progressBar()->format().endsWith(QStringLiteral("2 queued")), qPrintable(queue->progressBar()->format()));
+
+    // Cancel with nothing selected cancels this window's job (waiting on the engine), never another client's.
     queue->view()->setCurrentIndex(QModelIndex());
     QSignalSpy finished(&w.session, &EngineSession::finished);
     queue->cancelSelected();
@@ -341,14 +367,31 @@ void TestRemoteWindow::otherClientsJobsAreListedFollowedAndCancellable() {
     QCOMPARE(finished.at(0).at(1).value<GenerationResult>().status, JobStatus::Cancelled);
     QCOMPARE(stateOn(server, running), QStringLiteral("running"));
 
-    // Another client's jobs are cancellable from the window (any client with the token may): the queued one
-    // at once, the running one at its next step; both rows follow the server.
+    // Another client's jobs are cancellable from the window (any client with the token may), once the user
+    // says yes to the question: the queued one at once, the running one at its next step; both rows follow the
+    // server, which records who cancelled them.
+    QStringList questions;
+    bool answer = false;
+    queue->setCancelQuestion([&](const QString& question) {
+        questions << question;
+        return answer;
+    });
     queue->view()->setCurrentIndex(jobs->index(w.otherRow(queued)));
     QVERIFY(queue->cancelButton()->isEnabled());
+    queue->cancelSelected();  // "No": nothing is sent
+    QCOMPARE(questions.size(), 1);
+    QVERIFY2(questions[0].contains(QStringLiteral("another client's #%1").arg(queued)) &&
+                 questions[0].contains(w.link.where()), qPrintable(questions[0]));
+    QCOMPARE(stateOn(server, queued), QStringLiteral("queued"));
+    QCOMPARE(w.stateOf(queuedKey), JobListModel::JobState::Queued);
+    answer = true;
     queue->cancelSelected();
     QTRY_COMPARE_WITH_TIMEOUT(w.stateOf(queuedKey), JobListModel::JobState::Cancelled, 30000);
     QCOMPARE(stateOn(server, queued), QStringLiteral("cancelled"));
-    queue->cancelJob(runningKey);
+    QCOMPARE(jobOn(server, queued).value(QStringLiteral("cancelled_by")).toString(),
+             QString::fromLatin1(w.endpoint.clientHeader()));
+    QVERIFY(queue->cancelJob(runningKey));
+    QCOMPARE(questions.size(), 3);
     QTRY_COMPARE_WITH_TIMEOUT(w.stateOf(runningKey), JobListModel::JobState::Cancelled, 60000);
     QCOMPARE(stateOn(server, running), QStringLiteral("cancelled"));
     QVERIFY(w.window.jobModel()->waitingRequests().empty());  // other clients' jobs are not this window's to keep
@@ -360,6 +403,104 @@ void TestRemoteWindow::otherClientsJobsAreListedFollowedAndCancellable() {
     QTRY_COMPARE_WITH_TIMEOUT(w.window.historyModel()->rowCount(), 1, 30000);
     QCOMPARE(w.window.historyModel()->index(0).data(HistoryModel::PromptRole).toString(),
              QStringLiteral("another client's finished job"));
+
+    // The window's job behind another client's running one: Queued (next) for as long as that one runs, then
+    // running with progress once the engine starts it, then done.
+    const qint64 blocker = postJob(server, "another client's job in front", 1000);
+    QTRY_COMPARE_WITH_TIMEOUT(stateOn(server, blocker), QStringLiteral("running"), kJobMs);
+    const qint64 second = w.generate(QStringLiteral("the window's job after the other"), 2);
+    QList<JobListModel::JobState> seen;  // the window's states of it, in order
+    QObject watcher;                     // destroyed before `seen`
+    connect(jobs, &JobListModel::dataChanged, &watcher, [&] {
+        if (seen.isEmpty() || seen.last() != w.stateOf(second)) seen << w.stateOf(second);
+    });
+    QTRY_COMPARE_WITH_TIMEOUT(w.textOf(second), QStringLiteral("Queued · next"), 30000);
+    QTRY_VERIFY_WITH_TIMEOUT(w.stepOf(JobListModel::otherJobKey(blocker)) >= 2, kJobMs);  // it ran on, ours waited
+    QCOMPARE(w.stateOf(second), JobListModel::JobState::Queued);
+    QVERIFY(queue->cancelJob(JobListModel::otherJobKey(blocker)));
+    QSignalSpy secondDone(&w.session, &EngineSession::finished);
+    QTRY_COMPARE_WITH_TIMEOUT(secondDone.count(), 1, kJobMs);
+    QCOMPARE(secondDone.at(0).at(0).toLongLong(), second);
+    QCOMPARE(secondDone.at(0).at(1).value<GenerationResult>().status, JobStatus::Ok);
+    QCOMPARE(w.stateOf(second), JobListModel::JobState::Done);
+    QCOMPARE(seen.first(), JobListModel::JobState::Queued);
+    QVERIFY2(seen.contains(JobListModel::JobState::Running), "shown running once the engine started it");
+    QCOMPARE(seen.indexOf(JobListModel::JobState::Running), seen.lastIndexOf(JobListModel::JobState::Queued) + 1);
+    QCOMPARE(server.stop(), 0);
+}
+
+// The window's client id is kept in its settings: started again, it lists the jobs it left on the engine as its
+// own (cancelled without a question), and another client's only after one. A job of this run that another
+// client cancels says so.
+void TestRemoteWindow::aRestartedWindowKnowsItsJobs() {
+    EngineProcess server;
+    const QString notStarted = startServer(server, dir_.filePath(QStringLiteral("restart-server")));
+    QVERIFY2(notStarted.isEmpty(), qPrintable(notStarted));
+    const QString ini = dir_.filePath(QStringLiteral("restart.ini"));
+    QByteArray clientId;
+    {
+        Settings settings(ini);
+        clientId = settings.remoteClientId();
+    }
+    // The window's earlier run left a long job running and one waiting (as gui_entry's backend sends them:
+    // "ID.RUN"); another client has one waiting too.
+    const QByteArray earlierRun = clientId + ".0e0e0e0e";
+    const qint64 running = postJob(server, "left running by the last run", 1000, earlierRun);
+    const qint64 waiting = postJob(server, "left waiting by the last run", 2, earlierRun);
+    const qint64 others = postJob(server, "another client's waiting job", 2, "someone-else.1");
+    QVERIFY(running > 0 && waiting > 0 && others > 0);
+    QTRY_COMPARE_WITH_TIMEOUT(stateOn(server, running), QStringLiteral("running"), kJobMs);
+
+    ConnectedWindow w(QStringLiteral("127.0.0.1:%1").arg(server.port()), ini, dir_.filePath(QStringLiteral("restart-local")));
+    QCOMPARE(w.endpoint.clientId, clientId);
+    JobListModel* jobs = w.window.jobModel();
+    QTRY_VERIFY_WITH_TIMEOUT(w.otherRow(running) >= 0 && w.otherRow(waiting) >= 0 && w.otherRow(others) >= 0, kReadyMs);
+    for (const qint64 id : {running, waiting}) {
+        const QModelIndex row = jobs->index(w.otherRow(id));
+        QVERIFY(row.data(JobListModel::EarlierRunRole).toBool());
+        QVERIFY(!row.data(JobListModel::OtherClientRole).toBool());
+        QVERIFY2(row.data(Qt::DisplayRole).toString().startsWith(QStringLiteral("your #%1 (other session)").arg(id)),
+                 qPrintable(row.data(Qt::DisplayRole).toString()));
+        QVERIFY(!row.data(Qt::FontRole).value<QFont>().italic());
+    }
+    QVERIFY(jobs->index(w.otherRow(others)).data(JobListModel::OtherClientRole).toBool());
+    QVERIFY(jobs->waitingRequests().empty());  // on the engine already: not the saved queue's to send again
+
+    JobQueueWidget* queue = w.window.jobQueue();
+    int questions = 0;
+    queue->setCancelQuestion([&](const QString&) { return ++questions > 1; });  // "No", then "Yes"
+    QVERIFY(queue->cancelJob(JobListModel::otherJobKey(waiting)));  // its own: no question
+    QCOMPARE(questions, 0);
+    QTRY_COMPARE_WITH_TIMEOUT(w.stateOf(JobListModel::otherJobKey(waiting)), JobListModel::JobState::Cancelled, 30000);
+    QVERIFY(!queue->cancelJob(JobListModel::otherJobKey(others)));
+    QCOMPARE(stateOn(server, others), QStringLiteral("queued"));
+    QVERIFY(queue->cancelJob(JobListModel::otherJobKey(others)));
+    QCOMPARE(questions, 2);
+    QTRY_COMPARE_WITH_TIMEOUT(w.stateOf(JobListModel::otherJobKey(others)), JobListModel::JobState::Cancelled, 30000);
+
+    // This run's job, behind the earlier run's: queued, then running once that one is cancelled; then another
+    // client cancels it, and the window says who.
+    QTRY_VERIFY_WITH_TIMEOUT(w.window.generateButton()->isEnabled(), kReadyMs);
+    const qint64 own = w.generate(QStringLiteral("cancelled by someone else"), 1000);
+    QTRY_COMPARE_WITH_TIMEOUT(w.textOf(own), QStringLiteral("Queued · next"), 30000);
+    QVERIFY(queue->cancelJob(JobListModel::otherJobKey(running)));
+    QCOMPARE(questions, 2);
+    QTRY_VERIFY_WITH_TIMEOUT(w.stepOf(own) >= 1 && w.stateOf(own) == JobListModel::JobState::Running, kJobMs);
+    QNetworkAccessManager nam;
+    qint64 ownOnServer = 0;
+    for (const QJsonValue& job : httpRequest(nam, "GET", server.url(QStringLiteral("/api/jobs"))).json()
+                                     .value(QStringLiteral("jobs")).toArray())
+        if (job.toObject().value(QStringLiteral("client")).toString() == QString::fromLatin1(w.endpoint.clientHeader()))
+            ownOnServer = job.toObject().value(QStringLiteral("id")).toInteger();
+    QVERIFY(ownOnServer > others);
+    QSignalSpy finished(&w.session, &EngineSession::finished);
+    QCOMPARE(httpRequest(nam, "DELETE", server.url(QStringLiteral("/api/jobs/%1").arg(ownOnServer)), {}, {},
+                         {{QByteArrayLiteral("X-Wan-Client"), QByteArrayLiteral("curl-user")}}).status, 202);
+    QTRY_COMPARE_WITH_TIMEOUT(finished.count(), 1, kJobMs);
+    const auto result = finished.at(0).at(1).value<GenerationResult>();
+    QCOMPARE(result.status, JobStatus::Cancelled);
+    QVERIFY2(w.textOf(own).startsWith(QStringLiteral("Cancelled: another client (curl-user) cancelled it on the engine at ")),
+             qPrintable(w.textOf(own)));
     QCOMPARE(server.stop(), 0);
 }
 
@@ -432,6 +573,8 @@ void TestRemoteWindow::networkDropIsShownAndRiddenOut() {
                               (QStringList{QStringLiteral("another client's, done while away"),
                                            QStringLiteral("finished while away"), QStringLiteral("submitted while away")}),
                               30000);
+    // ... and in the queue, done, as if the window had watched it run.
+    QTRY_COMPARE_WITH_TIMEOUT(w.stateOf(JobListModel::otherJobKey(foreign)), JobListModel::JobState::Done, 5000);
     QVERIFY(relay.connectionsCut() > 0);
 
     // 4. A link that goes silent without closing (a laptop asleep, a cable pulled: no FIN ever comes) is given
