@@ -13,6 +13,8 @@
 //   wan-bench gen --model tiny --device cpu --offload-dit        (CPU smoke test of the streamed path)
 //   wan-bench gen --model A14B --size 832*480 --steps 4 [--offload-idle-expert 1]   (Wan2.2's two 14B experts)
 //   wan-bench vae --size 832*480 --dtype bf16 --fold-time 1 --stages 1   (VAE speed switches, stage table)
+//   wan-bench dit --model 14B --layers 4 --size 1280*720 --fp8-attention 1 [--k-mean 1] --compare 1
+//                                         (FP8 self-attention: speed and error against bf16; Note [FP8 attention])
 //   wan-bench gen --model 14B --size 832*480 --dit-dtype fp8 [--max-vram 22]
 //                                         (block weights held as fp8: Note [FP8 weights]; also for `dit`)
 //   wan-bench all --json results.jsonl
@@ -39,6 +41,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -103,6 +106,46 @@ wan::dit::WeightDtype dit_dtype_of(const Args& a) {
     return *d;
 }
 
+/// The error of `got` against `want`: max |got − want| / max |want|, and the SNR in dB (mean square of want over
+/// mean square of the difference).
+struct Deviation {
+    double max_rel_err = 0, snr_db = 0;
+};
+Deviation deviation(const at::Tensor& got, const at::Tensor& want) {
+    const double rel = ((got - want).abs().max() / want.abs().max()).item<double>();
+    const double mse = (got - want).pow(2).mean().item<double>(), pw = want.pow(2).mean().item<double>();
+    return {rel, 10 * std::log10(pw / std::max(mse, 1e-30))};
+}
+
+/// `--fp8-attention 1 [--k-mean 1] [--compare 1]`: FP8 self-attention (Note [FP8 attention]) against bf16
+/// attention on the same weights and input: speed, and with --compare 1 the error of one forward.
+void bench_fp8_attention(const Args& a, wan::dit::WanModel& m, const std::function<at::Tensor()>& forward,
+                         double seconds_bf16, const nlohmann::json& what) {
+    const auto mode = a.get("k_mean", "0") == "1" ? wan::dit::AttentionFp8::KMean : wan::dit::AttentionFp8::On;
+    const auto was = m.options().attention_fp8;
+    const at::Tensor probe = at::zeros({1, 128, 1, 128}, at::TensorOptions().device(m.device()).dtype(at::kBFloat16));
+    const std::string misfit = wan::dit::flash_attention3_fp8_misfit(probe, probe, probe);
+    nlohmann::json j = what;
+    j["bench"] = "dit_fp8_attention";
+    j["k_mean"] = mode == wan::dit::AttentionFp8::KMean;
+    j["fp8_kernel"] = misfit.empty() ? "fa3-e4m3" : "none (bf16): " + misfit;
+    if (a.get("compare", "0") == "1") {
+        m.set_attention_fp8(wan::dit::AttentionFp8::Off);
+        const at::Tensor want = forward();
+        m.set_attention_fp8(mode);
+        const Deviation d = deviation(forward(), want);
+        j["max_rel_err"] = d.max_rel_err;
+        j["snr_db"] = d.snr_db;
+    }
+    m.set_attention_fp8(mode);
+    const auto timing = wan::bench::time_it(m.device(), 1, a.get_int("runs", 3), [&] { (void)forward(); });
+    m.set_attention_fp8(was);
+    j["seconds_fp8_attention"] = timing.mean_s;
+    j["seconds_baseline"] = seconds_bf16;
+    j["speedup"] = seconds_bf16 / timing.mean_s;
+    record(j);
+}
+
 void bench_dit(const Args& a, c10::Device device) {
     const std::string model = a.get("model", "1.3B");
     wan::io::WanConfig cfg = model_config(model);
@@ -134,13 +177,16 @@ void bench_dit(const Args& a, c10::Device device) {
         at::Tensor got = m.forward(x, t, ctx, n, &cache);
         auto t8 = wan::bench::time_it(device, 1, runs, [&] { (void)m.forward(x, t, ctx, n, &cache); });
         m.set_fp8(false);
-        const double rel = ((got - ref).abs().max() / ref.abs().max()).item<double>();
-        const double mse = (got - ref).pow(2).mean().item<double>(), pw = ref.pow(2).mean().item<double>();
+        const Deviation d = deviation(got, ref);
         record({{"bench", "dit_fp8"}, {"model", model}, {"layers", layers}, {"size", strfmt("%d*%d", w, h)},
                 {"seconds_fp8", t8.mean_s}, {"seconds_bf16", timing.mean_s}, {"speedup", timing.mean_s / t8.mean_s},
-                {"max_rel_err", rel}, {"snr_db", 10 * std::log10(pw / std::max(mse, 1e-30))},
+                {"max_rel_err", d.max_rel_err}, {"snr_db", d.snr_db},
                 {"attention", wan::dit::attention_kernel_name(device, opt.attention)}, {"device", wan::bench::device_name(device)}});
     }
+    if (a.get("fp8_attention", "0") == "1")
+        bench_fp8_attention(a, m, [&] { return m.forward(x, t, ctx, n, &cache); }, timing.mean_s,
+                            {{"model", model}, {"layers", layers}, {"size", strfmt("%d*%d", w, h)},
+                             {"fp8_gemms", m.options().fp8}, {"device", wan::bench::device_name(device)}});
     if (m.fp8_weights() && a.get("compare", "0") == "1") {
         // fp8-held weights against the same random weights in bf16 (random() draws the same values for both):
         // the error of one forward (Note [FP8 weights]; WAN_FP8_DIRECT=0 leaves out the FP8 GEMMs' own error).
@@ -150,10 +196,9 @@ void bench_dit(const Args& a, c10::Device device) {
         const auto ref = wan::dit::WanModel::random(cfg, ref_opt, 0, layers);
         wan::dit::CrossAttentionCache ref_cache;
         const at::Tensor want = ref.forward(x, t, ctx, n, &ref_cache);
-        const double rel = ((got - want).abs().max() / want.abs().max()).item<double>();
-        const double mse = (got - want).pow(2).mean().item<double>(), pw = want.pow(2).mean().item<double>();
+        const Deviation d = deviation(got, want);
         record({{"bench", "dit_fp8_weights"}, {"model", model}, {"layers", layers}, {"size", strfmt("%d*%d", w, h)},
-                {"fp8_direct", opt.fp8_direct}, {"max_rel_err", rel}, {"snr_db", 10 * std::log10(pw / std::max(mse, 1e-30))},
+                {"fp8_direct", opt.fp8_direct}, {"max_rel_err", d.max_rel_err}, {"snr_db", d.snr_db},
                 {"device", wan::bench::device_name(device)}});
     }
     record({{"bench", "dit"}, {"model", model}, {"layers", layers}, {"size", strfmt("%d*%d", w, h)}, {"frames", frames},
@@ -736,7 +781,8 @@ int main(int argc, char** argv) {
                              "       mpirun -np N wan-bench vae-ranks [--size W*H] [--frames N] [--dtype f32|bf16] [--compare 0|1]\n"
                              "       gen also: [--preset NAME] [--lora FILE [--make-lora RANK]] [--offload-dit] [--max-vram GB]\n"
                              "                 [--model A14B [--offload-idle-expert 1]] [--lora-backup auto|device|host]\n"
-                             "       dit, gen also: [--dit-dtype bf16|fp8|auto]; dit --dit-dtype fp8 --compare 1: error against bf16\n");
+                             "       dit, gen also: [--dit-dtype bf16|fp8|auto]; dit --dit-dtype fp8 --compare 1: error against bf16\n"
+                             "       dit also: [--fp8-attention 1 [--k-mean 1] [--compare 1]] FP8 self-attention: speed, error\n");
         return 2;
     }
     a.command = argv[1];

@@ -138,6 +138,9 @@ AppOptions parseOptions(int argc, char** argv) {
         {"collective_timeout", {true, [&](auto& n, auto& v) { o.engine.collective_timeout_s = toDouble(n, v); WAN_CHECK(o.engine.collective_timeout_s >= 0, "--collective-timeout must be ≥ 0 seconds (0 = no deadline)"); }}},
         {"teacache", {true, [&](auto& n, auto& v) { o.engine.teacache_threshold = toDouble(n, v); WAN_CHECK(o.engine.teacache_threshold >= 0, "--teacache must be ≥ 0"); }}},
         {"fp8", {false, [&](auto&, auto&) { o.engine.fp8 = true; }}},
+        {"fp8_attention", {true, [&](auto& n, auto& v) {
+             WAN_CHECK(v == "off" || v == "on" || v == "kmean", "--%s '%s': expected off, on or kmean", n.c_str(), v.c_str());
+             o.engine.fp8_attention = v; }}},
         {"prompt_extend_method", {true, [&](auto& n, auto& v) {
              WAN_CHECK(v == "dashscope" || v == "local_qwen", "--%s '%s': expected dashscope or local_qwen", n.c_str(), v.c_str());
              o.engine.prompt_extend_method = v; }}},
@@ -345,6 +348,8 @@ Beyond upstream (off by default; see README for measured trade-offs):
                             lasts longer (default 600; 0 = wait forever)
   --teacache THRESHOLD      step caching: skip the block stack when the input barely changed
   --fp8                     FP8 (e4m3) linear layers on Hopper GPUs
+  --fp8-attention off|on|kmean  DiT self-attention in FP8 (FlashAttention-3 builds, Hopper); kmean: K's mean
+                            over the tokens subtracted first (exact for softmax); not implied by --fp8
   --offload-idle-expert     two-expert models: the idle expert waits in pinned host memory (swapped at the switch)
   --lora-backup auto|device|host  where LoRA-merged weights keep their base values for the next job
                             (auto: on the GPU when it leaves room for the generation, else host RAM)

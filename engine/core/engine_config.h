@@ -106,6 +106,9 @@ struct EngineConfig {
     // ---- beyond upstream ----
     double teacache_threshold = 0;      ///< > 0: step caching (see Note [Step caching] in engine/pipeline)
     bool fp8 = false;                   ///< FP8 block GEMMs on Hopper (dit::ModelOptions::fp8)
+    /// --fp8-attention off|on|kmean: the DiT's self-attention in FP8 through FlashAttention-3 (on Hopper, in builds
+    /// with it; else bf16 with a log line); kmean subtracts K's mean over the tokens first. dit::AttentionFp8.
+    std::string fp8_attention = "off";
     /// Two-expert models (Wan2.2 A14B): keep the idle expert's block weights in pinned host memory and swap
     /// them in at the switch (--offload-idle-expert). Not with --dit-fsdp (the shards are small already).
     bool offload_idle_expert = false;

@@ -117,6 +117,28 @@ at::Tensor dequantize_fp8(const at::Tensor& codes, const at::Tensor& scale, at::
 /// environment variable WAN_ATTENTION=auto|fa3|cudnn|flash|sdpa). CPU calls ignore the choice.
 enum class AttentionBackend { Auto, FlashAttention3, CuDNN, Flash, Sdpa };
 
+/// Whether self-attention runs FlashAttention-3's FP8 forward (ModelOptions::attention_fp8; Note [FP8 attention]
+/// in attention_fp8.cpp). Where that kernel cannot run (no FlashAttention-3 in the build, LibTorch < 2.1, not a
+/// Hopper GPU, not bf16, head dim ≠ 128, a forced non-FA3 backend, ring attention) attention stays bf16 and one
+/// log line says why.
+enum class AttentionFp8 {
+    Off = 1,    ///< q, k, v as they come (bf16 in mixed precision)
+    On = 2,     ///< q, k, v as e4m3 with one scale per (batch, head), computed on the fly (amax / 448)
+    KMean = 3,  ///< as On, after subtracting K's mean over the tokens of each (batch, head): exact for softmax
+};
+/// "off"/"0", "on"/"1", "kmean" → the value; anything else → nullopt.
+std::optional<AttentionFp8> parse_attention_fp8(const std::string& name);
+const char* attention_fp8_name(AttentionFp8 mode);  ///< "off", "on", "kmean"
+
+/// Per-head e4m3 codes of a [B, S, H, d] tensor: value[b][s][h][i] ≈ decode(codes[b][s][h][i]) · scale[b][h].
+struct Fp8Heads {
+    at::Tensor codes;  ///< [B, S, H, d] uint8, contiguous
+    at::Tensor scale;  ///< [B, H] f32, contiguous: max(amax over S and d, 1e-12) / 448
+};
+/// The quantisation of FP8 attention (Note [FP8 attention]), on x's device (CPU or CUDA): in f32, minus the mean
+/// over S of each (b, h, i) when `subtract_mean`, then scaled per (b, h) and rounded to the nearest e4m3.
+Fp8Heads quantize_heads_fp8(const at::Tensor& x, bool subtract_mean);
+
 struct ModelOptions {
     c10::Device device = c10::Device(c10::kCPU);  ///< where weights live and the forward runs
     Precision precision = Precision::Auto;
@@ -141,6 +163,9 @@ struct ModelOptions {
     /// The attention kernel of self- and cross-attention on CUDA (also what sequence-parallel attention runs
     /// locally). Default Auto. Env: WAN_ATTENTION=auto|fa3|cudnn|flash|sdpa.
     AttentionBackend attention = AttentionBackend::Auto;
+    /// Self-attention in FP8 through FlashAttention-3 (Note [FP8 attention]); cross-attention stays bf16. Default
+    /// Off; `fp8` does not turn it on. Env: WAN_FP8_ATTENTION=off|on|kmean (also 0|1).
+    AttentionFp8 attention_fp8 = AttentionFp8::Off;
     /// CUDA builds: print the GPU milliseconds of each stage of every forward to stderr (Note [Stage clock]
     /// in stage_clock.h). Default off. Env: WAN_DIT_STAGES=1.
     bool stage_clock = false;
@@ -221,12 +246,16 @@ void validate_checkpoint(const io::WanConfig& config, const io::TensorStore& sto
 /// rows (k_len < 0: all). Output [B, Sq, H, d] in q's dtype. LibTorch ≥ 2.0: fused attention kernels (see
 /// AttentionBackend; bf16 on CUDA in mixed mode). LibTorch 1.13: exact f32 math, chunked over queries to
 /// bound memory. Asking for FlashAttention3 where it cannot run throws wan::Error saying why. Ref: §4.5.
+/// `fp8` other than Off: FlashAttention-3's FP8 forward where it runs (see AttentionFp8), else as Off.
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t k_len = -1,
-                     AttentionBackend backend = AttentionBackend::Auto);
+                     AttentionBackend backend = AttentionBackend::Auto, AttentionFp8 fp8 = AttentionFp8::Off);
 
 /// Empty when FlashAttention-3 can run attention on these q, k, v ([B, S, H, d]); else why not (not built
 /// in, not a Hopper GPU, dtype, head dim, alignment).
 std::string flash_attention3_misfit(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
+/// Empty when FlashAttention-3's FP8 forward can run on these bf16 q, k, v ([B, S, H, d]; attention quantises
+/// them itself, so their layout does not matter); else why not.
+std::string flash_attention3_fp8_misfit(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
 
 /// What a bf16, head-dim-128 attention call on `device` runs with `backend`: "fa3" or "cudnn" (Auto),
 /// "cpu", or the forced backend's name ("fa3", "cudnn", "flash", "sdpa"). For reports (--check, wan-bench).
@@ -255,7 +284,7 @@ public:
     /// keys too (§8.3 PARITY); the single-rank default limits keys to k_len as the single-GPU path does.
     virtual at::Tensor self_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                       int64_t k_len) {
-        return attention(q, k, v, k_len, attention_backend());
+        return attention(q, k, v, k_len, attention_backend(), attention_fp8());
     }
     /// [B, S/world, C] local rows → [B, S, C], concatenated in rank order.
     virtual at::Tensor gather_sequence(const at::Tensor& local) { return local; }
@@ -269,9 +298,13 @@ public:
     /// The attention kernel to run locally: the model's ModelOptions::attention (WanModel sets it).
     AttentionBackend attention_backend() const { return attention_backend_; }
     void set_attention_backend(AttentionBackend backend) { attention_backend_ = backend; }
+    /// Whether self-attention runs in FP8: the model's ModelOptions::attention_fp8 (WanModel sets it).
+    AttentionFp8 attention_fp8() const { return attention_fp8_; }
+    void set_attention_fp8(AttentionFp8 mode) { attention_fp8_ = mode; }
 
 private:
     AttentionBackend attention_backend_ = AttentionBackend::Auto;
+    AttentionFp8 attention_fp8_ = AttentionFp8::Off;
 };
 
 /// Token range of one rank: the sequence padded to a multiple of `world`, split into equal chunks.
@@ -428,6 +461,8 @@ public:
     void set_block_weights_provider(std::shared_ptr<BlockWeightsProvider> provider);
     /// Switches the FP8 linears (ModelOptions::fp8) on or off between forwards.
     void set_fp8(bool on) { options_.fp8 = on; }
+    /// Switches FP8 self-attention (ModelOptions::attention_fp8) between forwards.
+    void set_attention_fp8(AttentionFp8 mode);
     void set_sequence_parallel(std::shared_ptr<SequenceParallel> sp);
     /// Debug/test hook for intermediates (empty: none; costs nothing).
     void set_intermediate_hook(IntermediateHook hook) { hook_ = std::move(hook); }

@@ -23,11 +23,8 @@ namespace wan::dit {
 // device. Streamed blocks (streaming.h) move the codes: half the bytes of bf16. A LoRA merge dequantises,
 // adds, and quantises again; the base codes and scales are what it restores (lora/merge.cpp).
 
-namespace {
+namespace detail {
 
-constexpr float kE4m3Max = 448.0f;
-
-// codes (uint8) → f32 values of the same shape, on the codes' device.
 at::Tensor decode_e4m3(const at::Tensor& codes) {
     if (codes.device().is_cpu()) return io::float8_e4m3_decode(codes);
 #if WAN_TORCH_VERSION >= 201
@@ -37,8 +34,7 @@ at::Tensor decode_e4m3(const at::Tensor& codes) {
 #endif
 }
 
-// f32 values (|v| ≤ 448) → nearest e4m3 codes, on the values' device. ATen's cast and io's encoder both round
-// to nearest even (tests/gpu/test_dit_fp8_gpu.cpp compares them).
+// ATen's cast and io's encoder both round to nearest even (tests/gpu/test_dit_fp8_gpu.cpp compares them).
 at::Tensor encode_e4m3(const at::Tensor& values) {
     if (values.device().is_cpu()) return io::float8_e4m3_encode(values);
 #if WAN_TORCH_VERSION >= 201
@@ -47,6 +43,10 @@ at::Tensor encode_e4m3(const at::Tensor& values) {
     return io::float8_e4m3_encode(values.cpu()).to(values.device());
 #endif
 }
+
+}  // namespace detail
+
+namespace {
 
 bool ends_with(const std::string& s, const std::string& suffix) {
     return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
@@ -74,14 +74,14 @@ Fp8Weight quantize_fp8(const at::Tensor& w) {
     const at::Tensor wf = w.to(at::kFloat);
     // Divided by a tensor on the weights' device, not by a number: ATen's CUDA division by a host scalar multiplies
     // by its reciprocal (one bit off a true division in some rows), and the codes must not depend on the device.
-    const at::Tensor scale = wf.abs().amax(1).clamp_min(1e-12) / at::full({}, kE4m3Max, wf.options());  // [N]
-    return {encode_e4m3(wf / scale.unsqueeze(1)).contiguous(), scale.contiguous()};
+    const at::Tensor scale = wf.abs().amax(1).clamp_min(1e-12) / at::full({}, detail::kE4m3Max, wf.options());  // [N]
+    return {detail::encode_e4m3(wf / scale.unsqueeze(1)).contiguous(), scale.contiguous()};
 }
 
 at::Tensor dequantize_fp8(const at::Tensor& codes, const at::Tensor& scale, at::ScalarType dtype) {
     WAN_CHECK(codes.scalar_type() == at::kByte && codes.dim() == 2 && scale.numel() == codes.size(0),
               "dequantize_fp8: expected [N, K] uint8 codes and N scales");
-    return decode_e4m3(codes).mul_(scale.to(at::kFloat).view({-1, 1})).to(dtype);
+    return detail::decode_e4m3(codes).mul_(scale.to(at::kFloat).view({-1, 1})).to(dtype);
 }
 
 bool is_fp8_linear(const ParameterSpec& spec) {

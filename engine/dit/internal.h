@@ -23,6 +23,12 @@ void quantize_linears(BlockWeights& w);
 BlockWeights widened(const BlockWeights& held, at::ScalarType dtype);
 /// The codes of an F8_E4M3 weight as stored (scale per row), else the weight quantised; on `device`.
 Fp8Weight load_fp8(const io::TensorStore& store, const std::string& name, c10::Device device);
+/// The largest finite float8_e4m3fn value: an fp8 scale is amax / kE4m3Max.
+constexpr float kE4m3Max = 448.0f;
+/// e4m3 codes (uint8) → f32 values of the same shape, on the codes' device.
+at::Tensor decode_e4m3(const at::Tensor& codes);
+/// f32 values (|v| ≤ 448) → nearest e4m3 codes (uint8), on the values' device.
+at::Tensor encode_e4m3(const at::Tensor& values);
 /// Auto → Float32 on CPU, BF16Mixed elsewhere.
 Precision resolve_precision(const ModelOptions& options);
 /// "[a, b, c]".

@@ -36,18 +36,18 @@ namespace wan::dit {
 // FlashAttention-3 is the Hopper attention kernel written for this problem: warp-specialised, with the
 // softmax of one tile overlapping the tensor-core GEMMs of the next, and K/V tiles multicast to pairs of
 // CTAs. It is also what upstream Wan2.1 runs when the flash_attn_3 package is installed. We build only its
-// bf16, head-dim-128, non-causal forward (engine/dit/cuda/flash3_*), from flash-attention's own sources
-// (CMake: WAN_FLASH_ATTN3_DIR, WAN_CUTLASS_DIR), and call it where it fits: a Hopper GPU, bf16 q/k/v, head
-// dim 128, 16-byte aligned rows (its tiles move by TMA). Everything else goes to cuDNN as before.
+// head-dim-128, non-causal forward (engine/dit/cuda/flash3_*; bf16, and e4m3 for Note [FP8 attention] in
+// attention_fp8.cpp), from flash-attention's own sources (CMake: WAN_FLASH_ATTN3_DIR, WAN_CUTLASS_DIR), and
+// call it where it fits: a Hopper GPU, bf16 q/k/v, head dim 128, 16-byte aligned rows (its tiles move by TMA).
+// Everything else goes to cuDNN as before.
 
 namespace {
 
 #if WAN_HAVE_FLASH3
-/// FlashAttention-3 on q, k, v that flash_attention3_misfit accepted: {O, lse}.
-std::pair<at::Tensor, at::Tensor> flash3_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
-    const c10::cuda::CUDAGuard device_guard(q.device());  // the kernel reads the current device's properties
-    at::Tensor out = at::empty(q.sizes(), q.options());
-    at::Tensor lse = at::empty({q.size(0), q.size(2), q.size(1)}, q.options().dtype(at::kFloat));
+/// The kernel's view of q, k, v ([B, S, H, d], bf16 or e4m3) and of out (bf16, q's shape) and lse ([B, H, Sq]
+/// f32), on the current stream of q's device.
+cuda::Flash3Problem flash3_problem(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, at::Tensor& out,
+                                   at::Tensor& lse) {
     cuda::Flash3Problem p;
     p.q = q.data_ptr();
     p.k = k.data_ptr();
@@ -65,10 +65,52 @@ std::pair<at::Tensor, at::Tensor> flash3_attention(const at::Tensor& q, const at
     p.softmax_scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(q.size(3))));
     p.num_sms = at::cuda::getDeviceProperties(q.get_device())->multiProcessorCount;
     p.stream = at::cuda::getCurrentCUDAStream(q.get_device()).stream();
-    cuda::flash3_bf16_forward(p);
+    return p;
+}
+
+/// FlashAttention-3 on q, k, v that flash_attention3_misfit accepted: {O, lse}.
+std::pair<at::Tensor, at::Tensor> flash3_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+    const c10::cuda::CUDAGuard device_guard(q.device());  // the kernel reads the current device's properties
+    at::Tensor out = at::empty(q.sizes(), q.options());
+    at::Tensor lse = at::empty({q.size(0), q.size(2), q.size(1)}, q.options().dtype(at::kFloat));
+    cuda::flash3_bf16_forward(flash3_problem(q, k, v, out, lse));
     return {out, lse};
 }
+
+#if WAN_TORCH_VERSION >= 201
+/// FlashAttention-3's FP8 forward on bf16 q, k, v that flash_attention3_fp8_misfit accepted (Note [FP8 attention]).
+at::Tensor flash3_fp8_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, bool subtract_k_mean) {
+    const c10::cuda::CUDAGuard device_guard(q.device());
+    const Fp8Heads q8 = quantize_heads_fp8(q, false), k8 = quantize_heads_fp8(k, subtract_k_mean),
+                   v8 = quantize_heads_fp8(v, false);
+    at::Tensor out = at::empty(q.sizes(), q.options());  // bf16, contiguous
+    at::Tensor lse = at::empty({q.size(0), q.size(2), q.size(1)}, q.options().dtype(at::kFloat));
+    cuda::Flash3Problem p = flash3_problem(q8.codes, k8.codes, v8.codes, out, lse);
+    p.q_descale = q8.scale.data_ptr<float>();
+    p.k_descale = k8.scale.data_ptr<float>();
+    p.v_descale = v8.scale.data_ptr<float>();
+    cuda::flash3_e4m3_forward(p);
+    return out;
+}
 #endif
+#endif
+
+/// Note [FP8 attention]'s kernel where it can run; else an undefined tensor, after saying once why (the caller
+/// goes on in bf16).
+at::Tensor try_fp8_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, AttentionFp8 mode,
+                             AttentionBackend backend) {
+    const bool fa3_allowed = backend == AttentionBackend::Auto || backend == AttentionBackend::FlashAttention3;
+    const std::string why = fa3_allowed ? flash_attention3_fp8_misfit(q, k, v)
+                                        : "WAN_ATTENTION asks for another kernel than FlashAttention-3";
+#if WAN_HAVE_FLASH3 && WAN_TORCH_VERSION >= 201
+    if (why.empty()) return flash3_fp8_attention(q, k, v, mode == AttentionFp8::KMean);
+#else
+    (void)mode;
+#endif
+    static std::atomic<bool> said{false};
+    if (!said.exchange(true)) WAN_LOG_WARN("FP8 attention cannot run here (%s); attention stays bf16", why.c_str());
+    return {};
+}
 
 #if WAN_TORCH_VERSION < 200
 // Exact softmax(Q·Kᵀ·scale)·V in f32, chunked over queries so that the score matrix stays ≤ 64 Mi floats.
@@ -95,8 +137,10 @@ at::Tensor math_attention(const at::Tensor& q, const at::Tensor& k, const at::Te
 
 }  // namespace
 
-std::string flash_attention3_misfit(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
 #if WAN_HAVE_FLASH3
+namespace {
+// What both FlashAttention-3 kernels need of bf16 q, k, v, their memory layout aside: empty when it fits.
+std::string flash3_shape_misfit(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
     if (!q.is_cuda() || !k.is_cuda() || !v.is_cuda()) return "q, k and v must be CUDA tensors";
     if (q.get_device() != k.get_device() || q.get_device() != v.get_device()) return "q, k and v are on different GPUs";
     const auto* props = at::cuda::getDeviceProperties(q.get_device());
@@ -107,6 +151,23 @@ std::string flash_attention3_misfit(const at::Tensor& q, const at::Tensor& k, co
     if (q.size(3) != cuda::kFlash3HeadDim) return "head dim " + std::to_string(q.size(3)) + " (the built kernel has 128)";
     const int64_t int_max = std::numeric_limits<int>::max();
     if (q.size(1) > int_max || k.size(1) > int_max || q.size(0) * q.size(2) > int_max) return "sequence too long";
+    return {};
+}
+}  // namespace
+#endif
+
+std::string flash_attention3_fp8_misfit(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+#if WAN_HAVE_FLASH3 && WAN_TORCH_VERSION >= 201
+    return flash3_shape_misfit(q, k, v);
+#else
+    (void)q, (void)k, (void)v;
+    return "this build has no FlashAttention-3 FP8 kernel (a CUDA build with FlashAttention-3 and LibTorch >= 2.1)";
+#endif
+}
+
+std::string flash_attention3_misfit(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+#if WAN_HAVE_FLASH3
+    if (std::string why = flash3_shape_misfit(q, k, v); !why.empty()) return why;
     for (const at::Tensor* t : {&q, &k, &v}) {
         if (t->stride(3) != 1) return "the head dim must be contiguous";
         if (reinterpret_cast<uintptr_t>(t->data_ptr()) % 16 != 0) return "data not 16-byte aligned";
@@ -155,7 +216,7 @@ std::pair<at::Tensor, at::Tensor> flash_attention3_with_lse(const at::Tensor& q,
 }
 
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t k_len,
-                     AttentionBackend backend) {
+                     AttentionBackend backend, AttentionFp8 fp8) {
     WAN_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4,
               "attention: q, k, v must be [B, S, H, d], got %s, %s, %s dims", std::to_string(q.dim()).c_str(),
               std::to_string(k.dim()).c_str(), std::to_string(v.dim()).c_str());
@@ -167,6 +228,8 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
         kk = k.narrow(1, 0, k_len);  // keys past k_len are padding (§4.5: k_lens = N)
         vv = v.narrow(1, 0, k_len);
     }
+    if (fp8 != AttentionFp8::Off)
+        if (at::Tensor o = try_fp8_attention(q, kk, vv, fp8, backend); o.defined()) return o;
     if (backend == AttentionBackend::FlashAttention3) {
         const std::string why = flash_attention3_misfit(q, kk, vv);
         WAN_CHECK(why.empty(), "attention: FlashAttention-3 cannot run this call: %s", why.c_str());

@@ -90,6 +90,7 @@ WanModel::WanModel(const io::WanConfig& config, RootWeights root, std::shared_pt
     WAN_CHECK(blocks_->num_blocks() == config_.num_layers, "WanModel: the block provider has %lld blocks, config has %lld",
               static_cast<long long>(blocks_->num_blocks()), static_cast<long long>(config_.num_layers));
     sp_->set_attention_backend(options_.attention);
+    sp_->set_attention_fp8(options_.attention_fp8);
     fp8_weights_ = provider_holds_fp8();
 }
 
@@ -116,6 +117,12 @@ void WanModel::set_block_weights_provider(std::shared_ptr<BlockWeightsProvider> 
 void WanModel::set_sequence_parallel(std::shared_ptr<SequenceParallel> sp) {
     sp_ = sp ? std::move(sp) : std::make_shared<SequenceParallel>();
     sp_->set_attention_backend(options_.attention);
+    sp_->set_attention_fp8(options_.attention_fp8);
+}
+
+void WanModel::set_attention_fp8(AttentionFp8 mode) {
+    options_.attention_fp8 = mode;
+    sp_->set_attention_fp8(mode);
 }
 
 at::Tensor WanModel::forward(const at::Tensor& x, const at::Tensor& t, const at::Tensor& context, int64_t seq_len,

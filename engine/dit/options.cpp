@@ -22,6 +22,13 @@ ModelOptions ModelOptions::from_environment() {
         else
             WAN_LOG_WARN("WAN_ATTENTION=%s not understood (auto|fa3|cudnn|flash|sdpa); using auto", attention->c_str());
     }
+    const std::optional<std::string> fp8_attention = env_string("WAN_FP8_ATTENTION");
+    if (fp8_attention && !fp8_attention->empty()) {
+        if (const std::optional<AttentionFp8> mode = parse_attention_fp8(*fp8_attention))
+            o.attention_fp8 = *mode;
+        else
+            WAN_LOG_WARN("WAN_FP8_ATTENTION=%s not understood (off|on|kmean); using off", fp8_attention->c_str());
+    }
     return o;
 }
 

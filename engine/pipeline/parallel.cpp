@@ -4,6 +4,8 @@
 
 #include <ATen/ATen.h>
 
+#include <atomic>
+
 namespace wan::pipeline {
 
 at::Tensor UspSequenceParallel::self_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
@@ -12,12 +14,16 @@ at::Tensor UspSequenceParallel::self_attention(const at::Tensor& q, const at::Te
     // Keys past the real token count are padding: excluded, as on one GPU, so that every layout gives the
     // single-process result (upstream USP attends them, §8.3 PARITY; moot for the standard 81-frame sizes).
     opt.valid_len = k_len;
-    // Without a ring the local attention needs no log-sum-exp: the DiT's fastest kernel does it.
-    opt.local_attention = [backend = attention_backend()](const at::Tensor& ql, const at::Tensor& kl,
-                                                          const at::Tensor& vl, int64_t valid) {
-        return dit::attention(ql, kl, vl, valid, backend);
+    // Without a ring the local attention needs no log-sum-exp: the DiT's fastest kernel does it (FP8 included).
+    opt.local_attention = [backend = attention_backend(), fp8 = attention_fp8()](
+                              const at::Tensor& ql, const at::Tensor& kl, const at::Tensor& vl, int64_t valid) {
+        return dit::attention(ql, kl, vl, valid, backend, fp8);
     };
-    // With a ring, each block's attention and log-sum-exp from FlashAttention-3 where it runs.
+    static std::atomic<bool> said{false};
+    if (attention_fp8() != dit::AttentionFp8::Off && mesh_.ring().size() > 1 && !said.exchange(true))
+        WAN_LOG_WARN("FP8 attention is not used with ring attention (--ring-size > 1); attention stays bf16");
+    // With a ring, each block's attention and log-sum-exp from FlashAttention-3 where it runs (bf16 only: the
+    // FP8 path is not wired to the ring's merge).
     opt.block_attention = [](const at::Tensor& ql, const at::Tensor& kl, const at::Tensor& vl) {
         return dit::flash_attention3_with_lse(ql, kl, vl);
     };

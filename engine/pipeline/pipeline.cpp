@@ -422,6 +422,9 @@ std::unique_ptr<dit::WanModel> T2VPipeline::Impl::build_dit(const io::WanConfig&
     dit::ModelOptions dopt = dit::ModelOptions::from_environment();  // WAN_FP8, WAN_FUSED, WAN_ATTENTION, ...
     dopt.device = device;
     dopt.fp8 = dopt.fp8 || config.fp8;
+    const std::optional<dit::AttentionFp8> fp8_attention = dit::parse_attention_fp8(config.fp8_attention);
+    WAN_CHECK(fp8_attention.has_value(), "--fp8-attention '%s': expected off, on or kmean", config.fp8_attention.c_str());
+    if (*fp8_attention != dit::AttentionFp8::Off) dopt.attention_fp8 = *fp8_attention;  // else WAN_FP8_ATTENTION's
     const bool fsdp = mesh && mesh->layout().dit_fsdp && mesh->cfg_half().size() > 1;
     dopt.weight_dtype = dit_weight_dtype(config, wc, store, dopt, fsdp);
     std::unique_ptr<dit::WanModel> model;

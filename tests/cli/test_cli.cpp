@@ -150,6 +150,16 @@ TEST(Options, T5Dtype) {
     EXPECT_NE(wan::app::helpText().find("--t5-dtype auto|f32|bf16"), std::string::npos);
 }
 
+TEST(Options, Fp8Attention) {
+    EXPECT_EQ(parse({}).engine.fp8_attention, "off");
+    EXPECT_EQ(parse({"--fp8-attention", "kmean"}).engine.fp8_attention, "kmean");
+    EXPECT_EQ(parse({"--fp8_attention=on"}).engine.fp8_attention, "on");
+    EXPECT_EQ(parse({"--fp8"}).engine.fp8_attention, "off");  // --fp8 leaves attention bf16
+    const std::string bad = parse_error({"--fp8-attention", "yes"});
+    EXPECT_NE(bad.find("--fp8-attention 'yes': expected off, on or kmean"), std::string::npos) << bad;
+    EXPECT_NE(wan::app::helpText().find("--fp8-attention off|on|kmean"), std::string::npos);
+}
+
 TEST(Options, LorasAreRepeatableWithStrengths) {
     auto a = parse({"--lora", "/l/a.safetensors", "--lora=/l/b.safetensors:-0.5", "--lora", "C:/x/c.safetensors:0.8"});
     ASSERT_EQ(a.request.loras.size(), 3u);

@@ -51,7 +51,7 @@ public:
     at::Tensor self_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t k_len) override {
         at::Tensor kf = at::cat(comm_.all_gather(rank_, k), 1);
         at::Tensor vf = at::cat(comm_.all_gather(rank_, v), 1);
-        return wan::dit::attention(q, kf, vf, k_len, attention_backend());
+        return wan::dit::attention(q, kf, vf, k_len, attention_backend(), attention_fp8());
     }
     at::Tensor gather_sequence(const at::Tensor& local) override { return at::cat(comm_.all_gather(rank_, local), 1); }
     void all_reduce_sum(at::Tensor& t) override {

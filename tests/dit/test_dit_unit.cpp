@@ -362,6 +362,14 @@ TEST(DitOptions, FromEnvironmentReadsTheMeasurementSwitches) {
         ScopedEnv c("WAN_ATTENTION", name);
         EXPECT_EQ(ModelOptions::from_environment().attention, backend) << name;
     }
+    using wan::dit::AttentionFp8;
+    EXPECT_EQ(ModelOptions::from_environment().attention_fp8, AttentionFp8::Off);
+    for (const auto& [value, mode] : std::vector<std::pair<const char*, AttentionFp8>>{
+             {"on", AttentionFp8::On}, {"1", AttentionFp8::On}, {"kmean", AttentionFp8::KMean},
+             {"off", AttentionFp8::Off}, {"fast", AttentionFp8::Off}}) {
+        ScopedEnv e("WAN_FP8_ATTENTION", value);
+        EXPECT_EQ(ModelOptions::from_environment().attention_fp8, mode) << value;
+    }
 }
 
 TEST(DitOptions, AttentionKernelNameReportsAForcedBackend) {
@@ -381,6 +389,10 @@ TEST(DitOptions, SequenceParallelRunsTheModelsAttentionBackend) {
     auto sp = std::make_shared<wan::test::FakeSequenceParallel>(comm, 1, 0);
     m.set_sequence_parallel(sp);
     EXPECT_EQ(sp->attention_backend(), wan::dit::AttentionBackend::Sdpa);
+    EXPECT_EQ(sp->attention_fp8(), wan::dit::AttentionFp8::Off);
+    m.set_attention_fp8(wan::dit::AttentionFp8::KMean);  // between forwards (wan-bench)
+    EXPECT_EQ(sp->attention_fp8(), wan::dit::AttentionFp8::KMean);
+    EXPECT_EQ(m.options().attention_fp8, wan::dit::AttentionFp8::KMean);
 }
 
 TEST(DitOptions, ANonResidentProviderGivesTheSameForward) {

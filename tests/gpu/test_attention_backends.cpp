@@ -2,7 +2,9 @@
 // attention computed in f32: cuDNN always; FlashAttention-3 where the build has it (WAN_TEST_FLASH3). The
 // q/k/v are strided views of one [B, S, 3, H, d] tensor, as the fused QKV projection leaves them, and the
 // sequence lengths leave partial tiles (odd and even tile counts: FlashAttention-3 launches clusters of two
-// CTAs only for an even count). Label gpu: built only where CUDA is built in.
+// CTAs only for an even count). FP8 attention (FlashAttention-3's e4m3 forward) against the same exact attention,
+// with and without K's mean subtraction, and on a K with a large common offset. Label gpu: built only where CUDA is
+// built in.
 #include "core/core.h"
 #include "dit/dit.h"
 
@@ -120,6 +122,72 @@ TEST_F(AttentionBackends, FlashAttention3LogSumExpIsExact) {
     }
 }
 
+// Note [FP8 attention]. e4m3 keeps 3 mantissa bits: each of q, k, v is rounded to within 2^-4 of itself, so the
+// logits and the output move by a few per cent, and how much depends on the data (a peaked softmax amplifies
+// logit errors). The bound therefore comes from the same data: exact f32 attention on the dequantised q, k, v
+// (quantize_heads_fp8, the kernel's own inputs) carries all the input rounding; the kernel adds only its rounding
+// of P to e4m3 (again ≤ 2^-4 per weight, which moves the output as much as V's rounding does) and f32
+// accumulation. So its error power may be about twice the emulation's: SNR ≥ emulated − 4 dB. The absolute floor
+// (15 dB = 18 % RMS error) only catches a kernel that computes something else.
+double snr_db(const at::Tensor& got, const at::Tensor& ref) {
+    const at::Tensor g = got.to(at::kFloat);
+    return 10 * std::log10(ref.pow(2).mean().item<double>() / (g - ref).pow(2).mean().item<double>());
+}
+
+at::Tensor dequantized(const at::Tensor& x, bool subtract_mean) {
+    const wan::dit::Fp8Heads h = wan::dit::quantize_heads_fp8(x, subtract_mean);
+    return h.codes.view(at::kFloat8_e4m3fn).to(at::kFloat) * h.scale.view({x.size(0), 1, x.size(2), 1});
+}
+
+/// Exact attention on the e4m3 values the kernel receives.
+at::Tensor emulated_fp8_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t k_len,
+                                  bool k_mean) {
+    const at::Tensor kk = k.narrow(1, 0, k_len), vv = v.narrow(1, 0, k_len);
+    return exact_attention(dequantized(q, false), dequantized(kk, k_mean), dequantized(vv, false), k_len);
+}
+
+TEST_F(AttentionBackends, Fp8AttentionIsAsCloseToExactAsItsE4m3InputsAllow) {
+    using wan::dit::AttentionFp8;
+    for (const Shape& s : kShapes) {
+        make(s);
+        const std::string misfit = wan::dit::flash_attention3_fp8_misfit(q, k, v);
+        if (!misfit.empty()) GTEST_SKIP() << misfit;
+        for (const AttentionFp8 mode : {AttentionFp8::On, AttentionFp8::KMean}) {
+            const at::Tensor o = wan::dit::attention(q, k, v, s.k_len, AttentionBackend::Auto, mode);
+            ASSERT_EQ(o.sizes(), q.sizes());
+            ASSERT_EQ(o.scalar_type(), at::kBFloat16);
+            ASSERT_FALSE(at::equal(o, wan::dit::attention(q, k, v, s.k_len))) << "the bf16 kernel ran";
+            const double got = snr_db(o, ref);
+            const double emulated = snr_db(emulated_fp8_attention(q, k, v, s.k_len, mode == AttentionFp8::KMean), ref);
+            std::printf("[attention] fp8 %-5s %-24s SNR %.1f dB (inputs' rounding alone %.1f dB), max rel %.3g\n",
+                        wan::dit::attention_fp8_name(mode), s.what, got, emulated, errors(o, ref).max_rel);
+            EXPECT_GT(got, emulated - 4) << s.what;
+            EXPECT_GT(got, 15) << s.what;
+        }
+    }
+}
+
+// A K whose tokens share a large offset (per channel, far above their spread): only its mean subtraction keeps the
+// token-to-token differences, all softmax sees, above e4m3's rounding of the offset.
+TEST_F(AttentionBackends, Fp8AttentionNeedsKMeanForACommonKeyOffset) {
+    using wan::dit::AttentionFp8;
+    const Shape& s = kShapes[0];
+    make(s);
+    const std::string misfit = wan::dit::flash_attention3_fp8_misfit(q, k, v);
+    if (!misfit.empty()) GTEST_SKIP() << misfit;
+    const at::Tensor offset = at::randn({1, 1, s.H, 128}, cuda_f32()) * 32;
+    const at::Tensor ko = (k.to(at::kFloat) + offset).to(at::kBFloat16);
+    const at::Tensor want = exact_attention(q, ko, v, s.k_len);
+    const double raw = snr_db(wan::dit::attention(q, ko, v, s.k_len, AttentionBackend::Auto, AttentionFp8::On), want);
+    const double centred = snr_db(wan::dit::attention(q, ko, v, s.k_len, AttentionBackend::Auto, AttentionFp8::KMean), want);
+    const double emulated = snr_db(emulated_fp8_attention(q, ko, v, s.k_len, true), want);
+    std::printf("[attention] fp8 K offset %-24s SNR on %.1f dB, kmean %.1f dB (inputs' rounding alone %.1f dB)\n",
+                s.what, raw, centred, emulated);
+    EXPECT_GT(centred, emulated - 4);
+    EXPECT_GT(centred, 15);
+    EXPECT_LT(raw, centred - 10);
+}
+
 TEST_F(AttentionBackends, AutoPicksFlashAttention3WhereItFits) {
     if (std::getenv("WAN_ATTENTION")) GTEST_SKIP() << "WAN_ATTENTION overrides the automatic choice";
     make(kShapes[0]);
@@ -127,6 +195,14 @@ TEST_F(AttentionBackends, AutoPicksFlashAttention3WhereItFits) {
     EXPECT_TRUE(at::equal(wan::dit::attention(q, k, v), fa3));
 }
 #endif
+
+TEST_F(AttentionBackends, Fp8AttentionFallsBackToBf16WhereItCannotRun) {
+    // Head dim 64: FP8 attention says why not and the call gives what the bf16 path gives.
+    const at::Tensor t = at::randn({1, 256, 4, 64}, cuda_f32()).to(at::kBFloat16);
+    EXPECT_NE(wan::dit::flash_attention3_fp8_misfit(t, t, t), "");
+    EXPECT_TRUE(at::equal(wan::dit::attention(t, t, t, -1, AttentionBackend::Auto, wan::dit::AttentionFp8::KMean),
+                          wan::dit::attention(t, t, t)));
+}
 
 TEST_F(AttentionBackends, FlashAttention3RefusesWhatItCannotRunWithAReason) {
     const at::Tensor q64 = at::randn({1, 256, 4, 64}, cuda_f32()).to(at::kBFloat16);
