@@ -177,16 +177,27 @@ private:
     std::vector<AppliedLora> applied_;
     std::vector<LoraSpec> current_;
     std::vector<std::string> current_identity_;  ///< per spec: size and mtime of the file when merged
-    /// Where the last apply() spent its time (logged): reading and hashing the files, then the merge's parts.
-    double read_seconds_ = 0;
+    /// Where the last apply() spent its time (logged): reading the files, the merge's parts, and the wait at
+    /// the end for the files' SHA-256, computed on other threads meanwhile.
+    double read_seconds_ = 0, hash_wait_seconds_ = 0;
     struct MergeSeconds {
         double restore = 0, backup = 0, arithmetic = 0;
     } merge_seconds_;
 };
 
-/// SHA-256 of a file's bytes, lower-case hex. Throws wan::Error naming the file when it cannot be read.
+/// SHA-256 of a file's bytes, lower-case hex, read through a mapping (no copy). Throws wan::Error naming the
+/// file when it cannot be read.
 std::string sha256_file(const std::string& path);
-/// SHA-256 of a buffer, lower-case hex (FIPS 180-4; own implementation, no crypto library needed).
+/// sha256_file, computed once per process for each version of a file (path, device, inode, size and
+/// modification time): a re-merge of the same file, or the same file on a second expert, costs a stat().
+/// Thread-safe.
+std::string sha256_file_cached(const std::string& path);
+/// SHA-256 of a buffer, lower-case hex (FIPS 180-4).
 std::string sha256_hex(const void* data, size_t size);
+/// What computes the digests: "OpenSSL <version>" (libcrypto, using the CPU's SHA extensions where it has
+/// them) or "built-in" (portable code, several times slower) when the build found no OpenSSL.
+const char* sha256_implementation();
+/// Files sha256_file has read in this process (tests: a cached hash reads none).
+int64_t sha256_files_hashed();
 
 }  // namespace wan::lora

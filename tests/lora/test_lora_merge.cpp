@@ -294,6 +294,25 @@ TEST(LoraMerge, FileReplacedOnDiskIsReadAgain) {
     EXPECT_NE(sha1, sha2);
 }
 
+// Each version of a file is hashed once per process (Note [Hashing LoRA files]): not again for a re-merge at
+// another strength, nor for a second LoraSet (the other expert of a two-expert model); again once it changes.
+TEST(LoraMerge, EachFileVersionIsHashedOncePerProcess) {
+    at::Tensor w = at::zeros({128});
+    const wan::lora::NamedParameters params{{"blocks.0.ffn.2.bias", w}};
+    const std::string path = write_lora("hashed_once", {{"blocks.0.ffn.2.diff_b", at::full({128}, 1.0)}});
+    wan::lora::LoraSet first, second;
+    const int64_t before = wan::lora::sha256_files_hashed();
+    const std::string sha = first.apply(params, {{path, 1.0}}).at(0).sha256;
+    EXPECT_EQ(wan::lora::sha256_files_hashed(), before + 1);
+    EXPECT_EQ(sha, wan::lora::sha256_file(path));
+    EXPECT_EQ(first.apply(params, {{path, 0.5}}).at(0).sha256, sha);
+    EXPECT_EQ(second.apply(params, {{path, 2.0}}).at(0).sha256, sha);
+    EXPECT_EQ(wan::lora::sha256_files_hashed(), before + 2);  // the sha256_file above; no LoraSet hashed again
+    wan::io::save_safetensors(path, {{"blocks.0.ffn.2.diff_b", at::full({128}, 3.0)}});
+    EXPECT_NE(second.apply(params, {{path, 2.0}}).at(0).sha256, sha);
+    EXPECT_EQ(wan::lora::sha256_files_hashed(), before + 3);
+}
+
 TEST(LoraMerge, Bf16WeightsGetOneRoundingOfTheF32Sum) {
     // The rule on a bf16 resident weight (the GPU's precision): bf16(f32(W) + delta).
     at::manual_seed(3);
