@@ -8,6 +8,8 @@
 //   wan-bench teacache --model tiny --steps 8 --threshold 0.3 --device cpu        (CPU smoke test)
 //   wan-bench gen --model 14B --size 832*480 --preset lightx2v-4step --make-lora 64 --lora /tmp/r64.safetensors
 //                                         (a random rank-64 LoRA on every block Linear: merge time and memory)
+//   wan-bench lora --model 14B --make-lora 64 --lora /tmp/r64.safetensors   (reading the LoRA file: parse, read,
+//                                         SHA-256; CPU, no model)
 //   wan-bench gen --model 14B --size 1280*720 --max-vram 22     (DiT blocks past 22 GB streamed from host memory;
 //                                         also --offload-dit: every block streamed) — peak memory per stage, s/step
 //   wan-bench gen --model tiny --device cpu --offload-dit        (CPU smoke test of the streamed path)
@@ -26,6 +28,7 @@
 #include "dist/dist.h"
 #include "dit/dit.h"
 #include "io/io.h"
+#include "lora/lora.h"
 #include "pipeline/pipeline.h"
 #include "text/text.h"
 #include "vae/vae.h"
@@ -40,6 +43,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <ctime>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -523,6 +527,18 @@ std::unique_ptr<wan::pipeline::T2VPipeline> random_pipeline(const Args& a, c10::
     return std::make_unique<wan::pipeline::T2VPipeline>(std::move(parts), ec);
 }
 
+/// The Linears of one DiT block that `--make-lora` covers (all of them), with their [out, in] for `model`.
+struct BlockLinear {
+    const char* name;
+    int64_t out, in;
+};
+std::vector<BlockLinear> block_linears(const wan::io::WanConfig& c) {
+    const int64_t D = c.dim, F = c.ffn_dim;
+    return {{"self_attn.q", D, D}, {"self_attn.k", D, D}, {"self_attn.v", D, D}, {"self_attn.o", D, D},
+            {"cross_attn.q", D, D}, {"cross_attn.k", D, D}, {"cross_attn.v", D, D}, {"cross_attn.o", D, D},
+            {"ffn.0", F, D},         {"ffn.2", D, F}};
+}
+
 /// A random LoRA in the native key style on every Linear of every block (`--make-lora RANK`, written to the
 /// `--lora` file): down [rank, in] ~ N(0, 1/in), up [out, rank] ~ N(0, (0.01/rank)^2), alpha = rank, bf16 — the
 /// size of a published rank-RANK Wan LoRA on the block Linears, with a delta small enough to keep outputs finite.
@@ -532,16 +548,11 @@ void write_random_lora(const Args& a, int rank, const std::string& path) {
     WAN_CHECK(rank >= 1, "--make-lora %d: the rank must be at least 1", rank);
     const wan::io::WanConfig c = model_config(model);
     const int layers = a.get_int("layers", -1) > 0 ? a.get_int("layers", -1) : static_cast<int>(c.num_layers);
-    const int64_t D = c.dim, F = c.ffn_dim;
-    struct Linear { const char* name; int64_t out, in; };
-    const Linear linears[] = {{"self_attn.q", D, D}, {"self_attn.k", D, D}, {"self_attn.v", D, D}, {"self_attn.o", D, D},
-                              {"cross_attn.q", D, D}, {"cross_attn.k", D, D}, {"cross_attn.v", D, D},
-                              {"cross_attn.o", D, D}, {"ffn.0", F, D}, {"ffn.2", D, F}};
     wan::io::NamedTensors tensors;
     at::Generator gen = at::detail::createCPUGenerator(7);
     const auto f32 = at::TensorOptions().dtype(at::kFloat);
     for (int i = 0; i < layers; ++i) {
-        for (const Linear& l : linears) {
+        for (const BlockLinear& l : block_linears(c)) {
             const std::string module = strfmt("diffusion_model.blocks.%d.%s", i, l.name);
             tensors.emplace_back(module + ".lora_A.weight",
                                  (at::randn({rank, l.in}, gen, f32) / std::sqrt(static_cast<double>(l.in))).to(at::kBFloat16));
@@ -552,6 +563,61 @@ void write_random_lora(const Args& a, int rank, const std::string& path) {
     wan::io::save_safetensors(path, tensors);
     std::fprintf(stderr, "wan-bench: wrote a random rank-%d LoRA on %d blocks (%zu tensors) to %s\n", rank, layers,
                  tensors.size(), path.c_str());
+}
+
+/// Where reading a LoRA file goes (`wan-bench lora`, no model, CPU): the parse (header, key mapping, views), a
+/// plain read of every byte, the SHA-256 of bytes already in memory, and the SHA-256 of the file as the merge
+/// takes it. Runs on whatever the page cache holds: the first run after --make-lora reads a warm file.
+void bench_lora(const Args& a) {
+    const std::string path = a.get("lora", "");
+    WAN_CHECK(!path.empty(), "lora: needs --lora FILE (with --make-lora RANK: written first)");
+    if (a.opts.count("make_lora")) write_random_lora(a, a.get_int("make_lora", 64), path);
+    const wan::io::WanConfig c = model_config(a.get("model", "14B"));
+    std::vector<std::string> names;
+    for (int64_t i = 0; i < c.num_layers; ++i)
+        for (const BlockLinear& l : block_linears(c)) names.push_back(strfmt("blocks.%lld.%s.weight", static_cast<long long>(i), l.name));
+    const wan::lora::KeyMapper mapper(names);
+    // Wall seconds, and this thread's CPU seconds (every part is single-threaded): on a shared machine the wall
+    // time counts the other programs' turns, the CPU time only this work.
+    struct Seconds {
+        double wall, cpu;
+    };
+    auto thread_cpu = [] {
+        timespec ts{};
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+        return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+    };
+    auto timed = [&](const auto& fn) {
+        const auto t0 = std::chrono::steady_clock::now();
+        const double c0 = thread_cpu();
+        fn();
+        return Seconds{std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), thread_cpu() - c0};
+    };
+    for (int run = 0; run < a.get_int("runs", 3); ++run) {
+        size_t deltas = 0;
+        const Seconds parse = timed([&] { deltas = wan::lora::LoraFile::read(path, mapper).deltas().size(); });
+        std::vector<char> bytes;
+        const Seconds read = timed([&] {
+            std::ifstream f(path, std::ios::binary | std::ios::ate);
+            bytes.resize(static_cast<size_t>(f.tellg()));
+            f.seekg(0);
+            f.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+            WAN_CHECK(f.good(), "lora: cannot read '%s'", path.c_str());
+        });
+        std::string in_memory, from_file;
+        const Seconds hash = timed([&] { in_memory = wan::lora::sha256_hex(bytes.data(), bytes.size()); });
+        const Seconds file = timed([&] { from_file = wan::lora::sha256_file(path); });
+        WAN_CHECK(in_memory == from_file, "lora: the two SHA-256 of '%s' differ", path.c_str());
+        const double gb = static_cast<double>(bytes.size()) / 1e9;
+        std::printf("lora %s (%.3f GB, %zu parameters), wall / CPU seconds: parse %.3f / %.3f, read %.3f / %.3f, "
+                    "sha256 in memory %.3f / %.3f (%.2f GB/s of CPU), sha256_file %.3f / %.3f\n",
+                    path.c_str(), gb, deltas, parse.wall, parse.cpu, read.wall, read.cpu, hash.wall, hash.cpu,
+                    gb / hash.cpu, file.wall, file.cpu);
+        g_results.push_back({{"bench", "lora"}, {"file_gb", gb}, {"parse_s", parse.wall}, {"parse_cpu_s", parse.cpu},
+                             {"read_s", read.wall}, {"read_cpu_s", read.cpu}, {"sha256_memory_s", hash.wall},
+                             {"sha256_memory_cpu_s", hash.cpu}, {"sha256_file_s", file.wall},
+                             {"sha256_file_cpu_s", file.cpu}});
+    }
 }
 
 void bench_gen(const Args& a, c10::Device device) {
@@ -779,6 +845,7 @@ int main(int argc, char** argv) {
                              "                 [--fast 1 (those four)] [--chunk-frames N] [--compare-base 0|1]\n"
                              "                 [--stages 1 (or WAN_VAE_STAGES=1)]\n"
                              "       mpirun -np N wan-bench vae-ranks [--size W*H] [--frames N] [--dtype f32|bf16] [--compare 0|1]\n"
+                             "       lora --lora FILE [--make-lora RANK] [--model 1.3B|14B] [--runs N] (read + hash times)\n"
                              "       gen also: [--preset NAME] [--lora FILE [--make-lora RANK]] [--offload-dit] [--max-vram GB]\n"
                              "                 [--model A14B [--offload-idle-expert 1]] [--lora-backup auto|device|host]\n"
                              "       dit, gen also: [--dit-dtype bf16|fp8|auto]; dit --dit-dtype fp8 --compare 1: error against bf16\n"
@@ -806,6 +873,7 @@ int main(int argc, char** argv) {
         else if (a.command == "t5") bench_t5(a, device);
         else if (a.command == "gen") bench_gen(a, device);
         else if (a.command == "load") bench_load(a, device);
+        else if (a.command == "lora") bench_lora(a);
         else if (a.command == "teacache") bench_teacache(a, device);
         else if (a.command == "all") bench_all(a, device);
         else WAN_THROW("unknown benchmark '%s'", a.command.c_str());

@@ -13,6 +13,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev                      # tests
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev   # video writer (FFmpeg 5.1)
   libcurl4-openssl-dev libpcre2-dev              # prompt extension (DashScope, BPE pre-tokenizer)
+  libssl-dev                                     # OpenSSL's SHA-256 for LoRA files (optional: built-in fallback)
   qt6-base-dev qt6-multimedia-dev libqt6opengl6-dev   # desktop app, Qt Test
   qt6-httpserver-dev qt6-websockets-dev          # --listen: the remote engine's HTTP + WebSocket API
   qml6-module-qtmultimedia gstreamer1.0-plugins-good gstreamer1.0-libav  # video preview playback

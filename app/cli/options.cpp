@@ -230,10 +230,6 @@ AppOptions parseOptions(int argc, char** argv) {
               "--api-request-timeout is the --listen server's deadline for a whole request; use it with --listen");
     const std::string expert_files = o.engine.components.expert_files_problem();
     WAN_CHECK(expert_files.empty(), "%s", expert_files.c_str());
-    const bool any_lora = !o.request.loras.empty() || !o.request.loras_high.empty() || !o.request.loras_low.empty();
-    WAN_CHECK(!any_lora || !o.engine.layout.dit_fsdp,
-              "--lora cannot be combined with --dit-fsdp yet (nor --lora-high / --lora-low): merging a LoRA into "
-              "sharded DiT weights is not implemented; drop --dit-fsdp (each rank then holds the whole DiT) or the LoRA");
     return o;
 }
 

@@ -444,6 +444,21 @@ public:
     /// Drops this object's references to unit's gathered tensors (callers must drop theirs).
     void release(int64_t unit);
 
+    /// This rank's elements of one tensor of a unit: elements [offset, offset + values.numel()) of the tensor
+    /// flattened (row-major), as a 1-D view into this rank's shard.
+    struct LocalPart {
+        std::string name;
+        std::vector<int64_t> shape;  ///< the whole tensor's
+        int64_t offset = 0;
+        at::Tensor values;
+    };
+    /// This rank's part of every tensor of `unit`, by dtype group (empty `values` for a tensor entirely on
+    /// other ranks). Writing into `values` changes the parameters themselves (a LoRA merge: each rank changes
+    /// only its own elements); call drop_gathered() after such writes.
+    std::vector<LocalPart> local_parts(int64_t unit);
+    /// Forgets every gathered or prefetched unit, so that the next gather() reads the shards as they are now.
+    void drop_gathered();
+
     /// Elements of this rank's shard of `unit`, per dtype group in order of first appearance.
     std::vector<int64_t> shard_numel(int64_t unit) const;
     /// Bytes of all shards this rank holds.

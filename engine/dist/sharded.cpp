@@ -13,6 +13,7 @@
 #include <c10/cuda/CUDAStream.h>
 #endif
 
+#include <algorithm>
 #include <set>
 
 namespace wan::dist {
@@ -200,6 +201,26 @@ void ShardedParameters::release(int64_t unit) {
     impl_->check_unit(unit);
     impl_->gathered.erase(unit);
 }
+
+std::vector<ShardedParameters::LocalPart> ShardedParameters::local_parts(int64_t unit) {
+    impl_->check_unit(unit);
+    const int64_t r = impl_->comm.rank();
+    std::vector<LocalPart> out;
+    for (const Group& grp : impl_->units[unit].groups) {
+        for (const Entry& e : grp.entries) {
+            // The same element range the constructor copied out of the checkpoint for this rank.
+            const int64_t lo = std::max(e.offset, r * grp.chunk);
+            const int64_t hi = std::min(e.offset + e.numel, (r + 1) * grp.chunk);
+            if (lo >= hi)
+                out.push_back({e.name, e.shape, 0, grp.shard.narrow(0, 0, 0)});
+            else
+                out.push_back({e.name, e.shape, lo - e.offset, grp.shard.narrow(0, lo - r * grp.chunk, hi - lo)});
+        }
+    }
+    return out;
+}
+
+void ShardedParameters::drop_gathered() { impl_->gathered.clear(); }
 
 std::vector<int64_t> ShardedParameters::shard_numel(int64_t unit) const {
     impl_->check_unit(unit);

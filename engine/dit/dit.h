@@ -176,6 +176,16 @@ struct ModelOptions {
     static ModelOptions from_environment();
 };
 
+/// A parameter, or this rank's part of it where each rank holds a part of every tensor (FSDP shards): elements
+/// [offset, offset + values.numel()) of the parameter of shape `shape` flattened row-major. A whole parameter
+/// has offset 0 and `values` of `shape`. Writing into `values` changes the parameter (a LoRA merge).
+struct ParameterPart {
+    std::string name;
+    std::vector<int64_t> shape;
+    int64_t offset = 0;
+    at::Tensor values;
+};
+
 /// Source of the per-block weights. The forward calls acquire(i) right before block i and release(i)
 /// right after it, so a sharded implementation can all-gather one block at a time and free it again.
 class BlockWeightsProvider {
@@ -198,7 +208,11 @@ public:
         release(i);
         return w;
     }
-    /// Called by WanModel::weights_changed() after stored() tensors were changed in place.
+    /// Where stored(i) is nullopt because each rank holds a part of every tensor (FSDP shards): this rank's parts
+    /// of block i's parameters (checkpoint names, "blocks.i." prefix), which an in-place change reaches like
+    /// stored()'s. Empty by default (no such parts).
+    virtual std::vector<ParameterPart> stored_parts(int64_t /*i*/) { return {}; }
+    /// Called by WanModel::weights_changed() after stored() tensors (or stored_parts()) were changed in place.
     virtual void weights_changed() {}
 };
 
@@ -448,6 +462,10 @@ public:
     /// in-place change reaches. With fp8 weights a Linear's "<name>.weight" holds its codes (uint8) and is
     /// followed by "<name>.weight_scale" ([N] f32). Throws for a provider without stored tensors (FSDP shards).
     std::vector<std::pair<std::string, at::Tensor>> named_parameters() const;
+    /// named_parameters() as whole parts where the blocks have stored tensors; else (FSDP shards) the root
+    /// parameters whole and this rank's parts of the block parameters (BlockWeightsProvider::stored_parts).
+    /// Throws where a block has neither.
+    std::vector<ParameterPart> parameter_parts() const;
     /// Forgets what the forward derived from the weights (FP8 copies, concatenated QKV); they are rebuilt
     /// from the current values at next use. Call after changing parameters in place (a LoRA merge).
     void weights_changed();

@@ -368,4 +368,25 @@ std::vector<std::pair<std::string, at::Tensor>> WanModel::named_parameters() con
     return out;
 }
 
+std::vector<ParameterPart> WanModel::parameter_parts() const {
+    std::vector<ParameterPart> out;
+    auto whole = [&out](const std::string& name, const at::Tensor& t) { out.push_back({name, t.sizes().vec(), 0, t}); };
+    if (blocks_->num_blocks() == 0 || blocks_->stored(0).has_value()) {
+        for (const auto& [name, t] : named_parameters()) whole(name, t);
+        return out;
+    }
+    // Root first, then the blocks, then the rest of the root: named_parameters()'s order.
+    RootWeights root = root_;
+    auto rf = detail::root_fields(root);
+    for (size_t k = 0; k < 12; ++k) whole(rf[k].first, *rf[k].second);
+    for (int64_t i = 0; i < blocks_->num_blocks(); ++i) {
+        std::vector<ParameterPart> parts = blocks_->stored_parts(i);
+        WAN_CHECK(!parts.empty(), "WanModel::parameter_parts: block %lld has neither stored tensors nor parts",
+                  static_cast<long long>(i));
+        for (auto& p : parts) out.push_back(std::move(p));
+    }
+    for (size_t k = 12; k < rf.size(); ++k) whole(rf[k].first, *rf[k].second);
+    return out;
+}
+
 }  // namespace wan::dit

@@ -5,6 +5,7 @@
 #include "io/io.h"
 
 #include <ATen/ATen.h>
+#include <c10/util/accumulate.h>
 
 #include <algorithm>
 #include <map>
@@ -134,22 +135,33 @@ void check_delta_shape(const ParameterDelta& d, at::IntArrayRef target_shape, co
     }
 }
 
-at::Tensor delta_tensor(const ParameterDelta& d, at::IntArrayRef target_shape, c10::Device device,
-                        const std::string& file, double strength) {
+at::Tensor delta_part(const ParameterDelta& d, at::IntArrayRef target_shape, int64_t offset, int64_t count,
+                      c10::Device device, const std::string& file, double strength) {
     check_delta_shape(d, target_shape, file);
+    const auto f32 = at::TensorOptions().device(device).dtype(at::kFloat);
+    if (count == 0) return at::empty({0}, f32);
     at::Tensor delta;
     if (d.down.defined()) {
-        const auto f32 = at::TensorOptions().device(device).dtype(at::kFloat);
-        const at::Tensor up = d.up.flatten(1).to(f32), down = d.down.flatten(1).to(f32);  // [out, rank], [rank, in·k]
-        delta = at::mm(up, down).mul_(strength * d.scale).reshape(target_shape);
+        // Only the rows of up @ down that hold elements [offset, offset + count) of the flattened product.
+        const at::Tensor down = d.down.flatten(1).to(f32);  // [rank, in·k]
+        const int64_t in = down.size(1), row0 = offset / in, row1 = (offset + count + in - 1) / in;
+        const at::Tensor up = d.up.flatten(1).narrow(0, row0, row1 - row0).to(f32);  // [rows, rank]
+        delta = at::mm(up, down).mul_(strength * d.scale).view({-1}).narrow(0, offset - row0 * in, count);
     }
     if (d.full.defined()) {
-        at::Tensor full = d.full.to(device, at::kFloat, /*non_blocking=*/false, /*copy=*/true).reshape(target_shape);
+        at::Tensor full = d.full.reshape({-1}).narrow(0, offset, count).to(device, at::kFloat, /*non_blocking=*/false,
+                                                                           /*copy=*/true);
         full.mul_(strength);
         delta = delta.defined() ? delta.add_(full) : full;
     }
     WAN_CHECK(delta.defined(), "LoRA file '%s': parameter '%s' has no delta", file.c_str(), d.target.c_str());
     return delta;
+}
+
+at::Tensor delta_tensor(const ParameterDelta& d, at::IntArrayRef target_shape, c10::Device device,
+                        const std::string& file, double strength) {
+    return delta_part(d, target_shape, 0, c10::multiply_integers(target_shape), device, file, strength)
+        .reshape(target_shape);
 }
 
 }  // namespace wan::lora

@@ -18,7 +18,8 @@
 // (f32 on the CPU: twice that). A LoRA on the attention only costs ~60% of it. Where the copy lives
 // (BackupPlace, --lora-backup): on the GPU when it fits with room to spare for the generation (a device copy
 // takes milliseconds, a pageable host copy of 28 GB half a minute), else in host RAM. The merge itself
-// needs one f32 temporary of the largest touched parameter on its device. Nothing is kept per step.
+// needs one f32 temporary of the largest touched parameter on its device. Nothing is kept per step. With FSDP
+// shards every figure here is per rank divided by the ranks: each keeps and merges only its shard's part.
 //
 // Example (the pipeline, once per job):
 //   wan::lora::LoraSet loras;                                    // one per loaded model, lives with it
@@ -27,6 +28,7 @@
 #pragma once
 
 #include "core/lora_spec.h"
+#include "dit/dit.h"
 
 #include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
@@ -39,14 +41,12 @@
 #include <utility>
 #include <vector>
 
-namespace wan::dit {
-class WanModel;
-}
-
 namespace wan::lora {
 
 /// Live parameter tensors by upstream name (WanModel::named_parameters()). Merging writes into them in place.
 using NamedParameters = std::vector<std::pair<std::string, at::Tensor>>;
+/// The same as whole tensors or as this rank's parts of them (WanModel::parameter_parts(); FSDP shards).
+using ParameterParts = std::vector<dit::ParameterPart>;
 
 /// What one key of a LoRA file contributes.
 enum class KeyPart { Down = 1, Up = 2, Alpha = 3, Diff = 4, DiffBias = 5, DiffModulation = 6 };
@@ -110,6 +110,11 @@ void check_delta_shape(const ParameterDelta& d, at::IntArrayRef target_shape, co
 /// wan::Error naming `file`, the key and both shapes when they do not fit.
 at::Tensor delta_tensor(const ParameterDelta& d, at::IntArrayRef target_shape, c10::Device device,
                         const std::string& file, double strength = 1.0);
+/// Elements [offset, offset + count) of delta_tensor(...) flattened, as a 1-D f32 tensor on `device`, computing
+/// only those: the rows of up @ down they fall in, and that range of a full delta (an FSDP rank's part of the
+/// parameter; Note [Sharded weights] in merge.cpp). The same values as the slice of delta_tensor's result.
+at::Tensor delta_part(const ParameterDelta& d, at::IntArrayRef target_shape, int64_t offset, int64_t count,
+                      c10::Device device, const std::string& file, double strength = 1.0);
 
 /// One LoRA as merged: for the sidecar / MP4 tags / history.
 struct AppliedLora {
@@ -123,12 +128,11 @@ struct AppliedLora {
 
 /// The LoRAs merged into one model. Not thread-safe; call between jobs (never during a forward).
 ///
-/// Seam for sharded weights (FSDP) and FP8: apply() takes any NamedParameters, full tensors by upstream name;
-/// what a provider exposes is what gets merged (each FSDP rank would pass its own full-shape resident tensors;
-/// a flat-shard provider needs a variant that slices each whole delta: Note [Sharded weights] in
-/// merge.cpp). FP8 copies are derived
-/// from the merged weights: apply(WanModel&) calls WanModel::weights_changed() so they are rebuilt. Weights held
-/// as fp8 (--dit-dtype fp8) are dequantised, merged and quantised again (Note [LoRA on fp8 weights]).
+/// Sharded weights (FSDP) and FP8: apply() takes whole tensors or this rank's parts of them (ParameterParts);
+/// with FSDP each rank merges only the elements of its shard and computes only that part of each delta
+/// (Note [Sharded weights] in merge.cpp). FP8 copies are derived from the merged weights: apply(WanModel&) calls
+/// WanModel::weights_changed() so they are rebuilt (and FSDP's gathered blocks dropped). Weights held as fp8
+/// (--dit-dtype fp8) are dequantised, merged and quantised again (Note [LoRA on fp8 weights]).
 class LoraSet {
 public:
     /// Where the base copies live. Auto: on the weights' GPU when, after the copy, at least
@@ -147,11 +151,14 @@ public:
     /// equals the current list and no file changed on disk, nothing is done. Every file is read and every
     /// key and shape checked before any weight changes; an error leaves the base weights in place (and the
     /// LoRA list empty). Logs one line per file and the merge time.
+    std::vector<AppliedLora> apply(const ParameterParts& params, const std::vector<LoraSpec>& specs);
     std::vector<AppliedLora> apply(const NamedParameters& params, const std::vector<LoraSpec>& specs);
-    /// The same on the model's resident weights, then WanModel::weights_changed().
+    /// The same on the model's weights (WanModel::parameter_parts(): FSDP shards included), then
+    /// WanModel::weights_changed().
     std::vector<AppliedLora> apply(dit::WanModel& model, const std::vector<LoraSpec>& specs);
 
     /// Base values back into `params`; frees the host copies.
+    void restore(const ParameterParts& params);
     void restore(const NamedParameters& params);
 
     const std::vector<AppliedLora>& applied() const { return applied_; }
@@ -159,12 +166,14 @@ public:
     int64_t backup_bytes() const;
     /// Of backup_bytes(), those held in device memory.
     int64_t device_backup_bytes() const;
+    /// Weight elements the last merge changed (with FSDP shards: this rank's part of them only).
+    int64_t merged_elements() const { return merged_elements_; }
     void set_backup_place(BackupPlace p) { backup_place_ = p; }
 
 private:
     struct CachedFile;
     const CachedFile& load(const std::string& path, const KeyMapper& mapper);
-    void merge(const NamedParameters& params, const std::vector<LoraSpec>& specs,
+    void merge(const ParameterParts& params, const std::vector<LoraSpec>& specs,
                const std::vector<const CachedFile*>& files);
     size_t merged_parameters() const;  ///< parameters changed by the current list (base_ less fp8 scales)
 
@@ -177,16 +186,30 @@ private:
     std::vector<AppliedLora> applied_;
     std::vector<LoraSpec> current_;
     std::vector<std::string> current_identity_;  ///< per spec: size and mtime of the file when merged
-    /// Where the last apply() spent its time (logged): reading and hashing the files, then the merge's parts.
-    double read_seconds_ = 0;
+    int64_t merged_elements_ = 0;   ///< weight elements the last merge changed here
+    int64_t touched_elements_ = 0;  ///< elements of the parameters it touched (whole, on all ranks together)
+    bool sharded_ = false;          ///< some of them were parts (FSDP)
+    /// Where the last apply() spent its time (logged): reading the files, the merge's parts, and the wait at
+    /// the end for the files' SHA-256, computed on other threads meanwhile.
+    double read_seconds_ = 0, hash_wait_seconds_ = 0;
     struct MergeSeconds {
         double restore = 0, backup = 0, arithmetic = 0;
     } merge_seconds_;
 };
 
-/// SHA-256 of a file's bytes, lower-case hex. Throws wan::Error naming the file when it cannot be read.
+/// SHA-256 of a file's bytes, lower-case hex, read through a mapping (no copy). Throws wan::Error naming the
+/// file when it cannot be read.
 std::string sha256_file(const std::string& path);
-/// SHA-256 of a buffer, lower-case hex (FIPS 180-4; own implementation, no crypto library needed).
+/// sha256_file, computed once per process for each version of a file (path, device, inode, size and
+/// modification time): a re-merge of the same file, or the same file on a second expert, costs a stat().
+/// Thread-safe.
+std::string sha256_file_cached(const std::string& path);
+/// SHA-256 of a buffer, lower-case hex (FIPS 180-4).
 std::string sha256_hex(const void* data, size_t size);
+/// What computes the digests: "OpenSSL <version>" (libcrypto, using the CPU's SHA extensions where it has
+/// them) or "built-in" (portable code, several times slower) when the build found no OpenSSL.
+const char* sha256_implementation();
+/// Files sha256_file has read in this process (tests: a cached hash reads none).
+int64_t sha256_files_hashed();
 
 }  // namespace wan::lora

@@ -6,6 +6,7 @@
 #include "dit/dit.h"
 
 #include <ATen/ATen.h>
+#include <c10/util/accumulate.h>
 #if WAN_HAVE_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -15,6 +16,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <future>
 #include <sys/stat.h>
 #include <unordered_map>
 
@@ -31,12 +33,14 @@ namespace wan::lora {
 // ~28 GB, tens of seconds the first time, while the host pages are faulted in).
 
 // Note [Sharded weights]
-// The merge is by name over whatever full-shape tensors NamedParameters holds; nothing here knows about
-// providers. Resident weights on every rank (USP, cfg-parallel without FSDP): each rank applies the same list
-// to its own copy. FSDP keeps each block as flat shards that only become whole inside acquire(), so merging
-// into what named_parameters() returns would change temporaries: apply(WanModel&) refuses a non-resident
-// provider. The FSDP variant computes the same whole delta per parameter (delta_tensor) and adds to each rank
-// only its slice of the flattened parameter, keeping a host copy of that slice only.
+// The merge works on ParameterParts: whole tensors by name (resident weights, the same list merged into each
+// rank's own copy under USP or cfg-parallel), or, with FSDP (--dit-fsdp), each rank's part of every block
+// parameter: the elements [offset, offset + n) of the flattened parameter that its shard holds
+// (dist::ShardedParameters::local_parts). A rank computes only its part of each delta (delta_part: for a low-rank
+// delta only the rows of up @ down its elements fall in, at most two of them partial), adds it to its shard
+// and keeps a copy of that part only: no rank gathers a weight or forms a whole delta, and the merge's time and
+// the base copies' memory are divided by the number of ranks. The elements and their arithmetic are the
+// resident merge's, so FSDP with LoRAs equals one process (up to the GEMM's row-blocking on the GPU).
 
 // Note [LoRA on fp8 weights]
 // A model holding fp8 weights (dit Note [FP8 weights]) exposes each block Linear as its codes ("<name>.weight",
@@ -44,10 +48,17 @@ namespace wan::lora {
 // quantises again by the same rule (new codes and scales). Both tensors are backed up as they were, so the
 // restore before the next job's merge puts back the loaded codes bit for bit and every merge starts from them.
 
+// Note [Hashing LoRA files]
+// The SHA-256 of each file (for the sidecar) is the largest part of reading a LoRA: the whole file goes through
+// the digest (0.6 GB for a rank-64 14B LoRA), while the parse only reads the header and makes views. So the
+// digest runs on its own thread from the moment the file parses, over its own mapping of the same pages the
+// merge reads, and apply() waits for it only after the merge. A process-wide cache (sha256_file_cached) keeps
+// each file version's digest, so a second expert or a later LoraSet does not hash the file again.
+
 struct LoraSet::CachedFile {
     LoraFile file;
     std::string identity;
-    std::string sha256;
+    std::shared_future<std::string> sha256;  ///< Note [Hashing LoRA files]
 };
 
 namespace {
@@ -66,16 +77,26 @@ std::string base_name(const std::string& path) {
     return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
-std::unordered_map<std::string, at::Tensor> index_of(const NamedParameters& params) {
-    std::unordered_map<std::string, at::Tensor> out;
-    for (const auto& p : params) out.emplace(p.first, p.second);
+using PartIndex = std::unordered_map<std::string, const dit::ParameterPart*>;
+
+PartIndex index_of(const ParameterParts& parts) {
+    PartIndex out;
+    for (const auto& p : parts) out.emplace(p.name, &p);
     return out;
 }
 
-const at::Tensor& find_param(const std::unordered_map<std::string, at::Tensor>& index, const std::string& name) {
+const dit::ParameterPart& find_part(const PartIndex& index, const std::string& name) {
     const auto it = index.find(name);
     WAN_CHECK(it != index.end(), "LoRA merge: the model exposes no parameter '%s'", name.c_str());
-    return it->second;
+    return *it->second;
+}
+
+bool is_whole(const dit::ParameterPart& p) { return p.offset == 0 && p.values.sizes().vec() == p.shape; }
+
+ParameterParts whole_parts(const NamedParameters& params) {
+    ParameterParts out;
+    for (const auto& [name, t] : params) out.push_back({name, t.sizes().vec(), 0, t});
+    return out;
 }
 
 void wait_for_device(c10::Device device) {
@@ -132,13 +153,17 @@ const LoraSet::CachedFile& LoraSet::load(const std::string& path, const KeyMappe
     if (!slot || slot->identity != identity) {
         slot.reset();  // never keep a stale parse if reading fails
         auto fresh = std::make_shared<CachedFile>(CachedFile{LoraFile::read(path, mapper), identity, {}});
-        fresh->sha256 = sha256_file(path);
+        fresh->sha256 = std::async(std::launch::async, sha256_file_cached, path).share();
         slot = std::move(fresh);
     }
     return *slot;
 }
 
 std::vector<AppliedLora> LoraSet::apply(const NamedParameters& params, const std::vector<LoraSpec>& specs) {
+    return apply(whole_parts(params), specs);
+}
+
+std::vector<AppliedLora> LoraSet::apply(const ParameterParts& params, const std::vector<LoraSpec>& specs) {
     std::vector<std::string> identities;
     try {
         for (const auto& s : specs) identities.push_back(file_identity(s.path));
@@ -151,7 +176,7 @@ std::vector<AppliedLora> LoraSet::apply(const NamedParameters& params, const std
     const auto t0 = std::chrono::steady_clock::now();
     std::vector<std::string> names;
     names.reserve(params.size());
-    for (const auto& p : params) names.push_back(p.first);
+    for (const auto& p : params) names.push_back(p.name);
     try {
         // Read and check everything before any weight changes.
         const KeyMapper mapper(names);
@@ -160,27 +185,37 @@ std::vector<AppliedLora> LoraSet::apply(const NamedParameters& params, const std
         const auto t_read = std::chrono::steady_clock::now();
         for (const auto& s : specs) {
             const CachedFile& f = load(s.path, mapper);
-            for (const auto& d : f.file.deltas()) check_delta_shape(d, find_param(index, d.target).sizes(), s.path);
+            for (const auto& d : f.file.deltas()) check_delta_shape(d, find_part(index, d.target).shape, s.path);
             files.push_back(&f);
         }
         read_seconds_ = seconds_since(t_read);
         merge(params, specs, files);
+        const auto t_hash = std::chrono::steady_clock::now();
+        for (size_t i = 0; i < files.size(); ++i) applied_[i].sha256 = files[i]->sha256.get();
+        hash_wait_seconds_ = seconds_since(t_hash);
         current_identity_ = identities;
     } catch (...) {
         restore(params);
+        files_.clear();  // never keep a failed digest (a file unreadable for a moment) for the next apply()
         throw;
     }
-    if (!specs.empty())
-        WAN_LOG_INFO("LoRA: merged %zu file(s) into %zu parameter(s) in %.2f s (files read and hashed %.2f s, base "
-                     "restored %.2f s, backed up %.2f s, merged %.2f s); %.1f MB of base weights kept (%.1f MB of it on "
-                     "the GPU) for the next job's restore",
+    if (!specs.empty()) {
+        const std::string shard =
+            sharded_ ? strfmt("; FSDP: this rank merged %lld of the %lld elements the LoRAs change (its shard)",
+                              static_cast<long long>(merged_elements_), static_cast<long long>(touched_elements_))
+                     : std::string();
+        WAN_LOG_INFO("LoRA: merged %zu file(s) into %zu parameter(s) in %.2f s (files read %.2f s, base restored "
+                     "%.2f s, backed up %.2f s, merged %.2f s, then waited %.2f s for the SHA-256 computed meanwhile); "
+                     "%.1f MB of base weights kept (%.1f MB of it on the GPU) for the next job's restore%s",
                      specs.size(), merged_parameters(), seconds_since(t0), read_seconds_, merge_seconds_.restore,
-                     merge_seconds_.backup, merge_seconds_.arithmetic, static_cast<double>(backup_bytes()) / 1e6,
-                     static_cast<double>(device_backup_bytes()) / 1e6);
+                     merge_seconds_.backup, merge_seconds_.arithmetic, hash_wait_seconds_,
+                     static_cast<double>(backup_bytes()) / 1e6, static_cast<double>(device_backup_bytes()) / 1e6,
+                     shard.c_str());
+    }
     return applied_;
 }
 
-void LoraSet::merge(const NamedParameters& params, const std::vector<LoraSpec>& specs,
+void LoraSet::merge(const ParameterParts& params, const std::vector<LoraSpec>& specs,
                     const std::vector<const CachedFile*>& files) {
     const auto index = index_of(params);
     // Which (delta, strength, file) touch each parameter, in parameter order so that the merge is deterministic.
@@ -197,7 +232,6 @@ void LoraSet::merge(const NamedParameters& params, const std::vector<LoraSpec>& 
         AppliedLora a;
         a.spec = specs[i];
         a.file_name = base_name(specs[i].path);
-        a.sha256 = files[i]->sha256;
         a.style = f.style();
         a.parameters = static_cast<int>(f.deltas().size());
         a.skipped_image_keys = f.skipped_image_keys();
@@ -214,7 +248,7 @@ void LoraSet::merge(const NamedParameters& params, const std::vector<LoraSpec>& 
         clock = now;
     };
     for (auto it = base_.begin(); it != base_.end();) {
-        at::Tensor t = find_param(index, it->first);
+        at::Tensor t = find_part(index, it->first).values;
         t.copy_(it->second);
         it = by_target.count(merged_parameter_of(it->first)) ? std::next(it) : base_.erase(it);
     }
@@ -225,28 +259,39 @@ void LoraSet::merge(const NamedParameters& params, const std::vector<LoraSpec>& 
     c10::Device weights_on(c10::kCPU);
     for (const auto& entry : by_target) {
         if (base_.count(entry.first)) continue;
-        const at::Tensor& t = find_param(index, entry.first);
+        const at::Tensor& t = find_part(index, entry.first).values;
         new_bytes += static_cast<int64_t>(t.nbytes());
         weights_on = t.device();
     }
     const c10::Device keep_on = backup_device(weights_on, new_bytes);
+    merged_elements_ = touched_elements_ = 0;
+    sharded_ = false;
     for (const auto& [name, uses] : by_target) {
-        at::Tensor t = find_param(index, name);
+        const dit::ParameterPart& part = find_part(index, name);
+        at::Tensor t = part.values;
+        touched_elements_ += c10::multiply_integers(part.shape);
+        sharded_ = sharded_ || !is_whole(part);
+        if (t.numel() == 0) continue;  // a parameter held entirely by other ranks (FSDP)
         auto back_up = [&](const std::string& n, const at::Tensor& v) {
             if (!base_.count(n)) base_.emplace(n, v.detach().to(keep_on, v.scalar_type(), false, true));
         };
         back_up(name, t);
         at::Tensor scale;  // defined for fp8 codes
         if (t.scalar_type() == at::kByte) {
-            scale = find_param(index, name + kScaleSuffix);
+            WAN_CHECK(is_whole(part), "LoRA merge: fp8 weight '%s' is sharded; fp8 weights merge whole only",
+                      name.c_str());
+            scale = find_part(index, name + kScaleSuffix).values;
             back_up(name + kScaleSuffix, scale);
         }
         lap(merge_seconds_.backup);
         at::Tensor sum;
         for (const Use& u : uses) {
-            at::Tensor d = delta_tensor(*u.delta, t.sizes(), t.device(), *u.file, u.strength);
+            // Only this part's elements (all of them for a whole parameter; Note [Sharded weights]).
+            at::Tensor d = delta_part(*u.delta, part.shape, part.offset, t.numel(), t.device(), *u.file, u.strength)
+                               .view(t.sizes());
             sum = sum.defined() ? sum.add_(d) : d;
         }
+        merged_elements_ += t.numel();
         // f32 arithmetic, one rounding to the weight's dtype (a no-op cast for f32 weights).
         if (scale.defined())
             merge_into_fp8(t, scale, sum);
@@ -263,11 +308,9 @@ void LoraSet::merge(const NamedParameters& params, const std::vector<LoraSpec>& 
 }
 
 std::vector<AppliedLora> LoraSet::apply(dit::WanModel& model, const std::vector<LoraSpec>& specs) {
-    WAN_CHECK(specs.empty() || model.block_weights().stored(0).has_value(),
-              "LoRA: merging into sharded DiT weights (FSDP) is not supported yet; run without --dit-fsdp");
     if (specs.empty() && base_.empty()) return {};
     try {
-        auto out = apply(model.named_parameters(), specs);
+        auto out = apply(model.parameter_parts(), specs);
         model.weights_changed();
         return out;
     } catch (...) {
@@ -276,11 +319,13 @@ std::vector<AppliedLora> LoraSet::apply(dit::WanModel& model, const std::vector<
     }
 }
 
-void LoraSet::restore(const NamedParameters& params) {
+void LoraSet::restore(const NamedParameters& params) { restore(whole_parts(params)); }
+
+void LoraSet::restore(const ParameterParts& params) {
     const auto index = index_of(params);
     for (const auto& [name, base] : base_) {
         const auto it = index.find(name);
-        if (it != index.end()) it->second.copy_(base);
+        if (it != index.end()) it->second->values.copy_(base);
     }
     base_.clear();
     current_.clear();

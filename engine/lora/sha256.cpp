@@ -1,22 +1,67 @@
-// SHA-256 (FIPS 180-4) for the LoRA files' identity in the sidecar. A small own implementation keeps the
-// engine free of a crypto library dependency that would only serve this (LibTorch builds from pip do not
-// bring one); it runs at a few hundred MB/s, and LoraSet hashes each file once per change on disk.
+// SHA-256 (FIPS 180-4) for the LoRA files' identity in the sidecar. With OpenSSL's libcrypto (WAN_HAVE_OPENSSL;
+// libssl-dev) the digest is the library's, which picks the CPU's SHA extensions or AVX2 at run time; without it
+// a small portable implementation here (several times slower: docs/PERFORMANCE.md has both rates). Files are
+// hashed through a read-only mapping (no copy into a buffer; the pages are the ones the LoRA's tensor views
+// read), and each file once per process and version on disk (sha256_file_cached).
 #include "lora/lora.h"
 
 #include "core/core.h"
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cerrno>
 #include <cstdint>
-#include <cstdio>
 #include <cstring>
-#include <memory>
-#include <vector>
+#include <fcntl.h>
+#include <map>
+#include <mutex>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#if WAN_HAVE_OPENSSL
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#endif
 
 namespace wan::lora {
 
 namespace {
+
+std::string to_hex(const uint8_t* digest, size_t n) {
+    std::string out;
+    for (size_t i = 0; i < n; ++i) out += strfmt("%02x", digest[i]);
+    return out;
+}
+
+#if WAN_HAVE_OPENSSL
+
+class Digest {
+public:
+    Digest() : ctx_(EVP_MD_CTX_new()) {
+        WAN_CHECK(ctx_ != nullptr && EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr) == 1,
+                  "SHA-256: OpenSSL could not start a digest");
+    }
+    ~Digest() { EVP_MD_CTX_free(ctx_); }
+    Digest(const Digest&) = delete;
+    Digest& operator=(const Digest&) = delete;
+
+    void update(const uint8_t* p, size_t n) {
+        WAN_CHECK(EVP_DigestUpdate(ctx_, p, n) == 1, "SHA-256: OpenSSL digest update failed");
+    }
+    std::string hex() {
+        uint8_t md[EVP_MAX_MD_SIZE];
+        unsigned int n = 0;
+        WAN_CHECK(EVP_DigestFinal_ex(ctx_, md, &n) == 1, "SHA-256: OpenSSL digest final failed");
+        return to_hex(md, n);
+    }
+
+private:
+    EVP_MD_CTX* ctx_;
+};
+
+#else
 
 constexpr std::array<uint32_t, 64> kRound = {
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
@@ -30,7 +75,7 @@ constexpr std::array<uint32_t, 64> kRound = {
 
 inline uint32_t rotr(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
 
-class Sha256 {
+class Digest {
 public:
     void update(const uint8_t* p, size_t n) {
         total_ += n;
@@ -57,9 +102,9 @@ public:
         uint8_t len[8];
         for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>(bits >> (56 - 8 * i));
         update(len, 8);
-        std::string out;
-        for (uint32_t v : h_) out += strfmt("%08x", v);
-        return out;
+        uint8_t digest[32];
+        for (int i = 0; i < 32; ++i) digest[i] = static_cast<uint8_t>(h_[i / 4] >> (24 - 8 * (i % 4)));
+        return to_hex(digest, sizeof(digest));
     }
 
 private:
@@ -97,23 +142,76 @@ private:
     uint64_t total_ = 0;
 };
 
+#endif
+
+std::atomic<int64_t> g_files_hashed{0};
+
+/// An open file descriptor, closed on scope exit.
+struct Fd {
+    int fd;
+    ~Fd() {
+        if (fd >= 0) ::close(fd);
+    }
+};
+
 }  // namespace
 
+const char* sha256_implementation() {
+#if WAN_HAVE_OPENSSL
+    return OpenSSL_version(OPENSSL_VERSION);  // the library found at run time, e.g. "OpenSSL 3.0.19 27 Jan 2026"
+#else
+    return "built-in";
+#endif
+}
+
 std::string sha256_hex(const void* data, size_t size) {
-    Sha256 h;
+    Digest h;
     h.update(static_cast<const uint8_t*>(data), size);
     return h.hex();
 }
 
 std::string sha256_file(const std::string& path) {
-    std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
-    WAN_CHECK(f != nullptr, "cannot open '%s' to hash it: %s", path.c_str(), std::strerror(errno));
-    Sha256 h;
-    std::vector<uint8_t> buf(1 << 20);
-    size_t n;
-    while ((n = std::fread(buf.data(), 1, buf.size(), f.get())) > 0) h.update(buf.data(), n);
-    WAN_CHECK(!std::ferror(f.get()), "reading '%s' to hash it failed: %s", path.c_str(), std::strerror(errno));
+    const Fd f{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
+    WAN_CHECK(f.fd >= 0, "cannot open '%s' to hash it: %s", path.c_str(), std::strerror(errno));
+    struct stat st {};
+    WAN_CHECK(::fstat(f.fd, &st) == 0 && S_ISREG(st.st_mode), "cannot hash '%s': not a regular file", path.c_str());
+    ++g_files_hashed;
+    Digest h;
+    const size_t size = static_cast<size_t>(st.st_size);
+    if (size == 0) return h.hex();
+    void* map = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, f.fd, 0);
+    WAN_CHECK(map != MAP_FAILED, "cannot map '%s' to hash it: %s", path.c_str(), std::strerror(errno));
+    ::madvise(map, size, MADV_WILLNEED);  // a cold file: the kernel reads ahead while the first pages are hashed
+    try {
+        h.update(static_cast<const uint8_t*>(map), size);
+    } catch (...) {
+        ::munmap(map, size);
+        throw;
+    }
+    ::munmap(map, size);
     return h.hex();
 }
+
+std::string sha256_file_cached(const std::string& path) {
+    struct stat st {};
+    WAN_CHECK(::stat(path.c_str(), &st) == 0, "cannot hash '%s': %s", path.c_str(), std::strerror(errno));
+    // The file's version: a file rewritten in place or replaced by another one gets a new key.
+    const std::string key = strfmt("%llu:%llu:%lld:%lld.%09ld|", static_cast<unsigned long long>(st.st_dev),
+                                   static_cast<unsigned long long>(st.st_ino), static_cast<long long>(st.st_size),
+                                   static_cast<long long>(st.st_mtim.tv_sec), static_cast<long>(st.st_mtim.tv_nsec)) +
+                            path;
+    static std::mutex mutex;
+    static std::map<std::string, std::string> known;
+    {
+        std::lock_guard<std::mutex> lock(mutex);
+        const auto it = known.find(key);
+        if (it != known.end()) return it->second;
+    }
+    std::string hex = sha256_file(path);  // unlocked: two different files hash at the same time
+    std::lock_guard<std::mutex> lock(mutex);
+    return known.emplace(key, std::move(hex)).first->second;
+}
+
+int64_t sha256_files_hashed() { return g_files_hashed.load(); }
 
 }  // namespace wan::lora

@@ -74,6 +74,12 @@ dit::BlockWeights ShardedDitBlocks::acquire(int64_t i) {
 
 void ShardedDitBlocks::release(int64_t i) { params_->release(i); }
 
+std::vector<dit::ParameterPart> ShardedDitBlocks::stored_parts(int64_t i) {
+    std::vector<dit::ParameterPart> out;
+    for (auto& p : params_->local_parts(i)) out.push_back({p.name, p.shape, p.offset, p.values});
+    return out;
+}
+
 ShardedT5Weights::ShardedT5Weights(const io::TensorStore& store, const text::UMT5Config& cfg,
                                    std::unique_ptr<dist::Communicator> comm, c10::Device device, at::ScalarType dtype)
     : num_blocks_(cfg.num_layers), device_(device), dtype_(dtype), comm_(std::move(comm)) {

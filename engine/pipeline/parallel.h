@@ -43,6 +43,10 @@ public:
     int64_t num_blocks() const override { return config_.num_layers; }
     dit::BlockWeights acquire(int64_t i) override;
     void release(int64_t i) override;
+    /// This rank's part of each of block i's tensors (a LoRA merges into these only).
+    std::vector<dit::ParameterPart> stored_parts(int64_t i) override;
+    /// Gathered blocks are stale after a merge into the parts.
+    void weights_changed() override { params_->drop_gathered(); }
     const dist::ShardedParameters& params() const { return *params_; }
 
 private:

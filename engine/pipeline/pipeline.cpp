@@ -959,12 +959,10 @@ void T2VPipeline::Impl::decode(const at::Tensor& z, const JobContext& job, Pipel
     job.emit("video", out.video);
 }
 
-// The job's LoRAs merged into the resident DiT weights (or the base restored), on every rank from its own
-// copy of the files; called inside the job's preparation so that a bad file on one rank fails the job on all.
+// The job's LoRAs merged into the DiT weights (or the base restored), on every rank from its own copy of the
+// files, each FSDP rank into its own shard; called inside the job's preparation so that a bad file on one rank
+// fails the job on all.
 void T2VPipeline::Impl::apply_loras(const GenerationRequest& r, PipelineOutput& out) {
-    WAN_CHECK(r.loras.empty() || !(config.mesh && config.mesh->layout().dit_fsdp),
-              "LoRAs cannot be merged into FSDP-sharded DiT weights yet (--dit-fsdp); restart without --dit-fsdp "
-              "or drop the job's LoRAs");
     WAN_CHECK(dit_high || (r.loras_high.empty() && r.loras_low.empty()),
               "per-expert LoRAs (loras_high / loras_low) need a two-expert model");  // resolve() says it first
     const auto t0 = Clock::now();

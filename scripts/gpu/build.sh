@@ -10,6 +10,13 @@ export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVL
 if [ ! -f /usr/local/include/sentencepiece_processor.h ]; then
   mkdir -p /tmp/deps
   for f in .gpudeps/*.deb; do dpkg -x "$f" /tmp/deps; done
+  # OpenSSL for the LoRA files' SHA-256: the headers from .gpudeps where the machine has none, linked against its
+  # own libcrypto.so.3 (Ubuntu always has it); with neither, CMake falls back to the built-in SHA-256.
+  if [ -f /usr/include/openssl/evp.h ] || [ ! -e /usr/lib/x86_64-linux-gnu/libcrypto.so.3 ]; then
+    rm -rf /tmp/deps/usr/include/openssl /tmp/deps/usr/include/x86_64-linux-gnu/openssl
+  elif [ -d /tmp/deps/usr/include/openssl ]; then
+    mkdir -p /usr/local/lib && ln -sf /usr/lib/x86_64-linux-gnu/libcrypto.so.3 /usr/local/lib/libcrypto.so
+  fi
   cp -a /tmp/deps/usr/include/* /usr/local/include/
   cp -a /tmp/deps/usr/lib/x86_64-linux-gnu/libsentencepiece* /usr/local/lib/
   mkdir -p /usr/local/lib/pkgconfig /usr/local/share/cmake

@@ -2,7 +2,8 @@
 # Run HERE (Debian 12), not on the GPU machine: downloads the few C++ libraries the GPU machine lacks
 # (it has no network) into .gpudeps/, which the device run carries and scripts/gpu/build.sh unpacks:
 #  - Debian packages (sentencepiece, nlohmann-json, googletest); Debian 12 binaries run on the GPU machine's
-#    Ubuntu 24.04 (newer glibc/libstdc++);
+#    Ubuntu 24.04 (newer glibc/libstdc++); libssl-dev for OpenSSL's headers only (build.sh links the machine's
+#    own libcrypto.so.3, which Ubuntu always has);
 #  - FlashAttention-3's Hopper sources and the CUTLASS headers they pin (Note [FlashAttention-3] in
 #    engine/dit/layers.cpp), as two tarballs at fixed commits. Give local clones with WAN_FA3_GIT /
 #    WAN_CUTLASS_GIT (git directories) to skip the download.
@@ -15,7 +16,7 @@ EXCLUDE="$(git rev-parse --git-common-dir)/info/exclude"
 mkdir -p "$(dirname "$EXCLUDE")"
 grep -qx '/.gpudeps/' "$EXCLUDE" 2>/dev/null || echo '/.gpudeps/' >> "$EXCLUDE"
 DEPS=$PWD/.gpudeps
-(cd "$DEPS" && apt-get download libsentencepiece0 libsentencepiece-dev nlohmann-json3-dev googletest >/dev/null)
+(cd "$DEPS" && apt-get download libsentencepiece0 libsentencepiece-dev nlohmann-json3-dev googletest libssl-dev >/dev/null)
 
 # $1 repository URL, $2 commit, $3 git dir override (may be empty) → prints a git dir holding the commit
 git_dir_with() {

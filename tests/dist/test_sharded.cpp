@@ -126,3 +126,30 @@ TEST(ShardedParameters, AUnitHeldAcrossAFailedJobIsGatheredAgain) {
     EXPECT_TRUE(wan::test::all_equal(after, by_name.at(name), "gathered again"));
     sharded.release(0);
 }
+
+// local_parts(u): each rank's elements of every tensor as writable views of its shard (the LoRA merge under FSDP).
+// The parts of all ranks tile each tensor, and what a rank writes into its parts is what the next gather returns.
+TEST(ShardedParameters, LocalPartsTileEachTensorAndWritesReachTheGather) {
+    Communicator& w = world();
+    const wan::io::NamedTensors params = make_params();
+    std::map<std::string, at::Tensor> by_name(params.begin(), params.end());
+    ShardedParameters sharded([&](const std::string& n) { return by_name.at(n); }, units_of(params), w);
+    (void)sharded.gather(0);  // held before the write: must not be returned after it
+    const auto parts = sharded.local_parts(0);
+    ASSERT_EQ(parts.size(), 4u);  // every tensor of unit 0, also those this rank holds no element of
+    for (const auto& p : parts) {
+        const at::Tensor file = by_name.at(p.name);
+        EXPECT_EQ(p.shape, file.sizes().vec()) << p.name;
+        // Elements this rank holds, summed over the ranks: exactly the tensor's (no overlap, no gap).
+        at::Tensor count = at::tensor({p.values.numel()}, at::kLong);
+        w.all_reduce(count, ReduceOp::Sum);
+        EXPECT_EQ(count.item<int64_t>(), file.numel()) << p.name;
+        EXPECT_TRUE(wan::test::all_equal(p.values, file.reshape({-1}).narrow(0, p.offset, p.values.numel()), p.name));
+        p.values.add_(1);
+    }
+    sharded.drop_gathered();
+    const auto full = sharded.gather(0);
+    for (const auto& p : parts)
+        EXPECT_TRUE(wan::test::all_equal(full.at(p.name), by_name.at(p.name) + 1, p.name + " + 1"));
+    sharded.release(0);
+}

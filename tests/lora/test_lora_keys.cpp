@@ -148,6 +148,13 @@ TEST(Sha256, KnownVectors) {
               "7f7990d76608504f6c6c4539ba1470b19296ca01e761b94f66f33d8e3bfaa0a5");
     EXPECT_NE(error_of([] { wan::lora::sha256_file("/nonexistent/x.safetensors"); }).find("'/nonexistent/x.safetensors'"),
               std::string::npos);
+    EXPECT_NE(error_of([] { wan::lora::sha256_file_cached("/nonexistent/x.safetensors"); }).find("'/nonexistent/x.safetensors'"),
+              std::string::npos);
+    // An empty file (nothing to map).
+    const std::string empty = wan::test::make_temp_dir("sha") + "/empty.bin";
+    std::fclose(std::fopen(empty.c_str(), "wb"));
+    EXPECT_EQ(wan::lora::sha256_file(empty), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    std::printf("SHA-256 by %s\n", wan::lora::sha256_implementation());
 }
 
 }  // namespace

@@ -201,6 +201,83 @@ TEST(LoraMerge, ReMergeEqualsFreshLoad) {
     EXPECT_TRUE(set_a.applied().empty());
 }
 
+// FSDP: each of 3 "ranks" holds elements [r·c, (r+1)·c) of every flattened parameter (c = ceil(n / 3): cuts in
+// the middle of rows, and parameters some rank holds nothing of) and merges into that part only. Put together,
+// the parts equal the whole merge bit for bit, each rank changed only its share of the elements (the
+// shard-only path), a re-merge and a restore on the parts give the whole model's values, and the backups are
+// the parts' bytes.
+TEST(LoraMerge, ShardedPartsEqualTheWholeMergeAndEachRankMergesItsShareOnly) {
+    const std::vector<wan::LoraSpec> stack = {{accel("lora_native"), 0.7}, {accel("lora_kohya"), -0.5},
+                                              {accel("lora_diffusers"), 1.3}, {accel("lora_distill"), 1.0}};
+    wan::dit::WanModel whole = tiny_model();
+    const auto base = snapshot(whole);
+    wan::lora::LoraSet whole_set;
+    constexpr int kRanks = 3;
+    struct Rank {
+        std::map<std::string, at::Tensor> flat;  // this rank's copy of every parameter, flattened
+        wan::lora::ParameterParts parts;
+        wan::lora::LoraSet set;
+    };
+    std::vector<Rank> ranks(kRanks);
+    for (int r = 0; r < kRanks; ++r) {
+        for (const auto& [name, t] : base) {
+            at::Tensor flat = ranks[r].flat.emplace(name, t.reshape({-1}).clone()).first->second;
+            const int64_t n = flat.numel(), c = (n + kRanks - 1) / kRanks;
+            const int64_t lo = std::min(n, r * c), hi = std::min(n, (r + 1) * c);
+            ranks[r].parts.push_back({name, t.sizes().vec(), lo, flat.narrow(0, lo, hi - lo)});
+        }
+    }
+    auto expect_tiled_equal_to_whole = [&](const std::string& label) {
+        for (const auto& [name, t] : whole.named_parameters()) {
+            std::vector<at::Tensor> pieces;
+            for (const Rank& rk : ranks)
+                for (const auto& p : rk.parts)
+                    if (p.name == name) pieces.push_back(p.values);
+            EXPECT_TRUE(at::equal(at::cat(pieces).view(t.sizes()), t)) << label << ": " << name;
+        }
+    };
+    for (const auto& specs : {stack, std::vector<wan::LoraSpec>{{accel("lora_diffusers"), 0.25}},
+                              std::vector<wan::LoraSpec>{}}) {
+        const std::string label = std::to_string(specs.size()) + " LoRA(s)";
+        whole_set.apply(whole, specs);
+        int64_t merged = 0, backups = 0;
+        for (Rank& rk : ranks) {
+            rk.set.apply(rk.parts, specs);
+            // Its share of each touched parameter: at most ceil(n / 3) elements of it.
+            EXPECT_LE(rk.set.merged_elements(), whole_set.merged_elements() / kRanks + static_cast<int64_t>(base.size()))
+                << label;
+            merged += rk.set.merged_elements();
+            backups += rk.set.backup_bytes();
+        }
+        EXPECT_EQ(merged, whole_set.merged_elements()) << label;
+        EXPECT_EQ(backups, whole_set.backup_bytes()) << label;
+        expect_tiled_equal_to_whole(label);
+    }
+    for (const auto& [name, t] : whole.named_parameters()) EXPECT_TRUE(at::equal(t, base.at(name))) << name;
+}
+
+// delta_part: any element range of a delta, computed alone, is that slice of the whole delta.
+TEST(LoraMerge, DeltaPartIsTheSliceOfTheWholeDelta) {
+    const wan::dit::WanModel model = tiny_model();
+    std::vector<std::string> names;
+    std::map<std::string, std::vector<int64_t>> shapes;
+    for (const auto& [name, t] : model.named_parameters()) {
+        names.push_back(name);
+        shapes[name] = t.sizes().vec();
+    }
+    const wan::lora::KeyMapper mapper(names);
+    const auto file = wan::lora::LoraFile::read(accel("lora_distill"), mapper);
+    const c10::Device cpu(c10::kCPU);
+    for (const auto& d : file.deltas()) {
+        const auto& shape = shapes.at(d.target);
+        const at::Tensor all = wan::lora::delta_tensor(d, shape, cpu, "f", 0.6).reshape({-1});
+        const int64_t n = all.numel();
+        for (const auto& [lo, count] : std::vector<std::pair<int64_t, int64_t>>{{0, n}, {n / 3, n / 2}, {n - 1, 1}, {1, 0}})
+            EXPECT_TRUE(at::equal(wan::lora::delta_part(d, shape, lo, count, cpu, "f", 0.6), all.narrow(0, lo, count)))
+                << d.target << " [" << lo << ", +" << count << ")";
+    }
+}
+
 // --lora-backup: the three words parse, anything else names the option; weights on the CPU keep their copies
 // on the host whatever is asked (there is no device to put them on).
 TEST(LoraMerge, BackupPlaceOption) {
@@ -292,6 +369,25 @@ TEST(LoraMerge, FileReplacedOnDiskIsReadAgain) {
     const std::string sha2 = set.apply(params, {{path, 2.0}}).at(0).sha256;
     EXPECT_TRUE(at::equal(w, at::full({128}, 6.0)));
     EXPECT_NE(sha1, sha2);
+}
+
+// Each version of a file is hashed once per process (Note [Hashing LoRA files]): not again for a re-merge at
+// another strength, nor for a second LoraSet (the other expert of a two-expert model); again once it changes.
+TEST(LoraMerge, EachFileVersionIsHashedOncePerProcess) {
+    at::Tensor w = at::zeros({128});
+    const wan::lora::NamedParameters params{{"blocks.0.ffn.2.bias", w}};
+    const std::string path = write_lora("hashed_once", {{"blocks.0.ffn.2.diff_b", at::full({128}, 1.0)}});
+    wan::lora::LoraSet first, second;
+    const int64_t before = wan::lora::sha256_files_hashed();
+    const std::string sha = first.apply(params, {{path, 1.0}}).at(0).sha256;
+    EXPECT_EQ(wan::lora::sha256_files_hashed(), before + 1);
+    EXPECT_EQ(sha, wan::lora::sha256_file(path));
+    EXPECT_EQ(first.apply(params, {{path, 0.5}}).at(0).sha256, sha);
+    EXPECT_EQ(second.apply(params, {{path, 2.0}}).at(0).sha256, sha);
+    EXPECT_EQ(wan::lora::sha256_files_hashed(), before + 2);  // the sha256_file above; no LoraSet hashed again
+    wan::io::save_safetensors(path, {{"blocks.0.ffn.2.diff_b", at::full({128}, 3.0)}});
+    EXPECT_NE(second.apply(params, {{path, 2.0}}).at(0).sha256, sha);
+    EXPECT_EQ(wan::lora::sha256_files_hashed(), before + 3);
 }
 
 TEST(LoraMerge, Bf16WeightsGetOneRoundingOfTheF32Sum) {
