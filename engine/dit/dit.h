@@ -149,6 +149,13 @@ struct ModelOptions {
     /// program edges: pipeline construction, wan-bench, tests). An unknown WAN_ATTENTION value is
     /// logged as a warning and means Auto.
     static ModelOptions from_environment();
+    /// Activation memory of the forward (Note [Activation memory] in block.cpp): the FFN runs on this many
+    /// chunks of token rows (1: all rows at once). Row-wise, so the result does not change. Default 1.
+    int ffn_chunks = 1;
+    /// Fewer activations alive at once, at no change of the result: q, k and v from three GEMMs instead of one
+    /// packed GEMM (whose output lives until attention ends), and the cross-attention K/V recomputed in every
+    /// forward instead of kept per prompt (CrossAttentionCache then holds the text embedding only). Default off.
+    bool lean_activations = false;
 };
 
 /// Source of the per-block weights. The forward calls acquire(i) right before block i and release(i)
@@ -429,6 +436,8 @@ public:
     void set_intermediate_hook(IntermediateHook hook) { hook_ = std::move(hook); }
 
 private:
+    /// Sets ModelOptions::ffn_chunks (≥ 1) and lean_activations between forwards.
+    void set_activation_memory(int ffn_chunks, bool lean);
     struct Impl;
     bool provider_holds_fp8() const;
     io::WanConfig config_;
