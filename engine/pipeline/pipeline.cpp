@@ -386,7 +386,8 @@ int64_t resident_dit_blocks(const EngineConfig& config, const io::WanConfig& c, 
     return keep;
 }
 
-// --dit-dtype, resolved against the file (auto: fp8 for an F8_E4M3 file). FSDP shards keep the compute dtype.
+// --dit-dtype, resolved against the file (auto: fp8 for an F8_E4M3 or F8_E5M2 file). FSDP shards keep the compute
+// dtype.
 dit::WeightDtype dit_weight_dtype(const EngineConfig& config, const io::WanConfig& wc, const io::TensorStore& store,
                                   dit::ModelOptions options, bool fsdp) {
     const std::optional<dit::WeightDtype> asked = dit::parse_weight_dtype(config.dit_dtype);
@@ -398,7 +399,23 @@ dit::WeightDtype dit_weight_dtype(const EngineConfig& config, const io::WanConfi
                      "is held in bf16");
         return dit::WeightDtype::Compute;
     }
+    if (resolved == dit::WeightDtype::Fp8 && wc.num_layers > 0) {
+        const std::string probe = "blocks.0.ffn.0.weight";
+        if (store.contains(probe) && store.stores_fp8(probe) && !store.stores_e4m3(probe))
+            WAN_LOG_INFO("DiT: the F8_E5M2 block Linear weights are held as fp8, each row re-coded as e4m3 codes with "
+                         "a power-of-two scale (exact but for values more than 2^16 times smaller than their row's "
+                         "largest: a line per block counts them)");
+    }
     return resolved;
+}
+
+// --ffn-chunks (resolved) on a built DiT: its FFN chunks, and lean activations with more than one.
+void apply_ffn_chunks(dit::WanModel& model, const EngineConfig& config) {
+    const int chunks = resolved_ffn_chunks(config, model.fp8_weights());
+    model.set_activation_memory(chunks, chunks > 1);
+    if (chunks > 1)
+        WAN_LOG_INFO("DiT activations: the FFN in %d chunks of tokens, q/k/v from separate GEMMs, text K/V recomputed "
+                     "per forward (--ffn-chunks %d%s)", chunks, chunks, config.ffn_chunks > 0 ? "" : ", memory-saving default");
 }
 
 // One line saying how the DiT is held (the log, and what --inspect's users look for).
@@ -409,15 +426,6 @@ void log_dit_held(const dit::WanModel& model) {
                                                                         : "f32";
     WAN_LOG_INFO("DiT held as %s: %.2f GB of block weights (%lld bytes) + %.2f GB embeddings and head", held,
                  static_cast<double>(blocks) / 1e9, static_cast<long long>(blocks), static_cast<double>(root) / 1e9);
-// --ffn-chunks (resolved) on a built DiT: its FFN chunks, and lean activations with more than one.
-void apply_ffn_chunks(dit::WanModel& model, const EngineConfig& config) {
-    const int chunks = resolved_ffn_chunks(config, model.fp8_weights());
-    model.set_activation_memory(chunks, chunks > 1);
-    if (chunks > 1)
-        WAN_LOG_INFO("DiT activations: the FFN in %d chunks of tokens, q/k/v from separate GEMMs, text K/V recomputed "
-                     "per forward (--ffn-chunks %d%s)", chunks, chunks, config.ffn_chunks > 0 ? "" : ", memory-saving default");
-}
-
 }
 
 }  // namespace
@@ -469,6 +477,7 @@ std::unique_ptr<dit::WanModel> T2VPipeline::Impl::build_dit(const io::WanConfig&
         model = std::make_unique<dit::WanModel>(wc, store, dopt);
     }
     if (mesh && mesh->layout().sp_size() > 1) model->set_sequence_parallel(std::make_shared<UspSequenceParallel>(*mesh));
+    apply_ffn_chunks(*model, config);
     log_dit_held(*model);
     return model;
 }
@@ -477,7 +486,6 @@ std::unique_ptr<dit::WanModel> T2VPipeline::Impl::build_dit(const io::WanConfig&
 // --dit-fsdp; with --offload-idle-expert parkable in host memory).
 void T2VPipeline::Impl::load_dit() {
     const bool fsdp = config.mesh && config.mesh->layout().dit_fsdp;
-    apply_ffn_chunks(*model, config);
     const bool streamed = config.offload_dit || config.max_vram_gb > 0;
     const bool park = ckpt.two_experts && config.offload_idle_expert && !fsdp && !streamed;
     if (config.offload_idle_expert && !ckpt.two_experts) WAN_LOG_WARN("--offload-idle-expert: the model has one DiT; ignored");
