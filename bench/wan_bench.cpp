@@ -19,6 +19,9 @@
 //                                         (FP8 self-attention: speed and error against bf16; Note [FP8 attention])
 //   wan-bench gen --model 14B --size 832*480 --dit-dtype fp8 [--max-vram 22]
 //                                         (block weights held as fp8: Note [FP8 weights]; also for `dit`)
+//   wan-bench gen --model 14B --size 832*480 --steps 2 --dit-dtype fp8 --ffn-chunks 1|4
+//                                         (lean activations off / on: Note [Activation memory]; gen's default is
+//                                         the pipeline's, 4 with fp8 or streaming; `dit`'s is 1)
 //   wan-bench all --json results.jsonl
 #include "bench_util.h"
 
@@ -150,6 +153,13 @@ void bench_fp8_attention(const Args& a, wan::dit::WanModel& m, const std::functi
     record(j);
 }
 
+/// `--ffn-chunks N` (N ≥ 1; default 0 = the pipeline's choice: 4 with fp8 weights, --max-vram or --offload-dit).
+int ffn_chunks_of(const Args& a) {
+    const int n = a.get_int("ffn_chunks", 0);
+    WAN_CHECK(n >= 0, "--ffn-chunks %d: expected a number of chunks ≥ 1", n);
+    return n;
+}
+
 void bench_dit(const Args& a, c10::Device device) {
     const std::string model = a.get("model", "1.3B");
     wan::io::WanConfig cfg = model_config(model);
@@ -165,6 +175,8 @@ void bench_dit(const Args& a, c10::Device device) {
     auto opt = wan::dit::ModelOptions::from_environment();  // WAN_FUSED, WAN_ATTENTION, WAN_DIT_STAGES, WAN_FP8
     opt.device = device;
     opt.weight_dtype = dit_dtype_of(a);
+    opt.ffn_chunks = std::max(1, ffn_chunks_of(a));  // dit: off unless asked
+    opt.lean_activations = opt.ffn_chunks > 1;
     auto m = wan::dit::WanModel::random(cfg, opt, 0, layers);
     const double weights_gb = wan::bench::peak_gb(device);
     at::Tensor x = at::randn({cfg.in_dim, T, lh, lw}, at::TensorOptions().device(device));
@@ -209,7 +221,8 @@ void bench_dit(const Args& a, c10::Device device) {
             {"tokens", n}, {"seconds", timing.mean_s}, {"min_seconds", timing.min_s}, {"runs", runs},
             {"tflops", flops / timing.mean_s / 1e12}, {"weights_gb", weights_gb},
             {"dit_dtype", m.fp8_weights() ? "fp8" : m.precision() == wan::dit::Precision::BF16Mixed ? "bf16" : "f32"}, {"block_weights_gb", m.weight_bytes().first / 1e9},
-            {"peak_gb", wan::bench::peak_gb(device)}, {"attention", wan::dit::attention_kernel_name(device, opt.attention)},
+            {"ffn_chunks", opt.ffn_chunks}, {"peak_gb", wan::bench::peak_gb(device)},
+            {"attention", wan::dit::attention_kernel_name(device, opt.attention)},
             {"device", wan::bench::device_name(device)}});
 }
 
@@ -262,9 +275,10 @@ std::string vae_speed_str(const wan::vae::VAESpeedOptions& s) {
     return out.empty() ? "plain" : out.substr(0, out.size() - 1);
 }
 
-/// `speed`: the switches to use (default: none, the plain decode).
+/// `speed`: the switches to use (default: none, the plain decode). `video_on_host`: the decoded frames go to host
+/// memory as they come, as the pipeline's VAE does; else the video stays on `device` (the decode benchmarks).
 std::unique_ptr<wan::vae::WanVAE> random_vae(const Args& a, c10::Device device, at::ScalarType dtype,
-                                             wan::vae::VAESpeedOptions speed = {}) {
+                                             wan::vae::VAESpeedOptions speed = {}, bool video_on_host = false) {
     const std::string path = a.get("vae_file", "/tmp/wan_bench_vae.safetensors");
     std::ifstream exists(path);
     if (!exists) random_vae_file(std::string(WAN_SOURCE_DIR) + "/tests/data/golden/tiny-ckpt/Wan2.1_VAE.pth", path);
@@ -272,7 +286,7 @@ std::unique_ptr<wan::vae::WanVAE> random_vae(const Args& a, c10::Device device, 
     o.device = device;
     o.dtype = dtype;
     o.load_encoder = false;
-    o.output_device = device;
+    o.output_device = video_on_host ? c10::Device(c10::kCPU) : device;
     o.channels_last = a.get("channels_last", device.is_cuda() ? "1" : "0") == "1";  // the pipeline's default
     o.speed = speed;
     auto store = wan::io::TensorStore::open(path);
@@ -497,8 +511,9 @@ void bench_t5(const Args& a, c10::Device device) {
 /// `--model tiny` the tiny test checkpoint (a CPU smoke test of the benchmark's own code). `--offload-dit` /
 /// `--max-vram GB` stream the DiT blocks as the app's options do; the random DiT is built on the device first
 /// (fast), so loading peaks at its full size, and the blocks past the budget then move to host memory.
-std::unique_ptr<wan::pipeline::T2VPipeline> random_pipeline(const Args& a, c10::Device device) {
-    const std::string model = a.get("model", "1.3B");
+/// The engine options gen and teacache take: --live-preview, --offload-dit, --lora-backup, --max-vram,
+/// --dit-dtype, --ffn-chunks.
+wan::pipeline::EngineConfig engine_config_of(const Args& a) {
     wan::pipeline::EngineConfig ec;
     ec.live_preview = a.get("live_preview", "1") == "1";  // --live-preview 0: its cost is the difference in s/step
     ec.offload_dit = a.get("offload_dit", "0") == "1";
@@ -506,6 +521,13 @@ std::unique_ptr<wan::pipeline::T2VPipeline> random_pipeline(const Args& a, c10::
     ec.max_vram_gb = std::stod(a.get("max_vram", "0"));
     WAN_CHECK(ec.max_vram_gb >= 0, "--max-vram %g: expected a positive number of GB", ec.max_vram_gb);
     ec.dit_dtype = wan::dit::weight_dtype_name(dit_dtype_of(a));
+    ec.ffn_chunks = ffn_chunks_of(a);
+    return ec;
+}
+
+std::unique_ptr<wan::pipeline::T2VPipeline> random_pipeline(const Args& a, c10::Device device) {
+    const std::string model = a.get("model", "1.3B");
+    wan::pipeline::EngineConfig ec = engine_config_of(a);
     if (model == "tiny") {
         ec.ckpt_dir = std::string(WAN_SOURCE_DIR) + "/tests/data/golden/tiny-ckpt";
         ec.device = device.is_cuda() ? "cuda" : "cpu";
@@ -522,7 +544,10 @@ std::unique_ptr<wan::pipeline::T2VPipeline> random_pipeline(const Args& a, c10::
         ec.offload_idle_expert = a.get("offload_idle_expert", "0") == "1";
         parts.dit_high = std::make_unique<wan::dit::WanModel>(wan::dit::WanModel::random(cfg, opt, 1, a.get_int("layers", -1)));
     }
-    parts.vae = random_vae(a, device, a.get("vae_dtype", "bf16") == "bf16" ? at::kBFloat16 : at::kFloat);
+    // The video goes to host memory frame by frame as in the app (engine/pipeline's VAE); `--video-on-device 1`
+    // keeps it on the GPU as gen did before session 30 (+0.39 GB at 480p, +0.90 GB at 720p, f32).
+    parts.vae = random_vae(a, device, a.get("vae_dtype", "bf16") == "bf16" ? at::kBFloat16 : at::kFloat, {},
+                           a.get("video_on_device", "0") != "1");
     parts.variant = model == "A14B" ? "14B" : model;  // 14B with a second expert is A14B (the engine's info says so)
     return std::make_unique<wan::pipeline::T2VPipeline>(std::move(parts), ec);
 }
@@ -681,6 +706,8 @@ void bench_gen(const Args& a, c10::Device device) {
             {"offload_dit", a.get("offload_dit", "0") == "1"}, {"max_vram_gb", std::stod(a.get("max_vram", "0"))},
             {"offload_idle_expert", a.get("offload_idle_expert", "0") == "1"},
             {"dit_dtype", a.get("dit_dtype", "bf16")},
+            {"ffn_chunks", wan::pipeline::resolved_ffn_chunks(engine_config_of(a), dit_dtype_of(a) == wan::dit::WeightDtype::Fp8)},
+            {"video_on_device", a.get("video_on_device", "0") == "1"},
             {"peak_gb", std::max(peak, wan::bench::peak_gb(device))}, {"stage_peak_gb", stage_json},
             {"device", wan::bench::device_name(device)}});
 }
@@ -848,8 +875,9 @@ int main(int argc, char** argv) {
                              "       lora --lora FILE [--make-lora RANK] [--model 1.3B|14B] [--runs N] (read + hash times)\n"
                              "       gen also: [--preset NAME] [--lora FILE [--make-lora RANK]] [--offload-dit] [--max-vram GB]\n"
                              "                 [--model A14B [--offload-idle-expert 1]] [--lora-backup auto|device|host]\n"
-                             "       dit, gen also: [--dit-dtype bf16|fp8|auto]; dit --dit-dtype fp8 --compare 1: error against bf16\n"
-                             "       dit also: [--fp8-attention 1 [--k-mean 1] [--compare 1]] FP8 self-attention: speed, error\n");
+                             "       dit, gen also: [--dit-dtype bf16|fp8|auto] [--ffn-chunks N]; dit --dit-dtype fp8 --compare 1: error against bf16\n"
+                             "       dit also: [--fp8-attention 1 [--k-mean 1] [--compare 1]] FP8 self-attention: speed, error\n"
+                             "       gen also: [--video-on-device 1] (the decoded video kept on the GPU)\n");
         return 2;
     }
     a.command = argv[1];

@@ -117,6 +117,8 @@ AppOptions parseOptions(int argc, char** argv) {
         {"dit_dtype", {true, [&](auto& n, auto& v) {
              WAN_CHECK(v == "auto" || v == "fp8" || v == "bf16", "--%s '%s': expected auto, fp8 or bf16", n.c_str(), v.c_str());
              o.engine.dit_dtype = v; }}},
+        {"ffn_chunks", {true, [&](auto& n, auto& v) { o.engine.ffn_chunks = toInt(n, v);
+             WAN_CHECK(o.engine.ffn_chunks >= 1, "--%s %s: expected a number of chunks ≥ 1 (1 = off)", n.c_str(), v.c_str()); }}},
         {"t5_fsdp", {false, [&](auto&, auto&) { o.engine.layout.t5_fsdp = true; }}},
         {"dit_fsdp", {false, [&](auto&, auto&) { o.engine.layout.dit_fsdp = true; }}},
         {"ulysses_size", {true, [&](auto& n, auto& v) { o.engine.layout.ulysses = toInt(n, v); }}},
@@ -292,9 +294,12 @@ Model and placement:
   --offload-dit             keep the DiT blocks in host memory and stream each to the GPU just before it runs
                             (the next block is copied while one computes; for GPUs too small for the model)
   --max-vram GB             keep as many DiT blocks on the GPU as fit in GB, stream the others from host memory
-  --dit-dtype auto|fp8|bf16 how the DiT's block weights are held (default auto: fp8 for an fp8 e4m3 file, else
+  --dit-dtype auto|fp8|bf16 how the DiT's block weights are held (default auto: fp8 for an fp8 e4m3/e5m2 file, else
                             bf16 on CUDA / f32 on CPU). fp8: one byte per weight and a scale per row, half of
                             bf16 (14B blocks: 14.0 GB); FP8 GEMMs on Hopper/Ada, widened per block elsewhere
+  --ffn-chunks N            run the DiT's FFN on N chunks of tokens and keep its other activations lean (same
+                            video, lower peak memory; default 4 with fp8 weights, --max-vram or --offload-dit,
+                            else 1 = off)
 Distributed (mpirun -np N):
   --ulysses-size U          Ulysses sequence-parallel degree (heads % U == 0)       (default 1)
   --ring-size R             Ring attention degree; U × R = number of processes      (default 1)

@@ -96,6 +96,10 @@ struct EngineConfig {
     /// the compute dtype | fp8: e4m3 codes with a scale per row, half of bf16 (other files quantised at load) |
     /// bf16: the compute dtype (bf16 on CUDA, f32 on the CPU; fp8 files widened). dit::WeightDtype.
     std::string dit_dtype = "auto";
+    /// --ffn-chunks N: the DiT's FFN runs on N chunks of tokens, and with N > 1 its other activations are kept
+    /// lean too (same result, lower peak: Note [Activation memory] in engine/dit/block.cpp). 0 = auto: 4 with
+    /// fp8 DiT weights, --max-vram or --offload-dit, else 1 (pipeline::resolved_ffn_chunks).
+    int ffn_chunks = 0;
 
     // ---- distribution ----
     ParallelLayout layout;

@@ -10,6 +10,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -27,15 +28,42 @@ at::Tensor attend_self(const Qkv& t, const ForwardContext& f) {
     return at::cat(os, 0);
 }
 
+// Note [Activation memory]
+// Besides the weights, a forward holds the f32 residual stream x (4·N·D bytes for N tokens of width D) and the
+// activations of the part that runs. Each part lets go of its tensors as soon as the next ones exist (the norm's
+// rows after the GEMMs that read them, q/k/v after attention, the attention output after its GEMM). In units of
+// N·D bytes on the fused FP8 path (fp8 rows 1, bf16 2, f32 4), what is alive at the worst moment of each part:
+//   self-attention, one packed q/k/v GEMM: its output 6 (v is a view of it) + q, k 4 + o 2 = 12 at attention;
+//     three GEMMs (ModelOptions::lean_activations): q, k, v 6 + o 2 = 8. Output GEMM: o 2 + fp8 rows 1 + y 2 = 5.
+//     (Before session 30 everything lived to the end of the part: 1 + 6 + 4 + 2 + 1 + 2 = 16 at the output GEMM.)
+//   FFN (F = ffn_dim = 2.7·D for 14B): rows 1 + bf16 hidden 2F/D + its fp8 rows F/D + y 2 = 11.1; on c chunks of
+//     rows (ModelOptions::ffn_chunks) the hidden layer exists for one chunk: 1 + 2 + 8.1/c = 5.0 for c = 4.
+//   cross-attention: at most 6 (rows 1, q 2, o 2; then o 2 + fp8 rows 1 + y 2).
+// Without lean_activations the text K/V of every block are also kept across forwards, per prompt: 2 prompts ·
+// layers · 2 · text_len · D bf16 = 8·L·text_len·D bytes (0.84 GB for 14B); lean recomputes them in each forward
+// (two [text_len, D] GEMMs per block, ~2 TFLOP per 14B forward, a few ms).
+// Peak beyond the weights for 14B (D = 5120): before, x 4 + 16 = 20 units + 0.84 GB; --ffn-chunks 1 now, 16 units +
+// 0.84 GB; lean with 4 chunks, x 4 + 8 = 12 units (self-attention is then the largest part).
+//   480p (N = 32760, N·D = 167.7 M): 4.19 GB → 3.52 GB → 2.01 GB: saving 2.18 GB against before.
+//   720p (N = 75600, N·D = 387.1 M): 8.58 GB → 7.03 GB → 4.65 GB: saving 3.94 GB.
+// Estimates from the tensor sizes (not measured; attention workspaces and the allocator's rounding come on top).
+// Every choice here is row-wise or a regrouping of the same operations: the result is the same bits on the CPU
+// (tests/dit/test_dit_activation_memory.cpp).
+
 void self_attention(ResidualStream& s, const BlockWeights& w, const Modulation& m, BlockKernels& kernels,
                     const ForwardContext& f) {
     const AttentionWeights& sa = w.self_attn;
-    const GemmInput a = kernels.norm1(s, m, f);
-    f.clock.mark("norm1");
-    const Qkv qkv = kernels.self_qkv(a, sa, f);
-    const at::Tensor o = attend_self(qkv, f);  // [B, s, H, d]
+    Qkv qkv;
+    {
+        const GemmInput a = kernels.norm1(s, m, f);
+        f.clock.mark("norm1");
+        qkv = kernels.self_qkv(a, sa, f);
+    }  // the norm's rows are gone
+    at::Tensor o = attend_self(qkv, f);  // [B, s, H, d]
+    qkv = Qkv();                         // q, k, v are gone before the output GEMM
     f.clock.mark("self_attention");
-    const at::Tensor y = kernels.linears().gemm(o.reshape({f.B, f.s_local, f.D}), sa.o_weight, sa.o_scale, sa.o_bias);  // cd
+    at::Tensor y = kernels.linears().gemm(o.reshape({f.B, f.s_local, f.D}), sa.o_weight, sa.o_scale, sa.o_bias);  // cd
+    o = at::Tensor();
     f.clock.mark("o_gemm");
     kernels.add_gated(s, y, m.gate_msa());
     s.bf16_values = false;
@@ -52,7 +80,7 @@ std::pair<at::Tensor, at::Tensor> cross_kv(int64_t i, const AttentionWeights& ca
                              .view({f.B, Lt, f.H, f.d})
                              .to(f.cd);
     const at::Tensor v = linear(f.text, linears.values(ca.v_weight, ca.v_scale), ca.v_bias).view({f.B, Lt, f.H, f.d});
-    if (f.cache) {
+    if (f.cache && !f.lean) {
         CacheAccess::key(*f.cache, i) = k;
         CacheAccess::value(*f.cache, i) = v;
     }
@@ -63,22 +91,50 @@ std::pair<at::Tensor, at::Tensor> cross_kv(int64_t i, const AttentionWeights& ca
 void cross_attention(int64_t i, ResidualStream& s, const BlockWeights& w, BlockKernels& kernels,
                      const ForwardContext& f) {
     const AttentionWeights& ca = w.cross_attn;
-    const GemmInput in = kernels.norm3(s, w, f);
-    f.clock.mark("norm3");
-    const at::Tensor q = kernels.cross_query(in, ca, f);
-    const auto [k, v] = cross_kv(i, ca, kernels.linears(), f);
-    f.clock.mark("cross_q_kv");
-    const at::Tensor o = attention(q, k, v, -1, f.attention);
+    at::Tensor q;
+    {
+        const GemmInput in = kernels.norm3(s, w, f);
+        f.clock.mark("norm3");
+        q = kernels.cross_query(in, ca, f);
+    }  // the norm's rows are gone
+    at::Tensor o;
+    {
+        const auto [k, v] = cross_kv(i, ca, kernels.linears(), f);
+        f.clock.mark("cross_q_kv");
+        o = attention(q, k, v, -1, f.attention);
+    }
+    q = at::Tensor();
     f.clock.mark("cross_attention");
     kernels.add_cross_attention(s, o.reshape({f.B, f.s_local, f.D}), ca);
     f.clock.mark("cross_o_gemm");
 }
 
+/// The FFN of the rows `in` in `f.ffn_chunks` chunks of rows, each written into one [B, s, D] output: the
+/// hidden layer exists for one chunk at a time (Note [Activation memory]). Chunks are whole multiples of 64
+/// rows but the last.
+at::Tensor ffn_rows(const GemmInput& in, const BlockWeights& w, BlockKernels& kernels, const ForwardContext& f) {
+    const int64_t M = f.B * f.s_local;
+    const int64_t chunks = std::min<int64_t>(f.ffn_chunks, M);
+    if (chunks <= 1) return kernels.ffn_layers(in, w, {f.B, f.s_local}, f);
+    const int64_t step = ((M + chunks - 1) / chunks + 63) / 64 * 64;
+    at::Tensor y;  // [M, D]
+    for (int64_t begin = 0; begin < M; begin += step) {
+        const int64_t count = std::min(step, M - begin);
+        const at::Tensor part = kernels.ffn_layers(in.row_range(begin, count), w, {count}, f).view({count, f.D});
+        if (!y.defined()) y = at::empty({M, f.D}, part.options());
+        y.narrow(0, begin, count).copy_(part);
+    }
+    return y.view({f.B, f.s_local, f.D});
+}
+
 void ffn(ResidualStream& s, const BlockWeights& w, const Modulation& m, BlockKernels& kernels,
          const ForwardContext& f) {
-    const GemmInput in = kernels.norm2(s, m, f);
-    f.clock.mark("norm2");
-    const at::Tensor y = kernels.ffn_layers(in, w, f);
+    at::Tensor y;
+    {
+        const GemmInput in = kernels.norm2(s, m, f);
+        f.clock.mark("norm2");
+        y = ffn_rows(in, w, kernels, f);
+    }  // the norm's rows are gone before the residual add
     f.clock.mark("ffn2_gemm");
     kernels.add_gated(s, y, m.gate_ffn());
 }

@@ -92,7 +92,8 @@ enum class Precision {
 /// How the block Linear weights (self- and cross-attention q, k, v, o; FFN) are held (--dit-dtype). The other
 /// tensors (norms, biases, modulation, embeddings, head) always stay in the Precision's dtypes.
 enum class WeightDtype {
-    Auto = 1,     ///< fp8 when the checkpoint stores every block Linear weight as F8_E4M3 (scaled or not), else Compute
+    /// fp8 when the checkpoint stores every block Linear weight as F8_E4M3 or F8_E5M2 (scaled or not), else Compute
+    Auto = 1,
     Compute = 2,  ///< the Precision's GEMM dtype (bf16 on CUDA, f32 on the CPU); fp8 files are widened at load
     Fp8 = 3,      ///< e4m3 codes + one f32 scale per output row (Note [FP8 weights]); other files quantised at load
 };
@@ -104,6 +105,10 @@ const char* weight_dtype_name(WeightDtype dtype);  ///< "auto", "fp8", "bf16"
 struct Fp8Weight {
     at::Tensor codes;  ///< [N, K] uint8, on the weight's device
     at::Tensor scale;  ///< [N] f32
+    /// Loaded from an F8_E5M2 file (io::Float8Codes::from_e5m2): its values held only rounded, and the worst
+    /// relative error among them. 0 otherwise.
+    int64_t rounded = 0;
+    double worst_relative_error = 0;
 };
 /// The one quantisation rule (Note [FP8 weights]): scale[r] = max(amax of row r, 1e-12) / 448, codes = the
 /// nearest e4m3 values of w / scale (ties to even). On the CPU, CUDA (LibTorch ≥ 2.1) or via the CPU elsewhere.
@@ -169,6 +174,13 @@ struct ModelOptions {
     /// CUDA builds: print the GPU milliseconds of each stage of every forward to stderr (Note [Stage clock]
     /// in stage_clock.h). Default off. Env: WAN_DIT_STAGES=1.
     bool stage_clock = false;
+    /// Activation memory of the forward (Note [Activation memory] in block.cpp): the FFN runs on this many
+    /// chunks of token rows (1: all rows at once). Row-wise, so the result does not change. Default 1.
+    int ffn_chunks = 1;
+    /// Fewer activations alive at once, at no change of the result: q, k and v from three GEMMs instead of one
+    /// packed GEMM (whose output lives until attention ends), and the cross-attention K/V recomputed in every
+    /// forward instead of kept per prompt (CrossAttentionCache then holds the text embedding only). Default off.
+    bool lean_activations = false;
 
     /// The defaults with the switches above taken from the environment variables named there (for the
     /// program edges: pipeline construction, wan-bench, tests). An unknown WAN_ATTENTION value is
@@ -235,7 +247,7 @@ BlockWeights load_block_weights(const io::WanConfig& config, const io::TensorSto
 RootWeights load_root_weights(const io::WanConfig& config, const io::TensorStore& store,
                               const ModelOptions& options);
 /// What `options.weight_dtype` means for `store`: Auto becomes Fp8 when every block Linear weight of `config`
-/// is stored as F8_E4M3, else Compute.
+/// is stored as fp8 (F8_E4M3, or F8_E5M2 re-coded as e4m3 at load), else Compute.
 WeightDtype resolve_weight_dtype(const ModelOptions& options, const io::WanConfig& config, const io::TensorStore& store);
 /// True for the block Linear weights that fp8 holds as codes (self_attn/cross_attn q, k, v, o; ffn.0, ffn.2).
 bool is_fp8_linear(const ParameterSpec& spec);
@@ -481,6 +493,8 @@ public:
     void set_fp8(bool on) { options_.fp8 = on; }
     /// Switches FP8 self-attention (ModelOptions::attention_fp8) between forwards.
     void set_attention_fp8(AttentionFp8 mode);
+    /// Sets ModelOptions::ffn_chunks (≥ 1) and lean_activations between forwards.
+    void set_activation_memory(int ffn_chunks, bool lean);
     void set_sequence_parallel(std::shared_ptr<SequenceParallel> sp);
     /// Debug/test hook for intermediates (empty: none; costs nothing).
     void set_intermediate_hook(IntermediateHook hook) { hook_ = std::move(hook); }

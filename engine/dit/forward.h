@@ -64,6 +64,8 @@ struct ForwardContext {
     RopeTables rope;                     ///< for this rank's rows (set after the patch embedding)
     at::Tensor text;                     ///< [B, text_len, D] cd, the text embedding
     CrossAttentionCache* cache = nullptr;  ///< per-prompt text K/V (optional)
+    int64_t ffn_chunks = 1;              ///< ModelOptions::ffn_chunks
+    bool lean = false;                   ///< ModelOptions::lean_activations
 };
 
 /// The residual stream x [B, s, D] and, on the fused path, a gated residual update not yet added to it

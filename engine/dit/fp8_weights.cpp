@@ -16,7 +16,9 @@ namespace wan::dit {
 // before). Everything else keeps its Precision dtype. The rule is the one the FP8 GEMMs of `ModelOptions::fp8`
 // use for bf16 weights (Note [FP8 linears]):
 // scale = row amax / 448, codes = nearest e4m3 of w / scale. An F8_E4M3 checkpoint keeps its own codes and its
-// per-tensor scale (repeated per row), so nothing is re-rounded. The codes are uint8 on every build (LibTorch
+// per-tensor scale (repeated per row), so nothing is re-rounded. An F8_E5M2 checkpoint is re-coded row by row as
+// e4m3 codes with a power-of-two scale, which holds its values exactly unless a row spans more than 16 binades
+// (io Note [E5M2 as e4m3]; the load says per block how many values were rounded where some were). The codes are uint8 on every build (LibTorch
 // 1.13 has no float8 type); where the fused FP8 GEMMs run (CUDA, LibTorch ≥ 2.5, Hopper/Ada) the block GEMMs
 // read them directly as float8_e4m3fn. Everywhere else run_blocks widens each block to the compute dtype when it
 // runs (decode · scale in f32, one rounding) and drops the widened copy after it, so the saving holds on any
@@ -94,7 +96,7 @@ WeightDtype resolve_weight_dtype(const ModelOptions& options, const io::WanConfi
     if (options.weight_dtype != WeightDtype::Auto) return options.weight_dtype;
     for (int64_t i = 0; i < config.num_layers; ++i)
         for (const auto& spec : block_parameter_specs(config, i))
-            if (is_fp8_linear(spec) && !(store.contains(spec.name) && store.stores_e4m3(spec.name)))
+            if (is_fp8_linear(spec) && !(store.contains(spec.name) && store.stores_fp8(spec.name)))
                 return WeightDtype::Compute;
     return WeightDtype::Fp8;
 }
@@ -153,12 +155,18 @@ BlockWeights widened(const BlockWeights& held, at::ScalarType dtype) {
 Fp8Weight load_fp8(const io::TensorStore& store, const std::string& name, c10::Device device) {
     std::optional<io::Float8Codes> c = store.e4m3_codes(name);
     if (!c) return quantize_fp8(store.load(name, device, at::kFloat));
+    if (c->rounded > 0)
+        WAN_LOG_DEBUG("%s: tensor '%s': %lld F8_E5M2 value(s) held rounded as e4m3 (worst relative error %.3g)",
+                      store.source().c_str(), name.c_str(), static_cast<long long>(c->rounded), c->worst_relative_error);
     const int64_t rows = c->codes.size(0);
     at::Tensor scale = c->scale.defined() ? c->scale.to(at::kFloat).reshape({-1}) : at::ones({1}, at::kFloat);
     WAN_CHECK(scale.numel() == 1 || scale.numel() == rows, "%s: tensor '%s': %lld scale values for %lld rows",
               store.source().c_str(), name.c_str(), static_cast<long long>(scale.numel()), static_cast<long long>(rows));
     if (scale.numel() == 1) scale = scale.expand({rows});  // a per-tensor scale, repeated per row
-    return {c->codes.to(device), scale.contiguous().to(device)};
+    Fp8Weight w{c->codes.to(device), scale.contiguous().to(device)};
+    w.rounded = c->rounded;
+    w.worst_relative_error = c->worst_relative_error;
+    return w;
 }
 
 }  // namespace detail

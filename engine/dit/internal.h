@@ -21,7 +21,8 @@ at::Tensor* scale_field(BlockWeights& w, const std::string& suffix);
 void quantize_linears(BlockWeights& w);
 /// `held` with every fp8 weight dequantised to `dtype` (scales undefined); `held` itself when it holds no fp8.
 BlockWeights widened(const BlockWeights& held, at::ScalarType dtype);
-/// The codes of an F8_E4M3 weight as stored (scale per row), else the weight quantised; on `device`.
+/// The codes of an F8_E4M3 weight as stored (scale per row), of an F8_E5M2 weight re-coded as e4m3 (a warning
+/// where that rounds), else the weight quantised; on `device`.
 Fp8Weight load_fp8(const io::TensorStore& store, const std::string& name, c10::Device device);
 /// The largest finite float8_e4m3fn value: an fp8 scale is amax / kE4m3Max.
 constexpr float kE4m3Max = 448.0f;

@@ -18,6 +18,17 @@ void ResidualStream::flush() {
     pending_y = pending_gate = at::Tensor();
 }
 
+GemmInput GemmInput::row_range(int64_t begin, int64_t count) const {
+    GemmInput r;
+    if (fp8.q.defined()) {  // [M, K] codes, [M, 1] scales
+        r.fp8.q = fp8.q.narrow(0, begin, count);
+        r.fp8.scale = fp8.scale.narrow(0, begin, count);
+    } else {
+        r.rows = rows.reshape({-1, rows.size(-1)}).narrow(0, begin, count);
+    }
+    return r;
+}
+
 // ---- GEMMs ------------------------------------------------------------------------------------------------
 
 // Note [FP8 linears]: with ModelOptions::fp8 the big block GEMMs run on Hopper's FP8 tensor cores:
@@ -114,6 +125,13 @@ namespace {
 
 std::vector<int64_t> lead_of(const ForwardContext& f) { return {f.B, f.s_local}; }
 
+/// x += u, in place once x is f32 (the same sums as x + u, without a second copy of the stream); the bf16
+/// stream of block 0 (mixed precision) becomes a new f32 tensor, as upstream's promotion does.
+void add_residual(ResidualStream& s, const at::Tensor& u) {
+    if (s.x.scalar_type() == at::kFloat) s.x.add_(u);
+    else s.x = s.x + u;
+}
+
 // ---- the op-by-op path ----------------------------------------------------------------------------------
 
 /// ATen ops in upstream's order (the CPU path, and CUDA without the fused kernels). GEMMs that upstream
@@ -144,7 +162,7 @@ public:
     }
 
     void add_gated(ResidualStream& s, const at::Tensor& y, const at::Tensor& gate) override {
-        s.x = s.x + y * gate;  // f32 from here on
+        add_residual(s, y * gate);  // f32 from here on
     }
 
     GemmInput norm3(ResidualStream& s, const BlockWeights& w, const ForwardContext& f) override {
@@ -158,14 +176,15 @@ public:
     }
 
     void add_cross_attention(ResidualStream& s, const at::Tensor& o, const AttentionWeights& ca) override {
-        s.x = s.x + linear(o, ca.o_weight, ca.o_bias);
+        add_residual(s, linear(o, ca.o_weight, ca.o_bias));
     }
 
     GemmInput norm2(ResidualStream& s, const Modulation& m, const ForwardContext& f) override {
         return {layer_norm(s.x, f.D, f.eps) * (1 + m.scale_ffn()) + m.shift_ffn(), {}};
     }
 
-    at::Tensor ffn_layers(const GemmInput& in, const BlockWeights& w, const ForwardContext& f) override {
+    at::Tensor ffn_layers(const GemmInput& in, const BlockWeights& w, const std::vector<int64_t>& /*lead*/,
+                          const ForwardContext& f) override {
         const at::Tensor h = at::gelu(linears_.gemm(in.rows, w.ffn0_weight, w.ffn0_scale, w.ffn0_bias), "tanh");
         f.clock.mark("ffn0_gemm_gelu");
         return linears_.gemm(h, w.ffn2_weight, w.ffn2_scale, w.ffn2_bias);
@@ -202,6 +221,7 @@ public:
     }
 
     Qkv self_qkv(const GemmInput& a, const AttentionWeights& sa, const ForwardContext& f) override {
+        if (f.lean) return separate_qkv(a, sa, f);
         // One GEMM for q, k and v (better use of the GPU at D = 1536) against their packed weights.
         const at::Tensor wqkv = linears_.packed_qkv(sa.q_weight, sa.k_weight, sa.v_weight);
         const at::Tensor bqkv = linears_.packed_qkv(sa.q_bias, sa.k_bias, sa.v_bias);
@@ -213,6 +233,19 @@ public:
         r.k = fused::rmsnorm_rope(qkv.narrow(2, f.D, f.D), sa.norm_k_weight, &f.rope, f.H, f.eps);
         r.v = qkv.narrow(2, 2 * f.D, f.D).view({f.B, f.s_local, f.H, f.d});
         f.clock.mark("qk_norm_rope");
+        return r;
+    }
+
+    /// Lean activations: a GEMM each, so that v is a [B, s, D] tensor of its own and each GEMM output of q and k
+    /// is gone once normed (the packed [B, s, 3D] output would live as long as v does).
+    Qkv separate_qkv(const GemmInput& a, const AttentionWeights& sa, const ForwardContext& f) {
+        Qkv r;
+        r.q = fused::rmsnorm_rope(linears_.gemm(a, sa.q_weight, sa.q_scale, sa.q_bias, lead_of(f)), sa.norm_q_weight,
+                                  &f.rope, f.H, f.eps);
+        r.k = fused::rmsnorm_rope(linears_.gemm(a, sa.k_weight, sa.k_scale, sa.k_bias, lead_of(f)), sa.norm_k_weight,
+                                  &f.rope, f.H, f.eps);
+        r.v = linears_.gemm(a, sa.v_weight, sa.v_scale, sa.v_bias, lead_of(f)).view({f.B, f.s_local, f.H, f.d});
+        f.clock.mark("qkv_gemm_norm_rope");
         return r;
     }
 
@@ -244,7 +277,8 @@ public:
         return a;
     }
 
-    at::Tensor ffn_layers(const GemmInput& in, const BlockWeights& w, const ForwardContext& f) override {
+    at::Tensor ffn_layers(const GemmInput& in, const BlockWeights& w, const std::vector<int64_t>& /*lead*/,
+                          const ForwardContext& f) override {
         // The GELU in the GEMM epilogue (fused.h).
         const at::Tensor h = fused::linear_gelu(in.rows, linears_.values(w.ffn0_weight, w.ffn0_scale), w.ffn0_bias);
         f.clock.mark("ffn0_gemm_gelu");
@@ -301,17 +335,19 @@ public:
         return a;
     }
 
-    at::Tensor ffn_layers(const GemmInput& in, const BlockWeights& w, const ForwardContext& f) override {
+    at::Tensor ffn_layers(const GemmInput& in, const BlockWeights& w, const std::vector<int64_t>& lead,
+                          const ForwardContext& f) override {
         if (!rows_) {
             at::Tensor h = linears_.gemm(in.rows, w.ffn0_weight, w.ffn0_scale, w.ffn0_bias);
             at::gelu_(h, "tanh");  // its own buffer: in place
             f.clock.mark("ffn0_gemm_gelu");
             return linears_.gemm(h, w.ffn2_weight, w.ffn2_scale, w.ffn2_bias);
         }
-        const at::Tensor h = linears_.gemm_fp8(in.fp8, w.ffn0_weight, w.ffn0_scale, w.ffn0_bias, lead_of(f));  // pre-activation, bf16
+        at::Tensor h = linears_.gemm_fp8(in.fp8, w.ffn0_weight, w.ffn0_scale, w.ffn0_bias, lead);  // pre-activation, bf16
         f.clock.mark("ffn0_gemm_gelu");
-        return linears_.gemm_fp8(fused::quantize_rows_fp8(h, /*gelu=*/true), w.ffn2_weight, w.ffn2_scale, w.ffn2_bias,
-                                 lead_of(f));
+        fused::Fp8Rows hidden = fused::quantize_rows_fp8(h, /*gelu=*/true);
+        h = at::Tensor();  // the bf16 hidden layer goes before the second GEMM allocates its output
+        return linears_.gemm_fp8(hidden, w.ffn2_weight, w.ffn2_scale, w.ffn2_bias, lead);
     }
 
 private:

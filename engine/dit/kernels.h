@@ -35,6 +35,8 @@ struct DerivedWeights {
 struct GemmInput {
     at::Tensor rows;
     fused::Fp8Rows fp8;  ///< fp8.q defined: use these
+    /// Rows [begin, begin + count) of the flattened [M, K] rows (views, no copy).
+    GemmInput row_range(int64_t begin, int64_t count) const;
 };
 
 /// The block GEMMs: y = x Wᵀ + b in the weight's dtype, or with FP8 (Note [FP8 linears]). Each weight `w`
@@ -106,8 +108,10 @@ public:
     virtual void add_cross_attention(ResidualStream& s, const at::Tensor& o, const AttentionWeights& ca) = 0;
     /// norm2: LN(x)·(1 + scale) + shift before the FFN.
     virtual GemmInput norm2(ResidualStream& s, const Modulation& m, const ForwardContext& f) = 0;
-    /// FFN: GELU(in W0ᵀ + b0) W2ᵀ + b2 (marks the stage clock after the first GEMM).
-    virtual at::Tensor ffn_layers(const GemmInput& in, const BlockWeights& w, const ForwardContext& f) = 0;
+    /// FFN: GELU(in W0ᵀ + b0) W2ᵀ + b2 (marks the stage clock after the first GEMM), [lead..., D]; `lead` is
+    /// the shape of in's rows ({B, s}, or {count} for a row_range).
+    virtual at::Tensor ffn_layers(const GemmInput& in, const BlockWeights& w, const std::vector<int64_t>& lead,
+                                  const ForwardContext& f) = 0;
     /// The head's input LN(x)·(1 + scale) + shift, f32, after any pending update.
     virtual at::Tensor head_input(ResidualStream& s, const at::Tensor& scale, const at::Tensor& shift,
                                   const ForwardContext& f) = 0;

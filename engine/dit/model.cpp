@@ -87,6 +87,7 @@ WanModel::WanModel(const io::WanConfig& config, RootWeights root, std::shared_pt
     WAN_CHECK(config_.patch_size[0] >= 1 && config_.patch_size[1] >= 1 && config_.patch_size[2] >= 1,
               "WanModel: patch size must be positive");
     WAN_CHECK(blocks_ != nullptr, "WanModel: no block weights provider");
+    WAN_CHECK(options_.ffn_chunks >= 1, "WanModel: ffn_chunks %d: must be at least 1", options_.ffn_chunks);
     WAN_CHECK(blocks_->num_blocks() == config_.num_layers, "WanModel: the block provider has %lld blocks, config has %lld",
               static_cast<long long>(blocks_->num_blocks()), static_cast<long long>(config_.num_layers));
     sp_->set_attention_backend(options_.attention);
@@ -112,6 +113,12 @@ void WanModel::set_block_weights_provider(std::shared_ptr<BlockWeightsProvider> 
               "WanModel: a block provider must have num_layers = %lld blocks", static_cast<long long>(config_.num_layers));
     blocks_ = std::move(provider);
     fp8_weights_ = provider_holds_fp8();
+}
+
+void WanModel::set_activation_memory(int ffn_chunks, bool lean) {
+    WAN_CHECK(ffn_chunks >= 1, "WanModel: ffn_chunks %d: must be at least 1", ffn_chunks);
+    options_.ffn_chunks = ffn_chunks;
+    options_.lean_activations = lean;
 }
 
 void WanModel::set_sequence_parallel(std::shared_ptr<SequenceParallel> sp) {
@@ -209,6 +216,8 @@ std::vector<at::Tensor> WanModel::forward(const std::vector<at::Tensor>& xs, con
     f.chunk = sequence_chunk(seq_len, sp_->world(), sp_->rank());
     f.s_local = f.chunk.chunk_len;
     f.cache = cache;
+    f.ffn_chunks = options_.ffn_chunks;
+    f.lean = options_.lean_activations;
 
     const detail::TimeEmbedding te = detail::time_embedding(f, t);
     clock.mark("time_embedding");

@@ -9,6 +9,7 @@
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
 
+#include <algorithm>
 #include <cmath>
 #include <set>
 #include <unordered_map>
@@ -209,15 +210,23 @@ BlockWeights load_block_weights(const io::WanConfig& config, const io::TensorSto
     check_all(store, specs, config);
     BlockWeights w;
     auto fields = detail::block_fields(w);
+    int64_t rounded = 0;  // F8_E5M2 values e4m3 holds only rounded (io Note [E5M2 as e4m3])
+    double worst = 0;
     for (size_t k = 0; k < specs.size(); ++k) {
         if (fp8 && is_fp8_linear(specs[k])) {  // Note [FP8 weights]
             Fp8Weight q = detail::load_fp8(store, specs[k].name, options.device);
+            rounded += q.rounded;
+            worst = std::max(worst, q.worst_relative_error);
             *fields[k].second = std::move(q.codes);
             *detail::scale_field(w, fields[k].first) = std::move(q.scale);
             continue;
         }
         *fields[k].second = store.load(specs[k].name, options.device, dtype_for(specs[k], prec));
     }
+    if (rounded > 0)
+        WAN_LOG_INFO("DiT block %lld: %lld F8_E5M2 value(s) more than 2^16 times smaller than their row's largest are "
+                     "held rounded to e4m3's smallest steps (each within 2^-18 of its row's largest; worst relative "
+                     "error %.2g)", static_cast<long long>(i), static_cast<long long>(rounded), worst);
     return w;
 }
 

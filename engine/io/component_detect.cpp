@@ -207,21 +207,28 @@ bool is_block_linear_weight(const std::string& n, const TensorInfo& info) {
     return starts_with(n, "blocks.") && info.shape.size() == 2 && ends_with(n, ".weight");
 }
 
-// What --dit-dtype auto does with a DiT whose block Linear weights are all F8_E4M3 (dit Note [FP8 weights]).
+// What --dit-dtype auto does with a DiT whose block Linear weights are all fp8 (dit Note [FP8 weights]).
 std::string fp8_dit_note(const TensorStore& view) {
     uint64_t bytes = 0;
-    size_t linears = 0;
+    size_t linears = 0, e5m2 = 0;
     for (const auto& n : view.names()) {
         const TensorInfo& info = view.info(n);
         if (!is_block_linear_weight(n, info)) continue;
-        if (!view.stores_e4m3(n)) return "";
+        if (!view.stores_fp8(n)) return "";
         ++linears;
+        if (!view.stores_e4m3(n)) ++e5m2;
         bytes += static_cast<uint64_t>(info.numel()) + 4 * static_cast<uint64_t>(info.shape[0]);  // codes + row scales
     }
     if (linears == 0) return "";
-    return strfmt("block Linear weights are F8_E4M3: the DiT holds them as fp8 (--dit-dtype auto), %.2f GB in %zu "
-                  "weights (%llu bytes); --dit-dtype bf16 widens them at load", static_cast<double>(bytes) / 1e9,
-                  linears, static_cast<unsigned long long>(bytes));
+    const char* how = e5m2 == 0 ? ""
+                      : e5m2 == linears
+                          ? ", each row re-coded at load as e4m3 codes with a power-of-two scale (exact but for "
+                            "values more than 2^16 times smaller than their row's largest, which the load counts)"
+                          : ", the F8_E5M2 ones re-coded at load as e4m3 with a power-of-two scale per row";
+    const char* format = e5m2 == 0 ? "F8_E4M3" : e5m2 == linears ? "F8_E5M2" : "F8_E4M3 and F8_E5M2";
+    return strfmt("block Linear weights are %s: the DiT holds them as fp8 (--dit-dtype auto)%s, %.2f GB in %zu "
+                  "weights (%llu bytes); --dit-dtype bf16 widens them at load", format, how,
+                  static_cast<double>(bytes) / 1e9, linears, static_cast<unsigned long long>(bytes));
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstring>
@@ -163,6 +164,57 @@ at::Tensor float8_e4m3_encode(const at::Tensor& values) {
     at::parallel_for(0, src.numel(), 1 << 14, [&](int64_t begin, int64_t end) {
         for (int64_t i = begin; i < end; ++i) o[i] = e4m3_by_bits(s[i]);
     });
+    return out;
+}
+
+// Note [E5M2 as e4m3]
+// An F8_E5M2 value is ±(1 + m/4)·2^E, m in 0..3, E in −14..15 (subnormals m/4·2^−14 down to 2^−16): 2 mantissa bits
+// over 32 binades. e4m3 ("fn") has 3 mantissa bits over the binades 2^−6..2^8 (max 448) and subnormals in steps
+// of 2^−9. A row divided by 2^s, s = E_max − 8 (E_max: the binade of the row's largest magnitude), has its top
+// binade at e4m3's top, and then every value of binade E ≥ E_max − 15 is an e4m3 code exactly (E_max − 14..E_max
+// are normals with a spare mantissa bit; E_max − 15 lands on the subnormals (4 + m)·2^−9); in binade E_max − 16
+// only even m, in E_max − 17 only m = 0; anything smaller is rounded to the nearest step of 2^−9·2^s, or to 0.
+// So a row whose values span at most 16 binades (a factor 65536 between its largest and smallest magnitude) is
+// held exactly: value = decode_e4m3(code) · 2^s (· the file's scale), the same f32 product as the file's value.
+// The largest e5m2 value (57344 = 1.75·2^15) becomes 448 exactly, never saturated. The rest are counted
+// (Float8Codes::rounded, worst relative error) for the loader to report.
+Float8Codes e5m2_as_e4m3(const at::Tensor& bytes, const std::string& what) {
+    WAN_CHECK(bytes.scalar_type() == at::kByte && bytes.device().is_cpu() && bytes.dim() >= 1,
+              "%s: F8_E5M2 bytes must be a uint8 CPU tensor with rows", what.c_str());
+    const int64_t rows = bytes.size(0);
+    const int64_t cols = rows == 0 ? 0 : bytes.numel() / rows;
+    const at::Tensor src = bytes.contiguous().view({rows, cols});
+    Float8Codes out;
+    out.from_e5m2 = true;
+    out.codes = at::empty(bytes.sizes(), at::TensorOptions().dtype(at::kByte));
+    out.scale = at::empty({rows}, at::TensorOptions().dtype(at::kFloat));
+    at::Tensor codes = out.codes.view({rows, cols});
+    float* scale = out.scale.data_ptr<float>();
+    constexpr int64_t kSliceElements = 1 << 22;
+    const int64_t step = std::max<int64_t>(1, kSliceElements / std::max<int64_t>(cols, 1));
+    for (int64_t r0 = 0; r0 < rows; r0 += step) {
+        const int64_t n = std::min(step, rows - r0);
+        const at::Tensor values = float8_bytes_to_float(src.narrow(0, r0, n), Float8Format::E5M2);  // [n, cols]
+        WAN_CHECK(at::isfinite(values).all().item<bool>(), "%s: holds an infinite or NaN F8_E5M2 value (rows %lld..%lld)",
+                  what.c_str(), static_cast<long long>(r0), static_cast<long long>(r0 + n - 1));
+        const at::Tensor amax = cols == 0 ? at::zeros({n}) : values.abs().amax(1).contiguous();
+        for (int64_t r = 0; r < n; ++r) {
+            int e = 0;
+            const float a = amax.data_ptr<float>()[r];
+            std::frexp(a, &e);  // a = f·2^e, f in [0.5, 1): the binade E_max = e − 1
+            scale[r0 + r] = a > 0 ? std::ldexp(1.0f, e - 1 - 8) : 1.0f;
+        }
+        const at::Tensor row_scale = out.scale.narrow(0, r0, n).view({n, 1});
+        const at::Tensor part = float8_e4m3_encode(values / row_scale);  // exact division by a power of two
+        codes.narrow(0, r0, n).copy_(part);
+        const at::Tensor held = float8_e4m3_decode(part) * row_scale;
+        const at::Tensor off = held != values;
+        const int64_t rounded = off.sum().item<int64_t>();
+        if (rounded == 0) continue;
+        out.rounded += rounded;
+        const at::Tensor rel = ((held - values).abs() / values.abs()).masked_select(off);
+        out.worst_relative_error = std::max(out.worst_relative_error, rel.max().item<double>());
+    }
     return out;
 }
 

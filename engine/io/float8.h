@@ -3,6 +3,8 @@
 // float8 types only from 2.1), and the decoding of "scaled fp8" weights (value = fp8 · scale).
 #pragma once
 
+#include "io/io.h"
+
 #include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
 #include <c10/core/ScalarType.h>
@@ -47,5 +49,10 @@ at::Tensor entry_bytes(const StoreEntry& entry);
 
 /// Bytes (uint8 CPU tensor) of 8-bit floats → float32, one table lookup per element.
 at::Tensor float8_bytes_to_float(const at::Tensor& bytes, Float8Format format);
+
+/// F8_E5M2 bytes (uint8 CPU, rows = dim 0) → e4m3 codes of the same shape and one power-of-two scale per row
+/// ([rows] f32), with from_e5m2 set and what could not be held exactly counted (Note [E5M2 as e4m3]). Works in
+/// slices of rows (bounded host memory). An infinity or NaN is an error naming `what`.
+Float8Codes e5m2_as_e4m3(const at::Tensor& bytes, const std::string& what);
 
 }  // namespace wan::io

@@ -39,6 +39,10 @@ struct TensorInfo {
 struct Float8Codes {
     at::Tensor codes;  ///< uint8, the weight's shape, contiguous, owning its memory
     at::Tensor scale;  ///< float32: one value (per tensor) or one per row (dim 0); undefined = 1
+    /// An F8_E5M2 weight re-coded as e4m3 with a power-of-two scale per row (Note [E5M2 as e4m3] in float8.cpp).
+    bool from_e5m2 = false;
+    int64_t rounded = 0;              ///< (from_e5m2) values held only rounded to e4m3's range; 0: exact
+    double worst_relative_error = 0;  ///< (from_e5m2) max |held − stored| / |stored| of those (1: became 0)
 };
 
 /// e4m3 codes (uint8, CPU) → their float32 values (exact; one table lookup per element).
@@ -85,10 +89,13 @@ public:
                     c10::optional<at::ScalarType> dtype = c10::nullopt) const;
     /// The weight's fp8 e4m3 codes and scale as the file stores them (an F8_E4M3 tensor, or scaled fp8, or
     /// fp8 bytes in a U8 container named by the quantisation metadata), for a loader that keeps them as fp8
-    /// instead of widening them (dit --dit-dtype). nullopt for any other dtype (F8_E5M2 included).
+    /// instead of widening them (dit --dit-dtype). An F8_E5M2 weight (scaled or not) comes re-coded as e4m3 with
+    /// a power-of-two scale per row (Float8Codes::from_e5m2; exact unless `rounded`). nullopt for other dtypes.
     std::optional<Float8Codes> e4m3_codes(const std::string& name) const;
-    /// Whether e4m3_codes(name) has codes to give (reads no tensor data).
+    /// Whether the file stores the tensor as F8_E4M3, so that e4m3_codes gives its own codes (reads no data).
     bool stores_e4m3(const std::string& name) const;
+    /// Whether the file stores the tensor as F8_E4M3 or F8_E5M2: e4m3_codes has codes to give (reads no data).
+    bool stores_fp8(const std::string& name) const;
     /// `__metadata__` of safetensors files (empty for .pth).
     const std::map<std::string, std::string>& metadata() const;
     /// Sum of the bytes of all tensors (numel × element size).

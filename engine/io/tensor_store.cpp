@@ -266,17 +266,38 @@ at::Tensor TensorStore::load(const std::string& name, c10::Device device, c10::o
     return out;
 }
 
+namespace {
+Float8Format stored_float8(const StoreEntry& e) { return e.decoding ? e.decoding->float8 : e.float8; }
+}  // namespace
+
 bool TensorStore::stores_e4m3(const std::string& name) const {
-    const StoreEntry& e = impl_->entries.at(info(name).name);
-    return (e.decoding ? e.decoding->float8 : e.float8) == Float8Format::E4M3;
+    return stored_float8(impl_->entries.at(info(name).name)) == Float8Format::E4M3;
+}
+
+bool TensorStore::stores_fp8(const std::string& name) const {
+    const Float8Format f = stored_float8(impl_->entries.at(info(name).name));
+    return f == Float8Format::E4M3 || f == Float8Format::E5M2;
 }
 
 std::optional<Float8Codes> TensorStore::e4m3_codes(const std::string& name) const {
-    if (!stores_e4m3(name)) return std::nullopt;
+    if (!stores_fp8(name)) return std::nullopt;
     const StoreEntry& e = impl_->entries.at(name);
+    const at::Tensor file_scale =
+        e.decoding && e.decoding->scale.defined() ? e.decoding->scale.to(at::kFloat).reshape({-1}) : at::Tensor();
+    if (stored_float8(e) == Float8Format::E5M2) {
+        Float8Codes c = e5m2_as_e4m3(entry_bytes(e), e.info.file + ": tensor '" + name + "'");
+        // The file's scale (per tensor or per row) times the power of two of each row: exact in f32.
+        if (file_scale.defined()) {
+            WAN_CHECK(file_scale.numel() == 1 || file_scale.numel() == c.scale.numel(),
+                      "%s: tensor '%s': %lld scale values for %lld rows", e.info.file.c_str(), name.c_str(),
+                      static_cast<long long>(file_scale.numel()), static_cast<long long>(c.scale.numel()));
+            c.scale = c.scale * file_scale;
+        }
+        return c;
+    }
     Float8Codes c;
     c.codes = entry_bytes(e);
-    if (e.decoding && e.decoding->scale.defined()) c.scale = e.decoding->scale.to(at::kFloat).clone();
+    if (file_scale.defined()) c.scale = file_scale.clone();
     return c;
 }
 

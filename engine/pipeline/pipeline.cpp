@@ -334,28 +334,40 @@ namespace {
 // (T5's streamed block, the VAE weights, cuBLAS/cuDNN workspaces). The blocks are placed once at load, before any
 // request is known, so the plan covers the model's largest trained size at its default frame count; a larger job
 // is warned about (working_memory_bytes below, checked per job in generate()).
+// With lean activations and a chunked FFN (the default of --max-vram since session 30) the denoising holds
+// 8 B × dim per token less (Note [Activation memory] in engine/dit/block.cpp: estimated, not yet fitted); for 14B
+// at 81 frames the decode term is the larger one either way, so the plan for the trained sizes is unchanged.
 constexpr double kFixedWorkingBytes = 2.5e9;
 constexpr double kDenoiseBytesPerTokenPerDim = 22;
+constexpr double kLeanDenoiseBytesPerTokenPerDim = 22 - 8;
 constexpr double kDecodeBytesPerPixel = 10e3;
 
 }  // namespace
 
-double working_memory_bytes(int64_t dim, int width, int height, int frames) {
+double working_memory_bytes(int64_t dim, int width, int height, int frames, bool lean) {
     const double latent_frames = (frames - 1) / 4 + 1;
     const double tokens = latent_frames * (height / 16) * (width / 16);
-    const double denoise = kDenoiseBytesPerTokenPerDim * static_cast<double>(dim) * tokens;
+    const double per_token = lean ? kLeanDenoiseBytesPerTokenPerDim : kDenoiseBytesPerTokenPerDim;
+    const double denoise = per_token * static_cast<double>(dim) * tokens;
     const double decode = kDecodeBytesPerPixel * static_cast<double>(width) * height;
     return kFixedWorkingBytes + std::max(denoise, decode);
 }
 
-double planned_working_memory_bytes(int64_t dim, const std::string& variant) {
+double planned_working_memory_bytes(int64_t dim, const std::string& variant, bool lean) {
     const ModelDefaults& d = model_defaults(variant);
-    double most = working_memory_bytes(dim, d.width, d.height, d.frames);
+    double most = working_memory_bytes(dim, d.width, d.height, d.frames, lean);
     for (const std::string& size : d.sizes) {
         int w = 0, h = 0;
-        if (std::sscanf(size.c_str(), "%d*%d", &w, &h) == 2) most = std::max(most, working_memory_bytes(dim, w, h, d.frames));
+        if (std::sscanf(size.c_str(), "%d*%d", &w, &h) == 2)
+            most = std::max(most, working_memory_bytes(dim, w, h, d.frames, lean));
     }
     return most;
+}
+
+int resolved_ffn_chunks(const EngineConfig& config, bool dit_fp8_weights) {
+    if (config.ffn_chunks > 0) return config.ffn_chunks;
+    const bool saving_memory = dit_fp8_weights || config.offload_dit || config.max_vram_gb > 0;
+    return saving_memory ? 4 : 1;
 }
 
 namespace {
@@ -366,7 +378,7 @@ int64_t resident_dit_blocks(const EngineConfig& config, const io::WanConfig& c, 
                             int models, const std::string& variant) {
     if (config.max_vram_gb <= 0) return config.offload_dit ? 0 : c.num_layers;
     const double gib = 1024.0 * 1024.0 * 1024.0;
-    const double working = planned_working_memory_bytes(c.dim, variant);
+    const double working = planned_working_memory_bytes(c.dim, variant, resolved_ffn_chunks(config, fp8) > 1);
     const int64_t budget = static_cast<int64_t>((config.max_vram_gb * gib - working) / models) -
                            dit::root_weight_bytes(c, precision);
     const int64_t block = dit::block_weight_bytes(c, precision, fp8);
@@ -378,7 +390,8 @@ int64_t resident_dit_blocks(const EngineConfig& config, const io::WanConfig& c, 
     return keep;
 }
 
-// --dit-dtype, resolved against the file (auto: fp8 for an F8_E4M3 file). FSDP shards keep the compute dtype.
+// --dit-dtype, resolved against the file (auto: fp8 for an F8_E4M3 or F8_E5M2 file). FSDP shards keep the compute
+// dtype.
 dit::WeightDtype dit_weight_dtype(const EngineConfig& config, const io::WanConfig& wc, const io::TensorStore& store,
                                   dit::ModelOptions options, bool fsdp) {
     const std::optional<dit::WeightDtype> asked = dit::parse_weight_dtype(config.dit_dtype);
@@ -390,7 +403,23 @@ dit::WeightDtype dit_weight_dtype(const EngineConfig& config, const io::WanConfi
                      "is held in bf16");
         return dit::WeightDtype::Compute;
     }
+    if (resolved == dit::WeightDtype::Fp8 && wc.num_layers > 0) {
+        const std::string probe = "blocks.0.ffn.0.weight";
+        if (store.contains(probe) && store.stores_fp8(probe) && !store.stores_e4m3(probe))
+            WAN_LOG_INFO("DiT: the F8_E5M2 block Linear weights are held as fp8, each row re-coded as e4m3 codes with "
+                         "a power-of-two scale (exact but for values more than 2^16 times smaller than their row's "
+                         "largest: a line per block counts them)");
+    }
     return resolved;
+}
+
+// --ffn-chunks (resolved) on a built DiT: its FFN chunks, and lean activations with more than one.
+void apply_ffn_chunks(dit::WanModel& model, const EngineConfig& config) {
+    const int chunks = resolved_ffn_chunks(config, model.fp8_weights());
+    model.set_activation_memory(chunks, chunks > 1);
+    if (chunks > 1)
+        WAN_LOG_INFO("DiT activations: the FFN in %d chunks of tokens, q/k/v from separate GEMMs, text K/V recomputed "
+                     "per forward (--ffn-chunks %d%s)", chunks, chunks, config.ffn_chunks > 0 ? "" : ", memory-saving default");
 }
 
 // One line saying how the DiT is held (the log, and what --inspect's users look for).
@@ -407,8 +436,9 @@ void log_dit_held(const dit::WanModel& model) {
 
 void T2VPipeline::Impl::warn_beyond_max_vram(const GenerationRequest& r) const {
     if (config.max_vram_gb <= 0) return;
-    const double need = working_memory_bytes(wan_config.dim, r.width, r.height, r.frame_num);
-    const double planned = planned_working_memory_bytes(wan_config.dim, info.model_variant);
+    const bool lean = dit->options().lean_activations;
+    const double need = working_memory_bytes(wan_config.dim, r.width, r.height, r.frame_num, lean);
+    const double planned = planned_working_memory_bytes(wan_config.dim, info.model_variant, lean);
     if (need > planned * 1.05)
         WAN_LOG_WARN("--max-vram %.1f GiB: %d×%d×%d needs about %.1f GiB of working memory, the blocks were placed "
                      "for %.1f GiB; the GPU may use more than the limit (fewer frames, or a lower --max-vram)",
@@ -455,6 +485,7 @@ std::unique_ptr<dit::WanModel> T2VPipeline::Impl::build_dit(const io::WanConfig&
     }
     if (mesh && mesh->layout().sp_size() > 1) model->set_sequence_parallel(std::make_shared<UspSequenceParallel>(*mesh));
     else if (mesh) model->set_sequence_parallel(std::make_shared<WatchedReadBack>());
+    apply_ffn_chunks(*model, config);
     log_dit_held(*model);
     return model;
 }
@@ -694,8 +725,11 @@ T2VPipeline::T2VPipeline(PipelineParts parts, const EngineConfig& config) : impl
         m.parkable_low->park();  // the first steps are the high-noise expert's
         m.parkable_high->make_pinned_copy();  // at load, not at the first video's switch
     }
-    for (auto* d : {&parts.dit, &parts.dit_high})
-        if (*d) log_dit_held(**d);
+    for (auto* d : {&parts.dit, &parts.dit_high}) {
+        if (!*d) continue;
+        apply_ffn_chunks(**d, config);
+        log_dit_held(**d);
+    }
     m.dit = std::move(parts.dit);
     m.dit_high = std::move(parts.dit_high);
     m.vae = std::move(parts.vae);

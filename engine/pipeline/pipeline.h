@@ -97,11 +97,16 @@ struct PipelineParts {
 };
 
 /// Device memory a job of `width`×`height`×`frames` needs beyond the DiT weights, for a DiT of width `dim`:
-/// an estimate fitted on the H200 (Note [What --max-vram keeps free] in pipeline.cpp), in bytes.
-double working_memory_bytes(int64_t dim, int width, int height, int frames);
+/// an estimate fitted on the H200 (Note [What --max-vram keeps free] in pipeline.cpp), in bytes. `lean`: the
+/// DiT runs with lean activations and a chunked FFN (dit::ModelOptions::lean_activations, --ffn-chunks > 1).
+double working_memory_bytes(int64_t dim, int width, int height, int frames, bool lean = false);
 /// Its largest value over the sizes `variant` was trained for, at the default frame count: what --max-vram
 /// sets aside before placing the DiT blocks.
-double planned_working_memory_bytes(int64_t dim, const std::string& variant);
+double planned_working_memory_bytes(int64_t dim, const std::string& variant, bool lean = false);
+/// --ffn-chunks resolved: EngineConfig::ffn_chunks when given (> 0), else 4 in a memory-saving mode (the DiT
+/// held as fp8, --max-vram or --offload-dit) and 1 otherwise. More than 1 also turns the DiT's lean activations
+/// on (Note [Activation memory] in engine/dit/block.cpp).
+int resolved_ffn_chunks(const EngineConfig& config, bool dit_fp8_weights);
 
 class T2VPipeline {
 public:

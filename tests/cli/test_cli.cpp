@@ -160,6 +160,15 @@ TEST(Options, Fp8Attention) {
     EXPECT_NE(wan::app::helpText().find("--fp8-attention off|on|kmean"), std::string::npos);
 }
 
+TEST(Options, FfnChunks) {
+    EXPECT_EQ(parse({}).engine.ffn_chunks, 0);  // auto: chosen by the memory mode
+    EXPECT_EQ(parse({"--ffn-chunks", "4"}).engine.ffn_chunks, 4);
+    EXPECT_EQ(parse({"--ffn_chunks=1"}).engine.ffn_chunks, 1);
+    const std::string bad = parse_error({"--ffn-chunks", "0"});
+    EXPECT_NE(bad.find("--ffn-chunks 0: expected a number of chunks"), std::string::npos) << bad;
+    EXPECT_NE(wan::app::helpText().find("--ffn-chunks N"), std::string::npos);
+}
+
 TEST(Options, LorasAreRepeatableWithStrengths) {
     auto a = parse({"--lora", "/l/a.safetensors", "--lora=/l/b.safetensors:-0.5", "--lora", "C:/x/c.safetensors:0.8"});
     ASSERT_EQ(a.request.loras.size(), 3u);

@@ -194,18 +194,20 @@ TEST(DitFp8, BytesHeldAreAQuarterOfF32AndHalfOfBf16) {
 
 // ---- an fp8 file -------------------------------------------------------------------------------------------
 
-// The tiny DiT as a ComfyUI-style scaled-fp8 file: each block Linear weight as F8_E4M3 bytes with a per-tensor
-// `.scale_weight`, the marker `scaled_fp8`, everything else f32. Returns the dequantised values by name too.
+// The tiny DiT as a ComfyUI-style scaled-fp8 file: each block Linear weight as F8_E4M3 (or F8_E5M2) bytes with a
+// per-tensor `.scale_weight`, the marker `scaled_fp8`, everything else f32. Returns the dequantised values by name.
 struct Fp8File {
     std::string path;
     std::map<std::string, std::vector<uint8_t>> codes;
+    std::map<std::string, float> scales;  ///< the per-tensor `.scale_weight`
     wan::io::NamedTensors values;
 };
-Fp8File write_scaled_fp8_tiny(const std::string& dir) {
+Fp8File write_scaled_fp8_tiny(const std::string& dir, Float8Format format = Float8Format::E4M3) {
     using wan::test::raw_of;
+    const std::string dtype = wan::io::float8_format_name(format);
     Fp8File f;
-    f.path = dir + "/tiny_fp8_scaled.safetensors";
-    std::vector<wan::test::RawTensor> raws = {{"scaled_fp8", "F8_E4M3", {0}, ""}};
+    f.path = dir + "/tiny_" + dtype + "_scaled.safetensors";
+    std::vector<wan::test::RawTensor> raws = {{"scaled_fp8", dtype, {0}, ""}};
     const auto store = wan::test::tiny_store();
     for (const auto& n : store.names()) {
         const at::Tensor t = store.load(n, c10::Device(c10::kCPU), at::kFloat).contiguous();
@@ -214,16 +216,17 @@ Fp8File write_scaled_fp8_tiny(const std::string& dir) {
             f.values.emplace_back(n, t);
             continue;
         }
-        const float scale = t.abs().max().item<float>() / 448.0f;
+        const float scale = t.abs().max().item<float>() / wan::io::float8_max(format);
         std::vector<uint8_t> codes(static_cast<size_t>(t.numel()));
         at::Tensor deq = at::empty_like(t);
         for (int64_t i = 0; i < t.numel(); ++i) {
-            codes[static_cast<size_t>(i)] = wan::io::float8_from_float(Float8Format::E4M3, t.data_ptr<float>()[i] / scale);
-            deq.data_ptr<float>()[i] = wan::io::float8_to_float(Float8Format::E4M3, codes[static_cast<size_t>(i)]) * scale;
+            codes[static_cast<size_t>(i)] = wan::io::float8_from_float(format, t.data_ptr<float>()[i] / scale);
+            deq.data_ptr<float>()[i] = wan::io::float8_to_float(format, codes[static_cast<size_t>(i)]) * scale;
         }
-        raws.push_back({n, "F8_E4M3", t.sizes().vec(), std::string(codes.begin(), codes.end())});
+        raws.push_back({n, dtype, t.sizes().vec(), std::string(codes.begin(), codes.end())});
         raws.push_back(raw_of(n.substr(0, n.size() - 7) + ".scale_weight", at::full({}, scale, at::kFloat)));
         f.codes[n] = codes;
+        f.scales[n] = scale;
         f.values.emplace_back(n, deq);
     }
     wan::test::write_raw_safetensors(f.path, raws);
@@ -260,6 +263,102 @@ TEST(DitFp8, AnE4m3FileIsHeldAsFp8ByDefaultWithItsOwnCodes) {
     const at::Tensor want = values.forward(in.x, in.t, in.ctx, in.seq_len);
     EXPECT_TRUE(at::equal(automatic.forward(in.x, in.t, in.ctx, in.seq_len), want));
     EXPECT_TRUE(at::equal(widened.forward(in.x, in.t, in.ctx, in.seq_len), want));
+}
+
+// io Note [E5M2 as e4m3] on every finite e5m2 value in one row: the row's top binade (2^15) goes to e4m3's top
+// (scale 2^7); a value is held exactly where e4m3 has it after that shift (io's scalar codec says), else rounded
+// to the nearest e4m3 step, and those are what `rounded` counts. An infinity is refused, naming the tensor.
+TEST(DitFp8, E5m2RowsAreRecodedAsE4m3WithAPowerOfTwoScale) {
+    std::vector<uint8_t> all;
+    for (int b = 0; b < 256; ++b)
+        if (std::isfinite(wan::io::float8_to_float(Float8Format::E5M2, static_cast<uint8_t>(b))))
+            all.push_back(static_cast<uint8_t>(b));
+    const at::Tensor bytes = at::from_blob(all.data(), {1, static_cast<int64_t>(all.size())}, at::kByte).clone();
+    const wan::io::Float8Codes c = wan::io::e5m2_as_e4m3(bytes, "row");
+    EXPECT_TRUE(c.from_e5m2);
+    ASSERT_EQ(c.scale.numel(), 1);
+    EXPECT_EQ(c.scale.item<float>(), 128.0f);
+    const at::Tensor held = wan::io::float8_e4m3_decode(c.codes) * c.scale.view({-1, 1});
+    int64_t inexact = 0;
+    for (size_t i = 0; i < all.size(); ++i) {
+        const float v = wan::io::float8_to_float(Float8Format::E5M2, all[i]);
+        const float shifted = v / 128.0f;
+        const bool representable =
+            wan::io::float8_to_float(Float8Format::E4M3, wan::io::float8_from_float(Float8Format::E4M3, shifted)) == shifted;
+        const float h = held[0][static_cast<int64_t>(i)].item<float>();
+        if (representable) {
+            EXPECT_EQ(h, v) << "e5m2 byte " << int(all[i]);
+        } else {
+            ++inexact;
+            EXPECT_LE(std::fabs(h - v), std::ldexp(1.0f, 15 - 18)) << "e5m2 byte " << int(all[i]);  // half a step
+        }
+    }
+    // Binades 2^0..2^15 exact (16 of them), 2^-1 half, 2^-2 one in four: 2·(4·16 + 2 + 1) + zero and −zero.
+    EXPECT_EQ(static_cast<int64_t>(all.size()) - inexact, 2 * (4 * 16 + 2 + 1) + 2);
+    EXPECT_EQ(c.rounded, inexact);
+    EXPECT_DOUBLE_EQ(c.worst_relative_error, 1.0);  // 2^-16 becomes 0
+
+    at::Tensor inf = bytes.clone();
+    inf[0][3] = 0x7C;  // +inf
+    try {
+        wan::io::e5m2_as_e4m3(inf, "f.safetensors: tensor 'w'");
+        FAIL() << "an infinity was accepted";
+    } catch (const wan::Error& e) {
+        EXPECT_NE(std::string(e.what()).find("f.safetensors: tensor 'w': holds an infinite or NaN F8_E5M2 value"),
+                  std::string::npos) << e.what();
+    }
+}
+
+// An F8_E5M2 file is held as fp8 by default: every held weight dequantises to the file's value exactly, except
+// values whose e5m2 code is more than 15 binades below its row's largest, which are within half an e4m3 step
+// (2^(E_max − 18) · the file's scale, E_max the binade of the row's largest e5m2 magnitude) and are the ones io
+// counts as rounded.
+TEST(DitFp8, AnE5m2FileIsHeldAsFp8WithTheFilesValues) {
+    const std::string dir = wan::test::make_temp_dir("dit_e5m2_file");
+    const Fp8File file = write_scaled_fp8_tiny(dir, Float8Format::E5M2);
+    const WanConfig c = wan::test::tiny_config();
+    const wan::io::TensorStore view = wan::io::open_dit_file(file.path);
+    EXPECT_FALSE(view.stores_e4m3("blocks.0.ffn.0.weight"));
+    EXPECT_TRUE(view.stores_fp8("blocks.0.ffn.0.weight"));
+    EXPECT_EQ(wan::dit::resolve_weight_dtype({}, c, view), WeightDtype::Fp8);
+    const WanModel automatic(c, view);
+    ASSERT_TRUE(automatic.fp8_weights());
+
+    std::map<std::string, at::Tensor> values(file.values.begin(), file.values.end());
+    const auto params = automatic.named_parameters();
+    int64_t checked = 0, inexact = 0, reported = 0;
+    for (size_t k = 0; k + 1 < params.size(); ++k) {
+        const auto& [name, codes] = params[k];
+        if (codes.scalar_type() != at::kByte) continue;
+        ASSERT_EQ(params[k + 1].first, name + "_scale");
+        const at::Tensor held = wan::dit::dequantize_fp8(codes, params[k + 1].second, at::kFloat);
+        const at::Tensor want = values.at(name);
+        reported += view.e4m3_codes(name)->rounded;
+        const std::vector<uint8_t>& bytes = file.codes.at(name);
+        const at::Tensor e5m2 = wan::io::float8_bytes_to_float(at::from_blob(const_cast<uint8_t*>(bytes.data()), want.sizes(), at::kByte).clone(),
+                                                                 Float8Format::E5M2);
+        for (int64_t r = 0; r < want.size(0); ++r) {
+            int e = 0;
+            std::frexp(e5m2[r].abs().max().item<float>(), &e);  // the row's top binade: e − 1
+            const float exact_from = std::ldexp(1.0f, e - 1 - 15);
+            const float half_step = std::ldexp(1.0f, e - 1 - 18) * file.scales.at(name) * (1 + 1e-6f);
+            const at::Tensor wide = e5m2[r].abs() >= exact_from;
+            EXPECT_TRUE(at::equal(held[r].masked_select(wide), want[r].masked_select(wide))) << name << " row " << r;
+            const at::Tensor err = (held[r] - want[r]).abs().masked_select(wide.logical_not());
+            if (err.numel() > 0) EXPECT_LE(err.max().item<float>(), half_step) << name << " row " << r;
+            inexact += (held[r] != want[r]).sum().item<int64_t>();
+        }
+        ++checked;
+    }
+    EXPECT_EQ(checked, 10 * c.num_layers);
+    EXPECT_EQ(inexact, reported);
+    std::printf("F8_E5M2 tiny file held as e4m3: %lld of its values rounded\n", static_cast<long long>(inexact));
+    if (inexact == 0) {  // then the forward is the file's values' forward, bit for bit
+        wan::io::save_safetensors(dir + "/values.safetensors", file.values);
+        const WanModel exact(c, wan::io::TensorStore::open(dir + "/values.safetensors"));
+        const Inputs in = make_inputs(c);
+        EXPECT_TRUE(at::equal(automatic.forward(in.x, in.t, in.ctx, in.seq_len), exact.forward(in.x, in.t, in.ctx, in.seq_len)));
+    }
 }
 
 TEST(DitFp8, StreamedFp8BlocksEqualResidentOnes) {
