@@ -16,6 +16,12 @@ class EngineLink;
 /// Makes the window's link to a shared engine (--connect), called once the application exists.
 using EngineLinkFactory = std::function<std::unique_ptr<EngineLink>()>;
 
+/// Engine → Memory…'s saved choice for a window started as one process with no memory option on its command line
+/// (the desktop entry): `options.engine` gets it, so that the engine loads as the user last chose. Under mpirun
+/// (`world_size` > 1) every rank must load alike, so only the command line counts there (a restart from the
+/// window carries the options). Returns whether anything changed.
+bool applySavedMemoryOptions(wan::app::AppOptions& options, int world_size);
+
 /// The desktop window: QApplication + MainWindow + EngineSession (+ the link from `makeLink`, when given).
 /// Returns the application's exit code.
 int runGui(int argc, char** argv, const wan::app::AppOptions& options,
