@@ -333,15 +333,8 @@ LaunchCommand MainWindow::memoryLaunchCommand(const MemoryOptions& memory) const
 
 LayoutProposal MainWindow::runningLayout() const {
     if (!engineInfoKnown_) return layoutOf(launchLayout_);
-    const EngineInfo& info = session_->engineInfo();
-    ParallelLayout l;
-    l.world = info.world_size;
-    l.ulysses = info.ulysses_size;
-    l.ring = info.ring_size;
-    l.dit_fsdp = info.dit_fsdp;
-    l.t5_fsdp = info.t5_fsdp;
-    l.cfg_parallel = info.cfg_parallel;
-    return layoutOf(l);
+    const EngineInfo& i = session_->engineInfo();
+    return layoutOf(ParallelLayout{i.world_size, i.ulysses_size, i.ring_size, i.cfg_parallel, i.dit_fsdp, i.t5_fsdp});
 }
 
 LaunchCommand MainWindow::restartCommand(const std::vector<std::string>& args, qint64 numHeads,
@@ -710,9 +703,10 @@ void MainWindow::openMemoryDialog() {
 }
 
 bool MainWindow::applyMemoryOptions(const MemoryOptions& memory) {
+    if (!relaunch(memoryLaunchCommand(memory))) return false;  // the engine keeps its options, and so do the settings
     settings_->setMemoryOptions(memory);
     settings_->sync();
-    return relaunch(memoryLaunchCommand(memory));
+    return true;
 }
 
 QString MainWindow::memoryOptionsText() const { return QString::fromStdString(memoryOptions_.summary()); }

@@ -129,8 +129,8 @@ public slots:
     void openConnectDialog();
     /// Engine → Memory…: the dialog, prefilled with the running engine's options.
     void openMemoryDialog();
-    /// Saves `memory` in the settings and restarts the engine with it (relaunch(), every rank, the same layout).
-    /// Returns whether the restart started (or, dry run, was shown).
+    /// Restarts the engine with `memory` (relaunch(), every rank, the same layout) and, when that started (or, dry
+    /// run, was shown), keeps it in the settings. Returns whether it started.
     bool applyMemoryOptions(const wan::app::MemoryOptions& memory);
     /// File → Open model… (and a recent model): the dialog, prefilled with `initial` (default: the loaded model).
     void openModelDialog(const wan::app::ModelChoice& initial);

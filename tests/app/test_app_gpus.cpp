@@ -560,6 +560,10 @@ void TestAppGpus::memoryDialogReloadsEveryRankWithTheOptions() {
     const MemoryOptions chosen = dialog.options();
     QCOMPARE(chosen.ditDtype, std::string("fp8"));
 
+    w.launcher.failWith = QStringLiteral("Permission denied");
+    QVERIFY(!w.window->applyMemoryOptions(chosen));  // not restarted: the engine and the settings keep theirs
+    QVERIFY(Settings().memoryOptions().isDefault());
+    w.launcher.failWith.clear();
     QVERIFY(w.window->applyMemoryOptions(chosen));
     QCOMPARE(w.launcher.started.size(), 1);
     const AppOptions reload = optionsOf(w.launcher.started[0]);
