@@ -113,6 +113,16 @@ struct LogSinkGuard {
 };
 }  // namespace
 
+bool applySavedMemoryOptions(AppOptions& options, int world_size) {
+    if (world_size != 1 || !options.connectAddress.empty() || !MemoryOptions::of(options.engine).isDefault()) return false;
+    if (QCoreApplication::organizationName().isEmpty()) setApplicationNames();  // before the application exists
+    const MemoryOptions saved = Settings().memoryOptions();
+    if (saved.isDefault()) return false;
+    saved.applyTo(options.engine);
+    std::fprintf(stderr, "wanstudio: memory options from the settings (Engine → Memory…): %s\n", saved.summary().c_str());
+    return true;
+}
+
 int runGui(int argc, char** argv, const AppOptions& options, std::unique_ptr<EngineBackend> backend,
            const SharedEngineFactory& connect) {
     QApplication app(argc, argv);

@@ -24,6 +24,12 @@ struct SharedEngineParts {
 /// settings: Settings::remoteClientId).
 using SharedEngineFactory = std::function<SharedEngineParts(const QByteArray& clientId)>;
 
+/// Engine → Memory…'s saved choice for a window started as one process with no memory option on its command line
+/// (the desktop entry): `options.engine` gets it, so that the engine loads as the user last chose. Under mpirun
+/// (`world_size` > 1) every rank must load alike, so only the command line counts there (a restart from the
+/// window carries the options). Returns whether anything changed.
+bool applySavedMemoryOptions(wan::app::AppOptions& options, int world_size);
+
 /// The desktop window: QApplication + MainWindow + EngineSession over `backend`, or over the parts that
 /// `connect` makes when it is given (then `backend` is not used). Returns the application's exit code.
 int runGui(int argc, char** argv, const wan::app::AppOptions& options,

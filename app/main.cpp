@@ -116,6 +116,7 @@ int main(int argc, char** argv) {
             return 0;
         }
 #if WAN_HAVE_QT
+        if (options.mode == wan::app::RunMode::Gui) wan::app::applySavedMemoryOptions(options, mpi->world_size());
         wan::app::SharedEngineFactory connectWindow;  // --connect: the window's backend and view of the shared engine
 #endif
 #if WAN_HAVE_REMOTE

@@ -297,6 +297,8 @@ Model and placement:
   --dit-dtype auto|fp8|bf16 how the DiT's block weights are held (default auto: fp8 for an fp8 e4m3/e5m2 file, else
                             bf16 on CUDA / f32 on CPU). fp8: one byte per weight and a scale per row, half of
                             bf16 (14B blocks: 14.0 GB); FP8 GEMMs on Hopper/Ada, widened per block elsewhere
+                            The window sets these three in Engine → Memory… (kept in its settings; a window
+                            started as one process without any of them loads with the saved ones)
   --ffn-chunks N            run the DiT's FFN on N chunks of tokens and keep its other activations lean (same
                             video, lower peak memory; default 4 with fp8 weights, --max-vram or --offload-dit,
                             else 1 = off)

@@ -3,6 +3,7 @@
 #include "core/core.h"
 #include "core/engine_config.h"
 
+#include <algorithm>
 #include <numeric>
 #include <set>
 
@@ -29,7 +30,18 @@ LayoutProposal proposeLayout(int gpus, int64_t num_heads, bool weights_fit) {
     // every factor the heads allow; Ring takes what is left (run_sequence_parallel_example.sh).
     p.ulysses = static_cast<int>(std::gcd(static_cast<int64_t>(gpus), num_heads));
     p.ring = gpus / p.ulysses;
-    p.fsdp = gpus > 1 && !weights_fit;  // a single process has nothing to shard
+    p.dit_fsdp = p.t5_fsdp = gpus > 1 && !weights_fit;  // a single process has nothing to shard
+    return p;
+}
+
+LayoutProposal layoutOf(const ParallelLayout& running) {
+    LayoutProposal p;
+    p.gpus = std::max(1, running.world);
+    p.ulysses = std::max(1, running.ulysses);
+    p.ring = std::max(1, running.ring);
+    p.dit_fsdp = running.dit_fsdp;
+    p.t5_fsdp = running.t5_fsdp;
+    p.cfg_parallel = running.cfg_parallel;
     return p;
 }
 
@@ -39,13 +51,18 @@ std::vector<std::string> layoutProblems(const LayoutProposal& layout, int64_t nu
     l.world = layout.gpus;
     l.ulysses = layout.ulysses;
     l.ring = layout.ring;
-    l.dit_fsdp = l.t5_fsdp = layout.fsdp;
+    l.dit_fsdp = layout.dit_fsdp;
+    l.t5_fsdp = layout.t5_fsdp;
+    l.cfg_parallel = layout.cfg_parallel;
     return l.errors(num_heads);
 }
 
 std::string describeLayout(const LayoutProposal& l) {
     std::string s = strfmt("%d GPU%s: Ulysses %d × Ring %d", l.gpus, l.gpus == 1 ? "" : "s", l.ulysses, l.ring);
-    if (l.fsdp) s += ", DiT and T5 sharded (FSDP)";
+    if (l.dit_fsdp && l.t5_fsdp) s += ", DiT and T5 sharded (FSDP)";
+    else if (l.dit_fsdp) s += ", DiT sharded (FSDP)";
+    else if (l.t5_fsdp) s += ", T5 sharded (FSDP)";
+    if (l.cfg_parallel) s += ", CFG-parallel";
     return s;
 }
 
@@ -62,8 +79,11 @@ bool weightsFitOneGpu(int64_t num_heads, double gpu_memory_gb) {
 }
 
 std::vector<std::string> stripLayoutArgs(const std::vector<std::string>& args) {
-    static const std::set<std::string> with_value = {"ulysses_size", "ring_size", "connect", "api_token"};
-    static const std::set<std::string> flags = {"dit_fsdp", "t5_fsdp", "cfg_parallel"};
+    return stripOptions(args, {"ulysses_size", "ring_size", "connect", "api_token"}, {"dit_fsdp", "t5_fsdp", "cfg_parallel"});
+}
+
+std::vector<std::string> stripOptions(const std::vector<std::string>& args, const std::set<std::string>& with_value,
+                                      const std::set<std::string>& flags) {
     std::vector<std::string> out;
     for (size_t i = 0; i < args.size(); ++i) {
         const std::string& a = args[i];
@@ -100,7 +120,9 @@ LaunchLine mpirunCommand(const std::string& mpirun, const std::string& exe,
     line.args.insert(line.args.end(), kept.begin(), kept.end());
     line.args.insert(line.args.end(), {"--ulysses-size", std::to_string(l.ulysses), "--ring-size",
                                        std::to_string(l.ring)});
-    if (l.fsdp) line.args.insert(line.args.end(), {"--dit-fsdp", "--t5-fsdp"});
+    if (l.dit_fsdp) line.args.push_back("--dit-fsdp");
+    if (l.t5_fsdp) line.args.push_back("--t5-fsdp");
+    if (l.cfg_parallel) line.args.push_back("--cfg-parallel");
     return line;
 }
 

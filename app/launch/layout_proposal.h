@@ -5,7 +5,10 @@
 // line and the engine apply (wan::ParallelLayout::errors, core/engine_config.h). Qt-free.
 #pragma once
 
+#include "core/engine_config.h"
+
 #include <cstdint>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -15,8 +18,13 @@ struct LayoutProposal {
     int gpus = 1;        ///< processes, one per GPU (mpirun -np)
     int ulysses = 1;
     int ring = 1;
-    bool fsdp = false;   ///< --dit-fsdp --t5-fsdp
+    bool dit_fsdp = false;      ///< --dit-fsdp (a proposal shards both: dit_fsdp = t5_fsdp)
+    bool t5_fsdp = false;       ///< --t5-fsdp
+    bool cfg_parallel = false;  ///< --cfg-parallel: never proposed, kept when a relaunch repeats a running layout
 };
+
+/// The layout a process runs under (the command line's options and the MPI world size), as a relaunch repeats it.
+LayoutProposal layoutOf(const ParallelLayout& running);
 
 /// The layout for `gpus` (1–8) processes of a DiT with `num_heads` heads. Throws wan::Error for a GPU count
 /// outside 1–8 or a head count below 1.
@@ -36,6 +44,12 @@ double estimatedWeightsGb(int64_t num_heads);
 /// Unknown memory (≤ 0, e.g. no GPU found) counts as fitting: FSDP is then the user's choice.
 bool weightsFitOneGpu(int64_t num_heads, double gpu_memory_gb);
 
+/// `args` without the options named in `with_value` (each with its value, either `--name value` or
+/// `--name=value`) and in `flags`; names are canonical, with underscores ("ulysses_size"), and match either
+/// spelling on the command line.
+std::vector<std::string> stripOptions(const std::vector<std::string>& args, const std::set<std::string>& with_value,
+                                      const std::set<std::string>& flags);
+
 /// `args` (the program's arguments, without argv[0]) without the options that choose a layout or an engine:
 /// --ulysses-size/--ring-size (with their value, either spelling, `=value` or not), --dit-fsdp, --t5-fsdp,
 /// --cfg-parallel, --connect/--api-token (with value). The relaunch adds its own.
@@ -47,8 +61,8 @@ struct LaunchLine {
     std::vector<std::string> args;
 };
 
-/// `mpirun --bind-to none [--allow-run-as-root] -np N EXE ARGS --ulysses-size U --ring-size R [--dit-fsdp
-/// --t5-fsdp]` with ARGS = stripLayoutArgs(original_args). A proposal for one GPU gives `EXE ARGS` (no
+/// `mpirun --bind-to none [--allow-run-as-root] -np N EXE ARGS --ulysses-size U --ring-size R [--dit-fsdp]
+/// [--t5-fsdp] [--cfg-parallel]` with ARGS = stripLayoutArgs(original_args). A proposal for one GPU gives `EXE ARGS` (no
 /// mpirun, so going back to one GPU works without OpenMPI). `as_root` adds OpenMPI's --allow-run-as-root,
 /// which it needs to start as root (containers), as the example launchers do.
 LaunchLine mpirunCommand(const std::string& mpirun, const std::string& exe,

@@ -34,6 +34,9 @@ const QString kLoras = QStringLiteral("params/loras");  // "PATH:STRENGTH" each 
 const QString kLorasHigh = QStringLiteral("params/lorasHigh");  // two-expert models: the high-noise expert's
 const QString kLorasLow = QStringLiteral("params/lorasLow");    // and the low-noise expert's
 const QString kExtendLang = QStringLiteral("params/extendTargetLang");
+const QString kDitDtype = QStringLiteral("engine/ditDtype");      // Engine → Memory…
+const QString kMaxVramGb = QStringLiteral("engine/maxVramGb");
+const QString kOffloadDit = QStringLiteral("engine/offloadDit");
 const QString kGeometry = QStringLiteral("window/geometry");
 const QString kState = QStringLiteral("window/state");
 const QString kSplitterPrefix = QStringLiteral("window/splitter/");
@@ -92,6 +95,20 @@ QByteArray Settings::remoteClientId() {
         settings_->sync();  // a second window started now reads the same id
     }
     return id.toLatin1();
+}
+
+MemoryOptions Settings::memoryOptions() const {
+    MemoryOptions m;
+    m.ditDtype = settings_->value(kDitDtype, QStringLiteral("auto")).toString().toStdString();
+    m.maxVramGb = settings_->value(kMaxVramGb, 0.0).toDouble();
+    m.offloadDit = settings_->value(kOffloadDit, false).toBool();
+    return m.problems().empty() ? m : MemoryOptions();  // edited by hand into something invalid: the defaults
+}
+
+void Settings::setMemoryOptions(const MemoryOptions& m) {
+    settings_->setValue(kDitDtype, QString::fromStdString(m.ditDtype));
+    settings_->setValue(kMaxVramGb, m.maxVramGb);
+    settings_->setValue(kOffloadDit, m.offloadDit);
 }
 
 bool Settings::hasLastRequest() const { return settings_->value(kParamsSaved, false).toBool(); }

@@ -4,6 +4,7 @@
 
 #include "cli/model_probe.h"
 #include "core/core.h"
+#include "launch/memory_options.h"
 
 #include <QByteArray>
 #include <QSettings>
@@ -41,6 +42,11 @@ public:
     /// Puts `choice` first (moving it up when it was there already) and drops the oldest beyond the limit.
     void addRecentModel(const ModelChoice& choice);
     void setRecentModels(const std::vector<ModelChoice>& models);
+
+    /// Engine → Memory…: the memory options chosen last (defaults before the first choice). A window started as
+    /// one process with none of them on its command line loads with these (applySavedMemoryOptions).
+    MemoryOptions memoryOptions() const;
+    void setMemoryOptions(const MemoryOptions& memory);
 
     /// View → Live preview: show the video forming while it samples (default on).
     bool livePreview() const;

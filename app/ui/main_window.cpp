@@ -13,6 +13,7 @@
 #include "ui/icons.h"
 #include "ui/job_queue_widget.h"
 #include "ui/load_panel.h"
+#include "ui/memory_dialog.h"
 #include "ui/open_model_dialog.h"
 #include "ui/parameters_panel.h"
 #include "ui/preview_widget.h"
@@ -61,6 +62,8 @@ MainWindow::MainWindow(EngineSession* session, Settings* settings, const AppOpti
     setWindowTitle(tr("WanStudio"));
     currentModel_.ckptDir = options.engine.ckpt_dir;
     currentModel_.files = options.engine.components;
+    launchLayout_ = options.engine.layout;
+    memoryOptions_ = MemoryOptions::of(options.engine);
     remoteEngine_ = !options.connectAddress.empty();
     launchExecutable_ = QCoreApplication::applicationFilePath();
     launchArguments_ = QCoreApplication::arguments().mid(1);
@@ -252,6 +255,13 @@ void MainWindow::buildMenus() {
     QMenu* engine = menuBar()->addMenu(tr("&Engine"));
     QAction* gpus = engine->addAction(tr("&GPUs…"), this, &MainWindow::openGpuDialog);
     gpus->setObjectName(QStringLiteral("gpusAction"));
+    QAction* memory = engine->addAction(tr("&Memory…"), this, &MainWindow::openMemoryDialog);
+    memory->setObjectName(QStringLiteral("memoryAction"));
+    memory->setToolTip(tr("fp8 weights, a GPU memory limit, DiT blocks streamed from host memory"));
+    if (remoteEngine_) {  // the server's engine: its options are chosen where it runs
+        memory->setEnabled(false);
+        memory->setToolTip(tr("The remote engine's memory options are chosen where it runs (wanstudio --listen …)"));
+    }
     QMenu* help = menuBar()->addMenu(tr("&Help"));
     help->addAction(tr("&About WanStudio"), this, [this] {
         QMessageBox::about(this, tr("About WanStudio"),
@@ -305,19 +315,35 @@ void MainWindow::openModelDialog(const ModelChoice& initial) {
     openModel(dialog.choice(), dialog.probe().numHeads);
 }
 
-LaunchCommand MainWindow::modelLaunchCommand(const ModelChoice& choice, qint64 numHeads) const {
+std::vector<std::string> MainWindow::launchArgs() const {
     std::vector<std::string> args;
     for (const QString& a : launchArguments_) args.push_back(a.toStdString());
-    args = stripModelArgs(args);
+    return args;
+}
+
+LaunchCommand MainWindow::modelLaunchCommand(const ModelChoice& choice, qint64 numHeads) const {
+    std::vector<std::string> args = stripModelArgs(launchArgs());
     for (const std::string& a : choice.arguments()) args.push_back(a);
-    const EngineInfo& info = session_->engineInfo();
-    LayoutProposal layout;
-    layout.gpus = std::max(1, info.world_size);
-    layout.ulysses = std::max(1, info.ulysses_size);
-    layout.ring = std::max(1, info.ring_size);
-    layout.fsdp = info.dit_fsdp;
-    if (numHeads > 0 && !layoutProblems(layout, numHeads).empty()) layout = proposeLayout(layout.gpus, numHeads, !info.dit_fsdp);
-    const LaunchLine line = mpirunCommand("mpirun", launchExecutable_.toStdString(), args, layout, ::geteuid() == 0);
+    return restartCommand(args, numHeads, memoryOptions_);
+}
+
+LaunchCommand MainWindow::memoryLaunchCommand(const MemoryOptions& memory) const {
+    return restartCommand(launchArgs(), 0, memory);
+}
+
+LayoutProposal MainWindow::runningLayout() const {
+    if (!engineInfoKnown_) return layoutOf(launchLayout_);
+    const EngineInfo& i = session_->engineInfo();
+    return layoutOf(ParallelLayout{i.world_size, i.ulysses_size, i.ring_size, i.cfg_parallel, i.dit_fsdp, i.t5_fsdp});
+}
+
+LaunchCommand MainWindow::restartCommand(const std::vector<std::string>& args, qint64 numHeads,
+                                         const MemoryOptions& memory) const {
+    LayoutProposal layout = runningLayout();
+    if (numHeads > 0 && !layoutProblems(layout, numHeads).empty())
+        layout = proposeLayout(layout.gpus, numHeads, !layout.dit_fsdp);
+    const LaunchLine line = mpirunCommand("mpirun", launchExecutable_.toStdString(), withMemoryOptions(args, memory),
+                                          layout, ::geteuid() == 0);
     LaunchCommand c;
     c.program = QString::fromStdString(line.program);
     for (const std::string& a : line.args) c.arguments << QString::fromStdString(a);
@@ -435,6 +461,7 @@ QString MainWindow::memoryText(const EngineInfo& info) {
 }
 
 void MainWindow::onStarted(const EngineInfo& info) {
+    engineInfoKnown_ = true;
     loadPanel_->clear();
     engineState_->setToolTip(QString());
     params_->setEngineInfo(info);
@@ -478,13 +505,15 @@ void MainWindow::onStartFailed(const QString& message) {
 
 void MainWindow::onInfo(const EngineInfo& info) {
     layout_->setText(layoutText(info));
-    model_->setText(modelText(info));
+    const QString memory = memoryOptionsText();
+    model_->setText(memory.isEmpty() ? modelText(info) : tr("%1 · %2").arg(modelText(info), memory));
     QStringList modelPaths;
     for (const std::string& a : currentModel_.arguments()) modelPaths << QString::fromStdString(a);
+    for (const std::string& a : memoryOptions_.arguments()) modelPaths << QString::fromStdString(a);
     model_->setToolTip(modelPaths.isEmpty() ? tr("The built-in demo checkpoint") : modelPaths.join(QLatin1Char(' ')));
-    const QString memory = memoryText(info);
-    memory_->setText(memory);
-    memory_->setVisible(!memory.isEmpty());
+    const QString used = memoryText(info);
+    memory_->setText(used);
+    memory_->setVisible(!used.isEmpty());
 }
 
 void MainWindow::updateGenerateEnabled() {
@@ -648,10 +677,17 @@ GpuDialogSetup MainWindow::gpuDialogSetup() const {
     s.gpus = probeGpus(&s.probeNote);
     const EngineInfo& info = session_->engineInfo();
     s.current = info;
+    const LayoutProposal running = runningLayout();  // also after a cancelled or failed load
+    s.current.world_size = running.gpus;
+    s.current.ulysses_size = running.ulysses;
+    s.current.ring_size = running.ring;
+    s.current.dit_fsdp = running.dit_fsdp;
+    s.current.t5_fsdp = running.t5_fsdp;
+    s.current.cfg_parallel = running.cfg_parallel;
     s.modelName = QString::fromStdString(info.model_variant);
     s.numHeads = headsOfModel(ckptDir_, s.modelName);
     s.executable = launchExecutable_;
-    s.arguments = launchArguments_;
+    for (const std::string& a : withMemoryOptions(launchArgs(), memoryOptions_)) s.arguments << QString::fromStdString(a);
     s.asRoot = ::geteuid() == 0;
     return s;
 }
@@ -660,6 +696,20 @@ void MainWindow::openGpuDialog() {
     GpuDialog dialog(gpuDialogSetup(), this);
     if (dialog.exec() == QDialog::Accepted) relaunch(dialog.command());
 }
+
+void MainWindow::openMemoryDialog() {
+    MemoryDialog dialog(memoryOptions_, this);
+    if (dialog.exec() == QDialog::Accepted) applyMemoryOptions(dialog.options());
+}
+
+bool MainWindow::applyMemoryOptions(const MemoryOptions& memory) {
+    if (!relaunch(memoryLaunchCommand(memory))) return false;  // the engine keeps its options, and so do the settings
+    settings_->setMemoryOptions(memory);
+    settings_->sync();
+    return true;
+}
+
+QString MainWindow::memoryOptionsText() const { return QString::fromStdString(memoryOptions_.summary()); }
 
 void MainWindow::openConnectDialog() {
     ConnectDialog dialog(launchExecutable_, launchArguments_, this);

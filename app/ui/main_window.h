@@ -6,6 +6,8 @@
 #include "cli/model_probe.h"
 #include "cli/options.h"
 #include "launch/launcher.h"
+#include "launch/layout_proposal.h"
+#include "launch/memory_options.h"
 #include "session/metatypes.h"
 #include "ui/gpu_dialog.h"
 
@@ -102,6 +104,14 @@ public:
     /// `choice`'s, under the running layout (or, when the new model's `numHeads` forbid it, the layout proposed
     /// for as many processes).
     LaunchCommand modelLaunchCommand(const ModelChoice& choice, qint64 numHeads) const;
+    /// The layout a restart repeats: the engine's once it has started, before that (a load cancelled or failed)
+    /// the one this window was launched with (its command line and MPI world size).
+    LayoutProposal runningLayout() const;
+    /// The memory options the engine was loaded with (command line, or the saved ones: applySavedMemoryOptions).
+    MemoryOptions memoryOptions() const { return memoryOptions_; }
+    /// What Engine → Memory… restarts with: this program's arguments with the memory options replaced by
+    /// `memory`'s, under the running layout.
+    LaunchCommand memoryLaunchCommand(const MemoryOptions& memory) const;
     QMenu* recentModelsMenu() const { return recentMenu_; }
     /// The DiT's attention heads: `ckptDir`/config.json's num_heads, else from the variant name.
     static qint64 headsOfModel(const QString& ckptDir, const QString& variant);
@@ -117,6 +127,11 @@ public slots:
     void appendLog(int level, const QString& line);
     void openGpuDialog();
     void openConnectDialog();
+    /// Engine → Memory…: the dialog, prefilled with the running engine's options.
+    void openMemoryDialog();
+    /// Restarts the engine with `memory` (relaunch(), every rank, the same layout) and, when that started (or, dry
+    /// run, was shown), keeps it in the settings. Returns whether it started.
+    bool applyMemoryOptions(const wan::app::MemoryOptions& memory);
     /// File → Open model… (and a recent model): the dialog, prefilled with `initial` (default: the loaded model).
     void openModelDialog(const wan::app::ModelChoice& initial);
     /// Remembers `choice` in the recent models and restarts the engine with it (relaunch()). The caller has
@@ -164,6 +179,12 @@ private:
     void saveQueue(bool force = false);
     bool writeQueue(int reason, const std::vector<GenerationRequest>& jobs);
     Launcher* launcher();
+    /// `args` (a restart's arguments, model options already chosen) with the options of `memory`, under the running
+    /// layout, or the layout proposed for as many processes when `numHeads` (> 0) forbid it.
+    LaunchCommand restartCommand(const std::vector<std::string>& args, qint64 numHeads, const MemoryOptions& memory) const;
+    QString memoryOptionsText() const;
+    /// launchArguments_, for the Qt-free command builders.
+    std::vector<std::string> launchArgs() const;
 
     EngineSession* session_;
     Settings* settings_;
@@ -194,6 +215,9 @@ private:
 
     QString ckptDir_;
     ModelChoice currentModel_;
+    ParallelLayout launchLayout_;    ///< the command line's layout and the MPI world size (options.engine.layout)
+    MemoryOptions memoryOptions_;
+    bool engineInfoKnown_ = false;   ///< the engine has started: its EngineInfo says the layout
     bool remoteEngine_ = false;  ///< --connect: the engine and its model belong to the server
     QMenu* recentMenu_ = nullptr;
     std::unique_ptr<Launcher> ownLauncher_;

@@ -23,8 +23,20 @@ std::string size_text(uint64_t bytes) {
 LoadMonitor::LoadMonitor(LoadControl control, bool distributed)
     : control_(std::move(control)), distributed_(distributed) {}
 
-void LoadMonitor::plan(const std::string& component, uint64_t bytes) {
-    plan_.push_back({component, bytes});
+uint64_t LoadMonitor::Share::read_bytes() const {
+    uint64_t sum = 0;
+    for (const auto& [name, bytes] : bytes_read) sum += bytes;
+    return sum;
+}
+
+void LoadMonitor::plan(const std::string& component, uint64_t bytes) { plan(component, bytes, Share()); }
+
+void LoadMonitor::plan(const std::string& component, uint64_t file_bytes, Share share) {
+    WAN_CHECK(share.full_bytes <= file_bytes, "load progress: the %s's shards (%llu bytes) exceed its files (%llu)",
+              component.c_str(), static_cast<unsigned long long>(share.full_bytes),
+              static_cast<unsigned long long>(file_bytes));
+    const uint64_t bytes = file_bytes - share.full_bytes + share.read_bytes();
+    plan_.push_back({component, bytes, file_bytes, std::move(share)});
     total_ += bytes;
 }
 
@@ -58,7 +70,12 @@ void LoadMonitor::tensor_read(const io::TensorInfo& info) {
     if (!loading_) return;
     test_hooks::maybe_delay_load();
     test_hooks::maybe_fail_load(log_rank(), ++tensors_read_);
-    const uint64_t bytes = static_cast<uint64_t>(std::max<int64_t>(info.numel(), 0)) * c10::elementSize(info.dtype);
+    // A sharded tensor counts the part this rank copies out of it, not the whole view it is handed.
+    const Share& share = plan_[current_].share;
+    const auto shard = share.bytes_read.find(info.name);
+    const uint64_t bytes = shard != share.bytes_read.end()
+                               ? shard->second
+                               : static_cast<uint64_t>(std::max<int64_t>(info.numel(), 0)) * c10::elementSize(info.dtype);
     current_done_ = std::min(current_done_ + bytes, plan_[current_].bytes);
     if (!info.file.empty()) file_ = info.file;
     report();
@@ -79,8 +96,20 @@ void LoadMonitor::end() {
     report();
     loading_ = false;
     if (c.bytes == 0) return;  // a component this rank does not load (the VAE where it never decodes)
-    WAN_LOG_INFO("loaded the %s: %s from %s in %.1f s", c.name.c_str(), size_text(c.bytes).c_str(), source_.c_str(),
+    const std::string size = c.bytes == c.file_bytes
+                                 ? size_text(c.bytes)
+                                 : size_text(c.bytes) + " (this rank's shard of " + size_text(c.file_bytes) + ")";
+    WAN_LOG_INFO("loaded the %s: %s from %s in %.1f s", c.name.c_str(), size.c_str(), source_.c_str(),
                  seconds_since(component_start_));
+}
+
+void LoadMonitor::confirm_shard(uint64_t bytes) const {
+    if (!loading_) return;
+    const Component& c = plan_[current_];
+    if (bytes == c.share.read_bytes()) return;
+    WAN_LOG_WARN("load progress: this rank read %llu bytes of the %s's shards, the plan counted %llu",
+                 static_cast<unsigned long long>(bytes), c.name.c_str(),
+                 static_cast<unsigned long long>(c.share.read_bytes()));
 }
 
 std::string LoadMonitor::current_component() const {

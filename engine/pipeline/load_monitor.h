@@ -8,6 +8,7 @@
 #include "io/io.h"
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -19,8 +20,19 @@ public:
     /// whose cancel this rank hears of.
     LoadMonitor(LoadControl control, bool distributed);
 
-    /// Before loading: a component and its size on this rank (0: loaded elsewhere only, yet begun and ended here
-    /// too, as every rank agrees after each component); the sizes sum to bytes_total.
+    /// What this rank reads of a component that FSDP shards over the ranks (pipeline/parallel.h shard_share).
+    struct Share {
+        std::map<std::string, uint64_t> bytes_read;  ///< each sharded tensor → the bytes this rank reads of it
+        uint64_t full_bytes = 0;                     ///< those tensors' whole size
+        uint64_t read_bytes() const;
+    };
+
+    /// Before loading: a component, the size of its files, and the part of it that this rank reads only a shard
+    /// of (FSDP; see Note [FSDP load progress] in pipeline.cpp). The component's size on this rank, `file_bytes`
+    /// with the sharded tensors counted at their share (0: loaded elsewhere only, yet begun and ended here too,
+    /// as every rank agrees after each component), adds to bytes_total.
+    void plan(const std::string& component, uint64_t file_bytes, Share share);
+    /// A component every byte of which this rank reads.
     void plan(const std::string& component, uint64_t bytes);
     /// The planned `component` starts; `file` is named until a tensor from another file is read. Throws
     /// wan::Cancelled when a cancel was seen.
@@ -31,6 +43,10 @@ public:
     /// The component is loaded: all of its bytes count; one log line with its size, file and seconds.
     void end();
 
+    /// The current component's shard was built: `bytes` is what the sharded loader copied (ShardedParameters::
+    /// bytes_read). A warning when it is not what the plan counted (the bar would then not be true).
+    void confirm_shard(uint64_t bytes) const;
+
     /// This rank's flag (then told to the peers) or a peer's cancel notice.
     bool cancel_seen();
     /// The component between begin() and end(), else "".
@@ -39,7 +55,9 @@ public:
 private:
     struct Component {
         std::string name;
-        uint64_t bytes = 0;
+        uint64_t bytes = 0;       ///< read by this rank
+        uint64_t file_bytes = 0;  ///< in the files (more than `bytes` where the rank reads a shard)
+        Share share;
     };
     void report();
     uint64_t done_before_current() const;

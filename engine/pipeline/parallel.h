@@ -4,10 +4,14 @@
 
 #include "dist/dist.h"
 #include "dit/dit.h"
+#include "pipeline/load_monitor.h"
 #include "text/text.h"
 
+#include <functional>
 #include <map>
 #include <memory>
+#include <string>
+#include <vector>
 
 namespace wan::pipeline {
 
@@ -17,6 +21,18 @@ class WatchedReadBack : public dit::SequenceParallel {
 public:
     at::Tensor to_host(const at::Tensor& t) override { return dist::to_host_watched(t, "step-cache read-back"); }
 };
+
+/// The tensors an FSDP provider shards, unit by unit (a block each), and the dtype each is kept in.
+struct ShardUnits {
+    std::vector<std::vector<std::string>> names;
+    std::function<at::ScalarType(const std::string& name)> kept_dtype;
+};
+
+/// What rank `rank` of `ranks` reads of `store` when dist::ShardedParameters shards `units` over them: per unit
+/// and kept dtype, elements [r·c, (r+1)·c) of the flattened tensors, c = ⌈elements / ranks⌉ (dist.h), at the
+/// element size of the file's tensor views. Headers only: the load's progress plans with it before reading
+/// (Note [FSDP load progress] in pipeline.cpp).
+LoadMonitor::Share shard_share(const io::TensorStore& store, const ShardUnits& units, int64_t ranks, int64_t rank);
 
 /// The DiT's sequence-parallel hook backed by Ulysses × Ring attention over a Mesh's SP group.
 class UspSequenceParallel : public WatchedReadBack {
@@ -40,6 +56,8 @@ class ShardedDitBlocks : public dit::BlockWeightsProvider {
 public:
     ShardedDitBlocks(const io::WanConfig& config, const io::TensorStore& store, std::unique_ptr<dist::Communicator> comm,
                      const dit::ModelOptions& options);
+    /// The blocks' tensors in the precision `options` give them (what the constructor shards).
+    static ShardUnits units(const io::WanConfig& config, const dit::ModelOptions& options);
     int64_t num_blocks() const override { return config_.num_layers; }
     dit::BlockWeights acquire(int64_t i) override;
     void release(int64_t i) override;
@@ -62,6 +80,9 @@ class ShardedT5Weights : public text::T5WeightProvider {
 public:
     ShardedT5Weights(const io::TensorStore& store, const text::UMT5Config& cfg, std::unique_ptr<dist::Communicator> comm,
                      c10::Device device, at::ScalarType dtype);
+    /// The blocks' tensors, all kept in `dtype` (what the constructor shards).
+    static ShardUnits units(const text::UMT5Config& cfg, at::ScalarType dtype);
+    const dist::ShardedParameters& params() const { return *params_; }
     int64_t num_blocks() const override { return num_blocks_; }
     const text::T5BlockWeights& acquire(int64_t i) override;
     void release(int64_t i) override;

@@ -195,6 +195,7 @@ struct T2VPipeline::Impl {
     /// the sharded weights that use it, so they are null after loading.
     std::unique_ptr<dist::Communicator> t5_gather_comm, dit_gather_comm, dit_high_gather_comm;
     EngineInfo info;
+    LoadMonitor* load_monitor = nullptr;  ///< while loading: told what the sharded loaders read
     bool decode_here = true;
     bool decode_across_ranks = false;  ///< every rank holds the VAE and decodes a band of rows (--vae-parallel)
 
@@ -208,6 +209,11 @@ struct T2VPipeline::Impl {
     bool t5_sharded() const;
     bool dit_sharded() const;
     void split_gather_communicators();
+    /// The DiT's options before the file is looked at: the environment's switches, the device, --fp8.
+    dit::ModelOptions dit_options() const;
+    /// What this rank reads of the sharded parts of the text encoder and of a DiT (empty when not sharded).
+    LoadMonitor::Share t5_share(const io::TensorStore& store) const;
+    LoadMonitor::Share dit_share(const io::TensorStore& store, const io::WanConfig& wc) const;
     /// `gather_comm`: the DiT is FSDP-sharded over it (split_gather_communicators()); null: resident or streamed.
     std::unique_ptr<dit::WanModel> build_dit(const io::WanConfig& wc, const io::TensorStore& store,
                                              std::unique_ptr<dist::Communicator> gather_comm,
@@ -310,6 +316,7 @@ void T2VPipeline::Impl::load_text_encoder() {
             io::TensorStore store = ckpt.open_t5();
             text::UMT5Config tcfg = text::UMT5Config::from_store(store);
             auto provider = std::make_shared<ShardedT5Weights>(store, tcfg, std::move(t5_gather_comm), topt.device, topt.resolved_dtype());
+            if (load_monitor) load_monitor->confirm_shard(static_cast<uint64_t>(provider->params().bytes_read()));
             text = std::make_unique<text::TextEncoder>(text::UMT5Tokenizer::from_bytes(ckpt.tokenizer_bytes(), ckpt.tokenizer_source(),
                                                                                        wan_config.text_len),
                                                        text::UMT5Encoder(tcfg, provider, topt));
@@ -445,16 +452,21 @@ void T2VPipeline::Impl::warn_beyond_max_vram(const GenerationRequest& r) const {
                      config.max_vram_gb, r.width, r.height, r.frame_num, need / (1 << 30), planned / (1 << 30));
 }
 
-std::unique_ptr<dit::WanModel> T2VPipeline::Impl::build_dit(const io::WanConfig& wc, const io::TensorStore& store,
-                                                             std::unique_ptr<dist::Communicator> gather_comm,
-                                                             std::shared_ptr<ParkableBlockWeights>* parkable) const {
-    dist::Mesh* mesh = config.mesh;
+dit::ModelOptions T2VPipeline::Impl::dit_options() const {
     dit::ModelOptions dopt = dit::ModelOptions::from_environment();  // WAN_FP8, WAN_FUSED, WAN_ATTENTION, ...
     dopt.device = device;
     dopt.fp8 = dopt.fp8 || config.fp8;
     const std::optional<dit::AttentionFp8> fp8_attention = dit::parse_attention_fp8(config.fp8_attention);
     WAN_CHECK(fp8_attention.has_value(), "--fp8-attention '%s': expected off, on or kmean", config.fp8_attention.c_str());
     if (*fp8_attention != dit::AttentionFp8::Off) dopt.attention_fp8 = *fp8_attention;  // else WAN_FP8_ATTENTION's
+    return dopt;
+}
+
+std::unique_ptr<dit::WanModel> T2VPipeline::Impl::build_dit(const io::WanConfig& wc, const io::TensorStore& store,
+                                                             std::unique_ptr<dist::Communicator> gather_comm,
+                                                             std::shared_ptr<ParkableBlockWeights>* parkable) const {
+    dist::Mesh* mesh = config.mesh;
+    dit::ModelOptions dopt = dit_options();
     const bool fsdp = mesh && mesh->layout().dit_fsdp && mesh->cfg_half().size() > 1;
     dopt.weight_dtype = dit_weight_dtype(config, wc, store, dopt, fsdp);
     std::unique_ptr<dit::WanModel> model;
@@ -463,6 +475,7 @@ std::unique_ptr<dit::WanModel> T2VPipeline::Impl::build_dit(const io::WanConfig&
             WAN_LOG_WARN("--offload-dit / --max-vram are ignored with --dit-fsdp (each rank holds a shard)");
         dit::validate_checkpoint(wc, store);
         auto blocks = std::make_shared<ShardedDitBlocks>(wc, store, std::move(gather_comm), dopt);
+        if (load_monitor) load_monitor->confirm_shard(static_cast<uint64_t>(blocks->params().bytes_read()));
         model = std::make_unique<dit::WanModel>(wc, dit::load_root_weights(wc, store, dopt), blocks, dopt);
     } else if (config.offload_dit || config.max_vram_gb > 0) {
         // Streamed blocks (Note [Streamed DiT blocks]); a two-expert model streams both experts' blocks.
@@ -617,17 +630,46 @@ void T2VPipeline::Impl::split_gather_communicators() {
     if (ckpt.two_experts) dit_high_gather_comm = half.split(0, half.rank());
 }
 
+// Note [FSDP load progress]
+// The bar counts what this rank reads. Under --dit-fsdp / --t5-fsdp a rank copies only its shard of each block
+// tensor out of the file's view (dist::ShardedParameters), so the plan counts those tensors at the rank's share,
+// worked out from the headers by the same rule (shard_share), and each read counts that share, not the view's
+// size: the head's bar ends at 100 % and its "x of y GB" is what the head read. The loader then says what it
+// copied (confirm_shard), and a difference is logged, never hidden.
+LoadMonitor::Share T2VPipeline::Impl::t5_share(const io::TensorStore& store) const {
+    if (!t5_sharded()) return {};
+    // Every block tensor is kept in one dtype, so whichever it is gives the same flat buffers.
+    const ShardUnits units = ShardedT5Weights::units(text::UMT5Config::from_store(store), at::kFloat);
+    return shard_share(store, units, config.mesh->world().size(), config.mesh->world().rank());
+}
+
+LoadMonitor::Share T2VPipeline::Impl::dit_share(const io::TensorStore& store, const io::WanConfig& wc) const {
+    if (!dit_sharded()) return {};
+    const ShardUnits units = ShardedDitBlocks::units(wc, dit_options());
+    return shard_share(store, units, config.mesh->cfg_half().size(), config.mesh->cfg_half().rank());
+}
+
 void T2VPipeline::Impl::load_all() {
     const auto t0 = Clock::now();
     LoadMonitor monitor(config.load, config.mesh != nullptr);
+    load_monitor = &monitor;
+    struct Forget {  // the monitor lives only as long as this load
+        LoadMonitor*& ref;
+        ~Forget() { ref = nullptr; }
+    } forget{load_monitor};
     // The plan first (headers only), so that the bytes of every component make one total from the start; agreed,
     // as a header that one host cannot read must not leave the others in the first component's agreement.
     const char* dit_name = ckpt.two_experts ? "low-noise DiT" : "DiT";
     on_every_rank(config.mesh, nullptr, "reading the model's headers",
                   "another rank could not read the model's headers (see its log)", [&] {
-                      monitor.plan("text encoder", ckpt.open_t5().total_bytes());
-                      monitor.plan(dit_name, ckpt.open_dit().total_bytes());
-                      if (ckpt.two_experts) monitor.plan("high-noise DiT", ckpt.open_high_noise_dit().total_bytes());
+                      const io::TensorStore t5 = ckpt.open_t5();
+                      monitor.plan("text encoder", t5.total_bytes(), t5_share(t5));
+                      const io::TensorStore low = ckpt.open_dit();
+                      monitor.plan(dit_name, low.total_bytes(), dit_share(low, wan_config));
+                      if (ckpt.two_experts) {
+                          const io::TensorStore high = ckpt.open_high_noise_dit();
+                          monitor.plan("high-noise DiT", high.total_bytes(), dit_share(high, ckpt.high_noise_dit_config()));
+                      }
                       monitor.plan("VAE", decode_here ? ckpt.open_vae().total_bytes() : 0);
                   });
     split_gather_communicators();

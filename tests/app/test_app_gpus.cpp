@@ -1,30 +1,43 @@
-// Engine → GPUs…, File → Connect to engine… and the saved queue (issues 26 and 19): the layout proposals are
-// valid for 12 and 40 heads on 1–8 GPUs, the exact mpirun line, the dialog in dry-run mode, a relaunch that
-// keeps the queue (fake launcher: the new window restores it), and the message when mpirun is missing.
+// Engine → GPUs…, Engine → Memory…, File → Connect to engine… and the saved queue (issues 26, 21 and 19): the
+// layout proposals are valid for 12 and 40 heads on 1–8 GPUs, the exact mpirun line, the dialog in dry-run mode, a
+// relaunch that keeps the queue (fake launcher: the new window restores it), a relaunch after a cancelled or failed
+// load that repeats the launch layout, the memory options (settings, dialog, the reload's command line and
+// EngineConfig), and the message when mpirun is missing.
 #include "temporary_settings_test.h"
 #include "window_fixture.h"
 
 
+#include "cli/options.h"
+#include "gui_entry.h"
 #include "launch/fake_launcher.h"
 #include "launch/gpu_probe.h"
 #include "launch/layout_proposal.h"
+#include "launch/memory_options.h"
 #include "launch/saved_queue.h"
 #include "models/job_list_model.h"
 #include "settings/settings.h"
 #include "ui/connect_dialog.h"
 #include "ui/gpu_dialog.h"
+#include "ui/load_panel.h"
 #include "ui/main_window.h"
+#include "ui/memory_dialog.h"
 
+#include <QAction>
 #include <QCheckBox>
+#include <QComboBox>
+#include <QDoubleSpinBox>
 #include <QLabel>
 #include <QLineEdit>
 #include <QMessageBox>
 #include <QPlainTextEdit>
+#include <QProgressBar>
 #include <QPushButton>
 #include <QSignalSpy>
 #include <QSpinBox>
 #include <QTemporaryDir>
 #include <QTest>
+
+#include <unistd.h>
 
 using namespace wan;
 using namespace wan::app;
@@ -77,6 +90,48 @@ struct Window : WindowFixture {
     }
     FakeLauncher launcher;
 };
+
+/// The arguments a window launched as `mpirun -np 4 … --ulysses-size 2 --ring-size 2 --dit-fsdp` has.
+const QStringList kFourRankArgs = {QStringLiteral("--ckpt-dir"), QStringLiteral("/m/14B"), QStringLiteral("--ulysses-size"),
+                                   QStringLiteral("2"), QStringLiteral("--ring-size"), QStringLiteral("2"),
+                                   QStringLiteral("--dit-fsdp")};
+
+/// A window started as rank 0 of that four-rank layout (options.engine.layout as main.cpp validates it) over the
+/// fake engine `config` (which reports a layout of its own once loaded), its launcher a fake; not yet started.
+struct FourRankWindow : WindowFixture {
+    explicit FourRankWindow(const FakeBackendConfig& config) {
+        options.engine.ckpt_dir = "/m/14B";
+        options.engine.layout.world = 4;
+        options.engine.layout.ulysses = 2;
+        options.engine.layout.ring = 2;
+        options.engine.layout.dit_fsdp = true;
+        open(std::make_unique<FakeEngineBackend>(config), nullptr, false);
+        window->setInteractive(false);
+        window->setLauncher(&launcher);
+        window->setSavedQueuePath(dir.filePath(QStringLiteral("queue.json")));
+        window->setLaunchProgram(kExe, kFourRankArgs);
+    }
+    ~FourRankWindow() { close(); }
+    /// The line this window was started with: the relaunch must repeat it.
+    static QStringList launchLine() {
+        QStringList line = {QStringLiteral("--bind-to"), QStringLiteral("none")};
+        if (::geteuid() == 0) line << QStringLiteral("--allow-run-as-root");
+        return line << QStringLiteral("-np") << QStringLiteral("4") << kExe << kFourRankArgs;
+    }
+    FakeLauncher launcher;
+};
+
+/// What the engine started by `command` would load with: its arguments after the program, parsed as main.cpp does.
+AppOptions optionsOf(const LaunchCommand& command) {
+    const int exe = static_cast<int>(command.arguments.indexOf(kExe));
+    std::vector<std::string> args = {kExe.toStdString()};
+    for (int i = exe + 1; i < command.arguments.size(); ++i) args.push_back(command.arguments[i].toStdString());
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    AppOptions o = parseOptions(static_cast<int>(argv.size()), argv.data());
+    o.engine.layout.world = exe < 0 ? 1 : command.arguments.at(command.arguments.indexOf(QStringLiteral("-np")) + 1).toInt();
+    return o;
+}
 }  // namespace
 
 class TestAppGpus : public TemporarySettingsTest {
@@ -95,6 +150,11 @@ private slots:
     void missingMpirunSaysWhatToInstall();
     void failedStartSaysWhatFailed();
     void connectDialogBuildsCommand();
+    void relaunchAfterCancelledLoadKeepsTheLayout();
+    void relaunchAfterFailedStartKeepsTheLayout();
+    void memoryOptionsRoundTrip();
+    void memoryDialogReloadsEveryRankWithTheOptions();
+    void savedMemoryOptionsLoadASingleProcess();
     void stalledEngineEndsAfterBoundedWait();
     void processLauncherStartsDetached();
 };
@@ -115,7 +175,8 @@ void TestAppGpus::proposalsAreValid() {
         QCOMPARE(p.gpus, gpus);
         QCOMPARE(p.ulysses * p.ring, gpus);
         QCOMPARE(heads % p.ulysses, 0);
-        QCOMPARE(p.fsdp, gpus > 1 && !fits);
+        QCOMPARE(p.dit_fsdp, gpus > 1 && !fits);
+        QCOMPARE(p.t5_fsdp, p.dit_fsdp);
         const std::vector<std::string> problems = layoutProblems(p, heads);
         QVERIFY2(problems.empty(), problems.empty() ? "" : problems.front().c_str());
         // the largest Ulysses degree the heads allow: no larger divisor of the GPU count divides the heads
@@ -176,6 +237,19 @@ void TestAppGpus::exactMpirunCommand() {
     line = mpirunCommand("mpirun", kExe.toStdString(), {"--ulysses-size", "4", "--t5-fsdp", "--prompt", "a b"},
                           proposeLayout(1, 40, false));
     QCOMPARE(QString::fromStdString(shellLine(line)), QStringLiteral("/opt/wanstudio/bin/wanstudio --prompt 'a b'"));
+    // A running layout is repeated as it is: the T5 alone sharded, CFG-parallel.
+    ParallelLayout running;
+    running.world = 4;
+    running.ulysses = 2;
+    running.t5_fsdp = true;
+    running.cfg_parallel = true;
+    QVERIFY(layoutProblems(layoutOf(running), 40).empty());
+    QCOMPARE(QString::fromStdString(describeLayout(layoutOf(running))),
+             QStringLiteral("4 GPUs: Ulysses 2 × Ring 1, T5 sharded (FSDP), CFG-parallel"));
+    line = mpirunCommand("mpirun", kExe.toStdString(), {"--cfg-parallel", "--t5-fsdp"}, layoutOf(running));
+    QCOMPARE(QString::fromStdString(shellLine(line)),
+             QStringLiteral("mpirun --bind-to none -np 4 /opt/wanstudio/bin/wanstudio --ulysses-size 2 --ring-size 1 "
+                            "--t5-fsdp --cfg-parallel"));
 }
 
 void TestAppGpus::headsOfTheLoadedModel() {
@@ -404,6 +478,137 @@ void TestAppGpus::processLauncherStartsDetached() {
     const LaunchOutcome missing = launchDetached(launcher, c);
     QVERIFY(!missing.started);
     QCOMPARE(missing.message, QStringLiteral("wanstudio-no-such-program was not found. The current engine keeps working."));
+}
+
+void TestAppGpus::relaunchAfterCancelledLoadKeepsTheLayout() {
+    FakeBackendConfig slow = fastFake();
+    slow.loadSteps = 1000;  // 20 s unless cancelled
+    FourRankWindow w(slow);
+    w.session->start();
+    QTRY_VERIFY(w.window->loadPanel()->progressBar()->value() > 0);
+    w.session->cancelStart();
+    QTRY_COMPARE(w.session->state(), EngineSession::State::StartCancelled);
+    QCOMPARE(w.window->runningLayout().gpus, 4);  // the engine never said: the launch's layout
+    QVERIFY(!w.window->gpuDialogSetup().current.t5_fsdp);
+    QCOMPARE(w.window->gpuDialogSetup().current.world_size, 4);
+    QVERIFY(w.window->openModel(w.window->currentModel(), 40));  // the load panel's Open model…, same model
+    QCOMPARE(w.launcher.started.size(), 1);
+    QCOMPARE(w.launcher.started[0].program, QStringLiteral("mpirun"));
+    QCOMPARE(w.launcher.started[0].arguments, FourRankWindow::launchLine());
+}
+
+void TestAppGpus::relaunchAfterFailedStartKeepsTheLayout() {
+    FakeBackendConfig failing = fastFake();
+    failing.startError = "CUDA out of memory";
+    FourRankWindow w(failing);
+    w.session->start();
+    QTRY_COMPARE(w.session->state(), EngineSession::State::StartFailed);
+    GpuDialog dialog(w.window->gpuDialogSetup());
+    QCOMPARE(dialog.countBox()->value(), 4);
+    QCOMPARE(dialog.findChild<QLabel*>(QStringLiteral("currentLayoutLabel"))->text(),
+             QStringLiteral("4 processes: Ulysses 2 × Ring 2, weights sharded (FSDP)"));
+    QVERIFY(w.window->openModel(w.window->currentModel(), 40));
+    QCOMPARE(w.launcher.started.size(), 1);
+    QCOMPARE(w.launcher.started[0].arguments, FourRankWindow::launchLine());
+}
+
+void TestAppGpus::memoryOptionsRoundTrip() {
+    MemoryOptions m;
+    QVERIFY(m.isDefault());
+    QVERIFY(m.arguments().empty());
+    QVERIFY(m.summary().empty());
+    m.ditDtype = "fp8";
+    m.maxVramGb = 22.5;
+    m.offloadDit = true;
+    QCOMPARE(toQt(m.arguments()), (QStringList{"--dit-dtype", "fp8", "--max-vram", "22.5", "--offload-dit"}));
+    QCOMPARE(QString::fromStdString(m.summary()),
+             QStringLiteral("fp8 weights · at most 22.5 GB of GPU memory · DiT streamed from host memory"));
+    // The options on a command line are replaced, whichever spelling they were given in; the rest stays.
+    QCOMPARE(toQt(withMemoryOptions({"--dit_dtype=bf16", "--max-vram", "10", "--offload_dit", "--vae-tile", "32"}, m)),
+             (QStringList{"--vae-tile", "32", "--dit-dtype", "fp8", "--max-vram", "22.5", "--offload-dit"}));
+    QCOMPARE(toQt(withMemoryOptions({"--max-vram=10", "--size", "832*480"}, MemoryOptions())),
+             (QStringList{"--size", "832*480"}));
+
+    const QString ini = QDir(settingsDir_.path()).filePath(QStringLiteral("memory.ini"));
+    {
+        Settings settings(ini);
+        QVERIFY(settings.memoryOptions().isDefault());  // never chosen
+        settings.setMemoryOptions(m);
+        settings.sync();
+    }
+    QVERIFY(Settings(ini).memoryOptions() == m);
+    {
+        QSettings raw(ini, QSettings::IniFormat);  // edited by hand into something the engine refuses
+        raw.setValue(QStringLiteral("engine/ditDtype"), QStringLiteral("fp4"));
+    }
+    QVERIFY(Settings(ini).memoryOptions().isDefault());
+}
+
+void TestAppGpus::memoryDialogReloadsEveryRankWithTheOptions() {
+    FourRankWindow w(fastFake());
+    w.session->start();
+    QVERIFY(w.waitReady());
+    QVERIFY(w.window->findChild<QAction*>(QStringLiteral("memoryAction"))->isEnabled());
+    QVERIFY(!w.window->modelLabel()->text().contains(QStringLiteral("fp8")));  // defaults: nothing said
+
+    MemoryDialog dialog(w.window->memoryOptions());
+    QVERIFY(!dialog.reloadButton()->isEnabled());  // nothing changed yet
+    dialog.dtypeCombo()->setCurrentIndex(dialog.dtypeCombo()->findData(QStringLiteral("fp8")));
+    dialog.maxVramSpin()->setValue(22);
+    dialog.offloadBox()->setChecked(true);
+    QVERIFY(dialog.reloadButton()->isEnabled());
+    const MemoryOptions chosen = dialog.options();
+    QCOMPARE(chosen.ditDtype, std::string("fp8"));
+
+    w.launcher.failWith = QStringLiteral("Permission denied");
+    QVERIFY(!w.window->applyMemoryOptions(chosen));  // not restarted: the engine and the settings keep theirs
+    QVERIFY(Settings().memoryOptions().isDefault());
+    w.launcher.failWith.clear();
+    QVERIFY(w.window->applyMemoryOptions(chosen));
+    QCOMPARE(w.launcher.started.size(), 1);
+    const AppOptions reload = optionsOf(w.launcher.started[0]);
+    QCOMPARE(reload.engine.dit_dtype, std::string("fp8"));  // what the reloaded engine's EngineConfig holds
+    QCOMPARE(reload.engine.max_vram_gb, 22.0);
+    QVERIFY(reload.engine.offload_dit);
+    QCOMPARE(reload.engine.ckpt_dir, std::string("/m/14B"));
+    // On every rank of the layout the window runs: the fake engine's (world 2, Ulysses 2, DiT FSDP).
+    QCOMPARE(reload.engine.layout.world, 2);
+    QCOMPARE(reload.engine.layout.ulysses, 2);
+    QVERIFY(reload.engine.layout.dit_fsdp);
+    QVERIFY(Settings().memoryOptions() == chosen);
+    QTRY_VERIFY_WITH_TIMEOUT(!w.window->isVisible(), 5000);  // the old window makes way
+}
+
+void TestAppGpus::savedMemoryOptionsLoadASingleProcess() {
+    MemoryOptions saved;
+    saved.ditDtype = "fp8";
+    saved.maxVramGb = 22;
+    Settings().setMemoryOptions(saved);
+    AppOptions plain;
+    QVERIFY(applySavedMemoryOptions(plain, 1));  // the desktop entry: no option on the command line
+    QVERIFY(MemoryOptions::of(plain.engine) == saved);
+    AppOptions ranks;
+    QVERIFY(!applySavedMemoryOptions(ranks, 2));  // under mpirun only the command line counts
+    QVERIFY(MemoryOptions::of(ranks.engine).isDefault());
+    AppOptions given;
+    given.engine.offload_dit = true;
+    QVERIFY(!applySavedMemoryOptions(given, 1));  // the command line wins
+    QCOMPARE(given.engine.dit_dtype, std::string("auto"));
+
+    // A window loaded with them says so, and Engine → GPUs… carries them into its mpirun line.
+    WindowFixture w;
+    w.options = plain;
+    w.open(std::make_unique<FakeEngineBackend>(fastFake()), nullptr, false);
+    w.window->setLaunchProgram(kExe, {QStringLiteral("--ckpt-dir"), QStringLiteral("/m/14B")});
+    w.session->start();
+    QVERIFY(w.waitReady());
+    QVERIFY2(w.window->modelLabel()->text().endsWith(QStringLiteral("fp8 weights · at most 22 GB of GPU memory")),
+             qPrintable(w.window->modelLabel()->text()));
+    GpuDialog dialog(w.window->gpuDialogSetup());
+    dialog.setGpuCount(2);
+    QVERIFY2(dialog.commandView()->toPlainText().contains(QStringLiteral("/m/14B --dit-dtype fp8 --max-vram 22 --ulysses-size")),
+             qPrintable(dialog.commandView()->toPlainText()));
+    Settings().setMemoryOptions(MemoryOptions());
 }
 
 QTEST_MAIN(TestAppGpus)

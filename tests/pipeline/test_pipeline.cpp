@@ -5,6 +5,8 @@
 #include "dit/dit.h"
 #include "dit/streaming.h"
 #include "io/component_files.h"
+#include "pipeline/load_monitor.h"
+#include "pipeline/parallel.h"
 #include "pipeline/pipeline.h"
 #include "text/text.h"
 #include "vae/vae.h"
@@ -158,6 +160,76 @@ TEST(PipelineLoad, CancelMidLoadThrowsCancelledAndALaterLoadWorks) {
     cfg.load = {};
     wan::pipeline::T2VPipeline again(cfg);
     EXPECT_TRUE(again.generate(small_request()).latent.equal(tiny_pipeline().generate(small_request()).latent));
+}
+
+// Under --dit-fsdp / --t5-fsdp a rank reads only its shard of each block tensor (Note [FSDP load progress]): the
+// plan's shares of every rank add up to each tensor exactly once, and only the block tensors are shared out.
+TEST(PipelineLoad, ShardSharesOfTheRanksAddUpToEachTensorOnce) {
+    const wan::io::TensorStore dit = wan::io::TensorStore::open(wan::test::tiny_ckpt_dir() + "/diffusion_pytorch_model.safetensors");
+    const wan::io::WanConfig config = wan::io::WanConfig::from_json_file(wan::test::tiny_ckpt_dir() + "/config.json");
+    const wan::io::TensorStore t5 = wan::io::TensorStore::open(wan::test::tiny_ckpt_dir() + "/models_t5_umt5-xxl-enc-bf16.pth");
+    wan::dit::ModelOptions mixed;  // bf16 GEMM weights and f32 islands: two flat buffers per block
+    mixed.precision = wan::dit::Precision::BF16Mixed;
+    const std::vector<std::pair<const wan::io::TensorStore*, wan::pipeline::ShardUnits>> parts = {
+        {&dit, wan::pipeline::ShardedDitBlocks::units(config, wan::dit::ModelOptions())},
+        {&dit, wan::pipeline::ShardedDitBlocks::units(config, mixed)},
+        {&t5, wan::pipeline::ShardedT5Weights::units(wan::text::UMT5Config::from_store(t5), at::kBFloat16)}};
+    for (const auto& [store, units] : parts) {
+        for (int64_t ranks : {2, 3, 4}) {
+            std::map<std::string, uint64_t> summed;
+            uint64_t read = 0, full = 0;
+            for (int64_t r = 0; r < ranks; ++r) {
+                const wan::pipeline::LoadMonitor::Share share = wan::pipeline::shard_share(*store, units, ranks, r);
+                for (const auto& [name, bytes] : share.bytes_read) summed[name] += bytes;
+                read += share.read_bytes();
+                full = share.full_bytes;
+                if (r > 0) EXPECT_GT(share.read_bytes(), 0u);
+            }
+            EXPECT_EQ(read, full) << store->source() << " over " << ranks;
+            EXPECT_LT(full, store->total_bytes());  // embeddings, head, final norm: read whole by every rank
+            for (const auto& [name, bytes] : summed) {
+                const wan::io::TensorInfo& info = store->info(name);
+                EXPECT_EQ(bytes, static_cast<uint64_t>(info.numel()) * c10::elementSize(info.dtype)) << name;
+            }
+        }
+    }
+}
+
+// A sharded component counts what this rank copies: the total is the files less the sharded tensors plus this
+// rank's share of them, a sharded tensor's read adds its share, and the end is exactly the total.
+TEST(PipelineLoad, AShardedComponentCountsTheRanksShare) {
+    std::vector<wan::LoadProgress> seen;
+    wan::LoadControl control;
+    control.progress = [&](const wan::LoadProgress& p) { seen.push_back(p); };
+    wan::pipeline::LoadMonitor monitor(control, false);
+    wan::pipeline::LoadMonitor::Share share;
+    share.bytes_read = {{"blocks.0.w", 40}, {"blocks.1.w", 0}};  // this rank's part of two 100-byte tensors
+    share.full_bytes = 200;
+    monitor.plan("text encoder", 30);
+    monitor.plan("DiT", 250, share);  // the two block tensors and a 50-byte head read whole
+    auto tensor = [](const std::string& name, int64_t bytes) {
+        wan::io::TensorInfo t;
+        t.name = name;
+        t.dtype = at::kByte;
+        t.shape = {bytes};
+        t.file = "dit.safetensors";
+        return t;
+    };
+    monitor.begin("text encoder", "t5.pth");
+    monitor.tensor_read(tensor("token_embedding.weight", 30));
+    monitor.end();
+    monitor.begin("DiT", "dit.safetensors");
+    ASSERT_FALSE(seen.empty());
+    EXPECT_EQ(seen.back().bytes_total, 30u + 50u + 40u);
+    monitor.tensor_read(tensor("blocks.0.w", 100));
+    EXPECT_EQ(seen.back().bytes_done, 30u + 40u);
+    monitor.tensor_read(tensor("blocks.1.w", 100));  // another rank's part
+    EXPECT_EQ(seen.back().bytes_done, 30u + 40u);
+    monitor.tensor_read(tensor("head.w", 50));
+    EXPECT_EQ(seen.back().bytes_done, seen.back().bytes_total);  // every byte read, before end() says so
+    monitor.end();
+    EXPECT_EQ(seen.back().bytes_done, 120u);
+    EXPECT_EQ(seen.back().bytes_total, 120u);
 }
 
 TEST(PipelineLoad, CancelBeforeTheLoadReadsNothing) {
