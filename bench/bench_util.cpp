@@ -5,6 +5,8 @@
 #include <c10/cuda/CUDACachingAllocator.h>
 #endif
 
+#include <torch/csrc/autograd/profiler_kineto.h>
+
 #include <algorithm>
 
 namespace wan::bench {
@@ -64,6 +66,32 @@ Timing time_it(c10::Device device, int warmup, int runs, const std::function<voi
     }
     t.mean_s = runs ? total / runs : 0;
     return t;
+}
+
+namespace {
+namespace prof = torch::profiler::impl;
+prof::ProfilerConfig trace_config() { return prof::ProfilerConfig(prof::ProfilerState::KINETO); }
+std::set<prof::ActivityType> trace_activities() {
+    std::set<prof::ActivityType> what{prof::ActivityType::CPU};
+    if (at::hasCUDA()) what.insert(prof::ActivityType::CUDA);
+    return what;
+}
+}  // namespace
+
+TraceSession::TraceSession() {
+    torch::autograd::profiler::prepareProfiler(trace_config(), trace_activities());
+    torch::autograd::profiler::enableProfiler(trace_config(), trace_activities());
+    active_ = true;
+}
+
+TraceSession::~TraceSession() {
+    if (active_) (void)torch::autograd::profiler::disableProfiler();
+}
+
+void TraceSession::save(const std::string& path) {
+    if (!active_) return;
+    active_ = false;
+    torch::autograd::profiler::disableProfiler()->save(path);
 }
 
 }  // namespace wan::bench

@@ -26,4 +26,20 @@ struct Timing {
 /// `warmup` untimed calls, then `runs` timed ones, each synchronised.
 Timing time_it(c10::Device device, int warmup, int runs, const std::function<void()>& fn);
 
+/// A Chrome trace (LibTorch's Kineto profiler: host ops and, on CUDA, every kernel with its stream) of what runs
+/// between construction and save(): GPU idle gaps show as holes between kernels. Throws where the LibTorch build
+/// has no Kineto.
+class TraceSession {
+public:
+    TraceSession();
+    ~TraceSession();  // stops the profiler if save() was not called (the trace is dropped)
+    TraceSession(const TraceSession&) = delete;
+    TraceSession& operator=(const TraceSession&) = delete;
+    /// Stops the profiler and writes the trace (JSON) to `path`.
+    void save(const std::string& path);
+
+private:
+    bool active_ = false;
+};
+
 }  // namespace wan::bench

@@ -645,6 +645,46 @@ void bench_lora(const Args& a) {
     }
 }
 
+/// One timed generation for bench_gen: its times and peak GPU memory per stage (each stage's peak read when the
+/// next one reports). `trace` non-empty: a Chrome trace of the denoising stage is written there (the profiler
+/// slows the host side: that job's times are not comparable).
+nlohmann::json timed_generation(wan::pipeline::T2VPipeline& pipe, const wan::GenerationRequest& r, c10::Device device,
+                                const std::string& trace) {
+    wan::bench::reset_peak(device);
+    std::map<std::string, double> stage_peak;
+    wan::Stage current = wan::Stage::Queued;
+    std::optional<wan::bench::TraceSession> tracing;
+    auto on_progress = [&](const wan::ProgressInfo& p) {
+        if (p.stage == current) return;
+        if (current != wan::Stage::Queued) stage_peak[wan::stage_name(current)] = wan::bench::peak_gb(device);
+        if (tracing) {  // the denoising stage ended
+            wan::bench::sync(device);
+            tracing->save(trace);
+            tracing.reset();
+            std::fprintf(stderr, "trace of the denoising stage written to %s\n", trace.c_str());
+        }
+        wan::bench::reset_peak(device);
+        current = p.stage;
+        if (current == wan::Stage::Denoise && !trace.empty()) tracing.emplace();
+    };
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto out = pipe.generate(r, on_progress);
+    wan::bench::sync(device);
+    const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (current != wan::Stage::Queued) stage_peak[wan::stage_name(current)] = wan::bench::peak_gb(device);
+    double peak = 0;
+    nlohmann::json stage_json = nlohmann::json::object();
+    for (const auto& [stage, gb] : stage_peak) {
+        stage_json[stage] = gb;
+        peak = std::max(peak, gb);
+    }
+    return {{"steps", out.steps_computed}, {"dit_forwards", out.dit_forwards}, {"lora_merge_s", out.seconds_lora},
+            {"lora_backup_gb", static_cast<double>(out.lora_backup_bytes) / 1e9}, {"seconds", total},
+            {"text_s", out.seconds_text}, {"denoise_s", out.seconds_denoise},
+            {"per_step_s", out.seconds_denoise / std::max(1, out.steps_computed)}, {"decode_s", out.seconds_decode},
+            {"peak_gb", std::max(peak, wan::bench::peak_gb(device))}, {"stage_peak_gb", stage_json}};
+}
+
 void bench_gen(const Args& a, c10::Device device) {
     const std::string model = a.get("model", "1.3B");
     int w = 0, h = 0;
@@ -676,40 +716,28 @@ void bench_gen(const Args& a, c10::Device device) {
     const double load_gb = wan::bench::peak_gb(device);
     wan::bench::reset_peak(device);
     const double resident_gb = wan::bench::peak_gb(device);  // right after a reset: what stays allocated
-    // Peak memory per stage: read (and reset) when the next stage reports its first progress.
-    std::map<std::string, double> stage_peak;
-    wan::Stage current = wan::Stage::Queued;
-    auto on_progress = [&](const wan::ProgressInfo& p) {
-        if (p.stage == current) return;
-        if (current != wan::Stage::Queued) stage_peak[wan::stage_name(current)] = wan::bench::peak_gb(device);
-        wan::bench::reset_peak(device);
-        current = p.stage;
-    };
-    auto t0 = std::chrono::steady_clock::now();
-    auto out = pipe.generate(r, on_progress);
-    wan::bench::sync(device);
-    if (current != wan::Stage::Queued) stage_peak[wan::stage_name(current)] = wan::bench::peak_gb(device);
-    double peak = 0;
-    nlohmann::json stage_json = nlohmann::json::object();
-    for (const auto& [stage, gb] : stage_peak) {
-        stage_json[stage] = gb;
-        peak = std::max(peak, gb);
+    // --repeat N: N jobs in one process, a record each ("job": 1..N); the first pays the process's one-time CUDA,
+    // cuDNN and allocator set-up, the later ones are what a running app's next job costs.
+    const int repeat = a.get_int("repeat", 1);
+    WAN_CHECK(repeat >= 1, "--repeat %d: expected a number of jobs >= 1", repeat);
+    // Each job a new prompt, as a user's next idea (T5 runs); --same-prompt 1: the same one, as trying seeds (the
+    // engine then reuses the encoding, Note [Prompt reuse]).
+    const bool same_prompt = a.get("same_prompt", "0") == "1";
+    const std::string prompt = r.prompt;
+    for (int job = 1; job <= repeat; ++job) {
+        if (!same_prompt && job > 1) r.prompt = prompt + strfmt(" Take %d.", job);
+        nlohmann::json j = timed_generation(pipe, r, device, job == repeat ? a.get("trace", "") : "");
+        j["same_prompt"] = same_prompt;
+        j.update({{"bench", "generate"}, {"job", job}, {"model", model}, {"size", strfmt("%d*%d", w, h)},
+                  {"frames", r.frame_num}, {"preset", r.preset}, {"live_preview", a.get("live_preview", "1") == "1"},
+                  {"loras", r.loras.size()}, {"weights_gb", load_gb}, {"resident_gb", resident_gb},
+                  {"offload_dit", a.get("offload_dit", "0") == "1"}, {"max_vram_gb", std::stod(a.get("max_vram", "0"))},
+                  {"offload_idle_expert", a.get("offload_idle_expert", "0") == "1"},
+                  {"dit_dtype", a.get("dit_dtype", "bf16")},
+                  {"ffn_chunks", wan::pipeline::resolved_ffn_chunks(engine_config_of(a), dit_dtype_of(a) == wan::dit::WeightDtype::Fp8)},
+                  {"video_on_device", a.get("video_on_device", "0") == "1"}, {"device", wan::bench::device_name(device)}});
+        record(j);
     }
-    const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    record({{"bench", "generate"}, {"model", model}, {"size", strfmt("%d*%d", w, h)}, {"frames", r.frame_num},
-            {"steps", out.steps_computed}, {"dit_forwards", out.dit_forwards}, {"preset", r.preset},
-            {"live_preview", a.get("live_preview", "1") == "1"},
-            {"loras", r.loras.size()}, {"lora_merge_s", out.seconds_lora},
-            {"lora_backup_gb", static_cast<double>(out.lora_backup_bytes) / 1e9}, {"seconds", total}, {"text_s", out.seconds_text},
-            {"denoise_s", out.seconds_denoise}, {"per_step_s", out.seconds_denoise / std::max(1, out.steps_computed)},
-            {"decode_s", out.seconds_decode}, {"weights_gb", load_gb}, {"resident_gb", resident_gb},
-            {"offload_dit", a.get("offload_dit", "0") == "1"}, {"max_vram_gb", std::stod(a.get("max_vram", "0"))},
-            {"offload_idle_expert", a.get("offload_idle_expert", "0") == "1"},
-            {"dit_dtype", a.get("dit_dtype", "bf16")},
-            {"ffn_chunks", wan::pipeline::resolved_ffn_chunks(engine_config_of(a), dit_dtype_of(a) == wan::dit::WeightDtype::Fp8)},
-            {"video_on_device", a.get("video_on_device", "0") == "1"},
-            {"peak_gb", std::max(peak, wan::bench::peak_gb(device))}, {"stage_peak_gb", stage_json},
-            {"device", wan::bench::device_name(device)}});
 }
 
 // ---- step caching: same seed without and with --teacache ------------------------------------------------
@@ -877,7 +905,8 @@ int main(int argc, char** argv) {
                              "                 [--model A14B [--offload-idle-expert 1]] [--lora-backup auto|device|host]\n"
                              "       dit, gen also: [--dit-dtype bf16|fp8|auto] [--ffn-chunks N]; dit --dit-dtype fp8 --compare 1: error against bf16\n"
                              "       dit also: [--fp8-attention 1 [--k-mean 1] [--compare 1]] FP8 self-attention: speed, error\n"
-                             "       gen also: [--video-on-device 1] (the decoded video kept on the GPU)\n");
+                             "       gen also: [--video-on-device 1] (the decoded video kept on the GPU) [--repeat N [--same-prompt 1]] (N jobs)\n"
+                             "                 [--trace FILE] (Chrome trace of the last job's denoising: kernels and host ops)\n");
         return 2;
     }
     a.command = argv[1];

@@ -300,7 +300,8 @@ Model and placement:
                             The window sets these three in Engine → Memory… (kept in its settings; a window
                             started as one process without any of them loads with the saved ones)
   --ffn-chunks N            run the DiT's FFN on N chunks of tokens and keep its other activations lean (same
-                            video, lower peak memory; default 1 = off, not yet measured on a GPU)
+                            video, lower peak memory; default 4 with fp8 DiT weights, --max-vram or
+                            --offload-dit, else 1 = off)
 Distributed (mpirun -np N):
   --ulysses-size U          Ulysses sequence-parallel degree (heads % U == 0)       (default 1)
   --ring-size R             Ring attention degree; U × R = number of processes      (default 1)

@@ -82,6 +82,25 @@ TEST(Pipeline, SameSeedSameVideoAndRandomSeedReported) {
     EXPECT_TRUE(c.latent.equal(d.latent));
 }
 
+// Note [Prompt reuse]: a job repeating the previous job's prompts reuses their encodings; any change encodes anew.
+TEST(Pipeline, ReusedPromptEncodingsGiveTheSameVideo) {
+    wan::pipeline::EngineConfig cfg;
+    cfg.ckpt_dir = wan::test::tiny_ckpt_dir();
+    cfg.device = "cpu";
+    wan::pipeline::T2VPipeline fresh(cfg);
+    auto r = small_request();
+    r.seed = 11;
+    (void)tiny_pipeline().generate(small_request());  // the shared pipeline's last prompts: small_request()'s
+    const auto reused = tiny_pipeline().generate(r);
+    EXPECT_TRUE(reused.latent.equal(fresh.generate(r).latent)) << "a reused encoding changed the video";
+    r.negative_prompt = "blurry, static";
+    const auto renegated = tiny_pipeline().generate(r);
+    EXPECT_TRUE(renegated.latent.equal(fresh.generate(r).latent));
+    EXPECT_FALSE(renegated.latent.equal(reused.latent)) << "a new negative prompt was not encoded";
+    r.prompt += " at night";
+    EXPECT_TRUE(tiny_pipeline().generate(r).latent.equal(fresh.generate(r).latent));
+}
+
 TEST(Pipeline, ProgressStagesAndCancellation) {
     std::vector<wan::ProgressInfo> seen;
     tiny_pipeline().generate(small_request(), [&](const wan::ProgressInfo& p) { seen.push_back(p); });
@@ -334,6 +353,20 @@ TEST(Pipeline, BuiltPartsStreamTheirDitBlocks) {
         budget.max_vram_gb = bytes / (1024.0 * 1024.0 * 1024.0);
     }
     EXPECT_TRUE(at::equal(latent(budget), want)) << "--max-vram";
+}
+
+TEST(Pipeline, FfnChunksFollowTheMemoryMode) {
+    using wan::pipeline::resolved_ffn_chunks;
+    wan::pipeline::EngineConfig c;
+    EXPECT_EQ(resolved_ffn_chunks(c, false), 1) << "resident bf16: speed first";
+    EXPECT_EQ(resolved_ffn_chunks(c, true), 4) << "fp8 weights: memory first";
+    c.max_vram_gb = 22;
+    EXPECT_EQ(resolved_ffn_chunks(c, false), 4) << "--max-vram";
+    c.max_vram_gb = 0;
+    c.offload_dit = true;
+    EXPECT_EQ(resolved_ffn_chunks(c, false), 4) << "--offload-dit";
+    c.ffn_chunks = 1;
+    EXPECT_EQ(resolved_ffn_chunks(c, true), 1) << "an explicit --ffn-chunks wins";
 }
 
 TEST(Pipeline, DitDtypeFp8IsHeldAsFp8AndStreamsTheSame) {
