@@ -8,6 +8,7 @@
 
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
+#include <c10/core/impl/DeviceGuardImplInterface.h>
 
 #include <algorithm>
 #include <cmath>
@@ -234,6 +235,13 @@ at::Tensor WanVAE::Impl::decoder_input(const at::Tensor& z_in) const {
     return options.channels_last ? u.contiguous(at::MemoryFormat::ChannelsLast3d) : u;
 }
 
+namespace {
+/// Waits until the work queued on `device`'s current stream (e.g. copies into pinned host memory) has finished.
+void wait_for_device(c10::Device device) {
+    c10::impl::getDeviceGuardImpl(device.type())->getStream(device).synchronize();
+}
+}  // namespace
+
 at::Tensor WanVAE::Impl::decode(const at::Tensor& z_in, const DecodeCallbacks& cb, bool clamp) const {
     c10::InferenceMode guard;
     const at::Tensor u = decoder_input(z_in);  // [1, z, T, h, w]
@@ -243,14 +251,25 @@ at::Tensor WanVAE::Impl::decode(const at::Tensor& z_in, const DecodeCallbacks& c
     const int64_t out_h = ss * h, out_w = ss * w;
     const detail::Hook* hook = cb.on_intermediate ? &cb.on_intermediate : nullptr;
 
-    at::Tensor out = at::empty({3, frames, out_h, out_w}, at::TensorOptions().dtype(at::kFloat).device(options.output_device));
+    // From a GPU to host memory the result buffer is pinned, so that each chunk's copy is queued behind its
+    // kernels: a copy into pageable memory waits for the queue to drain, and the GPU then idles while the next
+    // latent frame's kernels are launched (0.26 s of a 480p decode on the H200, docs/PERFORMANCE.md session 31).
+    // LibTorch's caching host allocator keeps the buffer for the next video of the same size.
+    const bool queued_copies = options.device.is_cuda() && options.output_device.is_cpu();
+    at::Tensor out = at::empty({3, frames, out_h, out_w}, at::TensorOptions()
+                                                              .dtype(at::kFloat)
+                                                              .device(options.output_device)
+                                                              .pinned_memory(queued_copies));
     const TilingOptions& tl = options.tiling;
     if (!tl.enabled || (h <= tl.tile_size && w <= tl.tile_size)) {
         if (hook != nullptr) (*hook)("conv2", u);
         run_decoder(u, cb, hook, 0, t, [&](int64_t f0, const at::Tensor& y) {
             // Move each chunk off to the result buffer so that only the caches outlive a latent frame.
-            out.narrow(1, f0, y.size(2)).copy_(y[0]);
+            // Clamped where it was computed (±1 are exact in bf16, so before or after the widening is the same).
+            out.narrow(1, f0, y.size(2)).copy_(clamp ? y[0].clamp(-1.0, 1.0) : y[0], /*non_blocking=*/queued_copies);
         });
+        if (queued_copies) wait_for_device(options.device);
+        clamp = false;  // done per chunk
     } else {
         // Spatial tiles through all frames, each with its own cache; linear blending of the overlaps in pixel
         // space: out = Σ wᵢ·tileᵢ / Σ wᵢ (weights separable in h and w).
