@@ -35,7 +35,10 @@ TimeEmbedding time_embedding(const ForwardContext& f, const at::Tensor& t) {
     at::Tensor omega = at::pow(10000.0, at::arange(half, at::TensorOptions().dtype(at::kDouble)).div(
                                             static_cast<double>(half)).neg());
     at::Tensor arg = at::outer(tt, omega);                                                    // [B, half] f64
-    at::Tensor sinus = at::cat({at::cos(arg), at::sin(arg)}, 1).to(at::kFloat).to(f.device);  // [B, freq_dim]
+    at::Tensor sinus = at::cat({at::cos(arg), at::sin(arg)}, 1).to(at::kFloat);  // [B, freq_dim]
+    // Uploaded from pinned memory: a pageable upload would wait for the whole queue (every forward would start by
+    // draining the GPU's work, keeping the host from queueing ahead).
+    if (f.device.is_cuda()) sinus = sinus.pin_memory().to(f.device, /*non_blocking=*/true);
     TimeEmbedding te;
     te.e = linear(at::silu(linear(sinus, r.time_embedding0_weight, r.time_embedding0_bias)), r.time_embedding2_weight,
                   r.time_embedding2_bias);                                                     // [B, D] f32
