@@ -522,6 +522,7 @@ wan::pipeline::EngineConfig engine_config_of(const Args& a) {
     WAN_CHECK(ec.max_vram_gb >= 0, "--max-vram %g: expected a positive number of GB", ec.max_vram_gb);
     ec.dit_dtype = wan::dit::weight_dtype_name(dit_dtype_of(a));
     ec.ffn_chunks = ffn_chunks_of(a);
+    ec.warm_up = a.get("warm_up", "1") == "1";  // --warm-up 0: the first job pays the one-time set-up
     return ec;
 }
 
@@ -546,8 +547,8 @@ std::unique_ptr<wan::pipeline::T2VPipeline> random_pipeline(const Args& a, c10::
     }
     // The video goes to host memory frame by frame as in the app (engine/pipeline's VAE); `--video-on-device 1`
     // keeps it on the GPU as gen did before session 30 (+0.39 GB at 480p, +0.90 GB at 720p, f32).
-    parts.vae = random_vae(a, device, a.get("vae_dtype", "bf16") == "bf16" ? at::kBFloat16 : at::kFloat, {},
-                           a.get("video_on_device", "0") != "1");
+    parts.vae = random_vae(a, device, a.get("vae_dtype", "bf16") == "bf16" ? at::kBFloat16 : at::kFloat,
+                           wan::pipeline::default_vae_speed(device), a.get("video_on_device", "0") != "1");
     parts.variant = model == "A14B" ? "14B" : model;  // 14B with a second expert is A14B (the engine's info says so)
     return std::make_unique<wan::pipeline::T2VPipeline>(std::move(parts), ec);
 }
@@ -906,7 +907,7 @@ int main(int argc, char** argv) {
                              "       dit, gen also: [--dit-dtype bf16|fp8|auto] [--ffn-chunks N]; dit --dit-dtype fp8 --compare 1: error against bf16\n"
                              "       dit also: [--fp8-attention 1 [--k-mean 1] [--compare 1]] FP8 self-attention: speed, error\n"
                              "       gen also: [--video-on-device 1] (the decoded video kept on the GPU) [--repeat N [--same-prompt 1]] (N jobs)\n"
-                             "                 [--trace FILE] (Chrome trace of the last job's denoising: kernels and host ops)\n");
+                             "                 [--trace FILE] (Chrome trace of the last job's denoising: kernels and host ops) [--warm-up 0]\n");
         return 2;
     }
     a.command = argv[1];

@@ -86,6 +86,9 @@ struct EngineConfig {
     /// equal to the one-rank decode); false: rank 0 decodes alone. Off with vae_tile > 0 (the tiled decode runs
     /// on rank 0 alone).
     bool vae_parallel = true;
+    /// On CUDA, one small decode and one T5 encode at load so that the first job does not pay cuDNN's and the
+    /// kernels' one-time set-up (Note [Warm-up at load] in engine/pipeline/pipeline.cpp).
+    bool warm_up = true;
     /// --offload-dit: the DiT blocks stay in host memory (pinned on CUDA) and are copied to the device one
     /// block ahead of use (dit::StreamedBlockWeights). With max_vram_gb > 0 only the blocks past the budget.
     bool offload_dit = false;

@@ -221,6 +221,8 @@ struct T2VPipeline::Impl {
                                              std::unique_ptr<dist::Communicator> gather_comm,
                                              std::shared_ptr<ParkableBlockWeights>* parkable) const;
     void load_vae();
+    void warm_up();
+    bool t5_streamed = false;  ///< T5's weights in host memory, streamed per encode
     dit::WanModel& expert_model(Expert e);
     /// --max-vram: says so when this job needs more working memory than the block placement planned for.
     void warn_beyond_max_vram(const GenerationRequest& r) const;
@@ -359,6 +361,7 @@ void T2VPipeline::Impl::load_text_encoder() {
                                                                  : config.offload == OffloadMode::StreamT5;
         // --t5-cpu streams too: bf16 host weights converted per block (half the RAM of resident f32).
         topt.stream_weights = (offload || config.t5_cpu) && !(t5_fsdp && !config.t5_cpu);
+        t5_streamed = topt.stream_weights;
         if (t5_gather_comm) {  // t5_sharded()
             io::TensorStore store = ckpt.open_t5();
             text::UMT5Config tcfg = text::UMT5Config::from_store(store);
@@ -416,6 +419,15 @@ double planned_working_memory_bytes(int64_t dim, const std::string& variant, boo
             most = std::max(most, working_memory_bytes(dim, w, h, d.frames, lean));
     }
     return most;
+}
+
+vae::VAESpeedOptions default_vae_speed(c10::Device device) {
+    // The two switches that pay on their own (H200, 480p×81 bf16, 2026-12-02, docs/PERFORMANCE.md): the fused
+    // norm + SiLU kernel 1.225 → 1.062 s (67 dB against the plain decode), the conv input written behind the
+    // cache 1.225 → 1.186 s (bit-exact). fold_time and pad_head measured slower or equal: they stay off.
+    vae::VAESpeedOptions speed;
+    speed.fused_norm = speed.cache_buffer = device.is_cuda();
+    return speed;
 }
 
 int resolved_ffn_chunks(const EngineConfig& config, bool dit_fp8_weights) {
@@ -621,10 +633,7 @@ void T2VPipeline::Impl::load_vae() {
         vopt.dtype = bf16 ? at::kBFloat16 : at::kFloat;
         vopt.load_encoder = false;  // T2V only decodes
         vopt.channels_last = device.is_cuda();  // cuDNN's native layout: 1.44 → 1.24 s at 480p, H200
-        // The two switches that pay on their own (H200, 480p×81 bf16, 2026-12-02, docs/PERFORMANCE.md): the fused
-        // norm + SiLU kernel 1.225 → 1.062 s (67 dB against the plain decode), the conv input written behind the
-        // cache 1.225 → 1.186 s (bit-exact). fold_time and pad_head measured slower or equal: they stay off.
-        vopt.speed.fused_norm = vopt.speed.cache_buffer = device.is_cuda();
+        vopt.speed = default_vae_speed(device);
         if (config.vae_tile > 0) {
             vopt.tiling.enabled = true;
             vopt.tiling.tile_size = config.vae_tile;
@@ -637,6 +646,32 @@ void T2VPipeline::Impl::load_vae() {
     } catch (const Error& e) {
         throw Error(std::string("loading the VAE from ") + ckpt.vae_path + ": " + e.what(), e.where());
     }
+}
+
+// Note [Warm-up at load]
+// A process's first decode pays cuDNN's one-time set-up (kernels loaded on first use, a plan built per
+// convolution shape): at 480p on the H200 1.8–2.0 s against 1.03 s for the next ones; the first T5 encode
+// likewise (0.37 s against 0.01 s). The decoder runs one latent frame at a time, so a decode of two latent frames
+// at the model's default size meets every convolution shape of a video of that size, and T5 always runs its
+// text_len tokens. Both run once at the end of the load on CUDA (about a second more), so the first job costs
+// what the next ones do. Skipped where they would cost more than they save or involve peers: the decode across
+// ranks (collective, other shapes), T5 streamed from host memory or sharded.
+void T2VPipeline::Impl::warm_up() {
+    if (!device.is_cuda() || !config.warm_up) return;
+    const auto t0 = Clock::now();
+    GenerationRequest r;
+    r.width = info.default_width;
+    r.height = info.default_height;
+    r.frame_num = 5;  // two latent frames: the first one, then one of the per-frame chunks
+    const LatentShape s = latent_shape(r);
+    const bool decode_warm = vae && decode_here && !decode_across_ranks;
+    if (decode_warm) (void)vae->decode(at::zeros({s.z_dim, s.T, s.h, s.w}, at::TensorOptions().device(device)));
+    const bool encode_warm = text && !t5_streamed && !config.t5_cpu && !t5_sharded();
+    if (encode_warm) (void)text->encode({std::string("warm-up")});
+    if (decode_warm || encode_warm)
+        WAN_LOG_INFO("warm-up (%s%s%s, %d×%d) in %.2f s: the first job runs at full speed", decode_warm ? "VAE decode" : "",
+                     decode_warm && encode_warm ? " + " : "", encode_warm ? "T5 encode" : "", r.width, r.height,
+                     seconds_since(t0));
 }
 
 // Note [Load agreement]
@@ -764,6 +799,7 @@ T2VPipeline::T2VPipeline(const EngineConfig& config) : impl_(std::make_unique<Im
     }
     m.load_all();
     fill_info(m, demo, config.mesh);
+    m.warm_up();
 }
 
 namespace {
@@ -827,6 +863,7 @@ T2VPipeline::T2VPipeline(PipelineParts parts, const EngineConfig& config) : impl
     m.decode_here = m.vae != nullptr;
     if (config.mesh) config.mesh->layout().validate(m.wan_config.num_heads);
     fill_info(m, false, config.mesh, parts.variant);
+    m.warm_up();
 }
 
 T2VPipeline::~T2VPipeline() = default;
@@ -1048,6 +1085,9 @@ at::Tensor T2VPipeline::Impl::denoise(const GenerationRequest& r, const LatentSh
             auto pending = start_preview(z, v, solver->sigmas()[static_cast<size_t>(i)], i + 1, job);
             z = solver->step(v, i, z);
             preview = finish_preview(pending, i + 1);
+            // The stage's time is the GPU's: without the live preview's wait the host is a forward ahead, and
+            // that forward would be charged to the decode (and look like the preview's cost).
+            if (i + 1 == steps) dist::synchronize_watched(device, "the last denoising step");
             // After the step's collectives: a failure here (or in the solver) leaves no peer inside one.
             test_hooks::maybe_fail_at_step(log_rank(), i);
         });

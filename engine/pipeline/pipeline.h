@@ -15,6 +15,7 @@
 #include "core/engine_config.h"
 #include "core/load_progress.h"
 #include "lora/lora.h"
+#include "vae/vae.h"
 
 #include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
@@ -107,6 +108,10 @@ double planned_working_memory_bytes(int64_t dim, const std::string& variant, boo
 /// held as fp8, --max-vram or --offload-dit) and 1 otherwise. More than 1 also turns the DiT's lean activations
 /// on (Note [Activation memory] in engine/dit/block.cpp).
 int resolved_ffn_chunks(const EngineConfig& config, bool dit_fp8_weights);
+
+/// The VAE decode's speed switches the engine turns on for `device` (measured ones only: on CUDA the fused norm +
+/// SiLU and the cache buffer; none on the CPU).
+vae::VAESpeedOptions default_vae_speed(c10::Device device);
 
 class T2VPipeline {
 public:
