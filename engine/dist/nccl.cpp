@@ -15,7 +15,26 @@
 // After a failed agreement the mesh settles its communicators (Note [Communicator renewal] in dist.h): here,
 // operations still running 2 s after the failure (a peer will never join them) make the communicator abort;
 // an aborted one makes every rank re-create every communicator from a fresh unique id (renew), and the next
-// job runs on those.
+// job runs on those. The watchdog sees only work already on a stream; the host's own waits inside NCCL calls are
+// bounded apart (Note [Bounded NCCL calls]).
+//
+// Note [Bounded NCCL calls]
+// Before any work reaches a stream the host itself may wait for a peer: creating a communicator needs every member
+// to arrive with the unique id, and the first operations between two ranks set up their connections inside the
+// call (a collective, ncclGroupEnd). In NCCL's default blocking mode such a call returns only when the peer comes.
+// One that never comes (killed, stopped, failed before its own call) keeps the host inside NCCL, where no event is
+// watched yet, no MPI deadline polls and no failure notice is read. So every communicator is made non-blocking
+// (ncclConfig_t.blocking = 0, NCCL >= 2.14): each call returns at once, with ncclInProgress while a thread of
+// NCCL's finishes it, and until ncclCommGetAsyncError stops answering ncclInProgress nothing else may be done with
+// the communicator nor queued behind its work. ready() is that wait, done our way: the state is polled together
+// with the peers' failure notices and roll calls (protocol::wait_until_for, as the watched device waits do), and the
+// wait gives up after --collective-timeout. Giving up (the deadline, a peer's notice, an error from NCCL) aborts the
+// communicator, a half-made one too (ncclCommAbort also stops NCCL's thread), and throws, naming the operation, the
+// group and the limit; in a step the agreement then fails the job on every rank and the mesh re-creates the
+// communicators (Note [Communicator renewal]). Calls and state queries hold mutex_, as the watchdog's queries do:
+// a query may complete NCCL's pending launch, which two threads must not do at once, and an abort frees the
+// communicator. The price is some host time per call (NCCL launches each group from a thread of its own), not
+// measured yet.
 #if defined(WAN_HAVE_NCCL) && WAN_HAVE_NCCL
 
 #include "dist/dist.h"
@@ -35,8 +54,16 @@
 #include <chrono>
 #include <cstring>
 #include <deque>
+#include <functional>
 #include <mutex>
+#include <numeric>
 #include <thread>
+#include <utility>
+#include <vector>
+
+#if NCCL_VERSION_CODE < NCCL_VERSION(2, 14, 0)
+#error "the NCCL backend needs NCCL 2.14 or newer (non-blocking communicators: Note [Bounded NCCL calls])"
+#endif
 
 #define NCCL_CHECK(call)                                                                        \
     do {                                                                                        \
@@ -71,6 +98,61 @@ ncclDataType_t nccl_reduce_type(at::ScalarType dtype) {
 
 size_t nbytes(const at::Tensor& t) { return static_cast<size_t>(t.numel()) * t.element_size(); }
 
+/// Whether an NCCL call failed; ncclInProgress only says that NCCL finishes it in the background.
+bool failed(ncclResult_t rc) { return rc != ncclSuccess && rc != ncclInProgress; }
+
+/// NCCL's state of `comm`: ncclInProgress while a call is being finished, then ncclSuccess or the error.
+ncclResult_t state_of(ncclComm_t comm) {
+    ncclResult_t state = ncclSuccess;
+    const ncclResult_t rc = ncclCommGetAsyncError(comm, &state);
+    return rc == ncclSuccess ? state : rc;
+}
+
+/// ncclGroupStart, `ops` (the first failure, else ncclSuccess), ncclGroupEnd. The group is ended even when an
+/// operation failed: NCCL would otherwise keep it open on this thread and take the next calls into it.
+template <class Ops>
+ncclResult_t grouped(Ops&& ops) {
+    const ncclResult_t start = ncclGroupStart();
+    if (failed(start)) return start;
+    const ncclResult_t first = ops();
+    const ncclResult_t end = ncclGroupEnd();
+    return failed(first) ? first : end;
+}
+
+/// "world ranks 0, 2": the members of `comm` in its rank order, for messages.
+std::string world_ranks(MPI_Comm comm) {
+    MPI_Group group = MPI_GROUP_NULL, world = MPI_GROUP_NULL;
+    MPI_Comm_group(comm, &group);
+    MPI_Comm_group(MPI_COMM_WORLD, &world);
+    int n = 0;
+    MPI_Group_size(group, &n);
+    std::vector<int> local(static_cast<size_t>(n)), global(static_cast<size_t>(n), -1);
+    std::iota(local.begin(), local.end(), 0);
+    MPI_Group_translate_ranks(group, n, local.data(), world, global.data());
+    MPI_Group_free(&group);
+    MPI_Group_free(&world);
+    std::string out = "world ranks ";
+    for (size_t i = 0; i < global.size(); ++i) out += (i ? ", " : "") + std::to_string(global[i]);
+    return out;
+}
+
+/// A communicator being created: aborted unless handed over, i.e. when its set-up failed or ran out of time.
+class HalfMadeComm {
+public:
+    HalfMadeComm() = default;
+    ~HalfMadeComm() {
+        if (comm_ != nullptr) (void)ncclCommAbort(comm_);
+    }
+    HalfMadeComm(const HalfMadeComm&) = delete;
+    HalfMadeComm& operator=(const HalfMadeComm&) = delete;
+    ncclComm_t* out() { return &comm_; }
+    ncclComm_t get() const { return comm_; }
+    ncclComm_t release() { return std::exchange(comm_, nullptr); }
+
+private:
+    ncclComm_t comm_ = nullptr;
+};
+
 class NcclPendingExchange final : public PendingExchange {
 public:
     NcclPendingExchange(at::Tensor send, at::Tensor recv, int device) : send_(std::move(send)), recv_(std::move(recv)), device_(device) {}
@@ -96,6 +178,7 @@ class NcclCommunicator final : public Communicator {
 public:
     NcclCommunicator(MPI_Comm comm, int device) : Communicator(comm), device_(device) {
         CUDA_RT_CHECK(cudaSetDevice(device_));
+        members_ = world_ranks(comm_);
         nccl_.store(init_nccl());
         try {
             if (size_ > 1) watchdog_ = std::thread([this] { watch(); });
@@ -121,7 +204,7 @@ public:
         ncclComm_t comm = nccl_.exchange(nullptr);
         if (comm == nullptr) return;
         ncclResult_t rc = ncclCommDestroy(comm);
-        if (rc != ncclSuccess) WAN_LOG_WARN("ncclCommDestroy failed: %s", ncclGetErrorString(rc));
+        if (failed(rc)) WAN_LOG_WARN("ncclCommDestroy failed: %s", ncclGetErrorString(rc));
     }
 
     void abort(const std::string& reason) override { abort_now(reason); }
@@ -171,7 +254,9 @@ public:
         check_tensor(tensor, "broadcast");
         if (size_ == 1) return;
         at::Tensor t = tensor.contiguous();
-        NCCL_CHECK(ncclBroadcast(t.data_ptr(), t.data_ptr(), nbytes(t), ncclUint8, root, live(), stream()));
+        issue("broadcast", [&](ncclComm_t comm) {
+            return ncclBroadcast(t.data_ptr(), t.data_ptr(), nbytes(t), ncclUint8, root, comm, stream());
+        });
         track("broadcast", stream());
         if (!t.is_same(tensor)) tensor.copy_(t);
     }
@@ -180,9 +265,11 @@ public:
         check_tensor(tensor, "all_reduce");
         if (size_ == 1) return;
         at::Tensor t = tensor.contiguous();
-        NCCL_CHECK(ncclAllReduce(t.data_ptr(), t.data_ptr(), static_cast<size_t>(t.numel()),
-                                 nccl_reduce_type(t.scalar_type()), op == ReduceOp::Sum ? ncclSum : ncclMax, live(),
-                                 stream()));
+        const ncclDataType_t type = nccl_reduce_type(t.scalar_type());
+        issue("all-reduce", [&](ncclComm_t comm) {
+            return ncclAllReduce(t.data_ptr(), t.data_ptr(), static_cast<size_t>(t.numel()), type,
+                                 op == ReduceOp::Sum ? ncclSum : ncclMax, comm, stream());
+        });
         track("all-reduce", stream());
         if (!t.is_same(tensor)) tensor.copy_(t);
     }
@@ -201,11 +288,13 @@ public:
         ready.block(*side_);
         const int to = ((rank_ + offset) % size_ + size_) % size_;
         const int from = ((rank_ - offset) % size_ + size_) % size_;
-        ncclComm_t comm = live();
-        NCCL_CHECK(ncclGroupStart());
-        NCCL_CHECK(ncclSend(send.data_ptr(), nbytes(send), ncclUint8, to, comm, side_->stream()));
-        NCCL_CHECK(ncclRecv(recv.data_ptr(), nbytes(recv), ncclUint8, from, comm, side_->stream()));
-        NCCL_CHECK(ncclGroupEnd());
+        const cudaStream_t side = side_->stream();
+        issue("ring shift", [&](ncclComm_t comm) {
+            return grouped([&] {
+                const ncclResult_t sent = ncclSend(send.data_ptr(), nbytes(send), ncclUint8, to, comm, side);
+                return failed(sent) ? sent : ncclRecv(recv.data_ptr(), nbytes(recv), ncclUint8, from, comm, side);
+            });
+        });
         track("ring shift", side_->stream());
         pending->done_.record(*side_);
         return pending;
@@ -231,7 +320,9 @@ protected:
         std::vector<int64_t> shape = local.sizes().vec();
         shape[0] *= size_;
         at::Tensor out = at::empty(shape, local.options());
-        NCCL_CHECK(ncclAllGather(local.data_ptr(), out.data_ptr(), nbytes(local), ncclUint8, live(), stream()));
+        issue("all-gather", [&](ncclComm_t comm) {
+            return ncclAllGather(local.data_ptr(), out.data_ptr(), nbytes(local), ncclUint8, comm, stream());
+        });
         track("all-gather", stream());
         return out;
     }
@@ -242,13 +333,17 @@ protected:
         const size_t block = nbytes(input) / size_;
         auto* src = static_cast<uint8_t*>(input.data_ptr());
         auto* dst = static_cast<uint8_t*>(out.data_ptr());
-        ncclComm_t comm = live();
-        NCCL_CHECK(ncclGroupStart());
-        for (int peer = 0; peer < size_; ++peer) {
-            NCCL_CHECK(ncclSend(src + peer * block, block, ncclUint8, peer, comm, stream()));
-            NCCL_CHECK(ncclRecv(dst + peer * block, block, ncclUint8, peer, comm, stream()));
-        }
-        NCCL_CHECK(ncclGroupEnd());
+        const cudaStream_t s = stream();
+        issue("all-to-all", [&](ncclComm_t comm) {
+            return grouped([&] {
+                for (int peer = 0; peer < size_; ++peer) {
+                    ncclResult_t rc = ncclSend(src + peer * block, block, ncclUint8, peer, comm, s);
+                    if (!failed(rc)) rc = ncclRecv(dst + peer * block, block, ncclUint8, peer, comm, s);
+                    if (failed(rc)) return rc;
+                }
+                return ncclSuccess;
+            });
+        });
         track("all-to-all", stream());
         return out;
     }
@@ -267,21 +362,62 @@ private:
         run_mpi("broadcast of the NCCL id", {detail::MpiOperation::Kind::Broadcast, kIdBytes, MPI_BYTE, 0}, {bytes},
                 [&](MPI_Request* r) { return MPI_Ibcast(bytes.data_ptr(), kIdBytes, MPI_BYTE, 0, comm_, r); });
         std::memcpy(&id, bytes.data_ptr(), sizeof id);
-        ncclComm_t created = nullptr;
-        NCCL_CHECK(ncclCommInitRank(&created, size_, id, rank_));
-        return created;
+        HalfMadeComm created;
+        ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
+        config.blocking = 0;  // Note [Bounded NCCL calls]
+        const ncclResult_t rc = ncclCommInitRankConfig(created.out(), size_, id, rank_, &config);
+        ready(rc, "communicator set-up", [&] { return state_of(created.get()); });
+        return created.release();
+    }
+
+    /// `calls(comm)` on the live communicator, under mutex_, then ready(); when they fail or do not finish, the
+    /// communicator is aborted and the error thrown (Note [Bounded NCCL calls]).
+    template <class Calls>
+    void issue(const char* what, Calls&& calls) {
+        ncclResult_t rc = ncclSuccess;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            rc = calls(live_locked());
+        }
+        try {
+            ready(rc, what, [&] {
+                std::lock_guard<std::mutex> lock(mutex_);
+                return state_of(live_locked());  // throws when the watchdog aborted it meanwhile
+            });
+        } catch (const std::exception& e) {
+            abort_now(e.what());  // nothing to do when the watchdog was first
+            throw;
+        }
+    }
+
+    /// Waits until NCCL has finished the call `what` that returned `rc`, polling `state` together with the peers'
+    /// failure notices (which throw protocol::PeerFailed). Throws when NCCL reports an error or the wait runs past
+    /// --collective-timeout. Aborting is left to the caller, who owns the communicator.
+    void ready(ncclResult_t rc, const char* what, const std::function<ncclResult_t()>& state) const {
+        const double limit = protocol::collective_timeout();
+        ncclResult_t last = rc;
+        if (last == ncclInProgress &&
+            !protocol::wait_until_for([&] { return (last = state()) != ncclInProgress; }, what, limit))
+            WAN_THROW("the NCCL %s did not complete within %g s on the %s (stage: %s): a peer never joined it "
+                      "(stopped, failed or killed; --collective-timeout). The communicator is aborted.",
+                      what, limit, where().c_str(), protocol::current_stage().c_str());
+        if (last != ncclSuccess)
+            WAN_THROW("the NCCL %s failed on the %s: %s (code %d)", what, where().c_str(), ncclGetErrorString(last),
+                      static_cast<int>(last));
+    }
+
+    /// "communicator of world ranks 0, 1 (rank 1 of 2, cuda:1)", for messages.
+    std::string where() const {
+        return strfmt("communicator of %s (rank %d of %d, cuda:%d)", members_.c_str(), rank_, size_, device_);
     }
 
     cudaStream_t stream() const { return c10::cuda::getCurrentCUDAStream(device_).stream(); }
-    /// The live communicator. NCCL calls are made without holding mutex_: a call blocked on a silent peer (e.g.
-    /// connection set-up in ncclGroupEnd) must not keep the watchdog from aborting, which is what unblocks it.
-    ncclComm_t live() const {
+    /// The live communicator; mutex_ held. Throws once it was destroyed or aborted.
+    ncclComm_t live_locked() const {
         ncclComm_t comm = nccl_.load();
-        if (comm == nullptr) {
-            std::lock_guard<std::mutex> lock(mutex_);
-            WAN_THROW("NCCL communicator (rank %d of %d) used after %s", rank_, size_,
+        if (comm == nullptr)
+            WAN_THROW("NCCL %s used after %s", where().c_str(),
                       abort_reason_.empty() ? "destroy" : ("abort: " + abort_reason_).c_str());
-        }
         return comm;
     }
 
@@ -326,7 +462,7 @@ private:
         if (comm == nullptr) return;
         forget_inflight();
         ncclResult_t rc = ncclCommAbort(comm);
-        if (rc != ncclSuccess) WAN_LOG_WARN("ncclCommAbort failed: %s", ncclGetErrorString(rc));
+        if (failed(rc)) WAN_LOG_WARN("ncclCommAbort failed: %s", ncclGetErrorString(rc));
     }
 
     /// The watchdog thread: every 100 ms, NCCL's asynchronous error and the age of the oldest unfinished operation.
@@ -381,9 +517,10 @@ private:
     }
 
     int device_ = 0;
+    std::string members_;  ///< "world ranks …" of the group, for messages
     std::atomic<ncclComm_t> nccl_{nullptr};
     std::unique_ptr<c10::cuda::CUDAStream> side_;
-    mutable std::mutex mutex_;  ///< abort_reason_ and inflight_, shared by the main thread and the watchdog
+    mutable std::mutex mutex_;  ///< abort_reason_, inflight_ and every NCCL call or query (Note [Bounded NCCL calls])
     std::string abort_reason_;
     std::deque<InFlight> inflight_;
     std::atomic<bool> stop_{false};

@@ -298,13 +298,17 @@ void wait_all(int count, MPI_Request* requests, const char* what, bool bounded) 
     }
 }
 
-void wait_until(const std::function<bool()>& done, const char* what) {
+void wait_until(const std::function<bool()>& done, const char* what) { (void)wait_until_for(done, what, 0.0); }
+
+bool wait_until_for(const std::function<bool()>& done, const char* what, double limit_seconds) {
     const auto t0 = Clock::now();
     std::optional<Clock::time_point> noticed;
     while (!done()) {
+        if (limit_seconds > 0 && seconds_since(t0) > limit_seconds) return false;
         poll_peers(what, noticed);
         pause_after(t0);
     }
+    return true;
 }
 
 void wait(MPI_Request& request, const char* what, bool bounded) { wait_all(1, &request, what, bounded); }

@@ -111,5 +111,9 @@ void wait_all(int count, MPI_Request* requests, const char* what, bool bounded =
 /// PeerFailed after its grace (the mesh then aborts and re-creates the NCCL communicators, which ends that work).
 /// No deadline of its own: the NCCL watchdog bounds GPU work. E.g. the head's read-back of the live preview.
 void wait_until(const std::function<bool()>& done, const char* what);
+/// wait_until() with a deadline: returns false when `done()` is still false after `limit_seconds` (0 = none). The
+/// caller then releases what it waited for and says why (an NCCL call: Note [Bounded NCCL calls] in nccl.cpp),
+/// which MPI cannot do, hence no MPI_Abort here.
+bool wait_until_for(const std::function<bool()>& done, const char* what, double limit_seconds);
 
 }  // namespace wan::protocol

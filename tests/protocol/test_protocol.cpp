@@ -99,6 +99,17 @@ TEST(Deadline, WaitUntilEndsOnAPeersFailureNotice) {
     EXPECT_FALSE(wan::protocol::take_abandoned());
 }
 
+// wait_until_for: the same polling with a deadline of its own, for a waiter that can release what it waits for (an
+// NCCL communicator, aborted: Note [Bounded NCCL calls]): true once the condition holds, false after the limit.
+TEST(Deadline, WaitUntilForGivesUpAfterItsLimit) {
+    int polls = 0;
+    EXPECT_TRUE(wan::protocol::wait_until_for([&] { return ++polls == 3; }, "test condition", 600.0));
+    EXPECT_EQ(polls, 3);
+    polls = 0;
+    EXPECT_FALSE(wan::protocol::wait_until_for([&] { return ++polls < 0; }, "condition never met", 0.05));
+    EXPECT_GE(polls, 1);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
