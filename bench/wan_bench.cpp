@@ -253,7 +253,8 @@ std::string random_vae_file(const std::string& tiny_vae, const std::string& out_
 }
 
 /// The VAE speed switches from `--fold-time 0|1 --cache-buffer 0|1 --fused-norm 0|1 --pad-head 0|1`; `--fast 1`
-/// turns those four on (each named one still wins); `--chunk-frames N` latent frames per decoder call.
+/// turns those four on (each named one still wins); `--subpixel-upsample 0|1` (not part of --fast, which keeps
+/// the meaning of the figures measured with it); `--chunk-frames N` latent frames per decoder call.
 wan::vae::VAESpeedOptions vae_speed(const Args& a) {
     const std::string all = a.get("fast", "0");
     wan::vae::VAESpeedOptions s;
@@ -261,6 +262,7 @@ wan::vae::VAESpeedOptions vae_speed(const Args& a) {
     s.cache_buffer = a.get("cache_buffer", all) == "1";
     s.fused_norm = a.get("fused_norm", all) == "1";
     s.pad_head = a.get("pad_head", all) == "1";
+    s.subpixel_upsample = a.get("subpixel_upsample", "0") == "1";
     s.chunk_frames = a.get_int("chunk_frames", 1);
     return s;
 }
@@ -271,6 +273,7 @@ std::string vae_speed_str(const wan::vae::VAESpeedOptions& s) {
     if (s.cache_buffer) out += "cache-buffer ";
     if (s.fused_norm) out += "fused-norm ";
     if (s.pad_head) out += "pad-head ";
+    if (s.subpixel_upsample) out += "subpixel-upsample ";
     if (s.chunk_frames != 1) out += "chunk-frames=" + std::to_string(s.chunk_frames) + " ";
     return out.empty() ? "plain" : out.substr(0, out.size() - 1);
 }
@@ -898,7 +901,8 @@ int main(int argc, char** argv) {
                              "[--layers N] [--steps N] [--threshold X] [--runs N] [--device cuda|cpu] [--json FILE]\n"
                              "       vae also: [--dtype f32|bf16] [--channels-last 0|1] [--warmup N] [--compare 0|1]\n"
                              "                 [--fold-time 0|1] [--cache-buffer 0|1] [--fused-norm 0|1] [--pad-head 0|1]\n"
-                             "                 [--fast 1 (those four)] [--chunk-frames N] [--compare-base 0|1]\n"
+                             "                 [--fast 1 (those four)] [--chunk-frames N]\n"
+                             "                 [--subpixel-upsample 0|1] [--compare-base 0|1]\n"
                              "                 [--stages 1 (or WAN_VAE_STAGES=1)]\n"
                              "       mpirun -np N wan-bench vae-ranks [--size W*H] [--frames N] [--dtype f32|bf16] [--compare 0|1]\n"
                              "       lora --lora FILE [--make-lora RANK] [--model 1.3B|14B] [--runs N] (read + hash times)\n"

@@ -23,7 +23,7 @@ namespace wan::vae::detail {
 /// The kinds of work the decoder charges time to.
 enum class Stage {
     Conv333,      ///< causal 3×3×3 convolution (its input assembly excluded)
-    ConvSpatial,  ///< the resample's per-frame 3×3 convolution
+    ConvSpatial,  ///< the resample's per-frame 3×3 convolution (subpixel_upsample: its 2×2 phase convolution)
     ConvTime,     ///< the temporal up-convolution 3×1×1
     Conv111,      ///< 1×1×1 shortcut convolutions
     Pad,          ///< the causal input: cat of zeros / cached frames / input, or the time-folded input
@@ -33,7 +33,7 @@ enum class Stage {
     NormSilu,     ///< the fused norm + SiLU
     Add,          ///< the residual add
     Attention,    ///< the middle self-attention block (norm, QKV, attention, projection, residual)
-    Upsample,     ///< the nearest ×2 / frame interleave copy
+    Upsample,     ///< the nearest ×2 / frame interleave copy (subpixel_upsample: the frame and phase interleaves)
     Output,       ///< copying the decoded chunk into the video
     Count
 };

@@ -61,6 +61,11 @@ struct VAESpeedOptions {
     /// The head's 3-channel convolution computed with 8 output channels (zero weights past 3), output narrowed:
     /// tensor-core kernels want channel counts that are multiples of 8.
     bool pad_head = false;
+    /// Each spatial upsample (nearest ×2, then the 3×3 conv) as four 2×2 "phase" convolutions of the
+    /// low-resolution input, computed as one conv with 4·Co output channels whose results are interleaved into
+    /// the 2× map (Note [Sub-pixel upsample] in engine/vae/vae_modules.h): 4 instead of 9 multiply-adds per
+    /// output pixel and channel pair, and the 4× larger upsampled input is never written.
+    bool subpixel_upsample = false;
     /// Latent frames per decoder call after the first (upstream: 1). Every layer is causal in time with its cache,
     /// so longer chunks compute the same video with bigger kernels and fewer launches and copies; activation
     /// memory grows with the chunk (about 4·n output frames at full resolution). Progress and cancellation then

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <vector>
 
 namespace wan::vae::detail {
 
@@ -45,6 +46,11 @@ at::Tensor WeightReader::conv_layout(const at::Tensor& weight) const {
 
 at::Tensor WeightReader::conv2d_layout(const at::Tensor& weight) const {
     return weight.contiguous(channels_last_ ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous);
+}
+
+at::Tensor WeightReader::load_exact(const std::string& key) const {
+    WAN_CHECK(used_.count(key) != 0, "VAE weight '%s' read before it was validated", key.c_str());
+    return store_.load(key, c10::Device(c10::kCPU), at::kDouble);
 }
 
 void WeightReader::check_all_used() const {
@@ -419,6 +425,22 @@ at::Tensor AttentionBlock::forward(const at::Tensor& x, Cache& cache) const {
 
 // ---- Resample ---------------------------------------------------------------------------------------------
 
+namespace {
+
+/// Note [Sub-pixel upsample]: the 3×3 kernels W [Co, C, 3, 3] (double) → the phase kernels [4·Co, C, 2, 2],
+/// phase (a, e) = R_a · W · R_eᵀ in the output channels [(2a + e)·Co, (2a + e + 1)·Co).
+at::Tensor phase_kernels(const at::Tensor& w) {
+    // R_a: which kernel rows land on X row i − 1 + a (first row of R_a) and i + a (second).
+    const at::Tensor merge = at::tensor({1., 0., 0., 0., 1., 1., 1., 1., 0., 0., 0., 1.}, w.options()).view({2, 2, 3});
+    std::vector<at::Tensor> phases;
+    for (int64_t a : {0, 1}) {
+        for (int64_t e : {0, 1}) phases.push_back(at::matmul(at::matmul(merge[a], w), merge[e].t()));  // [Co, C, 2, 2]
+    }
+    return at::cat(phases, 0);
+}
+
+}  // namespace
+
 Resample::Resample(WeightReader& r, const std::string& p, int64_t c_, ResampleMode m, SlotCounter& slots,
                    bool load_values)
     : mode(m), c(c_) {
@@ -431,6 +453,11 @@ Resample::Resample(WeightReader& r, const std::string& p, int64_t c_, ResampleMo
     if (w.defined()) {
         weight = r.conv_layout(w.unsqueeze(2));  // [Co, C, 1, 3, 3]: the per-frame Conv2d as a conv3d
         if (r.speed().fold_time) weight2d = r.conv2d_layout(w);
+        if (up && r.speed().subpixel_upsample) {
+            const at::Tensor phases = r.to_device(phase_kernels(r.load_exact(p + ".resample.1.weight")));
+            phase_weight = r.speed().fold_time ? r.conv2d_layout(phases) : r.conv_layout(phases.unsqueeze(2));
+            phase_bias = bias.repeat({4});
+        }
     }
     time_conv.stage = Stage::ConvTime;
     if (mode == ResampleMode::Upsample3d) {
@@ -447,26 +474,44 @@ Resample::Resample(WeightReader& r, const std::string& p, int64_t c_, ResampleMo
 
 namespace {
 
-/// Nearest ×2 in h and w ("nearest-exact" at scale 2 is plain pixel replication) of a [b, C, T, S, h, w] view,
-/// flattening (T, S) into the time axis: one copy for the frame interleave and the upsampling together, written
-/// in the layout the convolution that follows reads (channels-last 3D when the source is channels-last).
-at::Tensor interleave_upsample(const at::Tensor& v, bool channels_last) {
+/// Nearest ×`up` in h and w ("nearest-exact" at scale 2 is plain pixel replication; `up` 1: none) of a
+/// [b, C, T, S, h, w] view, flattening (T, S) into the time axis: one copy for the frame interleave and the
+/// upsampling together (none when S and `up` are 1 and the view is dense), written in the layout the convolution
+/// that follows reads (channels-last 3D when the source is channels-last).
+at::Tensor interleave_upsample(const at::Tensor& v, bool channels_last, int64_t up = 2) {
     const int64_t b = v.size(0), c = v.size(1), t = v.size(2), s = v.size(3), h = v.size(4), w = v.size(5);
     if (channels_last) {
         return v.permute({0, 2, 3, 4, 5, 1})                 // [b, T, S, h, w, C]
             .unsqueeze(4).unsqueeze(6)                       // [b, T, S, h, 1, w, 1, C]
-            .expand({b, t, s, h, 2, w, 2, c})
-            .reshape({b, t * s, 2 * h, 2 * w, c})            // one copy, C innermost
+            .expand({b, t, s, h, up, w, up, c})
+            .reshape({b, t * s, up * h, up * w, c})          // one copy, C innermost
             .permute({0, 4, 1, 2, 3});                       // [b, C, T·S, 2h, 2w] channels-last 3D
     }
     return v.unsqueeze(5).unsqueeze(7)                 // [b, C, T, S, h, 1, w, 1]
-        .expand({b, c, t, s, h, 2, w, 2})
-        .reshape({b, c, t * s, 2 * h, 2 * w});         // [b, C, T·S, 2h, 2w]
+        .expand({b, c, t, s, h, up, w, up})
+        .reshape({b, c, t * s, up * h, up * w});       // [b, C, T·S, 2h, 2w]
+}
+
+/// Note [Sub-pixel upsample]: the phase conv's result y [b, 4·Co, T, h + 1, w + 1] (any strides) → the 2× map
+/// [b, Co, T, 2h, 2w], out[.., c, τ, 2i + a, 2j + e] = y[.., (2a + e)·Co + c, τ, i + a, j + e]; one copy, into
+/// channels-last 3D when asked.
+at::Tensor interleave_phases(const at::Tensor& y, int64_t co, bool channels_last) {
+    const int64_t b = y.size(0), t = y.size(2), h = y.size(3) - 1, w = y.size(4) - 1;
+    const auto st = y.strides();
+    // Index (b, c, τ, i, a, j, e): a moves one row and 2·Co channels on, e one column and Co channels.
+    const at::Tensor v = y.as_strided({b, co, t, h, 2, w, 2},
+                                      {st[0], st[1], st[2], st[3], st[3] + 2 * co * st[1], st[4], st[4] + co * st[1]},
+                                      y.storage_offset());
+    if (channels_last) {
+        return v.permute({0, 2, 3, 4, 5, 6, 1}).contiguous().view({b, t, 2 * h, 2 * w, co}).permute({0, 4, 1, 2, 3});
+    }
+    return v.contiguous().view({b, co, t, 2 * h, 2 * w});
 }
 
 }  // namespace
 
 at::Tensor Resample::upsample_conv(const at::Tensor& x, int64_t s, bool channels_last, Cache& cache) const {
+    if (phase_weight.defined()) return subpixel_conv(x, s, channels_last, cache);
     // Split rows: one halo row before upsampling gives two after it, of which the conv needs one per side;
     // cheaper to send than a row of the upsampled map, and the edge zeros stay zeros.
     const bool haloed = cache.rows != nullptr;
@@ -480,6 +525,30 @@ at::Tensor Resample::upsample_conv(const at::Tensor& x, int64_t s, bool channels
     at::Tensor y = frame_conv(up, {1, 1}, {haloed ? 0 : 1, 1});  // [b, C/2, S·t, 2h', 2w]
     mark(cache.clock, Stage::ConvSpatial, level + 1);
     return y;
+}
+
+at::Tensor Resample::subpixel_conv(const at::Tensor& x, int64_t s, bool channels_last, Cache& cache) const {
+    // Split rows: the halo row on each side stands for the zero row of the padding (as in upsample_conv).
+    const bool haloed = cache.rows != nullptr;
+    const at::Tensor xh = haloed ? cache.rows->with_halo(x, 1) : x;  // [b, S·C, t, h(+2), w]
+    const int64_t b = xh.size(0), t = xh.size(2), h = xh.size(3), w = xh.size(4);
+    at::Tensor low = xh;  // [b, C, S·t, h, w]: the frames of the S channel groups, interleaved
+    if (s > 1) {
+        low = interleave_upsample(xh.reshape({b, s, c, t, h, w}).permute({0, 2, 3, 1, 4, 5}), channels_last, 1);
+        mark(cache.clock, Stage::Upsample, level + 1);
+    }
+    const std::array<int64_t, 2> pad{haloed ? 0 : 1, 1};
+    at::Tensor y;  // [b, 4·Co, S·t, h' + 1, w + 1]
+    if (phase_weight.dim() == 5) {
+        y = at::conv3d(low, phase_weight, phase_bias, 1, {0, pad[0], pad[1]});
+    } else {  // fold_time: conv2d over the frames as a batch, its result viewed as 5-D
+        const at::Tensor y2 = at::conv2d(frames_as_batch(low), phase_weight, phase_bias, 1, {pad[0], pad[1]});
+        y = y2.view({b, low.size(2), y2.size(1), y2.size(2), y2.size(3)}).permute({0, 2, 1, 3, 4});
+    }
+    mark(cache.clock, Stage::ConvSpatial, level + 1);  // the upsample's conv, as in the plain path
+    at::Tensor out = interleave_phases(y, co, channels_last);  // [b, C/2, S·t, 2h', 2w]
+    mark(cache.clock, Stage::Upsample, level + 1);
+    return out;
 }
 
 at::Tensor Resample::frame_conv(const at::Tensor& x, std::array<int64_t, 2> st, std::array<int64_t, 2> pad) const {

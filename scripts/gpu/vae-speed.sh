@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # ON the GPU machine, after `WAN_BUILD_TARGETS="wan-bench test_gpu_parity" scripts/gpu/build.sh`: the VAE decode's
 # speed switches (VAESpeedOptions, Note [VAE speed switches] in engine/vae/vae_modules.h) and where a decode's time
-# goes (Note [VAE stage clock]). JSON lines in $OUT/vae-speed.jsonl, stage tables in $OUT/vae-stages.log. ~2 min on
+# goes (Note [VAE stage clock]). JSON lines in $OUT/vae-speed.jsonl, stage tables in $OUT/vae-stages.log. ~3 min on
 # one H200 (each line ~10 s: weights, 1 warm-up + 2 timed decodes, a stage-clock decode, the comparison decodes).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -24,6 +24,9 @@ run $B vae $S --stages 1                                         # plain: second
 run $B vae $S --fold-time 1 --stages 1 --compare 0               # conv2d over the folded time taps
 run $B vae $S --cache-buffer 1 --fused-norm 1 --stages 1 --compare 0  # no cat, one-kernel norm + SiLU
 run $B vae $S --chunk-frames 4 --stages 1 --compare 0            # 4 latent frames per decoder call
+# the upsample as 2×2 phase convs of the low-res input (Note [Sub-pixel upsample]), on the CUDA defaults, off / on
+run $B vae $S --cache-buffer 1 --fused-norm 1 --subpixel-upsample 0 --stages 1 --compare 0
+run $B vae $S --cache-buffer 1 --fused-norm 1 --subpixel-upsample 1 --stages 1   # also vs plain bf16 and f32
 run $B vae $S --fast 1 --chunk-frames 4 --stages 1               # all: seconds, vs plain bf16, vs f32
 run $B vae $S --fast 1 --chunk-frames 20 --compare 0             # the whole sequence after the first frame
 WAN_CUDNN_BENCHMARK=1 run $B vae $S --fast 1 --chunk-frames 4 --compare 0 --compare-base 0  # + cuDNN autotuning
@@ -32,3 +35,5 @@ run $B vae $S --fast 1 --chunk-frames 4 --warmup 0 --runs 3 --compare 0 --compar
 S="--size 1280*720 --dtype bf16 --channels-last 1 --compare 0"
 run $B vae $S
 run $B vae $S --fast 1 --chunk-frames 4 --compare-base 0
+run $B vae $S --cache-buffer 1 --fused-norm 1 --subpixel-upsample 0 --compare-base 0
+run $B vae $S --cache-buffer 1 --fused-norm 1 --subpixel-upsample 1 --compare-base 0

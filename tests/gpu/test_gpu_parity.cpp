@@ -91,15 +91,17 @@ TEST_F(Gpu, VaeSpeedSwitchesAgainstGolden) {
     auto store = ckpt.open_vae();
     struct Variant {
         const char* name;
-        bool fold, buffer, fused, pad;
+        bool fold, buffer, fused, pad, subpixel;
         int64_t chunk;
     };
-    const Variant variants[] = {{"fold-time", true, false, false, false, 1},
-                                {"cache-buffer", false, true, false, false, 1},
-                                {"fused-norm", false, false, true, false, 1},
-                                {"cache-buffer fused-norm pad-head", false, true, true, true, 1},
-                                {"all", true, true, true, true, 1},
-                                {"all chunk-frames=2", true, true, true, true, 2}};
+    const Variant variants[] = {{"fold-time", true, false, false, false, false, 1},
+                                {"cache-buffer", false, true, false, false, false, 1},
+                                {"fused-norm", false, false, true, false, false, 1},
+                                {"cache-buffer fused-norm pad-head", false, true, true, true, false, 1},
+                                {"subpixel-upsample", false, false, false, false, true, 1},
+                                {"cache-buffer fused-norm subpixel-upsample", false, true, true, false, true, 1},
+                                {"all", true, true, true, true, true, 1},
+                                {"all chunk-frames=2", true, true, true, true, true, 2}};
     for (auto dtype : {at::kFloat, at::kBFloat16}) {
         wan::vae::VAEOptions o;
         o.device = cuda();
@@ -111,6 +113,7 @@ TEST_F(Gpu, VaeSpeedSwitchesAgainstGolden) {
             o.speed.cache_buffer = v.buffer;
             o.speed.fused_norm = v.fused;
             o.speed.pad_head = v.pad;
+            o.speed.subpixel_upsample = v.subpixel;
             o.speed.chunk_frames = v.chunk;
             const wan::vae::WanVAE vae(store, o);
             for (const auto& name : wan::test::list_cases("vae_decode_")) {

@@ -133,6 +133,20 @@ TEST(VaeRanks, SpeedSwitchesMatchOneRank) {
     expect_every_group_matches(vae, random_latent(3, 7, 4, 19), kF32Bound, "all switches random 3x7x4");
 }
 
+TEST(VaeRanks, SubpixelUpsampleMatchesOneRank) {
+    // Note [Sub-pixel upsample] across the ranks: the phase conv takes the halo rows instead of row padding;
+    // in both layouts, and with the switches the pipeline turns on on CUDA.
+    for (bool cl : {false, true}) {
+        wan::vae::VAEOptions opt;
+        opt.channels_last = cl;
+        opt.speed.subpixel_upsample = true;
+        opt.speed.cache_buffer = opt.speed.fused_norm = cl;
+        const WanVAE vae(store(), opt);
+        expect_every_group_matches(vae, random_latent(3, 7, 5, 20), kF32Bound,
+                                   cl ? "sub-pixel channels-last random 3x7x5" : "sub-pixel random 3x7x5");
+    }
+}
+
 TEST(VaeRanks, CancelOnOneRankStopsAll) {
     const at::Tensor z = random_latent(3, 4, 4, 16);
     std::atomic<bool> cancel{world().rank() == world().size() - 1};  // the last rank only

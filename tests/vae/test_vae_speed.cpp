@@ -1,11 +1,13 @@
 // The decode's speed switches (VAESpeedOptions, Note [VAE speed switches]) and its stage clock on the tiny
 // checkpoint: every switch, alone and together, in both layouts, computes the plain decode (f32: up to
 // summation order; bf16: within bf16 rounding), the encoder too; the stage clock charges every kind of work.
+// subpixel_upsample also matches the golden decode (and its module outputs) as the plain path does.
 // The CUDA kernel of fused_norm is not built here: on the CPU that switch takes the ATen path; the GPU run of
 // `wan-bench vae --fused-norm 1 --compare-base 1` compares it with the plain bf16 decode.
 #include "error_of.h"
 #include "golden.h"
 #include "vae/vae.h"
+#include "vae_test_util.h"
 
 #include <ATen/ATen.h>
 
@@ -37,13 +39,20 @@ std::vector<Variant> variants() {
         set(s);
         return s;
     };
-    // fused_norm alone is BufferAndNormSwitchesKeepTheArithmetic's.
+    // fused_norm alone is BufferAndNormSwitchesKeepTheArithmetic's. "all" is last (TiledDecodeWithTheSwitches,
+    // ChunksOfSeveralLatentFramesEqualOneFrameChunks); with fold_time the phase conv is a conv2d.
     return {{"fold_time", with([](VAESpeedOptions& s) { s.fold_time = true; })},
             {"cache_buffer", with([](VAESpeedOptions& s) { s.cache_buffer = true; })},
             {"cache_buffer+fused_norm+pad_head", with([](VAESpeedOptions& s) {
                  s.cache_buffer = s.fused_norm = s.pad_head = true;
              })},
-            {"all", with([](VAESpeedOptions& s) { s.fold_time = s.cache_buffer = s.fused_norm = s.pad_head = true; })}};
+            {"subpixel_upsample", with([](VAESpeedOptions& s) { s.subpixel_upsample = true; })},
+            {"cache_buffer+fused_norm+subpixel_upsample", with([](VAESpeedOptions& s) {
+                 s.cache_buffer = s.fused_norm = s.subpixel_upsample = true;
+             })},
+            {"all", with([](VAESpeedOptions& s) {
+                 s.fold_time = s.cache_buffer = s.fused_norm = s.pad_head = s.subpixel_upsample = true;
+             })}};
 }
 
 VAEOptions options(at::ScalarType dtype, bool channels_last, VAESpeedOptions speed = {}) {
@@ -111,6 +120,41 @@ TEST(VaeSpeed, EverySwitchIsWithinBf16RoundingOfThePlainBf16Decode) {
     }
 }
 
+// Note [Sub-pixel upsample] on the golden cases: the video and every captured module output (the upsamples'
+// included) within the golden tolerance, as the plain decode (GoldenVaeDecode), and within 1e-5 of the plain
+// decode: the phase convs sum the same products in another order (the merged taps rounded once from exact sums),
+// and such f32 reorderings stay near the decode's own f32 error, 1.6e-6 against float64 (golden README §3),
+// through the ~40 layers; 1e-5 is the bound of the other switches here.
+TEST(VaeSpeed, SubpixelUpsampleMatchesTheGoldenAndThePlainDecode) {
+    for (bool cl : {false, true}) {
+        SCOPED_TRACE(cl ? "channels-last" : "default layout");
+        VAESpeedOptions s;
+        s.subpixel_upsample = true;
+        const WanVAE plain(store(), options(at::kFloat, cl)), subpixel(store(), options(at::kFloat, cl, s));
+        wan::test::for_each_golden_case("vae_decode", [&](const auto& c, auto& capture, wan::test::Tolerance tol) {
+            const at::Tensor z = c.get("z");
+            const at::Tensor y = subpixel.decode_unclamped(z, capture.callbacks());
+            wan::test::expect_matches(c, "video_unclamped", y, tol);
+            const double err = max_abs_diff(y, plain.decode_unclamped(z));
+            std::cout << c.name << (cl ? " channels-last" : "") << ": sub-pixel vs plain max abs " << err << "\n";
+            EXPECT_LT(err, 1e-5) << c.name;
+        });
+    }
+    // bf16: the merged taps round once to bf16 where the plain path rounds each tap; within bf16 rounding of the
+    // plain bf16 decode on a golden latent (the random latents: EverySwitchIsWithinBf16RoundingOfThePlainBf16Decode).
+    const wan::test::GoldenCase c = wan::test::load_case(wan::test::list_cases("vae_decode_").back());
+    VAESpeedOptions s;
+    s.subpixel_upsample = s.cache_buffer = s.fused_norm = true;
+    const at::Tensor z = c.get("z");
+    const at::Tensor ref = WanVAE(store(), options(at::kBFloat16, true)).decode_unclamped(z);
+    const at::Tensor y = WanVAE(store(), options(at::kBFloat16, true, s)).decode_unclamped(z);
+    const double ref_err = max_abs_diff(ref, c.get("video_unclamped")), err = max_abs_diff(y, c.get("video_unclamped"));
+    std::cout << c.name << " bf16: sub-pixel vs golden " << err << ", plain bf16 vs golden " << ref_err
+              << ", sub-pixel vs plain bf16 " << max_abs_diff(y, ref) << "\n";
+    EXPECT_LT(err, 2 * ref_err + 1e-3);
+    EXPECT_LT(max_abs_diff(y, ref), 2 * ref_err + 1e-3);
+}
+
 TEST(VaeSpeed, FoldedEncoderEqualsThePlainEncoder) {
     at::manual_seed(4);
     const at::Tensor video = at::rand({3, 5, 16, 24}) * 2 - 1;  // chunks of 1 and 4 frames
@@ -175,9 +219,10 @@ TEST(VaeSpeed, ChunksOfSeveralLatentFramesEqualOneFrameChunks) {
 
 TEST(VaeSpeed, StageClockChargesEveryKindOfWork) {
     const at::Tensor z = latent();
-    for (const bool fold : {false, true}) {
+    for (const int which : {0, 1, 2}) {  // plain, fold_time, subpixel_upsample (its conv: "conv 1x3x3 (upsample)")
         VAESpeedOptions s;
-        s.fold_time = fold;
+        s.fold_time = which == 1;
+        s.subpixel_upsample = which == 2;
         const WanVAE vae(store(), options(at::kFloat, true, s));
         wan::vae::StageTimes times;
         DecodeCallbacks cb;
@@ -204,6 +249,8 @@ TEST(VaeSpeed, StageClockChargesEveryKindOfWork) {
         EXPECT_EQ(find("attention block 1/8").calls, 2 * kFrames);
         EXPECT_EQ(find("conv 3x1x1 (time) 1/8").calls, 2 * (kFrames - 1));  // not on the first ("Rep") chunk
         EXPECT_EQ(find("conv 1x3x3 (upsample) 1/4").calls, 2 * kFrames);
+        EXPECT_EQ(find("conv 1x3x3 (upsample) 1/1").calls, 2 * kFrames);
+        EXPECT_GT(find("upsample copy 1/1").calls, 0);
         EXPECT_GT(find("rms norm 1/2").calls, 0);
         EXPECT_GT(find("causal input (cat/fold) 1/1").calls, 0);
         EXPECT_GT(find("output copy 1/1").calls, 0);
