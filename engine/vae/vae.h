@@ -45,7 +45,7 @@ struct TilingOptions {
 };
 
 /// Candidate speed-ups of the decode on the GPU (Note [VAE speed switches] in engine/vae/vae_modules.h), each
-/// off by default until measured (`wan-bench vae --fold-time 1 ...`). Each computes the same decode: f32 equal
+/// off here; the engine turns on the ones measured faster (pipeline::default_vae_speed). Each computes the same decode: f32 equal
 /// up to float summation order, bf16 within bf16 rounding (tests/vae compare them with the plain path).
 struct VAESpeedOptions {
     /// The causal 3×3×3 (and 3×1×1) convolutions as ONE conv2d over the input frames τ, τ+1, τ+2 stacked along
