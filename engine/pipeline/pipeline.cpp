@@ -920,14 +920,15 @@ LatentShape T2VPipeline::Impl::latent_shape(const GenerationRequest& r) const {
     return s;
 }
 
-// Prompt and negative prompt in one batched call. Ref: §7.2 step 4. With every guide at 1 (the step-distill
-// presets) no step runs the unconditional branch, so the negative prompt is not encoded (uncond stays undefined).
 // Note [Prompt reuse]
 // Trying seeds on one prompt is the common case, and T5 is deterministic: a job whose prompt (and negative prompt,
 // when guided) equal the previous job's reuses that job's encodings, held on the device (8 MB), instead of running
-// T5 again (0.05–0.44 s on the H200, seconds with --t5-cpu). The encodings are remembered only once every rank has
-// agreed that the job's preparation succeeded, so all ranks of a mesh make the same choice (T5 FSDP encodes
-// collectively). A new model means a new pipeline, hence an empty memory.
+// T5 again (0.01 s resident, 0.44 s streamed on the H200; seconds with --t5-cpu). The encodings are remembered
+// only once every rank has agreed that the job's preparation succeeded, so all ranks of a mesh make the same
+// choice (T5 FSDP encodes collectively). A new model means a new pipeline, hence an empty memory.
+//
+// Prompt and negative prompt in one batched call. Ref: §7.2 step 4. With every guide at 1 (the step-distill
+// presets) no step runs the unconditional branch, so the negative prompt is not encoded (uncond stays undefined).
 PromptContext T2VPipeline::Impl::encode_prompts(const GenerationRequest& r, PipelineOutput& out) const {
     const auto t0 = Clock::now();
     const bool any_guided = r.guide_scale != 1.0 || r.guide_scale_high != 1.0;  // resolved: high = low on one DiT

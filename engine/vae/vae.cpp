@@ -252,9 +252,10 @@ at::Tensor WanVAE::Impl::decode(const at::Tensor& z_in, const DecodeCallbacks& c
     const detail::Hook* hook = cb.on_intermediate ? &cb.on_intermediate : nullptr;
 
     // From a GPU to host memory the result buffer is pinned, so that each chunk's copy is queued behind its
-    // kernels: a copy into pageable memory waits for the queue to drain, and the GPU then idles while the next
-    // latent frame's kernels are launched (0.26 s of a 480p decode on the H200, docs/PERFORMANCE.md session 31).
-    // LibTorch's caching host allocator keeps the buffer for the next video of the same size.
+    // kernels instead of draining the queue (a pageable copy waits for it) while the host could launch the next
+    // latent frame. Measured at 480p on the H200 it is within noise (1.29 → 1.27 s, docs/PERFORMANCE.md session 31):
+    // the decode's kernels are long enough to hide the relaunch. LibTorch's caching host allocator keeps the
+    // buffer for the next video of the same size.
     const bool queued_copies = options.device.is_cuda() && options.output_device.is_cpu();
     at::Tensor out = at::empty({3, frames, out_h, out_w}, at::TensorOptions()
                                                               .dtype(at::kFloat)
