@@ -68,6 +68,7 @@ inline void mark(StageClock* clock, Stage stage, int level) {
 //  - subpixel_upsample (Note [Sub-pixel upsample]): each nearest ×2 + 3×3 conv as 2×2 phase convs of the
 //    low-resolution input, one conv with 4·Co output channels, interleaved into the 2× map by one copy.
 //  - chunk_frames (Note [Decode chunks]): n latent frames per decoder call after the first.
+//  - tail_frames (Note [Decode tail]): a memory switch, the decoder's last stages a few output frames at a time.
 //
 // Note [Decode chunks]
 // Upstream decodes one latent frame per call, the cache slots carrying the last 2 input frames of every causal
@@ -76,6 +77,37 @@ inline void mark(StageClock* clock, Stage stage, int level) {
 // act frame by frame, and the temporal up-convolution after the first ("Rep") chunk sees
 // [zeros, zeros, x1, x2, ...] either way (Resample::forward: a chunk after "Rep" starts from zero history). So
 // only the first chunk must stay 1 frame; the later ones may hold n, with the same video up to summation order.
+
+// Note [Decode tail]
+// A decoder call turns n latent frames into 4n output frames (1 for the first call), and the feature maps are
+// largest after the last temporal upsample: there the frame count is final, the channels are 192 at half and 96
+// at full resolution. VAESpeedOptions::tail_frames = k runs those layers (the last two stages' residual blocks,
+// the last spatial upsample, the head) k output frames at a time (Decoder::forward_tail): each of them is a
+// causal conv with its cache (which over k frames computes exactly what k one-frame calls do, as in Note
+// [Decode chunks]), a per-frame op (norms, SiLU, the 1×1×1 shortcut, the spatial upsample) or the residual add,
+// so the video is the same; f32 differs from the whole chunk at most by the convolutions' summation order for
+// another frame count (the tests compare). Only the tail's activations shrink: the cache slots (2 frames per
+// cached conv) stay as they are.
+// Two more savings, on by default, hold for every decode: a cache slot's new frames are written into its own
+// storage once the old ones have been read (keep_last_frames: no second slot alive during the convolution), and
+// the norm + SiLU before a cached conv drops its input as soon as the activation is written (the residual
+// block's first conv output, the head's input), when the caller hands it over (std::move).
+// Sizes at 832×480, bf16 (one output frame of 96 channels at full resolution = 76.7 MB, of 192 at half = 38.3 MB):
+// the caches hold 7 full-resolution slots (6 residual convs, the head), 6 at half and 7 at a quarter (with the
+// last temporal upsample's), 2 frames each: 1.07 + 0.46 + 0.27 + 0.05 (latent level) ≈ 1.85 GB, unchanged. With
+// n = 1 a full-resolution residual conv of the whole chunk holds its input x (4 frames, 307 MB), the conv's padded
+// input (6 frames, 460 MB), the new slot frames (153 MB) and its output (307 MB): ≈ 1.23 GB besides the caches;
+// with k = 1 the same is 77 + 230 + 77 MB ≈ 0.38 GB (the slot written in place), so the peak moves to the last
+// temporal upsample (its 2 input frames at a quarter resolution, the 4-frame phase-conv result and the 4-frame
+// half-resolution output: ≈ 0.38 GB) or to the tail's own input (4 frames at half resolution, 153 MB, held while
+// the groups run). Estimated working memory (caches + activations, VAE weights 0.25 GB and cuDNN workspaces
+// apart): 480p ≈ 1.85 + 1.23 + 0.15 ≈ 3.2 GB before, ≈ 1.85 + 0.38 + 0.15 ≈ 2.4 GB with k = 1, ≈ 2.7 GB with k = 2;
+// 1280×720 (2.31× the pixels): ≈ 7.5 GB before, ≈ 5.5 GB with k = 1. The CPU test counts the live bytes
+// (TailFramesLowerThePeakOfLiveBytes); the GPU's peak is wan-bench's to measure.
+// What it costs: each call of a cached conv copies the 2 cached frames into the padded input and the last 2 into
+// the slot, so k frames per call copy 4·(4n / k) frames per chunk instead of 4: with k = 1 and n = 1, 12 frames
+// more per cached site and latent frame, ≈ 13 GB of memory traffic per latent frame at 480p (≈ 3 ms on an H200,
+// ≈ 6 % of the decode); the convolutions do the same work in k-frame pieces, each still millions of pixels.
 
 // Note [Sub-pixel upsample]
 // The upsample repeats each pixel of X [C, h, w] into a 2×2 block, U[p, q] = X[⌊p/2⌋, ⌊q/2⌋], and convolves U
@@ -177,11 +209,12 @@ struct CausalConv3d {
     at::Tensor forward_cached(const at::Tensor& x, Cache& cache) const;
     /// forward_cached(SiLU(norm(x))): with cache.speed.cache_buffer the activation is written straight into the
     /// padded input (behind the cached frames) instead of being concatenated to them; with fold_time straight
-    /// into the time-folded input.
-    at::Tensor forward_cached(const at::Tensor& x, const RMSNorm& norm, Cache& cache) const;
+    /// into the time-folded input. `x` is let go once the activation exists (a caller that std::moves it in
+    /// frees it then: Note [Decode tail]).
+    at::Tensor forward_cached(at::Tensor x, const RMSNorm& norm, Cache& cache) const;
 
 private:
-    at::Tensor folded_norm_conv(const at::Tensor& x, const RMSNorm& norm, Cache& cache) const;
+    at::Tensor folded_norm_conv(at::Tensor x, const RMSNorm& norm, Cache& cache) const;
 };
 
 /// RMS_norm over channels: x / max(‖x‖₂, 1e-12) · sqrt(C) · γ. §5.2.
@@ -286,15 +319,22 @@ private:
 class Decoder {
 public:
     Decoder(WeightReader& r, const VAEConfig& cfg);
-    /// One latent frame [b, z, 1, h, w] → [b, 3, 1 or 4, 8h, 8w].
+    /// A chunk of n latent frames [b, z, n, h, w] → [b, 3, 1 (first chunk) or 4n, 8h, 8w].
     at::Tensor forward(const at::Tensor& x, Cache& cache, const Hook* hook) const;
     int num_slots() const { return num_slots_; }
 
 private:
+    /// Note [Decode tail]: the layers from upsamples_[tail_begin_] on and the head, cache.speed.tail_frames
+    /// frames at a time; the hook then sees each layer's output over the whole chunk, as without the split.
+    at::Tensor forward_tail(at::Tensor x, Cache& cache, const Hook* hook) const;
+    /// Those layers over all frames of x.
+    at::Tensor run_tail(at::Tensor x, Cache& cache, const Hook* hook) const;
+
     CausalConv3d conv1_;
     std::unique_ptr<ResidualBlock> middle0_, middle2_;
     std::unique_ptr<AttentionBlock> middle1_;
     std::vector<std::unique_ptr<Layer>> upsamples_;
+    size_t tail_begin_ = 0;  // the first layer after the last temporal upsample
     RMSNorm head0_;
     CausalConv3d head2_;
     int num_slots_ = 0;
