@@ -88,26 +88,34 @@ inline void mark(StageClock* clock, Stage stage, int level) {
 // so the video is the same; f32 differs from the whole chunk at most by the convolutions' summation order for
 // another frame count (the tests compare). Only the tail's activations shrink: the cache slots (2 frames per
 // cached conv) stay as they are.
-// Two more savings, on by default, hold for every decode: a cache slot's new frames are written into its own
-// storage once the old ones have been read (keep_last_frames: no second slot alive during the convolution), and
-// the norm + SiLU before a cached conv drops its input as soon as the activation is written (the residual
-// block's first conv output, the head's input), when the caller hands it over (std::move).
-// Sizes at 832×480, bf16 (one output frame of 96 channels at full resolution = 76.7 MB, of 192 at half = 38.3 MB):
-// the caches hold 7 full-resolution slots (6 residual convs, the head), 6 at half and 7 at a quarter (with the
-// last temporal upsample's), 2 frames each: 1.07 + 0.46 + 0.27 + 0.05 (latent level) ≈ 1.85 GB, unchanged. With
-// n = 1 a full-resolution residual conv of the whole chunk holds its input x (4 frames, 307 MB), the conv's padded
-// input (6 frames, 460 MB), the new slot frames (153 MB) and its output (307 MB): ≈ 1.23 GB besides the caches;
-// with k = 1 the same is 77 + 230 + 77 MB ≈ 0.38 GB (the slot written in place), so the peak moves to the last
-// temporal upsample (its 2 input frames at a quarter resolution, the 4-frame phase-conv result and the 4-frame
-// half-resolution output: ≈ 0.38 GB) or to the tail's own input (4 frames at half resolution, 153 MB, held while
-// the groups run). Estimated working memory (caches + activations, VAE weights 0.25 GB and cuDNN workspaces
-// apart): 480p ≈ 1.85 + 1.23 + 0.15 ≈ 3.2 GB before, ≈ 1.85 + 0.38 + 0.15 ≈ 2.4 GB with k = 1, ≈ 2.7 GB with k = 2;
-// 1280×720 (2.31× the pixels): ≈ 7.5 GB before, ≈ 5.5 GB with k = 1. The CPU test counts the live bytes
-// (TailFramesLowerThePeakOfLiveBytes); the GPU's peak is wan-bench's to measure.
-// What it costs: each call of a cached conv copies the 2 cached frames into the padded input and the last 2 into
-// the slot, so k frames per call copy 4·(4n / k) frames per chunk instead of 4: with k = 1 and n = 1, 12 frames
-// more per cached site and latent frame, ≈ 13 GB of memory traffic per latent frame at 480p (≈ 3 ms on an H200,
-// ≈ 6 % of the decode); the convolutions do the same work in k-frame pieces, each still millions of pixels.
+// Two more savings hold for every decode (no switch): a cache slot's new frames are written into its own storage
+// once the old ones have been read (overwrite_last_frames: no second slot alive during the convolution), and the
+// norm + SiLU before a cached conv lets go of its input once the activation is written (the residual block's
+// first conv output, the head's input), where the caller hands it over (std::move).
+// Sizes, 832×480 bf16, n = 1 (one full-resolution frame F = 96 channels = 76.7 MB; a half-resolution frame of 192
+// channels is F/2): the caches hold 2 frames of 7 full-resolution sites (6 residual convs, the head), 6 at half,
+// 7 at a quarter (with the last temporal upsample's) and 12 at the latent's: ≈ 25 F = 1.91 GB with any switch.
+// Besides them, the largest moment was a full-resolution residual block's second conv over the 4-frame chunk:
+// its input x (4 F, the residual), the first conv's output (4 F), the padded input (6 F), the slot's new frames
+// (2 F) and the output (4 F) = 20 F ≈ 1.53 GB. Dropping the first conv's output after its norm and writing the
+// slot in place leave 14 F; with k = 1 a tail block holds its 1-frame x, y, output and the 3-frame padded input
+// plus the tail's own input (4 frames at half resolution, 2 F, held while the groups run): ≈ 7 F ≈ 0.54 GB, as
+// the last temporal upsample's own peak (≈ 6.5 F). So ≈ −13 F ≈ −1.0 GB at 480p, −2.3 GB at 1280×720 (2.31× the
+// pixels). Counted once on the CPU with test_vae_speed's counting allocator (live tensor bytes outside the
+// convolutions' scratch; the real-size random VAE of wan-bench at 104×64, f32, 3 latent frames, the engine's CUDA
+// switches — on the CPU the norm's ATen path adds a temporary the fused kernel has not; too slow for CI, where
+// TailFramesLowerThePeakOfLiveBytes counts the tiny VAE), per output pixel in bf16: 8.62 kB before, 8.25 with k = 0, 7.10 with k = 2, 6.34 with k = 1;
+// at 480p 3.44 → 3.29 / 2.84 / 2.53 GB, at 720p 7.95 → 7.60 / 6.55 / 5.84 GB (−0.91 GB at 480p, −2.1 GB at
+// 720p with k = 1). The 14B fp8 480p job peaked at 18.89 GB in the decode (15.06 GB resident), so ≈ 17.9–18.0 GB
+// is expected with k = 1, ≈ 18.3 GB with k = 2: to be measured on the GPU (wan-bench gen; cuDNN's workspaces
+// come on top and may shrink with the frames per call too).
+// What it costs: the convolutions do the same work in k-frame pieces (a full-resolution frame is still 400 k
+// pixels), but every call of a cached conv copies the 2 cached frames into its padded input and its last 2 into
+// the slot: 4·4/k frame copies per site and chunk instead of 4. With k = 1 that is 12 more per site, ≈ 18 GB of
+// memory traffic per latent frame at 480p over the 7 full- and 6 half-resolution sites, ≈ 0.1 s per 81-frame
+// video on an H200 (≈ 10 % of the decode, a fraction of a per cent of a generation); with k = 2 a third of that.
+// The engine turns k = 1 on on CUDA, where memory is what the switch is for (pipeline::default_vae_speed); the
+// decode time with and without is wan-bench vae's to confirm.
 
 // Note [Sub-pixel upsample]
 // The upsample repeats each pixel of X [C, h, w] into a 2×2 block, U[p, q] = X[⌊p/2⌋, ⌊q/2⌋], and convolves U

@@ -284,8 +284,8 @@ std::vector<Variant> plain_and_variants() {
 }
 
 // f32: the tail in groups of 1 and 3 output frames (3 leaves a group of 1 of a 4-frame chunk, and splits an
-// 8-frame chunk 3 + 3 + 2) against the whole chunk, with chunks of 1 and 2 latent frames, every switch, both
-// layouts. The same layers see the same values; only a convolution over fewer frames may order its sums
+// 8-frame chunk 3 + 3 + 2) against the whole chunk, with chunks of 1 and 2 latent frames, every switch
+// (channels-last; the default layout with none and with all). The same layers see the same values; only a convolution over fewer frames may order its sums
 // differently (LibTorch's CPU kernels block by the output size), hence a bound at float rounding, not equality.
 TEST(VaeSpeed, TailFramesEqualTheWholeChunk) {
     at::manual_seed(23);
@@ -294,6 +294,8 @@ TEST(VaeSpeed, TailFramesEqualTheWholeChunk) {
     int equal = 0, runs = 0;
     for (bool cl : {false, true}) {
         for (const Variant& v : plain_and_variants()) {
+            // The default layout with the plain path and all switches only (CI time).
+            if (!cl && v.name != std::string("plain") && v.name != std::string("all")) continue;
             for (int64_t chunk : {1, 2}) {
                 VAESpeedOptions s = v.speed;
                 s.chunk_frames = chunk;
@@ -317,7 +319,7 @@ TEST(VaeSpeed, TailFramesEqualTheWholeChunk) {
 }
 
 // bf16: the same, within bf16 rounding of the whole chunk's decode (a conv over fewer frames may round one sum
-// differently, and that step is carried on).
+// differently, and that step is carried on; bit-equal on the CPU when written).
 TEST(VaeSpeed, TailFramesInBf16) {
     at::manual_seed(24);
     const at::Tensor z = at::randn({16, 3, 4, 3});
@@ -339,7 +341,7 @@ TEST(VaeSpeed, TailFramesInBf16) {
 }
 
 // The module outputs the hook sees are the whole chunk's (the groups' outputs joined), so the golden decode's
-// intermediates still match call by call; tiling and the clamp go through the same decoder.
+// intermediates still match call by call, and the hook's calls are the whole chunk's; tiling too.
 TEST(VaeSpeed, TailFramesMatchTheGoldenAndItsIntermediates) {
     VAESpeedOptions s;
     s.tail_frames = 1;
@@ -349,7 +351,25 @@ TEST(VaeSpeed, TailFramesMatchTheGoldenAndItsIntermediates) {
         wan::test::expect_matches(c, "video_unclamped", tail.decode_unclamped(c.get("z"), capture.callbacks()), tol);
         wan::test::expect_matches(c, "video", tail.decode(c.get("z")), tol);
     });
+    // The same calls, in the same order, with the same shapes and values (f32 rounding) as the whole chunk's.
     const at::Tensor z = latent();
+    auto record = [&](const WanVAE& vae) {
+        std::vector<std::pair<std::string, at::Tensor>> calls;
+        DecodeCallbacks cb;
+        cb.on_intermediate = [&](const std::string& name, const at::Tensor& out) { calls.emplace_back(name, out.clone()); };
+        (void)vae.decode(z, cb);
+        return calls;
+    };
+    VAESpeedOptions whole = s;
+    whole.tail_frames = 0;
+    const auto want = record(WanVAE(store(), options(at::kFloat, true, whole)));
+    const auto got = record(tail);
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < got.size(); ++i) {
+        EXPECT_EQ(got[i].first, want[i].first) << i;
+        ASSERT_EQ(got[i].second.sizes(), want[i].second.sizes()) << got[i].first;
+        EXPECT_LT(max_abs_diff(got[i].second, want[i].second), 1e-5) << got[i].first;
+    }
     VAEOptions tiled = options(at::kFloat, true);
     tiled.tiling = {true, 2, 1};
     const at::Tensor ref = WanVAE(store(), tiled).decode_unclamped(z);
