@@ -749,7 +749,8 @@ void bench_gen(const Args& a, c10::Device device) {
                   {"offload_idle_expert", a.get("offload_idle_expert", "0") == "1"},
                   {"dit_dtype", a.get("dit_dtype", "bf16")},
                   {"ffn_chunks", wan::pipeline::resolved_ffn_chunks(engine_config_of(a), dit_dtype_of(a) == wan::dit::WeightDtype::Fp8)},
-                  {"video_on_device", a.get("video_on_device", "0") == "1"}, {"device", wan::bench::device_name(device)}});
+                  {"video_on_device", a.get("video_on_device", "0") == "1"},
+                  {"vae_tail_frames", a.get("tail_frames", "engine")}, {"device", wan::bench::device_name(device)}});
         record(j);
     }
 }
