@@ -533,6 +533,8 @@ wan::pipeline::EngineConfig engine_config_of(const Args& a) {
     ec.dit_dtype = wan::dit::weight_dtype_name(dit_dtype_of(a));
     ec.ffn_chunks = ffn_chunks_of(a);
     ec.warm_up = a.get("warm_up", "1") == "1";  // --warm-up 0: the first job pays the one-time set-up
+    ec.vae_autotune = a.get("vae_autotune", "auto");  // Note [VAE autotuning]
+    if (a.opts.count("size")) parse_size(a.get("size", ""), ec.warm_up_width, ec.warm_up_height);  // as the CLI: the job's size
     return ec;
 }
 
@@ -744,6 +746,7 @@ void bench_gen(const Args& a, c10::Device device) {
         j["same_prompt"] = same_prompt;
         j.update({{"bench", "generate"}, {"job", job}, {"model", model}, {"size", strfmt("%d*%d", w, h)},
                   {"frames", r.frame_num}, {"preset", r.preset}, {"live_preview", a.get("live_preview", "1") == "1"},
+                  {"vae_autotune", at::globalContext().benchmarkCuDNN()},
                   {"loras", r.loras.size()}, {"weights_gb", load_gb}, {"resident_gb", resident_gb},
                   {"offload_dit", a.get("offload_dit", "0") == "1"}, {"max_vram_gb", std::stod(a.get("max_vram", "0"))},
                   {"offload_idle_expert", a.get("offload_idle_expert", "0") == "1"},
@@ -924,7 +927,8 @@ int main(int argc, char** argv) {
                              "       dit, gen also: [--dit-dtype bf16|fp8|auto] [--ffn-chunks N]; dit --dit-dtype fp8 --compare 1: error against bf16\n"
                              "       dit also: [--fp8-attention 1 [--k-mean 1] [--compare 1]] FP8 self-attention: speed, error\n"
                              "       gen also: [--video-on-device 1] (the decoded video kept on the GPU) [--repeat N [--same-prompt 1]] (N jobs)\n"
-                             "                 [--trace FILE] (Chrome trace of the last job's denoising: kernels and host ops) [--warm-up 0]\n");
+                             "                 [--trace FILE] (Chrome trace of the last job's denoising: kernels and host ops) [--warm-up 0]\n"
+                             "                 [--vae-autotune auto|on|off] (Note [VAE autotuning]; WAN_CUDNN_BENCHMARK=0|1 overrides)\n");
         return 2;
     }
     a.command = argv[1];

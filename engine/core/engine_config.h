@@ -89,6 +89,13 @@ struct EngineConfig {
     /// On CUDA, one small decode and one T5 encode at load so that the first job does not pay cuDNN's and the
     /// kernels' one-time set-up (Note [Warm-up at load] in engine/pipeline/pipeline.cpp).
     bool warm_up = true;
+    /// The size the warm-up decode runs at (0 × 0: the model's default size). The CLI passes its job's --size, so
+    /// that the warm-up meets (and with vae_autotune tunes) exactly the convolutions of the job to come.
+    int warm_up_width = 0, warm_up_height = 0;
+    /// --vae-autotune auto|on|off: cuDNN's algorithm search for the VAE's convolutions (Note [VAE autotuning] in
+    /// engine/pipeline/pipeline.cpp). auto: on where the warm-up at load pays the search (CUDA, one decoding
+    /// rank, no --max-vram / --offload-dit); WAN_CUDNN_BENCHMARK=0|1 overrides.
+    std::string vae_autotune = "auto";
     /// --offload-dit: the DiT blocks stay in host memory (pinned on CUDA) and are copied to the device one
     /// block ahead of use (dit::StreamedBlockWeights). With max_vram_gb > 0 only the blocks past the budget.
     bool offload_dit = false;

@@ -4,6 +4,8 @@
 #include "dit/internal.h"
 
 #include "core/core.h"
+#include "core/env.h"
+#include "dit/fused.h"
 
 #include <ATen/ATen.h>
 
@@ -26,8 +28,11 @@ namespace wan::dit {
 // only the rounding changes. Q and V are not centred: V's mean would have to be added back to the output, and
 // Q's offset only scales every logit of a row by the same amount.
 //
-// The quantisation runs in ATen (an f32 pass per tensor, a few per cent of the attention's time at 480p/720p);
-// a fused kernel could do it in one read. Where the kernel cannot run (AttentionFp8's list) attention() logs
+// On CUDA the quantisation runs as two kernels per tensor (fused::quantize_heads_fp8: the amax per head, then
+// the codes; a column-sum pass first for KMean), reading x twice and writing one byte per value. The ATen
+// formulation below (abs, amax, an f32 division, the cast: ~6 passes with f32 intermediates) is the reference
+// the kernels are tested against, and the path on the CPU and for layouts they do not take.
+// WAN_FP8_HEADS_FUSED=0 keeps the ATen path on CUDA too (for measurements). Where the kernel cannot run (AttentionFp8's list) attention() logs
 // why once and stays bf16. wan-bench `dit --fp8-attention 1 [--k-mean 1] --compare 1` measures speed and error
 // against bf16; tests/gpu/test_attention_backends.cpp checks the error on random tensors and on a K with an
 // offset; tests/dit/test_attention_fp8.cpp checks the quantisation on the CPU.
@@ -58,5 +63,15 @@ Fp8Heads quantize_heads_fp8(const at::Tensor& x, bool subtract_mean) {
     const at::Tensor scaled = xf / scale.view({x.size(0), 1, x.size(2), 1});  // f32, |v| ≤ 448
     return {detail::encode_e4m3(scaled).contiguous(), scale.contiguous()};
 }
+
+namespace detail {
+
+Fp8Heads quantize_attention_heads_fp8(const at::Tensor& x, bool subtract_mean) {
+    static const bool fused_allowed = env_flag("WAN_FP8_HEADS_FUSED", true);
+    if (fused_allowed && fused::heads_fp8_supported(x)) return fused::quantize_heads_fp8(x, subtract_mean);
+    return quantize_heads_fp8(x, subtract_mean);
+}
+
+}  // namespace detail
 
 }  // namespace wan::dit

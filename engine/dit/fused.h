@@ -57,7 +57,16 @@ struct Fp8Rows {
 /// the input of an FP8 GEMM without a bf16 round trip.
 Fp8Rows layernorm_fp8_(at::Tensor& x, const at::Tensor& y, const at::Tensor& gate, const at::Tensor& p0,
                        const at::Tensor& p1, bool affine, bool round_norm_bf16, double eps);
-/// a [..., K] bf16 (K % 8 == 0) → FP8 rows [M, K]; gelu: quantises gelu_tanh(a) (the FFN hidden layer).
+/// True when quantize_heads_fp8 below takes x: a bf16 [B, S, H, d] CUDA tensor whose heads are contiguous within
+/// a row (strides [*, *, d, 1]; batch and row strides multiples of 8 elements, 16-byte aligned), fused kernels
+/// built, H·d ≤ 8192.
+bool heads_fp8_supported(const at::Tensor& x);
+/// wan::dit::quantize_heads_fp8 (Note [FP8 attention]) in two CUDA passes over x (amax, then codes; three with
+/// subtract_mean: column sums first) instead of ~6 ATen passes with f32 intermediates. The same codes and scales
+/// bit for bit; with subtract_mean the mean is summed in another order (f32 rounding apart).
+Fp8Heads quantize_heads_fp8(const at::Tensor& x, bool subtract_mean);
+/// a [..., K] bf16 (K % 8 == 0) → FP8 rows [M, K]; gelu: quantises gelu_tanh(a) (the FFN hidden layer; tanh by
+/// the hardware approximation, 2^-11 relative, far below the e4m3 step).
 Fp8Rows quantize_rows_fp8(const at::Tensor& a, bool gelu);
 /// gelu_tanh(x·wᵀ + b) with the GELU in the GEMM epilogue (torch ≥ 2.0; else GEMM then GELU). x [..., K].
 at::Tensor linear_gelu(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b);

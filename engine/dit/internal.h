@@ -34,5 +34,8 @@ at::Tensor encode_e4m3(const at::Tensor& values);
 Precision resolve_precision(const ModelOptions& options);
 /// "[a, b, c]".
 std::string shape_string(at::IntArrayRef shape);
+/// quantize_heads_fp8 for FP8 attention: the fused CUDA kernels where they take x (fused::heads_fp8_supported),
+/// else the ATen reference (Note [FP8 attention]).
+Fp8Heads quantize_attention_heads_fp8(const at::Tensor& x, bool subtract_mean);
 
 }  // namespace wan::dit::detail

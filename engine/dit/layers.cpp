@@ -1,6 +1,7 @@
 // Attention, RoPE tables and sequence splitting: the pieces of the DiT that sequence parallelism touches.
 // Ref: wan21-reference.md §4.5 (attention), §4.6 (RoPE), §8.3 (USP chunks).
 #include "dit/dit.h"
+#include "dit/internal.h"
 
 #include "core/core.h"
 
@@ -81,8 +82,9 @@ std::pair<at::Tensor, at::Tensor> flash3_attention(const at::Tensor& q, const at
 /// FlashAttention-3's FP8 forward on bf16 q, k, v that flash_attention3_fp8_misfit accepted (Note [FP8 attention]).
 at::Tensor flash3_fp8_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, bool subtract_k_mean) {
     const c10::cuda::CUDAGuard device_guard(q.device());
-    const Fp8Heads q8 = quantize_heads_fp8(q, false), k8 = quantize_heads_fp8(k, subtract_k_mean),
-                   v8 = quantize_heads_fp8(v, false);
+    const Fp8Heads q8 = detail::quantize_attention_heads_fp8(q, false),
+                   k8 = detail::quantize_attention_heads_fp8(k, subtract_k_mean),
+                   v8 = detail::quantize_attention_heads_fp8(v, false);
     at::Tensor out = at::empty(q.sizes(), q.options());  // bf16, contiguous
     at::Tensor lse = at::empty({q.size(0), q.size(2), q.size(1)}, q.options().dtype(at::kFloat));
     cuda::Flash3Problem p = flash3_problem(q8.codes, k8.codes, v8.codes, out, lse);

@@ -435,6 +435,24 @@ vae::VAESpeedOptions default_vae_speed(c10::Device device) {
     return speed;
 }
 
+// Note [VAE autotuning]
+// With cuDNN's benchmark mode on, the first convolution of each new shape tries every algorithm and keeps the
+// fastest for the process. On the VAE decode it pays: 480p 1.071 → 0.915 s and 720p 2.558 → 2.196 s (−14 %, H100,
+// bf16 with the default switches, 2026-12-02, docs/PERFORMANCE.md). The search itself costs seconds, once per
+// shape, which is why it used to be opt-in: it landed in the first job's decode. Now the warm-up at load (Note
+// [Warm-up at load]) decodes three latent frames at the job's size (the CLI's --size, else the model's default),
+// which meets every convolution shape of a decode of that size, so the search is paid at load and every job at
+// that size runs tuned; a job at another size pays it in its first decode (later ones at that size are tuned).
+// auto leaves it off where no warm-up decode runs (the decode across ranks) and under --max-vram /
+// --offload-dit, where the search's scratch buffers could crowd a small card.
+bool vae_autotune_enabled(const EngineConfig& config, bool cuda, bool decode_across_ranks) {
+    const std::string& v = config.vae_autotune;
+    WAN_CHECK(v == "auto" || v == "on" || v == "off", "--vae-autotune '%s': expected auto, on or off", v.c_str());
+    if (!cuda || v == "off") return false;
+    if (v == "on") return true;
+    return config.warm_up && !decode_across_ranks && config.max_vram_gb <= 0 && !config.offload_dit;
+}
+
 int resolved_ffn_chunks(const EngineConfig& config, bool dit_fp8_weights) {
     // Measured on the H200 (session 31, 14B fp8, 2 steps): 4 chunks take the denoising's peak from 18.75 to 17.20 GB
     // at 480p (+1.4 % per step) and from 19.19 to 16.78 GB at 720p with --max-vram 22 (+0.6 %). So on where memory
@@ -656,25 +674,47 @@ void T2VPipeline::Impl::load_vae() {
 // Note [Warm-up at load]
 // A process's first decode pays cuDNN's one-time set-up (kernels loaded on first use, a plan built per
 // convolution shape): at 480p on the H200 1.8–2.0 s against 1.03 s for the next ones; the first T5 encode
-// likewise (0.37 s against 0.01 s). The decoder runs one latent frame at a time, so a decode of two latent frames
-// at the model's default size meets every convolution shape of a video of that size, and T5 always runs its
-// text_len tokens. Both run once at the end of the load on CUDA (about a second more), so the first job costs
-// what the next ones do. Skipped where they would cost more than they save or involve peers: the decode across
-// ranks (collective, other shapes), T5 streamed from host memory or sharded.
+// likewise (0.37 s against 0.01 s). Both run once at the end of the load on CUDA, at the job's size (the CLI's
+// --size, else the model's default), so the first job costs what the next ones do:
+//  - a decode of three latent frames: the decoder runs a latent frame at a time, and the first, the second (whose
+//    caches hold one frame) and any later one meet every convolution shape of a video of that size; two frames
+//    left a third shape to the first job (its decode 1.24 s against 1.04 s for the next, H200, 2026-12-02);
+//  - the decode's pinned result buffer for the model's default frame count, allocated and released to LibTorch's
+//    caching host allocator (WanVAE::reserve_result), which the first video's decode then takes;
+//  - one T5 encode (it always runs its text_len tokens).
+// With Note [VAE autotuning] the decode also pays cuDNN's algorithm search (2.7–6.4 s at load). Skipped where
+// they would cost more than they save or involve peers: the decode across ranks (collective, other shapes), T5
+// streamed from host memory or sharded.
 void T2VPipeline::Impl::warm_up() {
     if (!device.is_cuda() || !config.warm_up) return;
     const auto t0 = Clock::now();
     GenerationRequest r;
     r.width = info.default_width;
     r.height = info.default_height;
-    r.frame_num = 5;  // two latent frames: the first one, then one of the per-frame chunks
-    const LatentShape s = latent_shape(r);
+    r.frame_num = 9;  // three latent frames: the first, the second (its caches hold one frame), then a steady one
+    LatentShape s = latent_shape(r);
+    if (config.warm_up_width > 0 && config.warm_up_height > 0) {
+        GenerationRequest job = r;
+        job.width = config.warm_up_width;
+        job.height = config.warm_up_height;
+        try {
+            s = latent_shape(job);
+            r = job;
+        } catch (const Error& e) {  // the job itself will say what is wrong with its size
+            WAN_LOG_WARN("warm-up at the default size: %s", e.what());
+        }
+    }
     const bool decode_warm = vae && decode_here && !decode_across_ranks;
-    if (decode_warm) (void)vae->decode(at::zeros({s.z_dim, s.T, s.h, s.w}, at::TensorOptions().device(device)));
+    if (decode_warm) {
+        (void)vae->decode(at::zeros({s.z_dim, s.T, s.h, s.w}, at::TensorOptions().device(device)));
+        vae->reserve_result(info.default_frames, r.height, r.width);
+    }
     const bool encode_warm = text && !t5_streamed && !config.t5_cpu && !t5_sharded();
     if (encode_warm) (void)text->encode({std::string("warm-up")});
     if (decode_warm || encode_warm)
-        WAN_LOG_INFO("warm-up (%s%s%s, %d×%d) in %.2f s: the first job runs at full speed", decode_warm ? "VAE decode" : "",
+        WAN_LOG_INFO("warm-up (%s%s%s, %d×%d) in %.2f s: the first job runs at full speed",
+                     decode_warm ? (at::globalContext().benchmarkCuDNN() ? "VAE decode, cuDNN autotuned" : "VAE decode")
+                                 : "",
                      decode_warm && encode_warm ? " + " : "", encode_warm ? "T5 encode" : "", r.width, r.height,
                      seconds_since(t0));
 }
@@ -782,6 +822,16 @@ void T2VPipeline::Impl::load_all() {
     WAN_LOG_INFO("models loaded in %.1f s on %s", seconds_since(t0), device.str().c_str());
 }
 
+namespace {
+/// Note [VAE autotuning] for this process (cuDNN's flag is global); WAN_CUDNN_BENCHMARK=0|1 overrides the option.
+void set_vae_autotune(const EngineConfig& config, c10::Device device, bool decode_across_ranks) {
+    const bool tune = vae_autotune_enabled(config, device.is_cuda(), decode_across_ranks);  // checks the value too
+    if (!device.is_cuda()) return;
+    const std::optional<std::string> bench = env_string("WAN_CUDNN_BENCHMARK");
+    at::globalContext().setBenchmarkCuDNN(bench ? *bench == "1" : tune);
+}
+}  // namespace
+
 T2VPipeline::T2VPipeline(const EngineConfig& config) : impl_(std::make_unique<Impl>()) {
     Impl& m = *impl_;
     m.config = config;
@@ -790,18 +840,12 @@ T2VPipeline::T2VPipeline(const EngineConfig& config) : impl_(std::make_unique<Im
     m.ckpt = io::ModelComponents::locate(demo ? demo_checkpoint_dir() : config.ckpt_dir, config.components);
     m.wan_config = m.ckpt.dit_config();
     m.device = dist::pick_device(config.device, config.device_index, 1);
-    if (m.device.is_cuda()) {
-        // cuDNN's autotuning makes the first decode of each new size pay ~4 s of algorithm search (H200, 480p);
-        // with the channels-last VAE its heuristics are within 12 % of the tuned speed, so tuning is opt-in
-        // (WAN_CUDNN_BENCHMARK=1: long sessions at one size). Figures: docs/PERFORMANCE.md, "VAE decode".
-        const std::optional<std::string> bench = env_string("WAN_CUDNN_BENCHMARK");
-        at::globalContext().setBenchmarkCuDNN(bench && *bench == "1");
-    }
     if (config.mesh) {
         config.mesh->layout().validate(m.wan_config.num_heads);
         m.decode_across_ranks = config.vae_parallel && config.vae_tile == 0 && config.mesh->world().size() > 1;
         m.decode_here = config.mesh->world().rank() == 0 || m.decode_across_ranks;
     }
+    set_vae_autotune(config, m.device, m.decode_across_ranks);
     m.load_all();
     fill_info(m, demo, config.mesh);
     m.warm_up();
@@ -867,6 +911,7 @@ T2VPipeline::T2VPipeline(PipelineParts parts, const EngineConfig& config) : impl
     m.vae = std::move(parts.vae);
     m.decode_here = m.vae != nullptr;
     if (config.mesh) config.mesh->layout().validate(m.wan_config.num_heads);
+    set_vae_autotune(config, m.device, false);
     fill_info(m, false, config.mesh, parts.variant);
     m.warm_up();
 }

@@ -109,6 +109,12 @@ double planned_working_memory_bytes(int64_t dim, const std::string& variant, boo
 /// on (Note [Activation memory] in engine/dit/block.cpp).
 int resolved_ffn_chunks(const EngineConfig& config, bool dit_fp8_weights);
 
+/// Whether cuDNN's algorithm search runs for the VAE's convolutions (Note [VAE autotuning]): config.vae_autotune
+/// "on" / "off", or for "auto" on where the warm-up at load takes the search's one-time cost: a CUDA device, the
+/// warm-up on, one decoding rank (`decode_across_ranks` false) and no memory cap (--max-vram, --offload-dit:
+/// the search's scratch buffers would crowd a small card). Throws on another value.
+bool vae_autotune_enabled(const EngineConfig& config, bool cuda, bool decode_across_ranks);
+
 /// The VAE decode's speed switches the engine turns on for `device` (measured ones only: on CUDA the fused norm +
 /// SiLU, the cache buffer and the sub-pixel upsample; none on the CPU), and on CUDA the memory switch tail_frames
 /// = 1 (Note [Decode tail]: its saving estimated, not yet measured on a GPU).

@@ -244,6 +244,12 @@ void wait_for_device(c10::Device device) {
 }
 }  // namespace
 
+void WanVAE::reserve_result(int64_t frames, int64_t height, int64_t width) const {
+    const VAEOptions& o = options();
+    if (!o.device.is_cuda() || !o.output_device.is_cpu()) return;
+    (void)at::empty({3, frames, height, width}, at::TensorOptions().dtype(at::kFloat).pinned_memory(true));
+}
+
 at::Tensor WanVAE::Impl::decode(const at::Tensor& z_in, const DecodeCallbacks& cb, bool clamp) const {
     c10::InferenceMode guard;
     const at::Tensor u = decoder_input(z_in);  // [1, z, T, h, w]

@@ -107,6 +107,20 @@ TEST(Options, VaeParallelIsOnByDefault) {
         << parse_error({"--vae-parallel", "maybe"});
 }
 
+TEST(Options, VaeAutotuneAndTheWarmUpSize) {
+    EXPECT_EQ(parse({}).engine.vae_autotune, "auto");
+    EXPECT_EQ(parse({"--vae-autotune", "off"}).engine.vae_autotune, "off");
+    EXPECT_EQ(parse({"--vae_autotune=on"}).engine.vae_autotune, "on");
+    EXPECT_NE(parse_error({"--vae-autotune", "yes"}).find("--vae-autotune 'yes': expected auto, on or off"),
+              std::string::npos)
+        << parse_error({"--vae-autotune", "yes"});
+    // The warm-up at load decodes at the job's size, so that it meets (and tunes) the job's convolutions.
+    const auto o = parse({"--size", "1280*720"});
+    EXPECT_EQ(o.engine.warm_up_width, 1280);
+    EXPECT_EQ(o.engine.warm_up_height, 720);
+    EXPECT_EQ(parse({}).engine.warm_up_width, 0) << "no --size: the model's default size";
+}
+
 TEST(Options, ComponentFilesAndDitStreaming) {
     auto a = parse({"--dit", "/m/dit.safetensors", "--dit_config=/m/config.json", "--t5", "/m/umt5.safetensors",
                     "--vae=/m/vae.safetensors", "--tokenizer", "/m/spiece.model", "--offload_dit", "--max-vram", "22.5"});

@@ -162,6 +162,38 @@ TEST_P(FusedKernels, Fp8RowsOfTheGeluHiddenLayer) {
     const auto plain = wan::dit::fused::quantize_rows_fp8(h, /*gelu=*/false);
     EXPECT_LT(rel_err(plain.q.to(at::kFloat) * plain.scale, h.to(at::kFloat)), 0.07);
 }
+
+// FP8 attention's per-head quantisation (Note [FP8 attention]): the fused kernels give the ATen reference's codes
+// and scales bit for bit, on a contiguous tensor and on a strided view like v (a third of the fused QKV rows);
+// centred (K-mean), the mean is summed in another order, so a code may move by one step where a value sits on a
+// rounding boundary.
+TEST_P(FusedKernels, Fp8HeadsEqualTheATenQuantisation) {
+    const int64_t D = GetParam(), H = D / 128;
+    const at::Tensor qkv = (at::randn({B, S, 3 * D}, f32()) * 2 + 0.5).to(at::kBFloat16);
+    const at::Tensor v = qkv.narrow(2, 2 * D, D).view({B, S, H, 128});  // rows of 3·D: a strided view
+    const at::Tensor q = qkv.narrow(2, 0, D).contiguous().view({B, S, H, 128});
+    for (const at::Tensor* x : {&q, &v}) {
+        ASSERT_TRUE(wan::dit::fused::heads_fp8_supported(*x));
+        const wan::dit::Fp8Heads fused = wan::dit::fused::quantize_heads_fp8(*x, false);
+        const wan::dit::Fp8Heads ref = wan::dit::quantize_heads_fp8(*x, false);
+        ASSERT_EQ(fused.codes.sizes(), ref.codes.sizes());
+        EXPECT_TRUE(at::equal(fused.scale, ref.scale));
+        EXPECT_TRUE(at::equal(fused.codes, ref.codes)) << "codes differ at " << mismatch(fused.codes, ref.codes);
+    }
+    const wan::dit::Fp8Heads fused = wan::dit::fused::quantize_heads_fp8(v, true);
+    const wan::dit::Fp8Heads ref = wan::dit::quantize_heads_fp8(v, true);
+    EXPECT_LT(rel_err(fused.scale, ref.scale), 1e-5);
+    const double moved = mismatch(fused.codes, ref.codes);
+    std::printf("[fused] D %lld centred heads: %.2g of the codes differ from ATen's\n", static_cast<long long>(D),
+                moved);
+    EXPECT_LT(moved, 1e-3);
+    // One e4m3 step: 2^-3 of the value (3 mantissa bits), or the smallest subnormal 2^-9 near zero.
+    const at::Tensor a = fused.codes.view(at::kFloat8_e4m3fn).to(at::kFloat),
+                     b = ref.codes.view(at::kFloat8_e4m3fn).to(at::kFloat);
+    EXPECT_TRUE(((a - b).abs() <= at::clamp_min(b.abs() * 0.125, 1.0 / 512)).all().item<bool>());
+    EXPECT_FALSE(wan::dit::fused::heads_fp8_supported(q.to(at::kFloat)));
+    EXPECT_FALSE(wan::dit::fused::heads_fp8_supported(q.transpose(1, 2)));
+}
 #endif
 
 INSTANTIATE_TEST_SUITE_P(ModelWidths, FusedKernels, ::testing::Values(1536, 5120));

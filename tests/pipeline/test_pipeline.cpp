@@ -369,6 +369,37 @@ TEST(Pipeline, FfnChunksFollowTheMemoryMode) {
     EXPECT_EQ(resolved_ffn_chunks(c, true), 1) << "an explicit --ffn-chunks wins";
 }
 
+// Note [VAE autotuning]: auto tunes where the warm-up at load pays the search, never under a memory cap.
+TEST(Pipeline, VaeAutotuneWhereTheWarmUpPaysTheSearch) {
+    using wan::pipeline::vae_autotune_enabled;
+    wan::pipeline::EngineConfig c;
+    EXPECT_TRUE(vae_autotune_enabled(c, /*cuda=*/true, /*decode_across_ranks=*/false));
+    EXPECT_FALSE(vae_autotune_enabled(c, false, false)) << "no cuDNN on the CPU";
+    EXPECT_FALSE(vae_autotune_enabled(c, true, true)) << "the decode across ranks has no warm-up decode";
+    c.max_vram_gb = 22;
+    EXPECT_FALSE(vae_autotune_enabled(c, true, false)) << "--max-vram: the search's scratch memory";
+    c.max_vram_gb = 0;
+    c.offload_dit = true;
+    EXPECT_FALSE(vae_autotune_enabled(c, true, false)) << "--offload-dit";
+    c.offload_dit = false;
+    c.warm_up = false;
+    EXPECT_FALSE(vae_autotune_enabled(c, true, false)) << "no warm-up: the first job would pay the search";
+    c.vae_autotune = "on";
+    EXPECT_TRUE(vae_autotune_enabled(c, true, true)) << "an explicit on wins";
+    EXPECT_FALSE(vae_autotune_enabled(c, false, false));
+    c.vae_autotune = "off";
+    c.warm_up = true;
+    EXPECT_FALSE(vae_autotune_enabled(c, true, false)) << "an explicit off wins";
+    c.vae_autotune = "sometimes";
+    try {
+        (void)vae_autotune_enabled(c, true, false);
+        ADD_FAILURE() << "a bad value must be an error";
+    } catch (const wan::Error& e) {
+        EXPECT_NE(std::string(e.what()).find("--vae-autotune 'sometimes': expected auto, on or off"), std::string::npos)
+            << e.what();
+    }
+}
+
 TEST(Pipeline, DitDtypeFp8IsHeldAsFp8AndStreamsTheSame) {
     auto latent = [](const wan::pipeline::EngineConfig& cfg) {
         wan::pipeline::T2VPipeline pipe(cfg);

@@ -24,6 +24,14 @@ void residual_layernorm(float* x, const void* y, const float* gate, const float*
 /// q[rows, K] FP8 e4m3 = a / row_scale with row_scale[r] = amax(row r)/448; a bf16 [rows, K], K % 8 == 0,
 /// 16-byte aligned; gelu: the tanh GELU of a is quantised instead.
 void quantize_rows_fp8(const void* a, void* q, float* row_scale, long rows, int K, bool gelu, cudaStream_t stream);
+/// True when quantize_heads_fp8 handles rows of `heads` heads of `head_dim` (head_dim % 8 == 0, heads·head_dim ≤ 8192).
+bool quantize_heads_supported(int heads, int head_dim);
+/// Per-(batch, head) FP8 of attention inputs (Note [FP8 attention]): x [B, S, heads·head_dim] bf16 rows (strides
+/// in elements, multiples of 8; 16-byte aligned) → codes [B, S, heads·head_dim] e4m3 (contiguous) and scale
+/// [B, heads] f32 = max(amax, 1e-12)/448 of x, or of x minus its mean over S when mean_sums (f32
+/// [B, heads·head_dim], zeroed) is given. amax_bits: int [B, heads] scratch, zeroed by the caller.
+void quantize_heads_fp8(const void* x, long batch_stride, long row_stride, int B, long S, int heads, int head_dim,
+                        void* codes, float* scale, int* amax_bits, float* mean_sums, cudaStream_t stream);
 /// x[rows, D] f32 += y (bf16) · gate[b] (f32 [B, D]).
 void gated_residual(float* x, const void* y, const float* gate, long rows, int D, long rows_per_batch,
                     cudaStream_t stream);
