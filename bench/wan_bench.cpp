@@ -15,6 +15,8 @@
 //   wan-bench gen --model tiny --device cpu --offload-dit        (CPU smoke test of the streamed path)
 //   wan-bench gen --model A14B --size 832*480 --steps 4 [--offload-idle-expert 1]   (Wan2.2's two 14B experts)
 //   wan-bench vae --size 832*480 --dtype bf16 --fold-time 1 --stages 1   (VAE speed switches, stage table)
+//   wan-bench vae --size 832*480 --dtype bf16 --cache-buffer 1 --fused-norm 1 --subpixel-upsample 1 --tail-frames 0|1
+//                                         (the engine's switches; the decoder's tail one frame at a time: peak_gb)
 //   wan-bench dit --model 14B --layers 4 --size 1280*720 --fp8-attention 1 [--k-mean 1] --compare 1
 //                                         (FP8 self-attention: speed and error against bf16; Note [FP8 attention])
 //   wan-bench gen --model 14B --size 832*480 --dit-dtype fp8 [--max-vram 22]
@@ -254,7 +256,8 @@ std::string random_vae_file(const std::string& tiny_vae, const std::string& out_
 
 /// The VAE speed switches from `--fold-time 0|1 --cache-buffer 0|1 --fused-norm 0|1 --pad-head 0|1`; `--fast 1`
 /// turns those four on (each named one still wins); `--subpixel-upsample 0|1` (not part of --fast, which keeps
-/// the meaning of the figures measured with it); `--chunk-frames N` latent frames per decoder call.
+/// the meaning of the figures measured with it); `--chunk-frames N` latent frames per decoder call; `--tail-frames K`
+/// output frames per call through the decoder's tail (a memory switch, Note [Decode tail]; 0: the whole chunk).
 wan::vae::VAESpeedOptions vae_speed(const Args& a) {
     const std::string all = a.get("fast", "0");
     wan::vae::VAESpeedOptions s;
@@ -264,6 +267,7 @@ wan::vae::VAESpeedOptions vae_speed(const Args& a) {
     s.pad_head = a.get("pad_head", all) == "1";
     s.subpixel_upsample = a.get("subpixel_upsample", "0") == "1";
     s.chunk_frames = a.get_int("chunk_frames", 1);
+    s.tail_frames = a.get_int("tail_frames", 0);
     return s;
 }
 
@@ -275,6 +279,7 @@ std::string vae_speed_str(const wan::vae::VAESpeedOptions& s) {
     if (s.pad_head) out += "pad-head ";
     if (s.subpixel_upsample) out += "subpixel-upsample ";
     if (s.chunk_frames != 1) out += "chunk-frames=" + std::to_string(s.chunk_frames) + " ";
+    if (s.tail_frames != 0) out += "tail-frames=" + std::to_string(s.tail_frames) + " ";
     return out.empty() ? "plain" : out.substr(0, out.size() - 1);
 }
 
@@ -361,7 +366,8 @@ void bench_vae(const Args& a, c10::Device device) {
 }
 
 /// mpirun -np N wan-bench vae-ranks: WanVAE::decode_across on N ranks (one GPU each: cuda:<local rank>), against
-/// the one-rank decode of the same latent on rank 0 (--compare 1, the default: max abs and PSNR).
+/// the one-rank decode of the same latent on rank 0 (--compare 1, the default: max abs and PSNR); the vae
+/// subcommand's switches (--tail-frames K ...) apply to both.
 void bench_vae_ranks(const Args& a) {
     wan::dist::MpiSession mpi;
     const c10::Device device = wan::dist::pick_device(a.get("device", "auto"), mpi.local_rank(), mpi.local_size());
@@ -378,7 +384,7 @@ void bench_vae_ranks(const Args& a) {
         random_vae_file(std::string(WAN_SOURCE_DIR) + "/tests/data/golden/tiny-ckpt/Wan2.1_VAE.pth", path);
     }
     comm->barrier();
-    auto vae = random_vae(a, device, dt == "bf16" ? at::kBFloat16 : at::kFloat);
+    auto vae = random_vae(a, device, dt == "bf16" ? at::kBFloat16 : at::kFloat, vae_speed(a));
     at::manual_seed(1);  // the same latent on every rank
     const at::Tensor z = at::randn({16, (frames - 1) / 4 + 1, h / 8, w / 8}).to(device);
     wan::bench::reset_peak(device);
@@ -397,6 +403,7 @@ void bench_vae_ranks(const Args& a) {
         psnr = 10 * std::log10(4.0 / std::max(mse, 1e-20));
     }
     record({{"bench", "vae_decode_across_ranks"}, {"ranks", comm->size()}, {"backend", comm->backend()}, {"dtype", dt},
+            {"switches", vae_speed_str(vae->options().speed)},
             {"size", strfmt("%d*%d", w, h)}, {"frames", frames}, {"channels_last", vae->options().channels_last},
             {"seconds", timing.mean_s}, {"min_seconds", timing.min_s}, {"runs", runs}, {"peak_gb_rank0", peak},
             {"max_abs_vs_one_rank", err}, {"psnr_db_vs_one_rank", psnr}, {"device", wan::bench::device_name(device)}});
@@ -552,8 +559,11 @@ std::unique_ptr<wan::pipeline::T2VPipeline> random_pipeline(const Args& a, c10::
     }
     // The video goes to host memory frame by frame as in the app (engine/pipeline's VAE); `--video-on-device 1`
     // keeps it on the GPU as gen did before session 30 (+0.39 GB at 480p, +0.90 GB at 720p, f32).
+    // `--tail-frames K` overrides the engine's (Note [Decode tail]: the decode's peak with and without it).
+    wan::vae::VAESpeedOptions vae_switches = wan::pipeline::default_vae_speed(device);
+    vae_switches.tail_frames = a.get_int("tail_frames", static_cast<int>(vae_switches.tail_frames));
     parts.vae = random_vae(a, device, a.get("vae_dtype", "bf16") == "bf16" ? at::kBFloat16 : at::kFloat,
-                           wan::pipeline::default_vae_speed(device), a.get("video_on_device", "0") != "1");
+                           vae_switches, a.get("video_on_device", "0") != "1");
     parts.variant = model == "A14B" ? "14B" : model;  // 14B with a second expert is A14B (the engine's info says so)
     return std::make_unique<wan::pipeline::T2VPipeline>(std::move(parts), ec);
 }
@@ -742,7 +752,8 @@ void bench_gen(const Args& a, c10::Device device) {
                   {"offload_idle_expert", a.get("offload_idle_expert", "0") == "1"},
                   {"dit_dtype", a.get("dit_dtype", "bf16")},
                   {"ffn_chunks", wan::pipeline::resolved_ffn_chunks(engine_config_of(a), dit_dtype_of(a) == wan::dit::WeightDtype::Fp8)},
-                  {"video_on_device", a.get("video_on_device", "0") == "1"}, {"device", wan::bench::device_name(device)}});
+                  {"video_on_device", a.get("video_on_device", "0") == "1"},
+                  {"vae_tail_frames", a.get("tail_frames", "engine")}, {"device", wan::bench::device_name(device)}});
         record(j);
     }
 }
@@ -904,13 +915,15 @@ int main(int argc, char** argv) {
                              "[--layers N] [--steps N] [--threshold X] [--runs N] [--device cuda|cpu] [--json FILE]\n"
                              "       vae also: [--dtype f32|bf16] [--channels-last 0|1] [--warmup N] [--compare 0|1]\n"
                              "                 [--fold-time 0|1] [--cache-buffer 0|1] [--fused-norm 0|1] [--pad-head 0|1]\n"
-                             "                 [--fast 1 (those four)] [--chunk-frames N]\n"
+                             "                 [--fast 1 (those four)] [--chunk-frames N] [--tail-frames K (memory)]\n"
                              "                 [--subpixel-upsample 0|1] [--compare-base 0|1]\n"
                              "                 [--stages 1 (or WAN_VAE_STAGES=1)]\n"
                              "       mpirun -np N wan-bench vae-ranks [--size W*H] [--frames N] [--dtype f32|bf16] [--compare 0|1]\n"
+                             "                 [the vae switches]\n"
                              "       lora --lora FILE [--make-lora RANK] [--model 1.3B|14B] [--runs N] (read + hash times)\n"
                              "       gen also: [--preset NAME] [--lora FILE [--make-lora RANK]] [--offload-dit] [--max-vram GB]\n"
                              "                 [--model A14B [--offload-idle-expert 1]] [--lora-backup auto|device|host]\n"
+                             "                 [--tail-frames K (the VAE's, default the engine's)]\n"
                              "       dit, gen also: [--dit-dtype bf16|fp8|auto] [--ffn-chunks N]; dit --dit-dtype fp8 --compare 1: error against bf16\n"
                              "       dit also: [--fp8-attention 1 [--k-mean 1] [--compare 1]] FP8 self-attention: speed, error\n"
                              "       gen also: [--video-on-device 1] (the decoded video kept on the GPU) [--repeat N [--same-prompt 1]] (N jobs)\n"

@@ -116,7 +116,8 @@ int resolved_ffn_chunks(const EngineConfig& config, bool dit_fp8_weights);
 bool vae_autotune_enabled(const EngineConfig& config, bool cuda, bool decode_across_ranks);
 
 /// The VAE decode's speed switches the engine turns on for `device` (measured ones only: on CUDA the fused norm +
-/// SiLU and the cache buffer; none on the CPU).
+/// SiLU, the cache buffer and the sub-pixel upsample; none on the CPU), and on CUDA the memory switch tail_frames
+/// = 1 (Note [Decode tail]: its saving estimated, not yet measured on a GPU).
 vae::VAESpeedOptions default_vae_speed(c10::Device device);
 
 class T2VPipeline {

@@ -152,6 +152,8 @@ WanVAE::WanVAE(const io::TensorStore& store, VAEOptions options) : impl_(std::ma
               static_cast<long long>(tl.tile_size), static_cast<long long>(tl.overlap));
     WAN_CHECK(options.speed.chunk_frames >= 1, "VAE option speed.chunk_frames must be >= 1 latent frame, got %lld",
               static_cast<long long>(options.speed.chunk_frames));
+    WAN_CHECK(options.speed.tail_frames >= 0, "VAE option speed.tail_frames must be >= 0 output frames (0: the whole "
+              "chunk), got %lld", static_cast<long long>(options.speed.tail_frames));
     m.options = options;
 
     detail::WeightReader r(store, options.device, options.dtype, options.channels_last, options.speed);

@@ -71,6 +71,12 @@ struct VAESpeedOptions {
     /// memory grows with the chunk (about 4·n output frames at full resolution). Progress and cancellation then
     /// come per chunk, and on_intermediate sees chunk-sized outputs.
     int64_t chunk_frames = 1;
+    /// Memory, not speed: output frames per call through the decoder's tail, the layers after its last temporal
+    /// upsample (the last two stages and the head, where the feature maps are largest); 0: the whole chunk at
+    /// once. Every tail layer is causal in time with its cache, so the video is the same (Note [Decode tail] in
+    /// engine/vae/vae_modules.h); the tail's activations shrink from 4·chunk_frames output frames to this many.
+    /// The engine sets 1 on CUDA (pipeline::default_vae_speed): ≈ 1 GB less at 480p, a few more copies.
+    int64_t tail_frames = 0;
 };
 
 /// Device time of each kind of work of a decode, summed over calls (filled through DecodeCallbacks::stage_times;

@@ -210,6 +210,30 @@ at::Tensor next_cache(const at::Tensor& x, const CacheSlot& s) {
     return next.clone(x.suggest_memory_format());
 }
 
+/// Note [Decode tail]: when the slot already holds 2 frames of x's shape, writes its new frames into that storage
+/// (x's last 2, or the last cached one and x's single frame) and returns true; false leaves the slot alone. Call
+/// once the old frames have been read.
+bool overwrite_last_frames(CacheSlot& s, const at::Tensor& x) {
+    const at::Tensor& f = s.frames;
+    if (!f.defined() || f.size(2) != 2 || f.scalar_type() != x.scalar_type() || f.device() != x.device()) return false;
+    for (int d : {0, 1, 3, 4}) {
+        if (f.size(d) != x.size(d)) return false;
+    }
+    const int64_t t = x.size(2);
+    if (t >= 2) {
+        f.copy_(x.narrow(2, t - 2, 2));
+    } else {
+        f.select(2, 0).copy_(f.select(2, 1));
+        f.narrow(2, 1, 1).copy_(x);
+    }
+    return true;
+}
+
+/// The slot's rule of §5.4 after a call on x (next_cache), in the slot's own storage where it can be.
+void keep_last_frames(CacheSlot& s, const at::Tensor& x) {
+    if (!overwrite_last_frames(s, x)) s.frames = next_cache(x, s);
+}
+
 }  // namespace
 
 at::Tensor CausalConv3d::forward_cached(const at::Tensor& x_in, Cache& cache) const {
@@ -218,18 +242,19 @@ at::Tensor CausalConv3d::forward_cached(const at::Tensor& x_in, Cache& cache) co
     // the slot keeps those haloed frames, so the cached frames line up with the next chunk's input.
     const bool haloed = cache.rows != nullptr && padding[1] > 0;
     const at::Tensor x = haloed ? cache.rows->with_halo(x_in, padding[1]) : x_in;
-    at::Tensor next = next_cache(x, s);
-    mark(cache.clock, Stage::CacheSave, level);
     at::Tensor y = forward(x, s.frames, haloed ? 0 : -1, cache.clock);
-    s.frames = next;
+    keep_last_frames(s, x);  // after the conv: the old frames were read into its input
+    mark(cache.clock, Stage::CacheSave, level);
     return y;
 }
 
-at::Tensor CausalConv3d::forward_cached(const at::Tensor& x, const RMSNorm& norm, Cache& cache) const {
+at::Tensor CausalConv3d::forward_cached(at::Tensor x, const RMSNorm& norm, Cache& cache) const {
     const int64_t front = 2 * padding[0];
-    if (weight2d.defined() && cache.rows == nullptr && front > 0) return folded_norm_conv(x, norm, cache);
+    if (weight2d.defined() && cache.rows == nullptr && front > 0) return folded_norm_conv(std::move(x), norm, cache);
     if (!cache.speed.cache_buffer || weight2d.defined() || cache.rows != nullptr || front == 0) {
-        return forward_cached(norm.forward_silu(x, cache, level), cache);
+        at::Tensor act = norm.forward_silu(x, cache, level);
+        x.reset();
+        return forward_cached(act, cache);
     }
     // The padded input [zeros | cached frames | SiLU(norm(x))] is built in place: the activation is written
     // behind the cached frames, so no cat copies the whole input again.
@@ -242,33 +267,38 @@ at::Tensor CausalConv3d::forward_cached(const at::Tensor& x, const RMSNorm& norm
     if (front > cached) buf.narrow(2, 0, front - cached).zero_();
     if (cached > 0) buf.narrow(2, front - cached, cached).copy_(s.frames);
     mark(cache.clock, Stage::Pad, level);
+    const auto layout = x.suggest_memory_format();
     norm.forward_silu(x, cache, level, buf.narrow(2, front, t));
+    x.reset();
     // The slot's rule (next_cache) on the activation: its last 2 frames, or the previous last cached frame and
     // the one new frame — both the last 2 frames of buf; a lone first frame stays alone, as upstream keeps it.
+    // The old frames are in buf now, so the slot's storage takes the new ones.
     const int64_t keep = t >= 2 || cached > 0 ? 2 : 1;
-    at::Tensor next = buf.narrow(2, front + t - keep, keep).clone(x.suggest_memory_format());
+    const at::Tensor next = buf.narrow(2, front + t - keep, keep);
+    if (!overwrite_last_frames(s, next)) s.frames = next.clone(layout);
     mark(cache.clock, Stage::CacheSave, level);
     at::Tensor y = at::conv3d(buf, weight, bias, stride, {0, padding[1], padding[2]});
     mark(cache.clock, stage, level);
-    s.frames = next;
     return out_channels > 0 ? y.narrow(1, 0, out_channels) : y;
 }
 
-at::Tensor CausalConv3d::folded_norm_conv(const at::Tensor& x, const RMSNorm& norm, Cache& cache) const {
+at::Tensor CausalConv3d::folded_norm_conv(at::Tensor x, const RMSNorm& norm, Cache& cache) const {
     // In the folded input the newest tap's block is the activation itself (output frame τ reads input frame τ
     // there), so the norm + SiLU writes it in place and the older taps are copied from it and the cache.
     CacheSlot& s = cache.at(static_cast<size_t>(slot));
     const int64_t kt = weight.size(2), ci = x.size(1);
     auto [in, in5] = empty_folded(x, kt);
+    const int64_t b = x.size(0);
+    const bool channels_last = is_channels_last(x);
     const at::Tensor act = norm.forward_silu(x, cache, level, tap_block(in5, kt - 1, ci));  // [b, Ci, t, h, w]
+    x.reset();
     fill_taps(in5, act, s.frames, kt, kt - 1);
     mark(cache.clock, Stage::Pad, level);
-    at::Tensor next = next_cache(act, s);
+    keep_last_frames(s, act);  // the old frames were copied into the folded input
     mark(cache.clock, Stage::CacheSave, level);
     at::Tensor y = frames_to_5d(at::conv2d(in, weight2d, bias, {stride[1], stride[2]}, {padding[1], padding[2]}),
-                                x.size(0), is_channels_last(x));
+                                b, channels_last);
     mark(cache.clock, stage, level);
-    s.frames = next;
     return out_channels > 0 ? y.narrow(1, 0, out_channels) : y;
 }
 
@@ -372,7 +402,7 @@ at::Tensor ResidualBlock::forward(const at::Tensor& x, Cache& cache) const {
     at::Tensor h = has_shortcut ? shortcut.forward(x, {}, -1, cache.clock) : x;  // [b, Co, t, h, w]
     // The slots cache the post-activation conv inputs (§5.4); Dropout(0) is the identity.
     at::Tensor y = conv2.forward_cached(x, norm0, cache);
-    y = conv6.forward_cached(y, norm3, cache);
+    y = conv6.forward_cached(std::move(y), norm3, cache);  // conv2's output is dropped once normalised
     y.add_(h);
     mark(cache.clock, Stage::Add, level);
     return y;
@@ -568,18 +598,21 @@ at::Tensor Resample::forward(const at::Tensor& x, Cache& cache) const {
             s.rep = true;
             return upsample_conv(x, 1, is_channels_last(x), cache);
         }
-        const int64_t keep = std::min<int64_t>(2, t);
-        at::Tensor next = x.narrow(2, t - keep, keep);
-        if (keep < 2 && s.frames.defined()) {
-            next = at::cat({s.frames.narrow(2, s.frames.size(2) - 1, 1), next}, 2);
-        } else if (keep < 2) {  // after "Rep": the history starts from zeros
-            next = at::cat({at::zeros_like(next), next}, 2);
-        } else {
-            next = next.clone(x.suggest_memory_format());
+        at::Tensor y = time_conv.forward(x, s.rep ? at::Tensor() : s.frames, -1, cache.clock);  // [b, 2C, t, h, w]
+        // The slot keeps the last 2 input frames, once the conv has read the old ones (Note [Decode tail]).
+        if (!overwrite_last_frames(s, x)) {
+            const int64_t keep = std::min<int64_t>(2, t);
+            at::Tensor next = x.narrow(2, t - keep, keep);
+            if (keep < 2 && s.frames.defined()) {
+                next = at::cat({s.frames.narrow(2, s.frames.size(2) - 1, 1), next}, 2);
+            } else if (keep < 2) {  // after "Rep": the history starts from zeros
+                next = at::cat({at::zeros_like(next), next}, 2);
+            } else {
+                next = next.clone(x.suggest_memory_format());
+            }
+            s.frames = next;
         }
         mark(cache.clock, Stage::CacheSave, level);
-        at::Tensor y = time_conv.forward(x, s.rep ? at::Tensor() : s.frames, -1, cache.clock);  // [b, 2C, t, h, w]
-        s.frames = next;
         s.rep = false;
         return upsample_conv(y, 2, is_channels_last(x), cache);  // [b, C/2, 2t, 2h, 2w]
     }
@@ -611,8 +644,8 @@ void call_hook(const Hook* hook, const std::string& name, const at::Tensor& x) {
     if (hook != nullptr && *hook) (*hook)(name, x);
 }
 
-at::Tensor run_head(const RMSNorm& norm, const CausalConv3d& conv, const at::Tensor& x, Cache& cache) {
-    return conv.forward_cached(x, norm, cache);
+at::Tensor run_head(const RMSNorm& norm, const CausalConv3d& conv, at::Tensor x, Cache& cache) {
+    return conv.forward_cached(std::move(x), norm, cache);
 }
 
 }  // namespace
@@ -692,6 +725,7 @@ Decoder::Decoder(WeightReader& r, const VAEConfig& cfg) {
             upsamples_.push_back(std::make_unique<Resample>(r, "decoder.upsamples." + std::to_string(index++), out,
                                                             mode, slots, true));
             upsamples_.back()->set_level(static_cast<int>(i));
+            if (temporal) tail_begin_ = upsamples_.size();
         }
     }
     head0_.load(r, "decoder.head.0.gamma", out, false, true);
@@ -712,13 +746,42 @@ at::Tensor Decoder::forward(const at::Tensor& x, Cache& cache, const Hook* hook)
     y = middle1_->forward(y, cache);
     y = middle2_->forward(y, cache);
     call_hook(hook, "decoder.middle", y);
-    for (size_t i = 0; i < upsamples_.size(); ++i) {
+    for (size_t i = 0; i < tail_begin_; ++i) {
         y = upsamples_[i]->forward(y, cache);
         call_hook(hook, "decoder.upsamples." + std::to_string(i), y);
     }
-    y = run_head(head0_, head2_, y, cache);
-    call_hook(hook, "decoder.head", y);
-    return y;
+    return forward_tail(std::move(y), cache, hook);
+}
+
+at::Tensor Decoder::forward_tail(at::Tensor x, Cache& cache, const Hook* hook) const {
+    const int64_t t = x.size(2), k = cache.speed.tail_frames;
+    if (k <= 0 || k >= t) return run_tail(std::move(x), cache, hook);
+    // Each group's layer outputs, in call order, for the hook: it gets them over the whole chunk afterwards.
+    std::vector<std::pair<std::string, std::vector<at::Tensor>>> seen;
+    size_t call = 0;
+    const Hook collect = [&](const std::string& name, const at::Tensor& out) {
+        if (call == seen.size()) seen.push_back({name, {}});
+        seen[call++].second.push_back(out);
+    };
+    const bool hooked = hook != nullptr && *hook;
+    std::vector<at::Tensor> outs;
+    for (int64_t f = 0; f < t; f += k) {
+        call = 0;
+        outs.push_back(run_tail(x.narrow(2, f, std::min(k, t - f)), cache, hooked ? &collect : nullptr));
+    }
+    x.reset();
+    for (const auto& [name, parts] : seen) (*hook)(name, at::cat(parts, 2));
+    return at::cat(outs, 2);  // [b, 3, t, H, W]
+}
+
+at::Tensor Decoder::run_tail(at::Tensor x, Cache& cache, const Hook* hook) const {
+    for (size_t i = tail_begin_; i < upsamples_.size(); ++i) {
+        x = upsamples_[i]->forward(x, cache);
+        call_hook(hook, "decoder.upsamples." + std::to_string(i), x);
+    }
+    x = run_head(head0_, head2_, std::move(x), cache);
+    call_hook(hook, "decoder.head", x);
+    return x;
 }
 
 }  // namespace wan::vae::detail

@@ -68,6 +68,7 @@ inline void mark(StageClock* clock, Stage stage, int level) {
 //  - subpixel_upsample (Note [Sub-pixel upsample]): each nearest ×2 + 3×3 conv as 2×2 phase convs of the
 //    low-resolution input, one conv with 4·Co output channels, interleaved into the 2× map by one copy.
 //  - chunk_frames (Note [Decode chunks]): n latent frames per decoder call after the first.
+//  - tail_frames (Note [Decode tail]): a memory switch, the decoder's last stages a few output frames at a time.
 //
 // Note [Decode chunks]
 // Upstream decodes one latent frame per call, the cache slots carrying the last 2 input frames of every causal
@@ -76,6 +77,45 @@ inline void mark(StageClock* clock, Stage stage, int level) {
 // act frame by frame, and the temporal up-convolution after the first ("Rep") chunk sees
 // [zeros, zeros, x1, x2, ...] either way (Resample::forward: a chunk after "Rep" starts from zero history). So
 // only the first chunk must stay 1 frame; the later ones may hold n, with the same video up to summation order.
+
+// Note [Decode tail]
+// A decoder call turns n latent frames into 4n output frames (1 for the first call), and the feature maps are
+// largest after the last temporal upsample: there the frame count is final, the channels are 192 at half and 96
+// at full resolution. VAESpeedOptions::tail_frames = k runs those layers (the last two stages' residual blocks,
+// the last spatial upsample, the head) k output frames at a time (Decoder::forward_tail): each of them is a
+// causal conv with its cache (which over k frames computes exactly what k one-frame calls do, as in Note
+// [Decode chunks]), a per-frame op (norms, SiLU, the 1×1×1 shortcut, the spatial upsample) or the residual add,
+// so the video is the same; f32 differs from the whole chunk at most by the convolutions' summation order for
+// another frame count (the tests compare). Only the tail's activations shrink: the cache slots (2 frames per
+// cached conv) stay as they are.
+// Two more savings hold for every decode (no switch): a cache slot's new frames are written into its own storage
+// once the old ones have been read (overwrite_last_frames: no second slot alive during the convolution), and the
+// norm + SiLU before a cached conv lets go of its input once the activation is written (the residual block's
+// first conv output, the head's input), where the caller hands it over (std::move).
+// Sizes, 832×480 bf16, n = 1 (one full-resolution frame F = 96 channels = 76.7 MB; a half-resolution frame of 192
+// channels is F/2): the caches hold 2 frames of 7 full-resolution sites (6 residual convs, the head), 6 at half,
+// 7 at a quarter (with the last temporal upsample's) and 12 at the latent's: ≈ 25 F = 1.91 GB with any switch.
+// Besides them, the largest moment was a full-resolution residual block's second conv over the 4-frame chunk:
+// its input x (4 F, the residual), the first conv's output (4 F), the padded input (6 F), the slot's new frames
+// (2 F) and the output (4 F) = 20 F ≈ 1.53 GB. Dropping the first conv's output after its norm and writing the
+// slot in place leave 14 F; with k = 1 a tail block holds its 1-frame x, y, output and the 3-frame padded input
+// plus the tail's own input (4 frames at half resolution, 2 F, held while the groups run): ≈ 7 F ≈ 0.54 GB, as
+// the last temporal upsample's own peak (≈ 6.5 F). So ≈ −13 F ≈ −1.0 GB at 480p, −2.3 GB at 1280×720 (2.31× the
+// pixels). Counted once on the CPU with test_vae_speed's counting allocator (live tensor bytes outside the
+// convolutions' scratch; the real-size random VAE of wan-bench at 104×64, f32, 3 latent frames, the engine's CUDA
+// switches — on the CPU the norm's ATen path adds a temporary the fused kernel has not; too slow for CI, where
+// TailFramesLowerThePeakOfLiveBytes counts the tiny VAE), per output pixel in bf16: 8.62 kB before, 8.25 with k = 0, 7.10 with k = 2, 6.34 with k = 1;
+// at 480p 3.44 → 3.29 / 2.84 / 2.53 GB, at 720p 7.95 → 7.60 / 6.55 / 5.84 GB (−0.91 GB at 480p, −2.1 GB at
+// 720p with k = 1). The 14B fp8 480p job peaked at 18.89 GB in the decode (15.06 GB resident), so ≈ 17.9–18.0 GB
+// is expected with k = 1, ≈ 18.3 GB with k = 2: to be measured on the GPU (wan-bench gen; cuDNN's workspaces
+// come on top and may shrink with the frames per call too).
+// What it costs: the convolutions do the same work in k-frame pieces (a full-resolution frame is still 400 k
+// pixels), but every call of a cached conv copies the 2 cached frames into its padded input and its last 2 into
+// the slot: 4·4/k frame copies per site and chunk instead of 4. With k = 1 that is 12 more per site, ≈ 18 GB of
+// memory traffic per latent frame at 480p over the 7 full- and 6 half-resolution sites, ≈ 0.1 s per 81-frame
+// video on an H200 (≈ 10 % of the decode, a fraction of a per cent of a generation); with k = 2 a third of that.
+// The engine turns k = 1 on on CUDA, where memory is what the switch is for (pipeline::default_vae_speed); the
+// decode time with and without is wan-bench vae's to confirm.
 
 // Note [Sub-pixel upsample]
 // The upsample repeats each pixel of X [C, h, w] into a 2×2 block, U[p, q] = X[⌊p/2⌋, ⌊q/2⌋], and convolves U
@@ -177,11 +217,12 @@ struct CausalConv3d {
     at::Tensor forward_cached(const at::Tensor& x, Cache& cache) const;
     /// forward_cached(SiLU(norm(x))): with cache.speed.cache_buffer the activation is written straight into the
     /// padded input (behind the cached frames) instead of being concatenated to them; with fold_time straight
-    /// into the time-folded input.
-    at::Tensor forward_cached(const at::Tensor& x, const RMSNorm& norm, Cache& cache) const;
+    /// into the time-folded input. `x` is let go once the activation exists (a caller that std::moves it in
+    /// frees it then: Note [Decode tail]).
+    at::Tensor forward_cached(at::Tensor x, const RMSNorm& norm, Cache& cache) const;
 
 private:
-    at::Tensor folded_norm_conv(const at::Tensor& x, const RMSNorm& norm, Cache& cache) const;
+    at::Tensor folded_norm_conv(at::Tensor x, const RMSNorm& norm, Cache& cache) const;
 };
 
 /// RMS_norm over channels: x / max(‖x‖₂, 1e-12) · sqrt(C) · γ. §5.2.
@@ -286,15 +327,22 @@ private:
 class Decoder {
 public:
     Decoder(WeightReader& r, const VAEConfig& cfg);
-    /// One latent frame [b, z, 1, h, w] → [b, 3, 1 or 4, 8h, 8w].
+    /// A chunk of n latent frames [b, z, n, h, w] → [b, 3, 1 (first chunk) or 4n, 8h, 8w].
     at::Tensor forward(const at::Tensor& x, Cache& cache, const Hook* hook) const;
     int num_slots() const { return num_slots_; }
 
 private:
+    /// Note [Decode tail]: the layers from upsamples_[tail_begin_] on and the head, cache.speed.tail_frames
+    /// frames at a time; the hook then sees each layer's output over the whole chunk, as without the split.
+    at::Tensor forward_tail(at::Tensor x, Cache& cache, const Hook* hook) const;
+    /// Those layers over all frames of x.
+    at::Tensor run_tail(at::Tensor x, Cache& cache, const Hook* hook) const;
+
     CausalConv3d conv1_;
     std::unique_ptr<ResidualBlock> middle0_, middle2_;
     std::unique_ptr<AttentionBlock> middle1_;
     std::vector<std::unique_ptr<Layer>> upsamples_;
+    size_t tail_begin_ = 0;  // the first layer after the last temporal upsample
     RMSNorm head0_;
     CausalConv3d head2_;
     int num_slots_ = 0;

@@ -93,6 +93,7 @@ TEST_F(Gpu, VaeSpeedSwitchesAgainstGolden) {
         const char* name;
         bool fold, buffer, fused, pad, subpixel;
         int64_t chunk;
+        int64_t tail = 0;  // Note [Decode tail]
     };
     const Variant variants[] = {{"fold-time", true, false, false, false, false, 1},
                                 {"cache-buffer", false, true, false, false, false, 1},
@@ -101,7 +102,10 @@ TEST_F(Gpu, VaeSpeedSwitchesAgainstGolden) {
                                 {"subpixel-upsample", false, false, false, false, true, 1},
                                 {"cache-buffer fused-norm subpixel-upsample", false, true, true, false, true, 1},
                                 {"all", true, true, true, true, true, 1},
-                                {"all chunk-frames=2", true, true, true, true, true, 2}};
+                                {"all chunk-frames=2", true, true, true, true, true, 2},
+                                {"the engine's: cache-buffer fused-norm subpixel-upsample tail-frames=1", false, true,
+                                 true, false, true, 1, 1},
+                                {"all chunk-frames=2 tail-frames=3", true, true, true, true, true, 2, 3}};
     for (auto dtype : {at::kFloat, at::kBFloat16}) {
         wan::vae::VAEOptions o;
         o.device = cuda();
@@ -115,6 +119,7 @@ TEST_F(Gpu, VaeSpeedSwitchesAgainstGolden) {
             o.speed.pad_head = v.pad;
             o.speed.subpixel_upsample = v.subpixel;
             o.speed.chunk_frames = v.chunk;
+            o.speed.tail_frames = v.tail;
             const wan::vae::WanVAE vae(store, o);
             for (const auto& name : wan::test::list_cases("vae_decode_")) {
                 auto c = wan::test::load_case(name);

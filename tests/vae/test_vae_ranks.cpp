@@ -2,7 +2,8 @@
 // over the ranks equals the single-rank decode within float rounding on the tiny checkpoint — on every
 // golden decode case (also against the golden video) and on random latents whose rows do not divide evenly
 // — for every group size from 2 up to the world (sub-groups of the world), with more ranks than rows, in
-// bfloat16 and in the channels-last layout, and a cancel seen by one rank stops all. The max abs difference is printed by rank 0.
+// bfloat16 and in the channels-last layout, with the speed switches and the decoder's tail in groups of frames,
+// and a cancel seen by one rank stops all. The max abs difference is printed by rank 0.
 #include "golden.h"
 #include "test_util.h"
 #include "vae/row_split.h"
@@ -145,6 +146,23 @@ TEST(VaeRanks, SubpixelUpsampleMatchesOneRank) {
         expect_every_group_matches(vae, random_latent(3, 7, 5, 20), kF32Bound,
                                    cl ? "sub-pixel channels-last random 3x7x5" : "sub-pixel random 3x7x5");
     }
+}
+
+TEST(VaeRanks, TailFramesMatchOneRank) {
+    // Note [Decode tail] across the ranks: the tail's groups of frames exchange their halo rows group by group
+    // (every rank runs the same groups); with the switches the pipeline turns on on CUDA, chunks of 2 latent
+    // frames (8 output frames: groups of 3, 3, 2).
+    wan::vae::VAEOptions opt;
+    opt.channels_last = true;
+    opt.speed.cache_buffer = opt.speed.fused_norm = opt.speed.subpixel_upsample = true;
+    opt.speed.chunk_frames = 2;
+    opt.speed.tail_frames = 3;
+    const WanVAE vae(store(), opt);
+    expect_every_group_matches(vae, random_latent(3, 7, 4, 21), kF32Bound, "tail frames 3, random 3x7x4");
+    opt.speed.fold_time = true;  // the time-folded convs take the halo rows
+    opt.speed.tail_frames = 1;
+    expect_every_group_matches(WanVAE(store(), opt), random_latent(3, 5, 4, 22), kF32Bound,
+                               "tail frames 1 + fold_time, random 3x5x4");
 }
 
 TEST(VaeRanks, CancelOnOneRankStopsAll) {

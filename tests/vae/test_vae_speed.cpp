@@ -4,15 +4,24 @@
 // subpixel_upsample also matches the golden decode (and its module outputs) as the plain path does.
 // The CUDA kernel of fused_norm is not built here: on the CPU that switch takes the ATen path; the GPU run of
 // `wan-bench vae --fused-norm 1 --compare-base 1` compares it with the plain bf16 decode.
+// The memory switch tail_frames (Note [Decode tail]) computes the whole chunk's video with every other switch
+// and lowers the peak of live tensor bytes (counted by wrapping LibTorch's CPU allocator).
 #include "error_of.h"
 #include "golden.h"
 #include "vae/vae.h"
 #include "vae_test_util.h"
 
 #include <ATen/ATen.h>
+#include <ATen/record_function.h>
+#include <c10/core/CPUAllocator.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <cstring>
 #include <iostream>
+#include <mutex>
+#include <unordered_map>
 
 namespace {
 
@@ -260,6 +269,254 @@ TEST(VaeSpeed, StageClockChargesEveryKindOfWork) {
         EXPECT_NE(table.find("by kind:"), std::string::npos);  // the levels summed
         EXPECT_NE(table.find(" conv 3x3x3 "), std::string::npos);
     }
+}
+
+}  // namespace
+
+namespace {
+
+// ---- Note [Decode tail] ----------------------------------------------------------------------------------
+
+std::vector<Variant> plain_and_variants() {
+    std::vector<Variant> all{{"plain", {}}};
+    for (const Variant& v : variants()) all.push_back(v);
+    return all;
+}
+
+// f32: the tail in groups of 1 and 3 output frames (3 leaves a group of 1 of a 4-frame chunk, and splits an
+// 8-frame chunk 3 + 3 + 2) against the whole chunk, with chunks of 1 and 2 latent frames, every switch
+// (channels-last; the default layout with none and with all). The same layers see the same values; only a convolution over fewer frames may order its sums
+// differently (LibTorch's CPU kernels block by the output size), hence a bound at float rounding, not equality.
+TEST(VaeSpeed, TailFramesEqualTheWholeChunk) {
+    at::manual_seed(23);
+    const at::Tensor z = at::randn({16, 3, 4, 3});
+    double worst = 0;
+    int equal = 0, runs = 0;
+    for (bool cl : {false, true}) {
+        for (const Variant& v : plain_and_variants()) {
+            // The default layout with the plain path and all switches only (CI time).
+            if (!cl && v.name != std::string("plain") && v.name != std::string("all")) continue;
+            for (int64_t chunk : {1, 2}) {
+                VAESpeedOptions s = v.speed;
+                s.chunk_frames = chunk;
+                const at::Tensor ref = WanVAE(store(), options(at::kFloat, cl, s)).decode_unclamped(z);
+                for (int64_t k : {1, 3}) {
+                    s.tail_frames = k;
+                    const at::Tensor y = WanVAE(store(), options(at::kFloat, cl, s)).decode_unclamped(z);
+                    ASSERT_EQ(y.sizes(), ref.sizes());
+                    const double err = max_abs_diff(y, ref);
+                    worst = std::max(worst, err);
+                    equal += at::equal(y, ref) ? 1 : 0;
+                    ++runs;
+                    EXPECT_LT(err, 1e-5) << v.name << (cl ? " channels-last" : "") << ", chunks of " << chunk
+                                         << ", tail frames " << k;
+                }
+            }
+        }
+    }
+    std::cout << "tail frames vs whole chunk, f32: " << equal << " of " << runs << " bit-equal, worst max abs " << worst
+              << "\n";
+}
+
+// bf16: the same, within bf16 rounding of the whole chunk's decode (a conv over fewer frames may round one sum
+// differently, and that step is carried on; bit-equal on the CPU when written).
+TEST(VaeSpeed, TailFramesInBf16) {
+    at::manual_seed(24);
+    const at::Tensor z = at::randn({16, 3, 4, 3});
+    const at::Tensor f32 = WanVAE(store(), options(at::kFloat, true)).decode_unclamped(z);
+    const at::Tensor plain = WanVAE(store(), options(at::kBFloat16, true)).decode_unclamped(z);
+    const double bf16_err = max_abs_diff(plain, f32);
+    for (const Variant& v : plain_and_variants()) {
+        VAESpeedOptions s = v.speed;
+        s.chunk_frames = 2;
+        const at::Tensor ref = WanVAE(store(), options(at::kBFloat16, true, s)).decode_unclamped(z);
+        s.tail_frames = 1;
+        const at::Tensor y = WanVAE(store(), options(at::kBFloat16, true, s)).decode_unclamped(z);
+        const double err = max_abs_diff(y, ref);
+        std::cout << v.name << " bf16, tail frames 1 vs whole chunk: " << err << (at::equal(y, ref) ? " (equal)" : "")
+                  << "; plain bf16 vs f32 " << bf16_err << "\n";
+        EXPECT_LT(err, bf16_err + 1e-3) << v.name;
+        EXPECT_LT(max_abs_diff(y, f32), 2 * bf16_err + 1e-3) << v.name;
+    }
+}
+
+// The module outputs the hook sees are the whole chunk's (the groups' outputs joined), so the golden decode's
+// intermediates still match call by call, and the hook's calls are the whole chunk's; tiling too.
+TEST(VaeSpeed, TailFramesMatchTheGoldenAndItsIntermediates) {
+    VAESpeedOptions s;
+    s.tail_frames = 1;
+    s.subpixel_upsample = s.cache_buffer = true;
+    const WanVAE tail(store(), options(at::kFloat, true, s));
+    wan::test::for_each_golden_case("vae_decode", [&](const auto& c, auto& capture, wan::test::Tolerance tol) {
+        wan::test::expect_matches(c, "video_unclamped", tail.decode_unclamped(c.get("z"), capture.callbacks()), tol);
+        wan::test::expect_matches(c, "video", tail.decode(c.get("z")), tol);
+    });
+    // The same calls, in the same order, with the same shapes and values (f32 rounding) as the whole chunk's.
+    const at::Tensor z = latent();
+    auto record = [&](const WanVAE& vae) {
+        std::vector<std::pair<std::string, at::Tensor>> calls;
+        DecodeCallbacks cb;
+        cb.on_intermediate = [&](const std::string& name, const at::Tensor& out) { calls.emplace_back(name, out.clone()); };
+        (void)vae.decode(z, cb);
+        return calls;
+    };
+    VAESpeedOptions whole = s;
+    whole.tail_frames = 0;
+    const auto want = record(WanVAE(store(), options(at::kFloat, true, whole)));
+    const auto got = record(tail);
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < got.size(); ++i) {
+        EXPECT_EQ(got[i].first, want[i].first) << i;
+        ASSERT_EQ(got[i].second.sizes(), want[i].second.sizes()) << got[i].first;
+        EXPECT_LT(max_abs_diff(got[i].second, want[i].second), 1e-5) << got[i].first;
+    }
+    VAEOptions tiled = options(at::kFloat, true);
+    tiled.tiling = {true, 2, 1};
+    const at::Tensor ref = WanVAE(store(), tiled).decode_unclamped(z);
+    tiled.speed.tail_frames = 2;
+    EXPECT_LT(max_abs_diff(WanVAE(store(), tiled).decode_unclamped(z), ref), 1e-5);
+
+    VAESpeedOptions bad;
+    bad.tail_frames = -1;
+    EXPECT_NE(wan::test::error_of([&] { WanVAE(store(), options(at::kFloat, false, bad)); })
+                  .find("speed.tail_frames must be >= 0 output frames"),
+              std::string::npos);
+}
+
+/// While installed: LibTorch's CPU allocator wrapped, counting the bytes of live CPU tensors and their peak, twice:
+/// all of them, and outside the convolutions (a RecordFunction callback marks the aten::conv* ops; their inputs and
+/// outputs count at the op's end, their scratch — the CPU conv3d's im2col columns, 27·Ci values per output pixel —
+/// does not: cuDNN's workspace on a GPU is another matter, so the activations are the part to compare).
+class CountingCpuAllocator final : public c10::Allocator {
+public:
+    CountingCpuAllocator() : base_(c10::GetCPUAllocator()) {
+        c10::SetCPUAllocator(this, kPriority);
+        callback_ = at::addGlobalCallback(
+            at::RecordFunctionCallback(
+                [](const at::RecordFunction& fn) -> std::unique_ptr<at::ObserverContext> {
+                    if (is_conv(fn)) ++counters().conv_depth;
+                    return nullptr;
+                },
+                [](const at::RecordFunction& fn, at::ObserverContext*) {
+                    if (is_conv(fn) && --counters().conv_depth == 0) raise(counters().peak_outside, counters().live);
+                })
+                .scopes({at::RecordScope::FUNCTION}));
+    }
+    ~CountingCpuAllocator() override {
+        at::removeCallback(callback_);
+        c10::SetCPUAllocator(base_, kPriority);
+    }
+    CountingCpuAllocator(const CountingCpuAllocator&) = delete;
+    CountingCpuAllocator& operator=(const CountingCpuAllocator&) = delete;
+
+    // The context is the data pointer itself, as raw_allocate (oneDNN's scratch) wants it.
+    c10::DataPtr allocate(size_t n) const override {
+        c10::DataPtr inner = base_->allocate(n);
+        void* data = inner.get();
+        const c10::Device device = inner.device();
+        Counters& c = counters();
+        {
+            std::lock_guard<std::mutex> lock(c.mutex);
+            c.blocks.emplace(data, Block{std::move(inner), static_cast<int64_t>(n)});
+        }
+        const int64_t now = c.live += static_cast<int64_t>(n);
+        raise(c.peak, now);
+        if (c.conv_depth == 0) raise(c.peak_outside, now);
+        return {data, data, &release, device};
+    }
+    c10::DeleterFnPtr raw_deleter() const override { return &release; }
+    /// Restarts both peaks from what is live now; returns that.
+    int64_t reset_peak() {
+        Counters& c = counters();
+        c.peak = c.peak_outside = c.live.load();
+        return c.peak;
+    }
+    int64_t peak() const { return counters().peak; }
+    int64_t peak_outside_convs() const { return counters().peak_outside; }
+
+private:
+    static constexpr uint8_t kPriority = 200;  // above LibTorch's default CPU allocator
+    struct Block {
+        c10::DataPtr inner;
+        int64_t bytes;
+    };
+    struct Counters {
+        std::atomic<int64_t> live{0}, peak{0}, peak_outside{0};
+        std::atomic<int> conv_depth{0};
+        std::mutex mutex;
+        std::unordered_map<void*, Block> blocks;
+    };
+    // Blocks freed after the allocator is gone still count down: the counters live for the process.
+    static Counters& counters() {
+        static Counters* c = new Counters();
+        return *c;
+    }
+    static bool is_conv(const at::RecordFunction& fn) { return std::strncmp(fn.name(), "aten::conv", 10) == 0; }
+    static void raise(std::atomic<int64_t>& peak, int64_t now) {
+        int64_t seen = peak.load();
+        while (now > seen && !peak.compare_exchange_weak(seen, now)) {
+        }
+    }
+    static void release(void* data) {
+        Counters& c = counters();
+        Block block;
+        {
+            std::lock_guard<std::mutex> lock(c.mutex);
+            auto it = c.blocks.find(data);
+            if (it == c.blocks.end()) {  // oneDNN frees through the current allocator what it had before
+                c10::GetDefaultCPUAllocator()->raw_deleter()(data);
+                return;
+            }
+            block = std::move(it->second);
+            c.blocks.erase(it);
+        }
+        c.live -= block.bytes;
+    }  // block.inner frees through the base allocator's deleter
+    c10::Allocator* base_;
+    at::CallbackHandle callback_ = 0;
+};
+
+struct Peaks {
+    int64_t all = 0, outside_convs = 0;
+};
+
+/// The peaks of live tensor bytes during vae.decode(z), above what was live before (the result included).
+Peaks decode_peak_bytes(const WanVAE& vae, const at::Tensor& z) {
+    CountingCpuAllocator counter;
+    const int64_t before = counter.reset_peak();
+    (void)vae.decode(z);
+    return {counter.peak() - before, counter.peak_outside_convs() - before};
+}
+
+// Note [Decode tail] on the tiny VAE (dim 12: 12 channels at full resolution; f32) with chunks of 2 latent frames
+// (8 output frames); a full-resolution frame is 12·64·64·4 B = 192 KiB. Outside the convolutions' scratch, the
+// whole chunk's full-resolution residual conv holds its input (8 frames), its padded input (10) and its output (8)
+// besides the caches (≈ 25 frames over all levels) and the video (2.25); one frame at a time holds 1 + 3 + 1, so
+// the peak should fall by about 21 frames (counted when written: 59.6 → 38.8); checked: by more than 10, and
+// never up as the groups shrink. With the scratch (the CPU conv3d's im2col columns, 27·Ci values per output
+// pixel of the call, also smaller per group) the whole peak falls from 268 to 65 frames.
+TEST(VaeSpeed, TailFramesLowerThePeakOfLiveBytes) {
+    at::manual_seed(25);
+    const at::Tensor z = at::randn({16, 3, 8, 8});  // video [3, 9, 64, 64]
+    constexpr int64_t kFrameBytes = 12 * 64 * 64 * 4;
+    VAESpeedOptions s = variants()[4].speed;  // the engine's CUDA switches: cache_buffer, fused_norm, subpixel
+    s.chunk_frames = 2;
+    std::vector<Peaks> peaks;
+    for (int64_t k : {0, 4, 2, 1}) {
+        s.tail_frames = k;
+        const WanVAE vae(store(), options(at::kFloat, true, s));
+        peaks.push_back(decode_peak_bytes(vae, z));
+        std::cout << "tail frames " << k << ": peak of live tensor bytes " << peaks.back().all << " ("
+                  << static_cast<double>(peaks.back().all) / kFrameBytes << " full-resolution frames), outside the "
+                  << "convolutions " << peaks.back().outside_convs << " ("
+                  << static_cast<double>(peaks.back().outside_convs) / kFrameBytes << ")\n";
+    }
+    EXPECT_GT(peaks[0].outside_convs, 0);
+    for (size_t i = 1; i < peaks.size(); ++i) {
+        EXPECT_LT(peaks[i].all, peaks[i - 1].all) << i;
+        EXPECT_LE(peaks[i].outside_convs, peaks[i - 1].outside_convs) << i;
+    }
+    EXPECT_GT(peaks[0].outside_convs - peaks[3].outside_convs, 10 * kFrameBytes);
 }
 
 }  // namespace
