@@ -421,17 +421,22 @@ double planned_working_memory_bytes(int64_t dim, const std::string& variant, boo
     return most;
 }
 
-vae::VAESpeedOptions default_vae_speed(c10::Device device) {
+bool memory_first(const EngineConfig& config, bool dit_fp8_weights) {
+    return dit_fp8_weights || config.max_vram_gb > 0 || config.offload_dit;
+}
+
+vae::VAESpeedOptions default_vae_speed(c10::Device device, bool memory_first) {
     // The switches that pay on their own (H200, 480p×81 bf16, 2026-12-02, docs/PERFORMANCE.md): the fused norm +
     // SiLU kernel 1.225 → 1.062 s (67 dB against the plain decode), the conv input written behind the cache
     // 1.225 → 1.186 s (bit-exact), and with both on the sub-pixel upsample 1.030 → 0.993 s (51.6 dB against f32,
     // as plain bf16). fold_time and pad_head measured slower or equal: they stay off.
     vae::VAESpeedOptions speed;
     speed.fused_norm = speed.cache_buffer = speed.subpixel_upsample = device.is_cuda();
-    // Memory: the decoder's tail one output frame at a time (Note [Decode tail]: estimated −1.0 GB at 480p, −2.3 GB
-    // at 720p, for ≈ 0.1 s more per video in cache copies; to be measured). Off on the CPU, whose RAM is not the
-    // limit.
-    speed.tail_frames = device.is_cuda() ? 1 : 0;
+    // Memory: the decoder's tail one output frame at a time (Note [Decode tail]), measured on the H200 (session
+    // 32): the 14B fp8 480p job's peak 18.13 → 17.60 GB, the decode 0.870 → 0.960 s at 480p and 2.049 → 2.261 s at
+    // 720p (+10 %). So on where memory is what the user asked for, as --ffn-chunks; off on the CPU, whose RAM is
+    // not the limit.
+    speed.tail_frames = device.is_cuda() && memory_first ? 1 : 0;
     return speed;
 }
 
@@ -458,7 +463,7 @@ int resolved_ffn_chunks(const EngineConfig& config, bool dit_fp8_weights) {
     // at 480p (+1.4 % per step) and from 19.19 to 16.78 GB at 720p with --max-vram 22 (+0.6 %). So on where memory
     // is what the user asked for (fp8 weights, --max-vram, --offload-dit); elsewhere the 1 % stays with speed.
     if (config.ffn_chunks > 0) return config.ffn_chunks;
-    return dit_fp8_weights || config.max_vram_gb > 0 || config.offload_dit ? 4 : 1;
+    return memory_first(config, dit_fp8_weights) ? 4 : 1;
 }
 
 namespace {
@@ -656,7 +661,7 @@ void T2VPipeline::Impl::load_vae() {
         vopt.dtype = bf16 ? at::kBFloat16 : at::kFloat;
         vopt.load_encoder = false;  // T2V only decodes
         vopt.channels_last = device.is_cuda();  // cuDNN's native layout: 1.44 → 1.24 s at 480p, H200
-        vopt.speed = default_vae_speed(device);
+        vopt.speed = default_vae_speed(device, memory_first(config, dit && dit->fp8_weights()));
         if (config.vae_tile > 0) {
             vopt.tiling.enabled = true;
             vopt.tiling.tile_size = config.vae_tile;

@@ -115,10 +115,13 @@ int resolved_ffn_chunks(const EngineConfig& config, bool dit_fp8_weights);
 /// the search's scratch buffers would crowd a small card). Throws on another value.
 bool vae_autotune_enabled(const EngineConfig& config, bool cuda, bool decode_across_ranks);
 
-/// The VAE decode's speed switches the engine turns on for `device` (measured ones only: on CUDA the fused norm +
-/// SiLU, the cache buffer and the sub-pixel upsample; none on the CPU), and on CUDA the memory switch tail_frames
-/// = 1 (Note [Decode tail]: its saving estimated, not yet measured on a GPU).
-vae::VAESpeedOptions default_vae_speed(c10::Device device);
+/// True in the modes where memory is what the user asked for: DiT weights held as fp8, --max-vram, --offload-dit.
+/// The engine then trades a little speed for memory (4 FFN chunks, the VAE's tail a frame at a time).
+bool memory_first(const EngineConfig& config, bool dit_fp8_weights);
+/// The VAE decode's switches the engine turns on for `device` (measured ones only: on CUDA the fused norm + SiLU,
+/// the cache buffer and the sub-pixel upsample, and with `memory_first` the tail one frame at a time (Note
+/// [Decode tail]); none on the CPU).
+vae::VAESpeedOptions default_vae_speed(c10::Device device, bool memory_first = false);
 
 class T2VPipeline {
 public:

@@ -114,8 +114,10 @@ inline void mark(StageClock* clock, Stage stage, int level) {
 // the slot: 4·4/k frame copies per site and chunk instead of 4. With k = 1 that is 12 more per site, ≈ 18 GB of
 // memory traffic per latent frame at 480p over the 7 full- and 6 half-resolution sites, ≈ 0.1 s per 81-frame
 // video on an H200 (≈ 10 % of the decode, a fraction of a per cent of a generation); with k = 2 a third of that.
-// The engine turns k = 1 on on CUDA, where memory is what the switch is for (pipeline::default_vae_speed); the
-// decode time with and without is wan-bench vae's to confirm.
+// Measured on the H200 (session 32, docs/PERFORMANCE.md): the 14B fp8 480p job's peak 18.13 → 17.60 GB (and
+// 18.89 GB before the in-place cache slots and the early-freed norm inputs), the decode 0.870 → 0.960 s at 480p,
+// 2.049 → 2.261 s at 720p: the copies cost 10 %, more than estimated. So the engine turns k = 1 on only where
+// memory comes first (fp8 DiT weights, --max-vram, --offload-dit: pipeline::default_vae_speed).
 
 // Note [Sub-pixel upsample]
 // The upsample repeats each pixel of X [C, h, w] into a 2×2 block, U[p, q] = X[⌊p/2⌋, ⌊q/2⌋], and convolves U

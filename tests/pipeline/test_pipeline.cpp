@@ -369,6 +369,25 @@ TEST(Pipeline, FfnChunksFollowTheMemoryMode) {
     EXPECT_EQ(resolved_ffn_chunks(c, true), 1) << "an explicit --ffn-chunks wins";
 }
 
+// Note [Decode tail]: the VAE's tail a frame at a time costs 10 % of the decode, so only where memory comes first.
+TEST(Pipeline, VaeTailFramesFollowTheMemoryMode) {
+    using wan::pipeline::default_vae_speed;
+    using wan::pipeline::memory_first;
+    const c10::Device cuda(c10::kCUDA, 0), cpu(c10::kCPU);  // device values only: nothing runs on them
+    wan::pipeline::EngineConfig c;
+    EXPECT_FALSE(memory_first(c, false));
+    EXPECT_EQ(default_vae_speed(cuda, memory_first(c, false)).tail_frames, 0) << "resident bf16: speed first";
+    EXPECT_EQ(default_vae_speed(cuda, memory_first(c, true)).tail_frames, 1) << "fp8 DiT weights";
+    c.max_vram_gb = 22;
+    EXPECT_EQ(default_vae_speed(cuda, memory_first(c, false)).tail_frames, 1) << "--max-vram";
+    c.max_vram_gb = 0;
+    c.offload_dit = true;
+    EXPECT_EQ(default_vae_speed(cuda, memory_first(c, false)).tail_frames, 1) << "--offload-dit";
+    EXPECT_EQ(default_vae_speed(cpu, true).tail_frames, 0) << "the CPU's RAM is not the limit";
+    EXPECT_TRUE(default_vae_speed(cuda).subpixel_upsample);
+    EXPECT_FALSE(default_vae_speed(cpu).subpixel_upsample);
+}
+
 // Note [VAE autotuning]: auto tunes where the warm-up at load pays the search, never under a memory cap.
 TEST(Pipeline, VaeAutotuneWhereTheWarmUpPaysTheSearch) {
     using wan::pipeline::vae_autotune_enabled;
