@@ -103,8 +103,8 @@ TEST_F(Gpu, VaeSpeedSwitchesAgainstGolden) {
                                 {"cache-buffer fused-norm subpixel-upsample", false, true, true, false, true, 1},
                                 {"all", true, true, true, true, true, 1},
                                 {"all chunk-frames=2", true, true, true, true, true, 2},
-                                {"the engine's memory mode: cache-buffer fused-norm subpixel-upsample tail-frames=1", false, true,
-                                 true, false, true, 1, 1},
+                                {"the engine's memory mode: cache-buffer fused-norm subpixel-upsample tail-frames=1",
+                                 false, true, true, false, true, 1, 1},
                                 {"all chunk-frames=2 tail-frames=3", true, true, true, true, true, 2, 3}};
     for (auto dtype : {at::kFloat, at::kBFloat16}) {
         wan::vae::VAEOptions o;
