@@ -235,9 +235,10 @@ __global__ void residual_norm_kernel(float* __restrict__ x, const __nv_bfloat16*
     }
 }
 
-// The GELU before the FFN hidden layer's FP8 quantisation, with the hardware tanh (tanh.approx.f32, one MUFU instruction, relative error ≤ 2^-10.9): its error
-// is far below the e4m3 step (2^-4) the value is rounded to next. The exact tanhf made the FFN's hidden-layer
-// quantisation compute-bound (0.67 ms per 32760 × 8960 layer on the H200, against 0.06 ms for a 1536-wide one).
+// The GELU before the FFN hidden layer's FP8 quantisation, with the hardware tanh (tanh.approx.f32, one MUFU
+// instruction, relative error ≤ 2^-10.9): far below the e4m3 step (2^-4) the value is rounded to next. The exact
+// tanhf made the quantisation compute-bound (0.67 ms per 32760 × 8960 hidden layer on the H200, against 0.06 ms
+// for a 1536-wide row set); with it and the row held in registers, 0.44 ms (docs/PERFORMANCE.md, session 32).
 template <bool Gelu>
 __device__ __forceinline__ float maybe_gelu(float v) {
     if (!Gelu) return v;
