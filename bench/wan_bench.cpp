@@ -24,6 +24,7 @@
 //   wan-bench gen --model 14B --size 832*480 --steps 2 --dit-dtype fp8 --ffn-chunks 1|4
 //                                         (lean activations off / on: Note [Activation memory]; gen's default is
 //                                         the pipeline's, 4 with fp8 or streaming; `dit`'s is 1)
+//   wan-bench load-dit --model 14B --format fp8   (issue 21: load time of a 14B single fp8 file, as --dit FILE)
 //   wan-bench all --json results.jsonl
 #include "bench_util.h"
 
@@ -32,6 +33,7 @@
 #include "core/presets.h"
 #include "dist/dist.h"
 #include "dit/dit.h"
+#include "io/component_files.h"
 #include "io/io.h"
 #include "lora/lora.h"
 #include "pipeline/pipeline.h"
@@ -887,6 +889,67 @@ void bench_load(const Args& a, c10::Device device) {
             {"device", wan::bench::device_name(device)}});
 }
 
+/// A random DiT of `cfg` as one file the way users have them (ComfyUI's single files): upstream names under
+/// `model.diffusion_model.`; fp8: every block Linear weight as F8_E4M3 codes with a per-tensor `.scale_weight`
+/// and the `scaled_fp8` marker (Note [Component files]), the rest bf16; bf16: everything bf16. Drawn on `device`.
+void write_dit_file(const std::string& path, const wan::io::WanConfig& cfg, bool fp8, c10::Device device) {
+    wan::io::NamedTensors t;
+    const std::string prefix = "model.diffusion_model.";
+    const auto on = at::TensorOptions().device(device).dtype(at::kFloat);
+#if WAN_TORCH_VERSION >= 201
+    if (fp8) t.emplace_back("scaled_fp8", at::empty({0}, at::TensorOptions().dtype(at::kFloat8_e4m3fn)));
+#else
+    WAN_CHECK(!fp8, "wan-bench load-dit --format fp8 needs LibTorch >= 2.1 (float8 tensors)");
+#endif
+    for (const wan::dit::ParameterSpec& s : wan::dit::expected_parameter_shapes(cfg)) {
+        const at::Tensor w = at::randn(s.shape, on) * 0.02;
+        const bool block_linear = s.name.rfind("blocks.", 0) == 0 && s.shape.size() == 2;
+#if WAN_TORCH_VERSION >= 201
+        if (fp8 && block_linear) {
+            const at::Tensor scale = w.abs().amax().clamp_min(1e-12) / 448.0;
+            t.emplace_back(prefix + s.name, (w / scale).to(at::kFloat8_e4m3fn).cpu());
+            t.emplace_back(prefix + s.name.substr(0, s.name.size() - 7) + ".scale_weight", scale.cpu());
+            continue;
+        }
+#endif
+        (void)block_linear;
+        t.emplace_back(prefix + s.name, w.to(at::kBFloat16).cpu());
+    }
+    wan::io::save_safetensors(path, t);
+}
+
+/// `wan-bench load-dit --model 14B --format fp8|bf16 [--file F] [--write 1] [--runs 2]`: issue 21's load time.
+/// Writes a random DiT file of the model's size (--write 1, or when F does not exist; the writing leaves it in
+/// the page cache), then times what the engine does with `--dit F`: open the file, infer the model from its
+/// shapes, build the DiT on the device (fp8 files held as fp8). Each run after the first reads from the page
+/// cache for certain.
+void bench_load_dit(const Args& a, c10::Device device) {
+    const std::string model = a.get("model", "14B"), format = a.get("format", "fp8");
+    WAN_CHECK(format == "fp8" || format == "bf16", "--format %s: expected fp8 or bf16", format.c_str());
+    const std::string path = a.get("file", "/tmp/wan_bench_dit_" + model + "_" + format + ".safetensors");
+    const wan::io::WanConfig cfg = model_config(model);
+    if (a.get("write", "0") == "1" || !std::ifstream(path).good()) {
+        const auto t0 = std::chrono::steady_clock::now();
+        write_dit_file(path, cfg, format == "fp8", device);
+        std::fprintf(stderr, "wrote %s in %.1f s\n", path.c_str(),
+                     std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+    for (int run = 1; run <= a.get_int("runs", 2); ++run) {
+        const auto t0 = std::chrono::steady_clock::now();
+        const wan::io::TensorStore view = wan::io::open_dit_file(path);
+        const wan::io::WanConfig found = wan::io::infer_dit_config(view, path);
+        auto opt = wan::dit::ModelOptions::from_environment();
+        opt.device = device;
+        wan::dit::WanModel m(found, view, opt);
+        wan::bench::sync(device);
+        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        record({{"bench", "load_dit"}, {"model", found.variant()}, {"format", format}, {"run", run},
+                {"file_gb", view.total_bytes() / 1e9}, {"seconds", s}, {"gb_per_s", view.total_bytes() / 1e9 / s},
+                {"fp8_weights", m.fp8_weights()}, {"peak_gb", wan::bench::peak_gb(device)},
+                {"device", wan::bench::device_name(device)}});
+    }
+}
+
 void bench_all(const Args& a, c10::Device device) {
     Args d = a;
     d.opts = {{"model", "1.3B"}, {"size", "832*480"}};
@@ -921,6 +984,7 @@ int main(int argc, char** argv) {
                              "                 [--stages 1 (or WAN_VAE_STAGES=1)]\n"
                              "       mpirun -np N wan-bench vae-ranks [--size W*H] [--frames N] [--dtype f32|bf16] [--compare 0|1]\n"
                              "                 [the vae switches]\n"
+                             "       load-dit --model 1.3B|14B --format fp8|bf16 [--file F] [--write 1] [--runs N] (a DiT single file: load time)\n"
                              "       lora --lora FILE [--make-lora RANK] [--model 1.3B|14B] [--runs N] (read + hash times)\n"
                              "       gen also: [--preset NAME] [--lora FILE [--make-lora RANK]] [--offload-dit] [--max-vram GB]\n"
                              "                 [--model A14B [--offload-idle-expert 1]] [--lora-backup auto|device|host]\n"
@@ -953,6 +1017,7 @@ int main(int argc, char** argv) {
         else if (a.command == "t5") bench_t5(a, device);
         else if (a.command == "gen") bench_gen(a, device);
         else if (a.command == "load") bench_load(a, device);
+        else if (a.command == "load-dit") bench_load_dit(a, device);
         else if (a.command == "lora") bench_lora(a);
         else if (a.command == "teacache") bench_teacache(a, device);
         else if (a.command == "all") bench_all(a, device);
