@@ -32,10 +32,11 @@ namespace wan::dit {
 // the codes; a column-sum pass first for KMean), reading x twice and writing one byte per value. The ATen
 // formulation below (abs, amax, an f32 division, the cast: ~6 passes with f32 intermediates) is the reference
 // the kernels are tested against, and the path on the CPU and for layouts they do not take.
-// WAN_FP8_HEADS_FUSED=0 keeps the ATen path on CUDA too (for measurements). Where the kernel cannot run (AttentionFp8's list) attention() logs
-// why once and stays bf16. wan-bench `dit --fp8-attention 1 [--k-mean 1] --compare 1` measures speed and error
-// against bf16; tests/gpu/test_attention_backends.cpp checks the error on random tensors and on a K with an
-// offset; tests/dit/test_attention_fp8.cpp checks the quantisation on the CPU.
+// WAN_FP8_HEADS_FUSED=0 keeps the ATen path on CUDA too (for measurements). Where the kernel cannot run
+// (AttentionFp8's list) attention() logs why once and stays bf16. wan-bench `dit --fp8-attention 1 [--k-mean 1]
+// --compare 1` measures speed and error against bf16; tests/gpu/test_attention_backends.cpp checks the error on
+// random tensors and on a K with an offset; tests/dit/test_attention_fp8.cpp checks the quantisation on the CPU,
+// tests/gpu/test_fused_kernels.cpp the kernels against it.
 
 std::optional<AttentionFp8> parse_attention_fp8(const std::string& name) {
     if (name == "off" || name == "0") return AttentionFp8::Off;

@@ -153,7 +153,8 @@ Fp8Rows layernorm_fp8_(at::Tensor& x, const at::Tensor& y, const at::Tensor& gat
 Fp8Rows quantize_rows_fp8(const at::Tensor& a_in, bool gelu) {
     const int64_t K = a_in.size(-1);
     const at::Tensor a = a_in.to(at::kBFloat16).reshape({-1, K}).contiguous();
-    WAN_CHECK(K % 8 == 0 && aligned(a, 16), "fused quantize_rows_fp8: rows of %lld (need a multiple of 8)",
+    WAN_CHECK(cuda::quantize_rows_supported(static_cast<int>(K)) && aligned(a, 16),
+              "fused quantize_rows_fp8: rows of %lld (need a multiple of 8, at most 32768)",
               static_cast<long long>(K));
     Fp8Rows r;
     r.q = at::empty({a.size(0), K}, a.options().dtype(at::kFloat8_e4m3fn));

@@ -253,45 +253,11 @@ __device__ __forceinline__ float maybe_gelu(float v) {
 }
 
 // Per-row FP8 quantisation of a bf16 matrix [rows, K] (K % 8 == 0), optionally through the tanh GELU first
-// (the FFN's hidden layer): two passes over the row (amax, then scale and store; the second read mostly hits
-// L2), one block per row. Used for rows too wide for the register-held variant below.
-template <bool Gelu>
-__global__ void quantize_rows_fp8_kernel(const __nv_bfloat16* __restrict__ a, uint8_t* __restrict__ q,
-                                         float* __restrict__ row_scale, int K) {
-    __shared__ float shared[32];
-    const long row = blockIdx.x;
-    const int n8 = K / 8;
-    const Bf16x8* ar = reinterpret_cast<const Bf16x8*>(a + row * K);
-    float amax = 0.f;
-    for (int i = threadIdx.x; i < n8; i += blockDim.x) {
-        const Bf16x8 v = ar[i];
-#pragma unroll
-        for (int j = 0; j < 4; ++j) {
-            const float2 f = __bfloat1622float2(v.h[j]);
-            amax = fmaxf(amax, fmaxf(fabsf(maybe_gelu<Gelu>(f.x)), fabsf(maybe_gelu<Gelu>(f.y))));
-        }
-    }
-    const float sc = fmaxf(block_max(amax, shared), 1e-12f) / kFp8Max;
-    if (threadIdx.x == 0) row_scale[row] = sc;
-    uint2* qr = reinterpret_cast<uint2*>(q + row * K);
-    for (int i = threadIdx.x; i < n8; i += blockDim.x) {
-        const Bf16x8 v = ar[i];
-        float f[8];
-#pragma unroll
-        for (int j = 0; j < 4; ++j) {
-            const float2 p = __bfloat1622float2(v.h[j]);
-            f[2 * j] = __fdiv_rn(maybe_gelu<Gelu>(p.x), sc);
-            f[2 * j + 1] = __fdiv_rn(maybe_gelu<Gelu>(p.y), sc);
-        }
-        qr[i] = make_uint2(fp8x4(f[0], f[1], f[2], f[3]), fp8x4(f[4], f[5], f[6], f[7]));
-    }
-}
-
-// quantize_rows_fp8_kernel's result with the row held in registers between the two passes: each thread loads
-// its ≤ Vecs 8-element groups at once (all loads in flight together), evaluates the GELU once per value, and
-// stores from registers after the row's amax is known.
+// (the FFN's hidden layer), one block per row held in registers: each thread loads its ≤ Vecs 8-element groups
+// at once (all loads in flight together), evaluates the GELU once per value, and stores from registers once the
+// row's amax is known (one read of the row, where a two-pass kernel read it and evaluated the GELU twice).
 template <bool Gelu, int Vecs>
-__global__ void quantize_rows_fp8_cached_kernel(const __nv_bfloat16* __restrict__ a, uint8_t* __restrict__ q,
+__global__ void __launch_bounds__(1024) quantize_rows_fp8_cached_kernel(const __nv_bfloat16* __restrict__ a, uint8_t* __restrict__ q,
                                                 float* __restrict__ row_scale, int K) {
     __shared__ float shared[32];
     const long row = blockIdx.x;
@@ -333,13 +299,12 @@ __global__ void quantize_rows_fp8_cached_kernel(const __nv_bfloat16* __restrict_
 template <bool Gelu>
 void launch_quantize_rows(const __nv_bfloat16* a, uint8_t* q, float* row_scale, long rows, int K,
                           cudaStream_t stream) {
-    const int n8 = K / 8;
-    const int threads = n8 > 1024 ? 512 : 256;
+    const int n8 = K / 8;  // ≤ 4096 (quantize_rows_supported): at most 4 groups per thread of 1024
+    const int threads = n8 > 2048 ? 1024 : n8 > 1024 ? 512 : 256;
     const int per = (n8 + threads - 1) / threads;
     if (per <= 1) quantize_rows_fp8_cached_kernel<Gelu, 1><<<rows, threads, 0, stream>>>(a, q, row_scale, K);
     else if (per <= 2) quantize_rows_fp8_cached_kernel<Gelu, 2><<<rows, threads, 0, stream>>>(a, q, row_scale, K);
-    else if (per <= 4) quantize_rows_fp8_cached_kernel<Gelu, 4><<<rows, threads, 0, stream>>>(a, q, row_scale, K);
-    else quantize_rows_fp8_kernel<Gelu><<<rows, kThreads, 0, stream>>>(a, q, row_scale, K);  // rows past 16384
+    else quantize_rows_fp8_cached_kernel<Gelu, 4><<<rows, threads, 0, stream>>>(a, q, row_scale, K);
 }
 
 // x += f32(y) · gate[b], four elements per thread (the last gated residual of the stack, when it is not
@@ -667,6 +632,8 @@ void residual_layernorm(float* x, const void* y, const float* gate, const float*
         case RowNormOut::FP8RoundedNorm: go(launch_residual_norm<true, M, fp8, true>, launch_residual_norm<false, M, fp8, true>); break;
     }
 }
+
+bool quantize_rows_supported(int K) { return K > 0 && K % 8 == 0 && K / 8 <= 4 * 1024; }
 
 void quantize_rows_fp8(const void* a, void* q, float* row_scale, long rows, int K, bool gelu, cudaStream_t stream) {
     const auto* ab = static_cast<const __nv_bfloat16*>(a);

@@ -21,10 +21,13 @@ enum class RowNormOut { BF16, BF16RoundedNorm, F32, FP8, FP8RoundedNorm };
 void residual_layernorm(float* x, const void* y, const float* gate, const float* p0, const float* p1, bool affine,
                         RowNormOut out_kind, void* out, float* row_scale, long rows, int D, long rows_per_batch,
                         float eps, cudaStream_t stream);
-/// q[rows, K] FP8 e4m3 = a / row_scale with row_scale[r] = amax(row r)/448; a bf16 [rows, K], K % 8 == 0,
-/// 16-byte aligned; gelu: the tanh GELU of a is quantised instead.
+/// True when quantize_rows_fp8 takes rows of K values: K % 8 == 0 and K ≤ 32768 (a row held in registers).
+bool quantize_rows_supported(int K);
+/// q[rows, K] FP8 e4m3 = a / row_scale with row_scale[r] = amax(row r)/448; a bf16 [rows, K] (see
+/// quantize_rows_supported), 16-byte aligned; gelu: the tanh GELU of a is quantised instead.
 void quantize_rows_fp8(const void* a, void* q, float* row_scale, long rows, int K, bool gelu, cudaStream_t stream);
-/// True when quantize_heads_fp8 handles rows of `heads` heads of `head_dim` (head_dim % 8 == 0, heads·head_dim ≤ 8192).
+/// True when quantize_heads_fp8 handles rows of `heads` heads of `head_dim` (head_dim % 8 == 0,
+/// heads·head_dim ≤ 8192).
 bool quantize_heads_supported(int heads, int head_dim);
 /// Per-(batch, head) FP8 of attention inputs (Note [FP8 attention]): x [B, S, heads·head_dim] bf16 rows (strides
 /// in elements, multiples of 8; 16-byte aligned) → codes [B, S, heads·head_dim] e4m3 (contiguous) and scale
