@@ -32,17 +32,15 @@ namespace wan::dit {
 // the codes; a column-sum pass first for KMean), reading x twice and writing one byte per value. The ATen
 // formulation below (abs, amax, an f32 division, the cast: ~6 passes with f32 intermediates) is the reference
 // the kernels are tested against, and the path on the CPU and for layouts they do not take.
-// WAN_FP8_HEADS_FUSED=0 keeps the ATen path on CUDA too (for measurements).
-//
-// V is handed over "column-major" ([B, H, d, S] with the tokens contiguous, rows padded to 32: seq_major_view):
-// the P·V product wants V with the key index innermost, and from a row-major V the e4m3 kernel transposes every
-// V tile in shared memory between its loads and its GEMMs; the quantiser writes the transposed codes at no extra
-// cost instead (the kernel variant needs scripts/gpu/patch-fa3.py to compile). WAN_FP8_V_COLMAJOR=0 keeps V
-// row-major (for measurements). Where the kernel cannot run
-// (AttentionFp8's list) attention() logs why once and stays bf16. wan-bench `dit --fp8-attention 1 [--k-mean 1]
-// --compare 1` measures speed and error against bf16; tests/gpu/test_attention_backends.cpp checks the error on
-// random tensors and on a K with an offset; tests/dit/test_attention_fp8.cpp checks the quantisation on the CPU,
-// tests/gpu/test_fused_kernels.cpp the kernels against it.
+// WAN_FP8_HEADS_FUSED=0 keeps the ATen path on CUDA too (for measurements). V stays row-major, and the e4m3
+// kernel transposes it tile by tile itself: handing it V column-major (the quantiser writing it so, and
+// FlashAttention-3's V_colmajor variant) was measured slower on the H200 — the kernel by 2.3 % (192 keys per
+// tile instead of 224), the transposing quantiser 3.6× — commit 3198bf8, docs/PERFORMANCE.md.
+// Where the kernel cannot run (AttentionFp8's list) attention() logs why once and stays bf16. wan-bench `dit
+// --fp8-attention 1 [--k-mean 1] --compare 1` measures speed and error against bf16;
+// tests/gpu/test_attention_backends.cpp checks the error on random tensors and on a K with an offset;
+// tests/dit/test_attention_fp8.cpp checks the quantisation on the CPU, tests/gpu/test_fused_kernels.cpp the
+// kernels against it.
 
 std::optional<AttentionFp8> parse_attention_fp8(const std::string& name) {
     if (name == "off" || name == "0") return AttentionFp8::Off;
@@ -73,22 +71,10 @@ Fp8Heads quantize_heads_fp8(const at::Tensor& x, bool subtract_mean) {
 
 namespace detail {
 
-int64_t seq_major_pad(int64_t S) { return (S + 31) / 32 * 32; }
-
-at::Tensor seq_major_view(const at::Tensor& storage, int64_t S) {
-    return storage.narrow(3, 0, S).permute({0, 3, 1, 2});
-}
-
-Fp8Heads quantize_attention_heads_fp8(const at::Tensor& x, bool subtract_mean, bool seq_major) {
+Fp8Heads quantize_attention_heads_fp8(const at::Tensor& x, bool subtract_mean) {
     static const bool fused_allowed = env_flag("WAN_FP8_HEADS_FUSED", true);
-    if (fused_allowed && fused::heads_fp8_supported(x)) return fused::quantize_heads_fp8(x, subtract_mean, seq_major);
-    Fp8Heads r = quantize_heads_fp8(x, subtract_mean);
-    if (seq_major) {
-        const int64_t B = x.size(0), S = x.size(1), H = x.size(2), d = x.size(3);
-        at::Tensor storage = at::zeros({B, H, d, seq_major_pad(S)}, r.codes.options());
-        r.codes = seq_major_view(storage, S).copy_(r.codes);
-    }
-    return r;
+    if (fused_allowed && fused::heads_fp8_supported(x)) return fused::quantize_heads_fp8(x, subtract_mean);
+    return quantize_heads_fp8(x, subtract_mean);
 }
 
 }  // namespace detail

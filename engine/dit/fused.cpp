@@ -178,21 +178,19 @@ bool heads_fp8_supported(const at::Tensor& x) {
     return x.size(1) > 0 && cuda::quantize_heads_supported(static_cast<int>(x.size(2)), static_cast<int>(x.size(3)));
 }
 
-Fp8Heads quantize_heads_fp8(const at::Tensor& x, bool subtract_mean, bool seq_major) {
+Fp8Heads quantize_heads_fp8(const at::Tensor& x, bool subtract_mean) {
     WAN_CHECK(heads_fp8_supported(x), "fused quantize_heads_fp8: x %s is not a bf16 CUDA tensor with contiguous heads",
               detail::shape_string(x.sizes()).c_str());
     const int64_t B = x.size(0), S = x.size(1), H = x.size(2), d = x.size(3);
-    const int64_t seq_pad = seq_major ? detail::seq_major_pad(S) : 0;
     Fp8Heads r;
-    r.codes = seq_major ? detail::seq_major_view(at::empty({B, H, d, seq_pad}, x.options().dtype(at::kByte)), S)
-                        : at::empty({B, S, H, d}, x.options().dtype(at::kByte));
+    r.codes = at::empty({B, S, H, d}, x.options().dtype(at::kByte));
     r.scale = at::empty({B, H}, x.options().dtype(at::kFloat));
     const at::Tensor amax_bits = at::zeros({B, H}, x.options().dtype(at::kInt));
     const at::Tensor sums = subtract_mean ? at::zeros({B, H * d}, x.options().dtype(at::kFloat)) : at::Tensor();
     cuda::quantize_heads_fp8(x.data_ptr(), static_cast<long>(x.stride(0)), static_cast<long>(x.stride(1)),
                              static_cast<int>(B), static_cast<long>(S), static_cast<int>(H), static_cast<int>(d),
-                             r.codes.data_ptr(), static_cast<long>(seq_pad), r.scale.data_ptr<float>(),
-                             amax_bits.data_ptr<int>(), subtract_mean ? sums.data_ptr<float>() : nullptr,
+                             r.codes.data_ptr(), r.scale.data_ptr<float>(), amax_bits.data_ptr<int>(),
+                             subtract_mean ? sums.data_ptr<float>() : nullptr,
                              at::cuda::getCurrentCUDAStream(x.device().index()));
     return r;
 }
@@ -250,7 +248,7 @@ at::Tensor linear_gelu(const at::Tensor&, const at::Tensor&, const at::Tensor&) 
     WAN_THROW("fused kernels are not built (CUDA only)");
 }
 bool heads_fp8_supported(const at::Tensor&) { return false; }
-Fp8Heads quantize_heads_fp8(const at::Tensor&, bool, bool) { WAN_THROW("fused kernels are not built (CUDA only)"); }
+Fp8Heads quantize_heads_fp8(const at::Tensor&, bool) { WAN_THROW("fused kernels are not built (CUDA only)"); }
 Fp8Rows layernorm_fp8_(at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&, bool,
                        bool, double) {
     WAN_THROW("fused kernels are not built (CUDA only)");

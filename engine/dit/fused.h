@@ -63,9 +63,8 @@ Fp8Rows layernorm_fp8_(at::Tensor& x, const at::Tensor& y, const at::Tensor& gat
 bool heads_fp8_supported(const at::Tensor& x);
 /// wan::dit::quantize_heads_fp8 (Note [FP8 attention]) in two CUDA passes over x (amax, then codes; three with
 /// subtract_mean: column sums first) instead of ~6 ATen passes with f32 intermediates. The same codes and scales
-/// bit for bit; with subtract_mean the mean is summed in another order (f32 rounding apart). seq_major: the
-/// codes in detail::seq_major_view's layout (FlashAttention-3's column-major V), written by the same pass.
-Fp8Heads quantize_heads_fp8(const at::Tensor& x, bool subtract_mean, bool seq_major = false);
+/// bit for bit; with subtract_mean the mean is summed in another order (f32 rounding apart).
+Fp8Heads quantize_heads_fp8(const at::Tensor& x, bool subtract_mean);
 /// a [..., K] bf16 (K % 8 == 0) → FP8 rows [M, K]; gelu: quantises gelu_tanh(a) (the FFN hidden layer; tanh by
 /// the hardware approximation, 2^-11 relative, far below the e4m3 step).
 Fp8Rows quantize_rows_fp8(const at::Tensor& a, bool gelu);

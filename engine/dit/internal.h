@@ -35,12 +35,7 @@ Precision resolve_precision(const ModelOptions& options);
 /// "[a, b, c]".
 std::string shape_string(at::IntArrayRef shape);
 /// quantize_heads_fp8 for FP8 attention: the fused CUDA kernels where they take x (fused::heads_fp8_supported),
-/// else the ATen reference (Note [FP8 attention]). seq_major: the codes in seq_major_view's layout.
-Fp8Heads quantize_attention_heads_fp8(const at::Tensor& x, bool subtract_mean, bool seq_major = false);
-/// S rounded up to the sequence-major layout's row multiple (32).
-int64_t seq_major_pad(int64_t S);
-/// storage [B, H, d, seq_pad] → its first S positions seen as [B, S, H, d] (strides [H·d·pad, 1, d·pad, pad]): the
-/// same logical tensor as a contiguous [B, S, H, d], with the tokens of each (head, channel) contiguous.
-at::Tensor seq_major_view(const at::Tensor& storage, int64_t S);
+/// else the ATen reference (Note [FP8 attention]).
+Fp8Heads quantize_attention_heads_fp8(const at::Tensor& x, bool subtract_mean);
 
 }  // namespace wan::dit::detail

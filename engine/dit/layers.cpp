@@ -4,7 +4,6 @@
 #include "dit/internal.h"
 
 #include "core/core.h"
-#include "core/env.h"
 
 #include <ATen/ATen.h>
 
@@ -59,7 +58,6 @@ cuda::Flash3Problem flash3_problem(const at::Tensor& q, const at::Tensor& k, con
     p.q_batch_stride = q.stride(0), p.q_row_stride = q.stride(1), p.q_head_stride = q.stride(2);
     p.k_batch_stride = k.stride(0), p.k_row_stride = k.stride(1), p.k_head_stride = k.stride(2);
     p.v_batch_stride = v.stride(0), p.v_row_stride = v.stride(1), p.v_head_stride = v.stride(2);
-    p.v_dim_stride = v.stride(3);
     p.out_batch_stride = out.stride(0), p.out_row_stride = out.stride(1), p.out_head_stride = out.stride(2);
     p.batch = static_cast<int>(q.size(0));
     p.seq_q = static_cast<int>(q.size(1));
@@ -84,10 +82,9 @@ std::pair<at::Tensor, at::Tensor> flash3_attention(const at::Tensor& q, const at
 /// FlashAttention-3's FP8 forward on bf16 q, k, v that flash_attention3_fp8_misfit accepted (Note [FP8 attention]).
 at::Tensor flash3_fp8_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, bool subtract_k_mean) {
     const c10::cuda::CUDAGuard device_guard(q.device());
-    static const bool v_seq_major = env_flag("WAN_FP8_V_COLMAJOR", true);
     const Fp8Heads q8 = detail::quantize_attention_heads_fp8(q, false),
                    k8 = detail::quantize_attention_heads_fp8(k, subtract_k_mean),
-                   v8 = detail::quantize_attention_heads_fp8(v, false, v_seq_major);
+                   v8 = detail::quantize_attention_heads_fp8(v, false);
     at::Tensor out = at::empty(q.sizes(), q.options());  // bf16, contiguous
     at::Tensor lse = at::empty({q.size(0), q.size(2), q.size(1)}, q.options().dtype(at::kFloat));
     cuda::Flash3Problem p = flash3_problem(q8.codes, k8.codes, v8.codes, out, lse);

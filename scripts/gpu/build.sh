@@ -35,7 +35,6 @@ if [ -f .gpudeps/flash-attention-hopper.tar.gz ] && [ -f .gpudeps/cutlass-includ
   mkdir -p build-gpu/_deps
   [ -d build-gpu/_deps/flash-attention ] || tar -xzf .gpudeps/flash-attention-hopper.tar.gz -C build-gpu/_deps
   [ -d build-gpu/_deps/cutlass ] || tar -xzf .gpudeps/cutlass-include.tar.gz -C build-gpu/_deps
-  python3 scripts/gpu/patch-fa3.py build-gpu/_deps/flash-attention/hopper  # the column-major V kernel
   FA3_ARGS=(-DWAN_FLASH_ATTN3_DIR="$PWD/build-gpu/_deps/flash-attention/hopper" -DWAN_CUTLASS_DIR="$PWD/build-gpu/_deps/cutlass")
 else
   FA3_ARGS=(-DWAN_FLASH_ATTN3_DIR= -DWAN_CUTLASS_DIR=)

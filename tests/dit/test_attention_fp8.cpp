@@ -5,7 +5,6 @@
 // tests/gpu/test_attention_backends.cpp.
 #include "core/core.h"
 #include "dit/dit.h"
-#include "dit/internal.h"
 #include "io/io.h"
 
 #include <ATen/ATen.h>
@@ -14,7 +13,6 @@
 
 #include <cmath>
 #include <cstdio>
-#include <vector>
 
 namespace {
 
@@ -129,25 +127,6 @@ TEST(AttentionFp8, TheCpuRunsTheUsualAttention) {
     for (const AttentionFp8 mode : {AttentionFp8::On, AttentionFp8::KMean})
         EXPECT_TRUE(at::equal(wan::dit::attention(q, k, v, 30, wan::dit::AttentionBackend::Auto, mode), want));
     EXPECT_NE(wan::dit::flash_attention3_fp8_misfit(q, k, v), "");
-}
-
-// FlashAttention-3's column-major V (the tokens of each head channel contiguous): where the CUDA kernels do not
-// run, the reference codes are copied into that layout, rows padded to 32 with zeros.
-TEST(AttentionFp8, SequenceMajorCodesAreTheSameTensorInAnotherLayout) {
-    c10::InferenceMode guard;
-    at::manual_seed(3);
-    const int64_t B = 2, S = 45, H = 3, d = 16, pad = 64;
-    const at::Tensor x = at::randn({B, S, H, d}).to(at::kBFloat16);
-    EXPECT_EQ(wan::dit::detail::seq_major_pad(S), pad);
-    EXPECT_EQ(wan::dit::detail::seq_major_pad(64), 64);
-    const Fp8Heads rows = wan::dit::quantize_heads_fp8(x, false);
-    const Fp8Heads cols = wan::dit::detail::quantize_attention_heads_fp8(x, false, /*seq_major=*/true);
-    ASSERT_EQ(cols.codes.sizes(), rows.codes.sizes());
-    EXPECT_EQ(cols.codes.strides(), (std::vector<int64_t>{H * d * pad, 1, d * pad, pad}));
-    EXPECT_TRUE(at::equal(cols.codes.contiguous(), rows.codes));
-    EXPECT_TRUE(at::equal(cols.scale, rows.scale));
-    const at::Tensor storage = at::from_blob(cols.codes.data_ptr(), {B, H, d, pad}, cols.codes.options());
-    EXPECT_EQ(storage.narrow(3, S, pad - S).count_nonzero().item<int64_t>(), 0);
 }
 
 TEST(AttentionFp8, NamesRoundTrip) {

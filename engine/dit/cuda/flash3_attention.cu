@@ -40,7 +40,7 @@ Flash_fwd_params common_params(const Flash3Problem& p) {
     params.v_batch_stride = p.v_batch_stride;
     params.v_row_stride = p.v_row_stride;
     params.v_head_stride = p.v_head_stride;
-    params.v_dim_stride = p.v_dim_stride;
+    params.v_dim_stride = 1;  // V row-major like Q and K (for e4m3 the kernel transposes its V tiles itself)
     params.o_batch_stride = p.out_batch_stride;
     params.o_row_stride = p.out_row_stride;
     params.o_head_stride = p.out_head_stride;
@@ -65,7 +65,6 @@ Flash_fwd_params common_params(const Flash3Problem& p) {
 
 void flash3_bf16_forward(const Flash3Problem& p) {
     Flash_fwd_params params = common_params(p);
-    params.v_dim_stride = 1;  // only the e4m3 kernels are built for a column-major V
     params.is_bf16 = true;
     cudaStream_t stream = static_cast<cudaStream_t>(p.stream);
     // Two CTAs of a cluster share their K/V tile loads (TMA multicast); flash-attention uses the pair only
@@ -86,13 +85,9 @@ void flash3_e4m3_forward(const Flash3Problem& p) {
     params.q_descale_batch_stride = params.k_descale_batch_stride = params.v_descale_batch_stride = p.heads;
     params.q_descale_head_stride = params.k_descale_head_stride = params.v_descale_head_stride = 1;
     // flash-attention clusters its e4m3 kernels only at head dim 192, so head dim 128 runs one CTA per cluster
-    // whatever the number of query tiles. A row-major V is transposed tile by tile in shared memory by the kernel;
-    // a column-major one (v_dim_stride ≠ 1) goes to the P·V product as it is.
-    const cudaStream_t stream = static_cast<cudaStream_t>(p.stream);
-    if (p.v_dim_stride != 1)
-        run_flash_fwd<90, 128, 128, 1, e4m3, bf16, false, false, false, false, false, false, false, false, false, true>(params, stream);
-    else
-        run_flash_fwd<90, 128, 128, 1, e4m3, bf16, false, false, false, false, false, false, false, false, false, false>(params, stream);
+    // whatever the number of query tiles.
+    run_flash_fwd<90, 128, 128, 1, e4m3, bf16, false, false, false, false, false, false, false, false, false, false>(
+        params, static_cast<cudaStream_t>(p.stream));
 }
 
 }  // namespace wan::dit::cuda

@@ -20,10 +20,6 @@ struct Flash3Problem {
     int64_t q_batch_stride = 0, q_row_stride = 0, q_head_stride = 0;
     int64_t k_batch_stride = 0, k_row_stride = 0, k_head_stride = 0;
     int64_t v_batch_stride = 0, v_row_stride = 0, v_head_stride = 0;
-    /// 1: V's head dim contiguous (every case but one). e4m3 only: V "column-major" (v_row_stride 1, the tokens of
-    /// each channel contiguous, v_dim_stride apart; a multiple of 16), which the kernel multiplies without
-    /// transposing its tiles.
-    int64_t v_dim_stride = 1;
     int64_t out_batch_stride = 0, out_row_stride = 0, out_head_stride = 0;
     int batch = 0, seq_q = 0, seq_k = 0, heads = 0;
     float softmax_scale = 0.f;

@@ -567,45 +567,6 @@ __global__ void quantize_heads_kernel(HeadRowsArgs a, const float* __restrict__ 
     }
 }
 
-// The same codes stored sequence-major: codes[b][c][s] for column c = h·d + i, rows padded to seq_pad (a
-// multiple of kHeadRows). This is FlashAttention-3's "V column-major" layout, in which its e4m3 kernel feeds V
-// to the P·V product directly instead of transposing each V tile in shared memory (Note [FP8 attention]). Each
-// thread codes its 8 columns of 16 rows at a time in registers, then writes each column's 16 bytes at once
-// (16 rows, not the block's 32: a 14B row is 640 threads, which must fit 64 registers each); rows past S are
-// written as zeros (the kernel never reads them: they lie beyond seqlen_k).
-template <bool Centred>
-__global__ void __launch_bounds__(1024)
-quantize_heads_seq_major_kernel(HeadRowsArgs a, const float* __restrict__ sums, const int* __restrict__ amax_bits,
-                                uint8_t* __restrict__ codes, float* __restrict__ scale, long seq_pad) {
-    constexpr int kRowsPerStore = 16;
-    static_assert(kHeadRows % kRowsPerStore == 0, "the block's rows are stored 16 at a time");
-    const int H = a.W / a.d, h = threadIdx.x * 8 / a.d;
-    const float sc = __fdiv_rn(fmaxf(__int_as_float(amax_bits[blockIdx.y * H + h]), 1e-12f), kFp8Max);
-    if (blockIdx.x == 0 && (threadIdx.x * 8) % a.d == 0) scale[blockIdx.y * H + h] = sc;
-    long r0, r1;
-    const __nv_bfloat16* base = head_rows(a, r0, r1);
-    float mean[8];
-    column_means<Centred>(a, sums, mean);
-    uint8_t* out = codes + (static_cast<long>(blockIdx.y) * a.W + threadIdx.x * 8) * seq_pad;
-    for (long g = r0; g < r0 + kHeadRows; g += kRowsPerStore) {
-        uint32_t packed[8][kRowsPerStore / 4] = {};  // [column][rows 4i..4i+3 of the group], one byte per row
-#pragma unroll
-        for (int r = 0; r < kRowsPerStore; ++r) {
-            if (g + r >= r1) break;
-            float f[8];
-            load_bf16x8(base + (g + r) * a.row_stride, f);
-#pragma unroll
-            for (int j = 0; j < 8; ++j) {
-                const __nv_fp8_e4m3 c(__fdiv_rn(Centred ? f[j] - mean[j] : f[j], sc));  // rounds as fp8x4 does
-                packed[j][r / 4] |= static_cast<uint32_t>(c.__x) << (8 * (r % 4));
-            }
-        }
-#pragma unroll
-        for (int j = 0; j < 8; ++j)
-            *reinterpret_cast<uint4*>(out + j * seq_pad + g) = make_uint4(packed[j][0], packed[j][1], packed[j][2], packed[j][3]);
-    }
-}
-
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 bool aligned8(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 7u) == 0; }
 
@@ -687,25 +648,21 @@ bool quantize_heads_supported(int heads, int head_dim) {
 }
 
 void quantize_heads_fp8(const void* x, long batch_stride, long row_stride, int B, long S, int heads, int head_dim,
-                        void* codes, long seq_pad, float* scale, int* amax_bits, float* mean_sums, cudaStream_t stream) {
+                        void* codes, float* scale, int* amax_bits, float* mean_sums, cudaStream_t stream) {
     const HeadRowsArgs a{static_cast<const __nv_bfloat16*>(x), batch_stride, row_stride, S, heads * head_dim,
                          head_dim};
     const dim3 grid(static_cast<unsigned>((S + kHeadRows - 1) / kHeadRows), static_cast<unsigned>(B));
     const int threads = a.W / 8;
     const size_t shared = sizeof(int) * heads;
     auto* q = static_cast<uint8_t*>(codes);
-    const bool centred = mean_sums != nullptr;
-    if (centred) head_column_sums_kernel<<<grid, threads, 0, stream>>>(a, mean_sums);
-    if (centred) head_amax_kernel<true><<<grid, threads, shared, stream>>>(a, mean_sums, amax_bits);
-    else head_amax_kernel<false><<<grid, threads, shared, stream>>>(a, nullptr, amax_bits);
-    if (seq_pad > 0 && centred)
-        quantize_heads_seq_major_kernel<true><<<grid, threads, 0, stream>>>(a, mean_sums, amax_bits, q, scale, seq_pad);
-    else if (seq_pad > 0)
-        quantize_heads_seq_major_kernel<false><<<grid, threads, 0, stream>>>(a, nullptr, amax_bits, q, scale, seq_pad);
-    else if (centred)
+    if (mean_sums != nullptr) {
+        head_column_sums_kernel<<<grid, threads, 0, stream>>>(a, mean_sums);
+        head_amax_kernel<true><<<grid, threads, shared, stream>>>(a, mean_sums, amax_bits);
         quantize_heads_kernel<true><<<grid, threads, 0, stream>>>(a, mean_sums, amax_bits, q, scale);
-    else
+    } else {
+        head_amax_kernel<false><<<grid, threads, shared, stream>>>(a, nullptr, amax_bits);
         quantize_heads_kernel<false><<<grid, threads, 0, stream>>>(a, nullptr, amax_bits, q, scale);
+    }
 }
 
 void gated_residual(float* x, const void* y, const float* gate, long rows, int D, long rows_per_batch,

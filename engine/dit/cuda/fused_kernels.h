@@ -33,10 +33,8 @@ bool quantize_heads_supported(int heads, int head_dim);
 /// in elements, multiples of 8; 16-byte aligned) → codes [B, S, heads·head_dim] e4m3 (contiguous) and scale
 /// [B, heads] f32 = max(amax, 1e-12)/448 of x, or of x minus its mean over S when mean_sums (f32
 /// [B, heads·head_dim], zeroed) is given. amax_bits: int [B, heads] scratch, zeroed by the caller.
-/// seq_pad > 0 (a multiple of 32, ≥ S) stores the codes sequence-major instead: [B, heads·head_dim, seq_pad],
-/// rows S..seq_pad-1 zero (FlashAttention-3's column-major V).
 void quantize_heads_fp8(const void* x, long batch_stride, long row_stride, int B, long S, int heads, int head_dim,
-                        void* codes, long seq_pad, float* scale, int* amax_bits, float* mean_sums, cudaStream_t stream);
+                        void* codes, float* scale, int* amax_bits, float* mean_sums, cudaStream_t stream);
 /// x[rows, D] f32 += y (bf16) · gate[b] (f32 [B, D]).
 void gated_residual(float* x, const void* y, const float* gate, long rows, int D, long rows_per_batch,
                     cudaStream_t stream);
