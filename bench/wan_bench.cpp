@@ -24,7 +24,8 @@
 //   wan-bench gen --model 14B --size 832*480 --steps 2 --dit-dtype fp8 --ffn-chunks 1|4
 //                                         (lean activations off / on: Note [Activation memory]; gen's default is
 //                                         the pipeline's, 4 with fp8 or streaming; `dit`'s is 1)
-//   wan-bench load-dit --model 14B --format fp8   (issue 21: load time of a 14B single fp8 file, as --dit FILE)
+//   wan-bench load-dit --model 14B --format fp8   (issue 21: load time of a 14B single fp8 file, as --dit FILE;
+//                                                  --format folder: the upstream folder's sharded bf16 DiT)
 //   wan-bench all --json results.jsonl
 #include "bench_util.h"
 
@@ -890,12 +891,11 @@ void bench_load(const Args& a, c10::Device device) {
             {"device", wan::bench::device_name(device)}});
 }
 
-/// A random DiT of `cfg` as one file the way users have them (ComfyUI's single files): upstream names under
-/// `model.diffusion_model.`; fp8: every block Linear weight as F8_E4M3 codes with a per-tensor `.scale_weight`
-/// and the `scaled_fp8` marker (Note [Component files]), the rest bf16; bf16: everything bf16. Drawn on `device`.
-void write_dit_file(const std::string& path, const wan::io::WanConfig& cfg, bool fp8, c10::Device device) {
+/// A random DiT of `cfg` with upstream names: fp8 → every block Linear weight as F8_E4M3 codes with a per-tensor
+/// `.scale_weight` and the `scaled_fp8` marker (ComfyUI's scaled-fp8 files, Note [Component files]), the rest
+/// bf16; otherwise everything bf16. Drawn on `device`, returned on the CPU.
+wan::io::NamedTensors random_dit_tensors(const wan::io::WanConfig& cfg, bool fp8, c10::Device device) {
     wan::io::NamedTensors t;
-    const std::string prefix = "model.diffusion_model.";
     const auto on = at::TensorOptions().device(device).dtype(at::kFloat);
 #if WAN_TORCH_VERSION >= 201
     if (fp8) t.emplace_back("scaled_fp8", at::empty({0}, at::TensorOptions().dtype(at::kFloat8_e4m3fn)));
@@ -908,44 +908,100 @@ void write_dit_file(const std::string& path, const wan::io::WanConfig& cfg, bool
 #if WAN_TORCH_VERSION >= 201
         if (fp8 && block_linear) {
             const at::Tensor scale = w.abs().amax().clamp_min(1e-12) / 448.0;
-            t.emplace_back(prefix + s.name, (w / scale).to(at::kFloat8_e4m3fn).cpu());
-            t.emplace_back(prefix + s.name.substr(0, s.name.size() - 7) + ".scale_weight", scale.cpu());
+            t.emplace_back(s.name, (w / scale).to(at::kFloat8_e4m3fn).cpu());
+            t.emplace_back(s.name.substr(0, s.name.size() - 7) + ".scale_weight", scale.cpu());
             continue;
         }
 #endif
         (void)block_linear;
-        t.emplace_back(prefix + s.name, w.to(at::kBFloat16).cpu());
+        t.emplace_back(s.name, w.to(at::kBFloat16).cpu());
     }
+    return t;
+}
+
+/// ComfyUI's single file: the tensors under `model.diffusion_model.`.
+void write_dit_file(const std::string& path, const wan::io::WanConfig& cfg, bool fp8, c10::Device device) {
+    wan::io::NamedTensors t = random_dit_tensors(cfg, fp8, device);
+    for (auto& [name, tensor] : t)
+        if (name != "scaled_fp8") name = "model.diffusion_model." + name;
     wan::io::save_safetensors(path, t);
 }
 
-/// `wan-bench load-dit --model 14B --format fp8|bf16 [--file F] [--write 1] [--runs 2]`: issue 21's load time.
-/// Writes a random DiT file of the model's size (--write 1, or when F does not exist; the writing leaves it in
-/// the page cache), then times what the engine does with `--dit F`: open the file, infer the model from its
-/// shapes, build the DiT on the device (fp8 files held as fp8). Each run after the first reads from the page
-/// cache for certain.
+/// The upstream folder's DiT: bf16 tensors in `shards` safetensors files of about equal size
+/// (diffusion_pytorch_model-0000k-of-0000n.safetensors, as Wan-AI's 14B ships six) and the index json naming the
+/// file of each tensor. Returns the index's path.
+std::string write_dit_folder(const std::string& dir, const wan::io::WanConfig& cfg, int shards, c10::Device device) {
+    std::filesystem::create_directories(dir);
+    const wan::io::NamedTensors all = random_dit_tensors(cfg, false, device);
+    int64_t total = 0;
+    for (const auto& [name, tensor] : all) total += tensor.numel() * tensor.element_size();
+    nlohmann::json index = {{"metadata", {{"total_size", total}}}, {"weight_map", nlohmann::json::object()}};
+    wan::io::NamedTensors shard;
+    int64_t written = 0, in_shard = 0;
+    int k = 1;
+    const auto flush = [&] {
+        char name[96];
+        std::snprintf(name, sizeof name, "diffusion_pytorch_model-%05d-of-%05d.safetensors", k++, shards);
+        for (const auto& [n, tensor] : shard) index["weight_map"][n] = name;
+        wan::io::save_safetensors(dir + "/" + name, shard);
+        shard.clear();
+        in_shard = 0;
+    };
+    for (const auto& [name, tensor] : all) {
+        shard.emplace_back(name, tensor);
+        const int64_t bytes = tensor.numel() * tensor.element_size();
+        written += bytes;
+        in_shard += bytes;
+        if (k < shards && written >= total * k / shards) flush();
+    }
+    if (!shard.empty()) flush();
+    const std::string index_path = dir + "/" + wan::io::CheckpointDir::kDitIndexName;
+    std::ofstream(index_path) << index.dump(1);
+    return index_path;
+}
+
+uint64_t bytes_on_disk(const std::string& path) {
+    if (!std::filesystem::is_directory(path)) return std::filesystem::file_size(path);
+    uint64_t total = 0;
+    for (const auto& e : std::filesystem::directory_iterator(path))
+        if (e.is_regular_file()) total += e.file_size();
+    return total;
+}
+
+/// `wan-bench load-dit --model 14B --format fp8|bf16|folder [--file F] [--write 1] [--runs 2]`: issue 21's load
+/// time. Writes a random DiT of the model's size (--write 1, or when F does not exist; the writing leaves it in
+/// the page cache): fp8 / bf16 as one ComfyUI-style file, timed as `--dit F` (open, infer the model from its
+/// shapes, build the DiT on the device; fp8 files held as fp8); folder as the upstream folder's six bf16 shards
+/// and index json (F is the folder), timed as the checkpoint folder's DiT (open the index, build the DiT). Each run
+/// after the first reads from the page cache for certain.
 void bench_load_dit(const Args& a, c10::Device device) {
     const std::string model = a.get("model", "14B"), format = a.get("format", "fp8");
-    WAN_CHECK(format == "fp8" || format == "bf16", "--format %s: expected fp8 or bf16", format.c_str());
-    const std::string path = a.get("file", "/tmp/wan_bench_dit_" + model + "_" + format + ".safetensors");
+    WAN_CHECK(format == "fp8" || format == "bf16" || format == "folder", "--format %s: expected fp8, bf16 or folder",
+              format.c_str());
+    const bool folder = format == "folder";
+    const std::string path = a.get("file", "/tmp/wan_bench_dit_" + model + "_" + format + (folder ? "" : ".safetensors"));
+    const std::string index_path = path + "/" + wan::io::CheckpointDir::kDitIndexName;
     const wan::io::WanConfig cfg = model_config(model);
-    if (a.get("write", "0") == "1" || !std::ifstream(path).good()) {
+    if (a.get("write", "0") == "1" || !std::ifstream(folder ? index_path : path).good()) {
         const auto t0 = std::chrono::steady_clock::now();
-        write_dit_file(path, cfg, format == "fp8", device);
+        if (folder) write_dit_folder(path, cfg, a.get_int("shards", 6), device);
+        else write_dit_file(path, cfg, format == "fp8", device);
         std::fprintf(stderr, "wrote %s in %.1f s\n", path.c_str(),
                      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     }
+    // What is read: the file's (or shards') size, not the store's total_bytes, which counts scaled-fp8 tensors at
+    // the bf16 width the store presents them in.
+    const double file_gb = static_cast<double>(bytes_on_disk(path)) / 1e9;
     for (int run = 1; run <= a.get_int("runs", 2); ++run) {
         const auto t0 = std::chrono::steady_clock::now();
-        const wan::io::TensorStore view = wan::io::open_dit_file(path);
-        const wan::io::WanConfig found = wan::io::infer_dit_config(view, path);
+        const wan::io::TensorStore view =
+            folder ? wan::io::TensorStore::open_safetensors_index(index_path) : wan::io::open_dit_file(path);
+        const wan::io::WanConfig found = folder ? cfg : wan::io::infer_dit_config(view, path);
         auto opt = wan::dit::ModelOptions::from_environment();
         opt.device = device;
         wan::dit::WanModel m(found, view, opt);
         wan::bench::sync(device);
         const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        // The file's own size: the store's total_bytes counts scaled-fp8 tensors at the bf16 width it presents.
-        const double file_gb = static_cast<double>(std::filesystem::file_size(path)) / 1e9;
         record({{"bench", "load_dit"}, {"model", found.variant()}, {"format", format}, {"run", run},
                 {"file_gb", file_gb}, {"seconds", s}, {"gb_per_s", file_gb / s},
                 {"fp8_weights", m.fp8_weights()}, {"peak_gb", wan::bench::peak_gb(device)},
@@ -987,7 +1043,7 @@ int main(int argc, char** argv) {
                              "                 [--stages 1 (or WAN_VAE_STAGES=1)]\n"
                              "       mpirun -np N wan-bench vae-ranks [--size W*H] [--frames N] [--dtype f32|bf16] [--compare 0|1]\n"
                              "                 [the vae switches]\n"
-                             "       load-dit --model 1.3B|14B --format fp8|bf16 [--file F] [--write 1] [--runs N] (a DiT single file: load time)\n"
+                             "       load-dit --model 1.3B|14B --format fp8|bf16|folder [--file F] [--write 1] [--runs N] (a DiT single file: load time)\n"
                              "       lora --lora FILE [--make-lora RANK] [--model 1.3B|14B] [--runs N] (read + hash times)\n"
                              "       gen also: [--preset NAME] [--lora FILE [--make-lora RANK]] [--offload-dit] [--max-vram GB]\n"
                              "                 [--model A14B [--offload-idle-expert 1]] [--lora-backup auto|device|host]\n"
