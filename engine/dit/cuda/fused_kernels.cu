@@ -55,6 +55,14 @@ constexpr float kFp8Max = 448.f;  // largest finite e4m3
 
 __device__ __forceinline__ float round_bf16(float v) { return __bfloat162float(__float2bfloat16(v)); }
 
+// 1/scale for the FP8 rows of the GEMM inputs: each value is multiplied by it instead of divided by the scale. An
+// IEEE division is a dozen instructions and made those kernels compute-bound (the 8960-wide GELU rows above all);
+// the product differs from the quotient by at most an ulp or two of f32, which moves an e4m3 code (a step of
+// 2^-4) only for a value within that distance of a rounding boundary. |v·inv| ≤ 448 still holds up to that
+// rounding, and the conversion saturates to 448. The attention heads keep the division (their codes are tested
+// bit for bit against the ATen reference).
+__device__ __forceinline__ float row_scale_inverse(float scale) { return __frcp_rn(scale); }
+
 // One block per row. out = bf16(rope(bf16(x·rsqrt(mean(x²)+eps)) · w)), rope optional. The order of
 // roundings is upstream's (RMS in f32, rounded to the input dtype, times the f32 weight, RoPE in f32).
 template <bool Rope>
@@ -225,12 +233,12 @@ __global__ void residual_norm_kernel(float* __restrict__ x, const __nv_bfloat16*
         // Per-row scale amax/448, as the FP8 GEMM's per-token activation scale (Note [FP8 linears]).
         const float sc = fmaxf(block_max(amax, shared), 1e-12f) / kFp8Max;
         if (threadIdx.x == 0) row_scale[row] = sc;
+        const float inv = row_scale_inverse(sc);
         uint32_t* o32 = reinterpret_cast<uint32_t*>(orow);
 #pragma unroll
         for (int k = 0; k < kMaxItems; ++k) {
             const int i = threadIdx.x + k * blockDim.x;
-            if (k < items && i < n4)
-                o32[i] = fp8x4(__fdiv_rn(v[k].x, sc), __fdiv_rn(v[k].y, sc), __fdiv_rn(v[k].z, sc), __fdiv_rn(v[k].w, sc));
+            if (k < items && i < n4) o32[i] = fp8x4(v[k].x * inv, v[k].y * inv, v[k].z * inv, v[k].w * inv);
         }
     }
 }
@@ -284,6 +292,7 @@ __global__ void __launch_bounds__(1024) quantize_rows_fp8_cached_kernel(const __
     }
     const float sc = fmaxf(block_max(amax, shared), 1e-12f) / kFp8Max;
     if (threadIdx.x == 0) row_scale[row] = sc;
+    const float inv = row_scale_inverse(sc);
     uint2* qr = reinterpret_cast<uint2*>(q + row * K);
 #pragma unroll
     for (int k = 0; k < Vecs; ++k) {
@@ -291,7 +300,7 @@ __global__ void __launch_bounds__(1024) quantize_rows_fp8_cached_kernel(const __
         if (i >= n8) break;
         float g[8];
 #pragma unroll
-        for (int j = 0; j < 8; ++j) g[j] = __fdiv_rn(f[k][j], sc);
+        for (int j = 0; j < 8; ++j) g[j] = f[k][j] * inv;
         qr[i] = make_uint2(fp8x4(g[0], g[1], g[2], g[3]), fp8x4(g[4], g[5], g[6], g[7]));
     }
 }
