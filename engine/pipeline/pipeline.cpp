@@ -425,7 +425,7 @@ bool memory_first(const EngineConfig& config, bool dit_fp8_weights) {
     return dit_fp8_weights || config.max_vram_gb > 0 || config.offload_dit;
 }
 
-vae::VAESpeedOptions default_vae_speed(c10::Device device, bool memory_first) {
+vae::VAESpeedOptions default_vae_speed(c10::Device device, bool memory_first, double device_gb) {
     // The switches that pay on their own (H200, 480p×81 bf16, 2026-12-02, docs/PERFORMANCE.md): the fused norm +
     // SiLU kernel 1.225 → 1.062 s (67 dB against the plain decode), the conv input written behind the cache
     // 1.225 → 1.186 s (bit-exact), and with both on the sub-pixel upsample 1.030 → 0.993 s (51.6 dB against f32,
@@ -437,7 +437,28 @@ vae::VAESpeedOptions default_vae_speed(c10::Device device, bool memory_first) {
     // 720p (+10 %). So on where memory is what the user asked for, as --ffn-chunks; off on the CPU, whose RAM is
     // not the limit.
     speed.tail_frames = device.is_cuda() && memory_first ? 1 : 0;
+    // Speed: three latent frames per decoder call after the first (Note [Decode chunks]; bigger convolutions, a
+    // third of the launches and cache copies), measured on the H200 with autotuning (session 33): 720p 2.052 →
+    // 2.019 (two) → 1.991 s (three), 480p 0.864 → 0.830 s (two), PSNR 51.6 dB against the plain decode either way,
+    // for a decode peak of 8.85 → 13.10 GB at 720p. That memory is why it waits for a large card and stays off
+    // where memory comes first.
+    speed.chunk_frames = device.is_cuda() && !memory_first && device_gb >= kChunkedDecodeMinGb ? 3 : 1;
     return speed;
+}
+
+double device_total_gb(c10::Device device) {
+#if WAN_HAVE_CUDA
+    if (device.is_cuda())
+        return static_cast<double>(at::cuda::getDeviceProperties(device.index())->totalGlobalMem) / 1e9;
+#endif
+    (void)device;
+    return 0;
+}
+
+int64_t warm_up_latent_frames(int64_t chunk_frames, int64_t video_latent_frames) {
+    const int64_t n = std::max<int64_t>(1, chunk_frames);
+    const int64_t last = (video_latent_frames - 1) % n;  // the shorter last chunk's frames (0: none)
+    return std::max<int64_t>(1, std::min(video_latent_frames, 1 + 2 * n + last));
 }
 
 // Note [VAE autotuning]
@@ -445,8 +466,8 @@ vae::VAESpeedOptions default_vae_speed(c10::Device device, bool memory_first) {
 // fastest for the process. On the VAE decode it pays: 480p 1.071 → 0.915 s and 720p 2.558 → 2.196 s (−14 %, H100,
 // bf16 with the default switches, 2026-12-02, docs/PERFORMANCE.md). The search itself costs seconds, once per
 // shape, which is why it used to be opt-in: it landed in the first job's decode. Now the warm-up at load (Note
-// [Warm-up at load]) decodes three latent frames at the job's size (the CLI's --size, else the model's default),
-// which meets every convolution shape of a decode of that size, so the search is paid at load and every job at
+// [Warm-up at load]) decodes the first latent frames at the job's size (the CLI's --size, else the model's
+// default), which meet every convolution shape of a decode of that size, so the search is paid at load and every job at
 // that size runs tuned; a job at another size pays it in its first decode (later ones at that size are tuned).
 // auto leaves it off where no warm-up decode runs (the decode across ranks) and under --max-vram /
 // --offload-dit, where the search's scratch buffers could crowd a small card.
@@ -661,7 +682,7 @@ void T2VPipeline::Impl::load_vae() {
         vopt.dtype = bf16 ? at::kBFloat16 : at::kFloat;
         vopt.load_encoder = false;  // T2V only decodes
         vopt.channels_last = device.is_cuda();  // cuDNN's native layout: 1.44 → 1.24 s at 480p, H200
-        vopt.speed = default_vae_speed(device, memory_first(config, dit && dit->fp8_weights()));
+        vopt.speed = default_vae_speed(device, memory_first(config, dit && dit->fp8_weights()), device_total_gb(device));
         if (config.vae_tile > 0) {
             vopt.tiling.enabled = true;
             vopt.tiling.tile_size = config.vae_tile;
@@ -681,9 +702,12 @@ void T2VPipeline::Impl::load_vae() {
 // convolution shape): at 480p on the H200 1.8–2.0 s against 1.03 s for the next ones; the first T5 encode
 // likewise (0.37 s against 0.01 s). Both run once at the end of the load on CUDA, at the job's size (the CLI's
 // --size, else the model's default), so the first job costs what the next ones do:
-//  - a decode of three latent frames: the decoder runs a latent frame at a time, and the first, the second (whose
-//    caches hold one frame) and any later one meet every convolution shape of a video of that size; two frames
-//    left a third shape to the first job (its decode 1.24 s against 1.04 s for the next, H200, 2026-12-02);
+//  - a decode of the first latent frames (warm_up_latent_frames): the decoder runs the first latent frame alone,
+//    then chunks of VAESpeedOptions::chunk_frames (Note [Decode chunks]); the first frame, the first chunk (its
+//    caches hold one frame), a steady chunk and the video's shorter last chunk meet every convolution shape of a
+//    video of the model's default length at that size — three latent frames a frame at a time, nine in chunks of
+//    three (21 = 1 + 6·3 + 2); two frames left a shape to the first job (its decode 1.24 s against 1.04 s for the
+//    next, H200, 2026-12-02);
 //  - the decode's pinned result buffer for the model's default frame count, allocated and released to LibTorch's
 //    caching host allocator (WanVAE::reserve_result), which the first video's decode then takes;
 //  - one T5 encode (it always runs its text_len tokens).
@@ -696,7 +720,8 @@ void T2VPipeline::Impl::warm_up() {
     GenerationRequest r;
     r.width = info.default_width;
     r.height = info.default_height;
-    r.frame_num = 9;  // three latent frames: the first, the second (its caches hold one frame), then a steady one
+    const int64_t video_latent = (info.default_frames - 1) / 4 + 1;
+    r.frame_num = static_cast<int>(4 * (warm_up_latent_frames(vae ? vae->options().speed.chunk_frames : 1, video_latent) - 1) + 1);
     LatentShape s = latent_shape(r);
     if (config.warm_up_width > 0 && config.warm_up_height > 0) {
         GenerationRequest job = r;

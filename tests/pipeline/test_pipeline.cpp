@@ -388,6 +388,24 @@ TEST(Pipeline, VaeTailFramesFollowTheMemoryMode) {
     EXPECT_FALSE(default_vae_speed(cpu).subpixel_upsample);
 }
 
+// Note [Decode chunks]: three latent frames per decoder call on a large card where speed comes first, one
+// elsewhere; the warm-up at load then decodes enough frames to meet every chunk shape of an 81-frame video.
+TEST(Pipeline, VaeChunksFollowTheCardAndTheMemoryMode) {
+    using wan::pipeline::default_vae_speed;
+    const c10::Device cuda(c10::kCUDA, 0), cpu(c10::kCPU);
+    EXPECT_EQ(default_vae_speed(cuda, false, 141).chunk_frames, 3) << "H200, resident bf16";
+    EXPECT_EQ(default_vae_speed(cuda, false, 80).chunk_frames, 3) << "80 GB card";
+    EXPECT_EQ(default_vae_speed(cuda, false, 24).chunk_frames, 1) << "24 GB card: the decode's memory first";
+    EXPECT_EQ(default_vae_speed(cuda, true, 141).chunk_frames, 1) << "memory modes";
+    EXPECT_EQ(default_vae_speed(cpu, false, 0).chunk_frames, 1);
+    using wan::pipeline::warm_up_latent_frames;
+    EXPECT_EQ(warm_up_latent_frames(1, 21), 3) << "first, first cached, steady";
+    EXPECT_EQ(warm_up_latent_frames(3, 21), 9) << "1 + 3 + 3 + the last chunk of 2";
+    EXPECT_EQ(warm_up_latent_frames(2, 21), 5) << "1 + 2 + 2, no shorter chunk";
+    EXPECT_EQ(warm_up_latent_frames(3, 5), 5) << "a video shorter than the warm-up: all of it";
+    EXPECT_EQ(warm_up_latent_frames(3, 1), 1);
+}
+
 // Note [VAE autotuning]: auto tunes where the warm-up at load pays the search, never under a memory cap.
 TEST(Pipeline, VaeAutotuneWhereTheWarmUpPaysTheSearch) {
     using wan::pipeline::vae_autotune_enabled;
