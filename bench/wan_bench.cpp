@@ -5,6 +5,7 @@
 //   wan-bench dit --model 1.3B --size 832*480 --frames 81 [--layers N] [--runs 3]
 //   wan-bench dit --model 14B --layers 4 --size 1280*720 --frames 81
 //   wan-bench teacache --model 1.3B --size 832*480 --steps 50 --threshold 0.2   (step caching: speed, PSNR, SSIM)
+//   wan-bench fp8-video --model 1.3B --preset lightx2v-4step [--what compute|weights]  (FP8 vs bf16 video: PSNR, SSIM)
 //   wan-bench teacache --model tiny --steps 8 --threshold 0.3 --device cpu        (CPU smoke test)
 //   wan-bench gen --model 14B --size 832*480 --preset lightx2v-4step --make-lora 64 --lora /tmp/r64.safetensors
 //                                         (a random rank-64 LoRA on every block Linear: merge time and memory)
@@ -542,7 +543,8 @@ wan::pipeline::EngineConfig engine_config_of(const Args& a) {
     return ec;
 }
 
-std::unique_ptr<wan::pipeline::T2VPipeline> random_pipeline(const Args& a, c10::Device device) {
+std::unique_ptr<wan::pipeline::T2VPipeline> random_pipeline(const Args& a, c10::Device device,
+                                                             wan::dit::WanModel** dit_out = nullptr) {
     const std::string model = a.get("model", "1.3B");
     wan::pipeline::EngineConfig ec = engine_config_of(a);
     if (model == "tiny") {
@@ -557,16 +559,18 @@ std::unique_ptr<wan::pipeline::T2VPipeline> random_pipeline(const Args& a, c10::
     opt.device = device;
     opt.weight_dtype = dit_dtype_of(a);  // quantised block by block as it is drawn: never the full bf16 model
     parts.dit = std::make_unique<wan::dit::WanModel>(wan::dit::WanModel::random(cfg, opt, 0, a.get_int("layers", -1)));
+    if (dit_out) *dit_out = parts.dit.get();  // the pipeline owns it from here on
     if (model == "A14B") {  // the high-noise expert: the same shapes, other values
         ec.offload_idle_expert = a.get("offload_idle_expert", "0") == "1";
         parts.dit_high = std::make_unique<wan::dit::WanModel>(wan::dit::WanModel::random(cfg, opt, 1, a.get_int("layers", -1)));
     }
     // The video goes to host memory frame by frame as in the app (engine/pipeline's VAE); `--video-on-device 1`
     // keeps it on the GPU as gen did before session 30 (+0.39 GB at 480p, +0.90 GB at 720p, f32).
-    // `--tail-frames K` overrides the engine's (Note [Decode tail]: the decode's peak with and without it).
-    wan::vae::VAESpeedOptions vae_switches =
-        wan::pipeline::default_vae_speed(device, wan::pipeline::memory_first(ec, parts.dit->fp8_weights()));
+    // `--tail-frames K` / `--chunk-frames N` override the engine's (Note [Decode tail], Note [Decode chunks]).
+    wan::vae::VAESpeedOptions vae_switches = wan::pipeline::default_vae_speed(
+        device, wan::pipeline::memory_first(ec, parts.dit->fp8_weights()), wan::pipeline::device_total_gb(device));
     vae_switches.tail_frames = a.get_int("tail_frames", static_cast<int>(vae_switches.tail_frames));
+    vae_switches.chunk_frames = a.get_int("chunk_frames", static_cast<int>(vae_switches.chunk_frames));
     parts.vae = random_vae(a, device, a.get("vae_dtype", "bf16") == "bf16" ? at::kBFloat16 : at::kFloat,
                            vae_switches, a.get("video_on_device", "0") != "1");
     parts.variant = model == "A14B" ? "14B" : model;  // 14B with a second expert is A14B (the engine's info says so)
@@ -706,17 +710,13 @@ nlohmann::json timed_generation(wan::pipeline::T2VPipeline& pipe, const wan::Gen
             {"peak_gb", std::max(peak, wan::bench::peak_gb(device))}, {"stage_peak_gb", stage_json}};
 }
 
-void bench_gen(const Args& a, c10::Device device) {
+/// gen's request: `--size`, `--frames`, `--steps`, `--preset`, seed 42, the cats prompt.
+wan::GenerationRequest bench_request(const Args& a) {
     const std::string model = a.get("model", "1.3B");
-    int w = 0, h = 0;
-    parse_size(a.get("size", model == "14B" || model == "A14B" ? "1280*720" : model == "tiny" ? "64*64" : "832*480"), w, h);
-    wan::bench::reset_peak(device);
-    auto pipe_ptr = random_pipeline(a, device);
-    wan::pipeline::T2VPipeline& pipe = *pipe_ptr;
     wan::GenerationRequest r;
+    parse_size(a.get("size", model == "14B" || model == "A14B" ? "1280*720" : model == "tiny" ? "64*64" : "832*480"),
+               r.width, r.height);
     r.prompt = "Two anthropomorphic cats in comfy boxing gear and bright gloves fight intensely on a spotlighted stage.";
-    r.width = w;
-    r.height = h;
     r.frame_num = a.get_int("frames", model == "tiny" ? 5 : 81);
     r.sample_steps = a.get_int("steps", model == "tiny" ? 4 : 50);
     r.seed = 42;
@@ -730,6 +730,16 @@ void bench_gen(const Args& a, c10::Device device) {
         if (r.sample_shift < 0) r.sample_shift = 5.0;
         if (r.guide_scale < 0) r.guide_scale = 5.0;
     }
+    return r;
+}
+
+void bench_gen(const Args& a, c10::Device device) {
+    const std::string model = a.get("model", "1.3B");
+    wan::GenerationRequest r = bench_request(a);
+    const int w = r.width, h = r.height;
+    wan::bench::reset_peak(device);
+    auto pipe_ptr = random_pipeline(a, device);
+    wan::pipeline::T2VPipeline& pipe = *pipe_ptr;
     if (a.opts.count("lora")) {
         if (a.opts.count("make_lora")) write_random_lora(a, a.get_int("make_lora", 64), a.get("lora", ""));
         r.loras.push_back({a.get("lora", ""), 1.0});
@@ -848,6 +858,64 @@ void bench_teacache(const Args& a, c10::Device device) {
             {"psnr_db", std::isfinite(psnr) ? nlohmann::json(psnr) : nlohmann::json("inf")}, {"ssim", ssim},
             {"latent_rel_l2", latent_rel}, {"peak_gb_uncached", base_peak}, {"peak_gb_cached", cached_peak},
             {"device", wan::bench::device_name(device)}});
+}
+
+// ---- FP8 against bf16 on the same job -----------------------------------------------------------------
+
+/// `wan-bench fp8-video --model 1.3B|14B [--size WxH] [--preset lightx2v-4step | --steps N] [--what compute|weights]
+/// [--fp8-attention on|kmean|off]`: the same job (seed, prompt, random weights) in bf16 and with FP8, PSNR / SSIM
+/// of the FP8 video against the bf16 one (8-bit frames) and the final latent's relative L2 error. compute: one
+/// pipeline, the job run with bf16 GEMMs and attention, then with FP8 GEMMs (`--fp8`) and FP8 attention (default
+/// kmean); weights: a bf16 DiT against the same values held as fp8 (`--dit-dtype fp8`, which on Hopper also runs
+/// its GEMMs in FP8). Random weights: the numbers say how far FP8 moves a video of this model's size and depth,
+/// not how a real model's video looks.
+void bench_fp8_video(const Args& a, c10::Device device) {
+    const std::string what = a.get("what", "compute");
+    WAN_CHECK(what == "compute" || what == "weights", "--what %s: expected compute or weights", what.c_str());
+    const wan::GenerationRequest r = bench_request(a);
+    auto job = [&](wan::pipeline::T2VPipeline& pipe) {
+        auto t0 = std::chrono::steady_clock::now();
+        auto out = pipe.generate(r);
+        wan::bench::sync(device);
+        return std::make_pair(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), out);
+    };
+    std::pair<double, wan::pipeline::PipelineOutput> base, fp8;
+    std::string fp8_what;
+    if (what == "compute") {
+        Args bf16 = a;
+        bf16.opts["dit_dtype"] = "bf16";
+        wan::dit::WanModel* dit = nullptr;
+        auto pipe = random_pipeline(bf16, device, &dit);
+        WAN_CHECK(dit != nullptr, "fp8-video --model %s: expected 1.3B or 14B (a random model)", a.get("model", "").c_str());
+        dit->set_fp8(false);
+        dit->set_attention_fp8(wan::dit::AttentionFp8::Off);
+        base = job(*pipe);
+        const auto mode = wan::dit::parse_attention_fp8(a.get("fp8_attention", "kmean"));
+        WAN_CHECK(mode.has_value(), "--fp8-attention %s: expected off, on or kmean", a.get("fp8_attention", "").c_str());
+        dit->set_fp8(true);
+        dit->set_attention_fp8(*mode);
+        fp8 = job(*pipe);
+        fp8_what = std::string("FP8 GEMMs + FP8 attention ") + wan::dit::attention_fp8_name(*mode);
+    } else {
+        for (const char* dtype : {"bf16", "fp8"}) {
+            Args one = a;
+            one.opts["dit_dtype"] = dtype;
+            at::manual_seed(11);  // the same random T5 in both pipelines (the DiT and the VAE seed themselves)
+            auto pipe = random_pipeline(one, device);
+            (std::string(dtype) == "bf16" ? base : fp8) = job(*pipe);
+        }
+        fp8_what = "fp8 DiT weights (--dit-dtype fp8)";
+    }
+    const at::Tensor u0 = wan::pipeline::video_to_uint8(base.second.video);
+    const at::Tensor u1 = wan::pipeline::video_to_uint8(fp8.second.video);
+    const double psnr = psnr_u8(u1, u0), ssim = ssim_luma_u8(u1, u0);
+    const double latent_rel = (fp8.second.latent - base.second.latent).norm().item<double>() /
+                              base.second.latent.norm().item<double>();
+    record({{"bench", "fp8_video"}, {"model", a.get("model", "1.3B")}, {"what", fp8_what},
+            {"size", strfmt("%d*%d", r.width, r.height)}, {"frames", r.frame_num}, {"steps", r.sample_steps},
+            {"preset", r.preset}, {"seconds_bf16", base.first}, {"seconds_fp8", fp8.first},
+            {"psnr_db", std::isfinite(psnr) ? nlohmann::json(psnr) : nlohmann::json("inf")}, {"ssim", ssim},
+            {"latent_rel_l2", latent_rel}, {"device", wan::bench::device_name(device)}});
 }
 
 // ---- checkpoint loading: peak extra host memory ------------------------------------------------------------
@@ -1052,7 +1120,8 @@ int main(int argc, char** argv) {
                              "       dit also: [--fp8-attention 1 [--k-mean 1] [--compare 1]] FP8 self-attention: speed, error\n"
                              "       gen also: [--video-on-device 1] (the decoded video kept on the GPU) [--repeat N [--same-prompt 1]] (N jobs)\n"
                              "                 [--trace FILE] (Chrome trace of the last job's denoising: kernels and host ops) [--warm-up 0]\n"
-                             "                 [--vae-autotune auto|on|off] (Note [VAE autotuning]; WAN_CUDNN_BENCHMARK=0|1 overrides)\n");
+                             "                 [--vae-autotune auto|on|off] (Note [VAE autotuning]; WAN_CUDNN_BENCHMARK=0|1 overrides)\n"
+                             "       fp8-video --model 1.3B|14B [--preset NAME | --steps N] [--what compute|weights] [--fp8-attention MODE]\n");
         return 2;
     }
     a.command = argv[1];
@@ -1079,6 +1148,7 @@ int main(int argc, char** argv) {
         else if (a.command == "load-dit") bench_load_dit(a, device);
         else if (a.command == "lora") bench_lora(a);
         else if (a.command == "teacache") bench_teacache(a, device);
+        else if (a.command == "fp8-video") bench_fp8_video(a, device);
         else if (a.command == "all") bench_all(a, device);
         else WAN_THROW("unknown benchmark '%s'", a.command.c_str());
         if (a.opts.count("json")) {
