@@ -683,6 +683,7 @@ void T2VPipeline::Impl::load_vae() {
         vopt.load_encoder = false;  // T2V only decodes
         vopt.channels_last = device.is_cuda();  // cuDNN's native layout: 1.44 → 1.24 s at 480p, H200
         vopt.speed = default_vae_speed(device, memory_first(config, dit && dit->fp8_weights()), device_total_gb(device));
+        if (config.vae_chunk_frames > 0) vopt.speed.chunk_frames = config.vae_chunk_frames;  // --vae-chunk-frames
         if (config.vae_tile > 0) {
             vopt.tiling.enabled = true;
             vopt.tiling.tile_size = config.vae_tile;

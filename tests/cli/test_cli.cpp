@@ -183,6 +183,15 @@ TEST(Options, FfnChunks) {
     EXPECT_NE(wan::app::helpText().find("--ffn-chunks N"), std::string::npos);
 }
 
+TEST(Options, VaeChunkFrames) {
+    EXPECT_EQ(parse({}).engine.vae_chunk_frames, 0);  // auto: chosen by the card and the memory mode
+    EXPECT_EQ(parse({"--vae-chunk-frames", "1"}).engine.vae_chunk_frames, 1);
+    EXPECT_EQ(parse({"--vae_chunk_frames=3"}).engine.vae_chunk_frames, 3);
+    const std::string bad = parse_error({"--vae-chunk-frames", "-2"});
+    EXPECT_NE(bad.find("--vae-chunk-frames -2: expected a number of latent frames"), std::string::npos) << bad;
+    EXPECT_NE(wan::app::helpText().find("--vae-chunk-frames N"), std::string::npos);
+}
+
 TEST(Options, LorasAreRepeatableWithStrengths) {
     auto a = parse({"--lora", "/l/a.safetensors", "--lora=/l/b.safetensors:-0.5", "--lora", "C:/x/c.safetensors:0.8"});
     ASSERT_EQ(a.request.loras.size(), 3u);
