@@ -567,8 +567,8 @@ std::unique_ptr<wan::pipeline::T2VPipeline> random_pipeline(const Args& a, c10::
     // The video goes to host memory frame by frame as in the app (engine/pipeline's VAE); `--video-on-device 1`
     // keeps it on the GPU as gen did before session 30 (+0.39 GB at 480p, +0.90 GB at 720p, f32).
     // `--tail-frames K` / `--chunk-frames N` override the engine's (Note [Decode tail], Note [Decode chunks]).
-    wan::vae::VAESpeedOptions vae_switches = wan::pipeline::default_vae_speed(
-        device, wan::pipeline::memory_first(ec, parts.dit->fp8_weights()), wan::pipeline::device_total_gb(device));
+    wan::vae::VAESpeedOptions vae_switches =
+        wan::pipeline::default_vae_speed(device, wan::pipeline::memory_first(ec, parts.dit->fp8_weights()));
     vae_switches.tail_frames = a.get_int("tail_frames", static_cast<int>(vae_switches.tail_frames));
     vae_switches.chunk_frames = a.get_int("chunk_frames", static_cast<int>(vae_switches.chunk_frames));
     parts.vae = random_vae(a, device, a.get("vae_dtype", "bf16") == "bf16" ? at::kBFloat16 : at::kFloat,

@@ -97,8 +97,8 @@ struct EngineConfig {
     /// rank, no --max-vram / --offload-dit); WAN_CUDNN_BENCHMARK=0|1 overrides.
     std::string vae_autotune = "auto";
     /// --vae-chunk-frames N: latent frames per VAE decoder call after the first (Note [Decode chunks]); 0 = the
-    /// engine's choice (pipeline::default_vae_speed: 3 on a card of ≥ 64 GB where speed comes first, else 1).
-    /// More frames decode faster and take more memory; the video is the same up to summation order.
+    /// engine's choice (one). More frames make bigger convolutions and take more memory; the video is the same up to
+    /// summation order. Measured in engine/pipeline/pipeline.cpp (where it is applied).
     int vae_chunk_frames = 0;
     /// --offload-dit: the DiT blocks stay in host memory (pinned on CUDA) and are copied to the device one
     /// block ahead of use (dit::StreamedBlockWeights). With max_vram_gb > 0 only the blocks past the budget.

@@ -425,7 +425,7 @@ bool memory_first(const EngineConfig& config, bool dit_fp8_weights) {
     return dit_fp8_weights || config.max_vram_gb > 0 || config.offload_dit;
 }
 
-vae::VAESpeedOptions default_vae_speed(c10::Device device, bool memory_first, double device_gb) {
+vae::VAESpeedOptions default_vae_speed(c10::Device device, bool memory_first) {
     // The switches that pay on their own (H200, 480p×81 bf16, 2026-12-02, docs/PERFORMANCE.md): the fused norm +
     // SiLU kernel 1.225 → 1.062 s (67 dB against the plain decode), the conv input written behind the cache
     // 1.225 → 1.186 s (bit-exact), and with both on the sub-pixel upsample 1.030 → 0.993 s (51.6 dB against f32,
@@ -437,22 +437,7 @@ vae::VAESpeedOptions default_vae_speed(c10::Device device, bool memory_first, do
     // 720p (+10 %). So on where memory is what the user asked for, as --ffn-chunks; off on the CPU, whose RAM is
     // not the limit.
     speed.tail_frames = device.is_cuda() && memory_first ? 1 : 0;
-    // Speed: three latent frames per decoder call after the first (Note [Decode chunks]; bigger convolutions, a
-    // third of the launches and cache copies), measured on the H200 with autotuning (session 33): 720p 2.052 →
-    // 2.019 (two) → 1.991 s (three), 480p 0.864 → 0.830 s (two), PSNR 51.6 dB against the plain decode either way,
-    // for a decode peak of 8.85 → 13.10 GB at 720p. That memory is why it waits for a large card and stays off
-    // where memory comes first.
-    speed.chunk_frames = device.is_cuda() && !memory_first && device_gb >= kChunkedDecodeMinGb ? 3 : 1;
     return speed;
-}
-
-double device_total_gb(c10::Device device) {
-#if WAN_HAVE_CUDA
-    if (device.is_cuda())
-        return static_cast<double>(at::cuda::getDeviceProperties(device.index())->totalGlobalMem) / 1e9;
-#endif
-    (void)device;
-    return 0;
 }
 
 int64_t warm_up_latent_frames(int64_t chunk_frames, int64_t video_latent_frames) {
@@ -682,8 +667,12 @@ void T2VPipeline::Impl::load_vae() {
         vopt.dtype = bf16 ? at::kBFloat16 : at::kFloat;
         vopt.load_encoder = false;  // T2V only decodes
         vopt.channels_last = device.is_cuda();  // cuDNN's native layout: 1.44 → 1.24 s at 480p, H200
-        vopt.speed = default_vae_speed(device, memory_first(config, dit && dit->fp8_weights()), device_total_gb(device));
-        if (config.vae_chunk_frames > 0) vopt.speed.chunk_frames = config.vae_chunk_frames;  // --vae-chunk-frames
+        vopt.speed = default_vae_speed(device, memory_first(config, dit && dit->fp8_weights()));
+        // --vae-chunk-frames (Note [Decode chunks]): not on by default. In the VAE benchmark three latent frames
+        // per call decode 720p in 1.991 s instead of 2.052 s (H200, session 33, decode peak 8.85 → 13.10 GB), but
+        // in a whole 480p job the decode measured 1.09 s with three against 0.97 s with one (another H200 of the
+        // same day): not a clear win, so the user chooses.
+        if (config.vae_chunk_frames > 0) vopt.speed.chunk_frames = config.vae_chunk_frames;
         if (config.vae_tile > 0) {
             vopt.tiling.enabled = true;
             vopt.tiling.tile_size = config.vae_tile;

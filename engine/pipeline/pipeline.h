@@ -119,14 +119,9 @@ bool vae_autotune_enabled(const EngineConfig& config, bool cuda, bool decode_acr
 /// The engine then trades a little speed for memory (4 FFN chunks, the VAE's tail a frame at a time).
 bool memory_first(const EngineConfig& config, bool dit_fp8_weights);
 /// The VAE decode's switches the engine turns on for `device` (measured ones only: on CUDA the fused norm + SiLU,
-/// the cache buffer and the sub-pixel upsample; with `memory_first` the tail one frame at a time (Note [Decode
-/// tail]), else, on a card of at least kChunkedDecodeMinGb (`device_gb`: its total memory), three latent frames per
-/// decoder call (Note [Decode chunks]); none on the CPU).
-vae::VAESpeedOptions default_vae_speed(c10::Device device, bool memory_first = false, double device_gb = 0);
-/// The smallest card (total GB) on which the decode takes three latent frames per call by default.
-constexpr double kChunkedDecodeMinGb = 64;
-/// `device`'s total memory in GB; 0 off CUDA.
-double device_total_gb(c10::Device device);
+/// the cache buffer and the sub-pixel upsample, and with `memory_first` the tail one frame at a time (Note
+/// [Decode tail]); none on the CPU). One latent frame per decoder call: more is EngineConfig::vae_chunk_frames.
+vae::VAESpeedOptions default_vae_speed(c10::Device device, bool memory_first = false);
 /// Latent frames the warm-up at load decodes (Note [Warm-up at load]) so that a video of `video_latent_frames`
 /// meets no convolution shape the warm-up did not: the first frame, two chunks of `chunk_frames` (the first
 /// with one cached frame, then a steady one) and the video's shorter last chunk, if any; the whole video if it

@@ -184,7 +184,7 @@ TEST(Options, FfnChunks) {
 }
 
 TEST(Options, VaeChunkFrames) {
-    EXPECT_EQ(parse({}).engine.vae_chunk_frames, 0);  // auto: chosen by the card and the memory mode
+    EXPECT_EQ(parse({}).engine.vae_chunk_frames, 0);  // the engine's choice (one)
     EXPECT_EQ(parse({"--vae-chunk-frames", "1"}).engine.vae_chunk_frames, 1);
     EXPECT_EQ(parse({"--vae_chunk_frames=3"}).engine.vae_chunk_frames, 3);
     const std::string bad = parse_error({"--vae-chunk-frames", "-2"});
