@@ -812,16 +812,10 @@ void bench_teacache(const Args& a, c10::Device device) {
     const std::string model = a.get("model", "1.3B");
     const double threshold = std::stod(a.get("threshold", "0.2"));
     WAN_CHECK(threshold > 0, "--threshold %g: must be > 0", threshold);
-    int w = 0, h = 0;
-    parse_size(a.get("size", model == "14B" ? "1280*720" : model == "tiny" ? "64*64" : "832*480"), w, h);
+    wan::GenerationRequest r = bench_request(a);
+    r.sample_steps = a.get_int("steps", 50);  // 50 for the tiny model too: caching needs steps to skip
+    const int w = r.width, h = r.height;
     auto pipe = random_pipeline(a, device);
-    wan::GenerationRequest r;
-    r.prompt = "Two anthropomorphic cats in comfy boxing gear and bright gloves fight intensely on a spotlighted stage.";
-    r.width = w;
-    r.height = h;
-    r.frame_num = a.get_int("frames", model == "tiny" ? 5 : 81);
-    r.sample_steps = a.get_int("steps", 50);
-    r.seed = 42;
     auto run = [&](double th, int steps) {
         pipe->set_teacache_threshold(th);
         wan::GenerationRequest req = r;
@@ -1005,7 +999,7 @@ std::string write_dit_folder(const std::string& dir, const wan::io::WanConfig& c
     for (const auto& [name, tensor] : all) total += tensor.numel() * tensor.element_size();
     nlohmann::json index = {{"metadata", {{"total_size", total}}}, {"weight_map", nlohmann::json::object()}};
     wan::io::NamedTensors shard;
-    int64_t written = 0, in_shard = 0;
+    int64_t written = 0;
     int k = 1;
     const auto flush = [&] {
         char name[96];
@@ -1013,13 +1007,11 @@ std::string write_dit_folder(const std::string& dir, const wan::io::WanConfig& c
         for (const auto& [n, tensor] : shard) index["weight_map"][n] = name;
         wan::io::save_safetensors(dir + "/" + name, shard);
         shard.clear();
-        in_shard = 0;
     };
     for (const auto& [name, tensor] : all) {
         shard.emplace_back(name, tensor);
         const int64_t bytes = tensor.numel() * tensor.element_size();
         written += bytes;
-        in_shard += bytes;
         if (k < shards && written >= total * k / shards) flush();
     }
     if (!shard.empty()) flush();
